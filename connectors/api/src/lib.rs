@@ -1,0 +1,28 @@
+//! The connector contract of sluice.
+//!
+//! Everything a connector crate needs to plug into the runtime lives here and
+//! nothing else does: the source and sink traits, the typed record model that
+//! converters turn into JSON or Avro, config definitions with validation, and
+//! the offset types a source uses to resume. This crate depends on no other
+//! crate of the workspace, so connectors never reach into the runtime.
+
+pub mod config;
+pub mod error;
+pub mod logical;
+pub mod offset;
+pub mod plugin;
+pub mod record;
+pub mod schema;
+pub mod sink;
+pub mod source;
+pub mod value;
+
+pub use config::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig, Importance};
+pub use error::{ConfigError, ConnectorError};
+pub use offset::{SourceOffset, SourcePartition};
+pub use plugin::{PluginInfo, PluginKind};
+pub use record::{SinkRecord, SourceRecord};
+pub use schema::{Field, Schema, SchemaKind};
+pub use sink::{SinkConnector, SinkTask};
+pub use source::{SourceConnector, SourceTask, SourceTaskContext};
+pub use value::Value;

@@ -1,0 +1,59 @@
+//! Records that flow between connectors and the runtime.
+
+use std::sync::Arc;
+
+use crate::offset::{SourceOffset, SourcePartition};
+use crate::schema::Schema;
+use crate::value::Value;
+
+/// One record produced by a source task.
+///
+/// The runtime converts key and value, sends them to `topic`, and stores
+/// `offset` for `partition` only once this record and every record before
+/// it from the same task have been acknowledged by the broker.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    /// The input stream this record came from (shared between records).
+    pub partition: Arc<SourcePartition>,
+    /// The position to resume after once this record is durable.
+    pub offset: SourceOffset,
+    /// The destination topic.
+    pub topic: String,
+    /// The destination Kafka partition; `None` lets the producer hash the key.
+    pub kafka_partition: Option<i32>,
+    /// The key schema; `None` with a `None` key gives a null key.
+    pub key_schema: Option<Arc<Schema>>,
+    /// The key.
+    pub key: Option<Value>,
+    /// The value schema.
+    pub value_schema: Option<Arc<Schema>>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<Value>,
+    /// The record timestamp in milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// Kafka headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// One record delivered to a sink task, decoded by the runtime's converter.
+#[derive(Debug, Clone)]
+pub struct SinkRecord {
+    /// The topic it was read from.
+    pub topic: String,
+    /// The Kafka partition it was read from.
+    pub kafka_partition: i32,
+    /// Its Kafka offset.
+    pub kafka_offset: i64,
+    /// The key schema, if the converter knows it.
+    pub key_schema: Option<Arc<Schema>>,
+    /// The key.
+    pub key: Option<Value>,
+    /// The value schema, if the converter knows it.
+    pub value_schema: Option<Arc<Schema>>,
+    /// The value; `None` is a tombstone.
+    pub value: Option<Value>,
+    /// The record timestamp in milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// Kafka headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}

@@ -1,0 +1,123 @@
+//! Values of the record model, interpreted against a [`crate::Schema`].
+
+/// A value. Struct values are positional: the n-th entry belongs to the
+/// n-th field of the struct schema, which keeps records compact and makes
+/// encoding a walk over two parallel lists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// The absent value of an optional schema.
+    Null,
+    /// A boolean.
+    Boolean(bool),
+    /// An 8-bit integer.
+    Int8(i8),
+    /// A 16-bit integer.
+    Int16(i16),
+    /// A 32-bit integer (also dates and millisecond times).
+    Int32(i32),
+    /// A 64-bit integer (also timestamps and durations).
+    Int64(i64),
+    /// A 32-bit float.
+    Float32(f32),
+    /// A 64-bit float.
+    Float64(f64),
+    /// Text (also JSON, UUID and zoned timestamps).
+    String(String),
+    /// Raw bytes (also decimals, as unscaled two's complement).
+    Bytes(Vec<u8>),
+    /// The items of an array.
+    Array(Vec<Value>),
+    /// The entries of a map, in order.
+    Map(Vec<(Value, Value)>),
+    /// The field values of a struct, in schema order.
+    Struct(Vec<Value>),
+}
+
+impl Value {
+    /// The bytes of a decimal whose unscaled value is `unscaled`: the
+    /// shortest big-endian two's-complement form, as Connect writes it.
+    pub fn decimal(unscaled: i128) -> Self {
+        let bytes = unscaled.to_be_bytes();
+        // Drop leading bytes that only repeat the sign bit.
+        let mut start = 0;
+        while start < bytes.len() - 1 {
+            let (b, next) = (bytes[start], bytes[start + 1]);
+            let redundant = (b == 0x00 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0);
+            if !redundant {
+                break;
+            }
+            start += 1;
+        }
+        Self::Bytes(bytes[start..].to_vec())
+    }
+
+    /// The unscaled integer of decimal bytes, if they fit in 128 bits.
+    pub fn decimal_unscaled(bytes: &[u8]) -> Option<i128> {
+        if bytes.is_empty() || bytes.len() > 16 {
+            return None;
+        }
+        let fill = if bytes[0] & 0x80 != 0 { 0xff } else { 0x00 };
+        let mut buf = [fill; 16];
+        buf[16 - bytes.len()..].copy_from_slice(bytes);
+        Some(i128::from_be_bytes(buf))
+    }
+
+    /// Whether this is [`Value::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Self::Null)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Self::Int64(v)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Self::Int32(v)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Self::Boolean(v)
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Self::String(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Self::String(v.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_bytes_are_minimal_twos_complement() {
+        assert_eq!(Value::decimal(0), Value::Bytes(vec![0]));
+        assert_eq!(Value::decimal(127), Value::Bytes(vec![0x7f]));
+        assert_eq!(Value::decimal(128), Value::Bytes(vec![0x00, 0x80]));
+        assert_eq!(Value::decimal(-1), Value::Bytes(vec![0xff]));
+        assert_eq!(Value::decimal(-129), Value::Bytes(vec![0xff, 0x7f]));
+    }
+
+    #[test]
+    fn decimal_bytes_round_trip() {
+        for n in [0i128, 1, -1, 12345, -98765, i64::MAX as i128 * 7, i128::MIN, i128::MAX] {
+            let Value::Bytes(b) = Value::decimal(n) else {
+                unreachable!("decimal always yields bytes")
+            };
+            assert_eq!(Value::decimal_unscaled(&b), Some(n));
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The datagen connector's configuration keys.
+
+use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
+
+/// Parsed datagen settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatagenConfig {
+    /// The topic records go to.
+    pub topic: String,
+    /// Records per second; 0 means as fast as the runtime takes them.
+    pub rate_per_sec: f64,
+    /// Keys cycle through `0..key_cardinality`.
+    pub key_cardinality: i64,
+    /// Stop after this many records in all (across restarts); 0 = never.
+    pub max_records: i64,
+    /// Length of the filler `payload` string of each record.
+    pub payload_bytes: usize,
+    /// Most records returned by one poll.
+    pub batch_size: usize,
+}
+
+fn positive(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 => Ok(()),
+        _ => Err("must be greater than 0".to_owned()),
+    }
+}
+
+fn not_negative(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 => Ok(()),
+        _ => Err("must not be negative".to_owned()),
+    }
+}
+
+/// The keys datagen understands.
+pub fn definition() -> ConfigDef {
+    let group = "Datagen";
+    ConfigDef::new()
+        .define(
+            ConfigKey::new("topic", ConfigType::String, "The topic to write records to.")
+                .required()
+                .group(group),
+        )
+        .define(
+            ConfigKey::new(
+                "rate.per.sec",
+                ConfigType::Double,
+                "Records per second; 0 writes as fast as the broker accepts.",
+            )
+            .default("0")
+            .validator(not_negative)
+            .group(group),
+        )
+        .define(
+            ConfigKey::new(
+                "key.cardinality",
+                ConfigType::Long,
+                "Number of distinct keys; record n has key n mod this.",
+            )
+            .default("1000")
+            .validator(positive)
+            .group(group),
+        )
+        .define(
+            ConfigKey::new(
+                "max.records",
+                ConfigType::Long,
+                "Stop producing after this many records in all, counted across restarts; 0 never stops.",
+            )
+            .default("0")
+            .validator(not_negative)
+            .group(group),
+        )
+        .define(
+            ConfigKey::new(
+                "payload.bytes",
+                ConfigType::Int,
+                "Length of each record's filler `payload` string, to shape record size.",
+            )
+            .default("64")
+            .validator(not_negative)
+            .group(group),
+        )
+        .define(
+            ConfigKey::new(
+                "batch.size",
+                ConfigType::Int,
+                "Most records handed to the runtime per poll.",
+            )
+            .default("1000")
+            .validator(positive)
+            .group(group),
+        )
+}
+
+impl DatagenConfig {
+    /// Reads and checks the settings, naming the first bad key.
+    pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
+        definition().check(config)?;
+        let size = |key: &str, default: i64| -> Result<usize, ConfigError> {
+            let v = config.i64_or(key, default)?;
+            usize::try_from(v).map_err(|_| ConfigError::new(key, "must not be negative"))
+        };
+        Ok(Self {
+            topic: config.required("topic")?.to_owned(),
+            rate_per_sec: config.f64_or("rate.per.sec", 0.0)?,
+            key_cardinality: config.i64_or("key.cardinality", 1000)?,
+            max_records: config.i64_or("max.records", 0)?,
+            payload_bytes: size("payload.bytes", 64)?,
+            batch_size: size("batch.size", 1000)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_topic_is_required() {
+        let config: ConnectorConfig = [("topic", "t")].into_iter().collect();
+        let parsed = DatagenConfig::parse(&config).expect("valid");
+        assert_eq!(parsed.key_cardinality, 1000);
+        assert_eq!(parsed.batch_size, 1000);
+        let err = DatagenConfig::parse(&ConnectorConfig::default()).expect_err("no topic");
+        assert_eq!(err.key, "topic");
+    }
+
+    #[test]
+    fn zero_cardinality_is_rejected() {
+        let config: ConnectorConfig = [("topic", "t"), ("key.cardinality", "0")]
+            .into_iter()
+            .collect();
+        let err = DatagenConfig::parse(&config).expect_err("zero keys");
+        assert_eq!(err.key, "key.cardinality");
+    }
+}
