@@ -1,0 +1,24 @@
+//! The `sluice` command line.
+
+use clap::{Parser, Subcommand};
+
+use crate::worker_config::WorkerArgs;
+
+/// sluice: change-data-capture connectors with the Kafka Connect REST API,
+/// Debezium-compatible events, in one native binary.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a worker: the connector runtime and its REST API (Kafka Connect
+    /// compatible, default http://127.0.0.1:8083). Stops cleanly on SIGTERM
+    /// or Ctrl-C, committing every acknowledged offset.
+    Worker(WorkerArgs),
+}

@@ -1,0 +1,206 @@
+//! Validation of a whole connector config: the keys every connector shares
+//! (Connect's "Common" group) plus the plugin's own, in the shape of
+//! Connect's `config/validate` response.
+
+use serde::Serialize;
+use sluice_connector_api::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig};
+
+use crate::converter::{self, Side};
+use crate::plugins::{Plugin, PluginRegistry};
+use crate::secrets;
+
+/// Connect's `config/validate` response.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationReport {
+    /// The connector class validated.
+    pub name: String,
+    /// How many keys have errors.
+    pub error_count: usize,
+    /// The groups keys are shown under.
+    pub groups: Vec<String>,
+    /// One entry per defined key.
+    pub configs: Vec<ValidatedKey>,
+}
+
+/// One key's definition and validation result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidatedKey {
+    /// The definition.
+    pub definition: KeyDefinition,
+    /// The submitted value and its errors.
+    pub value: ConfigValue,
+}
+
+/// A key's definition as Connect serialises it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyDefinition {
+    /// The key.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: ConfigType,
+    /// Whether it must be set.
+    pub required: bool,
+    /// Its default.
+    pub default_value: Option<String>,
+    /// How much it matters.
+    pub importance: sluice_connector_api::Importance,
+    /// What it does.
+    pub documentation: String,
+    /// Its group.
+    pub group: String,
+    /// Display width hint.
+    pub width: &'static str,
+    /// Display name.
+    pub display_name: String,
+    /// Keys depending on it.
+    pub dependents: Vec<String>,
+    /// Position within the group.
+    pub order: usize,
+}
+
+impl ValidationReport {
+    /// Every error, each line naming its key.
+    pub fn error_lines(&self) -> Vec<String> {
+        self.configs
+            .iter()
+            .flat_map(|c| c.value.errors.iter().map(move |e| format!("{}: {e}", c.value.name)))
+            .collect()
+    }
+}
+
+fn at_least_one(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<i64>() {
+        Ok(v) if v >= 1 => Ok(()),
+        _ => Err("must be at least 1".to_owned()),
+    }
+}
+
+fn no_transforms(raw: &str) -> Result<(), String> {
+    if raw.trim().is_empty() {
+        Ok(())
+    } else {
+        Err("single message transforms are not supported by this version of sluice; remove the transforms key".to_owned())
+    }
+}
+
+fn no_slash(raw: &str) -> Result<(), String> {
+    if raw.contains('/') {
+        Err("connector names may not contain '/'".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// The keys every connector shares, handled by the runtime.
+pub fn common_def() -> ConfigDef {
+    ConfigDef::new()
+        .define(ConfigKey::new("name", ConfigType::String, "Globally unique name for this connector.").required().validator(no_slash))
+        .define(ConfigKey::new("connector.class", ConfigType::String, "The connector's class or alias, e.g. io.debezium.connector.postgresql.PostgresConnector or postgres.").required())
+        .define(ConfigKey::new("tasks.max", ConfigType::Int, "Most tasks to use for this connector.").default("1").validator(at_least_one))
+        .define(ConfigKey::new("key.converter", ConfigType::Class, "Converter for record keys; the worker's default when unset.").group("Converters"))
+        .define(ConfigKey::new("value.converter", ConfigType::Class, "Converter for record values; the worker's default when unset.").group("Converters"))
+        .define(ConfigKey::new("transforms", ConfigType::List, "Single message transforms (not supported yet).").default("").group("Transforms").validator(no_transforms))
+        .define(ConfigKey::new("errors.tolerance", ConfigType::String, "none fails the task on a record that cannot be converted; all skips it, counts it and logs it.").default("none").allowed(&["none", "all"]).group("Error Handling"))
+        .define(ConfigKey::new("topic.creation.default.partitions", ConfigType::Int, "Partitions of topics this connector creates; the worker's default when unset.").group("Topic Creation").validator(at_least_one))
+        .define(ConfigKey::new("topic.creation.default.replication.factor", ConfigType::Int, "Replication factor of topics this connector creates (-1: the broker's default).").group("Topic Creation"))
+}
+
+fn definition_of(key: &ConfigKey, order: usize) -> KeyDefinition {
+    KeyDefinition {
+        name: key.name.to_owned(),
+        ty: key.ty,
+        required: key.required,
+        default_value: key.default.map(str::to_owned),
+        importance: key.importance,
+        documentation: key.documentation.to_owned(),
+        group: key.group.to_owned(),
+        width: "NONE",
+        display_name: key.name.to_owned(),
+        dependents: Vec::new(),
+        order,
+    }
+}
+
+/// Validates `config` for `plugin` (common keys, converters, plugin keys).
+pub fn validate(
+    plugin: &Plugin,
+    config: &ConnectorConfig,
+    converter_defaults: &std::collections::BTreeMap<String, String>,
+) -> ValidationReport {
+    let common = common_def();
+    let (own_def, mut own_values) = match plugin {
+        Plugin::Source(s) => (s.config_def(), s.validate(config)),
+        Plugin::Sink(s) => (s.config_def(), s.validate(config)),
+    };
+    let mut values = common.validate(config);
+    for side in [Side::Key, Side::Value] {
+        if let Err(e) = converter::build(side, &config.0, converter_defaults) {
+            let target = e.key.split(".schemas").next().unwrap_or(&e.key).to_owned();
+            if let Some(v) = values.iter_mut().find(|v| v.name == target) {
+                v.errors.push(format!("{}: {}", e.key, e.message));
+            }
+        }
+    }
+    values.append(&mut own_values);
+    let defs: Vec<&ConfigKey> = common.keys().iter().chain(own_def.keys()).collect();
+    let mut groups: Vec<String> = Vec::new();
+    let configs = values
+        .into_iter()
+        .map(|mut value| {
+            if secrets::is_secret_key(&value.name) || value.value.as_deref().is_some_and(secrets::is_placeholder) {
+                value.value = value.value.map(|_| secrets::HIDDEN.to_owned());
+            }
+            let (order, def) = defs
+                .iter()
+                .enumerate()
+                .find(|(_, k)| k.name == value.name)
+                .map(|(i, k)| (i, definition_of(k, i)))
+                .unwrap_or_else(|| {
+                    let k = ConfigKey::new("", ConfigType::String, "");
+                    (0, KeyDefinition { name: value.name.clone(), ..definition_of(&k, 0) })
+                });
+            let _ = order;
+            if !groups.contains(&def.group) {
+                groups.push(def.group.clone());
+            }
+            ValidatedKey { definition: def, value }
+        })
+        .collect::<Vec<_>>();
+    ValidationReport {
+        name: plugin.info().class.to_owned(),
+        error_count: configs.iter().filter(|c| !c.value.errors.is_empty()).count(),
+        groups,
+        configs,
+    }
+}
+
+/// Keys in `config` that neither the runtime nor the plugin defines; kept,
+/// and reported as warnings so typos are visible.
+pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
+    let own = match plugin {
+        Plugin::Source(s) => s.config_def(),
+        Plugin::Sink(s) => s.config_def(),
+    };
+    let common = common_def();
+    config
+        .0
+        .keys()
+        .filter(|k| common.key(k).is_none() && own.key(k).is_none())
+        .filter(|k| !k.starts_with("key.converter.") && !k.starts_with("value.converter.") && !k.starts_with("errors.") && !k.starts_with("topic.creation."))
+        .cloned()
+        .collect()
+}
+
+/// Finds the plugin a config names, or explains what is wrong.
+pub fn plugin_for(registry: &PluginRegistry, config: &ConnectorConfig) -> Result<Plugin, String> {
+    let Some(class) = config.get("connector.class") else {
+        return Err("Connector config contains no connector type: set connector.class".to_owned());
+    };
+    registry.find(class).ok_or_else(|| {
+        format!(
+            "Failed to find any class that implements Connector and which name matches {class}, available connectors are: {}",
+            registry.names().join(", ")
+        )
+    })
+}

@@ -1,0 +1,50 @@
+//! The producer: idempotent, `acks=all`, compressed and batched, so that an
+//! acknowledged record is durable and retries never reorder or duplicate.
+
+use std::collections::BTreeMap;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+/// What the worker needs to reach the broker.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port]`.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties (security, tuning); they win over ours
+    /// except for the ones that guarantee delivery.
+    pub producer_overrides: BTreeMap<String, String>,
+    /// Compression codec: none, gzip, snappy, lz4, zstd.
+    pub compression: String,
+}
+
+/// Properties that make delivery safe; users cannot override them.
+const SAFETY: [(&str, &str); 3] = [
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("max.in.flight.requests.per.connection", "5"),
+];
+
+/// A producer for `settings`.
+pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("compression.codec", &settings.compression)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .set("queue.buffering.max.kbytes", "65536")
+        // A record the broker cannot take in 5 minutes fails the task rather
+        // than being dropped; the offset stays before it.
+        .set("message.timeout.ms", "300000")
+        .set("client.id", "sluice");
+    for (key, value) in &settings.producer_overrides {
+        config.set(key, value);
+    }
+    for (key, value) in SAFETY {
+        config.set(key, value);
+    }
+    config.create()
+}

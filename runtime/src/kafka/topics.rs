@@ -1,0 +1,73 @@
+//! Creating topics before the first record is sent to them, as Connect's
+//! `topic.creation.*` does, so no broker auto-creation setting is needed.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Creates topics once each, remembering which exist.
+pub struct TopicCreator {
+    admin: AdminClient<DefaultClientContext>,
+    known: Mutex<HashSet<String>>,
+}
+
+/// How a new topic is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLayout {
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor; -1 takes the broker's default.
+    pub replication_factor: i32,
+}
+
+impl TopicCreator {
+    /// An admin client for `bootstrap_servers`.
+    pub fn new(bootstrap_servers: &str) -> Result<Self, KafkaError> {
+        let admin = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap_servers)
+            .create()?;
+        Ok(Self {
+            admin,
+            known: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Makes sure `topic` exists, creating it with `layout` if not.
+    pub async fn ensure(&self, topic: &str, layout: TopicLayout) -> Result<(), KafkaError> {
+        if self.is_known(topic) {
+            return Ok(());
+        }
+        let replication = TopicReplication::Fixed(layout.replication_factor);
+        let new = NewTopic::new(topic, layout.partitions, replication);
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = self.admin.create_topics([&new], &options).await?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
+                        tracing::warn!(topic = %name, error = %code, "topic creation failed");
+                    })
+                }
+            }
+        }
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_owned());
+        Ok(())
+    }
+
+    fn is_known(&self, topic: &str) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(topic)
+    }
+}

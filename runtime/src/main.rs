@@ -1,0 +1,42 @@
+//! The `sluice` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sluice_runtime::cli::{Cli, Command};
+use sluice_runtime::worker_config::WorkerConfig;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Worker(args) => WorkerConfig::resolve(&args)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| {
+                init_logging(&config.log_format);
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(sluice_runtime::worker::run(config)))
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

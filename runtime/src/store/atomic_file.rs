@@ -1,0 +1,43 @@
+//! Crash-safe file replacement.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+/// Replaces `path` with `bytes` so that after a crash at any instant the
+/// file holds either the old or the new content, never a mix: write a
+/// sibling temp file, fsync it, rename it over the target, fsync the folder.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".to_owned());
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_content_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        write_atomically(&path, b"one").expect("write");
+        write_atomically(&path, b"two").expect("write");
+        assert_eq!(fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+}

@@ -1,0 +1,110 @@
+//! Where the worker keeps what must outlive it: connector configs and
+//! target states, source offsets, and task statuses.
+//!
+//! Each store is a small trait, as in Kafka Connect, so that the standalone
+//! state-directory implementation can be joined later by one backed by Kafka
+//! topics for a group of workers without touching the herder.
+
+mod atomic_file;
+mod memory_status;
+mod state_dir;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sluice_connector_api::{SourceOffset, SourcePartition};
+use thiserror::Error;
+
+pub use atomic_file::write_atomically;
+pub use memory_status::MemoryStatusStore;
+pub use state_dir::{prepare_state_dir, StateDirConfigStore, StateDirOffsetStore};
+
+use crate::herder::status::{ConnectorStatus, TaskStatus};
+
+/// A store could not read or write its state.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Reading or writing a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file involved.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored file is not what this version of sluice wrote.
+    #[error("{path} is corrupt ({source}); move it aside to start without it")]
+    Corrupt {
+        /// The file involved.
+        path: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What an operator asked a connector to be doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TargetState {
+    /// Running.
+    #[default]
+    Started,
+    /// Tasks kept but idle.
+    Paused,
+    /// Tasks shut down; offsets may be edited.
+    Stopped,
+}
+
+/// A connector's stored configuration and target state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredConnector {
+    /// The connector name.
+    pub name: String,
+    /// Its configuration as submitted (secrets as placeholders if given so).
+    pub config: BTreeMap<String, String>,
+    /// What it should be doing.
+    #[serde(default)]
+    pub target_state: TargetState,
+}
+
+/// Connector configurations, durable across restarts.
+pub trait ConfigStore: Send + Sync {
+    /// Every stored connector.
+    fn load(&self) -> Result<Vec<StoredConnector>, StoreError>;
+    /// Creates or replaces one connector.
+    fn put(&self, connector: &StoredConnector) -> Result<(), StoreError>;
+    /// Forgets one connector.
+    fn remove(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// Source offsets per connector and partition, durable across restarts.
+pub trait OffsetStore: Send + Sync {
+    /// The offsets stored for `connector`.
+    fn get(&self, connector: &str) -> Result<Vec<(SourcePartition, SourceOffset)>, StoreError>;
+    /// Sets (or with `None` removes) offsets of `connector`, all at once.
+    fn put(
+        &self,
+        connector: &str,
+        offsets: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<(), StoreError>;
+    /// Removes every offset of `connector`.
+    fn clear(&self, connector: &str) -> Result<(), StoreError>;
+}
+
+/// The last reported status of connectors and their tasks.
+pub trait StatusStore: Send + Sync {
+    /// Records a connector's status.
+    fn put_connector(&self, name: &str, status: ConnectorStatus);
+    /// Records a task's status.
+    fn put_task(&self, name: &str, task: u32, status: TaskStatus);
+    /// A connector's status and its tasks' statuses, by task id.
+    fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)>;
+    /// Forgets the statuses of tasks with ids `from` and above.
+    fn truncate_tasks(&self, name: &str, from: u32);
+    /// Forgets a connector.
+    fn remove(&self, name: &str);
+}

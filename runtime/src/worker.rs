@@ -1,0 +1,135 @@
+//! The worker process: wires stores, producer, herder and REST API
+//! together, and shuts them down in order on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rdkafka::producer::Producer;
+
+use crate::herder::{Herder, RunnerDeps};
+use crate::kafka::{build_producer, KafkaSettings, TopicCreator, TopicLayout};
+use crate::metrics::Metrics;
+use crate::plugins::PluginRegistry;
+use crate::rest::{self, AppState};
+use crate::store::{prepare_state_dir, MemoryStatusStore, StateDirConfigStore, StateDirOffsetStore};
+use crate::worker_config::WorkerConfig;
+
+/// How long a stopping task waits for outstanding acknowledgements.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most unacknowledged records per task.
+const MAX_IN_FLIGHT: usize = 100_000;
+/// How long startup waits for the broker before giving up.
+const BROKER_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs a worker until SIGTERM or Ctrl-C.
+pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    prepare_state_dir(&config.state_dir)
+        .with_context(|| format!("preparing the state directory {}", config.state_dir.display()))?;
+    let settings = KafkaSettings {
+        bootstrap_servers: config.bootstrap_servers.clone(),
+        producer_overrides: config.producer_properties.clone(),
+        compression: config.compression.clone(),
+    };
+    let producer = build_producer(&settings).context("creating the Kafka producer")?;
+    let cluster_id = wait_for_broker(&producer, &config.bootstrap_servers).await?;
+    let topics = TopicCreator::new(&config.bootstrap_servers).context("creating the Kafka admin client")?;
+    let metrics = Arc::new(Metrics::default());
+    let deps = Arc::new(RunnerDeps {
+        producer: producer.clone(),
+        topics,
+        offsets: Arc::new(StateDirOffsetStore::new(&config.state_dir)),
+        status: Arc::new(MemoryStatusStore::default()),
+        metrics: Arc::clone(&metrics),
+        worker_id: config.rest_advertised.clone(),
+        offset_flush_interval: config.offset_flush_interval,
+        max_in_flight: MAX_IN_FLIGHT,
+        shutdown_timeout: SHUTDOWN_TIMEOUT,
+        converter_defaults: config.converter_defaults.clone(),
+        topic_layout: TopicLayout {
+            partitions: config.topic_partitions,
+            replication_factor: config.topic_replication_factor,
+        },
+        active_topics: Default::default(),
+    });
+    let configs = Arc::new(StateDirConfigStore::new(&config.state_dir));
+    let herder = Arc::new(Herder::new(PluginRegistry::builtin(), configs, deps));
+    let listener = tokio::net::TcpListener::bind(config.rest_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the REST API; free the port or choose another with --rest-listen",
+                config.rest_listen
+            )
+        })?;
+    let restored = herder.restore().await.context("restoring connectors from the state directory")?;
+    tracing::info!(
+        rest = %config.rest_listen,
+        state_dir = %config.state_dir.display(),
+        bootstrap_servers = %config.bootstrap_servers,
+        restored,
+        "worker started"
+    );
+    let app = rest::router(Arc::new(AppState {
+        herder: Arc::clone(&herder),
+        metrics,
+        kafka_cluster_id: cluster_id,
+    }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the REST API")?;
+    tracing::info!("shutting down: stopping tasks, committing offsets");
+    herder.shutdown().await;
+    let flushed = tokio::task::spawn_blocking(move || producer.flush(SHUTDOWN_TIMEOUT)).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        tracing::warn!("producer flush did not finish; unacknowledged records are re-sent on restart");
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// The broker's cluster id, waiting up to [`BROKER_WAIT`] for it to answer.
+async fn wait_for_broker(
+    producer: &rdkafka::producer::FutureProducer,
+    bootstrap: &str,
+) -> anyhow::Result<String> {
+    let client = producer.clone();
+    let found = tokio::task::spawn_blocking(move || client.client().fetch_cluster_id(BROKER_WAIT))
+        .await
+        .context("waiting for the broker")?;
+    match found {
+        Some(id) => Ok(id),
+        None => bail!(
+            "cannot reach Kafka at {bootstrap} within {}s; check --bootstrap-servers (or SLUICE_BOOTSTRAP_SERVERS) and that the broker is running",
+            BROKER_WAIT.as_secs()
+        ),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+}

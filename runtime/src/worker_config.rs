@@ -1,0 +1,308 @@
+//! Worker settings: from `--config worker.toml`, overridden by `SLUICE_*`
+//! environment variables, overridden by command-line flags.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A worker setting is missing or wrong.
+#[derive(Debug, Error)]
+pub enum WorkerConfigError {
+    /// The config file could not be read.
+    #[error("cannot read worker config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for a worker.
+    #[error("worker config {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A required setting has no value anywhere.
+    #[error("{0} is required: pass --{0}, set SLUICE_{1}, or put {0} in the worker config file")]
+    Missing(&'static str, &'static str),
+    /// A setting has a bad value.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `sluice worker` flags. Every flag also reads a `SLUICE_*` variable and a
+/// key of the same name in the `--config` file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WorkerArgs {
+    /// A TOML file with any of the settings below (keys as the flag names,
+    /// e.g. `bootstrap-servers = "localhost:9092"`), plus `[producer]` and
+    /// `[converters]` tables of extra properties.
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Kafka bootstrap servers, host:port[,host:port...].
+    #[arg(long, env = "SLUICE_BOOTSTRAP_SERVERS", value_name = "HOST:PORT")]
+    pub bootstrap_servers: Option<String>,
+
+    /// Where the REST API listens [default: 127.0.0.1:8083].
+    #[arg(long, env = "SLUICE_REST_LISTEN", value_name = "ADDR:PORT")]
+    pub rest_listen: Option<SocketAddr>,
+
+    /// The REST address other clients should use, shown as worker_id
+    /// [default: the listen address].
+    #[arg(long, env = "SLUICE_REST_ADVERTISED", value_name = "HOST:PORT")]
+    pub rest_advertised: Option<String>,
+
+    /// Where connector configs and offsets are kept; survives `kill -9`
+    /// [default: ./sluice-state].
+    #[arg(long, env = "SLUICE_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// How often acknowledged source offsets are stored, in ms; smaller
+    /// means fewer repeats after a crash [default: 5000].
+    #[arg(long, env = "SLUICE_OFFSET_FLUSH_INTERVAL_MS", value_name = "MS")]
+    pub offset_flush_interval_ms: Option<u64>,
+
+    /// Partitions of topics sluice creates [default: 1].
+    #[arg(long, env = "SLUICE_TOPIC_PARTITIONS", value_name = "N")]
+    pub topic_partitions: Option<i32>,
+
+    /// Replication factor of topics sluice creates; -1 uses the broker's
+    /// default [default: -1].
+    #[arg(long, env = "SLUICE_TOPIC_REPLICATION_FACTOR", value_name = "N")]
+    pub topic_replication_factor: Option<i32>,
+
+    /// Producer compression: none, gzip, snappy, lz4 or zstd [default: lz4].
+    #[arg(long, env = "SLUICE_COMPRESSION", value_name = "CODEC")]
+    pub compression: Option<String>,
+
+    /// Default converter for keys, overridable per connector with
+    /// key.converter [default: org.apache.kafka.connect.json.JsonConverter].
+    #[arg(long, env = "SLUICE_KEY_CONVERTER", value_name = "CLASS")]
+    pub key_converter: Option<String>,
+
+    /// Default converter for values, overridable per connector with
+    /// value.converter [default: org.apache.kafka.connect.json.JsonConverter].
+    #[arg(long, env = "SLUICE_VALUE_CONVERTER", value_name = "CLASS")]
+    pub value_converter: Option<String>,
+
+    /// Extra librdkafka producer property, KEY=VALUE; repeatable (e.g.
+    /// security.protocol=SASL_SSL). Delivery-safety settings cannot be
+    /// overridden.
+    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
+    pub producer_properties: Vec<String>,
+
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The `--config` file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct WorkerFile {
+    bootstrap_servers: Option<String>,
+    rest_listen: Option<SocketAddr>,
+    rest_advertised: Option<String>,
+    state_dir: Option<PathBuf>,
+    offset_flush_interval_ms: Option<u64>,
+    topic_partitions: Option<i32>,
+    topic_replication_factor: Option<i32>,
+    compression: Option<String>,
+    key_converter: Option<String>,
+    value_converter: Option<String>,
+    log_format: Option<String>,
+    #[serde(default)]
+    producer: BTreeMap<String, String>,
+    #[serde(default)]
+    converters: BTreeMap<String, String>,
+}
+
+/// Resolved worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Kafka bootstrap servers.
+    pub bootstrap_servers: String,
+    /// REST listen address.
+    pub rest_listen: SocketAddr,
+    /// The worker id shown in statuses.
+    pub rest_advertised: String,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Offset store interval.
+    pub offset_flush_interval: Duration,
+    /// New topics' partitions.
+    pub topic_partitions: i32,
+    /// New topics' replication factor.
+    pub topic_replication_factor: i32,
+    /// Producer compression codec.
+    pub compression: String,
+    /// Converter defaults (`key.converter`, `value.converter.schemas.enable`, ...).
+    pub converter_defaults: BTreeMap<String, String>,
+    /// Extra producer properties.
+    pub producer_properties: BTreeMap<String, String>,
+    /// text or json.
+    pub log_format: String,
+}
+
+impl WorkerConfig {
+    /// Merges flags and environment (already in `args`) over the file.
+    pub fn resolve(args: &WorkerArgs) -> Result<Self, WorkerConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => WorkerFile::default(),
+        };
+        let bootstrap_servers = args
+            .bootstrap_servers
+            .clone()
+            .or(file.bootstrap_servers)
+            .ok_or(WorkerConfigError::Missing("bootstrap-servers", "BOOTSTRAP_SERVERS"))?;
+        let rest_listen = args
+            .rest_listen
+            .or(file.rest_listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8083)));
+        let compression = args
+            .compression
+            .clone()
+            .or(file.compression)
+            .unwrap_or_else(|| "lz4".to_owned());
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&compression.as_str()) {
+            return Err(WorkerConfigError::Invalid {
+                key: "compression",
+                message: format!("{compression} is not one of none, gzip, snappy, lz4, zstd"),
+            });
+        }
+        let log_format = args
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".to_owned());
+        if !["text", "json"].contains(&log_format.as_str()) {
+            return Err(WorkerConfigError::Invalid {
+                key: "log-format",
+                message: format!("{log_format} is not text or json"),
+            });
+        }
+        let mut producer_properties = file.producer;
+        for pair in &args.producer_properties {
+            let (k, v) = pair.split_once('=').ok_or_else(|| WorkerConfigError::Invalid {
+                key: "producer-property",
+                message: format!("{pair} is not KEY=VALUE"),
+            })?;
+            producer_properties.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        let mut converter_defaults = file.converters;
+        if let Some(c) = args.key_converter.clone().or(file.key_converter) {
+            converter_defaults.insert("key.converter".into(), c);
+        }
+        if let Some(c) = args.value_converter.clone().or(file.value_converter) {
+            converter_defaults.insert("value.converter".into(), c);
+        }
+        let topic_partitions = args.topic_partitions.or(file.topic_partitions).unwrap_or(1);
+        if topic_partitions < 1 {
+            return Err(WorkerConfigError::Invalid {
+                key: "topic-partitions",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            bootstrap_servers,
+            rest_advertised: args
+                .rest_advertised
+                .clone()
+                .or(file.rest_advertised)
+                .unwrap_or_else(|| rest_listen.to_string()),
+            rest_listen,
+            state_dir: args
+                .state_dir
+                .clone()
+                .or(file.state_dir)
+                .unwrap_or_else(|| PathBuf::from("sluice-state")),
+            offset_flush_interval: Duration::from_millis(
+                args.offset_flush_interval_ms
+                    .or(file.offset_flush_interval_ms)
+                    .unwrap_or(5000)
+                    .max(1),
+            ),
+            topic_partitions,
+            topic_replication_factor: args
+                .topic_replication_factor
+                .or(file.topic_replication_factor)
+                .unwrap_or(-1),
+            compression,
+            converter_defaults,
+            producer_properties,
+            log_format,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<WorkerFile, WorkerConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WorkerConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| WorkerConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("worker.toml");
+        std::fs::write(
+            &path,
+            "bootstrap-servers = \"file:9092\"\nstate-dir = \"/from/file\"\n[producer]\n\"linger.ms\" = \"20\"\n",
+        )
+        .expect("write");
+        let args = WorkerArgs {
+            config: Some(path),
+            bootstrap_servers: Some("flag:9092".into()),
+            ..Default::default()
+        };
+        let config = WorkerConfig::resolve(&args).expect("valid");
+        assert_eq!(config.bootstrap_servers, "flag:9092");
+        assert_eq!(config.state_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.rest_listen.to_string(), "127.0.0.1:8083");
+        assert_eq!(config.producer_properties["linger.ms"], "20");
+    }
+
+    #[test]
+    fn missing_bootstrap_servers_says_how_to_set_it() {
+        let err = WorkerConfig::resolve(&WorkerArgs::default()).expect_err("missing");
+        assert!(err.to_string().contains("--bootstrap-servers"), "{err}");
+        assert!(err.to_string().contains("SLUICE_BOOTSTRAP_SERVERS"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected_with_the_file_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("worker.toml");
+        std::fs::write(&path, "bootstrap-server = \"typo:9092\"\n").expect("write");
+        let args = WorkerArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = WorkerConfig::resolve(&args).expect_err("typo");
+        assert!(err.to_string().contains("worker.toml"), "{err}");
+    }
+}

@@ -1,0 +1,51 @@
+# Shared helpers for sluice's scripts: paths, installing what is missing.
+# Sourced, not run.
+
+SLUICE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SLUICE_TOOLS_DIR="${SLUICE_TOOLS_DIR:-$HOME/.cache/sluice/tools}"
+TANSU_VERSION="0.6.0"
+TANSU_BIN="$SLUICE_TOOLS_DIR/bin/tansu"
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs Debian packages that are not installed yet.
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them; install them by hand"
+  say "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  # Package scripts must not start system-wide servers: ours run in a temp dir.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Everything the servers and the build need from Debian.
+install_system_packages() {
+  apt_install postgresql postgresql-contrib mariadb-server mariadb-client kcat \
+    build-essential pkg-config zlib1g-dev curl python3 python3-venv
+}
+
+# Tansu takes ~11 minutes to build on 2 cores, so the binary is cached
+# under $SLUICE_TOOLS_DIR and reused by every later run.
+install_tansu() {
+  if [ -x "$TANSU_BIN" ] && "$TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+    return 0
+  fi
+  say "building the Tansu broker $TANSU_VERSION (about 11 minutes once; cached in $SLUICE_TOOLS_DIR)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql \
+    --root "$SLUICE_TOOLS_DIR" --quiet
+}
+
+install_nextest() {
+  command -v cargo-nextest >/dev/null && return 0
+  say "installing cargo-nextest"
+  cargo install cargo-nextest --locked --quiet
+}
