@@ -1,0 +1,100 @@
+//! Reads topics with a plain rdkafka consumer, independent of the worker.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// One consumed record: key and value parsed as JSON (`Null` for none).
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// The record key.
+    pub key: Value,
+    /// The record value; `Null` for a tombstone.
+    pub value: Value,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+}
+
+/// Reads `topic` from the beginning until `done` says enough, or `timeout`.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&[Consumed]) -> bool,
+) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", crate::unique("sluice-test-reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("kafka consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    let partitions = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0)
+        .max(1);
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assign partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut records = Vec::new();
+    let deadline = Instant::now() + timeout;
+    // `done` may look at every record, so ask it only when the topic goes
+    // quiet or every few thousand records, not after each one.
+    let mut checked_at = usize::MAX;
+    loop {
+        if Instant::now() >= deadline {
+            break;
+        }
+        if records.len() != checked_at && (records.len() % 5000 == 0 || checked_at == usize::MAX) {
+            checked_at = records.len();
+            if done(&records) {
+                break;
+            }
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => records.push(Consumed {
+                key: m.key().and_then(|k| serde_json::from_slice(k).ok()).unwrap_or(Value::Null),
+                value: m
+                    .payload()
+                    .and_then(|v| serde_json::from_slice(v).ok())
+                    .unwrap_or(Value::Null),
+                partition: m.partition(),
+                offset: m.offset(),
+            }),
+            Some(Err(e)) => eprintln!("consumer error (retrying): {e}"),
+            None => {
+                checked_at = records.len();
+                if done(&records) {
+                    break;
+                }
+            }
+        }
+    }
+    records
+}
+
+/// The `seq` field of each datagen record, in topic order.
+pub fn datagen_seqs(records: &[Consumed]) -> Vec<i64> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let value = if r.value.get("payload").is_some() { &r.value["payload"] } else { &r.value };
+            value["seq"].as_i64()
+        })
+        .collect()
+}

@@ -1,0 +1,187 @@
+//! The Kafka Connect REST lifecycle against a real worker and broker.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_tests::api::Api;
+use sluice_tests::env::TestEnv;
+use sluice_tests::kafka::{datagen_seqs, read_topic};
+use sluice_tests::worker::Worker;
+use sluice_tests::{unique, wait_for};
+
+fn datagen(topic: &str, extra: Value) -> Value {
+    let mut config = json!({
+        "connector.class": "datagen",
+        "topic": topic,
+        "rate.per.sec": "200",
+        "tasks.max": 1,
+    });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    config
+}
+
+fn task_state(api: &Api, name: &str) -> Option<String> {
+    api.get(&format!("/connectors/{name}/status")).body["tasks"][0]["state"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn wait_task_state(api: &Api, name: &str, state: &str) {
+    wait_for(&format!("task of {name} to be {state}"), Duration::from_secs(30), || {
+        (task_state(api, name).as_deref() == Some(state)).then_some(())
+    });
+}
+
+fn committed_seq(api: &Api, name: &str) -> Option<i64> {
+    api.get(&format!("/connectors/{name}/offsets")).body["offsets"][0]["offset"]["seq"].as_i64()
+}
+
+#[test]
+fn connector_lifecycle_through_the_rest_api() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let name = unique("life");
+    let topic = unique("life-topic");
+
+    let root = api.get("/");
+    assert_eq!(root.status, 200);
+    assert!(root.body["version"].is_string() && root.body["kafka_cluster_id"].is_string());
+    let plugins = api.get("/connector-plugins");
+    assert!(plugins.body.as_array().expect("plugin list").iter().any(|p| p["class"] == "io.sluice.connector.datagen.DatagenConnector" && p["type"] == "source"));
+
+    // Create: 201 with Connect's body; the secret never comes back.
+    let mut config = datagen(&topic, json!({"database.password": "s3cret"}));
+    let created = api.post("/connectors", &json!({"name": name, "config": config}));
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["name"], name.as_str());
+    assert_eq!(created.body["type"], "source");
+    assert_eq!(created.body["tasks"], json!([{"connector": name, "task": 0}]));
+    assert_eq!(created.body["config"]["database.password"], "[hidden]");
+    assert!(!created.text.contains("s3cret"));
+
+    assert!(api.get("/connectors").body.as_array().expect("names").contains(&json!(name)));
+    let expanded = api.get("/connectors?expand=status&expand=info");
+    assert_eq!(expanded.body[&name]["info"]["name"], name.as_str());
+    assert!(expanded.body[&name]["status"]["connector"]["state"].is_string());
+    assert_eq!(api.get(&format!("/connectors/{name}")).body["config"]["topic"], topic.as_str());
+    assert_eq!(api.get(&format!("/connectors/{name}/config")).body["topic"], topic.as_str());
+    let tasks = api.get(&format!("/connectors/{name}/tasks"));
+    assert_eq!(tasks.body[0]["id"], json!({"connector": name, "task": 0}));
+    assert_eq!(tasks.body[0]["config"]["database.password"], "[hidden]");
+
+    wait_task_state(&api, &name, "RUNNING");
+    let status = api.get(&format!("/connectors/{name}/status"));
+    assert_eq!(status.body["connector"]["state"], "RUNNING");
+    assert_eq!(status.body["type"], "source");
+    let task = api.get(&format!("/connectors/{name}/tasks/0/status"));
+    assert_eq!((task.status, task.body["id"].clone()), (200, json!(0)));
+    wait_for("records in the topic", Duration::from_secs(30), || {
+        (!read_topic(env.bootstrap(), &topic, Duration::from_secs(2), |r| !r.is_empty()).is_empty()).then_some(())
+    });
+    let topics = api.get(&format!("/connectors/{name}/topics"));
+    assert_eq!(topics.body[&name]["topics"], json!([topic]));
+    let offset_before = wait_for("a committed offset", Duration::from_secs(30), || committed_seq(&api, &name));
+    assert!(offset_before >= 0);
+
+    // Pause: tasks PAUSED and the committed offset stops moving.
+    assert_eq!(api.put_empty(&format!("/connectors/{name}/pause")).status, 202);
+    wait_task_state(&api, &name, "PAUSED");
+    assert_eq!(api.get(&format!("/connectors/{name}/status")).body["connector"]["state"], "PAUSED");
+    let paused_at = committed_seq(&api, &name);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(committed_seq(&api, &name), paused_at, "offsets moved while paused");
+
+    // Resume: RUNNING again and the offset advances.
+    assert_eq!(api.put_empty(&format!("/connectors/{name}/resume")).status, 202);
+    wait_task_state(&api, &name, "RUNNING");
+    wait_for("the offset to advance after resume", Duration::from_secs(30), || {
+        (committed_seq(&api, &name) > paused_at).then_some(())
+    });
+
+    // Config update: 200, the task restarts and writes to the new topic.
+    let new_topic = unique("life-topic2");
+    config["topic"] = json!(new_topic);
+    config["database.password"] = json!("[hidden]");
+    let updated = api.put(&format!("/connectors/{name}/config"), &config);
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    wait_for("records in the reconfigured topic", Duration::from_secs(30), || {
+        (!read_topic(env.bootstrap(), &new_topic, Duration::from_secs(2), |r| !r.is_empty()).is_empty()).then_some(())
+    });
+
+    // Restarts: plain 204, with tasks 202 and a status body, one task 204.
+    assert_eq!(api.post_empty(&format!("/connectors/{name}/restart")).status, 204);
+    let restarted = api.post_empty(&format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=false"));
+    assert_eq!(restarted.status, 202, "{}", restarted.text);
+    assert_eq!(restarted.body["name"], name.as_str());
+    assert_eq!(api.post_empty(&format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=true")).status, 202);
+    assert_eq!(api.post_empty(&format!("/connectors/{name}/tasks/0/restart")).status, 204);
+    wait_task_state(&api, &name, "RUNNING");
+
+    // Offsets can only be edited on a stopped connector.
+    let patch = json!({"offsets": [{"partition": {"topic": new_topic}, "offset": {"seq": 1000}}]});
+    let refused = api.patch(&format!("/connectors/{name}/offsets"), &patch);
+    assert_eq!(refused.status, 400);
+    assert!(refused.message().contains("STOPPED"), "{}", refused.text);
+
+    assert_eq!(api.put_empty(&format!("/connectors/{name}/stop")).status, 204);
+    wait_for("the connector to stop", Duration::from_secs(30), || {
+        let s = api.get(&format!("/connectors/{name}/status"));
+        (s.body["connector"]["state"] == "STOPPED" && s.body["tasks"] == json!([])).then_some(())
+    });
+    let altered = api.patch(&format!("/connectors/{name}/offsets"), &patch);
+    assert_eq!(altered.status, 200, "{}", altered.text);
+    let offsets = api.get(&format!("/connectors/{name}/offsets")).body;
+    assert!(offsets["offsets"].as_array().expect("offsets").iter().any(|o| o["partition"]["topic"] == new_topic.as_str() && o["offset"]["seq"] == 1000));
+
+    // Resuming a stopped connector continues from the altered offset.
+    assert_eq!(api.put_empty(&format!("/connectors/{name}/resume")).status, 202);
+    let seqs = datagen_seqs(&read_topic(env.bootstrap(), &new_topic, Duration::from_secs(30), |r| datagen_seqs(r).contains(&1001)));
+    assert!(seqs.contains(&1001), "no record after the altered offset: {seqs:?}");
+
+    assert_eq!(api.put_empty(&format!("/connectors/{name}/stop")).status, 204);
+    let reset = api.delete(&format!("/connectors/{name}/offsets"));
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(api.get(&format!("/connectors/{name}/offsets")).body, json!({"offsets": []}));
+
+    assert_eq!(api.delete(&format!("/connectors/{name}")).status, 204);
+    let gone = api.get(&format!("/connectors/{name}"));
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.body["error_code"], 404);
+}
+
+#[test]
+fn put_config_creates_a_connector_with_201() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let name = unique("put");
+    let reply = api.put(&format!("/connectors/{name}/config"), &datagen(&unique("put-topic"), json!({})));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.body["name"], name.as_str());
+    wait_task_state(&api, &name, "RUNNING");
+}
+
+#[test]
+fn metrics_and_health_report_the_running_task() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let name = unique("metrics");
+    let reply = api.post("/connectors", &json!({"name": name, "config": datagen(&unique("metrics-topic"), json!({}))}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(api.get("/health").body["status"], "healthy");
+    let produced = format!("sluice_source_records_produced_total{{connector=\"{name}\",task=\"0\"}} ");
+    let count = wait_for("produced records in /metrics", Duration::from_secs(30), || {
+        let text = api.get("/metrics").text;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&produced))
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+    });
+    assert!(count > 0);
+    let running = format!("sluice_task_state{{connector=\"{name}\",task=\"0\",state=\"RUNNING\"}} 1");
+    assert!(api.get("/metrics").text.contains(&running));
+}
