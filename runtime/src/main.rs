@@ -10,7 +10,9 @@ use tracing_subscriber::EnvFilter;
 fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -68,18 +68,62 @@ impl Metrics {
     /// Everything in Prometheus text exposition format.
     pub fn render(&self) -> String {
         let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let states = self.states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let states = self
+            .states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut out = String::new();
         type Getter = fn(&TaskMetrics) -> i64;
         let series: [(&str, &str, &str, Getter); 8] = [
-            ("sluice_source_records_polled_total", "counter", "Records returned by source tasks.", |m| m.records_polled.load(Ordering::Relaxed) as i64),
-            ("sluice_source_records_produced_total", "counter", "Records acknowledged by the broker.", |m| m.records_produced.load(Ordering::Relaxed) as i64),
-            ("sluice_source_bytes_produced_total", "counter", "Key and value bytes acknowledged by the broker.", |m| m.bytes_produced.load(Ordering::Relaxed) as i64),
-            ("sluice_task_errors_total", "counter", "Records skipped by errors.tolerance=all and task failures.", |m| m.errors.load(Ordering::Relaxed) as i64),
-            ("sluice_source_records_in_flight", "gauge", "Records sent and not yet acknowledged.", |m| m.in_flight.load(Ordering::Relaxed)),
-            ("sluice_offset_commit_lag_records", "gauge", "Records acknowledged whose offsets are not yet stored.", |m| m.uncommitted.load(Ordering::Relaxed)),
-            ("sluice_offset_commits_total", "counter", "Offset commits.", |m| m.offset_commits.load(Ordering::Relaxed) as i64),
-            ("sluice_offset_last_commit_timestamp_ms", "gauge", "Unix time of the last offset commit in ms.", |m| m.last_commit_ms.load(Ordering::Relaxed)),
+            (
+                "sluice_source_records_polled_total",
+                "counter",
+                "Records returned by source tasks.",
+                |m| m.records_polled.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sluice_source_records_produced_total",
+                "counter",
+                "Records acknowledged by the broker.",
+                |m| m.records_produced.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sluice_source_bytes_produced_total",
+                "counter",
+                "Key and value bytes acknowledged by the broker.",
+                |m| m.bytes_produced.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sluice_task_errors_total",
+                "counter",
+                "Records skipped by errors.tolerance=all and task failures.",
+                |m| m.errors.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sluice_source_records_in_flight",
+                "gauge",
+                "Records sent and not yet acknowledged.",
+                |m| m.in_flight.load(Ordering::Relaxed),
+            ),
+            (
+                "sluice_offset_commit_lag_records",
+                "gauge",
+                "Records acknowledged whose offsets are not yet stored.",
+                |m| m.uncommitted.load(Ordering::Relaxed),
+            ),
+            (
+                "sluice_offset_commits_total",
+                "counter",
+                "Offset commits.",
+                |m| m.offset_commits.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sluice_offset_last_commit_timestamp_ms",
+                "gauge",
+                "Unix time of the last offset commit in ms.",
+                |m| m.last_commit_ms.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, get) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -93,7 +137,10 @@ impl Metrics {
             }
         }
         let name = "sluice_task_state";
-        let _ = writeln!(out, "# HELP {name} 1 for the state each task is in.\n# TYPE {name} gauge");
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 for the state each task is in.\n# TYPE {name} gauge"
+        );
         for ((connector, task), current) in &states {
             for state in State::ALL {
                 let _ = writeln!(
@@ -129,8 +176,13 @@ mod tests {
             .fetch_add(3, Ordering::Relaxed);
         metrics.set_state("orders", 0, State::Running);
         let text = metrics.render();
-        assert!(text.contains("sluice_source_records_produced_total{connector=\"orders\",task=\"0\"} 3"));
-        assert!(text.contains("sluice_task_state{connector=\"orders\",task=\"0\",state=\"RUNNING\"} 1"));
-        assert!(text.contains("sluice_task_state{connector=\"orders\",task=\"0\",state=\"FAILED\"} 0"));
+        assert!(text
+            .contains("sluice_source_records_produced_total{connector=\"orders\",task=\"0\"} 3"));
+        assert!(
+            text.contains("sluice_task_state{connector=\"orders\",task=\"0\",state=\"RUNNING\"} 1")
+        );
+        assert!(
+            text.contains("sluice_task_state{connector=\"orders\",task=\"0\",state=\"FAILED\"} 0")
+        );
     }
 }

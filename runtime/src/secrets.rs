@@ -84,9 +84,7 @@ pub fn restore_hidden(
 }
 
 /// `config` with every placeholder replaced by its secret.
-pub fn resolve(
-    config: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, SecretError> {
+pub fn resolve(config: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, SecretError> {
     config
         .iter()
         .map(|(k, v)| Ok((k.clone(), resolve_value(k, v)?)))
@@ -162,7 +160,10 @@ mod tests {
             "database.password".to_owned(),
             format!("${{file:{}:password}}", path.display()),
         )]);
-        assert_eq!(resolve(&config).expect("resolve")["database.password"], "hunter2");
+        assert_eq!(
+            resolve(&config).expect("resolve")["database.password"],
+            "hunter2"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ use crate::kafka::{build_producer, KafkaSettings, TopicCreator, TopicLayout};
 use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
 use crate::rest::{self, AppState};
-use crate::store::{prepare_state_dir, MemoryStatusStore, StateDirConfigStore, StateDirOffsetStore};
+use crate::store::{
+    prepare_state_dir, MemoryStatusStore, StateDirConfigStore, StateDirOffsetStore,
+};
 use crate::worker_config::WorkerConfig;
 
 /// How long a stopping task waits for outstanding acknowledgements.
@@ -24,8 +26,12 @@ const BROKER_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs a worker until SIGTERM or Ctrl-C.
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
-    prepare_state_dir(&config.state_dir)
-        .with_context(|| format!("preparing the state directory {}", config.state_dir.display()))?;
+    prepare_state_dir(&config.state_dir).with_context(|| {
+        format!(
+            "preparing the state directory {}",
+            config.state_dir.display()
+        )
+    })?;
     let settings = KafkaSettings {
         bootstrap_servers: config.bootstrap_servers.clone(),
         producer_overrides: config.producer_properties.clone(),
@@ -33,7 +39,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     };
     let producer = build_producer(&settings).context("creating the Kafka producer")?;
     let cluster_id = wait_for_broker(&producer, &config.bootstrap_servers).await?;
-    let topics = TopicCreator::new(&config.bootstrap_servers).context("creating the Kafka admin client")?;
+    let topics =
+        TopicCreator::new(&config.bootstrap_servers).context("creating the Kafka admin client")?;
     let metrics = Arc::new(Metrics::default());
     let deps = Arc::new(RunnerDeps {
         producer: producer.clone(),
@@ -62,7 +69,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 config.rest_listen
             )
         })?;
-    let restored = herder.restore().await.context("restoring connectors from the state directory")?;
+    let restored = herder
+        .restore()
+        .await
+        .context("restoring connectors from the state directory")?;
     tracing::info!(
         rest = %config.rest_listen,
         state_dir = %config.state_dir.display(),
@@ -83,7 +93,9 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     herder.shutdown().await;
     let flushed = tokio::task::spawn_blocking(move || producer.flush(SHUTDOWN_TIMEOUT)).await;
     if !matches!(flushed, Ok(Ok(()))) {
-        tracing::warn!("producer flush did not finish; unacknowledged records are re-sent on restart");
+        tracing::warn!(
+            "producer flush did not finish; unacknowledged records are re-sent on restart"
+        );
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -169,7 +169,10 @@ impl WorkerConfig {
             .bootstrap_servers
             .clone()
             .or(file.bootstrap_servers)
-            .ok_or(WorkerConfigError::Missing("bootstrap-servers", "BOOTSTRAP_SERVERS"))?;
+            .ok_or(WorkerConfigError::Missing(
+                "bootstrap-servers",
+                "BOOTSTRAP_SERVERS",
+            ))?;
         let rest_listen = args
             .rest_listen
             .or(file.rest_listen)
@@ -198,10 +201,12 @@ impl WorkerConfig {
         }
         let mut producer_properties = file.producer;
         for pair in &args.producer_properties {
-            let (k, v) = pair.split_once('=').ok_or_else(|| WorkerConfigError::Invalid {
-                key: "producer-property",
-                message: format!("{pair} is not KEY=VALUE"),
-            })?;
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| WorkerConfigError::Invalid {
+                    key: "producer-property",
+                    message: format!("{pair} is not KEY=VALUE"),
+                })?;
             producer_properties.insert(k.trim().to_owned(), v.trim().to_owned());
         }
         let mut converter_defaults = file.converters;
@@ -290,7 +295,10 @@ mod tests {
     fn missing_bootstrap_servers_says_how_to_set_it() {
         let err = WorkerConfig::resolve(&WorkerArgs::default()).expect_err("missing");
         assert!(err.to_string().contains("--bootstrap-servers"), "{err}");
-        assert!(err.to_string().contains("SLUICE_BOOTSTRAP_SERVERS"), "{err}");
+        assert!(
+            err.to_string().contains("SLUICE_BOOTSTRAP_SERVERS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -60,7 +60,11 @@ impl Api {
     /// GET `path`, or `None` if the worker does not answer (yet).
     pub fn try_get(&self, path: &str) -> Option<Reply> {
         let url = format!("{}{path}", self.base);
-        self.agent.get(&url).call().ok().map(|r| Self::finish(Ok(r), &url))
+        self.agent
+            .get(&url)
+            .call()
+            .ok()
+            .map(|r| Self::finish(Ok(r), &url))
     }
 
     /// DELETE `path`.
@@ -72,7 +76,10 @@ impl Api {
     /// POST `body` (raw text) to `path`.
     pub fn post_raw(&self, path: &str, body: &str) -> Reply {
         let url = format!("{}{path}", self.base);
-        let req = self.agent.post(&url).header("content-type", "application/json");
+        let req = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/json");
         Self::finish(req.send(body), &format!("POST {url}"))
     }
 
@@ -90,7 +97,10 @@ impl Api {
     /// PUT `body` (raw text) to `path`.
     pub fn put_raw(&self, path: &str, body: &str) -> Reply {
         let url = format!("{}{path}", self.base);
-        let req = self.agent.put(&url).header("content-type", "application/json");
+        let req = self
+            .agent
+            .put(&url)
+            .header("content-type", "application/json");
         Self::finish(req.send(body), &format!("PUT {url}"))
     }
 
@@ -108,7 +118,10 @@ impl Api {
     /// PATCH JSON to `path`.
     pub fn patch(&self, path: &str, body: &Value) -> Reply {
         let url = format!("{}{path}", self.base);
-        let req = self.agent.patch(&url).header("content-type", "application/json");
+        let req = self
+            .agent
+            .patch(&url)
+            .header("content-type", "application/json");
         Self::finish(req.send(body.to_string()), &format!("PATCH {url}"))
     }
 }

@@ -68,7 +68,10 @@ pub fn read_topic(
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => records.push(Consumed {
-                key: m.key().and_then(|k| serde_json::from_slice(k).ok()).unwrap_or(Value::Null),
+                key: m
+                    .key()
+                    .and_then(|k| serde_json::from_slice(k).ok())
+                    .unwrap_or(Value::Null),
                 value: m
                     .payload()
                     .and_then(|v| serde_json::from_slice(v).ok())
@@ -93,7 +96,11 @@ pub fn datagen_seqs(records: &[Consumed]) -> Vec<i64> {
     records
         .iter()
         .filter_map(|r| {
-            let value = if r.value.get("payload").is_some() { &r.value["payload"] } else { &r.value };
+            let value = if r.value.get("payload").is_some() {
+                &r.value["payload"]
+            } else {
+                &r.value
+            };
             value["seq"].as_i64()
         })
         .collect()

@@ -87,8 +87,15 @@ impl Worker {
         self.child = Some(child);
         let api = self.api();
         wait_for("the worker's REST API", Duration::from_secs(60), || {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("worker exited with {status} during startup:\n{}", self.logs());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "worker exited with {status} during startup:\n{}",
+                    self.logs()
+                );
             }
             api.try_get("/health").filter(|r| r.status == 200)
         });
@@ -124,10 +131,11 @@ impl Worker {
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let status = wait_for("the worker to exit after SIGTERM", Duration::from_secs(60), || {
-            child.try_wait().ok().flatten()
-        });
-        status
+        wait_for(
+            "the worker to exit after SIGTERM",
+            Duration::from_secs(60),
+            || child.try_wait().ok().flatten(),
+        )
     }
 
     /// Starts the worker again on the same port and state directory.

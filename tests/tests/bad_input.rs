@@ -15,38 +15,81 @@ fn bad_requests_get_exact_statuses_and_named_causes() {
     let malformed = api.post_raw("/connectors", "{\"name\": \"x\", \"config\": {");
     assert_eq!(malformed.status, 400);
     assert_eq!(malformed.body["error_code"], 400);
-    assert!(malformed.message().contains("not valid JSON"), "{}", malformed.text);
+    assert!(
+        malformed.message().contains("not valid JSON"),
+        "{}",
+        malformed.text
+    );
 
-    let no_name = api.post("/connectors", &json!({"config": {"connector.class": "datagen", "topic": "t"}}));
+    let no_name = api.post(
+        "/connectors",
+        &json!({"config": {"connector.class": "datagen", "topic": "t"}}),
+    );
     assert_eq!(no_name.status, 400);
     assert!(no_name.message().contains("name"), "{}", no_name.text);
 
-    let unknown_class = api.post("/connectors", &json!({"name": unique("bad"), "config": {"connector.class": "com.example.Nope"}}));
+    let unknown_class = api.post(
+        "/connectors",
+        &json!({"name": unique("bad"), "config": {"connector.class": "com.example.Nope"}}),
+    );
     assert_eq!(unknown_class.status, 400);
-    assert!(unknown_class.message().contains("com.example.Nope") && unknown_class.message().contains("datagen"), "{}", unknown_class.text);
+    assert!(
+        unknown_class.message().contains("com.example.Nope")
+            && unknown_class.message().contains("datagen"),
+        "{}",
+        unknown_class.text
+    );
 
-    let missing = api.post("/connectors", &json!({"name": unique("bad"), "config": {"connector.class": "datagen"}}));
+    let missing = api.post(
+        "/connectors",
+        &json!({"name": unique("bad"), "config": {"connector.class": "datagen"}}),
+    );
     assert_eq!(missing.status, 400);
     assert!(missing.message().contains("topic"), "{}", missing.text);
 
-    let wrong_type = api.post("/connectors", &json!({"name": unique("bad"), "config": {
-        "connector.class": "datagen", "topic": "t", "rate.per.sec": "fast", "tasks.max": "zero"}}));
+    let wrong_type = api.post(
+        "/connectors",
+        &json!({"name": unique("bad"), "config": {
+        "connector.class": "datagen", "topic": "t", "rate.per.sec": "fast", "tasks.max": "zero"}}),
+    );
     assert_eq!(wrong_type.status, 400);
     let message = wrong_type.message();
-    assert!(message.contains("2 error(s)") && message.contains("rate.per.sec") && message.contains("tasks.max"), "{message}");
+    assert!(
+        message.contains("2 error(s)")
+            && message.contains("rate.per.sec")
+            && message.contains("tasks.max"),
+        "{message}"
+    );
 
     let name = unique("dup");
-    let config = json!({"connector.class": "datagen", "topic": unique("dup-topic"), "rate.per.sec": "10"});
-    assert_eq!(api.post("/connectors", &json!({"name": name, "config": config})).status, 201);
+    let config =
+        json!({"connector.class": "datagen", "topic": unique("dup-topic"), "rate.per.sec": "10"});
+    assert_eq!(
+        api.post("/connectors", &json!({"name": name, "config": config}))
+            .status,
+        201
+    );
     let duplicate = api.post("/connectors", &json!({"name": name, "config": config}));
     assert_eq!(duplicate.status, 409);
     assert!(duplicate.message().contains(&name), "{}", duplicate.text);
 
-    let mismatch = api.put(&format!("/connectors/{name}/config"), &json!({"name": "other", "connector.class": "datagen", "topic": "t"}));
+    let mismatch = api.put(
+        &format!("/connectors/{name}/config"),
+        &json!({"name": "other", "connector.class": "datagen", "topic": "t"}),
+    );
     assert_eq!(mismatch.status, 400);
-    assert!(mismatch.message().contains("doesn't match"), "{}", mismatch.text);
+    assert!(
+        mismatch.message().contains("doesn't match"),
+        "{}",
+        mismatch.text
+    );
 
-    for path in ["/connectors/nope", "/connectors/nope/status", "/connectors/nope/config", "/connectors/nope/offsets"] {
+    for path in [
+        "/connectors/nope",
+        "/connectors/nope/status",
+        "/connectors/nope/config",
+        "/connectors/nope/offsets",
+    ] {
         let reply = api.get(path);
         assert_eq!(reply.status, 404, "{path}");
         assert_eq!(reply.message(), "Connector nope not found", "{path}");
@@ -61,7 +104,10 @@ fn bad_requests_get_exact_statuses_and_named_causes() {
     assert_eq!(value.status, 400);
     assert!(value.message().contains("topic"), "{}", value.text);
 
-    let validated = api.put("/connector-plugins/datagen/config/validate", &json!({"connector.class": "datagen", "rate.per.sec": "-1"}));
+    let validated = api.put(
+        "/connector-plugins/datagen/config/validate",
+        &json!({"connector.class": "datagen", "rate.per.sec": "-1"}),
+    );
     assert_eq!(validated.status, 200, "{}", validated.text);
     assert_eq!(validated.body["error_count"], 3, "{}", validated.text);
     let errors_of = |key: &str| {
@@ -75,9 +121,19 @@ fn bad_requests_get_exact_statuses_and_named_causes() {
     };
     assert_eq!(errors_of("topic").as_array().map(Vec::len), Some(1));
     assert_eq!(errors_of("name").as_array().map(Vec::len), Some(1));
-    assert!(errors_of("rate.per.sec")[0].as_str().unwrap_or("").contains("must not be negative"));
-    assert_eq!(api.put("/connector-plugins/nope/config/validate", &json!({})).status, 404);
+    assert!(errors_of("rate.per.sec")[0]
+        .as_str()
+        .unwrap_or("")
+        .contains("must not be negative"));
+    assert_eq!(
+        api.put("/connector-plugins/nope/config/validate", &json!({}))
+            .status,
+        404
+    );
 
     let unknown_path = api.get("/no/such/path");
-    assert_eq!((unknown_path.status, unknown_path.body["error_code"].clone()), (404, json!(404)));
+    assert_eq!(
+        (unknown_path.status, unknown_path.body["error_code"].clone()),
+        (404, json!(404))
+    );
 }

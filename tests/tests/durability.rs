@@ -32,7 +32,10 @@ fn create(worker: &Worker, name: &str, topic: &str) {
 }
 
 fn produced(worker: &Worker, name: &str) -> i64 {
-    worker.api().get(&format!("/connectors/{name}/offsets")).body["offsets"][0]["offset"]["seq"]
+    worker
+        .api()
+        .get(&format!("/connectors/{name}/offsets"))
+        .body["offsets"][0]["offset"]["seq"]
         .as_i64()
         .unwrap_or(-1)
 }
@@ -58,15 +61,23 @@ fn kill_9_mid_stream_loses_no_record() {
     worker.restart();
     let api = worker.api();
     wait_for("the restored task to run", Duration::from_secs(30), || {
-        (api.get(&format!("/connectors/{name}/status")).body["tasks"][0]["state"] == "RUNNING").then_some(())
+        (api.get(&format!("/connectors/{name}/status")).body["tasks"][0]["state"] == "RUNNING")
+            .then_some(())
     });
     wait_for("the connector to finish", Duration::from_secs(120), || {
         (produced(&worker, &name) == TOTAL - 1).then_some(())
     });
     let seqs = read_all(&env, &topic);
     let counts = counts(&seqs);
-    let missing: Vec<i64> = (0..TOTAL).filter(|s| !counts.contains_key(s)).take(10).collect();
-    assert!(missing.is_empty(), "records lost after kill -9, first missing: {missing:?} (read {} records of topic {topic})", seqs.len());
+    let missing: Vec<i64> = (0..TOTAL)
+        .filter(|s| !counts.contains_key(s))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "records lost after kill -9, first missing: {missing:?} (read {} records of topic {topic})",
+        seqs.len()
+    );
     assert_eq!(counts.keys().next_back(), Some(&(TOTAL - 1)));
 }
 
@@ -80,7 +91,10 @@ fn sigterm_commits_everything_acknowledged() {
         (produced(&worker, &name) > 5_000).then_some(())
     });
     let status = worker.terminate();
-    assert!(status.success(), "worker exited with {status} after SIGTERM");
+    assert!(
+        status.success(),
+        "worker exited with {status} after SIGTERM"
+    );
     assert!(worker.logs().contains("worker stopped"));
     worker.restart();
     wait_for("the connector to finish", Duration::from_secs(120), || {
@@ -88,8 +102,22 @@ fn sigterm_commits_everything_acknowledged() {
     });
     let seqs = read_all(&env, &topic);
     let counts = counts(&seqs);
-    let missing: Vec<i64> = (0..TOTAL).filter(|s| !counts.contains_key(s)).take(10).collect();
-    assert!(missing.is_empty(), "records lost across SIGTERM, first missing: {missing:?}");
-    let repeated: Vec<i64> = counts.iter().filter(|(_, n)| **n > 1).map(|(s, _)| *s).take(10).collect();
-    assert!(repeated.is_empty(), "records repeated after a graceful shutdown: {repeated:?}");
+    let missing: Vec<i64> = (0..TOTAL)
+        .filter(|s| !counts.contains_key(s))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "records lost across SIGTERM, first missing: {missing:?}"
+    );
+    let repeated: Vec<i64> = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(s, _)| *s)
+        .take(10)
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "records repeated after a graceful shutdown: {repeated:?}"
+    );
 }

@@ -29,9 +29,11 @@ fn task_state(api: &Api, name: &str) -> Option<String> {
 }
 
 fn wait_task_state(api: &Api, name: &str, state: &str) {
-    wait_for(&format!("task of {name} to be {state}"), Duration::from_secs(30), || {
-        (task_state(api, name).as_deref() == Some(state)).then_some(())
-    });
+    wait_for(
+        &format!("task of {name} to be {state}"),
+        Duration::from_secs(30),
+        || (task_state(api, name).as_deref() == Some(state)).then_some(()),
+    );
 }
 
 fn committed_seq(api: &Api, name: &str) -> Option<i64> {
@@ -50,7 +52,15 @@ fn connector_lifecycle_through_the_rest_api() {
     assert_eq!(root.status, 200);
     assert!(root.body["version"].is_string() && root.body["kafka_cluster_id"].is_string());
     let plugins = api.get("/connector-plugins");
-    assert!(plugins.body.as_array().expect("plugin list").iter().any(|p| p["class"] == "io.sluice.connector.datagen.DatagenConnector" && p["type"] == "source"));
+    assert!(plugins
+        .body
+        .as_array()
+        .expect("plugin list")
+        .iter()
+        .any(
+            |p| p["class"] == "io.sluice.connector.datagen.DatagenConnector"
+                && p["type"] == "source"
+        ));
 
     // Create: 201 with Connect's body; the secret never comes back.
     let mut config = datagen(&topic, json!({"database.password": "s3cret"}));
@@ -58,16 +68,30 @@ fn connector_lifecycle_through_the_rest_api() {
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.body["name"], name.as_str());
     assert_eq!(created.body["type"], "source");
-    assert_eq!(created.body["tasks"], json!([{"connector": name, "task": 0}]));
+    assert_eq!(
+        created.body["tasks"],
+        json!([{"connector": name, "task": 0}])
+    );
     assert_eq!(created.body["config"]["database.password"], "[hidden]");
     assert!(!created.text.contains("s3cret"));
 
-    assert!(api.get("/connectors").body.as_array().expect("names").contains(&json!(name)));
+    assert!(api
+        .get("/connectors")
+        .body
+        .as_array()
+        .expect("names")
+        .contains(&json!(name)));
     let expanded = api.get("/connectors?expand=status&expand=info");
     assert_eq!(expanded.body[&name]["info"]["name"], name.as_str());
     assert!(expanded.body[&name]["status"]["connector"]["state"].is_string());
-    assert_eq!(api.get(&format!("/connectors/{name}")).body["config"]["topic"], topic.as_str());
-    assert_eq!(api.get(&format!("/connectors/{name}/config")).body["topic"], topic.as_str());
+    assert_eq!(
+        api.get(&format!("/connectors/{name}")).body["config"]["topic"],
+        topic.as_str()
+    );
+    assert_eq!(
+        api.get(&format!("/connectors/{name}/config")).body["topic"],
+        topic.as_str()
+    );
     let tasks = api.get(&format!("/connectors/{name}/tasks"));
     assert_eq!(tasks.body[0]["id"], json!({"connector": name, "task": 0}));
     assert_eq!(tasks.body[0]["config"]["database.password"], "[hidden]");
@@ -79,27 +103,48 @@ fn connector_lifecycle_through_the_rest_api() {
     let task = api.get(&format!("/connectors/{name}/tasks/0/status"));
     assert_eq!((task.status, task.body["id"].clone()), (200, json!(0)));
     wait_for("records in the topic", Duration::from_secs(30), || {
-        (!read_topic(env.bootstrap(), &topic, Duration::from_secs(2), |r| !r.is_empty()).is_empty()).then_some(())
+        (!read_topic(env.bootstrap(), &topic, Duration::from_secs(2), |r| {
+            !r.is_empty()
+        })
+        .is_empty())
+        .then_some(())
     });
     let topics = api.get(&format!("/connectors/{name}/topics"));
     assert_eq!(topics.body[&name]["topics"], json!([topic]));
-    let offset_before = wait_for("a committed offset", Duration::from_secs(30), || committed_seq(&api, &name));
+    let offset_before = wait_for("a committed offset", Duration::from_secs(30), || {
+        committed_seq(&api, &name)
+    });
     assert!(offset_before >= 0);
 
     // Pause: tasks PAUSED and the committed offset stops moving.
-    assert_eq!(api.put_empty(&format!("/connectors/{name}/pause")).status, 202);
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/pause")).status,
+        202
+    );
     wait_task_state(&api, &name, "PAUSED");
-    assert_eq!(api.get(&format!("/connectors/{name}/status")).body["connector"]["state"], "PAUSED");
+    assert_eq!(
+        api.get(&format!("/connectors/{name}/status")).body["connector"]["state"],
+        "PAUSED"
+    );
     let paused_at = committed_seq(&api, &name);
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(committed_seq(&api, &name), paused_at, "offsets moved while paused");
+    assert_eq!(
+        committed_seq(&api, &name),
+        paused_at,
+        "offsets moved while paused"
+    );
 
     // Resume: RUNNING again and the offset advances.
-    assert_eq!(api.put_empty(&format!("/connectors/{name}/resume")).status, 202);
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/resume")).status,
+        202
+    );
     wait_task_state(&api, &name, "RUNNING");
-    wait_for("the offset to advance after resume", Duration::from_secs(30), || {
-        (committed_seq(&api, &name) > paused_at).then_some(())
-    });
+    wait_for(
+        "the offset to advance after resume",
+        Duration::from_secs(30),
+        || (committed_seq(&api, &name) > paused_at).then_some(()),
+    );
 
     // Config update: 200, the task restarts and writes to the new topic.
     let new_topic = unique("life-topic2");
@@ -107,17 +152,41 @@ fn connector_lifecycle_through_the_rest_api() {
     config["database.password"] = json!("[hidden]");
     let updated = api.put(&format!("/connectors/{name}/config"), &config);
     assert_eq!(updated.status, 200, "{}", updated.text);
-    wait_for("records in the reconfigured topic", Duration::from_secs(30), || {
-        (!read_topic(env.bootstrap(), &new_topic, Duration::from_secs(2), |r| !r.is_empty()).is_empty()).then_some(())
-    });
+    wait_for(
+        "records in the reconfigured topic",
+        Duration::from_secs(30),
+        || {
+            (!read_topic(env.bootstrap(), &new_topic, Duration::from_secs(2), |r| {
+                !r.is_empty()
+            })
+            .is_empty())
+            .then_some(())
+        },
+    );
 
     // Restarts: plain 204, with tasks 202 and a status body, one task 204.
-    assert_eq!(api.post_empty(&format!("/connectors/{name}/restart")).status, 204);
-    let restarted = api.post_empty(&format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=false"));
+    assert_eq!(
+        api.post_empty(&format!("/connectors/{name}/restart"))
+            .status,
+        204
+    );
+    let restarted = api.post_empty(&format!(
+        "/connectors/{name}/restart?includeTasks=true&onlyFailed=false"
+    ));
     assert_eq!(restarted.status, 202, "{}", restarted.text);
     assert_eq!(restarted.body["name"], name.as_str());
-    assert_eq!(api.post_empty(&format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=true")).status, 202);
-    assert_eq!(api.post_empty(&format!("/connectors/{name}/tasks/0/restart")).status, 204);
+    assert_eq!(
+        api.post_empty(&format!(
+            "/connectors/{name}/restart?includeTasks=true&onlyFailed=true"
+        ))
+        .status,
+        202
+    );
+    assert_eq!(
+        api.post_empty(&format!("/connectors/{name}/tasks/0/restart"))
+            .status,
+        204
+    );
     wait_task_state(&api, &name, "RUNNING");
 
     // Offsets can only be edited on a stopped connector.
@@ -126,7 +195,10 @@ fn connector_lifecycle_through_the_rest_api() {
     assert_eq!(refused.status, 400);
     assert!(refused.message().contains("STOPPED"), "{}", refused.text);
 
-    assert_eq!(api.put_empty(&format!("/connectors/{name}/stop")).status, 204);
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/stop")).status,
+        204
+    );
     wait_for("the connector to stop", Duration::from_secs(30), || {
         let s = api.get(&format!("/connectors/{name}/status"));
         (s.body["connector"]["state"] == "STOPPED" && s.body["tasks"] == json!([])).then_some(())
@@ -134,17 +206,38 @@ fn connector_lifecycle_through_the_rest_api() {
     let altered = api.patch(&format!("/connectors/{name}/offsets"), &patch);
     assert_eq!(altered.status, 200, "{}", altered.text);
     let offsets = api.get(&format!("/connectors/{name}/offsets")).body;
-    assert!(offsets["offsets"].as_array().expect("offsets").iter().any(|o| o["partition"]["topic"] == new_topic.as_str() && o["offset"]["seq"] == 1000));
+    assert!(offsets["offsets"]
+        .as_array()
+        .expect("offsets")
+        .iter()
+        .any(|o| o["partition"]["topic"] == new_topic.as_str() && o["offset"]["seq"] == 1000));
 
     // Resuming a stopped connector continues from the altered offset.
-    assert_eq!(api.put_empty(&format!("/connectors/{name}/resume")).status, 202);
-    let seqs = datagen_seqs(&read_topic(env.bootstrap(), &new_topic, Duration::from_secs(30), |r| datagen_seqs(r).contains(&1001)));
-    assert!(seqs.contains(&1001), "no record after the altered offset: {seqs:?}");
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/resume")).status,
+        202
+    );
+    let seqs = datagen_seqs(&read_topic(
+        env.bootstrap(),
+        &new_topic,
+        Duration::from_secs(30),
+        |r| datagen_seqs(r).contains(&1001),
+    ));
+    assert!(
+        seqs.contains(&1001),
+        "no record after the altered offset: {seqs:?}"
+    );
 
-    assert_eq!(api.put_empty(&format!("/connectors/{name}/stop")).status, 204);
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/stop")).status,
+        204
+    );
     let reset = api.delete(&format!("/connectors/{name}/offsets"));
     assert_eq!(reset.status, 200, "{}", reset.text);
-    assert_eq!(api.get(&format!("/connectors/{name}/offsets")).body, json!({"offsets": []}));
+    assert_eq!(
+        api.get(&format!("/connectors/{name}/offsets")).body,
+        json!({"offsets": []})
+    );
 
     assert_eq!(api.delete(&format!("/connectors/{name}")).status, 204);
     let gone = api.get(&format!("/connectors/{name}"));
@@ -158,7 +251,10 @@ fn put_config_creates_a_connector_with_201() {
     let worker = Worker::start(&env);
     let api = worker.api();
     let name = unique("put");
-    let reply = api.put(&format!("/connectors/{name}/config"), &datagen(&unique("put-topic"), json!({})));
+    let reply = api.put(
+        &format!("/connectors/{name}/config"),
+        &datagen(&unique("put-topic"), json!({})),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(reply.body["name"], name.as_str());
     wait_task_state(&api, &name, "RUNNING");
@@ -170,18 +266,27 @@ fn metrics_and_health_report_the_running_task() {
     let worker = Worker::start(&env);
     let api = worker.api();
     let name = unique("metrics");
-    let reply = api.post("/connectors", &json!({"name": name, "config": datagen(&unique("metrics-topic"), json!({}))}));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": name, "config": datagen(&unique("metrics-topic"), json!({}))}),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(api.get("/health").body["status"], "healthy");
-    let produced = format!("sluice_source_records_produced_total{{connector=\"{name}\",task=\"0\"}} ");
-    let count = wait_for("produced records in /metrics", Duration::from_secs(30), || {
-        let text = api.get("/metrics").text;
-        text.lines()
-            .find_map(|l| l.strip_prefix(&produced))
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|n| *n > 0)
-    });
+    let produced =
+        format!("sluice_source_records_produced_total{{connector=\"{name}\",task=\"0\"}} ");
+    let count = wait_for(
+        "produced records in /metrics",
+        Duration::from_secs(30),
+        || {
+            let text = api.get("/metrics").text;
+            text.lines()
+                .find_map(|l| l.strip_prefix(&produced))
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+        },
+    );
     assert!(count > 0);
-    let running = format!("sluice_task_state{{connector=\"{name}\",task=\"0\",state=\"RUNNING\"}} 1");
+    let running =
+        format!("sluice_task_state{{connector=\"{name}\",task=\"0\",state=\"RUNNING\"}} 1");
     assert!(api.get("/metrics").text.contains(&running));
 }

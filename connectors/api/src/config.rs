@@ -391,15 +391,24 @@ mod tests {
     #[test]
     fn wrong_type_and_disallowed_value_are_reported() {
         let errors = errors_of(&[("topic", "t"), ("rate", "fast"), ("mode", "c")]);
-        assert!(errors["rate"][0].contains("Not a number of type LONG"), "{errors:?}");
-        assert!(errors["mode"][0].contains("must be one of a, b"), "{errors:?}");
+        assert!(
+            errors["rate"][0].contains("Not a number of type LONG"),
+            "{errors:?}"
+        );
+        assert!(
+            errors["mode"][0].contains("must be one of a, b"),
+            "{errors:?}"
+        );
     }
 
     #[test]
     fn typed_getters_use_defaults_and_name_the_key() {
         let config: ConnectorConfig = [("rate", "x")].into_iter().collect();
         assert_eq!(config.i64_or("other", 5), Ok(5));
-        assert_eq!(config.i64_or("rate", 5).map_err(|e| e.key), Err("rate".to_owned()));
+        assert_eq!(
+            config.i64_or("rate", 5).map_err(|e| e.key),
+            Err("rate".to_owned())
+        );
         assert_eq!(config.list("missing"), Vec::<String>::new());
     }
 }

@@ -166,6 +166,9 @@ mod tests {
     #[test]
     fn plain_schemas_have_no_logical_type() {
         assert_eq!(LogicalType::of(&Schema::int64()), None);
-        assert_eq!(LogicalType::of(&micro_timestamp()), Some(LogicalType::TimestampMicros));
+        assert_eq!(
+            LogicalType::of(&micro_timestamp()),
+            Some(LogicalType::TimestampMicros)
+        );
     }
 }

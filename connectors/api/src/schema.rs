@@ -202,6 +202,9 @@ impl Schema {
 
     /// The position and definition of the struct field called `name`.
     pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
-        self.fields().iter().enumerate().find(|(_, f)| f.name == name)
+        self.fields()
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name == name)
     }
 }

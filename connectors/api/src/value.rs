@@ -113,7 +113,16 @@ mod tests {
 
     #[test]
     fn decimal_bytes_round_trip() {
-        for n in [0i128, 1, -1, 12345, -98765, i64::MAX as i128 * 7, i128::MIN, i128::MAX] {
+        for n in [
+            0i128,
+            1,
+            -1,
+            12345,
+            -98765,
+            i64::MAX as i128 * 7,
+            i128::MIN,
+            i128::MAX,
+        ] {
             let Value::Bytes(b) = Value::decimal(n) else {
                 unreachable!("decimal always yields bytes")
             };

@@ -9,8 +9,7 @@ mod config;
 mod task;
 
 use sluice_connector_api::{
-    ConfigDef, ConnectorConfig, ConnectorError, PluginInfo, PluginKind, SourceConnector,
-    SourceTask,
+    ConfigDef, ConnectorConfig, ConnectorError, PluginInfo, PluginKind, SourceConnector, SourceTask,
 };
 
 pub use config::DatagenConfig;

@@ -250,6 +250,9 @@ mod tests {
             started: Instant::now(),
             emitted_since_start: 0,
         };
-        assert_eq!(state.record(7, 0).key, Some(Value::Struct(vec![Value::Int64(1)])));
+        assert_eq!(
+            state.record(7, 0).key,
+            Some(Value::Struct(vec![Value::Int64(1)]))
+        );
     }
 }

@@ -11,12 +11,15 @@ use sluice_connector_api::{Schema, SchemaKind, Value};
 
 use super::{ConvertError, Converter};
 
+/// Cached schema JSON, keyed by the schema's address.
+type SchemaCache = HashMap<usize, (Arc<Schema>, Arc<Json>)>;
+
 /// Connect's JSON converter.
 pub struct JsonConverter {
     schemas_enable: bool,
     /// Schema JSON by schema identity: schemas are shared `Arc`s, so the
     /// pointer is a cheap key, and the held `Arc` keeps it valid.
-    schema_cache: Mutex<HashMap<usize, (Arc<Schema>, Arc<Json>)>>,
+    schema_cache: Mutex<SchemaCache>,
 }
 
 impl JsonConverter {
@@ -41,7 +44,7 @@ impl JsonConverter {
 }
 
 impl Converter for JsonConverter {
-    fn from_connect(
+    fn encode(
         &self,
         _topic: &str,
         schema: Option<&Arc<Schema>>,
@@ -63,10 +66,12 @@ impl Converter for JsonConverter {
         } else {
             payload
         };
-        serde_json::to_vec(&doc).map(Some).map_err(|e| ConvertError::Mismatch {
-            path: String::new(),
-            message: e.to_string(),
-        })
+        serde_json::to_vec(&doc)
+            .map(Some)
+            .map_err(|e| ConvertError::Mismatch {
+                path: String::new(),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -124,7 +129,11 @@ pub fn schema_to_json(schema: &Schema) -> Json {
 
 fn mismatch(path: &str, schema: &Schema, value: &Value) -> ConvertError {
     ConvertError::Mismatch {
-        path: if path.is_empty() { "<root>".into() } else { path.to_owned() },
+        path: if path.is_empty() {
+            "<root>".into()
+        } else {
+            path.to_owned()
+        },
         message: format!(
             "expected {}{}, found {value:?}",
             schema.kind.connect_name(),
@@ -164,7 +173,10 @@ pub fn value_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json,
                     let Value::String(name) = k else {
                         return Err(mismatch(path, ks, k));
                     };
-                    obj.insert(name.clone(), value_to_json(vs, v, &format!("{path}.{name}"))?);
+                    obj.insert(
+                        name.clone(),
+                        value_to_json(vs, v, &format!("{path}.{name}"))?,
+                    );
                 }
                 Json::Object(obj)
             } else {
@@ -256,7 +268,7 @@ mod tests {
     #[test]
     fn schemas_enabled_matches_connects_envelope() {
         let bytes = JsonConverter::new(true)
-            .from_connect("t", Some(&schema()), Some(&row()))
+            .encode("t", Some(&schema()), Some(&row()))
             .expect("convert")
             .expect("not a tombstone");
         let doc: Json = serde_json::from_slice(&bytes).expect("json");
@@ -282,21 +294,24 @@ mod tests {
     fn schemas_disabled_writes_the_bare_payload_and_null_is_a_tombstone() {
         let converter = JsonConverter::new(false);
         let bytes = converter
-            .from_connect("t", Some(&schema()), Some(&row()))
+            .encode("t", Some(&schema()), Some(&row()))
             .expect("convert")
             .expect("value");
         assert_eq!(
             serde_json::from_slice::<Json>(&bytes).expect("json"),
             json!({"id": 7, "price": "B88=", "note": null})
         );
-        assert_eq!(converter.from_connect("t", Some(&schema()), None).expect("ok"), None);
+        assert_eq!(
+            converter.encode("t", Some(&schema()), None).expect("ok"),
+            None
+        );
     }
 
     #[test]
     fn a_null_in_a_required_field_names_the_field() {
         let bad = Value::Struct(vec![Value::Null, Value::decimal(1), Value::Null]);
         let err = JsonConverter::new(true)
-            .from_connect("t", Some(&schema()), Some(&bad))
+            .encode("t", Some(&schema()), Some(&bad))
             .expect_err("null id");
         assert!(err.to_string().contains("at id"), "{err}");
     }

@@ -35,7 +35,7 @@ pub enum ConvertError {
 /// Encodes keys or values for one topic.
 pub trait Converter: Send + Sync {
     /// The bytes for `value` under `schema`; `None` for a null (tombstone).
-    fn from_connect(
+    fn encode(
         &self,
         topic: &str,
         schema: Option<&Arc<Schema>>,
@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn bad_schemas_enable_is_named() {
-        let config = BTreeMap::from([("key.converter.schemas.enable".to_owned(), "yes".to_owned())]);
+        let config =
+            BTreeMap::from([("key.converter.schemas.enable".to_owned(), "yes".to_owned())]);
         let err = build(Side::Key, &config, &BTreeMap::new())
             .err()
             .expect("bad flag");

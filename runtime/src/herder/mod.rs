@@ -62,7 +62,9 @@ impl RunnerDeps {
     /// Notes that `connector` writes to `topic`.
     pub fn note_topic(&self, connector: &str, topic: &str) {
         let mut all = self.active_topics.lock().unwrap_or_else(|e| e.into_inner());
-        all.entry(connector.to_owned()).or_default().insert(topic.to_owned());
+        all.entry(connector.to_owned())
+            .or_default()
+            .insert(topic.to_owned());
     }
 }
 
@@ -150,7 +152,11 @@ fn kind_of(plugin: &Plugin) -> &'static str {
 
 impl Herder {
     /// A herder with no connectors yet; call [`Herder::restore`] next.
-    pub fn new(plugins: PluginRegistry, configs: Arc<dyn ConfigStore>, deps: Arc<RunnerDeps>) -> Self {
+    pub fn new(
+        plugins: PluginRegistry,
+        configs: Arc<dyn ConfigStore>,
+        deps: Arc<RunnerDeps>,
+    ) -> Self {
         Self {
             plugins,
             configs,
@@ -184,12 +190,18 @@ impl Herder {
 
     /// Validates a config for the plugin it names.
     pub fn validate(&self, config: &ConnectorConfig) -> Result<ValidationReport, HerderError> {
-        let plugin = validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
-        Ok(validation::validate(&plugin, config, &self.deps.converter_defaults))
+        let plugin =
+            validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
+        Ok(validation::validate(
+            &plugin,
+            config,
+            &self.deps.converter_defaults,
+        ))
     }
 
     fn check(&self, config: &ConnectorConfig) -> Result<Plugin, HerderError> {
-        let plugin = validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
+        let plugin =
+            validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
         let report = validation::validate(&plugin, config, &self.deps.converter_defaults);
         if report.error_count > 0 {
             return Err(HerderError::InvalidConfig {
@@ -204,7 +216,11 @@ impl Herder {
     }
 
     /// Creates a connector; fails if the name is taken.
-    pub async fn create(&self, name: &str, config: BTreeMap<String, String>) -> Result<ConnectorInfo, HerderError> {
+    pub async fn create(
+        &self,
+        name: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<ConnectorInfo, HerderError> {
         let mut connectors = self.connectors.lock().await;
         if connectors.contains_key(name) {
             return Err(HerderError::AlreadyExists(name.to_owned()));
@@ -225,7 +241,11 @@ impl Herder {
     }
 
     /// Creates or reconfigures a connector; true if it was created.
-    pub async fn put_config(&self, name: &str, mut config: BTreeMap<String, String>) -> Result<(bool, ConnectorInfo), HerderError> {
+    pub async fn put_config(
+        &self,
+        name: &str,
+        mut config: BTreeMap<String, String>,
+    ) -> Result<(bool, ConnectorInfo), HerderError> {
         let mut connectors = self.connectors.lock().await;
         let previous = connectors.get(name).map(|e| e.stored.clone());
         if let Some(previous) = &previous {
@@ -236,7 +256,9 @@ impl Herder {
         let stored = StoredConnector {
             name: name.to_owned(),
             config,
-            target_state: previous.as_ref().map_or(TargetState::Started, |p| p.target_state),
+            target_state: previous
+                .as_ref()
+                .map_or(TargetState::Started, |p| p.target_state),
         };
         self.configs.put(&stored)?;
         if let Some(mut old) = connectors.remove(name) {
@@ -254,12 +276,18 @@ impl Herder {
     /// Stops and forgets a connector (its offsets stay, as in Connect).
     pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
         let mut connectors = self.connectors.lock().await;
-        let mut entry = connectors.remove(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let mut entry = connectors
+            .remove(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         stop_tasks(&mut entry.tasks).await;
         self.configs.remove(name)?;
         self.deps.status.remove(name);
         self.deps.metrics.remove_connector(name);
-        self.deps.active_topics.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.deps
+            .active_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         tracing::info!(connector = %name, "connector deleted");
         Ok(())
     }
@@ -272,7 +300,9 @@ impl Herder {
     /// A connector's description.
     pub async fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
         let connectors = self.connectors.lock().await;
-        let entry = connectors.get(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         Ok(self.info_of(entry))
     }
 
@@ -281,7 +311,10 @@ impl Herder {
         ConnectorInfo {
             config: secrets::redact(&entry.stored.config),
             tasks: (0..entry.task_configs.len() as u32)
-                .map(|task| TaskId { connector: name.clone(), task })
+                .map(|task| TaskId {
+                    connector: name.clone(),
+                    task,
+                })
                 .collect(),
             kind: self.kind(&entry.stored),
             name,
@@ -304,14 +337,27 @@ impl Herder {
     /// A connector's tasks and their configs, secrets hidden.
     pub async fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
         let connectors = self.connectors.lock().await;
-        let entry = connectors.get(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         Ok(entry
             .task_configs
             .iter()
             .enumerate()
             .map(|(i, c)| TaskInfo {
-                id: TaskId { connector: name.to_owned(), task: i as u32 },
-                config: secrets::redact(&entry.stored.config.clone().into_iter().chain(c.0.clone()).collect()),
+                id: TaskId {
+                    connector: name.to_owned(),
+                    task: i as u32,
+                },
+                config: secrets::redact(
+                    &entry
+                        .stored
+                        .config
+                        .clone()
+                        .into_iter()
+                        .chain(c.0.clone())
+                        .collect(),
+                ),
             })
             .collect())
     }
@@ -319,23 +365,36 @@ impl Herder {
     /// A connector's status and its tasks'.
     pub async fn status(&self, name: &str) -> Result<StatusReport, HerderError> {
         let connectors = self.connectors.lock().await;
-        let entry = connectors.get(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         let (connector, tasks) = self.deps.status.get(name).unwrap_or_else(|| {
             (
-                ConnectorStatus { state: State::Unassigned, worker_id: self.deps.worker_id.clone(), trace: None },
+                ConnectorStatus {
+                    state: State::Unassigned,
+                    worker_id: self.deps.worker_id.clone(),
+                    trace: None,
+                },
                 BTreeMap::new(),
             )
         });
         Ok(StatusReport {
             name: name.to_owned(),
             connector,
-            tasks: tasks.into_iter().map(|(id, status)| TaskStatusReport { id, status }).collect(),
+            tasks: tasks
+                .into_iter()
+                .map(|(id, status)| TaskStatusReport { id, status })
+                .collect(),
             kind: self.kind(&entry.stored),
         })
     }
 
     /// One task's status.
-    pub async fn task_status(&self, name: &str, task: u32) -> Result<TaskStatusReport, HerderError> {
+    pub async fn task_status(
+        &self,
+        name: &str,
+        task: u32,
+    ) -> Result<TaskStatusReport, HerderError> {
         self.status(name)
             .await?
             .tasks
@@ -361,7 +420,9 @@ impl Herder {
 
     async fn set_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
         let mut connectors = self.connectors.lock().await;
-        let entry = connectors.get_mut(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get_mut(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         let before = entry.stored.target_state;
         if before == target {
             return Ok(());
@@ -371,16 +432,31 @@ impl Herder {
         self.configs.put(&stored)?;
         tracing::info!(connector = %name, from = ?before, to = ?target, "target state changed");
         match (before, target) {
-            (TargetState::Started, TargetState::Paused) | (TargetState::Paused, TargetState::Started) => {
-                let control = if target == TargetState::Paused { Control::Pause } else { Control::Run };
+            (TargetState::Started, TargetState::Paused)
+            | (TargetState::Paused, TargetState::Started) => {
+                let control = if target == TargetState::Paused {
+                    Control::Pause
+                } else {
+                    Control::Run
+                };
                 for handle in entry.tasks.iter().flatten() {
                     let _ = handle.control.send(control);
                 }
                 entry.stored = stored;
-                self.put_connector_status(name, if target == TargetState::Paused { State::Paused } else { State::Running }, None);
+                self.put_connector_status(
+                    name,
+                    if target == TargetState::Paused {
+                        State::Paused
+                    } else {
+                        State::Running
+                    },
+                    None,
+                );
             }
             _ => {
-                let mut old = connectors.remove(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+                let mut old = connectors
+                    .remove(name)
+                    .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
                 stop_tasks(&mut old.tasks).await;
                 let entry = self.launch(stored);
                 connectors.insert(name.to_owned(), entry);
@@ -391,24 +467,40 @@ impl Herder {
 
     /// Restarts a connector and, with `include_tasks`, its tasks (only the
     /// failed ones with `only_failed`). Returns the status right after.
-    pub async fn restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<StatusReport, HerderError> {
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<StatusReport, HerderError> {
         {
             let mut connectors = self.connectors.lock().await;
-            let entry = connectors.get(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            let entry = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
             let connector_failed = self
                 .deps
                 .status
                 .get(name)
                 .is_some_and(|(c, _)| c.state == State::Failed);
             if include_tasks {
-                let statuses = self.deps.status.get(name).map(|(_, t)| t).unwrap_or_default();
+                let statuses = self
+                    .deps
+                    .status
+                    .get(name)
+                    .map(|(_, t)| t)
+                    .unwrap_or_default();
                 let restart: Vec<u32> = (0..entry.tasks.len() as u32)
-                    .filter(|id| !only_failed || statuses.get(id).is_some_and(|s| s.state == State::Failed))
+                    .filter(|id| {
+                        !only_failed || statuses.get(id).is_some_and(|s| s.state == State::Failed)
+                    })
                     .collect();
                 if !only_failed || connector_failed {
                     // A connector restart recomputes task configs, so every
                     // task restarts with it.
-                    let mut old = connectors.remove(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+                    let mut old = connectors
+                        .remove(name)
+                        .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
                     stop_tasks(&mut old.tasks).await;
                     let entry = self.launch(old.stored);
                     connectors.insert(name.to_owned(), entry);
@@ -418,7 +510,9 @@ impl Herder {
                     }
                 }
             } else if !only_failed || connector_failed {
-                let mut old = connectors.remove(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+                let mut old = connectors
+                    .remove(name)
+                    .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
                 if old.task_configs.is_empty() || connector_failed {
                     stop_tasks(&mut old.tasks).await;
                     let entry = self.launch(old.stored);
@@ -439,8 +533,15 @@ impl Herder {
         self.restart_task_locked(&mut connectors, name, task).await
     }
 
-    async fn restart_task_locked(&self, connectors: &mut BTreeMap<String, Entry>, name: &str, task: u32) -> Result<(), HerderError> {
-        let entry = connectors.get_mut(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+    async fn restart_task_locked(
+        &self,
+        connectors: &mut BTreeMap<String, Entry>,
+        name: &str,
+        task: u32,
+    ) -> Result<(), HerderError> {
+        let entry = connectors
+            .get_mut(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         let index = task as usize;
         if index >= entry.task_configs.len() {
             return Err(HerderError::TaskNotFound(name.to_owned(), task));
@@ -461,8 +562,15 @@ impl Herder {
         if !self.connectors.lock().await.contains_key(name) {
             return Err(HerderError::NotFound(name.to_owned()));
         }
-        let all = self.deps.active_topics.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(all.get(name).map(|t| t.iter().cloned().collect()).unwrap_or_default())
+        let all = self
+            .deps
+            .active_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(all
+            .get(name)
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// The committed offsets of a connector, in Connect's shape.
@@ -475,7 +583,11 @@ impl Herder {
     }
 
     /// Alters (or with a null offset removes) offsets of a stopped connector.
-    pub async fn alter_offsets(&self, name: &str, changes: Vec<(SourcePartition, Option<SourceOffset>)>) -> Result<(), HerderError> {
+    pub async fn alter_offsets(
+        &self,
+        name: &str,
+        changes: Vec<(SourcePartition, Option<SourceOffset>)>,
+    ) -> Result<(), HerderError> {
         self.require_stopped(name).await?;
         self.deps.offsets.put(name, &changes)?;
         tracing::info!(connector = %name, partitions = changes.len(), "offsets altered");
@@ -492,7 +604,9 @@ impl Herder {
 
     async fn require_stopped(&self, name: &str) -> Result<(), HerderError> {
         let connectors = self.connectors.lock().await;
-        let entry = connectors.get(name).ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         if entry.stored.target_state != TargetState::Stopped {
             return Err(HerderError::NotStopped(name.to_owned()));
         }
@@ -516,14 +630,22 @@ impl Herder {
     fn put_connector_status(&self, name: &str, state: State, trace: Option<String>) {
         self.deps.status.put_connector(
             name,
-            ConnectorStatus { state, worker_id: self.deps.worker_id.clone(), trace },
+            ConnectorStatus {
+                state,
+                worker_id: self.deps.worker_id.clone(),
+                trace,
+            },
         );
     }
 
     /// Brings a stored connector up in its target state.
     fn launch(&self, stored: StoredConnector) -> Entry {
         let name = stored.name.clone();
-        let mut entry = Entry { stored, task_configs: Vec::new(), tasks: Vec::new() };
+        let mut entry = Entry {
+            stored,
+            task_configs: Vec::new(),
+            tasks: Vec::new(),
+        };
         if entry.stored.target_state == TargetState::Stopped {
             self.put_connector_status(&name, State::Stopped, None);
             self.deps.status.truncate_tasks(&name, 0);
@@ -538,9 +660,15 @@ impl Herder {
                 return entry;
             }
         };
-        let state = if entry.stored.target_state == TargetState::Paused { State::Paused } else { State::Running };
+        let state = if entry.stored.target_state == TargetState::Paused {
+            State::Paused
+        } else {
+            State::Running
+        };
         self.put_connector_status(&name, state, None);
-        self.deps.status.truncate_tasks(&name, task_configs.len() as u32);
+        self.deps
+            .status
+            .truncate_tasks(&name, task_configs.len() as u32);
         entry.tasks = task_configs
             .iter()
             .enumerate()
@@ -551,13 +679,20 @@ impl Herder {
     }
 
     fn task_configs(&self, stored: &StoredConnector) -> Result<Vec<ConnectorConfig>, String> {
-        let resolved = ConnectorConfig(secrets::resolve(&stored.config).map_err(|e| e.to_string())?);
+        let resolved =
+            ConnectorConfig(secrets::resolve(&stored.config).map_err(|e| e.to_string())?);
         let plugin = validation::plugin_for(&self.plugins, &resolved)?;
         let report = validation::validate(&plugin, &resolved, &self.deps.converter_defaults);
         if report.error_count > 0 {
-            return Err(format!("invalid configuration:\n{}", report.error_lines().join("\n")));
+            return Err(format!(
+                "invalid configuration:\n{}",
+                report.error_lines().join("\n")
+            ));
         }
-        let max_tasks = resolved.i64_or("tasks.max", 1).map_err(|e| e.to_string())?.max(1) as usize;
+        let max_tasks = resolved
+            .i64_or("tasks.max", 1)
+            .map_err(|e| e.to_string())?
+            .max(1) as usize;
         let configs = match &plugin {
             Plugin::Source(s) => s.task_configs(&resolved, max_tasks),
             Plugin::Sink(s) => s.task_configs(&resolved, max_tasks),
@@ -571,23 +706,58 @@ impl Herder {
             .collect())
     }
 
-    fn spawn_task(&self, stored: &StoredConnector, index: usize, config: &ConnectorConfig) -> Option<TaskHandle> {
+    fn spawn_task(
+        &self,
+        stored: &StoredConnector,
+        index: usize,
+        config: &ConnectorConfig,
+    ) -> Option<TaskHandle> {
         let task_id = index as u32;
-        let plugin = stored.config.get("connector.class").and_then(|c| self.plugins.find(c))?;
-        let initial = if stored.target_state == TargetState::Paused { Control::Pause } else { Control::Run };
+        let plugin = stored
+            .config
+            .get("connector.class")
+            .and_then(|c| self.plugins.find(c))?;
+        let initial = if stored.target_state == TargetState::Paused {
+            Control::Pause
+        } else {
+            Control::Run
+        };
         let (control, receiver) = watch::channel(initial);
-        let initial_state = if initial == Control::Pause { State::Paused } else { State::Unassigned };
-        self.deps.status.put_task(&stored.name, task_id, TaskStatus::new(initial_state, &self.deps.worker_id));
-        self.deps.metrics.set_state(&stored.name, task_id, initial_state);
+        let initial_state = if initial == Control::Pause {
+            State::Paused
+        } else {
+            State::Unassigned
+        };
+        self.deps.status.put_task(
+            &stored.name,
+            task_id,
+            TaskStatus::new(initial_state, &self.deps.worker_id),
+        );
+        self.deps
+            .metrics
+            .set_state(&stored.name, task_id, initial_state);
         let join = match plugin {
             Plugin::Source(source) => {
-                let spec = SourceTaskSpec { connector: stored.name.clone(), task_id, config: config.clone(), plugin: source };
+                let spec = SourceTaskSpec {
+                    connector: stored.name.clone(),
+                    task_id,
+                    config: config.clone(),
+                    plugin: source,
+                };
                 tokio::spawn(source_runner::run(spec, Arc::clone(&self.deps), receiver))
             }
             Plugin::Sink(_) => {
-                let trace = "sink connectors cannot run on this worker yet: the sink runtime is not built".to_owned();
-                self.deps.status.put_task(&stored.name, task_id, TaskStatus::failed(&self.deps.worker_id, trace));
-                self.deps.metrics.set_state(&stored.name, task_id, State::Failed);
+                let trace =
+                    "sink connectors cannot run on this worker yet: the sink runtime is not built"
+                        .to_owned();
+                self.deps.status.put_task(
+                    &stored.name,
+                    task_id,
+                    TaskStatus::failed(&self.deps.worker_id, trace),
+                );
+                self.deps
+                    .metrics
+                    .set_state(&stored.name, task_id, State::Failed);
                 tokio::spawn(async {})
             }
         };
@@ -596,7 +766,10 @@ impl Herder {
 }
 
 /// `config` with `name` set, refusing a mismatching `name` inside it.
-fn with_name(name: &str, mut config: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, HerderError> {
+fn with_name(
+    name: &str,
+    mut config: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, HerderError> {
     match config.get("name") {
         Some(inner) if inner != name => Err(HerderError::BadRequest(format!(
             "Connector name configuration ({inner}) doesn't match connector name in the URL ({name})"

@@ -18,8 +18,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use sluice_connector_api::{
-    ConnectorConfig, ConnectorError, SourceConnector, SourceOffset, SourcePartition,
-    SourceRecord, SourceTask, SourceTaskContext,
+    ConnectorConfig, ConnectorError, SourceConnector, SourceOffset, SourcePartition, SourceRecord,
+    SourceTask, SourceTaskContext,
 };
 use tokio::sync::watch;
 
@@ -54,7 +54,11 @@ pub struct SourceTaskSpec {
 
 /// Runs the task until told to stop, restarting it with exponential backoff
 /// after retriable failures and parking it FAILED after fatal ones.
-pub async fn run(spec: SourceTaskSpec, deps: Arc<RunnerDeps>, mut control: watch::Receiver<Control>) {
+pub async fn run(
+    spec: SourceTaskSpec,
+    deps: Arc<RunnerDeps>,
+    mut control: watch::Receiver<Control>,
+) {
     let metrics = deps.metrics.task(&spec.connector, spec.task_id);
     let mut failures: u32 = 0;
     loop {
@@ -74,7 +78,10 @@ pub async fn run(spec: SourceTaskSpec, deps: Arc<RunnerDeps>, mut control: watch
         let retriable = error.is_retriable();
         let backoff = Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60));
         let trace = if retriable {
-            format!("{error}\n(retriable: the task restarts in {}s)", backoff.as_secs())
+            format!(
+                "{error}\n(retriable: the task restarts in {}s)",
+                backoff.as_secs()
+            )
         } else {
             format!("{error}\n(the task stays FAILED until it is restarted: POST /connectors/{}/tasks/{}/restart)", spec.connector, spec.task_id)
         };
@@ -94,7 +101,8 @@ pub async fn run(spec: SourceTaskSpec, deps: Arc<RunnerDeps>, mut control: watch
 }
 
 fn set_status(deps: &RunnerDeps, spec: &SourceTaskSpec, status: TaskStatus) {
-    deps.metrics.set_state(&spec.connector, spec.task_id, status.state);
+    deps.metrics
+        .set_state(&spec.connector, spec.task_id, status.state);
     deps.status.put_task(&spec.connector, spec.task_id, status);
 }
 
@@ -125,6 +133,9 @@ async fn run_once(
     tracing::info!(connector = %spec.connector, task = spec.task_id, ok = result.is_ok(), "task stopped");
     result
 }
+
+/// Encoded key and value; `None` is a null key or a tombstone.
+type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// A sent record waiting for its delivery report.
 struct InFlight {
@@ -160,8 +171,9 @@ impl<'a> Pipeline<'a> {
     ) -> Result<Self, ConnectorError> {
         let config = &spec.config.0;
         let converter = |side| {
-            converter::build(side, config, &deps.converter_defaults)
-                .map_err(|e| ConnectorError::Config(sluice_connector_api::ConfigError::new(e.key, e.message)))
+            converter::build(side, config, &deps.converter_defaults).map_err(|e| {
+                ConnectorError::Config(sluice_connector_api::ConfigError::new(e.key, e.message))
+            })
         };
         let layout_value = |key: &str, default: i32| -> Result<i32, ConnectorError> {
             Ok(spec.config.i64_or(key, i64::from(default))? as i32)
@@ -174,7 +186,10 @@ impl<'a> Pipeline<'a> {
             value_converter: converter(Side::Value)?,
             tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
             layout: TopicLayout {
-                partitions: layout_value("topic.creation.default.partitions", deps.topic_layout.partitions)?,
+                partitions: layout_value(
+                    "topic.creation.default.partitions",
+                    deps.topic_layout.partitions,
+                )?,
                 replication_factor: layout_value(
                     "topic.creation.default.replication.factor",
                     deps.topic_layout.replication_factor,
@@ -282,12 +297,15 @@ impl<'a> Pipeline<'a> {
         }
         let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
         let headers = (!record.headers.is_empty()).then(|| {
-            record.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-                h.insert(Header {
-                    key: k,
-                    value: Some(v),
+            record
+                .headers
+                .iter()
+                .fold(OwnedHeaders::new(), |h, (k, v)| {
+                    h.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    })
                 })
-            })
         });
         loop {
             let mut out = FutureRecord::<[u8], [u8]>::to(&record.topic);
@@ -336,10 +354,7 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    fn convert(
-        &self,
-        record: &SourceRecord,
-    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), ConnectorError> {
+    fn convert(&self, record: &SourceRecord) -> Result<EncodedRecord, ConnectorError> {
         let fail = |side: &str, e: converter::ConvertError| {
             ConnectorError::fatal(format!(
                 "converting the {side} of a record for topic {}: {e}",
@@ -348,11 +363,19 @@ impl<'a> Pipeline<'a> {
         };
         let key = self
             .key_converter
-            .from_connect(&record.topic, record.key_schema.as_ref(), record.key.as_ref())
+            .encode(
+                &record.topic,
+                record.key_schema.as_ref(),
+                record.key.as_ref(),
+            )
             .map_err(|e| fail("key", e))?;
         let value = self
             .value_converter
-            .from_connect(&record.topic, record.value_schema.as_ref(), record.value.as_ref())
+            .encode(
+                &record.topic,
+                record.value_schema.as_ref(),
+                record.value.as_ref(),
+            )
             .map_err(|e| fail("value", e))?;
         Ok((key, value))
     }
@@ -427,7 +450,9 @@ impl<'a> Pipeline<'a> {
         self.acked
             .insert(key, ((*record.partition).clone(), record.offset));
         self.uncommitted += 1;
-        self.metrics.uncommitted.store(self.uncommitted, Ordering::Relaxed);
+        self.metrics
+            .uncommitted
+            .store(self.uncommitted, Ordering::Relaxed);
         Ok(())
     }
 

@@ -64,7 +64,12 @@ impl ValidationReport {
     pub fn error_lines(&self) -> Vec<String> {
         self.configs
             .iter()
-            .flat_map(|c| c.value.errors.iter().map(move |e| format!("{}: {e}", c.value.name)))
+            .flat_map(|c| {
+                c.value
+                    .errors
+                    .iter()
+                    .map(move |e| format!("{}: {e}", c.value.name))
+            })
             .collect()
     }
 }
@@ -148,7 +153,9 @@ pub fn validate(
     let configs = values
         .into_iter()
         .map(|mut value| {
-            if secrets::is_secret_key(&value.name) || value.value.as_deref().is_some_and(secrets::is_placeholder) {
+            if secrets::is_secret_key(&value.name)
+                || value.value.as_deref().is_some_and(secrets::is_placeholder)
+            {
                 value.value = value.value.map(|_| secrets::HIDDEN.to_owned());
             }
             let (order, def) = defs
@@ -158,18 +165,30 @@ pub fn validate(
                 .map(|(i, k)| (i, definition_of(k, i)))
                 .unwrap_or_else(|| {
                     let k = ConfigKey::new("", ConfigType::String, "");
-                    (0, KeyDefinition { name: value.name.clone(), ..definition_of(&k, 0) })
+                    (
+                        0,
+                        KeyDefinition {
+                            name: value.name.clone(),
+                            ..definition_of(&k, 0)
+                        },
+                    )
                 });
             let _ = order;
             if !groups.contains(&def.group) {
                 groups.push(def.group.clone());
             }
-            ValidatedKey { definition: def, value }
+            ValidatedKey {
+                definition: def,
+                value,
+            }
         })
         .collect::<Vec<_>>();
     ValidationReport {
         name: plugin.info().class.to_owned(),
-        error_count: configs.iter().filter(|c| !c.value.errors.is_empty()).count(),
+        error_count: configs
+            .iter()
+            .filter(|c| !c.value.errors.is_empty())
+            .count(),
         groups,
         configs,
     }
@@ -187,7 +206,12 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
         .0
         .keys()
         .filter(|k| common.key(k).is_none() && own.key(k).is_none())
-        .filter(|k| !k.starts_with("key.converter.") && !k.starts_with("value.converter.") && !k.starts_with("errors.") && !k.starts_with("topic.creation."))
+        .filter(|k| {
+            !k.starts_with("key.converter.")
+                && !k.starts_with("value.converter.")
+                && !k.starts_with("errors.")
+                && !k.starts_with("topic.creation.")
+        })
         .cloned()
         .collect()
 }

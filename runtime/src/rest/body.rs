@@ -10,7 +10,9 @@ use super::ApiError;
 /// Parses `body` as JSON, or explains why it is not.
 pub fn json(body: &Bytes) -> Result<Json, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("Request body is empty; send a JSON object"));
+        return Err(ApiError::bad_request(
+            "Request body is empty; send a JSON object",
+        ));
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))
@@ -20,7 +22,9 @@ pub fn json(body: &Bytes) -> Result<Json, ApiError> {
 /// accepted and stringified as Connect does.
 pub fn config_map(value: &Json, what: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let Json::Object(map) = value else {
-        return Err(ApiError::bad_request(format!("{what} must be a JSON object of string keys and values")));
+        return Err(ApiError::bad_request(format!(
+            "{what} must be a JSON object of string keys and values"
+        )));
     };
     map.iter()
         .map(|(k, v)| {

@@ -28,12 +28,17 @@ fn query_flag(query: Option<&str>, key: &str) -> Result<bool, ApiError> {
         None => Ok(false),
         Some("true") => Ok(true),
         Some("false") => Ok(false),
-        Some(other) => Err(ApiError::bad_request(format!("query parameter {key} must be true or false, not {other}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "query parameter {key} must be true or false, not {other}"
+        ))),
     }
 }
 
 /// `GET /connectors` (with `?expand=status` / `?expand=info`).
-pub async fn list(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let names = state.herder.names().await;
     let expand = query_values(query.as_deref(), "expand");
     if expand.is_empty() {
@@ -85,42 +90,69 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /connectors/{name}`.
-pub async fn info(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn info(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(state.herder.info(&name).await?).into_response())
 }
 
 /// `DELETE /connectors/{name}`.
-pub async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.herder.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /connectors/{name}/config`.
-pub async fn config(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<BTreeMap<String, String>>, ApiError> {
+pub async fn config(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<BTreeMap<String, String>>, ApiError> {
     Ok(Json(state.herder.config(&name).await?))
 }
 
 /// `PUT /connectors/{name}/config`: 201 when created, 200 when updated.
-pub async fn put_config(State(state): State<Arc<AppState>>, Path(name): Path<String>, raw: Bytes) -> Result<Response, ApiError> {
+pub async fn put_config(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Response, ApiError> {
     check_name(&name)?;
     let config = body::config_map(&body::json(&raw)?, "the config")?;
     let (created, info) = state.herder.put_config(&name, config).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(info)).into_response())
 }
 
 /// `GET /connectors/{name}/status`.
-pub async fn status(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(state.herder.status(&name).await?).into_response())
 }
 
 /// `POST /connectors/{name}/restart[?includeTasks=&onlyFailed=]`: 204 for a
 /// plain connector restart, 202 with the status when tasks are included,
 /// as Connect answers.
-pub async fn restart(State(state): State<Arc<AppState>>, Path(name): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn restart(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let include_tasks = query_flag(query.as_deref(), "includeTasks")?;
     let only_failed = query_flag(query.as_deref(), "onlyFailed")?;
-    let status = state.herder.restart(&name, include_tasks, only_failed).await?;
+    let status = state
+        .herder
+        .restart(&name, include_tasks, only_failed)
+        .await?;
     if include_tasks || only_failed {
         Ok((StatusCode::ACCEPTED, Json(status)).into_response())
     } else {
@@ -129,48 +161,73 @@ pub async fn restart(State(state): State<Arc<AppState>>, Path(name): Path<String
 }
 
 /// `PUT /connectors/{name}/pause`: 202.
-pub async fn pause(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn pause(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.herder.pause(&name).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// `PUT /connectors/{name}/resume`: 202.
-pub async fn resume(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn resume(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.herder.resume(&name).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// `PUT /connectors/{name}/stop`: 204.
-pub async fn stop(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn stop(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.herder.stop(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /connectors/{name}/tasks`.
-pub async fn tasks(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn tasks(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(state.herder.tasks(&name).await?).into_response())
 }
 
 fn task_number(raw: &str) -> Result<u32, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("Task {raw} not found: task ids are numbers")))
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("Task {raw} not found: task ids are numbers"),
+        )
+    })
 }
 
 /// `GET /connectors/{name}/tasks/{task}/status`.
-pub async fn task_status(State(state): State<Arc<AppState>>, Path((name, task)): Path<(String, String)>) -> Result<Response, ApiError> {
+pub async fn task_status(
+    State(state): State<Arc<AppState>>,
+    Path((name, task)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let task = task_number(&task)?;
     Ok(Json(state.herder.task_status(&name, task).await?).into_response())
 }
 
 /// `POST /connectors/{name}/tasks/{task}/restart`: 204.
-pub async fn restart_task(State(state): State<Arc<AppState>>, Path((name, task)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn restart_task(
+    State(state): State<Arc<AppState>>,
+    Path((name, task)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let task = task_number(&task)?;
     state.herder.restart_task(&name, task).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /connectors/{name}/topics`.
-pub async fn topics(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Json_>, ApiError> {
+pub async fn topics(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
     let topics = state.herder.topics(&name).await?;
     Ok(Json(json!({ name: { "topics": topics } })))
 }

@@ -38,22 +38,42 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/connector-plugins", get(plugins::list))
-        .route("/connector-plugins/{plugin}/config/validate", put(plugins::validate))
-        .route("/connectors", get(connectors::list).post(connectors::create))
-        .route("/connectors/{name}", get(connectors::info).delete(connectors::delete))
-        .route("/connectors/{name}/config", get(connectors::config).put(connectors::put_config))
+        .route(
+            "/connector-plugins/{plugin}/config/validate",
+            put(plugins::validate),
+        )
+        .route(
+            "/connectors",
+            get(connectors::list).post(connectors::create),
+        )
+        .route(
+            "/connectors/{name}",
+            get(connectors::info).delete(connectors::delete),
+        )
+        .route(
+            "/connectors/{name}/config",
+            get(connectors::config).put(connectors::put_config),
+        )
         .route("/connectors/{name}/status", get(connectors::status))
         .route("/connectors/{name}/restart", post(connectors::restart))
         .route("/connectors/{name}/pause", put(connectors::pause))
         .route("/connectors/{name}/resume", put(connectors::resume))
         .route("/connectors/{name}/stop", put(connectors::stop))
         .route("/connectors/{name}/tasks", get(connectors::tasks))
-        .route("/connectors/{name}/tasks/{task}/status", get(connectors::task_status))
-        .route("/connectors/{name}/tasks/{task}/restart", post(connectors::restart_task))
+        .route(
+            "/connectors/{name}/tasks/{task}/status",
+            get(connectors::task_status),
+        )
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(connectors::restart_task),
+        )
         .route("/connectors/{name}/topics", get(connectors::topics))
         .route(
             "/connectors/{name}/offsets",
-            get(offsets::get).patch(offsets::alter).delete(offsets::reset),
+            get(offsets::get)
+                .patch(offsets::alter)
+                .delete(offsets::reset),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -88,5 +108,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "HTTP 405 Method Not Allowed")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "HTTP 405 Method Not Allowed",
+    )
 }

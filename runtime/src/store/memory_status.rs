@@ -28,12 +28,10 @@ impl MemoryStatusStore {
 
 impl StatusStore for MemoryStatusStore {
     fn put_connector(&self, name: &str, status: ConnectorStatus) {
-        self.with(|m| {
-            match m.get_mut(name) {
-                Some(entry) => entry.0 = status,
-                None => {
-                    m.insert(name.to_owned(), (status, BTreeMap::new()));
-                }
+        self.with(|m| match m.get_mut(name) {
+            Some(entry) => entry.0 = status,
+            None => {
+                m.insert(name.to_owned(), (status, BTreeMap::new()));
             }
         });
     }

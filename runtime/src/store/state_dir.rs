@@ -213,7 +213,10 @@ mod tests {
         store.put(&connector).expect("put");
         connector.config.insert("k".into(), "2".into());
         store.put(&connector).expect("put");
-        assert_eq!(StateDirConfigStore::new(dir.path()).load().expect("load"), vec![connector]);
+        assert_eq!(
+            StateDirConfigStore::new(dir.path()).load().expect("load"),
+            vec![connector]
+        );
         store.remove("a").expect("remove");
         assert!(store.load().expect("load").is_empty());
     }
@@ -222,7 +225,12 @@ mod tests {
     fn corrupt_file_is_reported_with_its_path() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("connectors.json"), b"{not json").expect("write");
-        let err = StateDirConfigStore::new(dir.path()).load().expect_err("corrupt");
-        assert!(err.to_string().contains("connectors.json is corrupt"), "{err}");
+        let err = StateDirConfigStore::new(dir.path())
+            .load()
+            .expect_err("corrupt");
+        assert!(
+            err.to_string().contains("connectors.json is corrupt"),
+            "{err}"
+        );
     }
 }
