@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::tail::TailArgs;
 use crate::worker_config::WorkerArgs;
 
 /// sluice: change-data-capture connectors with the Kafka Connect REST API,
@@ -21,4 +22,7 @@ pub enum Command {
     /// compatible, default http://127.0.0.1:8083). Stops cleanly on SIGTERM
     /// or Ctrl-C, committing every acknowledged offset.
     Worker(WorkerArgs),
+    /// Print the records of topics as readable lines (JSON payloads only,
+    /// Connect envelopes unwrapped) until Ctrl-C.
+    Tail(TailArgs),
 }

@@ -14,5 +14,6 @@ pub mod plugins;
 pub mod rest;
 pub mod secrets;
 pub mod store;
+pub mod tail;
 pub mod worker;
 pub mod worker_config;

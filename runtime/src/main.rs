@@ -33,6 +33,7 @@ fn main() -> ExitCode {
                     .map_err(anyhow::Error::from)
                     .and_then(|rt| rt.block_on(sluice_runtime::worker::run(config)))
             }),
+        Command::Tail(args) => sluice_runtime::tail::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
