@@ -12,7 +12,7 @@ use sluice_connector_api::{Schema, SchemaKind, Value};
 use super::{ConvertError, Converter};
 
 /// Cached schema JSON, keyed by the schema's address.
-type SchemaCache = HashMap<usize, (Arc<Schema>, Arc<Json>)>;
+type SchemaCache = HashMap<usize, (Arc<Schema>, Arc<str>)>;
 
 /// Connect's JSON converter.
 pub struct JsonConverter {
@@ -31,13 +31,19 @@ impl JsonConverter {
         }
     }
 
-    fn schema_json(&self, schema: &Arc<Schema>) -> Arc<Json> {
+    /// The schema's JSON text, rendered once per schema.
+    fn schema_json(&self, schema: &Arc<Schema>) -> Arc<str> {
         let key = Arc::as_ptr(schema) as usize;
         let mut cache = self.schema_cache.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(
             &cache
                 .entry(key)
-                .or_insert_with(|| (Arc::clone(schema), Arc::new(schema_to_json(schema))))
+                .or_insert_with(|| {
+                    (
+                        Arc::clone(schema),
+                        Arc::from(schema_to_json(schema).to_string()),
+                    )
+                })
                 .1,
         )
     }
@@ -57,21 +63,23 @@ impl Converter for JsonConverter {
             Some(s) => value_to_json(s, value, "")?,
             None => schemaless_to_json(value),
         };
-        let doc = if self.schemas_enable {
-            let mut envelope = Map::with_capacity(2);
-            let schema_json = schema.map_or(Json::Null, |s| (*self.schema_json(s)).clone());
-            envelope.insert("schema".into(), schema_json);
-            envelope.insert("payload".into(), payload);
-            Json::Object(envelope)
-        } else {
-            payload
-        };
-        serde_json::to_vec(&doc)
-            .map(Some)
-            .map_err(|e| ConvertError::Mismatch {
-                path: String::new(),
-                message: e.to_string(),
-            })
+        let payload = serde_json::to_vec(&payload).map_err(|e| ConvertError::Mismatch {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        if !self.schemas_enable {
+            return Ok(Some(payload));
+        }
+        // The envelope is written by hand around the cached schema text so
+        // the schema is not rebuilt or re-serialised for every record.
+        let schema_text = schema.map_or_else(|| Arc::from("null"), |s| self.schema_json(s));
+        let mut out = Vec::with_capacity(schema_text.len() + payload.len() + 24);
+        out.extend_from_slice(b"{\"schema\":");
+        out.extend_from_slice(schema_text.as_bytes());
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(&payload);
+        out.push(b'}');
+        Ok(Some(out))
     }
 }
 

@@ -156,8 +156,13 @@ struct Pipeline<'a> {
     tolerate_errors: bool,
     layout: TopicLayout,
     in_flight: VecDeque<InFlight>,
-    /// The newest acknowledged offset per partition, not yet stored.
-    acked: BTreeMap<String, (SourcePartition, SourceOffset)>,
+    /// The newest acknowledged offset per partition, not yet stored, keyed
+    /// by the partition's address: tasks share one `Arc` per partition, and
+    /// hashing the map itself for every record would dominate the cost.
+    /// The `u64` is the settle order, so equal partitions behind different
+    /// `Arc`s resolve to the newest offset.
+    acked: BTreeMap<usize, (u64, Arc<SourcePartition>, SourceOffset)>,
+    settled: u64,
     uncommitted: i64,
     last_commit: Instant,
     seen_topics: std::collections::HashSet<String>,
@@ -200,6 +205,7 @@ impl<'a> Pipeline<'a> {
             uncommitted: 0,
             last_commit: Instant::now(),
             seen_topics: Default::default(),
+            settled: 0,
         })
     }
 
@@ -446,9 +452,10 @@ impl<'a> Pipeline<'a> {
                 }
             }
         }
-        let key = serde_json::to_string(&*record.partition).unwrap_or_default();
+        let key = Arc::as_ptr(&record.partition) as usize;
+        self.settled += 1;
         self.acked
-            .insert(key, ((*record.partition).clone(), record.offset));
+            .insert(key, (self.settled, record.partition, record.offset));
         self.uncommitted += 1;
         self.metrics
             .uncommitted
@@ -462,8 +469,14 @@ impl<'a> Pipeline<'a> {
         if self.acked.is_empty() {
             return Ok(());
         }
-        let entries: Vec<(SourcePartition, SourceOffset)> =
-            std::mem::take(&mut self.acked).into_values().collect();
+        let mut newest: Vec<_> = std::mem::take(&mut self.acked).into_values().collect();
+        newest.sort_by_key(|(order, _, _)| std::cmp::Reverse(*order));
+        let mut entries: Vec<(SourcePartition, SourceOffset)> = Vec::with_capacity(newest.len());
+        for (_, partition, offset) in newest {
+            if !entries.iter().any(|(p, _)| *p == *partition) {
+                entries.push(((*partition).clone(), offset));
+            }
+        }
         let writes: Vec<_> = entries
             .iter()
             .map(|(p, o)| (p.clone(), Some(o.clone())))
