@@ -21,7 +21,7 @@ pub enum Command {
     /// Run a worker: the connector runtime and its REST API (Kafka Connect
     /// compatible, default http://127.0.0.1:8083). Stops cleanly on SIGTERM
     /// or Ctrl-C, committing every acknowledged offset.
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
     /// Print the records of topics as readable lines (JSON payloads only,
     /// Connect envelopes unwrapped) until Ctrl-C.
     Tail(TailArgs),
