@@ -40,6 +40,19 @@ fn produced(worker: &Worker, name: &str) -> i64 {
         .unwrap_or(-1)
 }
 
+/// Panics naming the first sequence numbers in `0..TOTAL` the topic lacks.
+fn assert_no_gap(counts: &BTreeMap<i64, usize>, when: &str) {
+    let missing: Vec<i64> = (0..TOTAL)
+        .filter(|s| !counts.contains_key(s))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "records lost {when}, first missing: {missing:?} ({} distinct read)",
+        counts.len()
+    );
+}
+
 fn read_all(env: &TestEnv, topic: &str) -> Vec<i64> {
     let records = read_topic(env.bootstrap(), topic, Duration::from_secs(120), |r| {
         let seqs = datagen_seqs(r);
@@ -69,15 +82,7 @@ fn kill_9_mid_stream_loses_no_record() {
     });
     let seqs = read_all(&env, &topic);
     let counts = counts(&seqs);
-    let missing: Vec<i64> = (0..TOTAL)
-        .filter(|s| !counts.contains_key(s))
-        .take(10)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "records lost after kill -9, first missing: {missing:?} (read {} records of topic {topic})",
-        seqs.len()
-    );
+    assert_no_gap(&counts, &format!("after kill -9 (topic {topic})"));
     assert_eq!(counts.keys().next_back(), Some(&(TOTAL - 1)));
 }
 
@@ -102,14 +107,7 @@ fn sigterm_commits_everything_acknowledged() {
     });
     let seqs = read_all(&env, &topic);
     let counts = counts(&seqs);
-    let missing: Vec<i64> = (0..TOTAL)
-        .filter(|s| !counts.contains_key(s))
-        .take(10)
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "records lost across SIGTERM, first missing: {missing:?}"
-    );
+    assert_no_gap(&counts, "across SIGTERM");
     let repeated: Vec<i64> = counts
         .iter()
         .filter(|(_, n)| **n > 1)
