@@ -313,7 +313,7 @@ impl<'a> Pipeline<'a> {
                     })
                 })
         });
-        loop {
+        let delivery = loop {
             let mut out = FutureRecord::<[u8], [u8]>::to(&record.topic);
             if let Some(k) = &key {
                 out = out.key(k.as_slice());
@@ -331,16 +331,7 @@ impl<'a> Pipeline<'a> {
                 out = out.headers(h.clone());
             }
             match self.deps.producer.send_result(out) {
-                Ok(delivery) => {
-                    self.in_flight.push_back(InFlight {
-                        delivery: Some(delivery),
-                        bytes,
-                        partition: Arc::clone(&record.partition),
-                        offset: record.offset.clone(),
-                    });
-                    self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
+                Ok(delivery) => break delivery,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     if !self.retire_front().await? {
                         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -353,7 +344,15 @@ impl<'a> Pipeline<'a> {
                     )))
                 }
             }
-        }
+        };
+        // The record is no longer borrowed, so its offset moves, not copies.
+        self.in_flight.push_back(InFlight {
+            delivery: Some(delivery),
+            bytes,
+            partition: record.partition,
+            offset: record.offset,
+        });
+        self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         while self.in_flight.len() >= self.deps.max_in_flight {
             self.retire_front().await?;
         }
