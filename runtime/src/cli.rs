@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::registry::RegistryArgs;
 use crate::tail::TailArgs;
 use crate::worker_config::WorkerArgs;
 
@@ -25,4 +26,7 @@ pub enum Command {
     /// Print the records of topics as readable lines (JSON payloads only,
     /// Connect envelopes unwrapped) until Ctrl-C.
     Tail(TailArgs),
+    /// Serve a Confluent-compatible schema registry (default
+    /// http://127.0.0.1:8081), keeping schemas in a state directory.
+    Registry(RegistryArgs),
 }

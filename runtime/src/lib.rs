@@ -11,6 +11,7 @@ pub mod herder;
 pub mod kafka;
 pub mod metrics;
 pub mod plugins;
+pub mod registry;
 pub mod rest;
 pub mod secrets;
 pub mod store;

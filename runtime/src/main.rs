@@ -34,6 +34,14 @@ fn main() -> ExitCode {
                     .and_then(|rt| rt.block_on(sluice_runtime::worker::run(config)))
             }),
         Command::Tail(args) => sluice_runtime::tail::run(&args),
+        Command::Registry(args) => {
+            init_logging("text");
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(sluice_runtime::registry::run(&args)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,263 @@
+//! A small blocking client for the Confluent Schema Registry REST API, so
+//! the converter and `sluice schemas` work against Confluent, Karapace,
+//! Apicurio's ccompat API, Redpanda or sluice's own registry alike.
+//!
+//! Callers on async threads run it under `spawn_blocking`; it is called
+//! once per new schema, never per record.
+
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+
+/// A registry call that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No registry answered: worth retrying.
+    #[error("schema registry at {url} is unreachable: {message}; check schema.registry.url and that the registry is running")]
+    Unavailable {
+        /// The URL(s) tried.
+        url: String,
+        /// The transport error or 5xx answer.
+        message: String,
+    },
+    /// The registry answered with an error code.
+    #[error("schema registry refused the request (error {code}): {message}")]
+    Rejected {
+        /// Confluent's `error_code`, e.g. 409 or 42201.
+        code: u32,
+        /// The registry's message.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Whether the registry could not be reached or failed on its side.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// The outcome of a compatibility check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compatibility {
+    /// Whether the schema may be registered.
+    pub compatible: bool,
+    /// The registry's verbose findings.
+    pub messages: Vec<String>,
+}
+
+/// A registry client for one or more (comma-separated) base URLs, tried in
+/// order, as Confluent's `schema.registry.url` allows.
+#[derive(Clone)]
+pub struct RegistryClient {
+    urls: Vec<String>,
+    agent: ureq::Agent,
+}
+
+/// Percent-encodes a subject for a path segment.
+fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl RegistryClient {
+    /// A client for `urls` (comma-separated).
+    pub fn new(urls: &str) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            urls: urls
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            agent,
+        }
+    }
+
+    /// The configured URLs, for messages.
+    pub fn urls(&self) -> String {
+        self.urls.join(",")
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Json>) -> Result<Json, ClientError> {
+        let mut last = String::from("no schema.registry.url configured");
+        for base in &self.urls {
+            let url = format!("{base}{path}");
+            let result = match (method, body) {
+                ("POST", Some(body)) => self
+                    .agent
+                    .post(&url)
+                    .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                    .send(body.to_string()),
+                ("PUT", Some(body)) => self
+                    .agent
+                    .put(&url)
+                    .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                    .send(body.to_string()),
+                ("DELETE", _) => self.agent.delete(&url).call(),
+                _ => self.agent.get(&url).call(),
+            };
+            let mut response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            let parsed: Json = serde_json::from_str(&text).unwrap_or(Json::Null);
+            if status < 300 {
+                return Ok(parsed);
+            }
+            if status >= 500 {
+                last = format!("HTTP {status}: {text}");
+                continue;
+            }
+            return Err(ClientError::Rejected {
+                code: parsed
+                    .get("error_code")
+                    .and_then(Json::as_u64)
+                    .map_or(u32::from(status), |c| c as u32),
+                message: parsed
+                    .get("message")
+                    .and_then(Json::as_str)
+                    .map_or(text.clone(), str::to_owned),
+            });
+        }
+        Err(ClientError::Unavailable {
+            url: self.urls(),
+            message: last,
+        })
+    }
+
+    /// Registers `schema` under `subject`; its id.
+    pub fn register(&self, subject: &str, schema: &str) -> Result<i32, ClientError> {
+        let reply = self.call(
+            "POST",
+            &format!("/subjects/{}/versions", segment(subject)),
+            Some(&json!({ "schema": schema })),
+        )?;
+        reply
+            .get("id")
+            .and_then(Json::as_i64)
+            .map(|id| id as i32)
+            .ok_or_else(|| ClientError::Rejected {
+                code: 0,
+                message: format!("register answered without an id: {reply}"),
+            })
+    }
+
+    /// Checks `schema` against what registering it under `subject` would
+    /// check; a subject with no versions accepts anything.
+    pub fn check(&self, subject: &str, schema: &str) -> Result<Compatibility, ClientError> {
+        let path = format!(
+            "/compatibility/subjects/{}/versions/latest?verbose=true",
+            segment(subject)
+        );
+        match self.call("POST", &path, Some(&json!({ "schema": schema }))) {
+            Ok(reply) => Ok(Compatibility {
+                compatible: reply
+                    .get("is_compatible")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false),
+                messages: reply
+                    .get("messages")
+                    .and_then(Json::as_array)
+                    .map(|m| {
+                        m.iter()
+                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            Err(ClientError::Rejected {
+                code: 40401 | 40402,
+                ..
+            }) => Ok(Compatibility {
+                compatible: true,
+                messages: Vec::new(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The id of `schema` if it is already a version of `subject`.
+    pub fn lookup(&self, subject: &str, schema: &str) -> Result<Option<i32>, ClientError> {
+        match self.call(
+            "POST",
+            &format!("/subjects/{}", segment(subject)),
+            Some(&json!({ "schema": schema })),
+        ) {
+            Ok(reply) => Ok(reply.get("id").and_then(Json::as_i64).map(|id| id as i32)),
+            Err(ClientError::Rejected {
+                code: 40401 | 40403,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The schema text with `id`.
+    pub fn schema(&self, id: i32) -> Result<String, ClientError> {
+        let reply = self.call("GET", &format!("/schemas/ids/{id}"), None)?;
+        reply
+            .get("schema")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Rejected {
+                code: 0,
+                message: format!("schema {id} answered without a schema: {reply}"),
+            })
+    }
+
+    /// The compatibility level in force for `subject`.
+    pub fn level(&self, subject: &str) -> Result<String, ClientError> {
+        let reply = match self.call(
+            "GET",
+            &format!("/config/{}?defaultToGlobal=true", segment(subject)),
+            None,
+        ) {
+            Ok(reply) => reply,
+            Err(ClientError::Rejected { .. }) => self.call("GET", "/config", None)?,
+            Err(e) => return Err(e),
+        };
+        Ok(reply
+            .get("compatibilityLevel")
+            .and_then(Json::as_str)
+            .unwrap_or("BACKWARD")
+            .to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_path_safe() {
+        assert_eq!(segment("db.public.t-value"), "db.public.t-value");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn nothing_listening_is_unavailable() {
+        let client = RegistryClient::new("http://127.0.0.1:9");
+        let err = client
+            .register("s", "\"int\"")
+            .expect_err("nothing listens on port 9");
+        assert!(err.is_unavailable(), "{err}");
+        assert!(err.to_string().contains("schema.registry.url"));
+    }
+}

@@ -1,0 +1,66 @@
+//! The embedded Confluent-compatible schema registry (`sluice registry`,
+//! or inside the worker with `--registry-listen`), and the client the
+//! Avro converter and `sluice schemas` use to talk to any Confluent-API
+//! registry.
+
+mod avro_model;
+pub mod client;
+pub mod compat;
+mod error;
+pub mod log;
+mod rest;
+mod schema_text;
+mod service;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+pub use avro_model::AvroModel;
+pub use error::RegistryError;
+pub use rest::router;
+pub use service::{Registry, SchemaRequest, SubjectVersion, VersionSpec};
+pub use state::Mode;
+
+/// Opens the registry kept in `state_dir` (created if missing).
+pub fn open_in_dir(state_dir: &Path) -> anyhow::Result<Arc<Registry>> {
+    crate::store::prepare_state_dir(state_dir)
+        .with_context(|| format!("preparing the state directory {}", state_dir.display()))?;
+    let registry = Registry::open(Box::new(log::FileLog::in_dir(state_dir)))
+        .with_context(|| format!("reading the schema log in {}", state_dir.display()))?;
+    Ok(Arc::new(registry))
+}
+
+/// Binds `listen` for the registry API, naming the fix when it is taken.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} for the schema registry; free the port or choose another address")
+    })
+}
+
+/// `sluice registry`: serve a standalone registry.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Address for the registry API.
+    #[arg(long, env = "SLUICE_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Where schemas are kept (the `schemas.log` file).
+    #[arg(long, env = "SLUICE_STATE_DIR", default_value = "./sluice-registry")]
+    pub state_dir: PathBuf,
+}
+
+/// Serves a standalone registry until SIGTERM or Ctrl-C.
+pub async fn run(args: &RegistryArgs) -> anyhow::Result<()> {
+    let registry = open_in_dir(&args.state_dir)?;
+    let listener = bind(args.listen).await?;
+    tracing::info!(listen = %args.listen, state_dir = %args.state_dir.display(), "schema registry started");
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(crate::worker::shutdown_signal())
+        .await
+        .context("serving the schema registry")?;
+    tracing::info!("schema registry stopped");
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Schema text as the registry stores it: validated by apache-avro, kept as
+//! compact JSON (the identity of a schema), optionally normalized.
+
+use serde_json::{Map, Value as Json};
+
+use super::avro_model::AvroModel;
+use super::error::RegistryError;
+
+/// A schema the registry accepted.
+#[derive(Debug, Clone)]
+pub struct ParsedSchema {
+    /// Compact JSON; equal text means the same schema (and the same id).
+    pub canonical: String,
+    /// The model compatibility checks work on.
+    pub model: AvroModel,
+}
+
+/// Validates `text` as an Avro schema; `normalize` rewrites it to a
+/// canonical shape first so cosmetic differences map to one id.
+pub fn parse(text: &str, normalize: bool) -> Result<ParsedSchema, RegistryError> {
+    let json: Json = serde_json::from_str(text).map_err(|e| {
+        RegistryError::InvalidSchema(format!("Invalid schema {text}: not valid JSON: {e}"))
+    })?;
+    let json = if normalize {
+        normalized(&json, "")
+    } else {
+        json
+    };
+    apache_avro::Schema::parse(&json).map_err(|e| {
+        RegistryError::InvalidSchema(format!("Invalid schema {text}, details: {e}"))
+    })?;
+    let model = AvroModel::from_json(&json)
+        .map_err(|e| RegistryError::InvalidSchema(format!("Invalid schema {text}: {e}")))?;
+    Ok(ParsedSchema {
+        canonical: json.to_string(),
+        model,
+    })
+}
+
+/// Where a key goes in normalized output; unknown keys (custom properties
+/// such as `connect.name`) follow in name order.
+fn key_rank(key: &str) -> usize {
+    const ORDER: [&str; 11] = [
+        "type", "name", "doc", "fields", "symbols", "items", "values", "size", "default", "order",
+        "aliases",
+    ];
+    ORDER.iter().position(|k| *k == key).unwrap_or(ORDER.len())
+}
+
+/// The normalized form: names fully qualified (no `namespace` keys),
+/// `{"type": "int"}` collapsed to `"int"`, keys in a fixed order.
+fn normalized(json: &Json, namespace: &str) -> Json {
+    match json {
+        Json::Array(items) => Json::Array(items.iter().map(|i| normalized(i, namespace)).collect()),
+        Json::Object(object) => {
+            if object.len() == 1 {
+                if let Some(Json::String(t)) = object.get("type") {
+                    return Json::String(t.clone());
+                }
+            }
+            let named = matches!(
+                object.get("type").and_then(Json::as_str),
+                Some("record" | "error" | "enum" | "fixed")
+            );
+            let own_namespace = object
+                .get("namespace")
+                .and_then(Json::as_str)
+                .unwrap_or(namespace);
+            let mut inner_namespace = namespace.to_owned();
+            let mut keys: Vec<&String> = object.keys().filter(|k| *k != "namespace").collect();
+            keys.sort_by(|a, b| key_rank(a).cmp(&key_rank(b)).then(a.cmp(b)));
+            let mut out = Map::new();
+            for key in keys {
+                let value = &object[key.as_str()];
+                let value = match key.as_str() {
+                    "name" if named => {
+                        let name = value.as_str().unwrap_or_default();
+                        let full = if name.contains('.') || own_namespace.is_empty() {
+                            name.to_owned()
+                        } else {
+                            format!("{own_namespace}.{name}")
+                        };
+                        inner_namespace = full
+                            .rsplit_once('.')
+                            .map_or(String::new(), |(ns, _)| ns.to_owned());
+                        Json::String(full)
+                    }
+                    "type" | "items" | "values" => normalized(value, &inner_namespace),
+                    "fields" => Json::Array(
+                        value
+                            .as_array()
+                            .map(|fields| {
+                                fields
+                                    .iter()
+                                    .map(|f| normalized_field(f, &inner_namespace))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    ),
+                    _ => value.clone(),
+                };
+                out.insert(key.clone(), value);
+            }
+            Json::Object(out)
+        }
+        Json::String(name) => {
+            let primitive = matches!(
+                name.as_str(),
+                "null" | "boolean" | "int" | "long" | "float" | "double" | "bytes" | "string"
+            );
+            if primitive || name.contains('.') || namespace.is_empty() {
+                json.clone()
+            } else {
+                Json::String(format!("{namespace}.{name}"))
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+fn normalized_field(field: &Json, namespace: &str) -> Json {
+    let Json::Object(object) = field else {
+        return field.clone();
+    };
+    let mut keys: Vec<&String> = object.keys().collect();
+    keys.sort_by(|a, b| key_rank(a).cmp(&key_rank(b)).then(a.cmp(b)));
+    // A field's "name" precedes its "type".
+    keys.sort_by_key(|k| *k != "name");
+    let mut out = Map::new();
+    for key in keys {
+        let value = &object[key.as_str()];
+        let value = if key == "type" {
+            normalized(value, namespace)
+        } else {
+            value.clone()
+        };
+        out.insert(key.clone(), value);
+    }
+    Json::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_does_not_change_identity() {
+        let a = parse(
+            r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
+            false,
+        )
+        .expect("valid");
+        let b = parse(
+            "{ \"type\": \"record\",\n \"name\": \"R\", \"fields\": [ {\"name\": \"a\", \"type\": \"int\"} ] }",
+            false,
+        )
+        .expect("valid");
+        assert_eq!(a.canonical, b.canonical);
+    }
+
+    #[test]
+    fn normalize_qualifies_names_and_collapses_primitives() {
+        let a = parse(
+            r#"{"namespace":"x","name":"R","type":"record","fields":[{"type":{"type":"int"},"name":"a"}]}"#,
+            true,
+        )
+        .expect("valid");
+        assert_eq!(
+            a.canonical,
+            r#"{"type":"record","name":"x.R","fields":[{"name":"a","type":"int"}]}"#
+        );
+    }
+
+    #[test]
+    fn invalid_schema_is_42201() {
+        let err = parse(r#"{"type":"record","name":"R"}"#, false).expect_err("no fields");
+        assert_eq!(err.code(), 42201);
+        let err = parse("{not json", false).expect_err("not json");
+        assert_eq!(err.code(), 42201);
+    }
+}
