@@ -315,9 +315,9 @@ impl Checker<'_> {
         match (&reader_type.kind, &writer_type.kind) {
             (NamedKind::Record(reader_fields), NamedKind::Record(writer_fields)) => {
                 for (i, field) in reader_fields.iter().enumerate() {
-                    let source = writer_fields.iter().find(|wf| {
-                        wf.name == field.name || field.aliases.iter().any(|a| *a == wf.name)
-                    });
+                    let source = writer_fields
+                        .iter()
+                        .find(|wf| wf.name == field.name || field.aliases.contains(&wf.name));
                     match source {
                         Some(wf) => {
                             self.pair(&field.node, &wf.node, &format!("{path}/fields/{i}/type"))
@@ -340,30 +340,26 @@ impl Checker<'_> {
                     symbols: writer_symbols,
                     ..
                 },
-            ) => {
-                if default.is_none() {
-                    let missing: Vec<&str> = writer_symbols
-                        .iter()
-                        .filter(|s| !reader_symbols.contains(s))
-                        .map(String::as_str)
-                        .collect();
-                    if !missing.is_empty() {
-                        self.report(
-                            Rule::MissingEnumSymbols,
-                            &format!("{path}/symbols"),
-                            format!("[{}]", missing.join(", ")),
-                        );
-                    }
-                }
-            }
-            (NamedKind::Fixed { size: rs }, NamedKind::Fixed { size: ws }) => {
-                if rs != ws {
+            ) if default.is_none() => {
+                let missing: Vec<&str> = writer_symbols
+                    .iter()
+                    .filter(|s| !reader_symbols.contains(s))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() {
                     self.report(
-                        Rule::FixedSizeMismatch,
-                        &format!("{path}/size"),
-                        format!("expected: {ws}, found: {rs}"),
+                        Rule::MissingEnumSymbols,
+                        &format!("{path}/symbols"),
+                        format!("[{}]", missing.join(", ")),
                     );
                 }
+            }
+            (NamedKind::Fixed { size: rs }, NamedKind::Fixed { size: ws }) if rs != ws => {
+                self.report(
+                    Rule::FixedSizeMismatch,
+                    &format!("{path}/size"),
+                    format!("expected: {ws}, found: {rs}"),
+                );
             }
             _ => {}
         }
