@@ -69,6 +69,17 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 config.rest_listen
             )
         })?;
+    let registry_server = match config.registry_listen {
+        Some(listen) => {
+            let registry = crate::registry::open_in_dir(&config.state_dir)?;
+            let listener = crate::registry::bind(listen).await?;
+            tracing::info!(listen = %listen, "embedded schema registry started");
+            Some(tokio::spawn(async move {
+                axum::serve(listener, crate::registry::router(registry)).await
+            }))
+        }
+        None => None,
+    };
     let restored = herder
         .restore()
         .await
@@ -96,6 +107,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         tracing::warn!(
             "producer flush did not finish; unacknowledged records are re-sent on restart"
         );
+    }
+    if let Some(server) = registry_server {
+        // The registry stays up until the tasks that use it have stopped.
+        server.abort();
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -108,6 +108,17 @@ pub struct WorkerArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    /// Serve the embedded Confluent-compatible schema registry on this
+    /// address (schemas kept in the state directory); the Avro converter
+    /// then uses it unless --schema-registry-url points elsewhere.
+    #[arg(long, env = "SLUICE_REGISTRY_LISTEN", value_name = "ADDR:PORT")]
+    pub registry_listen: Option<SocketAddr>,
+
+    /// Schema registry URL(s) for the Avro converter, comma-separated;
+    /// per connector `*.converter.schema.registry.url` wins.
+    #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_URL", value_name = "URL")]
+    pub schema_registry_url: Option<String>,
 }
 
 /// The `--config` file's shape.
@@ -125,6 +136,8 @@ struct WorkerFile {
     key_converter: Option<String>,
     value_converter: Option<String>,
     log_format: Option<String>,
+    registry_listen: Option<SocketAddr>,
+    schema_registry_url: Option<String>,
     #[serde(default)]
     producer: BTreeMap<String, String>,
     #[serde(default)]
@@ -156,6 +169,8 @@ pub struct WorkerConfig {
     pub producer_properties: BTreeMap<String, String>,
     /// text or json.
     pub log_format: String,
+    /// Where the embedded schema registry listens, if it runs.
+    pub registry_listen: Option<SocketAddr>,
 }
 
 impl WorkerConfig {
@@ -216,6 +231,19 @@ impl WorkerConfig {
         if let Some(c) = args.value_converter.clone().or(file.value_converter) {
             converter_defaults.insert("value.converter".into(), c);
         }
+        let registry_listen = args.registry_listen.or(file.registry_listen);
+        let registry_url = args
+            .schema_registry_url
+            .clone()
+            .or(file.schema_registry_url)
+            .or_else(|| registry_listen.map(local_url));
+        if let Some(url) = registry_url {
+            for side in ["key", "value"] {
+                converter_defaults
+                    .entry(format!("{side}.converter.schema.registry.url"))
+                    .or_insert_with(|| url.clone());
+            }
+        }
         let topic_partitions = args.topic_partitions.or(file.topic_partitions).unwrap_or(1);
         if topic_partitions < 1 {
             return Err(WorkerConfigError::Invalid {
@@ -251,7 +279,18 @@ impl WorkerConfig {
             converter_defaults,
             producer_properties,
             log_format,
+            registry_listen,
         })
+    }
+}
+
+/// The URL a local client uses for a listen address (a wildcard listen
+/// address is reached on loopback).
+fn local_url(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", listen.port())
+    } else {
+        format!("http://{listen}")
     }
 }
 
@@ -289,6 +328,29 @@ mod tests {
         assert_eq!(config.state_dir, PathBuf::from("/from/file"));
         assert_eq!(config.rest_listen.to_string(), "127.0.0.1:8083");
         assert_eq!(config.producer_properties["linger.ms"], "20");
+    }
+
+    #[test]
+    fn embedded_registry_becomes_the_converters_default() {
+        let args = WorkerArgs {
+            bootstrap_servers: Some("b:9092".into()),
+            registry_listen: Some("0.0.0.0:8081".parse().expect("addr")),
+            ..Default::default()
+        };
+        let config = WorkerConfig::resolve(&args).expect("valid");
+        assert_eq!(
+            config.converter_defaults["value.converter.schema.registry.url"],
+            "http://127.0.0.1:8081"
+        );
+        let args = WorkerArgs {
+            schema_registry_url: Some("http://elsewhere:8081".into()),
+            ..args
+        };
+        let config = WorkerConfig::resolve(&args).expect("valid");
+        assert_eq!(
+            config.converter_defaults["key.converter.schema.registry.url"],
+            "http://elsewhere:8081"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! back to the worker's defaults), with Connect's class names so Debezium
 //! configs work unchanged.
 
+pub mod avro;
 mod json;
 
 use std::collections::BTreeMap;
@@ -12,11 +13,14 @@ use std::sync::Arc;
 use sluice_connector_api::{Schema, Value};
 use thiserror::Error;
 
+pub use avro::{AvroConverter, AvroSettings, SubjectStrategy};
 pub use json::JsonConverter;
+
+use crate::registry::client::ClientError;
 
 /// Connect's JSON converter class.
 pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
-/// Confluent's Avro converter class (served by the registry work).
+/// Confluent's Avro converter class.
 pub const AVRO_CONVERTER: &str = "io.confluent.connect.avro.AvroConverter";
 
 /// A record could not be converted.
@@ -30,17 +34,124 @@ pub enum ConvertError {
         /// What was expected and found.
         message: String,
     },
+    /// The schema has no registry id yet: call [`Converter::resolve`].
+    #[error("the record's schema is not resolved in the schema registry yet")]
+    Unresolved,
+    /// The registry's compatibility level rejects the schema.
+    #[error("the new schema for subject {subject} is incompatible with its registered versions under {level}: {}. Nothing was produced with it and the offset did not move. Fix: make the change compatible (give added fields a default or make them optional), or relax the subject's level with `curl -X PUT -H 'Content-Type: application/vnd.schemaregistry.v1+json' --data '{{\"compatibility\": \"NONE\"}}' {registry}/config/{subject}`, then restart the task", findings.join("; "))]
+    Incompatible {
+        /// The registry subject.
+        subject: String,
+        /// The level in force, e.g. BACKWARD.
+        level: String,
+        /// The registry URL(s), for the fix.
+        registry: String,
+        /// The registry's findings (field, rule, path).
+        findings: Vec<String>,
+    },
+    /// `auto.register.schemas=false` and the schema is not registered.
+    #[error("the schema for subject {subject} is not registered in {registry} and auto.register.schemas is false; register it (sluice schemas register) or set auto.register.schemas=true")]
+    NotRegistered {
+        /// The registry subject.
+        subject: String,
+        /// The registry URL(s).
+        registry: String,
+    },
+    /// The registry could not be reached or refused the request.
+    #[error(transparent)]
+    Registry(#[from] ClientError),
+}
+
+impl ConvertError {
+    /// Whether the record itself is at fault (a candidate for
+    /// `errors.tolerance=all`), as opposed to the registry or the schema.
+    pub fn is_record_error(&self) -> bool {
+        matches!(self, Self::Mismatch { .. })
+    }
+
+    /// Whether retrying later can succeed (the registry is unreachable).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Self::Registry(e) if e.is_unavailable())
+    }
 }
 
 /// Encodes keys or values for one topic.
 pub trait Converter: Send + Sync {
     /// The bytes for `value` under `schema`; `None` for a null (tombstone).
+    /// [`ConvertError::Unresolved`] asks the caller to [`resolve`] first.
+    ///
+    /// [`resolve`]: Converter::resolve
     fn encode(
         &self,
         topic: &str,
         schema: Option<&Arc<Schema>>,
         value: Option<&Value>,
     ) -> Result<Option<Vec<u8>>, ConvertError>;
+
+    /// Prepares `schema` for `topic` (registry look-up, compatibility
+    /// check). Blocking; called once per new schema, off async threads.
+    fn resolve(&self, _topic: &str, _schema: &Arc<Schema>) -> Result<(), ConvertError> {
+        Ok(())
+    }
+}
+
+impl Converter for AvroConverter {
+    fn encode(
+        &self,
+        topic: &str,
+        schema: Option<&Arc<Schema>>,
+        value: Option<&Value>,
+    ) -> Result<Option<Vec<u8>>, ConvertError> {
+        AvroConverter::encode(self, topic, schema, value)
+    }
+
+    fn resolve(&self, topic: &str, schema: &Arc<Schema>) -> Result<(), ConvertError> {
+        AvroConverter::resolve(self, topic, schema)
+    }
+}
+
+/// The Avro converter's settings from `<side>.converter.*` keys.
+fn avro_settings(
+    side: Side,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<AvroSettings, ConverterConfigError> {
+    let prefix = side.prefix();
+    let url_key = format!("{prefix}.schema.registry.url");
+    let registry_url = lookup(&url_key)
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| ConverterConfigError {
+            key: url_key.clone(),
+            message: "the Avro converter needs a schema registry; set this key, or start the worker with --schema-registry-url URL or --registry-listen ADDR (embedded registry)".to_owned(),
+        })?;
+    let side_name = match side {
+        Side::Key => "key",
+        Side::Value => "value",
+    };
+    let strategy_key = format!("{prefix}.{side_name}.subject.name.strategy");
+    let strategy = match lookup(&strategy_key) {
+        None => SubjectStrategy::TopicName,
+        Some(text) => SubjectStrategy::parse(&text).ok_or_else(|| ConverterConfigError {
+            key: strategy_key.clone(),
+            message: format!("unknown strategy {text}; use TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy"),
+        })?,
+    };
+    let register_key = format!("{prefix}.auto.register.schemas");
+    let auto_register = match lookup(&register_key).as_deref().map(str::trim) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(ConverterConfigError {
+                key: register_key,
+                message: format!("expected true or false, got {other}"),
+            })
+        }
+    };
+    Ok(AvroSettings {
+        side,
+        registry_url,
+        strategy,
+        auto_register,
+    })
 }
 
 /// A converter setting could not be honoured.
@@ -97,14 +208,13 @@ pub fn build(
             };
             Ok(Arc::new(JsonConverter::new(schemas)))
         }
-        AVRO_CONVERTER | "avro" => Err(ConverterConfigError {
-            key: prefix.to_owned(),
-            message: "the Avro converter needs the schema registry, which this build does not include yet; use org.apache.kafka.connect.json.JsonConverter".to_owned(),
-        }),
+        AVRO_CONVERTER | "avro" => {
+            Ok(Arc::new(AvroConverter::new(avro_settings(side, &lookup)?)))
+        }
         other => Err(ConverterConfigError {
             key: prefix.to_owned(),
             message: format!(
-                "unknown converter {other}; use {JSON_CONVERTER} (or json)"
+                "unknown converter {other}; use {JSON_CONVERTER} (or json) or {AVRO_CONVERTER} (or avro)"
             ),
         }),
     }

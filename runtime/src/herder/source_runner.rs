@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 use super::status::{State, TaskStatus};
 use super::RunnerDeps;
-use crate::converter::{self, Converter, Side};
+use crate::converter::{self, ConvertError, Converter, Side};
 use crate::kafka::TopicLayout;
 use crate::metrics::TaskMetrics;
 
@@ -125,7 +125,7 @@ async fn run_once(
         return Err(e);
     }
     tracing::info!(connector = %spec.connector, task = spec.task_id, "task started");
-    let result = match Pipeline::new(spec, deps, metrics) {
+    let result = match Pipeline::new(spec, deps, metrics, control.clone()) {
         Ok(mut pipeline) => pipeline.drive(task.as_mut(), control).await,
         Err(e) => Err(e),
     };
@@ -166,6 +166,8 @@ struct Pipeline<'a> {
     uncommitted: i64,
     last_commit: Instant,
     seen_topics: std::collections::HashSet<String>,
+    /// Watched while waiting for the registry, to give up on stop.
+    control: watch::Receiver<Control>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -173,6 +175,7 @@ impl<'a> Pipeline<'a> {
         spec: &'a SourceTaskSpec,
         deps: &'a Arc<RunnerDeps>,
         metrics: &'a Arc<TaskMetrics>,
+        control: watch::Receiver<Control>,
     ) -> Result<Self, ConnectorError> {
         let config = &spec.config.0;
         let converter = |side| {
@@ -206,6 +209,7 @@ impl<'a> Pipeline<'a> {
             last_commit: Instant::now(),
             seen_topics: Default::default(),
             settled: 0,
+            control,
         })
     }
 
@@ -271,10 +275,10 @@ impl<'a> Pipeline<'a> {
     }
 
     async fn send(&mut self, record: SourceRecord) -> Result<(), ConnectorError> {
-        let converted = self.convert(&record);
+        let converted = self.convert(&record).await;
         let (key, value) = match converted {
             Ok(kv) => kv,
-            Err(e) if self.tolerate_errors => {
+            Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(connector = %self.spec.connector, topic = %record.topic, error = %e, "record skipped (errors.tolerance=all)");
                 self.in_flight.push_back(InFlight {
@@ -285,7 +289,21 @@ impl<'a> Pipeline<'a> {
                 });
                 return Ok(());
             }
-            Err(e) => return Err(e),
+            Err((side, e)) => {
+                let side = match side {
+                    Side::Key => "key",
+                    Side::Value => "value",
+                };
+                let message = format!(
+                    "connector {} task {}: cannot convert the {side} of a record for topic {}: {e}",
+                    self.spec.connector, self.spec.task_id, record.topic
+                );
+                return Err(if e.is_retriable() {
+                    ConnectorError::retriable(message)
+                } else {
+                    ConnectorError::fatal(message)
+                });
+            }
         };
         if !self.seen_topics.contains(&record.topic) {
             self.deps
@@ -359,30 +377,63 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    fn convert(&self, record: &SourceRecord) -> Result<EncodedRecord, ConnectorError> {
-        let fail = |side: &str, e: converter::ConvertError| {
-            ConnectorError::fatal(format!(
-                "converting the {side} of a record for topic {}: {e}",
-                record.topic
-            ))
-        };
+    /// Encodes key and value, resolving new schemas with the registry.
+    async fn convert(&self, record: &SourceRecord) -> Result<EncodedRecord, (Side, ConvertError)> {
         let key = self
-            .key_converter
-            .encode(
-                &record.topic,
-                record.key_schema.as_ref(),
-                record.key.as_ref(),
-            )
-            .map_err(|e| fail("key", e))?;
+            .encode_side(Side::Key, record)
+            .await
+            .map_err(|e| (Side::Key, e))?;
         let value = self
-            .value_converter
-            .encode(
-                &record.topic,
-                record.value_schema.as_ref(),
-                record.value.as_ref(),
-            )
-            .map_err(|e| fail("value", e))?;
+            .encode_side(Side::Value, record)
+            .await
+            .map_err(|e| (Side::Value, e))?;
         Ok((key, value))
+    }
+
+    async fn encode_side(
+        &self,
+        side: Side,
+        record: &SourceRecord,
+    ) -> Result<Option<Vec<u8>>, ConvertError> {
+        let (converter, schema, value) = match side {
+            Side::Key => (&self.key_converter, &record.key_schema, &record.key),
+            Side::Value => (&self.value_converter, &record.value_schema, &record.value),
+        };
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match converter.encode(&record.topic, schema.as_ref(), value.as_ref()) {
+                Err(ConvertError::Unresolved) => {}
+                done => return done,
+            }
+            let Some(schema) = schema else {
+                return Err(ConvertError::Unresolved);
+            };
+            let (converter, topic, schema) =
+                (Arc::clone(converter), record.topic.clone(), Arc::clone(schema));
+            let resolved = tokio::task::spawn_blocking(move || converter.resolve(&topic, &schema))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(ConvertError::Mismatch {
+                        path: String::new(),
+                        message: format!("schema resolution was interrupted: {e}"),
+                    })
+                });
+            match resolved {
+                Ok(()) => continue,
+                // The registry is down: wait and retry with the record in
+                // hand, so nothing is dropped and nothing later overtakes it.
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, topic = %record.topic, retry_in_ms = backoff.as_millis() as u64, error = %e, "waiting for the schema registry");
+                    let mut control = self.control.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = control.wait_for(|c| *c == Control::Stop) => return Err(e),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Waits for the oldest record's delivery report; false if none is pending.
