@@ -8,6 +8,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use serde_json::Value;
 
+use crate::converter::avro::decode::AvroDecoder;
+
 /// Settings of `sluice tail`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {
@@ -23,18 +25,32 @@ pub struct TailArgs {
     /// Exit after this many records.
     #[arg(long, value_name = "N")]
     pub max_records: Option<u64>,
+    /// Schema registry URL for decoding Avro (Confluent wire format).
+    #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_URL", value_name = "URL")]
+    pub schema_registry_url: Option<String>,
 }
 
-/// The payload of a Connect JSON document (envelope or bare), compacted.
-fn readable(bytes: Option<&[u8]>) -> String {
+/// The record as readable JSON: Avro decoded through the registry, the
+/// payload of a Connect JSON document (envelope or bare), compacted.
+fn readable(bytes: Option<&[u8]>, avro: Option<&mut AvroDecoder>) -> String {
     let Some(bytes) = bytes else {
         return "null".to_owned();
     };
+    if let (Some(decoder), Some(_)) = (avro, AvroDecoder::schema_id(bytes)) {
+        return match decoder.decode(bytes) {
+            Ok(json) => json.to_string(),
+            Err(e) => format!("<{} bytes: {e}>", bytes.len()),
+        };
+    }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(mut doc)) if doc.contains_key("schema") && doc.contains_key("payload") => {
             doc.remove("payload").unwrap_or(Value::Null).to_string()
         }
         Ok(other) => other.to_string(),
+        Err(_) if AvroDecoder::schema_id(bytes).is_some() => format!(
+            "<{} bytes of Avro; pass --schema-registry-url to decode>",
+            bytes.len()
+        ),
         Err(_) => format!("<{} bytes, not JSON>", bytes.len()),
     }
 }
@@ -83,6 +99,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
         wait_for_topic(&consumer, topic);
     }
     consumer.subscribe(&topics)?;
+    let mut decoder = args.schema_registry_url.as_deref().map(AvroDecoder::new);
     let mut seen = 0u64;
     loop {
         match consumer.poll(Duration::from_millis(500)) {
@@ -92,8 +109,8 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
                     m.topic(),
                     m.partition(),
                     m.offset(),
-                    readable(m.key()),
-                    readable(m.payload())
+                    readable(m.key(), decoder.as_mut()),
+                    readable(m.payload(), decoder.as_mut())
                 );
                 seen += 1;
                 if args.max_records.is_some_and(|max| seen >= max) {
@@ -113,8 +130,8 @@ mod tests {
     #[test]
     fn envelopes_show_only_their_payload() {
         let doc = br#"{"schema":{"type":"struct"},"payload":{"id":1}}"#;
-        assert_eq!(readable(Some(doc)), r#"{"id":1}"#);
-        assert_eq!(readable(Some(br#"{"id":1}"#)), r#"{"id":1}"#);
-        assert_eq!(readable(None), "null");
+        assert_eq!(readable(Some(doc), None), r#"{"id":1}"#);
+        assert_eq!(readable(Some(br#"{"id":1}"#), None), r#"{"id":1}"#);
+        assert_eq!(readable(None, None), "null");
     }
 }

@@ -17,6 +17,12 @@ pub struct DatagenConfig {
     pub payload_bytes: usize,
     /// Most records returned by one poll.
     pub batch_size: usize,
+    /// Extra int64 value fields (each holds the sequence number), to
+    /// evolve the value schema.
+    pub extra_fields: Vec<String>,
+    /// Whether the extra fields are optional (null default), which keeps
+    /// the change backward compatible.
+    pub extra_fields_optional: bool,
 }
 
 fn positive(raw: &str) -> Result<(), String> {
@@ -92,6 +98,24 @@ pub fn definition() -> ConfigDef {
             .validator(positive)
             .group(group),
         )
+        .define(
+            ConfigKey::new(
+                "value.extra.fields",
+                ConfigType::List,
+                "Extra int64 fields appended to the value schema, each holding the sequence number; changing it evolves the schema.",
+            )
+            .default("")
+            .group(group),
+        )
+        .define(
+            ConfigKey::new(
+                "value.extra.fields.optional",
+                ConfigType::Boolean,
+                "Make the extra fields optional with a null default (a backward-compatible change) instead of required.",
+            )
+            .default("false")
+            .group(group),
+        )
 }
 
 impl DatagenConfig {
@@ -109,6 +133,8 @@ impl DatagenConfig {
             max_records: config.i64_or("max.records", 0)?,
             payload_bytes: size("payload.bytes", 64)?,
             batch_size: size("batch.size", 1000)?,
+            extra_fields: config.list("value.extra.fields"),
+            extra_fields_optional: config.bool_or("value.extra.fields.optional", false)?,
         })
     }
 }

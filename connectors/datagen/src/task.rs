@@ -43,17 +43,24 @@ fn key_schema() -> Schema {
     )
 }
 
-/// The value schema: sequence number, key, creation time and filler.
-fn value_schema() -> Schema {
-    Schema::structure(
-        "io.sluice.datagen.Value",
-        vec![
-            Field::new("seq", Schema::int64()),
-            Field::new("id", Schema::int64()),
-            Field::new("ts_ms", logical::timestamp_millis()),
-            Field::new("payload", Schema::string()),
-        ],
-    )
+/// The value schema: sequence number, key, creation time and filler,
+/// plus any configured extra fields.
+fn value_schema(config: &DatagenConfig) -> Schema {
+    let mut fields = vec![
+        Field::new("seq", Schema::int64()),
+        Field::new("id", Schema::int64()),
+        Field::new("ts_ms", logical::timestamp_millis()),
+        Field::new("payload", Schema::string()),
+    ];
+    for name in &config.extra_fields {
+        let schema = if config.extra_fields_optional {
+            Schema::int64().optional()
+        } else {
+            Schema::int64()
+        };
+        fields.push(Field::new(name.clone(), schema));
+    }
+    Schema::structure("io.sluice.datagen.Value", fields)
 }
 
 /// The resume point stored in `offset`, if it is one of ours.
@@ -112,12 +119,17 @@ impl State {
             key_schema: Some(Arc::clone(&self.key_schema)),
             key: Some(Value::Struct(vec![Value::Int64(id)])),
             value_schema: Some(Arc::clone(&self.value_schema)),
-            value: Some(Value::Struct(vec![
-                Value::Int64(seq),
-                Value::Int64(id),
-                Value::Int64(ts_ms),
-                Value::String(payload(seq, self.config.payload_bytes)),
-            ])),
+            value: Some(Value::Struct({
+                let mut values = Vec::with_capacity(4 + self.config.extra_fields.len());
+                values.extend([
+                    Value::Int64(seq),
+                    Value::Int64(id),
+                    Value::Int64(ts_ms),
+                    Value::String(payload(seq, self.config.payload_bytes)),
+                ]);
+                values.extend(self.config.extra_fields.iter().map(|_| Value::Int64(seq)));
+                values
+            })),
             timestamp_ms: Some(ts_ms),
             headers: Vec::new(),
         }
@@ -137,11 +149,12 @@ impl SourceTask for DatagenTask {
             .offset(&partition)
             .and_then(stored_seq)
             .map_or(0, |last| last + 1);
+        let value_schema = Arc::new(value_schema(&config));
         self.state = Some(State {
             config,
             partition: Arc::new(partition),
             key_schema: Arc::new(key_schema()),
-            value_schema: Arc::new(value_schema()),
+            value_schema,
             next_seq,
             started: Instant::now(),
             emitted_since_start: 0,
@@ -234,25 +247,35 @@ mod tests {
 
     #[test]
     fn keys_cycle_through_the_cardinality() {
+        let config = DatagenConfig {
+            topic: "t".into(),
+            rate_per_sec: 0.0,
+            key_cardinality: 3,
+            max_records: 0,
+            payload_bytes: 4,
+            batch_size: 1,
+            extra_fields: vec!["x".into()],
+            extra_fields_optional: false,
+        };
+        let value_schema = Arc::new(value_schema(&config));
         let state = State {
-            config: DatagenConfig {
-                topic: "t".into(),
-                rate_per_sec: 0.0,
-                key_cardinality: 3,
-                max_records: 0,
-                payload_bytes: 4,
-                batch_size: 1,
-            },
+            config,
             partition: Arc::new(partition("topic", "t")),
             key_schema: Arc::new(key_schema()),
-            value_schema: Arc::new(value_schema()),
+            value_schema,
             next_seq: 0,
             started: Instant::now(),
             emitted_since_start: 0,
         };
+        let record = state.record(7, 0);
+        assert_eq!(record.key, Some(Value::Struct(vec![Value::Int64(1)])));
+        let Some(Value::Struct(values)) = record.value else {
+            panic!("struct value expected")
+        };
         assert_eq!(
-            state.record(7, 0).key,
-            Some(Value::Struct(vec![Value::Int64(1)]))
+            values.last(),
+            Some(&Value::Int64(7)),
+            "extra field holds seq"
         );
     }
 }

@@ -408,8 +408,11 @@ impl<'a> Pipeline<'a> {
             let Some(schema) = schema else {
                 return Err(ConvertError::Unresolved);
             };
-            let (converter, topic, schema) =
-                (Arc::clone(converter), record.topic.clone(), Arc::clone(schema));
+            let (converter, topic, schema) = (
+                Arc::clone(converter),
+                record.topic.clone(),
+                Arc::clone(schema),
+            );
             let resolved = tokio::task::spawn_blocking(move || converter.resolve(&topic, &schema))
                 .await
                 .unwrap_or_else(|e| {

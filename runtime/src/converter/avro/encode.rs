@@ -37,7 +37,12 @@ fn mismatch(path: &str, schema: &Schema, value: &Value) -> ConvertError {
 }
 
 /// Appends `value` encoded under `schema` (with its optional union).
-pub fn encode(out: &mut Vec<u8>, schema: &Schema, value: &Value, path: &str) -> Result<(), ConvertError> {
+pub fn encode(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    value: &Value,
+    path: &str,
+) -> Result<(), ConvertError> {
     if schema.optional {
         // Mirrors the union order chosen in `to_avro`.
         let default_first = schema.default.as_ref().is_some_and(|d| *d != Value::Null);
@@ -134,7 +139,10 @@ mod tests {
             Field::new("ok", Schema::boolean()),
             Field::new("ratio", Schema::float64()),
             Field::new("price", logical::decimal(2, Some(10))),
-            Field::new("tags", Schema::new(SchemaKind::Array(std::sync::Arc::new(Schema::string())))),
+            Field::new(
+                "tags",
+                Schema::new(SchemaKind::Array(std::sync::Arc::new(Schema::string()))),
+            ),
             Field::new(
                 "attrs",
                 Schema::new(SchemaKind::Map(
@@ -180,8 +188,13 @@ mod tests {
     #[test]
     fn wrong_value_names_the_field() {
         let schema = Schema::new(SchemaKind::Struct(vec![Field::new("id", Schema::int64())]));
-        let err = encode(&mut Vec::new(), &schema, &Value::Struct(vec![Value::String("x".into())]), "")
-            .expect_err("mismatch");
+        let err = encode(
+            &mut Vec::new(),
+            &schema,
+            &Value::Struct(vec![Value::String("x".into())]),
+            "",
+        )
+        .expect_err("mismatch");
         assert!(err.to_string().contains("id"), "{err}");
     }
 }

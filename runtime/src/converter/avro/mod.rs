@@ -6,6 +6,7 @@
 //! where compatibility is checked, so a schema the subject's level rejects
 //! is never used to produce anything.
 
+pub mod decode;
 mod encode;
 pub mod schema;
 
@@ -46,7 +47,8 @@ impl SubjectStrategy {
             Side::Key => "key",
             Side::Value => "value",
         };
-        let record_name = || match (&schema.kind, &schema.name) {
+        let record_name = || {
+            match (&schema.kind, &schema.name) {
             (SchemaKind::Struct(_), Some(name)) => Ok(schema::avro_full_name(name)),
             _ => Err(ConvertError::Mismatch {
                 path: String::new(),
@@ -54,6 +56,7 @@ impl SubjectStrategy {
                     "the {suffix} is not a named record, so RecordNameStrategy and TopicRecordNameStrategy cannot name its subject; use TopicNameStrategy"
                 ),
             }),
+        }
         };
         Ok(match self {
             Self::TopicName => format!("{topic}-{suffix}"),
@@ -116,7 +119,10 @@ impl AvroConverter {
         if self.cached_id(topic, schema).is_some() {
             return Ok(());
         }
-        let subject = self.settings.strategy.subject(self.settings.side, topic, schema)?;
+        let subject = self
+            .settings
+            .strategy
+            .subject(self.settings.side, topic, schema)?;
         let text = schema::to_avro(schema).to_string();
         let id = if self.settings.auto_register {
             let verdict = self.client.check(&subject, &text)?;

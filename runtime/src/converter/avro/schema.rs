@@ -9,7 +9,9 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use serde_json::{json, Map, Value as Json};
-use sluice_connector_api::logical::{DATE, DECIMAL, DECIMAL_PRECISION, DECIMAL_SCALE, TIME, TIMESTAMP};
+use sluice_connector_api::logical::{
+    DATE, DECIMAL, DECIMAL_PRECISION, DECIMAL_SCALE, TIME, TIMESTAMP,
+};
 use sluice_connector_api::{Schema, SchemaKind, Value};
 
 /// The record name Connect uses for unnamed structs.
@@ -22,7 +24,13 @@ const MAP_ENTRY: &str = "io.confluent.connect.avro.MapEntry";
 pub fn avro_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -242,12 +250,9 @@ fn default_json(schema: &Schema, value: &Value) -> Json {
         (Value::Float64(v), _) => json!(v),
         (Value::String(s), _) => json!(s),
         (Value::Bytes(b), _) => Json::String(b.iter().map(|&c| char::from(c)).collect()),
-        (Value::Array(items), SchemaKind::Array(item_schema)) => Json::Array(
-            items
-                .iter()
-                .map(|i| default_json(item_schema, i))
-                .collect(),
-        ),
+        (Value::Array(items), SchemaKind::Array(item_schema)) => {
+            Json::Array(items.iter().map(|i| default_json(item_schema, i)).collect())
+        }
         (Value::Struct(values), SchemaKind::Struct(fields)) => Json::Object(
             fields
                 .iter()
@@ -300,9 +305,12 @@ mod tests {
     #[test]
     fn repeated_records_are_referenced_and_names_are_sanitized() {
         let row = Arc::new(
-            Schema::new(SchemaKind::Struct(vec![Field::new("my-col", Schema::int64())]))
-                .named("srv.db.my-table.Value")
-                .optional(),
+            Schema::new(SchemaKind::Struct(vec![Field::new(
+                "my-col",
+                Schema::int64(),
+            )]))
+            .named("srv.db.my-table.Value")
+            .optional(),
         );
         let envelope = Schema::new(SchemaKind::Struct(vec![
             Field {
@@ -316,9 +324,15 @@ mod tests {
         ]))
         .named("srv.db.my-table.Envelope");
         let avro = to_avro(&envelope);
-        assert_eq!(avro["fields"][0]["type"][1]["name"], "srv.db.my_table.Value");
+        assert_eq!(
+            avro["fields"][0]["type"][1]["name"],
+            "srv.db.my_table.Value"
+        );
         assert_eq!(avro["fields"][0]["type"][1]["fields"][0]["name"], "my_col");
-        assert_eq!(avro["fields"][1]["type"], json!(["null", "srv.db.my_table.Value"]));
+        assert_eq!(
+            avro["fields"][1]["type"],
+            json!(["null", "srv.db.my_table.Value"])
+        );
         apache_avro::Schema::parse(&avro).expect("valid Avro");
     }
 
