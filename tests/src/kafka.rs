@@ -13,8 +13,10 @@ use serde_json::Value;
 pub struct Consumed {
     /// The record key.
     pub key: Value,
-    /// The record value; `Null` for a tombstone.
+    /// The record value; `Null` for a tombstone or non-JSON bytes.
     pub value: Value,
+    /// The value's bytes as written (`None` for a tombstone).
+    pub raw_value: Option<Vec<u8>>,
     /// Kafka partition.
     pub partition: i32,
     /// Kafka offset.
@@ -76,6 +78,7 @@ pub fn read_topic(
                     .payload()
                     .and_then(|v| serde_json::from_slice(v).ok())
                     .unwrap_or(Value::Null),
+                raw_value: m.payload().map(<[u8]>::to_vec),
                 partition: m.partition(),
                 offset: m.offset(),
             }),
@@ -104,4 +107,23 @@ pub fn datagen_seqs(records: &[Consumed]) -> Vec<i64> {
             value["seq"].as_i64()
         })
         .collect()
+}
+
+/// The schema id and the first Avro long of a Confluent-framed value: for
+/// datagen's Avro values, the registry id and the `seq` field. Decoded by
+/// hand so the tests do not trust sluice's own decoder.
+pub fn avro_id_and_first_long(raw: &[u8]) -> Option<(i32, i64)> {
+    let [0, a, b, c, d, rest @ ..] = raw else {
+        return None;
+    };
+    let id = i32::from_be_bytes([*a, *b, *c, *d]);
+    let mut zigzag: u64 = 0;
+    for (i, byte) in rest.iter().enumerate().take(10) {
+        zigzag |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let value = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+            return Some((id, value));
+        }
+    }
+    None
 }

@@ -5,6 +5,8 @@
 pub mod api;
 pub mod env;
 pub mod kafka;
+pub mod process;
+pub mod registry;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,44 +1,21 @@
 //! A `sluice worker` process owned by a test: started on a free port with
 //! its own state directory, killed or stopped as the test demands.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 
 use crate::api::Api;
 use crate::env::TestEnv;
-use crate::wait_for;
+use crate::process::{free_port, SluiceProcess};
 
-/// The sluice binary: `$SLUICE_BIN`, or the workspace's debug build.
-pub fn sluice_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("SLUICE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sluice");
-    assert!(
-        bin.exists(),
-        "{} not found; build it with `cargo build --bin sluice` or set SLUICE_BIN",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free local port")
-}
+pub use crate::process::sluice_bin;
 
 /// A running worker.
 pub struct Worker {
-    child: Option<Child>,
+    process: SluiceProcess,
     port: u16,
     state: tempfile::TempDir,
-    log: PathBuf,
-    bootstrap: String,
-    extra_args: Vec<String>,
 }
 
 impl Worker {
@@ -50,55 +27,32 @@ impl Worker {
     /// Starts a worker with extra command-line arguments.
     pub fn start_with(env: &TestEnv, extra: &[&str]) -> Self {
         let state = tempfile::tempdir().expect("temp state dir");
-        let log = state.path().with_extension("log");
-        let mut worker = Self {
-            child: None,
-            port: free_port(),
-            log,
+        let port = free_port();
+        let mut args: Vec<OsString> = [
+            "worker",
+            "--bootstrap-servers",
+            env.bootstrap(),
+            "--rest-listen",
+            &format!("127.0.0.1:{port}"),
+            "--offset-flush-interval-ms",
+            "200",
+            "--topic-replication-factor",
+            "1",
+            "--state-dir",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        args.push(state.path().join("state").into());
+        args.extend(extra.iter().map(OsString::from));
+        let api = Api::new(format!("http://127.0.0.1:{port}"));
+        let process =
+            SluiceProcess::start(args, state.path().with_extension("log"), api, "/health");
+        Self {
+            process,
+            port,
             state,
-            bootstrap: env.bootstrap().to_owned(),
-            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        worker.spawn();
-        worker
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("worker log file");
-        let err = log.try_clone().expect("log handle");
-        let child = Command::new(sluice_bin())
-            .arg("worker")
-            .args(["--bootstrap-servers", &self.bootstrap])
-            .args(["--rest-listen", &format!("127.0.0.1:{}", self.port)])
-            .arg("--state-dir")
-            .arg(self.state.path().join("state"))
-            .args(["--offset-flush-interval-ms", "200"])
-            .args(["--topic-replication-factor", "1"])
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .expect("spawn sluice worker");
-        self.child = Some(child);
-        let api = self.api();
-        wait_for("the worker's REST API", Duration::from_secs(60), || {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "worker exited with {status} during startup:\n{}",
-                    self.logs()
-                );
-            }
-            api.try_get("/health").filter(|r| r.status == 200)
-        });
+        }
     }
 
     /// A REST client for this worker.
@@ -108,7 +62,7 @@ impl Worker {
 
     /// The worker's log so far, for failure messages.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.logs()
     }
 
     /// The state directory (configs and offsets).
@@ -118,38 +72,16 @@ impl Worker {
 
     /// Kills the worker with SIGKILL: no chance to flush or commit.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill9();
     }
 
     /// Sends SIGTERM and waits for the worker to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("worker is running");
-        // SAFETY: kill(2) on our own child's pid has no memory effects.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        wait_for(
-            "the worker to exit after SIGTERM",
-            Duration::from_secs(60),
-            || child.try_wait().ok().flatten(),
-        )
+        self.process.terminate()
     }
 
     /// Starts the worker again on the same port and state directory.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop the worker before restarting it");
-        self.spawn();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            eprintln!("---- worker log ----\n{}", self.logs());
-        }
+        self.process.restart();
     }
 }

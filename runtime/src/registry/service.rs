@@ -373,7 +373,10 @@ impl Registry {
         permanent: bool,
     ) -> Result<i32, RegistryError> {
         let mut state = self.state();
-        let found = Self::resolve_version(&state, subject, spec, permanent)?;
+        // A numbered version is found even when soft-deleted, so deleting
+        // it again says so (40406) rather than "not found".
+        let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
+        let found = Self::resolve_version(&state, subject, spec, include_deleted)?;
         let deleted = state
             .subjects
             .get(subject)

@@ -1,0 +1,133 @@
+//! A `sluice` process owned by a test: started with its output in a log
+//! file, ready once an HTTP endpoint answers, killed or stopped as the
+//! test demands, and killed when dropped.
+
+use std::ffi::OsString;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::api::Api;
+use crate::wait_for;
+
+/// The sluice binary: `$SLUICE_BIN`, or the workspace's debug build.
+pub fn sluice_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("SLUICE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/sluice");
+    assert!(
+        bin.exists(),
+        "{} not found; build it with `cargo build --bin sluice` or set SLUICE_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A local port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free local port")
+}
+
+/// A running (or stopped) sluice process.
+pub struct SluiceProcess {
+    child: Option<Child>,
+    args: Vec<OsString>,
+    log: PathBuf,
+    ready: (Api, String),
+}
+
+impl SluiceProcess {
+    /// Starts `sluice <args>` and waits until `ready_path` on `api` answers 200.
+    pub fn start(args: Vec<OsString>, log: PathBuf, api: Api, ready_path: &str) -> Self {
+        let mut process = Self {
+            child: None,
+            args,
+            log,
+            ready: (api, ready_path.to_owned()),
+        };
+        process.spawn();
+        process
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("process log file");
+        let err = log.try_clone().expect("log handle");
+        let child = Command::new(sluice_bin())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("spawn sluice");
+        self.child = Some(child);
+        let (api, path) = self.ready.clone();
+        wait_for("sluice to answer", Duration::from_secs(60), || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "sluice {:?} exited with {status} during startup:\n{}",
+                    self.args,
+                    self.logs()
+                );
+            }
+            api.try_get(&path).filter(|r| r.status == 200)
+        });
+    }
+
+    /// The output so far, for failure messages.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills with SIGKILL: no chance to flush or commit.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("process is running");
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        wait_for(
+            "sluice to exit after SIGTERM",
+            Duration::from_secs(60),
+            || child.try_wait().ok().flatten(),
+        )
+    }
+
+    /// Starts again with the same arguments.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "stop the process before restarting it"
+        );
+        self.spawn();
+    }
+}
+
+impl Drop for SluiceProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- sluice {:?} log ----\n{}", self.args, self.logs());
+        }
+    }
+}
