@@ -49,3 +49,18 @@ install_nextest() {
   say "installing cargo-nextest"
   cargo install cargo-nextest --locked --quiet
 }
+
+# The Python client the interoperability tests use (confluent-kafka with
+# its schema-registry and Avro extras), in a venv reused between runs.
+SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice/venv}"
+install_python_clients() {
+  local requirements="$SLUICE_ROOT/tests/python/requirements.txt"
+  local stamp="$SLUICE_VENV/.requirements"
+  if [ -x "$SLUICE_VENV/bin/python" ] && cmp -s "$requirements" "$stamp"; then
+    return 0
+  fi
+  say "installing Python test clients into $SLUICE_VENV"
+  python3 -m venv "$SLUICE_VENV"
+  "$SLUICE_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+}

@@ -14,6 +14,7 @@ import json
 import sys
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -60,14 +61,26 @@ def consume(bootstrap, topic, registry, count):
 
 
 def produce(bootstrap, topic, registry, count):
+    # The test broker does not create topics on first use.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(30)
     serializer = AvroSerializer(SchemaRegistryClient({"url": registry}), PRODUCED_SCHEMA)
     producer = Producer({"bootstrap.servers": bootstrap})
+    failures = []
+
+    def delivered(error, _message):
+        if error is not None:
+            failures.append(error)
+
     for i in range(count):
         value = {"sensor": f"s{i}", "celsius": 20.5 + i, "note": None if i % 2 else "even"}
         payload = serializer(value, SerializationContext(topic, MessageField.VALUE))
-        producer.produce(topic, value=payload)
+        producer.produce(topic, value=payload, on_delivery=delivered)
     if producer.flush(30) != 0:
         sys.exit("records were not acknowledged within 30 s")
+    if failures:
+        sys.exit(f"delivery failed: {failures[0]}")
 
 
 if __name__ == "__main__":
