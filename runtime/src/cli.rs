@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::contracts::SchemasCommand;
 use crate::registry::RegistryArgs;
 use crate::tail::TailArgs;
 use crate::worker_config::WorkerArgs;
@@ -29,4 +30,8 @@ pub enum Command {
     /// Serve a Confluent-compatible schema registry (default
     /// http://127.0.0.1:8081), keeping schemas in a state directory.
     Registry(RegistryArgs),
+    /// Check the schemas connectors emit against the Avro contracts in
+    /// git, or register the contracts with a registry.
+    #[command(subcommand)]
+    Schemas(SchemasCommand),
 }

@@ -6,6 +6,7 @@
 //! Connect's; stores keep configs and offsets in the state directory.
 
 pub mod cli;
+pub mod contracts;
 pub mod converter;
 pub mod herder;
 pub mod kafka;

@@ -34,6 +34,11 @@ fn main() -> ExitCode {
                     .and_then(|rt| rt.block_on(sluice_runtime::worker::run(config)))
             }),
         Command::Tail(args) => sluice_runtime::tail::run(&args),
+        Command::Schemas(command) => match sluice_runtime::contracts::run(&command) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Registry(args) => {
             init_logging("text");
             tokio::runtime::Builder::new_multi_thread()

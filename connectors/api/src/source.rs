@@ -9,8 +9,20 @@ use crate::offset::{SourceOffset, SourcePartition};
 use crate::plugin::PluginInfo;
 use crate::record::SourceRecord;
 
+/// The schemas a connector emits to one topic.
+#[derive(Debug, Clone)]
+pub struct TopicSchemas {
+    /// The topic.
+    pub topic: String,
+    /// The key schema; `None` for keyless records.
+    pub key: Option<std::sync::Arc<crate::schema::Schema>>,
+    /// The value schema.
+    pub value: Option<std::sync::Arc<crate::schema::Schema>>,
+}
+
 /// A source connector plugin: validates configuration, splits the work into
 /// task configurations, and creates tasks. It holds no running state.
+#[async_trait]
 pub trait SourceConnector: Send + Sync {
     /// Class name, aliases and version.
     fn info(&self) -> PluginInfo;
@@ -34,6 +46,19 @@ pub trait SourceConnector: Send + Sync {
 
     /// A fresh, unstarted task.
     fn create_task(&self) -> Box<dyn SourceTask>;
+
+    /// The key and value schemas the connector would emit for its source as
+    /// it is now (a live database's tables), per topic, without emitting
+    /// anything: what `sluice schemas check` compares with the contracts.
+    async fn describe_schemas(
+        &self,
+        _config: &ConnectorConfig,
+    ) -> Result<Vec<TopicSchemas>, ConnectorError> {
+        Err(ConnectorError::fatal(format!(
+            "{} cannot describe its schemas without running",
+            self.info().class
+        )))
+    }
 }
 
 /// What the runtime gives a source task when it starts.

@@ -8,8 +8,12 @@
 mod config;
 mod task;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use sluice_connector_api::{
-    ConfigDef, ConnectorConfig, ConnectorError, PluginInfo, PluginKind, SourceConnector, SourceTask,
+    ConfigDef, ConnectorConfig, ConnectorError, PluginInfo, PluginKind, SourceConnector,
+    SourceTask, TopicSchemas,
 };
 
 pub use config::DatagenConfig;
@@ -19,6 +23,7 @@ pub use task::DatagenTask;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DatagenConnector;
 
+#[async_trait]
 impl SourceConnector for DatagenConnector {
     fn info(&self) -> PluginInfo {
         PluginInfo {
@@ -46,5 +51,17 @@ impl SourceConnector for DatagenConnector {
 
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(DatagenTask::default())
+    }
+
+    async fn describe_schemas(
+        &self,
+        config: &ConnectorConfig,
+    ) -> Result<Vec<TopicSchemas>, ConnectorError> {
+        let config = DatagenConfig::parse(config)?;
+        Ok(vec![TopicSchemas {
+            topic: config.topic.clone(),
+            key: Some(Arc::new(task::key_schema())),
+            value: Some(Arc::new(task::value_schema(&config))),
+        }])
     }
 }

@@ -36,7 +36,7 @@ struct State {
 }
 
 /// The key schema: the record's key number.
-fn key_schema() -> Schema {
+pub(crate) fn key_schema() -> Schema {
     Schema::structure(
         "io.sluice.datagen.Key",
         vec![Field::new("id", Schema::int64())],
@@ -45,7 +45,7 @@ fn key_schema() -> Schema {
 
 /// The value schema: sequence number, key, creation time and filler,
 /// plus any configured extra fields.
-fn value_schema(config: &DatagenConfig) -> Schema {
+pub(crate) fn value_schema(config: &DatagenConfig) -> Schema {
     let mut fields = vec![
         Field::new("seq", Schema::int64()),
         Field::new("id", Schema::int64()),

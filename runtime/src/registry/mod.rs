@@ -22,6 +22,7 @@ use anyhow::Context;
 pub use avro_model::AvroModel;
 pub use error::RegistryError;
 pub use rest::router;
+pub use schema_text::{parse as parse_schema, ParsedSchema};
 pub use service::{Registry, SchemaRequest, SubjectVersion, VersionSpec};
 pub use state::Mode;
 
