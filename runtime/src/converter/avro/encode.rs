@@ -21,13 +21,11 @@ fn bytes(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
-fn mismatch(path: &str, schema: &Schema, value: &Value) -> ConvertError {
+/// A mismatch at this level; callers prefix the path while unwinding, so
+/// the happy path never builds path strings.
+fn mismatch(schema: &Schema, value: &Value) -> ConvertError {
     ConvertError::Mismatch {
-        path: if path.is_empty() {
-            "<root>".into()
-        } else {
-            path.to_owned()
-        },
+        path: String::new(),
         message: format!(
             "expected {}{}, found {value:?}",
             schema.kind.connect_name(),
@@ -36,13 +34,25 @@ fn mismatch(path: &str, schema: &Schema, value: &Value) -> ConvertError {
     }
 }
 
+/// Prefixes a mismatch's path with `segment` (a field name or `[i]`).
+fn within(error: ConvertError, segment: &str) -> ConvertError {
+    match error {
+        ConvertError::Mismatch { path, message } => {
+            let path = if path.is_empty() {
+                segment.to_owned()
+            } else if path.starts_with('[') {
+                format!("{segment}{path}")
+            } else {
+                format!("{segment}.{path}")
+            };
+            ConvertError::Mismatch { path, message }
+        }
+        other => other,
+    }
+}
+
 /// Appends `value` encoded under `schema` (with its optional union).
-pub fn encode(
-    out: &mut Vec<u8>,
-    schema: &Schema,
-    value: &Value,
-    path: &str,
-) -> Result<(), ConvertError> {
+pub fn encode(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Result<(), ConvertError> {
     if schema.optional {
         // Mirrors the union order chosen in `to_avro`.
         let default_first = schema.default.as_ref().is_some_and(|d| *d != Value::Null);
@@ -53,10 +63,10 @@ pub fn encode(
         }
         long(out, value_branch);
     }
-    bare(out, schema, value, path)
+    bare(out, schema, value)
 }
 
-fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value, path: &str) -> Result<(), ConvertError> {
+fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Result<(), ConvertError> {
     let value = match (value, &schema.default) {
         (Value::Null, Some(default)) => default,
         _ => value,
@@ -75,7 +85,7 @@ fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value, path: &str) -> Result
             if !values.is_empty() {
                 long(out, values.len() as i64);
                 for (i, v) in values.iter().enumerate() {
-                    encode(out, items, v, &format!("{path}[{i}]"))?;
+                    encode(out, items, v).map_err(|e| within(e, &format!("[{i}]")))?;
                 }
             }
             long(out, 0);
@@ -87,14 +97,14 @@ fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value, path: &str) -> Result
                 for (k, v) in entries {
                     if string_keys {
                         let Value::String(key) = k else {
-                            return Err(mismatch(path, keys, k));
+                            return Err(mismatch(keys, k));
                         };
                         bytes(out, key.as_bytes());
-                        encode(out, values, v, &format!("{path}.{key}"))?;
+                        encode(out, values, v).map_err(|e| within(e, key))?;
                     } else {
                         // An entry record: key then value.
-                        encode(out, keys, k, path)?;
-                        encode(out, values, v, path)?;
+                        encode(out, keys, k)?;
+                        encode(out, values, v)?;
                     }
                 }
             }
@@ -102,15 +112,10 @@ fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value, path: &str) -> Result
         }
         (SchemaKind::Struct(fields), Value::Struct(values)) if fields.len() == values.len() => {
             for (field, v) in fields.iter().zip(values) {
-                let field_path = if path.is_empty() {
-                    field.name.clone()
-                } else {
-                    format!("{path}.{}", field.name)
-                };
-                encode(out, &field.schema, v, &field_path)?;
+                encode(out, &field.schema, v).map_err(|e| within(e, &field.name))?;
             }
         }
-        _ => return Err(mismatch(path, schema, value)),
+        _ => return Err(mismatch(schema, value)),
     }
     Ok(())
 }
@@ -125,7 +130,7 @@ mod tests {
     /// Encodes with our encoder, decodes with apache-avro.
     fn round_trip(schema: &Schema, value: &Value) -> Avro {
         let mut out = Vec::new();
-        encode(&mut out, schema, value, "").expect("encodes");
+        encode(&mut out, schema, value).expect("encodes");
         let avro_schema = apache_avro::Schema::parse(&to_avro(schema)).expect("valid schema");
         apache_avro::from_avro_datum(&avro_schema, &mut out.as_slice(), None).expect("decodes")
     }
@@ -188,13 +193,13 @@ mod tests {
     #[test]
     fn wrong_value_names_the_field() {
         let schema = Schema::new(SchemaKind::Struct(vec![Field::new("id", Schema::int64())]));
+        let nested = Schema::new(SchemaKind::Struct(vec![Field::new("after", schema)]));
         let err = encode(
             &mut Vec::new(),
-            &schema,
-            &Value::Struct(vec![Value::String("x".into())]),
-            "",
+            &nested,
+            &Value::Struct(vec![Value::Struct(vec![Value::String("x".into())])]),
         )
         .expect_err("mismatch");
-        assert!(err.to_string().contains("id"), "{err}");
+        assert!(err.to_string().contains("at after.id:"), "{err}");
     }
 }

@@ -192,7 +192,13 @@ impl AvroConverter {
         let mut out = Vec::with_capacity(64);
         out.push(0);
         out.extend_from_slice(&id.to_be_bytes());
-        encode::encode(&mut out, schema, value, "")?;
+        encode::encode(&mut out, schema, value).map_err(|e| match e {
+            ConvertError::Mismatch { path, message } if path.is_empty() => ConvertError::Mismatch {
+                path: "<root>".to_owned(),
+                message,
+            },
+            other => other,
+        })?;
         Ok(Some(out))
     }
 }
