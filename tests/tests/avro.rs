@@ -364,3 +364,44 @@ fn unreachable_registry_delays_records_and_drops_none() {
         .collect();
     assert_eq!(seqs, (0..300).collect::<Vec<_>>());
 }
+
+#[test]
+fn avro_without_a_registry_is_refused_naming_the_key() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let reply = worker.api().post(
+        "/connectors",
+        &datagen_avro("no-registry", &unique("avro-none"), json!({})),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.message().contains("schema.registry.url"),
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.message().contains("--registry-listen"),
+        "{}",
+        reply.text
+    );
+    let strategy = worker.api().post(
+        "/connectors",
+        &datagen_avro(
+            "bad-strategy",
+            &unique("avro-bad"),
+            json!({
+                "value.converter.schema.registry.url": "http://127.0.0.1:9",
+                "key.converter.schema.registry.url": "http://127.0.0.1:9",
+                "value.converter.value.subject.name.strategy": "SubjectByMoonPhase",
+            }),
+        ),
+    );
+    assert_eq!(strategy.status, 400, "{}", strategy.text);
+    assert!(
+        strategy
+            .message()
+            .contains("value.converter.value.subject.name.strategy"),
+        "{}",
+        strategy.text
+    );
+}

@@ -141,7 +141,9 @@ pub fn validate(
     let mut values = common.validate(config);
     for side in [Side::Key, Side::Value] {
         if let Err(e) = converter::build(side, &config.0, converter_defaults) {
-            let target = e.key.split(".schemas").next().unwrap_or(&e.key).to_owned();
+            // Every converter sub-setting error is reported on the
+            // converter key itself, naming the sub-key in the message.
+            let target = side.prefix();
             if let Some(v) = values.iter_mut().find(|v| v.name == target) {
                 v.errors.push(format!("{}: {}", e.key, e.message));
             }
