@@ -97,6 +97,7 @@ fn main() {
         registry_url: url,
         strategy: SubjectStrategy::TopicName,
         auto_register: true,
+        basic_auth: None,
     });
     avro.resolve("bench.public.orders", &schema)
         .expect("registers");

@@ -44,7 +44,10 @@ pub enum SecretError {
 /// Whether `key` holds a secret by its name, as Connect's password type.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key.contains("password") || key.contains("secret") || key.ends_with(".key")
+    key.contains("password")
+        || key.contains("secret")
+        || key.ends_with(".key")
+        || key.ends_with("basic.auth.user.info")
 }
 
 /// Whether `value` is an indirection to a secret.

@@ -151,6 +151,8 @@ fn avro_settings(
         registry_url,
         strategy,
         auto_register,
+        basic_auth: lookup(&format!("{prefix}.basic.auth.user.info"))
+            .filter(|v| !v.trim().is_empty()),
     })
 }
 

@@ -52,6 +52,8 @@ pub struct Compatibility {
 pub struct RegistryClient {
     urls: Vec<String>,
     agent: ureq::Agent,
+    /// `Authorization` header value for HTTP basic auth, if configured.
+    authorization: Option<String>,
 }
 
 /// Percent-encodes a subject for a path segment.
@@ -82,6 +84,23 @@ impl RegistryClient {
                 .filter(|u| !u.is_empty())
                 .collect(),
             agent,
+            authorization: None,
+        }
+    }
+
+    /// Sends HTTP basic auth with `user_info` (`user:password`), as
+    /// Confluent's `basic.auth.user.info` setting.
+    pub fn with_basic_auth(mut self, user_info: &str) -> Self {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_info);
+        self.authorization = Some(format!("Basic {encoded}"));
+        self
+    }
+
+    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("Authorization", value),
+            None => request,
         }
     }
 
@@ -94,19 +113,18 @@ impl RegistryClient {
         let mut last = String::from("no schema.registry.url configured");
         for base in &self.urls {
             let url = format!("{base}{path}");
+            let content_type = "application/vnd.schemaregistry.v1+json";
             let result = match (method, body) {
                 ("POST", Some(body)) => self
-                    .agent
-                    .post(&url)
-                    .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                    .authorize(self.agent.post(&url))
+                    .header("Content-Type", content_type)
                     .send(body.to_string()),
                 ("PUT", Some(body)) => self
-                    .agent
-                    .put(&url)
-                    .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                    .authorize(self.agent.put(&url))
+                    .header("Content-Type", content_type)
                     .send(body.to_string()),
-                ("DELETE", _) => self.agent.delete(&url).call(),
-                _ => self.agent.get(&url).call(),
+                ("DELETE", _) => self.authorize(self.agent.delete(&url)).call(),
+                _ => self.authorize(self.agent.get(&url)).call(),
             };
             let mut response = match result {
                 Ok(r) => r,

@@ -77,6 +77,8 @@ pub struct AvroSettings {
     pub strategy: SubjectStrategy,
     /// Register new schemas (true) or require them registered already.
     pub auto_register: bool,
+    /// `basic.auth.user.info` (`user:password`) for the registry.
+    pub basic_auth: Option<String>,
 }
 
 /// A schema resolved for one topic.
@@ -89,20 +91,34 @@ struct Resolved {
 /// being reused by another schema while the entry lives.
 type IdCache = HashMap<usize, (Arc<Schema>, Vec<Resolved>)>;
 
+/// Identity entries kept at most; a connector that builds a fresh `Arc`
+/// per record would otherwise grow the cache without bound.
+const MAX_IDENTITY_ENTRIES: usize = 1024;
+
 /// The Avro converter.
 pub struct AvroConverter {
     settings: AvroSettings,
     client: RegistryClient,
+    /// Fast path: by schema address.
     ids: Mutex<IdCache>,
+    /// Slow path: by topic and Avro schema text, so an equal schema behind
+    /// another `Arc` never goes back to the registry.
+    ids_by_text: Mutex<HashMap<(String, String), i32>>,
 }
 
 impl AvroConverter {
     /// A converter with `settings`.
     pub fn new(settings: AvroSettings) -> Self {
+        let client = RegistryClient::new(&settings.registry_url);
+        let client = match &settings.basic_auth {
+            Some(user_info) => client.with_basic_auth(user_info),
+            None => client,
+        };
         Self {
-            client: RegistryClient::new(&settings.registry_url),
+            client,
             settings,
             ids: Mutex::new(HashMap::new()),
+            ids_by_text: Mutex::new(HashMap::new()),
         }
     }
 
@@ -113,10 +129,36 @@ impl AvroConverter {
             .map(|r| r.id)
     }
 
+    fn remember(&self, topic: &str, schema: &Arc<Schema>, id: i32) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.len() >= MAX_IDENTITY_ENTRIES {
+            ids.clear();
+        }
+        ids.entry(Arc::as_ptr(schema) as usize)
+            .or_insert_with(|| (Arc::clone(schema), Vec::new()))
+            .1
+            .push(Resolved {
+                topic: topic.to_owned(),
+                id,
+            });
+    }
+
+    /// The id of an equal schema resolved earlier under another `Arc`.
+    fn id_by_text(&self, topic: &str, schema: &Arc<Schema>) -> Option<i32> {
+        let text = schema::to_avro(schema).to_string();
+        let id = *self
+            .ids_by_text
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_owned(), text))?;
+        self.remember(topic, schema, id);
+        Some(id)
+    }
+
     /// Finds or registers the id for `schema` on `topic`, checking
     /// compatibility first. Blocking: talks to the registry.
     pub fn resolve(&self, topic: &str, schema: &Arc<Schema>) -> Result<(), ConvertError> {
-        if self.cached_id(topic, schema).is_some() {
+        if self.cached_id(topic, schema).is_some() || self.id_by_text(topic, schema).is_some() {
             return Ok(());
         }
         let subject = self
@@ -145,14 +187,11 @@ impl AvroConverter {
                 })?
         };
         tracing::info!(topic, subject, id, "schema resolved");
-        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        ids.entry(Arc::as_ptr(schema) as usize)
-            .or_insert_with(|| (Arc::clone(schema), Vec::new()))
-            .1
-            .push(Resolved {
-                topic: topic.to_owned(),
-                id,
-            });
+        self.ids_by_text
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((topic.to_owned(), text), id);
+        self.remember(topic, schema, id);
         Ok(())
     }
 
@@ -188,6 +227,7 @@ impl AvroConverter {
         };
         let id = self
             .cached_id(topic, schema)
+            .or_else(|| self.id_by_text(topic, schema))
             .ok_or(ConvertError::Unresolved)?;
         let mut out = Vec::with_capacity(64);
         out.push(0);
@@ -200,5 +240,87 @@ impl AvroConverter {
             other => other,
         })?;
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{log::MemoryLog, router, Registry};
+    use sluice_connector_api::Field;
+
+    fn value_schema() -> Arc<Schema> {
+        Arc::new(Schema::structure(
+            "t.Value",
+            vec![Field::new("id", Schema::int64())],
+        ))
+    }
+
+    #[test]
+    fn registry_is_asked_once_per_schema_not_per_record() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let registry = Arc::new(Registry::open(Box::new(MemoryLog::default())).expect("open"));
+        runtime.spawn(async move { axum::serve(listener, router(registry)).await });
+        let converter = AvroConverter::new(AvroSettings {
+            side: Side::Value,
+            registry_url: url,
+            strategy: SubjectStrategy::TopicName,
+            auto_register: true,
+            basic_auth: None,
+        });
+        let schema = value_schema();
+        let value = Value::Struct(vec![Value::Int64(7)]);
+        assert!(matches!(
+            converter.encode("t", Some(&schema), Some(&value)),
+            Err(ConvertError::Unresolved)
+        ));
+        converter.resolve("t", &schema).expect("registers");
+        // With the registry gone, only cached ids can work.
+        runtime.shutdown_background();
+        for i in 0..1000 {
+            // An equal schema behind a fresh Arc, as a careless connector
+            // might build per record.
+            let fresh = value_schema();
+            let bytes = converter
+                .encode(
+                    "t",
+                    Some(&fresh),
+                    Some(&Value::Struct(vec![Value::Int64(i)])),
+                )
+                .expect("cached id")
+                .expect("bytes");
+            assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1], "magic byte and schema id 1");
+        }
+        // Another topic is another subject: it needs the registry.
+        let err = converter
+            .resolve("other", &schema)
+            .expect_err("registry is down");
+        assert!(err.is_retriable(), "{err}");
+    }
+
+    #[test]
+    fn subject_strategies_name_subjects_like_confluent() {
+        let schema = value_schema();
+        let subject =
+            |s: SubjectStrategy| s.subject(Side::Value, "db.t", &schema).expect("subject");
+        assert_eq!(subject(SubjectStrategy::TopicName), "db.t-value");
+        assert_eq!(subject(SubjectStrategy::RecordName), "t.Value");
+        assert_eq!(subject(SubjectStrategy::TopicRecordName), "db.t-t.Value");
+        assert_eq!(
+            SubjectStrategy::parse("io.confluent.kafka.serializers.subject.RecordNameStrategy"),
+            Some(SubjectStrategy::RecordName)
+        );
+        let unnamed = Arc::new(Schema::int64());
+        assert!(SubjectStrategy::RecordName
+            .subject(Side::Key, "t", &unnamed)
+            .is_err());
     }
 }
