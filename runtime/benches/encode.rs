@@ -14,7 +14,7 @@ use sluice_connector_api::{logical, Field, Schema, SchemaKind, Value};
 use sluice_runtime::converter::{
     AvroConverter, AvroSettings, Converter, JsonConverter, Side, SubjectStrategy,
 };
-use sluice_runtime::registry::{log::MemoryLog, router, Registry};
+use sluice_runtime::registry::spawn_in_memory;
 
 /// A Debezium-shaped row: ids, text, a decimal, timestamps, nullable columns.
 fn row_schema() -> Arc<Schema> {
@@ -83,12 +83,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let registry = Arc::new(Registry::open(Box::new(MemoryLog::default())).expect("registry"));
-    runtime.spawn(async move { axum::serve(listener, router(registry)).await });
+    let url = runtime
+        .block_on(spawn_in_memory())
+        .expect("in-memory registry");
 
     let schema = row_schema();
     let rows: Vec<Value> = (0..records as i64).map(row).collect();

@@ -110,6 +110,23 @@ impl Converter for AvroConverter {
     }
 }
 
+/// A true/false converter setting, `default` when unset.
+fn flag(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    key: String,
+    default: bool,
+) -> Result<bool, ConverterConfigError> {
+    match lookup(&key).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(ConverterConfigError {
+            key,
+            message: format!("expected true or false, got {other}"),
+        }),
+    }
+}
+
 /// The Avro converter's settings from `<side>.converter.*` keys.
 fn avro_settings(
     side: Side,
@@ -135,17 +152,7 @@ fn avro_settings(
             message: format!("unknown strategy {text}; use TopicNameStrategy, RecordNameStrategy or TopicRecordNameStrategy"),
         })?,
     };
-    let register_key = format!("{prefix}.auto.register.schemas");
-    let auto_register = match lookup(&register_key).as_deref().map(str::trim) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            return Err(ConverterConfigError {
-                key: register_key,
-                message: format!("expected true or false, got {other}"),
-            })
-        }
-    };
+    let auto_register = flag(lookup, format!("{prefix}.auto.register.schemas"), true)?;
     Ok(AvroSettings {
         side,
         registry_url,
@@ -197,17 +204,7 @@ pub fn build(
     let class = lookup(prefix).unwrap_or_else(|| JSON_CONVERTER.to_owned());
     match class.trim() {
         JSON_CONVERTER | "json" => {
-            let key = format!("{prefix}.schemas.enable");
-            let schemas = match lookup(&key).as_deref().map(str::trim) {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(other) => {
-                    return Err(ConverterConfigError {
-                        key,
-                        message: format!("expected true or false, got {other}"),
-                    })
-                }
-            };
+            let schemas = flag(&lookup, format!("{prefix}.schemas.enable"), true)?;
             Ok(Arc::new(JsonConverter::new(schemas)))
         }
         AVRO_CONVERTER | "avro" => {

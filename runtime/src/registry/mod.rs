@@ -42,6 +42,16 @@ pub async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener>
     })
 }
 
+/// Serves a throwaway in-memory registry on a free loopback port from the
+/// current Tokio runtime; its base URL. For benchmarks and tests.
+pub async fn spawn_in_memory() -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let registry = Arc::new(Registry::open(Box::new(log::MemoryLog::default()))?);
+    tokio::spawn(async move { axum::serve(listener, router(registry)).await });
+    Ok(url)
+}
+
 /// `sluice registry`: serve a standalone registry.
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {

@@ -246,7 +246,7 @@ impl AvroConverter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{log::MemoryLog, router, Registry};
+    use crate::registry::spawn_in_memory;
     use sluice_connector_api::Field;
 
     fn value_schema() -> Arc<Schema> {
@@ -263,12 +263,9 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let registry = Arc::new(Registry::open(Box::new(MemoryLog::default())).expect("open"));
-        runtime.spawn(async move { axum::serve(listener, router(registry)).await });
+        let url = runtime
+            .block_on(spawn_in_memory())
+            .expect("in-memory registry");
         let converter = AvroConverter::new(AvroSettings {
             side: Side::Value,
             registry_url: url,
