@@ -32,7 +32,9 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// The plugins built into sluice. Adding a connector crate is one line here.
     pub fn builtin() -> Self {
-        Self::default().with_source(Arc::new(sluice_datagen::DatagenConnector))
+        Self::default()
+            .with_source(Arc::new(sluice_datagen::DatagenConnector))
+            .with_source(Arc::new(sluice_postgres::PostgresConnector))
     }
 
     /// The same registry with one more source connector.

@@ -1,0 +1,837 @@
+//! The capture pipeline, run in the background of a task: the consistent
+//! snapshot (from the slot's exported snapshot), then pgoutput streaming
+//! from the slot's consistent point or the stored offset. Records go to
+//! the task through a bounded channel, so a slow broker slows reading.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sluice_connector_api::{ConnectorError, SourceRecord};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::Client;
+
+use crate::catalog::{self, Table, TypeCache};
+use crate::config::{PostgresConfig, SnapshotMode};
+use crate::events::{self, EventContext, Op, Position};
+use crate::replication::pgoutput::{self, Datum, Message, Relation};
+use crate::replication::{
+    connection::PG_EPOCH_OFFSET_MICROS, Lsn, ReplicationConnection, StreamMessage, WireError,
+};
+use crate::setup::{self, query_error, SESSION_OPTIONS};
+use crate::table_schema::{ColumnSpec, TableSchema};
+use crate::types::Mapping;
+
+/// Where a restarted task resumes, from its stored offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// No offset: a fresh start.
+    Fresh,
+    /// A snapshot was cut short: take it again.
+    SnapshotIncomplete,
+    /// The snapshot finished at this consistent point; stream from it.
+    AfterSnapshot(Lsn),
+    /// Mid-stream: the last stored change.
+    Stream {
+        /// Commit LSN of its transaction.
+        commit_lsn: Lsn,
+        /// Its position in the transaction.
+        tx_seq: u64,
+    },
+}
+
+/// Transactions whose changes were all emitted: commit LSN → (last
+/// change's position, end of the commit record). Shared with the task so a
+/// committed offset can be turned into the LSN safe to confirm.
+pub type CompletedTransactions = Arc<Mutex<HashMap<u64, (u64, u64)>>>;
+
+/// Progress shown in the status API.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// `snapshot`, `streaming` or `starting`.
+    pub phase: &'static str,
+    /// Per table: rows read and the planner's estimate.
+    pub tables: Vec<(String, u64, i64)>,
+    /// The last streamed change's LSN.
+    pub lsn: Lsn,
+}
+
+/// What the background pipeline needs.
+pub struct Capture {
+    /// Settings.
+    pub config: PostgresConfig,
+    /// Where to resume.
+    pub resume: Resume,
+    /// Records (or the error that ended the pipeline) for the task.
+    pub out: mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>,
+    /// The LSN the task has made durable downstream.
+    pub flushed: watch::Receiver<Lsn>,
+    /// Shared with the task, see [`CompletedTransactions`].
+    pub completed: CompletedTransactions,
+    /// Shared with the task for the status API.
+    pub progress: Arc<Mutex<Progress>>,
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn wire(what: &str, e: WireError) -> ConnectorError {
+    let message = format!("{what}: {e}");
+    match &e {
+        WireError::Io(..) => ConnectorError::retriable(message),
+        WireError::Server { code, .. }
+            if code.starts_with("57") || code.starts_with("08") || code == "55006" =>
+        {
+            ConnectorError::retriable(message)
+        }
+        _ => ConnectorError::fatal(message),
+    }
+}
+
+impl Capture {
+    fn mapping(&self) -> Mapping {
+        Mapping {
+            decimal: self.config.decimal_mode,
+            time: self.config.time_precision,
+        }
+    }
+
+    /// Runs until the task drops its receiver or an error ends it.
+    pub async fn run(self) {
+        let out = self.out.clone();
+        if let Err(e) = self.run_inner().await {
+            let _ = out.send(Err(e)).await;
+        }
+    }
+
+    async fn send(&self, records: Vec<SourceRecord>) -> Result<(), ConnectorError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.out
+            .send(Ok(records))
+            .await
+            .map_err(|_| ConnectorError::retriable("the task stopped"))
+    }
+
+    async fn table_schema(
+        &self,
+        client: &Client,
+        types: &mut TypeCache,
+        schema: &str,
+        table: &str,
+        columns: &[(String, u32, i32, bool)],
+        primary_key: &[String],
+    ) -> Result<TableSchema, ConnectorError> {
+        table_schema(
+            &self.config,
+            client,
+            types,
+            schema,
+            table,
+            columns,
+            primary_key,
+        )
+        .await
+    }
+
+    async fn run_inner(self) -> Result<(), ConnectorError> {
+        let client = setup::connect(&self.config).await?;
+        let tables = catalog::tables(&client, &self.config.filters)
+            .await
+            .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+        setup::preflight(&client, &self.config, &tables).await?;
+        setup::ensure_publication(&client, &self.config, &tables).await?;
+        let mut types = TypeCache::default();
+        let slot_exists = client
+            .query_opt(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.config.slot_name],
+            )
+            .await
+            .map_err(|e| query_error("reading replication slots", e))?
+            .is_some();
+        let snapshot = match (self.config.snapshot_mode, self.resume) {
+            (SnapshotMode::NoData, _) => false,
+            (SnapshotMode::Always, _) => true,
+            (_, Resume::Fresh | Resume::SnapshotIncomplete) => true,
+            (SnapshotMode::WhenNeeded, _) if !slot_exists => true,
+            (_, _) if !slot_exists => {
+                return Err(ConnectorError::fatal(format!(
+                    "replication slot {} is gone but the connector has stored offsets: the changes since were lost with it. Set snapshot.mode=when_needed to take a new snapshot, or reset the offsets (DELETE /connectors/<name>/offsets)",
+                    self.config.slot_name
+                )))
+            }
+            (SnapshotMode::InitialOnly, _) => {
+                tracing::info!("snapshot already taken and snapshot.mode=initial_only: nothing to do");
+                return Ok(());
+            }
+            _ => false,
+        };
+        let params = setup::replication_params(&self.config);
+        let start = if snapshot {
+            let consistent = self
+                .snapshot(&client, &mut types, &tables, slot_exists, &params)
+                .await?;
+            if self.config.snapshot_mode == SnapshotMode::InitialOnly {
+                tracing::info!("snapshot done and snapshot.mode=initial_only: not streaming");
+                return Ok(());
+            }
+            Resume::AfterSnapshot(consistent)
+        } else {
+            if !slot_exists {
+                let mut conn = ReplicationConnection::connect(&params, SESSION_OPTIONS)
+                    .await
+                    .map_err(|e| wire("connecting for replication", e))?;
+                conn.simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT \"{}\" LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+                    self.config.slot_name
+                ))
+                .await
+                .map_err(|e| wire("creating the replication slot", e))?;
+                conn.close().await;
+            }
+            self.resume
+        };
+        self.stream(&client, &mut types, &params, start).await
+    }
+
+    /// Creates the slot with an exported snapshot and reads every table in
+    /// that snapshot; the slot's consistent point.
+    async fn snapshot(
+        &self,
+        client: &Client,
+        types: &mut TypeCache,
+        tables: &[Table],
+        slot_exists: bool,
+        params: &crate::replication::ConnectParams,
+    ) -> Result<Lsn, ConnectorError> {
+        let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
+            .await
+            .map_err(|e| wire("connecting for replication", e))?;
+        if slot_exists {
+            // Nothing was streamed from it yet (the snapshot never
+            // finished), so it is recreated at a point the new snapshot
+            // matches exactly.
+            tracing::info!(slot = %self.config.slot_name, "recreating the replication slot for a new snapshot");
+            conn.simple_query(&format!(
+                "DROP_REPLICATION_SLOT \"{}\"",
+                self.config.slot_name
+            ))
+            .await
+            .map_err(|e| wire("dropping the old replication slot", e))?;
+        }
+        let rows = conn
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT \"{}\" LOGICAL pgoutput EXPORT_SNAPSHOT",
+                self.config.slot_name
+            ))
+            .await
+            .map_err(|e| wire("creating the replication slot", e))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ConnectorError::fatal("CREATE_REPLICATION_SLOT returned no row"))?;
+        let consistent: Lsn = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
+            .parse()
+            .map_err(ConnectorError::fatal)?;
+        let snapshot_name = row.get(2).cloned().flatten().unwrap_or_default();
+        let reader = setup::connect(&self.config).await?;
+        reader
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_name}'"
+            ))
+            .await
+            .map_err(|e| query_error("importing the slot's snapshot", e))?;
+        // The exported snapshot lives only until the walsender runs its
+        // next command; the reader holds it now.
+        conn.close().await;
+        tracing::info!(consistent_point = %consistent, tables = tables.len(), "snapshot started");
+        {
+            let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            progress.phase = "snapshot";
+            progress.tables = tables
+                .iter()
+                .map(|t| (format!("{}.{}", t.schema, t.name), 0, t.estimated_rows))
+                .collect();
+        }
+        let schemas = {
+            let mut out = Vec::new();
+            for t in tables {
+                let columns: Vec<(String, u32, i32, bool)> = t
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.type_oid, c.modifier, c.nullable))
+                    .collect();
+                out.push(
+                    self.table_schema(client, types, &t.schema, &t.name, &columns, &t.primary_key)
+                        .await?,
+                );
+            }
+            out
+        };
+        let ctx = self.event_context();
+        let mapping = self.mapping();
+        let started_us = now_micros();
+        // The last row read is held back: its marker (last in table, last
+        // overall) depends on what follows it.
+        let mut first = true;
+        let mut batch = Vec::new();
+        for (index, (table, schema)) in tables.iter().zip(&schemas).enumerate() {
+            let columns = table
+                .columns
+                .iter()
+                .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let cursor = format!("sluice_snapshot_{index}");
+            reader
+                .batch_execute(&format!(
+                    "DECLARE {cursor} NO SCROLL CURSOR FOR SELECT {columns} FROM \"{}\".\"{}\"",
+                    table.schema.replace('"', "\"\""),
+                    table.name.replace('"', "\"\"")
+                ))
+                .await
+                .map_err(|e| query_error(&format!("reading {}.{}", table.schema, table.name), e))?;
+            let mut first_in_table = true;
+            loop {
+                let rows = reader
+                    .simple_query(&format!(
+                        "FETCH {} FROM {cursor}",
+                        self.config.snapshot_fetch_size
+                    ))
+                    .await
+                    .map_err(|e| {
+                        query_error(&format!("reading {}.{}", table.schema, table.name), e)
+                    })?;
+                let mut fetched = 0u64;
+                for message in rows {
+                    let tokio_postgres::SimpleQueryMessage::Row(row) = message else {
+                        continue;
+                    };
+                    fetched += 1;
+                    let values: Vec<Option<&str>> = (0..row.len()).map(|i| row.get(i)).collect();
+                    let value = schema
+                        .row(&values, mapping)
+                        .map_err(ConnectorError::fatal)?;
+                    let marker = if first {
+                        "first"
+                    } else if first_in_table {
+                        "first_in_data_collection"
+                    } else {
+                        "true"
+                    };
+                    first = false;
+                    first_in_table = false;
+                    batch.push((index, value, marker));
+                }
+                {
+                    let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(entry) = progress.tables.get_mut(index) {
+                        entry.1 += fetched;
+                    }
+                }
+                // Everything but the last row read so far can go: the last
+                // may still become a "last" marker.
+                if batch.len() > 1 {
+                    let keep = batch.split_off(batch.len() - 1);
+                    let ready = std::mem::replace(&mut batch, keep);
+                    let records = ready
+                        .into_iter()
+                        .flat_map(|(i, value, marker)| {
+                            events::change(
+                                &ctx,
+                                &schemas[i],
+                                Op::Read,
+                                None,
+                                Some(value),
+                                &Position::Snapshot {
+                                    lsn: consistent,
+                                    marker,
+                                    last: false,
+                                },
+                                started_us,
+                                now_micros(),
+                            )
+                        })
+                        .collect();
+                    self.send(records).await?;
+                }
+                if fetched < self.config.snapshot_fetch_size as u64 {
+                    break;
+                }
+            }
+            reader
+                .batch_execute(&format!("CLOSE {cursor}"))
+                .await
+                .map_err(|e| query_error("closing the snapshot cursor", e))?;
+            // The table's last row is marked, unless it is the snapshot's last.
+            if index + 1 < tables.len() {
+                if let Some((i, value, marker)) = batch.pop() {
+                    let marker = if marker == "first" {
+                        marker
+                    } else {
+                        "last_in_data_collection"
+                    };
+                    let records = events::change(
+                        &ctx,
+                        &schemas[i],
+                        Op::Read,
+                        None,
+                        Some(value),
+                        &Position::Snapshot {
+                            lsn: consistent,
+                            marker,
+                            last: false,
+                        },
+                        started_us,
+                        now_micros(),
+                    );
+                    self.send(records).await?;
+                }
+            }
+        }
+        if let Some((i, value, _)) = batch.pop() {
+            let records = events::change(
+                &ctx,
+                &schemas[i],
+                Op::Read,
+                None,
+                Some(value),
+                &Position::Snapshot {
+                    lsn: consistent,
+                    marker: "last",
+                    last: true,
+                },
+                started_us,
+                now_micros(),
+            );
+            self.send(records).await?;
+        }
+        let _ = reader.batch_execute("COMMIT").await;
+        tracing::info!("snapshot finished");
+        Ok(consistent)
+    }
+
+    fn event_context(&self) -> EventContext {
+        EventContext::new(
+            &self.config.topic_prefix,
+            &self.config.dbname,
+            self.config.tombstones_on_delete,
+            self.config.transaction_metadata,
+        )
+    }
+
+    /// Streams changes from `start` until the task goes away.
+    async fn stream(
+        &self,
+        client: &Client,
+        types: &mut TypeCache,
+        params: &crate::replication::ConnectParams,
+        start: Resume,
+    ) -> Result<(), ConnectorError> {
+        let (start_lsn, skip_until) = match start {
+            Resume::Stream { commit_lsn, tx_seq } => (commit_lsn, Some((commit_lsn, tx_seq))),
+            Resume::AfterSnapshot(lsn) => (lsn, None),
+            Resume::Fresh | Resume::SnapshotIncomplete => (Lsn(0), None),
+        };
+        let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
+            .await
+            .map_err(|e| wire("connecting for replication", e))?;
+        let options = [
+            ("proto_version", "1".to_owned()),
+            (
+                "publication_names",
+                format!("\"{}\"", self.config.publication_name),
+            ),
+            ("messages", "true".to_owned()),
+        ];
+        conn.start_logical(&self.config.slot_name, start_lsn, &options)
+            .await
+            .map_err(|e| {
+                let hint = if e.code() == Some("55006") {
+                    "; the slot is in use by another client: stop it or use another slot.name"
+                } else {
+                    ""
+                };
+                wire(
+                    &format!(
+                        "starting replication from slot {}{hint}",
+                        self.config.slot_name
+                    ),
+                    e,
+                )
+            })?;
+        tracing::info!(slot = %self.config.slot_name, from = %start_lsn, "streaming started");
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .phase = "streaming";
+        let ctx = self.event_context();
+        let mapping = self.mapping();
+        let mut relations: HashMap<u32, Option<TableSchema>> = HashMap::new();
+        let mut flushed_sent = Lsn(0);
+        let mut last_status = Instant::now();
+        // The open transaction: (commit LSN, xid, commit time µs, next seq, skip up to seq).
+        let mut tx: Option<(Lsn, u32, i64, u64, Option<u64>)> = None;
+        let mut last_complete_end = Lsn(0);
+        let mut flushed = self.flushed.clone();
+        loop {
+            let message = conn
+                .next_message(Duration::from_millis(500))
+                .await
+                .map_err(|e| wire("reading the replication stream", e))?;
+            let mut reply_now = false;
+            let mut idle_end = None;
+            match message {
+                None => {}
+                Some(StreamMessage::Keepalive { end, reply }) => {
+                    reply_now = reply;
+                    if tx.is_none() {
+                        idle_end = Some(end);
+                    }
+                }
+                Some(StreamMessage::XLogData { start, data, .. }) => {
+                    let decoded = pgoutput::decode(data, false)
+                        .map_err(|e| ConnectorError::fatal(e.to_string()))?;
+                    match decoded {
+                        Message::Begin {
+                            final_lsn,
+                            commit_time,
+                            xid,
+                        } => {
+                            let skip = match skip_until {
+                                Some((commit, _)) if final_lsn < commit => Some(u64::MAX),
+                                Some((commit, seq)) if final_lsn == commit => Some(seq),
+                                _ => None,
+                            };
+                            tx = Some((
+                                final_lsn,
+                                xid,
+                                commit_time + PG_EPOCH_OFFSET_MICROS,
+                                0,
+                                skip,
+                            ));
+                        }
+                        Message::Commit { end_lsn, .. } => {
+                            if let Some((commit_lsn, _, _, next_seq, _)) = tx.take() {
+                                let mut completed =
+                                    self.completed.lock().unwrap_or_else(|e| e.into_inner());
+                                if completed.len() > 10_000 {
+                                    completed.clear();
+                                }
+                                completed
+                                    .insert(commit_lsn.0, (next_seq.saturating_sub(1), end_lsn.0));
+                                if next_seq == 0 {
+                                    // An empty (filtered-out) transaction:
+                                    // nothing waits on it downstream.
+                                    idle_end = Some(end_lsn);
+                                }
+                                last_complete_end = end_lsn;
+                            }
+                        }
+                        Message::Relation(relation) => {
+                            let schema = self.relation_schema(client, types, &relation).await?;
+                            relations.insert(relation.oid, schema);
+                        }
+                        change @ (Message::Insert { .. }
+                        | Message::Update { .. }
+                        | Message::Delete { .. }
+                        | Message::Truncate { .. }) => {
+                            let Some((commit_lsn, xid, commit_us, seq, skip)) = tx.as_mut() else {
+                                return Err(ConnectorError::fatal(
+                                    "a change arrived outside a transaction",
+                                ));
+                            };
+                            let this_seq = *seq;
+                            *seq += 1;
+                            if skip.is_some_and(|s| this_seq <= s) {
+                                continue;
+                            }
+                            let position = Position::Stream {
+                                lsn: start,
+                                commit_lsn: *commit_lsn,
+                                tx_seq: this_seq,
+                                xid: *xid,
+                            };
+                            let records = self.change_records(
+                                &ctx, &relations, change, &position, *commit_us, mapping,
+                            )?;
+                            self.progress.lock().unwrap_or_else(|e| e.into_inner()).lsn = start;
+                            self.send(records).await?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            // Confirm what is durable downstream; when everything emitted
+            // is durable and the stream is idle, the server's position.
+            let mut target = *flushed.borrow_and_update();
+            if let Some(end) = idle_end {
+                if target >= last_complete_end && end > target {
+                    target = end;
+                }
+            }
+            if reply_now || target > flushed_sent || last_status.elapsed() > Duration::from_secs(10)
+            {
+                let confirm = target.max(flushed_sent);
+                conn.send_status(confirm, false)
+                    .await
+                    .map_err(|e| wire("sending the standby status", e))?;
+                flushed_sent = confirm;
+                last_status = Instant::now();
+            }
+            if self.out.is_closed() {
+                conn.close().await;
+                return Ok(());
+            }
+        }
+    }
+
+    async fn relation_schema(
+        &self,
+        client: &Client,
+        types: &mut TypeCache,
+        relation: &Relation,
+    ) -> Result<Option<TableSchema>, ConnectorError> {
+        if !self
+            .config
+            .filters
+            .table(&relation.namespace, &relation.name)
+        {
+            return Ok(None);
+        }
+        // Nullability and the primary key come from the catalog; the
+        // columns and types from the message, which matches the WAL.
+        let live = catalog::columns(client, relation.oid)
+            .await
+            .unwrap_or_default();
+        let primary_key = catalog::primary_key(client, relation.oid)
+            .await
+            .unwrap_or_default();
+        let primary_key = if primary_key.is_empty() {
+            relation
+                .columns
+                .iter()
+                .filter(|c| c.key)
+                .map(|c| c.name.clone())
+                .collect()
+        } else {
+            primary_key
+        };
+        let columns: Vec<(String, u32, i32, bool)> = relation
+            .columns
+            .iter()
+            .map(|c| {
+                let nullable = live
+                    .iter()
+                    .find(|l| l.name == c.name)
+                    .is_none_or(|l| l.nullable);
+                (c.name.clone(), c.type_oid, c.type_modifier, nullable)
+            })
+            .collect();
+        Ok(Some(
+            self.table_schema(
+                client,
+                types,
+                &relation.namespace,
+                &relation.name,
+                &columns,
+                &primary_key,
+            )
+            .await?,
+        ))
+    }
+
+    fn row(
+        &self,
+        schema: &TableSchema,
+        datums: &[Datum],
+        mapping: Mapping,
+    ) -> Result<Value, ConnectorError> {
+        let texts: Vec<Option<String>> = datums
+            .iter()
+            .map(|d| match d {
+                Datum::Null => None,
+                Datum::UnchangedToast => Some(self.config.unavailable_placeholder.clone()),
+                Datum::Text(b) | Datum::Binary(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            })
+            .collect();
+        let toast: Vec<bool> = datums.iter().map(|d| *d == Datum::UnchangedToast).collect();
+        let refs: Vec<Option<&str>> = texts.iter().map(Option::as_deref).collect();
+        // Unchanged TOASTed values are not in the WAL: Debezium's
+        // placeholder takes their place where the type is text-like.
+        match schema.row(&refs, mapping) {
+            Ok(value) => Ok(value),
+            Err(_) if toast.iter().any(|t| *t) => {
+                let cleared: Vec<Option<&str>> = refs
+                    .iter()
+                    .zip(&toast)
+                    .map(|(r, t)| if *t { None } else { *r })
+                    .collect();
+                schema.row(&cleared, mapping).map_err(ConnectorError::fatal)
+            }
+            Err(e) => Err(ConnectorError::fatal(e)),
+        }
+    }
+
+    fn change_records(
+        &self,
+        ctx: &EventContext,
+        relations: &HashMap<u32, Option<TableSchema>>,
+        change: Message,
+        position: &Position,
+        commit_us: i64,
+        mapping: Mapping,
+    ) -> Result<Vec<SourceRecord>, ConnectorError> {
+        let lookup = |oid: u32| -> Result<Option<&TableSchema>, ConnectorError> {
+            match relations.get(&oid) {
+                Some(schema) => Ok(schema.as_ref()),
+                None => Err(ConnectorError::fatal(format!(
+                    "a change for relation {oid} arrived before its description"
+                ))),
+            }
+        };
+        let now = now_micros();
+        Ok(match change {
+            Message::Insert { relation, new } => match lookup(relation)? {
+                None => Vec::new(),
+                Some(schema) => {
+                    let after = self.row(schema, &new, mapping)?;
+                    events::change(
+                        ctx,
+                        schema,
+                        Op::Create,
+                        None,
+                        Some(after),
+                        position,
+                        commit_us,
+                        now,
+                    )
+                }
+            },
+            Message::Update {
+                relation,
+                old,
+                old_is_full,
+                new,
+            } => match lookup(relation)? {
+                None => Vec::new(),
+                Some(schema) => {
+                    let after = self.row(schema, &new, mapping)?;
+                    let before = match (old, old_is_full) {
+                        (Some(old), true) => Some(self.row(schema, &old, mapping)?),
+                        _ => None,
+                    };
+                    events::change(
+                        ctx,
+                        schema,
+                        Op::Update,
+                        before,
+                        Some(after),
+                        position,
+                        commit_us,
+                        now,
+                    )
+                }
+            },
+            Message::Delete { relation, old, .. } => match lookup(relation)? {
+                None => Vec::new(),
+                Some(schema) => {
+                    // With REPLICA IDENTITY DEFAULT only the key columns
+                    // are set; the others are NULL, as in Debezium.
+                    let before = self.row(schema, &old, mapping)?;
+                    events::change(
+                        ctx,
+                        schema,
+                        Op::Delete,
+                        Some(before),
+                        None,
+                        position,
+                        commit_us,
+                        now,
+                    )
+                }
+            },
+            Message::Truncate {
+                relations: oids, ..
+            } => {
+                if self.config.skipped_operations.contains(&'t') {
+                    return Ok(Vec::new());
+                }
+                let mut out = Vec::new();
+                for oid in oids {
+                    if let Some(schema) = lookup(oid)? {
+                        let mut records = events::change(
+                            ctx,
+                            schema,
+                            Op::Truncate,
+                            None,
+                            None,
+                            position,
+                            commit_us,
+                            now,
+                        );
+                        for r in &mut records {
+                            r.key = None;
+                            r.key_schema = None;
+                        }
+                        out.extend(records);
+                    }
+                }
+                out
+            }
+            _ => Vec::new(),
+        })
+    }
+}
+
+use sluice_connector_api::Value;
+
+/// The schemas of `schema.table` with `columns` (name, type OID, modifier,
+/// nullable) keyed by `message.key.columns` or the primary key.
+pub async fn table_schema(
+    config: &PostgresConfig,
+    client: &Client,
+    types: &mut TypeCache,
+    schema: &str,
+    table: &str,
+    columns: &[(String, u32, i32, bool)],
+    primary_key: &[String],
+) -> Result<TableSchema, ConnectorError> {
+    let mut specs = Vec::with_capacity(columns.len());
+    for (name, oid, modifier, nullable) in columns {
+        let pg_type = types
+            .resolve(client, *oid, *modifier)
+            .await
+            .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+        specs.push(ColumnSpec {
+            name: name.clone(),
+            pg_type,
+            nullable: *nullable,
+            included: config.filters.column(schema, table, name),
+        });
+    }
+    let key: Vec<String> = config
+        .filters
+        .key_columns(schema, table)
+        .map(<[String]>::to_vec)
+        .unwrap_or_else(|| primary_key.to_vec());
+    Ok(TableSchema::build(
+        &config.topic_prefix,
+        schema,
+        table,
+        &specs,
+        &key,
+        Mapping {
+            decimal: config.decimal_mode,
+            time: config.time_precision,
+        },
+    ))
+}

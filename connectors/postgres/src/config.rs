@@ -1,0 +1,260 @@
+//! The connector's settings, with Debezium's PostgreSQL connector keys and
+//! defaults so a Debezium config works unchanged.
+
+use std::time::Duration;
+
+use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
+
+use crate::filters::Filters;
+
+/// How the initial snapshot is taken (`snapshot.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Snapshot once when there is no offset, then stream.
+    Initial,
+    /// Never snapshot: stream from the slot (`no_data`, `never`).
+    NoData,
+    /// Snapshot once, then stop without streaming.
+    InitialOnly,
+    /// Snapshot at every start, then stream.
+    Always,
+    /// Snapshot when there is no offset or the slot lost the offset's WAL.
+    WhenNeeded,
+}
+
+/// What `publication.autocreate.mode` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationMode {
+    /// Create the publication `FOR ALL TABLES` when missing.
+    AllTables,
+    /// Create (or update) it for the included tables.
+    Filtered,
+    /// Require it to exist.
+    Disabled,
+}
+
+/// How numeric values are emitted (`decimal.handling.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMode {
+    /// Connect Decimal (bytes), exact.
+    Precise,
+    /// 64-bit float.
+    Double,
+    /// Text.
+    String,
+}
+
+/// How temporal values are emitted (`time.precision.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimePrecision {
+    /// Debezium types by column precision.
+    Adaptive,
+    /// Like adaptive, but every TIME in microseconds.
+    AdaptiveTimeMicroseconds,
+    /// Connect's Date/Time/Timestamp (milliseconds).
+    Connect,
+}
+
+/// Parsed settings.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `database.hostname`
+    pub host: String,
+    /// `database.port`
+    pub port: u16,
+    /// `database.user`
+    pub user: String,
+    /// `database.password`
+    pub password: String,
+    /// `database.dbname`
+    pub dbname: String,
+    /// `database.sslmode`
+    pub sslmode: String,
+    /// `topic.prefix`: topics are `<prefix>.<schema>.<table>`.
+    pub topic_prefix: String,
+    /// Which tables and columns are captured.
+    pub filters: Filters,
+    /// `slot.name`
+    pub slot_name: String,
+    /// `publication.name`
+    pub publication_name: String,
+    /// `publication.autocreate.mode`
+    pub publication_mode: PublicationMode,
+    /// `slot.drop.on.stop`
+    pub slot_drop_on_stop: bool,
+    /// `snapshot.mode`
+    pub snapshot_mode: SnapshotMode,
+    /// `snapshot.max.threads`
+    pub snapshot_threads: usize,
+    /// `snapshot.fetch.size`
+    pub snapshot_fetch_size: usize,
+    /// `tombstones.on.delete`
+    pub tombstones_on_delete: bool,
+    /// `heartbeat.interval.ms` (zero: off)
+    pub heartbeat_interval: Duration,
+    /// `heartbeat.action.query`
+    pub heartbeat_action_query: Option<String>,
+    /// `decimal.handling.mode`
+    pub decimal_mode: DecimalMode,
+    /// `time.precision.mode`
+    pub time_precision: TimePrecision,
+    /// `provide.transaction.metadata`
+    pub transaction_metadata: bool,
+    /// `max.batch.size`
+    pub max_batch_size: usize,
+    /// `max.queue.size`
+    pub max_queue_size: usize,
+    /// `unavailable.value.placeholder`: stands for unchanged TOASTed values.
+    pub unavailable_placeholder: String,
+    /// `skipped.operations`: op codes not emitted (`t` by default, as Debezium).
+    pub skipped_operations: Vec<char>,
+}
+
+const GROUP_CONNECTION: &str = "Connection";
+const GROUP_CAPTURE: &str = "Capture";
+const GROUP_SNAPSHOT: &str = "Snapshot";
+const GROUP_EVENTS: &str = "Events";
+
+fn positive(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<i64>() {
+        Ok(v) if v > 0 => Ok(()),
+        _ => Err("must be a whole number greater than 0".to_owned()),
+    }
+}
+
+fn identifier(raw: &str) -> Result<(), String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 63
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 1-63 characters of lower-case letters, digits and _ (PostgreSQL slot and publication names)".to_owned())
+    }
+}
+
+/// The keys this connector understands.
+pub fn definition() -> ConfigDef {
+    let key = |name, ty, doc, group| ConfigKey::new(name, ty, doc).group(group);
+    ConfigDef::new()
+        .define(key("database.hostname", ConfigType::String, "PostgreSQL host.", GROUP_CONNECTION).required())
+        .define(key("database.port", ConfigType::Int, "PostgreSQL port.", GROUP_CONNECTION).default("5432"))
+        .define(key("database.user", ConfigType::String, "User with the REPLICATION attribute (and SELECT on captured tables).", GROUP_CONNECTION).required())
+        .define(key("database.password", ConfigType::Password, "The user's password.", GROUP_CONNECTION).default(""))
+        .define(key("database.dbname", ConfigType::String, "The database to capture.", GROUP_CONNECTION).required())
+        .define(key("database.sslmode", ConfigType::String, "TLS: disable or prefer (this build has no TLS; require/verify-* are refused).", GROUP_CONNECTION).default("prefer").allowed(&["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))
+        .define(key("topic.prefix", ConfigType::String, "Prefix of every topic: <prefix>.<schema>.<table>.", GROUP_CONNECTION).required())
+        .define(key("schema.include.list", ConfigType::List, "Regular expressions of schemas to capture (all but system schemas when unset).", GROUP_CAPTURE))
+        .define(key("schema.exclude.list", ConfigType::List, "Regular expressions of schemas not to capture.", GROUP_CAPTURE))
+        .define(key("table.include.list", ConfigType::List, "Regular expressions of schema.table to capture.", GROUP_CAPTURE))
+        .define(key("table.exclude.list", ConfigType::List, "Regular expressions of schema.table not to capture.", GROUP_CAPTURE))
+        .define(key("column.include.list", ConfigType::List, "Regular expressions of schema.table.column to emit.", GROUP_CAPTURE))
+        .define(key("column.exclude.list", ConfigType::List, "Regular expressions of schema.table.column not to emit.", GROUP_CAPTURE))
+        .define(key("message.key.columns", ConfigType::String, "Key columns for tables, `schema.table:col1,col2;schema.table2:col`, instead of the primary key.", GROUP_CAPTURE))
+        .define(key("slot.name", ConfigType::String, "Logical replication slot.", GROUP_CAPTURE).default("debezium").validator(identifier))
+        .define(key("publication.name", ConfigType::String, "Publication pgoutput streams.", GROUP_CAPTURE).default("dbz_publication").validator(identifier))
+        .define(key("publication.autocreate.mode", ConfigType::String, "all_tables, filtered or disabled.", GROUP_CAPTURE).default("all_tables").allowed(&["all_tables", "filtered", "disabled"]))
+        .define(key("slot.drop.on.stop", ConfigType::Boolean, "Drop the slot when the connector stops (loses the position).", GROUP_CAPTURE).default("false"))
+        .define(key("plugin.name", ConfigType::String, "Logical decoding plugin; only pgoutput.", GROUP_CAPTURE).default("pgoutput").allowed(&["pgoutput"]))
+        .define(key("snapshot.mode", ConfigType::String, "initial, no_data (never), initial_only, always or when_needed.", GROUP_SNAPSHOT).default("initial").allowed(&["initial", "no_data", "never", "initial_only", "always", "when_needed"]))
+        .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot.", GROUP_SNAPSHOT).default("1").validator(positive))
+        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows fetched per round trip while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(positive))
+        .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
+        .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
+        .define(key("heartbeat.action.query", ConfigType::String, "SQL run at each heartbeat, so an idle database's slot advances.", GROUP_EVENTS))
+        .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
+        .define(key("time.precision.mode", ConfigType::String, "adaptive, adaptive_time_microseconds or connect.", GROUP_EVENTS).default("adaptive").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
+        .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block.", GROUP_EVENTS).default("false"))
+        .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(positive))
+        .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(positive))
+        .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
+        .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
+}
+
+impl PostgresConfig {
+    /// Reads and checks the settings, naming the first bad key.
+    pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
+        definition().check(config)?;
+        let text = |key: &str, default: &str| config.get(key).unwrap_or(default).trim().to_owned();
+        let size = |key: &str, default: i64| -> Result<usize, ConfigError> {
+            Ok(config.i64_or(key, default)?.max(1) as usize)
+        };
+        let sslmode = text("database.sslmode", "prefer");
+        if matches!(sslmode.as_str(), "require" | "verify-ca" | "verify-full") {
+            return Err(ConfigError::new(
+                "database.sslmode",
+                format!("{sslmode} needs TLS, which this build does not include; use disable or prefer (plain connection), or terminate TLS in a local proxy"),
+            ));
+        }
+        let port = config.i64_or("database.port", 5432)?;
+        let port = u16::try_from(port)
+            .map_err(|_| ConfigError::new("database.port", "must be between 1 and 65535"))?;
+        Ok(Self {
+            host: config.required("database.hostname")?.to_owned(),
+            port,
+            user: config.required("database.user")?.to_owned(),
+            password: config
+                .get("database.password")
+                .unwrap_or_default()
+                .to_owned(),
+            dbname: config.required("database.dbname")?.to_owned(),
+            sslmode,
+            topic_prefix: config.required("topic.prefix")?.to_owned(),
+            filters: Filters::parse(config)?,
+            slot_name: text("slot.name", "debezium"),
+            publication_name: text("publication.name", "dbz_publication"),
+            publication_mode: match text("publication.autocreate.mode", "all_tables").as_str() {
+                "filtered" => PublicationMode::Filtered,
+                "disabled" => PublicationMode::Disabled,
+                _ => PublicationMode::AllTables,
+            },
+            slot_drop_on_stop: config.bool_or("slot.drop.on.stop", false)?,
+            snapshot_mode: match text("snapshot.mode", "initial").as_str() {
+                "no_data" | "never" => SnapshotMode::NoData,
+                "initial_only" => SnapshotMode::InitialOnly,
+                "always" => SnapshotMode::Always,
+                "when_needed" => SnapshotMode::WhenNeeded,
+                _ => SnapshotMode::Initial,
+            },
+            snapshot_threads: size("snapshot.max.threads", 1)?,
+            snapshot_fetch_size: size("snapshot.fetch.size", 10240)?,
+            tombstones_on_delete: config.bool_or("tombstones.on.delete", true)?,
+            heartbeat_interval: Duration::from_millis(
+                config.i64_or("heartbeat.interval.ms", 0)?.max(0) as u64,
+            ),
+            heartbeat_action_query: config
+                .get("heartbeat.action.query")
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned),
+            decimal_mode: match text("decimal.handling.mode", "precise").as_str() {
+                "double" => DecimalMode::Double,
+                "string" => DecimalMode::String,
+                _ => DecimalMode::Precise,
+            },
+            time_precision: match text("time.precision.mode", "adaptive").as_str() {
+                "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
+                "connect" => TimePrecision::Connect,
+                _ => TimePrecision::Adaptive,
+            },
+            transaction_metadata: config.bool_or("provide.transaction.metadata", false)?,
+            max_batch_size: size("max.batch.size", 2048)?,
+            max_queue_size: size("max.queue.size", 8192)?,
+            skipped_operations: config
+                .get("skipped.operations")
+                .unwrap_or("t")
+                .split(',')
+                .filter_map(|op| match op.trim() {
+                    "none" | "" => None,
+                    op => op.chars().next(),
+                })
+                .collect(),
+            unavailable_placeholder: text(
+                "unavailable.value.placeholder",
+                "__debezium_unavailable_value",
+            ),
+        })
+    }
+}

@@ -1,0 +1,211 @@
+//! Change events in Debezium's envelope, with the source block, offsets
+//! and tombstones.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Value};
+
+use crate::replication::Lsn;
+use crate::table_schema::TableSchema;
+
+/// Debezium's operation codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Snapshot read.
+    Read,
+    /// Insert.
+    Create,
+    /// Update.
+    Update,
+    /// Delete.
+    Delete,
+    /// Truncate.
+    Truncate,
+}
+
+impl Op {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Read => "r",
+            Self::Create => "c",
+            Self::Update => "u",
+            Self::Delete => "d",
+            Self::Truncate => "t",
+        }
+    }
+}
+
+/// Where an event comes from: the snapshot or a streamed transaction.
+#[derive(Debug, Clone)]
+pub enum Position {
+    /// A snapshot row.
+    Snapshot {
+        /// The slot's consistent point: streaming starts here.
+        lsn: Lsn,
+        /// `source.snapshot`: true, first, last, first/last_in_data_collection.
+        marker: &'static str,
+        /// Whether this is the snapshot's last row (the snapshot is done
+        /// once it is committed).
+        last: bool,
+    },
+    /// A streamed change.
+    Stream {
+        /// LSN of the change.
+        lsn: Lsn,
+        /// LSN of its transaction's commit record.
+        commit_lsn: Lsn,
+        /// Position of the change within its transaction.
+        tx_seq: u64,
+        /// Transaction id.
+        xid: u32,
+    },
+}
+
+/// Shared facts about the connector for every event.
+#[derive(Debug, Clone)]
+pub struct EventContext {
+    /// `topic.prefix`, also `source.name` and the offset partition.
+    pub server: String,
+    /// `database.dbname`.
+    pub db: String,
+    /// The offset partition `{"server": <prefix>}`.
+    pub partition: Arc<SourcePartition>,
+    /// Emit a tombstone after each delete.
+    pub tombstones: bool,
+    /// Fill the transaction block.
+    pub transaction_metadata: bool,
+}
+
+impl EventContext {
+    /// The context for a connector named by its topic prefix.
+    pub fn new(server: &str, db: &str, tombstones: bool, transaction_metadata: bool) -> Self {
+        Self {
+            server: server.to_owned(),
+            db: db.to_owned(),
+            partition: Arc::new(sluice_connector_api::offset::partition("server", server)),
+            tombstones,
+            transaction_metadata,
+        }
+    }
+}
+
+/// The offset stored for an event at `position`.
+pub fn offset(position: &Position, ts_usec: i64) -> SourceOffset {
+    let mut offset = SourceOffset::new();
+    match position {
+        Position::Snapshot { lsn, last, .. } => {
+            offset.insert("lsn".into(), json!(lsn.0));
+            offset.insert("snapshot".into(), json!(true));
+            offset.insert("last_snapshot_record".into(), json!(*last));
+            offset.insert("ts_usec".into(), json!(ts_usec));
+        }
+        Position::Stream {
+            lsn,
+            commit_lsn,
+            tx_seq,
+            xid,
+        } => {
+            offset.insert("lsn".into(), json!(lsn.0));
+            offset.insert("lsn_proc".into(), json!(lsn.0));
+            offset.insert("lsn_commit".into(), json!(commit_lsn.0));
+            offset.insert("tx_seq".into(), json!(tx_seq));
+            offset.insert("txId".into(), json!(xid));
+            offset.insert("ts_usec".into(), json!(ts_usec));
+        }
+    }
+    offset
+}
+
+/// A change event (plus its tombstone after a delete, when enabled).
+#[allow(clippy::too_many_arguments)]
+pub fn change(
+    ctx: &EventContext,
+    table: &TableSchema,
+    op: Op,
+    before: Option<Value>,
+    after: Option<Value>,
+    position: &Position,
+    commit_time_us: i64,
+    now_us: i64,
+) -> Vec<SourceRecord> {
+    let key = after
+        .as_ref()
+        .or(before.as_ref())
+        .and_then(|row| table.key_of(row));
+    let (snapshot, lsn, commit_lsn, xid) = match position {
+        Position::Snapshot { lsn, marker, .. } => (*marker, *lsn, None, None),
+        Position::Stream {
+            lsn,
+            commit_lsn,
+            xid,
+            ..
+        } => ("false", *lsn, Some(*commit_lsn), Some(*xid)),
+    };
+    let sequence = json!([commit_lsn.map(|l| l.0.to_string()), lsn.0.to_string()]).to_string();
+    let source = Value::Struct(vec![
+        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
+        Value::String("postgresql".into()),
+        Value::String(ctx.server.clone()),
+        Value::Int64(commit_time_us / 1000),
+        Value::String(snapshot.into()),
+        Value::String(ctx.db.clone()),
+        Value::String(sequence),
+        Value::Int64(commit_time_us),
+        Value::Int64(commit_time_us.saturating_mul(1000)),
+        Value::String(table.schema.clone()),
+        Value::String(table.table.clone()),
+        xid.map_or(Value::Null, |x| Value::Int64(i64::from(x))),
+        Value::Int64(lsn.0 as i64),
+        Value::Null,
+    ]);
+    let transaction = match (ctx.transaction_metadata, position) {
+        (
+            true,
+            Position::Stream {
+                xid,
+                tx_seq,
+                commit_lsn,
+                ..
+            },
+        ) => Value::Struct(vec![
+            Value::String(format!("{xid}:{}", commit_lsn.0)),
+            Value::Int64(*tx_seq as i64 + 1),
+            Value::Int64(*tx_seq as i64 + 1),
+        ]),
+        _ => Value::Null,
+    };
+    let envelope = Value::Struct(vec![
+        before.unwrap_or(Value::Null),
+        after.unwrap_or(Value::Null),
+        source,
+        transaction,
+        Value::String(op.code().into()),
+        Value::Int64(now_us / 1000),
+        Value::Int64(now_us),
+        Value::Int64(now_us.saturating_mul(1000)),
+    ]);
+    let offset = offset(position, commit_time_us);
+    let record = SourceRecord {
+        partition: Arc::clone(&ctx.partition),
+        offset: offset.clone(),
+        topic: table.topic.clone(),
+        kafka_partition: None,
+        key_schema: table.key_schema.clone(),
+        key: key.clone(),
+        value_schema: Some(Arc::clone(&table.envelope)),
+        value: Some(envelope),
+        timestamp_ms: Some(commit_time_us / 1000),
+        headers: Vec::new(),
+    };
+    if op == Op::Delete && ctx.tombstones && key.is_some() {
+        let tombstone = SourceRecord {
+            value_schema: None,
+            value: None,
+            ..record.clone()
+        };
+        vec![record, tombstone]
+    } else {
+        vec![record]
+    }
+}

@@ -1,0 +1,173 @@
+//! Which schemas, tables and columns are captured, from Debezium's
+//! include/exclude lists: comma-separated regular expressions that must
+//! match the whole name (`schema`, `schema.table`, `schema.table.column`).
+
+use std::collections::HashMap;
+
+use regex_lite::Regex;
+use sluice_connector_api::{ConfigError, ConnectorConfig};
+
+/// Schemas PostgreSQL keeps for itself; never captured.
+const SYSTEM_SCHEMAS: [&str; 3] = ["pg_catalog", "information_schema", "pg_toast"];
+
+/// Compiled include/exclude lists.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    schema_include: Vec<Regex>,
+    schema_exclude: Vec<Regex>,
+    table_include: Vec<Regex>,
+    table_exclude: Vec<Regex>,
+    column_include: Vec<Regex>,
+    column_exclude: Vec<Regex>,
+    /// `message.key.columns` by `schema.table`.
+    key_columns: HashMap<String, Vec<String>>,
+}
+
+fn patterns(config: &ConnectorConfig, key: &str) -> Result<Vec<Regex>, ConfigError> {
+    config
+        .list(key)
+        .iter()
+        .map(|p| {
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                ConfigError::new(key, format!("{p} is not a valid regular expression: {e}"))
+            })
+        })
+        .collect()
+}
+
+fn any(patterns: &[Regex], name: &str) -> bool {
+    patterns.iter().any(|p| p.is_match(name))
+}
+
+impl Filters {
+    /// Reads the lists; an include and an exclude list of one kind together
+    /// are refused, as Debezium does.
+    pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
+        for (include, exclude) in [
+            ("schema.include.list", "schema.exclude.list"),
+            ("table.include.list", "table.exclude.list"),
+            ("column.include.list", "column.exclude.list"),
+        ] {
+            if !config.list(include).is_empty() && !config.list(exclude).is_empty() {
+                return Err(ConfigError::new(
+                    exclude,
+                    format!("cannot be used together with {include}; keep one of them"),
+                ));
+            }
+        }
+        let mut key_columns = HashMap::new();
+        if let Some(spec) = config.get("message.key.columns") {
+            for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+                let (table, columns) = entry.split_once(':').ok_or_else(|| {
+                    ConfigError::new(
+                        "message.key.columns",
+                        format!("{entry} is not schema.table:column[,column]"),
+                    )
+                })?;
+                let columns: Vec<String> = columns
+                    .split(',')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                key_columns.insert(table.trim().to_owned(), columns);
+            }
+        }
+        Ok(Self {
+            schema_include: patterns(config, "schema.include.list")?,
+            schema_exclude: patterns(config, "schema.exclude.list")?,
+            table_include: patterns(config, "table.include.list")?,
+            table_exclude: patterns(config, "table.exclude.list")?,
+            column_include: patterns(config, "column.include.list")?,
+            column_exclude: patterns(config, "column.exclude.list")?,
+            key_columns,
+        })
+    }
+
+    /// Whether `schema.table` is captured.
+    pub fn table(&self, schema: &str, table: &str) -> bool {
+        if SYSTEM_SCHEMAS.contains(&schema) || schema.starts_with("pg_temp") {
+            return false;
+        }
+        if !self.schema_include.is_empty() && !any(&self.schema_include, schema) {
+            return false;
+        }
+        if any(&self.schema_exclude, schema) {
+            return false;
+        }
+        let full = format!("{schema}.{table}");
+        if !self.table_include.is_empty() && !any(&self.table_include, &full) {
+            return false;
+        }
+        !any(&self.table_exclude, &full)
+    }
+
+    /// Whether a column of a captured table is emitted.
+    pub fn column(&self, schema: &str, table: &str, column: &str) -> bool {
+        let full = format!("{schema}.{table}.{column}");
+        if !self.column_include.is_empty() && !any(&self.column_include, &full) {
+            return false;
+        }
+        !any(&self.column_exclude, &full)
+    }
+
+    /// The key columns configured for `schema.table`, if any.
+    pub fn key_columns(&self, schema: &str, table: &str) -> Option<&[String]> {
+        self.key_columns
+            .get(&format!("{schema}.{table}"))
+            .map(Vec::as_slice)
+    }
+
+    /// Whether any table list narrows the capture (publication `filtered`).
+    pub fn narrows_tables(&self) -> bool {
+        !(self.schema_include.is_empty()
+            && self.schema_exclude.is_empty()
+            && self.table_include.is_empty()
+            && self.table_exclude.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
+        ConnectorConfig(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn lists_match_whole_names() {
+        let f = Filters::parse(&config(&[
+            ("table.include.list", "public.orders,inv\\..*"),
+            ("column.exclude.list", "public.orders.secret"),
+        ]))
+        .expect("valid");
+        assert!(f.table("public", "orders"));
+        assert!(!f.table("public", "orders_archive"), "anchored");
+        assert!(f.table("inv", "anything"));
+        assert!(!f.table("pg_catalog", "pg_class"));
+        assert!(!f.column("public", "orders", "secret"));
+        assert!(f.column("public", "orders", "id"));
+    }
+
+    #[test]
+    fn include_with_exclude_is_refused_and_key_columns_parse() {
+        let err = Filters::parse(&config(&[
+            ("table.include.list", "a.b"),
+            ("table.exclude.list", "a.c"),
+        ]))
+        .expect_err("both lists");
+        assert_eq!(err.key, "table.exclude.list");
+        let f = Filters::parse(&config(&[("message.key.columns", "public.t:a,b; s.u:c")]))
+            .expect("valid");
+        assert_eq!(
+            f.key_columns("public", "t"),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+        assert_eq!(f.key_columns("s", "u"), Some(&["c".to_owned()][..]));
+    }
+}

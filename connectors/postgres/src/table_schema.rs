@@ -1,0 +1,233 @@
+//! A captured table's key, value and envelope schemas with Debezium's
+//! names (`<topic>.Key`, `<topic>.Value`, `<topic>.Envelope`), and the
+//! shared `source` and transaction blocks (the contracts in
+//! `schemas/blocks/`).
+
+use std::sync::{Arc, OnceLock};
+
+use sluice_connector_api::{logical, Field, Schema, Value};
+
+use crate::types::{Mapping, PgType};
+
+/// One emitted column.
+#[derive(Debug, Clone)]
+pub struct EmittedColumn {
+    /// Column name.
+    pub name: String,
+    /// Position in the table's full row (as pgoutput and the snapshot send it).
+    pub position: usize,
+    /// The resolved type.
+    pub pg_type: PgType,
+}
+
+/// Everything needed to turn a table's rows into events.
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    /// `<prefix>.<schema>.<table>`.
+    pub topic: String,
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Emitted columns, in table order.
+    pub columns: Vec<EmittedColumn>,
+    /// Indexes into `columns` of the key columns.
+    pub key: Vec<usize>,
+    /// The key schema, `None` for a keyless table.
+    pub key_schema: Option<Arc<Schema>>,
+    /// The change event schema.
+    pub envelope: Arc<Schema>,
+}
+
+/// A column as the table schema builder needs it.
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    /// Column name.
+    pub name: String,
+    /// Resolved type.
+    pub pg_type: PgType,
+    /// NULL allowed.
+    pub nullable: bool,
+    /// Emitted (column include/exclude lists).
+    pub included: bool,
+}
+
+/// The Debezium `source` block for PostgreSQL.
+pub fn source_schema() -> Arc<Schema> {
+    static SOURCE: OnceLock<Arc<Schema>> = OnceLock::new();
+    Arc::clone(SOURCE.get_or_init(|| {
+        let optional_long = || Schema::int64().optional();
+        Arc::new(Schema::structure(
+            "io.debezium.connector.postgresql.Source",
+            vec![
+                Field::new("version", Schema::string()),
+                Field::new("connector", Schema::string()),
+                Field::new("name", Schema::string()),
+                Field::new("ts_ms", Schema::int64()),
+                Field::new(
+                    "snapshot",
+                    Schema::string()
+                        .named(logical::ENUM)
+                        .versioned(1)
+                        .parameter(
+                            "allowed",
+                            "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
+                        )
+                        .optional()
+                        .with_default(Value::String("false".into())),
+                ),
+                Field::new("db", Schema::string()),
+                Field::new("sequence", Schema::string().optional()),
+                Field::new("ts_us", optional_long()),
+                Field::new("ts_ns", optional_long()),
+                Field::new("schema", Schema::string()),
+                Field::new("table", Schema::string()),
+                Field::new("txId", optional_long()),
+                Field::new("lsn", optional_long()),
+                Field::new("xmin", optional_long()),
+            ],
+        ))
+    }))
+}
+
+/// Debezium's transaction block (`event.block`).
+pub fn transaction_schema() -> Arc<Schema> {
+    static BLOCK: OnceLock<Arc<Schema>> = OnceLock::new();
+    Arc::clone(BLOCK.get_or_init(|| {
+        Arc::new(
+            Schema::structure(
+                "event.block",
+                vec![
+                    Field::new("id", Schema::string()),
+                    Field::new("total_order", Schema::int64()),
+                    Field::new("data_collection_order", Schema::int64()),
+                ],
+            )
+            .versioned(1)
+            .optional(),
+        )
+    }))
+}
+
+impl TableSchema {
+    /// Builds the schemas of `schema.table` with `columns` (all of the
+    /// table's, in order) keyed by `key_names`.
+    pub fn build(
+        topic_prefix: &str,
+        schema: &str,
+        table: &str,
+        columns: &[ColumnSpec],
+        key_names: &[String],
+        mapping: Mapping,
+    ) -> Self {
+        let topic = format!("{topic_prefix}.{schema}.{table}");
+        let emitted: Vec<EmittedColumn> = columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.included || key_names.contains(&c.name))
+            .map(|(position, c)| EmittedColumn {
+                name: c.name.clone(),
+                position,
+                pg_type: c.pg_type.clone(),
+            })
+            .collect();
+        let field = |c: &EmittedColumn, force_required: bool| {
+            let spec = &columns[c.position];
+            let schema = c.pg_type.schema(mapping);
+            Field::new(
+                c.name.clone(),
+                if spec.nullable && !force_required {
+                    schema.optional()
+                } else {
+                    schema
+                },
+            )
+        };
+        let key: Vec<usize> = key_names
+            .iter()
+            .filter_map(|k| emitted.iter().position(|c| &c.name == k))
+            .collect();
+        let key_schema = (!key.is_empty()).then(|| {
+            Arc::new(Schema::structure(
+                format!("{topic}.Key"),
+                key.iter().map(|i| field(&emitted[*i], true)).collect(),
+            ))
+        });
+        let value_schema = Arc::new(
+            Schema::structure(
+                format!("{topic}.Value"),
+                emitted.iter().map(|c| field(c, false)).collect(),
+            )
+            .optional(),
+        );
+        let envelope = Arc::new(
+            Schema::structure(
+                format!("{topic}.Envelope"),
+                vec![
+                    Field {
+                        name: "before".into(),
+                        schema: Arc::clone(&value_schema),
+                    },
+                    Field {
+                        name: "after".into(),
+                        schema: Arc::clone(&value_schema),
+                    },
+                    Field {
+                        name: "source".into(),
+                        schema: source_schema(),
+                    },
+                    Field {
+                        name: "transaction".into(),
+                        schema: transaction_schema(),
+                    },
+                    Field::new("op", Schema::string()),
+                    Field::new("ts_ms", Schema::int64().optional()),
+                    Field::new("ts_us", Schema::int64().optional()),
+                    Field::new("ts_ns", Schema::int64().optional()),
+                ],
+            )
+            .versioned(2),
+        );
+        Self {
+            topic,
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+            columns: emitted,
+            key,
+            key_schema,
+            envelope,
+        }
+    }
+
+    /// The row struct from a full row of text values (`None` = NULL);
+    /// `Err` names the column whose text does not fit its type.
+    pub fn row(&self, values: &[Option<&str>], mapping: Mapping) -> Result<Value, String> {
+        let mut out = Vec::with_capacity(self.columns.len());
+        for column in &self.columns {
+            let text = values.get(column.position).copied().flatten();
+            out.push(match text {
+                None => Value::Null,
+                Some(text) => column.pg_type.value(text, mapping).ok_or_else(|| {
+                    format!(
+                        "column {}.{}.{}: cannot read {text:?} as {:?}",
+                        self.schema, self.table, column.name, column.pg_type
+                    )
+                })?,
+            });
+        }
+        Ok(Value::Struct(out))
+    }
+
+    /// The key struct picked out of a row struct.
+    pub fn key_of(&self, row: &Value) -> Option<Value> {
+        let Value::Struct(values) = row else {
+            return None;
+        };
+        if self.key.is_empty() {
+            return None;
+        }
+        Some(Value::Struct(
+            self.key.iter().map(|i| values[*i].clone()).collect(),
+        ))
+    }
+}

@@ -1,0 +1,587 @@
+//! PostgreSQL column types as Debezium maps them: the Connect schema of a
+//! column, and its value from PostgreSQL's text format (what pgoutput and
+//! the snapshot queries both deliver, with the session pinned to UTC, ISO
+//! dates and ISO 8601 intervals).
+
+use std::sync::Arc;
+
+use sluice_connector_api::{logical, Schema, SchemaKind, Value};
+
+use crate::config::{DecimalMode, TimePrecision};
+
+/// What a column's type is, resolved through domains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgType {
+    /// A built-in or extension base type, by `typname`.
+    Base {
+        /// e.g. `int4`, `numeric`, `timestamptz`.
+        name: String,
+        /// The type modifier (precision, length); -1 when none.
+        modifier: i32,
+    },
+    /// An enum with its labels in order.
+    Enum(Vec<String>),
+    /// An array of an element type.
+    Array(Box<PgType>),
+}
+
+/// The emitting settings that change the mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct Mapping {
+    /// `decimal.handling.mode`
+    pub decimal: DecimalMode,
+    /// `time.precision.mode`
+    pub time: TimePrecision,
+}
+
+/// Debezium's average month, for intervals: 365.25 / 12 days.
+const DAYS_PER_MONTH_AVG: f64 = 30.4375;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Fractional-second precision of a time/timestamp column (default 6).
+fn time_precision(modifier: i32) -> i32 {
+    if modifier < 0 {
+        6
+    } else {
+        modifier
+    }
+}
+
+/// numeric's (precision, scale) from its modifier, if declared.
+fn numeric_precision(modifier: i32) -> Option<(u32, u32)> {
+    if modifier < 4 {
+        return None;
+    }
+    let m = (modifier - 4) as u32;
+    Some(((m >> 16) & 0xffff, m & 0xffff))
+}
+
+/// Debezium's VariableScaleDecimal: numeric without a declared scale.
+fn variable_scale_decimal() -> Schema {
+    Schema::structure(
+        logical::VARIABLE_SCALE_DECIMAL,
+        vec![
+            sluice_connector_api::Field::new("scale", Schema::int32()),
+            sluice_connector_api::Field::new("value", Schema::bytes()),
+        ],
+    )
+    .versioned(1)
+    .documented("Variable scaled decimal")
+}
+
+impl PgType {
+    /// The column's schema (required; the caller makes it optional).
+    pub fn schema(&self, mapping: Mapping) -> Schema {
+        match self {
+            Self::Enum(labels) => Schema::string()
+                .named(logical::ENUM)
+                .versioned(1)
+                .parameter("allowed", labels.join(",")),
+            Self::Array(element) => Schema::new(SchemaKind::Array(Arc::new(
+                element.schema(mapping).optional(),
+            ))),
+            Self::Base { name, modifier } => base_schema(name, *modifier, mapping),
+        }
+    }
+
+    /// The value of `text` (PostgreSQL's text output) under this type;
+    /// `None` when the text is not what the type produces.
+    pub fn value(&self, text: &str, mapping: Mapping) -> Option<Value> {
+        match self {
+            Self::Enum(_) => Some(Value::String(text.to_owned())),
+            Self::Array(element) => {
+                let items = parse_array(text)?;
+                Some(Value::Array(
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            None => Some(Value::Null),
+                            Some(t) => element.value(&t, mapping),
+                        })
+                        .collect::<Option<Vec<_>>>()?,
+                ))
+            }
+            Self::Base { name, modifier } => base_value(name, *modifier, text, mapping),
+        }
+    }
+}
+
+fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
+    match name {
+        "int2" => Schema::int16(),
+        "int4" => Schema::int32(),
+        "int8" | "oid" => Schema::int64(),
+        "float4" => Schema::float32(),
+        "float8" => Schema::float64(),
+        "bool" => Schema::boolean(),
+        "numeric" | "money" => match mapping.decimal {
+            DecimalMode::Double => Schema::float64(),
+            DecimalMode::String => Schema::string(),
+            DecimalMode::Precise => match (name, numeric_precision(modifier)) {
+                ("money", _) => logical::decimal(2, None),
+                (_, Some((precision, scale))) => logical::decimal(scale, Some(precision)),
+                (_, None) => variable_scale_decimal(),
+            },
+        },
+        "bytea" => Schema::bytes(),
+        "date" => match mapping.time {
+            TimePrecision::Connect => logical::date(),
+            _ => Schema::int32().named(logical::DBZ_DATE).versioned(1),
+        },
+        "time" => match mapping.time {
+            TimePrecision::Connect => logical::time_millis(),
+            TimePrecision::Adaptive if time_precision(modifier) <= 3 => {
+                Schema::int32().named("io.debezium.time.Time").versioned(1)
+            }
+            _ => Schema::int64().named(logical::MICRO_TIME).versioned(1),
+        },
+        "timestamp" => match mapping.time {
+            TimePrecision::Connect => logical::timestamp_millis(),
+            _ if time_precision(modifier) <= 3 => {
+                Schema::int64().named(logical::DBZ_TIMESTAMP).versioned(1)
+            }
+            _ => logical::micro_timestamp(),
+        },
+        "timestamptz" => logical::zoned_timestamp(),
+        "timetz" => Schema::string().named(logical::ZONED_TIME).versioned(1),
+        "interval" => Schema::int64().named(logical::MICRO_DURATION).versioned(1),
+        "uuid" => logical::uuid(),
+        "json" | "jsonb" | "hstore" => logical::json(),
+        "xml" => Schema::string().named(logical::XML).versioned(1),
+        "bit" if modifier == 1 => Schema::boolean(),
+        "bit" | "varbit" => Schema::bytes()
+            .named(logical::BITS)
+            .versioned(1)
+            .parameter("length", modifier.max(0).to_string()),
+        // Text, character types, network addresses, ranges, geometric and
+        // unknown types: their text form, as Debezium's string fallback.
+        _ => Schema::string(),
+    }
+}
+
+fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option<Value> {
+    Some(match name {
+        "int2" => Value::Int16(text.parse().ok()?),
+        "int4" => Value::Int32(text.parse().ok()?),
+        "int8" | "oid" => Value::Int64(text.parse().ok()?),
+        "float4" => Value::Float32(parse_float(text)? as f32),
+        "float8" => Value::Float64(parse_float(text)?),
+        "bool" => Value::Boolean(text == "t" || text == "true"),
+        "numeric" | "money" => {
+            let digits: String = if name == "money" {
+                text.chars()
+                    .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+                    .collect()
+            } else {
+                text.to_owned()
+            };
+            match mapping.decimal {
+                DecimalMode::Double => Value::Float64(parse_float(&digits)?),
+                DecimalMode::String => Value::String(digits),
+                DecimalMode::Precise => {
+                    let (unscaled, scale) = parse_decimal(&digits)?;
+                    match (name, numeric_precision(modifier)) {
+                        ("money", _) => Value::decimal(rescale(unscaled, scale, 2)?),
+                        (_, Some((_, target))) => Value::decimal(rescale(unscaled, scale, target)?),
+                        (_, None) => Value::Struct(vec![
+                            Value::Int32(scale as i32),
+                            Value::decimal(unscaled),
+                        ]),
+                    }
+                }
+            }
+        }
+        "bytea" => Value::Bytes(parse_bytea(text)?),
+        "date" => {
+            let days = parse_date(text)?;
+            Value::Int32(days as i32)
+        }
+        "time" => {
+            let micros = parse_time(text)?;
+            match mapping.time {
+                TimePrecision::Connect => Value::Int32((micros / 1000) as i32),
+                TimePrecision::Adaptive if time_precision(modifier) <= 3 => {
+                    Value::Int32((micros / 1000) as i32)
+                }
+                _ => Value::Int64(micros),
+            }
+        }
+        "timestamp" => {
+            let micros = parse_timestamp(text)?;
+            match mapping.time {
+                TimePrecision::Connect => Value::Int64(micros.div_euclid(1000)),
+                _ if time_precision(modifier) <= 3 => Value::Int64(micros.div_euclid(1000)),
+                _ => Value::Int64(micros),
+            }
+        }
+        "timestamptz" => Value::String(zoned_timestamp(text)?),
+        "timetz" => Value::String(zoned_time(text)?),
+        "interval" => Value::Int64(parse_interval(text)?),
+        "bit" if modifier == 1 => Value::Boolean(text == "1"),
+        "bit" | "varbit" => Value::Bytes(bits_to_bytes(text)?),
+        _ => Value::String(text.to_owned()),
+    })
+}
+
+fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok(),
+    }
+}
+
+/// A decimal's unscaled integer and scale, e.g. "-12.340" → (-12340, 3).
+pub fn parse_decimal(text: &str) -> Option<(i128, u32)> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut unscaled: i128 = 0;
+    for c in whole.chars().chain(fraction.chars()) {
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add(i128::from(c.to_digit(10)?))?;
+    }
+    Some((
+        if negative { -unscaled } else { unscaled },
+        fraction.len() as u32,
+    ))
+}
+
+fn rescale(unscaled: i128, scale: u32, target: u32) -> Option<i128> {
+    if target >= scale {
+        unscaled.checked_mul(10i128.checked_pow(target - scale)?)
+    } else {
+        Some(unscaled / 10i128.checked_pow(scale - target)?)
+    }
+}
+
+fn parse_bytea(text: &str) -> Option<Vec<u8>> {
+    let hex = text.strip_prefix("\\x")?;
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn parse_date(text: &str) -> Option<i64> {
+    let (date, bc) = match text.strip_suffix(" BC") {
+        Some(d) => (d, true),
+        None => (text, false),
+    };
+    let mut parts = date.splitn(3, '-');
+    let mut year: i64 = parts.next()?.parse().ok()?;
+    if bc {
+        year = 1 - year;
+    }
+    let month = parts.next()?.parse().ok()?;
+    let day = parts.next()?.parse().ok()?;
+    Some(days_from_civil(year, month, day))
+}
+
+/// Microseconds since midnight of `HH:MM:SS[.ffffff]`.
+fn parse_time(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, ':');
+    let hours: i64 = parts.next()?.parse().ok()?;
+    let minutes: i64 = parts.next()?.parse().ok()?;
+    let seconds = parts.next()?;
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let whole: i64 = whole.parse().ok()?;
+    let mut micros: i64 = 0;
+    for (i, c) in fraction.chars().take(6).enumerate() {
+        micros += i64::from(c.to_digit(10)?) * 10i64.pow(5 - i as u32);
+    }
+    Some(((hours * 60 + minutes) * 60 + whole) * 1_000_000 + micros)
+}
+
+/// Splits a time's zone suffix (`+05`, `-03:30`, `+00`) off; offset in seconds.
+fn split_zone(text: &str) -> Option<(&str, i64)> {
+    let at = text.rfind(['+', '-'])?;
+    let (time, zone) = text.split_at(at);
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let mut fields = zone[1..].split(':');
+    let hours: i64 = fields.next()?.parse().ok()?;
+    let minutes: i64 = fields.next().map_or(Some(0), |m| m.parse().ok())?;
+    let seconds: i64 = fields.next().map_or(Some(0), |s| s.parse().ok())?;
+    Some((time, sign * (hours * 3600 + minutes * 60 + seconds)))
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DD HH:MM:SS[.ffffff]`.
+fn parse_timestamp(text: &str) -> Option<i64> {
+    let (text, bc) = match text.strip_suffix(" BC") {
+        Some(t) => (t, true),
+        None => (text, false),
+    };
+    let (date, time) = text.split_once(' ')?;
+    let date = if bc {
+        format!("{date} BC")
+    } else {
+        date.to_owned()
+    };
+    Some(parse_date(&date)? * MICROS_PER_DAY + parse_time(time)?)
+}
+
+/// A civil date-time from microseconds since the epoch.
+fn civil(micros: i64) -> (i64, i64, i64, i64) {
+    let days = micros.div_euclid(MICROS_PER_DAY);
+    let in_day = micros.rem_euclid(MICROS_PER_DAY);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, in_day)
+}
+
+/// `HH:MM:SS[.f]` with the fraction trimmed as Java's ISO formatter does.
+fn clock(in_day: i64) -> String {
+    let seconds = in_day / 1_000_000;
+    let micros = in_day % 1_000_000;
+    let mut out = format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    );
+    if micros != 0 {
+        let fraction = format!("{micros:06}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out
+}
+
+/// Debezium's ZonedTimestamp: ISO 8601 in UTC, e.g. `2024-01-31T10:00:00.5Z`.
+fn zoned_timestamp(text: &str) -> Option<String> {
+    let (local, offset) = split_zone(text)?;
+    let utc = parse_timestamp(local)? - offset * 1_000_000;
+    let (year, month, day, in_day) = civil(utc);
+    Some(format!("{year:04}-{month:02}-{day:02}T{}Z", clock(in_day)))
+}
+
+/// Debezium's ZonedTime: `HH:MM:SS[.f]Z` in UTC.
+fn zoned_time(text: &str) -> Option<String> {
+    let (local, offset) = split_zone(text)?;
+    let utc = (parse_time(local)? - offset * 1_000_000).rem_euclid(MICROS_PER_DAY);
+    Some(format!("{}Z", clock(utc)))
+}
+
+/// Microseconds of an ISO 8601 interval (`P1Y2M3DT4H5M6.5S`), months as
+/// Debezium's average month.
+fn parse_interval(text: &str) -> Option<i64> {
+    let body = text.strip_prefix('P')?;
+    let (date_part, time_part) = body.split_once('T').unwrap_or((body, ""));
+    let mut days = 0f64;
+    let mut micros = 0f64;
+    let mut number = String::new();
+    for c in date_part.chars() {
+        if c.is_ascii_digit() || c == '-' || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let n: f64 = number.parse().ok()?;
+        number.clear();
+        match c {
+            'Y' => days += n * 12.0 * DAYS_PER_MONTH_AVG,
+            'M' => days += n * DAYS_PER_MONTH_AVG,
+            'W' => days += n * 7.0,
+            'D' => days += n,
+            _ => return None,
+        }
+    }
+    for c in time_part.chars() {
+        if c.is_ascii_digit() || c == '-' || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let n: f64 = number.parse().ok()?;
+        number.clear();
+        match c {
+            'H' => micros += n * 3_600_000_000.0,
+            'M' => micros += n * 60_000_000.0,
+            'S' => micros += n * 1_000_000.0,
+            _ => return None,
+        }
+    }
+    Some((days * MICROS_PER_DAY as f64 + micros).round() as i64)
+}
+
+/// A bit string as Debezium's Bits: the number it spells, little-endian.
+fn bits_to_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut bytes = vec![0u8; text.len().div_ceil(8)];
+    for (i, c) in text.chars().rev().enumerate() {
+        match c {
+            '1' => bytes[i / 8] |= 1 << (i % 8),
+            '0' => {}
+            _ => return None,
+        }
+    }
+    while bytes.len() > 1 && bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    Some(bytes)
+}
+
+/// The elements of a one-dimensional array literal, `None` for NULL.
+fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let mut items = Vec::new();
+    if inner.is_empty() {
+        return Some(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        let mut item = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+        }
+        items.push(if !quoted && item == "NULL" {
+            None
+        } else {
+            Some(item)
+        });
+        match chars.next() {
+            Some(',') => continue,
+            None => return Some(items),
+            Some(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULT: Mapping = Mapping {
+        decimal: DecimalMode::Precise,
+        time: TimePrecision::Adaptive,
+    };
+
+    fn base(name: &str, modifier: i32) -> PgType {
+        PgType::Base {
+            name: name.into(),
+            modifier,
+        }
+    }
+
+    #[test]
+    fn numerics_keep_their_declared_scale() {
+        // numeric(10,2): modifier = ((10 << 16) | 2) + 4
+        let t = base("numeric", ((10 << 16) | 2) + 4);
+        assert_eq!(t.schema(DEFAULT).parameters["scale"], "2");
+        assert_eq!(t.value("12.5", DEFAULT), Some(Value::decimal(1250)));
+        assert_eq!(
+            base("numeric", -1).value("-1.25", DEFAULT),
+            Some(Value::Struct(vec![Value::Int32(2), Value::decimal(-125)]))
+        );
+        assert_eq!(
+            base("money", -1).value("-$1,234.50", DEFAULT),
+            Some(Value::decimal(-123450))
+        );
+    }
+
+    #[test]
+    fn temporal_values_match_debezium() {
+        assert_eq!(
+            base("date", -1).value("1970-01-02", DEFAULT),
+            Some(Value::Int32(1))
+        );
+        assert_eq!(
+            base("date", -1).value("1969-12-31", DEFAULT),
+            Some(Value::Int32(-1))
+        );
+        assert_eq!(
+            base("timestamp", -1).value("2024-01-31 10:00:00.5", DEFAULT),
+            Some(Value::Int64(1_706_695_200_500_000))
+        );
+        assert_eq!(
+            base("timestamp", 3).value("2024-01-31 10:00:00.5", DEFAULT),
+            Some(Value::Int64(1_706_695_200_500))
+        );
+        assert_eq!(
+            base("timestamptz", -1).value("2024-01-31 12:00:00.120000+02", DEFAULT),
+            Some(Value::String("2024-01-31T10:00:00.12Z".into()))
+        );
+        assert_eq!(
+            base("timetz", -1).value("01:30:00-03:30", DEFAULT),
+            Some(Value::String("05:00:00Z".into()))
+        );
+        assert_eq!(
+            base("time", -1).value("00:00:01.000002", DEFAULT),
+            Some(Value::Int64(1_000_002))
+        );
+        assert_eq!(
+            base("interval", -1).value("P1DT2H", DEFAULT),
+            Some(Value::Int64(93_600_000_000))
+        );
+        assert_eq!(
+            base("interval", -1).value("P1M", DEFAULT),
+            Some(Value::Int64(2_629_800_000_000))
+        );
+    }
+
+    #[test]
+    fn binary_bits_arrays_and_enums() {
+        assert_eq!(
+            base("bytea", -1).value("\\x0aff", DEFAULT),
+            Some(Value::Bytes(vec![10, 255]))
+        );
+        assert_eq!(
+            base("bit", 1).value("1", DEFAULT),
+            Some(Value::Boolean(true))
+        );
+        assert_eq!(
+            base("varbit", -1).value("100000001", DEFAULT),
+            Some(Value::Bytes(vec![1, 1]))
+        );
+        let array = PgType::Array(Box::new(base("text", -1)));
+        assert_eq!(
+            array.value(r#"{a,"b c",NULL,"d\"e"}"#, DEFAULT),
+            Some(Value::Array(vec![
+                Value::String("a".into()),
+                Value::String("b c".into()),
+                Value::Null,
+                Value::String("d\"e".into()),
+            ]))
+        );
+        let mood = PgType::Enum(vec!["sad".into(), "happy".into()]);
+        assert_eq!(mood.schema(DEFAULT).parameters["allowed"], "sad,happy");
+    }
+}
