@@ -173,6 +173,22 @@ pub fn definition() -> ConfigDef {
         .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
 }
 
+/// `database.sslmode`, refusing modes that need TLS (not in this build).
+pub fn check_sslmode(config: &ConnectorConfig) -> Result<String, ConfigError> {
+    let sslmode = config
+        .get("database.sslmode")
+        .unwrap_or("prefer")
+        .trim()
+        .to_owned();
+    if matches!(sslmode.as_str(), "require" | "verify-ca" | "verify-full") {
+        return Err(ConfigError::new(
+            "database.sslmode",
+            format!("{sslmode} needs TLS, which this build does not include; use disable or prefer (plain connection), or terminate TLS in a local proxy"),
+        ));
+    }
+    Ok(sslmode)
+}
+
 impl PostgresConfig {
     /// Reads and checks the settings, naming the first bad key.
     pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
@@ -181,13 +197,7 @@ impl PostgresConfig {
         let size = |key: &str, default: i64| -> Result<usize, ConfigError> {
             Ok(config.i64_or(key, default)?.max(1) as usize)
         };
-        let sslmode = text("database.sslmode", "prefer");
-        if matches!(sslmode.as_str(), "require" | "verify-ca" | "verify-full") {
-            return Err(ConfigError::new(
-                "database.sslmode",
-                format!("{sslmode} needs TLS, which this build does not include; use disable or prefer (plain connection), or terminate TLS in a local proxy"),
-            ));
-        }
+        let sslmode = check_sslmode(config)?;
         let port = config.i64_or("database.port", 5432)?;
         let port = u16::try_from(port)
             .map_err(|_| ConfigError::new("database.port", "must be between 1 and 65535"))?;

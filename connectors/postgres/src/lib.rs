@@ -49,8 +49,13 @@ impl SourceConnector for PostgresConnector {
 
     fn validate(&self, config: &ConnectorConfig) -> Vec<ConfigValue> {
         let mut values = self.config_def().validate(config);
-        // Cross-key rules (lists used together, sslmode) name their key.
-        if let Err(e) = PostgresConfig::parse(config) {
+        // Rules across keys (lists used together, sslmode needing TLS),
+        // checked on their own so they show beside per-key errors.
+        let cross = [
+            filters::Filters::parse(config).err(),
+            config::check_sslmode(config).err(),
+        ];
+        for e in cross.into_iter().flatten() {
             if let Some(v) = values.iter_mut().find(|v| v.name == e.key) {
                 if !v.errors.contains(&e.message) {
                     v.errors.push(e.message);

@@ -18,6 +18,32 @@ pub struct EmittedColumn {
     pub position: usize,
     /// The resolved type.
     pub pg_type: PgType,
+    /// NULL allowed; a required column's missing value becomes its
+    /// type's fallback, as Debezium does.
+    pub nullable: bool,
+}
+
+/// The value Debezium puts in a required field that has no value (for
+/// example non-key columns of a delete under REPLICA IDENTITY DEFAULT).
+fn fallback(schema: &Schema) -> Value {
+    use sluice_connector_api::SchemaKind as K;
+    if let Some(default) = &schema.default {
+        return default.clone();
+    }
+    match &schema.kind {
+        K::Int8 => Value::Int8(0),
+        K::Int16 => Value::Int16(0),
+        K::Int32 => Value::Int32(0),
+        K::Int64 => Value::Int64(0),
+        K::Float32 => Value::Float32(0.0),
+        K::Float64 => Value::Float64(0.0),
+        K::Boolean => Value::Boolean(false),
+        K::String => Value::String(String::new()),
+        K::Bytes => Value::Bytes(vec![0]),
+        K::Array(_) => Value::Array(Vec::new()),
+        K::Map(..) => Value::Map(Vec::new()),
+        K::Struct(fields) => Value::Struct(fields.iter().map(|f| fallback(&f.schema)).collect()),
+    }
 }
 
 /// Everything needed to turn a table's rows into events.
@@ -129,6 +155,7 @@ impl TableSchema {
                 name: c.name.clone(),
                 position,
                 pg_type: c.pg_type.clone(),
+                nullable: c.nullable,
             })
             .collect();
         let field = |c: &EmittedColumn, force_required: bool| {
@@ -206,7 +233,8 @@ impl TableSchema {
         for column in &self.columns {
             let text = values.get(column.position).copied().flatten();
             out.push(match text {
-                None => Value::Null,
+                None if column.nullable => Value::Null,
+                None => fallback(&column.pg_type.schema(mapping)),
                 Some(text) => column.pg_type.value(text, mapping).ok_or_else(|| {
                     format!(
                         "column {}.{}.{}: cannot read {text:?} as {:?}",

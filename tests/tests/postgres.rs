@@ -1,0 +1,331 @@
+//! The PostgreSQL source against the real database and broker: snapshot
+//! plus streaming under concurrent writes, crash recovery, preflight
+//! failures; the topic, replayed, must equal the table.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_tests::api::Api;
+use sluice_tests::env::TestEnv;
+use sluice_tests::kafka::{read_topic, Consumed};
+use sluice_tests::postgres::Pg;
+use sluice_tests::worker::Worker;
+use sluice_tests::{unique, wait_for};
+
+/// A fresh lower-case identifier (schema, slot).
+fn ident(prefix: &str) -> String {
+    unique(prefix).replace('-', "_")
+}
+
+/// Creates `schema.items` with `rows` rows.
+fn create_items(pg: &Pg, schema: &str, rows: i64) {
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2), \
+           updated timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO {schema}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, {rows}) g;"
+    ));
+}
+
+/// The table as the topic tells it: key id → (qty, note, price in cents).
+type State = BTreeMap<i64, (i64, Option<String>, Option<i128>)>;
+
+fn cents(price: &Value) -> Option<i128> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(price.as_str()?)
+        .ok()?;
+    let mut value: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
+    for b in bytes {
+        value = (value << 8) | i128::from(b);
+    }
+    Some(value)
+}
+
+fn row_state(row: &Value) -> (i64, (i64, Option<String>, Option<i128>)) {
+    (
+        row["id"].as_i64().expect("id"),
+        (
+            row["qty"].as_i64().expect("qty"),
+            row["note"].as_str().map(str::to_owned),
+            cents(&row["price"]),
+        ),
+    )
+}
+
+/// Replays change events (JSON, schemas off) into the final state.
+fn replay(records: &[Consumed]) -> State {
+    let mut state = State::new();
+    for record in records {
+        let event = &record.value;
+        match event["op"].as_str() {
+            Some("r" | "c" | "u") => {
+                let (id, row) = row_state(&event["after"]);
+                state.insert(id, row);
+            }
+            Some("d") => {
+                state.remove(&event["before"]["id"].as_i64().expect("deleted id"));
+            }
+            _ => {} // tombstones
+        }
+    }
+    state
+}
+
+fn table_state(pg: &Pg, schema: &str) -> State {
+    pg.rows(&format!(
+        "SELECT id, qty, note, (price * 100)::bigint AS cents FROM {schema}.items ORDER BY id"
+    ))
+    .iter()
+    .map(|r| {
+        (
+            r["id"].as_i64().expect("id"),
+            (
+                r["qty"].as_i64().expect("qty"),
+                r["note"].as_str().map(str::to_owned),
+                r["cents"].as_i64().map(i128::from),
+            ),
+        )
+    })
+    .collect()
+}
+
+/// Waits until replaying `topic` gives the table's state.
+fn assert_converges(env: &TestEnv, pg: &Pg, schema: &str, topic: &str) -> Vec<Consumed> {
+    let expected = table_state(pg, schema);
+    let mut last = State::new();
+    let records = wait_for(
+        "the topic to converge on the table",
+        Duration::from_secs(120),
+        || {
+            let records = read_topic(env.bootstrap(), topic, Duration::from_secs(20), |_| false);
+            last = replay(&records);
+            (last == expected).then_some(records)
+        },
+    );
+    assert_eq!(last, expected);
+    records
+}
+
+fn status(api: &Api, name: &str) -> Value {
+    api.get(&format!("/connectors/{name}/status")).body["tasks"][0].clone()
+}
+
+fn random_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
+    for i in 0..rounds {
+        let id = base + i;
+        pg.exec(&format!(
+            "BEGIN; \
+             INSERT INTO {schema}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5); \
+             UPDATE {schema}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
+             DELETE FROM {schema}.items WHERE id = {}; \
+             COMMIT;",
+            1 + (i * 7) % 500,
+            500 + i
+        ));
+    }
+}
+
+#[test]
+fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("snap");
+    let slot = ident("slot");
+    create_items(&pg, &schema, 5000);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let config = pg.connector_config(&prefix, &schema, &slot);
+    let writer = {
+        let (pg, schema) = (pg.clone(), schema.clone());
+        std::thread::spawn(move || random_writes(&pg, &schema, 200, 100_000))
+    };
+    let reply = api.post("/connectors", &json!({"name": "pg-snap", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    writer.join().expect("writer thread");
+    let topic = format!("{prefix}.{schema}.items");
+    let records = assert_converges(&env, &pg, &schema, &topic);
+
+    // Snapshot events come first, marked as Debezium marks them.
+    let reads: Vec<&Consumed> = records.iter().filter(|r| r.value["op"] == "r").collect();
+    assert!(!reads.is_empty());
+    assert_eq!(reads[0].value["source"]["snapshot"], "first");
+    assert_eq!(
+        reads.last().expect("reads").value["source"]["snapshot"],
+        "last"
+    );
+    let first_change = records
+        .iter()
+        .position(|r| r.value["op"] != "r" && !r.value.is_null());
+    let last_read = records.iter().rposition(|r| r.value["op"] == "r");
+    if let (Some(change), Some(read)) = (first_change, last_read) {
+        assert!(read < change, "streamed changes follow the snapshot");
+    }
+    let event = &reads[0].value;
+    assert_eq!(event["source"]["connector"], "postgresql");
+    assert_eq!(event["source"]["name"], prefix.as_str());
+    assert_eq!(event["source"]["schema"], schema.as_str());
+    assert_eq!(event["source"]["table"], "items");
+    assert!(
+        event["after"]["updated"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{event}"
+    );
+    // Deletes carry the key and are followed by a tombstone.
+    let delete = records
+        .iter()
+        .position(|r| r.value["op"] == "d")
+        .expect("a delete event");
+    assert!(
+        records[delete + 1].raw_value.is_none(),
+        "tombstone after the delete"
+    );
+    assert_eq!(records[delete + 1].key, records[delete].key);
+
+    let progress = status(&api, "pg-snap");
+    assert_eq!(progress["state"], "RUNNING", "{progress}");
+    assert_eq!(progress["progress"]["phase"], "streaming");
+    assert_eq!(
+        progress["progress"]["snapshot"][format!("{schema}.items")]["rows"]
+            .as_u64()
+            .map(|rows| rows >= 5000),
+        Some(true),
+        "{progress}"
+    );
+    api.delete("/connectors/pg-snap");
+    wait_for("the slot to be dropped", Duration::from_secs(30), || {
+        (pg.exec(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        )) == "0")
+            .then_some(())
+    });
+}
+
+#[test]
+fn kill_9_during_load_loses_no_change() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("crash");
+    let slot = ident("slot");
+    create_items(&pg, &schema, 1000);
+    let mut worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "pg-crash", "config": pg.connector_config(&prefix, &schema, &slot)}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "pg-crash")["progress"]["phase"] == "streaming").then_some(())
+    });
+    let writer = {
+        let (pg, schema) = (pg.clone(), schema.clone());
+        std::thread::spawn(move || random_writes(&pg, &schema, 300, 200_000))
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    worker.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    worker.restart();
+    writer.join().expect("writer thread");
+    // The old walsender may linger until PostgreSQL notices the dead socket.
+    assert_converges(&env, &pg, &schema, &format!("{prefix}.{schema}.items"));
+    assert_eq!(status(&api, "pg-crash")["state"], "RUNNING");
+    api.delete("/connectors/pg-crash");
+    std::thread::sleep(Duration::from_secs(2));
+    pg.drop_slot(&slot);
+}
+
+#[test]
+fn preflight_failures_name_the_fix() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+
+    // A table without a key under REPLICA IDENTITY DEFAULT.
+    let schema = ident("nokey");
+    let slot = ident("slot");
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.log (line text);"
+    ));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "pg-nokey", "config": pg.connector_config(&ident("srv"), &schema, &slot)}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let failed = wait_for(
+        "the keyless table to be refused",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "pg-nokey");
+            (task["state"] == "FAILED").then_some(task)
+        },
+    );
+    let trace = failed["trace"].as_str().unwrap_or_default();
+    assert!(trace.contains(&format!("{schema}.log")), "{trace}");
+    assert!(trace.contains("REPLICA IDENTITY FULL"), "{trace}");
+    api.delete("/connectors/pg-nokey");
+
+    // Wrong password: named, with what to check.
+    let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
+    config["database.password"] = json!("wrong");
+    api.post("/connectors", &json!({"name": "pg-auth", "config": config}));
+    let failed = wait_for(
+        "the bad password to be reported",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "pg-auth");
+            (task["state"] == "FAILED").then_some(task)
+        },
+    );
+    let trace = failed["trace"].as_str().unwrap_or_default();
+    assert!(trace.contains("password"), "{trace}");
+    api.delete("/connectors/pg-auth");
+
+    // A missing publication when creation is disabled.
+    let schema = ident("nopub");
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY);"
+    ));
+    let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
+    config["publication.autocreate.mode"] = json!("disabled");
+    api.post(
+        "/connectors",
+        &json!({"name": "pg-nopub", "config": config}),
+    );
+    let failed = wait_for(
+        "the missing publication to be reported",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "pg-nopub");
+            (task["state"] == "FAILED").then_some(task)
+        },
+    );
+    let trace = failed["trace"].as_str().unwrap_or_default();
+    assert!(trace.contains("CREATE PUBLICATION"), "{trace}");
+    api.delete("/connectors/pg-nopub");
+
+    // Bad configs are refused before anything runs, naming the key.
+    let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
+    config["snapshot.mode"] = json!("sometimes");
+    config["slot.name"] = json!("Bad-Slot");
+    config["table.include.list"] = json!("a.b");
+    config["table.exclude.list"] = json!("a.c");
+    let reply = api.post("/connectors", &json!({"name": "pg-bad", "config": config}));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    for key in ["snapshot.mode", "slot.name", "table.exclude.list"] {
+        assert!(
+            reply.message().contains(key),
+            "{key} not named: {}",
+            reply.text
+        );
+    }
+}
