@@ -11,6 +11,7 @@ produce BOOTSTRAP TOPIC REGISTRY N
 """
 
 import json
+import os
 import sys
 
 from confluent_kafka import Consumer, Producer
@@ -35,7 +36,8 @@ def consume(bootstrap, topic, registry, count):
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry}))
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
-        "group.id": "sluice-interop-python",
+        # A group of its own: tests run in parallel and never commit.
+        "group.id": f"sluice-interop-{os.getpid()}",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
     })

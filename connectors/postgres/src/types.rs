@@ -147,6 +147,7 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
         "interval" => Schema::int64().named(logical::MICRO_DURATION).versioned(1),
         "uuid" => logical::uuid(),
         "json" | "jsonb" | "hstore" => logical::json(),
+        "point" => point_schema(),
         "xml" => Schema::string().named(logical::XML).versioned(1),
         "bit" if modifier == 1 => Schema::boolean(),
         "bit" | "varbit" => Schema::bytes()
@@ -219,8 +220,84 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
         "interval" => Value::Int64(parse_interval(text)?),
         "bit" if modifier == 1 => Value::Boolean(text == "1"),
         "bit" | "varbit" => Value::Bytes(bits_to_bytes(text)?),
+        "hstore" => Value::String(hstore_to_json(text)?),
+        "point" => point_value(text)?,
         _ => Value::String(text.to_owned()),
     })
+}
+
+/// Debezium's `io.debezium.data.geometry.Point`.
+fn point_schema() -> Schema {
+    Schema::structure(
+        "io.debezium.data.geometry.Point",
+        vec![
+            sluice_connector_api::Field::new("x", Schema::float64()),
+            sluice_connector_api::Field::new("y", Schema::float64()),
+            sluice_connector_api::Field::new("wkb", Schema::bytes().optional()),
+            sluice_connector_api::Field::new("srid", Schema::int32().optional()),
+        ],
+    )
+    .versioned(1)
+    .documented("Geometry (POINT)")
+}
+
+/// `(x,y)` as a Point with its little-endian WKB.
+fn point_value(text: &str) -> Option<Value> {
+    let (x, y) = text.strip_prefix('(')?.strip_suffix(')')?.split_once(',')?;
+    let (x, y): (f64, f64) = (x.trim().parse().ok()?, y.trim().parse().ok()?);
+    let mut wkb = vec![1, 1, 0, 0, 0];
+    wkb.extend_from_slice(&x.to_le_bytes());
+    wkb.extend_from_slice(&y.to_le_bytes());
+    Some(Value::Struct(vec![
+        Value::Float64(x),
+        Value::Float64(y),
+        Value::Bytes(wkb),
+        Value::Null,
+    ]))
+}
+
+/// hstore text (`"a"=>"1", "b"=>NULL`) as a JSON object, Debezium's
+/// `hstore.handling.mode=json`.
+fn hstore_to_json(text: &str) -> Option<String> {
+    let mut map = serde_json::Map::new();
+    let mut chars = text.chars().peekable();
+    let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut out = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => out.push(chars.next()?),
+                '"' => return Some(out),
+                c => out.push(c),
+            }
+        }
+    };
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let key = quoted(&mut chars)?;
+        if chars.next()? != '=' || chars.next()? != '>' {
+            return None;
+        }
+        let value = if chars.peek() == Some(&'N') {
+            for expected in "NULL".chars() {
+                if chars.next()? != expected {
+                    return None;
+                }
+            }
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::String(quoted(&mut chars)?)
+        };
+        map.insert(key, value);
+    }
+    Some(serde_json::Value::Object(map).to_string())
 }
 
 fn parse_float(text: &str) -> Option<f64> {
@@ -581,6 +658,15 @@ mod tests {
                 Value::String("d\"e".into()),
             ]))
         );
+        assert_eq!(
+            base("hstore", -1).value(r#""a"=>"1", "b\"c"=>NULL"#, DEFAULT),
+            Some(Value::String(r#"{"a":"1","b\"c":null}"#.into()))
+        );
+        let Some(Value::Struct(point)) = base("point", -1).value("(1.5,-2)", DEFAULT) else {
+            panic!("point struct")
+        };
+        assert_eq!(point[0], Value::Float64(1.5));
+        assert_eq!(point[1], Value::Float64(-2.0));
         let mood = PgType::Enum(vec!["sad".into(), "happy".into()]);
         assert_eq!(mood.schema(DEFAULT).parameters["allowed"], "sad,happy");
     }
