@@ -116,18 +116,27 @@ fn status(api: &Api, name: &str) -> Value {
     api.get(&format!("/connectors/{name}/status")).body["tasks"][0].clone()
 }
 
+/// `rounds` transactions of insert + update + delete, ten per psql call
+/// so the load is dense enough to overlap snapshot, crash and restart.
 fn random_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
-    for i in 0..rounds {
-        let id = base + i;
-        pg.exec(&format!(
-            "BEGIN; \
-             INSERT INTO {schema}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5); \
-             UPDATE {schema}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
-             DELETE FROM {schema}.items WHERE id = {}; \
-             COMMIT;",
-            1 + (i * 7) % 500,
-            500 + i
-        ));
+    for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
+        let sql: String = chunk
+            .iter()
+            .map(|i| {
+                let id = base + i;
+                format!(
+                    "BEGIN; \
+                     INSERT INTO {schema}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5); \
+                     UPDATE {schema}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
+                     DELETE FROM {schema}.items WHERE id = {}; \
+                     COMMIT;",
+                    1 + (i * 7) % 500,
+                    500 + i
+                )
+            })
+            .collect();
+        pg.exec(&sql);
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -328,4 +337,53 @@ fn preflight_failures_name_the_fix() {
             reply.text
         );
     }
+}
+
+#[test]
+fn terminated_walsender_and_pause_resume_lose_no_change() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("term");
+    let slot = ident("slot");
+    create_items(&pg, &schema, 500);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "pg-term", "config": pg.connector_config(&prefix, &schema, &slot)}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "pg-term")["progress"]["phase"] == "streaming").then_some(())
+    });
+    let writer = {
+        let (pg, schema) = (pg.clone(), schema.clone());
+        std::thread::spawn(move || random_writes(&pg, &schema, 300, 300_000))
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    let terminated = pg.exec(&format!(
+        "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
+    ));
+    assert_eq!(
+        terminated, "1",
+        "the walsender was running and is now terminated"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(api.put_empty("/connectors/pg-term/pause").status, 202);
+    wait_for("PAUSED", Duration::from_secs(30), || {
+        (status(&api, "pg-term")["state"] == "PAUSED").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(api.put_empty("/connectors/pg-term/resume").status, 202);
+    writer.join().expect("writer thread");
+    assert_converges(&env, &pg, &schema, &format!("{prefix}.{schema}.items"));
+    wait_for(
+        "RUNNING after the walsender came back",
+        Duration::from_secs(60),
+        || (status(&api, "pg-term")["state"] == "RUNNING").then_some(()),
+    );
+    api.delete("/connectors/pg-term");
+    std::thread::sleep(Duration::from_secs(2));
+    pg.drop_slot(&slot);
 }

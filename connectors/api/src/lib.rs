@@ -24,5 +24,5 @@ pub use plugin::{PluginInfo, PluginKind};
 pub use record::{SinkRecord, SourceRecord};
 pub use schema::{Field, Schema, SchemaKind};
 pub use sink::{SinkConnector, SinkTask};
-pub use source::{SourceConnector, SourceTask, SourceTaskContext, TopicSchemas};
+pub use source::{SourceConnector, SourceTask, SourceTaskContext, StopReason, TopicSchemas};
 pub use value::Value;

@@ -9,6 +9,16 @@ use crate::offset::{SourceOffset, SourcePartition};
 use crate::plugin::PluginInfo;
 use crate::record::SourceRecord;
 
+/// Why a task is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The operator stopped, paused for good, deleted or reconfigured it,
+    /// or the worker is shutting down.
+    Requested,
+    /// It failed; it may be restarted and must be able to resume.
+    Failed,
+}
+
 /// The schemas a connector emits to one topic.
 #[derive(Debug, Clone)]
 pub struct TopicSchemas {
@@ -106,8 +116,10 @@ pub trait SourceTask: Send {
         Ok(())
     }
 
-    /// Releases connections. Called once, also after a failure.
-    async fn stop(&mut self) {}
+    /// Releases connections. Called once, also after a failure: `reason`
+    /// tells which, so cleanup meant for a graceful stop (dropping a
+    /// replication slot) is skipped when the task will be restarted.
+    async fn stop(&mut self, _reason: StopReason) {}
 
     /// Progress the task wants shown in its status (e.g. snapshot rows done),
     /// as a JSON object; `None` when there is nothing to show.

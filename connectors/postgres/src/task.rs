@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sluice_connector_api::{
     ConnectorConfig, ConnectorError, SourceOffset, SourcePartition, SourceRecord, SourceTask,
-    SourceTaskContext,
+    SourceTaskContext, StopReason,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -31,6 +31,9 @@ struct Running {
     completed: CompletedTransactions,
     progress: Arc<Mutex<Progress>>,
     pipeline: JoinHandle<()>,
+    /// The pipeline ended in an error: the stop that follows is not a
+    /// graceful one, so `slot.drop.on.stop` must not drop the slot.
+    failed: bool,
 }
 
 /// Where to resume from a stored offset.
@@ -117,6 +120,7 @@ impl SourceTask for PostgresTask {
             completed,
             progress,
             pipeline,
+            failed: false,
         });
         Ok(())
     }
@@ -167,14 +171,14 @@ impl SourceTask for PostgresTask {
         Ok(())
     }
 
-    async fn stop(&mut self) {
+    async fn stop(&mut self, reason: StopReason) {
         let Some(running) = self.running.take() else {
             return;
         };
         drop(running.records);
         running.pipeline.abort();
         let _ = running.pipeline.await;
-        if running.config.slot_drop_on_stop {
+        if running.config.slot_drop_on_stop && !running.failed && reason == StopReason::Requested {
             match crate::setup::connect(&running.config).await {
                 Ok(client) => {
                     let dropped = client

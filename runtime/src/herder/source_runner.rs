@@ -19,7 +19,7 @@ use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use sluice_connector_api::{
     ConnectorConfig, ConnectorError, SourceConnector, SourceOffset, SourcePartition, SourceRecord,
-    SourceTask, SourceTaskContext,
+    SourceTask, SourceTaskContext, StopReason,
 };
 use tokio::sync::watch;
 
@@ -121,7 +121,7 @@ async fn run_once(
         .start(&spec.config, SourceTaskContext { offsets: stored })
         .await
     {
-        task.stop().await;
+        task.stop(StopReason::Failed).await;
         return Err(e);
     }
     tracing::info!(connector = %spec.connector, task = spec.task_id, "task started");
@@ -129,7 +129,12 @@ async fn run_once(
         Ok(mut pipeline) => pipeline.drive(task.as_mut(), control).await,
         Err(e) => Err(e),
     };
-    task.stop().await;
+    let reason = if result.is_ok() {
+        StopReason::Requested
+    } else {
+        StopReason::Failed
+    };
+    task.stop(reason).await;
     tracing::info!(connector = %spec.connector, task = spec.task_id, ok = result.is_ok(), "task stopped");
     result
 }
