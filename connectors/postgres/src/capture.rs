@@ -482,7 +482,18 @@ impl Capture {
         let mut tx: Option<(Lsn, u32, i64, u64, Option<u64>)> = None;
         let mut last_complete_end = Lsn(0);
         let mut flushed = self.flushed.clone();
+        // Changes already decoded go to the task in batches: whenever the
+        // socket buffer holds no further complete message (so batching
+        // never adds latency) or the batch is full.
+        let mut pending: Vec<SourceRecord> = Vec::new();
+        let mut pending_lsn = Lsn(0);
         loop {
+            if !pending.is_empty()
+                && (!conn.has_buffered_message() || pending.len() >= self.config.max_batch_size)
+            {
+                self.progress.lock().unwrap_or_else(|e| e.into_inner()).lsn = pending_lsn;
+                self.send(std::mem::take(&mut pending)).await?;
+            }
             let message = conn
                 .next_message(Duration::from_millis(500))
                 .await
@@ -563,8 +574,8 @@ impl Capture {
                             let records = self.change_records(
                                 &ctx, &relations, change, &position, *commit_us, mapping,
                             )?;
-                            self.progress.lock().unwrap_or_else(|e| e.into_inner()).lsn = start;
-                            self.send(records).await?;
+                            pending.extend(records);
+                            pending_lsn = start;
                         }
                         _ => {}
                     }
@@ -655,25 +666,26 @@ impl Capture {
         datums: &[Datum],
         mapping: Mapping,
     ) -> Result<Value, ConnectorError> {
-        let texts: Vec<Option<String>> = datums
+        let placeholder = self.config.unavailable_placeholder.as_str();
+        let texts: Vec<Option<std::borrow::Cow<'_, str>>> = datums
             .iter()
             .map(|d| match d {
                 Datum::Null => None,
-                Datum::UnchangedToast => Some(self.config.unavailable_placeholder.clone()),
-                Datum::Text(b) | Datum::Binary(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                Datum::UnchangedToast => Some(std::borrow::Cow::Borrowed(placeholder)),
+                Datum::Text(b) | Datum::Binary(b) => Some(String::from_utf8_lossy(b)),
             })
             .collect();
-        let toast: Vec<bool> = datums.iter().map(|d| *d == Datum::UnchangedToast).collect();
-        let refs: Vec<Option<&str>> = texts.iter().map(Option::as_deref).collect();
+        let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
         // Unchanged TOASTed values are not in the WAL: Debezium's
-        // placeholder takes their place where the type is text-like.
+        // placeholder takes their place where the type is text-like, and
+        // NULL (or the type's fallback) where it is not.
         match schema.row(&refs, mapping) {
             Ok(value) => Ok(value),
-            Err(_) if toast.iter().any(|t| *t) => {
+            Err(_) if datums.contains(&Datum::UnchangedToast) => {
                 let cleared: Vec<Option<&str>> = refs
                     .iter()
-                    .zip(&toast)
-                    .map(|(r, t)| if *t { None } else { *r })
+                    .zip(datums)
+                    .map(|(r, d)| if *d == Datum::UnchangedToast { None } else { *r })
                     .collect();
                 schema.row(&cleared, mapping).map_err(ConnectorError::fatal)
             }

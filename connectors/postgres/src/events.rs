@@ -142,7 +142,11 @@ pub fn change(
             ..
         } => ("false", *lsn, Some(*commit_lsn), Some(*xid)),
     };
-    let sequence = json!([commit_lsn.map(|l| l.0.to_string()), lsn.0.to_string()]).to_string();
+    // Debezium's ["<last commit LSN>","<LSN>"], written without a JSON tree.
+    let sequence = match commit_lsn {
+        Some(commit) => format!("[\"{}\",\"{}\"]", commit.0, lsn.0),
+        None => format!("[null,\"{}\"]", lsn.0),
+    };
     let source = Value::Struct(vec![
         Value::String(env!("CARGO_PKG_VERSION").to_owned()),
         Value::String("postgresql".into()),

@@ -97,7 +97,9 @@ impl SourceTask for PostgresTask {
             sluice_connector_api::offset::partition("server", config.topic_prefix.clone());
         let resume = resume_from(context.offset(&partition));
         tracing::info!(server = %config.topic_prefix, ?resume, "postgres task starting");
-        let (out, records) = mpsc::channel(config.max_queue_size.div_ceil(16).max(4));
+        // Batches hold up to max.batch.size records: this bounds what is
+        // decoded ahead of the runtime to about max.queue.size records.
+        let (out, records) = mpsc::channel((config.max_queue_size / config.max_batch_size).max(2));
         let (flushed, flushed_rx) = watch::channel(Lsn(0));
         let completed = CompletedTransactions::default();
         let progress = Arc::new(Mutex::new(Progress {

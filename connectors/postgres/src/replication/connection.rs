@@ -352,6 +352,15 @@ impl ReplicationConnection {
         }
     }
 
+    /// Whether a complete message is already read and waiting, so the next
+    /// [`next_message`](Self::next_message) returns without touching the
+    /// socket.
+    pub fn has_buffered_message(&self) -> bool {
+        self.read.len() >= 5
+            && self.read.len()
+                > u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]) as usize
+    }
+
     /// The next stream message, or `None` if none arrives within `wait`.
     pub async fn next_message(
         &mut self,
