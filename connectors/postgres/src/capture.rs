@@ -474,7 +474,6 @@ impl Capture {
             .unwrap_or_else(|e| e.into_inner())
             .phase = "streaming";
         let ctx = self.event_context();
-        let mapping = self.mapping();
         let mut relations: HashMap<u32, Option<TableSchema>> = HashMap::new();
         let mut flushed_sent = Lsn(0);
         let mut last_status = Instant::now();
@@ -487,7 +486,15 @@ impl Capture {
         // never adds latency) or the batch is full.
         let mut pending: Vec<SourceRecord> = Vec::new();
         let mut pending_lsn = Lsn(0);
+        // Processing time for `ts_ms`, read when the loop waits for the
+        // socket and every 256 changes in a burst rather than per change.
+        let mut now_us = now_micros();
+        let mut since_clock = 0u32;
         loop {
+            if !conn.has_buffered_message() || since_clock >= 256 {
+                now_us = now_micros();
+                since_clock = 0;
+            }
             if !pending.is_empty()
                 && (!conn.has_buffered_message() || pending.len() >= self.config.max_batch_size)
             {
@@ -571,8 +578,9 @@ impl Capture {
                                 tx_seq: this_seq,
                                 xid: *xid,
                             };
+                            since_clock += 1;
                             let records = self.change_records(
-                                &ctx, &relations, change, &position, *commit_us, mapping,
+                                &ctx, &relations, change, &position, *commit_us, now_us,
                             )?;
                             pending.extend(records);
                             pending_lsn = start;
@@ -685,7 +693,13 @@ impl Capture {
                 let cleared: Vec<Option<&str>> = refs
                     .iter()
                     .zip(datums)
-                    .map(|(r, d)| if *d == Datum::UnchangedToast { None } else { *r })
+                    .map(|(r, d)| {
+                        if *d == Datum::UnchangedToast {
+                            None
+                        } else {
+                            *r
+                        }
+                    })
                     .collect();
                 schema.row(&cleared, mapping).map_err(ConnectorError::fatal)
             }
@@ -700,8 +714,9 @@ impl Capture {
         change: Message,
         position: &Position,
         commit_us: i64,
-        mapping: Mapping,
+        now: i64,
     ) -> Result<Vec<SourceRecord>, ConnectorError> {
+        let mapping = self.mapping();
         let lookup = |oid: u32| -> Result<Option<&TableSchema>, ConnectorError> {
             match relations.get(&oid) {
                 Some(schema) => Ok(schema.as_ref()),
@@ -710,7 +725,6 @@ impl Capture {
                 ))),
             }
         };
-        let now = now_micros();
         Ok(match change {
             Message::Insert { relation, new } => match lookup(relation)? {
                 None => Vec::new(),

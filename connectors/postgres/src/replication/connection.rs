@@ -358,7 +358,8 @@ impl ReplicationConnection {
     pub fn has_buffered_message(&self) -> bool {
         self.read.len() >= 5
             && self.read.len()
-                > u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]]) as usize
+                > u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]])
+                    as usize
     }
 
     /// The next stream message, or `None` if none arrives within `wait`.
