@@ -387,3 +387,59 @@ fn terminated_walsender_and_pause_resume_lose_no_change() {
     std::thread::sleep(Duration::from_secs(2));
     pg.drop_slot(&slot);
 }
+
+#[test]
+fn heartbeats_flow_and_keep_an_idle_slot_advancing() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("beat");
+    let slot = ident("slot");
+    create_items(&pg, &schema, 10);
+    pg.exec(&format!(
+        "CREATE TABLE {schema}.beats (at timestamptz NOT NULL DEFAULT now())"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["table.include.list"] = json!(format!("{schema}\\.items"));
+    config["heartbeat.interval.ms"] = json!("300");
+    config["heartbeat.action.query"] = json!(format!("INSERT INTO {schema}.beats DEFAULT VALUES"));
+    let reply = api.post("/connectors", &json!({"name": "pg-beat", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "pg-beat")["progress"]["phase"] == "streaming").then_some(())
+    });
+    let lsn = |pg: &Pg| {
+        pg.exec(&format!(
+        "SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    )).parse::<f64>().unwrap_or(0.0)
+    };
+    let before = lsn(&pg);
+    let beats = read_topic(
+        env.bootstrap(),
+        &format!("__debezium-heartbeat.{prefix}"),
+        Duration::from_secs(60),
+        |r| r.len() >= 3,
+    );
+    assert!(beats.len() >= 3, "heartbeats arrive: {}", beats.len());
+    assert_eq!(beats[0].key, json!({"serverName": prefix}));
+    assert!(
+        beats[0].value["ts_ms"].as_i64().is_some(),
+        "{:?}",
+        beats[0].value
+    );
+    assert!(
+        pg.exec(&format!("SELECT count(*) FROM {schema}.beats"))
+            .parse::<i64>()
+            .unwrap_or(0)
+            >= 2,
+        "heartbeat.action.query ran"
+    );
+    wait_for("the idle slot to advance", Duration::from_secs(30), || {
+        (lsn(&pg) > before).then_some(())
+    });
+    api.delete("/connectors/pg-beat");
+    std::thread::sleep(Duration::from_secs(2));
+    pg.drop_slot(&slot);
+}

@@ -490,7 +490,35 @@ impl Capture {
         // socket and every 256 changes in a burst rather than per change.
         let mut now_us = now_micros();
         let mut since_clock = 0u32;
+        let mut last_heartbeat = Instant::now();
+        // The last fully emitted transaction: (commit LSN, its last change's position).
+        let mut last_complete: Option<(Lsn, u64)> = None;
         loop {
+            if !self.config.heartbeat_interval.is_zero()
+                && last_heartbeat.elapsed() >= self.config.heartbeat_interval
+                && tx.is_none()
+            {
+                last_heartbeat = Instant::now();
+                if let Some(query) = &self.config.heartbeat_action_query {
+                    client.batch_execute(query).await.map_err(|e| {
+                        query_error(&format!("heartbeat.action.query {query:?} failed"), e)
+                    })?;
+                }
+                // The position of the last complete transaction (which the
+                // task maps to its end), or what is already confirmed.
+                let (commit_lsn, tx_seq) = last_complete.unwrap_or((flushed_sent, u64::MAX));
+                let position = Position::Stream {
+                    lsn: commit_lsn,
+                    commit_lsn,
+                    tx_seq,
+                    xid: 0,
+                };
+                pending.push(events::heartbeat(
+                    &ctx,
+                    events::offset(&position, now_us),
+                    now_us,
+                ));
+            }
             if !conn.has_buffered_message() || since_clock >= 256 {
                 now_us = now_micros();
                 since_clock = 0;
@@ -550,6 +578,8 @@ impl Capture {
                                     // An empty (filtered-out) transaction:
                                     // nothing waits on it downstream.
                                     idle_end = Some(end_lsn);
+                                } else {
+                                    last_complete = Some((commit_lsn, next_seq - 1));
                                 }
                                 last_complete_end = end_lsn;
                             }

@@ -117,6 +117,38 @@ pub fn offset(position: &Position, ts_usec: i64) -> SourceOffset {
     offset
 }
 
+/// Debezium's heartbeat record on `__debezium-heartbeat.<prefix>`: it
+/// carries the connector's position forward while captured tables are idle.
+pub fn heartbeat(ctx: &EventContext, offset: SourceOffset, now_us: i64) -> SourceRecord {
+    use sluice_connector_api::{Field, Schema};
+    use std::sync::OnceLock;
+    static SCHEMAS: OnceLock<(Arc<Schema>, Arc<Schema>)> = OnceLock::new();
+    let (key_schema, value_schema) = SCHEMAS.get_or_init(|| {
+        (
+            Arc::new(Schema::structure(
+                "io.debezium.connector.common.ServerNameKey",
+                vec![Field::new("serverName", Schema::string())],
+            )),
+            Arc::new(Schema::structure(
+                "io.debezium.connector.common.Heartbeat",
+                vec![Field::new("ts_ms", Schema::int64())],
+            )),
+        )
+    });
+    SourceRecord {
+        partition: Arc::clone(&ctx.partition),
+        offset,
+        topic: format!("__debezium-heartbeat.{}", ctx.server),
+        kafka_partition: None,
+        key_schema: Some(Arc::clone(key_schema)),
+        key: Some(Value::Struct(vec![Value::String(ctx.server.clone())])),
+        value_schema: Some(Arc::clone(value_schema)),
+        value: Some(Value::Struct(vec![Value::Int64(now_us / 1000)])),
+        timestamp_ms: Some(now_us / 1000),
+        headers: Vec::new(),
+    }
+}
+
 /// A change event (plus its tombstone after a delete, when enabled).
 #[allow(clippy::too_many_arguments)]
 pub fn change(
