@@ -126,7 +126,13 @@ async fn run_once(
     }
     tracing::info!(connector = %spec.connector, task = spec.task_id, "task started");
     let result = match Pipeline::new(spec, deps, metrics, control.clone()) {
-        Ok(mut pipeline) => pipeline.drive(task.as_mut(), control).await,
+        Ok(mut pipeline) => {
+            let result = pipeline.drive(task.as_mut(), control).await;
+            if result.is_err() {
+                pipeline.salvage(task.as_mut()).await;
+            }
+            result
+        }
         Err(e) => Err(e),
     };
     let reason = if result.is_ok() {
@@ -262,6 +268,19 @@ impl<'a> Pipeline<'a> {
         let mut status = TaskStatus::new(state, &self.deps.worker_id);
         status.progress = task.progress();
         set_status(self.deps, self.spec, status);
+    }
+
+    /// After a failure: stores the offsets of records the broker has
+    /// acknowledged, so a restart repeats less. A record that failed, and
+    /// everything after it, stays uncommitted.
+    async fn salvage(&mut self, task: &mut dyn SourceTask) {
+        let drained = tokio::time::timeout(self.deps.shutdown_timeout, self.drain_all()).await;
+        if !matches!(drained, Ok(Ok(()))) {
+            tracing::debug!(connector = %self.spec.connector, "not every sent record was acknowledged before the failure");
+        }
+        if let Err(e) = self.commit(task).await {
+            tracing::warn!(connector = %self.spec.connector, error = %e, "could not store the acknowledged offsets after the failure");
+        }
     }
 
     /// Drains, commits and returns, bounded by the shutdown timeout.
