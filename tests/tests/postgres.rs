@@ -443,3 +443,21 @@ fn heartbeats_flow_and_keep_an_idle_slot_advancing() {
     std::thread::sleep(Duration::from_secs(2));
     pg.drop_slot(&slot);
 }
+
+#[test]
+fn the_example_config_validates_cleanly() {
+    let env = TestEnv::load();
+    let worker = Worker::start_with(&env, &["--schema-registry-url", "http://127.0.0.1:9"]);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/postgres.json");
+    let example: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("examples/postgres.json"))
+            .expect("JSON");
+    let mut config = example["config"].clone();
+    config["name"] = example["name"].clone();
+    let reply = worker.api().put(
+        "/connector-plugins/io.debezium.connector.postgresql.PostgresConnector/config/validate",
+        &config,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["error_count"], 0, "{}", reply.text);
+}
