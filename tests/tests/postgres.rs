@@ -147,10 +147,16 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     let schema = ident("snap");
     let slot = ident("slot");
     create_items(&pg, &schema, 5000);
+    for extra in ["extra_a", "extra_b"] {
+        pg.exec(&format!(
+            "CREATE TABLE {schema}.{extra} (id int PRIMARY KEY); INSERT INTO {schema}.{extra} VALUES (1), (2), (3);"
+        ));
+    }
     let worker = Worker::start(&env);
     let api = worker.api();
     let prefix = ident("srv");
-    let config = pg.connector_config(&prefix, &schema, &slot);
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["snapshot.max.threads"] = json!("3");
     let writer = {
         let (pg, schema) = (pg.clone(), schema.clone());
         std::thread::spawn(move || random_writes(&pg, &schema, 200, 100_000))
@@ -163,12 +169,38 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
 
     // Snapshot events come first, marked as Debezium marks them.
     let reads: Vec<&Consumed> = records.iter().filter(|r| r.value["op"] == "r").collect();
-    assert!(!reads.is_empty());
-    assert_eq!(reads[0].value["source"]["snapshot"], "first");
-    assert_eq!(
-        reads.last().expect("reads").value["source"]["snapshot"],
-        "last"
-    );
+    assert_eq!(reads.len(), 5000, "every row read once");
+    // Three readers shared the snapshot: exactly one "first" and one "last"
+    // over all tables, and each table's rows bracketed by its own markers.
+    let mut markers = Vec::new();
+    for table in ["items", "extra_a", "extra_b"] {
+        let topic = format!("{prefix}.{schema}.{table}");
+        let wanted = if table == "items" { 5000 } else { 3 };
+        let rows: Vec<String> = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+            r.iter().filter(|c| c.value["op"] == "r").count() >= wanted
+        })
+        .iter()
+        .filter(|c| c.value["op"] == "r")
+        .map(|c| {
+            c.value["source"]["snapshot"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+        assert_eq!(rows.len(), wanted, "{table}");
+        assert!(
+            rows[1..rows.len() - 1].iter().all(|m| m == "true"),
+            "{table}: {rows:?}"
+        );
+        markers.push(rows[0].clone());
+        markers.push(rows[rows.len() - 1].clone());
+    }
+    let count = |m: &str| markers.iter().filter(|x| *x == m).count();
+    assert_eq!(count("first"), 1, "{markers:?}");
+    assert_eq!(count("last"), 1, "{markers:?}");
+    assert_eq!(count("first_in_data_collection"), 2, "{markers:?}");
+    assert_eq!(count("last_in_data_collection"), 2, "{markers:?}");
     let first_change = records
         .iter()
         .position(|r| r.value["op"] != "r" && !r.value.is_null());

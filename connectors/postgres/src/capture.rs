@@ -242,17 +242,22 @@ impl Capture {
             .parse()
             .map_err(ConnectorError::fatal)?;
         let snapshot_name = row.get(2).cloned().flatten().unwrap_or_default();
-        let reader = setup::connect(&self.config).await?;
-        reader
-            .batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_name}'"
-            ))
-            .await
-            .map_err(|e| query_error("importing the slot's snapshot", e))?;
-        // The exported snapshot lives only until the walsender runs its
-        // next command; the reader holds it now.
+        // Every reader imports the snapshot before the walsender moves on:
+        // the exported snapshot lives only until its next command.
+        let readers = self.config.snapshot_threads.min(tables.len()).max(1);
+        let mut clients = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            let reader = setup::connect(&self.config).await?;
+            reader
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_name}'"
+                ))
+                .await
+                .map_err(|e| query_error("importing the slot's snapshot", e))?;
+            clients.push(reader);
+        }
         conn.close().await;
-        tracing::info!(consistent_point = %consistent, tables = tables.len(), "snapshot started");
+        tracing::info!(consistent_point = %consistent, tables = tables.len(), readers, "snapshot started");
         {
             let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
             progress.phase = "snapshot";
@@ -261,160 +266,103 @@ impl Capture {
                 .map(|t| (format!("{}.{}", t.schema, t.name), 0, t.estimated_rows))
                 .collect();
         }
-        let schemas = {
-            let mut out = Vec::new();
-            for t in tables {
-                let columns: Vec<(String, u32, i32, bool)> = t
-                    .columns
-                    .iter()
-                    .map(|c| (c.name.clone(), c.type_oid, c.modifier, c.nullable))
-                    .collect();
-                out.push(
-                    self.table_schema(client, types, &t.schema, &t.name, &columns, &t.primary_key)
-                        .await?,
-                );
-            }
-            out
-        };
-        let ctx = self.event_context();
-        let mapping = self.mapping();
-        let started_us = now_micros();
-        // The last row read is held back: its marker (last in table, last
-        // overall) depends on what follows it.
-        let mut first = true;
-        let mut batch = Vec::new();
-        for (index, (table, schema)) in tables.iter().zip(&schemas).enumerate() {
-            let columns = table
+        let mut schemas = Vec::with_capacity(tables.len());
+        for t in tables {
+            let columns: Vec<(String, u32, i32, bool)> = t
                 .columns
                 .iter()
-                .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let cursor = format!("sluice_snapshot_{index}");
-            reader
-                .batch_execute(&format!(
-                    "DECLARE {cursor} NO SCROLL CURSOR FOR SELECT {columns} FROM \"{}\".\"{}\"",
-                    table.schema.replace('"', "\"\""),
-                    table.name.replace('"', "\"\"")
-                ))
-                .await
-                .map_err(|e| query_error(&format!("reading {}.{}", table.schema, table.name), e))?;
-            let mut first_in_table = true;
-            loop {
-                let rows = reader
-                    .simple_query(&format!(
-                        "FETCH {} FROM {cursor}",
-                        self.config.snapshot_fetch_size
-                    ))
-                    .await
-                    .map_err(|e| {
-                        query_error(&format!("reading {}.{}", table.schema, table.name), e)
-                    })?;
-                let mut fetched = 0u64;
-                for message in rows {
-                    let tokio_postgres::SimpleQueryMessage::Row(row) = message else {
-                        continue;
-                    };
-                    fetched += 1;
-                    let values: Vec<Option<&str>> = (0..row.len()).map(|i| row.get(i)).collect();
-                    let value = schema
-                        .row(&values, mapping)
-                        .map_err(ConnectorError::fatal)?;
-                    let marker = if first {
-                        "first"
-                    } else if first_in_table {
-                        "first_in_data_collection"
-                    } else {
-                        "true"
-                    };
-                    first = false;
-                    first_in_table = false;
-                    batch.push((index, value, marker));
-                }
-                {
-                    let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(entry) = progress.tables.get_mut(index) {
-                        entry.1 += fetched;
-                    }
-                }
-                // Everything but the last row read so far can go: the last
-                // may still become a "last" marker.
-                if batch.len() > 1 {
-                    let keep = batch.split_off(batch.len() - 1);
-                    let ready = std::mem::replace(&mut batch, keep);
-                    let records = ready
-                        .into_iter()
-                        .flat_map(|(i, value, marker)| {
-                            events::change(
-                                &ctx,
-                                &schemas[i],
-                                Op::Read,
-                                None,
-                                Some(value),
-                                &Position::Snapshot {
-                                    lsn: consistent,
-                                    marker,
-                                    last: false,
-                                },
-                                started_us,
-                                now_micros(),
-                            )
-                        })
-                        .collect();
-                    self.send(records).await?;
-                }
-                if fetched < self.config.snapshot_fetch_size as u64 {
-                    break;
-                }
-            }
-            reader
-                .batch_execute(&format!("CLOSE {cursor}"))
-                .await
-                .map_err(|e| query_error("closing the snapshot cursor", e))?;
-            // The table's last row is marked, unless it is the snapshot's last.
-            if index + 1 < tables.len() {
-                if let Some((i, value, marker)) = batch.pop() {
-                    let marker = if marker == "first" {
-                        marker
-                    } else {
-                        "last_in_data_collection"
-                    };
-                    let records = events::change(
-                        &ctx,
-                        &schemas[i],
-                        Op::Read,
-                        None,
-                        Some(value),
-                        &Position::Snapshot {
-                            lsn: consistent,
-                            marker,
-                            last: false,
-                        },
-                        started_us,
-                        now_micros(),
-                    );
-                    self.send(records).await?;
-                }
-            }
+                .map(|c| (c.name.clone(), c.type_oid, c.modifier, c.nullable))
+                .collect();
+            schemas.push(
+                self.table_schema(client, types, &t.schema, &t.name, &columns, &t.primary_key)
+                    .await?,
+            );
         }
-        if let Some((i, value, _)) = batch.pop() {
-            let records = events::change(
+        let schemas = Arc::new(schemas);
+        // Readers take tables round-robin and send rows here; markers are
+        // decided here, where the order of everything emitted is known.
+        let (batches_tx, mut batches) = mpsc::channel(readers * 2);
+        let mut workers = Vec::with_capacity(readers);
+        for (n, reader) in clients.into_iter().enumerate() {
+            let assigned: Vec<(usize, Table)> = tables
+                .iter()
+                .cloned()
+                .enumerate()
+                .filter(|(i, _)| i % readers == n)
+                .collect();
+            workers.push(tokio::spawn(crate::snapshot::read_tables(
+                reader,
+                assigned,
+                Arc::clone(&schemas),
+                self.config.snapshot_fetch_size,
+                self.mapping(),
+                batches_tx.clone(),
+                Arc::clone(&self.progress),
+            )));
+        }
+        drop(batches_tx);
+        let ctx = self.event_context();
+        let started_us = now_micros();
+        let emit = |table: usize, value: Value, marker: &'static str, last: bool| {
+            events::change(
                 &ctx,
-                &schemas[i],
+                &schemas[table],
                 Op::Read,
                 None,
                 Some(value),
                 &Position::Snapshot {
                     lsn: consistent,
-                    marker: "last",
-                    last: true,
+                    marker,
+                    last,
                 },
                 started_us,
                 now_micros(),
-            );
-            self.send(records).await?;
+            )
+        };
+        let mut first = true;
+        let mut started = vec![false; tables.len()];
+        // Each table's newest row waits for the next (or the table's end);
+        // the newest finished table's last row waits to become "last".
+        let mut held: Vec<Option<Value>> = vec![None; tables.len()];
+        let mut ended: Option<(usize, Value)> = None;
+        while let Some(batch) = batches.recv().await {
+            let batch = batch?;
+            let mut out = Vec::with_capacity(batch.rows.len());
+            for value in batch.rows {
+                if let Some(previous) = held[batch.table].replace(value) {
+                    let marker = if std::mem::take(&mut first) {
+                        "first"
+                    } else if !started[batch.table] {
+                        "first_in_data_collection"
+                    } else {
+                        "true"
+                    };
+                    started[batch.table] = true;
+                    out.extend(emit(batch.table, previous, marker, false));
+                }
+            }
+            if batch.done {
+                if let Some(last) = held[batch.table].take() {
+                    if let Some((table, value)) = ended.replace((batch.table, last)) {
+                        let marker = if std::mem::take(&mut first) {
+                            "first"
+                        } else {
+                            "last_in_data_collection"
+                        };
+                        out.extend(emit(table, value, marker, false));
+                    }
+                }
+            }
+            self.send(out).await?;
         }
-        let _ = reader.batch_execute("COMMIT").await;
+        for worker in workers {
+            worker.await.map_err(|e| {
+                ConnectorError::retriable(format!("a snapshot reader stopped: {e}"))
+            })??;
+        }
+        if let Some((table, value)) = ended {
+            self.send(emit(table, value, "last", true)).await?;
+        }
         tracing::info!("snapshot finished");
         Ok(consistent)
     }

@@ -10,6 +10,7 @@ mod events;
 mod filters;
 pub mod replication;
 mod setup;
+mod snapshot;
 mod table_schema;
 mod task;
 pub mod types;
