@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::contracts::SchemasCommand;
 use crate::registry::RegistryArgs;
+use crate::status_cli::StatusArgs;
 use crate::tail::TailArgs;
 use crate::worker_config::WorkerArgs;
 
@@ -30,6 +31,9 @@ pub enum Command {
     /// Serve a Confluent-compatible schema registry (default
     /// http://127.0.0.1:8081), keeping schemas in a state directory.
     Registry(RegistryArgs),
+    /// Show connectors, tasks and snapshot progress bars from a worker
+    /// (`--watch` redraws every second).
+    Status(StatusArgs),
     /// Check the schemas connectors emit against the Avro contracts in
     /// git, or register the contracts with a registry.
     #[command(subcommand)]

@@ -15,6 +15,7 @@ pub mod plugins;
 pub mod registry;
 pub mod rest;
 pub mod secrets;
+pub mod status_cli;
 pub mod store;
 pub mod tail;
 pub mod worker;

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
                     .and_then(|rt| rt.block_on(sluice_runtime::worker::run(config)))
             }),
         Command::Tail(args) => sluice_runtime::tail::run(&args),
+        Command::Status(args) => sluice_runtime::status_cli::run(&args),
         Command::Schemas(command) => match sluice_runtime::contracts::run(&command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -29,6 +29,36 @@ pub struct TaskMetrics {
     pub offset_commits: AtomicU64,
     /// Unix time of the last offset commit, in milliseconds.
     pub last_commit_ms: AtomicI64,
+    /// Snapshot progress per table: (table, rows read, estimated rows).
+    pub snapshot: Mutex<Vec<(String, u64, i64)>>,
+}
+
+impl TaskMetrics {
+    /// Takes the snapshot progress out of a task's progress report (the
+    /// `"snapshot": {"<table>": {"rows", "estimated_rows"}}` convention).
+    pub fn record_progress(&self, progress: Option<&serde_json::Value>) {
+        let Some(tables) = progress
+            .and_then(|p| p.get("snapshot"))
+            .and_then(serde_json::Value::as_object)
+        else {
+            return;
+        };
+        let rows = tables
+            .iter()
+            .map(|(table, p)| {
+                (
+                    table.clone(),
+                    p.get("rows")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(0),
+                    p.get("estimated_rows")
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = rows;
+    }
 }
 
 type TaskKey = (String, u32);
@@ -136,6 +166,33 @@ impl Metrics {
                 );
             }
         }
+        for (name, help, estimated) in [
+            (
+                "sluice_snapshot_rows",
+                "Rows read by the snapshot, per table.",
+                false,
+            ),
+            (
+                "sluice_snapshot_rows_estimated",
+                "The database's row estimate per table (pg_class.reltuples).",
+                true,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for ((connector, task), m) in &tasks {
+                for (table, rows, estimate) in
+                    m.snapshot.lock().unwrap_or_else(|e| e.into_inner()).iter()
+                {
+                    let value = if estimated { *estimate } else { *rows as i64 };
+                    let _ = writeln!(
+                        out,
+                        "{name}{{connector=\"{}\",task=\"{task}\",table=\"{}\"}} {value}",
+                        escape(connector),
+                        escape(table)
+                    );
+                }
+            }
+        }
         let name = "sluice_task_state";
         let _ = writeln!(
             out,
@@ -175,7 +232,18 @@ mod tests {
             .records_produced
             .fetch_add(3, Ordering::Relaxed);
         metrics.set_state("orders", 0, State::Running);
+        metrics
+            .task("orders", 0)
+            .record_progress(Some(&serde_json::json!({
+                "snapshot": {"public.t": {"rows": 5, "estimated_rows": 9}}
+            })));
         let text = metrics.render();
+        assert!(text.contains(
+            "sluice_snapshot_rows{connector=\"orders\",task=\"0\",table=\"public.t\"} 5"
+        ));
+        assert!(text.contains(
+            "sluice_snapshot_rows_estimated{connector=\"orders\",task=\"0\",table=\"public.t\"} 9"
+        ));
         assert!(text
             .contains("sluice_source_records_produced_total{connector=\"orders\",task=\"0\"} 3"));
         assert!(

@@ -55,9 +55,14 @@ impl Worker {
         }
     }
 
+    /// The worker's REST base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// A REST client for this worker.
     pub fn api(&self) -> Api {
-        Api::new(format!("http://127.0.0.1:{}", self.port))
+        Api::new(self.url())
     }
 
     /// The worker's log so far, for failure messages.

@@ -230,6 +230,23 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     );
     assert_eq!(records[delete + 1].key, records[delete].key);
 
+    let shown = std::process::Command::new(sluice_tests::worker::sluice_bin())
+        .args(["status", "pg-snap", "--rest", &worker.url()])
+        .output()
+        .expect("sluice status");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("pg-snap  RUNNING"), "{shown}");
+    assert!(
+        shown.contains(&format!("{schema}.items")) && shown.contains("100% 5000/"),
+        "{shown}"
+    );
+    let metrics = api.get("/metrics").text;
+    assert!(
+        metrics.contains(&format!(
+            "sluice_snapshot_rows{{connector=\"pg-snap\",task=\"0\",table=\"{schema}.items\"}} 5000"
+        )),
+        "snapshot progress in /metrics"
+    );
     let progress = status(&api, "pg-snap");
     assert_eq!(progress["state"], "RUNNING", "{progress}");
     assert_eq!(progress["progress"]["phase"], "streaming");

@@ -122,7 +122,9 @@ pub trait SourceTask: Send {
     async fn stop(&mut self, _reason: StopReason) {}
 
     /// Progress the task wants shown in its status (e.g. snapshot rows done),
-    /// as a JSON object; `None` when there is nothing to show.
+    /// as a JSON object; `None` when there is nothing to show. A
+    /// `"snapshot": {"<table>": {"rows": n, "estimated_rows": m}}` member is
+    /// also exported to `/metrics` and drawn by `sluice status`.
     fn progress(&self) -> Option<serde_json::Value> {
         None
     }

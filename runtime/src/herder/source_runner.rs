@@ -267,6 +267,7 @@ impl<'a> Pipeline<'a> {
     fn report(&self, state: State, task: &dyn SourceTask) {
         let mut status = TaskStatus::new(state, &self.deps.worker_id);
         status.progress = task.progress();
+        self.metrics.record_progress(status.progress.as_ref());
         set_status(self.deps, self.spec, status);
     }
 
