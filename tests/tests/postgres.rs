@@ -126,7 +126,8 @@ fn random_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
                 let id = base + i;
                 format!(
                     "BEGIN; \
-                     INSERT INTO {schema}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5); \
+                     INSERT INTO {schema}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5) \
+                       ON CONFLICT (id) DO NOTHING; \
                      UPDATE {schema}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
                      DELETE FROM {schema}.items WHERE id = {}; \
                      COMMIT;",
@@ -135,7 +136,14 @@ fn random_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
                 )
             })
             .collect();
-        pg.exec(&sql);
+        // A batch interrupted by a server restart is run again; the
+        // statements tolerate it.
+        let mut attempts = 0;
+        while let Err(e) = pg.try_exec(&sql) {
+            attempts += 1;
+            assert!(attempts < 150, "psql kept failing: {e}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -389,7 +397,7 @@ fn preflight_failures_name_the_fix() {
 }
 
 #[test]
-fn terminated_walsender_and_pause_resume_lose_no_change() {
+fn terminated_walsender_pause_resume_and_server_restart_lose_no_change() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let schema = ident("term");
@@ -425,13 +433,30 @@ fn terminated_walsender_and_pause_resume_lose_no_change() {
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(api.put_empty("/connectors/pg-term/resume").status, 202);
+    std::thread::sleep(Duration::from_millis(800));
+    // And the whole server restarts under the load.
+    let restarted = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/env"),
+    )
+    .arg("restart-postgres")
+    .env("SLUICE_ENV_DIR", env.get("SLUICE_ENV_DIR"))
+    .status()
+    .expect("scripts/env restart-postgres");
+    assert!(restarted.success());
     writer.join().expect("writer thread");
     assert_converges(&env, &pg, &schema, &format!("{prefix}.{schema}.items"));
-    wait_for(
-        "RUNNING after the walsender came back",
-        Duration::from_secs(60),
-        || (status(&api, "pg-term")["state"] == "RUNNING").then_some(()),
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let task = status(&api, "pg-term");
+        if task["state"] == "RUNNING" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not RUNNING after the restarts: {task}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     api.delete("/connectors/pg-term");
     std::thread::sleep(Duration::from_secs(2));
     pg.drop_slot(&slot);

@@ -81,7 +81,7 @@ fn now_micros() -> i64 {
 fn wire(what: &str, e: WireError) -> ConnectorError {
     let message = format!("{what}: {e}");
     match &e {
-        WireError::Io(..) => ConnectorError::retriable(message),
+        WireError::Io(..) | WireError::Ended(_) => ConnectorError::retriable(message),
         WireError::Server { code, .. }
             if code.starts_with("57") || code.starts_with("08") || code == "55006" =>
         {

@@ -55,6 +55,10 @@ pub enum WireError {
     /// The server said something this client does not expect.
     #[error("unexpected reply from PostgreSQL: {0}")]
     Protocol(String),
+    /// The server ended the replication stream (it is shutting down, or
+    /// the walsender was told to stop); reconnecting resumes it.
+    #[error("PostgreSQL ended the replication stream ({0}); reconnecting")]
+    Ended(&'static str),
 }
 
 impl WireError {
@@ -398,9 +402,9 @@ impl ReplicationConnection {
                 }
             }
             b'E' => Err(server_error(frame.body)),
-            b'c' => Err(WireError::Protocol(
-                "the server ended the replication stream".into(),
-            )),
+            b'c' => Err(WireError::Ended("CopyDone")),
+            b'C' => Err(WireError::Ended("CommandComplete")),
+            b'Z' => Err(WireError::Ended("ReadyForQuery")),
             other => Err(WireError::Protocol(format!(
                 "unexpected message {:?} in the replication stream",
                 other as char
