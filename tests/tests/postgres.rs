@@ -535,3 +535,148 @@ fn the_example_config_validates_cleanly() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["error_count"], 0, "{}", reply.text);
 }
+
+/// Whether the connector's walsender (application `sluice-<slot>`) and
+/// its query sessions use TLS, as PostgreSQL reports it.
+fn walsender_tls(pg: &Pg, slot: &str) -> Option<bool> {
+    let text = pg.exec(&format!(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'sluice-{slot}' AND a.backend_type = 'walsender'"
+    ));
+    match text.as_str() {
+        "t" => Some(true),
+        "f" => Some(false),
+        _ => None,
+    }
+}
+
+#[test]
+fn tls_modes_encrypt_verify_and_refuse_as_libpq() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("tls");
+    create_items(&pg, &schema, 20);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let ca = env.get("SLUICE_PG_CA").to_owned();
+
+    // verify-full against the server's CA, by the name in its
+    // certificate: snapshot and stream over TLS.
+    let (slot, prefix) = (ident("slot"), ident("srv"));
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["database.hostname"] = json!("localhost");
+    config["database.sslmode"] = json!("verify-full");
+    config["database.sslrootcert"] = json!(ca);
+    let reply = api.post("/connectors", &json!({"name": "pg-tls", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming over TLS", Duration::from_secs(60), || {
+        (status(&api, "pg-tls")["progress"]["phase"] == "streaming").then_some(())
+    });
+    pg.exec(&format!(
+        "UPDATE {schema}.items SET qty = -1 WHERE id = 7; DELETE FROM {schema}.items WHERE id = 8;"
+    ));
+    assert_converges(&env, &pg, &schema, &format!("{prefix}.{schema}.items"));
+    assert_eq!(walsender_tls(&pg, &slot), Some(true), "walsender over TLS");
+    api.delete("/connectors/pg-tls");
+    std::thread::sleep(Duration::from_secs(2));
+    pg.drop_slot(&slot);
+
+    // disable: plain connections.
+    let (slot, prefix) = (ident("slot"), ident("srv"));
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["database.sslmode"] = json!("disable");
+    api.post(
+        "/connectors",
+        &json!({"name": "pg-plain", "config": config}),
+    );
+    wait_for("streaming in plain text", Duration::from_secs(60), || {
+        (status(&api, "pg-plain")["progress"]["phase"] == "streaming").then_some(())
+    });
+    assert_eq!(
+        walsender_tls(&pg, &slot),
+        Some(false),
+        "walsender in plain text"
+    );
+    api.delete("/connectors/pg-plain");
+    std::thread::sleep(Duration::from_secs(2));
+    pg.drop_slot(&slot);
+
+    // A CA that did not sign the server's certificate: FAILED, named.
+    let other_ca = std::env::temp_dir().join(format!("{}.crt", ident("other_ca")));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=unrelated CA", "-keyout", "/dev/null", "-out"])
+        .arg(&other_ca)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
+    config["database.sslmode"] = json!("verify-ca");
+    config["database.sslrootcert"] = json!(other_ca.to_string_lossy());
+    api.post(
+        "/connectors",
+        &json!({"name": "pg-badca", "config": config}),
+    );
+    let failed = wait_for(
+        "the untrusted server to be refused",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "pg-badca");
+            (task["state"] == "FAILED").then_some(task)
+        },
+    );
+    let trace = failed["trace"].as_str().unwrap_or_default();
+    assert!(
+        trace.contains("TLS") && trace.contains("database.sslrootcert"),
+        "{trace}"
+    );
+    api.delete("/connectors/pg-badca");
+    let _ = std::fs::remove_file(&other_ca);
+
+    // verify-full by an address the certificate does not name: refused.
+    let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
+    config["database.sslmode"] = json!("verify-full");
+    config["database.sslrootcert"] = json!(ca);
+    api.post(
+        "/connectors",
+        &json!({"name": "pg-badname", "config": config}),
+    );
+    let failed = wait_for(
+        "the wrong host name to be refused",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "pg-badname");
+            (task["state"] == "FAILED").then_some(task)
+        },
+    );
+    let trace = failed["trace"].as_str().unwrap_or_default();
+    assert!(
+        trace.contains("TLS") && trace.contains("verify-ca"),
+        "{trace}"
+    );
+    api.delete("/connectors/pg-badname");
+
+    // Bad TLS settings are refused before anything runs, naming the key.
+    let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
+    config["database.sslmode"] = json!("verify-full");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "pg-noca", "config": config.clone()}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.message().contains("database.sslrootcert"),
+        "{}",
+        reply.text
+    );
+    config["database.sslrootcert"] = json!("/nonexistent/ca.crt");
+    let reply = api.post("/connectors", &json!({"name": "pg-noca", "config": config}));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.message().contains("/nonexistent/ca.crt"),
+        "{}",
+        reply.text
+    );
+}

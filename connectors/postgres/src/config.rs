@@ -6,6 +6,7 @@ use std::time::Duration;
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
 use crate::filters::Filters;
+use crate::tls::{SslMode, Tls, TlsFiles, TlsSetupError};
 
 /// How the initial snapshot is taken (`snapshot.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +69,8 @@ pub struct PostgresConfig {
     pub password: String,
     /// `database.dbname`
     pub dbname: String,
-    /// `database.sslmode`
-    pub sslmode: String,
+    /// `database.sslmode` with `database.sslrootcert|sslcert|sslkey`.
+    pub tls: Tls,
     /// `topic.prefix`: topics are `<prefix>.<schema>.<table>`.
     pub topic_prefix: String,
     /// Which tables and columns are captured.
@@ -144,7 +145,10 @@ pub fn definition() -> ConfigDef {
         .define(key("database.user", ConfigType::String, "User with the REPLICATION attribute (and SELECT on captured tables).", GROUP_CONNECTION).required())
         .define(key("database.password", ConfigType::Password, "The user's password.", GROUP_CONNECTION).default(""))
         .define(key("database.dbname", ConfigType::String, "The database to capture.", GROUP_CONNECTION).required())
-        .define(key("database.sslmode", ConfigType::String, "TLS: disable or prefer (this build has no TLS; require/verify-* are refused).", GROUP_CONNECTION).default("prefer").allowed(&["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))
+        .define(key("database.sslmode", ConfigType::String, "TLS as libpq: disable, allow/prefer (TLS when offered), require (always, unverified unless database.sslrootcert is set), verify-ca, verify-full (also checks the host name).", GROUP_CONNECTION).default("prefer").allowed(&["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))
+        .define(key("database.sslrootcert", ConfigType::String, "PEM file of the CA certificate(s) the server's certificate must chain to.", GROUP_CONNECTION))
+        .define(key("database.sslcert", ConfigType::String, "PEM file of the client certificate, for cert authentication.", GROUP_CONNECTION))
+        .define(key("database.sslkey", ConfigType::String, "PEM file of the client certificate's unencrypted private key.", GROUP_CONNECTION))
         .define(key("topic.prefix", ConfigType::String, "Prefix of every topic: <prefix>.<schema>.<table>.", GROUP_CONNECTION).required())
         .define(key("schema.include.list", ConfigType::List, "Regular expressions of schemas to capture (all but system schemas when unset).", GROUP_CAPTURE))
         .define(key("schema.exclude.list", ConfigType::List, "Regular expressions of schemas not to capture.", GROUP_CAPTURE))
@@ -173,20 +177,37 @@ pub fn definition() -> ConfigDef {
         .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
 }
 
-/// `database.sslmode`, refusing modes that need TLS (not in this build).
-pub fn check_sslmode(config: &ConnectorConfig) -> Result<String, ConfigError> {
-    let sslmode = config
-        .get("database.sslmode")
-        .unwrap_or("prefer")
-        .trim()
-        .to_owned();
-    if matches!(sslmode.as_str(), "require" | "verify-ca" | "verify-full") {
-        return Err(ConfigError::new(
+/// `database.sslmode` and the certificate files, loaded now so a bad path
+/// or a verifying mode without a CA is reported at validation.
+pub fn tls(config: &ConnectorConfig) -> Result<Tls, ConfigError> {
+    let text = |key: &str| {
+        config
+            .get(key)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let mode_text = text("database.sslmode").unwrap_or_else(|| "prefer".into());
+    let mode = SslMode::parse(&mode_text).ok_or_else(|| {
+        ConfigError::new(
             "database.sslmode",
-            format!("{sslmode} needs TLS, which this build does not include; use disable or prefer (plain connection), or terminate TLS in a local proxy"),
-        ));
-    }
-    Ok(sslmode)
+            format!("{mode_text:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"),
+        )
+    })?;
+    let files = TlsFiles {
+        root_cert: text("database.sslrootcert"),
+        client_cert: text("database.sslcert"),
+        client_key: text("database.sslkey"),
+    };
+    Tls::new(mode, &files).map_err(|e| {
+        let key = match &e {
+            TlsSetupError::File { what, .. } if what.contains("sslcert") => "database.sslcert",
+            TlsSetupError::File { what, .. } if what.contains("sslkey") => "database.sslkey",
+            TlsSetupError::File { .. } => "database.sslrootcert",
+            _ => "database.sslmode",
+        };
+        ConfigError::new(key, e.to_string())
+    })
 }
 
 impl PostgresConfig {
@@ -197,7 +218,7 @@ impl PostgresConfig {
         let size = |key: &str, default: i64| -> Result<usize, ConfigError> {
             Ok(config.i64_or(key, default)?.max(1) as usize)
         };
-        let sslmode = check_sslmode(config)?;
+        let tls = tls(config)?;
         let port = config.i64_or("database.port", 5432)?;
         let port = u16::try_from(port)
             .map_err(|_| ConfigError::new("database.port", "must be between 1 and 65535"))?;
@@ -210,7 +231,7 @@ impl PostgresConfig {
                 .unwrap_or_default()
                 .to_owned(),
             dbname: config.required("database.dbname")?.to_owned(),
-            sslmode,
+            tls,
             topic_prefix: config.required("topic.prefix")?.to_owned(),
             filters: Filters::parse(config)?,
             slot_name: text("slot.name", "debezium"),

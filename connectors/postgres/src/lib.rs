@@ -13,6 +13,7 @@ mod setup;
 mod snapshot;
 mod table_schema;
 mod task;
+pub mod tls;
 pub mod types;
 
 use std::sync::Arc;
@@ -50,11 +51,11 @@ impl SourceConnector for PostgresConnector {
 
     fn validate(&self, config: &ConnectorConfig) -> Vec<ConfigValue> {
         let mut values = self.config_def().validate(config);
-        // Rules across keys (lists used together, sslmode needing TLS),
+        // Rules across keys (lists used together, TLS mode and its files),
         // checked on their own so they show beside per-key errors.
         let cross = [
             filters::Filters::parse(config).err(),
-            config::check_sslmode(config).err(),
+            config::tls(config).err(),
         ];
         for e in cross.into_iter().flatten() {
             if let Some(v) = values.iter_mut().find(|v| v.name == e.key) {

@@ -2,7 +2,7 @@
 //! publication the slot streams.
 
 use sluice_connector_api::ConnectorError;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::catalog::Table;
 use crate::config::{PostgresConfig, PublicationMode};
@@ -21,6 +21,7 @@ pub fn replication_params(config: &PostgresConfig) -> ConnectParams {
         password: config.password.clone(),
         dbname: config.dbname.clone(),
         application_name: format!("sluice-{}", config.slot_name),
+        tls: config.tls.clone(),
     }
 }
 
@@ -60,8 +61,25 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client, ConnectorError> 
         .dbname(&config.dbname)
         .application_name("sluice")
         .options(SESSION_OPTIONS)
+        .ssl_mode(config.tls.postgres_mode())
         .connect_timeout(std::time::Duration::from_secs(10));
-    let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
+    let (client, connection) = pg.connect(config.tls.make_connect()).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("TLS") {
+            // Certificates and a server without TLS do not fix themselves.
+            let hint = if text.contains("does not support TLS") {
+                "set ssl = on in postgresql.conf, or use database.sslmode=prefer"
+            } else {
+                "check database.sslrootcert and that the server certificate names database.hostname (or use verify-ca)"
+            };
+            return ConnectorError::fatal(format!(
+                "cannot connect to PostgreSQL at {}:{} over TLS (database.sslmode={}): {}; {hint}",
+                config.host,
+                config.port,
+                config.tls.mode.as_str(),
+                tls_cause(&e),
+            ));
+        }
         let hint = if e.as_db_error().is_some() {
             "check database.user, database.password and database.dbname, and pg_hba.conf"
         } else {
@@ -88,6 +106,15 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client, ConnectorError> 
         }
     });
     Ok(client)
+}
+
+/// The innermost cause of a connection error (tokio-postgres wraps it).
+fn tls_cause(e: &tokio_postgres::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 async fn setting(client: &Client, name: &str) -> Result<String, ConnectorError> {

@@ -14,6 +14,8 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::tls::{NegotiateError, Stream, Tls};
+
 use super::lsn::Lsn;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
@@ -34,6 +36,8 @@ pub struct ConnectParams {
     pub dbname: String,
     /// Shown in `pg_stat_replication.application_name`.
     pub application_name: String,
+    /// TLS as `database.sslmode` says.
+    pub tls: Tls,
 }
 
 /// A failure talking to the server.
@@ -59,6 +63,9 @@ pub enum WireError {
     /// the walsender was told to stop); reconnecting resumes it.
     #[error("PostgreSQL ended the replication stream ({0}); reconnecting")]
     Ended(&'static str),
+    /// TLS was required and could not be set up.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl WireError {
@@ -100,7 +107,7 @@ pub enum StreamMessage {
 
 /// A walsender session.
 pub struct ReplicationConnection {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     read: BytesMut,
     write: BytesMut,
     address: String,
@@ -146,6 +153,14 @@ impl ReplicationConnection {
             .await
             .map_err(|e| WireError::Io(address.clone(), e))?;
         let _ = stream.set_nodelay(true);
+        let stream = params
+            .tls
+            .negotiate(stream, &params.host)
+            .await
+            .map_err(|e| match e {
+                NegotiateError::Io(e) => WireError::Io(address.clone(), e),
+                other => WireError::Tls(other.to_string()),
+            })?;
         let mut conn = Self {
             stream,
             read: BytesMut::with_capacity(128 * 1024),
