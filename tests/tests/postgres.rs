@@ -680,3 +680,72 @@ fn tls_modes_encrypt_verify_and_refuse_as_libpq() {
         reply.text
     );
 }
+
+#[test]
+fn logical_decoding_messages_become_op_m_events_once() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("msg");
+    let slot = ident("slot");
+    create_items(&pg, &schema, 1);
+    let mut worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["message.prefix.exclude.list"] = json!("internal.*");
+    // The slot must outlive the worker's restart below.
+    config["slot.drop.on.stop"] = json!("false");
+    let reply = api.post("/connectors", &json!({"name": "pg-msg", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "pg-msg")["progress"]["phase"] == "streaming").then_some(())
+    });
+    let xid = pg.exec(&format!(
+        "BEGIN; INSERT INTO {schema}.items (id, qty) VALUES (100, 1); \
+         SELECT pg_logical_emit_message(true, 'audit', 'hello'); \
+         SELECT txid_current() % 4294967296; COMMIT;"
+    ));
+    let xid: i64 = xid.lines().last().unwrap_or_default().parse().expect("xid");
+    pg.exec("SELECT pg_logical_emit_message(false, 'internal.cache', 'skip me')");
+    pg.exec("SELECT pg_logical_emit_message(false, 'ping', '\\x00ff'::bytea)");
+    let topic = format!("{prefix}.message");
+    let messages = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.len() >= 2
+    });
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let (audit, ping) = (&messages[0], &messages[1]);
+    assert_eq!(audit.key, json!({"prefix": "audit"}));
+    assert_eq!(audit.value["op"], "m");
+    assert_eq!(audit.value["message"]["prefix"], "audit");
+    assert_eq!(
+        audit.value["message"]["content"], "aGVsbG8=",
+        "base64 of hello"
+    );
+    assert_eq!(audit.value["source"]["txId"], xid, "{}", audit.value);
+    assert_eq!(audit.value["source"]["table"], "");
+    assert_eq!(ping.key, json!({"prefix": "ping"}));
+    assert_eq!(ping.value["message"]["content"], "AP8=", "base64 of 00 ff");
+    assert!(ping.value["source"]["txId"].is_null(), "{}", ping.value);
+
+    // After a restart nothing is emitted twice, and new messages follow.
+    assert!(worker.terminate().success());
+    worker.restart();
+    pg.exec("SELECT pg_logical_emit_message(false, 'ping', 'again')");
+    let messages = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.len() >= 3
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let messages = if messages.len() == 3 {
+        read_topic(env.bootstrap(), &topic, Duration::from_secs(5), |_| false)
+    } else {
+        messages
+    };
+    let contents: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m.value["message"]["content"].as_str())
+        .collect();
+    assert_eq!(contents, ["aGVsbG8=", "AP8=", "YWdhaW4="], "{messages:?}");
+    api.delete("/connectors/pg-msg");
+    std::thread::sleep(Duration::from_secs(2));
+    pg.drop_slot(&slot);
+}

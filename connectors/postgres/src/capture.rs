@@ -398,8 +398,21 @@ impl Capture {
                 "publication_names",
                 format!("\"{}\"", self.config.publication_name),
             ),
-            ("messages", "true".to_owned()),
         ];
+        // Logical decoding messages reach pgoutput from PostgreSQL 14 on.
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| crate::setup::query_error("reading server_version_num", e))?
+            .get(0);
+        let options: Vec<(&str, String)> = if version >= 140_000 {
+            options
+                .into_iter()
+                .chain([("messages", "true".to_owned())])
+                .collect()
+        } else {
+            options.to_vec()
+        };
         conn.start_logical(&self.config.slot_name, start_lsn, &options)
             .await
             .map_err(|e| {
@@ -562,6 +575,56 @@ impl Capture {
                             )?;
                             pending.extend(records);
                             pending_lsn = start;
+                        }
+                        Message::LogicalMessage {
+                            transactional,
+                            lsn,
+                            prefix,
+                            content,
+                        } => {
+                            let position = match tx.as_mut() {
+                                Some((commit_lsn, xid, _, seq, skip)) if transactional => {
+                                    let this_seq = *seq;
+                                    *seq += 1;
+                                    if skip.is_some_and(|s| this_seq <= s) {
+                                        continue;
+                                    }
+                                    Position::Stream {
+                                        lsn,
+                                        commit_lsn: *commit_lsn,
+                                        tx_seq: this_seq,
+                                        xid: *xid,
+                                    }
+                                }
+                                _ => {
+                                    // Outside any transaction: emitted in WAL
+                                    // order, so one at or before the resume
+                                    // point was emitted already.
+                                    if skip_until.is_some_and(|(commit, _)| lsn <= commit) {
+                                        continue;
+                                    }
+                                    self.completed
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .insert(lsn.0, (0, lsn.0 + 1));
+                                    Position::Stream {
+                                        lsn,
+                                        commit_lsn: lsn,
+                                        tx_seq: 0,
+                                        xid: 0,
+                                    }
+                                }
+                            };
+                            if self.config.filters.message_prefix(&prefix) {
+                                let commit_us = match &tx {
+                                    Some((_, _, commit_us, ..)) if transactional => *commit_us,
+                                    _ => now_us,
+                                };
+                                pending.push(events::logical_message(
+                                    &ctx, &prefix, &content, &position, commit_us, now_us,
+                                ));
+                                pending_lsn = start;
+                            }
                         }
                         _ => {}
                     }

@@ -156,6 +156,8 @@ pub fn definition() -> ConfigDef {
         .define(key("table.exclude.list", ConfigType::List, "Regular expressions of schema.table not to capture.", GROUP_CAPTURE))
         .define(key("column.include.list", ConfigType::List, "Regular expressions of schema.table.column to emit.", GROUP_CAPTURE))
         .define(key("column.exclude.list", ConfigType::List, "Regular expressions of schema.table.column not to emit.", GROUP_CAPTURE))
+        .define(key("message.prefix.include.list", ConfigType::List, "Regular expressions of logical decoding message prefixes to emit on <prefix>.message (all when unset).", GROUP_CAPTURE))
+        .define(key("message.prefix.exclude.list", ConfigType::List, "Regular expressions of logical decoding message prefixes not to emit.", GROUP_CAPTURE))
         .define(key("message.key.columns", ConfigType::String, "Key columns for tables, `schema.table:col1,col2;schema.table2:col`, instead of the primary key.", GROUP_CAPTURE))
         .define(key("slot.name", ConfigType::String, "Logical replication slot.", GROUP_CAPTURE).default("debezium").validator(identifier))
         .define(key("publication.name", ConfigType::String, "Publication pgoutput streams.", GROUP_CAPTURE).default("dbz_publication").validator(identifier))

@@ -149,6 +149,117 @@ pub fn heartbeat(ctx: &EventContext, offset: SourceOffset, now_us: i64) -> Sourc
     }
 }
 
+/// The `source` block (`io.debezium.connector.postgresql.Source`).
+fn source_block(
+    ctx: &EventContext,
+    (schema, table): (&str, &str),
+    snapshot: &str,
+    (lsn, commit_lsn): (Lsn, Option<Lsn>),
+    xid: Option<u32>,
+    commit_time_us: i64,
+) -> Value {
+    // Debezium's ["<last commit LSN>","<LSN>"], written without a JSON tree.
+    let sequence = match commit_lsn {
+        Some(commit) => format!("[\"{}\",\"{}\"]", commit.0, lsn.0),
+        None => format!("[null,\"{}\"]", lsn.0),
+    };
+    Value::Struct(vec![
+        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
+        Value::String("postgresql".into()),
+        Value::String(ctx.server.clone()),
+        Value::Int64(commit_time_us / 1000),
+        Value::String(snapshot.into()),
+        Value::String(ctx.db.clone()),
+        Value::String(sequence),
+        Value::Int64(commit_time_us),
+        Value::Int64(commit_time_us.saturating_mul(1000)),
+        Value::String(schema.to_owned()),
+        Value::String(table.to_owned()),
+        xid.map_or(Value::Null, |x| Value::Int64(i64::from(x))),
+        Value::Int64(lsn.0 as i64),
+        Value::Null,
+    ])
+}
+
+/// A logical decoding message (`pg_logical_emit_message`) as Debezium
+/// emits it: `op=m` on `<prefix>.message`, keyed by the message prefix.
+/// Transactional messages carry their transaction's position; others
+/// their own LSN as both LSN and commit LSN.
+pub fn logical_message(
+    ctx: &EventContext,
+    prefix: &str,
+    content: &[u8],
+    position: &Position,
+    commit_time_us: i64,
+    now_us: i64,
+) -> SourceRecord {
+    use sluice_connector_api::{Field, Schema};
+    use std::sync::OnceLock;
+    static SCHEMAS: OnceLock<(Arc<Schema>, Arc<Schema>)> = OnceLock::new();
+    let (key_schema, value_schema) = SCHEMAS.get_or_init(|| {
+        let block = Schema::structure(
+            "io.debezium.connector.postgresql.Message",
+            vec![
+                Field::new("prefix", Schema::string().optional()),
+                Field::new("content", Schema::bytes().optional()),
+            ],
+        );
+        (
+            Arc::new(Schema::structure(
+                "io.debezium.connector.postgresql.MessageKey",
+                vec![Field::new("prefix", Schema::string().optional())],
+            )),
+            Arc::new(Schema::structure(
+                "io.debezium.connector.postgresql.MessageValue",
+                vec![
+                    Field::new("op", Schema::string()),
+                    Field::new("ts_ms", Schema::int64().optional()),
+                    Field::new("source", (*crate::table_schema::source_schema()).clone()),
+                    Field::new("message", block),
+                ],
+            )),
+        )
+    });
+    let (lsn, commit_lsn, xid) = match position {
+        Position::Stream {
+            lsn,
+            commit_lsn,
+            xid,
+            ..
+        } => (*lsn, Some(*commit_lsn), (*xid != 0).then_some(*xid)),
+        Position::Snapshot { lsn, .. } => (*lsn, None, None),
+    };
+    let source = source_block(
+        ctx,
+        ("", ""),
+        "false",
+        (lsn, commit_lsn),
+        xid,
+        commit_time_us,
+    );
+    let value = Value::Struct(vec![
+        Value::String("m".into()),
+        Value::Int64(now_us / 1000),
+        source,
+        Value::Struct(vec![
+            Value::String(prefix.to_owned()),
+            Value::Bytes(content.to_vec()),
+        ]),
+    ]);
+    SourceRecord {
+        partition: Arc::clone(&ctx.partition),
+        offset: offset(position, commit_time_us),
+        topic: format!("{}.message", ctx.server),
+        kafka_partition: None,
+        key_schema: Some(Arc::clone(key_schema)),
+        key: Some(Value::Struct(vec![Value::String(prefix.to_owned())])),
+        value_schema: Some(Arc::clone(value_schema)),
+        value: Some(value),
+        timestamp_ms: Some(commit_time_us / 1000),
+        headers: Vec::new(),
+    }
+}
+
 /// A change event (plus its tombstone after a delete, when enabled).
 #[allow(clippy::too_many_arguments)]
 pub fn change(
@@ -174,27 +285,14 @@ pub fn change(
             ..
         } => ("false", *lsn, Some(*commit_lsn), Some(*xid)),
     };
-    // Debezium's ["<last commit LSN>","<LSN>"], written without a JSON tree.
-    let sequence = match commit_lsn {
-        Some(commit) => format!("[\"{}\",\"{}\"]", commit.0, lsn.0),
-        None => format!("[null,\"{}\"]", lsn.0),
-    };
-    let source = Value::Struct(vec![
-        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
-        Value::String("postgresql".into()),
-        Value::String(ctx.server.clone()),
-        Value::Int64(commit_time_us / 1000),
-        Value::String(snapshot.into()),
-        Value::String(ctx.db.clone()),
-        Value::String(sequence),
-        Value::Int64(commit_time_us),
-        Value::Int64(commit_time_us.saturating_mul(1000)),
-        Value::String(table.schema.clone()),
-        Value::String(table.table.clone()),
-        xid.map_or(Value::Null, |x| Value::Int64(i64::from(x))),
-        Value::Int64(lsn.0 as i64),
-        Value::Null,
-    ]);
+    let source = source_block(
+        ctx,
+        (&table.schema, &table.table),
+        snapshot,
+        (lsn, commit_lsn),
+        xid,
+        commit_time_us,
+    );
     let transaction = match (ctx.transaction_metadata, position) {
         (
             true,

@@ -19,6 +19,8 @@ pub struct Filters {
     table_exclude: Vec<Regex>,
     column_include: Vec<Regex>,
     column_exclude: Vec<Regex>,
+    message_include: Vec<Regex>,
+    message_exclude: Vec<Regex>,
     /// `message.key.columns` by `schema.table`.
     key_columns: HashMap<String, Vec<String>>,
 }
@@ -47,6 +49,7 @@ impl Filters {
             ("schema.include.list", "schema.exclude.list"),
             ("table.include.list", "table.exclude.list"),
             ("column.include.list", "column.exclude.list"),
+            ("message.prefix.include.list", "message.prefix.exclude.list"),
         ] {
             if !config.list(include).is_empty() && !config.list(exclude).is_empty() {
                 return Err(ConfigError::new(
@@ -79,6 +82,8 @@ impl Filters {
             table_exclude: patterns(config, "table.exclude.list")?,
             column_include: patterns(config, "column.include.list")?,
             column_exclude: patterns(config, "column.exclude.list")?,
+            message_include: patterns(config, "message.prefix.include.list")?,
+            message_exclude: patterns(config, "message.prefix.exclude.list")?,
             key_columns,
         })
     }
@@ -108,6 +113,14 @@ impl Filters {
             return false;
         }
         !any(&self.column_exclude, &full)
+    }
+
+    /// Whether logical decoding messages with this prefix are emitted.
+    pub fn message_prefix(&self, prefix: &str) -> bool {
+        if !self.message_include.is_empty() && !any(&self.message_include, prefix) {
+            return false;
+        }
+        !any(&self.message_exclude, prefix)
     }
 
     /// The key columns configured for `schema.table`, if any.
