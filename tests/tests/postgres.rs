@@ -160,6 +160,11 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
             "CREATE TABLE {schema}.{extra} (id int PRIMARY KEY); INSERT INTO {schema}.{extra} VALUES (1), (2), (3);"
         ));
     }
+    // Big enough (~1000 pages) to be cut into page ranges the readers share.
+    pg.exec(&format!(
+        "CREATE TABLE {schema}.big (id int PRIMARY KEY, pad text NOT NULL); \
+         INSERT INTO {schema}.big SELECT g, repeat('x', 160) FROM generate_series(1, 40000) g;"
+    ));
     let worker = Worker::start(&env);
     let api = worker.api();
     let prefix = ident("srv");
@@ -181,21 +186,32 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     // Three readers shared the snapshot: exactly one "first" and one "last"
     // over all tables, and each table's rows bracketed by its own markers.
     let mut markers = Vec::new();
-    for table in ["items", "extra_a", "extra_b"] {
+    for table in ["items", "extra_a", "extra_b", "big"] {
         let topic = format!("{prefix}.{schema}.{table}");
-        let wanted = if table == "items" { 5000 } else { 3 };
-        let rows: Vec<String> = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
-            r.iter().filter(|c| c.value["op"] == "r").count() >= wanted
-        })
-        .iter()
-        .filter(|c| c.value["op"] == "r")
-        .map(|c| {
-            c.value["source"]["snapshot"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+        let wanted = match table {
+            "items" => 5000,
+            "big" => 40000,
+            _ => 3,
+        };
+        let reads: Vec<Consumed> =
+            read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+                r.iter().filter(|c| c.value["op"] == "r").count() >= wanted
+            })
+            .into_iter()
+            .filter(|c| c.value["op"] == "r")
+            .collect();
+        let ids: std::collections::BTreeSet<i64> =
+            reads.iter().filter_map(|c| c.key["id"].as_i64()).collect();
+        assert_eq!(ids.len(), wanted, "{table}: every row once");
+        let rows: Vec<String> = reads
+            .iter()
+            .map(|c| {
+                c.value["source"]["snapshot"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
         assert_eq!(rows.len(), wanted, "{table}");
         assert!(
             rows[1..rows.len() - 1].iter().all(|m| m == "true"),
@@ -207,8 +223,17 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     let count = |m: &str| markers.iter().filter(|x| *x == m).count();
     assert_eq!(count("first"), 1, "{markers:?}");
     assert_eq!(count("last"), 1, "{markers:?}");
-    assert_eq!(count("first_in_data_collection"), 2, "{markers:?}");
-    assert_eq!(count("last_in_data_collection"), 2, "{markers:?}");
+    assert_eq!(count("first_in_data_collection"), 3, "{markers:?}");
+    assert_eq!(count("last_in_data_collection"), 3, "{markers:?}");
+    // The big table was read in pieces: more work units than tables.
+    let logs = worker.logs();
+    let units = logs
+        .lines()
+        .find(|l| l.contains("snapshot started"))
+        .and_then(|l| l.split("units=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<usize>().ok());
+    assert!(units.is_some_and(|u| u > 4), "units: {units:?}");
     let first_change = records
         .iter()
         .position(|r| r.value["op"] != "r" && !r.value.is_null());

@@ -244,7 +244,7 @@ impl Capture {
         let snapshot_name = row.get(2).cloned().flatten().unwrap_or_default();
         // Every reader imports the snapshot before the walsender moves on:
         // the exported snapshot lives only until its next command.
-        let readers = self.config.snapshot_threads.min(tables.len()).max(1);
+        let readers = self.config.snapshot_threads.max(1);
         let mut clients = Vec::with_capacity(readers);
         for _ in 0..readers {
             let reader = setup::connect(&self.config).await?;
@@ -257,7 +257,25 @@ impl Capture {
             clients.push(reader);
         }
         conn.close().await;
-        tracing::info!(consistent_point = %consistent, tables = tables.len(), readers, "snapshot started");
+        // Page counts for splitting large tables: exact sizes, read now
+        // (pages added after the snapshot hold no rows it can see).
+        let sizes = client
+            .query(
+                "SELECT pg_relation_size(c) / current_setting('block_size')::bigint, current_setting('server_version_num')::int FROM unnest($1::oid[]) AS c",
+                &[&tables.iter().map(|t| t.oid).collect::<Vec<u32>>()],
+            )
+            .await
+            .map_err(|e| query_error("reading table sizes", e))?;
+        let pages: Vec<u64> = sizes
+            .iter()
+            .map(|r| r.get::<_, i64>(0).max(0) as u64)
+            .collect();
+        let tid_range_scans = sizes.first().is_some_and(|r| r.get::<_, i32>(1) >= 140_000);
+        let units = crate::snapshot::plan(&pages, clients.len(), tid_range_scans);
+        let mut units_left = crate::snapshot::units_per_table(&units, tables.len());
+        clients.truncate(units.len().max(1));
+        let readers = clients.len();
+        tracing::info!(consistent_point = %consistent, tables = tables.len(), readers, units = units.len(), "snapshot started");
         {
             let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
             progress.phase = "snapshot";
@@ -279,20 +297,17 @@ impl Capture {
             );
         }
         let schemas = Arc::new(schemas);
-        // Readers take tables round-robin and send rows here; markers are
-        // decided here, where the order of everything emitted is known.
+        // Readers take units from one queue and send rows here; markers
+        // are decided here, where the order of everything emitted is known.
         let (batches_tx, mut batches) = mpsc::channel(readers * 2);
+        let queue = Arc::new(std::sync::Mutex::new(units));
+        let shared_tables = Arc::new(tables.to_vec());
         let mut workers = Vec::with_capacity(readers);
-        for (n, reader) in clients.into_iter().enumerate() {
-            let assigned: Vec<(usize, Table)> = tables
-                .iter()
-                .cloned()
-                .enumerate()
-                .filter(|(i, _)| i % readers == n)
-                .collect();
-            workers.push(tokio::spawn(crate::snapshot::read_tables(
+        for reader in clients {
+            workers.push(tokio::spawn(crate::snapshot::read_units(
                 reader,
-                assigned,
+                Arc::clone(&queue),
+                Arc::clone(&shared_tables),
                 Arc::clone(&schemas),
                 self.config.snapshot_fetch_size,
                 self.mapping(),
@@ -341,7 +356,11 @@ impl Capture {
                     out.extend(emit(batch.table, previous, marker, false));
                 }
             }
-            if batch.done {
+            let table_done = batch.unit_done && {
+                units_left[batch.table] = units_left[batch.table].saturating_sub(1);
+                units_left[batch.table] == 0
+            };
+            if table_done {
                 if let Some(last) = held[batch.table].take() {
                     if let Some((table, value)) = ended.replace((batch.table, last)) {
                         let marker = if std::mem::take(&mut first) {

@@ -1,7 +1,9 @@
-//! One snapshot reader: a connection inside the slot's exported snapshot
-//! reading its share of the tables with a cursor, `snapshot.fetch.size`
-//! rows per round trip.
+//! Snapshot readers: connections inside the slot's exported snapshot,
+//! each taking work units (a whole table, or a range of a large table's
+//! pages) from a shared queue and reading them with a cursor,
+//! `snapshot.fetch.size` rows per round trip.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use sluice_connector_api::{ConnectorError, Value};
@@ -14,31 +16,92 @@ use crate::setup::query_error;
 use crate::table_schema::TableSchema;
 use crate::types::Mapping;
 
-/// Rows of one table; `done` after its last rows.
+/// Rows of one work unit; `unit_done` after its last rows.
 pub struct Batch {
     /// Index of the table in the snapshot's table list.
     pub table: usize,
     /// Row values in table order.
     pub rows: Vec<Value>,
-    /// The table has no more rows.
-    pub done: bool,
+    /// The work unit has no more rows.
+    pub unit_done: bool,
+}
+
+/// A piece of the snapshot one reader reads at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Index of the table in the snapshot's table list.
+    pub table: usize,
+    /// Heap pages `[start, end)` (by `ctid`), `end` open for the last
+    /// piece; `None` for the whole table.
+    pub pages: Option<(u64, Option<u64>)>,
+}
+
+/// Below this many pages (8 KiB each) a table is read whole.
+const MIN_CHUNK_PAGES: u64 = 256;
+
+/// Splits the snapshot into units: tables big enough for it are cut into
+/// page ranges, so several readers share one large table (PostgreSQL ≥ 14
+/// reads a `ctid` range without scanning the rest). Larger tables first,
+/// so the tail of the snapshot is short pieces.
+pub fn plan(pages: &[u64], readers: usize, tid_range_scans: bool) -> VecDeque<Unit> {
+    let mut order: Vec<usize> = (0..pages.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pages[i]));
+    let mut units = VecDeque::new();
+    for table in order {
+        let total = pages[table];
+        let pieces = if tid_range_scans && readers > 1 {
+            (total / MIN_CHUNK_PAGES).min(readers as u64 * 4)
+        } else {
+            1
+        };
+        if pieces <= 1 {
+            units.push_back(Unit { table, pages: None });
+            continue;
+        }
+        let step = total.div_ceil(pieces);
+        for n in 0..pieces {
+            let start = n * step;
+            let end = (n + 1 < pieces).then_some((n + 1) * step);
+            units.push_back(Unit {
+                table,
+                pages: Some((start, end)),
+            });
+        }
+    }
+    units
+}
+
+/// How many units each table was cut into.
+pub fn units_per_table(units: &VecDeque<Unit>, tables: usize) -> Vec<usize> {
+    let mut counts = vec![0; tables];
+    for unit in units {
+        counts[unit.table] += 1;
+    }
+    counts
 }
 
 fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
-/// Reads `tables` (with their indexes) and sends their rows, in order.
-pub async fn read_tables(
+/// Reads units from `queue` until it is empty, sending their rows.
+#[allow(clippy::too_many_arguments)]
+pub async fn read_units(
     reader: Client,
-    tables: Vec<(usize, Table)>,
+    queue: Arc<Mutex<VecDeque<Unit>>>,
+    tables: Arc<Vec<Table>>,
     schemas: Arc<Vec<TableSchema>>,
     fetch_size: usize,
     mapping: Mapping,
     out: mpsc::Sender<Result<Batch, ConnectorError>>,
     progress: Arc<Mutex<Progress>>,
 ) -> Result<(), ConnectorError> {
-    for (index, table) in tables {
+    let mut serial = 0usize;
+    loop {
+        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some(unit) = next else { break };
+        let index = unit.table;
+        let table = &tables[index];
         let name = format!("{}.{}", table.schema, table.name);
         let columns = table
             .columns
@@ -46,10 +109,18 @@ pub async fn read_tables(
             .map(|c| quote(&c.name))
             .collect::<Vec<_>>()
             .join(", ");
-        let cursor = format!("sluice_snapshot_{index}");
+        let range = match unit.pages {
+            None => String::new(),
+            Some((start, None)) => format!(" WHERE ctid >= '({start},0)'::tid"),
+            Some((start, Some(end))) => {
+                format!(" WHERE ctid >= '({start},0)'::tid AND ctid < '({end},0)'::tid")
+            }
+        };
+        serial += 1;
+        let cursor = format!("sluice_snapshot_{serial}");
         reader
             .batch_execute(&format!(
-                "DECLARE {cursor} NO SCROLL CURSOR FOR SELECT {columns} FROM {}.{}",
+                "DECLARE {cursor} NO SCROLL CURSOR FOR SELECT {columns} FROM {}.{}{range}",
                 quote(&table.schema),
                 quote(&table.name)
             ))
@@ -85,7 +156,7 @@ pub async fn read_tables(
                 .send(Ok(Batch {
                     table: index,
                     rows,
-                    done,
+                    unit_done: done,
                 }))
                 .await
                 .is_err()
@@ -103,4 +174,29 @@ pub async fn read_tables(
     }
     let _ = reader.batch_execute("COMMIT").await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_tables_are_cut_into_contiguous_page_ranges() {
+        let units = plan(&[10, 10_000, 300], 4, true);
+        let counts = units_per_table(&units, 3);
+        assert_eq!(counts, [1, 16, 1], "{units:?}");
+        assert_eq!(units[0].table, 1, "largest first");
+        let ranges: Vec<_> = units.iter().filter_map(|u| u.pages).collect();
+        assert_eq!(ranges[0].0, 0);
+        assert_eq!(ranges.last().map(|r| r.1), Some(None), "last range open");
+        for pair in ranges.windows(2) {
+            assert_eq!(pair[0].1, Some(pair[1].0), "no gap, no overlap");
+        }
+    }
+
+    #[test]
+    fn one_reader_or_old_servers_read_tables_whole() {
+        assert!(plan(&[100_000], 1, true).iter().all(|u| u.pages.is_none()));
+        assert!(plan(&[100_000], 8, false).iter().all(|u| u.pages.is_none()));
+    }
 }
