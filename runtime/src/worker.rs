@@ -20,7 +20,7 @@ use crate::worker_config::WorkerConfig;
 /// How long a stopping task waits for outstanding acknowledgements.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most unacknowledged records per task.
-const MAX_IN_FLIGHT: usize = 100_000;
+const MAX_IN_FLIGHT: usize = 20_000;
 /// How long startup waits for the broker before giving up.
 const BROKER_WAIT: Duration = Duration::from_secs(30);
 

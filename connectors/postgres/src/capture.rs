@@ -299,7 +299,7 @@ impl Capture {
         let schemas = Arc::new(schemas);
         // Readers take units from one queue and send rows here; markers
         // are decided here, where the order of everything emitted is known.
-        let (batches_tx, mut batches) = mpsc::channel(readers * 2);
+        let (batches_tx, mut batches) = mpsc::channel(readers);
         let queue = Arc::new(std::sync::Mutex::new(units));
         let shared_tables = Arc::new(tables.to_vec());
         let mut workers = Vec::with_capacity(readers);
@@ -354,6 +354,11 @@ impl Capture {
                     };
                     started[batch.table] = true;
                     out.extend(emit(batch.table, previous, marker, false));
+                    // Hand over in max.batch.size pieces: a fetch of many
+                    // rows never sits whole in the queue as events.
+                    if out.len() >= self.config.max_batch_size {
+                        self.send(std::mem::take(&mut out)).await?;
+                    }
                 }
             }
             let table_done = batch.unit_done && {
@@ -411,6 +416,15 @@ impl Capture {
         let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
             .await
             .map_err(|e| wire("connecting for replication", e))?;
+        // Protocol 1 on purpose, not 2 with `streaming`: streamed chunks of
+        // an in-progress transaction may still abort, and Debezium emits
+        // committed changes only, so they would have to be held (on disk,
+        // to stay bounded) until Stream Commit — redoing what the server's
+        // reorder buffer already does (it spills past
+        // logical_decoding_work_mem). With protocol 1 the server sends a
+        // committed transaction change by change and this loop forwards
+        // them through a bounded queue, so even a 1M-row transaction
+        // never sits whole in the worker (see scripts/bench-postgres).
         let options = [
             ("proto_version", "1".to_owned()),
             (

@@ -99,7 +99,7 @@ impl SourceTask for PostgresTask {
         tracing::info!(server = %config.topic_prefix, ?resume, "postgres task starting");
         // Batches hold up to max.batch.size records: this bounds what is
         // decoded ahead of the runtime to about max.queue.size records.
-        let (out, records) = mpsc::channel((config.max_queue_size / config.max_batch_size).max(2));
+        let (out, records) = mpsc::channel((config.max_queue_size / config.max_batch_size).max(1));
         let (flushed, flushed_rx) = watch::channel(Lsn(0));
         let completed = CompletedTransactions::default();
         let progress = Arc::new(Mutex::new(Progress {

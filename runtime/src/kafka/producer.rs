@@ -35,7 +35,7 @@ pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaE
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
-        .set("queue.buffering.max.kbytes", "65536")
+        .set("queue.buffering.max.kbytes", "16384")
         // A record the broker cannot take in 5 minutes fails the task rather
         // than being dropped; the offset stays before it.
         .set("message.timeout.ms", "300000")
