@@ -118,6 +118,18 @@ fn status(api: &Api, name: &str) -> Value {
 
 /// `rounds` transactions of insert + update + delete, ten per psql call
 /// so the load is dense enough to overlap snapshot, crash and restart.
+/// Creates connector `name` and waits for its task to fail; the trace.
+fn failure_trace(api: &Api, name: &str, config: &Value, waiting_for: &str) -> String {
+    let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let failed = wait_for(waiting_for, Duration::from_secs(60), || {
+        let task = status(api, name);
+        (task["state"] == "FAILED").then_some(task)
+    });
+    api.delete(&format!("/connectors/{name}"));
+    failed["trace"].as_str().unwrap_or_default().to_owned()
+}
+
 fn random_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
     for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
         let sql: String = chunk
@@ -347,39 +359,20 @@ fn preflight_failures_name_the_fix() {
     pg.exec(&format!(
         "CREATE SCHEMA {schema}; CREATE TABLE {schema}.log (line text);"
     ));
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "pg-nokey", "config": pg.connector_config(&ident("srv"), &schema, &slot)}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let failed = wait_for(
+    let trace = failure_trace(
+        &api,
+        "pg-nokey",
+        &pg.connector_config(&ident("srv"), &schema, &slot),
         "the keyless table to be refused",
-        Duration::from_secs(60),
-        || {
-            let task = status(&api, "pg-nokey");
-            (task["state"] == "FAILED").then_some(task)
-        },
     );
-    let trace = failed["trace"].as_str().unwrap_or_default();
     assert!(trace.contains(&format!("{schema}.log")), "{trace}");
     assert!(trace.contains("REPLICA IDENTITY FULL"), "{trace}");
-    api.delete("/connectors/pg-nokey");
 
     // Wrong password: named, with what to check.
     let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
     config["database.password"] = json!("wrong");
-    api.post("/connectors", &json!({"name": "pg-auth", "config": config}));
-    let failed = wait_for(
-        "the bad password to be reported",
-        Duration::from_secs(60),
-        || {
-            let task = status(&api, "pg-auth");
-            (task["state"] == "FAILED").then_some(task)
-        },
-    );
-    let trace = failed["trace"].as_str().unwrap_or_default();
+    let trace = failure_trace(&api, "pg-auth", &config, "the bad password to be reported");
     assert!(trace.contains("password"), "{trace}");
-    api.delete("/connectors/pg-auth");
 
     // A missing publication when creation is disabled.
     let schema = ident("nopub");
@@ -388,21 +381,13 @@ fn preflight_failures_name_the_fix() {
     ));
     let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
     config["publication.autocreate.mode"] = json!("disabled");
-    api.post(
-        "/connectors",
-        &json!({"name": "pg-nopub", "config": config}),
-    );
-    let failed = wait_for(
+    let trace = failure_trace(
+        &api,
+        "pg-nopub",
+        &config,
         "the missing publication to be reported",
-        Duration::from_secs(60),
-        || {
-            let task = status(&api, "pg-nopub");
-            (task["state"] == "FAILED").then_some(task)
-        },
     );
-    let trace = failed["trace"].as_str().unwrap_or_default();
     assert!(trace.contains("CREATE PUBLICATION"), "{trace}");
-    api.delete("/connectors/pg-nopub");
 
     // Bad configs are refused before anything runs, naming the key.
     let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
@@ -640,48 +625,32 @@ fn tls_modes_encrypt_verify_and_refuse_as_libpq() {
     let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
     config["database.sslmode"] = json!("verify-ca");
     config["database.sslrootcert"] = json!(other_ca.to_string_lossy());
-    api.post(
-        "/connectors",
-        &json!({"name": "pg-badca", "config": config}),
-    );
-    let failed = wait_for(
+    let trace = failure_trace(
+        &api,
+        "pg-badca",
+        &config,
         "the untrusted server to be refused",
-        Duration::from_secs(60),
-        || {
-            let task = status(&api, "pg-badca");
-            (task["state"] == "FAILED").then_some(task)
-        },
     );
-    let trace = failed["trace"].as_str().unwrap_or_default();
     assert!(
         trace.contains("TLS") && trace.contains("database.sslrootcert"),
         "{trace}"
     );
-    api.delete("/connectors/pg-badca");
     let _ = std::fs::remove_file(&other_ca);
 
     // verify-full by an address the certificate does not name: refused.
     let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
     config["database.sslmode"] = json!("verify-full");
     config["database.sslrootcert"] = json!(ca);
-    api.post(
-        "/connectors",
-        &json!({"name": "pg-badname", "config": config}),
-    );
-    let failed = wait_for(
+    let trace = failure_trace(
+        &api,
+        "pg-badname",
+        &config,
         "the wrong host name to be refused",
-        Duration::from_secs(60),
-        || {
-            let task = status(&api, "pg-badname");
-            (task["state"] == "FAILED").then_some(task)
-        },
     );
-    let trace = failed["trace"].as_str().unwrap_or_default();
     assert!(
         trace.contains("TLS") && trace.contains("verify-ca"),
         "{trace}"
     );
-    api.delete("/connectors/pg-badname");
 
     // Bad TLS settings are refused before anything runs, naming the key.
     let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
