@@ -57,6 +57,20 @@ fn python_decode(env: &TestEnv, topic: &str, registry: &str, count: usize) -> Ve
         .collect()
 }
 
+/// The first record field called `name` anywhere in an Avro schema.
+fn find_field<'a>(schema: &'a Value, name: &str) -> Option<&'a Value> {
+    match schema {
+        Value::Object(map) => {
+            if map.get("name").and_then(Value::as_str) == Some(name) && map.contains_key("type") {
+                return Some(schema);
+            }
+            map.values().find_map(|v| find_field(v, name))
+        }
+        Value::Array(items) => items.iter().find_map(|v| find_field(v, name)),
+        _ => None,
+    }
+}
+
 fn ident(prefix: &str) -> String {
     unique(prefix).replace('-', "_")
 }
@@ -193,6 +207,17 @@ fn types_toast_identity_truncate_and_ddl_decode_as_debezium_documents() {
         json!([1, 2]),
         "the ALTER made a second schema version"
     );
+    // The column's DEFAULT is the field's default, as in Debezium's schemas.
+    let latest = Api::new(&registry)
+        .get(&format!(
+            "/subjects/{prefix}.{schema}.all_types-value/versions/latest"
+        ))
+        .body;
+    let text = latest["schema"].as_str().unwrap_or_default();
+    let avro: Value = serde_json::from_str(text).expect("schema JSON");
+    let c_new = find_field(&avro, "c_new").expect("c_new in the schema");
+    assert_eq!(c_new["default"], 7, "{c_new}");
+    assert_eq!(c_new["type"][0], "int", "default branch first: {c_new}");
 
     let toasty = python_decode(&env, &format!("{prefix}.{schema}.toasty"), &registry, 2);
     assert_eq!(toasty[1]["value"]["op"], "u");

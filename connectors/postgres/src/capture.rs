@@ -11,7 +11,7 @@ use sluice_connector_api::{ConnectorError, SourceRecord};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
-use crate::catalog::{self, Table, TypeCache};
+use crate::catalog::{self, ColumnDef, Table, TypeCache};
 use crate::config::{PostgresConfig, SnapshotMode};
 use crate::events::{self, EventContext, Op, Position};
 use crate::replication::pgoutput::{self, Datum, Message, Relation};
@@ -123,7 +123,7 @@ impl Capture {
         types: &mut TypeCache,
         schema: &str,
         table: &str,
-        columns: &[(String, u32, i32, bool)],
+        columns: &[ColumnDef],
         primary_key: &[String],
     ) -> Result<TableSchema, ConnectorError> {
         table_schema(
@@ -286,11 +286,7 @@ impl Capture {
         }
         let mut schemas = Vec::with_capacity(tables.len());
         for t in tables {
-            let columns: Vec<(String, u32, i32, bool)> = t
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), c.type_oid, c.modifier, c.nullable))
-                .collect();
+            let columns: Vec<ColumnDef> = t.columns.iter().map(catalog::Column::def).collect();
             schemas.push(
                 self.table_schema(client, types, &t.schema, &t.name, &columns, &t.primary_key)
                     .await?,
@@ -718,7 +714,7 @@ impl Capture {
         } else {
             primary_key
         };
-        let columns: Vec<(String, u32, i32, bool)> = relation
+        let columns: Vec<ColumnDef> = relation
             .columns
             .iter()
             .map(|c| {
@@ -726,7 +722,17 @@ impl Capture {
                     .iter()
                     .find(|l| l.name == c.name)
                     .is_none_or(|l| l.nullable);
-                (c.name.clone(), c.type_oid, c.type_modifier, nullable)
+                let default = live
+                    .iter()
+                    .find(|l| l.name == c.name)
+                    .and_then(|l| l.default.clone());
+                (
+                    c.name.clone(),
+                    c.type_oid,
+                    c.type_modifier,
+                    nullable,
+                    default,
+                )
             })
             .collect();
         Ok(Some(
@@ -902,11 +908,11 @@ pub async fn table_schema(
     types: &mut TypeCache,
     schema: &str,
     table: &str,
-    columns: &[(String, u32, i32, bool)],
+    columns: &[ColumnDef],
     primary_key: &[String],
 ) -> Result<TableSchema, ConnectorError> {
     let mut specs = Vec::with_capacity(columns.len());
-    for (name, oid, modifier, nullable) in columns {
+    for (name, oid, modifier, nullable, default) in columns {
         let pg_type = types
             .resolve(client, *oid, *modifier)
             .await
@@ -915,6 +921,7 @@ pub async fn table_schema(
             name: name.clone(),
             pg_type,
             nullable: *nullable,
+            default: default.clone(),
             included: config.filters.column(schema, table, name),
         });
     }

@@ -19,6 +19,25 @@ pub struct Column {
     pub modifier: i32,
     /// Whether NULL is allowed.
     pub nullable: bool,
+    /// The column's DEFAULT expression as PostgreSQL prints it.
+    pub default: Option<String>,
+}
+
+/// A column as schemas are built from it: name, type OID, type modifier,
+/// nullable, DEFAULT expression.
+pub type ColumnDef = (String, u32, i32, bool, Option<String>);
+
+impl Column {
+    /// This column as schemas are built from it.
+    pub fn def(&self) -> ColumnDef {
+        (
+            self.name.clone(),
+            self.type_oid,
+            self.modifier,
+            self.nullable,
+            self.default.clone(),
+        )
+    }
 }
 
 /// A captured table.
@@ -91,9 +110,11 @@ pub async fn tables(client: &Client, filters: &Filters) -> Result<Vec<Table>, Ca
 pub async fn columns(client: &Client, oid: u32) -> Result<Vec<Column>, CatalogError> {
     let rows = client
         .query(
-            "SELECT attname::text, atttypid, atttypmod, NOT attnotnull \
-             FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
-             ORDER BY attnum",
+            "SELECT a.attname::text, a.atttypid, a.atttypmod, NOT a.attnotnull, \
+                    CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END \
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
             &[&oid],
         )
         .await
@@ -105,6 +126,7 @@ pub async fn columns(client: &Client, oid: u32) -> Result<Vec<Column>, CatalogEr
             type_oid: r.get(1),
             modifier: r.get(2),
             nullable: r.get(3),
+            default: r.get(4),
         })
         .collect())
 }

@@ -93,11 +93,8 @@ impl SourceConnector for PostgresConnector {
         let mut types = catalog::TypeCache::default();
         let mut out = Vec::new();
         for t in tables {
-            let columns: Vec<(String, u32, i32, bool)> = t
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), c.type_oid, c.modifier, c.nullable))
-                .collect();
+            let columns: Vec<catalog::ColumnDef> =
+                t.columns.iter().map(catalog::Column::def).collect();
             let schema = capture::table_schema(
                 &config,
                 &client,

@@ -74,8 +74,46 @@ pub struct ColumnSpec {
     pub pg_type: PgType,
     /// NULL allowed.
     pub nullable: bool,
+    /// The DEFAULT expression, as PostgreSQL prints it.
+    pub default: Option<String>,
     /// Emitted (column include/exclude lists).
     pub included: bool,
+}
+
+/// The constant text of a DEFAULT expression as `pg_get_expr` prints it
+/// (`7`, `'-1'::integer`, `'it''s'::text`, `true`, `(-1.5)`), or `None`
+/// when it is computed (`nextval(...)`, `now()`, `CURRENT_TIMESTAMP`).
+pub fn default_literal(expr: &str) -> Option<String> {
+    let expr = expr.trim();
+    if let Some(rest) = expr.strip_prefix('\'') {
+        // A quoted literal, then optional casts.
+        let mut text = String::new();
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    text.push('\'');
+                    continue;
+                }
+                let tail: String = chars.collect();
+                return (tail.is_empty() || tail.starts_with("::")).then_some(text);
+            }
+            text.push(c);
+        }
+        return None;
+    }
+    let bare = expr.split("::").next().unwrap_or(expr).trim();
+    let bare = bare
+        .strip_prefix('(')
+        .and_then(|b| b.strip_suffix(')'))
+        .unwrap_or(bare);
+    let numeric = !bare.is_empty()
+        && bare
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E');
+    (numeric || bare == "true" || bare == "false").then(|| bare.to_owned())
 }
 
 /// The Debezium `source` block for PostgreSQL.
@@ -160,15 +198,21 @@ impl TableSchema {
             .collect();
         let field = |c: &EmittedColumn, force_required: bool| {
             let spec = &columns[c.position];
-            let schema = c.pg_type.schema(mapping);
-            Field::new(
-                c.name.clone(),
-                if spec.nullable && !force_required {
-                    schema.optional()
-                } else {
-                    schema
-                },
-            )
+            let mut schema = c.pg_type.schema(mapping);
+            if spec.nullable && !force_required {
+                schema = schema.optional();
+            }
+            // Constant defaults become the field's default, as Debezium
+            // does; expressions (nextval, now()) have none.
+            if let Some(value) = spec
+                .default
+                .as_deref()
+                .and_then(default_literal)
+                .and_then(|text| c.pg_type.value(&text, mapping))
+            {
+                schema = schema.with_default(value);
+            }
+            Field::new(c.name.clone(), schema)
         };
         let key: Vec<usize> = key_names
             .iter()
@@ -257,5 +301,27 @@ impl TableSchema {
         Some(Value::Struct(
             self.key.iter().map(|i| values[*i].clone()).collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::default_literal;
+
+    #[test]
+    fn constant_defaults_are_read_and_expressions_are_not() {
+        assert_eq!(default_literal("7").as_deref(), Some("7"));
+        assert_eq!(default_literal("(-1.5)").as_deref(), Some("-1.5"));
+        assert_eq!(default_literal("'-1'::integer").as_deref(), Some("-1"));
+        assert_eq!(default_literal("'it''s'::text").as_deref(), Some("it's"));
+        assert_eq!(
+            default_literal("'2020-01-02'::date").as_deref(),
+            Some("2020-01-02")
+        );
+        assert_eq!(default_literal("true").as_deref(), Some("true"));
+        assert_eq!(default_literal("now()"), None);
+        assert_eq!(default_literal("CURRENT_TIMESTAMP"), None);
+        assert_eq!(default_literal("nextval('s'::regclass)"), None);
+        assert_eq!(default_literal("('a'::text || 'b'::text)"), None);
     }
 }
