@@ -131,3 +131,20 @@ impl Drop for SluiceProcess {
         }
     }
 }
+
+/// The Python interpreter with `tests/python/requirements.txt` installed
+/// (`SLUICE_PYTHON`, else the venv `scripts/test` makes).
+pub fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("SLUICE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/sluice/venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} not found: run scripts/test (it installs tests/python/requirements.txt into ~/.cache/sluice/venv) or set SLUICE_PYTHON",
+        path.display()
+    );
+    path
+}

@@ -12,28 +12,12 @@ use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::env::TestEnv;
 use sluice_tests::kafka::{avro_id_and_first_long, read_topic, Consumed};
-use sluice_tests::process::{free_port, sluice_bin};
+use sluice_tests::process::{free_port, python, sluice_bin};
 use sluice_tests::registry::RegistryServer;
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
 const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
-
-/// The Python interpreter with `tests/python/requirements.txt` installed.
-fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/sluice/venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/test (it installs tests/python/requirements.txt into ~/.cache/sluice/venv) or set SLUICE_PYTHON",
-        path.display()
-    );
-    path
-}
 
 /// Runs `command`, killing it if it is still running after `limit`.
 fn run_bounded(mut command: Command, limit: Duration) -> Output {

@@ -3,7 +3,7 @@
 //! confluent-kafka `AvroDeserializer` through sluice's registry), with the
 //! values Debezium documents for each type.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,26 +11,11 @@ use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::env::TestEnv;
 use sluice_tests::postgres::Pg;
-use sluice_tests::process::free_port;
+use sluice_tests::process::{free_port, python};
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
 const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/sluice/venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} not found: run scripts/test or set SLUICE_PYTHON",
-        path.display()
-    );
-    path
-}
 
 /// `count` records of `topic` decoded by Python: [{"key", "value"}].
 fn python_decode(env: &TestEnv, topic: &str, registry: &str, count: usize) -> Vec<Value> {

@@ -900,8 +900,8 @@ impl Capture {
 
 use sluice_connector_api::Value;
 
-/// The schemas of `schema.table` with `columns` (name, type OID, modifier,
-/// nullable) keyed by `message.key.columns` or the primary key.
+/// The schemas of `schema.table` with `columns` (see [`ColumnDef`])
+/// keyed by `message.key.columns` or the primary key.
 pub async fn table_schema(
     config: &PostgresConfig,
     client: &Client,
