@@ -7,7 +7,9 @@
 //! crate of the workspace, so connectors never reach into the runtime.
 
 pub mod config;
+pub mod debezium;
 pub mod error;
+pub mod filters;
 pub mod logical;
 pub mod offset;
 pub mod plugin;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tokio_postgres::Client;
 
-use crate::filters::Filters;
+use sluice_connector_api::filters::Filters;
 use crate::types::PgType;
 
 /// One column as the catalog describes it.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
-use crate::filters::Filters;
+use sluice_connector_api::filters::Filters;
 use crate::tls::{SslMode, Tls, TlsFiles, TlsSetupError};
 
 /// How the initial snapshot is taken (`snapshot.mode`).
@@ -179,6 +179,14 @@ pub fn definition() -> ConfigDef {
         .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
 }
 
+/// Schemas PostgreSQL keeps for itself; never captured.
+const SYSTEM_SCHEMAS: &[&str] = &["pg_catalog", "information_schema", "pg_toast"];
+
+/// The include/exclude lists, by schema.
+pub fn filters(config: &ConnectorConfig) -> Result<Filters, ConfigError> {
+    Filters::parse(config, "schema", SYSTEM_SCHEMAS)
+}
+
 /// `database.sslmode` and the certificate files, loaded now so a bad path
 /// or a verifying mode without a CA is reported at validation.
 pub fn tls(config: &ConnectorConfig) -> Result<Tls, ConfigError> {
@@ -235,7 +243,7 @@ impl PostgresConfig {
             dbname: config.required("database.dbname")?.to_owned(),
             tls,
             topic_prefix: config.required("topic.prefix")?.to_owned(),
-            filters: Filters::parse(config)?,
+            filters: filters(config)?,
             slot_name: text("slot.name", "debezium"),
             publication_name: text("publication.name", "dbz_publication"),
             publication_mode: match text("publication.autocreate.mode", "all_tables").as_str() {

@@ -117,36 +117,9 @@ pub fn offset(position: &Position, ts_usec: i64) -> SourceOffset {
     offset
 }
 
-/// Debezium's heartbeat record on `__debezium-heartbeat.<prefix>`: it
-/// carries the connector's position forward while captured tables are idle.
+/// Debezium's heartbeat record on `__debezium-heartbeat.<prefix>`.
 pub fn heartbeat(ctx: &EventContext, offset: SourceOffset, now_us: i64) -> SourceRecord {
-    use sluice_connector_api::{Field, Schema};
-    use std::sync::OnceLock;
-    static SCHEMAS: OnceLock<(Arc<Schema>, Arc<Schema>)> = OnceLock::new();
-    let (key_schema, value_schema) = SCHEMAS.get_or_init(|| {
-        (
-            Arc::new(Schema::structure(
-                "io.debezium.connector.common.ServerNameKey",
-                vec![Field::new("serverName", Schema::string())],
-            )),
-            Arc::new(Schema::structure(
-                "io.debezium.connector.common.Heartbeat",
-                vec![Field::new("ts_ms", Schema::int64())],
-            )),
-        )
-    });
-    SourceRecord {
-        partition: Arc::clone(&ctx.partition),
-        offset,
-        topic: format!("__debezium-heartbeat.{}", ctx.server),
-        kafka_partition: None,
-        key_schema: Some(Arc::clone(key_schema)),
-        key: Some(Value::Struct(vec![Value::String(ctx.server.clone())])),
-        value_schema: Some(Arc::clone(value_schema)),
-        value: Some(Value::Struct(vec![Value::Int64(now_us / 1000)])),
-        timestamp_ms: Some(now_us / 1000),
-        headers: Vec::new(),
-    }
+    sluice_connector_api::debezium::heartbeat(&ctx.partition, &ctx.server, offset, now_us)
 }
 
 /// The `source` block (`io.debezium.connector.postgresql.Source`).
@@ -309,16 +282,14 @@ pub fn change(
         ]),
         _ => Value::Null,
     };
-    let envelope = Value::Struct(vec![
-        before.unwrap_or(Value::Null),
-        after.unwrap_or(Value::Null),
+    let envelope = sluice_connector_api::debezium::envelope(
+        before,
+        after,
         source,
         transaction,
-        Value::String(op.code().into()),
-        Value::Int64(now_us / 1000),
-        Value::Int64(now_us),
-        Value::Int64(now_us.saturating_mul(1000)),
-    ]);
+        op.code(),
+        now_us,
+    );
     let offset = offset(position, commit_time_us);
     let record = SourceRecord {
         partition: Arc::clone(&ctx.partition),
@@ -333,11 +304,7 @@ pub fn change(
         headers: Vec::new(),
     };
     if op == Op::Delete && ctx.tombstones && key.is_some() {
-        let tombstone = SourceRecord {
-            value_schema: None,
-            value: None,
-            ..record.clone()
-        };
+        let tombstone = sluice_connector_api::debezium::tombstone(&record);
         vec![record, tombstone]
     } else {
         vec![record]

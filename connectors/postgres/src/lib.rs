@@ -7,7 +7,6 @@ mod capture;
 mod catalog;
 pub mod config;
 mod events;
-mod filters;
 pub mod replication;
 mod setup;
 mod snapshot;
@@ -54,7 +53,7 @@ impl SourceConnector for PostgresConnector {
         // Rules across keys (lists used together, TLS mode and its files),
         // checked on their own so they show beside per-key errors.
         let cross = [
-            filters::Filters::parse(config).err(),
+            config::filters(config).err(),
             config::tls(config).err(),
         ];
         for e in cross.into_iter().flatten() {

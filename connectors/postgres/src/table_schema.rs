@@ -154,25 +154,6 @@ pub fn source_schema() -> Arc<Schema> {
     }))
 }
 
-/// Debezium's transaction block (`event.block`).
-pub fn transaction_schema() -> Arc<Schema> {
-    static BLOCK: OnceLock<Arc<Schema>> = OnceLock::new();
-    Arc::clone(BLOCK.get_or_init(|| {
-        Arc::new(
-            Schema::structure(
-                "event.block",
-                vec![
-                    Field::new("id", Schema::string()),
-                    Field::new("total_order", Schema::int64()),
-                    Field::new("data_collection_order", Schema::int64()),
-                ],
-            )
-            .versioned(1)
-            .optional(),
-        )
-    }))
-}
-
 impl TableSchema {
     /// Builds the schemas of `schema.table` with `columns` (all of the
     /// table's, in order) keyed by `key_names`.
@@ -231,33 +212,10 @@ impl TableSchema {
             )
             .optional(),
         );
-        let envelope = Arc::new(
-            Schema::structure(
-                format!("{topic}.Envelope"),
-                vec![
-                    Field {
-                        name: "before".into(),
-                        schema: Arc::clone(&value_schema),
-                    },
-                    Field {
-                        name: "after".into(),
-                        schema: Arc::clone(&value_schema),
-                    },
-                    Field {
-                        name: "source".into(),
-                        schema: source_schema(),
-                    },
-                    Field {
-                        name: "transaction".into(),
-                        schema: transaction_schema(),
-                    },
-                    Field::new("op", Schema::string()),
-                    Field::new("ts_ms", Schema::int64().optional()),
-                    Field::new("ts_us", Schema::int64().optional()),
-                    Field::new("ts_ns", Schema::int64().optional()),
-                ],
-            )
-            .versioned(2),
+        let envelope = sluice_connector_api::debezium::envelope_schema(
+            &topic,
+            &value_schema,
+            source_schema(),
         );
         Self {
             topic,

@@ -1,18 +1,19 @@
-//! Which schemas, tables and columns are captured, from Debezium's
-//! include/exclude lists: comma-separated regular expressions that must
-//! match the whole name (`schema`, `schema.table`, `schema.table.column`).
+//! Which schemas (databases, for MySQL), tables and columns a source
+//! captures, from Debezium's include/exclude lists: comma-separated regular
+//! expressions that must match the whole name (`schema`, `schema.table`,
+//! `schema.table.column`).
 
 use std::collections::HashMap;
 
 use regex_lite::Regex;
-use sluice_connector_api::{ConfigError, ConnectorConfig};
 
-/// Schemas PostgreSQL keeps for itself; never captured.
-const SYSTEM_SCHEMAS: [&str; 3] = ["pg_catalog", "information_schema", "pg_toast"];
+use crate::{ConfigError, ConnectorConfig};
 
 /// Compiled include/exclude lists.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
+    /// Schemas (databases) the server keeps for itself; never captured.
+    system: &'static [&'static str],
     schema_include: Vec<Regex>,
     schema_exclude: Vec<Regex>,
     table_include: Vec<Regex>,
@@ -43,10 +44,19 @@ fn any(patterns: &[Regex], name: &str) -> bool {
 
 impl Filters {
     /// Reads the lists; an include and an exclude list of one kind together
-    /// are refused, as Debezium does.
-    pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
+    /// are refused, as Debezium does. `container` names the first level:
+    /// `schema` (PostgreSQL) or `database` (MySQL), whose lists are
+    /// `<container>.include.list` / `<container>.exclude.list`; `system`
+    /// names containers never captured.
+    pub fn parse(
+        config: &ConnectorConfig,
+        container: &str,
+        system: &'static [&'static str],
+    ) -> Result<Self, ConfigError> {
+        let container_include = format!("{container}.include.list");
+        let container_exclude = format!("{container}.exclude.list");
         for (include, exclude) in [
-            ("schema.include.list", "schema.exclude.list"),
+            (container_include.as_str(), container_exclude.as_str()),
             ("table.include.list", "table.exclude.list"),
             ("column.include.list", "column.exclude.list"),
             ("message.prefix.include.list", "message.prefix.exclude.list"),
@@ -76,8 +86,9 @@ impl Filters {
             }
         }
         Ok(Self {
-            schema_include: patterns(config, "schema.include.list")?,
-            schema_exclude: patterns(config, "schema.exclude.list")?,
+            system,
+            schema_include: patterns(config, &container_include)?,
+            schema_exclude: patterns(config, &container_exclude)?,
             table_include: patterns(config, "table.include.list")?,
             table_exclude: patterns(config, "table.exclude.list")?,
             column_include: patterns(config, "column.include.list")?,
@@ -88,9 +99,9 @@ impl Filters {
         })
     }
 
-    /// Whether `schema.table` is captured.
+    /// Whether `schema.table` is captured (`database.table` for MySQL).
     pub fn table(&self, schema: &str, table: &str) -> bool {
-        if SYSTEM_SCHEMAS.contains(&schema) || schema.starts_with("pg_temp") {
+        if self.system.contains(&schema) || schema.starts_with("pg_temp") {
             return false;
         }
         if !self.schema_include.is_empty() && !any(&self.schema_include, schema) {
@@ -154,10 +165,14 @@ mod tests {
 
     #[test]
     fn lists_match_whole_names() {
-        let f = Filters::parse(&config(&[
-            ("table.include.list", "public.orders,inv\\..*"),
-            ("column.exclude.list", "public.orders.secret"),
-        ]))
+        let f = Filters::parse(
+            &config(&[
+                ("table.include.list", "public.orders,inv\\..*"),
+                ("column.exclude.list", "public.orders.secret"),
+            ]),
+            "schema",
+            &["pg_catalog"],
+        )
         .expect("valid");
         assert!(f.table("public", "orders"));
         assert!(!f.table("public", "orders_archive"), "anchored");
@@ -169,18 +184,33 @@ mod tests {
 
     #[test]
     fn include_with_exclude_is_refused_and_key_columns_parse() {
-        let err = Filters::parse(&config(&[
-            ("table.include.list", "a.b"),
-            ("table.exclude.list", "a.c"),
-        ]))
+        let err = Filters::parse(
+            &config(&[("table.include.list", "a.b"), ("table.exclude.list", "a.c")]),
+            "schema",
+            &[],
+        )
         .expect_err("both lists");
         assert_eq!(err.key, "table.exclude.list");
-        let f = Filters::parse(&config(&[("message.key.columns", "public.t:a,b; s.u:c")]))
+        let f = Filters::parse(
+            &config(&[("message.key.columns", "public.t:a,b; s.u:c")]),
+            "schema",
+            &[],
+        )
             .expect("valid");
         assert_eq!(
             f.key_columns("public", "t"),
             Some(&["a".to_owned(), "b".to_owned()][..])
         );
         assert_eq!(f.key_columns("s", "u"), Some(&["c".to_owned()][..]));
+        let err = Filters::parse(
+            &config(&[
+                ("database.include.list", "inventory"),
+                ("database.exclude.list", "x"),
+            ]),
+            "database",
+            &[],
+        )
+        .expect_err("both database lists");
+        assert_eq!(err.key, "database.exclude.list");
     }
 }

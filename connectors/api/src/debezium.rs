@@ -1,0 +1,131 @@
+//! Pieces of Debezium's event format every source connector shares: the
+//! change-event envelope, the transaction block and heartbeat records.
+//! Each connector adds its own `source` block.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::offset::{SourceOffset, SourcePartition};
+use crate::record::SourceRecord;
+use crate::schema::{Field, Schema};
+use crate::value::Value;
+
+/// Debezium's transaction block (`event.block`): id, total order and order
+/// within the table.
+pub fn transaction_schema() -> Arc<Schema> {
+    static BLOCK: OnceLock<Arc<Schema>> = OnceLock::new();
+    Arc::clone(BLOCK.get_or_init(|| {
+        Arc::new(
+            Schema::structure(
+                "event.block",
+                vec![
+                    Field::new("id", Schema::string()),
+                    Field::new("total_order", Schema::int64()),
+                    Field::new("data_collection_order", Schema::int64()),
+                ],
+            )
+            .versioned(1)
+            .optional(),
+        )
+    }))
+}
+
+/// The envelope `<topic>.Envelope`: `before`, `after` (both `row`),
+/// `source`, `transaction`, `op`, `ts_ms`, `ts_us`, `ts_ns` — the order
+/// [`envelope`] fills.
+pub fn envelope_schema(topic: &str, row: &Arc<Schema>, source: Arc<Schema>) -> Arc<Schema> {
+    Arc::new(
+        Schema::structure(
+            format!("{topic}.Envelope"),
+            vec![
+                Field {
+                    name: "before".into(),
+                    schema: Arc::clone(row),
+                },
+                Field {
+                    name: "after".into(),
+                    schema: Arc::clone(row),
+                },
+                Field {
+                    name: "source".into(),
+                    schema: source,
+                },
+                Field {
+                    name: "transaction".into(),
+                    schema: transaction_schema(),
+                },
+                Field::new("op", Schema::string()),
+                Field::new("ts_ms", Schema::int64().optional()),
+                Field::new("ts_us", Schema::int64().optional()),
+                Field::new("ts_ns", Schema::int64().optional()),
+            ],
+        )
+        .versioned(2),
+    )
+}
+
+/// An envelope value for [`envelope_schema`]; `now_us` is when sluice
+/// processed the change.
+pub fn envelope(
+    before: Option<Value>,
+    after: Option<Value>,
+    source: Value,
+    transaction: Value,
+    op: &str,
+    now_us: i64,
+) -> Value {
+    Value::Struct(vec![
+        before.unwrap_or(Value::Null),
+        after.unwrap_or(Value::Null),
+        source,
+        transaction,
+        Value::String(op.to_owned()),
+        Value::Int64(now_us / 1000),
+        Value::Int64(now_us),
+        Value::Int64(now_us.saturating_mul(1000)),
+    ])
+}
+
+/// Debezium's heartbeat record on `__debezium-heartbeat.<server>`: it
+/// carries the connector's position forward while captured tables are idle.
+pub fn heartbeat(
+    partition: &Arc<SourcePartition>,
+    server: &str,
+    offset: SourceOffset,
+    now_us: i64,
+) -> SourceRecord {
+    static SCHEMAS: OnceLock<(Arc<Schema>, Arc<Schema>)> = OnceLock::new();
+    let (key_schema, value_schema) = SCHEMAS.get_or_init(|| {
+        (
+            Arc::new(Schema::structure(
+                "io.debezium.connector.common.ServerNameKey",
+                vec![Field::new("serverName", Schema::string())],
+            )),
+            Arc::new(Schema::structure(
+                "io.debezium.connector.common.Heartbeat",
+                vec![Field::new("ts_ms", Schema::int64())],
+            )),
+        )
+    });
+    SourceRecord {
+        partition: Arc::clone(partition),
+        offset,
+        topic: format!("__debezium-heartbeat.{server}"),
+        kafka_partition: None,
+        key_schema: Some(Arc::clone(key_schema)),
+        key: Some(Value::Struct(vec![Value::String(server.to_owned())])),
+        value_schema: Some(Arc::clone(value_schema)),
+        value: Some(Value::Struct(vec![Value::Int64(now_us / 1000)])),
+        timestamp_ms: Some(now_us / 1000),
+        headers: Vec::new(),
+    }
+}
+
+/// The tombstone that follows a delete (same key, null value), so log
+/// compaction can drop the key.
+pub fn tombstone(record: &SourceRecord) -> SourceRecord {
+    SourceRecord {
+        value_schema: None,
+        value: None,
+        ..record.clone()
+    }
+}
