@@ -196,7 +196,7 @@ mod tests {
             "schema",
             &[],
         )
-            .expect("valid");
+        .expect("valid");
         assert_eq!(
             f.key_columns("public", "t"),
             Some(&["a".to_owned(), "b".to_owned()][..])

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use tokio_postgres::Client;
 
-use sluice_connector_api::filters::Filters;
 use crate::types::PgType;
+use sluice_connector_api::filters::Filters;
 
 /// One column as the catalog describes it.
 #[derive(Debug, Clone, PartialEq)]

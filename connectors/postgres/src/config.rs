@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
-use sluice_connector_api::filters::Filters;
 use crate::tls::{SslMode, Tls, TlsFiles, TlsSetupError};
+use sluice_connector_api::filters::Filters;
 
 /// How the initial snapshot is taken (`snapshot.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

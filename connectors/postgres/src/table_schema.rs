@@ -212,11 +212,8 @@ impl TableSchema {
             )
             .optional(),
         );
-        let envelope = sluice_connector_api::debezium::envelope_schema(
-            &topic,
-            &value_schema,
-            source_schema(),
-        );
+        let envelope =
+            sluice_connector_api::debezium::envelope_schema(&topic, &value_schema, source_schema());
         Self {
             topic,
             schema: schema.to_owned(),

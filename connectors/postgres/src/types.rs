@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+use sluice_connector_api::calendar::{
+    clock, days_from_civil, iso_utc, parse_decimal, rescale, MICROS_PER_DAY,
+};
 use sluice_connector_api::{logical, Schema, SchemaKind, Value};
 
 use crate::config::{DecimalMode, TimePrecision};
@@ -36,7 +39,6 @@ pub struct Mapping {
 
 /// Debezium's average month, for intervals: 365.25 / 12 days.
 const DAYS_PER_MONTH_AVG: f64 = 30.4375;
-const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Fractional-second precision of a time/timestamp column (default 6).
 fn time_precision(modifier: i32) -> i32 {
@@ -309,53 +311,12 @@ fn parse_float(text: &str) -> Option<f64> {
     }
 }
 
-/// A decimal's unscaled integer and scale, e.g. "-12.340" → (-12340, 3).
-pub fn parse_decimal(text: &str) -> Option<(i128, u32)> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
-    }
-    let mut unscaled: i128 = 0;
-    for c in whole.chars().chain(fraction.chars()) {
-        unscaled = unscaled
-            .checked_mul(10)?
-            .checked_add(i128::from(c.to_digit(10)?))?;
-    }
-    Some((
-        if negative { -unscaled } else { unscaled },
-        fraction.len() as u32,
-    ))
-}
-
-fn rescale(unscaled: i128, scale: u32, target: u32) -> Option<i128> {
-    if target >= scale {
-        unscaled.checked_mul(10i128.checked_pow(target - scale)?)
-    } else {
-        Some(unscaled / 10i128.checked_pow(scale - target)?)
-    }
-}
-
 fn parse_bytea(text: &str) -> Option<Vec<u8>> {
     let hex = text.strip_prefix("\\x")?;
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn parse_date(text: &str) -> Option<i64> {
@@ -415,46 +376,11 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     Some(parse_date(&date)? * MICROS_PER_DAY + parse_time(time)?)
 }
 
-/// A civil date-time from microseconds since the epoch.
-fn civil(micros: i64) -> (i64, i64, i64, i64) {
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let in_day = micros.rem_euclid(MICROS_PER_DAY);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, in_day)
-}
-
-/// `HH:MM:SS[.f]` with the fraction trimmed as Java's ISO formatter does.
-fn clock(in_day: i64) -> String {
-    let seconds = in_day / 1_000_000;
-    let micros = in_day % 1_000_000;
-    let mut out = format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        (seconds / 60) % 60,
-        seconds % 60
-    );
-    if micros != 0 {
-        let fraction = format!("{micros:06}");
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    out
-}
-
 /// Debezium's ZonedTimestamp: ISO 8601 in UTC, e.g. `2024-01-31T10:00:00.5Z`.
 fn zoned_timestamp(text: &str) -> Option<String> {
     let (local, offset) = split_zone(text)?;
     let utc = parse_timestamp(local)? - offset * 1_000_000;
-    let (year, month, day, in_day) = civil(utc);
-    Some(format!("{year:04}-{month:02}-{day:02}T{}Z", clock(in_day)))
+    Some(iso_utc(utc))
 }
 
 /// Debezium's ZonedTime: `HH:MM:SS[.f]Z` in UTC.
