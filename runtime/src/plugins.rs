@@ -34,6 +34,7 @@ impl PluginRegistry {
     pub fn builtin() -> Self {
         Self::default()
             .with_source(Arc::new(sluice_datagen::DatagenConnector))
+            .with_source(Arc::new(sluice_mysql::MySqlConnector))
             .with_source(Arc::new(sluice_postgres::PostgresConnector))
     }
 

@@ -1,0 +1,346 @@
+//! The capture pipeline: decides whether to snapshot, takes the snapshot,
+//! then streams the binlog from the snapshot's position (or the stored
+//! offset), reconnecting after network errors and server restarts.
+
+use std::sync::{Arc, Mutex};
+
+use sluice_connector_api::{ConnectorError, SourceOffset, SourceRecord};
+use tokio::sync::mpsc;
+
+use crate::catalog::Tables;
+use crate::config::{MySqlConfig, SnapshotMode};
+use crate::events::{self, BinlogPosition, EventContext, SnapshotMark, TableChange};
+use crate::setup;
+use crate::snapshot;
+use crate::stream::{Cursor, Model, Streamer};
+
+/// What the task shows in its status.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// starting, snapshot, streaming, done.
+    pub phase: &'static str,
+    /// Snapshot progress: (table, rows done, estimated rows).
+    pub tables: Vec<(String, u64, u64)>,
+    /// Last binlog position read.
+    pub position: String,
+}
+
+/// Where a start resumes, from the stored offsets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// No offset: per `snapshot.mode`.
+    Fresh,
+    /// A snapshot was cut short: take it again.
+    SnapshotIncomplete,
+    /// Stream from here.
+    Stream(Cursor),
+}
+
+/// Reads where to resume from the main partition's offset.
+pub fn resume_from(offset: Option<&SourceOffset>) -> Resume {
+    let Some(offset) = offset else {
+        return Resume::Fresh;
+    };
+    let text = |k: &str| {
+        offset
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let number = |k: &str| offset.get(k).and_then(serde_json::Value::as_u64);
+    let snapshot = offset.get("snapshot").and_then(serde_json::Value::as_bool) == Some(true);
+    let completed = offset
+        .get("snapshot_completed")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
+    if snapshot && !completed {
+        return Resume::SnapshotIncomplete;
+    }
+    match (text("file"), number("pos")) {
+        (Some(file), Some(pos)) => Resume::Stream(Cursor {
+            file,
+            pos,
+            // A completed snapshot's rows are not binlog rows: nothing to skip.
+            event: if snapshot {
+                0
+            } else {
+                number("event").unwrap_or(0)
+            },
+            row: if snapshot {
+                0
+            } else {
+                number("row").unwrap_or(0)
+            },
+            gtids: text("gtids").unwrap_or_default(),
+        }),
+        _ => Resume::Fresh,
+    }
+}
+
+/// The pipeline's inputs.
+pub struct Capture {
+    /// Settings.
+    pub config: MySqlConfig,
+    /// Event context.
+    pub ctx: EventContext,
+    /// Where to resume.
+    pub resume: Resume,
+    /// The schema history stored with the offsets, and its position.
+    pub history: Option<(Tables, (String, u64))>,
+    /// Records for the task.
+    pub out: mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>,
+    /// Status.
+    pub progress: Arc<Mutex<Progress>>,
+}
+
+impl Capture {
+    /// Runs until stopped (or done, for `initial_only`), reporting a fatal
+    /// error through `out`.
+    pub async fn run(self) {
+        let out = self.out.clone();
+        if let Err(e) = self.pipeline().await {
+            tracing::error!(error = %e, "mysql capture stopped");
+            let _ = out.send(Err(e)).await;
+        }
+    }
+
+    async fn pipeline(self) -> Result<(), ConnectorError> {
+        let config = &self.config;
+        let mut attempt = 0u32;
+        // Connect and check, retrying while the server is unreachable.
+        let (info, cursor, model, history_at) = loop {
+            match self.prepare().await {
+                Ok(ready) => break ready,
+                Err(e) if e.is_retriable() && attempt < 20 => {
+                    tracing::warn!(error = %e, attempt, "mysql not ready; retrying");
+                    tokio::time::sleep(setup::backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let (mut cursor, mut model) = match (cursor, model) {
+            (Some(c), Some(m)) => (c, m),
+            _ => {
+                // Snapshot.
+                let started = snapshot::start(config, &info).await?;
+                let position = started.position.clone();
+                let model = Model::new(config, started.tables.clone());
+                let lead = self.snapshot_lead(&started.tables, &position);
+                let finished = snapshot::read(
+                    config,
+                    &self.ctx,
+                    started,
+                    &model.schemas,
+                    lead,
+                    &self.out,
+                    &self.progress,
+                )
+                .await?;
+                tracing::info!(rows = finished.rows, file = %position.file, pos = position.pos, "snapshot done");
+                if config.snapshot_mode == SnapshotMode::InitialOnly {
+                    self.progress
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .phase = "done";
+                    return Ok(());
+                }
+                (
+                    Cursor {
+                        file: position.file.clone(),
+                        pos: position.pos,
+                        event: 0,
+                        row: 0,
+                        gtids: position.gtids.clone(),
+                    },
+                    model,
+                )
+            }
+        };
+        let mut attempt = 0u32;
+        loop {
+            let before = cursor.clone();
+            let mut streamer = Streamer {
+                config,
+                ctx: &self.ctx,
+                info: &info,
+                out: &self.out,
+                progress: &self.progress,
+                model: &mut model,
+                cursor: &mut cursor,
+            };
+            match streamer.run(history_at.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retriable() => {
+                    if cursor != before {
+                        attempt = 0;
+                    }
+                    tracing::warn!(error = %e, file = %cursor.file, pos = cursor.pos, "binlog stream interrupted; reconnecting");
+                    tokio::time::sleep(setup::backoff(attempt)).await;
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The history record and schema-change events that open a snapshot.
+    fn snapshot_lead(&self, tables: &Tables, position: &BinlogPosition) -> Vec<SourceRecord> {
+        let mut lead = vec![events::history(
+            &self.ctx,
+            &self.config.history_topic,
+            tables,
+            "-- snapshot",
+            "",
+            position,
+        )];
+        if self.config.include_schema_changes {
+            for def in tables.values() {
+                let ddl = format!("CREATE TABLE `{}`.`{}` (...)", def.database, def.name);
+                lead.push(events::schema_change(
+                    &self.ctx,
+                    &def.database,
+                    &ddl,
+                    &[TableChange {
+                        kind: "CREATE",
+                        id: def.id(),
+                        table: Some(def),
+                    }],
+                    position,
+                    SnapshotMark::Snapshot { last: false },
+                ));
+            }
+        }
+        lead
+    }
+
+    /// Connects, checks the server, and decides between snapshot and
+    /// streaming from the stored position. Returns the cursor and model
+    /// when streaming resumes without a snapshot.
+    #[allow(clippy::type_complexity)]
+    async fn prepare(
+        &self,
+    ) -> Result<
+        (
+            setup::ServerInfo,
+            Option<Cursor>,
+            Option<Model>,
+            Option<(String, u64)>,
+        ),
+        ConnectorError,
+    > {
+        let config = &self.config;
+        let mut conn = setup::connect(config).await?;
+        let info = setup::server_info(&mut conn).await?;
+        let tables = crate::catalog::read_tables(&mut conn, &config.filters, None, info.mariadb)
+            .await
+            .map_err(|e| setup::classify("reading the captured tables", e))?;
+        let mut databases: Vec<String> = tables.values().map(|t| t.database.clone()).collect();
+        databases.dedup();
+        let wants_snapshot = match (&self.resume, config.snapshot_mode) {
+            (_, SnapshotMode::Always) => true,
+            (Resume::Fresh, SnapshotMode::NoData) => false,
+            (Resume::Fresh, _) => true,
+            (Resume::SnapshotIncomplete, SnapshotMode::NoData) => false,
+            (Resume::SnapshotIncomplete, _) => true,
+            (Resume::Stream(_), _) => false,
+        };
+        setup::preflight(&mut conn, config, &info, &databases, wants_snapshot).await?;
+        tracing::info!(version = %info.version, server_id = info.server_id, tables = tables.len(), snapshot = wants_snapshot, "mysql connected");
+        if wants_snapshot {
+            let _ = conn.disconnect().await;
+            return Ok((info, None, None, None));
+        }
+        let cursor = match &self.resume {
+            Resume::Stream(cursor) => {
+                let files = setup::binlog_files(&mut conn).await?;
+                if !files.contains(&cursor.file) {
+                    if config.snapshot_mode == SnapshotMode::WhenNeeded {
+                        tracing::warn!(file = %cursor.file, "the offset's binlog file is purged; snapshot.mode=when_needed takes a new snapshot");
+                        let _ = conn.disconnect().await;
+                        return Ok((info, None, None, None));
+                    }
+                    return Err(ConnectorError::fatal(format!(
+                        "the binlog file {} the connector's offset points to is no longer on the server (purged); the changes since then cannot be read. Set snapshot.mode=when_needed to take a new snapshot automatically, or reset the connector's offsets and snapshot again",
+                        cursor.file
+                    )));
+                }
+                cursor.clone()
+            }
+            // no_data: start at the current end of the binlog.
+            _ => {
+                let (file, pos) = setup::current_position(&mut conn).await?;
+                Cursor {
+                    file,
+                    pos,
+                    event: 0,
+                    row: 0,
+                    gtids: setup::gtid_position(&mut conn, info.mariadb).await,
+                }
+            }
+        };
+        let _ = conn.disconnect().await;
+        let (model_tables, history_at) = match &self.history {
+            Some((stored, at)) => (stored.clone(), Some(at.clone())),
+            None => {
+                if matches!(self.resume, Resume::Stream(_)) {
+                    tracing::warn!(
+                        "no stored schema history: using the tables' current definitions"
+                    );
+                }
+                (tables, None)
+            }
+        };
+        Ok((
+            info,
+            Some(cursor),
+            Some(Model::new(config, model_tables)),
+            history_at,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn offset(v: serde_json::Value) -> SourceOffset {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn offsets_map_to_resume_points() {
+        assert_eq!(resume_from(None), Resume::Fresh);
+        assert_eq!(
+            resume_from(Some(&offset(
+                json!({"file": "b.1", "pos": 4, "snapshot": true, "snapshot_completed": false})
+            ))),
+            Resume::SnapshotIncomplete
+        );
+        assert_eq!(
+            resume_from(Some(&offset(
+                json!({"file": "b.1", "pos": 400, "snapshot": true, "snapshot_completed": true, "row": 1})
+            ))),
+            Resume::Stream(Cursor {
+                file: "b.1".into(),
+                pos: 400,
+                event: 0,
+                row: 0,
+                gtids: String::new()
+            })
+        );
+        assert_eq!(
+            resume_from(Some(&offset(
+                json!({"file": "b.2", "pos": 7, "event": 2, "row": 3, "gtids": "0-1-5"})
+            ))),
+            Resume::Stream(Cursor {
+                file: "b.2".into(),
+                pos: 7,
+                event: 2,
+                row: 3,
+                gtids: "0-1-5".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! The connector's settings, with Debezium's MySQL / MariaDB connector keys
+//! and defaults so a Debezium config works unchanged.
+
+use std::time::Duration;
+
+use regex_lite::Regex;
+use sluice_connector_api::filters::Filters;
+use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
+
+/// How the initial snapshot is taken (`snapshot.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Snapshot once when there is no offset, then stream.
+    Initial,
+    /// Never snapshot: stream from the current binlog position
+    /// (`no_data`, `never`, `schema_only`).
+    NoData,
+    /// Snapshot once, then stop without streaming.
+    InitialOnly,
+    /// Snapshot at every start, then stream.
+    Always,
+    /// Snapshot when there is no offset or the offset's binlog is purged.
+    WhenNeeded,
+}
+
+/// How the snapshot is made consistent with the binlog (`snapshot.locking.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockingMode {
+    /// A global read lock held only while the snapshot transactions start
+    /// and the binlog position is read (needs RELOAD).
+    Minimal,
+    /// No lock: consistent on MariaDB (the snapshot transaction reports its
+    /// own binlog position); on MySQL only when no DDL runs meanwhile.
+    None,
+}
+
+/// How DECIMAL values are emitted (`decimal.handling.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMode {
+    /// Connect Decimal (bytes), exact.
+    Precise,
+    /// 64-bit float.
+    Double,
+    /// Text.
+    String,
+}
+
+/// How temporal values are emitted (`time.precision.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimePrecision {
+    /// Debezium's types by column precision (`adaptive_time_microseconds`,
+    /// the MySQL connector's default; `adaptive` behaves the same here).
+    Adaptive,
+    /// Connect's Date/Time/Timestamp (milliseconds).
+    Connect,
+}
+
+/// How BIGINT UNSIGNED is emitted (`bigint.unsigned.handling.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BigintUnsignedMode {
+    /// int64 (values above 2^63-1 wrap, as Debezium's `long`).
+    Long,
+    /// Connect Decimal with scale 0, exact.
+    Precise,
+}
+
+/// How binary columns are emitted (`binary.handling.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryMode {
+    /// Raw bytes.
+    Bytes,
+    /// Base64 text.
+    Base64,
+    /// Base64url text.
+    Base64UrlSafe,
+    /// Lower-case hex text.
+    Hex,
+}
+
+/// Parsed settings.
+#[derive(Debug, Clone)]
+pub struct MySqlConfig {
+    /// `database.hostname`
+    pub host: String,
+    /// `database.port`
+    pub port: u16,
+    /// `database.user`
+    pub user: String,
+    /// `database.password`
+    pub password: String,
+    /// `database.server.id`: this client's replica id, unique among replicas.
+    pub server_id: u32,
+    /// `database.ssl.mode`: disabled, preferred, required, verify_ca, verify_identity.
+    pub ssl_mode: String,
+    /// `database.ssl.truststore` as a PEM CA file (verify modes).
+    pub ssl_ca: Option<String>,
+    /// `topic.prefix`: topics are `<prefix>.<database>.<table>`.
+    pub topic_prefix: String,
+    /// Which databases, tables and columns are captured.
+    pub filters: Filters,
+    /// `snapshot.mode`
+    pub snapshot_mode: SnapshotMode,
+    /// `snapshot.locking.mode`
+    pub locking_mode: LockingMode,
+    /// `snapshot.max.threads`
+    pub snapshot_threads: usize,
+    /// `snapshot.fetch.size`
+    pub snapshot_fetch_size: usize,
+    /// `gtid.source.includes`: GTID sources kept in the offsets.
+    pub gtid_includes: Vec<Regex>,
+    /// `gtid.source.excludes`: GTID sources left out of the offsets.
+    pub gtid_excludes: Vec<Regex>,
+    /// `include.schema.changes`: DDL events on the `<prefix>` topic.
+    pub include_schema_changes: bool,
+    /// `schema.history.internal.kafka.topic`: where the schema history is kept.
+    pub history_topic: String,
+    /// `tombstones.on.delete`
+    pub tombstones_on_delete: bool,
+    /// `heartbeat.interval.ms` (zero: off)
+    pub heartbeat_interval: Duration,
+    /// `decimal.handling.mode`
+    pub decimal_mode: DecimalMode,
+    /// `time.precision.mode`
+    pub time_precision: TimePrecision,
+    /// `bigint.unsigned.handling.mode`
+    pub bigint_unsigned: BigintUnsignedMode,
+    /// `binary.handling.mode`
+    pub binary_mode: BinaryMode,
+    /// `provide.transaction.metadata`
+    pub transaction_metadata: bool,
+    /// `max.batch.size`
+    pub max_batch_size: usize,
+    /// `max.queue.size`
+    pub max_queue_size: usize,
+    /// `connect.timeout.ms`
+    pub connect_timeout: Duration,
+    /// `skipped.operations`: op codes not emitted (`t` by default).
+    pub skipped_operations: Vec<char>,
+}
+
+const GROUP_CONNECTION: &str = "Connection";
+const GROUP_CAPTURE: &str = "Capture";
+const GROUP_SNAPSHOT: &str = "Snapshot";
+const GROUP_EVENTS: &str = "Events";
+
+/// Databases the server keeps for itself; never captured.
+pub const SYSTEM_DATABASES: &[&str] = &["mysql", "sys", "information_schema", "performance_schema"];
+
+fn positive(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<i64>() {
+        Ok(v) if v > 0 => Ok(()),
+        _ => Err("must be a whole number greater than 0".to_owned()),
+    }
+}
+
+fn server_id(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<u64>() {
+        Ok(v) if v > 0 && v <= u64::from(u32::MAX) => Ok(()),
+        _ => Err("must be a whole number from 1 to 4294967295, unique among the server's replicas (and different from its own server_id)".to_owned()),
+    }
+}
+
+/// The keys this connector understands.
+pub fn definition() -> ConfigDef {
+    let key = |name, ty, doc, group| ConfigKey::new(name, ty, doc).group(group);
+    ConfigDef::new()
+        .define(key("database.hostname", ConfigType::String, "MySQL / MariaDB host.", GROUP_CONNECTION).required())
+        .define(key("database.port", ConfigType::Int, "MySQL / MariaDB port.", GROUP_CONNECTION).default("3306"))
+        .define(key("database.user", ConfigType::String, "User with REPLICATION SLAVE, REPLICATION CLIENT, SELECT and (for snapshot.locking.mode=minimal) RELOAD.", GROUP_CONNECTION).required())
+        .define(key("database.password", ConfigType::Password, "The user's password.", GROUP_CONNECTION).default(""))
+        .define(key("database.server.id", ConfigType::Long, "Replica id this connector uses to read the binlog; unique among the server's replicas.", GROUP_CONNECTION).required().validator(server_id))
+        .define(key("database.ssl.mode", ConfigType::String, "disabled, preferred (TLS when offered), required, verify_ca or verify_identity (also checks the host name).", GROUP_CONNECTION).default("preferred").allowed(&["disabled", "preferred", "required", "verify_ca", "verify_identity"]))
+        .define(key("database.ssl.truststore", ConfigType::String, "PEM file of the CA certificate(s) the server's certificate must chain to (verify_ca, verify_identity).", GROUP_CONNECTION))
+        .define(key("connect.timeout.ms", ConfigType::Long, "How long to wait for a connection.", GROUP_CONNECTION).default("30000").validator(positive))
+        .define(key("topic.prefix", ConfigType::String, "Prefix of every topic: <prefix>.<database>.<table>; also the schema-change topic.", GROUP_CONNECTION).required())
+        .define(key("database.include.list", ConfigType::List, "Regular expressions of databases to capture (all but system databases when unset).", GROUP_CAPTURE))
+        .define(key("database.exclude.list", ConfigType::List, "Regular expressions of databases not to capture.", GROUP_CAPTURE))
+        .define(key("table.include.list", ConfigType::List, "Regular expressions of database.table to capture.", GROUP_CAPTURE))
+        .define(key("table.exclude.list", ConfigType::List, "Regular expressions of database.table not to capture.", GROUP_CAPTURE))
+        .define(key("column.include.list", ConfigType::List, "Regular expressions of database.table.column to emit.", GROUP_CAPTURE))
+        .define(key("column.exclude.list", ConfigType::List, "Regular expressions of database.table.column not to emit.", GROUP_CAPTURE))
+        .define(key("message.key.columns", ConfigType::String, "Key columns for tables, `db.table:col1,col2;db.table2:col`, instead of the primary key.", GROUP_CAPTURE))
+        .define(key("gtid.source.includes", ConfigType::List, "Regular expressions of GTID sources (MySQL server UUIDs, MariaDB domain-server ids) kept in the offsets.", GROUP_CAPTURE))
+        .define(key("gtid.source.excludes", ConfigType::List, "Regular expressions of GTID sources left out of the offsets.", GROUP_CAPTURE))
+        .define(key("include.schema.changes", ConfigType::Boolean, "Emit DDL as schema-change events on the <prefix> topic.", GROUP_CAPTURE).default("true"))
+        .define(key("schema.history.internal.kafka.topic", ConfigType::String, "Topic that keeps the captured tables' schema history (default <prefix>.schema-history).", GROUP_CAPTURE))
+        .define(key("schema.history.internal.kafka.bootstrap.servers", ConfigType::String, "Accepted for Debezium compatibility; the worker's broker is used.", GROUP_CAPTURE))
+        .define(key("snapshot.mode", ConfigType::String, "initial, no_data (never, schema_only), initial_only, always or when_needed.", GROUP_SNAPSHOT).default("initial").allowed(&["initial", "no_data", "never", "schema_only", "initial_only", "always", "when_needed"]))
+        .define(key("snapshot.locking.mode", ConfigType::String, "minimal (a brief global read lock while the snapshot starts) or none.", GROUP_SNAPSHOT).default("minimal").allowed(&["minimal", "none"]))
+        .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot (parallel per table and key range).", GROUP_SNAPSHOT).default("1").validator(positive))
+        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows handed over per batch while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(positive))
+        .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
+        .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
+        .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
+        .define(key("time.precision.mode", ConfigType::String, "adaptive_time_microseconds (adaptive) or connect.", GROUP_EVENTS).default("adaptive_time_microseconds").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
+        .define(key("bigint.unsigned.handling.mode", ConfigType::String, "long or precise (BIGINT UNSIGNED as Decimal).", GROUP_EVENTS).default("long").allowed(&["long", "precise"]))
+        .define(key("binary.handling.mode", ConfigType::String, "bytes, base64, base64-url-safe or hex.", GROUP_EVENTS).default("bytes").allowed(&["bytes", "base64", "base64-url-safe", "hex"]))
+        .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block.", GROUP_EVENTS).default("false"))
+        .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(positive))
+        .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(positive))
+        .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
+}
+
+/// The include/exclude lists, by database.
+pub fn filters(config: &ConnectorConfig) -> Result<Filters, ConfigError> {
+    Filters::parse(config, "database", SYSTEM_DATABASES)
+}
+
+fn patterns(config: &ConnectorConfig, key: &str) -> Result<Vec<Regex>, ConfigError> {
+    config
+        .list(key)
+        .iter()
+        .map(|p| {
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                ConfigError::new(key, format!("{p} is not a valid regular expression: {e}"))
+            })
+        })
+        .collect()
+}
+
+impl MySqlConfig {
+    /// Reads and checks the settings, naming the first bad key.
+    pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
+        definition().check(config)?;
+        let text = |key: &str, default: &str| config.get(key).unwrap_or(default).trim().to_owned();
+        let size = |key: &str, default: i64| -> Result<usize, ConfigError> {
+            Ok(config.i64_or(key, default)?.max(1) as usize)
+        };
+        let port = u16::try_from(config.i64_or("database.port", 3306)?)
+            .map_err(|_| ConfigError::new("database.port", "must be between 1 and 65535"))?;
+        let server_id = u32::try_from(config.i64_or("database.server.id", 0)?)
+            .map_err(|_| ConfigError::new("database.server.id", "must be from 1 to 4294967295"))?;
+        let ssl_mode = text("database.ssl.mode", "preferred");
+        let ssl_ca = config
+            .get("database.ssl.truststore")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        if ssl_mode.starts_with("verify") {
+            match &ssl_ca {
+                None => {
+                    return Err(ConfigError::new(
+                        "database.ssl.truststore",
+                        format!("database.ssl.mode={ssl_mode} needs the CA certificate: set database.ssl.truststore to a PEM file"),
+                    ))
+                }
+                Some(path) if !std::path::Path::new(path).is_file() => {
+                    return Err(ConfigError::new(
+                        "database.ssl.truststore",
+                        format!("{path} is not a readable file"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        for (include, exclude) in [("gtid.source.includes", "gtid.source.excludes")] {
+            if !config.list(include).is_empty() && !config.list(exclude).is_empty() {
+                return Err(ConfigError::new(
+                    exclude,
+                    format!("cannot be used together with {include}; keep one of them"),
+                ));
+            }
+        }
+        let topic_prefix = config.required("topic.prefix")?.to_owned();
+        Ok(Self {
+            host: config.required("database.hostname")?.to_owned(),
+            port,
+            user: config.required("database.user")?.to_owned(),
+            password: config
+                .get("database.password")
+                .unwrap_or_default()
+                .to_owned(),
+            server_id,
+            ssl_mode,
+            ssl_ca,
+            filters: filters(config)?,
+            snapshot_mode: match text("snapshot.mode", "initial").as_str() {
+                "no_data" | "never" | "schema_only" => SnapshotMode::NoData,
+                "initial_only" => SnapshotMode::InitialOnly,
+                "always" => SnapshotMode::Always,
+                "when_needed" => SnapshotMode::WhenNeeded,
+                _ => SnapshotMode::Initial,
+            },
+            locking_mode: match text("snapshot.locking.mode", "minimal").as_str() {
+                "none" => LockingMode::None,
+                _ => LockingMode::Minimal,
+            },
+            snapshot_threads: size("snapshot.max.threads", 1)?,
+            snapshot_fetch_size: size("snapshot.fetch.size", 10240)?,
+            gtid_includes: patterns(config, "gtid.source.includes")?,
+            gtid_excludes: patterns(config, "gtid.source.excludes")?,
+            include_schema_changes: config.bool_or("include.schema.changes", true)?,
+            history_topic: config
+                .get("schema.history.internal.kafka.topic")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map_or_else(|| format!("{topic_prefix}.schema-history"), str::to_owned),
+            tombstones_on_delete: config.bool_or("tombstones.on.delete", true)?,
+            heartbeat_interval: Duration::from_millis(
+                config.i64_or("heartbeat.interval.ms", 0)?.max(0) as u64,
+            ),
+            decimal_mode: match text("decimal.handling.mode", "precise").as_str() {
+                "double" => DecimalMode::Double,
+                "string" => DecimalMode::String,
+                _ => DecimalMode::Precise,
+            },
+            time_precision: match text("time.precision.mode", "adaptive_time_microseconds").as_str()
+            {
+                "connect" => TimePrecision::Connect,
+                _ => TimePrecision::Adaptive,
+            },
+            bigint_unsigned: match text("bigint.unsigned.handling.mode", "long").as_str() {
+                "precise" => BigintUnsignedMode::Precise,
+                _ => BigintUnsignedMode::Long,
+            },
+            binary_mode: match text("binary.handling.mode", "bytes").as_str() {
+                "base64" => BinaryMode::Base64,
+                "base64-url-safe" => BinaryMode::Base64UrlSafe,
+                "hex" => BinaryMode::Hex,
+                _ => BinaryMode::Bytes,
+            },
+            transaction_metadata: config.bool_or("provide.transaction.metadata", false)?,
+            max_batch_size: size("max.batch.size", 2048)?,
+            max_queue_size: size("max.queue.size", 8192)?,
+            connect_timeout: Duration::from_millis(size("connect.timeout.ms", 30000)? as u64),
+            skipped_operations: config
+                .get("skipped.operations")
+                .unwrap_or("t")
+                .split(',')
+                .filter_map(|op| match op.trim() {
+                    "none" | "" => None,
+                    op => op.chars().next(),
+                })
+                .collect(),
+            topic_prefix,
+        })
+    }
+
+    /// Whether GTIDs of `source` (a MySQL server UUID or a MariaDB
+    /// `domain-server`) are kept in the offsets.
+    pub fn gtid_source_kept(&self, source: &str) -> bool {
+        let any = |ps: &[Regex]| ps.iter().any(|p| p.is_match(source));
+        (self.gtid_includes.is_empty() || any(&self.gtid_includes)) && !any(&self.gtid_excludes)
+    }
+}

@@ -1,0 +1,472 @@
+//! Change events, schema-change events and schema-history records in
+//! Debezium's MySQL format, with the offsets that let a restart resume.
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::json;
+use sluice_connector_api::{
+    debezium, Field, Schema, SourceOffset, SourcePartition, SourceRecord, Value,
+};
+
+use crate::catalog::{ColumnDef, TableDef, Tables};
+use crate::table_schema::{source_schema, TableSchema};
+use crate::types::Kind;
+
+/// Debezium's operation codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Snapshot read.
+    Read,
+    /// Insert.
+    Create,
+    /// Update.
+    Update,
+    /// Delete.
+    Delete,
+    /// Truncate.
+    Truncate,
+}
+
+impl Op {
+    /// The `op` field.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Read => "r",
+            Self::Create => "c",
+            Self::Update => "u",
+            Self::Delete => "d",
+            Self::Truncate => "t",
+        }
+    }
+}
+
+/// Where in the binlog an event is: enough to resume right after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BinlogPosition {
+    /// Binlog file name.
+    pub file: String,
+    /// Position of the event group's first event (GTID or BEGIN): a
+    /// restart reads from here and skips what was already emitted.
+    pub pos: u64,
+    /// Events of the group already handled before the current one.
+    pub event: u64,
+    /// Rows of the current rows event already emitted.
+    pub row: u64,
+    /// GTIDs of the groups completed before this one.
+    pub gtids: String,
+    /// The current group's GTID, when the server writes one.
+    pub gtid: Option<String>,
+    /// The server that wrote the event.
+    pub server_id: u32,
+    /// The event's timestamp, seconds since the epoch.
+    pub ts_sec: i64,
+}
+
+/// Shared facts about the connector for every event.
+#[derive(Debug, Clone)]
+pub struct EventContext {
+    /// `topic.prefix`, also `source.name` and the offset partition.
+    pub server: String,
+    /// The offset partition `{"server": <prefix>}`.
+    pub partition: Arc<SourcePartition>,
+    /// The partition under which the schema history is stored.
+    pub history_partition: Arc<SourcePartition>,
+    /// Emit a tombstone after each delete.
+    pub tombstones: bool,
+    /// Fill the transaction block.
+    pub transaction_metadata: bool,
+}
+
+impl EventContext {
+    /// The context for a connector named by its topic prefix.
+    pub fn new(server: &str, tombstones: bool, transaction_metadata: bool) -> Self {
+        let mut history = sluice_connector_api::offset::partition("server", server);
+        history.insert("schema_history".into(), json!(true));
+        Self {
+            server: server.to_owned(),
+            partition: Arc::new(sluice_connector_api::offset::partition("server", server)),
+            history_partition: Arc::new(history),
+            tombstones,
+            transaction_metadata,
+        }
+    }
+}
+
+/// How an event's offset marks the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMark {
+    /// A streamed event.
+    Streaming,
+    /// A snapshot row; `true` for the snapshot's last one.
+    Snapshot {
+        /// The snapshot is complete once this record is durable.
+        last: bool,
+    },
+}
+
+/// The offset stored for an event (Debezium's keys).
+pub fn offset(position: &BinlogPosition, mark: SnapshotMark) -> SourceOffset {
+    let mut offset = SourceOffset::new();
+    offset.insert("file".into(), json!(position.file));
+    offset.insert("pos".into(), json!(position.pos));
+    if !position.gtids.is_empty() {
+        offset.insert("gtids".into(), json!(position.gtids));
+    }
+    offset.insert("event".into(), json!(position.event));
+    offset.insert("row".into(), json!(position.row));
+    offset.insert("server_id".into(), json!(position.server_id));
+    offset.insert("ts_sec".into(), json!(position.ts_sec));
+    if let SnapshotMark::Snapshot { last } = mark {
+        offset.insert("snapshot".into(), json!(true));
+        offset.insert("snapshot_completed".into(), json!(last));
+    }
+    offset
+}
+
+/// The `source` block.
+#[allow(clippy::too_many_arguments)]
+fn source_block(
+    ctx: &EventContext,
+    database: &str,
+    table: Option<&str>,
+    snapshot: &str,
+    position: &BinlogPosition,
+    row: u64,
+    ts_ms: i64,
+    query: Option<&str>,
+) -> Value {
+    let opt = |s: Option<&str>| s.map_or(Value::Null, |s| Value::String(s.to_owned()));
+    Value::Struct(vec![
+        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
+        Value::String("mysql".into()),
+        Value::String(ctx.server.clone()),
+        Value::Int64(ts_ms),
+        Value::String(snapshot.into()),
+        Value::String(database.to_owned()),
+        Value::Null,
+        Value::Int64(ts_ms.saturating_mul(1000)),
+        Value::Int64(ts_ms.saturating_mul(1_000_000)),
+        opt(table),
+        Value::Int64(i64::from(position.server_id)),
+        opt(position.gtid.as_deref()),
+        Value::String(position.file.clone()),
+        Value::Int64(position.pos as i64),
+        Value::Int32(row as i32),
+        Value::Null,
+        opt(query),
+    ])
+}
+
+/// A change event (plus its tombstone after a delete, when enabled).
+/// `snapshot` is `source.snapshot` ("false" when streaming); `row` is the
+/// row's index within its rows event.
+#[allow(clippy::too_many_arguments)]
+pub fn change(
+    ctx: &EventContext,
+    table: &TableSchema,
+    op: Op,
+    before: Option<Value>,
+    after: Option<Value>,
+    position: &BinlogPosition,
+    (snapshot, mark): (&str, SnapshotMark),
+    (row, tx_order): (u64, u64),
+    now_us: i64,
+) -> Vec<SourceRecord> {
+    let key = after
+        .as_ref()
+        .or(before.as_ref())
+        .and_then(|row| table.key_of(row));
+    let ts_ms = position.ts_sec.saturating_mul(1000);
+    let source = source_block(
+        ctx,
+        &table.def.database,
+        Some(&table.def.name),
+        snapshot,
+        position,
+        row,
+        ts_ms,
+        None,
+    );
+    let transaction = match (
+        &position.gtid,
+        ctx.transaction_metadata && mark == SnapshotMark::Streaming,
+    ) {
+        (Some(gtid), true) => Value::Struct(vec![
+            Value::String(gtid.clone()),
+            Value::Int64(tx_order as i64),
+            Value::Int64(tx_order as i64),
+        ]),
+        _ => Value::Null,
+    };
+    let envelope = debezium::envelope(before, after, source, transaction, op.code(), now_us);
+    let record = SourceRecord {
+        partition: Arc::clone(&ctx.partition),
+        offset: offset(position, mark),
+        topic: table.topic.clone(),
+        kafka_partition: None,
+        key_schema: table.key_schema.clone(),
+        key: key.clone(),
+        value_schema: Some(Arc::clone(&table.envelope)),
+        value: Some(envelope),
+        timestamp_ms: Some(if ts_ms > 0 { ts_ms } else { now_us / 1000 }),
+        headers: Vec::new(),
+    };
+    if op == Op::Delete && ctx.tombstones && key.is_some() {
+        let tombstone = debezium::tombstone(&record);
+        vec![record, tombstone]
+    } else {
+        vec![record]
+    }
+}
+
+fn schema_change_schemas() -> &'static (Arc<Schema>, Arc<Schema>) {
+    static SCHEMAS: OnceLock<(Arc<Schema>, Arc<Schema>)> = OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let opt_string = || Schema::string().optional();
+        let column = Schema::structure(
+            "io.debezium.connector.schema.Column",
+            vec![
+                Field::new("name", Schema::string()),
+                Field::new("jdbcType", Schema::int32()),
+                Field::new("nativeType", Schema::int32().optional()),
+                Field::new("typeName", Schema::string()),
+                Field::new("typeExpression", opt_string()),
+                Field::new("charsetName", opt_string()),
+                Field::new("length", Schema::int32().optional()),
+                Field::new("scale", Schema::int32().optional()),
+                Field::new("position", Schema::int32()),
+                Field::new("optional", Schema::boolean().optional()),
+                Field::new("autoIncremented", Schema::boolean().optional()),
+                Field::new("generated", Schema::boolean().optional()),
+                Field::new("comment", opt_string()),
+                Field::new("defaultValueExpression", opt_string()),
+                Field::new("enumValues", Schema::array(Schema::string()).optional()),
+            ],
+        );
+        let table = Schema::structure(
+            "io.debezium.connector.schema.Table",
+            vec![
+                Field::new("defaultCharsetName", opt_string()),
+                Field::new(
+                    "primaryKeyColumnNames",
+                    Schema::array(Schema::string()).optional(),
+                ),
+                Field::new("columns", Schema::array(column)),
+                Field::new("comment", opt_string()),
+            ],
+        )
+        .optional();
+        let change = Schema::structure(
+            "io.debezium.connector.schema.Change",
+            vec![
+                Field::new("type", Schema::string()),
+                Field::new("id", Schema::string()),
+                Field::new("table", table),
+            ],
+        );
+        (
+            Arc::new(Schema::structure(
+                "io.debezium.connector.mysql.SchemaChangeKey",
+                vec![Field::new("databaseName", Schema::string())],
+            )),
+            Arc::new(Schema::structure(
+                "io.debezium.connector.mysql.SchemaChangeValue",
+                vec![
+                    Field::new("source", (*source_schema()).clone()),
+                    Field::new("ts_ms", Schema::int64()),
+                    Field::new("databaseName", opt_string()),
+                    Field::new("schemaName", opt_string()),
+                    Field::new("ddl", opt_string()),
+                    Field::new("tableChanges", Schema::array(change)),
+                ],
+            )),
+        )
+    })
+}
+
+/// java.sql.Types of a column, as Debezium's schema-change events carry.
+fn jdbc_type(kind: &Kind) -> i32 {
+    match kind {
+        Kind::Bool => 16,
+        Kind::Int { bits: 8, .. } => -6,
+        Kind::Int { bits: 16, .. } => 5,
+        Kind::Int { bits: 24 | 32, .. } => 4,
+        Kind::Int { .. } => -5,
+        Kind::Decimal { .. } => 3,
+        Kind::Float => 7,
+        Kind::Double => 8,
+        Kind::Text { .. } | Kind::Enum(_) | Kind::Set(_) => 12,
+        Kind::Binary => -3,
+        Kind::Date => 91,
+        Kind::Time => 92,
+        Kind::DateTime { .. } => 93,
+        Kind::Timestamp => 2014,
+        Kind::Year => 4,
+        Kind::Json | Kind::Geometry => 1111,
+        Kind::Bits(_) => -7,
+    }
+}
+
+fn column_value(column: &ColumnDef, position: usize) -> Value {
+    let kind = Kind::of(column);
+    let args: Vec<i32> = column
+        .column_type
+        .split_once('(')
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(a, _)| a.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let enum_values = match &kind {
+        Kind::Enum(v) | Kind::Set(v) => {
+            Value::Array(v.iter().map(|s| Value::String(s.clone())).collect())
+        }
+        _ => Value::Null,
+    };
+    let opt = |v: Option<i32>| v.map_or(Value::Null, Value::Int32);
+    Value::Struct(vec![
+        Value::String(column.name.clone()),
+        Value::Int32(jdbc_type(&kind)),
+        Value::Null,
+        Value::String(column.data_type.to_ascii_uppercase()),
+        Value::String(column.column_type.to_ascii_uppercase()),
+        column.charset.clone().map_or(Value::Null, Value::String),
+        opt(args.first().copied()),
+        opt(args.get(1).copied()),
+        Value::Int32(position as i32 + 1),
+        Value::Boolean(column.nullable),
+        Value::Boolean(false),
+        Value::Boolean(false),
+        Value::Null,
+        column.default.clone().map_or(Value::Null, Value::String),
+        enum_values,
+    ])
+}
+
+fn table_change(kind: &str, id: &str, table: Option<&TableDef>) -> Value {
+    let table_value = table.map_or(Value::Null, |t| {
+        Value::Struct(vec![
+            t.columns
+                .iter()
+                .find_map(|c| c.charset.clone())
+                .map_or(Value::Null, Value::String),
+            Value::Array(
+                t.primary_key
+                    .iter()
+                    .map(|k| Value::String(k.clone()))
+                    .collect(),
+            ),
+            Value::Array(
+                t.columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| column_value(c, i))
+                    .collect(),
+            ),
+            Value::Null,
+        ])
+    });
+    Value::Struct(vec![
+        Value::String(kind.to_owned()),
+        Value::String(format!("\"{}\"", id.replace('.', "\".\""))),
+        table_value,
+    ])
+}
+
+/// One table's change within a DDL: `CREATE`, `ALTER` or `DROP`, with the
+/// definition after it (none for DROP).
+pub struct TableChange<'a> {
+    /// `CREATE`, `ALTER` or `DROP`.
+    pub kind: &'static str,
+    /// `database.table`.
+    pub id: String,
+    /// The definition after the change.
+    pub table: Option<&'a TableDef>,
+}
+
+/// A schema-change event on the `<prefix>` topic, keyed by database.
+pub fn schema_change(
+    ctx: &EventContext,
+    database: &str,
+    ddl: &str,
+    changes: &[TableChange<'_>],
+    position: &BinlogPosition,
+    mark: SnapshotMark,
+) -> SourceRecord {
+    let (key_schema, value_schema) = schema_change_schemas();
+    let ts_ms = position.ts_sec.saturating_mul(1000);
+    let snapshot = if matches!(mark, SnapshotMark::Snapshot { .. }) {
+        "true"
+    } else {
+        "false"
+    };
+    let value = Value::Struct(vec![
+        source_block(ctx, database, None, snapshot, position, 0, ts_ms, Some(ddl)),
+        Value::Int64(ts_ms),
+        Value::String(database.to_owned()),
+        Value::Null,
+        Value::String(ddl.to_owned()),
+        Value::Array(
+            changes
+                .iter()
+                .map(|c| table_change(c.kind, &c.id, c.table))
+                .collect(),
+        ),
+    ]);
+    SourceRecord {
+        partition: Arc::clone(&ctx.partition),
+        offset: offset(position, mark),
+        topic: ctx.server.clone(),
+        kafka_partition: Some(0),
+        key_schema: Some(Arc::clone(key_schema)),
+        key: Some(Value::Struct(vec![Value::String(database.to_owned())])),
+        value_schema: Some(Arc::clone(value_schema)),
+        value: Some(value),
+        timestamp_ms: Some(ts_ms),
+        headers: Vec::new(),
+    }
+}
+
+/// A schema-history record: the captured tables' definitions as of
+/// `position`, stored as the history partition's offset (so a restart
+/// decodes old row events with the schema they were written under) and
+/// written to the history topic as Debezium's history document.
+pub fn history(
+    ctx: &EventContext,
+    topic: &str,
+    tables: &Tables,
+    ddl: &str,
+    database: &str,
+    position: &BinlogPosition,
+) -> SourceRecord {
+    static VALUE: OnceLock<Arc<Schema>> = OnceLock::new();
+    let schema = VALUE.get_or_init(|| Arc::new(Schema::string()));
+    let mut offset = offset(position, SnapshotMark::Streaming);
+    offset.insert(
+        "tables".into(),
+        serde_json::to_value(tables).unwrap_or_else(|_| json!({})),
+    );
+    let document = json!({
+        "source": {"server": ctx.server},
+        "position": {"file": position.file, "pos": position.pos, "gtids": position.gtids, "server_id": position.server_id},
+        "ts_ms": position.ts_sec.saturating_mul(1000),
+        "databaseName": database,
+        "ddl": ddl,
+        "tableChanges": tables.values().map(|t| json!({"type": "CREATE", "id": t.id(), "table": t})).collect::<Vec<_>>(),
+    });
+    SourceRecord {
+        partition: Arc::clone(&ctx.history_partition),
+        offset,
+        topic: topic.to_owned(),
+        kafka_partition: Some(0),
+        key_schema: None,
+        key: None,
+        value_schema: Some(Arc::clone(schema)),
+        value: Some(Value::String(document.to_string())),
+        timestamp_ms: Some(position.ts_sec.saturating_mul(1000)),
+        headers: Vec::new(),
+    }
+}
+
+/// The tables a stored history offset holds.
+pub fn tables_from_history(offset: &SourceOffset) -> Option<Tables> {
+    serde_json::from_value(offset.get("tables")?.clone()).ok()
+}

@@ -1,0 +1,458 @@
+//! The consistent snapshot: readers that share one point in time (under a
+//! brief global read lock, or MariaDB's consistent-snapshot position), the
+//! binlog position of that point, and the rows of every captured table as
+//! `op=r` events — per table, and per primary-key range for big tables.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use sluice_connector_api::{ConnectorError, SourceRecord, Value};
+use tokio::sync::mpsc;
+
+use crate::capture::Progress;
+use crate::catalog::{quote_ident, read_tables, TableDef, Tables};
+use crate::config::{LockingMode, MySqlConfig};
+use crate::events::{self, BinlogPosition, EventContext, Op, SnapshotMark};
+use crate::setup::{self, classify, ServerInfo};
+use crate::table_schema::TableSchema;
+use crate::types::Mapping;
+
+/// A piece of snapshot work: a table, or a key range of one.
+#[derive(Debug, Clone)]
+struct Unit {
+    table: String,
+    /// `WHERE` condition of a key range; `None` for the whole table.
+    range: Option<String>,
+}
+
+/// Where the snapshot stands once its readers hold their transactions.
+pub struct Started {
+    /// The binlog position (and GTIDs) the snapshot corresponds to.
+    pub position: BinlogPosition,
+    /// The captured tables as of that point.
+    pub tables: Tables,
+    readers: Vec<Conn>,
+}
+
+/// Opens the readers' consistent-snapshot transactions at one point and
+/// reads the binlog position and table definitions of that point.
+pub async fn start(config: &MySqlConfig, info: &ServerInfo) -> Result<Started, ConnectorError> {
+    let mut control = setup::connect(config).await?;
+    let begin = "START TRANSACTION WITH CONSISTENT SNAPSHOT";
+    let iso = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ";
+    let mut readers = Vec::new();
+    let (file, pos, gtids, tables);
+    match config.locking_mode {
+        LockingMode::Minimal => {
+            // With writes blocked, every reader's snapshot is the same
+            // point, which SHOW MASTER STATUS names exactly.
+            control
+                .query_drop("FLUSH TABLES WITH READ LOCK")
+                .await
+                .map_err(|e| classify("taking the global read lock (FLUSH TABLES WITH READ LOCK; needs RELOAD, or set snapshot.locking.mode=none)", e))?;
+            let result = async {
+                for _ in 0..config.snapshot_threads {
+                    let mut reader = setup::connect(config).await?;
+                    reader
+                        .query_drop(iso)
+                        .await
+                        .map_err(|e| classify("starting a snapshot reader", e))?;
+                    reader
+                        .query_drop(begin)
+                        .await
+                        .map_err(|e| classify("starting a snapshot reader", e))?;
+                    readers.push(reader);
+                }
+                let (f, p) = setup::current_position(&mut control).await?;
+                let g = setup::gtid_position(&mut control, info.mariadb).await;
+                let t = read_tables(&mut control, &config.filters, None, info.mariadb)
+                    .await
+                    .map_err(|e| classify("reading the captured tables", e))?;
+                Ok::<_, ConnectorError>((f, p, g, t))
+            }
+            .await;
+            let unlocked = control.query_drop("UNLOCK TABLES").await;
+            let (f, p, g, t) = result?;
+            unlocked.map_err(|e| classify("releasing the global read lock", e))?;
+            (file, pos, gtids, tables) = (f, p, g, t);
+        }
+        LockingMode::None => {
+            // One reader: MariaDB reports the binlog position of its own
+            // consistent snapshot; MySQL's is read right after (exact only
+            // when no DDL or writes run meanwhile, as Debezium documents).
+            let mut reader = setup::connect(config).await?;
+            reader
+                .query_drop(iso)
+                .await
+                .map_err(|e| classify("starting the snapshot reader", e))?;
+            reader
+                .query_drop(begin)
+                .await
+                .map_err(|e| classify("starting the snapshot reader", e))?;
+            let mut snapshot_position = None;
+            if info.mariadb {
+                let status: Vec<(String, String)> = reader
+                    .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                    .await
+                    .map_err(|e| classify("reading the snapshot's binlog position", e))?;
+                let get = |name: &str| {
+                    status
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                };
+                if let (Some(f), Some(p)) =
+                    (get("Binlog_snapshot_file"), get("Binlog_snapshot_position"))
+                {
+                    if let Ok(p) = p.parse::<u64>() {
+                        snapshot_position = Some((f, p));
+                    }
+                }
+            }
+            let (f, p) = match snapshot_position {
+                Some(fp) => fp,
+                None => setup::current_position(&mut control).await?,
+            };
+            file = f;
+            pos = p;
+            gtids = setup::gtid_position(&mut control, info.mariadb).await;
+            tables = read_tables(&mut reader, &config.filters, None, info.mariadb)
+                .await
+                .map_err(|e| classify("reading the captured tables", e))?;
+            readers.push(reader);
+        }
+    }
+    let _ = control.disconnect().await;
+    Ok(Started {
+        position: BinlogPosition {
+            file,
+            pos,
+            gtids,
+            server_id: info.server_id,
+            ts_sec: now_us() / 1_000_000,
+            ..BinlogPosition::default()
+        },
+        tables,
+        readers,
+    })
+}
+
+/// Microseconds since the epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Splits big tables with a single integer primary key into ranges, so
+/// several readers share them.
+async fn plan(
+    conn: &mut Conn,
+    tables: &Tables,
+    readers: usize,
+) -> Result<(Vec<Unit>, Vec<(String, u64)>), ConnectorError> {
+    let mut units = Vec::new();
+    let mut estimates = Vec::new();
+    for (id, def) in tables {
+        let estimate: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (def.database.clone(), def.name.clone()),
+            )
+            .await
+            .map_err(|e| classify("estimating table sizes", e))?;
+        let estimate = estimate.flatten().unwrap_or(0);
+        estimates.push((id.clone(), estimate));
+        let integer_key = match def.primary_key.as_slice() {
+            [key] => def
+                .columns
+                .iter()
+                .find(|c| &c.name == key)
+                .is_some_and(|c| c.data_type.ends_with("int")),
+            _ => false,
+        };
+        if readers > 1 && integer_key && estimate > 20_000 {
+            let key = quote_ident(&def.primary_key[0]);
+            let bounds: Option<(Option<i64>, Option<i64>)> = conn
+                .query_first(format!(
+                    "SELECT MIN({key}), MAX({key}) FROM {}.{}",
+                    quote_ident(&def.database),
+                    quote_ident(&def.name)
+                ))
+                .await
+                .map_err(|e| classify("reading key bounds", e))?;
+            if let Some((Some(low), Some(high))) = bounds {
+                let pieces = (readers * 4) as i64;
+                let step = ((high - low) / pieces).max(1);
+                let mut from = low;
+                while from <= high {
+                    let to = from.saturating_add(step);
+                    let range = if to > high {
+                        format!("{key} >= {from}")
+                    } else {
+                        format!("{key} >= {from} AND {key} < {to}")
+                    };
+                    units.push(Unit {
+                        table: id.clone(),
+                        range: Some(range),
+                    });
+                    from = to;
+                }
+                continue;
+            }
+        }
+        units.push(Unit {
+            table: id.clone(),
+            range: None,
+        });
+    }
+    Ok((units, estimates))
+}
+
+fn select_sql(def: &TableDef, range: Option<&str>) -> String {
+    let columns: Vec<String> = def.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let mut sql = format!(
+        "SELECT {} FROM {}.{}",
+        columns.join(", "),
+        quote_ident(&def.database),
+        quote_ident(&def.name)
+    );
+    if let Some(range) = range {
+        sql.push_str(" WHERE ");
+        sql.push_str(range);
+    }
+    sql
+}
+
+/// What the snapshot hands the stream when done.
+pub struct Finished {
+    /// Rows emitted in all.
+    pub rows: u64,
+}
+
+type Out = mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>;
+
+/// Reads every unit with the started readers, emitting `op=r` events
+/// through `out`. The snapshot's first event is marked `first` and its
+/// last `last`; the last carries `snapshot_completed`, so a restart before
+/// it is durable takes the snapshot again.
+pub async fn read(
+    config: &MySqlConfig,
+    ctx: &EventContext,
+    started: Started,
+    schemas: &std::collections::HashMap<String, Arc<TableSchema>>,
+    lead: Vec<SourceRecord>,
+    out: &Out,
+    progress: &Arc<Mutex<Progress>>,
+) -> Result<Finished, ConnectorError> {
+    let Started {
+        position,
+        tables,
+        mut readers,
+    } = started;
+    let count = readers.len();
+    let Some(first) = readers.first_mut() else {
+        return Err(ConnectorError::fatal("no snapshot reader"));
+    };
+    let (units, estimates) = plan(first, &tables, count).await?;
+    {
+        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.phase = "snapshot";
+        p.tables = estimates
+            .iter()
+            .map(|(id, e)| (id.clone(), 0, *e))
+            .collect();
+    }
+    let queue = Arc::new(Mutex::new(units.into_iter().collect::<VecDeque<_>>()));
+    let (rows_tx, mut rows_rx) = mpsc::channel::<Result<Vec<SourceRecord>, ConnectorError>>(4);
+    let mut workers = Vec::new();
+    for reader in readers {
+        let queue = Arc::clone(&queue);
+        let tx = rows_tx.clone();
+        let schemas = schemas.clone();
+        let ctx = ctx.clone();
+        let position = position.clone();
+        let progress = Arc::clone(progress);
+        let fetch = config.snapshot_fetch_size.min(config.max_batch_size).max(1);
+        workers.push(tokio::spawn(async move {
+            let result = read_units(
+                reader, &queue, &schemas, &ctx, &position, fetch, &tx, &progress,
+            )
+            .await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        }));
+    }
+    drop(rows_tx);
+    // Hold back one record so the snapshot's last can be marked.
+    let mut held: Option<SourceRecord> = None;
+    let mut first_marked = false;
+    let mut total = 0u64;
+    let mut pending = lead;
+    while let Some(batch) = rows_rx.recv().await {
+        let batch = batch?;
+        for mut record in batch {
+            if !first_marked {
+                set_marker(&mut record, "first");
+                first_marked = true;
+            }
+            total += 1;
+            if let Some(previous) = held.replace(record) {
+                pending.push(previous);
+            }
+        }
+        if !pending.is_empty() {
+            out.send(Ok(std::mem::take(&mut pending)))
+                .await
+                .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+        }
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let completed = serde_json::json!(true);
+    if let Some(mut last) = held {
+        set_marker(&mut last, if total == 1 { "first" } else { "last" });
+        last.offset.insert("snapshot_completed".into(), completed);
+        pending.push(last);
+    } else if let Some(last) = pending
+        .iter_mut()
+        .rev()
+        .find(|r| Arc::ptr_eq(&r.partition, &ctx.partition))
+    {
+        // No rows: the last schema-change event completes the snapshot.
+        last.offset.insert("snapshot_completed".into(), completed);
+    }
+    if !pending.is_empty() {
+        out.send(Ok(pending))
+            .await
+            .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+    }
+    Ok(Finished { rows: total })
+}
+
+/// Sets `source.snapshot` of a change event.
+fn set_marker(record: &mut SourceRecord, marker: &str) {
+    if let Some(Value::Struct(envelope)) = record.value.as_mut() {
+        if let Some(Value::Struct(source)) = envelope.get_mut(2) {
+            if let Some(slot) = source.get_mut(4) {
+                *slot = Value::String(marker.to_owned());
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_units(
+    mut conn: Conn,
+    queue: &Mutex<VecDeque<Unit>>,
+    schemas: &std::collections::HashMap<String, Arc<TableSchema>>,
+    ctx: &EventContext,
+    position: &BinlogPosition,
+    fetch: usize,
+    tx: &Out,
+    progress: &Arc<Mutex<Progress>>,
+) -> Result<(), ConnectorError> {
+    use futures_util::StreamExt as _;
+    loop {
+        let unit = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some(unit) = unit else { break };
+        let Some(schema) = schemas.get(&unit.table) else {
+            continue;
+        };
+        let sql = select_sql(&schema.def, unit.range.as_deref());
+        let mut result = conn
+            .query_iter(sql)
+            .await
+            .map_err(|e| classify(&format!("reading {}", unit.table), e))?;
+        let mut stream = result
+            .stream::<mysql_async::Row>()
+            .await
+            .map_err(|e| classify(&format!("reading {}", unit.table), e))?
+            .ok_or_else(|| {
+                ConnectorError::retriable(format!("reading {}: no result set", unit.table))
+            })?;
+        let mut batch = Vec::with_capacity(fetch);
+        let mut done = 0u64;
+        let now = now_us();
+        while let Some(row) = stream.next().await {
+            let row = row.map_err(|e| classify(&format!("reading {}", unit.table), e))?;
+            let raw = row.unwrap_raw();
+            let cells: Vec<Option<&[u8]>> = raw
+                .iter()
+                .map(|v| match v {
+                    Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
+                    _ => None,
+                })
+                .collect();
+            let after = schema
+                .row_from_text(&cells)
+                .map_err(ConnectorError::fatal)?;
+            batch.extend(events::change(
+                ctx,
+                schema,
+                Op::Read,
+                None,
+                Some(after),
+                position,
+                ("true", SnapshotMark::Snapshot { last: false }),
+                (0, 0),
+                now,
+            ));
+            if batch.len() >= fetch {
+                done += batch.len() as u64;
+                tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(fetch))))
+                    .await
+                    .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+                bump(progress, &unit.table, fetch as u64);
+            }
+        }
+        drop(stream);
+        drop(result);
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            done += n;
+            tx.send(Ok(batch))
+                .await
+                .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+            bump(progress, &unit.table, n);
+        }
+        tracing::debug!(table = %unit.table, rows = done, "snapshot unit read");
+    }
+    let _ = conn.query_drop("COMMIT").await;
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+fn bump(progress: &Arc<Mutex<Progress>>, table: &str, rows: u64) {
+    let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(entry) = p.tables.iter_mut().find(|(t, _, _)| t == table) {
+        entry.1 += rows;
+    }
+}
+
+/// The schemas of every table in `tables`.
+pub fn build_schemas(
+    config: &MySqlConfig,
+    tables: &Tables,
+) -> std::collections::HashMap<String, Arc<TableSchema>> {
+    let mapping = Mapping::of(config);
+    tables
+        .iter()
+        .map(|(id, def)| {
+            (
+                id.clone(),
+                Arc::new(TableSchema::build(
+                    &config.topic_prefix,
+                    def,
+                    &config.filters,
+                    mapping,
+                )),
+            )
+        })
+        .collect()
+}

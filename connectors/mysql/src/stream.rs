@@ -1,0 +1,775 @@
+//! Binlog streaming: reads events from a position as a replica does,
+//! follows the schema model through DDL, and turns row events of captured
+//! tables into change events with offsets precise to the row.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use mysql_async::binlog::events::{EventData, OptionalMetaExtractor, RowsEventData, TableMapEvent};
+use mysql_async::binlog::EventType;
+use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStreamRequest;
+use sluice_connector_api::{debezium, ConnectorError, SourceRecord};
+use tokio::sync::mpsc;
+
+use crate::capture::Progress;
+use crate::catalog::{read_tables, table_id, Tables};
+use crate::config::MySqlConfig;
+use crate::ddl::{self, Ddl};
+use crate::events::{self, BinlogPosition, EventContext, Op, SnapshotMark, TableChange};
+use crate::gtid::{self, GtidSet};
+use crate::setup::{self, classify, ServerInfo};
+use crate::snapshot::now_us;
+use crate::table_schema::TableSchema;
+use crate::types::Mapping;
+
+/// MariaDB event types mysql_common does not name.
+const MARIADB_ANNOTATE_ROWS: u8 = 160;
+const MARIADB_GTID: u8 = 162;
+const MARIADB_GTID_LIST: u8 = 163;
+const MARIADB_QUERY_COMPRESSED: u8 = 165;
+const MARIADB_ROWS_COMPRESSED_FIRST: u8 = 166;
+const MARIADB_ROWS_COMPRESSED_LAST: u8 = 171;
+
+/// Where streaming resumes: the event group to start at and what of it
+/// was already emitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Binlog file.
+    pub file: String,
+    /// Start of the event group (or the position after the last complete one).
+    pub pos: u64,
+    /// Rows events of the group already fully emitted.
+    pub event: u64,
+    /// Rows of the next rows event already emitted.
+    pub row: u64,
+    /// Completed GTIDs before the group.
+    pub gtids: String,
+}
+
+/// The schema model and the schemas built from it.
+pub struct Model {
+    /// Captured tables by `database.table`.
+    pub tables: Tables,
+    /// Their schemas.
+    pub schemas: HashMap<String, Arc<TableSchema>>,
+}
+
+impl Model {
+    /// A model of `tables`.
+    pub fn new(config: &MySqlConfig, tables: Tables) -> Self {
+        let schemas = crate::snapshot::build_schemas(config, &tables);
+        Self { tables, schemas }
+    }
+
+    fn rebuild(&mut self, config: &MySqlConfig, id: &str) {
+        match self.tables.get(id) {
+            Some(def) => {
+                let schema = TableSchema::build(
+                    &config.topic_prefix,
+                    def,
+                    &config.filters,
+                    Mapping::of(config),
+                );
+                self.schemas.insert(id.to_owned(), Arc::new(schema));
+            }
+            None => {
+                self.schemas.remove(id);
+            }
+        }
+    }
+}
+
+type Out = mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>;
+
+/// The state of one streaming session.
+pub struct Streamer<'a> {
+    /// Settings.
+    pub config: &'a MySqlConfig,
+    /// Event context.
+    pub ctx: &'a EventContext,
+    /// Server facts.
+    pub info: &'a ServerInfo,
+    /// Where to send records.
+    pub out: &'a Out,
+    /// Status shown by the task.
+    pub progress: &'a Arc<Mutex<Progress>>,
+    /// The schema model.
+    pub model: &'a mut Model,
+    /// Where to resume; advanced as records are emitted.
+    pub cursor: &'a mut Cursor,
+}
+
+/// A GTID not yet in the completed set: it joins at its group's end.
+#[derive(Debug, Clone)]
+enum PendingGtid {
+    MariaDb(u32, u32, u64),
+    MySql(String, u64),
+}
+
+/// The event group (transaction or DDL statement) being read.
+struct Group {
+    /// Position of the group's first event.
+    start: u64,
+    /// Rows events handled so far.
+    rows_events: u64,
+    /// The group's GTID.
+    gtid: Option<PendingGtid>,
+    /// Order of the next event in the transaction.
+    order: u64,
+}
+
+impl Group {
+    fn gtid_text(&self) -> Option<String> {
+        self.gtid.as_ref().map(|g| match g {
+            PendingGtid::MariaDb(d, s, q) => format!("{d}-{s}-{q}"),
+            PendingGtid::MySql(u, n) => format!("{u}:{n}"),
+        })
+    }
+}
+
+/// A server UUID from its 16 bytes.
+fn format_uuid(sid: &[u8; 16]) -> String {
+    let hex: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A binlog stream error: a clash of replica ids is fatal (it needs a
+/// config change); the rest are worth a reconnect.
+fn stream_error(e: mysql_async::Error, server_id: u32) -> ConnectorError {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("same server_id")
+        || lower.contains("same server_uuid")
+        || lower.contains("slave with the same")
+    {
+        return ConnectorError::fatal(format!(
+            "another replica connected with server id {server_id} and the server dropped this one ({text}); give this connector a unique database.server.id"
+        ));
+    }
+    if let mysql_async::Error::Server(s) = &e {
+        if s.code == 1236 {
+            return ConnectorError::fatal(format!(
+                "the server cannot send the binlog from the stored position: {text}. If the binlog was purged, set snapshot.mode=when_needed (or reset the offsets) to take a new snapshot"
+            ));
+        }
+    }
+    classify("reading the binlog", e)
+}
+
+/// `(file, pos)` ordering: binlog files are numbered with fixed width.
+fn at_or_before(a: (&str, u64), b: (&str, u64)) -> bool {
+    (a.0, a.1) <= (b.0, b.1)
+}
+
+type Row = mysql_async::binlog::row::BinlogRow;
+
+impl Streamer<'_> {
+    fn position(
+        &self,
+        file: &str,
+        pos: u64,
+        ts_sec: i64,
+        gtids: &GtidSet,
+        gtid: Option<String>,
+    ) -> BinlogPosition {
+        BinlogPosition {
+            file: file.to_owned(),
+            pos,
+            event: 0,
+            row: 0,
+            gtids: gtids
+                .filtered(|s| self.config.gtid_source_kept(s))
+                .to_string(),
+            gtid,
+            server_id: self.info.server_id,
+            ts_sec,
+        }
+    }
+
+    async fn send(&self, batch: &mut Vec<SourceRecord>) -> Result<(), ConnectorError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.out
+            .send(Ok(std::mem::take(batch)))
+            .await
+            .map_err(|_| ConnectorError::retriable("the task stopped"))
+    }
+
+    /// Ends the current group: its GTID joins the completed set.
+    fn complete(group: &mut Option<Group>, gtids: &mut GtidSet) {
+        if let Some(g) = group.take() {
+            match g.gtid {
+                Some(PendingGtid::MariaDb(d, s, q)) => gtids.add_mariadb(d, s, q),
+                Some(PendingGtid::MySql(u, n)) => gtids.add_mysql(&u, n),
+                None => {}
+            }
+        }
+    }
+
+    /// Emits a heartbeat when one is due and the stream is between groups.
+    async fn heartbeat(
+        &self,
+        last: &mut Instant,
+        file: &str,
+        pos: u64,
+        ts_sec: i64,
+        gtids: &GtidSet,
+    ) -> Result<(), ConnectorError> {
+        let interval = self.config.heartbeat_interval;
+        if interval.is_zero() || last.elapsed() < interval {
+            return Ok(());
+        }
+        *last = Instant::now();
+        let position = self.position(file, pos, ts_sec, gtids, None);
+        let record = debezium::heartbeat(
+            &self.ctx.partition,
+            &self.ctx.server,
+            events::offset(&position, SnapshotMark::Streaming),
+            now_us(),
+        );
+        self.send(&mut vec![record]).await
+    }
+
+    /// Re-reads one table from `information_schema`.
+    async fn refresh(&mut self, database: &str, table: &str) -> Result<(), ConnectorError> {
+        let mut conn = setup::connect(self.config).await?;
+        let fresh = read_tables(
+            &mut conn,
+            &self.config.filters,
+            Some((database, table)),
+            self.info.mariadb,
+        )
+        .await
+        .map_err(|e| classify("re-reading a table definition", e))?;
+        let _ = conn.disconnect().await;
+        let id = table_id(database, table);
+        match fresh.get(&id) {
+            Some(def) => {
+                self.model.tables.insert(id.clone(), def.clone());
+            }
+            None => {
+                self.model.tables.remove(&id);
+            }
+        }
+        self.model.rebuild(self.config, &id);
+        Ok(())
+    }
+
+    /// Checks a TABLE_MAP against the model: a different column count (or,
+    /// with full row metadata, different names) means the model missed a
+    /// change, and the table is re-read.
+    async fn check_columns(
+        &mut self,
+        id: &str,
+        tme: &TableMapEvent<'_>,
+    ) -> Result<(), ConnectorError> {
+        let Some(def) = self.model.tables.get(id) else {
+            return Ok(());
+        };
+        let mut stale = def.columns.len() as u64 != tme.columns_count();
+        if !stale {
+            if let Ok(meta) = OptionalMetaExtractor::new(tme.iter_optional_meta()) {
+                let names: Vec<String> = meta
+                    .iter_column_name()
+                    .filter_map(Result::ok)
+                    .map(|n| n.name().into_owned())
+                    .collect();
+                if !names.is_empty() {
+                    stale = names.len() != def.columns.len()
+                        || names
+                            .iter()
+                            .zip(&def.columns)
+                            .any(|(n, c)| !n.eq_ignore_ascii_case(&c.name));
+                }
+            }
+        }
+        if stale {
+            tracing::warn!(table = %id, "the binlog's columns differ from the schema model; re-reading the table definition");
+            let (db, table) = (def.database.clone(), def.name.clone());
+            self.refresh(&db, &table).await?;
+            let still = self
+                .model
+                .tables
+                .get(id)
+                .is_none_or(|d| d.columns.len() as u64 != tme.columns_count());
+            if still {
+                return Err(ConnectorError::fatal(format!(
+                    "the binlog's row events for {id} have {} columns but the table now has a different layout, and the DDL between them could not be followed; take a new snapshot (snapshot.mode=when_needed after resetting offsets)",
+                    tme.columns_count()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a DDL statement to the model; returns the schema-change and
+    /// history records it gives.
+    async fn apply_ddl(
+        &mut self,
+        database: &str,
+        sql: &str,
+        position: &BinlogPosition,
+    ) -> Result<Vec<SourceRecord>, ConnectorError> {
+        let resolve = |name: &ddl::Name| {
+            (
+                name.0.clone().unwrap_or_else(|| database.to_owned()),
+                name.1.clone(),
+            )
+        };
+        let captured = |db: &str, t: &str| self.config.filters.table(db, t);
+        let mut changed: Vec<(&'static str, String)> = Vec::new();
+        let mut truncated = None;
+        match ddl::parse(sql) {
+            Ddl::Create(name, mut def) => {
+                let (db, t) = resolve(&name);
+                if captured(&db, &t) {
+                    def.database = db.clone();
+                    def.name = t.clone();
+                    let id = table_id(&db, &t);
+                    self.model.tables.insert(id.clone(), def);
+                    changed.push(("CREATE", id));
+                }
+            }
+            Ddl::Alter(name, ops) => {
+                let (db, t) = resolve(&name);
+                let id = table_id(&db, &t);
+                if let Some(mut def) = self.model.tables.get(&id).cloned() {
+                    match ddl::apply_alter(&mut def, &ops) {
+                        Ok(()) => {
+                            let new_id = def.id();
+                            self.model.tables.remove(&id);
+                            if new_id != id {
+                                changed.push(("DROP", id.clone()));
+                                self.model.rebuild(self.config, &id);
+                            }
+                            if captured(&def.database, &def.name) {
+                                self.model.tables.insert(new_id.clone(), def);
+                                changed.push(("ALTER", new_id));
+                            }
+                        }
+                        Err(why) => {
+                            tracing::warn!(table = %id, %why, "could not follow the DDL; re-reading the table");
+                            self.refresh(&db, &t).await?;
+                            changed.push(("ALTER", id));
+                        }
+                    }
+                } else if captured(&db, &t) {
+                    self.refresh(&db, &t).await?;
+                    changed.push(("ALTER", id));
+                }
+            }
+            Ddl::Drop(names) => {
+                for name in names {
+                    let (db, t) = resolve(&name);
+                    let id = table_id(&db, &t);
+                    if self.model.tables.remove(&id).is_some() {
+                        changed.push(("DROP", id));
+                    }
+                }
+            }
+            Ddl::Rename(pairs) => {
+                for (from, to) in pairs {
+                    let (fdb, ft) = resolve(&from);
+                    let (tdb, tt) = resolve(&to);
+                    let from_id = table_id(&fdb, &ft);
+                    let to_id = table_id(&tdb, &tt);
+                    let old = self.model.tables.remove(&from_id);
+                    if old.is_some() {
+                        changed.push(("DROP", from_id.clone()));
+                        self.model.rebuild(self.config, &from_id);
+                    }
+                    if captured(&tdb, &tt) {
+                        match old {
+                            Some(mut def) => {
+                                def.database = tdb.clone();
+                                def.name = tt.clone();
+                                self.model.tables.insert(to_id.clone(), def);
+                            }
+                            None => self.refresh(&tdb, &tt).await?,
+                        }
+                        changed.push(("CREATE", to_id));
+                    }
+                }
+            }
+            Ddl::Truncate(name) => {
+                let (db, t) = resolve(&name);
+                truncated = Some(table_id(&db, &t));
+            }
+            Ddl::Refresh(name) => {
+                let (db, t) = resolve(&name);
+                if captured(&db, &t) {
+                    self.refresh(&db, &t).await?;
+                    changed.push(("ALTER", table_id(&db, &t)));
+                }
+            }
+            Ddl::Other => {}
+        }
+        let mut records = Vec::new();
+        if let Some(id) = truncated {
+            if let Some(schema) = self.model.schemas.get(&id) {
+                if !self.config.skipped_operations.contains(&'t') {
+                    records.extend(events::change(
+                        self.ctx,
+                        schema,
+                        Op::Truncate,
+                        None,
+                        None,
+                        position,
+                        ("false", SnapshotMark::Streaming),
+                        (0, 1),
+                        now_us(),
+                    ));
+                }
+            }
+        }
+        if changed.is_empty() {
+            return Ok(records);
+        }
+        for (_, id) in &changed {
+            self.model.rebuild(self.config, id);
+        }
+        tracing::info!(ddl = %sql, tables = ?changed.iter().map(|(_, id)| id).collect::<Vec<_>>(), "schema change");
+        records.push(events::history(
+            self.ctx,
+            &self.config.history_topic,
+            &self.model.tables,
+            sql,
+            database,
+            position,
+        ));
+        if self.config.include_schema_changes {
+            let changes: Vec<TableChange<'_>> = changed
+                .iter()
+                .map(|(kind, id)| TableChange {
+                    kind,
+                    id: id.clone(),
+                    table: if *kind == "DROP" {
+                        None
+                    } else {
+                        self.model.tables.get(id)
+                    },
+                })
+                .collect();
+            records.push(events::schema_change(
+                self.ctx,
+                database,
+                sql,
+                &changes,
+                position,
+                SnapshotMark::Streaming,
+            ));
+        }
+        Ok(records)
+    }
+
+    /// Streams until an error; a retriable error means reconnect at the cursor.
+    pub async fn run(&mut self, history_at: Option<(String, u64)>) -> Result<(), ConnectorError> {
+        let mut conn = setup::connect(self.config).await?;
+        let files = setup::binlog_files(&mut conn).await?;
+        if !files.contains(&self.cursor.file) {
+            return Err(ConnectorError::fatal(format!(
+                "the binlog file {} the connector's offset points to is no longer on the server (purged); the changes since then cannot be read. Set snapshot.mode=when_needed to take a new snapshot automatically, or reset the connector's offsets and snapshot again",
+                self.cursor.file
+            )));
+        }
+        // Heartbeats from the server every few seconds tell a dead
+        // connection from an idle one.
+        conn.query_drop("SET @master_heartbeat_period = 5000000000")
+            .await
+            .map_err(|e| classify("setting the binlog heartbeat", e))?;
+        if self.info.mariadb {
+            // Capability 4: MariaDB GTID events are sent as they are.
+            conn.query_drop("SET @mariadb_slave_capability = 4")
+                .await
+                .map_err(|e| classify("announcing MariaDB replica capabilities", e))?;
+        }
+        let request = BinlogStreamRequest::new(self.config.server_id)
+            .with_filename(self.cursor.file.as_bytes())
+            .with_pos(self.cursor.pos.max(4));
+        let mut stream = conn
+            .get_binlog_stream(request)
+            .await
+            .map_err(|e| classify("starting the binlog stream", e))?;
+        tracing::info!(file = %self.cursor.file, pos = self.cursor.pos, "binlog streaming");
+        self.progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .phase = "streaming";
+        let resume = self.cursor.clone();
+        let mut file = self.cursor.file.clone();
+        let mut gtids = GtidSet::parse(&self.cursor.gtids);
+        let mut group: Option<Group> = None;
+        let mut batch: Vec<SourceRecord> = Vec::new();
+        let mut last_heartbeat = Instant::now();
+        let mut committed_end = self.cursor.pos;
+        let mut committed_ts = 0i64;
+        loop {
+            let event = match tokio::time::timeout(Duration::from_millis(20), stream.next()).await {
+                Err(_) => {
+                    self.send(&mut batch).await?;
+                    if group.is_none() {
+                        self.heartbeat(
+                            &mut last_heartbeat,
+                            &file,
+                            committed_end,
+                            committed_ts,
+                            &gtids,
+                        )
+                        .await?;
+                    }
+                    continue;
+                }
+                Ok(None) => {
+                    self.send(&mut batch).await?;
+                    return Err(ConnectorError::retriable(
+                        "the server ended the binlog stream",
+                    ));
+                }
+                Ok(Some(Err(e))) => {
+                    self.send(&mut batch).await?;
+                    return Err(stream_error(e, self.config.server_id));
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            let header = event.header();
+            let end = u64::from(header.log_pos());
+            let start = end.saturating_sub(u64::from(header.event_size()));
+            let ts_sec = i64::from(header.timestamp());
+            match header.event_type_raw() {
+                MARIADB_GTID => {
+                    if let Some((seq, domain, _flags)) =
+                        gtid::parse_mariadb_gtid_event(event.data())
+                    {
+                        group = Some(Group {
+                            start,
+                            rows_events: 0,
+                            gtid: Some(PendingGtid::MariaDb(domain, header.server_id(), seq)),
+                            order: 0,
+                        });
+                    }
+                    continue;
+                }
+                MARIADB_ANNOTATE_ROWS | MARIADB_GTID_LIST => continue,
+                t if t == MARIADB_QUERY_COMPRESSED
+                    || (MARIADB_ROWS_COMPRESSED_FIRST..=MARIADB_ROWS_COMPRESSED_LAST)
+                        .contains(&t) =>
+                {
+                    return Err(ConnectorError::fatal(
+                        "the binlog holds MariaDB compressed events (log_bin_compress=ON), which sluice cannot read; SET GLOBAL log_bin_compress=OFF and take a new snapshot",
+                    ));
+                }
+                t if t == EventType::HEARTBEAT_EVENT as u8 => {
+                    if group.is_none() {
+                        self.heartbeat(
+                            &mut last_heartbeat,
+                            &file,
+                            committed_end,
+                            committed_ts,
+                            &gtids,
+                        )
+                        .await?;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let data = match event.read_data() {
+                Ok(Some(data)) => data,
+                Ok(None) => continue,
+                Err(e) => {
+                    return Err(ConnectorError::fatal(format!(
+                        "cannot decode a binlog event at {file}:{start}: {e}"
+                    )))
+                }
+            };
+            match data {
+                EventData::RotateEvent(rotate) => {
+                    file = rotate.name().into_owned();
+                    if group.is_none() {
+                        committed_end = rotate.position();
+                    }
+                }
+                EventData::GtidEvent(g) => {
+                    group = Some(Group {
+                        start,
+                        rows_events: 0,
+                        gtid: Some(PendingGtid::MySql(format_uuid(&g.sid()), g.gno())),
+                        order: 0,
+                    });
+                }
+                EventData::QueryEvent(q) => {
+                    let sql = q.query();
+                    let sql = sql.trim();
+                    if sql.eq_ignore_ascii_case("BEGIN") {
+                        if group.is_none() {
+                            group = Some(Group {
+                                start,
+                                rows_events: 0,
+                                gtid: None,
+                                order: 0,
+                            });
+                        }
+                    } else if sql.eq_ignore_ascii_case("COMMIT") {
+                        Self::complete(&mut group, &mut gtids);
+                        (committed_end, committed_ts) = (end, ts_sec);
+                    } else if ddl::is_ddl(sql) {
+                        Self::complete(&mut group, &mut gtids);
+                        (committed_end, committed_ts) = (end, ts_sec);
+                        // A restart that stored the history after this DDL
+                        // but not yet the main offset must not apply it twice.
+                        let applied = history_at
+                            .as_ref()
+                            .is_some_and(|(f, p)| at_or_before((&file, end), (f, *p)));
+                        if !applied {
+                            self.send(&mut batch).await?;
+                            let database = q.schema().into_owned();
+                            let position = self.position(&file, end, ts_sec, &gtids, None);
+                            batch.extend(self.apply_ddl(&database, sql, &position).await?);
+                            self.send(&mut batch).await?;
+                        }
+                    }
+                }
+                EventData::XidEvent(_) => {
+                    Self::complete(&mut group, &mut gtids);
+                    (committed_end, committed_ts) = (end, ts_sec);
+                }
+                EventData::RowsEvent(rows) => {
+                    let Some(g) = group.as_mut() else {
+                        continue;
+                    };
+                    let index = g.rows_events;
+                    g.rows_events += 1;
+                    let (group_start, gtid_text) = (g.start, g.gtid_text());
+                    // What a previous session already emitted of this group.
+                    let already = if resume.file == file && group_start == resume.pos {
+                        match index.cmp(&resume.event) {
+                            std::cmp::Ordering::Less => continue,
+                            std::cmp::Ordering::Equal => resume.row,
+                            std::cmp::Ordering::Greater => 0,
+                        }
+                    } else {
+                        0
+                    };
+                    let Some(tme) = stream.get_tme(rows.table_id()) else {
+                        return Err(ConnectorError::fatal(format!(
+                            "a rows event at {file}:{start} refers to an unknown table id {}",
+                            rows.table_id()
+                        )));
+                    };
+                    let (db, table) = (
+                        tme.database_name().into_owned(),
+                        tme.table_name().into_owned(),
+                    );
+                    if !self.config.filters.table(&db, &table) {
+                        continue;
+                    }
+                    let id = table_id(&db, &table);
+                    if !self.model.tables.contains_key(&id) {
+                        self.refresh(&db, &table).await?;
+                    }
+                    self.check_columns(&id, tme).await?;
+                    let Some(schema) = self.model.schemas.get(&id).cloned() else {
+                        continue;
+                    };
+                    let op = match &rows {
+                        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                            Op::Create
+                        }
+                        RowsEventData::UpdateRowsEventV1(_)
+                        | RowsEventData::UpdateRowsEvent(_)
+                        | RowsEventData::PartialUpdateRowsEvent(_) => Op::Update,
+                        _ => Op::Delete,
+                    };
+                    if op
+                        .code()
+                        .chars()
+                        .any(|c| self.config.skipped_operations.contains(&c))
+                    {
+                        continue;
+                    }
+                    let now = now_us();
+                    let decode = |row: Option<Row>| -> Result<
+                        Option<sluice_connector_api::Value>,
+                        ConnectorError,
+                    > {
+                        let Some(row) = row else { return Ok(None) };
+                        let values: Vec<_> =
+                            (0..row.len()).map(|i| row.as_ref(i).cloned()).collect();
+                        schema
+                            .row_from_binlog(&values)
+                            .map(Some)
+                            .map_err(ConnectorError::fatal)
+                    };
+                    let position = self.position(&file, group_start, ts_sec, &gtids, gtid_text);
+                    for (r, pair) in rows.rows(tme).enumerate() {
+                        let r = r as u64;
+                        if r < already {
+                            continue;
+                        }
+                        let (before, after) = pair.map_err(|e| {
+                            ConnectorError::fatal(format!(
+                                "cannot decode a row of {id} at {file}:{start}: {e}"
+                            ))
+                        })?;
+                        let mut position = position.clone();
+                        position.event = index;
+                        position.row = r + 1;
+                        let order = group.as_mut().map_or(0, |g| {
+                            g.order += 1;
+                            g.order
+                        });
+                        batch.extend(events::change(
+                            self.ctx,
+                            &schema,
+                            op,
+                            decode(before)?,
+                            decode(after)?,
+                            &position,
+                            ("false", SnapshotMark::Streaming),
+                            (r, order),
+                            now,
+                        ));
+                        *self.cursor = Cursor {
+                            file: file.clone(),
+                            pos: group_start,
+                            event: index,
+                            row: r + 1,
+                            gtids: position.gtids.clone(),
+                        };
+                        if batch.len() >= self.config.max_batch_size {
+                            self.send(&mut batch).await?;
+                        }
+                    }
+                    self.progress
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .position = format!("{file}:{end}");
+                }
+                _ => {}
+            }
+            if group.is_none() {
+                // Between groups: a reconnect starts after the last complete one.
+                *self.cursor = Cursor {
+                    file: file.clone(),
+                    pos: committed_end,
+                    event: 0,
+                    row: 0,
+                    gtids: gtids
+                        .filtered(|s| self.config.gtid_source_kept(s))
+                        .to_string(),
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The key, row and envelope schemas of one captured table, and rows in
+//! them built from snapshot text or binlog row images.
+
+use std::sync::{Arc, OnceLock};
+
+use mysql_async::binlog::value::BinlogValue;
+use sluice_connector_api::filters::Filters;
+use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Value};
+
+use crate::catalog::{default_literal, TableDef};
+use crate::types::{Kind, Mapping, Read};
+
+/// A column that is emitted.
+#[derive(Debug, Clone)]
+pub struct EmittedColumn {
+    /// Name.
+    pub name: String,
+    /// Index in the table's full column list (and row images).
+    pub position: usize,
+    /// How its values are read.
+    pub kind: Kind,
+    /// NULL allowed.
+    pub nullable: bool,
+}
+
+/// Schemas and column layout of one table at one schema version.
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    /// `<prefix>.<database>.<table>`.
+    pub topic: String,
+    /// The table's definition these schemas were built from.
+    pub def: TableDef,
+    /// Emitted columns in table order.
+    pub columns: Vec<EmittedColumn>,
+    /// Indices into `columns` of the key columns.
+    pub key: Vec<usize>,
+    /// The key schema; `None` for a keyless table.
+    pub key_schema: Option<Arc<Schema>>,
+    /// The envelope schema.
+    pub envelope: Arc<Schema>,
+    mapping: Mapping,
+}
+
+/// The Debezium `source` block for MySQL.
+pub fn source_schema() -> Arc<Schema> {
+    static SOURCE: OnceLock<Arc<Schema>> = OnceLock::new();
+    Arc::clone(SOURCE.get_or_init(|| {
+        Arc::new(Schema::structure(
+            "io.debezium.connector.mysql.Source",
+            vec![
+                Field::new("version", Schema::string()),
+                Field::new("connector", Schema::string()),
+                Field::new("name", Schema::string()),
+                Field::new("ts_ms", Schema::int64()),
+                Field::new(
+                    "snapshot",
+                    Schema::string()
+                        .named(logical::ENUM)
+                        .versioned(1)
+                        .parameter(
+                            "allowed",
+                            "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
+                        )
+                        .optional()
+                        .with_default(Value::String("false".into())),
+                ),
+                Field::new("db", Schema::string()),
+                Field::new("sequence", Schema::string().optional()),
+                Field::new("ts_us", Schema::int64().optional()),
+                Field::new("ts_ns", Schema::int64().optional()),
+                Field::new("table", Schema::string().optional()),
+                Field::new("server_id", Schema::int64()),
+                Field::new("gtid", Schema::string().optional()),
+                Field::new("file", Schema::string()),
+                Field::new("pos", Schema::int64()),
+                Field::new("row", Schema::int32()),
+                Field::new("thread", Schema::int64().optional()),
+                Field::new("query", Schema::string().optional()),
+            ],
+        ))
+    }))
+}
+
+/// The value a NOT NULL column gets for a zero date or a missing value:
+/// the epoch / zero of its type, as Debezium does.
+fn zero_of(schema: &Schema) -> Value {
+    match &schema.kind {
+        SchemaKind::Boolean => Value::Boolean(false),
+        SchemaKind::Int8 => Value::Int8(0),
+        SchemaKind::Int16 => Value::Int16(0),
+        SchemaKind::Int32 => Value::Int32(0),
+        SchemaKind::Int64 => Value::Int64(0),
+        SchemaKind::Float32 => Value::Float32(0.0),
+        SchemaKind::Float64 => Value::Float64(0.0),
+        SchemaKind::String if schema.name.as_deref() == Some(logical::ZONED_TIMESTAMP) => {
+            Value::String("1970-01-01T00:00:00Z".into())
+        }
+        SchemaKind::String => Value::String(String::new()),
+        SchemaKind::Bytes if schema.name.as_deref() == Some(logical::DECIMAL) => Value::decimal(0),
+        SchemaKind::Bytes => Value::Bytes(Vec::new()),
+        SchemaKind::Struct(fields) => {
+            Value::Struct(fields.iter().map(|f| zero_of(&f.schema)).collect())
+        }
+        _ => Value::Null,
+    }
+}
+
+impl TableSchema {
+    /// Builds the schemas of `def` under `topic_prefix`.
+    pub fn build(topic_prefix: &str, def: &TableDef, filters: &Filters, mapping: Mapping) -> Self {
+        let topic = format!("{topic_prefix}.{}.{}", def.database, def.name);
+        let key_names: Vec<String> = filters
+            .key_columns(&def.database, &def.name)
+            .map(<[String]>::to_vec)
+            .unwrap_or_else(|| def.primary_key.clone());
+        let columns: Vec<EmittedColumn> = def
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                filters.column(&def.database, &def.name, &c.name) || key_names.contains(&c.name)
+            })
+            .map(|(position, c)| EmittedColumn {
+                name: c.name.clone(),
+                position,
+                kind: Kind::of(c),
+                nullable: c.nullable,
+            })
+            .collect();
+        let field = |c: &EmittedColumn, force_required: bool| {
+            let mut schema = c.kind.schema(mapping);
+            if c.nullable && !force_required {
+                schema = schema.optional();
+            }
+            let default = def.columns[c.position]
+                .default
+                .as_deref()
+                .and_then(default_literal)
+                .map(|text| c.kind.from_text(text.as_bytes(), mapping));
+            if let Some(Read::Value(value)) = default {
+                schema = schema.with_default(value);
+            }
+            Field::new(c.name.clone(), schema)
+        };
+        let key: Vec<usize> = key_names
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| &c.name == k))
+            .collect();
+        let key_schema = (!key.is_empty()).then(|| {
+            Arc::new(Schema::structure(
+                format!("{topic}.Key"),
+                key.iter().map(|i| field(&columns[*i], true)).collect(),
+            ))
+        });
+        let row = Arc::new(
+            Schema::structure(
+                format!("{topic}.Value"),
+                columns.iter().map(|c| field(c, false)).collect(),
+            )
+            .optional(),
+        );
+        let envelope = debezium::envelope_schema(&topic, &row, source_schema());
+        Self {
+            topic,
+            def: def.clone(),
+            columns,
+            key,
+            key_schema,
+            envelope,
+            mapping,
+        }
+    }
+
+    fn finish(&self, column: &EmittedColumn, read: Read) -> Result<Value, String> {
+        match read {
+            Read::Value(v) => Ok(v),
+            Read::Null | Read::Zero if column.nullable => Ok(Value::Null),
+            Read::Null | Read::Zero => Ok(zero_of(&column.kind.schema(self.mapping))),
+            Read::PartialJson => Err(format!(
+                "column {}.{}.{} arrived as a partial JSON update, which cannot be turned into the document; set binlog_row_value_options='' on the server",
+                self.def.database, self.def.name, column.name
+            )),
+            Read::Bad => Err(format!(
+                "column {}.{}.{}: the value does not fit its type {:?}",
+                self.def.database, self.def.name, column.name, column.kind
+            )),
+        }
+    }
+
+    /// The row struct from text-protocol values of every table column.
+    pub fn row_from_text(&self, values: &[Option<&[u8]>]) -> Result<Value, String> {
+        let mut out = Vec::with_capacity(self.columns.len());
+        for column in &self.columns {
+            let read = match values.get(column.position).copied().flatten() {
+                None => Read::Null,
+                Some(raw) => column.kind.from_text(raw, self.mapping),
+            };
+            out.push(self.finish(column, read)?);
+        }
+        Ok(Value::Struct(out))
+    }
+
+    /// The row struct from a binlog row image of every table column.
+    pub fn row_from_binlog(&self, values: &[Option<BinlogValue<'_>>]) -> Result<Value, String> {
+        let mut out = Vec::with_capacity(self.columns.len());
+        for column in &self.columns {
+            let read = match values.get(column.position) {
+                Some(Some(v)) => column.kind.from_binlog(v, self.mapping),
+                _ => {
+                    return Err(format!(
+                        "column {}.{}.{} is missing from the row image; set binlog_row_image=FULL",
+                        self.def.database, self.def.name, column.name
+                    ))
+                }
+            };
+            out.push(self.finish(column, read)?);
+        }
+        Ok(Value::Struct(out))
+    }
+
+    /// The key struct picked out of a row struct.
+    pub fn key_of(&self, row: &Value) -> Option<Value> {
+        let Value::Struct(values) = row else {
+            return None;
+        };
+        if self.key.is_empty() {
+            return None;
+        }
+        Some(Value::Struct(
+            self.key.iter().map(|i| values[*i].clone()).collect(),
+        ))
+    }
+}

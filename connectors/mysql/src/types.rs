@@ -1,0 +1,789 @@
+//! MySQL / MariaDB column types as Debezium maps them: the Connect schema
+//! of each column and its values, read both from the snapshot's text
+//! protocol and from binlog row images.
+
+use std::sync::Arc;
+
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::Value as MyValue;
+use sluice_connector_api::calendar::{
+    days_from_civil, iso_utc, parse_decimal, rescale, MICROS_PER_DAY,
+};
+use sluice_connector_api::{logical, Field, Schema, Value};
+
+use crate::catalog::ColumnDef;
+use crate::config::{BigintUnsignedMode, BinaryMode, DecimalMode, MySqlConfig, TimePrecision};
+
+/// The modes that change how values are represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// `decimal.handling.mode`
+    pub decimal: DecimalMode,
+    /// `time.precision.mode`
+    pub time: TimePrecision,
+    /// `bigint.unsigned.handling.mode`
+    pub bigint_unsigned: BigintUnsignedMode,
+    /// `binary.handling.mode`
+    pub binary: BinaryMode,
+}
+
+impl Mapping {
+    /// The mapping a connector's settings ask for.
+    pub fn of(config: &MySqlConfig) -> Self {
+        Self {
+            decimal: config.decimal_mode,
+            time: config.time_precision,
+            bigint_unsigned: config.bigint_unsigned,
+            binary: config.binary_mode,
+        }
+    }
+}
+
+/// A column's type, reduced to what decides its schema and decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// BOOLEAN (`tinyint(1)`) and BIT(1).
+    Bool,
+    /// An integer of `bits` (8, 16, 24, 32, 64).
+    Int {
+        /// Storage size in bits.
+        bits: u32,
+        /// UNSIGNED.
+        unsigned: bool,
+    },
+    /// DECIMAL / NUMERIC.
+    Decimal {
+        /// Digits in all.
+        precision: u32,
+        /// Digits after the point.
+        scale: u32,
+    },
+    /// FLOAT (4 bytes).
+    Float,
+    /// DOUBLE / REAL / FLOAT(M,D).
+    Double,
+    /// CHAR, VARCHAR, TEXT types; `latin1` when the bytes are ISO-8859-1.
+    Text {
+        /// The column's character set is single-byte latin1.
+        latin1: bool,
+    },
+    /// BINARY, VARBINARY, BLOB types.
+    Binary,
+    /// DATE.
+    Date,
+    /// TIME(fsp).
+    Time,
+    /// DATETIME(fsp).
+    DateTime {
+        /// Fractional-second digits.
+        fsp: u32,
+    },
+    /// TIMESTAMP(fsp): a UTC instant.
+    Timestamp,
+    /// YEAR.
+    Year,
+    /// JSON (MySQL binary JSON, MariaDB text).
+    Json,
+    /// ENUM with its values in order.
+    Enum(Arc<[String]>),
+    /// SET with its values in order.
+    Set(Arc<[String]>),
+    /// BIT(n > 1).
+    Bits(u32),
+    /// GEOMETRY and its subtypes: SRID + WKB.
+    Geometry,
+}
+
+/// The number inside the first parentheses of a type, e.g. `decimal(10,2)` → 10.
+fn type_args(column_type: &str) -> Vec<u32> {
+    column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(args, _)| {
+            args.split(',')
+                .filter_map(|a| a.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The quoted values of an `enum('a','b')` or `set(...)` type.
+pub fn quoted_values(column_type: &str) -> Vec<String> {
+    let Some((_, rest)) = column_type.split_once('(') else {
+        return Vec::new();
+    };
+    let mut values = Vec::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            if c == ')' {
+                break;
+            }
+            continue;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    value.push('\'');
+                }
+                '\'' => break,
+                '\\' => {
+                    if let Some(next) = chars.next() {
+                        value.push(next);
+                    }
+                }
+                c => value.push(c),
+            }
+        }
+        values.push(value);
+    }
+    values
+}
+
+impl Kind {
+    /// The kind of a column from its `information_schema` description.
+    pub fn of(column: &ColumnDef) -> Self {
+        let ty = column.column_type.to_ascii_lowercase();
+        let unsigned = ty.contains("unsigned");
+        let args = type_args(&ty);
+        let latin1 = column.charset.as_deref() == Some("latin1");
+        match column.data_type.to_ascii_lowercase().as_str() {
+            "tinyint" if args.first() == Some(&1) && !unsigned => Self::Bool,
+            "bool" | "boolean" => Self::Bool,
+            "tinyint" => Self::Int { bits: 8, unsigned },
+            "smallint" => Self::Int { bits: 16, unsigned },
+            "mediumint" => Self::Int { bits: 24, unsigned },
+            "int" | "integer" => Self::Int { bits: 32, unsigned },
+            "bigint" => Self::Int { bits: 64, unsigned },
+            "decimal" | "numeric" | "dec" | "fixed" => Self::Decimal {
+                precision: args.first().copied().unwrap_or(10),
+                scale: args.get(1).copied().unwrap_or(0),
+            },
+            "float" if args.len() < 2 => Self::Float,
+            "float" | "double" | "real" | "double precision" => Self::Double,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
+                Self::Text { latin1 }
+            }
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+                Self::Binary
+            }
+            "date" => Self::Date,
+            "time" => Self::Time,
+            "datetime" => Self::DateTime {
+                fsp: args.first().copied().unwrap_or(0),
+            },
+            "timestamp" => Self::Timestamp,
+            "year" => Self::Year,
+            "json" => Self::Json,
+            "enum" => Self::Enum(quoted_values(&column.column_type).into()),
+            "set" => Self::Set(quoted_values(&column.column_type).into()),
+            "bit" if args.first().copied().unwrap_or(1) <= 1 => Self::Bool,
+            "bit" => Self::Bits(args.first().copied().unwrap_or(1)),
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+            | "multipolygon" | "geometrycollection" | "geomcollection" => Self::Geometry,
+            _ => Self::Text { latin1 },
+        }
+    }
+
+    /// The Connect schema of a non-null value of this kind.
+    pub fn schema(&self, mapping: Mapping) -> Schema {
+        match self {
+            Self::Bool => Schema::boolean(),
+            Self::Int { bits: 8, .. } => Schema::int16(),
+            Self::Int { bits: 16, unsigned } if !unsigned => Schema::int16(),
+            Self::Int { bits: 16 | 24, .. } => Schema::int32(),
+            Self::Int { bits: 32, unsigned } if !unsigned => Schema::int32(),
+            Self::Int { bits: 32, .. } => Schema::int64(),
+            Self::Int { unsigned: true, .. }
+                if mapping.bigint_unsigned == BigintUnsignedMode::Precise =>
+            {
+                logical::decimal(0, Some(20))
+            }
+            Self::Int { .. } => Schema::int64(),
+            Self::Decimal { precision, scale } => match mapping.decimal {
+                DecimalMode::Precise => logical::decimal(*scale, Some(*precision)),
+                DecimalMode::Double => Schema::float64(),
+                DecimalMode::String => Schema::string(),
+            },
+            Self::Float => Schema::float32(),
+            Self::Double => Schema::float64(),
+            Self::Text { .. } => Schema::string(),
+            Self::Binary => match mapping.binary {
+                BinaryMode::Bytes => Schema::bytes(),
+                _ => Schema::string(),
+            },
+            Self::Date => match mapping.time {
+                TimePrecision::Connect => logical::date(),
+                TimePrecision::Adaptive => Schema::int32().named(logical::DBZ_DATE).versioned(1),
+            },
+            Self::Time => match mapping.time {
+                TimePrecision::Connect => logical::time_millis(),
+                TimePrecision::Adaptive => Schema::int64().named(logical::MICRO_TIME).versioned(1),
+            },
+            Self::DateTime { fsp } => match mapping.time {
+                TimePrecision::Connect => logical::timestamp_millis(),
+                TimePrecision::Adaptive if *fsp <= 3 => {
+                    Schema::int64().named(logical::DBZ_TIMESTAMP).versioned(1)
+                }
+                TimePrecision::Adaptive => logical::micro_timestamp(),
+            },
+            Self::Timestamp => logical::zoned_timestamp(),
+            Self::Year => Schema::int32().named(logical::YEAR).versioned(1),
+            Self::Json => logical::json(),
+            Self::Enum(values) => Schema::string()
+                .named(logical::ENUM)
+                .versioned(1)
+                .parameter("allowed", values.join(",")),
+            Self::Set(values) => Schema::string()
+                .named("io.debezium.data.EnumSet")
+                .versioned(1)
+                .parameter("allowed", values.join(",")),
+            Self::Bits(n) => Schema::bytes()
+                .named(logical::BITS)
+                .versioned(1)
+                .parameter("length", n.to_string()),
+            Self::Geometry => geometry_schema(),
+        }
+    }
+
+    /// The value of this kind from the text protocol (the snapshot reads
+    /// with `time_zone = '+00:00'`, so TIMESTAMP text is UTC). `None` when
+    /// the text does not fit; zero dates give [`Read::Zero`].
+    pub fn from_text(&self, raw: &[u8], mapping: Mapping) -> Read {
+        let text = || std::str::from_utf8(raw).ok();
+        let read = |v: Option<Value>| v.map_or(Read::Bad, Read::Value);
+        match self {
+            Self::Bool => match raw {
+                [0] | b"0" => Read::Value(Value::Boolean(false)),
+                [1] => Read::Value(Value::Boolean(true)),
+                _ => read(
+                    text()
+                        .and_then(|t| t.parse::<i64>().ok())
+                        .map(|v| Value::Boolean(v != 0)),
+                ),
+            },
+            Self::Int { bits, unsigned } => {
+                let Some(t) = text() else { return Read::Bad };
+                if *unsigned {
+                    read(
+                        t.parse::<u64>()
+                            .ok()
+                            .map(|v| self.unsigned_value(v, mapping)),
+                    )
+                } else {
+                    read(t.parse::<i64>().ok().map(|v| signed_value(*bits, v)))
+                }
+            }
+            Self::Decimal { .. } => read(text().and_then(|t| self.decimal_value(t, mapping))),
+            Self::Float => read(text().and_then(|t| t.parse().ok()).map(Value::Float32)),
+            Self::Double => read(text().and_then(|t| t.parse().ok()).map(Value::Float64)),
+            Self::Text { latin1 } => Read::Value(Value::String(decode_text(raw, *latin1))),
+            Self::Binary => Read::Value(binary_value(raw, mapping.binary)),
+            Self::Date => match text().and_then(parse_date) {
+                Some(Some(days)) => Read::Value(date_value(days)),
+                Some(None) => Read::Zero,
+                None => Read::Bad,
+            },
+            Self::Time => read(
+                text()
+                    .and_then(parse_time)
+                    .map(|us| time_value(us, mapping)),
+            ),
+            Self::DateTime { fsp } => match text().and_then(parse_datetime) {
+                Some(Some(us)) => Read::Value(datetime_value(us, *fsp, mapping)),
+                Some(None) => Read::Zero,
+                None => Read::Bad,
+            },
+            Self::Timestamp => match text().and_then(parse_datetime) {
+                Some(Some(us)) => Read::Value(Value::String(iso_utc(us))),
+                Some(None) => Read::Zero,
+                None => Read::Bad,
+            },
+            Self::Year => read(text().and_then(|t| t.parse().ok()).map(Value::Int32)),
+            Self::Json => Read::Value(Value::String(decode_text(raw, false))),
+            Self::Enum(_) | Self::Set(_) => Read::Value(Value::String(decode_text(raw, false))),
+            Self::Bits(n) => Read::Value(bits_value(raw, *n)),
+            Self::Geometry => read(geometry_value(raw)),
+        }
+    }
+
+    /// The value of this kind from a binlog row image.
+    pub fn from_binlog(&self, value: &BinlogValue<'_>, mapping: Mapping) -> Read {
+        let read = |v: Option<Value>| v.map_or(Read::Bad, Read::Value);
+        let value = match value {
+            BinlogValue::Value(v) => v,
+            BinlogValue::Jsonb(j) => {
+                return match serde_json::Value::try_from(j.clone()) {
+                    Ok(json) => Read::Value(Value::String(json.to_string())),
+                    Err(_) => Read::Bad,
+                }
+            }
+            BinlogValue::JsonDiff(_) => return Read::PartialJson,
+        };
+        match (self, value) {
+            (_, MyValue::NULL) => Read::Null,
+            (Self::Bool, MyValue::Int(v)) => Read::Value(Value::Boolean(*v != 0)),
+            (Self::Bool, MyValue::UInt(v)) => Read::Value(Value::Boolean(*v != 0)),
+            (Self::Bool, MyValue::Bytes(b)) => {
+                Read::Value(Value::Boolean(b.iter().any(|byte| *byte != 0)))
+            }
+            (Self::Int { bits, unsigned }, MyValue::Int(v)) => {
+                if *unsigned {
+                    // Without the signedness metadata the parser reads every
+                    // integer as signed: undo the wrap at the column's width.
+                    let v = if *v < 0 && *bits < 64 {
+                        (*v + (1i64 << bits)) as u64
+                    } else {
+                        *v as u64
+                    };
+                    Read::Value(self.unsigned_value(v, mapping))
+                } else {
+                    Read::Value(signed_value(*bits, *v))
+                }
+            }
+            (Self::Int { .. }, MyValue::UInt(v)) => Read::Value(self.unsigned_value(*v, mapping)),
+            (Self::Decimal { .. }, MyValue::Bytes(b)) => read(
+                std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|t| self.decimal_value(t, mapping)),
+            ),
+            (Self::Float, MyValue::Float(f)) => Read::Value(Value::Float32(*f)),
+            (Self::Float, MyValue::Double(f)) => Read::Value(Value::Float32(*f as f32)),
+            (Self::Double, MyValue::Double(f)) => Read::Value(Value::Float64(*f)),
+            (Self::Double, MyValue::Float(f)) => Read::Value(Value::Float64(f64::from(*f))),
+            (Self::Date, MyValue::Date(y, m, d, ..)) => {
+                if *y == 0 || *m == 0 || *d == 0 {
+                    Read::Zero
+                } else {
+                    let days = days_from_civil(i64::from(*y), i64::from(*m), i64::from(*d));
+                    Read::Value(date_value(days))
+                }
+            }
+            (Self::DateTime { fsp }, MyValue::Date(y, mo, d, h, mi, s, us)) => {
+                if *y == 0 || *mo == 0 || *d == 0 {
+                    Read::Zero
+                } else {
+                    let days = days_from_civil(i64::from(*y), i64::from(*mo), i64::from(*d));
+                    let micros = days * MICROS_PER_DAY
+                        + ((i64::from(*h) * 60 + i64::from(*mi)) * 60 + i64::from(*s)) * 1_000_000
+                        + i64::from(*us);
+                    Read::Value(datetime_value(micros, *fsp, mapping))
+                }
+            }
+            (Self::Time, MyValue::Time(negative, days, h, m, s, us)) => {
+                let micros = (((i64::from(*days) * 24 + i64::from(*h)) * 60 + i64::from(*m)) * 60
+                    + i64::from(*s))
+                    * 1_000_000
+                    + i64::from(*us);
+                Read::Value(time_value(
+                    if *negative { -micros } else { micros },
+                    mapping,
+                ))
+            }
+            (Self::Timestamp, MyValue::Bytes(b)) => {
+                // "seconds[.micros]" since the epoch, from TIMESTAMP2.
+                let text = String::from_utf8_lossy(b);
+                let (secs, frac) = text.split_once('.').unwrap_or((&text, "0"));
+                match (secs.parse::<i64>(), frac.parse::<i64>()) {
+                    (Ok(0), Ok(0)) => Read::Zero,
+                    (Ok(secs), Ok(frac)) => {
+                        Read::Value(Value::String(iso_utc(secs * 1_000_000 + frac)))
+                    }
+                    _ => Read::Bad,
+                }
+            }
+            (Self::Timestamp, MyValue::Int(secs)) => {
+                if *secs == 0 {
+                    Read::Zero
+                } else {
+                    Read::Value(Value::String(iso_utc(secs * 1_000_000)))
+                }
+            }
+            (Self::Year, MyValue::Bytes(b)) => {
+                let year: i32 = String::from_utf8_lossy(b).parse().unwrap_or(0);
+                // The binlog stores YEAR as years since 1900; 0 is year 0000.
+                Read::Value(Value::Int32(if year == 1900 { 0 } else { year }))
+            }
+            (Self::Enum(values), MyValue::Int(index)) => {
+                // 1-based; 0 is the empty string MySQL stores for bad input.
+                let text = usize::try_from(*index)
+                    .ok()
+                    .and_then(|i| i.checked_sub(1))
+                    .and_then(|i| values.get(i))
+                    .cloned()
+                    .unwrap_or_default();
+                Read::Value(Value::String(text))
+            }
+            (Self::Set(values), MyValue::Bytes(bitmap)) => {
+                let mut bits: u64 = 0;
+                for (i, byte) in bitmap.iter().enumerate().take(8) {
+                    bits |= u64::from(*byte) << (8 * i);
+                }
+                let members: Vec<&str> = values
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| bits & (1u64 << i) != 0)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                Read::Value(Value::String(members.join(",")))
+            }
+            (Self::Bits(n), MyValue::Bytes(b)) => Read::Value(bits_value(b, *n)),
+            // Text, binary, JSON text (MariaDB), geometry: the raw bytes are
+            // what the text protocol would give.
+            (_, MyValue::Bytes(b)) => self.from_text(b, mapping),
+            _ => Read::Bad,
+        }
+    }
+
+    fn unsigned_value(&self, v: u64, mapping: Mapping) -> Value {
+        match self {
+            Self::Int { bits: 8, .. } => Value::Int16(v as i16),
+            Self::Int { bits: 16 | 24, .. } => Value::Int32(v as i32),
+            Self::Int { bits: 32, .. } => Value::Int64(v as i64),
+            _ if mapping.bigint_unsigned == BigintUnsignedMode::Precise => {
+                Value::decimal(i128::from(v))
+            }
+            _ => Value::Int64(v as i64),
+        }
+    }
+
+    fn decimal_value(&self, text: &str, mapping: Mapping) -> Option<Value> {
+        let Self::Decimal { scale, .. } = self else {
+            return None;
+        };
+        match mapping.decimal {
+            DecimalMode::Precise => {
+                let (unscaled, at) = parse_decimal(text.trim())?;
+                Some(Value::decimal(rescale(unscaled, at, *scale)?))
+            }
+            DecimalMode::Double => text.trim().parse().ok().map(Value::Float64),
+            DecimalMode::String => Some(Value::String(text.trim().to_owned())),
+        }
+    }
+}
+
+/// What reading one value gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Read {
+    /// A value.
+    Value(Value),
+    /// SQL NULL.
+    Null,
+    /// A zero date (`0000-00-00`): null, or the epoch in a NOT NULL column.
+    Zero,
+    /// A partial JSON update (MySQL `binlog_row_value_options=PARTIAL_JSON`),
+    /// which cannot be turned into the full document.
+    PartialJson,
+    /// Bytes that do not fit the column's type.
+    Bad,
+}
+
+fn signed_value(bits: u32, v: i64) -> Value {
+    match bits {
+        8 | 16 => Value::Int16(v as i16),
+        24 | 32 => Value::Int32(v as i32),
+        _ => Value::Int64(v),
+    }
+}
+
+fn decode_text(raw: &[u8], latin1: bool) -> String {
+    if latin1 {
+        raw.iter().map(|b| char::from(*b)).collect()
+    } else {
+        String::from_utf8_lossy(raw).into_owned()
+    }
+}
+
+fn binary_value(raw: &[u8], mode: BinaryMode) -> Value {
+    use base64::Engine as _;
+    match mode {
+        BinaryMode::Bytes => Value::Bytes(raw.to_vec()),
+        BinaryMode::Base64 => Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
+        BinaryMode::Base64UrlSafe => {
+            Value::String(base64::engine::general_purpose::URL_SAFE.encode(raw))
+        }
+        BinaryMode::Hex => Value::String(raw.iter().map(|b| format!("{b:02x}")).collect()),
+    }
+}
+
+/// BIT(n) as Debezium's Bits: little-endian bytes, `ceil(n/8)` long. The
+/// server sends big-endian bytes.
+fn bits_value(raw: &[u8], n: u32) -> Value {
+    let len = n.div_ceil(8) as usize;
+    let mut out: Vec<u8> = raw.iter().rev().copied().collect();
+    out.resize(len, 0);
+    Value::Bytes(out)
+}
+
+/// Debezium's Date and Connect's Date are both int32 days since the epoch.
+fn date_value(days: i64) -> Value {
+    Value::Int32(days as i32)
+}
+
+fn time_value(micros: i64, mapping: Mapping) -> Value {
+    match mapping.time {
+        TimePrecision::Connect => Value::Int32((micros / 1000) as i32),
+        TimePrecision::Adaptive => Value::Int64(micros),
+    }
+}
+
+fn datetime_value(micros: i64, fsp: u32, mapping: Mapping) -> Value {
+    match mapping.time {
+        TimePrecision::Adaptive if fsp > 3 => Value::Int64(micros),
+        _ => Value::Int64(micros.div_euclid(1000)),
+    }
+}
+
+/// Days since the epoch of `YYYY-MM-DD`; `Some(None)` for a zero date.
+fn parse_date(text: &str) -> Option<Option<i64>> {
+    let mut parts = text.trim().splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.get(..2)?.parse().ok()?;
+    if year == 0 || month == 0 || day == 0 {
+        return Some(None);
+    }
+    Some(Some(days_from_civil(year, month, day)))
+}
+
+/// Microseconds of `[-]HHH:MM:SS[.ffffff]` (TIME may exceed a day or be negative).
+fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let mut parts = text.splitn(3, ':');
+    let hours: i64 = parts.next()?.parse().ok()?;
+    let minutes: i64 = parts.next()?.parse().ok()?;
+    let seconds = parts.next()?;
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let whole: i64 = whole.parse().ok()?;
+    let mut micros: i64 = 0;
+    for (i, c) in fraction.chars().take(6).enumerate() {
+        micros += i64::from(c.to_digit(10)?) * 10i64.pow(5 - i as u32);
+    }
+    let total = ((hours * 60 + minutes) * 60 + whole) * 1_000_000 + micros;
+    Some(if negative { -total } else { total })
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DD HH:MM:SS[.ffffff]` read as
+/// UTC; `Some(None)` for a zero date.
+fn parse_datetime(text: &str) -> Option<Option<i64>> {
+    let (date, time) = text
+        .trim()
+        .split_once(' ')
+        .unwrap_or((text.trim(), "00:00:00"));
+    match parse_date(date)? {
+        None => Some(None),
+        Some(days) => Some(Some(days * MICROS_PER_DAY + parse_time(time)?)),
+    }
+}
+
+/// Debezium's `io.debezium.data.geometry.Geometry`: WKB and SRID.
+pub fn geometry_schema() -> Schema {
+    Schema::structure(
+        "io.debezium.data.geometry.Geometry",
+        vec![
+            Field::new("wkb", Schema::bytes()),
+            Field::new("srid", Schema::int32().optional()),
+        ],
+    )
+    .versioned(1)
+    .documented("Geometry")
+}
+
+/// MySQL stores geometry as a 4-byte little-endian SRID then WKB.
+fn geometry_value(raw: &[u8]) -> Option<Value> {
+    let srid = raw.get(..4)?;
+    let srid = i32::from_le_bytes([srid[0], srid[1], srid[2], srid[3]]);
+    Some(Value::Struct(vec![
+        Value::Bytes(raw[4..].to_vec()),
+        if srid == 0 {
+            Value::Null
+        } else {
+            Value::Int32(srid)
+        },
+    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping() -> Mapping {
+        Mapping {
+            decimal: DecimalMode::Precise,
+            time: TimePrecision::Adaptive,
+            bigint_unsigned: BigintUnsignedMode::Long,
+            binary: BinaryMode::Bytes,
+        }
+    }
+
+    fn column(data_type: &str, column_type: &str) -> ColumnDef {
+        ColumnDef {
+            name: "c".into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable: true,
+            default: None,
+            charset: Some("utf8mb4".into()),
+        }
+    }
+
+    #[test]
+    fn kinds_follow_debezium() {
+        assert_eq!(Kind::of(&column("tinyint", "tinyint(1)")), Kind::Bool);
+        assert_eq!(Kind::of(&column("bit", "bit(1)")), Kind::Bool);
+        assert_eq!(Kind::of(&column("bit", "bit(10)")), Kind::Bits(10));
+        assert_eq!(
+            Kind::of(&column("int", "int(10) unsigned")),
+            Kind::Int {
+                bits: 32,
+                unsigned: true
+            }
+        );
+        assert_eq!(
+            Kind::of(&column("decimal", "decimal(12,3)")),
+            Kind::Decimal {
+                precision: 12,
+                scale: 3
+            }
+        );
+        assert_eq!(Kind::of(&column("float", "float")), Kind::Float);
+        assert_eq!(Kind::of(&column("float", "float(7,2)")), Kind::Double);
+        assert_eq!(
+            Kind::of(&column("enum", "enum('a','it''s','c')")),
+            Kind::Enum(vec!["a".into(), "it's".into(), "c".into()].into())
+        );
+    }
+
+    #[test]
+    fn text_values_decode() {
+        let m = mapping();
+        let date = Kind::Date;
+        assert_eq!(
+            date.from_text(b"1970-01-02", m),
+            Read::Value(Value::Int32(1))
+        );
+        assert_eq!(date.from_text(b"0000-00-00", m), Read::Zero);
+        assert_eq!(
+            Kind::Time.from_text(b"-838:59:59.000000", m),
+            Read::Value(Value::Int64(-3_020_399_000_000))
+        );
+        assert_eq!(
+            Kind::DateTime { fsp: 6 }.from_text(b"1970-01-01 00:00:01.5", m),
+            Read::Value(Value::Int64(1_500_000))
+        );
+        assert_eq!(
+            Kind::DateTime { fsp: 0 }.from_text(b"1970-01-01 00:00:01", m),
+            Read::Value(Value::Int64(1000))
+        );
+        assert_eq!(
+            Kind::Timestamp.from_text(b"2024-01-31 10:00:00.5", m),
+            Read::Value(Value::String("2024-01-31T10:00:00.5Z".into()))
+        );
+        assert_eq!(
+            Kind::Int {
+                bits: 64,
+                unsigned: true
+            }
+            .from_text(b"18446744073709551615", m),
+            Read::Value(Value::Int64(-1))
+        );
+        let precise = Mapping {
+            bigint_unsigned: BigintUnsignedMode::Precise,
+            ..m
+        };
+        assert_eq!(
+            Kind::Int {
+                bits: 64,
+                unsigned: true
+            }
+            .from_text(b"18446744073709551615", precise),
+            Read::Value(Value::decimal(18_446_744_073_709_551_615))
+        );
+        assert_eq!(
+            Kind::Int {
+                bits: 16,
+                unsigned: true
+            }
+            .from_text(b"65535", m),
+            Read::Value(Value::Int32(65535))
+        );
+        assert_eq!(
+            Kind::Int {
+                bits: 8,
+                unsigned: true
+            }
+            .from_text(b"255", m),
+            Read::Value(Value::Int16(255))
+        );
+        assert_eq!(
+            Kind::Decimal {
+                precision: 5,
+                scale: 2
+            }
+            .from_text(b"-1.5", m),
+            Read::Value(Value::decimal(-150))
+        );
+        assert_eq!(
+            Kind::Bits(10).from_text(&[0x02, 0x01], m),
+            Read::Value(Value::Bytes(vec![0x01, 0x02]))
+        );
+        assert_eq!(
+            Kind::Text { latin1: true }.from_text(&[0xe9], m),
+            Read::Value(Value::String("é".into()))
+        );
+    }
+
+    #[test]
+    fn binlog_values_decode() {
+        let m = mapping();
+        let v = |x: MyValue| BinlogValue::Value(x);
+        // A signed read of an unsigned column (minimal row metadata).
+        assert_eq!(
+            Kind::Int {
+                bits: 8,
+                unsigned: true
+            }
+            .from_binlog(&v(MyValue::Int(-1)), m),
+            Read::Value(Value::Int16(255))
+        );
+        assert_eq!(
+            Kind::Int {
+                bits: 32,
+                unsigned: true
+            }
+            .from_binlog(&v(MyValue::Int(-1)), m),
+            Read::Value(Value::Int64(4_294_967_295))
+        );
+        assert_eq!(
+            Kind::Enum(vec!["x".into(), "y".into()].into()).from_binlog(&v(MyValue::Int(2)), m),
+            Read::Value(Value::String("y".into()))
+        );
+        assert_eq!(
+            Kind::Set(vec!["a".into(), "b".into(), "c".into()].into())
+                .from_binlog(&v(MyValue::Bytes(vec![0b101])), m),
+            Read::Value(Value::String("a,c".into()))
+        );
+        assert_eq!(
+            Kind::Timestamp.from_binlog(&v(MyValue::Bytes(b"1.250000".to_vec())), m),
+            Read::Value(Value::String("1970-01-01T00:00:01.25Z".into()))
+        );
+        assert_eq!(
+            Kind::Time.from_binlog(&v(MyValue::Time(true, 1, 2, 0, 0, 5)), m),
+            Read::Value(Value::Int64(-(26 * 3600 * 1_000_000 + 5)))
+        );
+        assert_eq!(
+            Kind::DateTime { fsp: 0 }.from_binlog(&v(MyValue::Date(0, 0, 0, 0, 0, 0, 0)), m),
+            Read::Zero
+        );
+        assert_eq!(
+            Kind::Year.from_binlog(&v(MyValue::Bytes(b"2024".to_vec())), m),
+            Read::Value(Value::Int32(2024))
+        );
+    }
+}
