@@ -5,6 +5,7 @@
 pub mod api;
 pub mod env;
 pub mod kafka;
+pub mod mariadb;
 pub mod postgres;
 pub mod process;
 pub mod registry;

@@ -166,6 +166,23 @@ fn stream_error(e: mysql_async::Error, server_id: u32) -> ConnectorError {
     classify("reading the binlog", e)
 }
 
+/// The file a ROTATE names. The artificial ROTATE that opens a stream
+/// comes before the format description, so its body still holds the 4
+/// checksum bytes: a name the server does not list loses them.
+fn rotate_file_name(raw: &[u8], known: &[String]) -> String {
+    let full = String::from_utf8_lossy(raw).into_owned();
+    if known.contains(&full) || raw.len() <= 4 {
+        return full;
+    }
+    let trimmed = String::from_utf8_lossy(&raw[..raw.len() - 4]).into_owned();
+    let printable = |s: &str| s.chars().all(|c| c.is_ascii_graphic());
+    if known.contains(&trimmed) || !printable(&full) {
+        trimmed
+    } else {
+        full
+    }
+}
+
 /// `(file, pos)` ordering: binlog files are numbered with fixed width.
 fn at_or_before(a: (&str, u64), b: (&str, u64)) -> bool {
     (a.0, a.1) <= (b.0, b.1)
@@ -595,7 +612,7 @@ impl Streamer<'_> {
             };
             match data {
                 EventData::RotateEvent(rotate) => {
-                    file = rotate.name().into_owned();
+                    file = rotate_file_name(rotate.name_raw(), &files);
                     if group.is_none() {
                         committed_end = rotate.position();
                     }
@@ -771,5 +788,24 @@ impl Streamer<'_> {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotate_names_lose_a_trailing_checksum() {
+        let known = vec!["binlog.000001".to_owned()];
+        let mut raw = b"binlog.000001".to_vec();
+        assert_eq!(rotate_file_name(&raw, &known), "binlog.000001");
+        raw.extend([0x9a, 0x5e, 0x69, 0x20]);
+        assert_eq!(rotate_file_name(&raw, &known), "binlog.000001");
+        // A file created after the stream started is not yet listed.
+        assert_eq!(rotate_file_name(b"binlog.000002", &known), "binlog.000002");
+        assert_eq!(format_uuid(&[0x3e; 16]), "3e3e3e3e-3e3e-3e3e-3e3e-3e3e3e3e3e3e");
+        assert!(at_or_before(("binlog.000001", 900), ("binlog.000002", 4)));
+        assert!(!at_or_before(("binlog.000002", 5), ("binlog.000002", 4)));
     }
 }
