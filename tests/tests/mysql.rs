@@ -229,3 +229,229 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     assert!(offsets.to_string().contains("\"file\""), "{offsets}");
     api.delete("/connectors/my-snap");
 }
+
+/// Runs `scripts/env <what>` against the test environment.
+fn env_script(what: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = std::process::Command::new("bash")
+        .arg(root.join("scripts/env"))
+        .arg(what)
+        .status()
+        .expect("scripts/env");
+    assert!(status.success(), "scripts/env {what} failed");
+}
+
+#[test]
+fn kill_9_server_restart_and_binlog_rotation_lose_no_change() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = ident("crash");
+    create_items(&db, &database, 1000);
+    let mut worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-crash", "config": db.connector_config(&prefix, &database, server_id())}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "my-crash")["progress"]["phase"] == "streaming").then_some(())
+    });
+    let writer = {
+        let (db, database) = (db.clone(), database.clone());
+        std::thread::spawn(move || random_writes(&db, &database, 800, 200_000))
+    };
+    // A worker crash mid-load, then a binlog rotation, then a server restart.
+    std::thread::sleep(Duration::from_millis(1500));
+    worker.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    worker.restart();
+    std::thread::sleep(Duration::from_millis(1000));
+    db.exec("FLUSH BINARY LOGS");
+    std::thread::sleep(Duration::from_millis(1000));
+    env_script("restart-mariadb");
+    writer.join().expect("writer thread");
+    db.exec("FLUSH BINARY LOGS");
+    db.exec(&format!("UPDATE {database}.items SET qty = qty + 1000 WHERE id = 1"));
+    let records = assert_converges(&env, &db, &database, &format!("{prefix}.{database}.items"));
+    assert_eq!(status(&api, "my-crash")["state"], "RUNNING");
+    // Streamed from more than one binlog file.
+    let files: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| ["c", "u", "d"].contains(&r.value["op"].as_str().unwrap_or_default()))
+        .filter_map(|r| r.value["source"]["file"].as_str())
+        .collect();
+    assert!(files.len() >= 2, "{files:?}");
+    api.delete("/connectors/my-crash");
+}
+
+/// The streamed events of `topic` (no snapshot reads, no tombstones).
+fn changes(env: &TestEnv, topic: &str, at_least: usize) -> Vec<Value> {
+    read_topic(env.bootstrap(), topic, Duration::from_secs(30), |r| {
+        r.iter().filter(|c| c.value["op"].is_string()).count() >= at_least
+    })
+    .into_iter()
+    .map(|c| c.value)
+    .filter(|v| v["op"].is_string())
+    .collect()
+}
+
+#[test]
+fn ddl_mid_stream_is_followed_also_across_a_restart() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = ident("ddl");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY, a VARCHAR(10), b INT); \
+         INSERT INTO {database}.t VALUES (1, 'one', 10);"
+    ));
+    let mut worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-ddl", "config": db.connector_config(&prefix, &database, server_id())}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "my-ddl")["progress"]["phase"] == "streaming").then_some(())
+    });
+    let t = format!("{database}.t");
+    db.exec(&format!(
+        "INSERT INTO {t} VALUES (2, 'two', 20); \
+         ALTER TABLE {t} ADD COLUMN c DECIMAL(5,1) NOT NULL DEFAULT 1.5 AFTER a; \
+         INSERT INTO {t} VALUES (3, 'three', 3.5, 30);"
+    ));
+    // Stop the worker while the next changes are written: after the restart
+    // the old row events must decode with the schema they were written under.
+    worker.terminate();
+    db.exec(&format!(
+        "INSERT INTO {t} VALUES (4, 'four', 4.5, 40); \
+         ALTER TABLE {t} DROP COLUMN b; \
+         INSERT INTO {t} VALUES (5, 'five', 5.5); \
+         ALTER TABLE {t} RENAME COLUMN a TO name; \
+         INSERT INTO {t} VALUES (6, 'six', 6.5); \
+         ALTER TABLE {t} MODIFY name VARCHAR(40) NULL, CHANGE c cost DECIMAL(8,2) NOT NULL; \
+         INSERT INTO {t} VALUES (7, 'seven', 7.25); \
+         UPDATE {t} SET name = 'uno' WHERE id = 1;"
+    ));
+    worker.restart();
+    let events = changes(&env, &format!("{prefix}.{t}"), 8);
+    let after = |id: i64| {
+        events
+            .iter()
+            .find(|e| e["after"]["id"] == id && e["op"] != "r")
+            .unwrap_or_else(|| panic!("no event for id {id}: {events:?}"))["after"]
+            .clone()
+    };
+    assert_eq!(after(2), json!({"id": 2, "a": "two", "b": 20}));
+    let three = after(3);
+    assert_eq!((three["a"].as_str(), three["b"].as_i64()), (Some("three"), Some(30)), "{three}");
+    assert!(three.get("c").is_some(), "{three}");
+    let four = after(4);
+    assert_eq!((four["a"].as_str(), four["b"].as_i64()), (Some("four"), Some(40)), "{four}");
+    let five = after(5);
+    assert!(five.get("b").is_none() && five["a"] == "five", "{five}");
+    let six = after(6);
+    assert!(six.get("a").is_none() && six["name"] == "six", "{six}");
+    let seven = after(7);
+    assert_eq!(seven["name"], "seven", "{seven}");
+    assert!(seven.get("cost").is_some() && seven.get("c").is_none(), "{seven}");
+    let update = events.iter().find(|e| e["op"] == "u").expect("the update");
+    assert_eq!(update["after"]["name"], "uno");
+    assert_eq!(update["before"]["name"], "one");
+    // DDL events on the schema-change topic, in order.
+    let ddl: Vec<String> = read_topic(env.bootstrap(), &prefix, Duration::from_secs(20), |r| r.len() >= 5)
+        .iter()
+        .filter_map(|r| r.value["ddl"].as_str().map(str::to_owned))
+        .filter(|d| d.starts_with("ALTER"))
+        .collect();
+    assert_eq!(ddl.len(), 4, "{ddl:?}");
+    assert!(ddl[0].contains("ADD COLUMN c"), "{ddl:?}");
+    api.delete("/connectors/my-ddl");
+}
+
+#[test]
+fn preflight_failures_and_bad_configs_name_the_fix() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let database = ident("pre");
+    db.exec(&format!("CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY);"));
+
+    // The server's own server_id.
+    let config = db.connector_config(&ident("srv"), &database, 1);
+    let trace = failure_trace(&api, "my-sid", &config, "the server id clash to be reported");
+    assert!(trace.contains("database.server.id=1") && trace.contains("unique"), "{trace}");
+
+    // A user without the replication privileges.
+    let user = ident("weak");
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON {database}.* TO '{user}'@'%';"
+    ));
+    let mut config = db.connector_config(&ident("srv"), &database, server_id());
+    config["database.user"] = json!(user);
+    config["database.password"] = json!("pw");
+    let trace = failure_trace(&api, "my-priv", &config, "the missing privileges to be reported");
+    assert!(trace.contains("REPLICATION SLAVE") && trace.contains("GRANT"), "{trace}");
+    assert!(trace.contains("RELOAD"), "{trace}");
+
+    // Wrong password.
+    let mut config = db.connector_config(&ident("srv"), &database, server_id());
+    config["database.password"] = json!("wrong");
+    let trace = failure_trace(&api, "my-auth", &config, "the bad password to be reported");
+    assert!(trace.contains("database.password"), "{trace}");
+
+    // binlog_format other than ROW (restored right after).
+    db.exec("SET GLOBAL binlog_format = 'STATEMENT'");
+    let config = db.connector_config(&ident("srv"), &database, server_id());
+    let trace = failure_trace(&api, "my-fmt", &config, "the binlog format to be reported");
+    db.exec("SET GLOBAL binlog_format = 'ROW'");
+    assert!(trace.contains("binlog_format is STATEMENT") && trace.contains("ROW"), "{trace}");
+
+    // A stored offset whose binlog file is gone.
+    let prefix = ident("srv");
+    let config = db.connector_config(&prefix, &database, server_id());
+    let reply = api.post("/connectors", &json!({"name": "my-purged", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "my-purged")["progress"]["phase"] == "streaming").then_some(())
+    });
+    assert!([202, 204].contains(&api.put_empty("/connectors/my-purged/stop").status));
+    wait_for("stopped", Duration::from_secs(30), || {
+        (api.get("/connectors/my-purged/status").body["connector"]["state"] == "STOPPED").then_some(())
+    });
+    let reply = api.patch(
+        "/connectors/my-purged/offsets",
+        &json!({"offsets": [{"partition": {"server": prefix}, "offset": {"file": "binlog.000000", "pos": 4}}]}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!([202, 204].contains(&api.put_empty("/connectors/my-purged/resume").status));
+    let failed = wait_for("the purged binlog to be reported", Duration::from_secs(60), || {
+        let task = status(&api, "my-purged");
+        (task["state"] == "FAILED").then_some(task)
+    });
+    let trace = failed["trace"].as_str().unwrap_or_default();
+    assert!(trace.contains("binlog.000000") && trace.contains("snapshot.mode=when_needed"), "{trace}");
+    api.delete("/connectors/my-purged");
+
+    // Bad configs are refused before anything runs, naming the key.
+    let mut config = db.connector_config(&ident("srv"), &database, server_id());
+    config["snapshot.mode"] = json!("sometimes");
+    config["database.server.id"] = json!("0");
+    config["database.include.list"] = json!("a");
+    config["database.exclude.list"] = json!("b");
+    config["database.ssl.mode"] = json!("verify_identity");
+    let reply = api.post("/connectors", &json!({"name": "my-bad", "config": config}));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    for key in ["snapshot.mode", "database.server.id", "database.exclude.list"] {
+        assert!(reply.text.contains(key), "{key} named in {}", reply.text);
+    }
+    let plugins = api.put(
+        "/connector-plugins/io.debezium.connector.mysql.MySqlConnector/config/validate",
+        &json!({"connector.class": "mysql", "topic.prefix": "x", "database.hostname": "h", "database.user": "u", "database.server.id": "7", "database.ssl.mode": "verify_ca"}),
+    );
+    assert!(plugins.text.contains("database.ssl.truststore"), "{}", plugins.text);
+}

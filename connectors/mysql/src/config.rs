@@ -218,6 +218,55 @@ fn patterns(config: &ConnectorConfig, key: &str) -> Result<Vec<Regex>, ConfigErr
         .collect()
 }
 
+/// `database.ssl.mode` and its CA file: a verifying mode needs a readable one.
+pub fn ssl(config: &ConnectorConfig) -> Result<(String, Option<String>), ConfigError> {
+    let ssl_mode = config
+        .get("database.ssl.mode")
+        .unwrap_or("preferred")
+        .trim()
+        .to_owned();
+    let ssl_ca = config
+        .get("database.ssl.truststore")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
+    if ssl_mode.starts_with("verify") {
+        match &ssl_ca {
+            None => {
+                return Err(ConfigError::new(
+                    "database.ssl.truststore",
+                    format!("database.ssl.mode={ssl_mode} needs the CA certificate: set database.ssl.truststore to a PEM file"),
+                ))
+            }
+            Some(path) if !std::path::Path::new(path).is_file() => {
+                return Err(ConfigError::new(
+                    "database.ssl.truststore",
+                    format!("{path} is not a readable file"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((ssl_mode, ssl_ca))
+}
+
+/// `gtid.source.includes` / `excludes`, refused together as Debezium does.
+#[allow(clippy::type_complexity)]
+pub fn gtid_sources(config: &ConnectorConfig) -> Result<(Vec<Regex>, Vec<Regex>), ConfigError> {
+    if !config.list("gtid.source.includes").is_empty()
+        && !config.list("gtid.source.excludes").is_empty()
+    {
+        return Err(ConfigError::new(
+            "gtid.source.excludes",
+            "cannot be used together with gtid.source.includes; keep one of them",
+        ));
+    }
+    Ok((
+        patterns(config, "gtid.source.includes")?,
+        patterns(config, "gtid.source.excludes")?,
+    ))
+}
+
 impl MySqlConfig {
     /// Reads and checks the settings, naming the first bad key.
     pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
@@ -230,37 +279,8 @@ impl MySqlConfig {
             .map_err(|_| ConfigError::new("database.port", "must be between 1 and 65535"))?;
         let server_id = u32::try_from(config.i64_or("database.server.id", 0)?)
             .map_err(|_| ConfigError::new("database.server.id", "must be from 1 to 4294967295"))?;
-        let ssl_mode = text("database.ssl.mode", "preferred");
-        let ssl_ca = config
-            .get("database.ssl.truststore")
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned);
-        if ssl_mode.starts_with("verify") {
-            match &ssl_ca {
-                None => {
-                    return Err(ConfigError::new(
-                        "database.ssl.truststore",
-                        format!("database.ssl.mode={ssl_mode} needs the CA certificate: set database.ssl.truststore to a PEM file"),
-                    ))
-                }
-                Some(path) if !std::path::Path::new(path).is_file() => {
-                    return Err(ConfigError::new(
-                        "database.ssl.truststore",
-                        format!("{path} is not a readable file"),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        for (include, exclude) in [("gtid.source.includes", "gtid.source.excludes")] {
-            if !config.list(include).is_empty() && !config.list(exclude).is_empty() {
-                return Err(ConfigError::new(
-                    exclude,
-                    format!("cannot be used together with {include}; keep one of them"),
-                ));
-            }
-        }
+        let (ssl_mode, ssl_ca) = ssl(config)?;
+        let (gtid_includes, gtid_excludes) = gtid_sources(config)?;
         let topic_prefix = config.required("topic.prefix")?.to_owned();
         Ok(Self {
             host: config.required("database.hostname")?.to_owned(),
@@ -287,8 +307,8 @@ impl MySqlConfig {
             },
             snapshot_threads: size("snapshot.max.threads", 1)?,
             snapshot_fetch_size: size("snapshot.fetch.size", 10240)?,
-            gtid_includes: patterns(config, "gtid.source.includes")?,
-            gtid_excludes: patterns(config, "gtid.source.excludes")?,
+            gtid_includes,
+            gtid_excludes,
             include_schema_changes: config.bool_or("include.schema.changes", true)?,
             history_topic: config
                 .get("schema.history.internal.kafka.topic")

@@ -56,8 +56,14 @@ impl SourceConnector for MySqlConnector {
 
     fn validate(&self, config: &ConnectorConfig) -> Vec<ConfigValue> {
         let mut values = self.config_def().validate(config);
-        // Rules across keys, shown beside the per-key errors.
-        if let Err(e) = MySqlConfig::parse(config) {
+        // Rules across keys, checked on their own so they show beside
+        // the per-key errors.
+        let cross = [
+            config::filters(config).err(),
+            config::ssl(config).err(),
+            config::gtid_sources(config).err(),
+        ];
+        for e in cross.into_iter().flatten() {
             if let Some(v) = values.iter_mut().find(|v| v.name == e.key) {
                 if !v.errors.contains(&e.message) {
                     v.errors.push(e.message);

@@ -804,7 +804,10 @@ mod tests {
         assert_eq!(rotate_file_name(&raw, &known), "binlog.000001");
         // A file created after the stream started is not yet listed.
         assert_eq!(rotate_file_name(b"binlog.000002", &known), "binlog.000002");
-        assert_eq!(format_uuid(&[0x3e; 16]), "3e3e3e3e-3e3e-3e3e-3e3e-3e3e3e3e3e3e");
+        assert_eq!(
+            format_uuid(&[0x3e; 16]),
+            "3e3e3e3e-3e3e-3e3e-3e3e-3e3e3e3e3e3e"
+        );
         assert!(at_or_before(("binlog.000001", 900), ("binlog.000002", 4)));
         assert!(!at_or_before(("binlog.000002", 5), ("binlog.000002", 4)));
     }

@@ -1,0 +1,137 @@
+//! MariaDB column types through the Avro converter, from the snapshot and
+//! from the binlog, decoded by an independent client (Python's
+//! confluent-kafka `AvroDeserializer` through sluice's registry), with the
+//! values Debezium documents for each type; a column added mid-stream
+//! becomes a second schema version with its default.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_tests::api::Api;
+use sluice_tests::env::TestEnv;
+use sluice_tests::mariadb::Maria;
+use sluice_tests::process::{free_port, python};
+use sluice_tests::worker::Worker;
+use sluice_tests::{unique, wait_for};
+
+const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
+
+/// `count` records of `topic` decoded by Python: [{"key", "value"}].
+fn python_decode(env: &TestEnv, topic: &str, registry: &str, count: usize) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/avro_interop.py");
+    let output = Command::new(python())
+        .arg(script)
+        .args(["consume", env.bootstrap(), topic, registry, &count.to_string()])
+        .output()
+        .expect("run python");
+    assert!(output.status.success(), "python: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+const COLUMNS: &str = "id INT PRIMARY KEY, c_bool BOOLEAN, c_tiny TINYINT, c_utiny TINYINT UNSIGNED, \
+    c_small SMALLINT, c_usmall SMALLINT UNSIGNED, c_medium MEDIUMINT, c_int INT, c_uint INT UNSIGNED, \
+    c_big BIGINT, c_ubig BIGINT UNSIGNED, c_dec DECIMAL(10,3), c_float FLOAT, c_double DOUBLE, \
+    c_char CHAR(3), c_varchar VARCHAR(20), c_text TEXT, c_latin VARCHAR(10) CHARACTER SET latin1, \
+    c_binary BINARY(2), c_varbinary VARBINARY(4), c_blob BLOB, c_date DATE, c_time TIME(6), \
+    c_dt DATETIME, c_dt6 DATETIME(6), c_ts TIMESTAMP(3) NULL, c_year YEAR, c_json JSON, \
+    c_enum ENUM('a','b','c'), c_set SET('x','y','z'), c_bit1 BIT(1), c_bits BIT(10), c_geo POINT, \
+    c_zero DATE NULL, c_null VARCHAR(5) NULL";
+
+const ROW_VALUES: &str = "true, -5, 250, -300, 65000, -8000000, -2000000000, 4000000000, -9000000000000, \
+    18446744073709551615, 12.345, 1.5, 2.25, 'ab', 'varchar', 'text', 'café', 0x0102, 0x010203, 0x0a0b, \
+    '2024-02-29', '-10:11:12.123456', '2024-02-29 10:11:12', '2024-02-29 10:11:12.123456', \
+    '2024-02-29 10:11:12.5', 2024, '{\"a\": 1}', 'b', 'x,z', b'1', b'1000000001', \
+    ST_GeomFromText('POINT(1 2)'), '0000-00-00', NULL";
+
+/// What Debezium documents for each column of `ROW_VALUES` (as Python's
+/// AvroDeserializer returns it, printed with `json.dumps(default=str)`).
+fn expected_row() -> Value {
+    json!({
+        "c_bool": true, "c_tiny": -5, "c_utiny": 250, "c_small": -300, "c_usmall": 65000,
+        "c_medium": -8000000, "c_int": -2000000000, "c_uint": 4000000000u64, "c_big": -9000000000000i64,
+        // bigint.unsigned.handling.mode=long: the value above 2^63-1 wraps.
+        "c_ubig": -1,
+        "c_dec": "12.345", "c_float": 1.5, "c_double": 2.25,
+        "c_char": "ab", "c_varchar": "varchar", "c_text": "text", "c_latin": "café",
+        "c_binary": "b'\\x01\\x02'", "c_varbinary": "b'\\x01\\x02\\x03'", "c_blob": "b'\\n\\x0b'",
+        "c_date": 19782,
+        "c_time": -36672123456i64,
+        "c_dt": 1709201472000i64,
+        "c_dt6": 1709201472123456i64,
+        "c_ts": "2024-02-29T10:11:12.5Z",
+        "c_year": 2024,
+        "c_json": "{\"a\": 1}",
+        "c_enum": "b", "c_set": "x,z",
+        "c_bit1": true,
+        // BIT(10) 0b1000000001 as little-endian bytes.
+        "c_bits": "b'\\x01\\x02'",
+        "c_geo": {"wkb": "b'\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\xf0?\\x00\\x00\\x00\\x00\\x00\\x00\\x00@'", "srid": null},
+        "c_zero": null,
+        "c_null": null,
+    })
+}
+
+fn assert_row(after: &Value, id: i64) {
+    assert_eq!(after["id"], id, "{after}");
+    for (column, value) in expected_row().as_object().expect("object") {
+        assert_eq!(&after[column], value, "column {column} of row {id}: {after}");
+    }
+}
+
+#[test]
+fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = unique("types").replace('-', "_");
+    db.exec(&format!(
+        "SET time_zone = '+00:00'; CREATE DATABASE {database}; \
+         CREATE TABLE {database}.all_types ({COLUMNS}); \
+         INSERT INTO {database}.all_types VALUES (1, {ROW_VALUES});"
+    ));
+    let registry_port = free_port();
+    let registry = format!("http://127.0.0.1:{registry_port}");
+    let worker = Worker::start_with(&env, &["--registry-listen", &format!("127.0.0.1:{registry_port}")]);
+    let api = worker.api();
+    let prefix = unique("srv").replace('-', "_");
+    let mut config = db.connector_config(&prefix, &database, 7000 + std::process::id() % 1000);
+    config["key.converter"] = json!(AVRO);
+    config["value.converter"] = json!(AVRO);
+    let reply = api.post("/connectors", &json!({"name": "my-types", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        let task = api.get("/connectors/my-types/status").body["tasks"][0].clone();
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
+    });
+    db.exec(&format!(
+        "SET time_zone = '+00:00'; INSERT INTO {database}.all_types VALUES (2, {ROW_VALUES}); \
+         ALTER TABLE {database}.all_types ADD COLUMN c_new INT NOT NULL DEFAULT 7; \
+         INSERT INTO {database}.all_types (id) VALUES (3);"
+    ));
+    let rows = python_decode(&env, &format!("{prefix}.{database}.all_types"), &registry, 3);
+    assert_eq!(rows[0]["value"]["op"], "r");
+    assert_eq!(rows[0]["key"], json!({"id": 1}));
+    assert_row(&rows[0]["value"]["after"], 1);
+    assert_eq!(rows[1]["value"]["op"], "c");
+    assert_row(&rows[1]["value"]["after"], 2);
+    let added = &rows[2]["value"]["after"];
+    assert_eq!(added["c_new"], 7, "the column added mid-stream: {added}");
+    let source = &rows[1]["value"]["source"];
+    assert_eq!(source["connector"], "mysql");
+    assert_eq!(source["snapshot"], "false");
+    assert!(source["pos"].as_i64().is_some() && source["server_id"] == 1, "{source}");
+    let subject = format!("{prefix}.{database}.all_types-value");
+    let versions = Api::new(&registry).get(&format!("/subjects/{subject}/versions")).body;
+    assert_eq!(versions, json!([1, 2]), "the ALTER made a second schema version");
+    let latest = Api::new(&registry).get(&format!("/subjects/{subject}/versions/latest")).body;
+    let schema: Value = serde_json::from_str(latest["schema"].as_str().unwrap_or("{}")).expect("schema JSON");
+    let text = schema.to_string();
+    assert!(text.contains("\"name\":\"c_new\"") && text.contains("\"default\":7"), "{text}");
+    assert!(text.contains("io.debezium.time.MicroTime") && text.contains("io.debezium.data.Bits"), "{text}");
+    api.delete("/connectors/my-types");
+}
