@@ -30,13 +30,23 @@ impl Maria {
     /// Runs `sql`; its rows tab-separated without headers, or the error.
     pub fn try_exec(&self, sql: &str) -> Result<String, String> {
         let output = Command::new("mariadb")
-            .args(["--no-defaults", "-h", &self.host, "-P", &self.port, "-u", &self.user])
+            .args([
+                "--no-defaults",
+                "-h",
+                &self.host,
+                "-P",
+                &self.port,
+                "-u",
+                &self.user,
+            ])
             .arg(format!("-p{}", self.password))
             .args(["-D", "sluice", "-N", "-B", "-e", sql])
             .output()
             .map_err(|e| format!("cannot run mariadb: {e}"))?;
         if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+            Ok(String::from_utf8_lossy(&output.stdout)
+                .trim_end()
+                .to_owned())
         } else {
             Err(String::from_utf8_lossy(&output.stderr).into_owned())
         }

@@ -46,7 +46,11 @@ fn price_text(price: &Value) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(price.as_str()?)
         .ok()?;
-    let mut value: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) { -1 } else { 0 };
+    let mut value: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        -1
+    } else {
+        0
+    };
     for b in bytes {
         value = (value << 8) | i128::from(b);
     }
@@ -84,27 +88,33 @@ fn replay(records: &[Consumed]) -> State {
 }
 
 fn table_state(db: &Maria, database: &str) -> State {
-    db.rows(&format!("SELECT id, qty, note, price FROM {database}.items ORDER BY id"))
-        .into_iter()
-        .map(|r| {
-            let opt = |s: &str| (s != "NULL").then(|| s.to_owned());
-            (
-                r[0].parse().expect("id"),
-                (r[1].parse().expect("qty"), opt(&r[2]), opt(&r[3])),
-            )
-        })
-        .collect()
+    db.rows(&format!(
+        "SELECT id, qty, note, price FROM {database}.items ORDER BY id"
+    ))
+    .into_iter()
+    .map(|r| {
+        let opt = |s: &str| (s != "NULL").then(|| s.to_owned());
+        (
+            r[0].parse().expect("id"),
+            (r[1].parse().expect("qty"), opt(&r[2]), opt(&r[3])),
+        )
+    })
+    .collect()
 }
 
 /// Waits until replaying `topic` gives the table's state.
 fn assert_converges(env: &TestEnv, db: &Maria, database: &str, topic: &str) -> Vec<Consumed> {
     let expected = table_state(db, database);
     let mut last = State::new();
-    let records = wait_for("the topic to converge on the table", Duration::from_secs(120), || {
-        let records = read_topic(env.bootstrap(), topic, Duration::from_secs(20), |_| false);
-        last = replay(&records);
-        (last == expected).then_some(records)
-    });
+    let records = wait_for(
+        "the topic to converge on the table",
+        Duration::from_secs(120),
+        || {
+            let records = read_topic(env.bootstrap(), topic, Duration::from_secs(20), |_| false);
+            last = replay(&records);
+            (last == expected).then_some(records)
+        },
+    );
     assert_eq!(last, expected);
     records
 }
@@ -183,8 +193,14 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
 
     let reads: Vec<&Consumed> = records.iter().filter(|r| r.value["op"] == "r").collect();
     assert_eq!(reads.len(), 5000, "every row read once");
-    let big = read_topic(env.bootstrap(), &format!("{prefix}.{database}.big"), Duration::from_secs(60), |r| r.len() >= 40000);
-    let ids: std::collections::BTreeSet<i64> = big.iter().filter_map(|c| c.key["id"].as_i64()).collect();
+    let big = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{database}.big"),
+        Duration::from_secs(60),
+        |r| r.len() >= 40000,
+    );
+    let ids: std::collections::BTreeSet<i64> =
+        big.iter().filter_map(|c| c.key["id"].as_i64()).collect();
     assert_eq!(ids.len(), 40000, "every row of the big table once");
     assert_eq!(big.len(), 40000, "and no row twice");
     let event = &reads[0].value;
@@ -192,17 +208,50 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     assert_eq!(event["source"]["name"], prefix.as_str());
     assert_eq!(event["source"]["db"], database.as_str());
     assert_eq!(event["source"]["table"], "items");
-    assert!(event["after"]["updated"].as_str().is_some_and(|t| t.ends_with('Z')), "{event}");
+    assert!(
+        event["after"]["updated"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{event}"
+    );
     // Streamed changes carry their binlog position and GTID.
-    let change = records.iter().find(|r| r.value["op"] == "c").expect("an insert event");
-    assert!(change.value["source"]["file"].as_str().is_some_and(|f| f.starts_with("binlog.")), "{}", change.value);
-    assert!(change.value["source"]["gtid"].as_str().is_some_and(|g| g.starts_with("0-1-")), "{}", change.value);
-    let delete = records.iter().position(|r| r.value["op"] == "d").expect("a delete event");
-    assert!(records[delete + 1].raw_value.is_none(), "tombstone after the delete");
+    let change = records
+        .iter()
+        .find(|r| r.value["op"] == "c")
+        .expect("an insert event");
+    assert!(
+        change.value["source"]["file"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("binlog.")),
+        "{}",
+        change.value
+    );
+    assert!(
+        change.value["source"]["gtid"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("0-1-")),
+        "{}",
+        change.value
+    );
+    let delete = records
+        .iter()
+        .position(|r| r.value["op"] == "d")
+        .expect("a delete event");
+    assert!(
+        records[delete + 1].raw_value.is_none(),
+        "tombstone after the delete"
+    );
     assert_eq!(records[delete + 1].key, records[delete].key);
     // The schema change topic announced the tables.
-    let ddl = read_topic(env.bootstrap(), &prefix, Duration::from_secs(20), |r| r.len() >= 2);
-    assert!(ddl.iter().any(|r| r.value["tableChanges"][0]["id"] == format!("\"{database}\".\"items\"")), "{:?}", ddl.first().map(|r| &r.value));
+    let ddl = read_topic(env.bootstrap(), &prefix, Duration::from_secs(20), |r| {
+        r.len() >= 2
+    });
+    assert!(
+        ddl.iter()
+            .any(|r| r.value["tableChanges"][0]["id"] == format!("\"{database}\".\"items\"")),
+        "{:?}",
+        ddl.first().map(|r| &r.value)
+    );
 
     let progress = status(&api, "my-snap");
     assert_eq!(progress["state"], "RUNNING", "{progress}");
@@ -217,7 +266,10 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
         .output()
         .expect("sluice status");
     let shown = String::from_utf8_lossy(&shown.stdout);
-    assert!(shown.contains(&format!("{database}.items")) && shown.contains("5000/"), "{shown}");
+    assert!(
+        shown.contains(&format!("{database}.items")) && shown.contains("5000/"),
+        "{shown}"
+    );
     let metrics = api.get("/metrics").text;
     assert!(
         metrics.contains(&format!(
@@ -273,7 +325,9 @@ fn kill_9_server_restart_and_binlog_rotation_lose_no_change() {
     env_script("restart-mariadb");
     writer.join().expect("writer thread");
     db.exec("FLUSH BINARY LOGS");
-    db.exec(&format!("UPDATE {database}.items SET qty = qty + 1000 WHERE id = 1"));
+    db.exec(&format!(
+        "UPDATE {database}.items SET qty = qty + 1000 WHERE id = 1"
+    ));
     let records = assert_converges(&env, &db, &database, &format!("{prefix}.{database}.items"));
     assert_eq!(status(&api, "my-crash")["state"], "RUNNING");
     // Streamed from more than one binlog file.
@@ -347,26 +401,39 @@ fn ddl_mid_stream_is_followed_also_across_a_restart() {
     };
     assert_eq!(after(2), json!({"id": 2, "a": "two", "b": 20}));
     let three = after(3);
-    assert_eq!((three["a"].as_str(), three["b"].as_i64()), (Some("three"), Some(30)), "{three}");
+    assert_eq!(
+        (three["a"].as_str(), three["b"].as_i64()),
+        (Some("three"), Some(30)),
+        "{three}"
+    );
     assert!(three.get("c").is_some(), "{three}");
     let four = after(4);
-    assert_eq!((four["a"].as_str(), four["b"].as_i64()), (Some("four"), Some(40)), "{four}");
+    assert_eq!(
+        (four["a"].as_str(), four["b"].as_i64()),
+        (Some("four"), Some(40)),
+        "{four}"
+    );
     let five = after(5);
     assert!(five.get("b").is_none() && five["a"] == "five", "{five}");
     let six = after(6);
     assert!(six.get("a").is_none() && six["name"] == "six", "{six}");
     let seven = after(7);
     assert_eq!(seven["name"], "seven", "{seven}");
-    assert!(seven.get("cost").is_some() && seven.get("c").is_none(), "{seven}");
+    assert!(
+        seven.get("cost").is_some() && seven.get("c").is_none(),
+        "{seven}"
+    );
     let update = events.iter().find(|e| e["op"] == "u").expect("the update");
     assert_eq!(update["after"]["name"], "uno");
     assert_eq!(update["before"]["name"], "one");
     // DDL events on the schema-change topic, in order.
-    let ddl: Vec<String> = read_topic(env.bootstrap(), &prefix, Duration::from_secs(20), |r| r.len() >= 5)
-        .iter()
-        .filter_map(|r| r.value["ddl"].as_str().map(str::to_owned))
-        .filter(|d| d.starts_with("ALTER"))
-        .collect();
+    let ddl: Vec<String> = read_topic(env.bootstrap(), &prefix, Duration::from_secs(20), |r| {
+        r.len() >= 5
+    })
+    .iter()
+    .filter_map(|r| r.value["ddl"].as_str().map(str::to_owned))
+    .filter(|d| d.starts_with("ALTER"))
+    .collect();
     assert_eq!(ddl.len(), 4, "{ddl:?}");
     assert!(ddl[0].contains("ADD COLUMN c"), "{ddl:?}");
     api.delete("/connectors/my-ddl");
@@ -379,12 +446,22 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
     let worker = Worker::start(&env);
     let api = worker.api();
     let database = ident("pre");
-    db.exec(&format!("CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY);"));
+    db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY);"
+    ));
 
     // The server's own server_id.
     let config = db.connector_config(&ident("srv"), &database, 1);
-    let trace = failure_trace(&api, "my-sid", &config, "the server id clash to be reported");
-    assert!(trace.contains("database.server.id=1") && trace.contains("unique"), "{trace}");
+    let trace = failure_trace(
+        &api,
+        "my-sid",
+        &config,
+        "the server id clash to be reported",
+    );
+    assert!(
+        trace.contains("database.server.id=1") && trace.contains("unique"),
+        "{trace}"
+    );
 
     // A user without the replication privileges.
     let user = ident("weak");
@@ -394,8 +471,16 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
     let mut config = db.connector_config(&ident("srv"), &database, server_id());
     config["database.user"] = json!(user);
     config["database.password"] = json!("pw");
-    let trace = failure_trace(&api, "my-priv", &config, "the missing privileges to be reported");
-    assert!(trace.contains("REPLICATION SLAVE") && trace.contains("GRANT"), "{trace}");
+    let trace = failure_trace(
+        &api,
+        "my-priv",
+        &config,
+        "the missing privileges to be reported",
+    );
+    assert!(
+        trace.contains("REPLICATION SLAVE") && trace.contains("GRANT"),
+        "{trace}"
+    );
     assert!(trace.contains("RELOAD"), "{trace}");
 
     // Wrong password.
@@ -409,19 +494,26 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
     let config = db.connector_config(&ident("srv"), &database, server_id());
     let trace = failure_trace(&api, "my-fmt", &config, "the binlog format to be reported");
     db.exec("SET GLOBAL binlog_format = 'ROW'");
-    assert!(trace.contains("binlog_format is STATEMENT") && trace.contains("ROW"), "{trace}");
+    assert!(
+        trace.contains("binlog_format is STATEMENT") && trace.contains("ROW"),
+        "{trace}"
+    );
 
     // A stored offset whose binlog file is gone.
     let prefix = ident("srv");
     let config = db.connector_config(&prefix, &database, server_id());
-    let reply = api.post("/connectors", &json!({"name": "my-purged", "config": config}));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-purged", "config": config}),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
     wait_for("streaming", Duration::from_secs(60), || {
         (status(&api, "my-purged")["progress"]["phase"] == "streaming").then_some(())
     });
     assert!([202, 204].contains(&api.put_empty("/connectors/my-purged/stop").status));
     wait_for("stopped", Duration::from_secs(30), || {
-        (api.get("/connectors/my-purged/status").body["connector"]["state"] == "STOPPED").then_some(())
+        (api.get("/connectors/my-purged/status").body["connector"]["state"] == "STOPPED")
+            .then_some(())
     });
     let reply = api.patch(
         "/connectors/my-purged/offsets",
@@ -429,12 +521,19 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
     );
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!([202, 204].contains(&api.put_empty("/connectors/my-purged/resume").status));
-    let failed = wait_for("the purged binlog to be reported", Duration::from_secs(60), || {
-        let task = status(&api, "my-purged");
-        (task["state"] == "FAILED").then_some(task)
-    });
+    let failed = wait_for(
+        "the purged binlog to be reported",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "my-purged");
+            (task["state"] == "FAILED").then_some(task)
+        },
+    );
     let trace = failed["trace"].as_str().unwrap_or_default();
-    assert!(trace.contains("binlog.000000") && trace.contains("snapshot.mode=when_needed"), "{trace}");
+    assert!(
+        trace.contains("binlog.000000") && trace.contains("snapshot.mode=when_needed"),
+        "{trace}"
+    );
     api.delete("/connectors/my-purged");
 
     // Bad configs are refused before anything runs, naming the key.
@@ -446,12 +545,80 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
     config["database.ssl.mode"] = json!("verify_identity");
     let reply = api.post("/connectors", &json!({"name": "my-bad", "config": config}));
     assert_eq!(reply.status, 400, "{}", reply.text);
-    for key in ["snapshot.mode", "database.server.id", "database.exclude.list"] {
+    for key in [
+        "snapshot.mode",
+        "database.server.id",
+        "database.exclude.list",
+    ] {
         assert!(reply.text.contains(key), "{key} named in {}", reply.text);
     }
     let plugins = api.put(
         "/connector-plugins/io.debezium.connector.mysql.MySqlConnector/config/validate",
         &json!({"connector.class": "mysql", "topic.prefix": "x", "database.hostname": "h", "database.user": "u", "database.server.id": "7", "database.ssl.mode": "verify_ca"}),
     );
-    assert!(plugins.text.contains("database.ssl.truststore"), "{}", plugins.text);
+    assert!(
+        plugins.text.contains("database.ssl.truststore"),
+        "{}",
+        plugins.text
+    );
+}
+
+#[test]
+fn the_example_config_validates_cleanly() {
+    let env = TestEnv::load();
+    let worker = Worker::start_with(&env, &["--schema-registry-url", "http://127.0.0.1:9"]);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mysql.json");
+    let example: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("examples/mysql.json"))
+            .expect("JSON");
+    let mut config = example["config"].clone();
+    config["name"] = example["name"].clone();
+    let reply = worker.api().put(
+        "/connector-plugins/io.debezium.connector.mysql.MySqlConnector/config/validate",
+        &config,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["error_count"], 0, "{}", reply.text);
+}
+
+#[test]
+fn no_data_start_keeps_changes_made_while_stopped() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = ident("nodata");
+    db.exec(&format!("CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY); INSERT INTO {database}.t VALUES (1);"));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = db.connector_config(&prefix, &database, server_id());
+    config["snapshot.mode"] = json!("no_data");
+    config["include.schema.changes"] = json!("false");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-nodata", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "my-nodata")["progress"]["phase"] == "streaming").then_some(())
+    });
+    // Stopped before any row change: the starting position must be stored.
+    wait_for("the starting offset", Duration::from_secs(30), || {
+        let offsets = api.get("/connectors/my-nodata/offsets").body;
+        offsets
+            .to_string()
+            .contains("snapshot_completed")
+            .then_some(())
+    });
+    api.put_empty("/connectors/my-nodata/stop");
+    std::thread::sleep(Duration::from_secs(1));
+    db.exec(&format!("INSERT INTO {database}.t VALUES (2)"));
+    api.put_empty("/connectors/my-nodata/resume");
+    let events = changes(&env, &format!("{prefix}.{database}.t"), 1);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["op"], "c");
+    assert_eq!(
+        events[0]["after"]["id"], 2,
+        "no snapshot row, the change made while stopped"
+    );
+    api.delete("/connectors/my-nodata");
 }

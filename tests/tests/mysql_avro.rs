@@ -23,10 +23,20 @@ fn python_decode(env: &TestEnv, topic: &str, registry: &str, count: usize) -> Ve
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/avro_interop.py");
     let output = Command::new(python())
         .arg(script)
-        .args(["consume", env.bootstrap(), topic, registry, &count.to_string()])
+        .args([
+            "consume",
+            env.bootstrap(),
+            topic,
+            registry,
+            &count.to_string(),
+        ])
         .output()
         .expect("run python");
-    assert!(output.status.success(), "python: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
@@ -79,7 +89,10 @@ fn expected_row() -> Value {
 fn assert_row(after: &Value, id: i64) {
     assert_eq!(after["id"], id, "{after}");
     for (column, value) in expected_row().as_object().expect("object") {
-        assert_eq!(&after[column], value, "column {column} of row {id}: {after}");
+        assert_eq!(
+            &after[column], value,
+            "column {column} of row {id}: {after}"
+        );
     }
 }
 
@@ -95,13 +108,19 @@ fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
     ));
     let registry_port = free_port();
     let registry = format!("http://127.0.0.1:{registry_port}");
-    let worker = Worker::start_with(&env, &["--registry-listen", &format!("127.0.0.1:{registry_port}")]);
+    let worker = Worker::start_with(
+        &env,
+        &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
+    );
     let api = worker.api();
     let prefix = unique("srv").replace('-', "_");
     let mut config = db.connector_config(&prefix, &database, 7000 + std::process::id() % 1000);
     config["key.converter"] = json!(AVRO);
     config["value.converter"] = json!(AVRO);
-    let reply = api.post("/connectors", &json!({"name": "my-types", "config": config}));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-types", "config": config}),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
     wait_for("streaming", Duration::from_secs(60), || {
         let task = api.get("/connectors/my-types/status").body["tasks"][0].clone();
@@ -113,7 +132,12 @@ fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
          ALTER TABLE {database}.all_types ADD COLUMN c_new INT NOT NULL DEFAULT 7; \
          INSERT INTO {database}.all_types (id) VALUES (3);"
     ));
-    let rows = python_decode(&env, &format!("{prefix}.{database}.all_types"), &registry, 3);
+    let rows = python_decode(
+        &env,
+        &format!("{prefix}.{database}.all_types"),
+        &registry,
+        3,
+    );
     assert_eq!(rows[0]["value"]["op"], "r");
     assert_eq!(rows[0]["key"], json!({"id": 1}));
     assert_row(&rows[0]["value"]["after"], 1);
@@ -124,14 +148,32 @@ fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
     let source = &rows[1]["value"]["source"];
     assert_eq!(source["connector"], "mysql");
     assert_eq!(source["snapshot"], "false");
-    assert!(source["pos"].as_i64().is_some() && source["server_id"] == 1, "{source}");
+    assert!(
+        source["pos"].as_i64().is_some() && source["server_id"] == 1,
+        "{source}"
+    );
     let subject = format!("{prefix}.{database}.all_types-value");
-    let versions = Api::new(&registry).get(&format!("/subjects/{subject}/versions")).body;
-    assert_eq!(versions, json!([1, 2]), "the ALTER made a second schema version");
-    let latest = Api::new(&registry).get(&format!("/subjects/{subject}/versions/latest")).body;
-    let schema: Value = serde_json::from_str(latest["schema"].as_str().unwrap_or("{}")).expect("schema JSON");
+    let versions = Api::new(&registry)
+        .get(&format!("/subjects/{subject}/versions"))
+        .body;
+    assert_eq!(
+        versions,
+        json!([1, 2]),
+        "the ALTER made a second schema version"
+    );
+    let latest = Api::new(&registry)
+        .get(&format!("/subjects/{subject}/versions/latest"))
+        .body;
+    let schema: Value =
+        serde_json::from_str(latest["schema"].as_str().unwrap_or("{}")).expect("schema JSON");
     let text = schema.to_string();
-    assert!(text.contains("\"name\":\"c_new\"") && text.contains("\"default\":7"), "{text}");
-    assert!(text.contains("io.debezium.time.MicroTime") && text.contains("io.debezium.data.Bits"), "{text}");
+    assert!(
+        text.contains("\"name\":\"c_new\"") && text.contains("\"default\":7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("io.debezium.time.MicroTime") && text.contains("io.debezium.data.Bits"),
+        "{text}"
+    );
     api.delete("/connectors/my-types");
 }

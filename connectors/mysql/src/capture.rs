@@ -120,7 +120,15 @@ impl Capture {
             }
         };
         let (mut cursor, mut model) = match (cursor, model) {
-            (Some(c), Some(m)) => (c, m),
+            (Some(c), Some(m)) if matches!(self.resume, Resume::Stream(_)) => (c, m),
+            (Some(c), Some(m)) => {
+                // no_data without an offset: record the starting position
+                // (and the schemas) before streaming, or changes made while
+                // the task is down before its first event would be skipped.
+                self.schema_only_start(&c, &m.tables, info.server_id)
+                    .await?;
+                (c, m)
+            }
             _ => {
                 // Snapshot.
                 let started = snapshot::start(config, &info).await?;
@@ -182,6 +190,50 @@ impl Capture {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Emits what a schema-only snapshot gives (history, schema-change
+    /// events) with the streaming start as a completed snapshot's offset;
+    /// a heartbeat carries that offset when nothing else would.
+    async fn schema_only_start(
+        &self,
+        cursor: &Cursor,
+        tables: &Tables,
+        server_id: u32,
+    ) -> Result<(), ConnectorError> {
+        let position = BinlogPosition {
+            file: cursor.file.clone(),
+            pos: cursor.pos,
+            gtids: cursor.gtids.clone(),
+            server_id,
+            ts_sec: snapshot::now_us() / 1_000_000,
+            ..BinlogPosition::default()
+        };
+        let mut lead = self.snapshot_lead(tables, &position);
+        let completed = serde_json::json!(true);
+        match lead
+            .iter_mut()
+            .rev()
+            .find(|r| Arc::ptr_eq(&r.partition, &self.ctx.partition))
+        {
+            Some(last) => {
+                last.offset.insert("snapshot_completed".into(), completed);
+            }
+            None => {
+                let mut offset = events::offset(&position, SnapshotMark::Snapshot { last: true });
+                offset.insert("snapshot_completed".into(), completed);
+                lead.push(sluice_connector_api::debezium::heartbeat(
+                    &self.ctx.partition,
+                    &self.ctx.server,
+                    offset,
+                    snapshot::now_us(),
+                ));
+            }
+        }
+        self.out
+            .send(Ok(lead))
+            .await
+            .map_err(|_| ConnectorError::retriable("the task stopped"))
     }
 
     /// The history record and schema-change events that open a snapshot.
