@@ -127,3 +127,29 @@ pub fn avro_id_and_first_long(raw: &[u8]) -> Option<(i32, i64)> {
     }
     None
 }
+
+/// `count` records of `topic` decoded by an independent client (Python
+/// confluent-kafka's `AvroDeserializer` through `registry`), as
+/// `[{"key", "value"}]`.
+pub fn python_avro_decode(
+    bootstrap: &str,
+    topic: &str,
+    registry: &str,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/avro_interop.py");
+    let output = std::process::Command::new(crate::process::python())
+        .arg(script)
+        .args(["consume", bootstrap, topic, registry, &count.to_string()])
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}

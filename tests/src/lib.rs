@@ -3,6 +3,7 @@
 //! plain Kafka consumer that reads what the worker produced.
 
 pub mod api;
+pub mod connectors;
 pub mod env;
 pub mod kafka;
 pub mod mariadb;

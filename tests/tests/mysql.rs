@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sluice_tests::api::Api;
+use sluice_tests::connectors::{failure_trace, task_status as status};
 use sluice_tests::env::TestEnv;
 use sluice_tests::kafka::{read_topic, Consumed};
 use sluice_tests::mariadb::Maria;
@@ -117,22 +117,6 @@ fn assert_converges(env: &TestEnv, db: &Maria, database: &str, topic: &str) -> V
     );
     assert_eq!(last, expected);
     records
-}
-
-fn status(api: &Api, name: &str) -> Value {
-    api.get(&format!("/connectors/{name}/status")).body["tasks"][0].clone()
-}
-
-/// Creates connector `name` and waits for its task to fail; the trace.
-fn failure_trace(api: &Api, name: &str, config: &Value, waiting_for: &str) -> String {
-    let reply = api.post("/connectors", &json!({"name": name, "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let failed = wait_for(waiting_for, Duration::from_secs(60), || {
-        let task = status(api, name);
-        (task["state"] == "FAILED").then_some(task)
-    });
-    api.delete(&format!("/connectors/{name}"));
-    failed["trace"].as_str().unwrap_or_default().to_owned()
 }
 
 /// `rounds` transactions of insert + update + delete, ten per client call.

@@ -4,15 +4,13 @@
 //! values Debezium documents for each type; a column added mid-stream
 //! becomes a second schema version with its default.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::env::TestEnv;
 use sluice_tests::mariadb::Maria;
-use sluice_tests::process::{free_port, python};
+use sluice_tests::process::free_port;
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
@@ -20,27 +18,7 @@ const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
 
 /// `count` records of `topic` decoded by Python: [{"key", "value"}].
 fn python_decode(env: &TestEnv, topic: &str, registry: &str, count: usize) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/avro_interop.py");
-    let output = Command::new(python())
-        .arg(script)
-        .args([
-            "consume",
-            env.bootstrap(),
-            topic,
-            registry,
-            &count.to_string(),
-        ])
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    sluice_tests::kafka::python_avro_decode(env.bootstrap(), topic, registry, count)
 }
 
 const COLUMNS: &str = "id INT PRIMARY KEY, c_bool BOOLEAN, c_tiny TINYINT, c_utiny TINYINT UNSIGNED, \

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sluice_tests::api::Api;
+use sluice_tests::connectors::{failure_trace, task_status as status};
 use sluice_tests::env::TestEnv;
 use sluice_tests::kafka::{read_topic, Consumed};
 use sluice_tests::postgres::Pg;
@@ -112,24 +112,8 @@ fn assert_converges(env: &TestEnv, pg: &Pg, schema: &str, topic: &str) -> Vec<Co
     records
 }
 
-fn status(api: &Api, name: &str) -> Value {
-    api.get(&format!("/connectors/{name}/status")).body["tasks"][0].clone()
-}
-
 /// `rounds` transactions of insert + update + delete, ten per psql call
 /// so the load is dense enough to overlap snapshot, crash and restart.
-/// Creates connector `name` and waits for its task to fail; the trace.
-fn failure_trace(api: &Api, name: &str, config: &Value, waiting_for: &str) -> String {
-    let reply = api.post("/connectors", &json!({"name": name, "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let failed = wait_for(waiting_for, Duration::from_secs(60), || {
-        let task = status(api, name);
-        (task["state"] == "FAILED").then_some(task)
-    });
-    api.delete(&format!("/connectors/{name}"));
-    failed["trace"].as_str().unwrap_or_default().to_owned()
-}
-
 fn random_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
     for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
         let sql: String = chunk

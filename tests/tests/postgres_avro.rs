@@ -3,15 +3,13 @@
 //! confluent-kafka `AvroDeserializer` through sluice's registry), with the
 //! values Debezium documents for each type.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::env::TestEnv;
 use sluice_tests::postgres::Pg;
-use sluice_tests::process::{free_port, python};
+use sluice_tests::process::free_port;
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
@@ -19,27 +17,7 @@ const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
 
 /// `count` records of `topic` decoded by Python: [{"key", "value"}].
 fn python_decode(env: &TestEnv, topic: &str, registry: &str, count: usize) -> Vec<Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/avro_interop.py");
-    let output = Command::new(python())
-        .arg(script)
-        .args([
-            "consume",
-            env.bootstrap(),
-            topic,
-            registry,
-            &count.to_string(),
-        ])
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    sluice_tests::kafka::python_avro_decode(env.bootstrap(), topic, registry, count)
 }
 
 /// The first record field called `name` anywhere in an Avro schema.

@@ -9,6 +9,70 @@ use crate::record::SourceRecord;
 use crate::schema::{Field, Schema};
 use crate::value::Value;
 
+/// Debezium's operation codes (`op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Snapshot read.
+    Read,
+    /// Insert.
+    Create,
+    /// Update.
+    Update,
+    /// Delete.
+    Delete,
+    /// Truncate.
+    Truncate,
+}
+
+impl Op {
+    /// The `op` field's text.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Read => "r",
+            Self::Create => "c",
+            Self::Update => "u",
+            Self::Delete => "d",
+            Self::Truncate => "t",
+        }
+    }
+}
+
+/// The `source.snapshot` field every connector's source block carries.
+pub fn snapshot_field() -> Field {
+    Field::new(
+        "snapshot",
+        Schema::string()
+            .named(crate::logical::ENUM)
+            .versioned(1)
+            .parameter(
+                "allowed",
+                "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
+            )
+            .optional()
+            .with_default(Value::String("false".into())),
+    )
+}
+
+/// A task's `progress` status member for snapshot tables given as
+/// `(table, rows done, estimated rows)`: what `/metrics` and
+/// `sluice status` read.
+pub fn snapshot_progress<E>(tables: &[(String, u64, E)]) -> serde_json::Value
+where
+    E: Copy + Into<serde_json::Value>,
+{
+    serde_json::Value::Object(
+        tables
+            .iter()
+            .map(|(name, rows, estimate)| {
+                (
+                    name.clone(),
+                    serde_json::json!({"rows": rows, "estimated_rows": (*estimate).into()}),
+                )
+            })
+            .collect(),
+    )
+}
+
 /// Debezium's transaction block (`event.block`): id, total order and order
 /// within the table.
 pub fn transaction_schema() -> Arc<Schema> {

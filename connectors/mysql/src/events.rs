@@ -12,33 +12,7 @@ use crate::catalog::{ColumnDef, TableDef, Tables};
 use crate::table_schema::{source_schema, TableSchema};
 use crate::types::Kind;
 
-/// Debezium's operation codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// Snapshot read.
-    Read,
-    /// Insert.
-    Create,
-    /// Update.
-    Update,
-    /// Delete.
-    Delete,
-    /// Truncate.
-    Truncate,
-}
-
-impl Op {
-    /// The `op` field.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Read => "r",
-            Self::Create => "c",
-            Self::Update => "u",
-            Self::Delete => "d",
-            Self::Truncate => "t",
-        }
-    }
-}
+pub use sluice_connector_api::debezium::Op;
 
 /// Where in the binlog an event is: enough to resume right after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -109,19 +109,9 @@ impl SourceTask for MySqlTask {
     fn progress(&self) -> Option<serde_json::Value> {
         let running = self.running.as_ref()?;
         let progress = running.progress.lock().unwrap_or_else(|e| e.into_inner());
-        let tables: serde_json::Map<String, serde_json::Value> = progress
-            .tables
-            .iter()
-            .map(|(name, rows, estimate)| {
-                (
-                    name.clone(),
-                    json!({"rows": rows, "estimated_rows": estimate}),
-                )
-            })
-            .collect();
         Some(json!({
             "phase": progress.phase,
-            "snapshot": tables,
+            "snapshot": sluice_connector_api::debezium::snapshot_progress(&progress.tables),
             "binlog_position": progress.position,
         }))
     }

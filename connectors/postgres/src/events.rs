@@ -9,32 +9,7 @@ use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Value};
 use crate::replication::Lsn;
 use crate::table_schema::TableSchema;
 
-/// Debezium's operation codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// Snapshot read.
-    Read,
-    /// Insert.
-    Create,
-    /// Update.
-    Update,
-    /// Delete.
-    Delete,
-    /// Truncate.
-    Truncate,
-}
-
-impl Op {
-    fn code(self) -> &'static str {
-        match self {
-            Self::Read => "r",
-            Self::Create => "c",
-            Self::Update => "u",
-            Self::Delete => "d",
-            Self::Truncate => "t",
-        }
-    }
-}
+pub use sluice_connector_api::debezium::Op;
 
 /// Where an event comes from: the snapshot or a streamed transaction.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sluice_connector_api::{logical, Field, Schema, Value};
+use sluice_connector_api::{debezium, Field, Schema, Value};
 
 use crate::types::{Mapping, PgType};
 
@@ -128,18 +128,7 @@ pub fn source_schema() -> Arc<Schema> {
                 Field::new("connector", Schema::string()),
                 Field::new("name", Schema::string()),
                 Field::new("ts_ms", Schema::int64()),
-                Field::new(
-                    "snapshot",
-                    Schema::string()
-                        .named(logical::ENUM)
-                        .versioned(1)
-                        .parameter(
-                            "allowed",
-                            "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
-                        )
-                        .optional()
-                        .with_default(Value::String("false".into())),
-                ),
+                debezium::snapshot_field(),
                 Field::new("db", Schema::string()),
                 Field::new("sequence", Schema::string().optional()),
                 Field::new("ts_us", optional_long()),

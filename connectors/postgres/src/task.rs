@@ -201,19 +201,9 @@ impl SourceTask for PostgresTask {
     fn progress(&self) -> Option<serde_json::Value> {
         let running = self.running.as_ref()?;
         let progress = running.progress.lock().unwrap_or_else(|e| e.into_inner());
-        let tables: serde_json::Map<String, serde_json::Value> = progress
-            .tables
-            .iter()
-            .map(|(name, rows, estimate)| {
-                (
-                    name.clone(),
-                    json!({"rows": rows, "estimated_rows": estimate}),
-                )
-            })
-            .collect();
         Some(json!({
             "phase": progress.phase,
-            "snapshot": tables,
+            "snapshot": sluice_connector_api::debezium::snapshot_progress(&progress.tables),
             "lsn": progress.lsn.to_string(),
             "confirmed_flush_lsn": running.flushed.borrow().to_string(),
         }))
