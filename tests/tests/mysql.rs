@@ -483,6 +483,16 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
         "{trace}"
     );
 
+    // Row images without every column.
+    db.exec("SET GLOBAL binlog_row_image = 'MINIMAL'");
+    let config = db.connector_config(&ident("srv"), &database, server_id());
+    let trace = failure_trace(&api, "my-image", &config, "the row image to be reported");
+    db.exec("SET GLOBAL binlog_row_image = 'FULL'");
+    assert!(
+        trace.contains("binlog_row_image is MINIMAL") && trace.contains("FULL"),
+        "{trace}"
+    );
+
     // A stored offset whose binlog file is gone.
     let prefix = ident("srv");
     let config = db.connector_config(&prefix, &database, server_id());
