@@ -271,6 +271,21 @@ pub struct ConfigValue {
     pub visible: bool,
 }
 
+/// Adds errors of rules across keys to the validation results of the key
+/// each names (once each), so they show beside the per-key errors.
+pub fn attach_errors(
+    values: &mut [ConfigValue],
+    errors: impl IntoIterator<Item = crate::error::ConfigError>,
+) {
+    for e in errors {
+        if let Some(v) = values.iter_mut().find(|v| v.name == e.key) {
+            if !v.errors.contains(&e.message) {
+                v.errors.push(e.message);
+            }
+        }
+    }
+}
+
 /// The set of keys a connector understands.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigDef {

@@ -63,13 +63,7 @@ impl SourceConnector for MySqlConnector {
             config::ssl(config).err(),
             config::gtid_sources(config).err(),
         ];
-        for e in cross.into_iter().flatten() {
-            if let Some(v) = values.iter_mut().find(|v| v.name == e.key) {
-                if !v.errors.contains(&e.message) {
-                    v.errors.push(e.message);
-                }
-            }
-        }
+        sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values
     }
 

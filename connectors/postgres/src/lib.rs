@@ -53,13 +53,7 @@ impl SourceConnector for PostgresConnector {
         // Rules across keys (lists used together, TLS mode and its files),
         // checked on their own so they show beside per-key errors.
         let cross = [config::filters(config).err(), config::tls(config).err()];
-        for e in cross.into_iter().flatten() {
-            if let Some(v) = values.iter_mut().find(|v| v.name == e.key) {
-                if !v.errors.contains(&e.message) {
-                    v.errors.push(e.message);
-                }
-            }
-        }
+        sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values
     }
 
