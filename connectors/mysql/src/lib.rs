@@ -9,6 +9,7 @@ pub mod config;
 pub mod ddl;
 mod events;
 pub mod gtid;
+mod payload;
 mod setup;
 mod snapshot;
 mod stream;

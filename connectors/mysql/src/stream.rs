@@ -20,6 +20,7 @@ use crate::config::MySqlConfig;
 use crate::ddl::{self, Ddl};
 use crate::events::{self, BinlogPosition, EventContext, Op, SnapshotMark, TableChange};
 use crate::gtid::{self, GtidSet};
+use crate::payload::Placement;
 use crate::setup::{self, classify, ServerInfo};
 use crate::snapshot::now_us;
 use crate::table_schema::TableSchema;
@@ -531,6 +532,7 @@ impl Streamer<'_> {
         let mut last_heartbeat = Instant::now();
         let mut committed_end = self.cursor.pos;
         let mut committed_ts = 0i64;
+        let mut placement = Placement::default();
         loop {
             let event = match tokio::time::timeout(Duration::from_millis(20), stream.next()).await {
                 Err(_) => {
@@ -560,8 +562,9 @@ impl Streamer<'_> {
                 Ok(Some(Ok(event))) => event,
             };
             let header = event.header();
-            let end = u64::from(header.log_pos());
-            let start = end.saturating_sub(u64::from(header.event_size()));
+            let (start, end) = placement
+                .place(&event)
+                .map_err(|e| ConnectorError::fatal(format!("{file}: {e}")))?;
             let ts_sec = i64::from(header.timestamp());
             match header.event_type_raw() {
                 MARIADB_GTID => {
