@@ -9,6 +9,8 @@ pub mod config;
 pub mod ddl;
 mod events;
 pub mod gtid;
+#[cfg(test)]
+mod mysql8_auth_tests;
 mod payload;
 mod setup;
 mod snapshot;
