@@ -86,3 +86,108 @@ impl Maria {
         })
     }
 }
+
+/// A second, short-lived MariaDB server for settings the shared one must
+/// keep (such as the binary log being on): its own data directory and
+/// port, a `sluice` user with every privilege, stopped when dropped.
+#[derive(Debug)]
+pub struct ScratchServer {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    /// A client for it.
+    pub db: Maria,
+}
+
+impl ScratchServer {
+    /// Installs and starts a server with `args` added to its command line.
+    pub fn start(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let root = running_as_root();
+        if root {
+            let chown = Command::new("chown")
+                .args(["-R", "mysql"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(chown.success(), "chown {}", dir.path().display());
+        }
+        let data = dir.path().join("data");
+        let mut install = Command::new("mariadb-install-db");
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=socket", "--skip-test-db"]);
+        if root {
+            install.arg("--user=mysql");
+        }
+        let installed = install.output().expect("mariadb-install-db");
+        assert!(installed.status.success(), "{installed:?}");
+        let port = crate::process::free_port();
+        let socket = dir.path().join("mariadb.sock");
+        let mut server = Command::new("mariadbd");
+        server
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("error.log").display()
+            ))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if root {
+            server.arg("--user=mysql");
+        }
+        let child = server.spawn().expect("mariadbd");
+        crate::wait_for(
+            "the scratch MariaDB to accept connections",
+            std::time::Duration::from_secs(60),
+            || {
+                Command::new("mariadb")
+                    .arg("--no-defaults")
+                    .arg(format!("--socket={}", socket.display()))
+                    .args(["-u", "root", "-e"])
+                    .arg(
+                        "CREATE USER IF NOT EXISTS 'sluice'@'%' IDENTIFIED BY 'sluice'; \
+                         GRANT ALL PRIVILEGES ON *.* TO 'sluice'@'%'; \
+                         CREATE DATABASE IF NOT EXISTS sluice;",
+                    )
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .map(|_| ())
+            },
+        );
+        let db = Maria {
+            host: "127.0.0.1".into(),
+            port: port.to_string(),
+            user: "sluice".into(),
+            password: "sluice".into(),
+        };
+        Self { dir, child, db }
+    }
+
+    /// Its data directory and logs.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ScratchServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// mariadbd refuses to run as root without `--user`.
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sluice_tests::connectors::{failure_trace, task_status as status};
 use sluice_tests::env::TestEnv;
 use sluice_tests::kafka::{read_topic, Consumed};
-use sluice_tests::mariadb::Maria;
+use sluice_tests::mariadb::{Maria, ScratchServer};
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
@@ -615,4 +615,124 @@ fn no_data_start_keeps_changes_made_while_stopped() {
         "no snapshot row, the change made while stopped"
     );
     api.delete("/connectors/my-nodata");
+}
+
+#[test]
+fn tls_modes_encrypt_verify_and_refuse() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let ca = env.get("SLUICE_MARIADB_CA").to_owned();
+    let database = ident("tls");
+    create_items(&db, &database, 30);
+    // A login the server accepts only over TLS: streaming with it proves
+    // the connector's sessions (queries and binlog) are encrypted.
+    let user = ident("tls_user");
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw' REQUIRE SSL; \
+         GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%';"
+    ));
+    let tls_config = |mode: &str, host: &str| {
+        let mut config = db.connector_config(&ident("srv"), &database, server_id());
+        config["database.user"] = json!(user);
+        config["database.password"] = json!("pw");
+        config["database.hostname"] = json!(host);
+        config["database.ssl.mode"] = json!(mode);
+        config["database.ssl.truststore"] = json!(ca);
+        config
+    };
+
+    // verify_identity by the name in the server's certificate: snapshot
+    // and stream over TLS.
+    let config = tls_config("verify_identity", "localhost");
+    let prefix = config["topic.prefix"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let reply = api.post("/connectors", &json!({"name": "my-tls", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming over TLS", Duration::from_secs(60), || {
+        (status(&api, "my-tls")["progress"]["phase"] == "streaming").then_some(())
+    });
+    db.exec(&format!(
+        "UPDATE {database}.items SET qty = -1 WHERE id = 7; DELETE FROM {database}.items WHERE id = 8;"
+    ));
+    assert_converges(&env, &db, &database, &format!("{prefix}.{database}.items"));
+    api.delete("/connectors/my-tls");
+
+    // verify_ca checks the chain only, so the address works too.
+    let config = tls_config("verify_ca", "127.0.0.1");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-tls-ca", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming with verify_ca", Duration::from_secs(60), || {
+        (status(&api, "my-tls-ca")["progress"]["phase"] == "streaming").then_some(())
+    });
+    api.delete("/connectors/my-tls-ca");
+
+    // Without TLS the same login is refused by the server.
+    let config = tls_config("disabled", "127.0.0.1");
+    let trace = failure_trace(&api, "my-plain", &config, "the plain login to be refused");
+    assert!(
+        trace.contains("cannot log in") && trace.contains("Access denied"),
+        "{trace}"
+    );
+
+    // verify_identity by an address the certificate does not name.
+    let config = tls_config("verify_identity", "127.0.0.1");
+    let trace = failure_trace(&api, "my-badname", &config, "the wrong name to be refused");
+    assert!(
+        trace.contains("TLS") && trace.contains("verify_ca"),
+        "{trace}"
+    );
+
+    // A CA that did not sign the server's certificate.
+    let other_ca = std::env::temp_dir().join(format!("{}.crt", ident("other_ca")));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=unrelated CA", "-keyout", "/dev/null", "-out"])
+        .arg(&other_ca)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let mut config = tls_config("verify_ca", "localhost");
+    config["database.ssl.truststore"] = json!(other_ca.to_string_lossy());
+    let trace = failure_trace(
+        &api,
+        "my-badca",
+        &config,
+        "the untrusted server to be refused",
+    );
+    let _ = std::fs::remove_file(&other_ca);
+    assert!(
+        trace.contains("TLS") && trace.contains("database.ssl.truststore"),
+        "{trace}"
+    );
+    db.exec(&format!("DROP USER '{user}'@'%'"));
+}
+
+#[test]
+fn a_server_without_the_binary_log_is_refused_with_the_fix() {
+    let env = TestEnv::load();
+    let scratch = ScratchServer::start(&["--skip-log-bin", "--server-id=9"]);
+    let database = ident("nolog");
+    scratch.db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let config = scratch
+        .db
+        .connector_config(&ident("srv"), &database, server_id());
+    let trace = failure_trace(&api, "my-nolog", &config, "log_bin=OFF to be reported");
+    assert!(
+        trace.contains("log_bin=OFF") && trace.contains("--log-bin"),
+        "{trace} (server log in {})",
+        scratch.dir().display()
+    );
 }

@@ -21,10 +21,11 @@ pub struct ServerInfo {
     pub server_id: u32,
 }
 
-fn options(config: &MySqlConfig, tls: bool) -> OptsBuilder {
+fn options(config: &MySqlConfig, tls: bool, tls_name: Option<&str>) -> OptsBuilder {
     let mut ssl = None;
     if tls {
-        let mut opts = SslOpts::default();
+        let mut opts =
+            SslOpts::default().with_danger_tls_hostname_override(tls_name.map(str::to_owned));
         match config.ssl_mode.as_str() {
             "verify_ca" | "verify_identity" => {
                 if let Some(ca) = &config.ssl_ca {
@@ -70,8 +71,8 @@ pub fn classify(context: &str, e: mysql_async::Error) -> ConnectorError {
 /// Opens a session, with TLS per `database.ssl.mode`.
 pub async fn connect(config: &MySqlConfig) -> Result<Conn, ConnectorError> {
     let target = format!("{}:{}", config.host, config.port);
-    let attempt = |tls: bool| {
-        let opts = options(config, tls);
+    let attempt = |tls: bool, tls_name: Option<String>| {
+        let opts = options(config, tls, tls_name.as_deref());
         async move {
             tokio::time::timeout(config.connect_timeout, Conn::new(opts))
                 .await
@@ -84,10 +85,17 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn, ConnectorError> {
     };
     let tls = config.ssl_mode != "disabled";
     let result =
-        match attempt(tls).await {
+        match attempt(tls, None).await {
             Err(mysql_async::Error::Driver(
                 mysql_async::DriverError::NoClientSslFlagFromServer,
-            )) if config.ssl_mode == "preferred" => attempt(false).await,
+            )) if config.ssl_mode == "preferred" => attempt(false, None).await,
+            // mysql_async's rustls verifier cannot skip only the name check
+            // (it looks for an error text rustls no longer writes), so
+            // verify_ca checks the chain against a name the certificate lists.
+            Err(e) if config.ssl_mode == "verify_ca" => match certificate_name(&e) {
+                Some(name) => attempt(true, Some(name)).await,
+                None => Err(e),
+            },
             other => other,
         };
     result.map_err(|e| match &e {
@@ -101,10 +109,53 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn, ConnectorError> {
                 config.ssl_mode
             ))
         }
+        _ if tls && is_tls_failure(&e) => ConnectorError::fatal(format!(
+            "TLS with {target} failed: {e}; {}",
+            tls_fix(&config.ssl_mode)
+        )),
         _ => ConnectorError::retriable(format!(
             "cannot connect to {target}: {e}; check database.hostname and database.port and that the server is running"
         )),
     })
+}
+
+/// A DNS name the server's certificate is valid for, from rustls's
+/// "not valid for name" error.
+fn certificate_name(e: &mysql_async::Error) -> Option<String> {
+    let text = e.to_string();
+    if !text.contains("not valid for name") {
+        return None;
+    }
+    let start = text.find("DnsName(\"")? + "DnsName(\"".len();
+    let len = text[start..].find('"')?;
+    Some(text[start..start + len].to_owned())
+}
+
+/// A failed TLS handshake or certificate check. The rustls error reaches
+/// us either typed or wrapped in an I/O error, so the text decides too.
+fn is_tls_failure(e: &mysql_async::Error) -> bool {
+    if matches!(e, mysql_async::Error::Io(mysql_async::IoError::Tls(_))) {
+        return true;
+    }
+    let text = e.to_string().to_ascii_lowercase();
+    matches!(e, mysql_async::Error::Io(_))
+        && [
+            "certificate",
+            "tls",
+            "handshake",
+            "unknownissuer",
+            "notvalidforname",
+        ]
+        .iter()
+        .any(|word| text.contains(word))
+}
+
+fn tls_fix(mode: &str) -> &'static str {
+    match mode {
+        "verify_identity" => "database.ssl.truststore must hold the CA that signed the server's certificate, and database.hostname must be a name the certificate lists (connect by that name, or use database.ssl.mode=verify_ca to check the CA only)",
+        "verify_ca" => "database.ssl.truststore must hold the CA that signed the server's certificate",
+        _ => "check the server's TLS setup, or set database.ssl.mode=disabled to connect without TLS",
+    }
 }
 
 /// The server's version, flavor and id.
@@ -279,6 +330,22 @@ pub fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verify_ca_finds_the_name_the_certificate_lists() {
+        let error = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "invalid peer certificate: certificate not valid for name \"127.0.0.1\"; certificate is only valid for DnsName(\"db.internal\") or DnsName(\"localhost\")",
+        )));
+        assert_eq!(certificate_name(&error).as_deref(), Some("db.internal"));
+        assert!(is_tls_failure(&error));
+        let refused = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        )));
+        assert_eq!(certificate_name(&refused), None);
+        assert!(!is_tls_failure(&refused));
+    }
 
     #[test]
     fn grants_are_read_globally_and_per_database() {
