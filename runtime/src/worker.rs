@@ -35,6 +35,13 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let settings = KafkaSettings {
         bootstrap_servers: config.bootstrap_servers.clone(),
         producer_overrides: config.producer_properties.clone(),
+        // Sink consumers reach the same cluster the same way.
+        consumer_overrides: config
+            .producer_properties
+            .iter()
+            .filter(|(k, _)| ["security.", "sasl.", "ssl."].iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         compression: config.compression.clone(),
     };
     let producer = build_producer(&settings).context("creating the Kafka producer")?;
@@ -44,6 +51,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let deps = Arc::new(RunnerDeps {
         producer: producer.clone(),
+        kafka: settings.clone(),
         topics,
         offsets: Arc::new(StateDirOffsetStore::new(&config.state_dir)),
         status: Arc::new(MemoryStatusStore::default()),

@@ -6,6 +6,7 @@
 
 pub mod avro;
 mod json;
+pub mod json_read;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,6 +108,70 @@ impl Converter for AvroConverter {
 
     fn resolve(&self, topic: &str, schema: &Arc<Schema>) -> Result<(), ConvertError> {
         AvroConverter::resolve(self, topic, schema)
+    }
+}
+
+/// Decodes the keys or values a sink task reads, per `key.converter` /
+/// `value.converter`.
+pub enum Decoder {
+    /// Connect's JSON, with or without embedded schemas.
+    Json {
+        /// `schemas.enable`.
+        schemas_enable: bool,
+    },
+    /// Confluent-framed Avro with writer schemas from the registry.
+    Avro(avro::read::AvroReader),
+}
+
+impl Decoder {
+    /// The schema and value of a message; `None` bytes are a tombstone.
+    /// Blocking on the first message of a new Avro schema id.
+    pub fn decode(
+        &self,
+        bytes: Option<&[u8]>,
+    ) -> Result<(Option<Arc<Schema>>, Option<Value>), ConvertError> {
+        let Some(bytes) = bytes else {
+            return Ok((None, None));
+        };
+        match self {
+            Self::Json { schemas_enable } => {
+                let (schema, value) = json_read::read(bytes, *schemas_enable)?;
+                Ok((schema, Some(value)))
+            }
+            Self::Avro(reader) => {
+                let (schema, value) = reader.read(bytes)?;
+                Ok((Some(schema), Some(value)))
+            }
+        }
+    }
+}
+
+/// Builds the decoder for `side` from a connector config, with the
+/// worker's `defaults` underneath.
+pub fn build_decoder(
+    side: Side,
+    config: &BTreeMap<String, String>,
+    defaults: &BTreeMap<String, String>,
+) -> Result<Decoder, ConverterConfigError> {
+    let prefix = side.prefix();
+    let lookup = |key: &str| config.get(key).or_else(|| defaults.get(key)).cloned();
+    let class = lookup(prefix).unwrap_or_else(|| JSON_CONVERTER.to_owned());
+    match class.trim() {
+        JSON_CONVERTER | "json" => Ok(Decoder::Json {
+            schemas_enable: flag(&lookup, format!("{prefix}.schemas.enable"), true)?,
+        }),
+        AVRO_CONVERTER | "avro" => {
+            let settings = avro_settings(side, &lookup)?;
+            Ok(Decoder::Avro(avro::read::AvroReader::new(
+                &settings.registry_url,
+            )))
+        }
+        other => Err(ConverterConfigError {
+            key: prefix.to_owned(),
+            message: format!(
+                "unknown converter {other}; use {JSON_CONVERTER} (or json) or {AVRO_CONVERTER} (or avro)"
+            ),
+        }),
     }
 }
 

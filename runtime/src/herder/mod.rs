@@ -4,8 +4,10 @@
 //! store so that a restarted worker picks up where it was.
 
 pub mod error;
+mod sink_runner;
 pub mod source_runner;
 pub mod status;
+mod supervise;
 pub mod validation;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +36,8 @@ use crate::store::{ConfigStore, OffsetStore, StatusStore, StoredConnector, Targe
 pub struct RunnerDeps {
     /// The worker's producer.
     pub producer: FutureProducer,
+    /// How to reach the broker, for sink tasks' consumers.
+    pub kafka: crate::kafka::KafkaSettings,
     /// Topic creation.
     pub topics: TopicCreator,
     /// Where offsets go.
@@ -746,19 +750,14 @@ impl Herder {
                 };
                 tokio::spawn(source_runner::run(spec, Arc::clone(&self.deps), receiver))
             }
-            Plugin::Sink(_) => {
-                let trace =
-                    "sink connectors cannot run on this worker yet: the sink runtime is not built"
-                        .to_owned();
-                self.deps.status.put_task(
-                    &stored.name,
+            Plugin::Sink(sink) => {
+                let spec = sink_runner::SinkTaskSpec {
+                    connector: stored.name.clone(),
                     task_id,
-                    TaskStatus::failed(&self.deps.worker_id, trace),
-                );
-                self.deps
-                    .metrics
-                    .set_state(&stored.name, task_id, State::Failed);
-                tokio::spawn(async {})
+                    config: config.clone(),
+                    plugin: sink,
+                };
+                tokio::spawn(sink_runner::run(spec, Arc::clone(&self.deps), receiver))
             }
         };
         Some(TaskHandle { control, join })

@@ -54,50 +54,19 @@ pub struct SourceTaskSpec {
 
 /// Runs the task until told to stop, restarting it with exponential backoff
 /// after retriable failures and parking it FAILED after fatal ones.
-pub async fn run(
-    spec: SourceTaskSpec,
-    deps: Arc<RunnerDeps>,
-    mut control: watch::Receiver<Control>,
-) {
+pub async fn run(spec: SourceTaskSpec, deps: Arc<RunnerDeps>, control: watch::Receiver<Control>) {
     let metrics = deps.metrics.task(&spec.connector, spec.task_id);
-    let mut failures: u32 = 0;
-    loop {
-        if *control.borrow() == Control::Stop {
-            return;
-        }
-        let started = Instant::now();
-        let result = run_once(&spec, &deps, &metrics, &mut control).await;
-        let error = match result {
-            Ok(()) => return,
-            Err(e) => e,
-        };
-        metrics.errors.fetch_add(1, Ordering::Relaxed);
-        if started.elapsed() > Duration::from_secs(60) {
-            failures = 0;
-        }
-        let retriable = error.is_retriable();
-        let backoff = Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60));
-        let trace = if retriable {
-            format!(
-                "{error}\n(retriable: the task restarts in {}s)",
-                backoff.as_secs()
-            )
-        } else {
-            format!("{error}\n(the task stays FAILED until it is restarted: POST /connectors/{}/tasks/{}/restart)", spec.connector, spec.task_id)
-        };
-        tracing::error!(connector = %spec.connector, task = spec.task_id, retriable, error = %error, "task failed");
-        set_status(&deps, &spec, TaskStatus::failed(&deps.worker_id, trace));
-        let wait_for_stop = control.wait_for(|c| *c == Control::Stop);
-        if retriable {
-            if tokio::time::timeout(backoff, wait_for_stop).await.is_ok() {
-                return;
-            }
-            failures = failures.saturating_add(1);
-        } else {
-            let _ = wait_for_stop.await;
-            return;
-        }
-    }
+    super::supervise::supervise(
+        &spec.connector,
+        spec.task_id,
+        &deps,
+        control,
+        |mut control| {
+            let (spec, deps, metrics) = (&spec, &deps, &metrics);
+            async move { run_once(spec, deps, metrics, &mut control).await }
+        },
+    )
+    .await;
 }
 
 fn set_status(deps: &RunnerDeps, spec: &SourceTaskSpec, status: TaskStatus) {

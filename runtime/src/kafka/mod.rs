@@ -1,8 +1,11 @@
 //! The worker's Kafka clients: one idempotent producer shared by all source
-//! tasks, and topic creation ahead of the first record.
+//! tasks, a consumer per sink task, and topic creation ahead of the first
+//! record.
 
+mod consumer;
 mod producer;
 mod topics;
 
+pub use consumer::build_consumer;
 pub use producer::{build_producer, KafkaSettings};
 pub use topics::{TopicCreator, TopicLayout};

@@ -15,6 +15,8 @@ pub struct KafkaSettings {
     /// Extra librdkafka properties (security, tuning); they win over ours
     /// except for the ones that guarantee delivery.
     pub producer_overrides: BTreeMap<String, String>,
+    /// Extra librdkafka properties for sink tasks' consumers.
+    pub consumer_overrides: BTreeMap<String, String>,
     /// Compression codec: none, gzip, snappy, lz4, zstd.
     pub compression: String,
 }

@@ -8,6 +8,7 @@
 
 pub mod decode;
 mod encode;
+pub mod read;
 pub mod schema;
 
 use std::collections::HashMap;

@@ -1,0 +1,322 @@
+//! Reading Confluent-framed Avro back into the record model, for sink
+//! tasks: the writer schema (fetched by id, once) becomes a Connect schema
+//! the way Confluent's `AvroData` does it — `connect.name`,
+//! `connect.parameters`, `connect.type` and logical types restored — and
+//! the datum becomes a value of that schema.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use apache_avro::types::Value as Avro;
+use serde_json::{Map, Value as Json};
+use sluice_connector_api::logical::{DATE, DECIMAL, DECIMAL_SCALE, TIME, TIMESTAMP};
+use sluice_connector_api::{Field, Schema, SchemaKind, Value};
+
+use crate::converter::ConvertError;
+use crate::registry::client::RegistryClient;
+
+/// A writer schema, in both forms.
+struct Writer {
+    avro: apache_avro::Schema,
+    connect: Arc<Schema>,
+}
+
+/// Decodes framed Avro into schemas and values, caching writer schemas.
+pub struct AvroReader {
+    client: RegistryClient,
+    writers: Mutex<HashMap<i32, Arc<Writer>>>,
+}
+
+impl AvroReader {
+    /// A reader using the registry at `urls`.
+    pub fn new(urls: &str) -> Self {
+        Self {
+            client: RegistryClient::new(urls),
+            writers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The schema and value of a framed message. Blocking on the first
+    /// message of each schema id (registry look-up).
+    pub fn read(&self, bytes: &[u8]) -> Result<(Arc<Schema>, Value), ConvertError> {
+        let bad = |message: String| ConvertError::Mismatch {
+            path: "<message>".into(),
+            message,
+        };
+        let id = match bytes {
+            [0, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
+            _ => {
+                return Err(bad(
+                    "not in the Confluent Avro wire format (magic byte 0, 4-byte schema id); was it written by the JSON converter?".into(),
+                ))
+            }
+        };
+        let writer = self.writer(id)?;
+        let datum = apache_avro::from_avro_datum(&writer.avro, &mut &bytes[5..], None)
+            .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
+        let value = to_value(&writer.connect, datum)
+            .map_err(|e| bad(format!("writer schema {id}: {e}")))?;
+        Ok((writer.connect.clone(), value))
+    }
+
+    fn writer(&self, id: i32) -> Result<Arc<Writer>, ConvertError> {
+        if let Some(w) = self
+            .writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(w.clone());
+        }
+        let text = self.client.schema(id)?;
+        let bad = |message: String| ConvertError::Mismatch {
+            path: "<schema>".into(),
+            message: format!("writer schema {id}: {message}"),
+        };
+        let avro = apache_avro::Schema::parse_str(&text).map_err(|e| bad(e.to_string()))?;
+        let json: Json = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let connect = Arc::new(to_connect(&json, &mut HashMap::new()).map_err(bad)?);
+        let writer = Arc::new(Writer { avro, connect });
+        self.writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, writer.clone());
+        Ok(writer)
+    }
+}
+
+/// A Connect schema from an Avro schema's JSON; `named` holds records
+/// defined so far, for later references by name.
+pub fn to_connect(json: &Json, named: &mut HashMap<String, Schema>) -> Result<Schema, String> {
+    match json {
+        Json::String(name) => primitive(name)
+            .map(Schema::new)
+            .or_else(|| named.get(name).cloned())
+            .or_else(|| {
+                named
+                    .iter()
+                    .find(|(full, _)| full.rsplit('.').next() == Some(name.as_str()))
+                    .map(|(_, s)| s.clone())
+            })
+            .ok_or_else(|| format!("unknown type {name}")),
+        Json::Array(branches) => {
+            let non_null: Vec<&Json> = branches.iter().filter(|b| *b != "null").collect();
+            match non_null.as_slice() {
+                [only] if branches.len() == 2 => {
+                    let mut schema = to_connect(only, named)?.optional();
+                    if branches.first() != Some(&Json::from("null")) {
+                        // A default other than null puts the type first; the
+                        // field's default carries it.
+                        schema.default = None;
+                    }
+                    Ok(schema)
+                }
+                _ => Err("unions other than [null, T] are not Connect schemas".into()),
+            }
+        }
+        Json::Object(map) => object(map, named),
+        other => Err(format!("not an Avro schema: {other}")),
+    }
+}
+
+fn primitive(name: &str) -> Option<SchemaKind> {
+    Some(match name {
+        "int" => SchemaKind::Int32,
+        "long" => SchemaKind::Int64,
+        "float" => SchemaKind::Float32,
+        "double" => SchemaKind::Float64,
+        "boolean" => SchemaKind::Boolean,
+        "string" => SchemaKind::String,
+        "bytes" | "fixed" => SchemaKind::Bytes,
+        _ => return None,
+    })
+}
+
+fn object(map: &Map<String, Json>, named: &mut HashMap<String, Schema>) -> Result<Schema, String> {
+    let ty = map.get("type").ok_or("a schema object without a type")?;
+    let mut schema = match ty.as_str() {
+        Some("record") => record(map, named)?,
+        Some("array") => {
+            let items = to_connect(map.get("items").ok_or("an array without items")?, named)?;
+            match &items.kind {
+                // Maps with non-string keys are arrays of key/value records.
+                SchemaKind::Struct(fields)
+                    if fields.len() == 2
+                        && fields[0].name == "key"
+                        && fields[1].name == "value"
+                        && items.name.as_deref().is_some_and(|n| n.contains("MapEntry")) =>
+                {
+                    Schema::map((*fields[0].schema).clone(), (*fields[1].schema).clone())
+                }
+                _ => Schema::array(items),
+            }
+        }
+        Some("map") => Schema::map(
+            Schema::string(),
+            to_connect(map.get("values").ok_or("a map without values")?, named)?,
+        ),
+        Some("enum") => Schema::string(),
+        Some(p) => Schema::new(primitive(p).ok_or_else(|| format!("unknown type {p}"))?),
+        None => to_connect(ty, named)?,
+    };
+    match map.get("connect.type").and_then(Json::as_str) {
+        Some("int8") => schema.kind = SchemaKind::Int8,
+        Some("int16") => schema.kind = SchemaKind::Int16,
+        _ => {}
+    }
+    if let Some(name) = map.get("connect.name").and_then(Json::as_str) {
+        schema.name = Some(name.to_owned());
+    }
+    if let Some(v) = map.get("connect.version").and_then(Json::as_i64) {
+        schema.version = Some(v as i32);
+    }
+    if let Some(doc) = map.get("connect.doc").and_then(Json::as_str) {
+        schema.doc = Some(doc.to_owned());
+    }
+    if let Some(Json::Object(params)) = map.get("connect.parameters") {
+        for (k, v) in params {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            schema.parameters.insert(k.clone(), v);
+        }
+    }
+    match map.get("logicalType").and_then(Json::as_str) {
+        Some("decimal") if schema.name.is_none() => {
+            schema.name = Some(DECIMAL.into());
+            let scale = map.get("scale").and_then(Json::as_u64).unwrap_or(0);
+            schema
+                .parameters
+                .insert(DECIMAL_SCALE.into(), scale.to_string());
+        }
+        Some("date") if schema.name.is_none() => schema.name = Some(DATE.into()),
+        Some("time-millis") if schema.name.is_none() => schema.name = Some(TIME.into()),
+        Some("timestamp-millis") if schema.name.is_none() => {
+            schema.name = Some(TIMESTAMP.into())
+        }
+        _ => {}
+    }
+    Ok(schema)
+}
+
+fn record(map: &Map<String, Json>, named: &mut HashMap<String, Schema>) -> Result<Schema, String> {
+    let name = map.get("name").and_then(Json::as_str).unwrap_or("record");
+    let full = match map.get("namespace").and_then(Json::as_str) {
+        Some(ns) if !name.contains('.') && !ns.is_empty() => format!("{ns}.{name}"),
+        _ => name.to_owned(),
+    };
+    let mut fields = Vec::new();
+    for field in map
+        .get("fields")
+        .and_then(Json::as_array)
+        .ok_or("a record without fields")?
+    {
+        let field_name = field
+            .get("name")
+            .and_then(Json::as_str)
+            .ok_or("a field without a name")?;
+        let ty = field.get("type").ok_or("a field without a type")?;
+        let mut schema = to_connect(ty, named).map_err(|e| format!("{field_name}: {e}"))?;
+        if let Some(default) = field.get("default") {
+            schema.default = default_value(&schema, default);
+        }
+        fields.push(Field::new(field_name, schema));
+    }
+    let schema = Schema::structure(full.clone(), fields);
+    named.insert(full, schema.clone());
+    Ok(schema)
+}
+
+/// A field default as a value of the schema (primitives only; others are
+/// left out, as they do not shape target tables).
+fn default_value(schema: &Schema, default: &Json) -> Option<Value> {
+    Some(match (&schema.kind, default) {
+        (_, Json::Null) => Value::Null,
+        (SchemaKind::Boolean, Json::Bool(b)) => Value::Boolean(*b),
+        (SchemaKind::Int8, Json::Number(n)) => Value::Int8(n.as_i64()? as i8),
+        (SchemaKind::Int16, Json::Number(n)) => Value::Int16(n.as_i64()? as i16),
+        (SchemaKind::Int32, Json::Number(n)) => Value::Int32(n.as_i64()? as i32),
+        (SchemaKind::Int64, Json::Number(n)) => Value::Int64(n.as_i64()?),
+        (SchemaKind::Float32, Json::Number(n)) => Value::Float32(n.as_f64()? as f32),
+        (SchemaKind::Float64, Json::Number(n)) => Value::Float64(n.as_f64()?),
+        (SchemaKind::String, Json::String(s)) => Value::String(s.clone()),
+        // Avro writes bytes defaults as ISO-8859-1 text.
+        (SchemaKind::Bytes, Json::String(s)) => Value::Bytes(s.chars().map(|c| c as u8).collect()),
+        _ => return None,
+    })
+}
+
+/// The datum as a value of `schema`.
+pub fn to_value(schema: &Schema, datum: Avro) -> Result<Value, String> {
+    let datum = match datum {
+        Avro::Union(_, inner) => *inner,
+        other => other,
+    };
+    let mismatch = |d: &Avro| format!("expected {}, found {d:?}", schema.kind.connect_name());
+    Ok(match (&schema.kind, datum) {
+        (_, Avro::Null) => Value::Null,
+        (SchemaKind::Int8, Avro::Int(i)) => Value::Int8(i as i8),
+        (SchemaKind::Int16, Avro::Int(i)) => Value::Int16(i as i16),
+        (SchemaKind::Int32, Avro::Int(i) | Avro::Date(i) | Avro::TimeMillis(i)) => Value::Int32(i),
+        (
+            SchemaKind::Int64,
+            Avro::Long(i)
+            | Avro::TimestampMillis(i)
+            | Avro::TimestampMicros(i)
+            | Avro::TimestampNanos(i)
+            | Avro::LocalTimestampMillis(i)
+            | Avro::LocalTimestampMicros(i)
+            | Avro::LocalTimestampNanos(i)
+            | Avro::TimeMicros(i),
+        ) => Value::Int64(i),
+        (SchemaKind::Float32, Avro::Float(f)) => Value::Float32(f),
+        (SchemaKind::Float64, Avro::Double(f)) => Value::Float64(f),
+        (SchemaKind::Boolean, Avro::Boolean(b)) => Value::Boolean(b),
+        (SchemaKind::String, Avro::String(s) | Avro::Enum(_, s)) => Value::String(s),
+        (SchemaKind::String, Avro::Uuid(u)) => Value::String(u.to_string()),
+        (SchemaKind::Bytes, Avro::Bytes(b) | Avro::Fixed(_, b)) => Value::Bytes(b),
+        (SchemaKind::Bytes, Avro::Decimal(d)) => {
+            Value::Bytes(Vec::<u8>::try_from(d).map_err(|e| e.to_string())?)
+        }
+        (SchemaKind::Array(items), Avro::Array(values)) => Value::Array(
+            values
+                .into_iter()
+                .map(|v| to_value(items, v))
+                .collect::<Result<_, _>>()?,
+        ),
+        (SchemaKind::Map(_, values), Avro::Map(entries)) => {
+            let mut entries: Vec<(String, Avro)> = entries.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| Ok((Value::String(k), to_value(values, v)?)))
+                    .collect::<Result<_, String>>()?,
+            )
+        }
+        (SchemaKind::Map(keys, values), Avro::Array(items)) => Value::Map(
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Avro::Record(mut kv) if kv.len() == 2 => {
+                        let value = kv.pop().map(|(_, v)| v).unwrap_or(Avro::Null);
+                        let key = kv.pop().map(|(_, v)| v).unwrap_or(Avro::Null);
+                        Ok((to_value(keys, key)?, to_value(values, value)?))
+                    }
+                    other => Err(format!("expected a map entry, found {other:?}")),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        (SchemaKind::Struct(fields), Avro::Record(values)) => {
+            let mut by_name: HashMap<String, Avro> = values.into_iter().collect();
+            Value::Struct(
+                fields
+                    .iter()
+                    .map(|f| {
+                        let v = by_name.remove(&f.name).unwrap_or(Avro::Null);
+                        to_value(&f.schema, v).map_err(|e| format!("{}: {e}", f.name))
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (_, other) => return Err(mismatch(&other)),
+    })
+}

@@ -1,0 +1,435 @@
+//! Runs one sink task: consume, decode, hand batches to the task, and
+//! commit consumer offsets only after the task has made the batch durable
+//! in the target. A crash replays the uncommitted tail; sinks make replays
+//! harmless (idempotent upserts and deletes).
+//!
+//! Records that cannot be decoded or applied follow `errors.tolerance`:
+//! `none` fails the task with the cause; `all` sends them, with the cause in
+//! `__connect.errors.*` headers, to `errors.deadletterqueue.topic.name` (as
+//! Kafka Connect does) — delivered before the offset moves past them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use sluice_connector_api::{ConnectorError, SinkConnector, SinkRecord, SinkTask};
+use tokio::sync::watch;
+
+use super::source_runner::Control;
+use super::status::{State, TaskStatus};
+use super::RunnerDeps;
+use crate::converter::{self, Decoder, Side};
+use crate::kafka::build_consumer;
+use crate::metrics::TaskMetrics;
+
+/// Most records handed to the task in one `put` unless `batch.size` says.
+const DEFAULT_BATCH: usize = 500;
+/// How long to wait for more records before handing over a partial batch.
+const LINGER: Duration = Duration::from_millis(100);
+
+/// Everything a runner needs to know about its sink task.
+pub struct SinkTaskSpec {
+    /// The connector name.
+    pub connector: String,
+    /// The task number.
+    pub task_id: u32,
+    /// The task's configuration with secrets resolved.
+    pub config: sluice_connector_api::ConnectorConfig,
+    /// The plugin that makes the task.
+    pub plugin: Arc<dyn SinkConnector>,
+}
+
+/// Runs the task until told to stop (see [`super::supervise`]).
+pub async fn run(spec: SinkTaskSpec, deps: Arc<RunnerDeps>, control: watch::Receiver<Control>) {
+    let metrics = deps.metrics.task(&spec.connector, spec.task_id);
+    super::supervise::supervise(
+        &spec.connector,
+        spec.task_id,
+        &deps,
+        control,
+        |mut control| {
+            let (spec, deps, metrics) = (&spec, &deps, &metrics);
+            async move { run_once(spec, deps, metrics, &mut control).await }
+        },
+    )
+    .await;
+}
+
+fn set_status(deps: &RunnerDeps, spec: &SinkTaskSpec, state: State) {
+    deps.metrics.set_state(&spec.connector, spec.task_id, state);
+    deps.status.put_task(
+        &spec.connector,
+        spec.task_id,
+        TaskStatus::new(state, &deps.worker_id),
+    );
+}
+
+async fn run_once(
+    spec: &SinkTaskSpec,
+    deps: &Arc<RunnerDeps>,
+    metrics: &Arc<TaskMetrics>,
+    control: &mut watch::Receiver<Control>,
+) -> Result<(), ConnectorError> {
+    let mut applier = Applier::new(spec, deps, metrics)?;
+    let mut task = spec.plugin.create_task();
+    if let Err(e) = task.start(&spec.config).await {
+        task.stop().await;
+        return Err(e);
+    }
+    tracing::info!(connector = %spec.connector, task = spec.task_id, "sink task started");
+    let result = applier.drive(task.as_mut(), control).await;
+    task.stop().await;
+    tracing::info!(connector = %spec.connector, task = spec.task_id, ok = result.is_ok(), "sink task stopped");
+    result
+}
+
+/// A consumed message, decoded or with the reason it could not be.
+struct Consumed {
+    record: SinkRecord,
+    key_bytes: Option<Vec<u8>>,
+    value_bytes: Option<Vec<u8>>,
+}
+
+/// The consume side of one running sink task.
+struct Applier<'a> {
+    spec: &'a SinkTaskSpec,
+    deps: &'a Arc<RunnerDeps>,
+    metrics: &'a Arc<TaskMetrics>,
+    consumer: StreamConsumer,
+    key: Decoder,
+    value: Decoder,
+    tolerate: bool,
+    dead_letters: Option<String>,
+    batch_size: usize,
+}
+
+impl<'a> Applier<'a> {
+    fn new(
+        spec: &'a SinkTaskSpec,
+        deps: &'a Arc<RunnerDeps>,
+        metrics: &'a Arc<TaskMetrics>,
+    ) -> Result<Self, ConnectorError> {
+        let config = &spec.config;
+        let decoder = |side| {
+            converter::build_decoder(side, &config.0, &deps.converter_defaults).map_err(|e| {
+                ConnectorError::Config(sluice_connector_api::ConfigError::new(e.key, e.message))
+            })
+        };
+        let group = config
+            .get("consumer.override.group.id")
+            .map_or_else(|| format!("connect-{}", spec.connector), str::to_owned);
+        let client_id = format!("sluice-{}-{}", spec.connector, spec.task_id);
+        let consumer = build_consumer(&deps.kafka, &group, &client_id)
+            .map_err(|e| ConnectorError::retriable(format!("creating the consumer: {e}")))?;
+        let topics = config.list("topics");
+        let subscription: Vec<String> = match config.get("topics.regex") {
+            // librdkafka treats a leading ^ as a regular expression.
+            Some(regex) if topics.is_empty() => vec![format!("^{}", regex.trim_start_matches('^'))],
+            _ => topics,
+        };
+        if subscription.is_empty() {
+            return Err(ConnectorError::Config(
+                sluice_connector_api::ConfigError::new(
+                    "topics",
+                    "a sink needs topics (a comma-separated list) or topics.regex",
+                ),
+            ));
+        }
+        let names: Vec<&str> = subscription.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| ConnectorError::retriable(format!("subscribing to {names:?}: {e}")))?;
+        let dead_letters = config
+            .get("errors.deadletterqueue.topic.name")
+            .filter(|t| !t.trim().is_empty())
+            .map(str::to_owned);
+        Ok(Self {
+            spec,
+            deps,
+            metrics,
+            consumer,
+            key: decoder(Side::Key)?,
+            value: decoder(Side::Value)?,
+            tolerate: config.get("errors.tolerance") == Some("all"),
+            dead_letters,
+            batch_size: config.i64_or("batch.size", DEFAULT_BATCH as i64)?.max(1) as usize,
+        })
+    }
+
+    async fn drive(
+        &mut self,
+        task: &mut dyn SinkTask,
+        control: &mut watch::Receiver<Control>,
+    ) -> Result<(), ConnectorError> {
+        set_status(self.deps, self.spec, State::Running);
+        loop {
+            let wanted = *control.borrow_and_update();
+            match wanted {
+                Control::Stop => return Ok(()),
+                Control::Pause => {
+                    // Everything handed over is committed already.
+                    set_status(self.deps, self.spec, State::Paused);
+                    let _ = control.wait_for(|c| *c != Control::Pause).await;
+                    set_status(self.deps, self.spec, State::Running);
+                    continue;
+                }
+                Control::Run => {}
+            }
+            let (batch, positions) = tokio::select! {
+                batch = self.collect() => batch?,
+                _ = control.wait_for(|c| *c == Control::Stop) => continue,
+            };
+            if positions.is_empty() {
+                continue;
+            }
+            self.metrics
+                .records_polled
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.apply(task, batch).await?;
+            self.commit(positions)?;
+        }
+    }
+
+    /// Up to `batch_size` decoded records: waits for the first, then takes
+    /// what arrives within the linger time.
+    /// Up to `batch_size` decoded records, and the newest offset per
+    /// partition consumed (dead-lettered records included): waits for the
+    /// first, then takes what arrives within the linger time.
+    async fn collect(&mut self) -> Result<(Vec<Consumed>, Positions), ConnectorError> {
+        let mut batch = Vec::new();
+        let mut positions = Positions::new();
+        let deadline = Instant::now() + LINGER;
+        let mut taken = 0;
+        while taken < self.batch_size {
+            let wait = if taken == 0 {
+                Duration::from_secs(1)
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) => {
+                    return Err(ConnectorError::retriable(format!(
+                        "reading from the broker: {e}"
+                    )))
+                }
+                Ok(Ok(m)) => m,
+            };
+            taken += 1;
+            let decoded = self.decode(&message);
+            drop(message);
+            let consumed = match decoded {
+                Ok(consumed) => consumed,
+                Err((consumed, cause)) => {
+                    self.dead_letter(&consumed, "VALUE_CONVERTER", &cause).await?;
+                    note(&mut positions, &consumed.record);
+                    continue;
+                }
+            };
+            note(&mut positions, &consumed.record);
+            batch.push(consumed);
+        }
+        Ok((batch, positions))
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn decode(&self, message: &BorrowedMessage<'_>) -> Result<Consumed, (Consumed, String)> {
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_owned(), x.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut consumed = Consumed {
+            record: SinkRecord {
+                topic: message.topic().to_owned(),
+                kafka_partition: message.partition(),
+                kafka_offset: message.offset(),
+                key_schema: None,
+                key: None,
+                value_schema: None,
+                value: None,
+                timestamp_ms: message.timestamp().to_millis(),
+                headers,
+            },
+            key_bytes: message.key().map(<[u8]>::to_vec),
+            value_bytes: message.payload().map(<[u8]>::to_vec),
+        };
+        let place = format!(
+            "{}[{}]@{}",
+            consumed.record.topic, consumed.record.kafka_partition, consumed.record.kafka_offset
+        );
+        match self.key.decode(consumed.key_bytes.as_deref()) {
+            Ok((schema, key)) => {
+                consumed.record.key_schema = schema;
+                consumed.record.key = key;
+            }
+            Err(e) => {
+                let cause = format!("cannot decode the key of {place}: {e}");
+                return Err((consumed, cause));
+            }
+        }
+        match self.value.decode(consumed.value_bytes.as_deref()) {
+            Ok((schema, value)) => {
+                consumed.record.value_schema = schema;
+                consumed.record.value = value;
+                Ok(consumed)
+            }
+            Err(e) => {
+                let cause = format!("cannot decode the value of {place}: {e}");
+                Err((consumed, cause))
+            }
+        }
+    }
+
+    /// Hands the batch to the task. Under `errors.tolerance=all`, a batch the
+    /// target refuses for a non-retriable reason is retried record by record
+    /// so only the records at fault go to the dead-letter queue.
+    async fn apply(
+        &mut self,
+        task: &mut dyn SinkTask,
+        batch: Vec<Consumed>,
+    ) -> Result<(), ConnectorError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<SinkRecord> = batch.iter().map(|c| c.record.clone()).collect();
+        let count = records.len() as u64;
+        match task.put(records).await {
+            Ok(()) => {
+                self.metrics
+                    .records_produced
+                    .fetch_add(count, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(e) if e.is_retriable() || !self.tolerate => {
+                let message = format!(
+                    "connector {} task {}: applying {count} records: {e}",
+                    self.spec.connector, self.spec.task_id
+                );
+                return Err(if e.is_retriable() {
+                    ConnectorError::retriable(message)
+                } else {
+                    ConnectorError::fatal(message)
+                });
+            }
+            Err(e) => {
+                tracing::warn!(connector = %self.spec.connector, error = %e, "batch refused; retrying record by record (errors.tolerance=all)");
+            }
+        }
+        for consumed in batch {
+            match task.put(vec![consumed.record.clone()]).await {
+                Ok(()) => {
+                    self.metrics.records_produced.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if e.is_retriable() => return Err(e),
+                Err(e) => self.dead_letter(&consumed, "TASK_PUT", &e.to_string()).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a record that cannot be handled to the dead-letter queue (or
+    /// fails the task when errors are not tolerated).
+    async fn dead_letter(
+        &self,
+        consumed: &Consumed,
+        stage: &str,
+        cause: &str,
+    ) -> Result<(), ConnectorError> {
+        let record = &consumed.record;
+        if !self.tolerate {
+            return Err(ConnectorError::fatal(format!(
+                "{cause}. Fix the producer side or the converter settings (key.converter / value.converter), or set errors.tolerance=all with errors.deadletterqueue.topic.name to set such records aside"
+            )));
+        }
+        self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        let Some(topic) = &self.dead_letters else {
+            tracing::warn!(connector = %self.spec.connector, topic = %record.topic, offset = record.kafka_offset, cause, "record skipped (errors.tolerance=all, no dead-letter topic)");
+            return Ok(());
+        };
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &record.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        let partition = record.kafka_partition.to_string();
+        let offset = record.kafka_offset.to_string();
+        let task_id = self.spec.task_id.to_string();
+        for (key, value) in [
+            ("__connect.errors.topic", record.topic.as_str()),
+            ("__connect.errors.partition", &partition),
+            ("__connect.errors.offset", &offset),
+            ("__connect.errors.connector.name", &self.spec.connector),
+            ("__connect.errors.task.id", &task_id),
+            ("__connect.errors.stage", stage),
+            ("__connect.errors.class.name", self.spec.plugin.info().class),
+            ("__connect.errors.exception.message", cause),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(k) = &consumed.key_bytes {
+            out = out.key(k.as_slice());
+        }
+        if let Some(v) = &consumed.value_bytes {
+            out = out.payload(v.as_slice());
+        }
+        self.deps
+            .topics
+            .ensure(topic, self.deps.topic_layout)
+            .await
+            .map_err(|e| ConnectorError::retriable(format!("creating the dead-letter topic {topic}: {e}")))?;
+        self.deps
+            .producer
+            .send(out, Duration::from_secs(60))
+            .await
+            .map_err(|(e, _)| {
+                ConnectorError::retriable(format!("writing to the dead-letter topic {topic}: {e}"))
+            })?;
+        tracing::warn!(connector = %self.spec.connector, topic = %record.topic, offset = record.kafka_offset, dead_letter_topic = %topic, cause, "record sent to the dead-letter queue");
+        Ok(())
+    }
+
+    /// Commits the next offset to read for every partition in the batch.
+    fn commit(&self, positions: Positions) -> Result<(), ConnectorError> {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), offset) in &positions {
+            list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                .map_err(|e| ConnectorError::retriable(format!("building the commit: {e}")))?;
+        }
+        self.consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(|e| ConnectorError::retriable(format!("committing consumer offsets: {e}")))?;
+        self.metrics.offset_commits.fetch_add(1, Ordering::Relaxed);
+        self.metrics.last_commit_ms.store(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+}
+
+/// The newest consumed offset per topic partition.
+type Positions = BTreeMap<(String, i32), i64>;
+
+fn note(positions: &mut Positions, record: &SinkRecord) {
+    let entry = positions
+        .entry((record.topic.clone(), record.kafka_partition))
+        .or_insert(record.kafka_offset);
+    *entry = (*entry).max(record.kafka_offset);
+}

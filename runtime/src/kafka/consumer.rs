@@ -1,0 +1,34 @@
+//! The consumer a sink task reads with: one per task, in the connector's
+//! group (`connect-<name>`, as Kafka Connect names it), committing only by
+//! hand after the target has made a batch durable.
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+
+use super::KafkaSettings;
+
+/// A consumer in `group` for `settings`.
+pub fn build_consumer(
+    settings: &KafkaSettings,
+    group: &str,
+    client_id: &str,
+) -> Result<StreamConsumer, KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("group.id", group)
+        .set("client.id", client_id)
+        // Connect's sink default: a new group starts at the beginning.
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("queued.max.messages.kbytes", "16384");
+    for (key, value) in &settings.consumer_overrides {
+        config.set(key, value);
+    }
+    // Offsets move only when the runner commits after the target commit.
+    config
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    config.create()
+}
