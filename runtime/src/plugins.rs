@@ -36,6 +36,7 @@ impl PluginRegistry {
             .with_source(Arc::new(sluice_datagen::DatagenConnector))
             .with_source(Arc::new(sluice_mysql::MySqlConnector))
             .with_source(Arc::new(sluice_postgres::PostgresConnector))
+            .with_sink(Arc::new(sluice_jdbc_sink::JdbcSinkConnector))
     }
 
     /// The same registry with one more source connector.

@@ -39,7 +39,11 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         consumer_overrides: config
             .producer_properties
             .iter()
-            .filter(|(k, _)| ["security.", "sasl.", "ssl."].iter().any(|p| k.starts_with(p)))
+            .filter(|(k, _)| {
+                ["security.", "sasl.", "ssl."]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         compression: config.compression.clone(),

@@ -26,8 +26,12 @@ pub fn read(
     bytes: &[u8],
     schemas_enable: bool,
 ) -> Result<(Option<Arc<Schema>>, Value), ConvertError> {
-    let json: Json = serde_json::from_slice(bytes)
-        .map_err(|e| bad("", format!("not JSON ({e}); was it written by the Avro converter?")))?;
+    let json: Json = serde_json::from_slice(bytes).map_err(|e| {
+        bad(
+            "",
+            format!("not JSON ({e}); was it written by the Avro converter?"),
+        )
+    })?;
     if !schemas_enable {
         return Ok((None, schemaless(json)));
     }
@@ -120,24 +124,22 @@ pub fn to_value(schema: &Schema, json: Json, path: &str) -> Result<Value, Conver
         (_, Json::Null) if schema.optional => Value::Null,
         (_, Json::Null) => return Err(bad(path, "null in a required field")),
         (SchemaKind::Int8, Json::Number(n)) => Value::Int8(n.as_i64().unwrap_or_default() as i8),
-        (SchemaKind::Int16, Json::Number(n)) => {
-            Value::Int16(n.as_i64().unwrap_or_default() as i16)
-        }
-        (SchemaKind::Int32, Json::Number(n)) => {
-            Value::Int32(n.as_i64().unwrap_or_default() as i32)
-        }
+        (SchemaKind::Int16, Json::Number(n)) => Value::Int16(n.as_i64().unwrap_or_default() as i16),
+        (SchemaKind::Int32, Json::Number(n)) => Value::Int32(n.as_i64().unwrap_or_default() as i32),
         (SchemaKind::Int64, Json::Number(n)) => Value::Int64(n.as_i64().unwrap_or_default()),
         (SchemaKind::Float32, Json::Number(n)) => {
             Value::Float32(n.as_f64().unwrap_or_default() as f32)
         }
         (SchemaKind::Float64, Json::Number(n)) => Value::Float64(n.as_f64().unwrap_or_default()),
         // Connect writes NaN and infinities as strings.
-        (SchemaKind::Float32, Json::String(s)) => {
-            Value::Float32(s.parse().map_err(|_| bad(path, format!("not a float: {s}")))?)
-        }
-        (SchemaKind::Float64, Json::String(s)) => {
-            Value::Float64(s.parse().map_err(|_| bad(path, format!("not a double: {s}")))?)
-        }
+        (SchemaKind::Float32, Json::String(s)) => Value::Float32(
+            s.parse()
+                .map_err(|_| bad(path, format!("not a float: {s}")))?,
+        ),
+        (SchemaKind::Float64, Json::String(s)) => Value::Float64(
+            s.parse()
+                .map_err(|_| bad(path, format!("not a double: {s}")))?,
+        ),
         (SchemaKind::Boolean, Json::Bool(b)) => Value::Boolean(b),
         (SchemaKind::String, Json::String(s)) => Value::String(s),
         (SchemaKind::Bytes, Json::String(s)) => Value::Bytes(

@@ -226,7 +226,8 @@ impl<'a> Applier<'a> {
             let consumed = match decoded {
                 Ok(consumed) => consumed,
                 Err((consumed, cause)) => {
-                    self.dead_letter(&consumed, "VALUE_CONVERTER", &cause).await?;
+                    self.dead_letter(&consumed, "VALUE_CONVERTER", &cause)
+                        .await?;
                     note(&mut positions, &consumed.record);
                     continue;
                 }
@@ -243,7 +244,12 @@ impl<'a> Applier<'a> {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|x| (x.key.to_owned(), x.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                    .map(|x| {
+                        (
+                            x.key.to_owned(),
+                            x.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -327,10 +333,15 @@ impl<'a> Applier<'a> {
         for consumed in batch {
             match task.put(vec![consumed.record.clone()]).await {
                 Ok(()) => {
-                    self.metrics.records_produced.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .records_produced
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) if e.is_retriable() => return Err(e),
-                Err(e) => self.dead_letter(&consumed, "TASK_PUT", &e.to_string()).await?,
+                Err(e) => {
+                    self.dead_letter(&consumed, "TASK_PUT", &e.to_string())
+                        .await?
+                }
             }
         }
         Ok(())
@@ -391,7 +402,9 @@ impl<'a> Applier<'a> {
             .topics
             .ensure(topic, self.deps.topic_layout)
             .await
-            .map_err(|e| ConnectorError::retriable(format!("creating the dead-letter topic {topic}: {e}")))?;
+            .map_err(|e| {
+                ConnectorError::retriable(format!("creating the dead-letter topic {topic}: {e}"))
+            })?;
         self.deps
             .producer
             .send(out, Duration::from_secs(60))

@@ -144,7 +144,10 @@ fn object(map: &Map<String, Json>, named: &mut HashMap<String, Schema>) -> Resul
                     if fields.len() == 2
                         && fields[0].name == "key"
                         && fields[1].name == "value"
-                        && items.name.as_deref().is_some_and(|n| n.contains("MapEntry")) =>
+                        && items
+                            .name
+                            .as_deref()
+                            .is_some_and(|n| n.contains("MapEntry")) =>
                 {
                     Schema::map((*fields[0].schema).clone(), (*fields[1].schema).clone())
                 }
@@ -189,9 +192,7 @@ fn object(map: &Map<String, Json>, named: &mut HashMap<String, Schema>) -> Resul
         }
         Some("date") if schema.name.is_none() => schema.name = Some(DATE.into()),
         Some("time-millis") if schema.name.is_none() => schema.name = Some(TIME.into()),
-        Some("timestamp-millis") if schema.name.is_none() => {
-            schema.name = Some(TIMESTAMP.into())
-        }
+        Some("timestamp-millis") if schema.name.is_none() => schema.name = Some(TIMESTAMP.into()),
         _ => {}
     }
     Ok(schema)

@@ -1,0 +1,263 @@
+//! What a record asks of the target: upsert a row, delete a key, truncate
+//! a table — from a Debezium envelope or a flat record, with key columns
+//! chosen by `primary.key.mode` and the table named by `table.name.format`.
+
+use std::sync::Arc;
+
+use sluice_connector_api::{Schema, SchemaKind, SinkRecord, Value};
+
+use crate::config::{KeyMode, SinkConfig};
+
+/// One column value with its schema.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// Column name as the record names it.
+    pub name: String,
+    /// The field's schema (type, logical name, parameters).
+    pub schema: Arc<Schema>,
+    /// The value.
+    pub value: Value,
+}
+
+/// The change one record makes.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Write the row (insert, upsert or update per `insert.mode`).
+    Upsert {
+        /// Target table name (unquoted, possibly `schema.table`).
+        table: String,
+        /// Key columns (also in `row`).
+        key: Vec<Cell>,
+        /// Every column written.
+        row: Vec<Cell>,
+    },
+    /// Delete the row with this key.
+    Delete {
+        /// Target table.
+        table: String,
+        /// Key columns.
+        key: Vec<Cell>,
+    },
+    /// Empty the table.
+    Truncate {
+        /// Target table.
+        table: String,
+    },
+    /// Nothing to do (deletes or truncates disabled, messages, ...).
+    Skip,
+}
+
+impl Change {
+    /// The table the change touches.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            Self::Upsert { table, .. } | Self::Delete { table, .. } | Self::Truncate { table } => {
+                Some(table)
+            }
+            Self::Skip => None,
+        }
+    }
+}
+
+fn struct_cells(schema: &Schema, value: &Value) -> Vec<Cell> {
+    match (&schema.kind, value) {
+        (SchemaKind::Struct(fields), Value::Struct(values)) => fields
+            .iter()
+            .zip(values)
+            .map(|(f, v)| Cell {
+                name: f.name.clone(),
+                schema: f.schema.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn field<'a>(
+    schema: &'a Schema,
+    value: &'a Value,
+    name: &str,
+) -> Option<(&'a Arc<Schema>, &'a Value)> {
+    let (index, f) = schema.field(name)?;
+    match value {
+        Value::Struct(values) => values.get(index).map(|v| (&f.schema, v)),
+        _ => None,
+    }
+}
+
+fn text_field(schema: &Schema, value: &Value, name: &str) -> Option<String> {
+    match field(schema, value, name)? {
+        (_, Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Whether a value schema is Debezium's change envelope.
+fn is_envelope(schema: &Schema) -> bool {
+    schema.field("op").is_some()
+        && schema.field("after").is_some()
+        && schema.field("before").is_some()
+}
+
+/// The table `table.name.format` gives for a record.
+pub fn table_name(format: &str, topic: &str, source: Option<(&Schema, &Value)>) -> String {
+    let from_source = |name: &str| {
+        source
+            .and_then(|(s, v)| text_field(s, v, name))
+            .unwrap_or_default()
+    };
+    let mut out = format.replace("${topic}", &topic.replace('.', "_"));
+    for (placeholder, name) in [
+        ("${source.db}", "db"),
+        ("${source.schema}", "schema"),
+        ("${source.table}", "table"),
+    ] {
+        if out.contains(placeholder) {
+            out = out.replace(placeholder, &from_source(name));
+        }
+    }
+    out
+}
+
+/// The change `record` asks for.
+pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, String> {
+    let Some(value) = &record.value else {
+        // A tombstone: the delete itself came before it.
+        return if config.delete_enabled {
+            let table = table_name(&config.table_format, &record.topic, None);
+            Ok(Change::Delete {
+                table,
+                key: key_cells(config, record, &[])?,
+            })
+        } else {
+            Ok(Change::Skip)
+        };
+    };
+    let Some(schema) = &record.value_schema else {
+        return Err(format!(
+            "the record at {}[{}]@{} has no schema; the JDBC sink needs schemas to build tables: use the Avro converter or JSON with value.converter.schemas.enable=true",
+            record.topic, record.kafka_partition, record.kafka_offset
+        ));
+    };
+    let (row_schema, row_value, source) = if is_envelope(schema) {
+        let op = text_field(schema, value, "op").unwrap_or_default();
+        let source = field(schema, value, "source").map(|(s, v)| (s.as_ref(), v));
+        let table = table_name(&config.table_format, &record.topic, source);
+        match op.as_str() {
+            "c" | "r" | "u" => {}
+            "d" if config.delete_enabled => {
+                return Ok(Change::Delete {
+                    table,
+                    key: key_cells(config, record, &[])?,
+                })
+            }
+            "t" if config.truncate_enabled => return Ok(Change::Truncate { table }),
+            _ => return Ok(Change::Skip),
+        }
+        match field(schema, value, "after") {
+            Some((s, v)) if *v != Value::Null => (s.as_ref(), v, source),
+            _ => return Ok(Change::Skip),
+        }
+    } else {
+        (schema.as_ref(), value, None)
+    };
+    let table = table_name(&config.table_format, &record.topic, source);
+    let mut row: Vec<Cell> = struct_cells(row_schema, row_value);
+    if row.is_empty() && !matches!(row_schema.kind, SchemaKind::Struct(_)) {
+        return Err(format!(
+            "the value at {}[{}]@{} is a {}, not a struct of columns",
+            record.topic,
+            record.kafka_partition,
+            record.kafka_offset,
+            row_schema.kind.connect_name()
+        ));
+    }
+    let key = key_cells(config, record, &row)?;
+    row.retain(|c| {
+        key.iter().any(|k| k.name == c.name) || config.keeps_field(&record.topic, &c.name)
+    });
+    for k in &key {
+        if !row.iter().any(|c| c.name == k.name) {
+            row.push(k.clone());
+        }
+    }
+    Ok(Change::Upsert { table, key, row })
+}
+
+fn key_cells(config: &SinkConfig, record: &SinkRecord, row: &[Cell]) -> Result<Vec<Cell>, String> {
+    let place = || {
+        format!(
+            "{}[{}]@{}",
+            record.topic, record.kafka_partition, record.kafka_offset
+        )
+    };
+    match config.key_mode {
+        KeyMode::None => Ok(Vec::new()),
+        KeyMode::Kafka => Ok(vec![
+            Cell {
+                name: "__connect_topic".into(),
+                schema: Arc::new(Schema::string()),
+                value: Value::String(record.topic.clone()),
+            },
+            Cell {
+                name: "__connect_partition".into(),
+                schema: Arc::new(Schema::int32()),
+                value: Value::Int32(record.kafka_partition),
+            },
+            Cell {
+                name: "__connect_offset".into(),
+                schema: Arc::new(Schema::int64()),
+                value: Value::Int64(record.kafka_offset),
+            },
+        ]),
+        KeyMode::RecordKey => {
+            let (Some(schema), Some(value)) = (&record.key_schema, &record.key) else {
+                return Err(format!(
+                    "the record at {} has no key (or no key schema) but primary.key.mode=record_key; give the table a primary key at the source, or use primary.key.mode=kafka",
+                    place()
+                ));
+            };
+            let cells = if matches!(schema.kind, SchemaKind::Struct(_)) {
+                struct_cells(schema, value)
+            } else {
+                let name = config.key_fields.first().ok_or_else(|| {
+                    format!(
+                        "the key at {} is a single value: name its column in primary.key.fields",
+                        place()
+                    )
+                })?;
+                vec![Cell {
+                    name: name.clone(),
+                    schema: schema.clone(),
+                    value: value.clone(),
+                }]
+            };
+            Ok(
+                if config.key_fields.is_empty() || !matches!(schema.kind, SchemaKind::Struct(_)) {
+                    cells
+                } else {
+                    cells
+                        .into_iter()
+                        .filter(|c| config.key_fields.contains(&c.name))
+                        .collect()
+                },
+            )
+        }
+        KeyMode::RecordValue => config
+            .key_fields
+            .iter()
+            .map(|name| {
+                row.iter()
+                    .find(|c| &c.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!(
+                            "primary.key.fields names {name}, which the value at {} does not have",
+                            place()
+                        )
+                    })
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,297 @@
+//! The JDBC sink's settings, with Debezium's JDBC sink key names.
+
+use sluice_connector_api::config::attach_errors;
+use sluice_connector_api::{
+    ConfigDef, ConfigError, ConfigKey, ConfigType, ConfigValue, ConnectorConfig,
+};
+
+const GROUP_CONNECTION: &str = "Connection";
+const GROUP_WRITES: &str = "Writes";
+
+/// Which database a `connection.url` points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+/// Where to connect, from `jdbc:<driver>://host[:port]/database[?...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The dialect the URL names.
+    pub dialect: Dialect,
+    /// Host name or address.
+    pub host: String,
+    /// Port (the dialect's default when absent).
+    pub port: u16,
+    /// Database name.
+    pub database: String,
+}
+
+/// How records are written (`insert.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertMode {
+    /// Plain INSERT; a duplicate key fails.
+    Insert,
+    /// INSERT or UPDATE by primary key (idempotent).
+    Upsert,
+    /// UPDATE by primary key only.
+    Update,
+}
+
+/// Where the primary key comes from (`primary.key.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    /// No key: rows are only inserted.
+    None,
+    /// `__connect_topic`, `__connect_partition`, `__connect_offset`.
+    Kafka,
+    /// The record key's fields.
+    RecordKey,
+    /// Fields of the record value named by `primary.key.fields`.
+    RecordValue,
+}
+
+/// Parsed settings.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Where to write.
+    pub target: Target,
+    /// `connection.username`.
+    pub user: String,
+    /// `connection.password`.
+    pub password: String,
+    /// `insert.mode`.
+    pub insert_mode: InsertMode,
+    /// `delete.enabled`.
+    pub delete_enabled: bool,
+    /// `truncate.enabled`.
+    pub truncate_enabled: bool,
+    /// `primary.key.mode`.
+    pub key_mode: KeyMode,
+    /// `primary.key.fields`.
+    pub key_fields: Vec<String>,
+    /// `schema.evolution=basic`.
+    pub evolve: bool,
+    /// `table.name.format`.
+    pub table_format: String,
+    /// `quote.identifiers`.
+    pub quote: bool,
+    /// `batch.size`.
+    pub batch_size: usize,
+    /// `field.include.list` (`field` or `topic:field`).
+    pub include_fields: Vec<String>,
+    /// `field.exclude.list`.
+    pub exclude_fields: Vec<String>,
+}
+
+fn key(name: &'static str, ty: ConfigType, doc: &'static str, group: &'static str) -> ConfigKey {
+    ConfigKey::new(name, ty, doc).group(group)
+}
+
+/// The keys the sink understands.
+pub fn definition() -> ConfigDef {
+    ConfigDef::new()
+        .define(key("connection.url", ConfigType::String, "jdbc:postgresql://host:port/database or jdbc:mysql://host:port/database (also jdbc:mariadb://).", GROUP_CONNECTION).required())
+        .define(key("connection.username", ConfigType::String, "User to connect as.", GROUP_CONNECTION).required())
+        .define(key("connection.password", ConfigType::Password, "Its password.", GROUP_CONNECTION).default(""))
+        .define(key("topics", ConfigType::List, "Topics to read (or topics.regex).", GROUP_WRITES))
+        .define(key("topics.regex", ConfigType::String, "A regular expression of the topics to read.", GROUP_WRITES))
+        .define(key("insert.mode", ConfigType::String, "insert, upsert (idempotent, by primary key) or update.", GROUP_WRITES).default("insert").allowed(&["insert", "upsert", "update"]))
+        .define(key("delete.enabled", ConfigType::Boolean, "Apply deletes (op=d and tombstones) as DELETE by key; needs primary.key.mode=record_key.", GROUP_WRITES).default("false"))
+        .define(key("truncate.enabled", ConfigType::Boolean, "Apply truncate events (op=t) as TRUNCATE TABLE.", GROUP_WRITES).default("false"))
+        .define(key("primary.key.mode", ConfigType::String, "none, kafka, record_key or record_value.", GROUP_WRITES).default("none").allowed(&["none", "kafka", "record_key", "record_value"]))
+        .define(key("primary.key.fields", ConfigType::List, "Key fields: a subset of the record key (record_key) or fields of the value (record_value).", GROUP_WRITES))
+        .define(key("schema.evolution", ConfigType::String, "none, or basic: create missing tables and add missing columns.", GROUP_WRITES).default("none").allowed(&["none", "basic"]))
+        .define(key("table.name.format", ConfigType::String, "Target table name; ${topic} (dots become underscores), ${source.db}, ${source.schema}, ${source.table}. A dot makes it schema.table.", GROUP_WRITES).default("${topic}"))
+        .define(key("quote.identifiers", ConfigType::Boolean, "Quote table and column names (names are always escaped; true keeps their case).", GROUP_WRITES).default("false"))
+        .define(key("batch.size", ConfigType::Int, "Most records applied in one target transaction.", GROUP_WRITES).default("500"))
+        .define(key("field.include.list", ConfigType::List, "Only these value fields (field or topic:field).", GROUP_WRITES))
+        .define(key("field.exclude.list", ConfigType::List, "Leave out these value fields (field or topic:field).", GROUP_WRITES))
+}
+
+/// `connection.url` as a target.
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    let rest = url.trim().strip_prefix("jdbc:").unwrap_or(url.trim());
+    let (driver, rest) = rest.split_once("://").ok_or_else(|| {
+        format!("{url} is not jdbc:<postgresql|mysql|mariadb>://host[:port]/database")
+    })?;
+    let (dialect, default_port) = match driver {
+        "postgresql" | "postgres" => (Dialect::Postgres, 5432),
+        "mysql" | "mariadb" => (Dialect::MySql, 3306),
+        other => {
+            return Err(format!(
+                "{other} databases are not supported; use jdbc:postgresql://, jdbc:mysql:// or jdbc:mariadb://"
+            ))
+        }
+    };
+    let rest = rest.split(['?', ';']).next().unwrap_or_default();
+    let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+    if database.is_empty() {
+        return Err(format!(
+            "{url} names no database: add /<database> after the host"
+        ));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{p} in {url} is not a port"))?,
+        ),
+        None => (authority, default_port),
+    };
+    if host.is_empty() {
+        return Err(format!("{url} names no host"));
+    }
+    Ok(Target {
+        dialect,
+        host: host.trim_matches(['[', ']']).to_owned(),
+        port,
+        database: database.to_owned(),
+    })
+}
+
+impl SinkConfig {
+    /// Parses and checks a config, naming the key at fault.
+    pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
+        let target = parse_url(config.required("connection.url")?)
+            .map_err(|m| ConfigError::new("connection.url", m))?;
+        let insert_mode = match config.get("insert.mode").unwrap_or("insert") {
+            "upsert" => InsertMode::Upsert,
+            "update" => InsertMode::Update,
+            _ => InsertMode::Insert,
+        };
+        let key_mode = match config.get("primary.key.mode").unwrap_or("none") {
+            "kafka" => KeyMode::Kafka,
+            "record_key" => KeyMode::RecordKey,
+            "record_value" => KeyMode::RecordValue,
+            _ => KeyMode::None,
+        };
+        let parsed = Self {
+            target,
+            user: config.required("connection.username")?.to_owned(),
+            password: config.get("connection.password").unwrap_or("").to_owned(),
+            insert_mode,
+            delete_enabled: config.bool_or("delete.enabled", false)?,
+            truncate_enabled: config.bool_or("truncate.enabled", false)?,
+            key_mode,
+            key_fields: config.list("primary.key.fields"),
+            evolve: config.get("schema.evolution") == Some("basic"),
+            table_format: config
+                .get("table.name.format")
+                .unwrap_or("${topic}")
+                .to_owned(),
+            quote: config.bool_or("quote.identifiers", false)?,
+            batch_size: config.i64_or("batch.size", 500)?.max(1) as usize,
+            include_fields: config.list("field.include.list"),
+            exclude_fields: config.list("field.exclude.list"),
+        };
+        parsed.cross_check()?;
+        Ok(parsed)
+    }
+
+    /// Rules between keys, as Debezium's JDBC sink enforces them.
+    fn cross_check(&self) -> Result<(), ConfigError> {
+        if self.delete_enabled && self.key_mode != KeyMode::RecordKey {
+            return Err(ConfigError::new(
+                "delete.enabled",
+                "delete.enabled=true needs primary.key.mode=record_key (deletes are found by the record key)",
+            ));
+        }
+        if self.insert_mode != InsertMode::Insert && self.key_mode == KeyMode::None {
+            return Err(ConfigError::new(
+                "primary.key.mode",
+                "insert.mode=upsert and update need a primary key: set primary.key.mode to record_key, record_value or kafka",
+            ));
+        }
+        if self.key_mode == KeyMode::RecordValue && self.key_fields.is_empty() {
+            return Err(ConfigError::new(
+                "primary.key.fields",
+                "primary.key.mode=record_value needs primary.key.fields (the value fields that form the key)",
+            ));
+        }
+        if !self.include_fields.is_empty() && !self.exclude_fields.is_empty() {
+            return Err(ConfigError::new(
+                "field.exclude.list",
+                "set field.include.list or field.exclude.list, not both",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether value field `field` of `topic` is written.
+    pub fn keeps_field(&self, topic: &str, field: &str) -> bool {
+        let named = |list: &[String]| {
+            list.iter().any(|entry| match entry.split_once(':') {
+                Some((t, f)) => t == topic && f == field,
+                None => entry == field,
+            })
+        };
+        if !self.include_fields.is_empty() {
+            return named(&self.include_fields);
+        }
+        !named(&self.exclude_fields)
+    }
+}
+
+/// Validation: per-key results plus the cross-key rules.
+pub fn validate(config: &ConnectorConfig) -> Vec<ConfigValue> {
+    let mut values = definition().validate(config);
+    if let Err(e) = SinkConfig::parse(config) {
+        attach_errors(&mut values, [e]);
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_dialect_host_port_and_database() {
+        let t = parse_url("jdbc:postgresql://localhost:5433/shop?sslmode=disable")
+            .expect("postgres url");
+        assert_eq!(
+            (t.dialect, t.host.as_str(), t.port, t.database.as_str()),
+            (Dialect::Postgres, "localhost", 5433, "shop")
+        );
+        let t = parse_url("jdbc:mariadb://db/inventory").expect("mariadb url");
+        assert_eq!((t.dialect, t.port), (Dialect::MySql, 3306));
+        assert!(parse_url("jdbc:oracle:thin:@x:1521/db").is_err());
+        assert!(parse_url("jdbc:mysql://db:33x6/a")
+            .expect_err("bad port")
+            .contains("33x6"));
+        assert!(parse_url("jdbc:postgresql://db:5432")
+            .expect_err("no database")
+            .contains("database"));
+    }
+
+    #[test]
+    fn cross_key_rules_name_the_key() {
+        let base = [
+            ("connection.url", "jdbc:postgresql://h/db"),
+            ("connection.username", "u"),
+        ];
+        let with = |extra: &[(&str, &str)]| -> ConnectorConfig {
+            base.iter().chain(extra).map(|(k, v)| (*k, *v)).collect()
+        };
+        let e = SinkConfig::parse(&with(&[("delete.enabled", "true")])).expect_err("rule");
+        assert_eq!(e.key, "delete.enabled");
+        let e = SinkConfig::parse(&with(&[("insert.mode", "upsert")])).expect_err("rule");
+        assert_eq!(e.key, "primary.key.mode");
+        let e =
+            SinkConfig::parse(&with(&[("primary.key.mode", "record_value")])).expect_err("rule");
+        assert_eq!(e.key, "primary.key.fields");
+        let ok = SinkConfig::parse(&with(&[
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("field.exclude.list", "t:secret,internal"),
+        ]))
+        .expect("valid");
+        assert!(!ok.keeps_field("t", "secret") && ok.keeps_field("u", "secret"));
+        assert!(!ok.keeps_field("u", "internal") && ok.keeps_field("t", "name"));
+    }
+}

@@ -1,0 +1,377 @@
+//! Applying steps to PostgreSQL: every value bound as text and cast to
+//! the column's own type inside `unnest`, so one statement writes a whole
+//! table's rows (`INSERT … ON CONFLICT DO UPDATE` for upserts), all in one
+//! transaction.
+
+use std::collections::HashMap;
+
+use sluice_connector_api::ConnectorError;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls};
+
+use crate::change::Cell;
+use crate::config::{Dialect, InsertMode, SinkConfig};
+use crate::plan::{Step, TableWrites};
+use crate::sql_value::param;
+use crate::table::{add_column, create_table, quote, split_name, stored_name, TableInfo};
+
+const D: Dialect = Dialect::Postgres;
+
+/// A statement and its parameters: one text array per column.
+type Statement = (String, Vec<Vec<Option<String>>>);
+/// A row to write with its key.
+type KeyedRow = (Vec<Cell>, Vec<Cell>);
+
+/// A PostgreSQL connection with what it learned of its tables.
+pub struct PostgresTarget {
+    client: Client,
+    tables: HashMap<String, TableInfo>,
+}
+
+/// A PostgreSQL error as a connector error: lost connections, deadlocks
+/// and resource shortages retry; data and schema errors do not.
+fn classify(context: &str, e: tokio_postgres::Error) -> ConnectorError {
+    let retriable = match e.code() {
+        None => true,
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08")
+                || c.starts_with("40")
+                || c.starts_with("53")
+                || c.starts_with("57P")
+        }
+    };
+    let text = match e.as_db_error() {
+        Some(db) => format!("{context}: {} ({})", db.message(), db.code().code()),
+        None => format!("{context}: {e}"),
+    };
+    if retriable {
+        ConnectorError::retriable(text)
+    } else {
+        ConnectorError::fatal(text)
+    }
+}
+
+impl PostgresTarget {
+    /// Connects per the sink config.
+    pub async fn connect(config: &SinkConfig) -> Result<Self, ConnectorError> {
+        let t = &config.target;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&t.host)
+            .port(t.port)
+            .user(&config.user)
+            .password(&config.password)
+            .dbname(&t.database)
+            .application_name("sluice-jdbc-sink")
+            .connect_timeout(std::time::Duration::from_secs(30));
+        let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
+            let text = format!(
+                "cannot connect to PostgreSQL at {}:{}/{} as {}: {e}; check connection.url, connection.username and connection.password",
+                t.host, t.port, t.database, config.user
+            );
+            match e.code() {
+                Some(c) if c.code() == "28P01" || c.code() == "28000" || c.code() == "3D000" => {
+                    ConnectorError::fatal(text)
+                }
+                _ => ConnectorError::retriable(text),
+            }
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "target connection ended");
+            }
+        });
+        Ok(Self {
+            client,
+            tables: HashMap::new(),
+        })
+    }
+
+    fn qualified(name: &str, config: &SinkConfig) -> String {
+        let (schema, table) = split_name(name);
+        let table = quote(D, &stored_name(D, config.quote, table));
+        match schema {
+            Some(s) => format!("{}.{table}", quote(D, &stored_name(D, config.quote, s))),
+            None => table,
+        }
+    }
+
+    async fn describe(&self, qualified: &str) -> Result<TableInfo, ConnectorError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&qualified],
+            )
+            .await
+            .map_err(|e| classify("reading the target table's columns", e))?;
+        let exists = !rows.is_empty();
+        Ok(TableInfo {
+            exists,
+            columns: rows
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect(),
+        })
+    }
+
+    /// Makes sure the table and every column the writes need exist.
+    async fn prepare(
+        &mut self,
+        writes: &TableWrites,
+        config: &SinkConfig,
+    ) -> Result<(), ConnectorError> {
+        let qualified = Self::qualified(&writes.table, config);
+        let mut wanted: Vec<(String, Cell)> = Vec::new();
+        let mut key: Vec<String> = Vec::new();
+        for (k, row) in &writes.rows {
+            for cell in row {
+                let name = stored_name(D, config.quote, &cell.name);
+                if !wanted.iter().any(|(n, _)| *n == name) {
+                    wanted.push((name, cell.clone()));
+                }
+            }
+            if key.is_empty() {
+                key = k
+                    .iter()
+                    .map(|c| stored_name(D, config.quote, &c.name))
+                    .collect();
+            }
+        }
+        let known = match self.tables.get(&qualified) {
+            Some(info) if wanted.iter().all(|(n, _)| info.columns.contains_key(n)) => return Ok(()),
+            _ => self.describe(&qualified).await?,
+        };
+        if !known.exists {
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            if !config.evolve {
+                return Err(ConnectorError::fatal(format!(
+                    "the target table {qualified} does not exist; create it, or set schema.evolution=basic to let the sink create it"
+                )));
+            }
+            let sql = create_table(D, config.quote, &qualified, &wanted, &key)
+                .map_err(ConnectorError::fatal)?;
+            tracing::info!(table = %qualified, "creating the target table");
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| classify(&format!("creating {qualified}"), e))?;
+        } else {
+            for (name, cell) in &wanted {
+                if known.columns.contains_key(name) {
+                    continue;
+                }
+                if !config.evolve {
+                    return Err(ConnectorError::fatal(format!(
+                        "the target table {qualified} has no column {name}; add it, or set schema.evolution=basic"
+                    )));
+                }
+                let sql = add_column(D, &qualified, name, cell).map_err(ConnectorError::fatal)?;
+                tracing::info!(table = %qualified, column = %name, "adding a target column");
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| classify(&format!("adding column {name} to {qualified}"), e))?;
+            }
+        }
+        let info = self.describe(&qualified).await?;
+        self.tables.insert(qualified, info);
+        Ok(())
+    }
+
+    /// Applies `steps` in one transaction.
+    pub async fn apply(
+        &mut self,
+        steps: &[Step],
+        config: &SinkConfig,
+    ) -> Result<(), ConnectorError> {
+        for step in steps {
+            if let Step::Write(writes) = step {
+                self.prepare(writes, config).await?;
+            }
+        }
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| classify("starting the target transaction", e))?;
+        for step in steps {
+            match step {
+                Step::Truncate(table) => {
+                    let sql = format!("TRUNCATE TABLE {}", Self::qualified(table, config));
+                    tx.batch_execute(&sql)
+                        .await
+                        .map_err(|e| classify(&sql, e))?;
+                }
+                Step::Write(writes) => {
+                    let qualified = Self::qualified(&writes.table, config);
+                    let info = self.tables.get(&qualified).cloned().unwrap_or_default();
+                    if !writes.deletes.is_empty() {
+                        let (sql, params) = delete_sql(&qualified, &writes.deletes, &info, config)?;
+                        let refs: Vec<&(dyn ToSql + Sync)> =
+                            params.iter().map(|p| p as _).collect();
+                        tx.execute(&sql, &refs)
+                            .await
+                            .map_err(|e| classify(&format!("deleting from {qualified}"), e))?;
+                    }
+                    // Rows with the same column set share a statement.
+                    let mut groups: Vec<(Vec<String>, Vec<&KeyedRow>)> = Vec::new();
+                    for pair in &writes.rows {
+                        let names: Vec<String> = pair
+                            .1
+                            .iter()
+                            .map(|c| stored_name(D, config.quote, &c.name))
+                            .collect();
+                        match groups.iter_mut().find(|(n, _)| *n == names) {
+                            Some((_, rows)) => rows.push(pair),
+                            None => groups.push((names, vec![pair])),
+                        }
+                    }
+                    for (names, rows) in groups {
+                        let (sql, params) = write_sql(&qualified, &names, &rows, &info, config)?;
+                        let refs: Vec<&(dyn ToSql + Sync)> =
+                            params.iter().map(|p| p as _).collect();
+                        tx.execute(&sql, &refs)
+                            .await
+                            .map_err(|e| classify(&format!("writing to {qualified}"), e))?;
+                    }
+                }
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(|e| classify("committing the target transaction", e))
+    }
+}
+
+/// Column arrays of text, one per column, for `unnest`.
+fn columns_of(rows: &[&[Cell]], width: usize) -> Result<Vec<Vec<Option<String>>>, ConnectorError> {
+    let mut columns = vec![Vec::with_capacity(rows.len()); width];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(width) {
+            let p = param(&cell.schema, &cell.value, D)
+                .map_err(|e| ConnectorError::fatal(format!("column {}: {e}", cell.name)))?;
+            columns[i].push(p.into_text());
+        }
+    }
+    Ok(columns)
+}
+
+fn cast(info: &TableInfo, name: &str) -> String {
+    info.columns
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| "text".into())
+}
+
+fn delete_sql(
+    qualified: &str,
+    keys: &[Vec<Cell>],
+    info: &TableInfo,
+    config: &SinkConfig,
+) -> Result<Statement, ConnectorError> {
+    let names: Vec<String> = keys[0]
+        .iter()
+        .map(|c| stored_name(D, config.quote, &c.name))
+        .collect();
+    let rows: Vec<&[Cell]> = keys.iter().map(Vec::as_slice).collect();
+    let params = columns_of(&rows, names.len())?;
+    let targets: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
+    let sources: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("u.c{i}::{}", cast(info, n)))
+        .collect();
+    let arrays: Vec<String> = (1..=names.len()).map(|i| format!("${i}::text[]")).collect();
+    let aliases: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();
+    Ok((
+        format!(
+            "DELETE FROM {qualified} WHERE ({}) IN (SELECT {} FROM unnest({}) AS u({}))",
+            targets.join(", "),
+            sources.join(", "),
+            arrays.join(", "),
+            aliases.join(", ")
+        ),
+        params,
+    ))
+}
+
+fn write_sql(
+    qualified: &str,
+    names: &[String],
+    rows: &[&KeyedRow],
+    info: &TableInfo,
+    config: &SinkConfig,
+) -> Result<Statement, ConnectorError> {
+    let cells: Vec<&[Cell]> = rows.iter().map(|(_, row)| row.as_slice()).collect();
+    let params = columns_of(&cells, names.len())?;
+    let key: Vec<String> = rows
+        .first()
+        .map(|(k, _)| {
+            k.iter()
+                .map(|c| stored_name(D, config.quote, &c.name))
+                .collect()
+        })
+        .unwrap_or_default();
+    let quoted: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
+    let sources: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("u.c{i}::{}", cast(info, n)))
+        .collect();
+    let arrays: Vec<String> = (1..=names.len()).map(|i| format!("${i}::text[]")).collect();
+    let aliases: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();
+    let from = format!("unnest({}) AS u({})", arrays.join(", "), aliases.join(", "));
+    let sql = match config.insert_mode {
+        InsertMode::Update if !key.is_empty() => {
+            let sets: Vec<String> = names
+                .iter()
+                .zip(&sources)
+                .filter(|(n, _)| !key.contains(n))
+                .map(|(n, s)| format!("{} = {s}", quote(D, n)))
+                .collect();
+            let matches: Vec<String> = names
+                .iter()
+                .zip(&sources)
+                .filter(|(n, _)| key.contains(n))
+                .map(|(n, s)| format!("t.{} = {s}", quote(D, n)))
+                .collect();
+            if sets.is_empty() {
+                return Ok(("SELECT 1 WHERE false".into(), Vec::new()));
+            }
+            format!(
+                "UPDATE {qualified} AS t SET {} FROM {from} WHERE {}",
+                sets.join(", "),
+                matches.join(" AND ")
+            )
+        }
+        InsertMode::Upsert if !key.is_empty() => {
+            let updates: Vec<String> = names
+                .iter()
+                .filter(|n| !key.contains(n))
+                .map(|n| format!("{0} = EXCLUDED.{0}", quote(D, n)))
+                .collect();
+            let action = if updates.is_empty() {
+                "DO NOTHING".to_owned()
+            } else {
+                format!("DO UPDATE SET {}", updates.join(", "))
+            };
+            let conflict: Vec<String> = key.iter().map(|k| quote(D, k)).collect();
+            format!(
+                "INSERT INTO {qualified} ({}) SELECT {} FROM {from} ON CONFLICT ({}) {action}",
+                quoted.join(", "),
+                sources.join(", "),
+                conflict.join(", ")
+            )
+        }
+        _ => format!(
+            "INSERT INTO {qualified} ({}) SELECT {} FROM {from}",
+            quoted.join(", "),
+            sources.join(", ")
+        ),
+    };
+    Ok((sql, params))
+}

@@ -1,0 +1,403 @@
+//! Column values as the text (or bytes) each target parses, and column
+//! types for new tables and columns — both from the field's schema and
+//! its Debezium / Connect logical name.
+
+use sluice_connector_api::calendar::{civil, clock, MICROS_PER_DAY};
+use sluice_connector_api::logical::*;
+use sluice_connector_api::{Schema, SchemaKind, Value};
+
+use crate::config::Dialect;
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// SQL NULL.
+    Null,
+    /// Text the target casts to the column type.
+    Text(String),
+    /// Raw bytes (MySQL binary columns).
+    Bytes(Vec<u8>),
+}
+
+impl Param {
+    /// The text form (PostgreSQL binds everything as text).
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Self::Null => None,
+            Self::Text(t) => Some(t),
+            Self::Bytes(b) => Some(hex_bytes(&b)),
+        }
+    }
+}
+
+fn hex_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 + bytes.len() * 2);
+    out.push_str("\\x");
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// A two's-complement big-endian unscaled integer with `scale` as decimal text.
+pub fn decimal_text(bytes: &[u8], scale: u32) -> String {
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    // Magnitude as big-endian bytes.
+    let mut magnitude: Vec<u8> = if negative {
+        let mut inverted: Vec<u8> = bytes.iter().map(|b| !b).collect();
+        for b in inverted.iter_mut().rev() {
+            let (sum, carry) = b.overflowing_add(1);
+            *b = sum;
+            if !carry {
+                break;
+            }
+        }
+        inverted
+    } else {
+        bytes.to_vec()
+    };
+    let mut digits = Vec::new();
+    while magnitude.iter().any(|b| *b != 0) {
+        let mut remainder = 0u32;
+        for b in magnitude.iter_mut() {
+            let current = (remainder << 8) | u32::from(*b);
+            *b = (current / 10) as u8;
+            remainder = current % 10;
+        }
+        digits.push(b'0' + remainder as u8);
+    }
+    while digits.len() <= scale as usize {
+        digits.push(b'0');
+    }
+    digits.reverse();
+    let split = digits.len() - scale as usize;
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[..split]).unwrap_or("0"));
+    if scale > 0 {
+        out.push('.');
+        out.push_str(std::str::from_utf8(&digits[split..]).unwrap_or("0"));
+    }
+    out
+}
+
+fn date_text(days: i64) -> String {
+    let (y, m, d, _) = civil(days * MICROS_PER_DAY);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn timestamp_text(micros: i64) -> String {
+    let (y, m, d, in_day) = civil(micros);
+    format!("{y:04}-{m:02}-{d:02} {}", clock(in_day))
+}
+
+/// `HH:MM:SS.ffffff` of a time of day (or duration) in microseconds.
+fn time_text(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let micros = micros.abs();
+    let seconds = micros / 1_000_000;
+    format!(
+        "{sign}{:02}:{:02}:{:02}.{:06}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60,
+        micros % 1_000_000
+    )
+}
+
+fn float_text(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn int_of(value: &Value) -> Option<i64> {
+    Some(match value {
+        Value::Int8(v) => i64::from(*v),
+        Value::Int16(v) => i64::from(*v),
+        Value::Int32(v) => i64::from(*v),
+        Value::Int64(v) => *v,
+        _ => return None,
+    })
+}
+
+/// The parameter for `value` of a field with `schema`.
+pub fn param(schema: &Schema, value: &Value, dialect: Dialect) -> Result<Param, String> {
+    if *value == Value::Null {
+        return Ok(Param::Null);
+    }
+    let name = schema.name.as_deref().unwrap_or_default();
+    let int = int_of(value);
+    let text = match (name, value) {
+        (DECIMAL, Value::Bytes(b)) => decimal_text(
+            b,
+            schema
+                .parameters
+                .get(DECIMAL_SCALE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        ),
+        (VARIABLE_SCALE_DECIMAL, Value::Struct(parts)) => match parts.as_slice() {
+            [Value::Int32(scale), Value::Bytes(b)] => decimal_text(b, (*scale).max(0) as u32),
+            _ => return Err("a VariableScaleDecimal needs scale and value".into()),
+        },
+        (DATE | DBZ_DATE, _) if int.is_some() => date_text(int.unwrap_or_default()),
+        (TIME, _) if int.is_some() => time_text(int.unwrap_or_default() * 1000),
+        (MICRO_TIME, _) if int.is_some() => time_text(int.unwrap_or_default()),
+        (TIMESTAMP | DBZ_TIMESTAMP, _) if int.is_some() => {
+            timestamp_text(int.unwrap_or_default() * 1000)
+        }
+        (MICRO_TIMESTAMP, _) if int.is_some() => timestamp_text(int.unwrap_or_default()),
+        (NANO_TIMESTAMP, _) if int.is_some() => timestamp_text(int.unwrap_or_default() / 1000),
+        (MICRO_DURATION, _) if int.is_some() => match dialect {
+            Dialect::Postgres => format!("{} microseconds", int.unwrap_or_default()),
+            Dialect::MySql => int.unwrap_or_default().to_string(),
+        },
+        (ZONED_TIMESTAMP, Value::String(s)) => match dialect {
+            Dialect::Postgres => s.clone(),
+            // DATETIME in UTC: Debezium writes ZonedTimestamp in UTC (`Z`).
+            Dialect::MySql => s.trim_end_matches('Z').replacen('T', " ", 1),
+        },
+        (_, Value::Boolean(b)) => match dialect {
+            Dialect::Postgres => b.to_string(),
+            Dialect::MySql => u8::from(*b).to_string(),
+        },
+        (_, Value::Float32(f)) => float_text(f64::from(*f)),
+        (_, Value::Float64(f)) => float_text(*f),
+        (_, Value::String(s)) => s.clone(),
+        (_, Value::Bytes(b)) => {
+            return Ok(match dialect {
+                Dialect::Postgres => Param::Text(hex_bytes(b)),
+                Dialect::MySql => Param::Bytes(b.clone()),
+            })
+        }
+        (_, Value::Array(items)) => {
+            let item_schema = match &schema.kind {
+                SchemaKind::Array(s) => s.clone(),
+                _ => return Err("an array value without an array schema".into()),
+            };
+            let texts = items
+                .iter()
+                .map(|v| param(&item_schema, v, dialect).map(Param::into_text))
+                .collect::<Result<Vec<_>, _>>()?;
+            match dialect {
+                Dialect::Postgres => postgres_array(&texts),
+                Dialect::MySql => serde_json::Value::Array(
+                    texts
+                        .into_iter()
+                        .map(|t| t.map_or(serde_json::Value::Null, serde_json::Value::String))
+                        .collect(),
+                )
+                .to_string(),
+            }
+        }
+        (_, v) if int.is_some() => {
+            let _ = v;
+            int.unwrap_or_default().to_string()
+        }
+        (_, Value::Struct(_))
+            if name == "io.debezium.data.geometry.Geometry"
+                || name == "io.debezium.data.geometry.Point" =>
+        {
+            match value {
+                Value::Struct(parts) => match parts.iter().find(|p| matches!(p, Value::Bytes(_))) {
+                    Some(Value::Bytes(wkb)) => {
+                        return Ok(match dialect {
+                            Dialect::Postgres => Param::Text(hex_bytes(wkb)),
+                            Dialect::MySql => Param::Bytes(wkb.clone()),
+                        })
+                    }
+                    _ => return Ok(Param::Null),
+                },
+                _ => return Ok(Param::Null),
+            }
+        }
+        (_, other) => {
+            return Err(format!(
+                "cannot write a {} value ({}) to a column",
+                schema.kind.connect_name(),
+                if name.is_empty() { "unnamed" } else { name }.to_owned()
+                    + &format!(": {other:?}").chars().take(60).collect::<String>()
+            ))
+        }
+    };
+    Ok(Param::Text(text))
+}
+
+fn postgres_array(items: &[Option<String>]) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            None => out.push_str("NULL"),
+            Some(t) => {
+                out.push('"');
+                for c in t.chars() {
+                    if c == '"' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// The column type for a field with `schema` in a new table or column.
+/// Key columns in MySQL need bounded text and binary types.
+pub fn column_type(schema: &Schema, dialect: Dialect, is_key: bool) -> Result<String, String> {
+    let pg = dialect == Dialect::Postgres;
+    let name = schema.name.as_deref().unwrap_or_default();
+    let by_name = match name {
+        DECIMAL => {
+            let scale = schema
+                .parameters
+                .get(DECIMAL_SCALE)
+                .cloned()
+                .unwrap_or("0".into());
+            Some(match schema.parameters.get(DECIMAL_PRECISION) {
+                Some(p) => format!("{}({p},{scale})", if pg { "numeric" } else { "decimal" }),
+                None if pg => "numeric".into(),
+                None => format!("decimal(65,{scale})"),
+            })
+        }
+        VARIABLE_SCALE_DECIMAL => Some(if pg { "numeric" } else { "decimal(65,30)" }.into()),
+        DATE | DBZ_DATE => Some("date".into()),
+        TIME => Some("time(3)".into()),
+        MICRO_TIME => Some("time(6)".into()),
+        TIMESTAMP | DBZ_TIMESTAMP => Some(if pg { "timestamp(3)" } else { "datetime(3)" }.into()),
+        MICRO_TIMESTAMP | NANO_TIMESTAMP => {
+            Some(if pg { "timestamp(6)" } else { "datetime(6)" }.into())
+        }
+        ZONED_TIMESTAMP => Some(if pg { "timestamptz" } else { "datetime(6)" }.into()),
+        ZONED_TIME => Some(if pg { "timetz" } else { "varchar(64)" }.into()),
+        MICRO_DURATION => Some(if pg { "interval" } else { "bigint" }.into()),
+        JSON => Some(if pg { "jsonb" } else { "json" }.into()),
+        UUID => Some(if pg { "uuid" } else { "varchar(36)" }.into()),
+        XML => Some(if pg { "xml" } else { "longtext" }.into()),
+        "io.debezium.data.geometry.Geometry" | "io.debezium.data.geometry.Point" => {
+            Some(if pg { "bytea" } else { "longblob" }.into())
+        }
+        _ => None,
+    };
+    if let Some(t) = by_name {
+        return Ok(t);
+    }
+    Ok(match &schema.kind {
+        SchemaKind::Int8 => if pg { "smallint" } else { "tinyint" }.into(),
+        SchemaKind::Int16 => "smallint".into(),
+        SchemaKind::Int32 => if pg { "integer" } else { "int" }.into(),
+        SchemaKind::Int64 => "bigint".into(),
+        SchemaKind::Float32 => if pg { "real" } else { "float" }.into(),
+        SchemaKind::Float64 => if pg { "double precision" } else { "double" }.into(),
+        SchemaKind::Boolean => "boolean".into(),
+        SchemaKind::String if pg => "text".into(),
+        SchemaKind::String if is_key => "varchar(255)".into(),
+        SchemaKind::String => "longtext".into(),
+        SchemaKind::Bytes if pg => "bytea".into(),
+        SchemaKind::Bytes if is_key => "varbinary(255)".into(),
+        SchemaKind::Bytes => "longblob".into(),
+        SchemaKind::Array(items) if pg => format!("{}[]", column_type(items, dialect, false)?),
+        SchemaKind::Array(_) => "json".into(),
+        other => {
+            return Err(format!(
+                "no {} column type for a {} field",
+                if pg { "PostgreSQL" } else { "MySQL" },
+                other.connect_name()
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn decimals_render_from_twos_complement() {
+        assert_eq!(decimal_text(&[0x04, 0xd2], 2), "12.34");
+        assert_eq!(decimal_text(&[0xfb, 0x2e], 2), "-12.34");
+        assert_eq!(decimal_text(&[0x05], 3), "0.005");
+        assert_eq!(decimal_text(&[0x00], 0), "0");
+        // Wider than 128 bits.
+        let mut big = vec![0x01];
+        big.extend([0u8; 20]);
+        assert_eq!(
+            decimal_text(&big, 0),
+            "1461501637330902918203684832716283019655932542976"
+        );
+    }
+
+    #[test]
+    fn temporal_values_render_per_dialect() {
+        let micro_ts = Schema::int64().named(MICRO_TIMESTAMP);
+        assert_eq!(
+            param(&micro_ts, &Value::Int64(1_500_000), Dialect::Postgres),
+            Ok(Param::Text("1970-01-01 00:00:01.5".into()))
+        );
+        let zoned = Schema::string().named(ZONED_TIMESTAMP);
+        let z = Value::String("2024-01-31T10:00:00.5Z".into());
+        assert_eq!(
+            param(&zoned, &z, Dialect::MySql),
+            Ok(Param::Text("2024-01-31 10:00:00.5".into()))
+        );
+        let date = Schema::int32().named(DBZ_DATE);
+        assert_eq!(
+            param(&date, &Value::Int32(-1), Dialect::MySql),
+            Ok(Param::Text("1969-12-31".into()))
+        );
+        let time = Schema::int64().named(MICRO_TIME);
+        assert_eq!(
+            param(&time, &Value::Int64(3_723_000_004), Dialect::Postgres),
+            Ok(Param::Text("01:02:03.000004".into()))
+        );
+    }
+
+    #[test]
+    fn arrays_bytes_and_booleans() {
+        let arr = Schema::array(Schema::string().optional());
+        let v = Value::Array(vec![Value::String("a \"b\"".into()), Value::Null]);
+        assert_eq!(
+            param(&arr, &v, Dialect::Postgres),
+            Ok(Param::Text(r#"{"a \"b\"",NULL}"#.into()))
+        );
+        assert_eq!(
+            param(
+                &Schema::bytes(),
+                &Value::Bytes(vec![0, 255]),
+                Dialect::Postgres
+            ),
+            Ok(Param::Text("\\x00ff".into()))
+        );
+        assert_eq!(
+            param(&Schema::boolean(), &Value::Boolean(true), Dialect::MySql),
+            Ok(Param::Text("1".into()))
+        );
+        let decimal = Schema::bytes()
+            .named(DECIMAL)
+            .parameter(DECIMAL_SCALE, "2")
+            .parameter(DECIMAL_PRECISION, "12");
+        assert_eq!(
+            column_type(&decimal, Dialect::Postgres, false),
+            Ok("numeric(12,2)".into())
+        );
+        assert_eq!(
+            column_type(&Schema::string(), Dialect::MySql, true),
+            Ok("varchar(255)".into())
+        );
+        let _ = Arc::new(arr);
+    }
+}

@@ -1,0 +1,80 @@
+//! What the sink knows of a target table, and the columns a batch needs
+//! that it lacks (added under `schema.evolution=basic`).
+
+use std::collections::HashMap;
+
+use crate::change::Cell;
+use crate::config::Dialect;
+use crate::sql_value::column_type;
+
+/// A target table's columns (name → type as the database shows it).
+#[derive(Debug, Clone, Default)]
+pub struct TableInfo {
+    /// Whether the table exists.
+    pub exists: bool,
+    /// Columns by name.
+    pub columns: HashMap<String, String>,
+}
+
+/// Splits `schema.table` (the schema part is optional).
+pub fn split_name(table: &str) -> (Option<&str>, &str) {
+    match table.split_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, table),
+    }
+}
+
+/// Quotes an identifier for the dialect, doubling the quote character.
+pub fn quote(dialect: Dialect, name: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
+        Dialect::MySql => format!("`{}`", name.replace('`', "``")),
+    }
+}
+
+/// The column name as stored: unquoted PostgreSQL names fold to lower case.
+pub fn stored_name(dialect: Dialect, quote_identifiers: bool, name: &str) -> String {
+    if dialect == Dialect::Postgres && !quote_identifiers {
+        name.to_lowercase()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// `CREATE TABLE` for the columns of `rows` with `key` as primary key.
+pub fn create_table(
+    dialect: Dialect,
+    quote_identifiers: bool,
+    qualified: &str,
+    columns: &[(String, Cell)],
+    key: &[String],
+) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for (name, cell) in columns {
+        let is_key = key.contains(name);
+        let ty = column_type(&cell.schema, dialect, is_key)?;
+        let null = if is_key { " NOT NULL" } else { "" };
+        parts.push(format!("{} {ty}{null}", quote(dialect, name)));
+    }
+    if !key.is_empty() {
+        let key: Vec<String> = key.iter().map(|k| quote(dialect, k)).collect();
+        parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+    }
+    let _ = quote_identifiers;
+    Ok(format!("CREATE TABLE {qualified} ({})", parts.join(", ")))
+}
+
+/// `ALTER TABLE … ADD COLUMN` for one missing column (always nullable, so
+/// existing rows stay valid).
+pub fn add_column(
+    dialect: Dialect,
+    qualified: &str,
+    name: &str,
+    cell: &Cell,
+) -> Result<String, String> {
+    let ty = column_type(&cell.schema, dialect, false)?;
+    Ok(format!(
+        "ALTER TABLE {qualified} ADD COLUMN {} {ty}",
+        quote(dialect, name)
+    ))
+}
