@@ -257,6 +257,28 @@ impl Capture {
             clients.push(reader);
         }
         conn.close().await;
+        // Columns as of the consistent point, read inside the snapshot: a
+        // DDL between the first catalog read and the slot's creation is in
+        // neither the old column list nor the stream.
+        let mut current = Vec::with_capacity(tables.len());
+        for t in tables {
+            let columns = catalog::columns(&clients[0], t.oid)
+                .await
+                .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+            if columns.is_empty() {
+                // Dropped before the consistent point.
+                continue;
+            }
+            let primary_key = catalog::primary_key(&clients[0], t.oid)
+                .await
+                .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+            current.push(Table {
+                columns,
+                primary_key,
+                ..t.clone()
+            });
+        }
+        let tables = current.as_slice();
         // Page counts for splitting large tables: exact sizes, read now
         // (pages added after the snapshot hold no rows it can see).
         let sizes = client

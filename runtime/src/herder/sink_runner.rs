@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -213,6 +214,14 @@ impl<'a> Applier<'a> {
             };
             let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
                 Err(_) => break,
+                // A topic not created yet (its source has not written):
+                // Connect waits for it too.
+                Ok(Err(KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ))) => {
+                    tracing::debug!(connector = %self.spec.connector, "a subscribed topic does not exist yet");
+                    continue;
+                }
                 Ok(Err(e)) => {
                     return Err(ConnectorError::retriable(format!(
                         "reading from the broker: {e}"

@@ -22,6 +22,9 @@ pub fn build_consumer(
         // Connect's sink default: a new group starts at the beginning.
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // A subscribed topic created later (its source has not written yet)
+        // is noticed within seconds, not librdkafka's default 5 minutes.
+        .set("topic.metadata.refresh.interval.ms", "3000")
         .set("queued.max.messages.kbytes", "16384");
     for (key, value) in &settings.consumer_overrides {
         config.set(key, value);
