@@ -1,10 +1,11 @@
 //! The JDBC sink connector: applies Debezium change events (and flat
-//! records) from Kafka topics to PostgreSQL tables with Debezium's JDBC
+//! records) from Kafka topics to PostgreSQL and MySQL / MariaDB tables with Debezium's JDBC
 //! sink configuration keys — upserts by primary key, deletes, truncates,
 //! and tables and columns created under `schema.evolution=basic`.
 
 mod change;
 pub mod config;
+mod mysql_target;
 mod plan;
 mod postgres_target;
 mod sql_value;

@@ -10,6 +10,38 @@ use crate::change::{Cell, Change};
 use crate::config::Dialect;
 use crate::sql_value::param;
 
+/// A row to write with its key columns.
+pub type KeyedRow = (Vec<Cell>, Vec<Cell>);
+
+/// Rows of one table with the same columns: one statement's worth.
+#[derive(Debug)]
+pub struct ColumnGroup<'a> {
+    /// Stored column names, in row order.
+    pub names: Vec<String>,
+    /// Stored key column names.
+    pub key: Vec<String>,
+    /// The rows.
+    pub rows: Vec<&'a KeyedRow>,
+}
+
+/// The table's rows grouped by their column sets (schema changes inside a
+/// batch give rows of one table different columns).
+pub fn by_columns(writes: &TableWrites, stored: impl Fn(&str) -> String) -> Vec<ColumnGroup<'_>> {
+    let mut groups: Vec<ColumnGroup<'_>> = Vec::new();
+    for pair in &writes.rows {
+        let names: Vec<String> = pair.1.iter().map(|c| stored(&c.name)).collect();
+        match groups.iter_mut().find(|g| g.names == names) {
+            Some(g) => g.rows.push(pair),
+            None => groups.push(ColumnGroup {
+                key: pair.0.iter().map(|c| stored(&c.name)).collect(),
+                names,
+                rows: vec![pair],
+            }),
+        }
+    }
+    groups
+}
+
 /// One table's writes.
 #[derive(Debug, Default)]
 pub struct TableWrites {
@@ -18,7 +50,7 @@ pub struct TableWrites {
     /// Keys to delete.
     pub deletes: Vec<Vec<Cell>>,
     /// Rows to write, with their keys.
-    pub rows: Vec<(Vec<Cell>, Vec<Cell>)>,
+    pub rows: Vec<KeyedRow>,
 }
 
 /// A step of the transaction, in order.

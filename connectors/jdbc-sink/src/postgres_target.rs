@@ -11,16 +11,14 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
-use crate::plan::{Step, TableWrites};
+use crate::plan::{by_columns, ColumnGroup, Step, TableWrites};
 use crate::sql_value::param;
-use crate::table::{add_column, create_table, quote, split_name, stored_name, TableInfo};
+use crate::table::{evolution, quote, split_name, stored_name, wanted_columns, TableInfo};
 
 const D: Dialect = Dialect::Postgres;
 
 /// A statement and its parameters: one text array per column.
 type Statement = (String, Vec<Vec<Option<String>>>);
-/// A row to write with its key.
-type KeyedRow = (Vec<Cell>, Vec<Cell>);
 
 /// A PostgreSQL connection with what it learned of its tables.
 pub struct PostgresTarget {
@@ -123,59 +121,27 @@ impl PostgresTarget {
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
         let qualified = Self::qualified(&writes.table, config);
-        let mut wanted: Vec<(String, Cell)> = Vec::new();
-        let mut key: Vec<String> = Vec::new();
-        for (k, row) in &writes.rows {
-            for cell in row {
-                let name = stored_name(D, config.quote, &cell.name);
-                if !wanted.iter().any(|(n, _)| *n == name) {
-                    wanted.push((name, cell.clone()));
-                }
-            }
-            if key.is_empty() {
-                key = k
-                    .iter()
-                    .map(|c| stored_name(D, config.quote, &c.name))
-                    .collect();
-            }
-        }
+        let (wanted, key) = wanted_columns(writes, D, config.quote);
         let known = match self.tables.get(&qualified) {
             Some(info) if wanted.iter().all(|(n, _)| info.columns.contains_key(n)) => return Ok(()),
             _ => self.describe(&qualified).await?,
         };
-        if !known.exists {
-            if wanted.is_empty() {
-                return Ok(());
-            }
-            if !config.evolve {
-                return Err(ConnectorError::fatal(format!(
-                    "the target table {qualified} does not exist; create it, or set schema.evolution=basic to let the sink create it"
-                )));
-            }
-            let sql = create_table(D, config.quote, &qualified, &wanted, &key)
-                .map_err(ConnectorError::fatal)?;
-            tracing::info!(table = %qualified, "creating the target table");
+        let statements = evolution(
+            D,
+            config.quote,
+            config.evolve,
+            &qualified,
+            &known,
+            &wanted,
+            &key,
+        )
+        .map_err(ConnectorError::fatal)?;
+        for sql in &statements {
+            tracing::info!(table = %qualified, %sql, "evolving the target table");
             self.client
-                .batch_execute(&sql)
+                .batch_execute(sql)
                 .await
-                .map_err(|e| classify(&format!("creating {qualified}"), e))?;
-        } else {
-            for (name, cell) in &wanted {
-                if known.columns.contains_key(name) {
-                    continue;
-                }
-                if !config.evolve {
-                    return Err(ConnectorError::fatal(format!(
-                        "the target table {qualified} has no column {name}; add it, or set schema.evolution=basic"
-                    )));
-                }
-                let sql = add_column(D, &qualified, name, cell).map_err(ConnectorError::fatal)?;
-                tracing::info!(table = %qualified, column = %name, "adding a target column");
-                self.client
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| classify(&format!("adding column {name} to {qualified}"), e))?;
-            }
+                .map_err(|e| classify(&format!("running {sql}"), e))?;
         }
         let info = self.describe(&qualified).await?;
         self.tables.insert(qualified, info);
@@ -217,21 +183,8 @@ impl PostgresTarget {
                             .await
                             .map_err(|e| classify(&format!("deleting from {qualified}"), e))?;
                     }
-                    // Rows with the same column set share a statement.
-                    let mut groups: Vec<(Vec<String>, Vec<&KeyedRow>)> = Vec::new();
-                    for pair in &writes.rows {
-                        let names: Vec<String> = pair
-                            .1
-                            .iter()
-                            .map(|c| stored_name(D, config.quote, &c.name))
-                            .collect();
-                        match groups.iter_mut().find(|(n, _)| *n == names) {
-                            Some((_, rows)) => rows.push(pair),
-                            None => groups.push((names, vec![pair])),
-                        }
-                    }
-                    for (names, rows) in groups {
-                        let (sql, params) = write_sql(&qualified, &names, &rows, &info, config)?;
+                    for group in by_columns(writes, |n| stored_name(D, config.quote, n)) {
+                        let (sql, params) = write_sql(&qualified, &group, &info, config)?;
                         let refs: Vec<&(dyn ToSql + Sync)> =
                             params.iter().map(|p| p as _).collect();
                         tx.execute(&sql, &refs)
@@ -301,21 +254,13 @@ fn delete_sql(
 
 fn write_sql(
     qualified: &str,
-    names: &[String],
-    rows: &[&KeyedRow],
+    group: &ColumnGroup<'_>,
     info: &TableInfo,
     config: &SinkConfig,
 ) -> Result<Statement, ConnectorError> {
-    let cells: Vec<&[Cell]> = rows.iter().map(|(_, row)| row.as_slice()).collect();
+    let (names, key) = (&group.names, &group.key);
+    let cells: Vec<&[Cell]> = group.rows.iter().map(|(_, row)| row.as_slice()).collect();
     let params = columns_of(&cells, names.len())?;
-    let key: Vec<String> = rows
-        .first()
-        .map(|(k, _)| {
-            k.iter()
-                .map(|c| stored_name(D, config.quote, &c.name))
-                .collect()
-        })
-        .unwrap_or_default();
     let quoted: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
     let sources: Vec<String> = names
         .iter()

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::change::Cell;
 use crate::config::Dialect;
+use crate::plan::TableWrites;
 use crate::sql_value::column_type;
 
 /// A target table's columns (name → type as the database shows it).
@@ -77,4 +78,74 @@ pub fn add_column(
         "ALTER TABLE {qualified} ADD COLUMN {} {ty}",
         quote(dialect, name)
     ))
+}
+
+/// The columns (stored name and a sample cell for its type) and the key
+/// column names a table's writes need, in first-seen order.
+pub fn wanted_columns(
+    writes: &TableWrites,
+    dialect: Dialect,
+    quote_identifiers: bool,
+) -> (Vec<(String, Cell)>, Vec<String>) {
+    let mut wanted: Vec<(String, Cell)> = Vec::new();
+    let mut key: Vec<String> = Vec::new();
+    for (k, row) in &writes.rows {
+        for cell in row {
+            let name = stored_name(dialect, quote_identifiers, &cell.name);
+            if !wanted.iter().any(|(n, _)| *n == name) {
+                wanted.push((name, cell.clone()));
+            }
+        }
+        if key.is_empty() {
+            key = k
+                .iter()
+                .map(|c| stored_name(dialect, quote_identifiers, &c.name))
+                .collect();
+        }
+    }
+    (wanted, key)
+}
+
+/// What to run so a table has the wanted columns: `CREATE TABLE` when it
+/// is missing, `ADD COLUMN` for each missing column — or the error naming
+/// the fix when `schema.evolution` is off.
+pub fn evolution(
+    dialect: Dialect,
+    quote_identifiers: bool,
+    evolve: bool,
+    qualified: &str,
+    known: &TableInfo,
+    wanted: &[(String, Cell)],
+    key: &[String],
+) -> Result<Vec<String>, String> {
+    if !known.exists {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !evolve {
+            return Err(format!(
+                "the target table {qualified} does not exist; create it, or set schema.evolution=basic to let the sink create it"
+            ));
+        }
+        return Ok(vec![create_table(
+            dialect,
+            quote_identifiers,
+            qualified,
+            wanted,
+            key,
+        )?]);
+    }
+    let mut statements = Vec::new();
+    for (name, cell) in wanted {
+        if known.columns.contains_key(name) {
+            continue;
+        }
+        if !evolve {
+            return Err(format!(
+                "the target table {qualified} has no column {name}; add it, or set schema.evolution=basic"
+            ));
+        }
+        statements.push(add_column(dialect, qualified, name, cell)?);
+    }
+    Ok(statements)
 }

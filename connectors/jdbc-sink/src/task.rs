@@ -6,26 +6,41 @@ use sluice_connector_api::{ConnectorConfig, ConnectorError, SinkRecord, SinkTask
 
 use crate::change::interpret;
 use crate::config::{Dialect, SinkConfig};
+use crate::mysql_target::MySqlTarget;
 use crate::plan::plan;
+use crate::plan::Step;
 use crate::postgres_target::PostgresTarget;
+
+/// A connected target database.
+enum Target {
+    Postgres(PostgresTarget),
+    MySql(MySqlTarget),
+}
+
+impl Target {
+    async fn apply(&mut self, steps: &[Step], config: &SinkConfig) -> Result<(), ConnectorError> {
+        match self {
+            Self::Postgres(t) => t.apply(steps, config).await,
+            Self::MySql(t) => t.apply(steps, config).await,
+        }
+    }
+}
 
 /// The JDBC sink's task.
 #[derive(Default)]
 pub struct JdbcSinkTask {
     config: Option<SinkConfig>,
-    target: Option<PostgresTarget>,
+    target: Option<Target>,
 }
 
 #[async_trait]
 impl SinkTask for JdbcSinkTask {
     async fn start(&mut self, config: &ConnectorConfig) -> Result<(), ConnectorError> {
         let config = SinkConfig::parse(config)?;
-        if config.target.dialect == Dialect::MySql {
-            return Err(ConnectorError::fatal(
-                "MySQL/MariaDB targets are not supported by this build of the JDBC sink yet; use a jdbc:postgresql:// connection.url",
-            ));
-        }
-        self.target = Some(PostgresTarget::connect(&config).await?);
+        self.target = Some(match config.target.dialect {
+            Dialect::Postgres => Target::Postgres(PostgresTarget::connect(&config).await?),
+            Dialect::MySql => Target::MySql(MySqlTarget::connect(&config).await?),
+        });
         self.config = Some(config);
         Ok(())
     }

@@ -25,7 +25,11 @@ pub fn build_consumer(
         // A subscribed topic created later (its source has not written yet)
         // is noticed within seconds, not librdkafka's default 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "3000")
-        .set("queued.max.messages.kbytes", "16384");
+        .set("queued.max.messages.kbytes", "16384")
+        // A task whose worker died is noticed in seconds, so its
+        // replacement is not kept waiting in the group's rebalance.
+        .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", "60000");
     for (key, value) in &settings.consumer_overrides {
         config.set(key, value);
     }
