@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -21,6 +21,8 @@ pub struct Consumed {
     pub partition: i32,
     /// Kafka offset.
     pub offset: i64,
+    /// Kafka headers.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// Reads `topic` from the beginning until `done` says enough, or `timeout`.
@@ -81,6 +83,14 @@ pub fn read_topic(
                 raw_value: m.payload().map(<[u8]>::to_vec),
                 partition: m.partition(),
                 offset: m.offset(),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| (x.key.to_owned(), x.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }),
             Some(Err(e)) => eprintln!("consumer error (retrying): {e}"),
             None => {

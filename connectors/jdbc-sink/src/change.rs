@@ -100,13 +100,9 @@ fn is_envelope(schema: &Schema) -> bool {
         && schema.field("before").is_some()
 }
 
-/// The table `table.name.format` gives for a record.
-pub fn table_name(format: &str, topic: &str, source: Option<(&Schema, &Value)>) -> String {
-    let from_source = |name: &str| {
-        source
-            .and_then(|(s, v)| text_field(s, v, name))
-            .unwrap_or_default()
-    };
+/// The table `table.name.format` gives for a record; `None` when the
+/// format names a `${source.*}` field the record does not carry.
+pub fn table_name(format: &str, topic: &str, source: Option<(&Schema, &Value)>) -> Option<String> {
     let mut out = format.replace("${topic}", &topic.replace('.', "_"));
     for (placeholder, name) in [
         ("${source.db}", "db"),
@@ -114,24 +110,32 @@ pub fn table_name(format: &str, topic: &str, source: Option<(&Schema, &Value)>) 
         ("${source.table}", "table"),
     ] {
         if out.contains(placeholder) {
-            out = out.replace(placeholder, &from_source(name));
+            let value = source.and_then(|(s, v)| text_field(s, v, name))?;
+            out = out.replace(placeholder, &value);
         }
     }
-    out
+    Some(out)
+}
+
+fn no_source(format: &str, record: &SinkRecord) -> String {
+    format!(
+        "table.name.format={format} names a source field, but the record at {}[{}]@{} has no Debezium source block; use ${{topic}} for flat records",
+        record.topic, record.kafka_partition, record.kafka_offset
+    )
 }
 
 /// The change `record` asks for.
 pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, String> {
     let Some(value) = &record.value else {
         // A tombstone: the delete itself came before it.
-        return if config.delete_enabled {
-            let table = table_name(&config.table_format, &record.topic, None);
-            Ok(Change::Delete {
+        // Under a format naming source fields the table is unknown, and
+        // the delete event just before the tombstone already removed the row.
+        return match table_name(&config.table_format, &record.topic, None) {
+            Some(table) if config.delete_enabled => Ok(Change::Delete {
                 table,
                 key: key_cells(config, record, &[])?,
-            })
-        } else {
-            Ok(Change::Skip)
+            }),
+            _ => Ok(Change::Skip),
         };
     };
     let Some(schema) = &record.value_schema else {
@@ -143,7 +147,8 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
     let (row_schema, row_value, source) = if is_envelope(schema) {
         let op = text_field(schema, value, "op").unwrap_or_default();
         let source = field(schema, value, "source").map(|(s, v)| (s.as_ref(), v));
-        let table = table_name(&config.table_format, &record.topic, source);
+        let table = table_name(&config.table_format, &record.topic, source)
+            .ok_or_else(|| no_source(&config.table_format, record))?;
         match op.as_str() {
             "c" | "r" | "u" => {}
             "d" if config.delete_enabled => {
@@ -162,7 +167,8 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
     } else {
         (schema.as_ref(), value, None)
     };
-    let table = table_name(&config.table_format, &record.topic, source);
+    let table = table_name(&config.table_format, &record.topic, source)
+        .ok_or_else(|| no_source(&config.table_format, record))?;
     let mut row: Vec<Cell> = struct_cells(row_schema, row_value);
     if row.is_empty() && !matches!(row_schema.kind, SchemaKind::Struct(_)) {
         return Err(format!(

@@ -191,7 +191,7 @@ impl<'a> Applier<'a> {
             self.metrics
                 .records_polled
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            self.apply(task, batch).await?;
+            self.apply(task, batch, control).await?;
             self.commit(positions)?;
         }
     }
@@ -311,13 +311,14 @@ impl<'a> Applier<'a> {
         &mut self,
         task: &mut dyn SinkTask,
         batch: Vec<Consumed>,
+        control: &watch::Receiver<Control>,
     ) -> Result<(), ConnectorError> {
         if batch.is_empty() {
             return Ok(());
         }
         let records: Vec<SinkRecord> = batch.iter().map(|c| c.record.clone()).collect();
         let count = records.len() as u64;
-        match task.put(records).await {
+        match self.put_retrying(task, records, control).await {
             Ok(()) => {
                 self.metrics
                     .records_produced
@@ -340,7 +341,10 @@ impl<'a> Applier<'a> {
             }
         }
         for consumed in batch {
-            match task.put(vec![consumed.record.clone()]).await {
+            match self
+                .put_retrying(task, vec![consumed.record.clone()], control)
+                .await
+            {
                 Ok(()) => {
                     self.metrics
                         .records_produced
@@ -354,6 +358,64 @@ impl<'a> Applier<'a> {
             }
         }
         Ok(())
+    }
+
+    /// `put`, and after a retriable failure (target restarting, connection
+    /// lost) the same records again on a restarted task, with backoff —
+    /// the consumer and its position stay as they are, so nothing is
+    /// skipped and the group is not disturbed. Gives up (retriable) only
+    /// when told to stop.
+    async fn put_retrying(
+        &self,
+        task: &mut dyn SinkTask,
+        records: Vec<SinkRecord>,
+        control: &watch::Receiver<Control>,
+    ) -> Result<(), ConnectorError> {
+        let mut failures: u32 = 0;
+        loop {
+            let error = match task.put(records.clone()).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        set_status(self.deps, self.spec, State::Running);
+                    }
+                    return Ok(());
+                }
+                Err(e) if !e.is_retriable() => return Err(e),
+                Err(e) => e,
+            };
+            let backoff =
+                Duration::from_millis(500u64 << failures.min(7)).min(Duration::from_secs(60));
+            failures = failures.saturating_add(1);
+            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %error, "applying failed; retrying the same records");
+            let status = TaskStatus::failed(
+                &self.deps.worker_id,
+                format!(
+                    "{error}\n(retriable: the same records are applied again in {} ms; the consumer position has not moved)",
+                    backoff.as_millis()
+                ),
+            );
+            self.deps
+                .metrics
+                .set_state(&self.spec.connector, self.spec.task_id, status.state);
+            self.deps
+                .status
+                .put_task(&self.spec.connector, self.spec.task_id, status);
+            let mut watching = control.clone();
+            if tokio::time::timeout(backoff, watching.wait_for(|c| *c == Control::Stop))
+                .await
+                .is_ok()
+            {
+                return Err(error);
+            }
+            task.stop().await;
+            if let Err(e) = task.start(&self.spec.config).await {
+                if !e.is_retriable() {
+                    return Err(e);
+                }
+                tracing::warn!(connector = %self.spec.connector, error = %e, "restarting the sink task failed; retrying");
+            }
+        }
     }
 
     /// Sends a record that cannot be handled to the dead-letter queue (or
