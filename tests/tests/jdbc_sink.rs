@@ -569,3 +569,112 @@ fn bad_sink_configs_are_refused_naming_the_key() {
     );
     api.delete("/connectors/down-sink");
 }
+
+#[test]
+fn avro_records_of_many_types_round_trip_into_a_postgres_target() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = (ident("asrc"), ident("adst"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
+         CREATE TABLE {source}.types (id int PRIMARY KEY, c_int2 smallint, c_int8 bigint, c_num numeric(10,3), \
+           c_num_var numeric, c_real real, c_double double precision, c_bool boolean, c_text text, c_bytea bytea, \
+           c_date date, c_time time, c_ts timestamp, c_tstz timestamptz, c_uuid uuid, c_json json, c_jsonb jsonb, \
+           c_text_array text[], c_int_array int[]); \
+         INSERT INTO {source}.types VALUES \
+           (1, -32768, 9007199254740993, -1234567.891, 12.0000000001, 3.14, 2.718281828459045, true, 'ünïcødé \"q\"', '\\x00ff10', \
+            '1969-07-20', '23:59:59.999999', '2024-02-29 12:34:56.123456', '2024-02-29 12:34:56.5+02', \
+            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{{\"a\": [1, 2]}}', '{{\"b\": null}}', '{{x,\"y z\",NULL}}', '{{1,NULL,3}}'), \
+           (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);"
+    ));
+    let registry_port = sluice_tests::process::free_port();
+    let worker = Worker::start_with(
+        &env,
+        &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
+    );
+    let api = worker.api();
+    let (prefix, slot) = (ident("srv"), ident("slot"));
+    let avro = "io.confluent.connect.avro.AvroConverter";
+    let mut config = pg.connector_config(&prefix, &source, &slot);
+    config["key.converter"] = json!(avro);
+    config["value.converter"] = json!(avro);
+    assert_eq!(
+        api.post(
+            "/connectors",
+            &json!({"name": "avro-src", "config": config})
+        )
+        .status,
+        201
+    );
+    let url = format!(
+        "jdbc:postgresql://{}:{}/{}",
+        env.get("SLUICE_PG_HOST"),
+        env.get("SLUICE_PG_PORT"),
+        env.get("SLUICE_PG_DATABASE")
+    );
+    let mut sink = sink_config(
+        &url,
+        env.get("SLUICE_PG_USER"),
+        env.get("SLUICE_PG_PASSWORD"),
+        &format!("{prefix}.{source}.types"),
+        &format!("{target}.${{source.table}}"),
+    );
+    sink["key.converter"] = json!(avro);
+    sink["value.converter"] = json!(avro);
+    let reply = api.post("/connectors", &json!({"name": "avro-sink", "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    pg.exec(&format!(
+        "UPDATE {source}.types SET c_text = 'streamed', c_num = 0.001, c_tstz = '1970-01-01 00:00:00+00' WHERE id = 1;"
+    ));
+    // Each column as text in one canonical form (json through jsonb).
+    let canonical = |table: &str| -> Rows {
+        pg.rows(&format!(
+            "SELECT id::text AS id, json_build_array(c_int2, c_int8::text, c_num::text, c_num_var::text, c_real, c_double, \
+               c_bool, c_text, encode(c_bytea, 'hex'), c_date::text, c_time::text, c_ts::text, c_tstz::text, c_uuid::text, \
+               c_json::jsonb, c_jsonb, c_text_array, c_int_array)::text AS cols FROM {table} t ORDER BY t.id"
+        ))
+        .iter()
+        .map(|r| {
+            [
+                r["id"].as_str().unwrap_or_default().to_owned(),
+                r["cols"].as_str().unwrap_or_default().to_owned(),
+                String::new(),
+                String::new(),
+            ]
+        })
+        .collect()
+    };
+    wait_equal(
+        &api,
+        "avro-sink",
+        "every type at the target as at the source",
+        || {
+            (
+                canonical(&format!("{source}.types")),
+                pg.try_exec(&format!("SELECT 1 FROM {target}.types LIMIT 1"))
+                    .map(|_| canonical(&format!("{target}.types")))
+                    .unwrap_or_default(),
+            )
+        },
+    );
+    api.delete("/connectors/avro-src");
+    api.delete("/connectors/avro-sink");
+}
+
+#[test]
+fn the_example_config_validates_cleanly() {
+    let env = TestEnv::load();
+    let worker = Worker::start_with(&env, &["--schema-registry-url", "http://127.0.0.1:9"]);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/jdbc-sink.json");
+    let example: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("examples/jdbc-sink.json"))
+            .expect("JSON");
+    let mut config = example["config"].clone();
+    config["name"] = example["name"].clone();
+    let reply = worker.api().put(
+        "/connector-plugins/io.debezium.connector.jdbc.JdbcSinkConnector/config/validate",
+        &config,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["error_count"], 0, "{}", reply.text);
+}
