@@ -6,6 +6,7 @@ use crate::contracts::SchemasCommand;
 use crate::registry::RegistryArgs;
 use crate::status_cli::StatusArgs;
 use crate::tail::TailArgs;
+use crate::verify::VerifyArgs;
 use crate::worker_config::WorkerArgs;
 
 /// sluice: change-data-capture connectors with the Kafka Connect REST API,
@@ -38,4 +39,7 @@ pub enum Command {
     /// git, or register the contracts with a registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
+    /// Compare source and target tables by key ranges and row hashes;
+    /// lists missing, extra and different rows, exits 0 only when equal.
+    Verify(VerifyArgs),
 }

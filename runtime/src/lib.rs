@@ -18,5 +18,6 @@ pub mod secrets;
 pub mod status_cli;
 pub mod store;
 pub mod tail;
+pub mod verify;
 pub mod worker;
 pub mod worker_config;

@@ -47,6 +47,14 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        Command::Verify(args) => match sluice_runtime::verify::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Registry(args) => {
             init_logging("text");
             tokio::runtime::Builder::new_multi_thread()

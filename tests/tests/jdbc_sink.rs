@@ -23,6 +23,49 @@ fn state(pg: &Pg, table: &str) -> Vec<Value> {
     ))
 }
 
+/// Runs `sluice verify`; its exit code and output.
+fn verify(source: &str, target: &str, table: &str) -> (i32, String) {
+    let output = std::process::Command::new(sluice_tests::worker::sluice_bin())
+        .args([
+            "verify", "--source", source, "--target", target, "--table", table,
+        ])
+        .output()
+        .expect("sluice verify runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn pg_url(env: &TestEnv) -> String {
+    format!(
+        "postgresql://{}:{}@{}:{}/{}",
+        env.get("SLUICE_PG_USER"),
+        env.get("SLUICE_PG_PASSWORD"),
+        env.get("SLUICE_PG_HOST"),
+        env.get("SLUICE_PG_PORT"),
+        env.get("SLUICE_PG_DATABASE")
+    )
+}
+
+fn maria_url(env: &TestEnv, database: &str) -> String {
+    format!(
+        "mariadb://{}:{}@{}:{}/{database}",
+        env.get("SLUICE_MARIADB_USER"),
+        env.get("SLUICE_MARIADB_PASSWORD"),
+        env.get("SLUICE_MARIADB_HOST"),
+        env.get("SLUICE_MARIADB_PORT")
+    )
+}
+
+fn assert_verified(source: &str, target: &str, table: &str) {
+    let (code, text) = verify(source, target, table);
+    assert_eq!(code, 0, "sluice verify: {text}");
+    assert!(text.contains("EQUAL"), "{text}");
+}
+
 #[test]
 fn postgres_to_postgres_upserts_deletes_and_evolves_the_target() {
     let env = TestEnv::load();
@@ -252,6 +295,23 @@ fn postgres_source_to_a_mariadb_target() {
     );
     api.delete("/connectors/pg-src");
     api.delete("/connectors/maria-sink");
+    let (source_url, target_url) = (pg_url(&env), maria_url(&env, &target));
+    let table = format!("{source}.items:items");
+    assert_verified(&source_url, &target_url, &table);
+    // Differences are named by key, and the exit code says so.
+    db.exec(&format!(
+        "UPDATE {target}.items SET note = 'tampered' WHERE id = 5; DELETE FROM {target}.items WHERE id = 9; \
+         INSERT INTO {target}.items (id, qty, note, price) VALUES (9999, 1, 'extra', 1.00), (-4, 1, 'below', 2.00);"
+    ));
+    let (code, text) = verify(&source_url, &target_url, &table);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("1 missing from the target: 9"), "{text}");
+    assert!(text.contains("2 extra in the target: -4, 9999"), "{text}");
+    assert!(text.contains("1 different: 5"), "{text}");
+    // A bad URL or table is an error (exit 2) naming it.
+    let (code, text) = verify(&source_url, &target_url, &format!("{source}.nope"));
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("nope"), "{text}");
 }
 
 #[test]
@@ -313,6 +373,11 @@ fn mariadb_source_to_a_postgres_target() {
     );
     api.delete("/connectors/my-src");
     api.delete("/connectors/pg-sink");
+    assert_verified(
+        &maria_url(&env, &source),
+        &pg_url(&env),
+        &format!("items:{target}.items"),
+    );
 }
 
 /// `rounds` transactions of insert + update + delete on `schema.items`.
@@ -425,6 +490,11 @@ fn kill_9_of_the_worker_and_a_target_restart_lose_nothing() {
     assert_eq!(status(&api, "crash-sink")["state"], "RUNNING");
     api.delete("/connectors/crash-src");
     api.delete("/connectors/crash-sink");
+    assert_verified(
+        &pg_url(&env),
+        &maria_url(&env, &target),
+        &format!("{source}.items:items"),
+    );
 }
 
 #[test]
@@ -659,6 +729,11 @@ fn avro_records_of_many_types_round_trip_into_a_postgres_target() {
     );
     api.delete("/connectors/avro-src");
     api.delete("/connectors/avro-sink");
+    assert_verified(
+        &pg_url(&env),
+        &pg_url(&env),
+        &format!("{source}.types:{target}.types"),
+    );
 }
 
 #[test]
