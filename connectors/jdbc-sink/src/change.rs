@@ -267,3 +267,189 @@ fn key_cells(config: &SinkConfig, record: &SinkRecord, row: &[Cell]) -> Result<V
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_connector_api::{ConnectorConfig, Field};
+
+    use super::*;
+
+    fn row_schema() -> Schema {
+        Schema::structure(
+            "srv.inv.items.Value",
+            vec![
+                Field::new("id", Schema::int32()),
+                Field::new("name", Schema::string().optional()),
+                Field::new("secret", Schema::string().optional()),
+            ],
+        )
+        .optional()
+    }
+
+    fn envelope(op: &str, before: Value, after: Value) -> (Arc<Schema>, Value) {
+        let source = Schema::structure(
+            "io.debezium.connector.postgresql.Source",
+            vec![
+                Field::new("db", Schema::string()),
+                Field::new("schema", Schema::string()),
+                Field::new("table", Schema::string()),
+            ],
+        );
+        let schema = Schema::structure(
+            "srv.inv.items.Envelope",
+            vec![
+                Field::new("before", row_schema()),
+                Field::new("after", row_schema()),
+                Field::new("source", source),
+                Field::new("op", Schema::string()),
+            ],
+        );
+        let value = Value::Struct(vec![
+            before,
+            after,
+            Value::Struct(vec![
+                Value::String("shop".into()),
+                Value::String("inv".into()),
+                Value::String("items".into()),
+            ]),
+            Value::String(op.into()),
+        ]);
+        (Arc::new(schema), value)
+    }
+
+    fn item(id: i32, name: &str) -> Value {
+        Value::Struct(vec![
+            Value::Int32(id),
+            Value::String(name.into()),
+            Value::String("s3cret".into()),
+        ])
+    }
+
+    fn record(value: Option<(Arc<Schema>, Value)>, key: i32) -> SinkRecord {
+        let key_schema = Arc::new(Schema::structure(
+            "srv.inv.items.Key",
+            vec![Field::new("id", Schema::int32())],
+        ));
+        SinkRecord {
+            topic: "srv.inv.items".into(),
+            kafka_partition: 2,
+            kafka_offset: 40,
+            key_schema: Some(key_schema),
+            key: Some(Value::Struct(vec![Value::Int32(key)])),
+            value_schema: value.as_ref().map(|(s, _)| s.clone()),
+            value: value.map(|(_, v)| v),
+            timestamp_ms: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn config(extra: &[(&str, &str)]) -> SinkConfig {
+        let base = [
+            ("connection.url", "jdbc:postgresql://h/db"),
+            ("connection.username", "u"),
+        ];
+        let c: ConnectorConfig = base.iter().chain(extra).map(|(k, v)| (*k, *v)).collect();
+        SinkConfig::parse(&c).expect("valid config")
+    }
+
+    fn names(cells: &[Cell]) -> Vec<&str> {
+        cells.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn envelopes_become_upserts_deletes_and_truncates() {
+        let c = config(&[
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("truncate.enabled", "true"),
+            ("table.name.format", "${source.schema}_${source.table}"),
+            ("field.exclude.list", "srv.inv.items:secret"),
+        ]);
+        let up = interpret(
+            &c,
+            &record(Some(envelope("u", Value::Null, item(7, "a"))), 7),
+        )
+        .expect("upsert");
+        let Change::Upsert { table, key, row } = up else {
+            panic!("{up:?}")
+        };
+        assert_eq!(table, "inv_items");
+        assert_eq!(names(&key), ["id"]);
+        assert_eq!(names(&row), ["id", "name"], "secret is excluded");
+        let del = interpret(
+            &c,
+            &record(Some(envelope("d", item(7, "a"), Value::Null)), 7),
+        )
+        .expect("delete");
+        assert!(
+            matches!(del, Change::Delete { ref table, .. } if table == "inv_items"),
+            "{del:?}"
+        );
+        let trunc = interpret(
+            &c,
+            &record(Some(envelope("t", Value::Null, Value::Null)), 7),
+        )
+        .expect("truncate");
+        assert!(matches!(trunc, Change::Truncate { .. }), "{trunc:?}");
+        // A tombstone cannot name its table under a source-field format;
+        // the delete before it did the work.
+        let tomb = interpret(&c, &record(None, 7)).expect("tombstone");
+        assert!(matches!(tomb, Change::Skip), "{tomb:?}");
+    }
+
+    #[test]
+    fn key_modes_and_defaults() {
+        // Defaults: deletes and truncates are skipped; topic dots become underscores.
+        let c = config(&[]);
+        let del = interpret(
+            &c,
+            &record(Some(envelope("d", item(1, "a"), Value::Null)), 1),
+        )
+        .expect("skip");
+        assert!(matches!(del, Change::Skip));
+        let up = interpret(
+            &c,
+            &record(Some(envelope("c", Value::Null, item(1, "a"))), 1),
+        )
+        .expect("insert");
+        let Change::Upsert { table, key, .. } = up else {
+            panic!()
+        };
+        assert_eq!((table.as_str(), key.len()), ("srv_inv_items", 0));
+        // kafka: coordinates as key columns.
+        let c = config(&[("primary.key.mode", "kafka"), ("insert.mode", "upsert")]);
+        let Change::Upsert { key, row, .. } = interpret(
+            &c,
+            &record(Some(envelope("r", Value::Null, item(1, "a"))), 1),
+        )
+        .expect("kafka") else {
+            panic!()
+        };
+        assert_eq!(
+            names(&key),
+            ["__connect_topic", "__connect_partition", "__connect_offset"]
+        );
+        assert_eq!(row.len(), 6);
+        assert_eq!(key[2].value, Value::Int64(40));
+        // record_value: named fields of the value.
+        let c = config(&[
+            ("primary.key.mode", "record_value"),
+            ("primary.key.fields", "name"),
+        ]);
+        let Change::Upsert { key, .. } = interpret(
+            &c,
+            &record(Some(envelope("c", Value::Null, item(1, "a"))), 1),
+        )
+        .expect("value key") else {
+            panic!()
+        };
+        assert_eq!(key[0].value, Value::String("a".into()));
+        // A value without a schema cannot shape a table.
+        let mut schemaless = record(Some(envelope("c", Value::Null, item(1, "a"))), 1);
+        schemaless.value_schema = None;
+        assert!(interpret(&c, &schemaless)
+            .expect_err("no schema")
+            .contains("schemas"));
+    }
+}

@@ -11,6 +11,10 @@ use crate::plan::plan;
 use crate::plan::Step;
 use crate::postgres_target::PostgresTarget;
 
+/// Longest a batch may take at the target before the connection is
+/// given up and the batch applied again on a new one.
+const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A connected target database.
 enum Target {
     Postgres(PostgresTarget),
@@ -54,7 +58,16 @@ impl SinkTask for JdbcSinkTask {
             .map(|r| interpret(config, r).map_err(ConnectorError::fatal))
             .collect::<Result<Vec<_>, _>>()?;
         for chunk in changes.chunks(config.batch_size) {
-            target.apply(&plan(chunk.to_vec()), config).await?;
+            // A target that stops answering (a half-open connection) must
+            // not hang the task: the runner reconnects and applies again.
+            tokio::time::timeout(APPLY_TIMEOUT, target.apply(&plan(chunk.to_vec()), config))
+                .await
+                .map_err(|_| {
+                    ConnectorError::retriable(format!(
+                        "the target did not finish a batch within {} s; reconnecting",
+                        APPLY_TIMEOUT.as_secs()
+                    ))
+                })??;
         }
         Ok(())
     }
