@@ -280,6 +280,8 @@ fn postgres_source_to_a_mariadb_target() {
          INSERT INTO {source}.items SELECT g, 2, 'after truncate', 9.99 FROM generate_series(1, 50) g; \
          DELETE FROM {source}.items WHERE id = 3;"
     ));
+    // Load while both run.
+    pg_writes(&pg, &source, 200, 10_000);
     wait_equal(
         &api,
         "maria-sink",
@@ -358,6 +360,8 @@ fn mariadb_source_to_a_postgres_target() {
          DELETE FROM {source}.items WHERE id % 11 = 0; \
          INSERT INTO {source}.items SELECT seq, 1, 'late', 0.01 FROM seq_201_to_230;"
     ));
+    // Load while both run.
+    maria_writes(&db, &source, 200, 10_000);
     wait_equal(
         &api,
         "pg-sink",
@@ -399,6 +403,29 @@ fn pg_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
             })
             .collect();
         pg.exec(&sql);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `rounds` transactions of insert + update + delete on `database.items`.
+fn maria_writes(db: &Maria, database: &str, rounds: i64, base: i64) {
+    for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
+        let sql: String = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "BEGIN; \
+                     INSERT IGNORE INTO {database}.items (id, qty, note, price) VALUES ({}, {i}, 'new {i}', {i}.5); \
+                     UPDATE {database}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
+                     DELETE FROM {database}.items WHERE id = {}; \
+                     COMMIT;",
+                    base + i,
+                    1 + (i * 7) % 150,
+                    150 + i
+                )
+            })
+            .collect();
+        db.exec(&sql);
         std::thread::sleep(Duration::from_millis(20));
     }
 }
