@@ -48,8 +48,10 @@ pub trait SinkTask: Send {
     async fn start(&mut self, config: &ConnectorConfig) -> Result<(), ConnectorError>;
 
     /// Applies `records` (in partition order) durably to the target, in one
-    /// target transaction where the target has them.
-    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectorError>;
+    /// target transaction where the target has them. The runtime keeps the
+    /// records, so after a retriable error it can hand the same ones over
+    /// again.
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectorError>;
 
     /// Releases connections. Called once, also after a failure.
     async fn stop(&mut self) {}

@@ -49,7 +49,7 @@ impl SinkTask for JdbcSinkTask {
         Ok(())
     }
 
-    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectorError> {
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectorError> {
         let (Some(config), Some(target)) = (&self.config, self.target.as_mut()) else {
             return Err(ConnectorError::retriable("the sink task is not started"));
         };

@@ -89,6 +89,9 @@ async fn run_once(
     result
 }
 
+/// A message's key and value bytes as read.
+type Raw = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// A consumed message, decoded or with the reason it could not be.
 struct Consumed {
     record: SinkRecord,
@@ -235,7 +238,11 @@ impl<'a> Applier<'a> {
             let consumed = match decoded {
                 Ok(consumed) => consumed,
                 Err((consumed, cause)) => {
-                    self.dead_letter(&consumed, "VALUE_CONVERTER", &cause)
+                    let raw = (
+                        consumed.key_bytes.as_deref(),
+                        consumed.value_bytes.as_deref(),
+                    );
+                    self.dead_letter(&consumed.record, raw, "VALUE_CONVERTER", &cause)
                         .await?;
                     note(&mut positions, &consumed.record);
                     continue;
@@ -316,9 +323,14 @@ impl<'a> Applier<'a> {
         if batch.is_empty() {
             return Ok(());
         }
-        let records: Vec<SinkRecord> = batch.iter().map(|c| c.record.clone()).collect();
+        // The records go to the task by reference; the raw bytes stay for
+        // the dead-letter queue.
+        let (records, raw): (Vec<SinkRecord>, Vec<Raw>) = batch
+            .into_iter()
+            .map(|c| (c.record, (c.key_bytes, c.value_bytes)))
+            .unzip();
         let count = records.len() as u64;
-        match self.put_retrying(task, records, control).await {
+        match self.put_retrying(task, &records, control).await {
             Ok(()) => {
                 self.metrics
                     .records_produced
@@ -340,9 +352,9 @@ impl<'a> Applier<'a> {
                 tracing::warn!(connector = %self.spec.connector, error = %e, "batch refused; retrying record by record (errors.tolerance=all)");
             }
         }
-        for consumed in batch {
+        for (record, (key, value)) in records.iter().zip(&raw) {
             match self
-                .put_retrying(task, vec![consumed.record.clone()], control)
+                .put_retrying(task, std::slice::from_ref(record), control)
                 .await
             {
                 Ok(()) => {
@@ -352,8 +364,13 @@ impl<'a> Applier<'a> {
                 }
                 Err(e) if e.is_retriable() => return Err(e),
                 Err(e) => {
-                    self.dead_letter(&consumed, "TASK_PUT", &e.to_string())
-                        .await?
+                    self.dead_letter(
+                        record,
+                        (key.as_deref(), value.as_deref()),
+                        "TASK_PUT",
+                        &e.to_string(),
+                    )
+                    .await?
                 }
             }
         }
@@ -368,12 +385,12 @@ impl<'a> Applier<'a> {
     async fn put_retrying(
         &self,
         task: &mut dyn SinkTask,
-        records: Vec<SinkRecord>,
+        records: &[SinkRecord],
         control: &watch::Receiver<Control>,
     ) -> Result<(), ConnectorError> {
         let mut failures: u32 = 0;
         loop {
-            let error = match task.put(records.clone()).await {
+            let error = match task.put(records).await {
                 Ok(()) => {
                     if failures > 0 {
                         set_status(self.deps, self.spec, State::Running);
@@ -422,11 +439,11 @@ impl<'a> Applier<'a> {
     /// fails the task when errors are not tolerated).
     async fn dead_letter(
         &self,
-        consumed: &Consumed,
+        record: &SinkRecord,
+        (key, value): (Option<&[u8]>, Option<&[u8]>),
         stage: &str,
         cause: &str,
     ) -> Result<(), ConnectorError> {
-        let record = &consumed.record;
         if !self.tolerate {
             return Err(ConnectorError::fatal(format!(
                 "{cause}. Fix the producer side or the converter settings (key.converter / value.converter), or set errors.tolerance=all with errors.deadletterqueue.topic.name to set such records aside"
@@ -463,11 +480,11 @@ impl<'a> Applier<'a> {
             });
         }
         let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-        if let Some(k) = &consumed.key_bytes {
-            out = out.key(k.as_slice());
+        if let Some(k) = key {
+            out = out.key(k);
         }
-        if let Some(v) = &consumed.value_bytes {
-            out = out.payload(v.as_slice());
+        if let Some(v) = value {
+            out = out.payload(v);
         }
         self.deps
             .topics

@@ -25,6 +25,8 @@ pub fn build_consumer(
         // A subscribed topic created later (its source has not written yet)
         // is noticed within seconds, not librdkafka's default 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "3000")
+        // Prefetch is bounded by count and size, so memory stays flat.
+        .set("queued.min.messages", "10000")
         .set("queued.max.messages.kbytes", "16384")
         // A task whose worker died is noticed in seconds, so its
         // replacement is not kept waiting in the group's rebalance.

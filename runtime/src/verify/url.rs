@@ -73,7 +73,17 @@ pub fn parse(text: &str) -> anyhow::Result<DbUrl> {
         "mysql" | "mariadb" => (Kind::MySql, 3306),
         other => bail!("{other}:// is not supported; use postgresql:// or mysql:// (mariadb://)"),
     };
-    let rest = rest.split(['?', ';']).next().unwrap_or_default();
+    let mut parts = rest.split(['?', ';', '&']);
+    let rest = parts.next().unwrap_or_default();
+    if let Some(tls) = parts.find(|p| {
+        let p = p.to_ascii_lowercase();
+        (p.starts_with("sslmode=")
+            && !["sslmode=disable", "sslmode=prefer", "sslmode=allow"].contains(&p.as_str()))
+            || p == "ssl=true"
+            || p == "usessl=true"
+    }) {
+        bail!("{tls} asks for TLS, which sluice verify does not support yet");
+    }
     let (authority, database) = rest
         .split_once('/')
         .ok_or_else(|| anyhow!("the URL names no database: add /<database>"))?;
