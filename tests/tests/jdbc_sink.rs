@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sluice_tests::api::Api;
 use sluice_tests::connectors::task_status as status;
 use sluice_tests::env::TestEnv;
 use sluice_tests::mariadb::Maria;
@@ -79,28 +80,15 @@ fn postgres_to_postgres_upserts_deletes_and_evolves_the_target() {
     ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let (prefix, slot) = (ident("srv"), ident("slot"));
-    let mut config = pg.connector_config(&prefix, &source, &slot);
-    config["key.converter.schemas.enable"] = json!("true");
-    config["value.converter.schemas.enable"] = json!("true");
-    let reply = api.post("/connectors", &json!({"name": "pg-src", "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
+    let prefix = start_pg_source(&api, &pg, "pg-src", &source, &[]);
 
     let topic = format!("{prefix}.{source}.items");
-    let sink = json!({
-        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
-        "connection.url": format!("jdbc:postgresql://{}:{}/{}", env.get("SLUICE_PG_HOST"), env.get("SLUICE_PG_PORT"), env.get("SLUICE_PG_DATABASE")),
-        "connection.username": env.get("SLUICE_PG_USER"),
-        "connection.password": env.get("SLUICE_PG_PASSWORD"),
-        "topics": topic,
-        "insert.mode": "upsert",
-        "primary.key.mode": "record_key",
-        "delete.enabled": "true",
-        "schema.evolution": "basic",
-        "table.name.format": format!("{target}.${{source.table}}"),
-        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-    });
+    let sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &topic,
+        &format!("{target}.${{source.table}}"),
+    );
     let reply = api.post("/connectors", &json!({"name": "pg-sink", "config": sink}));
     assert_eq!(reply.status, 201, "{}", reply.text);
 
@@ -174,9 +162,38 @@ fn maria_items(db: &Maria, table: &str) -> Rows {
         .collect()
 }
 
+/// Where a sink writes.
+enum Target<'a> {
+    /// The test PostgreSQL database.
+    Postgres,
+    /// A database of the test MariaDB.
+    MariaDb(&'a str),
+}
+
 /// A JDBC sink config (upserts and deletes by the record key, tables
 /// created as needed) reading `topic` with JSON + schemas.
-fn sink_config(url: &str, user: &str, password: &str, topic: &str, table_format: &str) -> Value {
+fn sink_config(env: &TestEnv, target: &Target<'_>, topic: &str, table_format: &str) -> Value {
+    let (url, user, password) = match target {
+        Target::Postgres => (
+            format!(
+                "jdbc:postgresql://{}:{}/{}",
+                env.get("SLUICE_PG_HOST"),
+                env.get("SLUICE_PG_PORT"),
+                env.get("SLUICE_PG_DATABASE")
+            ),
+            env.get("SLUICE_PG_USER"),
+            env.get("SLUICE_PG_PASSWORD"),
+        ),
+        Target::MariaDb(database) => (
+            format!(
+                "jdbc:mariadb://{}:{}/{database}",
+                env.get("SLUICE_MARIADB_HOST"),
+                env.get("SLUICE_MARIADB_PORT")
+            ),
+            env.get("SLUICE_MARIADB_USER"),
+            env.get("SLUICE_MARIADB_PASSWORD"),
+        ),
+    };
     json!({
         "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
         "connection.url": url,
@@ -193,14 +210,24 @@ fn sink_config(url: &str, user: &str, password: &str, topic: &str, table_format:
     })
 }
 
+/// Starts a PostgreSQL source `name` capturing `schema` (JSON with
+/// schemas, then `extra` settings); its topic prefix.
+fn start_pg_source(api: &Api, pg: &Pg, name: &str, schema: &str, extra: &[(&str, &str)]) -> String {
+    let (prefix, slot) = (ident("srv"), ident("slot"));
+    let mut config = pg.connector_config(&prefix, schema, &slot);
+    config["key.converter.schemas.enable"] = json!("true");
+    config["value.converter.schemas.enable"] = json!("true");
+    for (key, value) in extra {
+        config[*key] = json!(value);
+    }
+    let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    prefix
+}
+
 /// Waits until `read` gives the source rows and the target rows equal;
 /// on timeout, fails showing where they differ.
-fn wait_equal(
-    api: &sluice_tests::api::Api,
-    sink: &str,
-    what: &str,
-    mut read: impl FnMut() -> (Rows, Rows),
-) {
+fn wait_equal(api: &Api, sink: &str, what: &str, mut read: impl FnMut() -> (Rows, Rows)) {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         // A retriable failure (a target restart) restarts the task by itself.
@@ -243,25 +270,16 @@ fn postgres_source_to_a_mariadb_target() {
     db.exec(&format!("CREATE DATABASE {target}"));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let (prefix, slot) = (ident("srv"), ident("slot"));
-    let mut config = pg.connector_config(&prefix, &source, &slot);
-    config["key.converter.schemas.enable"] = json!("true");
-    config["value.converter.schemas.enable"] = json!("true");
-    config["skipped.operations"] = json!("none");
-    assert_eq!(
-        api.post("/connectors", &json!({"name": "pg-src", "config": config}))
-            .status,
-        201
-    );
-    let url = format!(
-        "jdbc:mariadb://{}:{}/{target}",
-        env.get("SLUICE_MARIADB_HOST"),
-        env.get("SLUICE_MARIADB_PORT")
+    let prefix = start_pg_source(
+        &api,
+        &pg,
+        "pg-src",
+        &source,
+        &[("skipped.operations", "none")],
     );
     let sink = sink_config(
-        &url,
-        env.get("SLUICE_MARIADB_USER"),
-        env.get("SLUICE_MARIADB_PASSWORD"),
+        &env,
+        &Target::MariaDb(&target),
         &format!("{prefix}.{source}.items"),
         "${source.table}",
     );
@@ -340,16 +358,9 @@ fn mariadb_source_to_a_postgres_target() {
             .status,
         201
     );
-    let url = format!(
-        "jdbc:postgresql://{}:{}/{}",
-        env.get("SLUICE_PG_HOST"),
-        env.get("SLUICE_PG_PORT"),
-        env.get("SLUICE_PG_DATABASE")
-    );
     let sink = sink_config(
-        &url,
-        env.get("SLUICE_PG_USER"),
-        env.get("SLUICE_PG_PASSWORD"),
+        &env,
+        &Target::Postgres,
         &format!("{prefix}.{source}.items"),
         &format!("{target}.${{source.table}}"),
     );
@@ -454,27 +465,10 @@ fn kill_9_of_the_worker_and_a_target_restart_lose_nothing() {
     db.exec(&format!("CREATE DATABASE {target}"));
     let mut worker = Worker::start(&env);
     let api = worker.api();
-    let (prefix, slot) = (ident("srv"), ident("slot"));
-    let mut config = pg.connector_config(&prefix, &source, &slot);
-    config["key.converter.schemas.enable"] = json!("true");
-    config["value.converter.schemas.enable"] = json!("true");
-    assert_eq!(
-        api.post(
-            "/connectors",
-            &json!({"name": "crash-src", "config": config})
-        )
-        .status,
-        201
-    );
-    let url = format!(
-        "jdbc:mariadb://{}:{}/{target}",
-        env.get("SLUICE_MARIADB_HOST"),
-        env.get("SLUICE_MARIADB_PORT")
-    );
+    let prefix = start_pg_source(&api, &pg, "crash-src", &source, &[]);
     let mut sink = sink_config(
-        &url,
-        env.get("SLUICE_MARIADB_USER"),
-        env.get("SLUICE_MARIADB_PASSWORD"),
+        &env,
+        &Target::MariaDb(&target),
         &format!("{prefix}.{source}.items"),
         "${source.table}",
     );
@@ -537,27 +531,12 @@ fn records_the_target_refuses_go_to_the_dead_letter_topic_with_the_cause() {
     ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let (prefix, slot) = (ident("srv"), ident("slot"));
-    let mut config = pg.connector_config(&prefix, &source, &slot);
-    config["key.converter.schemas.enable"] = json!("true");
-    config["value.converter.schemas.enable"] = json!("true");
-    assert_eq!(
-        api.post("/connectors", &json!({"name": "dlq-src", "config": config}))
-            .status,
-        201
-    );
+    let prefix = start_pg_source(&api, &pg, "dlq-src", &source, &[]);
     let topic = format!("{prefix}.{source}.items");
     let dlq = ident("dlq");
-    let url = format!(
-        "jdbc:postgresql://{}:{}/{}",
-        env.get("SLUICE_PG_HOST"),
-        env.get("SLUICE_PG_PORT"),
-        env.get("SLUICE_PG_DATABASE")
-    );
     let mut sink = sink_config(
-        &url,
-        env.get("SLUICE_PG_USER"),
-        env.get("SLUICE_PG_PASSWORD"),
+        &env,
+        &Target::Postgres,
         &topic,
         &format!("{target}.${{source.table}}"),
     );
@@ -618,13 +597,8 @@ fn bad_sink_configs_are_refused_naming_the_key() {
     let env = TestEnv::load();
     let worker = Worker::start(&env);
     let api = worker.api();
-    let base = sink_config(
-        "jdbc:postgresql://127.0.0.1:1/db",
-        "u",
-        "p",
-        "some.topic",
-        "${topic}",
-    );
+    let mut base = sink_config(&env, &Target::Postgres, "some.topic", "${topic}");
+    base["connection.url"] = json!("jdbc:postgresql://127.0.0.1:1/db");
     for (key, value, named) in [
         (
             "connection.url",
@@ -690,29 +664,17 @@ fn avro_records_of_many_types_round_trip_into_a_postgres_target() {
         &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
     );
     let api = worker.api();
-    let (prefix, slot) = (ident("srv"), ident("slot"));
     let avro = "io.confluent.connect.avro.AvroConverter";
-    let mut config = pg.connector_config(&prefix, &source, &slot);
-    config["key.converter"] = json!(avro);
-    config["value.converter"] = json!(avro);
-    assert_eq!(
-        api.post(
-            "/connectors",
-            &json!({"name": "avro-src", "config": config})
-        )
-        .status,
-        201
-    );
-    let url = format!(
-        "jdbc:postgresql://{}:{}/{}",
-        env.get("SLUICE_PG_HOST"),
-        env.get("SLUICE_PG_PORT"),
-        env.get("SLUICE_PG_DATABASE")
+    let prefix = start_pg_source(
+        &api,
+        &pg,
+        "avro-src",
+        &source,
+        &[("key.converter", avro), ("value.converter", avro)],
     );
     let mut sink = sink_config(
-        &url,
-        env.get("SLUICE_PG_USER"),
-        env.get("SLUICE_PG_PASSWORD"),
+        &env,
+        &Target::Postgres,
         &format!("{prefix}.{source}.types"),
         &format!("{target}.${{source.table}}"),
     );
@@ -765,18 +727,5 @@ fn avro_records_of_many_types_round_trip_into_a_postgres_target() {
 
 #[test]
 fn the_example_config_validates_cleanly() {
-    let env = TestEnv::load();
-    let worker = Worker::start_with(&env, &["--schema-registry-url", "http://127.0.0.1:9"]);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/jdbc-sink.json");
-    let example: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("examples/jdbc-sink.json"))
-            .expect("JSON");
-    let mut config = example["config"].clone();
-    config["name"] = example["name"].clone();
-    let reply = worker.api().put(
-        "/connector-plugins/io.debezium.connector.jdbc.JdbcSinkConnector/config/validate",
-        &config,
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.body["error_count"], 0, "{}", reply.text);
+    sluice_tests::connectors::assert_example_validates(&TestEnv::load(), "jdbc-sink.json");
 }

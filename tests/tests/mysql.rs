@@ -559,20 +559,7 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
 
 #[test]
 fn the_example_config_validates_cleanly() {
-    let env = TestEnv::load();
-    let worker = Worker::start_with(&env, &["--schema-registry-url", "http://127.0.0.1:9"]);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mysql.json");
-    let example: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("examples/mysql.json"))
-            .expect("JSON");
-    let mut config = example["config"].clone();
-    config["name"] = example["name"].clone();
-    let reply = worker.api().put(
-        "/connector-plugins/io.debezium.connector.mysql.MySqlConnector/config/validate",
-        &config,
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.body["error_count"], 0, "{}", reply.text);
+    sluice_tests::connectors::assert_example_validates(&TestEnv::load(), "mysql.json");
 }
 
 #[test]
@@ -690,16 +677,7 @@ fn tls_modes_encrypt_verify_and_refuse() {
     );
 
     // A CA that did not sign the server's certificate.
-    let other_ca = std::env::temp_dir().join(format!("{}.crt", ident("other_ca")));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=unrelated CA", "-keyout", "/dev/null", "-out"])
-        .arg(&other_ca)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{made:?}");
+    let other_ca = sluice_tests::connectors::unrelated_ca("other_ca");
     let mut config = tls_config("verify_ca", "localhost");
     config["database.ssl.truststore"] = json!(other_ca.to_string_lossy());
     let trace = failure_trace(

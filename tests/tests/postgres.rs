@@ -514,20 +514,7 @@ fn heartbeats_flow_and_keep_an_idle_slot_advancing() {
 
 #[test]
 fn the_example_config_validates_cleanly() {
-    let env = TestEnv::load();
-    let worker = Worker::start_with(&env, &["--schema-registry-url", "http://127.0.0.1:9"]);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/postgres.json");
-    let example: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("examples/postgres.json"))
-            .expect("JSON");
-    let mut config = example["config"].clone();
-    config["name"] = example["name"].clone();
-    let reply = worker.api().put(
-        "/connector-plugins/io.debezium.connector.postgresql.PostgresConnector/config/validate",
-        &config,
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.body["error_count"], 0, "{}", reply.text);
+    sluice_tests::connectors::assert_example_validates(&TestEnv::load(), "postgres.json");
 }
 
 /// Whether the connector's walsender (application `sluice-<slot>`) and
@@ -596,16 +583,7 @@ fn tls_modes_encrypt_verify_and_refuse_as_libpq() {
     pg.drop_slot(&slot);
 
     // A CA that did not sign the server's certificate: FAILED, named.
-    let other_ca = std::env::temp_dir().join(format!("{}.crt", ident("other_ca")));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=unrelated CA", "-keyout", "/dev/null", "-out"])
-        .arg(&other_ca)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success(), "{made:?}");
+    let other_ca = sluice_tests::connectors::unrelated_ca("other_ca");
     let mut config = pg.connector_config(&ident("srv"), &schema, &ident("slot"));
     config["database.sslmode"] = json!("verify-ca");
     config["database.sslrootcert"] = json!(other_ca.to_string_lossy());

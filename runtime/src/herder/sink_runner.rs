@@ -89,6 +89,10 @@ async fn run_once(
     result
 }
 
+/// The converter stage that failed (`KEY_CONVERTER` / `VALUE_CONVERTER`,
+/// Connect's names) and why.
+type Failure = (&'static str, String);
+
 /// A message's key and value bytes as read.
 type Raw = (Option<Vec<u8>>, Option<Vec<u8>>);
 
@@ -237,12 +241,12 @@ impl<'a> Applier<'a> {
             drop(message);
             let consumed = match decoded {
                 Ok(consumed) => consumed,
-                Err((consumed, cause)) => {
+                Err((consumed, (stage, cause))) => {
                     let raw = (
                         consumed.key_bytes.as_deref(),
                         consumed.value_bytes.as_deref(),
                     );
-                    self.dead_letter(&consumed.record, raw, "VALUE_CONVERTER", &cause)
+                    self.dead_letter(&consumed.record, raw, stage, &cause)
                         .await?;
                     note(&mut positions, &consumed.record);
                     continue;
@@ -254,8 +258,10 @@ impl<'a> Applier<'a> {
         Ok((batch, positions))
     }
 
+    /// The decoded record, or the record with the converter stage that
+    /// failed and why.
     #[allow(clippy::result_large_err)]
-    fn decode(&self, message: &BorrowedMessage<'_>) -> Result<Consumed, (Consumed, String)> {
+    fn decode(&self, message: &BorrowedMessage<'_>) -> Result<Consumed, (Consumed, Failure)> {
         let headers = message
             .headers()
             .map(|h| {
@@ -295,7 +301,7 @@ impl<'a> Applier<'a> {
             }
             Err(e) => {
                 let cause = format!("cannot decode the key of {place}: {e}");
-                return Err((consumed, cause));
+                return Err((consumed, ("KEY_CONVERTER", cause)));
             }
         }
         match self.value.decode(consumed.value_bytes.as_deref()) {
@@ -306,7 +312,7 @@ impl<'a> Applier<'a> {
             }
             Err(e) => {
                 let cause = format!("cannot decode the value of {place}: {e}");
-                Err((consumed, cause))
+                Err((consumed, ("VALUE_CONVERTER", cause)))
             }
         }
     }
