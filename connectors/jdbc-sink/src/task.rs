@@ -53,14 +53,14 @@ impl SinkTask for JdbcSinkTask {
         let (Some(config), Some(target)) = (&self.config, self.target.as_mut()) else {
             return Err(ConnectorError::retriable("the sink task is not started"));
         };
-        let changes = records
-            .iter()
-            .map(|r| interpret(config, r).map_err(ConnectorError::fatal))
-            .collect::<Result<Vec<_>, _>>()?;
-        for chunk in changes.chunks(config.batch_size) {
+        for chunk in records.chunks(config.batch_size) {
+            let changes = chunk
+                .iter()
+                .map(|r| interpret(config, r).map_err(ConnectorError::fatal))
+                .collect::<Result<Vec<_>, _>>()?;
             // A target that stops answering (a half-open connection) must
             // not hang the task: the runner reconnects and applies again.
-            tokio::time::timeout(APPLY_TIMEOUT, target.apply(&plan(chunk.to_vec()), config))
+            tokio::time::timeout(APPLY_TIMEOUT, target.apply(&plan(changes), config))
                 .await
                 .map_err(|_| {
                     ConnectorError::retriable(format!(

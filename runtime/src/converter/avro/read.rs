@@ -307,12 +307,23 @@ pub fn to_value(schema: &Schema, datum: Avro) -> Result<Value, String> {
                 .collect::<Result<_, _>>()?,
         ),
         (SchemaKind::Struct(fields), Avro::Record(values)) => {
-            let mut by_name: HashMap<String, Avro> = values.into_iter().collect();
+            // The Connect schema was built from this writer schema, so the
+            // fields come in the same order; names are checked, not looked up.
+            if values.len() != fields.len() {
+                return Err(format!(
+                    "a record of {} fields for a schema of {}",
+                    values.len(),
+                    fields.len()
+                ));
+            }
             Value::Struct(
                 fields
                     .iter()
-                    .map(|f| {
-                        let v = by_name.remove(&f.name).unwrap_or(Avro::Null);
+                    .zip(values)
+                    .map(|(f, (name, v))| {
+                        if name != f.name {
+                            return Err(format!("field {name} where {} was expected", f.name));
+                        }
                         to_value(&f.schema, v).map_err(|e| format!("{}: {e}", f.name))
                     })
                     .collect::<Result<_, _>>()?,
