@@ -10,6 +10,19 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// Runs `scripts/env <what>` (e.g. `restart-mariadb`) on this
+    /// environment, panicking if it fails.
+    pub fn script(&self, what: &str) {
+        let status = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/env"),
+        )
+        .arg(what)
+        .env("SLUICE_ENV_DIR", self.get("SLUICE_ENV_DIR"))
+        .status()
+        .unwrap_or_else(|e| panic!("running scripts/env {what}: {e}"));
+        assert!(status.success(), "scripts/env {what} failed");
+    }
+
     /// Reads `$SLUICE_ENV_DIR/env.sh` (default `/tmp/sluice-env`).
     ///
     /// Panics with instructions when the environment is not up, since no

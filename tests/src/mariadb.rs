@@ -17,6 +17,37 @@ pub struct Maria {
 }
 
 impl Maria {
+    /// `rounds` transactions of insert + update + delete on
+    /// `database.items` (ids from `base` inserted; ids below `span`
+    /// updated; ids from `span` deleted), ten per client call. A call cut
+    /// short by a server restart is run again; the statements tolerate it.
+    pub fn random_writes(&self, database: &str, rounds: i64, base: i64, span: i64) {
+        for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
+            let sql: String = chunk
+                .iter()
+                .map(|i| {
+                    format!(
+                        "BEGIN; \
+                         INSERT IGNORE INTO {database}.items (id, qty, note, price) VALUES ({}, {i}, 'new {i}', {i}.5); \
+                         UPDATE {database}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
+                         DELETE FROM {database}.items WHERE id = {}; \
+                         COMMIT;",
+                        base + i,
+                        1 + (i * 7) % span,
+                        span + i
+                    )
+                })
+                .collect();
+            let mut attempts = 0;
+            while let Err(e) = self.try_exec(&sql) {
+                attempts += 1;
+                assert!(attempts < 150, "mariadb kept failing: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The server `scripts/env` started, as its `sluice` user.
     pub fn from_env(env: &TestEnv) -> Self {
         Self {

@@ -17,6 +17,39 @@ pub struct Pg {
 }
 
 impl Pg {
+    /// `rounds` transactions of insert + update + delete on `schema.items`
+    /// (ids from `base` inserted; ids below `span` updated; ids from `span`
+    /// deleted), ten per psql call so the load is dense enough to overlap
+    /// snapshots, crashes and restarts. A call cut short by a server
+    /// restart is run again; the statements tolerate it.
+    pub fn random_writes(&self, schema: &str, rounds: i64, base: i64, span: i64) {
+        for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
+            let sql: String = chunk
+                .iter()
+                .map(|i| {
+                    format!(
+                        "BEGIN; \
+                         INSERT INTO {schema}.items (id, qty, note, price) VALUES ({}, {i}, 'new {i}', {i}.5) \
+                           ON CONFLICT (id) DO NOTHING; \
+                         UPDATE {schema}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
+                         DELETE FROM {schema}.items WHERE id = {}; \
+                         COMMIT;",
+                        base + i,
+                        1 + (i * 7) % span,
+                        span + i
+                    )
+                })
+                .collect();
+            let mut attempts = 0;
+            while let Err(e) = self.try_exec(&sql) {
+                attempts += 1;
+                assert!(attempts < 150, "psql kept failing: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The database `scripts/env` started.
     pub fn from_env(env: &TestEnv) -> Self {
         Self {

@@ -299,7 +299,7 @@ fn postgres_source_to_a_mariadb_target() {
          DELETE FROM {source}.items WHERE id = 3;"
     ));
     // Load while both run.
-    pg_writes(&pg, &source, 200, 10_000);
+    pg.random_writes(&source, 200, 10_000, 150);
     wait_equal(
         &api,
         "maria-sink",
@@ -372,7 +372,7 @@ fn mariadb_source_to_a_postgres_target() {
          INSERT INTO {source}.items SELECT seq, 1, 'late', 0.01 FROM seq_201_to_230;"
     ));
     // Load while both run.
-    maria_writes(&db, &source, 200, 10_000);
+    db.random_writes(&source, 200, 10_000, 150);
     wait_equal(
         &api,
         "pg-sink",
@@ -393,62 +393,6 @@ fn mariadb_source_to_a_postgres_target() {
         &pg_url(&env),
         &format!("items:{target}.items"),
     );
-}
-
-/// `rounds` transactions of insert + update + delete on `schema.items`.
-fn pg_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
-    for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
-        let sql: String = chunk
-            .iter()
-            .map(|i| {
-                let id = base + i;
-                format!(
-                    "BEGIN; \
-                     INSERT INTO {schema}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5) ON CONFLICT (id) DO NOTHING; \
-                     UPDATE {schema}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
-                     DELETE FROM {schema}.items WHERE id = {}; \
-                     COMMIT;",
-                    1 + (i * 7) % 150,
-                    150 + i
-                )
-            })
-            .collect();
-        pg.exec(&sql);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `rounds` transactions of insert + update + delete on `database.items`.
-fn maria_writes(db: &Maria, database: &str, rounds: i64, base: i64) {
-    for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
-        let sql: String = chunk
-            .iter()
-            .map(|i| {
-                format!(
-                    "BEGIN; \
-                     INSERT IGNORE INTO {database}.items (id, qty, note, price) VALUES ({}, {i}, 'new {i}', {i}.5); \
-                     UPDATE {database}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
-                     DELETE FROM {database}.items WHERE id = {}; \
-                     COMMIT;",
-                    base + i,
-                    1 + (i * 7) % 150,
-                    150 + i
-                )
-            })
-            .collect();
-        db.exec(&sql);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn env_script(what: &str) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = std::process::Command::new("bash")
-        .arg(root.join("scripts/env"))
-        .arg(what)
-        .status()
-        .expect("scripts/env");
-    assert!(status.success(), "scripts/env {what} failed");
 }
 
 #[test]
@@ -484,14 +428,14 @@ fn kill_9_of_the_worker_and_a_target_restart_lose_nothing() {
     );
     let writer = {
         let (pg, source) = (pg.clone(), source.clone());
-        std::thread::spawn(move || pg_writes(&pg, &source, 300, 100_000))
+        std::thread::spawn(move || pg.random_writes(&source, 300, 100_000, 150))
     };
     std::thread::sleep(Duration::from_millis(1500));
     worker.kill9();
     std::thread::sleep(Duration::from_millis(500));
     worker.restart();
     std::thread::sleep(Duration::from_millis(1000));
-    env_script("restart-mariadb");
+    env.script("restart-mariadb");
     writer.join().expect("writer thread");
     let source_table = format!("{source}.items");
     let target_table = format!("{target}.items");

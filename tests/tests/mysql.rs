@@ -119,36 +119,6 @@ fn assert_converges(env: &TestEnv, db: &Maria, database: &str, topic: &str) -> V
     records
 }
 
-/// `rounds` transactions of insert + update + delete, ten per client call.
-fn random_writes(db: &Maria, database: &str, rounds: i64, base: i64) {
-    for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
-        let sql: String = chunk
-            .iter()
-            .map(|i| {
-                let id = base + i;
-                format!(
-                    "BEGIN; \
-                     INSERT IGNORE INTO {database}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5); \
-                     UPDATE {database}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
-                     DELETE FROM {database}.items WHERE id = {}; \
-                     COMMIT;",
-                    1 + (i * 7) % 500,
-                    500 + i
-                )
-            })
-            .collect();
-        // A batch cut short by a server restart is run again; the
-        // statements tolerate it.
-        let mut attempts = 0;
-        while let Err(e) = db.try_exec(&sql) {
-            attempts += 1;
-            assert!(attempts < 150, "mariadb kept failing: {e}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     let env = TestEnv::load();
@@ -167,7 +137,7 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     config["snapshot.max.threads"] = json!("3");
     let writer = {
         let (db, database) = (db.clone(), database.clone());
-        std::thread::spawn(move || random_writes(&db, &database, 200, 100_000))
+        std::thread::spawn(move || db.random_writes(&database, 200, 100_000, 500))
     };
     let reply = api.post("/connectors", &json!({"name": "my-snap", "config": config}));
     assert_eq!(reply.status, 201, "{}", reply.text);
@@ -267,15 +237,6 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
 }
 
 /// Runs `scripts/env <what>` against the test environment.
-fn env_script(what: &str) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = std::process::Command::new("bash")
-        .arg(root.join("scripts/env"))
-        .arg(what)
-        .status()
-        .expect("scripts/env");
-    assert!(status.success(), "scripts/env {what} failed");
-}
 
 #[test]
 fn kill_9_server_restart_and_binlog_rotation_lose_no_change() {
@@ -296,7 +257,7 @@ fn kill_9_server_restart_and_binlog_rotation_lose_no_change() {
     });
     let writer = {
         let (db, database) = (db.clone(), database.clone());
-        std::thread::spawn(move || random_writes(&db, &database, 800, 200_000))
+        std::thread::spawn(move || db.random_writes(&database, 800, 200_000, 500))
     };
     // A worker crash mid-load, then a binlog rotation, then a server restart.
     std::thread::sleep(Duration::from_millis(1500));
@@ -306,7 +267,7 @@ fn kill_9_server_restart_and_binlog_rotation_lose_no_change() {
     std::thread::sleep(Duration::from_millis(1000));
     db.exec("FLUSH BINARY LOGS");
     std::thread::sleep(Duration::from_millis(1000));
-    env_script("restart-mariadb");
+    env.script("restart-mariadb");
     writer.join().expect("writer thread");
     db.exec("FLUSH BINARY LOGS");
     db.exec(&format!(

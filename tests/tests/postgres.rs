@@ -112,38 +112,6 @@ fn assert_converges(env: &TestEnv, pg: &Pg, schema: &str, topic: &str) -> Vec<Co
     records
 }
 
-/// `rounds` transactions of insert + update + delete, ten per psql call
-/// so the load is dense enough to overlap snapshot, crash and restart.
-fn random_writes(pg: &Pg, schema: &str, rounds: i64, base: i64) {
-    for chunk in (0..rounds).collect::<Vec<_>>().chunks(10) {
-        let sql: String = chunk
-            .iter()
-            .map(|i| {
-                let id = base + i;
-                format!(
-                    "BEGIN; \
-                     INSERT INTO {schema}.items (id, qty, note, price) VALUES ({id}, {i}, 'new {i}', {i}.5) \
-                       ON CONFLICT (id) DO NOTHING; \
-                     UPDATE {schema}.items SET qty = qty + 1, note = 'upd {i}' WHERE id = {}; \
-                     DELETE FROM {schema}.items WHERE id = {}; \
-                     COMMIT;",
-                    1 + (i * 7) % 500,
-                    500 + i
-                )
-            })
-            .collect();
-        // A batch interrupted by a server restart is run again; the
-        // statements tolerate it.
-        let mut attempts = 0;
-        while let Err(e) = pg.try_exec(&sql) {
-            attempts += 1;
-            assert!(attempts < 150, "psql kept failing: {e}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     let env = TestEnv::load();
@@ -168,7 +136,7 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
     config["snapshot.max.threads"] = json!("3");
     let writer = {
         let (pg, schema) = (pg.clone(), schema.clone());
-        std::thread::spawn(move || random_writes(&pg, &schema, 200, 100_000))
+        std::thread::spawn(move || pg.random_writes(&schema, 200, 100_000, 500))
     };
     let reply = api.post("/connectors", &json!({"name": "pg-snap", "config": config}));
     assert_eq!(reply.status, 201, "{}", reply.text);
@@ -315,7 +283,7 @@ fn kill_9_during_load_loses_no_change() {
     });
     let writer = {
         let (pg, schema) = (pg.clone(), schema.clone());
-        std::thread::spawn(move || random_writes(&pg, &schema, 300, 200_000))
+        std::thread::spawn(move || pg.random_writes(&schema, 300, 200_000, 500))
     };
     std::thread::sleep(Duration::from_millis(1500));
     worker.kill9();
@@ -410,7 +378,7 @@ fn terminated_walsender_pause_resume_and_server_restart_lose_no_change() {
     });
     let writer = {
         let (pg, schema) = (pg.clone(), schema.clone());
-        std::thread::spawn(move || random_writes(&pg, &schema, 300, 300_000))
+        std::thread::spawn(move || pg.random_writes(&schema, 300, 300_000, 500))
     };
     std::thread::sleep(Duration::from_millis(800));
     let terminated = pg.exec(&format!(
@@ -429,14 +397,7 @@ fn terminated_walsender_pause_resume_and_server_restart_lose_no_change() {
     assert_eq!(api.put_empty("/connectors/pg-term/resume").status, 202);
     std::thread::sleep(Duration::from_millis(800));
     // And the whole server restarts under the load.
-    let restarted = std::process::Command::new(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/env"),
-    )
-    .arg("restart-postgres")
-    .env("SLUICE_ENV_DIR", env.get("SLUICE_ENV_DIR"))
-    .status()
-    .expect("scripts/env restart-postgres");
-    assert!(restarted.success());
+    env.script("restart-postgres");
     writer.join().expect("writer thread");
     assert_converges(&env, &pg, &schema, &format!("{prefix}.{schema}.items"));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
