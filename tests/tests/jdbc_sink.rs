@@ -132,6 +132,14 @@ fn postgres_to_postgres_upserts_deletes_and_evolves_the_target() {
             (red.as_deref() == Ok("5")).then_some(())
         },
     );
+    // Connect's topics API lists what the sink reads.
+    let topics = api.get("/connectors/pg-sink/topics");
+    assert_eq!(
+        topics.body["pg-sink"]["topics"],
+        json!([topic]),
+        "{}",
+        topics.text
+    );
     api.delete("/connectors/pg-src");
     api.delete("/connectors/pg-sink");
 }

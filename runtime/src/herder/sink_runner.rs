@@ -114,6 +114,8 @@ struct Applier<'a> {
     tolerate: bool,
     dead_letters: Option<String>,
     batch_size: usize,
+    /// Topics already reported for `GET /connectors/{name}/topics`.
+    seen_topics: std::collections::HashSet<String>,
 }
 
 impl<'a> Applier<'a> {
@@ -166,6 +168,7 @@ impl<'a> Applier<'a> {
             tolerate: config.get("errors.tolerance") == Some("all"),
             dead_letters,
             batch_size: config.i64_or("batch.size", DEFAULT_BATCH as i64)?.max(1) as usize,
+            seen_topics: Default::default(),
         })
     }
 
@@ -237,6 +240,11 @@ impl<'a> Applier<'a> {
                 Ok(Ok(m)) => m,
             };
             taken += 1;
+            if !self.seen_topics.contains(message.topic()) {
+                // Connect lists the topics a sink reads, too.
+                self.deps.note_topic(&self.spec.connector, message.topic());
+                self.seen_topics.insert(message.topic().to_owned());
+            }
             let decoded = self.decode(&message);
             drop(message);
             let consumed = match decoded {
