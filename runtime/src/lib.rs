@@ -5,6 +5,7 @@
 //! offsets once the broker has acknowledged them; the REST API is Kafka
 //! Connect's; stores keep configs and offsets in the state directory.
 
+pub mod change_line;
 pub mod cli;
 pub mod contracts;
 pub mod converter;

@@ -9,6 +9,7 @@ use rdkafka::message::Message;
 use serde_json::Value;
 
 use crate::converter::avro::decode::AvroDecoder;
+use crate::converter::avro::read::AvroReader;
 
 /// Settings of `sluice tail`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,6 +29,36 @@ pub struct TailArgs {
     /// Schema registry URL for decoding Avro (Confluent wire format).
     #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_URL", value_name = "URL")]
     pub schema_registry_url: Option<String>,
+    /// Show Debezium change events as one line each (operation, key,
+    /// columns; only what changed for updates) instead of their JSON.
+    #[arg(long)]
+    pub changes: bool,
+}
+
+/// The schema and value of a message, when it carries a schema (Avro
+/// through the registry, or Connect JSON with schemas).
+fn typed(
+    bytes: Option<&[u8]>,
+    avro: Option<&AvroReader>,
+) -> Option<(
+    std::sync::Arc<sluice_connector_api::Schema>,
+    sluice_connector_api::Value,
+)> {
+    let bytes = bytes?;
+    if let (Some(reader), Some(_)) = (avro, AvroDecoder::schema_id(bytes)) {
+        return reader.read(bytes).ok();
+    }
+    match crate::converter::json_read::read(bytes, true) {
+        Ok((Some(schema), value)) => Some((schema, value)),
+        _ => None,
+    }
+}
+
+/// The one-line view of a change event, if the message is one.
+fn change(key: Option<&[u8]>, value: Option<&[u8]>, avro: Option<&AvroReader>) -> Option<String> {
+    let (schema, value) = typed(value, avro)?;
+    let key = typed(key, avro);
+    crate::change_line::line(key.as_ref().map(|(s, v)| (s.as_ref(), v)), &schema, &value)
 }
 
 /// The record as readable JSON: Avro decoded through the registry, the
@@ -100,9 +131,22 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
     }
     consumer.subscribe(&topics)?;
     let mut decoder = args.schema_registry_url.as_deref().map(AvroDecoder::new);
+    let reader = args.schema_registry_url.as_deref().map(AvroReader::new);
     let mut seen = 0u64;
     loop {
         match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) if args.changes => {
+                if m.payload().is_some() {
+                    let line = change(m.key(), m.payload(), reader.as_ref()).unwrap_or_else(|| {
+                        format!("value={}", readable(m.payload(), decoder.as_mut()))
+                    });
+                    println!("{:<34} {line}", m.topic());
+                }
+                seen += 1;
+                if args.max_records.is_some_and(|max| seen >= max) {
+                    return Ok(());
+                }
+            }
             Some(Ok(m)) => {
                 println!(
                     "{}[{}]@{} key={} value={}",

@@ -9,6 +9,7 @@
 pub mod calendar;
 pub mod config;
 pub mod debezium;
+pub mod decimal;
 pub mod error;
 pub mod filters;
 pub mod logical;
