@@ -13,6 +13,7 @@ pub mod decimal;
 pub mod error;
 pub mod filters;
 pub mod logical;
+pub mod modes;
 pub mod offset;
 pub mod plugin;
 pub mod record;

@@ -5,23 +5,8 @@ use std::time::Duration;
 
 use regex_lite::Regex;
 use sluice_connector_api::filters::Filters;
+pub use sluice_connector_api::modes::{DecimalMode, SnapshotMode};
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
-
-/// How the initial snapshot is taken (`snapshot.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotMode {
-    /// Snapshot once when there is no offset, then stream.
-    Initial,
-    /// Never snapshot: stream from the current binlog position
-    /// (`no_data`, `never`, `schema_only`).
-    NoData,
-    /// Snapshot once, then stop without streaming.
-    InitialOnly,
-    /// Snapshot at every start, then stream.
-    Always,
-    /// Snapshot when there is no offset or the offset's binlog is purged.
-    WhenNeeded,
-}
 
 /// How the snapshot is made consistent with the binlog (`snapshot.locking.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +17,6 @@ pub enum LockingMode {
     /// No lock: consistent on MariaDB (the snapshot transaction reports its
     /// own binlog position); on MySQL only when no DDL runs meanwhile.
     None,
-}
-
-/// How DECIMAL values are emitted (`decimal.handling.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecimalMode {
-    /// Connect Decimal (bytes), exact.
-    Precise,
-    /// 64-bit float.
-    Double,
-    /// Text.
-    String,
 }
 
 /// How temporal values are emitted (`time.precision.mode`).
@@ -294,13 +268,7 @@ impl MySqlConfig {
             ssl_mode,
             ssl_ca,
             filters: filters(config)?,
-            snapshot_mode: match text("snapshot.mode", "initial").as_str() {
-                "no_data" | "never" | "schema_only" => SnapshotMode::NoData,
-                "initial_only" => SnapshotMode::InitialOnly,
-                "always" => SnapshotMode::Always,
-                "when_needed" => SnapshotMode::WhenNeeded,
-                _ => SnapshotMode::Initial,
-            },
+            snapshot_mode: SnapshotMode::from_text(&text("snapshot.mode", "initial")),
             locking_mode: match text("snapshot.locking.mode", "minimal").as_str() {
                 "none" => LockingMode::None,
                 _ => LockingMode::Minimal,
@@ -319,11 +287,7 @@ impl MySqlConfig {
             heartbeat_interval: Duration::from_millis(
                 config.i64_or("heartbeat.interval.ms", 0)?.max(0) as u64,
             ),
-            decimal_mode: match text("decimal.handling.mode", "precise").as_str() {
-                "double" => DecimalMode::Double,
-                "string" => DecimalMode::String,
-                _ => DecimalMode::Precise,
-            },
+            decimal_mode: DecimalMode::from_text(&text("decimal.handling.mode", "precise")),
             time_precision: match text("time.precision.mode", "adaptive_time_microseconds").as_str()
             {
                 "connect" => TimePrecision::Connect,

@@ -7,21 +7,7 @@ use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, Connec
 
 use crate::tls::{SslMode, Tls, TlsFiles, TlsSetupError};
 use sluice_connector_api::filters::Filters;
-
-/// How the initial snapshot is taken (`snapshot.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotMode {
-    /// Snapshot once when there is no offset, then stream.
-    Initial,
-    /// Never snapshot: stream from the slot (`no_data`, `never`).
-    NoData,
-    /// Snapshot once, then stop without streaming.
-    InitialOnly,
-    /// Snapshot at every start, then stream.
-    Always,
-    /// Snapshot when there is no offset or the slot lost the offset's WAL.
-    WhenNeeded,
-}
+pub use sluice_connector_api::modes::{DecimalMode, SnapshotMode};
 
 /// What `publication.autocreate.mode` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +18,6 @@ pub enum PublicationMode {
     Filtered,
     /// Require it to exist.
     Disabled,
-}
-
-/// How numeric values are emitted (`decimal.handling.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecimalMode {
-    /// Connect Decimal (bytes), exact.
-    Precise,
-    /// 64-bit float.
-    Double,
-    /// Text.
-    String,
 }
 
 /// How temporal values are emitted (`time.precision.mode`).
@@ -252,13 +227,7 @@ impl PostgresConfig {
                 _ => PublicationMode::AllTables,
             },
             slot_drop_on_stop: config.bool_or("slot.drop.on.stop", false)?,
-            snapshot_mode: match text("snapshot.mode", "initial").as_str() {
-                "no_data" | "never" => SnapshotMode::NoData,
-                "initial_only" => SnapshotMode::InitialOnly,
-                "always" => SnapshotMode::Always,
-                "when_needed" => SnapshotMode::WhenNeeded,
-                _ => SnapshotMode::Initial,
-            },
+            snapshot_mode: SnapshotMode::from_text(&text("snapshot.mode", "initial")),
             snapshot_threads: size("snapshot.max.threads", 1)?,
             snapshot_fetch_size: size("snapshot.fetch.size", 10240)?,
             tombstones_on_delete: config.bool_or("tombstones.on.delete", true)?,
@@ -270,11 +239,7 @@ impl PostgresConfig {
                 .map(str::trim)
                 .filter(|q| !q.is_empty())
                 .map(str::to_owned),
-            decimal_mode: match text("decimal.handling.mode", "precise").as_str() {
-                "double" => DecimalMode::Double,
-                "string" => DecimalMode::String,
-                _ => DecimalMode::Precise,
-            },
+            decimal_mode: DecimalMode::from_text(&text("decimal.handling.mode", "precise")),
             time_precision: match text("time.precision.mode", "adaptive").as_str() {
                 "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
                 "connect" => TimePrecision::Connect,
