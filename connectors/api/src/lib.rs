@@ -6,6 +6,7 @@
 //! the offset types a source uses to resume. This crate depends on no other
 //! crate of the workspace, so connectors never reach into the runtime.
 
+pub mod batches;
 pub mod calendar;
 pub mod config;
 pub mod debezium;

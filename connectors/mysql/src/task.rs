@@ -2,7 +2,6 @@
 //! its records to the runtime.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -78,23 +77,7 @@ impl SourceTask for MySqlTask {
         let Some(running) = self.running.as_mut() else {
             return Err(ConnectorError::fatal("poll before start"));
         };
-        let mut batch =
-            match tokio::time::timeout(Duration::from_secs(1), running.records.recv()).await {
-                Err(_) => return Ok(Vec::new()),
-                Ok(None) => {
-                    // The pipeline ended without an error: initial_only finished.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    return Ok(Vec::new());
-                }
-                Ok(Some(result)) => result?,
-            };
-        while batch.len() < running.max_batch {
-            match running.records.try_recv() {
-                Ok(result) => batch.extend(result?),
-                Err(_) => break,
-            }
-        }
-        Ok(batch)
+        sluice_connector_api::batches::next_batch(&mut running.records, running.max_batch).await
     }
 
     async fn stop(&mut self, _reason: StopReason) {
