@@ -93,6 +93,38 @@ pub fn transaction_schema() -> Arc<Schema> {
     }))
 }
 
+/// A table's schemas: the key struct `<topic>.Key` of the key columns (in
+/// key order; `None` without a key), the envelope around the row struct
+/// `<topic>.Value`, and the key columns' positions. `field` makes one
+/// column's field (`true` for the key, where columns are never optional).
+pub fn table_schemas<C>(
+    topic: &str,
+    columns: &[C],
+    name: impl Fn(&C) -> &str,
+    key_names: &[String],
+    field: impl Fn(&C, bool) -> crate::schema::Field,
+    source: Arc<Schema>,
+) -> (Option<Arc<Schema>>, Arc<Schema>, Vec<usize>) {
+    let key: Vec<usize> = key_names
+        .iter()
+        .filter_map(|k| columns.iter().position(|c| name(c) == k))
+        .collect();
+    let key_schema = (!key.is_empty()).then(|| {
+        Arc::new(Schema::structure(
+            format!("{topic}.Key"),
+            key.iter().map(|i| field(&columns[*i], true)).collect(),
+        ))
+    });
+    let row = Arc::new(
+        Schema::structure(
+            format!("{topic}.Value"),
+            columns.iter().map(|c| field(c, false)).collect(),
+        )
+        .optional(),
+    );
+    (key_schema, envelope_schema(topic, &row, source), key)
+}
+
 /// The envelope `<topic>.Envelope`: `before`, `after` (both `row`),
 /// `source`, `transaction`, `op`, `ts_ms`, `ts_us`, `ts_ns` — the order
 /// [`envelope`] fills.

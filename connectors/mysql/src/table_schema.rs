@@ -131,24 +131,14 @@ impl TableSchema {
             }
             Field::new(c.name.clone(), schema)
         };
-        let key: Vec<usize> = key_names
-            .iter()
-            .filter_map(|k| columns.iter().position(|c| &c.name == k))
-            .collect();
-        let key_schema = (!key.is_empty()).then(|| {
-            Arc::new(Schema::structure(
-                format!("{topic}.Key"),
-                key.iter().map(|i| field(&columns[*i], true)).collect(),
-            ))
-        });
-        let row = Arc::new(
-            Schema::structure(
-                format!("{topic}.Value"),
-                columns.iter().map(|c| field(c, false)).collect(),
-            )
-            .optional(),
+        let (key_schema, envelope, key) = debezium::table_schemas(
+            &topic,
+            &columns,
+            |c| c.name.as_str(),
+            &key_names,
+            field,
+            source_schema(),
         );
-        let envelope = debezium::envelope_schema(&topic, &row, source_schema());
         Self {
             topic,
             def: def.clone(),

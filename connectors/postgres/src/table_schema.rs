@@ -184,25 +184,14 @@ impl TableSchema {
             }
             Field::new(c.name.clone(), schema)
         };
-        let key: Vec<usize> = key_names
-            .iter()
-            .filter_map(|k| emitted.iter().position(|c| &c.name == k))
-            .collect();
-        let key_schema = (!key.is_empty()).then(|| {
-            Arc::new(Schema::structure(
-                format!("{topic}.Key"),
-                key.iter().map(|i| field(&emitted[*i], true)).collect(),
-            ))
-        });
-        let value_schema = Arc::new(
-            Schema::structure(
-                format!("{topic}.Value"),
-                emitted.iter().map(|c| field(c, false)).collect(),
-            )
-            .optional(),
+        let (key_schema, envelope, key) = sluice_connector_api::debezium::table_schemas(
+            &topic,
+            &emitted,
+            |c| c.name.as_str(),
+            key_names,
+            field,
+            source_schema(),
         );
-        let envelope =
-            sluice_connector_api::debezium::envelope_schema(&topic, &value_schema, source_schema());
         Self {
             topic,
             schema: schema.to_owned(),
