@@ -295,31 +295,43 @@ impl<'a> Applier<'a> {
                 timestamp_ms: message.timestamp().to_millis(),
                 headers,
             },
-            key_bytes: message.key().map(<[u8]>::to_vec),
-            value_bytes: message.payload().map(<[u8]>::to_vec),
+            key_bytes: None,
+            value_bytes: None,
         };
-        let place = format!(
-            "{}[{}]@{}",
-            consumed.record.topic, consumed.record.kafka_partition, consumed.record.kafka_offset
-        );
-        match self.key.decode(consumed.key_bytes.as_deref()) {
+        let (key, payload) = (message.key(), message.payload());
+        // The raw bytes are kept only where a dead-letter queue may need them.
+        let keep = |c: &mut Consumed| {
+            c.key_bytes = key.map(<[u8]>::to_vec);
+            c.value_bytes = payload.map(<[u8]>::to_vec);
+        };
+        if self.dead_letters.is_some() {
+            keep(&mut consumed);
+        }
+        let place =
+            |r: &SinkRecord| format!("{}[{}]@{}", r.topic, r.kafka_partition, r.kafka_offset);
+        match self.key.decode(key) {
             Ok((schema, key)) => {
                 consumed.record.key_schema = schema;
                 consumed.record.key = key;
             }
             Err(e) => {
-                let cause = format!("cannot decode the key of {place}: {e}");
+                let cause = format!("cannot decode the key of {}: {e}", place(&consumed.record));
+                keep(&mut consumed);
                 return Err((consumed, ("KEY_CONVERTER", cause)));
             }
         }
-        match self.value.decode(consumed.value_bytes.as_deref()) {
+        match self.value.decode(payload) {
             Ok((schema, value)) => {
                 consumed.record.value_schema = schema;
                 consumed.record.value = value;
                 Ok(consumed)
             }
             Err(e) => {
-                let cause = format!("cannot decode the value of {place}: {e}");
+                let cause = format!(
+                    "cannot decode the value of {}: {e}",
+                    place(&consumed.record)
+                );
+                keep(&mut consumed);
                 Err((consumed, ("VALUE_CONVERTER", cause)))
             }
         }
