@@ -676,8 +676,3 @@ fn avro_records_of_many_types_round_trip_into_a_postgres_target() {
         &format!("{source}.types:{target}.types"),
     );
 }
-
-#[test]
-fn the_example_config_validates_cleanly() {
-    sluice_tests::connectors::assert_example_validates(&TestEnv::load(), "jdbc-sink.json");
-}

@@ -519,11 +519,6 @@ fn preflight_failures_and_bad_configs_name_the_fix() {
 }
 
 #[test]
-fn the_example_config_validates_cleanly() {
-    sluice_tests::connectors::assert_example_validates(&TestEnv::load(), "mysql.json");
-}
-
-#[test]
 fn no_data_start_keeps_changes_made_while_stopped() {
     let env = TestEnv::load();
     let db = Maria::from_env(&env);

@@ -473,11 +473,6 @@ fn heartbeats_flow_and_keep_an_idle_slot_advancing() {
     pg.drop_slot(&slot);
 }
 
-#[test]
-fn the_example_config_validates_cleanly() {
-    sluice_tests::connectors::assert_example_validates(&TestEnv::load(), "postgres.json");
-}
-
 /// Whether the connector's walsender (application `sluice-<slot>`) and
 /// its query sessions use TLS, as PostgreSQL reports it.
 fn walsender_tls(pg: &Pg, slot: &str) -> Option<bool> {
