@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::contracts::SchemasCommand;
+use crate::reference::DocsArgs;
 use crate::registry::RegistryArgs;
 use crate::status_cli::StatusArgs;
 use crate::tail::TailArgs;
@@ -26,8 +27,9 @@ pub enum Command {
     /// compatible, default http://127.0.0.1:8083). Stops cleanly on SIGTERM
     /// or Ctrl-C, committing every acknowledged offset.
     Worker(Box<WorkerArgs>),
-    /// Print the records of topics as readable lines (JSON payloads only,
-    /// Connect envelopes unwrapped) until Ctrl-C.
+    /// Print the records of topics as readable lines until Ctrl-C: Avro
+    /// decoded through the registry, Connect JSON envelopes unwrapped, and
+    /// with `--changes` one line per Debezium change event.
     Tail(TailArgs),
     /// Serve a Confluent-compatible schema registry (default
     /// http://127.0.0.1:8081), keeping schemas in a state directory.
@@ -42,4 +44,7 @@ pub enum Command {
     /// Compare source and target tables by key ranges and row hashes;
     /// lists missing, extra and different rows, exits 0 only when equal.
     Verify(VerifyArgs),
+    /// Write the reference docs (connector configuration keys, REST API,
+    /// command line) from the definitions in this binary.
+    Docs(DocsArgs),
 }

@@ -13,6 +13,7 @@ pub mod herder;
 pub mod kafka;
 pub mod metrics;
 pub mod plugins;
+pub mod reference;
 pub mod registry;
 pub mod rest;
 pub mod secrets;

@@ -55,6 +55,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        Command::Docs(args) => match sluice_runtime::reference::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Registry(args) => {
             init_logging("text");
             tokio::runtime::Builder::new_multi_thread()

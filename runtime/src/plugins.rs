@@ -21,6 +21,14 @@ impl Plugin {
             Self::Sink(s) => s.info(),
         }
     }
+
+    /// The plugin's own configuration keys (the shared ones are the runtime's).
+    pub fn config_def(&self) -> sluice_connector_api::ConfigDef {
+        match self {
+            Self::Source(s) => s.config_def(),
+            Self::Sink(s) => s.config_def(),
+        }
+    }
 }
 
 /// Every plugin the worker can run.

@@ -199,10 +199,7 @@ pub fn validate(
 /// Keys in `config` that neither the runtime nor the plugin defines; kept,
 /// and reported as warnings so typos are visible.
 pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
-    let own = match plugin {
-        Plugin::Source(s) => s.config_def(),
-        Plugin::Sink(s) => s.config_def(),
-    };
+    let own = plugin.config_def();
     let common = common_def();
     config
         .0

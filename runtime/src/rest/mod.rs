@@ -3,6 +3,7 @@
 
 mod body;
 mod connectors;
+pub mod endpoints;
 mod error;
 mod offsets;
 mod plugins;
@@ -12,7 +13,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -31,50 +31,14 @@ pub struct AppState {
     pub kafka_cluster_id: String,
 }
 
-/// The router for the whole API.
+/// The router for the whole API, built from [`endpoints::ENDPOINTS`].
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(root))
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/connector-plugins", get(plugins::list))
-        .route(
-            "/connector-plugins/{plugin}/config/validate",
-            put(plugins::validate),
-        )
-        .route(
-            "/connectors",
-            get(connectors::list).post(connectors::create),
-        )
-        .route(
-            "/connectors/{name}",
-            get(connectors::info).delete(connectors::delete),
-        )
-        .route(
-            "/connectors/{name}/config",
-            get(connectors::config).put(connectors::put_config),
-        )
-        .route("/connectors/{name}/status", get(connectors::status))
-        .route("/connectors/{name}/restart", post(connectors::restart))
-        .route("/connectors/{name}/pause", put(connectors::pause))
-        .route("/connectors/{name}/resume", put(connectors::resume))
-        .route("/connectors/{name}/stop", put(connectors::stop))
-        .route("/connectors/{name}/tasks", get(connectors::tasks))
-        .route(
-            "/connectors/{name}/tasks/{task}/status",
-            get(connectors::task_status),
-        )
-        .route(
-            "/connectors/{name}/tasks/{task}/restart",
-            post(connectors::restart_task),
-        )
-        .route("/connectors/{name}/topics", get(connectors::topics))
-        .route(
-            "/connectors/{name}/offsets",
-            get(offsets::get)
-                .patch(offsets::alter)
-                .delete(offsets::reset),
-        )
+    endpoints::ENDPOINTS
+        .iter()
+        .fold(Router::new(), |router, endpoint| {
+            // Routing a path twice merges its methods.
+            router.route(endpoint.path, endpoint.route())
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
