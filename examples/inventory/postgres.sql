@@ -31,6 +31,7 @@ CREATE TABLE inventory.orders (
 
 -- Updates and deletes carry the whole old row (the event's `before`), as
 -- they do from MySQL, so the demo can show what changed.
+ALTER TABLE inventory.customers REPLICA IDENTITY FULL;
 ALTER TABLE inventory.products REPLICA IDENTITY FULL;
 ALTER TABLE inventory.orders REPLICA IDENTITY FULL;
 

@@ -1,23 +1,23 @@
-//! The README's demo command, `scripts/demo`, run for a bounded time
-//! (`SLUICE_DEMO_SECONDS`) against the test servers with the debug binary:
-//! what a newcomer sees must be there — both sources' snapshots, live
-//! inserts, updates and deletes from both databases, the replica's row
-//! counts catching up — and everything the demo started must be gone after.
+//! The README's demo command, `scripts/demo`, run against the test servers
+//! with the debug binary until what a newcomer should see is on screen —
+//! both sources' snapshots, live inserts, updates and deletes from both
+//! databases, the replica's row counts catching up — then stopped with
+//! Ctrl-C (SIGINT), after which everything the demo started must be gone.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use sluice_tests::env::TestEnv;
 use sluice_tests::postgres::Pg;
 use sluice_tests::process::free_port;
 
-/// How long the demo streams before it stops itself.
-const DEMO_SECONDS: &str = "30";
+/// How long the demo may take to show everything (it needs ~20 s).
+const PATIENCE: Duration = Duration::from_secs(180);
 
 #[test]
-fn demo_shows_snapshots_live_changes_and_a_converging_replica() {
+fn demo_shows_snapshots_live_changes_and_a_converging_replica_and_stops_on_ctrl_c() {
     let env = TestEnv::load();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let rest_port = free_port();
@@ -27,24 +27,46 @@ fn demo_shows_snapshots_live_changes_and_a_converging_replica() {
         .rsplit_once(':')
         .map(|(_, port)| port.to_owned())
         .expect("bootstrap has a port");
-    let output = Command::new(root.join("scripts/demo"))
+    let log_path = std::env::temp_dir().join(format!("{}.log", sluice_tests::unique("demo")));
+    let log = std::fs::File::create(&log_path).expect("creating the demo's log");
+    let mut demo = Command::new(root.join("scripts/demo"))
         .current_dir(&root)
         .env("SLUICE_DEMO_BUILD", "debug")
-        .env("SLUICE_DEMO_SECONDS", DEMO_SECONDS)
         .env("SLUICE_DEMO_REST_PORT", rest_port.to_string())
         .env("SLUICE_DEMO_REGISTRY_PORT", registry_port.to_string())
         .env("SLUICE_ENV_DIR", env.get("SLUICE_ENV_DIR"))
         .env("SLUICE_PG_PORT", env.get("SLUICE_PG_PORT"))
         .env("SLUICE_MARIADB_PORT", env.get("SLUICE_MARIADB_PORT"))
         .env("SLUICE_KAFKA_PORT", kafka_port)
-        .output()
-        .expect("running scripts/demo");
-    let text = without_colours(&format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ));
-    assert!(output.status.success(), "the demo failed:\n{text}");
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("starting scripts/demo");
+    let screen = || without_colours(&std::fs::read_to_string(&log_path).unwrap_or_default());
+
+    // Wait until the screen shows everything, or the demo ends by itself.
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline && !shows_everything(&screen()) {
+        if let Ok(Some(status)) = demo.try_wait() {
+            panic!("the demo exited by itself ({status}):\n{}", screen());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // Ctrl-C: the terminal sends SIGINT to the script.
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    unsafe { libc::kill(demo.id() as libc::pid_t, libc::SIGINT) };
+    let status = sluice_tests::wait_for(
+        "the demo to stop after Ctrl-C",
+        Duration::from_secs(60),
+        || demo.try_wait().ok().flatten(),
+    );
+    let text = screen();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "Ctrl-C should end the demo with 130:\n{text}"
+    );
 
     for (file, name) in [
         ("postgres.json", "inventory-postgres"),
@@ -57,29 +79,16 @@ fn demo_shows_snapshots_live_changes_and_a_converging_replica() {
         );
     }
     assert!(text.contains(&format!("REST API: http://127.0.0.1:{rest_port}")));
+    assert!(
+        text.contains(" verify --source "),
+        "no sluice verify line to try:\n{text}"
+    );
     assert!(text.contains("curl -s"), "no curl lines to try:\n{text}");
 
-    // Every row of the demo data arrives as a snapshot event from both sources.
-    for prefix in ["dbserver1", "mysqlserver1"] {
-        for (table, rows) in [("customers", 100), ("products", 50), ("orders", 300)] {
-            let topic = format!("{prefix}.inventory.{table}");
-            let keys = keys_of(&text, &topic, "snapshot");
-            let expected: BTreeSet<i64> = (1..=rows).collect();
-            assert!(
-                expected.is_subset(&keys),
-                "{topic}: snapshot keys missing: {:?}",
-                expected.difference(&keys).collect::<Vec<_>>()
-            );
-        }
-        // Live changes from the generator, decoded.
-        let orders = format!("{prefix}.inventory.orders");
-        for op in ["insert", "update", "delete"] {
-            assert!(
-                !keys_of(&text, &orders, op).is_empty(),
-                "no live {op} on {orders}:\n{text}"
-            );
-        }
-    }
+    assert!(
+        shows_everything(&text),
+        "the demo did not show both snapshots, live changes and a converged replica within {PATIENCE:?}:\n{text}"
+    );
     // Updates carry their old values, so the demo shows what changed.
     assert!(
         text.lines()
@@ -87,16 +96,6 @@ fn demo_shows_snapshots_live_changes_and_a_converging_replica() {
                 && l.contains(r#"status: "new" → "paid""#)),
         "no PostgreSQL status update shown as old → new:\n{text}"
     );
-
-    // The replica caught up with live changes: some report shows every table
-    // equal, with the orders table no longer at its snapshot size.
-    let converged = text.lines().filter_map(row_counts).any(|counts| {
-        counts.iter().all(|(_, source, replica)| source == replica)
-            && counts
-                .iter()
-                .any(|(table, source, _)| table == "orders" && *source != 300)
-    });
-    assert!(converged, "the replica's counts never matched:\n{text}");
 
     // Everything the demo started is gone; the servers it found running are not.
     assert!(text.contains("demo stopped"), "{text}");
@@ -116,12 +115,50 @@ fn demo_shows_snapshots_live_changes_and_a_converging_replica() {
             (!running).then_some(())
         },
     );
+    let servers = Command::new(root.join("scripts/env"))
+        .arg("status")
+        .env("SLUICE_ENV_DIR", env.get("SLUICE_ENV_DIR"))
+        .output()
+        .expect("scripts/env status");
+    assert!(
+        servers.status.success(),
+        "the demo stopped servers it did not start:\n{}",
+        String::from_utf8_lossy(&servers.stdout)
+    );
     let pg = Pg::from_env(&env);
     assert_eq!(
         pg.exec("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'debezium'"),
         "0",
         "the demo left its replication slot behind"
     );
+}
+
+/// Whether the screen shows every row of the demo data as a snapshot event
+/// from both sources, live inserts, updates and deletes from both, and a
+/// report of the replica with every table equal to its source after live
+/// changes (the orders table no longer at its snapshot size).
+fn shows_everything(text: &str) -> bool {
+    let snapshots = ["dbserver1", "mysqlserver1"].iter().all(|prefix| {
+        [("customers", 100), ("products", 50), ("orders", 300)]
+            .iter()
+            .all(|(table, rows)| {
+                let keys = keys_of(text, &format!("{prefix}.inventory.{table}"), "snapshot");
+                (1..=*rows).all(|id| keys.contains(&id))
+            })
+    });
+    let live = ["dbserver1", "mysqlserver1"].iter().all(|prefix| {
+        let orders = format!("{prefix}.inventory.orders");
+        ["insert", "update", "delete"]
+            .iter()
+            .all(|op| !keys_of(text, &orders, op).is_empty())
+    });
+    let converged = text.lines().filter_map(row_counts).any(|counts| {
+        counts.iter().all(|(_, source, replica)| source == replica)
+            && counts
+                .iter()
+                .any(|(table, source, _)| table == "orders" && *source != 300)
+    });
+    snapshots && live && converged
 }
 
 /// The keys (`id=N`) of the change lines for `topic` with operation `op`.
