@@ -210,3 +210,75 @@ fn without_colours(text: &str) -> String {
     }
     out
 }
+
+/// The demo database's Avro contracts under `schemas/` are what the example
+/// sources emit for it, so a change to the events a consumer of the demo
+/// topics receives is a reviewed change (regenerate with
+/// `sluice schemas check --write` on the same configs).
+#[test]
+fn the_inventory_contracts_in_git_match_what_the_example_sources_emit() {
+    let env = TestEnv::load();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pg = Pg::from_env(&env);
+    pg.exec(&std::fs::read_to_string(root.join("examples/inventory/postgres.sql")).expect("sql"));
+    let maria = sluice_tests::mariadb::Maria::from_env(&env);
+    maria.exec(&std::fs::read_to_string(root.join("examples/inventory/mysql.sql")).expect("sql"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (file, local) in [
+        (
+            "postgres.json",
+            serde_json::json!({
+                "database.hostname": env.get("SLUICE_PG_HOST"),
+                "database.port": env.get("SLUICE_PG_PORT"),
+                "database.dbname": env.get("SLUICE_PG_DATABASE"),
+                "database.user": env.get("SLUICE_PG_USER"),
+                "database.password": env.get("SLUICE_PG_PASSWORD"),
+            }),
+        ),
+        (
+            "mysql.json",
+            serde_json::json!({
+                "database.hostname": env.get("SLUICE_MARIADB_HOST"),
+                "database.port": env.get("SLUICE_MARIADB_PORT"),
+                "database.user": env.get("SLUICE_MARIADB_USER"),
+                "database.password": env.get("SLUICE_MARIADB_PASSWORD"),
+            }),
+        ),
+    ] {
+        // The example as written, pointed at the test servers.
+        let text = std::fs::read_to_string(root.join("examples").join(file)).expect("example");
+        let mut example: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        for (key, value) in local.as_object().expect("object") {
+            example["config"][key] = value.clone();
+        }
+        let path = dir.path().join(file);
+        std::fs::write(&path, example.to_string()).expect("writing the config");
+        let out = Command::new(sluice_tests::process::sluice_bin())
+            .args(["schemas", "check", "--dir"])
+            .arg(root.join("schemas"))
+            .arg("--connector")
+            .arg(&path)
+            .output()
+            .expect("running sluice schemas check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "schemas/ drifted from what examples/{file} emits:\n{text}"
+        );
+        assert!(
+            !text.contains("compatible under"),
+            "contracts should be identical:\n{text}"
+        );
+        for table in ["customers", "products", "orders"] {
+            assert!(
+                text.contains(&format!("inventory.{table}-value")),
+                "{file}: {table} not checked:\n{text}"
+            );
+        }
+    }
+}

@@ -85,6 +85,9 @@ fn normalized(json: &Json, namespace: &str) -> Json {
                             .map_or(String::new(), |(ns, _)| ns.to_owned());
                         Json::String(full)
                     }
+                    // `"type": "record"` (or array, map, …) is a keyword,
+                    // not a name to qualify.
+                    "type" if value.as_str().is_some_and(is_type_keyword) => value.clone(),
                     "type" | "items" | "values" => normalized(value, &inner_namespace),
                     "fields" => Json::Array(
                         value
@@ -116,6 +119,14 @@ fn normalized(json: &Json, namespace: &str) -> Json {
         }
         other => other.clone(),
     }
+}
+
+/// The words that introduce a complex schema in its `type` attribute.
+fn is_type_keyword(word: &str) -> bool {
+    matches!(
+        word,
+        "record" | "error" | "enum" | "fixed" | "array" | "map"
+    )
 }
 
 fn normalized_field(field: &Json, namespace: &str) -> Json {
@@ -168,6 +179,29 @@ mod tests {
         assert_eq!(
             a.canonical,
             r#"{"type":"record","name":"x.R","fields":[{"name":"a","type":"int"}]}"#
+        );
+    }
+
+    #[test]
+    fn normalize_keeps_nested_records_arrays_and_maps_valid() {
+        // A record nested in a namespaced record, as every Debezium
+        // envelope has (`before` / `after`); its `type` is a keyword.
+        let text = r#"{"type":"record","name":"a.b.Envelope","fields":[
+            {"name":"before","type":["null",{"type":"record","name":"Value","fields":[
+                {"name":"tags","type":{"type":"array","items":"string"}},
+                {"name":"attrs","type":{"type":"map","values":"long"}}]}]},
+            {"name":"after","type":["null","Value"]}]}"#;
+        let parsed = parse(text, true).expect("a valid schema stays valid when normalized");
+        assert!(
+            parsed.canonical.contains(r#""name":"a.b.Value""#),
+            "{}",
+            parsed.canonical
+        );
+        assert!(parsed.canonical.contains(r#""a.b.Value""#));
+        assert!(
+            !parsed.canonical.contains("a.b.record"),
+            "{}",
+            parsed.canonical
         );
     }
 
