@@ -15,11 +15,7 @@ fn schemas(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .expect("run sluice schemas");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = sluice_tests::process::output_text(&output);
     (output.status.success(), text)
 }
 

@@ -261,11 +261,7 @@ fn the_inventory_contracts_in_git_match_what_the_example_sources_emit() {
             .arg(&path)
             .output()
             .expect("running sluice schemas check");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = sluice_tests::process::output_text(&out);
         assert!(
             out.status.success(),
             "schemas/ drifted from what examples/{file} emits:\n{text}"

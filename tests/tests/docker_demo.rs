@@ -379,28 +379,25 @@ fn examples_validate_and_name_the_compose_servers_and_topics() {
             "{file}: ${{env:{variable}}} in the sluice service is not {service_name}'s password"
         );
         };
-    let pg = example("postgres.json")["config"].clone();
-    check_login(
-        "postgres.json",
-        "postgres",
-        pg["database.hostname"].as_str().unwrap_or_default(),
-        pg["database.port"].as_str().unwrap_or_default(),
-        pg["database.user"].as_str().unwrap_or_default(),
-        pg["database.password"].as_str().unwrap_or_default(),
-    );
+    let source_login = |file: &str, service_name: &str| {
+        let config = example(file)["config"].clone();
+        let key = |k: &str| config[k].as_str().unwrap_or_default().to_owned();
+        check_login(
+            file,
+            service_name,
+            &key("database.hostname"),
+            &key("database.port"),
+            &key("database.user"),
+            &key("database.password"),
+        );
+        config
+    };
+    let pg = source_login("postgres.json", "postgres");
     assert_eq!(
         pg["database.dbname"].as_str(),
         Some(env_of(service(&compose, "postgres"), "POSTGRES_DB"))
     );
-    let my = example("mysql.json")["config"].clone();
-    check_login(
-        "mysql.json",
-        "mysql",
-        my["database.hostname"].as_str().unwrap_or_default(),
-        my["database.port"].as_str().unwrap_or_default(),
-        my["database.user"].as_str().unwrap_or_default(),
-        my["database.password"].as_str().unwrap_or_default(),
-    );
+    let my = source_login("mysql.json", "mysql");
     let sink = example("jdbc-sink.json")["config"].clone();
     let url = sink["connection.url"].as_str().unwrap_or_default();
     let (host_port, database) = url

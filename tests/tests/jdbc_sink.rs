@@ -32,11 +32,7 @@ fn verify(source: &str, target: &str, table: &str) -> (i32, String) {
         ])
         .output()
         .expect("sluice verify runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = sluice_tests::process::output_text(&output);
     (output.status.code().unwrap_or(-1), text)
 }
 
