@@ -10,7 +10,7 @@ pub mod ddl;
 mod events;
 pub mod gtid;
 #[cfg(test)]
-mod mysql8_auth_tests;
+mod mysql8_tests;
 mod payload;
 mod setup;
 mod snapshot;

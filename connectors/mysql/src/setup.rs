@@ -288,12 +288,22 @@ pub async fn binlog_files(conn: &mut Conn) -> Result<Vec<String>, ConnectorError
     Ok(rows.iter().filter_map(|r| r.get::<String, _>(0)).collect())
 }
 
+/// MySQL's "You have an error in your SQL syntax".
+const ER_PARSE_ERROR: u16 = 1064;
+
 /// The server's current binlog file and position.
 pub async fn current_position(conn: &mut Conn) -> Result<(String, u64), ConnectorError> {
-    let row: Option<mysql_async::Row> = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .map_err(|e| classify("reading the binlog position (SHOW MASTER STATUS)", e))?;
+    let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+        // MySQL 8.4 removed SHOW MASTER STATUS for SHOW BINARY LOG STATUS
+        // (MariaDB and MySQL before 8.2 know only the old name).
+        Err(mysql_async::Error::Server(e)) if e.code == ER_PARSE_ERROR => conn
+            .query_first("SHOW BINARY LOG STATUS")
+            .await
+            .map_err(|e| classify("reading the binlog position (SHOW BINARY LOG STATUS)", e))?,
+        other => {
+            other.map_err(|e| classify("reading the binlog position (SHOW MASTER STATUS)", e))?
+        }
+    };
     let row = row.ok_or_else(|| {
         ConnectorError::fatal("SHOW MASTER STATUS returned nothing: the binary log is off; start the server with --log-bin")
     })?;

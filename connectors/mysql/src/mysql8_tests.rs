@@ -1,8 +1,9 @@
-//! MySQL 8's default login, `caching_sha2_password`, against a stand-in
-//! server on loopback that speaks just enough of the protocol: the
-//! handshake announcing the plugin, the scramble check, the fast-auth
-//! answer, and OK to the session setup. Debian ships MariaDB only, which
-//! has no server side for this plugin.
+//! MySQL 8 behaviour that Debian's MariaDB cannot show, against a stand-in
+//! server on loopback that speaks just enough of the protocol: the default
+//! login, `caching_sha2_password` (the handshake announcing the plugin, the
+//! scramble check, the fast-auth answer, OK to the session setup), and
+//! MySQL 8.4, where `SHOW MASTER STATUS` is gone and the binlog position is
+//! read with `SHOW BINARY LOG STATUS`.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,15 @@ use crate::setup;
 
 const NONCE: &[u8; 20] = b"0123456789abcdefghij";
 const PASSWORD: &str = "s3cret-pässword";
+const LONGLONG: u8 = 0x08;
+const VAR_STRING: u8 = 0xfd;
+
+/// A length-encoded string, as text-protocol rows carry values.
+fn lenenc(text: &str) -> Vec<u8> {
+    let mut out = vec![text.len() as u8];
+    out.extend(text.as_bytes());
+    out
+}
 
 /// What the stand-in server saw.
 #[derive(Debug, Default)]
@@ -70,7 +80,8 @@ fn ok(header: u8) -> Vec<u8> {
     vec![header, 0, 0, 2, 0, 0, 0]
 }
 
-fn column(name: &str) -> Vec<u8> {
+/// A column definition of `name` with MySQL field type `field_type`.
+fn column(name: &str, field_type: u8) -> Vec<u8> {
     let mut p = Vec::new();
     for text in ["def", "", "", "", name, ""] {
         p.push(text.len() as u8);
@@ -79,7 +90,7 @@ fn column(name: &str) -> Vec<u8> {
     p.push(0x0c);
     p.extend(63u16.to_le_bytes());
     p.extend(20u32.to_le_bytes());
-    p.push(0x08); // LONGLONG
+    p.push(field_type);
     p.extend([0, 0, 0, 0, 0]);
     p
 }
@@ -131,12 +142,26 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Seen>>) -> std::io::Result
                 seen.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .queries
-                    .push(sql);
-                if select {
+                    .push(sql.clone());
+                if sql == "SHOW MASTER STATUS" {
+                    // MySQL 8.4 removed the statement.
+                    let mut err = vec![0xff];
+                    err.extend(1064u16.to_le_bytes());
+                    err.extend(b"#42000You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near 'MASTER STATUS' at line 1");
+                    write_packet(&mut stream, 1, &err).await?;
+                } else if sql == "SHOW BINARY LOG STATUS" {
+                    write_packet(&mut stream, 1, &[2]).await?;
+                    write_packet(&mut stream, 2, &column("File", VAR_STRING)).await?;
+                    write_packet(&mut stream, 3, &column("Position", LONGLONG)).await?;
+                    let mut row = lenenc("binlog.000003");
+                    row.extend(lenenc("157"));
+                    write_packet(&mut stream, 4, &row).await?;
+                    write_packet(&mut stream, 5, &ok(0xfe)).await?;
+                } else if select {
                     // Column definitions and no rows: the driver keeps its defaults.
                     write_packet(&mut stream, 1, &[2]).await?;
-                    write_packet(&mut stream, 2, &column("@@max_allowed_packet")).await?;
-                    write_packet(&mut stream, 3, &column("@@wait_timeout")).await?;
+                    write_packet(&mut stream, 2, &column("@@max_allowed_packet", LONGLONG)).await?;
+                    write_packet(&mut stream, 3, &column("@@wait_timeout", LONGLONG)).await?;
                     write_packet(&mut stream, 4, &ok(0xfe)).await?;
                 } else {
                     write_packet(&mut stream, 1, &ok(0)).await?;
@@ -209,4 +234,24 @@ async fn a_wrong_caching_sha2_password_names_the_keys_to_fix() {
             && text.contains("Access denied"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_binlog_position_is_read_where_show_master_status_is_gone() {
+    let (port, seen) = stand_in_server().await;
+    let mut conn = setup::connect(&config(port, PASSWORD))
+        .await
+        .expect("logs in");
+    let position = setup::current_position(&mut conn)
+        .await
+        .expect("falls back to SHOW BINARY LOG STATUS");
+    assert_eq!(position, ("binlog.000003".to_owned(), 157));
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let asked: Vec<&str> = seen
+        .queries
+        .iter()
+        .map(String::as_str)
+        .filter(|q| q.starts_with("SHOW"))
+        .collect();
+    assert_eq!(asked, ["SHOW MASTER STATUS", "SHOW BINARY LOG STATUS"]);
 }
