@@ -233,23 +233,30 @@ fn delete_sql(
     let rows: Vec<&[Cell]> = keys.iter().map(Vec::as_slice).collect();
     let params = columns_of(&rows, names.len())?;
     let targets: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
-    let sources: Vec<String> = names
+    let (sources, from) = unnest_columns(&names, info);
+    Ok((
+        format!(
+            "DELETE FROM {qualified} WHERE ({}) IN (SELECT {} FROM {from})",
+            targets.join(", "),
+            sources.join(", "),
+        ),
+        params,
+    ))
+}
+
+/// The rows bound as one text array per column (`$1::text[]`, …) become
+/// `unnest(…) AS u(c0, c1, …)`; each `u.cN` is cast to its column's real
+/// type. Returns the cast column expressions and the FROM item.
+fn unnest_columns(names: &[String], info: &TableInfo) -> (Vec<String>, String) {
+    let sources = names
         .iter()
         .enumerate()
         .map(|(i, n)| format!("u.c{i}::{}", cast(info, n)))
         .collect();
     let arrays: Vec<String> = (1..=names.len()).map(|i| format!("${i}::text[]")).collect();
     let aliases: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();
-    Ok((
-        format!(
-            "DELETE FROM {qualified} WHERE ({}) IN (SELECT {} FROM unnest({}) AS u({}))",
-            targets.join(", "),
-            sources.join(", "),
-            arrays.join(", "),
-            aliases.join(", ")
-        ),
-        params,
-    ))
+    let from = format!("unnest({}) AS u({})", arrays.join(", "), aliases.join(", "));
+    (sources, from)
 }
 
 fn write_sql(
@@ -262,14 +269,7 @@ fn write_sql(
     let cells: Vec<&[Cell]> = group.rows.iter().map(|(_, row)| row.as_slice()).collect();
     let params = columns_of(&cells, names.len())?;
     let quoted: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
-    let sources: Vec<String> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| format!("u.c{i}::{}", cast(info, n)))
-        .collect();
-    let arrays: Vec<String> = (1..=names.len()).map(|i| format!("${i}::text[]")).collect();
-    let aliases: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();
-    let from = format!("unnest({}) AS u({})", arrays.join(", "), aliases.join(", "));
+    let (sources, from) = unnest_columns(names, info);
     let sql = match config.insert_mode {
         InsertMode::Update if !key.is_empty() => {
             let sets: Vec<String> = names
