@@ -672,3 +672,106 @@ fn avro_records_of_many_types_round_trip_into_a_postgres_target() {
         &format!("{source}.types:{target}.types"),
     );
 }
+
+/// Issue 19, finding 9: a schema registry that cannot be reached is a
+/// retriable condition, never a reason to set a record aside. With
+/// `errors.tolerance=all` and a dead-letter topic, the sink used to send
+/// every record it could not decode during the outage to the dead-letter
+/// topic and commit past them — lost from the target for good.
+#[test]
+fn a_registry_outage_is_retried_never_dead_lettered() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = (ident("rsrc"), ident("rdst"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
+         CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
+         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, 1500) g;"
+    ));
+    let mut registry = sluice_tests::registry::RegistryServer::start();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let avro = "io.confluent.connect.avro.AvroConverter";
+    let url = registry.url();
+    let prefix = start_pg_source(
+        &api,
+        &pg,
+        "outage-src",
+        &source,
+        &[
+            ("key.converter", avro),
+            ("value.converter", avro),
+            ("key.converter.schema.registry.url", &url),
+            ("value.converter.schema.registry.url", &url),
+        ],
+    );
+    let topic = format!("{prefix}.{source}.items");
+    let written = sluice_tests::kafka::read_topic(
+        env.bootstrap(),
+        &topic,
+        Duration::from_secs(120),
+        |records| records.len() >= 1500,
+    );
+    assert_eq!(written.len(), 1500, "the snapshot reached the topic");
+    api.delete("/connectors/outage-src");
+
+    // The registry goes away before the sink has read a single schema.
+    registry.process.kill9();
+    let dead_letters = unique("dlq-outage");
+    let mut sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &topic,
+        &format!("{target}.${{source.table}}"),
+    );
+    for (key, value) in [
+        ("key.converter", avro),
+        ("value.converter", avro),
+        ("key.converter.schema.registry.url", &url),
+        ("value.converter.schema.registry.url", &url),
+        ("errors.tolerance", "all"),
+        ("errors.deadletterqueue.topic.name", &dead_letters),
+    ] {
+        sink[key] = json!(value);
+    }
+    let reply = api.post("/connectors", &json!({"name": "outage-sink", "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let trace = wait_for(
+        "the sink to report the registry outage as retriable",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "outage-sink");
+            let trace = task["trace"].as_str().unwrap_or_default().to_owned();
+            (trace.contains("unreachable") && trace.contains("(retriable")).then_some(trace)
+        },
+    );
+    assert!(trace.contains("schema.registry.url"), "{trace}");
+
+    registry.process.restart();
+    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
+    wait_equal(
+        &api,
+        "outage-sink",
+        "the target to get every row once the registry is back",
+        || {
+            (
+                pg_items(&pg, &source_table),
+                pg.try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
+                    .map(|_| pg_items(&pg, &target_table))
+                    .unwrap_or_default(),
+            )
+        },
+    );
+    let set_aside = sluice_tests::kafka::read_topic(
+        env.bootstrap(),
+        &dead_letters,
+        Duration::from_secs(3),
+        |_| false,
+    );
+    assert!(
+        set_aside.is_empty(),
+        "{} records were dead-lettered during a registry outage",
+        set_aside.len()
+    );
+    api.delete("/connectors/outage-sink");
+}

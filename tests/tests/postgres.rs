@@ -661,3 +661,39 @@ fn logical_decoding_messages_become_op_m_events_once() {
     std::thread::sleep(Duration::from_secs(2));
     pg.drop_slot(&slot);
 }
+
+/// Issue 19, finding 4: a connector starting without offsets must never
+/// drop a replication slot it did not create. The default `slot.name` is
+/// `debezium`, shared by every database of a cluster, so dropping an
+/// existing slot of the same name silently breaks another connector.
+#[test]
+fn a_fresh_start_never_drops_someone_elses_slot() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot) = (ident("shared"), ident("slot"));
+    create_items(&pg, &schema, 5);
+    // Another consumer's slot, holding WAL from this point on.
+    let held = pg.exec(&format!(
+        "SELECT lsn FROM pg_create_logical_replication_slot('{slot}', 'pgoutput')"
+    ));
+    pg.exec(&format!("INSERT INTO {schema}.items (id, qty) VALUES (100, 1)"));
+    let mut config = pg.connector_config(&ident("srv"), &schema, &slot);
+    config["slot.drop.on.stop"] = json!("false");
+    let trace = failure_trace(
+        &api,
+        "pg-shared-slot",
+        &config,
+        "the existing slot to be refused",
+    );
+    assert!(trace.contains(&slot), "{trace}");
+    assert!(trace.contains("slot.name"), "the fix names the key: {trace}");
+    assert!(trace.contains("pg_drop_replication_slot"), "{trace}");
+    // Still the same slot: it was neither dropped nor recreated later.
+    let still = pg.exec(&format!(
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    ));
+    assert_eq!(still, held, "the other consumer's slot was replaced");
+    pg.drop_slot(&slot);
+}

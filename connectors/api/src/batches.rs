@@ -35,3 +35,25 @@ pub async fn next_batch(
     }
     Ok(batch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19, finding 5: a pipeline that panics drops its sender
+    /// without a word. That must end the poll with an error (the task
+    /// restarts from its stored offset), not read as "no records" forever
+    /// while the database keeps its log for a task that does nothing.
+    #[tokio::test]
+    async fn a_pipeline_that_vanished_is_an_error_not_silence() {
+        let (out, mut records) = mpsc::channel::<Batch>(1);
+        let pipeline = tokio::spawn(async move {
+            let _out = out;
+            panic!("a malformed frame");
+        });
+        assert!(pipeline.await.is_err());
+        let polled = next_batch(&mut records, 10).await;
+        let error = polled.expect_err("a vanished pipeline must fail the poll");
+        assert!(error.is_retriable(), "{error}");
+    }
+}

@@ -40,6 +40,61 @@ pub enum Resume {
     },
 }
 
+impl Resume {
+    /// How much of the transaction committing at `commit_lsn` a previous
+    /// run emitted: `Some(u64::MAX)` all of it, `Some(seq)` its changes up
+    /// to position `seq`, `None` none.
+    pub fn emitted_of(&self, commit_lsn: Lsn) -> Option<u64> {
+        match *self {
+            Resume::Stream {
+                commit_lsn: at,
+                tx_seq,
+            } if commit_lsn <= at => Some(if commit_lsn < at { u64::MAX } else { tx_seq }),
+            _ => None,
+        }
+    }
+}
+
+/// The position a heartbeat stores: just after the last fully emitted
+/// transaction, or, with none since the start, the LSN already confirmed
+/// to the server.
+fn heartbeat_position(last_complete: Option<(Lsn, u64)>, confirmed: Lsn) -> Position {
+    let (commit_lsn, tx_seq) = last_complete.unwrap_or((confirmed, u64::MAX));
+    Position::Stream {
+        lsn: commit_lsn,
+        commit_lsn,
+        tx_seq,
+        xid: 0,
+    }
+}
+
+/// How far the stream has emitted, so that the server is told a position
+/// is flushed only when everything emitted before it is durable.
+#[derive(Debug, Default)]
+struct Emitted {
+    /// The end of the last emitted transaction or message.
+    end: Lsn,
+}
+
+impl Emitted {
+    /// A transaction ended at `end_lsn` (its changes, if any, emitted).
+    fn transaction(&mut self, end_lsn: Lsn) {
+        self.end = end_lsn;
+    }
+
+    /// A logical decoding message outside any transaction was emitted.
+    fn message(&mut self, _lsn: Lsn) {}
+
+    /// The LSN to confirm: what is `durable` downstream, or, once all that
+    /// was emitted is durable and the server is idle at `idle_end`, that.
+    fn confirmable(&self, durable: Lsn, idle_end: Option<Lsn>) -> Lsn {
+        match idle_end {
+            Some(end) if durable >= self.end && end > durable => end,
+            _ => durable,
+        }
+    }
+}
+
 /// Transactions whose changes were all emitted: commit LSN → (last
 /// change's position, end of the commit record). Shared with the task so a
 /// committed offset can be turned into the LSN safe to confirm.
@@ -426,10 +481,11 @@ impl Capture {
         params: &crate::replication::ConnectParams,
         start: Resume,
     ) -> Result<(), ConnectorError> {
-        let (start_lsn, skip_until) = match start {
-            Resume::Stream { commit_lsn, tx_seq } => (commit_lsn, Some((commit_lsn, tx_seq))),
-            Resume::AfterSnapshot(lsn) => (lsn, None),
-            Resume::Fresh | Resume::SnapshotIncomplete => (Lsn(0), None),
+        let resume = start;
+        let start_lsn = match resume {
+            Resume::Stream { commit_lsn, .. } => commit_lsn,
+            Resume::AfterSnapshot(lsn) => lsn,
+            Resume::Fresh | Resume::SnapshotIncomplete => Lsn(0),
         };
         let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
             .await
@@ -491,7 +547,7 @@ impl Capture {
         let mut last_status = Instant::now();
         // The open transaction: (commit LSN, xid, commit time µs, next seq, skip up to seq).
         let mut tx: Option<(Lsn, u32, i64, u64, Option<u64>)> = None;
-        let mut last_complete_end = Lsn(0);
+        let mut emitted = Emitted::default();
         let mut flushed = self.flushed.clone();
         // Changes already decoded go to the task in batches: whenever the
         // socket buffer holds no further complete message (so batching
@@ -518,13 +574,7 @@ impl Capture {
                 }
                 // The position of the last complete transaction (which the
                 // task maps to its end), or what is already confirmed.
-                let (commit_lsn, tx_seq) = last_complete.unwrap_or((flushed_sent, u64::MAX));
-                let position = Position::Stream {
-                    lsn: commit_lsn,
-                    commit_lsn,
-                    tx_seq,
-                    xid: 0,
-                };
+                let position = heartbeat_position(last_complete, flushed_sent);
                 pending.push(events::heartbeat(
                     &ctx,
                     events::offset(&position, now_us),
@@ -564,17 +614,12 @@ impl Capture {
                             commit_time,
                             xid,
                         } => {
-                            let skip = match skip_until {
-                                Some((commit, _)) if final_lsn < commit => Some(u64::MAX),
-                                Some((commit, seq)) if final_lsn == commit => Some(seq),
-                                _ => None,
-                            };
                             tx = Some((
                                 final_lsn,
                                 xid,
                                 commit_time + PG_EPOCH_OFFSET_MICROS,
                                 0,
-                                skip,
+                                resume.emitted_of(final_lsn),
                             ));
                         }
                         Message::Commit { end_lsn, .. } => {
@@ -593,7 +638,7 @@ impl Capture {
                                 } else {
                                     last_complete = Some((commit_lsn, next_seq - 1));
                                 }
-                                last_complete_end = end_lsn;
+                                emitted.transaction(end_lsn);
                             }
                         }
                         Message::Relation(relation) => {
@@ -651,7 +696,7 @@ impl Capture {
                                     // Outside any transaction: emitted in WAL
                                     // order, so one at or before the resume
                                     // point was emitted already.
-                                    if skip_until.is_some_and(|(commit, _)| lsn <= commit) {
+                                    if resume.emitted_of(lsn).is_some() {
                                         continue;
                                     }
                                     self.completed
@@ -674,6 +719,9 @@ impl Capture {
                                 pending.push(events::logical_message(
                                     &ctx, &prefix, &content, &position, commit_us, now_us,
                                 ));
+                                if !transactional || tx.is_none() {
+                                    emitted.message(lsn);
+                                }
                                 pending_lsn = start;
                             }
                         }
@@ -683,12 +731,7 @@ impl Capture {
             }
             // Confirm what is durable downstream; when everything emitted
             // is durable and the stream is idle, the server's position.
-            let mut target = *flushed.borrow_and_update();
-            if let Some(end) = idle_end {
-                if target >= last_complete_end && end > target {
-                    target = end;
-                }
-            }
+            let target = emitted.confirmable(*flushed.borrow_and_update(), idle_end);
             if reply_now || target > flushed_sent || last_status.elapsed() > Duration::from_secs(10)
             {
                 let confirm = target.max(flushed_sent);
@@ -963,4 +1006,58 @@ pub async fn table_schema(
             time: config.time_precision,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19, finding 1: a heartbeat stored before any transaction
+    /// finished, then a transaction whose commit record sits exactly at
+    /// the heartbeat's position (it began before the idle point and
+    /// committed right at it). Resuming from the heartbeat must emit it.
+    #[test]
+    fn a_transaction_committing_at_an_idle_heartbeat_is_not_skipped() {
+        let idle = Lsn(0x0100_0000);
+        let offset = events::offset(&heartbeat_position(None, idle), 0);
+        let resume = crate::task::resume_from(Some(&offset));
+        assert_eq!(
+            resume.emitted_of(idle),
+            None,
+            "resume {resume:?} skips a transaction no one emitted"
+        );
+        // Transactions that committed before the idle point were emitted.
+        assert_eq!(resume.emitted_of(Lsn(idle.0 - 8)), Some(u64::MAX));
+        assert_eq!(resume.emitted_of(Lsn(idle.0 + 8)), None);
+    }
+
+    /// After a completed transaction, a heartbeat resumes after it: that
+    /// transaction is skipped whole, the next one is not.
+    #[test]
+    fn a_heartbeat_after_a_transaction_resumes_after_it() {
+        let commit = Lsn(0x0200_0000);
+        let offset = events::offset(&heartbeat_position(Some((commit, 4)), Lsn(0)), 0);
+        let resume = crate::task::resume_from(Some(&offset));
+        assert_eq!(resume.emitted_of(commit), Some(4));
+        assert_eq!(resume.emitted_of(Lsn(commit.0 + 1)), None);
+    }
+
+    /// Issue 19, finding 2: a logical decoding message outside any
+    /// transaction is emitted; until Kafka has it, an idle server's
+    /// position must not be confirmed past it.
+    #[test]
+    fn an_unacknowledged_message_holds_back_the_idle_confirm() {
+        let mut emitted = Emitted::default();
+        emitted.transaction(Lsn(100));
+        // Everything so far is durable and the server is idle: confirm its end.
+        assert_eq!(emitted.confirmable(Lsn(100), Some(Lsn(150))), Lsn(150));
+        emitted.message(Lsn(200));
+        assert_eq!(
+            emitted.confirmable(Lsn(150), Some(Lsn(300))),
+            Lsn(150),
+            "confirmed past a message Kafka has not acknowledged"
+        );
+        // Once the message is durable (its end, 201), the idle end may go.
+        assert_eq!(emitted.confirmable(Lsn(201), Some(Lsn(300))), Lsn(300));
+    }
 }

@@ -36,7 +36,7 @@ struct Running {
 }
 
 /// Where to resume from a stored offset.
-fn resume_from(offset: Option<&SourceOffset>) -> Resume {
+pub(crate) fn resume_from(offset: Option<&SourceOffset>) -> Resume {
     let Some(offset) = offset else {
         return Resume::Fresh;
     };
