@@ -734,7 +734,10 @@ fn a_registry_outage_is_retried_never_dead_lettered() {
     ] {
         sink[key] = json!(value);
     }
-    let reply = api.post("/connectors", &json!({"name": "outage-sink", "config": sink}));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "outage-sink", "config": sink}),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
     let trace = wait_for(
         "the sink to report the registry outage as retriable",

@@ -719,18 +719,18 @@ fn a_failed_table_reread_mid_transaction_loses_no_row() {
     wait_for(
         "the table re-read to fail on the locked account",
         Duration::from_secs(60),
-        || worker.logs().contains("re-reading a table definition").then_some(()),
+        || {
+            worker
+                .logs()
+                .contains("re-reading a table definition")
+                .then_some(())
+        },
     );
     db.exec(&format!("ALTER USER '{user}'@'%' ACCOUNT UNLOCK"));
     db.exec(&format!(
         "INSERT INTO {database}.items (id, qty, note, price) VALUES (5000, 1, 'after', 1.00)"
     ));
-    let records = assert_converges(
-        &env,
-        &db,
-        &database,
-        &format!("{prefix}.{database}.items"),
-    );
+    let records = assert_converges(&env, &db, &database, &format!("{prefix}.{database}.items"));
     let streamed: std::collections::BTreeSet<i64> = records
         .iter()
         .filter(|r| r.value["op"] == "c")

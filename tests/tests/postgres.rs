@@ -678,7 +678,9 @@ fn a_fresh_start_never_drops_someone_elses_slot() {
     let held = pg.exec(&format!(
         "SELECT lsn FROM pg_create_logical_replication_slot('{slot}', 'pgoutput')"
     ));
-    pg.exec(&format!("INSERT INTO {schema}.items (id, qty) VALUES (100, 1)"));
+    pg.exec(&format!(
+        "INSERT INTO {schema}.items (id, qty) VALUES (100, 1)"
+    ));
     let mut config = pg.connector_config(&ident("srv"), &schema, &slot);
     config["slot.drop.on.stop"] = json!("false");
     let trace = failure_trace(
@@ -688,7 +690,10 @@ fn a_fresh_start_never_drops_someone_elses_slot() {
         "the existing slot to be refused",
     );
     assert!(trace.contains(&slot), "{trace}");
-    assert!(trace.contains("slot.name"), "the fix names the key: {trace}");
+    assert!(
+        trace.contains("slot.name"),
+        "the fix names the key: {trace}"
+    );
     assert!(trace.contains("pg_drop_replication_slot"), "{trace}");
     // Still the same slot: it was neither dropped nor recreated later.
     let still = pg.exec(&format!(

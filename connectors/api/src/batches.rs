@@ -12,9 +12,28 @@ use crate::record::SourceRecord;
 /// What a capture pipeline sends: a batch of records or why it stopped.
 pub type Batch = Result<Vec<SourceRecord>, ConnectorError>;
 
+/// Runs a capture pipeline that sends its batches to `out`. An error that
+/// ends it is sent as the last item. When it ends well (a snapshot-only
+/// run that finished), `out` is held until the task lets go of the other
+/// end: the channel then closes only when the pipeline vanished (a panic,
+/// an abort), which [`next_batch`] reports as an error.
+pub async fn run_pipeline(
+    out: mpsc::Sender<Batch>,
+    pipeline: impl std::future::Future<Output = Result<(), ConnectorError>>,
+) {
+    match pipeline.await {
+        Ok(()) => out.closed().await,
+        Err(e) => {
+            let _ = out.send(Err(e)).await;
+        }
+    }
+}
+
 /// Waits up to a second for the next batch, then adds whatever else is
-/// ready, up to `max` records. An ended pipeline (a snapshot-only run that
-/// finished) yields empty polls.
+/// ready, up to `max` records. A finished pipeline (see [`run_pipeline`])
+/// yields empty polls; one that vanished without a word is an error, so
+/// the task restarts from its stored offset instead of idling while the
+/// database keeps its log.
 pub async fn next_batch(
     records: &mut mpsc::Receiver<Batch>,
     max: usize,
@@ -22,8 +41,9 @@ pub async fn next_batch(
     let mut batch = match tokio::time::timeout(Duration::from_secs(1), records.recv()).await {
         Err(_) => return Ok(Vec::new()),
         Ok(None) => {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return Ok(Vec::new());
+            return Err(ConnectorError::retriable(
+                "the capture pipeline stopped without a reason (a bug: its panic is in the worker log); the task restarts from its stored offset",
+            ))
         }
         Ok(Some(result)) => result?,
     };

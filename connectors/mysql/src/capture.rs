@@ -98,10 +98,12 @@ impl Capture {
     /// error through `out`.
     pub async fn run(self) {
         let out = self.out.clone();
-        if let Err(e) = self.pipeline().await {
-            tracing::error!(error = %e, "mysql capture stopped");
-            let _ = out.send(Err(e)).await;
-        }
+        let pipeline = async {
+            self.pipeline().await.inspect_err(|e| {
+                tracing::error!(error = %e, "mysql capture stopped");
+            })
+        };
+        sluice_connector_api::batches::run_pipeline(out, pipeline).await;
     }
 
     async fn pipeline(self) -> Result<(), ConnectorError> {

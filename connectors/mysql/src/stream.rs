@@ -224,6 +224,18 @@ impl Streamer<'_> {
             .map_err(|_| ConnectorError::retriable("the task stopped"))
     }
 
+    /// Sends `batch` to the task; the cursor then moves to `staged`, the
+    /// resume point just after the batch's last record.
+    async fn hand_over(
+        &mut self,
+        batch: &mut Vec<SourceRecord>,
+        staged: &Cursor,
+    ) -> Result<(), ConnectorError> {
+        self.send(batch).await?;
+        *self.cursor = staged.clone();
+        Ok(())
+    }
+
     /// Ends the current group: its GTID joins the completed set.
     fn complete(group: &mut Option<Group>, gtids: &mut GtidSet) {
         if let Some(g) = group.take() {
@@ -529,6 +541,10 @@ impl Streamer<'_> {
         let mut gtids = GtidSet::parse(&self.cursor.gtids);
         let mut group: Option<Group> = None;
         let mut batch: Vec<SourceRecord> = Vec::new();
+        // Where a reconnect would resume once `batch` is handed over; the
+        // cursor itself moves only with what was handed over, so an error
+        // that drops `batch` never leaves it past records no one sent.
+        let mut staged = self.cursor.clone();
         let mut last_heartbeat = Instant::now();
         let mut committed_end = self.cursor.pos;
         let mut committed_ts = 0i64;
@@ -536,7 +552,7 @@ impl Streamer<'_> {
         loop {
             let event = match tokio::time::timeout(Duration::from_millis(20), stream.next()).await {
                 Err(_) => {
-                    self.send(&mut batch).await?;
+                    self.hand_over(&mut batch, &staged).await?;
                     if group.is_none() {
                         self.heartbeat(
                             &mut last_heartbeat,
@@ -550,13 +566,13 @@ impl Streamer<'_> {
                     continue;
                 }
                 Ok(None) => {
-                    self.send(&mut batch).await?;
+                    self.hand_over(&mut batch, &staged).await?;
                     return Err(ConnectorError::retriable(
                         "the server ended the binlog stream",
                     ));
                 }
                 Ok(Some(Err(e))) => {
-                    self.send(&mut batch).await?;
+                    self.hand_over(&mut batch, &staged).await?;
                     return Err(stream_error(e, self.config.server_id));
                 }
                 Ok(Some(Ok(event))) => event,
@@ -591,6 +607,8 @@ impl Streamer<'_> {
                 }
                 t if t == EventType::HEARTBEAT_EVENT as u8 => {
                     if group.is_none() {
+                        // The heartbeat's offset is past these records.
+                        self.hand_over(&mut batch, &staged).await?;
                         self.heartbeat(
                             &mut last_heartbeat,
                             &file,
@@ -652,11 +670,11 @@ impl Streamer<'_> {
                             .as_ref()
                             .is_some_and(|(f, p)| at_or_before((&file, end), (f, *p)));
                         if !applied {
-                            self.send(&mut batch).await?;
+                            self.hand_over(&mut batch, &staged).await?;
                             let database = q.schema().into_owned();
                             let position = self.position(&file, end, ts_sec, &gtids, None);
                             batch.extend(self.apply_ddl(&database, sql, &position).await?);
-                            self.send(&mut batch).await?;
+                            self.hand_over(&mut batch, &staged).await?;
                         }
                     }
                 }
@@ -760,7 +778,7 @@ impl Streamer<'_> {
                             (r, order),
                             now,
                         ));
-                        *self.cursor = Cursor {
+                        staged = Cursor {
                             file: file.clone(),
                             pos: group_start,
                             event: index,
@@ -768,7 +786,7 @@ impl Streamer<'_> {
                             gtids: position.gtids.clone(),
                         };
                         if batch.len() >= self.config.max_batch_size {
-                            self.send(&mut batch).await?;
+                            self.hand_over(&mut batch, &staged).await?;
                         }
                     }
                     self.progress
@@ -780,7 +798,7 @@ impl Streamer<'_> {
             }
             if group.is_none() {
                 // Between groups: a reconnect starts after the last complete one.
-                *self.cursor = Cursor {
+                staged = Cursor {
                     file: file.clone(),
                     pos: committed_end,
                     event: 0,
@@ -789,6 +807,9 @@ impl Streamer<'_> {
                         .filtered(|s| self.config.gtid_source_kept(s))
                         .to_string(),
                 };
+            }
+            if batch.is_empty() {
+                *self.cursor = staged.clone();
             }
         }
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_connector_api::{ConnectorError, SourceRecord};
+use sluice_connector_api::{ConnectorError, SourceOffset, SourceRecord};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
@@ -31,12 +31,15 @@ pub enum Resume {
     SnapshotIncomplete,
     /// The snapshot finished at this consistent point; stream from it.
     AfterSnapshot(Lsn),
-    /// Mid-stream: the last stored change.
+    /// Mid-stream: every transaction committed before `commit_lsn` was
+    /// emitted, and of the one committing at it the changes up to `tx_seq`
+    /// (none when `None`).
     Stream {
-        /// Commit LSN of its transaction.
+        /// Commit LSN of the last stored change's transaction.
         commit_lsn: Lsn,
-        /// Its position in the transaction.
-        tx_seq: u64,
+        /// Its position in the transaction; `None` when nothing of the
+        /// transaction committing at `commit_lsn` was emitted.
+        tx_seq: Option<u64>,
     },
 }
 
@@ -49,22 +52,39 @@ impl Resume {
             Resume::Stream {
                 commit_lsn: at,
                 tx_seq,
-            } if commit_lsn <= at => Some(if commit_lsn < at { u64::MAX } else { tx_seq }),
+            } if commit_lsn <= at => {
+                if commit_lsn < at {
+                    Some(u64::MAX)
+                } else {
+                    tx_seq
+                }
+            }
             _ => None,
         }
     }
 }
 
-/// The position a heartbeat stores: just after the last fully emitted
-/// transaction, or, with none since the start, the LSN already confirmed
-/// to the server.
-fn heartbeat_position(last_complete: Option<(Lsn, u64)>, confirmed: Lsn) -> Position {
-    let (commit_lsn, tx_seq) = last_complete.unwrap_or((confirmed, u64::MAX));
-    Position::Stream {
-        lsn: commit_lsn,
-        commit_lsn,
-        tx_seq,
-        xid: 0,
+/// The offset a heartbeat stores: just after the last fully emitted
+/// transaction, or, with none since the start, at the LSN already
+/// confirmed to the server — without a position in a transaction there,
+/// because a transaction committing exactly at that LSN (begun before the
+/// idle point) has not been emitted yet.
+fn heartbeat_offset(
+    last_complete: Option<(Lsn, u64)>,
+    confirmed: Lsn,
+    now_us: i64,
+) -> SourceOffset {
+    match last_complete {
+        Some((commit_lsn, tx_seq)) => events::offset(
+            &Position::Stream {
+                lsn: commit_lsn,
+                commit_lsn,
+                tx_seq,
+                xid: 0,
+            },
+            now_us,
+        ),
+        None => events::idle_offset(confirmed, now_us),
     }
 }
 
@@ -79,11 +99,14 @@ struct Emitted {
 impl Emitted {
     /// A transaction ended at `end_lsn` (its changes, if any, emitted).
     fn transaction(&mut self, end_lsn: Lsn) {
-        self.end = end_lsn;
+        self.end = self.end.max(end_lsn);
     }
 
-    /// A logical decoding message outside any transaction was emitted.
-    fn message(&mut self, _lsn: Lsn) {}
+    /// A logical decoding message outside any transaction was emitted; the
+    /// task confirms its end (`lsn + 1`) once it is durable.
+    fn message(&mut self, lsn: Lsn) {
+        self.end = self.end.max(Lsn(lsn.0 + 1));
+    }
 
     /// The LSN to confirm: what is `durable` downstream, or, once all that
     /// was emitted is durable and the server is idle at `idle_end`, that.
@@ -133,6 +156,21 @@ fn now_micros() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// A slot of this connector's `slot.name` exists but the connector has
+/// no offsets, so it was not created for this connector: taking a
+/// snapshot would mean dropping it, and it may be another connector's
+/// (`slot.name` defaults to `debezium` for every database of a cluster).
+fn foreign_slot(slot: &str, database: &str, active: bool) -> ConnectorError {
+    let user = if active {
+        "a client is streaming from it right now"
+    } else {
+        "no client is streaming from it now"
+    };
+    ConnectorError::fatal(format!(
+        "replication slot {slot} already exists (database {database}; {user}), but this connector has no stored offsets, so sluice did not create it for this connector and will not drop it. Give this connector a slot of its own with slot.name; or, if the slot is a leftover no one uses (a deleted connector, or this one stopped before storing its first offset), drop it with SELECT pg_drop_replication_slot('{slot}') and restart the task"
+    ))
+}
+
 fn wire(what: &str, e: WireError) -> ConnectorError {
     let message = format!("{what}: {e}");
     match &e {
@@ -157,9 +195,7 @@ impl Capture {
     /// Runs until the task drops its receiver or an error ends it.
     pub async fn run(self) {
         let out = self.out.clone();
-        if let Err(e) = self.run_inner().await {
-            let _ = out.send(Err(e)).await;
-        }
+        sluice_connector_api::batches::run_pipeline(out, self.run_inner()).await;
     }
 
     async fn send(&self, records: Vec<SourceRecord>) -> Result<(), ConnectorError> {
@@ -201,14 +237,25 @@ impl Capture {
         setup::preflight(&client, &self.config, &tables).await?;
         setup::ensure_publication(&client, &self.config, &tables).await?;
         let mut types = TypeCache::default();
-        let slot_exists = client
+        let existing_slot = client
             .query_opt(
-                "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                "SELECT coalesce(database, ''), active FROM pg_replication_slots WHERE slot_name = $1",
                 &[&self.config.slot_name],
             )
             .await
-            .map_err(|e| query_error("reading replication slots", e))?
-            .is_some();
+            .map_err(|e| query_error("reading replication slots", e))?;
+        let slot_exists = existing_slot.is_some();
+        if let (Some(row), Resume::Fresh, false) = (
+            &existing_slot,
+            self.resume,
+            self.config.snapshot_mode == SnapshotMode::NoData,
+        ) {
+            return Err(foreign_slot(
+                &self.config.slot_name,
+                &row.get::<_, String>(0),
+                row.get(1),
+            ));
+        }
         let snapshot = match (self.config.snapshot_mode, self.resume) {
             (SnapshotMode::NoData, _) => false,
             (SnapshotMode::Always, _) => true,
@@ -574,10 +621,9 @@ impl Capture {
                 }
                 // The position of the last complete transaction (which the
                 // task maps to its end), or what is already confirmed.
-                let position = heartbeat_position(last_complete, flushed_sent);
                 pending.push(events::heartbeat(
                     &ctx,
-                    events::offset(&position, now_us),
+                    heartbeat_offset(last_complete, flushed_sent, now_us),
                     now_us,
                 ));
             }
@@ -1019,7 +1065,7 @@ mod tests {
     #[test]
     fn a_transaction_committing_at_an_idle_heartbeat_is_not_skipped() {
         let idle = Lsn(0x0100_0000);
-        let offset = events::offset(&heartbeat_position(None, idle), 0);
+        let offset = heartbeat_offset(None, idle, 0);
         let resume = crate::task::resume_from(Some(&offset));
         assert_eq!(
             resume.emitted_of(idle),
@@ -1036,7 +1082,7 @@ mod tests {
     #[test]
     fn a_heartbeat_after_a_transaction_resumes_after_it() {
         let commit = Lsn(0x0200_0000);
-        let offset = events::offset(&heartbeat_position(Some((commit, 4)), Lsn(0)), 0);
+        let offset = heartbeat_offset(Some((commit, 4)), Lsn(0), 0);
         let resume = crate::task::resume_from(Some(&offset));
         assert_eq!(resume.emitted_of(commit), Some(4));
         assert_eq!(resume.emitted_of(Lsn(commit.0 + 1)), None);

@@ -92,6 +92,18 @@ pub fn offset(position: &Position, ts_usec: i64) -> SourceOffset {
     offset
 }
 
+/// The offset of an idle stream at `lsn`: every transaction committed
+/// before it was emitted, none at or after it (so no `tx_seq`, as in the
+/// offsets Debezium writes).
+pub fn idle_offset(lsn: Lsn, ts_usec: i64) -> SourceOffset {
+    let mut offset = SourceOffset::new();
+    offset.insert("lsn".into(), json!(lsn.0));
+    offset.insert("lsn_proc".into(), json!(lsn.0));
+    offset.insert("lsn_commit".into(), json!(lsn.0));
+    offset.insert("ts_usec".into(), json!(ts_usec));
+    offset
+}
+
 /// Debezium's heartbeat record on `__debezium-heartbeat.<prefix>`.
 pub fn heartbeat(ctx: &EventContext, offset: SourceOffset, now_us: i64) -> SourceRecord {
     sluice_connector_api::debezium::heartbeat(&ctx.partition, &ctx.server, offset, now_us)

@@ -52,18 +52,15 @@ pub(crate) fn resume_from(offset: Option<&SourceOffset>) -> Resume {
             _ => Resume::SnapshotIncomplete,
         };
     }
-    match (number("lsn_commit"), number("tx_seq")) {
-        (Some(commit), Some(seq)) => Resume::Stream {
+    match number("lsn_commit") {
+        // Without our position in the transaction (an idle heartbeat, or
+        // an offset Debezium wrote): resume at that commit, repeating the
+        // transaction committing there rather than skipping any of it.
+        Some(commit) => Resume::Stream {
             commit_lsn: Lsn(commit),
-            tx_seq: seq,
+            tx_seq: number("tx_seq"),
         },
-        // A Debezium offset without our position in the transaction:
-        // resume at its commit, repeating that transaction.
-        (Some(commit), None) => Resume::Stream {
-            commit_lsn: Lsn(commit),
-            tx_seq: 0,
-        },
-        _ => Resume::Fresh,
+        None => Resume::Fresh,
     }
 }
 
@@ -226,7 +223,7 @@ mod tests {
             ))),
             Resume::Stream {
                 commit_lsn: Lsn(9),
-                tx_seq: 3
+                tx_seq: Some(3)
             }
         );
     }

@@ -146,6 +146,26 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// The schema id `bytes` refer to when reading them would first have
+    /// to ask the registry for it (the first message of each Avro schema),
+    /// so the caller can [`fetch`](Self::fetch) it off the async threads.
+    pub fn unknown_schema(&self, bytes: Option<&[u8]>) -> Option<i32> {
+        match (self, bytes) {
+            (Self::Avro(reader), Some(bytes)) => reader.unknown_schema(bytes),
+            _ => None,
+        }
+    }
+
+    /// Fetches and caches writer schema `id`. Blocking (registry call).
+    pub fn fetch(&self, id: i32) -> Result<(), ConvertError> {
+        match self {
+            Self::Avro(reader) => reader.fetch(id),
+            Self::Json { .. } => Ok(()),
+        }
+    }
+}
+
 /// Builds the decoder for `side` from a connector config, with the
 /// worker's `defaults` underneath.
 pub fn build_decoder(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sluice_connector_api::{ConnectorError, SinkConnector, SinkRecord, SinkTask};
@@ -93,6 +93,22 @@ async fn run_once(
 /// Connect's names) and why.
 type Failure = (&'static str, String);
 
+/// Why a consumed message was not decoded.
+enum Rejected {
+    /// The record is at fault: the converter stage that failed and why;
+    /// `errors.tolerance` decides what happens to it.
+    Record(Box<Consumed>, Failure),
+    /// The schema registry could not be reached: retried, never skipped.
+    Unavailable(String),
+}
+
+/// The retriable error for a registry outage met while decoding.
+fn unavailable(cause: String) -> ConnectorError {
+    ConnectorError::retriable(format!(
+        "{cause}. Nothing was skipped or sent to the dead-letter topic: the task reads these records again from the committed offsets once the registry answers"
+    ))
+}
+
 /// A message's key and value bytes as read.
 type Raw = (Option<Vec<u8>>, Option<Vec<u8>>);
 
@@ -109,8 +125,8 @@ struct Applier<'a> {
     deps: &'a Arc<RunnerDeps>,
     metrics: &'a Arc<TaskMetrics>,
     consumer: StreamConsumer,
-    key: Decoder,
-    value: Decoder,
+    key: Arc<Decoder>,
+    value: Arc<Decoder>,
     tolerate: bool,
     dead_letters: Option<String>,
     batch_size: usize,
@@ -163,8 +179,8 @@ impl<'a> Applier<'a> {
             deps,
             metrics,
             consumer,
-            key: decoder(Side::Key)?,
-            value: decoder(Side::Value)?,
+            key: Arc::new(decoder(Side::Key)?),
+            value: Arc::new(decoder(Side::Value)?),
             tolerate: config.get("errors.tolerance") == Some("all"),
             dead_letters,
             batch_size: config.i64_or("batch.size", DEFAULT_BATCH as i64)?.max(1) as usize,
@@ -245,11 +261,27 @@ impl<'a> Applier<'a> {
                 self.deps.note_topic(&self.spec.connector, message.topic());
                 self.seen_topics.insert(message.topic().to_owned());
             }
-            let decoded = self.decode(&message);
-            drop(message);
+            let unknown: Vec<(Arc<Decoder>, i32)> =
+                [(&self.key, message.key()), (&self.value, message.payload())]
+                    .into_iter()
+                    .filter_map(|(decoder, bytes)| {
+                        Some((Arc::clone(decoder), decoder.unknown_schema(bytes)?))
+                    })
+                    .collect();
+            let decoded = if unknown.is_empty() {
+                self.decode(&message)
+            } else {
+                // The first message of a new schema: the registry is asked
+                // off the async threads, which may also be serving the
+                // embedded registry being asked.
+                let message = message.detach();
+                self.fetch_schemas(unknown, &message).await?;
+                self.decode(&message)
+            };
             let consumed = match decoded {
                 Ok(consumed) => consumed,
-                Err((consumed, (stage, cause))) => {
+                Err(Rejected::Unavailable(cause)) => return Err(unavailable(cause)),
+                Err(Rejected::Record(consumed, (stage, cause))) => {
                     let raw = (
                         consumed.key_bytes.as_deref(),
                         consumed.value_bytes.as_deref(),
@@ -266,10 +298,40 @@ impl<'a> Applier<'a> {
         Ok((batch, positions))
     }
 
-    /// The decoded record, or the record with the converter stage that
-    /// failed and why.
-    #[allow(clippy::result_large_err)]
-    fn decode(&self, message: &BorrowedMessage<'_>) -> Result<Consumed, (Consumed, Failure)> {
+    /// Fetches the writer schemas `unknown` names, each on a blocking
+    /// thread. A registry that cannot be reached is retriable: the task
+    /// restarts from the committed offsets, nothing is set aside.
+    async fn fetch_schemas(
+        &self,
+        unknown: Vec<(Arc<Decoder>, i32)>,
+        message: &impl Message,
+    ) -> Result<(), ConnectorError> {
+        for (decoder, id) in unknown {
+            let fetched = tokio::task::spawn_blocking(move || decoder.fetch(id))
+                .await
+                .map_err(|e| {
+                    ConnectorError::retriable(format!("fetching writer schema {id}: {e}"))
+                })?;
+            match fetched {
+                Err(e) if e.is_retriable() => {
+                    return Err(unavailable(format!(
+                        "cannot read writer schema {id} of {}[{}]@{}: {e}",
+                        message.topic(),
+                        message.partition(),
+                        message.offset()
+                    )))
+                }
+                // A schema the registry refuses is the record's problem:
+                // decoding names it and errors.tolerance decides.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The decoded record, or why not: the record at fault (with the
+    /// converter stage that failed), or a registry that cannot be reached.
+    fn decode(&self, message: &impl Message) -> Result<Consumed, Rejected> {
         let headers = message
             .headers()
             .map(|h| {
@@ -314,10 +376,17 @@ impl<'a> Applier<'a> {
                 consumed.record.key_schema = schema;
                 consumed.record.key = key;
             }
+            Err(e) if e.is_retriable() => {
+                let cause = format!("cannot decode the key of {}: {e}", place(&consumed.record));
+                return Err(Rejected::Unavailable(cause));
+            }
             Err(e) => {
                 let cause = format!("cannot decode the key of {}: {e}", place(&consumed.record));
                 keep(&mut consumed);
-                return Err((consumed, ("KEY_CONVERTER", cause)));
+                return Err(Rejected::Record(
+                    Box::new(consumed),
+                    ("KEY_CONVERTER", cause),
+                ));
             }
         }
         match self.value.decode(payload) {
@@ -331,8 +400,14 @@ impl<'a> Applier<'a> {
                     "cannot decode the value of {}: {e}",
                     place(&consumed.record)
                 );
+                if e.is_retriable() {
+                    return Err(Rejected::Unavailable(cause));
+                }
                 keep(&mut consumed);
-                Err((consumed, ("VALUE_CONVERTER", cause)))
+                Err(Rejected::Record(
+                    Box::new(consumed),
+                    ("VALUE_CONVERTER", cause),
+                ))
             }
         }
     }

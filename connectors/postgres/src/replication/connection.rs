@@ -123,6 +123,15 @@ fn cstr(body: &mut Bytes) -> Result<String, WireError> {
     Ok(text)
 }
 
+/// A message shorter than the fields it announces (a broken server or
+/// proxy): a protocol error, never a panic.
+fn short(e: bytes::TryGetError) -> WireError {
+    WireError::Protocol(format!(
+        "a message ends early: {} more bytes needed, {} left",
+        e.requested, e.available
+    ))
+}
+
 fn server_error(mut body: Bytes) -> WireError {
     let (mut code, mut message, mut detail) = (String::new(), String::new(), None);
     while body.has_remaining() {
@@ -202,7 +211,7 @@ impl ReplicationConnection {
                 )));
             }
             let mut body = frame.body;
-            let kind = body.get_i32();
+            let kind = body.try_get_i32().map_err(short)?;
             match kind {
                 0 => return Ok(()),
                 3 => {
@@ -211,7 +220,7 @@ impl ReplicationConnection {
                 }
                 5 => {
                     let mut salt = [0u8; 4];
-                    body.copy_to_slice(&mut salt);
+                    body.try_copy_to_slice(&mut salt).map_err(short)?;
                     let hash = postgres_protocol::authentication::md5_hash(
                         params.user.as_bytes(),
                         params.password.as_bytes(),
@@ -321,13 +330,19 @@ impl ReplicationConnection {
             match frame.tag {
                 b'D' => {
                     let mut body = frame.body;
-                    let columns = body.get_i16();
+                    let columns = body.try_get_i16().map_err(short)?;
                     let mut row = Vec::with_capacity(columns.max(0) as usize);
                     for _ in 0..columns {
-                        let len = body.get_i32();
+                        let len = body.try_get_i32().map_err(short)?;
                         if len < 0 {
                             row.push(None);
                         } else {
+                            if body.remaining() < len as usize {
+                                return Err(short(bytes::TryGetError {
+                                    requested: len as usize,
+                                    available: body.remaining(),
+                                }));
+                            }
                             let value = body.split_to(len as usize);
                             row.push(Some(String::from_utf8_lossy(&value).into_owned()));
                         }
@@ -393,11 +408,11 @@ impl ReplicationConnection {
         match frame.tag {
             b'd' => {
                 let mut body = frame.body;
-                match body.get_u8() {
+                match body.try_get_u8().map_err(short)? {
                     b'w' => {
-                        let start = Lsn(body.get_u64());
-                        let end = Lsn(body.get_u64());
-                        let _server_time = body.get_i64();
+                        let start = Lsn(body.try_get_u64().map_err(short)?);
+                        let end = Lsn(body.try_get_u64().map_err(short)?);
+                        let _server_time = body.try_get_i64().map_err(short)?;
                         Ok(Some(StreamMessage::XLogData {
                             start,
                             end,
@@ -405,9 +420,9 @@ impl ReplicationConnection {
                         }))
                     }
                     b'k' => {
-                        let end = Lsn(body.get_u64());
-                        let _server_time = body.get_i64();
-                        let reply = body.get_u8() == 1;
+                        let end = Lsn(body.try_get_u64().map_err(short)?);
+                        let _server_time = body.try_get_i64().map_err(short)?;
+                        let reply = body.try_get_u8().map_err(short)? == 1;
                         Ok(Some(StreamMessage::Keepalive { end, reply }))
                     }
                     other => Err(WireError::Protocol(format!(

@@ -59,6 +59,26 @@ impl AvroReader {
         Ok((writer.connect.clone(), value))
     }
 
+    /// The schema id of a framed message whose writer schema is not
+    /// cached yet.
+    pub fn unknown_schema(&self, bytes: &[u8]) -> Option<i32> {
+        let id = match bytes {
+            [0, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
+            _ => return None,
+        };
+        let cached = self
+            .writers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id);
+        (!cached).then_some(id)
+    }
+
+    /// Fetches writer schema `id` into the cache. Blocking.
+    pub fn fetch(&self, id: i32) -> Result<(), ConvertError> {
+        self.writer(id).map(drop)
+    }
+
     fn writer(&self, id: i32) -> Result<Arc<Writer>, ConvertError> {
         if let Some(w) = self
             .writers
