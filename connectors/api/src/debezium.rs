@@ -53,24 +53,20 @@ pub fn snapshot_field() -> Field {
     )
 }
 
-/// A task's `progress` status member for snapshot tables given as
-/// `(table, rows done, estimated rows)`: what `/metrics` and
-/// `sluice status` read.
-pub fn snapshot_progress<E>(tables: &[(String, u64, E)]) -> serde_json::Value
+/// Snapshot progress from `(table, rows done, estimated rows)` entries,
+/// as both sources keep it.
+pub fn snapshot_progress<E>(tables: &[(String, u64, E)]) -> Vec<crate::TableProgress>
 where
-    E: Copy + Into<serde_json::Value>,
+    E: Copy + TryInto<i64>,
 {
-    serde_json::Value::Object(
-        tables
-            .iter()
-            .map(|(name, rows, estimate)| {
-                (
-                    name.clone(),
-                    serde_json::json!({"rows": rows, "estimated_rows": (*estimate).into()}),
-                )
-            })
-            .collect(),
-    )
+    tables
+        .iter()
+        .map(|(table, rows, estimate)| crate::TableProgress {
+            table: table.clone(),
+            rows: *rows,
+            estimated_rows: (*estimate).try_into().unwrap_or(i64::MAX),
+        })
+        .collect()
 }
 
 /// Debezium's transaction block (`event.block`): id, total order and order

@@ -6,9 +6,9 @@
 //! the offset types a source uses to resume. This crate depends on no other
 //! crate of the workspace, so connectors never reach into the runtime.
 
-pub mod batches;
 pub mod calendar;
 pub mod config;
+pub mod context;
 pub mod debezium;
 pub mod decimal;
 pub mod error;
@@ -24,11 +24,15 @@ pub mod source;
 pub mod value;
 
 pub use config::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig, Importance};
+pub use context::{
+    source_context, DurableOffsets, Emitter, ProgressReader, RuntimeEnd, Shutdown, SourceContext,
+    TableProgress, TaskProgress,
+};
 pub use error::{ConfigError, ConnectorError};
 pub use offset::{SourceOffset, SourcePartition};
 pub use plugin::{PluginInfo, PluginKind};
 pub use record::{SinkRecord, SourceRecord};
 pub use schema::{Field, Schema, SchemaKind};
 pub use sink::{SinkConnector, SinkTask};
-pub use source::{SourceConnector, SourceTask, SourceTaskContext, StopReason, TopicSchemas};
+pub use source::{SourceConnector, SourceTask, StopReason, TopicSchemas};
 pub use value::Value;

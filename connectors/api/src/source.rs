@@ -4,10 +4,9 @@
 use async_trait::async_trait;
 
 use crate::config::{ConfigDef, ConfigValue, ConnectorConfig};
+use crate::context::SourceContext;
 use crate::error::ConnectorError;
-use crate::offset::{SourceOffset, SourcePartition};
 use crate::plugin::PluginInfo;
-use crate::record::SourceRecord;
 
 /// Why a task is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,61 +70,25 @@ pub trait SourceConnector: Send + Sync {
     }
 }
 
-/// What the runtime gives a source task when it starts.
-#[derive(Debug, Clone, Default)]
-pub struct SourceTaskContext {
-    /// The committed offsets of this connector, by partition.
-    pub offsets: Vec<(SourcePartition, SourceOffset)>,
-}
-
-impl SourceTaskContext {
-    /// The committed offset for `partition`, if any: where to resume.
-    pub fn offset(&self, partition: &SourcePartition) -> Option<&SourceOffset> {
-        self.offsets
-            .iter()
-            .find(|(p, _)| p == partition)
-            .map(|(_, o)| o)
-    }
-}
-
 /// A running source task.
 ///
-/// The runtime calls `start` once, then `poll` in a loop, `commit` whenever
-/// offsets become durable, and `stop` at the end. `poll` should return within
-/// about a second, with an empty batch if nothing arrived, so that pause and
-/// stop requests are served promptly.
+/// The runtime calls `run` once with a [`SourceContext`]: the task reads its
+/// source from the stored offsets there and pushes records through the
+/// context's emitter until the context's shutdown fires (then it returns
+/// `Ok`) or an error ends it. A task whose source is finished (a
+/// snapshot-only run) may return `Ok` early. `stop` follows, once.
 #[async_trait]
 pub trait SourceTask: Send {
-    /// Connects and prepares to read from the stored offsets in `context`.
-    async fn start(
+    /// Reads the source and emits its records until shutdown or an error.
+    async fn run(
         &mut self,
         config: &ConnectorConfig,
-        context: SourceTaskContext,
+        context: SourceContext,
     ) -> Result<(), ConnectorError>;
 
-    /// The next batch of records, possibly empty.
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectorError>;
-
-    /// Told that every record up to these offsets is durable in Kafka and the
-    /// offsets are stored; a database source may now release its log up to
-    /// them (Postgres `confirmed_flush_lsn`).
-    async fn commit(
-        &mut self,
-        _offsets: &[(SourcePartition, SourceOffset)],
-    ) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-
-    /// Releases connections. Called once, also after a failure: `reason`
-    /// tells which, so cleanup meant for a graceful stop (dropping a
-    /// replication slot) is skipped when the task will be restarted.
+    /// Releases what outlives `run`. `reason` tells whether the task is
+    /// stopped for good or will be restarted, so cleanup meant for a
+    /// graceful stop (dropping a replication slot) is skipped after a
+    /// failure.
     async fn stop(&mut self, _reason: StopReason) {}
-
-    /// Progress the task wants shown in its status (e.g. snapshot rows done),
-    /// as a JSON object; `None` when there is nothing to show. A
-    /// `"snapshot": {"<table>": {"rows": n, "estimated_rows": m}}` member is
-    /// also exported to `/metrics` and drawn by `sluice status`.
-    fn progress(&self) -> Option<serde_json::Value> {
-        None
-    }
 }

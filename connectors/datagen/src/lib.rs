@@ -50,7 +50,7 @@ impl SourceConnector for DatagenConnector {
     }
 
     fn create_task(&self) -> Box<dyn SourceTask> {
-        Box::new(DatagenTask::default())
+        Box::new(DatagenTask)
     }
 
     async fn describe_schemas(

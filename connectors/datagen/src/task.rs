@@ -1,5 +1,6 @@
 //! The datagen task: numbered records at a steady rate.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -7,8 +8,8 @@ use async_trait::async_trait;
 use serde_json::json;
 use sluice_connector_api::offset::partition;
 use sluice_connector_api::{
-    logical, ConnectorConfig, ConnectorError, Field, Schema, SourceOffset, SourcePartition,
-    SourceRecord, SourceTask, SourceTaskContext, Value,
+    logical, ConnectorConfig, ConnectorError, Field, Schema, SourceContext, SourceOffset,
+    SourcePartition, SourceRecord, SourceTask, TaskProgress, Value,
 };
 
 use crate::config::DatagenConfig;
@@ -16,11 +17,9 @@ use crate::config::DatagenConfig;
 /// The offset key holding the last sequence number written.
 const SEQ: &str = "seq";
 
-/// A running datagen task.
+/// A datagen task.
 #[derive(Debug, Default)]
-pub struct DatagenTask {
-    state: Option<State>,
-}
+pub struct DatagenTask;
 
 #[derive(Debug)]
 struct State {
@@ -136,21 +135,16 @@ impl State {
     }
 }
 
-#[async_trait]
-impl SourceTask for DatagenTask {
-    async fn start(
-        &mut self,
-        config: &ConnectorConfig,
-        context: SourceTaskContext,
-    ) -> Result<(), ConnectorError> {
-        let config = DatagenConfig::parse(config)?;
+impl State {
+    /// The state for `config`, resuming after the stored sequence number.
+    fn resume(config: DatagenConfig, context: &SourceContext) -> Self {
         let partition = partition("topic", config.topic.clone());
         let next_seq = context
             .offset(&partition)
             .and_then(stored_seq)
             .map_or(0, |last| last + 1);
         let value_schema = Arc::new(value_schema(&config));
-        self.state = Some(State {
+        State {
             config,
             partition: Arc::new(partition),
             key_schema: Arc::new(key_schema()),
@@ -158,41 +152,71 @@ impl SourceTask for DatagenTask {
             next_seq,
             started: Instant::now(),
             emitted_since_start: 0,
-        });
-        Ok(())
+        }
     }
 
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectorError> {
-        let state = self
-            .state
-            .as_mut()
-            .ok_or_else(|| ConnectorError::fatal("datagen task polled before start"))?;
-        if state.remaining() == Some(0) {
-            // Done: idle politely so the runtime can still serve pause/stop.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            return Ok(Vec::new());
+    /// The next batch the rate allows, or how long to wait for one;
+    /// `None` once `max.records` are written.
+    fn next_batch(&mut self) -> Option<Result<Vec<SourceRecord>, Duration>> {
+        if self.remaining() == Some(0) {
+            return None;
         }
-        let (mut count, wait) = state.allowance();
+        let (mut count, wait) = self.allowance();
         if count == 0 {
-            tokio::time::sleep(wait).await;
-            return Ok(Vec::new());
+            return Some(Err(wait));
         }
-        if let Some(left) = state.remaining() {
+        if let Some(left) = self.remaining() {
             count = count.min(left as usize);
         }
         let ts_ms = now_ms();
-        let first = state.next_seq;
+        let first = self.next_seq;
         let records = (first..first + count as i64)
-            .map(|seq| state.record(seq, ts_ms))
+            .map(|seq| self.record(seq, ts_ms))
             .collect();
-        state.next_seq += count as i64;
-        state.emitted_since_start += count as u64;
-        Ok(records)
+        self.next_seq += count as i64;
+        self.emitted_since_start += count as u64;
+        Some(Ok(records))
     }
+}
 
-    fn progress(&self) -> Option<serde_json::Value> {
-        let state = self.state.as_ref()?;
-        Some(json!({ "next_seq": state.next_seq }))
+#[async_trait]
+impl SourceTask for DatagenTask {
+    async fn run(
+        &mut self,
+        config: &ConnectorConfig,
+        context: SourceContext,
+    ) -> Result<(), ConnectorError> {
+        let mut state = State::resume(DatagenConfig::parse(config)?, &context);
+        let next_seq = Arc::new(AtomicI64::new(state.next_seq));
+        context.report_progress({
+            let next_seq = Arc::clone(&next_seq);
+            Arc::new(move || TaskProgress {
+                positions: vec![("next_seq", json!(next_seq.load(Ordering::Relaxed)))],
+                ..TaskProgress::default()
+            })
+        });
+        let emitter = context.emitter();
+        let mut shutdown = context.shutdown();
+        while !shutdown.requested() {
+            match state.next_batch() {
+                // Done: idle until stopped, like a finished Connect task.
+                None => shutdown.wait().await,
+                Some(Err(wait)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait() => {}
+                    }
+                }
+                Some(Ok(records)) => {
+                    tokio::select! {
+                        sent = emitter.emit(records) => sent?,
+                        _ = shutdown.wait() => {}
+                    }
+                    next_seq.store(state.next_seq, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -217,32 +241,55 @@ mod tests {
             .collect()
     }
 
+    /// Runs a task on `cfg` from `offsets` and collects what it emits
+    /// until `enough` records arrived, then stops it.
+    async fn emitted(
+        cfg: ConnectorConfig,
+        offsets: Vec<(SourcePartition, SourceOffset)>,
+        enough: usize,
+    ) -> Vec<SourceRecord> {
+        let (context, mut end) = sluice_connector_api::source_context(offsets, 4);
+        let task = tokio::spawn(async move { DatagenTask.run(&cfg, context).await });
+        let mut all = Vec::new();
+        while all.len() < enough {
+            match end.records.recv().await {
+                Some(batch) => all.extend(batch),
+                None => break,
+            }
+        }
+        end.request_shutdown();
+        while end.records.recv().await.is_some() {}
+        task.await.expect("joined").expect("ran");
+        all
+    }
+
     #[tokio::test]
     async fn resumes_after_the_committed_sequence_number() {
-        let mut task = DatagenTask::default();
         let cfg = config(&[("topic", "t"), ("batch.size", "3")]);
         let mut offset = SourceOffset::new();
         offset.insert(SEQ.to_owned(), json!(41));
-        let context = SourceTaskContext {
-            offsets: vec![(partition("topic", "t"), offset)],
-        };
-        task.start(&cfg, context).await.expect("start");
-        let batch = task.poll().await.expect("poll");
-        assert_eq!(seqs(&batch), vec![42, 43, 44]);
+        let batch = emitted(cfg, vec![(partition("topic", "t"), offset)], 3).await;
+        assert_eq!(seqs(&batch[..3]), vec![42, 43, 44]);
         assert_eq!(batch[2].offset.get(SEQ), Some(&json!(44)));
     }
 
     #[tokio::test]
     async fn stops_at_max_records() {
-        let mut task = DatagenTask::default();
         let cfg = config(&[("topic", "t"), ("max.records", "5"), ("batch.size", "4")]);
-        task.start(&cfg, SourceTaskContext::default())
-            .await
-            .expect("start");
-        let mut all = task.poll().await.expect("poll");
-        all.extend(task.poll().await.expect("poll"));
-        all.extend(task.poll().await.expect("poll"));
+        let (context, mut end) = sluice_connector_api::source_context(Vec::new(), 4);
+        let task = tokio::spawn(async move { DatagenTask.run(&cfg, context).await });
+        let mut all = end.records.recv().await.expect("first batch");
+        all.extend(end.records.recv().await.expect("second batch"));
         assert_eq!(seqs(&all), vec![0, 1, 2, 3, 4]);
+        // Nothing more, and the task idles until it is stopped.
+        let more = tokio::time::timeout(Duration::from_millis(300), end.records.recv()).await;
+        assert!(more.is_err(), "nothing after max.records");
+        assert_eq!(
+            end.progress().map(|p| p.positions),
+            Some(vec![("next_seq", json!(5))])
+        );
+        end.request_shutdown();
+        task.await.expect("joined").expect("ran");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use sluice_connector_api::{ConnectorError, SourceOffset, SourceRecord};
-use tokio::sync::mpsc;
 
 use crate::catalog::Tables;
 use crate::config::{MySqlConfig, SnapshotMode};
@@ -87,23 +86,19 @@ pub struct Capture {
     pub resume: Resume,
     /// The schema history stored with the offsets, and its position.
     pub history: Option<(Tables, (String, u64))>,
-    /// Records for the task.
-    pub out: mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>,
+    /// Where records go.
+    pub out: sluice_connector_api::Emitter,
     /// Status.
     pub progress: Arc<Mutex<Progress>>,
 }
 
 impl Capture {
-    /// Runs until stopped (or done, for `initial_only`), reporting a fatal
-    /// error through `out`.
-    pub async fn run(self) {
-        let out = self.out.clone();
-        let pipeline = async {
-            self.pipeline().await.inspect_err(|e| {
-                tracing::error!(error = %e, "mysql capture stopped");
-            })
-        };
-        sluice_connector_api::batches::run_pipeline(out, pipeline).await;
+    /// Runs until the runtime stops taking records, the snapshot of an
+    /// `initial_only` run is done, or an error ends it.
+    pub async fn run(self) -> Result<(), ConnectorError> {
+        self.pipeline().await.inspect_err(|e| {
+            tracing::error!(error = %e, "mysql capture stopped");
+        })
     }
 
     async fn pipeline(self) -> Result<(), ConnectorError> {
@@ -232,10 +227,7 @@ impl Capture {
                 ));
             }
         }
-        self.out
-            .send(Ok(lead))
-            .await
-            .map_err(|_| ConnectorError::retriable("the task stopped"))
+        self.out.emit(lead).await
     }
 
     /// The history record and schema-change events that open a snapshot.

@@ -81,7 +81,7 @@ impl SourceConnector for MySqlConnector {
     }
 
     fn create_task(&self) -> Box<dyn SourceTask> {
-        Box::new(MySqlTask::default())
+        Box::new(MySqlTask)
     }
 
     async fn describe_schemas(

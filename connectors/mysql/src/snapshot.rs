@@ -233,6 +233,7 @@ pub struct Finished {
     pub rows: u64,
 }
 
+/// What snapshot readers send the coordinator: rows or why they stopped.
 type Out = mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>;
 
 /// Reads every unit with the started readers, emitting `op=r` events
@@ -245,7 +246,7 @@ pub async fn read(
     started: Started,
     schemas: &std::collections::HashMap<String, Arc<TableSchema>>,
     lead: Vec<SourceRecord>,
-    out: &Out,
+    out: &sluice_connector_api::Emitter,
     progress: &Arc<Mutex<Progress>>,
 ) -> Result<Finished, ConnectorError> {
     let Started {
@@ -306,9 +307,7 @@ pub async fn read(
             }
         }
         if !pending.is_empty() {
-            out.send(Ok(std::mem::take(&mut pending)))
-                .await
-                .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+            out.emit(std::mem::take(&mut pending)).await?;
         }
     }
     for w in workers {
@@ -328,9 +327,7 @@ pub async fn read(
         last.offset.insert("snapshot_completed".into(), completed);
     }
     if !pending.is_empty() {
-        out.send(Ok(pending))
-            .await
-            .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+        out.emit(pending).await?;
     }
     Ok(Finished { rows: total })
 }

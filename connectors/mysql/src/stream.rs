@@ -12,7 +12,6 @@ use mysql_async::binlog::EventType;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
 use sluice_connector_api::{debezium, ConnectorError, SourceRecord};
-use tokio::sync::mpsc;
 
 use crate::capture::Progress;
 use crate::catalog::{read_tables, table_id, Tables};
@@ -83,8 +82,6 @@ impl Model {
     }
 }
 
-type Out = mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>;
-
 /// The state of one streaming session.
 pub struct Streamer<'a> {
     /// Settings.
@@ -94,7 +91,7 @@ pub struct Streamer<'a> {
     /// Server facts.
     pub info: &'a ServerInfo,
     /// Where to send records.
-    pub out: &'a Out,
+    pub out: &'a sluice_connector_api::Emitter,
     /// Status shown by the task.
     pub progress: &'a Arc<Mutex<Progress>>,
     /// The schema model.
@@ -215,13 +212,7 @@ impl Streamer<'_> {
     }
 
     async fn send(&self, batch: &mut Vec<SourceRecord>) -> Result<(), ConnectorError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.out
-            .send(Ok(std::mem::take(batch)))
-            .await
-            .map_err(|_| ConnectorError::retriable("the task stopped"))
+        self.out.emit(std::mem::take(batch)).await
     }
 
     /// Sends `batch` to the task; the cursor then moves to `staged`, the

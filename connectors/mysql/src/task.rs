@@ -1,39 +1,28 @@
-//! The source task: runs the capture pipeline in the background and hands
-//! its records to the runtime.
+//! The source task: runs the capture pipeline, which pushes its records
+//! to the runtime.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::json;
 use sluice_connector_api::{
-    ConnectorConfig, ConnectorError, SourceRecord, SourceTask, SourceTaskContext, StopReason,
+    ConnectorConfig, ConnectorError, SourceContext, SourceTask, TaskProgress,
 };
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::capture::{resume_from, Capture, Progress};
 use crate::config::MySqlConfig;
 use crate::events::{tables_from_history, EventContext};
 
-/// A running MySQL / MariaDB source task.
+/// A MySQL / MariaDB source task.
 #[derive(Default)]
-pub struct MySqlTask {
-    running: Option<Running>,
-}
-
-struct Running {
-    max_batch: usize,
-    records: mpsc::Receiver<Result<Vec<SourceRecord>, ConnectorError>>,
-    progress: Arc<Mutex<Progress>>,
-    pipeline: JoinHandle<()>,
-}
+pub struct MySqlTask;
 
 #[async_trait]
 impl SourceTask for MySqlTask {
-    async fn start(
+    async fn run(
         &mut self,
         config: &ConnectorConfig,
-        context: SourceTaskContext,
+        context: SourceContext,
     ) -> Result<(), ConnectorError> {
         let config = MySqlConfig::parse(config)?;
         let ctx = EventContext::new(
@@ -49,53 +38,33 @@ impl SourceTask for MySqlTask {
             Some((tables, (file, pos)))
         });
         tracing::info!(server = %config.topic_prefix, ?resume, history = history.is_some(), "mysql task starting");
-        let (out, records) = mpsc::channel((config.max_queue_size / config.max_batch_size).max(1));
         let progress = Arc::new(Mutex::new(Progress {
             phase: "starting",
             ..Progress::default()
         }));
-        let max_batch = config.max_batch_size;
+        context.report_progress({
+            let progress = Arc::clone(&progress);
+            Arc::new(move || {
+                let progress = progress.lock().unwrap_or_else(|e| e.into_inner());
+                TaskProgress {
+                    phase: Some(progress.phase),
+                    snapshot: sluice_connector_api::debezium::snapshot_progress(&progress.tables),
+                    positions: vec![("binlog_position", json!(progress.position))],
+                }
+            })
+        });
         let capture = Capture {
             config,
             ctx,
             resume,
             history,
-            out,
-            progress: Arc::clone(&progress),
-        };
-        let pipeline = tokio::spawn(capture.run());
-        self.running = Some(Running {
-            max_batch,
-            records,
+            out: context.emitter(),
             progress,
-            pipeline,
-        });
-        Ok(())
-    }
-
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectorError> {
-        let Some(running) = self.running.as_mut() else {
-            return Err(ConnectorError::fatal("poll before start"));
         };
-        sluice_connector_api::batches::next_batch(&mut running.records, running.max_batch).await
-    }
-
-    async fn stop(&mut self, _reason: StopReason) {
-        let Some(running) = self.running.take() else {
-            return;
-        };
-        drop(running.records);
-        running.pipeline.abort();
-        let _ = running.pipeline.await;
-    }
-
-    fn progress(&self) -> Option<serde_json::Value> {
-        let running = self.running.as_ref()?;
-        let progress = running.progress.lock().unwrap_or_else(|e| e.into_inner());
-        Some(json!({
-            "phase": progress.phase,
-            "snapshot": sluice_connector_api::debezium::snapshot_progress(&progress.tables),
-            "binlog_position": progress.position,
-        }))
+        let mut shutdown = context.shutdown();
+        tokio::select! {
+            result = capture.run() => result,
+            () = shutdown.wait() => Ok(()),
+        }
     }
 }

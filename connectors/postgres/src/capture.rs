@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_connector_api::{ConnectorError, SourceOffset, SourceRecord};
+use sluice_connector_api::{ConnectorError, Emitter, SourceOffset, SourceRecord};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
 
@@ -140,8 +140,8 @@ pub struct Capture {
     pub config: PostgresConfig,
     /// Where to resume.
     pub resume: Resume,
-    /// Records (or the error that ended the pipeline) for the task.
-    pub out: mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>,
+    /// Where records go.
+    pub out: Emitter,
     /// The LSN the task has made durable downstream.
     pub flushed: watch::Receiver<Lsn>,
     /// Shared with the task, see [`CompletedTransactions`].
@@ -192,20 +192,14 @@ impl Capture {
         }
     }
 
-    /// Runs until the task drops its receiver or an error ends it.
-    pub async fn run(self) {
-        let out = self.out.clone();
-        sluice_connector_api::batches::run_pipeline(out, self.run_inner()).await;
+    /// Runs until the runtime stops taking records, the snapshot of a
+    /// snapshot-only run is done, or an error ends it.
+    pub async fn run(self) -> Result<(), ConnectorError> {
+        self.run_inner().await
     }
 
     async fn send(&self, records: Vec<SourceRecord>) -> Result<(), ConnectorError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.out
-            .send(Ok(records))
-            .await
-            .map_err(|_| ConnectorError::retriable("the task stopped"))
+        self.out.emit(records).await
     }
 
     async fn table_schema(

@@ -4,6 +4,8 @@
 //! store so that a restarted worker picks up where it was.
 
 pub mod error;
+pub mod offset_tracker;
+pub mod record_sink;
 mod sink_runner;
 pub mod source_runner;
 pub mod status;

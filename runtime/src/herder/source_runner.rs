@@ -1,33 +1,36 @@
-//! Runs one source task: poll, convert, produce, and store offsets only
-//! once everything before them is acknowledged by the broker.
+//! Runs one source task: the task pushes batches through its context;
+//! the runner converts and produces them, and stores an offset only once
+//! its record and everything before it are acknowledged by the broker
+//! (the rule lives in [`OffsetTracker`]); the task then learns which
+//! offsets are durable, so a database may release its log up to them.
 //!
-//! Records are tracked in send order in a bounded queue. The front of the
-//! queue is retired as its delivery report arrives, so the stored offset is
-//! always the offset of a record whose predecessors are all durable: a crash
-//! can repeat the unacknowledged tail, never skip it.
+//! A slow broker fills the bounded queue of in-flight records; the runner
+//! then waits, stops taking batches, and the task's `emit` waits in turn.
+//! A crash repeats the unacknowledged tail, never skips it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_channel::oneshot::Canceled;
 use futures_util::FutureExt;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::future_producer::OwnedDeliveryResult;
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use sluice_connector_api::{
-    ConnectorConfig, ConnectorError, SourceConnector, SourceOffset, SourcePartition, SourceRecord,
-    SourceTask, SourceTaskContext, StopReason,
+    source_context, ConnectorConfig, ConnectorError, RuntimeEnd, SourceConnector, SourceRecord,
+    SourceTask, StopReason, TaskProgress,
 };
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
+use super::offset_tracker::{OffsetTracker, Ticket};
+use super::record_sink::{KafkaRecordSink, OutRecord, RecordSink, SendError};
 use super::status::{State, TaskStatus};
 use super::RunnerDeps;
 use crate::converter::{self, ConvertError, Converter, Side};
 use crate::kafka::TopicLayout;
 use crate::metrics::TaskMetrics;
+
+/// Batches a task may have emitted ahead of the runner.
+const QUEUED_BATCHES: usize = 4;
 
 /// What the herder wants a task runner to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,68 +84,128 @@ async fn run_once(
     metrics: &Arc<TaskMetrics>,
     control: &mut watch::Receiver<Control>,
 ) -> Result<(), ConnectorError> {
+    let sink = KafkaRecordSink {
+        producer: &deps.producer,
+        topics: &deps.topics,
+    };
+    run_once_into(spec, deps, metrics, control, &sink).await
+}
+
+/// A task running in the background; gives the task back when it ends.
+type RunningTask = JoinHandle<(Box<dyn SourceTask>, Result<(), ConnectorError>)>;
+
+/// How the runner's loop ended without an error.
+enum Ended {
+    /// The herder asked it to stop.
+    Stopped,
+    /// The task's `run` returned (its context was dropped).
+    TaskEnded,
+}
+
+/// One run of the task into `sink`: start it, run the pipeline, end both.
+async fn run_once_into<S: RecordSink>(
+    spec: &SourceTaskSpec,
+    deps: &Arc<RunnerDeps>,
+    metrics: &Arc<TaskMetrics>,
+    control: &mut watch::Receiver<Control>,
+    sink: &S,
+) -> Result<(), ConnectorError> {
     let stored = deps
         .offsets
         .get(&spec.connector)
         .map_err(|e| ConnectorError::retriable(format!("reading stored offsets: {e}")))?;
+    let (context, mut end) = source_context(stored, QUEUED_BATCHES);
+    let mut pipeline = Pipeline::new(spec, deps, metrics, control.clone(), sink)?;
     let mut task = spec.plugin.create_task();
-    if let Err(e) = task
-        .start(&spec.config, SourceTaskContext { offsets: stored })
-        .await
-    {
-        task.stop(StopReason::Failed).await;
-        return Err(e);
-    }
+    let config = spec.config.clone();
+    let mut running: RunningTask = tokio::spawn(async move {
+        let result = task.run(&config, context).await;
+        (task, result)
+    });
     tracing::info!(connector = %spec.connector, task = spec.task_id, "task started");
-    let result = match Pipeline::new(spec, deps, metrics, control.clone()) {
-        Ok(mut pipeline) => {
-            let result = pipeline.drive(task.as_mut(), control).await;
-            if result.is_err() {
-                pipeline.salvage(task.as_mut()).await;
-            }
-            result
+    let driven = pipeline.drive(&mut end, control).await;
+    if driven.is_err() {
+        pipeline.salvage(&end).await;
+    }
+    // Ask the task to end and stop taking its records.
+    end.request_shutdown();
+    end.records.close();
+    let (task, task_result) = join_task(&mut running, deps.shutdown_timeout).await;
+    let result = match (driven, task_result) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(Ended::Stopped), Ok(())) => Ok(()),
+        (Ok(Ended::TaskEnded), Ok(())) => {
+            // Finished (a snapshot-only run): idle, RUNNING, until stopped.
+            pipeline.report(State::Running, &end);
+            let _ = control.wait_for(|c| *c == Control::Stop).await;
+            Ok(())
         }
-        Err(e) => Err(e),
     };
-    let reason = if result.is_ok() {
-        StopReason::Requested
-    } else {
-        StopReason::Failed
-    };
-    task.stop(reason).await;
+    if let Some(mut task) = task {
+        let reason = if result.is_ok() {
+            StopReason::Requested
+        } else {
+            StopReason::Failed
+        };
+        task.stop(reason).await;
+    }
     tracing::info!(connector = %spec.connector, task = spec.task_id, ok = result.is_ok(), "task stopped");
     result
+}
+
+/// Waits for the task's `run` to return after shutdown was requested;
+/// aborts it after `timeout`. A panic in the task is a retriable error
+/// (the task restarts from its stored offsets), never silence.
+async fn join_task(
+    running: &mut RunningTask,
+    timeout: Duration,
+) -> (Option<Box<dyn SourceTask>>, Result<(), ConnectorError>) {
+    match tokio::time::timeout(timeout, &mut *running).await {
+        Ok(Ok((task, result))) => (Some(task), result),
+        Ok(Err(e)) if e.is_panic() => (
+            None,
+            Err(ConnectorError::retriable(format!(
+                "the task panicked (a bug; the worker log has it): {e}; it restarts from its stored offsets"
+            ))),
+        ),
+        Ok(Err(e)) => (
+            None,
+            Err(ConnectorError::retriable(format!("the task ended: {e}"))),
+        ),
+        Err(_) => {
+            running.abort();
+            tracing::warn!("the task did not end within the shutdown timeout; aborted");
+            (None, Ok(()))
+        }
+    }
 }
 
 /// Encoded key and value; `None` is a null key or a tombstone.
 type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// A sent record waiting for its delivery report.
-struct InFlight {
+struct InFlight<D> {
+    ticket: Ticket,
     /// `None` for a record skipped under `errors.tolerance=all`.
-    delivery: Option<DeliveryFuture>,
+    delivery: Option<D>,
     bytes: usize,
-    partition: Arc<SourcePartition>,
-    offset: SourceOffset,
 }
 
 /// The produce side of one running task.
-struct Pipeline<'a> {
+struct Pipeline<'a, S: RecordSink> {
     spec: &'a SourceTaskSpec,
     deps: &'a Arc<RunnerDeps>,
     metrics: &'a Arc<TaskMetrics>,
+    sink: &'a S,
     key_converter: Arc<dyn Converter>,
     value_converter: Arc<dyn Converter>,
     tolerate_errors: bool,
     layout: TopicLayout,
-    in_flight: VecDeque<InFlight>,
-    /// The newest acknowledged offset per partition, not yet stored, keyed
-    /// by the partition's address: tasks share one `Arc` per partition, and
-    /// hashing the map itself for every record would dominate the cost.
-    /// The `u64` is the settle order, so equal partitions behind different
-    /// `Arc`s resolve to the newest offset.
-    acked: BTreeMap<usize, (u64, Arc<SourcePartition>, SourceOffset)>,
-    settled: u64,
+    /// Sent records in send order, retired from the front as their
+    /// reports arrive.
+    in_flight: VecDeque<InFlight<S::Delivery>>,
+    offsets: OffsetTracker,
     uncommitted: i64,
     last_commit: Instant,
     seen_topics: std::collections::HashSet<String>,
@@ -150,12 +213,13 @@ struct Pipeline<'a> {
     control: watch::Receiver<Control>,
 }
 
-impl<'a> Pipeline<'a> {
+impl<'a, S: RecordSink> Pipeline<'a, S> {
     fn new(
         spec: &'a SourceTaskSpec,
         deps: &'a Arc<RunnerDeps>,
         metrics: &'a Arc<TaskMetrics>,
         control: watch::Receiver<Control>,
+        sink: &'a S,
     ) -> Result<Self, ConnectorError> {
         let config = &spec.config.0;
         let converter = |side| {
@@ -170,6 +234,7 @@ impl<'a> Pipeline<'a> {
             spec,
             deps,
             metrics,
+            sink,
             key_converter: converter(Side::Key)?,
             value_converter: converter(Side::Value)?,
             tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
@@ -184,58 +249,72 @@ impl<'a> Pipeline<'a> {
                 )?,
             },
             in_flight: VecDeque::new(),
-            acked: BTreeMap::new(),
+            offsets: OffsetTracker::new(),
             uncommitted: 0,
             last_commit: Instant::now(),
             seen_topics: Default::default(),
-            settled: 0,
             control,
         })
     }
 
     async fn drive(
         &mut self,
-        task: &mut dyn SourceTask,
+        end: &mut RuntimeEnd,
         control: &mut watch::Receiver<Control>,
-    ) -> Result<(), ConnectorError> {
-        self.report(State::Running, task);
+    ) -> Result<Ended, ConnectorError> {
+        self.report(State::Running, end);
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {
-                Control::Stop => return self.finish(task).await,
+                Control::Stop => {
+                    self.finish(end).await?;
+                    return Ok(Ended::Stopped);
+                }
                 Control::Pause => {
+                    // Not taking batches: the task's emit waits.
                     self.drain_all().await?;
-                    self.commit(task).await?;
-                    self.report(State::Paused, task);
+                    self.commit(end).await?;
+                    self.report(State::Paused, end);
                     let _ = control.wait_for(|c| *c != Control::Pause).await;
-                    self.report(State::Running, task);
+                    self.report(State::Running, end);
                     continue;
                 }
                 Control::Run => {}
             }
-            // Cancelling poll only on stop is safe: nothing it held was
-            // committed, so the next start reads it again.
-            let batch = tokio::select! {
-                batch = task.poll() => batch?,
-                _ = control.wait_for(|c| *c == Control::Stop) => continue,
-            };
-            self.metrics
-                .records_polled
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            for record in batch {
-                self.send(record).await?;
+            let next_commit = self
+                .deps
+                .offset_flush_interval
+                .saturating_sub(self.last_commit.elapsed());
+            tokio::select! {
+                batch = end.records.recv() => match batch {
+                    Some(batch) => {
+                        self.metrics
+                            .records_polled
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        for record in batch {
+                            self.send(record).await?;
+                        }
+                    }
+                    None => {
+                        self.drain_all().await?;
+                        self.commit(end).await?;
+                        return Ok(Ended::TaskEnded);
+                    }
+                },
+                _ = control.changed() => continue,
+                () = tokio::time::sleep(next_commit) => {}
             }
             self.drain_ready()?;
             if self.last_commit.elapsed() >= self.deps.offset_flush_interval {
-                self.commit(task).await?;
-                self.report(State::Running, task);
+                self.commit(end).await?;
+                self.report(State::Running, end);
             }
         }
     }
 
-    fn report(&self, state: State, task: &dyn SourceTask) {
+    fn report(&self, state: State, end: &RuntimeEnd) {
         let mut status = TaskStatus::new(state, &self.deps.worker_id);
-        status.progress = task.progress();
+        status.progress = end.progress().map(|p| progress_json(&p));
         self.metrics.record_progress(status.progress.as_ref());
         set_status(self.deps, self.spec, status);
     }
@@ -243,18 +322,18 @@ impl<'a> Pipeline<'a> {
     /// After a failure: stores the offsets of records the broker has
     /// acknowledged, so a restart repeats less. A record that failed, and
     /// everything after it, stays uncommitted.
-    async fn salvage(&mut self, task: &mut dyn SourceTask) {
+    async fn salvage(&mut self, end: &RuntimeEnd) {
         let drained = tokio::time::timeout(self.deps.shutdown_timeout, self.drain_all()).await;
         if !matches!(drained, Ok(Ok(()))) {
             tracing::debug!(connector = %self.spec.connector, "not every sent record was acknowledged before the failure");
         }
-        if let Err(e) = self.commit(task).await {
+        if let Err(e) = self.commit(end).await {
             tracing::warn!(connector = %self.spec.connector, error = %e, "could not store the acknowledged offsets after the failure");
         }
     }
 
     /// Drains, commits and returns, bounded by the shutdown timeout.
-    async fn finish(&mut self, task: &mut dyn SourceTask) -> Result<(), ConnectorError> {
+    async fn finish(&mut self, end: &RuntimeEnd) -> Result<(), ConnectorError> {
         let timeout = self.deps.shutdown_timeout;
         match tokio::time::timeout(timeout, self.drain_all()).await {
             Ok(result) => result?,
@@ -265,7 +344,7 @@ impl<'a> Pipeline<'a> {
                 "shutdown timed out waiting for the broker; those records will be sent again on restart"
             ),
         }
-        self.commit(task).await
+        self.commit(end).await
     }
 
     async fn send(&mut self, record: SourceRecord) -> Result<(), ConnectorError> {
@@ -275,11 +354,11 @@ impl<'a> Pipeline<'a> {
             Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(connector = %self.spec.connector, topic = %record.topic, error = %e, "record skipped (errors.tolerance=all)");
+                let ticket = self.offsets.submit(record.partition, record.offset);
                 self.in_flight.push_back(InFlight {
+                    ticket,
                     delivery: None,
                     bytes: 0,
-                    partition: record.partition,
-                    offset: record.offset,
                 });
                 return Ok(());
             }
@@ -300,9 +379,8 @@ impl<'a> Pipeline<'a> {
             }
         };
         if !self.seen_topics.contains(&record.topic) {
-            self.deps
-                .topics
-                .ensure(&record.topic, self.layout)
+            self.sink
+                .ensure_topic(&record.topic, self.layout)
                 .await
                 .map_err(|e| {
                     ConnectorError::retriable(format!(
@@ -314,42 +392,23 @@ impl<'a> Pipeline<'a> {
             self.seen_topics.insert(record.topic.clone());
         }
         let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
-        let headers = (!record.headers.is_empty()).then(|| {
-            record
-                .headers
-                .iter()
-                .fold(OwnedHeaders::new(), |h, (k, v)| {
-                    h.insert(Header {
-                        key: k,
-                        value: Some(v),
-                    })
-                })
-        });
+        let out = OutRecord {
+            topic: &record.topic,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            partition: record.kafka_partition,
+            timestamp_ms: record.timestamp_ms,
+            headers: &record.headers,
+        };
         let delivery = loop {
-            let mut out = FutureRecord::<[u8], [u8]>::to(&record.topic);
-            if let Some(k) = &key {
-                out = out.key(k.as_slice());
-            }
-            if let Some(v) = &value {
-                out = out.payload(v.as_slice());
-            }
-            if let Some(p) = record.kafka_partition {
-                out = out.partition(p);
-            }
-            if let Some(ts) = record.timestamp_ms {
-                out = out.timestamp(ts);
-            }
-            if let Some(h) = &headers {
-                out = out.headers(h.clone());
-            }
-            match self.deps.producer.send_result(out) {
+            match self.sink.send(out) {
                 Ok(delivery) => break delivery,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(SendError::QueueFull) => {
                     if !self.retire_front().await? {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
-                Err((e, _)) => {
+                Err(SendError::Failed(e)) => {
                     return Err(ConnectorError::retriable(format!(
                         "producing to {} failed: {e}",
                         record.topic
@@ -357,12 +416,11 @@ impl<'a> Pipeline<'a> {
                 }
             }
         };
-        // The record is no longer borrowed, so its offset moves, not copies.
+        let ticket = self.offsets.submit(record.partition, record.offset);
         self.in_flight.push_back(InFlight {
+            ticket,
             delivery: Some(delivery),
             bytes,
-            partition: record.partition,
-            offset: record.offset,
         });
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         while self.in_flight.len() >= self.deps.max_in_flight {
@@ -438,12 +496,11 @@ impl<'a> Pipeline<'a> {
         let Some(mut front) = self.in_flight.pop_front() else {
             return Ok(false);
         };
-        if let Some(delivery) = front.delivery.take() {
-            let outcome = delivery.await;
-            self.settle(front, Some(outcome))?;
-        } else {
-            self.settle(front, None)?;
-        }
+        let outcome = match front.delivery.take() {
+            Some(delivery) => Some(delivery.await),
+            None => None,
+        };
+        self.settle(front, outcome)?;
         Ok(true)
     }
 
@@ -475,34 +532,25 @@ impl<'a> Pipeline<'a> {
     /// its offset (or any later one) can be stored.
     fn settle(
         &mut self,
-        record: InFlight,
-        outcome: Option<Result<OwnedDeliveryResult, Canceled>>,
+        record: InFlight<S::Delivery>,
+        outcome: Option<Result<(), String>>,
     ) -> Result<(), ConnectorError> {
         if let Some(outcome) = outcome {
             self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-            match outcome {
-                Ok(Ok(_)) => {
-                    self.metrics.records_produced.fetch_add(1, Ordering::Relaxed);
-                    self.metrics
-                        .bytes_produced
-                        .fetch_add(record.bytes as u64, Ordering::Relaxed);
-                }
-                Ok(Err((e, _))) => {
-                    return Err(ConnectorError::retriable(format!(
-                        "the broker did not acknowledge a record: {e}; its offset and all later ones stay uncommitted and are re-sent"
-                    )))
-                }
-                Err(_) => {
-                    return Err(ConnectorError::retriable(
-                        "the producer was shut down before a record was acknowledged",
-                    ))
-                }
+            if let Err(e) = outcome {
+                self.offsets.fail(record.ticket);
+                return Err(ConnectorError::retriable(format!(
+                    "the broker did not acknowledge a record: {e}; its offset and all later ones stay uncommitted and are re-sent"
+                )));
             }
+            self.metrics
+                .records_produced
+                .fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .bytes_produced
+                .fetch_add(record.bytes as u64, Ordering::Relaxed);
         }
-        let key = Arc::as_ptr(&record.partition) as usize;
-        self.settled += 1;
-        self.acked
-            .insert(key, (self.settled, record.partition, record.offset));
+        self.offsets.ack(record.ticket);
         self.uncommitted += 1;
         self.metrics
             .uncommitted
@@ -510,19 +558,13 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// Stores the acknowledged offsets, then tells the task they are durable.
-    async fn commit(&mut self, task: &mut dyn SourceTask) -> Result<(), ConnectorError> {
+    /// Stores the offsets that may be stored, then tells the task they
+    /// are durable.
+    async fn commit(&mut self, end: &RuntimeEnd) -> Result<(), ConnectorError> {
         self.last_commit = Instant::now();
-        if self.acked.is_empty() {
+        let entries = self.offsets.take_committable();
+        if entries.is_empty() {
             return Ok(());
-        }
-        let mut newest: Vec<_> = std::mem::take(&mut self.acked).into_values().collect();
-        newest.sort_by_key(|(order, _, _)| std::cmp::Reverse(*order));
-        let mut entries: Vec<(SourcePartition, SourceOffset)> = Vec::with_capacity(newest.len());
-        for (_, partition, offset) in newest {
-            if !entries.iter().any(|(p, _)| *p == *partition) {
-                entries.push(((*partition).clone(), offset));
-            }
         }
         let writes: Vec<_> = entries
             .iter()
@@ -541,6 +583,328 @@ impl<'a> Pipeline<'a> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         self.metrics.last_commit_ms.store(now_ms, Ordering::Relaxed);
-        task.commit(&entries).await
+        end.publish_durable(entries);
+        Ok(())
+    }
+}
+
+/// A task's typed progress as the `progress` member of its status (the
+/// shape `/metrics` and `sluice status` read): `phase`, `snapshot` per
+/// table with rows and the estimate, then the task's named positions.
+fn progress_json(progress: &TaskProgress) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    if let Some(phase) = progress.phase {
+        out.insert("phase".into(), phase.into());
+        let tables = progress
+            .snapshot
+            .iter()
+            .map(|t| {
+                (
+                    t.table.clone(),
+                    serde_json::json!({"rows": t.rows, "estimated_rows": t.estimated_rows}),
+                )
+            })
+            .collect();
+        out.insert("snapshot".into(), serde_json::Value::Object(tables));
+    }
+    for (name, value) in &progress.positions {
+        out.insert((*name).into(), value.clone());
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The durability core without a broker: a counting source task, the
+/// in-memory record sink with scripted acknowledgements, a real offset
+/// store in a temp dir.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+    use sluice_connector_api::{
+        ConfigDef, PluginInfo, PluginKind, SourceContext, SourceOffset, SourcePartition,
+    };
+
+    use super::*;
+    use crate::herder::record_sink::memory::{Answer, MemorySink};
+    use crate::kafka::TopicCreator;
+    use crate::store::{MemoryStatusStore, StateDirOffsetStore};
+
+    /// Emits records `n` = stored + 1 ..= `count` (config key), three per
+    /// batch, each with offset `{"n": n}`; panics at `panic.at` if set.
+    struct Counter;
+
+    struct CounterTask;
+
+    fn counter_partition() -> SourcePartition {
+        sluice_connector_api::offset::partition("counter", "c")
+    }
+
+    #[async_trait]
+    impl SourceConnector for Counter {
+        fn info(&self) -> PluginInfo {
+            PluginInfo {
+                class: "counter",
+                aliases: &[],
+                kind: PluginKind::Source,
+                version: "0",
+            }
+        }
+
+        fn config_def(&self) -> ConfigDef {
+            ConfigDef::new()
+        }
+
+        fn task_configs(
+            &self,
+            config: &ConnectorConfig,
+            _: usize,
+        ) -> Result<Vec<ConnectorConfig>, ConnectorError> {
+            Ok(vec![config.clone()])
+        }
+
+        fn create_task(&self) -> Box<dyn SourceTask> {
+            Box::new(CounterTask)
+        }
+    }
+
+    #[async_trait]
+    impl SourceTask for CounterTask {
+        async fn run(
+            &mut self,
+            config: &ConnectorConfig,
+            context: SourceContext,
+        ) -> Result<(), ConnectorError> {
+            let count = config.i64_or("count", 0)? as u64;
+            let panic_at = config.i64_or("panic.at", -1)?;
+            let partition = Arc::new(counter_partition());
+            let first = context
+                .offset(&partition)
+                .and_then(|o| o.get("n")?.as_u64())
+                .map_or(1, |n| n + 1);
+            let emitter = context.emitter();
+            let numbers: Vec<u64> = (first..=count).collect();
+            for chunk in numbers.chunks(3) {
+                if chunk.iter().any(|n| *n as i64 == panic_at) {
+                    panic!("a malformed frame");
+                }
+                let batch = chunk
+                    .iter()
+                    .map(|n| SourceRecord {
+                        partition: Arc::clone(&partition),
+                        offset: sluice_connector_api::offset::partition("n", *n),
+                        topic: "numbers".into(),
+                        kafka_partition: None,
+                        key_schema: None,
+                        key: None,
+                        value_schema: None,
+                        value: Some(sluice_connector_api::Value::Int64(*n as i64)),
+                        timestamp_ms: None,
+                        headers: Vec::new(),
+                    })
+                    .collect();
+                emitter.emit(batch).await?;
+            }
+            context.shutdown().wait().await;
+            Ok(())
+        }
+    }
+
+    struct Harness {
+        deps: Arc<RunnerDeps>,
+        _state: tempfile::TempDir,
+    }
+
+    impl Harness {
+        fn new(flush: Duration) -> Self {
+            let state = tempfile::tempdir().expect("temp dir");
+            // Clients for an address nothing listens on: the memory sink
+            // stands in for them.
+            let producer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", "127.0.0.1:9")
+                .create()
+                .expect("producer");
+            let deps = Arc::new(RunnerDeps {
+                producer,
+                kafka: crate::kafka::KafkaSettings {
+                    bootstrap_servers: "127.0.0.1:9".into(),
+                    producer_overrides: BTreeMap::new(),
+                    consumer_overrides: BTreeMap::new(),
+                    compression: "none".into(),
+                },
+                topics: TopicCreator::new("127.0.0.1:9").expect("admin"),
+                offsets: Arc::new(StateDirOffsetStore::new(state.path())),
+                status: Arc::new(MemoryStatusStore::default()),
+                metrics: Arc::default(),
+                worker_id: "test:0".into(),
+                offset_flush_interval: flush,
+                max_in_flight: 4,
+                shutdown_timeout: Duration::from_millis(500),
+                converter_defaults: BTreeMap::from([(
+                    "value.converter.schemas.enable".into(),
+                    "false".into(),
+                )]),
+                topic_layout: TopicLayout {
+                    partitions: 1,
+                    replication_factor: 1,
+                },
+                active_topics: Default::default(),
+            });
+            Self {
+                deps,
+                _state: state,
+            }
+        }
+
+        fn spec(&self, config: &[(&str, &str)]) -> SourceTaskSpec {
+            SourceTaskSpec {
+                connector: "counter".into(),
+                task_id: 0,
+                config: config.iter().copied().collect(),
+                plugin: Arc::new(Counter),
+            }
+        }
+
+        /// The stored `n`, if any.
+        fn stored(&self) -> Option<u64> {
+            let stored: Vec<(SourcePartition, SourceOffset)> =
+                self.deps.offsets.get("counter").expect("offsets");
+            stored
+                .iter()
+                .find(|(p, _)| *p == counter_partition())
+                .and_then(|(_, o)| o.get("n")?.as_u64())
+        }
+
+        /// Runs the task into `sink` until `until` holds for what was
+        /// sent, then asks it to stop; the run's result.
+        async fn run(
+            &self,
+            config: &[(&str, &str)],
+            sink: &MemorySink,
+            until: impl Fn(&[String]) -> bool,
+        ) -> Result<(), ConnectorError> {
+            let spec = self.spec(config);
+            let metrics = self.deps.metrics.task("counter", 0);
+            let (stop, mut control) = watch::channel(Control::Run);
+            let run = run_once_into(&spec, &self.deps, &metrics, &mut control, sink);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    result = &mut run => return result,
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {
+                        if until(&sink.values()) {
+                            stop.send_replace(Control::Stop);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn numbers(values: &[String]) -> Vec<u64> {
+        values.iter().filter_map(|v| v.parse().ok()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_delivery_in_the_middle_stores_only_what_precedes_it() {
+        let harness = Harness::new(Duration::from_secs(3600));
+        let sink = MemorySink::scripted(|i| if i == 4 { Answer::Fail } else { Answer::Ack });
+        let result = harness.run(&[("count", "10")], &sink, |_| false).await;
+        let error = result.expect_err("the failed delivery fails the run");
+        assert!(error.is_retriable(), "{error}");
+        assert!(error.to_string().contains("did not acknowledge"), "{error}");
+        // Records 1..=4 were acknowledged; 5 failed: nothing after 4 moves.
+        assert_eq!(harness.stored(), Some(4));
+        // The restart sends 5 again, and everything after it.
+        let again = MemorySink::default();
+        harness
+            .run(&[("count", "10")], &again, |v| numbers(v).contains(&10))
+            .await
+            .expect("clean run");
+        assert_eq!(numbers(&again.values()), (5..=10).collect::<Vec<_>>());
+        assert_eq!(harness.stored(), Some(10));
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_ack_and_store_repeats_and_never_skips() {
+        // Offsets are stored only at stop: the crash comes first.
+        let harness = Harness::new(Duration::from_secs(3600));
+        let sink = MemorySink::default();
+        let crashed = tokio::time::timeout(
+            Duration::from_millis(300),
+            harness.run(&[("count", "9")], &sink, |_| false),
+        )
+        .await;
+        assert!(crashed.is_err(), "the run was cut short, like kill -9");
+        assert_eq!(numbers(&sink.values()), (1..=9).collect::<Vec<_>>());
+        assert_eq!(
+            harness.stored(),
+            None,
+            "nothing was stored before the crash"
+        );
+        // Restart: everything is sent again (repeated, not skipped).
+        let again = MemorySink::default();
+        harness
+            .run(&[("count", "9")], &again, |v| numbers(v).contains(&9))
+            .await
+            .expect("clean run");
+        assert_eq!(numbers(&again.values()), (1..=9).collect::<Vec<_>>());
+        assert_eq!(harness.stored(), Some(9));
+        // And a later run resumes after the stored offset.
+        let later = MemorySink::default();
+        harness
+            .run(&[("count", "12")], &later, |v| numbers(v).contains(&12))
+            .await
+            .expect("clean run");
+        assert_eq!(numbers(&later.values()), vec![10, 11, 12]);
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_never_answers_stores_nothing_unacknowledged() {
+        let harness = Harness::new(Duration::from_millis(20));
+        // 1..=3 acknowledged, then silence.
+        let sink = MemorySink::scripted(|i| if i < 3 { Answer::Ack } else { Answer::Hang });
+        harness
+            .run(&[("count", "6")], &sink, |v| v.len() >= 4)
+            .await
+            .expect("a stop that times out on the broker is still a stop");
+        assert_eq!(harness.stored(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_fails_retriably_instead_of_going_silent() {
+        let harness = Harness::new(Duration::from_millis(20));
+        let sink = MemorySink::default();
+        let result = harness
+            .run(&[("count", "9"), ("panic.at", "5")], &sink, |_| false)
+            .await;
+        let error = result.expect_err("a panic ends the run");
+        assert!(error.is_retriable(), "{error}");
+        assert!(error.to_string().contains("panicked"), "{error}");
+        // What came before the panic is durable; nothing after it.
+        assert_eq!(harness.stored(), Some(3));
+    }
+
+    #[test]
+    fn progress_keeps_the_status_shape() {
+        let progress = TaskProgress {
+            phase: Some("snapshot"),
+            snapshot: vec![sluice_connector_api::TableProgress {
+                table: "s.t".into(),
+                rows: 5,
+                estimated_rows: 10,
+            }],
+            positions: vec![("lsn", json!("0/16B3748"))],
+        };
+        assert_eq!(
+            progress_json(&progress),
+            json!({"phase": "snapshot", "snapshot": {"s.t": {"rows": 5, "estimated_rows": 10}}, "lsn": "0/16B3748"})
+        );
+        let datagen = TaskProgress {
+            positions: vec![("next_seq", json!(7))],
+            ..TaskProgress::default()
+        };
+        assert_eq!(progress_json(&datagen), json!({"next_seq": 7}));
     }
 }

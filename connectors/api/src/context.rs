@@ -1,0 +1,249 @@
+//! What the runtime hands a running source task: the push side of the
+//! contract. A task emits batches into a bounded channel (a slow broker
+//! makes `emit` wait, so reading slows instead of memory growing), learns
+//! which offsets the runtime has made durable (what a database may now
+//! release), sees when to shut down, and publishes typed progress.
+//!
+//! [`source_context`] makes both ends: the [`SourceContext`] the task owns
+//! and the [`RuntimeEnd`] the runtime reads from.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::error::ConnectorError;
+use crate::offset::{SourceOffset, SourcePartition};
+use crate::record::SourceRecord;
+
+/// Offsets stored durably by the runtime, newest per partition.
+pub type DurableOffsets = Arc<Vec<(SourcePartition, SourceOffset)>>;
+
+/// A table's snapshot progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableProgress {
+    /// `schema.table` or `database.table`.
+    pub table: String,
+    /// Rows read so far.
+    pub rows: u64,
+    /// The database's estimate of the table's rows (-1 when unknown).
+    pub estimated_rows: i64,
+}
+
+/// What a task shows in its status, in `/metrics` and in `sluice status`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskProgress {
+    /// `starting`, `snapshot` or `streaming`, for connectors with phases.
+    pub phase: Option<&'static str>,
+    /// Snapshot progress per table.
+    pub snapshot: Vec<TableProgress>,
+    /// Where the task is, named as the connector names it (`lsn`,
+    /// `binlog_position`, `next_seq`, ...).
+    pub positions: Vec<(&'static str, serde_json::Value)>,
+}
+
+/// Reads a task's current progress; installed by the task, called by the
+/// runtime whenever it reports status.
+pub type ProgressReader = Arc<dyn Fn() -> TaskProgress + Send + Sync>;
+
+/// The task's end of the contract.
+pub struct SourceContext {
+    offsets: Vec<(SourcePartition, SourceOffset)>,
+    emitter: Emitter,
+    durable: watch::Receiver<DurableOffsets>,
+    shutdown: Shutdown,
+    progress: Arc<Mutex<Option<ProgressReader>>>,
+}
+
+/// The runtime's end of the contract.
+pub struct RuntimeEnd {
+    /// Batches the task emitted, in order. Closed when the task ended.
+    pub records: mpsc::Receiver<Vec<SourceRecord>>,
+    durable: watch::Sender<DurableOffsets>,
+    shutdown: watch::Sender<bool>,
+    progress: Arc<Mutex<Option<ProgressReader>>>,
+}
+
+/// Makes both ends for a task resuming from `offsets`, with room for
+/// `capacity` batches between them.
+pub fn source_context(
+    offsets: Vec<(SourcePartition, SourceOffset)>,
+    capacity: usize,
+) -> (SourceContext, RuntimeEnd) {
+    let (records_tx, records) = mpsc::channel(capacity.max(1));
+    let (durable_tx, durable) = watch::channel(DurableOffsets::default());
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let progress = Arc::new(Mutex::new(None));
+    (
+        SourceContext {
+            offsets,
+            emitter: Emitter {
+                records: records_tx,
+            },
+            durable,
+            shutdown: Shutdown(shutdown),
+            progress: Arc::clone(&progress),
+        },
+        RuntimeEnd {
+            records,
+            durable: durable_tx,
+            shutdown: shutdown_tx,
+            progress,
+        },
+    )
+}
+
+impl SourceContext {
+    /// The stored offset for `partition`, if any: where to resume.
+    pub fn offset(&self, partition: &SourcePartition) -> Option<&SourceOffset> {
+        self.offsets
+            .iter()
+            .find(|(p, _)| p == partition)
+            .map(|(_, o)| o)
+    }
+
+    /// Where records go; clone it into the pipeline that reads the source.
+    pub fn emitter(&self) -> Emitter {
+        self.emitter.clone()
+    }
+
+    /// The offsets the runtime has stored, each time it stores more: a
+    /// database source may release its log up to them.
+    pub fn durable(&self) -> watch::Receiver<DurableOffsets> {
+        self.durable.clone()
+    }
+
+    /// Fires when the runtime wants the task to end.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Installs how the runtime reads this task's progress.
+    pub fn report_progress(&self, reader: ProgressReader) {
+        *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
+    }
+}
+
+impl RuntimeEnd {
+    /// Tells the task these offsets are stored.
+    pub fn publish_durable(&self, offsets: Vec<(SourcePartition, SourceOffset)>) {
+        self.durable.send_replace(Arc::new(offsets));
+    }
+
+    /// Asks the task to end.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// The task's progress, if it reports any.
+    pub fn progress(&self) -> Option<TaskProgress> {
+        let reader = self
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        Some(reader())
+    }
+}
+
+/// Sends batches to the runtime; waits while the runtime is behind.
+#[derive(Clone)]
+pub struct Emitter {
+    records: mpsc::Sender<Vec<SourceRecord>>,
+}
+
+impl Emitter {
+    /// Hands `batch` to the runtime, waiting for room. An empty batch is
+    /// not sent. Fails (retriable) only when the runtime stopped taking
+    /// records, which it does when it ends the task.
+    pub async fn emit(&self, batch: Vec<SourceRecord>) -> Result<(), ConnectorError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.records
+            .send(batch)
+            .await
+            .map_err(|_| ConnectorError::retriable("the runtime stopped taking records"))
+    }
+
+    /// Whether the runtime stopped taking records.
+    pub fn is_closed(&self) -> bool {
+        self.records.is_closed()
+    }
+}
+
+/// The runtime's request to end the task.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Whether shutdown was requested.
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until shutdown is requested (or the runtime is gone).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn emit_waits_for_room_and_fails_once_the_runtime_is_gone() {
+        let (context, mut end) = source_context(Vec::new(), 1);
+        let emitter = context.emitter();
+        let record = |n: u64| SourceRecord {
+            partition: Arc::new(crate::offset::partition("p", "x")),
+            offset: crate::offset::partition("n", n),
+            topic: "t".into(),
+            kafka_partition: None,
+            key_schema: None,
+            key: None,
+            value_schema: None,
+            value: None,
+            timestamp_ms: None,
+            headers: Vec::new(),
+        };
+        emitter.emit(vec![record(1)]).await.expect("room for one");
+        // Full: the second waits until the runtime takes the first.
+        let second = tokio::spawn({
+            let emitter = emitter.clone();
+            async move { emitter.emit(vec![record(2)]).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished());
+        assert_eq!(end.records.recv().await.map(|b| b.len()), Some(1));
+        second.await.expect("joined").expect("sent after room");
+        drop(end);
+        let error = emitter
+            .emit(vec![record(3)])
+            .await
+            .expect_err("runtime gone");
+        assert!(error.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn durable_offsets_and_shutdown_reach_the_task() {
+        let (context, end) = source_context(Vec::new(), 1);
+        let mut durable = context.durable();
+        let mut shutdown = context.shutdown();
+        assert!(!shutdown.requested());
+        end.publish_durable(vec![(
+            crate::offset::partition("server", "a"),
+            crate::offset::partition("lsn", 7),
+        )]);
+        durable.changed().await.expect("published");
+        assert_eq!(durable.borrow()[0].1["lsn"], 7);
+        end.request_shutdown();
+        shutdown.wait().await;
+        assert!(shutdown.requested());
+        context.report_progress(Arc::new(|| TaskProgress {
+            phase: Some("streaming"),
+            ..TaskProgress::default()
+        }));
+        assert_eq!(end.progress().and_then(|p| p.phase), Some("streaming"));
+    }
+}

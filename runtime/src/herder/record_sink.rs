@@ -1,0 +1,212 @@
+//! The seam between a source task's runner and the broker: where encoded
+//! records go and how their acknowledgements come back. The worker uses
+//! Kafka ([`KafkaRecordSink`]); the runner's unit tests use an in-memory
+//! sink whose acknowledgements they script, so the durability rule is
+//! tested without a broker.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+
+use crate::kafka::{TopicCreator, TopicLayout};
+
+/// One encoded record, borrowed for the send.
+#[derive(Debug, Clone, Copy)]
+pub struct OutRecord<'a> {
+    /// The destination topic.
+    pub topic: &'a str,
+    /// The key bytes; `None` is a null key.
+    pub key: Option<&'a [u8]>,
+    /// The value bytes; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// The partition, or `None` to hash the key.
+    pub partition: Option<i32>,
+    /// The record timestamp.
+    pub timestamp_ms: Option<i64>,
+    /// Kafka headers.
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+/// A record could not be handed to the broker client.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The client's queue is full: wait for acknowledgements, then retry.
+    #[error("the producer queue is full")]
+    QueueFull,
+    /// Anything else; the task restarts.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where a source runner sends records.
+#[async_trait]
+pub trait RecordSink: Send + Sync {
+    /// Resolves when the broker acknowledged the record, or failed to.
+    type Delivery: Future<Output = Result<(), String>> + Send + Unpin;
+
+    /// Makes sure `topic` exists before the first record goes to it.
+    async fn ensure_topic(&self, topic: &str, layout: TopicLayout) -> Result<(), String>;
+
+    /// Hands `record` to the broker client.
+    fn send(&self, record: OutRecord<'_>) -> Result<Self::Delivery, SendError>;
+}
+
+/// The worker's sink: its idempotent producer and topic creation.
+pub struct KafkaRecordSink<'a> {
+    /// The worker's producer.
+    pub producer: &'a FutureProducer,
+    /// Topic creation.
+    pub topics: &'a TopicCreator,
+}
+
+/// A Kafka delivery report as a plain result.
+pub struct KafkaDelivery(DeliveryFuture);
+
+impl Future for KafkaDelivery {
+    type Output = Result<(), String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|outcome| match outcome {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(e.to_string()),
+            Err(_) => Err("the producer was shut down before the record was acknowledged".into()),
+        })
+    }
+}
+
+#[async_trait]
+impl RecordSink for KafkaRecordSink<'_> {
+    type Delivery = KafkaDelivery;
+
+    async fn ensure_topic(&self, topic: &str, layout: TopicLayout) -> Result<(), String> {
+        self.topics
+            .ensure(topic, layout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn send(&self, record: OutRecord<'_>) -> Result<KafkaDelivery, SendError> {
+        let mut out = FutureRecord::<[u8], [u8]>::to(record.topic);
+        if let Some(k) = record.key {
+            out = out.key(k);
+        }
+        if let Some(v) = record.value {
+            out = out.payload(v);
+        }
+        if let Some(p) = record.partition {
+            out = out.partition(p);
+        }
+        if let Some(ts) = record.timestamp_ms {
+            out = out.timestamp(ts);
+        }
+        if !record.headers.is_empty() {
+            out = out.headers(record.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(record.headers.len()),
+                |h, (key, value)| {
+                    h.insert(Header {
+                        key,
+                        value: Some(value),
+                    })
+                },
+            ));
+        }
+        match self.producer.send_result(out) {
+            Ok(delivery) => Ok(KafkaDelivery(delivery)),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(SendError::QueueFull)
+            }
+            Err((e, _)) => Err(SendError::Failed(e.to_string())),
+        }
+    }
+}
+
+/// An in-memory sink for unit tests: keeps what was sent and acknowledges
+/// each record as the test scripts it.
+#[cfg(test)]
+pub mod memory {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// How the sink answers the n-th record it is sent (counting from 0).
+    pub type Script = Box<dyn Fn(usize) -> Answer + Send + Sync>;
+
+    /// An answer to one record.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Answer {
+        /// Acknowledged at once.
+        Ack,
+        /// Delivery failed.
+        Fail,
+        /// Never acknowledged (a broker that went away).
+        Hang,
+    }
+
+    /// Records kept by topic with their value bytes.
+    #[derive(Default)]
+    pub struct MemorySink {
+        /// Everything sent, in order: (topic, value).
+        pub sent: Mutex<Vec<(String, Option<Vec<u8>>)>>,
+        script: Option<Script>,
+    }
+
+    impl MemorySink {
+        /// A sink that answers each record as `script` says.
+        pub fn scripted(script: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Self {
+            Self {
+                sent: Mutex::default(),
+                script: Some(Box::new(script)),
+            }
+        }
+
+        /// The values sent so far, as text.
+        pub fn values(&self) -> Vec<String> {
+            self.sent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(_, v)| String::from_utf8_lossy(v.as_deref().unwrap_or_default()).into())
+                .collect()
+        }
+    }
+
+    /// A scripted delivery.
+    pub struct MemoryDelivery(Option<Result<(), String>>);
+
+    impl Future for MemoryDelivery {
+        type Output = Result<(), String>;
+
+        fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+            match self.0.take() {
+                Some(outcome) => Poll::Ready(outcome),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl RecordSink for MemorySink {
+        type Delivery = MemoryDelivery;
+
+        async fn ensure_topic(&self, _: &str, _: TopicLayout) -> Result<(), String> {
+            Ok(())
+        }
+
+        fn send(&self, record: OutRecord<'_>) -> Result<MemoryDelivery, SendError> {
+            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            let index = sent.len();
+            sent.push((record.topic.to_owned(), record.value.map(<[u8]>::to_vec)));
+            let answer = self.script.as_ref().map_or(Answer::Ack, |s| s(index));
+            Ok(MemoryDelivery(match answer {
+                Answer::Ack => Some(Ok(())),
+                Answer::Fail => Some(Err(format!("record {index} was not delivered"))),
+                Answer::Hang => None,
+            }))
+        }
+    }
+}
