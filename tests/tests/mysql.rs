@@ -719,12 +719,7 @@ fn a_failed_table_reread_mid_transaction_loses_no_row() {
     wait_for(
         "the table re-read to fail on the locked account",
         Duration::from_secs(60),
-        || {
-            worker
-                .logs()
-                .contains("re-reading a table definition")
-                .then_some(())
-        },
+        || worker.logs().contains("account is locked").then_some(()),
     );
     db.exec(&format!("ALTER USER '{user}'@'%' ACCOUNT UNLOCK"));
     db.exec(&format!(
