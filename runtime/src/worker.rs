@@ -32,6 +32,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             config.state_dir.display()
         )
     })?;
+    let _lock = crate::store::lock_state_dir(&config.state_dir)?;
     let settings = KafkaSettings {
         bootstrap_servers: config.bootstrap_servers.clone(),
         producer_overrides: config.producer_properties.clone(),

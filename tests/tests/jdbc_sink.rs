@@ -778,3 +778,79 @@ fn a_registry_outage_is_retried_never_dead_lettered() {
     );
     api.delete("/connectors/outage-sink");
 }
+
+/// Issue 19, finding 6: a target that is only briefly unable to write (a
+/// lock held past the statement timeout, here) must be waited out, never
+/// taken for a bad record. With `errors.tolerance=all` the sink used to
+/// dead-letter every record of such a batch and commit past them.
+#[test]
+fn a_transient_target_error_is_retried_never_dead_lettered() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target, role) = (ident("tsrc"), ident("tdst"), ident("sinkrole"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
+         CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
+         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, 200) g; \
+         CREATE TABLE {target}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
+         CREATE ROLE {role} LOGIN PASSWORD 'pw'; \
+         GRANT USAGE ON SCHEMA {target} TO {role}; GRANT ALL ON {target}.items TO {role}; \
+         ALTER ROLE {role} SET statement_timeout = '300ms';"
+    ));
+    // Another session holds the target table for a while.
+    let holder = {
+        let (pg, target) = (pg.clone(), target.clone());
+        std::thread::spawn(move || {
+            pg.exec(&format!(
+                "BEGIN; LOCK TABLE {target}.items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT;"
+            ))
+        })
+    };
+    wait_for("the lock to be held", Duration::from_secs(10), || {
+        let held = pg.exec(&format!(
+            "SELECT count(*) FROM pg_locks WHERE relation = '{target}.items'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+        ));
+        (held == "1").then_some(())
+    });
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "transient-src", &source, &[]);
+    let dead_letters = unique("dlq-transient");
+    let mut sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &format!("{prefix}.{source}.items"),
+        &format!("{target}.${{source.table}}"),
+    );
+    sink["connection.username"] = json!(role);
+    sink["connection.password"] = json!("pw");
+    sink["errors.tolerance"] = json!("all");
+    sink["errors.deadletterqueue.topic.name"] = json!(dead_letters);
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "transient-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
+    wait_equal(
+        &api,
+        "transient-sink",
+        "the target to get every row once the lock is gone",
+        || (pg_items(&pg, &source_table), pg_items(&pg, &target_table)),
+    );
+    holder.join().expect("lock holder");
+    let set_aside = sluice_tests::kafka::read_topic(
+        env.bootstrap(),
+        &dead_letters,
+        Duration::from_secs(3),
+        |_| false,
+    );
+    assert!(
+        set_aside.is_empty(),
+        "{} records were dead-lettered for a lock timeout",
+        set_aside.len()
+    );
+    api.delete("/connectors/transient-src");
+    api.delete("/connectors/transient-sink");
+    pg.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
+}

@@ -702,3 +702,41 @@ fn a_fresh_start_never_drops_someone_elses_slot() {
     assert_eq!(still, held, "the other consumer's slot was replaced");
     pg.drop_slot(&slot);
 }
+
+/// Issue 19, finding 10: a table whose name Kafka cannot take as is
+/// (spaces, non-ASCII) gets Debezium's sanitized topic name instead of
+/// stopping the connector in a restart loop.
+#[test]
+fn odd_table_names_get_sanitized_topics() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot, prefix) = (ident("odd"), ident("slot"), ident("srv"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.\"Odd Table ü\" (id int PRIMARY KEY, note text); \
+         INSERT INTO {schema}.\"Odd Table ü\" VALUES (1, 'snapshot');"
+    ));
+    let config = pg.connector_config(&prefix, &schema, &slot);
+    let reply = api.post("/connectors", &json!({"name": "pg-odd", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        let task = status(&api, "pg-odd");
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
+    });
+    pg.exec(&format!(
+        "INSERT INTO {schema}.\"Odd Table ü\" VALUES (2, 'streamed')"
+    ));
+    let topic = format!("{prefix}.{schema}.Odd_Table__");
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.len() >= 2
+    });
+    let notes: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.value["after"]["note"].as_str())
+        .collect();
+    assert_eq!(notes, ["snapshot", "streamed"], "{records:?}");
+    assert_eq!(status(&api, "pg-odd")["state"], "RUNNING");
+    api.delete("/connectors/pg-odd");
+}

@@ -221,3 +221,49 @@ pub fn tombstone(record: &SourceRecord) -> SourceRecord {
         ..record.clone()
     }
 }
+
+/// A topic name from its parts joined by dots, as Debezium's default topic
+/// naming strategy makes it: every character Kafka does not allow in a
+/// topic name (anything but ASCII letters, digits, `.`, `_` and `-`)
+/// becomes `_`, so a table named with spaces or accents still gets a topic.
+pub fn topic_name(parts: &[&str]) -> String {
+    let joined = parts.join(".");
+    if joined
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return joined;
+    }
+    let sanitized: String = joined
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    tracing::warn!(topic = %joined, sanitized = %sanitized, "a topic name had characters Kafka does not allow; they were replaced with '_'");
+    sanitized
+}
+
+#[cfg(test)]
+mod topic_name_tests {
+    use super::topic_name;
+
+    /// Issue 19, finding 10: odd table names used to make topic names the
+    /// broker refuses, and the connector restarted forever.
+    #[test]
+    fn characters_kafka_refuses_become_underscores() {
+        assert_eq!(
+            topic_name(&["dbserver1", "inventory", "customers"]),
+            "dbserver1.inventory.customers"
+        );
+        assert_eq!(
+            topic_name(&["srv", "public", "Odd Table ü"]),
+            "srv.public.Odd_Table__"
+        );
+        assert_eq!(topic_name(&["srv", "db", "a-b_c$d"]), "srv.db.a-b_c_d");
+    }
+}

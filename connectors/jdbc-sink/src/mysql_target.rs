@@ -27,12 +27,26 @@ pub struct MySqlTarget {
     tables: HashMap<String, TableInfo>,
 }
 
-/// A server error as a connector error: deadlocks, lock waits and lost
-/// connections retry; access, schema and data errors do not.
+/// Server error codes that say the target cannot write *now*, not that a
+/// record is bad: lock wait timeout (1205), deadlock (1213), read-only
+/// (1290 `--read-only`, 1836 read-only mode), shutdown in progress (1053),
+/// too many connections (1040), user resource limits (1226), query
+/// interrupted or timed out (1317, MariaDB 1969, MySQL 3024), disk or
+/// table full (1021, 1114), out of memory or resources (1037, 1038, 1041),
+/// connection killed or dropped for idling (MariaDB 1927, MySQL 4031),
+/// network errors (1152 to 1161).
+const TRANSIENT_CODES: [u16; 24] = [
+    1205, 1213, 1290, 1836, 1053, 1040, 1226, 1317, 1969, 3024, 1021, 1114, 1037, 1038, 1041, 1927,
+    4031, 1152, 1153, 1154, 1155, 1156, 1158, 1159,
+];
+
+/// A server error as a connector error: what the target cannot do now
+/// retries with the same records (never dead-lettered); access, schema and
+/// data errors do not.
 fn classify(context: &str, e: mysql_async::Error) -> ConnectorError {
     let text = format!("{context}: {e}");
     match &e {
-        mysql_async::Error::Server(s) if [1205, 1213].contains(&s.code) => {
+        mysql_async::Error::Server(s) if TRANSIENT_CODES.contains(&s.code) => {
             ConnectorError::retriable(text)
         }
         mysql_async::Error::Server(_) => ConnectorError::fatal(text),

@@ -26,17 +26,28 @@ pub struct PostgresTarget {
     tables: HashMap<String, TableInfo>,
 }
 
-/// A PostgreSQL error as a connector error: lost connections, deadlocks
-/// and resource shortages retry; data and schema errors do not.
+/// SQLSTATEs that say the target cannot write *now* (not that a record is
+/// bad): a transaction in read-only mode (a standby, a failover under way),
+/// a session ended for idling in a transaction, a lock not granted in time,
+/// an object in use. Whole classes are in [`TRANSIENT_CLASSES`].
+const TRANSIENT_CODES: [&str; 4] = ["25006", "25P03", "55P03", "55006"];
+
+/// SQLSTATE classes that are never the record's fault: connection
+/// exceptions (08), transaction rollbacks such as deadlocks (40),
+/// insufficient resources such as a full disk (53), operator intervention
+/// such as a statement timeout or a shutdown (57), system and I/O errors
+/// (58).
+const TRANSIENT_CLASSES: [&str; 5] = ["08", "40", "53", "57", "58"];
+
+/// A PostgreSQL error as a connector error: what the target cannot do now
+/// retries with the same records (never dead-lettered); data and schema
+/// errors do not.
 fn classify(context: &str, e: tokio_postgres::Error) -> ConnectorError {
     let retriable = match e.code() {
         None => true,
         Some(code) => {
             let c = code.code();
-            c.starts_with("08")
-                || c.starts_with("40")
-                || c.starts_with("53")
-                || c.starts_with("57P")
+            TRANSIENT_CODES.contains(&c) || TRANSIENT_CLASSES.iter().any(|k| c.starts_with(k))
         }
     };
     let text = match e.as_db_error() {

@@ -97,7 +97,7 @@ fn zero_of(schema: &Schema) -> Value {
 impl TableSchema {
     /// Builds the schemas of `def` under `topic_prefix`.
     pub fn build(topic_prefix: &str, def: &TableDef, filters: &Filters, mapping: Mapping) -> Self {
-        let topic = format!("{topic_prefix}.{}.{}", def.database, def.name);
+        let topic = debezium::topic_name(&[topic_prefix, &def.database, &def.name]);
         let key_names: Vec<String> = filters
             .key_columns(&def.database, &def.name)
             .map(<[String]>::to_vec)

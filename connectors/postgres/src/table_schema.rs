@@ -154,7 +154,7 @@ impl TableSchema {
         key_names: &[String],
         mapping: Mapping,
     ) -> Self {
-        let topic = format!("{topic_prefix}.{schema}.{table}");
+        let topic = sluice_connector_api::debezium::topic_name(&[topic_prefix, schema, table]);
         let emitted: Vec<EmittedColumn> = columns
             .iter()
             .enumerate()

@@ -34,7 +34,15 @@ pub trait SchemaLog: Send + Sync {
 /// A [`SchemaLog`] in a JSON-lines file, fsynced on every append.
 pub struct FileLog {
     path: PathBuf,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<Appender>>,
+}
+
+/// The open log and the length of its complete records: an append that
+/// fails half-way (a full disk) is cut back to it, and the next append
+/// starts there, so a torn record never sits in the middle of the log.
+struct Appender {
+    file: File,
+    valid_len: u64,
 }
 
 impl FileLog {
@@ -91,21 +99,21 @@ impl SchemaLog for FileLog {
         if file.metadata()?.len() != valid_len {
             file.set_len(valid_len)?;
         }
-        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(Appender { file, valid_len });
         Ok(records)
     }
 
     fn append(&self, records: &[LogRecord]) -> std::io::Result<()> {
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            *guard = Some(
-                OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(&self.path)?,
-            );
+            let file = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&self.path)?;
+            let valid_len = file.metadata()?.len();
+            *guard = Some(Appender { file, valid_len });
         }
-        let Some(file) = guard.as_mut() else {
+        let Some(log) = guard.as_mut() else {
             return Err(std::io::Error::other("schema log is not open"));
         };
         let mut buf = Vec::new();
@@ -113,8 +121,23 @@ impl SchemaLog for FileLog {
             serde_json::to_writer(&mut buf, &json!({ "key": key, "value": value }))?;
             buf.push(b'\n');
         }
-        file.write_all(&buf)?;
-        file.sync_data()
+        // A torn tail left by an earlier failed append goes first.
+        if log.file.metadata()?.len() != log.valid_len {
+            log.file.set_len(log.valid_len)?;
+        }
+        let written = log.file.write_all(&buf).and_then(|()| log.file.sync_data());
+        match written {
+            Ok(()) => {
+                log.valid_len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Not answered, so not kept; if even this fails, the next
+                // append cuts it.
+                let _ = log.file.set_len(log.valid_len);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -139,6 +162,29 @@ impl SchemaLog for MemoryLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19, finding 8: an append cut short (a full disk) leaves a
+    /// torn tail while the worker runs on; the next append must not glue
+    /// its record to it, or the log is corrupt mid-file and the worker
+    /// cannot start again.
+    #[test]
+    fn an_append_after_a_torn_one_starts_on_its_own_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = FileLog::in_dir(dir.path());
+        assert!(log.replay().expect("empty").is_empty());
+        log.append(&[(json!({"k": 1}), Some(json!({"v": 1})))])
+            .expect("append");
+        // What a write that failed half-way leaves behind.
+        let path = dir.path().join("schemas.log");
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(b"{\"key\":{\"k\":2},\"va").expect("torn");
+        drop(f);
+        log.append(&[(json!({"k": 3}), Some(json!({"v": 3})))])
+            .expect("append after the torn one");
+        let replayed = FileLog::in_dir(dir.path()).replay().expect("the log reads");
+        let keys: Vec<Json> = replayed.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![json!({"k": 1}), json!({"k": 3})]);
+    }
 
     #[test]
     fn torn_tail_is_dropped_and_log_continues() {

@@ -65,6 +65,10 @@ pub struct RegistryArgs {
 
 /// Serves a standalone registry until SIGTERM or Ctrl-C.
 pub async fn run(args: &RegistryArgs) -> anyhow::Result<()> {
+    crate::store::prepare_state_dir(&args.state_dir)
+        .with_context(|| format!("preparing the state directory {}", args.state_dir.display()))?;
+    // Before the log is read: reading repairs a torn tail in place.
+    let _lock = crate::store::lock_state_dir(&args.state_dir)?;
     let registry = open_in_dir(&args.state_dir)?;
     let listener = bind(args.listen).await?;
     tracing::info!(listen = %args.listen, state_dir = %args.state_dir.display(), "schema registry started");

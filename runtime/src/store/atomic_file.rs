@@ -13,7 +13,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state".to_owned());
-    let tmp = dir.join(format!(".{file_name}.tmp"));
+    // Unique per writer: two writers of one file must not share a temp
+    // file (one would rename the other's half-written one into place).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
     {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -39,5 +43,32 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    /// Issue 19, finding 8: two writers of one file (two stores, or two
+    /// workers on one directory before the lock refuses the second) must
+    /// not share a temp file: one would rename the other's half-written
+    /// file into place, or fail to find its own.
+    #[test]
+    fn concurrent_writers_never_share_a_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("offsets.json");
+        let writers: Vec<_> = (0..4u8)
+            .map(|n| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        write_atomically(&path, &[n; 4096])?;
+                    }
+                    Ok::<(), std::io::Error>(())
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer").expect("every write succeeds");
+        }
+        let content = fs::read(&path).expect("read");
+        assert_eq!(content.len(), 4096);
+        assert!(content.iter().all(|b| *b == content[0]), "a mixed file");
     }
 }

@@ -6,6 +6,7 @@
 //! topics for a group of workers without touching the herder.
 
 mod atomic_file;
+mod dir_lock;
 mod memory_status;
 mod state_dir;
 
@@ -16,6 +17,7 @@ use sluice_connector_api::{SourceOffset, SourcePartition};
 use thiserror::Error;
 
 pub use atomic_file::write_atomically;
+pub use dir_lock::{lock_state_dir, StateDirLock};
 pub use memory_status::MemoryStatusStore;
 pub use state_dir::{prepare_state_dir, StateDirConfigStore, StateDirOffsetStore};
 
@@ -34,6 +36,14 @@ pub enum StoreError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// Another process uses the state directory.
+    #[error("the state directory {dir} is in use by another sluice process ({holder}); give each worker and registry its own --state-dir, or stop the other process first")]
+    Locked {
+        /// The directory.
+        dir: String,
+        /// Who holds it, as it wrote itself into the lock file.
+        holder: String,
     },
     /// A stored file is not what this version of sluice wrote.
     #[error("{path} is corrupt ({source}); move it aside to start without it")]

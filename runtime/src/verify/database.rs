@@ -51,6 +51,29 @@ pub enum KeyRange {
     From(i64),
 }
 
+/// Chunks of about `chunk_rows` rows over the keys `min..=max` of a table
+/// with `count` rows, plus open ends below and above.
+fn key_ranges(min: i64, max: i64, count: u64, chunk_rows: u64) -> Vec<KeyRange> {
+    let chunks = count.div_ceil(chunk_rows.max(1)).max(1);
+    let span = (max as i128 - min as i128 + 1) as u128;
+    let width = span.div_ceil(u128::from(chunks)).max(1) as i128;
+    let mut ranges = vec![KeyRange::Below(min)];
+    let mut lo = min as i128;
+    while lo <= max as i128 {
+        let hi = (lo + width).min(max as i128 + 1);
+        match i64::try_from(hi) {
+            Ok(hi) => ranges.push(KeyRange::Between(lo as i64, hi)),
+            // The last chunk reaches i64::MAX: its end is open.
+            Err(_) => ranges.push(KeyRange::From(lo as i64)),
+        }
+        lo = hi;
+    }
+    if max < i64::MAX {
+        ranges.push(KeyRange::From(max + 1));
+    }
+    ranges
+}
+
 /// A connection to one side.
 pub enum Database {
     /// PostgreSQL.
@@ -236,20 +259,7 @@ impl Database {
             max.parse().context("max key")?,
             count.parse().context("row count")?,
         );
-        let chunks = count.div_ceil(chunk_rows.max(1)).max(1);
-        let span = (max as i128 - min as i128 + 1) as u128;
-        let width = span.div_ceil(u128::from(chunks)).max(1) as i128;
-        let mut ranges = vec![KeyRange::Below(min)];
-        let mut lo = min as i128;
-        while lo <= max as i128 {
-            let hi = (lo + width).min(max as i128 + 1);
-            ranges.push(KeyRange::Between(lo as i64, hi as i64));
-            lo = hi;
-        }
-        if max < i64::MAX {
-            ranges.push(KeyRange::From(max + 1));
-        }
-        Ok(ranges)
+        Ok(key_ranges(min, max, count, chunk_rows))
     }
 
     fn filter(sql: &RowSql, range: &KeyRange) -> String {
@@ -345,6 +355,40 @@ impl Database {
                             .flatten()
                     })
                     .collect())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `key` falls in `range`, as the SQL filter selects it.
+    fn covers(range: &KeyRange, key: i64) -> bool {
+        match range {
+            KeyRange::All => true,
+            KeyRange::Between(lo, hi) => key >= *lo && key < *hi,
+            KeyRange::Below(b) => key < *b,
+            KeyRange::From(b) => key >= *b,
+        }
+    }
+
+    /// Issue 19, finding 10: with `i64::MAX` as the largest key the last
+    /// chunk's exclusive end overflowed, the chunk selected nothing on
+    /// either side, and verify said EQUAL over differing rows.
+    #[test]
+    fn every_key_is_in_exactly_one_chunk_up_to_i64_max() {
+        for (min, max, count) in [
+            (1, 1000, 1000),
+            (i64::MAX - 10, i64::MAX, 11),
+            (i64::MIN, i64::MAX, 5),
+            (-5, i64::MAX, 3),
+        ] {
+            let ranges = key_ranges(min, max, count, 4);
+            for key in [min, min.saturating_add(1), max / 2, max - 1, max] {
+                let hits = ranges.iter().filter(|r| covers(r, key)).count();
+                assert_eq!(hits, 1, "key {key} in {hits} chunks of {ranges:?}");
             }
         }
     }
