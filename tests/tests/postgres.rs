@@ -593,6 +593,15 @@ fn tls_modes_encrypt_verify_and_refuse_as_libpq() {
     );
 }
 
+/// Makes PostgreSQL flush its WAL with a committed transaction. A
+/// non-transactional logical message is written but not flushed (before
+/// PostgreSQL 17 there is no way to ask), and a walsender sends only
+/// flushed WAL: alone on an idle server such a message waits for the next
+/// commit, as it would for Debezium.
+fn flush_wal(pg: &Pg) {
+    pg.exec("SELECT txid_current()");
+}
+
 #[test]
 fn logical_decoding_messages_become_op_m_events_once() {
     let env = TestEnv::load();
@@ -620,6 +629,7 @@ fn logical_decoding_messages_become_op_m_events_once() {
     let xid: i64 = xid.lines().last().unwrap_or_default().parse().expect("xid");
     pg.exec("SELECT pg_logical_emit_message(false, 'internal.cache', 'skip me')");
     pg.exec("SELECT pg_logical_emit_message(false, 'ping', '\\x00ff'::bytea)");
+    flush_wal(&pg);
     let topic = format!("{prefix}.message");
     let messages = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
         r.len() >= 2
@@ -643,6 +653,7 @@ fn logical_decoding_messages_become_op_m_events_once() {
     assert!(worker.terminate().success());
     worker.restart();
     pg.exec("SELECT pg_logical_emit_message(false, 'ping', 'again')");
+    flush_wal(&pg);
     let messages = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
         r.len() >= 3
     });
