@@ -797,12 +797,19 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
          GRANT USAGE ON SCHEMA {target} TO {role}; GRANT ALL ON {target}.items TO {role}; \
          ALTER ROLE {role} SET statement_timeout = '300ms';"
     ));
-    // Another session holds the target table for a while.
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "transient-src", &source, &[]);
+    // The source's slot waits for open transactions: it streams first.
+    wait_for("the source to stream", Duration::from_secs(60), || {
+        (status(&api, "transient-src")["progress"]["phase"] == "streaming").then_some(())
+    });
+    // Another session holds the target table until the test lets go.
     let holder = {
         let (pg, target) = (pg.clone(), target.clone());
         std::thread::spawn(move || {
-            pg.exec(&format!(
-                "BEGIN; LOCK TABLE {target}.items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT;"
+            pg.try_exec(&format!(
+                "BEGIN; LOCK TABLE {target}.items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;"
             ))
         })
     };
@@ -812,9 +819,6 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
         ));
         (held == "1").then_some(())
     });
-    let worker = Worker::start(&env);
-    let api = worker.api();
-    let prefix = start_pg_source(&api, &pg, "transient-src", &source, &[]);
     let dead_letters = unique("dlq-transient");
     let mut sink = sink_config(
         &env,
@@ -831,6 +835,22 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
         &json!({"name": "transient-sink", "config": sink}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
+    let trace = wait_for(
+        "the sink to report the statement timeout as retriable",
+        Duration::from_secs(60),
+        || {
+            let trace = status(&api, "transient-sink")["trace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            trace.contains("57014").then_some(trace)
+        },
+    );
+    assert!(trace.contains("(retriable"), "{trace}");
+    // The lock goes away: its holder's sleep is cancelled.
+    pg.exec(&format!(
+        "SELECT pg_cancel_backend(pid) FROM pg_locks WHERE relation = '{target}.items'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+    ));
     let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
     wait_equal(
         &api,
@@ -838,7 +858,7 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
         "the target to get every row once the lock is gone",
         || (pg_items(&pg, &source_table), pg_items(&pg, &target_table)),
     );
-    holder.join().expect("lock holder");
+    let _ = holder.join();
     let set_aside = sluice_tests::kafka::read_topic(
         env.bootstrap(),
         &dead_letters,
