@@ -119,3 +119,37 @@ fn sigterm_commits_everything_acknowledged() {
         "records repeated after a graceful shutdown: {repeated:?}"
     );
 }
+
+/// Issue 19, finding 8: a second worker on a state directory in use is
+/// refused at start, naming the fix, instead of overwriting the first
+/// one's offsets and configs.
+#[test]
+fn a_second_worker_on_one_state_directory_is_refused() {
+    let env = TestEnv::load();
+    let first = Worker::start(&env);
+    let port = sluice_tests::process::free_port();
+    let mut second = std::process::Command::new(sluice_tests::worker::sluice_bin())
+        .args([
+            "worker",
+            "--bootstrap-servers",
+            env.bootstrap(),
+            "--rest-listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--state-dir")
+        .arg(first.state_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("second worker starts");
+    let exited = wait_for("the second worker to exit", Duration::from_secs(20), || {
+        second.try_wait().ok().flatten()
+    });
+    let output = second.wait_with_output().expect("output");
+    let text = sluice_tests::process::output_text(&output);
+    assert!(!exited.success(), "{text}");
+    assert!(text.contains("in use by another sluice process"), "{text}");
+    assert!(text.contains("--state-dir"), "{text}");
+    // The first worker is unharmed.
+    assert_eq!(first.api().get("/connectors").status, 200);
+}

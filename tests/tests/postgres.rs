@@ -751,3 +751,51 @@ fn odd_table_names_get_sanitized_topics() {
     assert_eq!(status(&api, "pg-odd")["state"], "RUNNING");
     api.delete("/connectors/pg-odd");
 }
+
+/// Issue 19, finding 7: a walsender that stops answering (its process
+/// stopped, as behind a half-open connection) is detected — the server is
+/// asked to answer and stays silent — and the task reconnects instead of
+/// waiting forever with status RUNNING; nothing is lost.
+#[test]
+fn a_silent_walsender_is_taken_for_dead_and_reconnected() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot, prefix) = (ident("silent"), ident("slot"), ident("srv"));
+    create_items(&pg, &schema, 5);
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["status.update.interval.ms"] = json!("500");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "pg-silent", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "pg-silent")["progress"]["phase"] == "streaming").then_some(())
+    });
+    let walsender = pg.exec(&format!(
+        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    ));
+    let signal = |sig: &str| {
+        let done = std::process::Command::new("kill")
+            .args([sig, &walsender])
+            .status()
+            .expect("kill runs");
+        assert!(done.success(), "kill {sig} {walsender}");
+    };
+    signal("-STOP");
+    let seen = wait_for(
+        "the silent walsender to be detected",
+        Duration::from_secs(30),
+        || worker.logs().contains("half-open").then_some(()),
+    );
+    signal("-CONT");
+    let _ = seen;
+    pg.exec(&format!(
+        "INSERT INTO {schema}.items (id, qty) VALUES (1000, 7)"
+    ));
+    assert_converges(&env, &pg, &schema, &format!("{prefix}.{schema}.items"));
+    assert_eq!(status(&api, "pg-silent")["state"], "RUNNING");
+    api.delete("/connectors/pg-silent");
+}

@@ -188,6 +188,10 @@ fn at_or_before(a: (&str, u64), b: (&str, u64)) -> bool {
 
 type Row = mysql_async::binlog::row::BinlogRow;
 
+/// How long the binlog connection may stay silent (the server is asked for
+/// a heartbeat every 5 s) before it is taken for dead.
+const SERVER_SILENCE: Duration = Duration::from_secs(30);
+
 impl Streamer<'_> {
     fn position(
         &self,
@@ -540,8 +544,19 @@ impl Streamer<'_> {
         let mut committed_end = self.cursor.pos;
         let mut committed_ts = 0i64;
         let mut placement = Placement::default();
+        // The server sends a heartbeat every 5 s of quiet (set above); six
+        // missed ones mean a half-open connection (a network cut, a stalled
+        // proxy), which would otherwise be waited on forever.
+        let mut last_heard = Instant::now();
         loop {
             let event = match tokio::time::timeout(Duration::from_millis(20), stream.next()).await {
+                Err(_) if last_heard.elapsed() > SERVER_SILENCE => {
+                    self.hand_over(&mut batch, &staged).await?;
+                    return Err(ConnectorError::retriable(format!(
+                        "no binlog event or heartbeat from the server for {} s: the connection is presumably half-open (a network cut or a stalled proxy); reconnecting from the last position",
+                        last_heard.elapsed().as_secs()
+                    )));
+                }
                 Err(_) => {
                     self.hand_over(&mut batch, &staged).await?;
                     if group.is_none() {
@@ -566,7 +581,10 @@ impl Streamer<'_> {
                     self.hand_over(&mut batch, &staged).await?;
                     return Err(stream_error(e, self.config.server_id));
                 }
-                Ok(Some(Ok(event))) => event,
+                Ok(Some(Ok(event))) => {
+                    last_heard = Instant::now();
+                    event
+                }
             };
             let header = event.header();
             let (start, end) = placement

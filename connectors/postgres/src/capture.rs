@@ -586,6 +586,12 @@ impl Capture {
         let mut relations: HashMap<u32, Option<TableSchema>> = HashMap::new();
         let mut flushed_sent = Lsn(0);
         let mut last_status = Instant::now();
+        // A walsender that does not answer when asked is behind a
+        // half-open connection (a network cut, a stalled proxy): without
+        // this the task would wait forever, RUNNING.
+        let mut last_heard = Instant::now();
+        let mut asked: Option<Instant> = None;
+        let silence_limit = self.config.status_interval * 6;
         // The open transaction: (commit LSN, xid, commit time µs, next seq, skip up to seq).
         let mut tx: Option<(Lsn, u32, i64, u64, Option<u64>)> = None;
         let mut emitted = Emitted::default();
@@ -637,6 +643,15 @@ impl Capture {
                 .map_err(|e| wire("reading the replication stream", e))?;
             let mut reply_now = false;
             let mut idle_end = None;
+            if message.is_some() {
+                last_heard = Instant::now();
+                asked = None;
+            } else if asked.is_some_and(|at| at.elapsed() > silence_limit) {
+                return Err(ConnectorError::retriable(format!(
+                    "PostgreSQL's walsender has not answered for {} s although asked to: the connection is presumably half-open (a network cut or a stalled proxy); reconnecting from the stored offset",
+                    last_heard.elapsed().as_secs()
+                )));
+            }
             match message {
                 None => {}
                 Some(StreamMessage::Keepalive { end, reply }) => {
@@ -772,10 +787,16 @@ impl Capture {
             // Confirm what is durable downstream; when everything emitted
             // is durable and the stream is idle, the server's position.
             let target = emitted.confirmable(*flushed.borrow_and_update(), idle_end);
-            if reply_now || target > flushed_sent || last_status.elapsed() > Duration::from_secs(10)
+            if reply_now
+                || target > flushed_sent
+                || last_status.elapsed() > self.config.status_interval
             {
                 let confirm = target.max(flushed_sent);
-                conn.send_status(confirm, false)
+                let ask = last_heard.elapsed() > self.config.status_interval;
+                if ask && asked.is_none() {
+                    asked = Some(Instant::now());
+                }
+                conn.send_status(confirm, ask)
                     .await
                     .map_err(|e| wire("sending the standby status", e))?;
                 flushed_sent = confirm;

@@ -70,6 +70,9 @@ pub struct PostgresConfig {
     pub heartbeat_interval: Duration,
     /// `heartbeat.action.query`
     pub heartbeat_action_query: Option<String>,
+    /// `status.update.interval.ms`: how often the walsender hears from the
+    /// connector (and, when it has been quiet, is asked to answer).
+    pub status_interval: Duration,
     /// `decimal.handling.mode`
     pub decimal_mode: DecimalMode,
     /// `time.precision.mode`
@@ -145,6 +148,7 @@ pub fn definition() -> ConfigDef {
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
         .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
         .define(key("heartbeat.action.query", ConfigType::String, "SQL run at each heartbeat, so an idle database's slot advances.", GROUP_EVENTS))
+        .define(key("status.update.interval.ms", ConfigType::Long, "How often the walsender is sent the connector's position; a server quiet that long is asked to answer, and one that stays silent for six intervals is taken for a dead (half-open) connection and reconnected.", GROUP_CAPTURE).default("10000").validator(positive))
         .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
         .define(key("time.precision.mode", ConfigType::String, "adaptive, adaptive_time_microseconds or connect.", GROUP_EVENTS).default("adaptive").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block.", GROUP_EVENTS).default("false"))
@@ -233,6 +237,9 @@ impl PostgresConfig {
             tombstones_on_delete: config.bool_or("tombstones.on.delete", true)?,
             heartbeat_interval: Duration::from_millis(
                 config.i64_or("heartbeat.interval.ms", 0)?.max(0) as u64,
+            ),
+            status_interval: Duration::from_millis(
+                config.i64_or("status.update.interval.ms", 10_000)?.max(1) as u64,
             ),
             heartbeat_action_query: config
                 .get("heartbeat.action.query")
