@@ -777,21 +777,28 @@ fn a_silent_walsender_is_taken_for_dead_and_reconnected() {
     let walsender = pg.exec(&format!(
         "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{slot}'"
     ));
-    let signal = |sig: &str| {
-        let done = std::process::Command::new("kill")
-            .args([sig, &walsender])
-            .status()
-            .expect("kill runs");
-        assert!(done.success(), "kill {sig} {walsender}");
-    };
-    signal("-STOP");
-    let seen = wait_for(
+    /// Sends SIGCONT when dropped, so a failing test never leaves the
+    /// server's walsender stopped.
+    struct Stopped(String);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &self.0])
+                .status();
+        }
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &walsender])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success(), "kill -STOP {walsender}");
+    let stopped = Stopped(walsender);
+    wait_for(
         "the silent walsender to be detected",
         Duration::from_secs(30),
         || worker.logs().contains("half-open").then_some(()),
     );
-    signal("-CONT");
-    let _ = seen;
+    drop(stopped);
     pg.exec(&format!(
         "INSERT INTO {schema}.items (id, qty) VALUES (1000, 7)"
     ));
