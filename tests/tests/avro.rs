@@ -329,10 +329,23 @@ fn unreachable_registry_delays_records_and_drops_none() {
                 .then_some(())
         },
     );
-    assert_eq!(
-        task_status(&api, "waiter")["state"],
-        "RUNNING",
-        "waiting is not failing"
+    let waiting = wait_for(
+        "the status to say what the task waits for",
+        Duration::from_secs(10),
+        || {
+            let task = task_status(&api, "waiter");
+            let trace = task["trace"].as_str().unwrap_or_default();
+            trace
+                .contains("waiting for the schema registry")
+                .then(|| task.clone())
+        },
+    );
+    assert_eq!(waiting["state"], "RUNNING", "waiting is not failing");
+    assert!(
+        waiting["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("schema.registry.url")),
+        "{waiting}"
     );
     assert_eq!(
         committed_seq(&api, "waiter"),

@@ -65,6 +65,17 @@ pub struct RunnerDeps {
 }
 
 impl RunnerDeps {
+    /// Why the worker's producer can no longer deliver anything, if it
+    /// hit a fatal error (an idempotent producer's sequence broken by the
+    /// broker, a fenced producer): librdkafka does not recover from those.
+    pub fn producer_fatal_error(&self) -> Option<String> {
+        use rdkafka::producer::Producer;
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{reason} ({code:?})"))
+    }
+
     /// Notes that `connector` writes to `topic`.
     pub fn note_topic(&self, connector: &str, topic: &str) {
         let mut all = self.active_topics.lock().unwrap_or_else(|e| e.into_inner());
@@ -179,6 +190,12 @@ impl Herder {
     /// The worker id.
     pub fn worker_id(&self) -> &str {
         &self.deps.worker_id
+    }
+
+    /// Why the worker cannot work any more, if it cannot (see
+    /// [`RunnerDeps::producer_fatal_error`]).
+    pub fn fatal_error(&self) -> Option<String> {
+        self.deps.producer_fatal_error()
     }
 
     /// Starts every connector in the config store in its stored target state.

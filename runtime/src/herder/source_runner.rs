@@ -479,6 +479,14 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 // hand, so nothing is dropped and nothing later overtakes it.
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, topic = %record.topic, retry_in_ms = backoff.as_millis() as u64, error = %e, "waiting for the schema registry");
+                    // Still RUNNING (as Connect shows a task that retries),
+                    // but saying what it waits for.
+                    let mut status = TaskStatus::new(State::Running, &self.deps.worker_id);
+                    status.trace = Some(format!(
+                        "waiting for the schema registry: {e}\n(retrying every {} ms with the record in hand; nothing is skipped and no offset moves meanwhile)",
+                        backoff.as_millis()
+                    ));
+                    set_status(self.deps, self.spec, status);
                     let mut control = self.control.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -539,6 +547,12 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
             if let Err(e) = outcome {
                 self.offsets.fail(record.ticket);
+                if let Some(fatal) = self.deps.producer_fatal_error() {
+                    // Retrying with this producer cannot succeed.
+                    return Err(ConnectorError::fatal(format!(
+                        "the worker's Kafka producer hit a fatal error: {fatal}; no offset moved past the undelivered records. Restart the worker (GET /health answers 503 until then); its tasks resume from their stored offsets"
+                    )));
+                }
                 return Err(ConnectorError::retriable(format!(
                     "the broker did not acknowledge a record: {e}; its offset and all later ones stay uncommitted and are re-sent"
                 )));
@@ -884,6 +898,29 @@ mod tests {
         assert!(error.to_string().contains("panicked"), "{error}");
         // What came before the panic is durable; nothing after it.
         assert_eq!(harness.stored(), Some(3));
+    }
+
+    /// Issue 19, finding 7: a fatal producer error (librdkafka never
+    /// recovers from one) is known to the worker, which reports it on
+    /// `/health` and in the task's failure instead of retrying forever.
+    #[test]
+    fn a_fatal_producer_error_is_known() {
+        let harness = Harness::new(Duration::from_secs(1));
+        assert_eq!(harness.deps.producer_fatal_error(), None);
+        let reason = std::ffi::CString::new("test: sequence broken").expect("c string");
+        // SAFETY: librdkafka's test hook on a live producer handle of ours.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                rdkafka::producer::Producer::client(&harness.deps.producer).native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
+        let fatal = harness
+            .deps
+            .producer_fatal_error()
+            .expect("fatal error seen");
+        assert!(fatal.contains("sequence broken"), "{fatal}");
     }
 
     #[test]

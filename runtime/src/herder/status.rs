@@ -51,7 +51,8 @@ pub struct ConnectorStatus {
     pub state: State,
     /// The worker running it.
     pub worker_id: String,
-    /// Why it failed, if it did.
+    /// Why it failed, if it did; for a RUNNING task, what it is waiting
+    /// for while it retries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
 }
@@ -63,7 +64,8 @@ pub struct TaskStatus {
     pub state: State,
     /// The worker running it.
     pub worker_id: String,
-    /// Why it failed, if it did.
+    /// Why it failed, if it did; for a RUNNING task, what it is waiting
+    /// for while it retries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
     /// Progress the task reports (e.g. snapshot rows), if any.

@@ -52,12 +52,27 @@ async fn root(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": "healthy",
-        "message": "Worker has completed startup and is ready to handle requests.",
-        "worker_id": state.herder.worker_id(),
-    }))
+/// Connect's health check; 503 once the worker cannot deliver any more,
+/// so an orchestrator restarts it instead of trusting a 200.
+async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<serde_json::Value>) {
+    match state.herder.fatal_error() {
+        None => (
+            StatusCode::OK,
+            Json(json!({
+                "status": "healthy",
+                "message": "Worker has completed startup and is ready to handle requests.",
+                "worker_id": state.herder.worker_id(),
+            })),
+        ),
+        Some(cause) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unhealthy",
+                "message": format!("the worker's Kafka producer hit a fatal error and cannot deliver records: {cause}. Restart the worker; its tasks resume from their stored offsets"),
+                "worker_id": state.herder.worker_id(),
+            })),
+        ),
+    }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
