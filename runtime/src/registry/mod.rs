@@ -12,6 +12,7 @@ mod rest;
 mod schema_text;
 mod service;
 mod state;
+pub mod untrusted;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

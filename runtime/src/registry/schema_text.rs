@@ -26,7 +26,7 @@ pub fn parse(text: &str, normalize: bool) -> Result<ParsedSchema, RegistryError>
     } else {
         json
     };
-    apache_avro::Schema::parse(&json).map_err(|e| {
+    super::untrusted::parse_schema(&json).map_err(|e| {
         RegistryError::InvalidSchema(format!("Invalid schema {text}, details: {e}"))
     })?;
     let model = AvroModel::from_json(&json)
@@ -211,5 +211,52 @@ mod tests {
         assert_eq!(err.code(), 42201);
         let err = parse("{not json", false).expect_err("not json");
         assert_eq!(err.code(), 42201);
+    }
+
+    /// Issue 19 (bad input): schema text posted to the registry is outside
+    /// input. Mutations of real schemas, and nesting far deeper than any
+    /// schema, parse or are refused with an error, never a panic or a
+    /// stack overflow. A deterministic stand-in for `cargo fuzz`.
+    #[test]
+    fn mutated_and_deep_schemas_never_panic() {
+        let samples = [
+            r#"{"type":"record","name":"R","namespace":"n","fields":[{"name":"a","type":["null","int"],"default":null},{"name":"b","type":{"type":"array","items":{"type":"map","values":"string"}}},{"name":"c","type":{"type":"enum","name":"E","symbols":["X","Y"]}},{"name":"d","type":{"type":"fixed","name":"F","size":4}},{"name":"e","type":{"type":"bytes","logicalType":"decimal","precision":5,"scale":2}}]}"#,
+            r#"["null",{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}]"#,
+        ];
+        let mut state: u64 = 0x853c_49e6_748f_ea9b;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: Vec<char> = "{}[]\":,0123456789-.eE nulltruefalse\\ü\u{0}"
+            .chars()
+            .collect();
+        for sample in samples {
+            for _ in 0..3000 {
+                let mut text: Vec<char> = sample.chars().collect();
+                for _ in 0..1 + next() % 3 {
+                    let at = (next() as usize) % text.len();
+                    match next() % 3 {
+                        0 => text[at] = alphabet[(next() as usize) % alphabet.len()],
+                        1 => {
+                            text.remove(at);
+                        }
+                        _ => text.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                    }
+                }
+                let text: String = text.into_iter().collect();
+                let _ = parse(&text, next() % 2 == 0);
+            }
+        }
+        let deep_arrays = format!(
+            "{}\"int\"{}",
+            "{\"type\":\"array\",\"items\":".repeat(5000),
+            "}".repeat(5000)
+        );
+        assert!(parse(&deep_arrays, false).is_err());
+        let deep_unions = format!("{}\"int\"{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&deep_unions, true).is_err());
     }
 }

@@ -439,4 +439,48 @@ mod tests {
         )
         .is_err());
     }
+
+    /// Issue 19 (bad input): every prefix of valid messages, valid
+    /// messages with bytes overwritten, and random bytes behind every tag
+    /// decode to a message or an error, never a panic. A deterministic
+    /// stand-in for `cargo fuzz`, which needs a nightly toolchain.
+    #[test]
+    fn mutated_and_random_messages_never_panic() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let samples: Vec<&[u8]> = vec![
+            b"R\0\0@\0public\0orders\0d\0\x02\x01id\0\0\0\0\x17\xff\xff\xff\xff\0note\0\0\0\0\x19\xff\xff\xff\xff",
+            b"U\0\0@\0K\0\x02t\0\0\0\x017nN\0\x02t\0\0\0\x018u",
+            b"B\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x02\x03",
+            b"M\x01\0\0\0\0\x01\0\0\0ping\0\0\0\0\x02hi",
+            b"T\0\0\0\x01\0\0\0\0@\0",
+        ];
+        for sample in &samples {
+            for len in 0..=sample.len() {
+                let _ = decode(Bytes::copy_from_slice(&sample[..len]), false);
+                let _ = decode(Bytes::copy_from_slice(&sample[..len]), true);
+            }
+            for _ in 0..2000 {
+                let mut bytes = sample.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+                let _ = decode(Bytes::from(bytes), next() % 2 == 0);
+            }
+        }
+        for tag in b"BCORYIUDTMSEcApKbPr\0" {
+            for _ in 0..2000 {
+                let len = (next() % 48) as usize;
+                let mut bytes = vec![*tag];
+                bytes.extend((0..len).map(|_| next() as u8));
+                let _ = decode(Bytes::from(bytes), next() % 2 == 0);
+            }
+        }
+    }
 }

@@ -65,10 +65,8 @@ impl AvroDecoder {
                 .client
                 .schema(id)
                 .map_err(|source| DecodeError::Registry { id, source })?;
-            let schema = apache_avro::Schema::parse_str(&text).map_err(|e| DecodeError::Avro {
-                id,
-                message: e.to_string(),
-            })?;
+            let schema = crate::registry::untrusted::parse_schema_text(&text)
+                .map_err(|message| DecodeError::Avro { id, message })?;
             self.schemas.insert(id, schema);
         }
         let schema = &self.schemas[&id];

@@ -93,7 +93,7 @@ impl AvroReader {
             path: "<schema>".into(),
             message: format!("writer schema {id}: {message}"),
         };
-        let avro = apache_avro::Schema::parse_str(&text).map_err(|e| bad(e.to_string()))?;
+        let avro = crate::registry::untrusted::parse_schema_text(&text).map_err(bad)?;
         let json: Json = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let connect = Arc::new(to_connect(&json, &mut HashMap::new()).map_err(bad)?);
         let writer = Arc::new(Writer { avro, connect });
