@@ -18,6 +18,10 @@ impl TestEnv {
         )
         .arg(what)
         .env("SLUICE_ENV_DIR", self.get("SLUICE_ENV_DIR"))
+        // A restart must come back on the ports the tests use, whatever
+        // the caller's shell exports.
+        .env("SLUICE_PG_PORT", self.get("SLUICE_PG_PORT"))
+        .env("SLUICE_MARIADB_PORT", self.get("SLUICE_MARIADB_PORT"))
         .status()
         .unwrap_or_else(|e| panic!("running scripts/env {what}: {e}"));
         assert!(status.success(), "scripts/env {what} failed");
