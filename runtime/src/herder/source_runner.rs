@@ -31,6 +31,9 @@ use crate::metrics::TaskMetrics;
 
 /// Batches a task may have emitted ahead of the runner.
 const QUEUED_BATCHES: usize = 4;
+/// How often acknowledgements are collected while the task is quiet and
+/// records are in flight.
+const ACK_POLL: Duration = Duration::from_millis(20);
 
 /// What the herder wants a task runner to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,10 +284,19 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 }
                 Control::Run => {}
             }
+            // Acknowledgements are looked at every few milliseconds while
+            // records are in flight (so counters, commits and what the
+            // source may release follow the broker closely), else at the
+            // next commit.
             let next_commit = self
                 .deps
                 .offset_flush_interval
                 .saturating_sub(self.last_commit.elapsed());
+            let wake = if self.in_flight.is_empty() {
+                next_commit
+            } else {
+                next_commit.min(ACK_POLL)
+            };
             tokio::select! {
                 batch = end.records.recv() => match batch {
                     Some(batch) => {
@@ -302,7 +314,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                     }
                 },
                 _ = control.changed() => continue,
-                () = tokio::time::sleep(next_commit) => {}
+                () = tokio::time::sleep(wake) => {}
             }
             self.drain_ready()?;
             if self.last_commit.elapsed() >= self.deps.offset_flush_interval {
