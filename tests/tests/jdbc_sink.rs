@@ -673,6 +673,17 @@ fn avro_records_of_many_types_round_trip_into_a_postgres_target() {
     );
 }
 
+/// Fails if the dead-letter topic holds anything: set aside `why`.
+fn assert_nothing_dead_lettered(env: &TestEnv, topic: &str, why: &str) {
+    let set_aside =
+        sluice_tests::kafka::read_topic(env.bootstrap(), topic, Duration::from_secs(3), |_| false);
+    assert!(
+        set_aside.is_empty(),
+        "{} records were dead-lettered {why}",
+        set_aside.len()
+    );
+}
+
 /// Issue 19, finding 9: a schema registry that cannot be reached is a
 /// retriable condition, never a reason to set a record aside. With
 /// `errors.tolerance=all` and a dead-letter topic, the sink used to send
@@ -765,17 +776,7 @@ fn a_registry_outage_is_retried_never_dead_lettered() {
             )
         },
     );
-    let set_aside = sluice_tests::kafka::read_topic(
-        env.bootstrap(),
-        &dead_letters,
-        Duration::from_secs(3),
-        |_| false,
-    );
-    assert!(
-        set_aside.is_empty(),
-        "{} records were dead-lettered during a registry outage",
-        set_aside.len()
-    );
+    assert_nothing_dead_lettered(&env, &dead_letters, "during a registry outage");
     api.delete("/connectors/outage-sink");
 }
 
@@ -859,17 +860,7 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
         || (pg_items(&pg, &source_table), pg_items(&pg, &target_table)),
     );
     let _ = holder.join();
-    let set_aside = sluice_tests::kafka::read_topic(
-        env.bootstrap(),
-        &dead_letters,
-        Duration::from_secs(3),
-        |_| false,
-    );
-    assert!(
-        set_aside.is_empty(),
-        "{} records were dead-lettered for a lock timeout",
-        set_aside.len()
-    );
+    assert_nothing_dead_lettered(&env, &dead_letters, "for a lock timeout");
     api.delete("/connectors/transient-src");
     api.delete("/connectors/transient-sink");
     pg.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
