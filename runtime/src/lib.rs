@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod status_cli;
 pub mod store;
 pub mod tail;
+pub mod transforms;
 pub mod verify;
 pub mod worker;
 pub mod worker_config;

@@ -27,6 +27,7 @@ use super::RunnerDeps;
 use crate::converter::{self, Decoder, Side};
 use crate::kafka::build_consumer;
 use crate::metrics::TaskMetrics;
+use crate::transforms::{Chain, Record};
 
 /// Most records handed to the task in one `put` unless `batch.size` says.
 const DEFAULT_BATCH: usize = 500;
@@ -128,6 +129,7 @@ struct Applier<'a> {
     key: Arc<Decoder>,
     value: Arc<Decoder>,
     tolerate: bool,
+    transforms: Chain,
     dead_letters: Option<String>,
     batch_size: usize,
     /// Topics already reported for `GET /connectors/{name}/topics`.
@@ -182,6 +184,8 @@ impl<'a> Applier<'a> {
             key: Arc::new(decoder(Side::Key)?),
             value: Arc::new(decoder(Side::Value)?),
             tolerate: config.get("errors.tolerance") == Some("all"),
+            transforms: Chain::from_config(config)
+                .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
             dead_letters,
             batch_size: config.i64_or("batch.size", DEFAULT_BATCH as i64)?.max(1) as usize,
             seen_topics: Default::default(),
@@ -293,6 +297,14 @@ impl<'a> Applier<'a> {
                 }
             };
             note(&mut positions, &consumed.record);
+            let consumed = if self.transforms.is_empty() {
+                consumed
+            } else {
+                match self.transform(consumed).await? {
+                    Some(consumed) => consumed,
+                    None => continue,
+                }
+            };
             batch.push(consumed);
         }
         Ok((batch, positions))
@@ -327,6 +339,42 @@ impl<'a> Applier<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Runs the configured transforms on a decoded record; `None` when it
+    /// is not to be written (dropped by a transform, or set aside after a
+    /// tolerated failure). Its Kafka position stays the one consumed.
+    async fn transform(&self, consumed: Consumed) -> Result<Option<Consumed>, ConnectorError> {
+        let Consumed {
+            record,
+            key_bytes,
+            value_bytes,
+        } = consumed;
+        let (partition, offset) = (record.kafka_partition, record.kafka_offset);
+        let topic = record.topic.clone();
+        // Only a tolerated failure needs the record as it was consumed.
+        let original = self.tolerate.then(|| record.clone());
+        match self.transforms.apply(Record::from_sink(record)) {
+            Ok(Some(out)) => Ok(Some(Consumed {
+                record: out.into_sink(partition, offset),
+                key_bytes,
+                value_bytes,
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => match original {
+                Some(original) => {
+                    let cause = format!("{topic}[{partition}]@{offset} failed in {e}");
+                    let raw = (key_bytes.as_deref(), value_bytes.as_deref());
+                    self.dead_letter(&original, raw, "TRANSFORMATION", &cause)
+                        .await?;
+                    Ok(None)
+                }
+                None => Err(ConnectorError::fatal(format!(
+                    "connector {} task {}: the record {topic}[{partition}]@{offset} failed in {e}; fix the transform's settings, or set errors.tolerance=all (with errors.deadletterqueue.topic.name) to set such records aside",
+                    self.spec.connector, self.spec.task_id
+                ))),
+            },
+        }
     }
 
     /// The decoded record, or why not: the record at fault (with the

@@ -28,6 +28,8 @@ use super::RunnerDeps;
 use crate::converter::{self, ConvertError, Converter, Side};
 use crate::kafka::TopicLayout;
 use crate::metrics::TaskMetrics;
+use crate::transforms::record::SourcePosition;
+use crate::transforms::{Chain, Record};
 
 /// Batches a task may have emitted ahead of the runner.
 const QUEUED_BATCHES: usize = 4;
@@ -203,6 +205,7 @@ struct Pipeline<'a, S: RecordSink> {
     sink: &'a S,
     key_converter: Arc<dyn Converter>,
     value_converter: Arc<dyn Converter>,
+    transforms: Chain,
     tolerate_errors: bool,
     layout: TopicLayout,
     /// Sent records in send order, retired from the front as their
@@ -240,6 +243,8 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             sink,
             key_converter: converter(Side::Key)?,
             value_converter: converter(Side::Value)?,
+            transforms: Chain::from_config(&spec.config)
+                .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
             tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
             layout: TopicLayout {
                 partitions: layout_value(
@@ -359,18 +364,60 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         self.commit(end).await
     }
 
+    /// Records that `position` is handled without anything sent for it (a
+    /// transform dropped the record, or `errors.tolerance=all` skipped it),
+    /// so its offset moves in turn with the records around it.
+    fn pass(&mut self, position: SourcePosition) {
+        let ticket = self.offsets.submit(position.partition, position.offset);
+        self.in_flight.push_back(InFlight {
+            ticket,
+            delivery: None,
+            bytes: 0,
+        });
+    }
+
+    /// Runs the configured transforms; `None` when the record is not to be
+    /// sent (dropped by a transform, or skipped after a tolerated failure).
+    fn transform(&mut self, record: SourceRecord) -> Result<Option<SourceRecord>, ConnectorError> {
+        let (view, position) = Record::from_source(record);
+        let topic = view.topic.clone();
+        match self.transforms.apply(view) {
+            Ok(Some(out)) => Ok(Some(out.into_source(position))),
+            Ok(None) => {
+                self.pass(position);
+                Ok(None)
+            }
+            Err(e) if self.tolerate_errors => {
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(connector = %self.spec.connector, topic = %topic, error = %e, "record skipped (errors.tolerance=all)");
+                self.pass(position);
+                Ok(None)
+            }
+            Err(e) => Err(ConnectorError::fatal(format!(
+                "connector {} task {}: a record for topic {topic} failed in {e}; fix the transform's settings, or set errors.tolerance=all to skip such records",
+                self.spec.connector, self.spec.task_id
+            ))),
+        }
+    }
+
     async fn send(&mut self, record: SourceRecord) -> Result<(), ConnectorError> {
+        let record = if self.transforms.is_empty() {
+            record
+        } else {
+            match self.transform(record)? {
+                Some(record) => record,
+                None => return Ok(()),
+            }
+        };
         let converted = self.convert(&record).await;
         let (key, value) = match converted {
             Ok(kv) => kv,
             Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(connector = %self.spec.connector, topic = %record.topic, error = %e, "record skipped (errors.tolerance=all)");
-                let ticket = self.offsets.submit(record.partition, record.offset);
-                self.in_flight.push_back(InFlight {
-                    ticket,
-                    delivery: None,
-                    bytes: 0,
+                self.pass(SourcePosition {
+                    partition: record.partition,
+                    offset: record.offset,
                 });
                 return Ok(());
             }
@@ -830,6 +877,61 @@ mod tests {
 
     fn numbers(values: &[String]) -> Vec<u64> {
         values.iter().filter_map(|v| v.parse().ok()).collect()
+    }
+
+    #[tokio::test]
+    async fn records_a_transform_drops_still_move_the_offset() {
+        let harness = Harness::new(Duration::from_millis(10));
+        let sink = MemorySink::default();
+        let config = [
+            ("count", "10"),
+            ("transforms", "dropAll"),
+            (
+                "transforms.dropAll.type",
+                "org.apache.kafka.connect.transforms.Filter",
+            ),
+            ("transforms.dropAll.predicate", "isNumbers"),
+            ("predicates", "isNumbers"),
+            ("predicates.isNumbers.type", "TopicNameMatches"),
+            ("predicates.isNumbers.pattern", "num.*"),
+        ];
+        harness
+            .run(&config, &sink, |_| harness.stored() == Some(10))
+            .await
+            .expect("clean run");
+        assert!(sink.values().is_empty(), "{:?}", sink.values());
+        assert_eq!(harness.stored(), Some(10));
+    }
+
+    #[tokio::test]
+    async fn a_transform_failure_fails_the_task_naming_the_record_unless_tolerated() {
+        let harness = Harness::new(Duration::from_millis(10));
+        let failing = [
+            ("count", "5"),
+            ("transforms", "pick"),
+            ("transforms.pick.type", "ExtractField$Value"),
+            ("transforms.pick.field", "id"),
+        ];
+        let error = harness
+            .run(&failing, &MemorySink::default(), |_| false)
+            .await
+            .expect_err("a plain number has no field id");
+        assert!(!error.is_retriable(), "{error}");
+        let text = error.to_string();
+        assert!(text.contains("numbers") && text.contains("pick"), "{text}");
+        assert_eq!(
+            harness.stored(),
+            None,
+            "nothing moves past the failed record"
+        );
+        let mut tolerated = failing.to_vec();
+        tolerated.push(("errors.tolerance", "all"));
+        let sink = MemorySink::default();
+        harness
+            .run(&tolerated, &sink, |_| harness.stored() == Some(5))
+            .await
+            .expect("skipped, not failed");
+        assert!(sink.values().is_empty());
     }
 
     #[tokio::test]

@@ -81,14 +81,6 @@ fn at_least_one(raw: &str) -> Result<(), String> {
     }
 }
 
-fn no_transforms(raw: &str) -> Result<(), String> {
-    if raw.trim().is_empty() {
-        Ok(())
-    } else {
-        Err("single message transforms are not supported by this version of sluice; remove the transforms key".to_owned())
-    }
-}
-
 fn no_slash(raw: &str) -> Result<(), String> {
     if raw.contains('/') {
         Err("connector names may not contain '/'".to_owned())
@@ -105,7 +97,8 @@ pub fn common_def() -> ConfigDef {
         .define(ConfigKey::new("tasks.max", ConfigType::Int, "Most tasks to use for this connector.").default("1").validator(at_least_one))
         .define(ConfigKey::new("key.converter", ConfigType::Class, "Converter for record keys; the worker's default when unset.").group("Converters"))
         .define(ConfigKey::new("value.converter", ConfigType::Class, "Converter for record values; the worker's default when unset.").group("Converters"))
-        .define(ConfigKey::new("transforms", ConfigType::List, "Single message transforms (not supported yet).").default("").group("Transforms").validator(no_transforms))
+        .define(ConfigKey::new("transforms", ConfigType::List, "Aliases of the single message transforms to apply, in order; each is configured by transforms.<alias>.type and its own transforms.<alias>.* keys.").default("").group("Transforms"))
+        .define(ConfigKey::new("predicates", ConfigType::List, "Aliases of the predicates transforms may name in transforms.<alias>.predicate; each is configured by predicates.<alias>.type and its keys.").default("").group("Predicates"))
         .define(ConfigKey::new("errors.tolerance", ConfigType::String, "none fails the task on a record that cannot be converted; all skips it, counts it and logs it.").default("none").allowed(&["none", "all"]).group("Error Handling"))
         .define(ConfigKey::new("topic.creation.default.partitions", ConfigType::Int, "Partitions of topics this connector creates; the worker's default when unset.").group("Topic Creation").validator(at_least_one))
         .define(ConfigKey::new("topic.creation.default.replication.factor", ConfigType::Int, "Replication factor of topics this connector creates (-1: the broker's default).").group("Topic Creation"))
@@ -146,6 +139,22 @@ pub fn validate(
             let target = side.prefix();
             if let Some(v) = values.iter_mut().find(|v| v.name == target) {
                 v.errors.push(format!("{}: {}", e.key, e.message));
+            }
+        }
+    }
+    if let Err(errors) = crate::transforms::Chain::from_config(config) {
+        // A transform's key is not in any definition: each error gets its
+        // own entry, so the response names exactly the key to fix.
+        for e in errors {
+            match values.iter_mut().find(|v| v.name == e.key) {
+                Some(v) => v.errors.push(e.message),
+                None => values.push(ConfigValue {
+                    value: config.get(&e.key).map(str::to_owned),
+                    name: e.key,
+                    recommended_values: Vec::new(),
+                    errors: vec![e.message],
+                    visible: true,
+                }),
             }
         }
     }
@@ -210,6 +219,8 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
                 && !k.starts_with("value.converter.")
                 && !k.starts_with("errors.")
                 && !k.starts_with("topic.creation.")
+                && !k.starts_with("transforms.")
+                && !k.starts_with("predicates.")
         })
         .cloned()
         .collect()

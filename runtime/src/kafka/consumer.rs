@@ -19,10 +19,6 @@ pub fn build_consumer(
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("group.id", group)
         .set("client.id", client_id)
-        // Static membership: a task restarted after a crash rejoins as the
-        // member it was, instead of waiting for the group to expire its
-        // dead self first.
-        .set("group.instance.id", client_id)
         // Connect's sink default: a new group starts at the beginning.
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")

@@ -1,0 +1,179 @@
+//! Reading and rebuilding record keys and values field by field, with a
+//! schema (a Connect struct) or without one (a map with text keys, what a
+//! schemaless JSON converter gives a sink).
+
+use std::sync::Arc;
+
+use sluice_connector_api::{Field, Schema, SchemaKind, Value};
+
+use super::{Failure, Record};
+
+/// Which part of a record a `$Key` / `$Value` transform works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The record key.
+    Key,
+    /// The record value.
+    Value,
+}
+
+impl Side {
+    /// The part of a Connect class name after `$`, if it names a side.
+    pub fn from_suffix(suffix: &str) -> Option<Self> {
+        match suffix {
+            "Key" => Some(Self::Key),
+            "Value" => Some(Self::Value),
+            _ => None,
+        }
+    }
+
+    /// Takes this side's schema and value out of `record`.
+    pub fn take(self, record: &mut Record) -> (Option<Arc<Schema>>, Option<Value>) {
+        match self {
+            Self::Key => (record.key_schema.take(), record.key.take()),
+            Self::Value => (record.value_schema.take(), record.value.take()),
+        }
+    }
+
+    /// Puts this side's schema and value into `record`.
+    pub fn put(self, record: &mut Record, schema: Option<Arc<Schema>>, value: Option<Value>) {
+        match self {
+            Self::Key => {
+                record.key_schema = schema;
+                record.key = value;
+            }
+            Self::Value => {
+                record.value_schema = schema;
+                record.value = value;
+            }
+        }
+    }
+}
+
+/// A struct schema like `template` (name, version, doc, optionality,
+/// parameters) with other fields.
+pub fn struct_like(template: &Schema, fields: Vec<Field>) -> Schema {
+    Schema {
+        kind: SchemaKind::Struct(fields),
+        optional: template.optional,
+        name: template.name.clone(),
+        version: template.version,
+        doc: template.doc.clone(),
+        parameters: template.parameters.clone(),
+        default: None,
+    }
+}
+
+/// The fields of a struct value, checked against its schema.
+pub fn struct_values<'a>(schema: &Schema, value: &'a Value) -> Result<&'a [Value], Failure> {
+    match (&schema.kind, value) {
+        (SchemaKind::Struct(fields), Value::Struct(values)) if fields.len() == values.len() => {
+            Ok(values)
+        }
+        _ => Err(Failure::new(format!(
+            "expected a struct{}, found {}",
+            schema
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            describe(value)
+        ))),
+    }
+}
+
+/// The entries of a schemaless map value, or a failure naming what it is.
+pub fn map_entries(value: &Value) -> Result<&[(Value, Value)], Failure> {
+    match value {
+        Value::Map(entries) => Ok(entries),
+        other => Err(Failure::new(format!(
+            "expected a map (a schemaless record), found {}",
+            describe(other)
+        ))),
+    }
+}
+
+/// The text of a map key, for schemaless field lookups.
+pub fn key_text(key: &Value) -> Option<&str> {
+    match key {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// What kind of value this is, for error messages.
+pub fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Boolean(_) => "a boolean",
+        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => "an integer",
+        Value::Float32(_) | Value::Float64(_) => "a float",
+        Value::String(_) => "a string",
+        Value::Bytes(_) => "bytes",
+        Value::Array(_) => "an array",
+        Value::Map(_) => "a map",
+        Value::Struct(_) => "a struct",
+    }
+}
+
+/// A value as text, the way Connect's `SimpleHeaderConverter` and
+/// `toString` render it for headers and topic names.
+pub fn text_of(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Int8(v) => v.to_string(),
+        Value::Int16(v) => v.to_string(),
+        Value::Int32(v) => v.to_string(),
+        Value::Int64(v) => v.to_string(),
+        Value::Float32(v) => v.to_string(),
+        Value::Float64(v) => v.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(text_of).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Map(entries) => {
+            let parts: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}={}", text_of(k), text_of(v)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        Value::Struct(values) => {
+            let parts: Vec<String> = values.iter().map(text_of).collect();
+            format!("Struct{{{}}}", parts.join(","))
+        }
+    }
+}
+
+/// A field found in a record: its schema (`None` when schemaless) and value.
+pub type Found<'a> = (Option<&'a Arc<Schema>>, &'a Value);
+
+/// The named field of a struct (with schema) or map (without), if present.
+pub fn get<'a>(
+    schema: Option<&'a Arc<Schema>>,
+    value: &'a Value,
+    name: &str,
+) -> Result<Option<Found<'a>>, Failure> {
+    match schema {
+        Some(schema) => {
+            let values = struct_values(schema, value)?;
+            Ok(schema
+                .field(name)
+                .map(|(i, f)| (Some(&f.schema), &values[i])))
+        }
+        None => Ok(map_entries(value)?
+            .iter()
+            .find(|(k, _)| key_text(k) == Some(name))
+            .map(|(_, v)| (None, v))),
+    }
+}
+
+/// An optional copy of `schema` (fields added by transforms may be null).
+pub fn optional(schema: &Schema) -> Schema {
+    let mut copy = schema.clone();
+    copy.optional = true;
+    copy
+}

@@ -1,0 +1,259 @@
+//! Single message transforms end to end, configured as a Debezium user
+//! writes them: the tutorial's `unwrap` + `RegexRouter` on a PostgreSQL
+//! source feeding the JDBC sink (with a sink-side transform too), a
+//! `Filter` guarded by a predicate, and a config naming a transform sluice
+//! does not have, refused with the key to fix.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_tests::api::Api;
+use sluice_tests::connectors::task_status;
+use sluice_tests::env::TestEnv;
+use sluice_tests::kafka::read_topic;
+use sluice_tests::postgres::Pg;
+use sluice_tests::worker::Worker;
+use sluice_tests::{unique, wait_for};
+
+fn ident(prefix: &str) -> String {
+    unique(prefix).replace('-', "_")
+}
+
+/// A PostgreSQL source config capturing `schema` with JSON + schemas.
+fn source_config(pg: &Pg, prefix: &str, schema: &str, slot: &str) -> Value {
+    let mut config = pg.connector_config(prefix, schema, slot);
+    config["key.converter.schemas.enable"] = json!("true");
+    config["value.converter.schemas.enable"] = json!("true");
+    config
+}
+
+fn create(api: &Api, name: &str, config: &Value) {
+    let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+}
+
+#[test]
+fn unwrap_and_regex_router_feed_the_jdbc_sink() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target, prefix, slot) = (ident("src"), ident("dst"), ident("srv"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
+         CREATE TABLE {source}.customers (id int PRIMARY KEY, name text NOT NULL, email text); \
+         INSERT INTO {source}.customers SELECT g, 'name ' || g, 'c' || g || '@example.com' FROM generate_series(1, 50) g;"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let mut config = source_config(&pg, &prefix, &source, &slot);
+    for (key, value) in [
+        ("transforms", "unwrap,route"),
+        (
+            "transforms.unwrap.type",
+            "io.debezium.transforms.ExtractNewRecordState",
+        ),
+        ("transforms.unwrap.add.fields", "op,table"),
+        (
+            "transforms.route.type",
+            "org.apache.kafka.connect.transforms.RegexRouter",
+        ),
+        ("transforms.route.regex", r"([^.]+)\.([^.]+)\.([^.]+)"),
+        ("transforms.route.replacement", "$1.$3"),
+    ] {
+        config[key] = json!(value);
+    }
+    create(&api, "unwrapped", &config);
+    let routed = format!("{prefix}.customers");
+    let sink = json!({
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "connection.url": format!("jdbc:postgresql://{}:{}/{}", env.get("SLUICE_PG_HOST"), env.get("SLUICE_PG_PORT"), env.get("SLUICE_PG_DATABASE")),
+        "connection.username": env.get("SLUICE_PG_USER"),
+        "connection.password": env.get("SLUICE_PG_PASSWORD"),
+        "topics": routed,
+        "insert.mode": "upsert",
+        "primary.key.mode": "record_key",
+        "delete.enabled": "true",
+        "schema.evolution": "basic",
+        "table.name.format": format!("{target}.customers"),
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        // On the sink side too: the e-mail never reaches the replica.
+        "transforms": "noEmail",
+        "transforms.noEmail.type": "org.apache.kafka.connect.transforms.ReplaceField$Value",
+        "transforms.noEmail.exclude": "email",
+    });
+    create(&api, "flat-sink", &sink);
+    let target_table = format!("{target}.customers");
+    // The snapshot first, so that each row's op below is known.
+    wait_for(
+        "the snapshot at the replica",
+        Duration::from_secs(120),
+        || {
+            let count = pg.try_exec(&format!("SELECT count(*) FROM {target_table}"));
+            (count.as_deref() == Ok("50")).then_some(())
+        },
+    );
+    pg.exec(&format!(
+        "UPDATE {source}.customers SET name = 'renamed ' || id WHERE id % 5 = 0; \
+         DELETE FROM {source}.customers WHERE id % 7 = 0; \
+         INSERT INTO {source}.customers VALUES (51, 'late', 'late@example.com');"
+    ));
+    let expected = pg.rows(&format!(
+        "SELECT id, name, CASE WHEN id % 5 = 0 THEN 'u' WHEN id = 51 THEN 'c' ELSE 'r' END AS op FROM {source}.customers ORDER BY id"
+    ));
+    let mut last = Vec::new();
+    wait_for(
+        "the flat replica to equal the source",
+        Duration::from_secs(120),
+        || {
+            for name in ["unwrapped", "flat-sink"] {
+                let task = task_status(&api, name);
+                assert_ne!(task["state"], "FAILED", "{name} failed: {task}");
+            }
+            last = pg
+                .try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
+                .ok()
+                .map(|_| {
+                    pg.rows(&format!(
+                        "SELECT id, name, __op AS op FROM {target_table} ORDER BY id"
+                    ))
+                })
+                .unwrap_or_default();
+            (last == expected).then_some(())
+        },
+    );
+    // The unwrapped rows carry the added fields; the sink dropped email.
+    let columns = pg.rows(&format!(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = '{target}' AND table_name = 'customers' ORDER BY ordinal_position"
+    ));
+    let columns: Vec<&str> = columns
+        .iter()
+        .filter_map(|c| c["column_name"].as_str())
+        .collect();
+    assert_eq!(columns, ["id", "name", "__op", "__table"]);
+    // The source wrote only the routed topic, the envelope topic never.
+    let topics = api.get("/connectors/unwrapped/topics");
+    assert_eq!(
+        topics.body["unwrapped"]["topics"],
+        json!([routed]),
+        "{}",
+        topics.text
+    );
+    // What a plain consumer reads: flat rows, and the tombstone of each delete.
+    let records = read_topic(env.bootstrap(), &routed, Duration::from_secs(30), |r| {
+        r.iter().filter(|c| c.raw_value.is_none()).count() >= 7
+    });
+    let first = records.first().expect("records");
+    assert_eq!(
+        first.value["schema"]["name"],
+        json!(format!("{prefix}.{source}.customers.Value")),
+        "{}",
+        first.value
+    );
+    assert!(
+        first.value["payload"]["email"].is_string(),
+        "{}",
+        first.value
+    );
+    assert!(
+        records.iter().all(|r| r.value["payload"]["__op"] != "d"),
+        "deletes are dropped, their tombstones kept"
+    );
+    api.delete("/connectors/unwrapped");
+    api.delete("/connectors/flat-sink");
+}
+
+#[test]
+fn a_filter_with_a_predicate_keeps_only_the_matching_tables() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, prefix, slot) = (ident("flt"), ident("srv"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.orders (id int PRIMARY KEY, total int); \
+         CREATE TABLE {schema}.audit (id int PRIMARY KEY, what text); \
+         INSERT INTO {schema}.orders SELECT g, g * 10 FROM generate_series(1, 20) g; \
+         INSERT INTO {schema}.audit SELECT g, 'x' FROM generate_series(1, 20) g;"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    for (key, value) in [
+        ("transforms", "onlyOrders"),
+        (
+            "transforms.onlyOrders.type",
+            "org.apache.kafka.connect.transforms.Filter",
+        ),
+        ("transforms.onlyOrders.predicate", "isOrders"),
+        ("transforms.onlyOrders.negate", "true"),
+        ("predicates", "isOrders"),
+        (
+            "predicates.isOrders.type",
+            "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+        ),
+        ("predicates.isOrders.pattern", r".*\.orders"),
+    ] {
+        config[key] = json!(value);
+    }
+    create(&api, "filtered", &config);
+    pg.exec(&format!(
+        "INSERT INTO {schema}.audit VALUES (21, 'y'); INSERT INTO {schema}.orders VALUES (21, 210);"
+    ));
+    let orders = format!("{prefix}.{schema}.orders");
+    let records = read_topic(env.bootstrap(), &orders, Duration::from_secs(60), |r| {
+        r.len() >= 21
+    });
+    assert_eq!(records.len(), 21);
+    // Every audit change was dropped, and the offsets still moved past them:
+    // the task is RUNNING and only the orders topic was ever written.
+    let topics = api.get("/connectors/filtered/topics");
+    assert_eq!(
+        topics.body["filtered"]["topics"],
+        json!([orders]),
+        "{}",
+        topics.text
+    );
+    assert_eq!(task_status(&api, "filtered")["state"], "RUNNING");
+    api.delete("/connectors/filtered");
+}
+
+#[test]
+fn a_transform_sluice_does_not_have_is_refused_naming_the_key() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let mut config = pg.connector_config("srv", "public", "unused_slot");
+    config["transforms"] = json!("outbox,typo");
+    config["transforms.outbox.type"] = json!("io.debezium.transforms.outbox.EventRouter");
+    config["transforms.typo.type"] = json!("org.apache.kafka.connect.transforms.RegexRouterr");
+    let reply = api.post("/connectors", &json!({"name": "refused", "config": config}));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let message = reply.message();
+    assert!(
+        message.contains("transforms.outbox.type") && message.contains("not supported"),
+        "{message}"
+    );
+    assert!(
+        message.contains("transforms.typo.type") && message.contains("RegexRouterr"),
+        "{message}"
+    );
+    // The validate endpoint reports the same keys.
+    let report = api.put(
+        "/connector-plugins/PostgresConnector/config/validate",
+        &config,
+    );
+    assert_eq!(report.status, 200, "{}", report.text);
+    let failing: Vec<&str> = report.body["configs"]
+        .as_array()
+        .expect("configs")
+        .iter()
+        .filter(|c| !c["value"]["errors"].as_array().is_some_and(Vec::is_empty))
+        .filter_map(|c| c["value"]["name"].as_str())
+        .collect();
+    assert!(
+        failing.contains(&"transforms.outbox.type") && failing.contains(&"transforms.typo.type"),
+        "{failing:?}"
+    );
+    // Nothing was created.
+    assert_eq!(api.get("/connectors/refused").status, 404);
+}
