@@ -238,6 +238,7 @@ fn a_transform_sluice_does_not_have_is_refused_naming_the_key() {
         "{message}"
     );
     // The validate endpoint reports the same keys.
+    config["name"] = json!("refused");
     let report = api.put(
         "/connector-plugins/PostgresConnector/config/validate",
         &config,
@@ -256,4 +257,101 @@ fn a_transform_sluice_does_not_have_is_refused_naming_the_key() {
     );
     // Nothing was created.
     assert_eq!(api.get("/connectors/refused").status, 404);
+}
+
+#[test]
+fn masked_and_truncated_columns_reach_kafka_masked() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, prefix, slot) = (ident("pii"), ident("srv"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.people (id int PRIMARY KEY, email text, note text, age int); \
+         INSERT INTO {schema}.people VALUES (1, 'ann@example.com', 'a very long note', 30);"
+    ));
+    let registry_port = sluice_tests::process::free_port();
+    let registry = format!("http://127.0.0.1:{registry_port}");
+    let worker = Worker::start_with(
+        &env,
+        &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
+    );
+    let api = worker.api();
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["key.converter"] = json!("io.confluent.connect.avro.AvroConverter");
+    config["value.converter"] = json!("io.confluent.connect.avro.AvroConverter");
+    config["column.mask.with.8.chars"] = json!(format!("{schema}.people.email"));
+    config["column.truncate.to.6.chars"] = json!(format!("{schema}\\.peo.*\\.note"));
+    create(&api, "masked", &config);
+    let topic = format!("{prefix}.{schema}.people");
+    // The snapshot first, so the update below is a change event of its own.
+    read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        !r.is_empty()
+    });
+    pg.exec(&format!(
+        "UPDATE {schema}.people SET email = 'ann.new@example.com', note = 'another long note' WHERE id = 1;"
+    ));
+    // An independent client decodes through the registry: what any
+    // consumer of the topic sees.
+    let records = sluice_tests::kafka::python_avro_decode(env.bootstrap(), &topic, &registry, 2);
+    assert_eq!(records.len(), 2, "{records:?}");
+    let snapshot = &records[0]["value"];
+    assert_eq!(snapshot["after"]["email"], "********", "{snapshot}");
+    assert_eq!(snapshot["after"]["note"], "a very", "{snapshot}");
+    assert_eq!(snapshot["after"]["age"], 30, "{snapshot}");
+    let update = &records[1]["value"];
+    assert_eq!(update["after"]["email"], "********", "{update}");
+    assert_eq!(update["after"]["note"], "anothe", "{update}");
+    let raw = read_topic(env.bootstrap(), &topic, Duration::from_secs(30), |r| {
+        r.len() >= 2
+    });
+    assert!(
+        raw.iter().all(
+            |r| !String::from_utf8_lossy(r.raw_value.as_deref().unwrap_or_default())
+                .contains("example.com")
+        ),
+        "no e-mail address in clear on the topic"
+    );
+    api.delete("/connectors/masked");
+}
+
+#[test]
+fn keys_sluice_does_not_implement_are_refused_or_named_as_without_effect() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let base = pg.connector_config("srv", "public", "unused_slot");
+    // Refused: each alone gets a 400 naming it.
+    for (key, value) in [
+        (
+            "column.mask.hash.SHA-256.with.salt.pepper",
+            "public.t.email",
+        ),
+        ("snapshot.select.statement.overrides", "public.t"),
+        ("topic.delimiter", "_"),
+        ("converters", "boolean"),
+        ("incremental.snapshot.chunk.size", "1024"),
+        ("column.propagate.source.type", ".*"),
+    ] {
+        let mut config = base.clone();
+        config[key] = json!(value);
+        let reply = api.post("/connectors", &json!({"name": "refused", "config": config}));
+        assert_eq!(reply.status, 400, "{key}: {}", reply.text);
+        assert!(reply.message().contains(key), "{key}: {}", reply.message());
+    }
+    // Without effect: accepted (at Debezium's default where that matters).
+    let mut config = base.clone();
+    for (key, value) in [
+        ("poll.interval.ms", "500"),
+        ("topic.delimiter", "."),
+        ("snapshot.locking.mode", "none"),
+    ] {
+        config[key] = json!(value);
+    }
+    config["name"] = json!("refused");
+    let report = api.put(
+        "/connector-plugins/PostgresConnector/config/validate",
+        &config,
+    );
+    assert_eq!(report.body["error_count"], 0, "{}", report.text);
 }

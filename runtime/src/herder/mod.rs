@@ -4,6 +4,7 @@
 //! store so that a restarted worker picks up where it was.
 
 pub mod error;
+pub mod key_fates;
 pub mod offset_tracker;
 pub mod record_sink;
 mod sink_runner;
@@ -234,6 +235,9 @@ impl Herder {
         }
         for key in validation::unknown_keys(&plugin, config) {
             tracing::warn!(connector = config.get("name").unwrap_or(""), key = %key, "unknown config key kept; check it for typos");
+        }
+        for (key, reason) in validation::keys_without_effect(config) {
+            tracing::warn!(connector = config.get("name").unwrap_or(""), key = %key, reason, "config key accepted without effect");
         }
         Ok(plugin)
     }

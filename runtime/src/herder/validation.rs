@@ -6,8 +6,10 @@ use serde::Serialize;
 use sluice_connector_api::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig};
 
 use crate::converter::{self, Side};
+use crate::herder::key_fates::{self, Fate};
 use crate::plugins::{Plugin, PluginRegistry};
 use crate::secrets;
+use crate::transforms::{column_rules, Chain};
 
 /// Connect's `config/validate` response.
 #[derive(Debug, Clone, Serialize)]
@@ -142,20 +144,33 @@ pub fn validate(
             }
         }
     }
-    if let Err(errors) = crate::transforms::Chain::from_config(config) {
-        // A transform's key is not in any definition: each error gets its
-        // own entry, so the response names exactly the key to fix.
-        for e in errors {
-            match values.iter_mut().find(|v| v.name == e.key) {
-                Some(v) => v.errors.push(e.message),
-                None => values.push(ConfigValue {
-                    value: config.get(&e.key).map(str::to_owned),
-                    name: e.key,
-                    recommended_values: Vec::new(),
-                    errors: vec![e.message],
-                    visible: true,
-                }),
-            }
+    let chain = match plugin {
+        Plugin::Source(_) => Chain::for_source(config),
+        Plugin::Sink(_) => Chain::from_config(config),
+    };
+    // Keys sluice knows but does not implement are refused here, by name.
+    let refused = config.iter().filter_map(|(key, value)| {
+        let defined = common.key(key).is_some() || own_def.key(key).is_some();
+        let message = (!defined).then(|| key_fates::refusal(key, value))??;
+        Some(sluice_connector_api::ConfigError::new(
+            key.as_str(),
+            message,
+        ))
+    });
+    let mut key_errors = chain.err().unwrap_or_default();
+    key_errors.extend(refused);
+    // These keys are in no definition: each error gets its own entry, so
+    // the response names exactly the key to fix.
+    for e in key_errors {
+        match values.iter_mut().find(|v| v.name == e.key) {
+            Some(v) => v.errors.push(e.message),
+            None => values.push(ConfigValue {
+                value: config.get(&e.key).map(str::to_owned),
+                name: e.key,
+                recommended_values: Vec::new(),
+                errors: vec![e.message],
+                visible: true,
+            }),
         }
     }
     values.append(&mut own_values);
@@ -221,8 +236,22 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
                 && !k.starts_with("topic.creation.")
                 && !k.starts_with("transforms.")
                 && !k.starts_with("predicates.")
+                && !column_rules::is_rule_key(k)
+                && key_fates::fate(k).is_none()
         })
         .cloned()
+        .collect()
+}
+
+/// Keys in `config` sluice accepts without effect, each with the reason.
+pub fn keys_without_effect(config: &ConnectorConfig) -> Vec<(String, &'static str)> {
+    config
+        .0
+        .keys()
+        .filter_map(|k| match key_fates::fate(k)? {
+            Fate::NoEffect(reason) | Fate::DefaultOnly(_, reason) => Some((k.clone(), reason)),
+            Fate::Refused(_) => None,
+        })
         .collect()
 }
 

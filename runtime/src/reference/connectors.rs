@@ -45,6 +45,8 @@ pub fn page(plugins: &PluginRegistry) -> String {
          table of its config file, see [cli.md](cli.md)).\n\n",
     );
     keys_table(&mut out, &common_def());
+    transforms_section(&mut out);
+    fates_section(&mut out);
     for plugin in plugins_in_order(plugins) {
         let info = plugin.info();
         let _ = writeln!(out, "\n## `{}`\n", info.class);
@@ -62,6 +64,61 @@ pub fn page(plugins: &PluginRegistry) -> String {
         keys_table(&mut out, &plugin.config_def());
     }
     out
+}
+
+/// The transform and predicate classes, and the column rule keys.
+fn transforms_section(out: &mut String) {
+    out.push_str(
+        "## Transforms and predicates\n\n\
+         `transforms` lists aliases applied in order, each configured by \
+         `transforms.<alias>.type` (the class, Connect's or Debezium's name; the \
+         simple name such as `RegexRouter` also works) and its own \
+         `transforms.<alias>.*` keys, optionally guarded by \
+         `transforms.<alias>.predicate` (an alias in `predicates`, configured by \
+         `predicates.<alias>.type`) and `transforms.<alias>.negate`. Source \
+         connectors apply them between the connector and the converter, sinks \
+         between the converter and the connector. A record a transform cannot \
+         handle goes through `errors.tolerance`. A class not listed here is \
+         refused with the key to fix.\n\n",
+    );
+    out.push_str("| Transform class |\n|---|\n");
+    for class in crate::transforms::catalog::TRANSFORMS {
+        let _ = writeln!(out, "| `{class}` |");
+    }
+    out.push_str("\n| Predicate class |\n|---|\n");
+    for class in crate::transforms::catalog::PREDICATE_CLASSES {
+        let _ = writeln!(out, "| `{class}` |");
+    }
+    out.push_str(
+        "\nSource connectors also accept Debezium's `column.mask.with.<n>.chars` \
+         (values of the matching character columns become n asterisks) and \
+         `column.truncate.to.<n>.chars` (cut to n characters), each a list of \
+         regular expressions of `<schema>.<table>.<column>` \
+         (`<database>.<table>.<column>` for MySQL); they apply before any \
+         transform.\n\n",
+    );
+}
+
+/// Debezium and Connect keys sluice knows but does not define.
+fn fates_section(out: &mut String) {
+    use crate::herder::key_fates::{all, Fate};
+    out.push_str(
+        "## Debezium keys sluice does not implement\n\n\
+         Keys that would change what is written are refused with a 400 naming \
+         them, rather than accepted and ignored; tuning keys of the Java \
+         implementation are accepted without effect and logged with the \
+         reason. A key ending in `*` stands for every key with that prefix.\n\n\
+         | Key | Fate | Why |\n|---|---|---|\n",
+    );
+    for (key, fate) in all() {
+        let (what, why) = match fate {
+            Fate::Refused(why) => ("refused".to_owned(), why),
+            Fate::DefaultOnly(default, why) => (format!("only `{default}`"), why),
+            Fate::NoEffect(why) => ("accepted, no effect".to_owned(), why),
+        };
+        let _ = writeln!(out, "| `{key}` | {what} | {} |", cell(why));
+    }
+    out.push('\n');
 }
 
 fn plugins_in_order(plugins: &PluginRegistry) -> Vec<crate::plugins::Plugin> {

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod chain;
+pub mod column_rules;
 pub mod fields;
 pub mod predicates;
 pub mod record;

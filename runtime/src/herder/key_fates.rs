@@ -1,0 +1,113 @@
+//! What happens to Debezium and Connect keys sluice does not define: each
+//! is either accepted without effect (tuning that means nothing here, with
+//! the reason) or refused, because accepting a key that changes what is
+//! written and then ignoring it (a mask, a renamed topic) would silently
+//! send something else than the user configured. Keys in neither list and
+//! in no definition are kept with a warning, as typos usually are.
+
+/// What sluice does with a key it does not define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Accepted and ignored; the reason is logged.
+    NoEffect(&'static str),
+    /// Accepted only at Debezium's default value (which is what sluice
+    /// writes); any other value is refused with the reason.
+    DefaultOnly(&'static str, &'static str),
+    /// Refused with the reason and what to do instead.
+    Refused(&'static str),
+}
+
+/// Keys by exact name, or by prefix when the pattern ends in `*`.
+const FATES: &[(&str, Fate)] = &[
+    // Output-changing keys sluice does not implement.
+    ("column.mask.hash.*", Fate::Refused("hashing columns is not implemented, and the column would reach Kafka in clear; use column.mask.with.<n>.chars, or the MaskField transform")),
+    ("column.propagate.source.type", Fate::Refused("the __debezium.source.column.* schema parameters are not written; remove the key")),
+    ("datatype.propagate.source.type", Fate::Refused("the __debezium.source.column.* schema parameters are not written; remove the key")),
+    ("snapshot.select.statement.overrides*", Fate::Refused("snapshot queries cannot be overridden; the snapshot reads each captured table whole (narrow it with table.include.list / column.exclude.list, or drop rows with a Filter transform)")),
+    ("snapshot.include.collection.list", Fate::Refused("every captured table is snapshotted; narrow the capture with table.include.list instead")),
+    ("topic.heartbeat.prefix", Fate::DefaultOnly("__debezium-heartbeat", "heartbeats go to __debezium-heartbeat.<topic.prefix>; rename them with a RegexRouter transform")),
+    ("topic.transaction", Fate::DefaultOnly("transaction", "a separate transaction metadata topic is not written (provide.transaction.metadata fills each event's transaction block); remove the key")),
+    ("topic.delimiter", Fate::DefaultOnly(".", "topic names are joined with '.'; rename topics with a RegexRouter transform")),
+    ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named <topic.prefix>.<schema>.<table>; rename them with a RegexRouter transform")),
+    ("interval.handling.mode", Fate::DefaultOnly("numeric", "intervals are written as Debezium's default, io.debezium.time.MicroDuration")),
+    ("hstore.handling.mode", Fate::DefaultOnly("json", "hstore is written as Debezium's default, JSON text")),
+    ("include.query", Fate::DefaultOnly("false", "the source block's query field is not filled")),
+    ("include.unknown.datatypes", Fate::DefaultOnly("false", "columns of unknown types are left out, as Debezium's default")),
+    ("skip.messages.without.change", Fate::DefaultOnly("false", "every update is emitted, changed columns or not")),
+    ("event.processing.failure.handling.mode", Fate::DefaultOnly("fail", "a change that cannot be decoded fails the task so nothing is skipped unseen")),
+    ("schema.name.adjustment.mode", Fate::DefaultOnly("none", "schema names are written unchanged (Avro-invalid characters are refused when registering)")),
+    ("field.name.adjustment.mode", Fate::DefaultOnly("none", "field names are written unchanged")),
+    ("converters", Fate::Refused("Debezium custom converters are Java classes; sluice cannot load them. Map the type downstream, or with a transform")),
+    ("signal.data.collection", Fate::Refused("signals (ad-hoc and incremental snapshots) are not implemented; remove the key")),
+    ("signal.enabled.channels", Fate::Refused("signals (ad-hoc and incremental snapshots) are not implemented; remove the key")),
+    ("incremental.snapshot.*", Fate::Refused("incremental snapshots are not implemented; remove the key")),
+    ("database.initial.statements", Fate::Refused("statements run on connect are not supported; set session defaults on the database user instead (ALTER ROLE ... SET)")),
+    ("use.time.zone", Fate::DefaultOnly("UTC", "the JDBC sink writes times in UTC")),
+    // Tuning of the Java implementation, with no meaning here.
+    ("poll.interval.ms", Fate::NoEffect("the runtime is pushed records as they are read; there is no poll loop to pace")),
+    ("max.queue.size.in.bytes", Fate::NoEffect("the runtime's channel is bounded by batches")),
+    ("query.fetch.size", Fate::NoEffect("snapshot.fetch.size sizes the snapshot's round trips")),
+    ("retriable.restart.connector.wait.ms", Fate::NoEffect("retriable failures restart the task with sluice's own backoff")),
+    ("errors.max.retries", Fate::NoEffect("retriable failures are retried until they succeed or the connector is stopped")),
+    ("errors.retry.timeout", Fate::NoEffect("retriable failures are retried until they succeed or the connector is stopped")),
+    ("errors.retry.delay.max.ms", Fate::NoEffect("retriable failures use sluice's own backoff")),
+    ("database.tcpKeepAlive", Fate::NoEffect("TCP keep-alive is always on")),
+    ("connect.keep.alive", Fate::NoEffect("the binlog connection is kept alive and reconnected by sluice")),
+    ("connect.keep.alive.interval.ms", Fate::NoEffect("the binlog connection is kept alive and reconnected by sluice")),
+    ("connect.timeout.ms", Fate::NoEffect("connections time out after sluice's own limit")),
+    ("snapshot.lock.timeout.ms", Fate::NoEffect("the snapshot takes no table locks")),
+    ("snapshot.locking.mode", Fate::NoEffect("the snapshot takes no table locks (a consistent read instead)")),
+    ("snapshot.delay.ms", Fate::NoEffect("the snapshot starts at once")),
+    ("streaming.delay.ms", Fate::NoEffect("streaming starts at once")),
+    ("table.ignore.builtin", Fate::NoEffect("system schemas are never captured")),
+    ("schema.refresh.mode", Fate::NoEffect("table definitions are refreshed from each relation message")),
+    ("min.row.count.to.stream.results", Fate::NoEffect("snapshot rows are always streamed")),
+    ("binlog.buffer.size", Fate::NoEffect("the binlog reader needs no look-ahead buffer")),
+    ("custom.metric.tags", Fate::NoEffect("metrics are labelled by connector and task")),
+    ("topic.cache.size", Fate::NoEffect("topic names are not cached by size")),
+    ("sourceinfo.struct.maker", Fate::NoEffect("the source block is always Debezium's")),
+];
+
+/// The fate of `key` if it is one sluice knows but does not define.
+pub fn fate(key: &str) -> Option<Fate> {
+    FATES.iter().find_map(|(pattern, fate)| {
+        let matches = match pattern.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == *pattern,
+        };
+        matches.then_some(*fate)
+    })
+}
+
+/// The refusal of `key` set to `value`, if it is refused.
+pub fn refusal(key: &str, value: &str) -> Option<String> {
+    match fate(key)? {
+        Fate::Refused(reason) => Some(format!("is not supported by sluice: {reason}")),
+        Fate::DefaultOnly(default, reason) if !value.trim().eq_ignore_ascii_case(default) => Some(
+            format!("only {default} (Debezium's default) is supported: {reason}"),
+        ),
+        _ => None,
+    }
+}
+
+/// Every key (or key prefix) with a fate, for the generated reference and
+/// the tests.
+pub fn all() -> impl Iterator<Item = (&'static str, Fate)> {
+    FATES.iter().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_default_values_decide() {
+        assert!(refusal("column.mask.hash.SHA-256.with.salt.x", "db.t.c").is_some());
+        assert!(refusal("snapshot.select.statement.overrides.public.t", "SELECT 1").is_some());
+        assert_eq!(refusal("topic.delimiter", "."), None);
+        assert!(refusal("topic.delimiter", "_").is_some());
+        assert_eq!(refusal("poll.interval.ms", "500"), None);
+        assert!(matches!(fate("poll.interval.ms"), Some(Fate::NoEffect(_))));
+        assert_eq!(fate("a.typo"), None);
+    }
+}
