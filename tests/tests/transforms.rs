@@ -224,7 +224,7 @@ fn a_transform_sluice_does_not_have_is_refused_naming_the_key() {
     let api = worker.api();
     let mut config = pg.connector_config("srv", "public", "unused_slot");
     config["transforms"] = json!("outbox,typo");
-    config["transforms.outbox.type"] = json!("io.debezium.transforms.outbox.EventRouter");
+    config["transforms.outbox.type"] = json!("io.debezium.transforms.ByLogicalTableRouter");
     config["transforms.typo.type"] = json!("org.apache.kafka.connect.transforms.RegexRouterr");
     let reply = api.post("/connectors", &json!({"name": "refused", "config": config}));
     assert_eq!(reply.status, 400, "{}", reply.text);
@@ -354,4 +354,102 @@ fn keys_sluice_does_not_implement_are_refused_or_named_as_without_effect() {
         &config,
     );
     assert_eq!(report.body["error_count"], 0, "{}", report.text);
+}
+
+#[test]
+fn the_outbox_pattern_routes_events_per_aggregate_type() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, prefix, slot) = (ident("obx"), ident("srv"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.outbox (id uuid PRIMARY KEY, aggregatetype text NOT NULL, \
+           aggregateid text NOT NULL, type text NOT NULL, payload jsonb);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    for (key, value) in [
+        ("table.include.list", format!("{schema}.outbox")),
+        ("transforms", "outbox".to_owned()),
+        (
+            "transforms.outbox.type",
+            "io.debezium.transforms.outbox.EventRouter".to_owned(),
+        ),
+        (
+            "transforms.outbox.route.topic.replacement",
+            format!("{prefix}.${{routedByValue}}.events"),
+        ),
+        (
+            "transforms.outbox.table.expand.json.payload",
+            "true".to_owned(),
+        ),
+        (
+            "transforms.outbox.table.fields.additional.placement",
+            "type:header:eventType".to_owned(),
+        ),
+    ] {
+        config[key] = json!(value);
+    }
+    create(&api, "outbox", &config);
+    wait_for("the connector to stream", Duration::from_secs(60), || {
+        (task_status(&api, "outbox")["progress"]["phase"] == "streaming").then_some(())
+    });
+    // The outbox is written and emptied in the same transaction, as
+    // applications do: only the inserts become events.
+    pg.exec(&format!(
+        "BEGIN; \
+         INSERT INTO {schema}.outbox VALUES ('11111111-1111-1111-1111-111111111111', 'Order', 'o-1', 'OrderCreated', '{{\"total\": 5, \"lines\": [\"book\"]}}'); \
+         INSERT INTO {schema}.outbox VALUES ('22222222-2222-2222-2222-222222222222', 'Customer', 'c-9', 'CustomerMoved', '{{\"city\": \"Lyon\"}}'); \
+         INSERT INTO {schema}.outbox VALUES ('33333333-3333-3333-3333-333333333333', 'Order', 'o-1', 'OrderPaid', '{{\"total\": 5, \"lines\": []}}'); \
+         DELETE FROM {schema}.outbox; \
+         COMMIT;"
+    ));
+    let orders = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.Order.events"),
+        Duration::from_secs(60),
+        |r| r.len() >= 2,
+    );
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert_eq!(orders[0].key, json!("o-1"));
+    assert_eq!(orders[0].value, json!({"total": 5, "lines": ["book"]}));
+    let header = |r: &sluice_tests::kafka::Consumed, name: &str| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(
+        header(&orders[0], "id").as_deref(),
+        Some("11111111-1111-1111-1111-111111111111")
+    );
+    assert_eq!(
+        header(&orders[1], "eventType").as_deref(),
+        Some("OrderPaid")
+    );
+    let customers = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.Customer.events"),
+        Duration::from_secs(30),
+        |r| !r.is_empty(),
+    );
+    assert_eq!(customers[0].value, json!({"city": "Lyon"}));
+    // No record of the outbox table itself, no tombstone of its deletes.
+    let topics = api.get("/connectors/outbox/topics");
+    let mut listed: Vec<String> = topics.body["outbox"]["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            format!("{prefix}.Customer.events"),
+            format!("{prefix}.Order.events")
+        ]
+    );
+    api.delete("/connectors/outbox");
 }

@@ -10,6 +10,7 @@ use super::connect::{
     regex_router::RegexRouter, replace_field::ReplaceField, set_schema_metadata::SetSchemaMetadata,
     timestamp_router::TimestampRouter, value_to_key::ValueToKey,
 };
+use super::debezium::event_router::EventRouter;
 use super::debezium::extract_new_record_state::ExtractNewRecordState;
 use super::fields::Side;
 use super::predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
@@ -45,6 +46,7 @@ pub const TRANSFORMS: &[&str] = &[
     "org.apache.kafka.connect.transforms.TimestampRouter",
     "org.apache.kafka.connect.transforms.ValueToKey",
     "io.debezium.transforms.ExtractNewRecordState",
+    "io.debezium.transforms.outbox.EventRouter",
 ];
 
 /// The predicate classes sluice implements, fully qualified.
@@ -61,7 +63,6 @@ const NOT_YET: &[&str] = &[
     "org.apache.kafka.connect.transforms.Cast$Value",
     "org.apache.kafka.connect.transforms.TimestampConverter$Key",
     "org.apache.kafka.connect.transforms.TimestampConverter$Value",
-    "io.debezium.transforms.outbox.EventRouter",
     "io.debezium.transforms.ByLogicalTableRouter",
     "io.debezium.transforms.HeaderToValue",
 ];
@@ -115,6 +116,7 @@ pub fn transform(class: &str, settings: &Settings) -> Result<Box<dyn Transform>,
             Some("TimestampRouter") => Box::new(TimestampRouter::new(settings)?),
             Some("ValueToKey") => Box::new(ValueToKey::new(settings)?),
             Some("ExtractNewRecordState") => Box::new(ExtractNewRecordState::new(settings)?),
+            Some("outbox.EventRouter") => Box::new(EventRouter::new(settings)?),
             _ => return Err(settings.error("type", format!("{full} has no implementation"))),
         },
     )

@@ -257,7 +257,7 @@ mod tests {
             ("transforms.b.type", "com.example.Nope"),
             (
                 "transforms.c.type",
-                "io.debezium.transforms.outbox.EventRouter",
+                "io.debezium.transforms.ByLogicalTableRouter",
             ),
             ("transforms.d.type", "Filter"),
             ("transforms.d.predicate", "undeclared"),
