@@ -132,9 +132,15 @@ impl EventRouter {
     }
 }
 
-/// The outbox row of a change event: its schema and column values, and
-/// the op.
-fn outbox_row(record: &Record) -> Result<Option<(String, Arc<Schema>, Vec<Value>)>, Failure> {
+/// The outbox row of a change event.
+struct OutboxRow {
+    op: String,
+    schema: Arc<Schema>,
+    values: Vec<Value>,
+}
+
+/// The outbox row of a change event; `None` for a tombstone.
+fn outbox_row(record: &Record) -> Result<Option<OutboxRow>, Failure> {
     let (Some(schema), Some(value)) = (&record.value_schema, &record.value) else {
         return Ok(None);
     };
@@ -149,17 +155,21 @@ fn outbox_row(record: &Record) -> Result<Option<(String, Arc<Schema>, Vec<Value>
         Some((_, Value::String(op))) => op.clone(),
         _ => return Err(Failure::new("a change event without op")),
     };
-    match get("after") {
-        Some((row_schema, Value::Struct(row))) => {
-            Ok(Some((op, Arc::clone(row_schema), row.clone())))
-        }
-        _ => Ok(Some((op, Arc::clone(schema), Vec::new()))),
-    }
+    let (schema, values) = match get("after") {
+        Some((row_schema, Value::Struct(row))) => (Arc::clone(row_schema), row.clone()),
+        _ => (Arc::clone(schema), Vec::new()),
+    };
+    Ok(Some(OutboxRow { op, schema, values }))
 }
 
 impl Transform for EventRouter {
     fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let Some((op, row_schema, row)) = outbox_row(&record)? else {
+        let Some(OutboxRow {
+            op,
+            schema: row_schema,
+            values: row,
+        }) = outbox_row(&record)?
+        else {
             // Tombstones of deleted outbox rows mean nothing downstream.
             return Ok(None);
         };
