@@ -40,7 +40,8 @@ const ROW_VALUES: &str = "true, -5, 250, -300, 65000, -8000000, -2000000000, 400
 /// AvroDeserializer returns it, printed with `json.dumps(default=str)`).
 fn expected_row() -> Value {
     json!({
-        "c_bool": true, "c_tiny": -5, "c_utiny": 250, "c_small": -300, "c_usmall": 65000,
+        // BOOLEAN is TINYINT(1): an INT16 in Debezium's default mapping.
+        "c_bool": 1, "c_tiny": -5, "c_utiny": 250, "c_small": -300, "c_usmall": 65000,
         "c_medium": -8000000, "c_int": -2000000000, "c_uint": 4000000000u64, "c_big": -9000000000000i64,
         // bigint.unsigned.handling.mode=long: the value above 2^63-1 wraps.
         "c_ubig": -1,
@@ -154,4 +155,58 @@ fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
         "{text}"
     );
     api.delete("/connectors/my-types");
+}
+
+#[test]
+fn tinyint_one_is_a_boolean_only_where_the_boolean_converter_selects_it() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = unique("bools").replace('-', "_");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; \
+         CREATE TABLE {database}.flags (id INT PRIMARY KEY, c_bool BOOLEAN, c_flag TINYINT(1)); \
+         INSERT INTO {database}.flags VALUES (1, true, 1);"
+    ));
+    let registry_port = free_port();
+    let registry = format!("http://127.0.0.1:{registry_port}");
+    let worker = Worker::start_with(
+        &env,
+        &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
+    );
+    let api = worker.api();
+    let prefix = unique("srv").replace('-', "_");
+    let mut config = db.connector_config(&prefix, &database, 7000 + std::process::id() % 1000);
+    config["key.converter"] = json!(AVRO);
+    config["value.converter"] = json!(AVRO);
+    config["converters"] = json!("boolean");
+    config["boolean.type"] =
+        json!("io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter");
+    config["boolean.selector"] = json!(format!("{database}.flags.c_flag"));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-bools", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let rows = python_decode(&env, &format!("{prefix}.{database}.flags"), &registry, 1);
+    let after = &rows[0]["value"]["after"];
+    assert_eq!(
+        after["c_bool"], 1,
+        "not selected: an integer, as Debezium: {after}"
+    );
+    assert_eq!(after["c_flag"], true, "selected: a boolean: {after}");
+    // A converter class sluice cannot load is refused by name.
+    let mut config = db.connector_config(&prefix, &database, 7001 + std::process::id() % 1000);
+    config["converters"] = json!("money");
+    config["money.type"] = json!("com.example.MoneyConverter");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-money", "config": config}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.message().contains("money.type"),
+        "{}",
+        reply.message()
+    );
+    api.delete("/connectors/my-bools");
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use regex_lite::Regex;
 use sluice_connector_api::filters::Filters;
+
+use crate::boolean_columns::BooleanColumns;
 pub use sluice_connector_api::modes::{DecimalMode, SnapshotMode};
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
@@ -72,6 +74,8 @@ pub struct MySqlConfig {
     pub topic_prefix: String,
     /// Which databases, tables and columns are captured.
     pub filters: Filters,
+    /// `converters`: the TINYINT columns emitted as booleans.
+    pub booleans: BooleanColumns,
     /// `snapshot.mode`
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.locking.mode`
@@ -163,6 +167,7 @@ pub fn definition() -> ConfigDef {
         .define(key("snapshot.locking.mode", ConfigType::String, "minimal (a brief global read lock while the snapshot starts) or none.", GROUP_SNAPSHOT).default("minimal").allowed(&["minimal", "none"]))
         .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot (parallel per table and key range).", GROUP_SNAPSHOT).default("1").validator(positive))
         .define(key("snapshot.fetch.size", ConfigType::Int, "Rows handed over per batch while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(positive))
+        .define(key("converters", ConfigType::List, "Custom converters by name; the one sluice implements is Debezium's TinyIntOneToBooleanConverter (<name>.type, <name>.selector, <name>.length.checker), which emits TINYINT(1) columns as booleans instead of INT16.", GROUP_EVENTS))
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
         .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
         .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
@@ -268,6 +273,7 @@ impl MySqlConfig {
             ssl_mode,
             ssl_ca,
             filters: filters(config)?,
+            booleans: BooleanColumns::from_config(config)?,
             snapshot_mode: SnapshotMode::from_text(&text("snapshot.mode", "initial")),
             locking_mode: match text("snapshot.locking.mode", "minimal").as_str() {
                 "none" => LockingMode::None,

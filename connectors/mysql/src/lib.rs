@@ -3,6 +3,7 @@
 //! config keys, topics, envelope, `source` block and offsets), with the
 //! captured tables' schema history kept beside the offsets.
 
+pub mod boolean_columns;
 mod capture;
 pub mod catalog;
 pub mod config;
@@ -65,6 +66,7 @@ impl SourceConnector for MySqlConnector {
             config::filters(config).err(),
             config::ssl(config).err(),
             config::gtid_sources(config).err(),
+            boolean_columns::BooleanColumns::from_config(config).err(),
         ];
         sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values

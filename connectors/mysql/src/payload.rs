@@ -268,7 +268,13 @@ mod tests {
             bigint_unsigned: BigintUnsignedMode::Long,
             binary: BinaryMode::Bytes,
         };
-        TableSchema::build("shop", &def, &Filters::default(), mapping)
+        TableSchema::build(
+            "shop",
+            &def,
+            &Filters::default(),
+            &crate::boolean_columns::BooleanColumns::default(),
+            mapping,
+        )
     }
 
     #[test]

@@ -447,6 +447,7 @@ pub fn build_schemas(
                     &config.topic_prefix,
                     def,
                     &config.filters,
+                    &config.booleans,
                     mapping,
                 )),
             )

@@ -71,6 +71,7 @@ impl Model {
                     &config.topic_prefix,
                     def,
                     &config.filters,
+                    &config.booleans,
                     Mapping::of(config),
                 );
                 self.schemas.insert(id.to_owned(), Arc::new(schema));

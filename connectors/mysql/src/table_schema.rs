@@ -7,6 +7,7 @@ use mysql_async::binlog::value::BinlogValue;
 use sluice_connector_api::filters::Filters;
 use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Value};
 
+use crate::boolean_columns::BooleanColumns;
 use crate::catalog::{default_literal, TableDef};
 use crate::types::{Kind, Mapping, Read};
 
@@ -96,7 +97,13 @@ fn zero_of(schema: &Schema) -> Value {
 
 impl TableSchema {
     /// Builds the schemas of `def` under `topic_prefix`.
-    pub fn build(topic_prefix: &str, def: &TableDef, filters: &Filters, mapping: Mapping) -> Self {
+    pub fn build(
+        topic_prefix: &str,
+        def: &TableDef,
+        filters: &Filters,
+        booleans: &BooleanColumns,
+        mapping: Mapping,
+    ) -> Self {
         let topic = debezium::topic_name(&[topic_prefix, &def.database, &def.name]);
         let key_names: Vec<String> = filters
             .key_columns(&def.database, &def.name)
@@ -112,7 +119,7 @@ impl TableSchema {
             .map(|(position, c)| EmittedColumn {
                 name: c.name.clone(),
                 position,
-                kind: Kind::of(c),
+                kind: booleans.kind_of(&def.database, &def.name, c, Kind::of(c)),
                 nullable: c.nullable,
             })
             .collect();

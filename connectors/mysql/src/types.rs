@@ -150,9 +150,10 @@ impl Kind {
         let args = type_args(&ty);
         let latin1 = column.charset.as_deref() == Some("latin1");
         match column.data_type.to_ascii_lowercase().as_str() {
-            "tinyint" if args.first() == Some(&1) && !unsigned => Self::Bool,
-            "bool" | "boolean" => Self::Bool,
-            "tinyint" => Self::Int { bits: 8, unsigned },
+            // TINYINT(1) and its alias BOOLEAN are small integers, as in
+            // Debezium; `converters` can make them booleans
+            // (boolean_columns.rs).
+            "tinyint" | "bool" | "boolean" => Self::Int { bits: 8, unsigned },
             "smallint" => Self::Int { bits: 16, unsigned },
             "mediumint" => Self::Int { bits: 24, unsigned },
             "int" | "integer" => Self::Int { bits: 32, unsigned },
@@ -647,7 +648,13 @@ mod tests {
 
     #[test]
     fn kinds_follow_debezium() {
-        assert_eq!(Kind::of(&column("tinyint", "tinyint(1)")), Kind::Bool);
+        assert_eq!(
+            Kind::of(&column("tinyint", "tinyint(1)")),
+            Kind::Int {
+                bits: 8,
+                unsigned: false
+            }
+        );
         assert_eq!(Kind::of(&column("bit", "bit(1)")), Kind::Bool);
         assert_eq!(Kind::of(&column("bit", "bit(10)")), Kind::Bits(10));
         assert_eq!(

@@ -225,6 +225,16 @@ pub fn validate(
 pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
     let own = plugin.config_def();
     let common = common_def();
+    // `converters` names prefixes whose keys the connector reads itself.
+    let converters: Vec<String> = if own.key("converters").is_some() {
+        config
+            .list("converters")
+            .iter()
+            .map(|c| format!("{c}."))
+            .collect()
+    } else {
+        Vec::new()
+    };
     config
         .0
         .keys()
@@ -237,6 +247,7 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
                 && !k.starts_with("transforms.")
                 && !k.starts_with("predicates.")
                 && !column_rules::is_rule_key(k)
+                && !converters.iter().any(|c| k.starts_with(c.as_str()))
                 && key_fates::fate(k).is_none()
         })
         .cloned()
