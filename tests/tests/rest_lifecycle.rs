@@ -290,3 +290,88 @@ fn metrics_and_health_report_the_running_task() {
         format!("sluice_task_state{{connector=\"{name}\",task=\"0\",state=\"RUNNING\"}} 1");
     assert!(api.get("/metrics").text.contains(&running));
 }
+
+#[test]
+fn connect_3_endpoints_initial_state_patch_and_plugin_configs() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let name = unique("seeded");
+    let topic = unique("seeded-topic");
+
+    // Created STOPPED: nothing runs, and offsets can be seeded first.
+    let created = api.post(
+        "/connectors",
+        &json!({"name": name, "config": datagen(&topic, json!({})), "initial_state": "STOPPED"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let status = api.get(&format!("/connectors/{name}/status")).body;
+    assert_eq!(status["connector"]["state"], "STOPPED", "{status}");
+    let seed = json!({"offsets": [{"partition": {"topic": topic}, "offset": {"seq": 499}}]});
+    let seeded = api.patch(&format!("/connectors/{name}/offsets"), &seed);
+    assert_eq!(seeded.status, 200, "{}", seeded.text);
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/resume")).status,
+        202
+    );
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(30), |r| {
+        !r.is_empty()
+    });
+    assert_eq!(
+        datagen_seqs(&records).first(),
+        Some(&500),
+        "resumed after the seeded offset"
+    );
+    let refused = api.post(
+        "/connectors",
+        &json!({"name": unique("bad"), "config": datagen(&topic, json!({})), "initial_state": "SLEEPING"}),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text);
+
+    // PATCH changes some keys and removes null ones; the rest stays.
+    let patched = api.patch(
+        &format!("/connectors/{name}/config"),
+        &json!({"rate.per.sec": "50", "tasks.max": null}),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let config = api.get(&format!("/connectors/{name}/config")).body;
+    assert_eq!(config["rate.per.sec"], "50");
+    assert_eq!(config["topic"], topic.as_str());
+    assert!(config.get("tasks.max").is_none(), "{config}");
+    assert_eq!(
+        api.patch("/connectors/nobody/config", &json!({"a": "b"}))
+            .status,
+        404
+    );
+
+    // A PUT of the same config is answered 200 with the connector as is.
+    let same = api.put(&format!("/connectors/{name}/config"), &config);
+    assert_eq!(same.status, 200, "{}", same.text);
+    assert_eq!(same.body["config"]["rate.per.sec"], "50");
+
+    // The keys of a plugin, and the other plugin types.
+    let keys = api.get("/connector-plugins/PostgresConnector/config");
+    assert_eq!(keys.status, 200, "{}", keys.text);
+    let names: Vec<&str> = keys
+        .body
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"slot.name") && names.contains(&"transforms"),
+        "{names:?}"
+    );
+    let all = api.get("/connector-plugins?connectorsOnly=false").body;
+    let kinds: Vec<&str> = all
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .filter_map(|p| p["type"].as_str())
+        .collect();
+    for kind in ["source", "sink", "transformation", "predicate", "converter"] {
+        assert!(kinds.contains(&kind), "{kind} missing: {all}");
+    }
+    api.delete(&format!("/connectors/{name}"));
+}

@@ -247,6 +247,7 @@ impl Herder {
         &self,
         name: &str,
         config: BTreeMap<String, String>,
+        initial_state: TargetState,
     ) -> Result<ConnectorInfo, HerderError> {
         let mut connectors = self.connectors.lock().await;
         if connectors.contains_key(name) {
@@ -257,7 +258,9 @@ impl Herder {
         let stored = StoredConnector {
             name: name.to_owned(),
             config,
-            target_state: TargetState::Started,
+            // Connect 3.5's initial_state: STOPPED lets offsets be seeded
+            // before the first run.
+            target_state: initial_state,
         };
         self.configs.put(&stored)?;
         tracing::info!(connector = %name, "connector created");
@@ -280,6 +283,12 @@ impl Herder {
         }
         let config = with_name(name, config)?;
         self.check(&ConnectorConfig(config.clone()))?;
+        if let Some(entry) = connectors.get(name) {
+            if entry.stored.config == config {
+                // Connect does not restart anything for an unchanged config.
+                return Ok((false, self.info_of(entry)));
+            }
+        }
         let stored = StoredConnector {
             name: name.to_owned(),
             config,
@@ -298,6 +307,31 @@ impl Herder {
         let info = self.info_of(&entry);
         connectors.insert(name.to_owned(), entry);
         Ok((previous.is_none(), info))
+    }
+
+    /// Connect 3.6's `PATCH /connectors/{name}/config`: the given keys are
+    /// set, keys given as `None` (JSON null) removed, the rest kept.
+    pub async fn patch_config(
+        &self,
+        name: &str,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> Result<ConnectorInfo, HerderError> {
+        let mut config = {
+            let connectors = self.connectors.lock().await;
+            let entry = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            entry.stored.config.clone()
+        };
+        for (key, value) in patch {
+            match value {
+                Some(v) => config.insert(key, v),
+                None => config.remove(&key),
+            };
+        }
+        // A concurrent delete in between makes this a create, as a PUT
+        // racing a delete would be in Connect.
+        Ok(self.put_config(name, config).await?.1)
     }
 
     /// Stops and forgets a connector (its offsets stay, as in Connect).

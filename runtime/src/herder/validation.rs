@@ -106,6 +106,20 @@ pub fn common_def() -> ConfigDef {
         .define(ConfigKey::new("topic.creation.default.replication.factor", ConfigType::Int, "Replication factor of topics this connector creates (-1: the broker's default).").group("Topic Creation"))
 }
 
+/// Every key a plugin accepts, the common ones first, as Connect's
+/// `GET /connector-plugins/{plugin}/config` lists them.
+pub fn definitions(plugin: &Plugin) -> Vec<KeyDefinition> {
+    let common = common_def();
+    let own = plugin.config_def();
+    common
+        .keys()
+        .iter()
+        .chain(own.keys())
+        .enumerate()
+        .map(|(order, key)| definition_of(key, order))
+        .collect()
+}
+
 fn definition_of(key: &ConfigKey, order: usize) -> KeyDefinition {
     KeyDefinition {
         name: key.name.to_owned(),

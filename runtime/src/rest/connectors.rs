@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Map, Value as Json_};
 
 use super::{body, ApiError, AppState};
+use crate::store::TargetState;
 
 /// The values of `key` in a raw query string (`expand=a&expand=b`).
 fn query_values(query: Option<&str>, key: &str) -> Vec<String> {
@@ -78,8 +79,56 @@ pub async fn create(State(state): State<Arc<AppState>>, raw: Bytes) -> Result<Re
         Some(_) => return Err(ApiError::bad_request("Field \"name\" must be a string")),
     };
     check_name(&name)?;
-    let info = state.herder.create(&name, config).await?;
+    let initial_state = match doc.get("initial_state") {
+        None | Some(Json_::Null) => TargetState::Started,
+        Some(Json_::String(s)) => match s.to_ascii_uppercase().as_str() {
+            "RUNNING" => TargetState::Started,
+            "PAUSED" => TargetState::Paused,
+            "STOPPED" => TargetState::Stopped,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "initial_state {s:?} is not one of RUNNING, PAUSED, STOPPED"
+                )))
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Field \"initial_state\" must be a string",
+            ))
+        }
+    };
+    let info = state.herder.create(&name, config, initial_state).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// `PATCH /connectors/{name}/config`: keys set, null values removed.
+pub async fn patch_config(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    raw: Bytes,
+) -> Result<Response, ApiError> {
+    let Json_::Object(doc) = body::json(&raw)? else {
+        return Err(ApiError::bad_request(
+            "the patch must be a JSON object of keys to set (null removes a key)",
+        ));
+    };
+    let mut patch = BTreeMap::new();
+    for (key, value) in doc {
+        let value = match value {
+            Json_::Null => None,
+            Json_::String(s) => Some(s),
+            Json_::Number(n) => Some(n.to_string()),
+            Json_::Bool(b) => Some(b.to_string()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "the value of {key} must be a string, number, boolean or null"
+                )))
+            }
+        };
+        patch.insert(key, value);
+    }
+    let info = state.herder.patch_config(&name, patch).await?;
+    Ok(Json(info).into_response())
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {

@@ -55,9 +55,16 @@ pub static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "GET",
         path: "/connector-plugins",
-        query: "",
-        summary: "The connector plugins this binary ships: class, type (source/sink) and version.",
+        query: "connectorsOnly=true|false",
+        summary: "The connector plugins this binary ships: class, type (source/sink) and version; with `connectorsOnly=false` also its transforms, predicates and converters.",
         route: || get(plugins::list),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/connector-plugins/{plugin}/config",
+        query: "",
+        summary: "Every key the connector accepts, with type, default, group and documentation, as Connect 3.2.",
+        route: || get(plugins::config),
     },
     Endpoint {
         method: "PUT",
@@ -77,7 +84,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         method: "POST",
         path: "/connectors",
         query: "",
-        summary: "Creates a connector from `{\"name\": ..., \"config\": {...}}`: 201, 400 listing every bad key, 409 if the name exists.",
+        summary: "Creates a connector from `{\"name\": ..., \"config\": {...}, \"initial_state\": ...}` (RUNNING, PAUSED or STOPPED, as Connect 3.5; STOPPED lets offsets be seeded first): 201, 400 listing every bad key, 409 if the name exists.",
         route: || post(connectors::create),
     },
     Endpoint {
@@ -105,8 +112,15 @@ pub static ENDPOINTS: &[Endpoint] = &[
         method: "PUT",
         path: "/connectors/{name}/config",
         query: "",
-        summary: "Creates or reconfigures the connector (the body is the config); `[hidden]` values keep the stored secret.",
+        summary: "Creates or reconfigures the connector (the body is the config); `[hidden]` values keep the stored secret. An unchanged config restarts nothing.",
         route: || put(connectors::put_config),
+    },
+    Endpoint {
+        method: "PATCH",
+        path: "/connectors/{name}/config",
+        query: "",
+        summary: "Changes some keys of the connector's config (a JSON object; null removes a key), as Connect 3.6; 404 if there is no such connector.",
+        route: || patch(connectors::patch_config),
     },
     Endpoint {
         method: "GET",
