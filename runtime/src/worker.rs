@@ -1,6 +1,7 @@
 //! The worker process: wires stores, producer, herder and REST API
 //! together, and shuts them down in order on SIGTERM or Ctrl-C.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use anyhow::{bail, Context};
 use rdkafka::producer::Producer;
 
 use crate::herder::{Herder, RunnerDeps};
-use crate::kafka::{build_producer, KafkaSettings, TopicCreator, TopicLayout};
+use crate::kafka::{build_producer, security, KafkaSettings, TopicCreator, TopicLayout};
 use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
 use crate::rest::{self, AppState};
@@ -33,26 +34,27 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         )
     })?;
     let _lock = crate::store::lock_state_dir(&config.state_dir)?;
+    // Security settings reach every client, wherever they were given;
+    // Connect's Java names are translated to librdkafka's.
+    let (security, tuning): (BTreeMap<_, _>, BTreeMap<_, _>) = config
+        .producer_properties
+        .clone()
+        .into_iter()
+        .partition(|(k, _)| security::is_security_key(k));
+    let mut client = config.kafka_properties.clone();
+    client.extend(security);
     let settings = KafkaSettings {
         bootstrap_servers: config.bootstrap_servers.clone(),
-        producer_overrides: config.producer_properties.clone(),
-        // Sink consumers reach the same cluster the same way.
-        consumer_overrides: config
-            .producer_properties
-            .iter()
-            .filter(|(k, _)| {
-                ["security.", "sasl.", "ssl."]
-                    .iter()
-                    .any(|p| k.starts_with(p))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        client_properties: security::translate(&client)
+            .context("the Kafka security settings (--kafka-property, [kafka])")?,
+        producer_overrides: security::translate(&tuning)
+            .context("the producer settings (--producer-property, [producer])")?,
+        consumer_overrides: BTreeMap::new(),
         compression: config.compression.clone(),
     };
     let producer = build_producer(&settings).context("creating the Kafka producer")?;
-    let cluster_id = wait_for_broker(&producer, &config.bootstrap_servers).await?;
-    let topics =
-        TopicCreator::new(&config.bootstrap_servers).context("creating the Kafka admin client")?;
+    let cluster_id = wait_for_broker(&producer, &settings).await?;
+    let topics = TopicCreator::new(&settings).context("creating the Kafka admin client")?;
     let metrics = Arc::new(Metrics::default());
     let deps = Arc::new(RunnerDeps {
         producer: producer.clone(),
@@ -132,16 +134,26 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
 /// The broker's cluster id, waiting up to [`BROKER_WAIT`] for it to answer.
 async fn wait_for_broker(
     producer: &rdkafka::producer::FutureProducer,
-    bootstrap: &str,
+    settings: &KafkaSettings,
 ) -> anyhow::Result<String> {
+    let bootstrap = &settings.bootstrap_servers;
     let client = producer.clone();
     let found = tokio::task::spawn_blocking(move || client.client().fetch_cluster_id(BROKER_WAIT))
         .await
         .context("waiting for the broker")?;
+    let secured = settings
+        .client_properties
+        .get("security.protocol")
+        .is_some_and(|p| !p.eq_ignore_ascii_case("PLAINTEXT"));
+    let hint = if secured {
+        "; the TLS handshake or the SASL login may have failed: librdkafka's reason is logged above (e.g. certificate verify failed), check the security settings (--kafka-property)"
+    } else {
+        ""
+    };
     match found {
         Some(id) => Ok(id),
         None => bail!(
-            "cannot reach Kafka at {bootstrap} within {}s; check --bootstrap-servers (or SLUICE_BOOTSTRAP_SERVERS) and that the broker is running",
+            "cannot reach Kafka at {bootstrap} within {}s; check --bootstrap-servers (or SLUICE_BOOTSTRAP_SERVERS) and that the broker is running{hint}",
             BROKER_WAIT.as_secs()
         ),
     }

@@ -105,6 +105,13 @@ pub struct WorkerArgs {
     #[arg(long = "producer-property", value_name = "KEY=VALUE")]
     pub producer_properties: Vec<String>,
 
+    /// Kafka client property for every client the worker makes (producer,
+    /// sink consumers, admin), KEY=VALUE; repeatable. For security, in
+    /// Connect's names (security.protocol, sasl.mechanism,
+    /// sasl.jaas.config, ssl.truststore.location, ...) or librdkafka's.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
+
     /// Log format: text or json [default: text].
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -119,6 +126,24 @@ pub struct WorkerArgs {
     /// per connector `*.converter.schema.registry.url` wins.
     #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_URL", value_name = "URL")]
     pub schema_registry_url: Option<String>,
+}
+
+/// `base` with each `KEY=VALUE` of `pairs` set over it.
+fn with_pairs(
+    mut base: BTreeMap<String, String>,
+    pairs: &[String],
+    flag: &'static str,
+) -> Result<BTreeMap<String, String>, WorkerConfigError> {
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| WorkerConfigError::Invalid {
+                key: flag,
+                message: format!("{pair} is not KEY=VALUE"),
+            })?;
+        base.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    Ok(base)
 }
 
 /// The `--config` file's shape.
@@ -140,6 +165,8 @@ struct WorkerFile {
     schema_registry_url: Option<String>,
     #[serde(default)]
     producer: BTreeMap<String, String>,
+    #[serde(default)]
+    kafka: BTreeMap<String, String>,
     #[serde(default)]
     converters: BTreeMap<String, String>,
 }
@@ -167,6 +194,8 @@ pub struct WorkerConfig {
     pub converter_defaults: BTreeMap<String, String>,
     /// Extra producer properties.
     pub producer_properties: BTreeMap<String, String>,
+    /// Properties of every Kafka client (security).
+    pub kafka_properties: BTreeMap<String, String>,
     /// text or json.
     pub log_format: String,
     /// Where the embedded schema registry listens, if it runs.
@@ -214,16 +243,12 @@ impl WorkerConfig {
                 message: format!("{log_format} is not text or json"),
             });
         }
-        let mut producer_properties = file.producer;
-        for pair in &args.producer_properties {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| WorkerConfigError::Invalid {
-                    key: "producer-property",
-                    message: format!("{pair} is not KEY=VALUE"),
-                })?;
-            producer_properties.insert(k.trim().to_owned(), v.trim().to_owned());
-        }
+        let producer_properties = with_pairs(
+            file.producer,
+            &args.producer_properties,
+            "producer-property",
+        )?;
+        let kafka_properties = with_pairs(file.kafka, &args.kafka_properties, "kafka-property")?;
         let mut converter_defaults = file.converters;
         if let Some(c) = args.key_converter.clone().or(file.key_converter) {
             converter_defaults.insert("key.converter".into(), c);
@@ -278,6 +303,7 @@ impl WorkerConfig {
             compression,
             converter_defaults,
             producer_properties,
+            kafka_properties,
             log_format,
             registry_listen,
         })

@@ -30,7 +30,7 @@ apt_install() {
 # Everything the servers and the build need from Debian.
 install_system_packages() {
   apt_install postgresql postgresql-contrib mariadb-server mariadb-client kcat \
-    build-essential pkg-config zlib1g-dev curl openssl python3 python3-venv
+    build-essential pkg-config zlib1g-dev libssl-dev curl openssl stunnel4 python3 python3-venv
 }
 
 # Tansu takes ~11 minutes to build on 2 cores, so the binary is cached

@@ -26,12 +26,18 @@ impl Worker {
 
     /// Starts a worker with extra command-line arguments.
     pub fn start_with(env: &TestEnv, extra: &[&str]) -> Self {
+        Self::start_against(env.bootstrap(), extra)
+    }
+
+    /// Starts a worker against the broker at `bootstrap` (e.g. the TLS
+    /// broker) with extra command-line arguments.
+    pub fn start_against(bootstrap: &str, extra: &[&str]) -> Self {
         let state = tempfile::tempdir().expect("temp state dir");
         let port = free_port();
         let mut args: Vec<OsString> = [
             "worker",
             "--bootstrap-servers",
-            env.bootstrap(),
+            bootstrap,
             "--rest-listen",
             &format!("127.0.0.1:{port}"),
             "--offset-flush-interval-ms",

@@ -798,15 +798,17 @@ mod tests {
                 .set("bootstrap.servers", "127.0.0.1:9")
                 .create()
                 .expect("producer");
+            let kafka = crate::kafka::KafkaSettings {
+                bootstrap_servers: "127.0.0.1:9".into(),
+                client_properties: BTreeMap::new(),
+                producer_overrides: BTreeMap::new(),
+                consumer_overrides: BTreeMap::new(),
+                compression: "none".into(),
+            };
             let deps = Arc::new(RunnerDeps {
                 producer,
-                kafka: crate::kafka::KafkaSettings {
-                    bootstrap_servers: "127.0.0.1:9".into(),
-                    producer_overrides: BTreeMap::new(),
-                    consumer_overrides: BTreeMap::new(),
-                    compression: "none".into(),
-                },
-                topics: TopicCreator::new("127.0.0.1:9").expect("admin"),
+                topics: TopicCreator::new(&kafka).expect("admin"),
+                kafka,
                 offsets: Arc::new(StateDirOffsetStore::new(state.path())),
                 status: Arc::new(MemoryStatusStore::default()),
                 metrics: Arc::default(),

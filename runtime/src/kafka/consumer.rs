@@ -32,7 +32,11 @@ pub fn build_consumer(
         // replacement is not kept waiting in the group's rebalance.
         .set("session.timeout.ms", "10000")
         .set("max.poll.interval.ms", "60000");
-    for (key, value) in &settings.consumer_overrides {
+    for (key, value) in settings
+        .client_properties
+        .iter()
+        .chain(&settings.consumer_overrides)
+    {
         config.set(key, value);
     }
     // Offsets move only when the runner commits after the target commit.

@@ -4,6 +4,7 @@
 
 mod consumer;
 mod producer;
+pub mod security;
 mod topics;
 
 pub use consumer::build_consumer;

@@ -12,8 +12,11 @@ use rdkafka::producer::FutureProducer;
 pub struct KafkaSettings {
     /// `host:port[,host:port]`.
     pub bootstrap_servers: String,
-    /// Extra librdkafka properties (security, tuning); they win over ours
-    /// except for the ones that guarantee delivery.
+    /// librdkafka properties every client gets (security: TLS, SASL),
+    /// already translated from Connect's names (`security::translate`).
+    pub client_properties: BTreeMap<String, String>,
+    /// Extra librdkafka properties of the producer (tuning); they win over
+    /// ours except for the ones that guarantee delivery.
     pub producer_overrides: BTreeMap<String, String>,
     /// Extra librdkafka properties for sink tasks' consumers.
     pub consumer_overrides: BTreeMap<String, String>,
@@ -42,7 +45,11 @@ pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaE
         // than being dropped; the offset stays before it.
         .set("message.timeout.ms", "300000")
         .set("client.id", "sluice");
-    for (key, value) in &settings.producer_overrides {
+    for (key, value) in settings
+        .client_properties
+        .iter()
+        .chain(&settings.producer_overrides)
+    {
         config.set(key, value);
     }
     for (key, value) in SAFETY {

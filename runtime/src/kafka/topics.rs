@@ -27,11 +27,15 @@ pub struct TopicLayout {
 }
 
 impl TopicCreator {
-    /// An admin client for `bootstrap_servers`.
-    pub fn new(bootstrap_servers: &str) -> Result<Self, KafkaError> {
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap_servers)
-            .create()?;
+    /// An admin client for the cluster `settings` name, secured as the
+    /// other clients are.
+    pub fn new(settings: &super::KafkaSettings) -> Result<Self, KafkaError> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &settings.bootstrap_servers);
+        for (key, value) in &settings.client_properties {
+            config.set(key, value);
+        }
+        let admin = config.create()?;
         Ok(Self {
             admin,
             known: Mutex::new(HashSet::new()),

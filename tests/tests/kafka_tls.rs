@@ -1,0 +1,126 @@
+//! Reaching a secured broker: the test environment's second broker sits
+//! behind a TLS terminator that presents a certificate for `localhost`
+//! from the test CA and demands a client certificate. A worker configured
+//! the Kafka Connect way (`security.protocol`, `ssl.truststore.location`,
+//! `ssl.keystore.location`) produces through it; a wrong CA, a missing
+//! client certificate and a Java keystore are refused, each naming why.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_tests::env::TestEnv;
+use sluice_tests::worker::{sluice_bin, Worker};
+use sluice_tests::{unique, wait_for};
+
+fn tls_flags(ca: &str, client: Option<&str>) -> Vec<String> {
+    let mut flags = vec![
+        "--kafka-property".to_owned(),
+        "security.protocol=SSL".to_owned(),
+        "--kafka-property".to_owned(),
+        format!("ssl.truststore.location={ca}"),
+    ];
+    if let Some(client) = client {
+        flags.push("--kafka-property".to_owned());
+        flags.push(format!("ssl.keystore.location={client}"));
+    }
+    flags
+}
+
+/// Runs a worker that is expected to give up; its exit status and output.
+fn failing_worker(bootstrap: &str, flags: &[String]) -> (bool, String) {
+    let state = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(sluice_bin())
+        .args([
+            "worker",
+            "--bootstrap-servers",
+            bootstrap,
+            "--rest-listen",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
+        .arg(state.path())
+        .args(flags)
+        .output()
+        .expect("sluice runs");
+    (
+        output.status.success(),
+        sluice_tests::process::output_text(&output),
+    )
+}
+
+#[test]
+fn a_worker_produces_through_mutual_tls_configured_as_in_connect() {
+    let env = TestEnv::load();
+    let bootstrap = env.get("SLUICE_KAFKA_TLS_BOOTSTRAP");
+    let flags = tls_flags(
+        env.get("SLUICE_KAFKA_TLS_CA"),
+        Some(env.get("SLUICE_KAFKA_TLS_CLIENT")),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let worker = Worker::start_against(bootstrap, &flags);
+    let api = worker.api();
+    assert!(api.get("/").body["kafka_cluster_id"].is_string());
+    let topic = unique("tls-topic");
+    let config = json!({"connector.class": "datagen", "topic": topic, "max.records": "100", "rate.per.sec": "1000"});
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "over-tls", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // Offsets are stored only for records the broker acknowledged: the
+    // topic was created and written over TLS.
+    wait_for(
+        "100 records acknowledged over TLS",
+        Duration::from_secs(60),
+        || {
+            let offsets = api.get("/connectors/over-tls/offsets").body;
+            (offsets["offsets"][0]["offset"]["seq"].as_i64() >= Some(99)).then_some(())
+        },
+    );
+    let topics = api.get("/connectors/over-tls/topics").body;
+    assert_eq!(topics["over-tls"]["topics"], json!([topic]));
+}
+
+#[test]
+fn a_wrong_ca_or_a_missing_client_certificate_is_refused_with_the_reason() {
+    let env = TestEnv::load();
+    let bootstrap = env.get("SLUICE_KAFKA_TLS_BOOTSTRAP").to_owned();
+    // The PostgreSQL server's CA is another CA: the broker's certificate
+    // does not chain to it.
+    let wrong_ca = tls_flags(
+        env.get("SLUICE_PG_CA"),
+        Some(env.get("SLUICE_KAFKA_TLS_CLIENT")),
+    );
+    let no_client = tls_flags(env.get("SLUICE_KAFKA_TLS_CA"), None);
+    let (b1, b2) = (bootstrap.clone(), bootstrap);
+    let wrong = std::thread::spawn(move || failing_worker(&b1, &wrong_ca));
+    let anonymous = std::thread::spawn(move || failing_worker(&b2, &no_client));
+    let (ok, text) = wrong.join().expect("thread");
+    assert!(!ok, "{text}");
+    assert!(text.contains("certificate verify failed"), "{text}");
+    assert!(text.contains("TLS handshake"), "the hint names TLS: {text}");
+    let (ok, text) = anonymous.join().expect("thread");
+    assert!(!ok, "{text}");
+    assert!(text.contains("certificate required"), "{text}");
+}
+
+#[test]
+fn a_java_keystore_is_refused_at_once_with_the_conversion_command() {
+    let env = TestEnv::load();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jks = dir.path().join("truststore.jks");
+    std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).expect("write");
+    let flags = tls_flags(jks.to_str().expect("utf-8 path"), None);
+    let started = std::time::Instant::now();
+    let (ok, text) = failing_worker(env.get("SLUICE_KAFKA_TLS_BOOTSTRAP"), &flags);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("ssl.truststore.location") && text.contains("keytool -importkeystore"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "refused before any connection attempt"
+    );
+}
