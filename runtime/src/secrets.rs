@@ -71,19 +71,61 @@ pub fn redact(config: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Whether `key` says where a connector connects, or how safely: a stored
+/// secret must not follow a change of it.
+fn is_destination_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "hostname",
+        "host",
+        "port",
+        "url",
+        "urls",
+        "servers",
+        "sslmode",
+        "ssl.mode",
+        "sslrootcert",
+        "ssl.truststore",
+    ]
+    .iter()
+    .any(|suffix| key == *suffix || key.ends_with(&format!(".{suffix}")))
+}
+
 /// `submitted` with every value the REST API had hidden put back from
 /// `previous`, so a config fetched, edited and PUT back keeps its secrets.
+/// Refused (naming the keys) when the config also changes where the
+/// connector connects: otherwise anyone who can reach the API could send
+/// a stored password to a server of their choosing by changing only
+/// `database.hostname`. Such a change must supply the secrets again.
 pub fn restore_hidden(
     submitted: &mut BTreeMap<String, String>,
     previous: &BTreeMap<String, String>,
-) {
-    for (key, value) in submitted.iter_mut() {
-        if value == HIDDEN {
-            if let Some(old) = previous.get(key) {
-                value.clone_from(old);
-            }
+) -> Result<(), String> {
+    let hidden: Vec<String> = submitted
+        .iter()
+        .filter(|(k, v)| *v == HIDDEN && previous.contains_key(*k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    let moved: Vec<&String> = submitted
+        .keys()
+        .chain(previous.keys())
+        .filter(|k| is_destination_key(k) && submitted.get(*k) != previous.get(*k))
+        .collect();
+    if let Some(first) = moved.first() {
+        return Err(format!(
+            "{first} changed, so the stored secrets ({}) are not reused: a stored secret is only sent where it was configured for. Send them again with the new {first}",
+            hidden.join(", ")
+        ));
+    }
+    for key in hidden {
+        if let (Some(value), Some(old)) = (submitted.get_mut(&key), previous.get(&key)) {
+            value.clone_from(old);
         }
     }
+    Ok(())
 }
 
 /// `config` with every placeholder replaced by its secret.
@@ -150,8 +192,29 @@ mod tests {
     fn hidden_values_are_restored_from_the_previous_config() {
         let previous = BTreeMap::from([("database.password".to_owned(), "s3cret".to_owned())]);
         let mut submitted = BTreeMap::from([("database.password".to_owned(), HIDDEN.to_owned())]);
-        restore_hidden(&mut submitted, &previous);
+        restore_hidden(&mut submitted, &previous).unwrap();
         assert_eq!(submitted["database.password"], "s3cret");
+    }
+
+    #[test]
+    fn a_hidden_secret_does_not_follow_a_new_host() {
+        let previous = BTreeMap::from([
+            ("database.hostname".to_owned(), "db.internal".to_owned()),
+            ("database.password".to_owned(), "s3cret".to_owned()),
+        ]);
+        let mut submitted = BTreeMap::from([
+            (
+                "database.hostname".to_owned(),
+                "attacker.example".to_owned(),
+            ),
+            ("database.password".to_owned(), HIDDEN.to_owned()),
+        ]);
+        let refused = restore_hidden(&mut submitted, &previous).unwrap_err();
+        assert!(refused.contains("database.hostname"), "{refused}");
+        assert_eq!(submitted["database.password"], HIDDEN);
+        // With the secret sent again, the move is the user's own.
+        submitted.insert("database.password".into(), "new".into());
+        restore_hidden(&mut submitted, &previous).unwrap();
     }
 
     #[test]

@@ -106,11 +106,28 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         restored,
         "worker started"
     );
-    let app = rest::router(Arc::new(AppState {
-        herder: Arc::clone(&herder),
-        metrics,
-        kafka_cluster_id: cluster_id,
-    }));
+    let credentials = match &config.rest_basic_auth_file {
+        Some(path) => Some(Arc::new(
+            rest::auth::Credentials::load(path).context("--rest-basic-auth-file")?,
+        )),
+        None => {
+            if !config.rest_listen.ip().is_loopback() {
+                tracing::warn!(
+                    rest = %config.rest_listen,
+                    "the REST API listens beyond this machine WITHOUT authentication: anyone who reaches it can create connectors and read their data; set --rest-basic-auth-file or listen on 127.0.0.1"
+                );
+            }
+            None
+        }
+    };
+    let app = rest::router(
+        Arc::new(AppState {
+            herder: Arc::clone(&herder),
+            metrics,
+            kafka_cluster_id: cluster_id,
+        }),
+        credentials,
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -66,6 +66,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_REST_ADVERTISED", value_name = "HOST:PORT")]
     pub rest_advertised: Option<String>,
 
+    /// Require HTTP basic auth on the REST API (all but /health) against
+    /// this file of `user: password` lines, the format Kafka Connect's
+    /// BasicAuthSecurityRestExtension reads.
+    #[arg(long, env = "SLUICE_REST_BASIC_AUTH_FILE", value_name = "FILE")]
+    pub rest_basic_auth_file: Option<PathBuf>,
+
     /// Where connector configs and offsets are kept; survives `kill -9`
     /// [default: ./sluice-state].
     #[arg(long, env = "SLUICE_STATE_DIR", value_name = "DIR")]
@@ -153,6 +159,7 @@ struct WorkerFile {
     bootstrap_servers: Option<String>,
     rest_listen: Option<SocketAddr>,
     rest_advertised: Option<String>,
+    rest_basic_auth_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     offset_flush_interval_ms: Option<u64>,
     topic_partitions: Option<i32>,
@@ -180,6 +187,8 @@ pub struct WorkerConfig {
     pub rest_listen: SocketAddr,
     /// The worker id shown in statuses.
     pub rest_advertised: String,
+    /// The REST API's credentials file, if it requires them.
+    pub rest_basic_auth_file: Option<PathBuf>,
     /// The state directory.
     pub state_dir: PathBuf,
     /// Offset store interval.
@@ -283,6 +292,10 @@ impl WorkerConfig {
                 .clone()
                 .or(file.rest_advertised)
                 .unwrap_or_else(|| rest_listen.to_string()),
+            rest_basic_auth_file: args
+                .rest_basic_auth_file
+                .clone()
+                .or(file.rest_basic_auth_file),
             rest_listen,
             state_dir: args
                 .state_dir

@@ -57,6 +57,24 @@ impl Api {
         Self::finish(self.agent.get(&url).call(), &format!("GET {url}"))
     }
 
+    /// GET `path` with an `Authorization` header.
+    pub fn get_as(&self, path: &str, authorization: &str) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let req = self.agent.get(&url).header("authorization", authorization);
+        Self::finish(req.call(), &format!("GET {url}"))
+    }
+
+    /// POST JSON to `path` with an `Authorization` header.
+    pub fn post_as(&self, path: &str, body: &Value, authorization: &str) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let req = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("authorization", authorization);
+        Self::finish(req.send(body.to_string()), &format!("POST {url}"))
+    }
+
     /// GET `path`, or `None` if the worker does not answer (yet).
     pub fn try_get(&self, path: &str) -> Option<Reply> {
         let url = format!("{}{path}", self.base);

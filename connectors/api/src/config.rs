@@ -427,3 +427,30 @@ mod tests {
         assert_eq!(config.list("missing"), Vec::<String>::new());
     }
 }
+
+/// Validators shared by connectors for settings that size memory or
+/// threads: a value far beyond any use is refused at validation rather
+/// than aborting the worker when it allocates.
+pub mod bounds {
+    /// The most readers a snapshot may use.
+    pub const MAX_THREADS: i64 = 64;
+    /// The most records (or rows) in one batch.
+    pub const MAX_BATCH: i64 = 1_000_000;
+
+    fn between(raw: &str, max: i64) -> Result<(), String> {
+        match raw.trim().parse::<i64>() {
+            Ok(v) if (1..=max).contains(&v) => Ok(()),
+            _ => Err(format!("must be a whole number from 1 to {max}")),
+        }
+    }
+
+    /// A thread count: 1 to [`MAX_THREADS`].
+    pub fn threads(raw: &str) -> Result<(), String> {
+        between(raw, MAX_THREADS)
+    }
+
+    /// A batch or queue size: 1 to [`MAX_BATCH`].
+    pub fn batch(raw: &str) -> Result<(), String> {
+        between(raw, MAX_BATCH)
+    }
+}

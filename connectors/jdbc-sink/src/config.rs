@@ -107,7 +107,7 @@ pub fn definition() -> ConfigDef {
         .define(key("schema.evolution", ConfigType::String, "none, or basic: create missing tables and add missing columns.", GROUP_WRITES).default("none").allowed(&["none", "basic"]))
         .define(key("table.name.format", ConfigType::String, "Target table name; ${topic} (dots become underscores), ${source.db}, ${source.schema}, ${source.table}. A dot makes it schema.table.", GROUP_WRITES).default("${topic}"))
         .define(key("quote.identifiers", ConfigType::Boolean, "Quote table and column names (names are always escaped; true keeps their case).", GROUP_WRITES).default("false"))
-        .define(key("batch.size", ConfigType::Int, "Most records applied in one target transaction.", GROUP_WRITES).default("500"))
+        .define(key("batch.size", ConfigType::Int, "Most records applied in one target transaction.", GROUP_WRITES).default("500").validator(sluice_connector_api::config::bounds::batch))
         .define(key("field.include.list", ConfigType::List, "Only these value fields (field or topic:field).", GROUP_WRITES))
         .define(key("field.exclude.list", ConfigType::List, "Leave out these value fields (field or topic:field).", GROUP_WRITES))
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use regex_lite::Regex;
+use sluice_connector_api::config::bounds;
 use sluice_connector_api::filters::Filters;
 
 use crate::boolean_columns::BooleanColumns;
@@ -165,8 +166,8 @@ pub fn definition() -> ConfigDef {
         .define(key("schema.history.internal.kafka.bootstrap.servers", ConfigType::String, "Accepted for Debezium compatibility; the worker's broker is used.", GROUP_CAPTURE))
         .define(key("snapshot.mode", ConfigType::String, "initial, no_data (never, schema_only), initial_only, always or when_needed.", GROUP_SNAPSHOT).default("initial").allowed(&["initial", "no_data", "never", "schema_only", "initial_only", "always", "when_needed"]))
         .define(key("snapshot.locking.mode", ConfigType::String, "minimal (a brief global read lock while the snapshot starts) or none.", GROUP_SNAPSHOT).default("minimal").allowed(&["minimal", "none"]))
-        .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot (parallel per table and key range).", GROUP_SNAPSHOT).default("1").validator(positive))
-        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows handed over per batch while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(positive))
+        .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot (parallel per table and key range).", GROUP_SNAPSHOT).default("1").validator(bounds::threads))
+        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows handed over per batch while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
         .define(key("converters", ConfigType::List, "Custom converters by name; the one sluice implements is Debezium's TinyIntOneToBooleanConverter (<name>.type, <name>.selector, <name>.length.checker), which emits TINYINT(1) columns as booleans instead of INT16.", GROUP_EVENTS))
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
         .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
@@ -175,8 +176,8 @@ pub fn definition() -> ConfigDef {
         .define(key("bigint.unsigned.handling.mode", ConfigType::String, "long or precise (BIGINT UNSIGNED as Decimal).", GROUP_EVENTS).default("long").allowed(&["long", "precise"]))
         .define(key("binary.handling.mode", ConfigType::String, "bytes, base64, base64-url-safe or hex.", GROUP_EVENTS).default("bytes").allowed(&["bytes", "base64", "base64-url-safe", "hex"]))
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block.", GROUP_EVENTS).default("false"))
-        .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(positive))
-        .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(positive))
+        .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
+        .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sluice_connector_api::config::bounds;
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
 use crate::tls::{SslMode, Tls, TlsFiles, TlsSetupError};
@@ -143,8 +144,8 @@ pub fn definition() -> ConfigDef {
         .define(key("slot.drop.on.stop", ConfigType::Boolean, "Drop the slot when the connector stops (loses the position).", GROUP_CAPTURE).default("false"))
         .define(key("plugin.name", ConfigType::String, "Logical decoding plugin; only pgoutput.", GROUP_CAPTURE).default("pgoutput").allowed(&["pgoutput"]))
         .define(key("snapshot.mode", ConfigType::String, "initial, no_data (never), initial_only, always or when_needed.", GROUP_SNAPSHOT).default("initial").allowed(&["initial", "no_data", "never", "initial_only", "always", "when_needed"]))
-        .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot.", GROUP_SNAPSHOT).default("1").validator(positive))
-        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows fetched per round trip while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(positive))
+        .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot.", GROUP_SNAPSHOT).default("1").validator(bounds::threads))
+        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows fetched per round trip while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
         .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
         .define(key("heartbeat.action.query", ConfigType::String, "SQL run at each heartbeat, so an idle database's slot advances.", GROUP_EVENTS))
@@ -152,8 +153,8 @@ pub fn definition() -> ConfigDef {
         .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
         .define(key("time.precision.mode", ConfigType::String, "adaptive, adaptive_time_microseconds or connect.", GROUP_EVENTS).default("adaptive").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block.", GROUP_EVENTS).default("false"))
-        .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(positive))
-        .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(positive))
+        .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
+        .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
         .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
 }

@@ -279,7 +279,8 @@ impl Herder {
         let mut connectors = self.connectors.lock().await;
         let previous = connectors.get(name).map(|e| e.stored.clone());
         if let Some(previous) = &previous {
-            secrets::restore_hidden(&mut config, &previous.config);
+            secrets::restore_hidden(&mut config, &previous.config)
+                .map_err(HerderError::BadRequest)?;
         }
         let config = with_name(name, config)?;
         self.check(&ConnectorConfig(config.clone()))?;

@@ -83,6 +83,20 @@ fn at_least_one(raw: &str) -> Result<(), String> {
     }
 }
 
+/// The most tasks one connector may ask for: each is a running task with
+/// its own connections, and more than the topic partitions (sinks) or one
+/// per log (sources) only idle.
+pub const MAX_TASKS: i64 = 256;
+
+fn task_count(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<i64>() {
+        Ok(v) if (1..=MAX_TASKS).contains(&v) => Ok(()),
+        _ => Err(format!(
+            "must be between 1 and {MAX_TASKS}; a sink needs at most one task per partition it reads, a source uses one"
+        )),
+    }
+}
+
 fn no_slash(raw: &str) -> Result<(), String> {
     if raw.contains('/') {
         Err("connector names may not contain '/'".to_owned())
@@ -96,7 +110,7 @@ pub fn common_def() -> ConfigDef {
     ConfigDef::new()
         .define(ConfigKey::new("name", ConfigType::String, "Globally unique name for this connector.").required().validator(no_slash))
         .define(ConfigKey::new("connector.class", ConfigType::String, "The connector's class or alias, e.g. io.debezium.connector.postgresql.PostgresConnector or postgres.").required())
-        .define(ConfigKey::new("tasks.max", ConfigType::Int, "Most tasks to use for this connector.").default("1").validator(at_least_one))
+        .define(ConfigKey::new("tasks.max", ConfigType::Int, "Most tasks to use for this connector (1 to 256).").default("1").validator(task_count))
         .define(ConfigKey::new("key.converter", ConfigType::Class, "Converter for record keys; the worker's default when unset.").group("Converters"))
         .define(ConfigKey::new("value.converter", ConfigType::Class, "Converter for record values; the worker's default when unset.").group("Converters"))
         .define(ConfigKey::new("transforms", ConfigType::List, "Aliases of the single message transforms to apply, in order; each is configured by transforms.<alias>.type and its own transforms.<alias>.* keys.").default("").group("Transforms"))

@@ -1,6 +1,7 @@
 //! The Kafka Connect REST API, same paths, bodies and status codes, so
 //! `curl` recipes, `kcctl` and Connect UIs work against sluice.
 
+pub mod auth;
 mod body;
 mod connectors;
 pub mod endpoints;
@@ -31,9 +32,10 @@ pub struct AppState {
     pub kafka_cluster_id: String,
 }
 
-/// The router for the whole API, built from [`endpoints::ENDPOINTS`].
-pub fn router(state: Arc<AppState>) -> Router {
-    endpoints::ENDPOINTS
+/// The router for the whole API, built from [`endpoints::ENDPOINTS`];
+/// with `credentials`, every request but `/health` must carry them.
+pub fn router(state: Arc<AppState>, credentials: Option<Arc<auth::Credentials>>) -> Router {
+    let router = endpoints::ENDPOINTS
         .iter()
         .fold(Router::new(), |router, endpoint| {
             // Routing a path twice merges its methods.
@@ -41,7 +43,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state);
+    match credentials {
+        Some(credentials) => router.layer(axum::middleware::from_fn_with_state(
+            credentials,
+            auth::require,
+        )),
+        None => router,
+    }
 }
 
 async fn root(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {

@@ -1,0 +1,150 @@
+//! Who may use the REST API. Kafka Connect's `BasicAuthSecurityRestExtension`
+//! checks HTTP basic credentials against a file of `user: password` lines
+//! (its PropertyFileLoginModule format, roles after a comma ignored);
+//! sluice reads the same file, given with `--rest-basic-auth-file`. Every
+//! endpoint but `/health` (which orchestrators probe) then needs them.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde_json::json;
+use thiserror::Error;
+
+/// The credentials file could not be used.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// The file cannot be read.
+    #[error("cannot read the REST credentials file {path}: {cause}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        cause: String,
+    },
+    /// The file holds no usable line.
+    #[error("the REST credentials file {0} has no `user: password` line")]
+    Empty(String),
+}
+
+/// The users allowed in, by name.
+pub struct Credentials {
+    users: HashMap<String, String>,
+}
+
+impl Credentials {
+    /// Reads a `user: password[, role…]` file; `#` and `!` start comments.
+    pub fn load(path: &Path) -> Result<Self, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|e| AuthError::Read {
+            path: path.display().to_string(),
+            cause: e.to_string(),
+        })?;
+        let users: HashMap<String, String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+            .filter_map(|l| {
+                let (user, rest) = l.split_once([':', '='])?;
+                let password = rest.split(',').next().unwrap_or_default().trim();
+                Some((user.trim().to_owned(), password.to_owned()))
+            })
+            .collect();
+        if users.is_empty() {
+            return Err(AuthError::Empty(path.display().to_string()));
+        }
+        Ok(Self { users })
+    }
+
+    /// Whether an `Authorization` header value names a known user with
+    /// the right password.
+    fn allows(&self, authorization: &str) -> bool {
+        let Some(encoded) = authorization.strip_prefix("Basic ") else {
+            return false;
+        };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let Ok(text) = String::from_utf8(decoded) else {
+            return false;
+        };
+        let Some((user, password)) = text.split_once(':') else {
+            return false;
+        };
+        self.users
+            .get(user)
+            .is_some_and(|expected| same(expected.as_bytes(), password.as_bytes()))
+    }
+}
+
+/// Compares without stopping at the first difference, so response time
+/// does not reveal how much of a password was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// The middleware: 401 with Connect's body unless the credentials check out.
+pub async fn require(
+    State(credentials): State<Arc<Credentials>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    let allowed = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| credentials.allows(v));
+    if allowed {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"sluice\"")],
+        Json(json!({"error_code": 401, "message": "Unauthorized: this worker's REST API needs the user and password of its --rest-basic-auth-file"})),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user: &str, password: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    }
+
+    #[test]
+    fn connects_file_format_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(
+            &path,
+            "# Connect's format\nadmin: s3cret, admin\nops: other\n",
+        )
+        .unwrap();
+        let credentials = Credentials::load(&path).unwrap();
+        assert!(credentials.allows(&basic("admin", "s3cret")));
+        assert!(credentials.allows(&basic("ops", "other")));
+        assert!(!credentials.allows(&basic("admin", "s3cre")));
+        assert!(!credentials.allows(&basic("admin", "s3cret ")));
+        assert!(!credentials.allows(&basic("nobody", "s3cret")));
+        assert!(!credentials.allows("Bearer x"));
+        std::fs::write(&path, "# nothing\n").unwrap();
+        assert!(Credentials::load(&path).is_err());
+    }
+}

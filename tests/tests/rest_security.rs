@@ -1,0 +1,115 @@
+//! The REST API against strangers: basic auth as Kafka Connect's
+//! `BasicAuthSecurityRestExtension` does it, a stored password that does
+//! not follow a changed host, and a `tasks.max` that would exhaust the
+//! worker refused at validation.
+
+use base64::Engine;
+use serde_json::json;
+use sluice_tests::env::TestEnv;
+use sluice_tests::postgres::Pg;
+use sluice_tests::unique;
+use sluice_tests::worker::Worker;
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[test]
+fn basic_auth_keeps_strangers_out_and_lets_the_operator_in() {
+    let env = TestEnv::load();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = dir.path().join("rest-users.properties");
+    std::fs::write(&users, "# user: password, role\nadmin: s3cret, admin\n").expect("write");
+    let worker = Worker::start_with(
+        &env,
+        &["--rest-basic-auth-file", users.to_str().expect("utf-8")],
+    );
+    let api = worker.api();
+    let anonymous = api.get("/connectors");
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
+    assert_eq!(anonymous.body["error_code"], 401);
+    assert_eq!(
+        api.get_as("/connectors", &basic("admin", "wrong")).status,
+        401
+    );
+    assert_eq!(
+        api.get_as("/connectors", &basic("root", "s3cret")).status,
+        401
+    );
+    let config =
+        json!({"connector.class": "datagen", "topic": unique("auth-topic"), "max.records": "1"});
+    let refused = api.post("/connectors", &json!({"name": "sneaky", "config": config}));
+    assert_eq!(refused.status, 401);
+    let created = api.post_as(
+        "/connectors",
+        &json!({"name": "allowed", "config": config}),
+        &basic("admin", "s3cret"),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let listed = api.get_as("/connectors", &basic("admin", "s3cret"));
+    assert_eq!(listed.body, json!(["allowed"]));
+    // Orchestrators probe /health without credentials.
+    assert_eq!(api.get("/health").status, 200);
+}
+
+#[test]
+fn a_stored_password_is_never_sent_to_a_new_host() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let slot = unique("slot").replace('-', "_");
+    let mut config = pg.connector_config("srv", "nothing_here", &slot);
+    config["snapshot.mode"] = json!("no_data");
+    let created = api.post("/connectors", &json!({"name": "pg", "config": config}));
+    assert_eq!(created.status, 201, "{}", created.text);
+    // What a stranger does: fetch the config (password hidden), point the
+    // host elsewhere, PUT it back expecting the stored password to follow.
+    let mut shown = api.get("/connectors/pg/config").body;
+    assert_eq!(shown["database.password"], "[hidden]");
+    shown["database.hostname"] = json!("attacker.invalid");
+    let moved = api.put("/connectors/pg/config", &shown);
+    assert_eq!(moved.status, 400, "{}", moved.text);
+    assert!(
+        moved.message().contains("database.hostname"),
+        "{}",
+        moved.message()
+    );
+    // The same with the password given again is the operator's own choice.
+    shown["database.hostname"] = json!(env.get("SLUICE_PG_HOST"));
+    let kept = api.put("/connectors/pg/config", &shown);
+    assert_eq!(
+        kept.status, 200,
+        "an unchanged host keeps the stored password: {}",
+        kept.text
+    );
+    api.delete("/connectors/pg");
+    pg.drop_slot(&slot);
+}
+
+#[test]
+fn sizes_that_would_exhaust_the_worker_are_refused_at_validation() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let config =
+        json!({"connector.class": "datagen", "topic": unique("huge"), "tasks.max": "2147483647"});
+    let reply = api.post("/connectors", &json!({"name": "huge", "config": config}));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(reply.message().contains("tasks.max"), "{}", reply.message());
+    let pg = Pg::from_env(&env);
+    let mut config = pg.connector_config("srv", "public", "unused_slot");
+    config["snapshot.max.threads"] = json!("100000");
+    let reply = api.post("/connectors", &json!({"name": "threads", "config": config}));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.message().contains("snapshot.max.threads"),
+        "{}",
+        reply.message()
+    );
+    // The worker is still there.
+    assert_eq!(api.get("/health").status, 200);
+}
