@@ -31,6 +31,16 @@ pub enum SecretError {
         /// What went wrong.
         cause: String,
     },
+    /// The placeholder is one the worker's operator has not allowed.
+    #[error("{key}: {placeholder} is not allowed by this worker: {why}")]
+    NotAllowed {
+        /// The config key.
+        key: String,
+        /// The placeholder (a reference, not the secret).
+        placeholder: String,
+        /// Which worker setting decides, and how to change it.
+        why: String,
+    },
     /// The placeholder is malformed.
     #[error("{key}: malformed placeholder {value}; write ${{env:NAME}} or ${{file:/path/to/file.properties:key}}")]
     Malformed {
@@ -128,11 +138,113 @@ pub fn restore_hidden(
     Ok(())
 }
 
-/// `config` with every placeholder replaced by its secret.
-pub fn resolve(config: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, SecretError> {
+/// Which placeholders the worker's operator allows, as Kafka Connect's
+/// config providers do: `${file:}` only under the allowed directories
+/// (`config.providers.file.param.allowed.paths`), `${env:}` only for
+/// variables matching the allowlist (`…env.param.allowlist.pattern`).
+/// Neither set: no placeholder resolves, as in a Connect worker without
+/// `config.providers` — whoever can post a config must not be able to read
+/// the worker's files and environment through it.
+#[derive(Debug, Clone, Default)]
+pub struct Providers {
+    file_dirs: Vec<std::path::PathBuf>,
+    env_allowlist: Option<regex_lite::Regex>,
+}
+
+impl Providers {
+    /// Providers allowing files under `file_dirs` and variables whose
+    /// whole name matches `env_allowlist`.
+    pub fn new(
+        file_dirs: &[std::path::PathBuf],
+        env_allowlist: Option<&str>,
+    ) -> Result<Self, String> {
+        let env_allowlist = env_allowlist
+            .map(|p| {
+                regex_lite::Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|e| format!("{p} is not a valid regular expression: {e}"))
+            })
+            .transpose()?;
+        let file_dirs = file_dirs
+            .iter()
+            .map(|d| {
+                d.canonicalize()
+                    .map_err(|e| format!("allowed path {}: {e}", d.display()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            file_dirs,
+            env_allowlist,
+        })
+    }
+
+    /// Every placeholder allowed: for command-line tools the operator runs
+    /// on a config file of their own (`sluice schemas check`), where no
+    /// one else chooses what is read.
+    pub fn unrestricted() -> Self {
+        Self {
+            file_dirs: vec![std::path::PathBuf::from("/")],
+            env_allowlist: regex_lite::Regex::new(".*").ok(),
+        }
+    }
+
+    /// Why `value` (of `key`) may not be resolved, if it may not.
+    fn refusal(&self, key: &str, value: &str) -> Option<SecretError> {
+        if !is_placeholder(value) {
+            return None;
+        }
+        let inner = &value.trim()[2..value.trim().len() - 1];
+        let refuse = |why: String| SecretError::NotAllowed {
+            key: key.to_owned(),
+            placeholder: value.to_owned(),
+            why,
+        };
+        if let Some(name) = inner.strip_prefix("env:") {
+            return match &self.env_allowlist {
+                Some(allow) if allow.is_match(name) => None,
+                Some(_) => Some(refuse(format!("{name} does not match --config-provider-env-allowlist"))),
+                None => Some(refuse("${env:} placeholders are off; allow the variables with --config-provider-env-allowlist (Connect's config.providers.env.param.allowlist.pattern)".to_owned())),
+            };
+        }
+        let path = inner
+            .strip_prefix("file:")
+            .and_then(|spec| spec.rsplit_once(':'))
+            .map(|(path, _)| std::path::Path::new(path))?;
+        if self.file_dirs.is_empty() {
+            return Some(refuse("${file:} placeholders are off; allow a directory with --config-provider-file-allowed-paths (Connect's config.providers.file.param.allowed.paths)".to_owned()));
+        }
+        // The real path, so neither `..` nor a symlink leads out.
+        let inside = path
+            .canonicalize()
+            .is_ok_and(|real| self.file_dirs.iter().any(|d| real.starts_with(d)));
+        (!inside).then(|| {
+            refuse(format!(
+                "{} is not a file under --config-provider-file-allowed-paths",
+                path.display()
+            ))
+        })
+    }
+
+    /// Every placeholder of `config` this worker does not allow.
+    pub fn check(&self, config: &BTreeMap<String, String>) -> Vec<SecretError> {
+        config
+            .iter()
+            .filter_map(|(k, v)| self.refusal(k, v))
+            .collect()
+    }
+}
+
+/// `config` with every placeholder replaced by its secret, if `providers`
+/// allows it.
+pub fn resolve(
+    config: &BTreeMap<String, String>,
+    providers: &Providers,
+) -> Result<BTreeMap<String, String>, SecretError> {
     config
         .iter()
-        .map(|(k, v)| Ok((k.clone(), resolve_value(k, v)?)))
+        .map(|(k, v)| match providers.refusal(k, v) {
+            Some(refused) => Err(refused),
+            None => Ok((k.clone(), resolve_value(k, v)?)),
+        })
         .collect()
 }
 
@@ -226,10 +338,31 @@ mod tests {
             "database.password".to_owned(),
             format!("${{file:{}:password}}", path.display()),
         )]);
+        let allowed = Providers::new(&[dir.path().to_owned()], None).unwrap();
         assert_eq!(
-            resolve(&config).expect("resolve")["database.password"],
+            resolve(&config, &allowed).expect("resolve")["database.password"],
             "hunter2"
         );
+        // Without the directory allowed, or outside it, nothing is read.
+        let refused = resolve(&config, &Providers::default()).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("--config-provider-file-allowed-paths"),
+            "{refused}"
+        );
+        let other = tempfile::tempdir().expect("tempdir");
+        let elsewhere = Providers::new(&[other.path().to_owned()], None).unwrap();
+        assert!(resolve(&config, &elsewhere).is_err());
+        let escape = BTreeMap::from([(
+            "database.password".to_owned(),
+            format!(
+                "${{file:{}/../{}/db.properties:password}}",
+                other.path().display(),
+                dir.path().file_name().unwrap().to_string_lossy()
+            ),
+        )]);
+        assert!(resolve(&escape, &elsewhere).is_err(), "no way out with ..");
     }
 
     #[test]
@@ -238,8 +371,12 @@ mod tests {
             "database.password".to_owned(),
             "${env:SLUICE_TEST_SURELY_UNSET}".to_owned(),
         )]);
-        let err = resolve(&config).expect_err("unset");
+        let allowed = Providers::new(&[], Some("SLUICE_TEST_.*")).unwrap();
+        let err = resolve(&config, &allowed).expect_err("unset");
         let text = err.to_string();
         assert!(text.contains("SLUICE_TEST_SURELY_UNSET") && text.contains("database.password"));
+        let home = BTreeMap::from([("topic.prefix".to_owned(), "${env:HOME}".to_owned())]);
+        let refused = resolve(&home, &allowed).unwrap_err();
+        assert!(refused.to_string().contains("does not match"), "{refused}");
     }
 }

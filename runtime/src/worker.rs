@@ -56,7 +56,14 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let cluster_id = wait_for_broker(&producer, &settings).await?;
     let topics = TopicCreator::new(&settings).context("creating the Kafka admin client")?;
     let metrics = Arc::new(Metrics::default());
+    let providers = crate::secrets::Providers::new(
+        &config.config_provider_file_allowed_paths,
+        config.config_provider_env_allowlist.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)
+    .context("--config-provider-file-allowed-paths / --config-provider-env-allowlist")?;
     let deps = Arc::new(RunnerDeps {
+        providers,
         producer: producer.clone(),
         kafka: settings.clone(),
         topics,

@@ -66,6 +66,29 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_REST_ADVERTISED", value_name = "HOST:PORT")]
     pub rest_advertised: Option<String>,
 
+    /// Directories whose files connector configs may read with
+    /// ${file:/path:key} placeholders, comma-separated (Connect's
+    /// config.providers.file.param.allowed.paths) [default: none, so
+    /// ${file:} placeholders are refused].
+    #[arg(
+        long,
+        env = "SLUICE_CONFIG_PROVIDER_FILE_ALLOWED_PATHS",
+        value_name = "DIR[,DIR]",
+        value_delimiter = ','
+    )]
+    pub config_provider_file_allowed_paths: Vec<PathBuf>,
+
+    /// Regular expression of the environment variables connector configs
+    /// may read with ${env:NAME} (Connect's
+    /// config.providers.env.param.allowlist.pattern) [default: none, so
+    /// ${env:} placeholders are refused].
+    #[arg(
+        long,
+        env = "SLUICE_CONFIG_PROVIDER_ENV_ALLOWLIST",
+        value_name = "REGEX"
+    )]
+    pub config_provider_env_allowlist: Option<String>,
+
     /// Require HTTP basic auth on the REST API (all but /health) against
     /// this file of `user: password` lines, the format Kafka Connect's
     /// BasicAuthSecurityRestExtension reads.
@@ -160,6 +183,9 @@ struct WorkerFile {
     rest_listen: Option<SocketAddr>,
     rest_advertised: Option<String>,
     rest_basic_auth_file: Option<PathBuf>,
+    #[serde(default)]
+    config_provider_file_allowed_paths: Vec<PathBuf>,
+    config_provider_env_allowlist: Option<String>,
     state_dir: Option<PathBuf>,
     offset_flush_interval_ms: Option<u64>,
     topic_partitions: Option<i32>,
@@ -189,6 +215,10 @@ pub struct WorkerConfig {
     pub rest_advertised: String,
     /// The REST API's credentials file, if it requires them.
     pub rest_basic_auth_file: Option<PathBuf>,
+    /// Directories `${file:}` placeholders may read.
+    pub config_provider_file_allowed_paths: Vec<PathBuf>,
+    /// Variables `${env:}` placeholders may read.
+    pub config_provider_env_allowlist: Option<String>,
     /// The state directory.
     pub state_dir: PathBuf,
     /// Offset store interval.
@@ -296,6 +326,18 @@ impl WorkerConfig {
                 .rest_basic_auth_file
                 .clone()
                 .or(file.rest_basic_auth_file),
+            config_provider_file_allowed_paths: if args
+                .config_provider_file_allowed_paths
+                .is_empty()
+            {
+                file.config_provider_file_allowed_paths
+            } else {
+                args.config_provider_file_allowed_paths.clone()
+            },
+            config_provider_env_allowlist: args
+                .config_provider_env_allowlist
+                .clone()
+                .or(file.config_provider_env_allowlist),
             rest_listen,
             state_dir: args
                 .state_dir

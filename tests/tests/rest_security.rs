@@ -113,3 +113,64 @@ fn sizes_that_would_exhaust_the_worker_are_refused_at_validation() {
     // The worker is still there.
     assert_eq!(api.get("/health").status, 200);
 }
+
+#[test]
+fn placeholders_read_only_what_the_operator_allows() {
+    let env = TestEnv::load();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secrets = dir.path().join("db.properties");
+    std::fs::write(&secrets, "password=from-the-file\n").expect("write");
+    // By default no placeholder is resolved: a stranger cannot read the
+    // worker's files or environment through a config.
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    for (key, value) in [
+        ("topic", "${env:HOME}".to_owned()),
+        ("database.password", "${file:/etc/passwd:root}".to_owned()),
+    ] {
+        let mut config = json!({"connector.class": "datagen", "topic": unique("ph")});
+        config[key] = json!(value);
+        let reply = api.post("/connectors", &json!({"name": "ph", "config": config}));
+        assert_eq!(reply.status, 400, "{key}: {}", reply.text);
+        assert!(
+            reply.message().contains(key) && reply.message().contains("--config-provider"),
+            "{}",
+            reply.message()
+        );
+    }
+    drop(worker);
+    // The operator allows one directory and some variables: those work,
+    // and nothing outside them.
+    let worker = Worker::start_with(
+        &env,
+        &[
+            "--config-provider-file-allowed-paths",
+            dir.path().to_str().expect("utf-8"),
+            "--config-provider-env-allowlist",
+            "SLUICE_ALLOWED_.*",
+        ],
+    );
+    let api = worker.api();
+    let allowed = json!({
+        "connector.class": "datagen",
+        "topic": unique("ph"),
+        "database.password": format!("${{file:{}:password}}", secrets.display()),
+    });
+    let reply = api.post("/connectors", &json!({"name": "ok", "config": allowed}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let outside = json!({"connector.class": "datagen", "topic": unique("ph"), "database.password": "${file:/etc/passwd:root}"});
+    assert_eq!(
+        api.post("/connectors", &json!({"name": "no", "config": outside}))
+            .status,
+        400
+    );
+    let env_outside = json!({"connector.class": "datagen", "topic": "${env:PATH}"});
+    assert_eq!(
+        api.post(
+            "/connectors",
+            &json!({"name": "no2", "config": env_outside})
+        )
+        .status,
+        400
+    );
+}

@@ -33,8 +33,8 @@ fn read_connector(path: &Path) -> anyhow::Result<ConnectorConfig> {
         };
         out.insert(k.clone(), text);
     }
-    let resolved =
-        crate::secrets::resolve(&out).context("resolving ${env:}/${file:} placeholders")?;
+    let resolved = crate::secrets::resolve(&out, &crate::secrets::Providers::unrestricted())
+        .context("resolving ${env:}/${file:} placeholders")?;
     Ok(ConnectorConfig(resolved))
 }
 

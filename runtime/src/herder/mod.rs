@@ -59,6 +59,8 @@ pub struct RunnerDeps {
     pub shutdown_timeout: Duration,
     /// Worker-level converter settings (`key.converter`, ...).
     pub converter_defaults: BTreeMap<String, String>,
+    /// The placeholders (`${env:}`, `${file:}`) this worker resolves.
+    pub providers: crate::secrets::Providers,
     /// Layout of topics created when a connector does not say.
     pub topic_layout: TopicLayout,
     /// Topics each connector has written to, for `GET .../topics`.
@@ -227,10 +229,13 @@ impl Herder {
         let plugin =
             validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
         let report = validation::validate(&plugin, config, &self.deps.converter_defaults);
-        if report.error_count > 0 {
+        let refused = self.deps.providers.check(&config.0);
+        if report.error_count > 0 || !refused.is_empty() {
+            let mut errors = report.error_lines();
+            errors.extend(refused.iter().map(ToString::to_string));
             return Err(HerderError::InvalidConfig {
                 class: report.name.clone(),
-                errors: report.error_lines(),
+                errors,
             });
         }
         for key in validation::unknown_keys(&plugin, config) {
@@ -741,8 +746,9 @@ impl Herder {
     }
 
     fn task_configs(&self, stored: &StoredConnector) -> Result<Vec<ConnectorConfig>, String> {
-        let resolved =
-            ConnectorConfig(secrets::resolve(&stored.config).map_err(|e| e.to_string())?);
+        let resolved = ConnectorConfig(
+            secrets::resolve(&stored.config, &self.deps.providers).map_err(|e| e.to_string())?,
+        );
         let plugin = validation::plugin_for(&self.plugins, &resolved)?;
         let report = validation::validate(&plugin, &resolved, &self.deps.converter_defaults);
         if report.error_count > 0 {

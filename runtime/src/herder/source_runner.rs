@@ -806,6 +806,7 @@ mod tests {
                 compression: "none".into(),
             };
             let deps = Arc::new(RunnerDeps {
+                providers: crate::secrets::Providers::default(),
                 producer,
                 topics: TopicCreator::new(&kafka).expect("admin"),
                 kafka,
