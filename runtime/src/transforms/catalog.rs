@@ -5,10 +5,11 @@
 use sluice_connector_api::ConfigError;
 
 use super::connect::{
-    extract_field::ExtractField, filter::Filter, flatten::Flatten, headers,
+    cast::Cast, extract_field::ExtractField, filter::Filter, flatten::Flatten, headers,
     hoist_field::HoistField, insert_field::InsertField, mask_field::MaskField,
     regex_router::RegexRouter, replace_field::ReplaceField, set_schema_metadata::SetSchemaMetadata,
-    timestamp_router::TimestampRouter, value_to_key::ValueToKey,
+    timestamp_converter::TimestampConverter, timestamp_router::TimestampRouter,
+    value_to_key::ValueToKey,
 };
 use super::debezium::event_router::EventRouter;
 use super::debezium::extract_new_record_state::ExtractNewRecordState;
@@ -23,6 +24,8 @@ const DEBEZIUM: &str = "io.debezium.transforms.";
 
 /// The transform classes sluice implements, fully qualified.
 pub const TRANSFORMS: &[&str] = &[
+    "org.apache.kafka.connect.transforms.Cast$Key",
+    "org.apache.kafka.connect.transforms.Cast$Value",
     "org.apache.kafka.connect.transforms.DropHeaders",
     "org.apache.kafka.connect.transforms.ExtractField$Key",
     "org.apache.kafka.connect.transforms.ExtractField$Value",
@@ -43,6 +46,8 @@ pub const TRANSFORMS: &[&str] = &[
     "org.apache.kafka.connect.transforms.ReplaceField$Value",
     "org.apache.kafka.connect.transforms.SetSchemaMetadata$Key",
     "org.apache.kafka.connect.transforms.SetSchemaMetadata$Value",
+    "org.apache.kafka.connect.transforms.TimestampConverter$Key",
+    "org.apache.kafka.connect.transforms.TimestampConverter$Value",
     "org.apache.kafka.connect.transforms.TimestampRouter",
     "org.apache.kafka.connect.transforms.ValueToKey",
     "io.debezium.transforms.ExtractNewRecordState",
@@ -59,10 +64,6 @@ pub const PREDICATE_CLASSES: &[&str] = &[
 /// Known classes sluice does not implement yet: refused by name rather
 /// than ignored, since each changes what is written.
 const NOT_YET: &[&str] = &[
-    "org.apache.kafka.connect.transforms.Cast$Key",
-    "org.apache.kafka.connect.transforms.Cast$Value",
-    "org.apache.kafka.connect.transforms.TimestampConverter$Key",
-    "org.apache.kafka.connect.transforms.TimestampConverter$Value",
     "io.debezium.transforms.ByLogicalTableRouter",
     "io.debezium.transforms.HeaderToValue",
 ];
@@ -101,6 +102,8 @@ pub fn transform(class: &str, settings: &Settings) -> Result<Box<dyn Transform>,
             .strip_prefix(CONNECT)
             .or_else(|| base.strip_prefix(DEBEZIUM))
         {
+            Some("Cast") => Box::new(Cast::new(side, settings)?),
+            Some("TimestampConverter") => Box::new(TimestampConverter::new(side, settings)?),
             Some("DropHeaders") => Box::new(headers::DropHeaders::new(settings)?),
             Some("ExtractField") => Box::new(ExtractField::new(side, settings)?),
             Some("Filter") => Box::new(Filter),

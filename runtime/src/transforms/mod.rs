@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod chain;
 pub mod column_rules;
+pub mod date_format;
 pub mod fields;
 pub mod predicates;
 pub mod record;

@@ -1,5 +1,6 @@
 //! Kafka Connect's own transforms (`org.apache.kafka.connect.transforms.*`).
 
+pub mod cast;
 pub mod extract_field;
 pub mod filter;
 pub mod flatten;
@@ -10,5 +11,6 @@ pub mod mask_field;
 pub mod regex_router;
 pub mod replace_field;
 pub mod set_schema_metadata;
+pub mod timestamp_converter;
 pub mod timestamp_router;
 pub mod value_to_key;

@@ -3,19 +3,12 @@
 //! timestamp written with Java's `SimpleDateFormat` pattern
 //! `timestamp.format` (letters y M d H m s S; quoted text; UTC).
 
-use sluice_connector_api::calendar;
 use sluice_connector_api::ConfigError;
+
+use crate::transforms::date_format::{format_millis, parse_pattern, Piece};
 
 use crate::transforms::settings::Settings;
 use crate::transforms::{Failure, Record, Transform};
-
-/// One piece of a date pattern.
-#[derive(Debug, Clone, PartialEq)]
-enum Piece {
-    Literal(String),
-    /// A field letter and how many times it was repeated.
-    Field(char, usize),
-}
 
 /// The configured transform.
 pub struct TimestampRouter {
@@ -35,75 +28,6 @@ impl TimestampRouter {
             pattern,
         })
     }
-}
-
-/// Splits a `SimpleDateFormat` pattern into fields and literal text.
-fn parse_pattern(pattern: &str) -> Result<Vec<Piece>, String> {
-    let mut pieces = Vec::new();
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                let mut text = String::new();
-                loop {
-                    match chars.next() {
-                        Some('\'') if chars.peek() == Some(&'\'') => {
-                            chars.next();
-                            text.push('\'');
-                        }
-                        Some('\'') => break,
-                        Some(other) => text.push(other),
-                        None => return Err("an unterminated quote".to_owned()),
-                    }
-                }
-                if text.is_empty() {
-                    text.push('\'');
-                }
-                pieces.push(Piece::Literal(text));
-            }
-            'y' | 'M' | 'd' | 'H' | 'm' | 's' | 'S' => {
-                let mut count = 1;
-                while chars.peek() == Some(&c) {
-                    chars.next();
-                    count += 1;
-                }
-                pieces.push(Piece::Field(c, count));
-            }
-            c if c.is_ascii_alphabetic() => {
-                return Err(format!(
-                    "the pattern letter {c:?} is not supported; use y, M, d, H, m, s and S"
-                ))
-            }
-            other => pieces.push(Piece::Literal(other.to_string())),
-        }
-    }
-    Ok(pieces)
-}
-
-/// `millis` since the epoch in UTC, written with `pattern`.
-fn format_millis(pattern: &[Piece], millis: i64) -> String {
-    let (year, month, day, in_day) = calendar::civil(millis.saturating_mul(1000));
-    let ms = in_day / 1000;
-    let mut out = String::new();
-    for piece in pattern {
-        match piece {
-            Piece::Literal(text) => out.push_str(text),
-            Piece::Field(letter, width) => {
-                let value = match letter {
-                    'y' if *width == 2 => year.rem_euclid(100),
-                    'y' => year,
-                    'M' => month,
-                    'd' => day,
-                    'H' => ms / 3_600_000,
-                    'm' => (ms / 60_000) % 60,
-                    's' => (ms / 1000) % 60,
-                    _ => ms % 1000,
-                };
-                out.push_str(&format!("{value:0width$}"));
-            }
-        }
-    }
-    out
 }
 
 impl Transform for TimestampRouter {
