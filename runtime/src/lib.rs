@@ -11,6 +11,7 @@ pub mod contracts;
 pub mod converter;
 pub mod herder;
 pub mod kafka;
+pub mod logging;
 pub mod metrics;
 pub mod plugins;
 pub mod reference;

@@ -10,21 +10,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use sluice_runtime::cli::{Cli, Command};
 use sluice_runtime::worker_config::WorkerConfig;
-use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colour only on a terminal: log files stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    sluice_runtime::logging::init(format);
 }
 
 fn main() -> ExitCode {

@@ -375,3 +375,41 @@ fn connect_3_endpoints_initial_state_patch_and_plugin_configs() {
     }
     api.delete(&format!("/connectors/{name}"));
 }
+
+#[test]
+fn log_levels_change_while_the_worker_runs() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let create = |name: &str| {
+        let config = datagen(&unique("log-topic"), json!({"max.records": "1"}));
+        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    };
+    create("loud");
+    wait_for("the creation logged", Duration::from_secs(10), || {
+        worker.logs().contains("connector=loud").then_some(())
+    });
+    let set = api.put("/admin/loggers/sluice_runtime", &json!({"level": "OFF"}));
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.body, json!(["sluice_runtime"]));
+    let levels = api.get("/admin/loggers").body;
+    assert_eq!(levels["sluice_runtime"]["level"], "OFF", "{levels}");
+    assert_eq!(levels["root"]["level"], "INFO", "{levels}");
+    assert_eq!(
+        api.get("/admin/loggers/sluice_runtime").body["level"],
+        "OFF"
+    );
+    assert_eq!(api.get("/admin/loggers/never.set").status, 404);
+    assert_eq!(
+        api.put("/admin/loggers/x", &json!({"level": "LOUD"}))
+            .status,
+        400
+    );
+    create("quiet");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !worker.logs().contains("connector=quiet"),
+        "the runtime's log is off"
+    );
+}

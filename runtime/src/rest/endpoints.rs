@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 
-use super::{connectors, offsets, plugins, AppState};
+use super::{connectors, loggers, offsets, plugins, AppState};
 
 /// One method on one path.
 pub struct Endpoint {
@@ -51,6 +51,27 @@ pub static ENDPOINTS: &[Endpoint] = &[
         query: "",
         summary: "Prometheus text: records polled and produced, bytes, records awaiting their offset commit, snapshot progress, task states and errors.",
         route: || get(super::metrics),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/admin/loggers",
+        query: "",
+        summary: "The log levels in force: `root` and every logger set through this API, as Connect.",
+        route: || get(loggers::list),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/admin/loggers/{logger}",
+        query: "",
+        summary: "One logger's level; 404 if it was never set.",
+        route: || get(loggers::get),
+    },
+    Endpoint {
+        method: "PUT",
+        path: "/admin/loggers/{logger}",
+        query: "",
+        summary: "Sets a logger's level while the worker runs (`{\"level\": \"DEBUG\"}`; loggers are module paths such as `sluice_postgres`, or `root`); answers the loggers changed.",
+        route: || put(loggers::put),
     },
     Endpoint {
         method: "GET",
