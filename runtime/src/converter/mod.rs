@@ -7,6 +7,7 @@
 pub mod avro;
 mod json;
 pub mod json_read;
+pub mod plain;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use thiserror::Error;
 
 pub use avro::{AvroConverter, AvroSettings, SubjectStrategy};
 pub use json::JsonConverter;
+pub use plain::{Plain, BYTE_ARRAY_CONVERTER, STRING_CONVERTER};
 
 use crate::registry::client::ClientError;
 
@@ -121,6 +123,8 @@ pub enum Decoder {
     },
     /// Confluent-framed Avro with writer schemas from the registry.
     Avro(avro::read::AvroReader),
+    /// Connect's StringConverter or ByteArrayConverter.
+    Plain(Plain),
 }
 
 impl Decoder {
@@ -142,6 +146,10 @@ impl Decoder {
                 let (schema, value) = reader.read(bytes)?;
                 Ok((Some(schema), Some(value)))
             }
+            Self::Plain(plain) => {
+                let (schema, value) = plain.decode(bytes);
+                Ok((Some(schema), Some(value)))
+            }
         }
     }
 }
@@ -161,7 +169,7 @@ impl Decoder {
     pub fn fetch(&self, id: i32) -> Result<(), ConvertError> {
         match self {
             Self::Avro(reader) => reader.fetch(id),
-            Self::Json { .. } => Ok(()),
+            Self::Json { .. } | Self::Plain(_) => Ok(()),
         }
     }
 }
@@ -186,12 +194,9 @@ pub fn build_decoder(
                 &settings.registry_url,
             )))
         }
-        other => Err(ConverterConfigError {
-            key: prefix.to_owned(),
-            message: format!(
-                "unknown converter {other}; use {JSON_CONVERTER} (or json) or {AVRO_CONVERTER} (or avro)"
-            ),
-        }),
+        STRING_CONVERTER | "string" => Ok(Decoder::Plain(Plain::Text)),
+        BYTE_ARRAY_CONVERTER | "bytes" => Ok(Decoder::Plain(Plain::Bytes)),
+        other => Err(unknown(prefix, other)),
     }
 }
 
@@ -292,15 +297,19 @@ pub fn build(
             let schemas = flag(&lookup, format!("{prefix}.schemas.enable"), true)?;
             Ok(Arc::new(JsonConverter::new(schemas)))
         }
-        AVRO_CONVERTER | "avro" => {
-            Ok(Arc::new(AvroConverter::new(avro_settings(side, &lookup)?)))
-        }
-        other => Err(ConverterConfigError {
-            key: prefix.to_owned(),
-            message: format!(
-                "unknown converter {other}; use {JSON_CONVERTER} (or json) or {AVRO_CONVERTER} (or avro)"
-            ),
-        }),
+        AVRO_CONVERTER | "avro" => Ok(Arc::new(AvroConverter::new(avro_settings(side, &lookup)?))),
+        STRING_CONVERTER | "string" => Ok(Arc::new(Plain::Text)),
+        BYTE_ARRAY_CONVERTER | "bytes" => Ok(Arc::new(Plain::Bytes)),
+        other => Err(unknown(prefix, other)),
+    }
+}
+
+fn unknown(prefix: &str, class: &str) -> ConverterConfigError {
+    ConverterConfigError {
+        key: prefix.to_owned(),
+        message: format!(
+            "unknown converter {class}; use {JSON_CONVERTER} (or json), {AVRO_CONVERTER} (or avro), {STRING_CONVERTER} (or string) or {BYTE_ARRAY_CONVERTER} (or bytes)"
+        ),
     }
 }
 
