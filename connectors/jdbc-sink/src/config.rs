@@ -106,6 +106,7 @@ pub fn definition() -> ConfigDef {
         .define(key("primary.key.fields", ConfigType::List, "Key fields: a subset of the record key (record_key) or fields of the value (record_value).", GROUP_WRITES))
         .define(key("schema.evolution", ConfigType::String, "none, or basic: create missing tables and add missing columns.", GROUP_WRITES).default("none").allowed(&["none", "basic"]))
         .define(key("table.name.format", ConfigType::String, "Target table name; ${topic} (dots become underscores), ${source.db}, ${source.schema}, ${source.table}. A dot makes it schema.table.", GROUP_WRITES).default("${topic}"))
+        .define(key("collection.name.format", ConfigType::String, "Debezium 3's name for table.name.format; set one of the two.", GROUP_WRITES))
         .define(key("quote.identifiers", ConfigType::Boolean, "Quote table and column names (names are always escaped; true keeps their case).", GROUP_WRITES).default("false"))
         .define(key("batch.size", ConfigType::Int, "Most records applied in one target transaction.", GROUP_WRITES).default("500").validator(sluice_connector_api::config::bounds::batch))
         .define(key("field.include.list", ConfigType::List, "Only these value fields (field or topic:field).", GROUP_WRITES))
@@ -171,6 +172,21 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     })
 }
 
+/// `table.name.format`, or Debezium 3's `collection.name.format`.
+fn table_format(config: &ConnectorConfig) -> Result<String, ConfigError> {
+    match (
+        config.get("table.name.format"),
+        config.get("collection.name.format"),
+    ) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            "collection.name.format",
+            "is Debezium 3's name for table.name.format; set only one of them",
+        )),
+        (Some(format), None) | (None, Some(format)) => Ok(format.to_owned()),
+        (None, None) => Ok("${topic}".to_owned()),
+    }
+}
+
 impl SinkConfig {
     /// Parses and checks a config, naming the key at fault.
     pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
@@ -197,10 +213,7 @@ impl SinkConfig {
             key_mode,
             key_fields: config.list("primary.key.fields"),
             evolve: config.get("schema.evolution") == Some("basic"),
-            table_format: config
-                .get("table.name.format")
-                .unwrap_or("${topic}")
-                .to_owned(),
+            table_format: table_format(config)?,
             quote: config.bool_or("quote.identifiers", false)?,
             batch_size: config.i64_or("batch.size", 500)?.max(1) as usize,
             include_fields: config.list("field.include.list"),
@@ -266,6 +279,26 @@ pub fn validate(config: &ConnectorConfig) -> Vec<ConfigValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collection_name_format_is_debezium_3s_table_name_format() {
+        let config =
+            |pairs: &[(&str, &str)]| -> ConnectorConfig { pairs.iter().copied().collect() };
+        assert_eq!(
+            table_format(&config(&[(
+                "collection.name.format",
+                "dst.${source.table}"
+            )]))
+            .unwrap(),
+            "dst.${source.table}"
+        );
+        assert_eq!(table_format(&config(&[])).unwrap(), "${topic}");
+        let both = table_format(&config(&[
+            ("collection.name.format", "a"),
+            ("table.name.format", "b"),
+        ]));
+        assert_eq!(both.unwrap_err().key, "collection.name.format");
+    }
 
     #[test]
     fn urls_name_dialect_host_port_and_database() {
