@@ -64,6 +64,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     .context("--config-provider-file-allowed-paths / --config-provider-env-allowlist")?;
     let deps = Arc::new(RunnerDeps {
         providers,
+        override_policy: config.override_policy,
         producer: producer.clone(),
         kafka: settings.clone(),
         topics,

@@ -89,6 +89,16 @@ pub struct WorkerArgs {
     )]
     pub config_provider_env_allowlist: Option<String>,
 
+    /// Which producer.override.* / consumer.override.* keys connectors may
+    /// set: None, Principal (identity only) or All (Connect's default);
+    /// delivery-safety settings are never overridable.
+    #[arg(
+        long,
+        env = "SLUICE_CONNECTOR_CLIENT_CONFIG_OVERRIDE_POLICY",
+        value_name = "POLICY"
+    )]
+    pub connector_client_config_override_policy: Option<String>,
+
     /// Require HTTP basic auth on the REST API (all but /health) against
     /// this file of `user: password` lines, the format Kafka Connect's
     /// BasicAuthSecurityRestExtension reads.
@@ -186,6 +196,7 @@ struct WorkerFile {
     #[serde(default)]
     config_provider_file_allowed_paths: Vec<PathBuf>,
     config_provider_env_allowlist: Option<String>,
+    connector_client_config_override_policy: Option<String>,
     state_dir: Option<PathBuf>,
     offset_flush_interval_ms: Option<u64>,
     topic_partitions: Option<i32>,
@@ -219,6 +230,8 @@ pub struct WorkerConfig {
     pub config_provider_file_allowed_paths: Vec<PathBuf>,
     /// Variables `${env:}` placeholders may read.
     pub config_provider_env_allowlist: Option<String>,
+    /// Which client overrides connectors may set.
+    pub override_policy: crate::kafka::overrides::OverridePolicy,
     /// The state directory.
     pub state_dir: PathBuf,
     /// Offset store interval.
@@ -338,6 +351,21 @@ impl WorkerConfig {
                 .config_provider_env_allowlist
                 .clone()
                 .or(file.config_provider_env_allowlist),
+            override_policy: match args
+                .connector_client_config_override_policy
+                .clone()
+                .or(file.connector_client_config_override_policy)
+            {
+                None => crate::kafka::overrides::OverridePolicy::All,
+                Some(text) => {
+                    crate::kafka::overrides::OverridePolicy::parse(&text).ok_or_else(|| {
+                        WorkerConfigError::Invalid {
+                            key: "connector-client-config-override-policy",
+                            message: format!("{text} is not None, Principal or All"),
+                        }
+                    })?
+                }
+            },
             rest_listen,
             state_dir: args
                 .state_dir

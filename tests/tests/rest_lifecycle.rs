@@ -413,3 +413,45 @@ fn log_levels_change_while_the_worker_runs() {
         "the runtime's log is off"
     );
 }
+
+#[test]
+fn client_overrides_follow_the_workers_policy_and_never_touch_delivery_safety() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let topic = unique("override-topic");
+    let tuned = datagen(
+        &topic,
+        json!({"max.records": "50", "producer.override.linger.ms": "1", "producer.override.compression.type": "zstd"}),
+    );
+    let created = api.post("/connectors", &json!({"name": "tuned", "config": tuned}));
+    assert_eq!(created.status, 201, "{}", created.text);
+    wait_for(
+        "records through the connector's own producer",
+        Duration::from_secs(30),
+        || (committed_seq(&api, "tuned") >= Some(49)).then_some(()),
+    );
+    let unsafe_acks = datagen(&unique("t"), json!({"producer.override.acks": "1"}));
+    let refused = api.post(
+        "/connectors",
+        &json!({"name": "unsafe", "config": unsafe_acks}),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.message().contains("producer.override.acks"),
+        "{}",
+        refused.message()
+    );
+    drop(worker);
+    let strict = Worker::start_with(&env, &["--connector-client-config-override-policy", "None"]);
+    let tuned = datagen(&unique("t"), json!({"producer.override.linger.ms": "1"}));
+    let refused = strict
+        .api()
+        .post("/connectors", &json!({"name": "tuned", "config": tuned}));
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.message().contains("override.policy"),
+        "{}",
+        refused.message()
+    );
+}

@@ -61,6 +61,8 @@ pub struct RunnerDeps {
     pub converter_defaults: BTreeMap<String, String>,
     /// The placeholders (`${env:}`, `${file:}`) this worker resolves.
     pub providers: crate::secrets::Providers,
+    /// Which `producer.override.*` / `consumer.override.*` keys are allowed.
+    pub override_policy: crate::kafka::overrides::OverridePolicy,
     /// Layout of topics created when a connector does not say.
     pub topic_layout: TopicLayout,
     /// Topics each connector has written to, for `GET .../topics`.
@@ -230,9 +232,16 @@ impl Herder {
             validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
         let report = validation::validate(&plugin, config, &self.deps.converter_defaults);
         let refused = self.deps.providers.check(&config.0);
-        if report.error_count > 0 || !refused.is_empty() {
+        let client = match &plugin {
+            Plugin::Source(_) => crate::kafka::overrides::Client::Producer,
+            Plugin::Sink(_) => crate::kafka::overrides::Client::Consumer,
+        };
+        let overrides =
+            crate::kafka::overrides::overrides(config, client, self.deps.override_policy).err();
+        if report.error_count > 0 || !refused.is_empty() || overrides.is_some() {
             let mut errors = report.error_lines();
             errors.extend(refused.iter().map(ToString::to_string));
+            errors.extend(overrides.iter().map(ToString::to_string));
             return Err(HerderError::InvalidConfig {
                 class: report.name.clone(),
                 errors,

@@ -152,7 +152,12 @@ impl<'a> Applier<'a> {
             .get("consumer.override.group.id")
             .map_or_else(|| format!("connect-{}", spec.connector), str::to_owned);
         let client_id = format!("sluice-{}-{}", spec.connector, spec.task_id);
-        let consumer = build_consumer(&deps.kafka, &group, &client_id)
+        let overrides = crate::kafka::overrides::overrides(
+            config,
+            crate::kafka::overrides::Client::Consumer,
+            deps.override_policy,
+        )?;
+        let consumer = build_consumer(&deps.kafka, &group, &client_id, &overrides)
             .map_err(|e| ConnectorError::retriable(format!("creating the consumer: {e}")))?;
         let topics = config.list("topics");
         let subscription: Vec<String> = match config.get("topics.regex") {

@@ -89,8 +89,26 @@ async fn run_once(
     metrics: &Arc<TaskMetrics>,
     control: &mut watch::Receiver<Control>,
 ) -> Result<(), ConnectorError> {
+    let overrides = crate::kafka::overrides::overrides(
+        &spec.config,
+        crate::kafka::overrides::Client::Producer,
+        deps.override_policy,
+    )?;
+    // A connector with producer.override.* gets a producer of its own;
+    // the others share the worker's.
+    let own = if overrides.is_empty() {
+        None
+    } else {
+        let mut settings = deps.kafka.clone();
+        settings.producer_overrides.extend(overrides);
+        Some(crate::kafka::build_producer(&settings).map_err(|e| {
+            ConnectorError::fatal(format!(
+                "creating the connector's producer with its producer.override.* settings: {e}"
+            ))
+        })?)
+    };
     let sink = KafkaRecordSink {
-        producer: &deps.producer,
+        producer: own.as_ref().unwrap_or(&deps.producer),
         topics: &deps.topics,
     };
     run_once_into(spec, deps, metrics, control, &sink).await
@@ -807,6 +825,7 @@ mod tests {
             };
             let deps = Arc::new(RunnerDeps {
                 providers: crate::secrets::Providers::default(),
+                override_policy: Default::default(),
                 producer,
                 topics: TopicCreator::new(&kafka).expect("admin"),
                 kafka,

@@ -273,6 +273,8 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
                 && !k.starts_with("errors.")
                 && !k.starts_with("topic.creation.")
                 && !k.starts_with("transforms.")
+                && !k.starts_with("producer.override.")
+                && !k.starts_with("consumer.override.")
                 && !k.starts_with("predicates.")
                 && !column_rules::is_rule_key(k)
                 && !converters.iter().any(|c| k.starts_with(c.as_str()))

@@ -2,6 +2,8 @@
 //! group (`connect-<name>`, as Kafka Connect names it), committing only by
 //! hand after the target has made a batch durable.
 
+use std::collections::BTreeMap;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
@@ -13,6 +15,7 @@ pub fn build_consumer(
     settings: &KafkaSettings,
     group: &str,
     client_id: &str,
+    overrides: &BTreeMap<String, String>,
 ) -> Result<StreamConsumer, KafkaError> {
     let mut config = ClientConfig::new();
     config
@@ -36,6 +39,7 @@ pub fn build_consumer(
         .client_properties
         .iter()
         .chain(&settings.consumer_overrides)
+        .chain(overrides)
     {
         config.set(key, value);
     }

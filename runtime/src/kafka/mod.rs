@@ -3,6 +3,7 @@
 //! record.
 
 mod consumer;
+pub mod overrides;
 mod producer;
 pub mod security;
 mod topics;
