@@ -865,3 +865,72 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
     api.delete("/connectors/transient-sink");
     pg.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
+
+#[test]
+fn a_sinks_offsets_are_its_consumer_groups_and_a_reset_replays_the_topic() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = (ident("src"), ident("dst"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
+         CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2), \
+           updated timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO {source}.items SELECT g, g, 'n', 1.5 FROM generate_series(1, 40) g;"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "replay-src", &source, &[]);
+    let topic = format!("{prefix}.{source}.items");
+    let sink = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "replay-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
+    let expected = state(&pg, &source_table);
+    let replica_equal = |what: &str| {
+        wait_for(what, Duration::from_secs(120), || {
+            let rows = pg
+                .try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
+                .ok()
+                .map(|_| state(&pg, &target_table))
+                .unwrap_or_default();
+            (rows == expected).then_some(())
+        })
+    };
+    replica_equal("the replica");
+    assert_eq!(api.put_empty("/connectors/replay-sink/stop").status, 204);
+    wait_for("the sink stopped", Duration::from_secs(30), || {
+        (api.get("/connectors/replay-sink/status").body["connector"]["state"] == "STOPPED")
+            .then_some(())
+    });
+    // Connect 3.6's shape: the consumer group's committed offsets.
+    let offsets = api.get("/connectors/replay-sink/offsets").body;
+    assert_eq!(
+        offsets["offsets"][0]["partition"],
+        json!({"kafka_topic": topic, "kafka_partition": 0}),
+        "{offsets}"
+    );
+    assert_eq!(
+        offsets["offsets"][0]["offset"]["kafka_offset"], 40,
+        "{offsets}"
+    );
+    // The replica is lost; resetting the sink's offsets replays the topic.
+    pg.exec(&format!("TRUNCATE {target_table}"));
+    let reset = api.delete("/connectors/replay-sink/offsets");
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    let moved = api.get("/connectors/replay-sink/offsets").body;
+    assert_eq!(moved["offsets"][0]["offset"]["kafka_offset"], 0, "{moved}");
+    assert_eq!(api.put_empty("/connectors/replay-sink/resume").status, 202);
+    replica_equal("the replica rebuilt from the topic");
+    // A sink offset must name a Kafka partition.
+    assert_eq!(api.put_empty("/connectors/replay-sink/stop").status, 204);
+    let bad = api.patch(
+        "/connectors/replay-sink/offsets",
+        &json!({"offsets": [{"partition": {"table": "x"}, "offset": {"kafka_offset": 1}}]}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    api.delete("/connectors/replay-src");
+    api.delete("/connectors/replay-sink");
+}

@@ -3,6 +3,7 @@
 //! record.
 
 mod consumer;
+pub mod group_offsets;
 pub mod overrides;
 mod producer;
 pub mod security;
