@@ -182,7 +182,7 @@ mod tests {
     use sluice_connector_api::Field;
 
     use super::*;
-    use crate::transforms::record::tests_support::{record_on, row, row_schema};
+    use crate::transforms::record::tests_support::{envelope_with, record_on, row};
 
     fn event(schema: &Arc<Schema>) -> Record {
         let mut record = record_on("db.inventory.customers");
@@ -199,29 +199,16 @@ mod tests {
     }
 
     fn envelope() -> Arc<Schema> {
-        Arc::new(Schema::structure(
-            "db.inventory.customers.Envelope",
-            vec![
-                Field {
-                    name: "before".into(),
-                    schema: row_schema(),
-                },
-                Field {
-                    name: "after".into(),
-                    schema: row_schema(),
-                },
-                Field::new(
-                    "source",
-                    Schema::structure(
-                        "io.debezium.connector.postgresql.Source",
-                        vec![
-                            Field::new("schema", Schema::string()),
-                            Field::new("table", Schema::string()),
-                        ],
-                    ),
-                ),
-            ],
-        ))
+        envelope_with(vec![Field::new(
+            "source",
+            Schema::structure(
+                "io.debezium.connector.postgresql.Source",
+                vec![
+                    Field::new("schema", Schema::string()),
+                    Field::new("table", Schema::string()),
+                ],
+            ),
+        )])
     }
 
     #[test]

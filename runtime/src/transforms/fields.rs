@@ -35,6 +35,29 @@ impl Side {
         }
     }
 
+    /// Applies `change` to this side of `record` unless it is null (a
+    /// tombstone's value, a null key), which passes unchanged as in
+    /// Connect's field transforms. `change` gets the record (for its topic,
+    /// headers, ...) with this side taken out.
+    pub fn rewrite(
+        self,
+        mut record: Record,
+        change: impl FnOnce(
+            &mut Record,
+            Option<Arc<Schema>>,
+            Value,
+        ) -> Result<(Option<Arc<Schema>>, Value), Failure>,
+    ) -> Result<Option<Record>, Failure> {
+        let (schema, value) = self.take(&mut record);
+        let Some(value) = value else {
+            self.put(&mut record, schema, None);
+            return Ok(Some(record));
+        };
+        let (schema, value) = change(&mut record, schema, value)?;
+        self.put(&mut record, schema, Some(value));
+        Ok(Some(record))
+    }
+
     /// Puts this side's schema and value into `record`.
     pub fn put(self, record: &mut Record, schema: Option<Arc<Schema>>, value: Option<Value>) {
         match self {

@@ -158,6 +158,23 @@ pub mod tests_support {
         )
     }
 
+    /// A change-event envelope `db.inventory.customers.Envelope`: `before`
+    /// and `after` of [`row_schema`], then `rest`.
+    pub fn envelope_with(rest: Vec<Field>) -> Arc<Schema> {
+        let mut fields = vec![
+            Field {
+                name: "before".into(),
+                schema: row_schema(),
+            },
+            Field {
+                name: "after".into(),
+                schema: row_schema(),
+            },
+        ];
+        fields.extend(rest);
+        Arc::new(Schema::structure("db.inventory.customers.Envelope", fields))
+    }
+
     /// A row value of [`row_schema`].
     pub fn row(id: i32, name: &str, email: &str) -> Value {
         Value::Struct(vec![

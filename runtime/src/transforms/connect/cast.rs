@@ -194,62 +194,57 @@ fn cast(schema: Option<&Schema>, value: &Value, target: Target) -> Result<Value,
 }
 
 impl Transform for Cast {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let (schema, value) = self.side.take(&mut record);
-        let Some(value) = value else {
-            self.side.put(&mut record, schema, None);
-            return Ok(Some(record));
-        };
-        if let [(None, target)] = self.casts.as_slice() {
-            let cast_value = cast(schema.as_deref(), &value, *target)?;
-            let cast_schema = schema.map(|s| Arc::new(target.schema(s.optional)));
-            self.side.put(&mut record, cast_schema, Some(cast_value));
-            return Ok(Some(record));
-        }
-        let (schema, value) = match schema {
-            Some(schema) => {
-                let values = fields::struct_values(&schema, &value)?;
-                let out = schema
-                    .fields()
-                    .iter()
-                    .zip(values)
-                    .map(|(f, v)| match self.target_of(&f.name) {
-                        Some(t) => cast(Some(&f.schema), v, t),
-                        None => Ok(v.clone()),
-                    })
-                    .collect::<Result<_, _>>()?;
-                let derived = self.schemas.get_or(&schema, |s| {
-                    let fields = s
+    fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
+        self.side.rewrite(record, |_, schema, value| {
+            if let [(None, target)] = self.casts.as_slice() {
+                let cast_value = cast(schema.as_deref(), &value, *target)?;
+                let cast_schema = schema.map(|s| Arc::new(target.schema(s.optional)));
+                return Ok((cast_schema, cast_value));
+            }
+            let (schema, value) = match schema {
+                Some(schema) => {
+                    let values = fields::struct_values(&schema, &value)?;
+                    let out = schema
                         .fields()
                         .iter()
-                        .map(|f| match self.target_of(&f.name) {
-                            Some(t) => Field {
-                                name: f.name.clone(),
-                                schema: Arc::new(t.schema(f.schema.optional)),
-                            },
-                            None => f.clone(),
+                        .zip(values)
+                        .map(|(f, v)| match self.target_of(&f.name) {
+                            Some(t) => cast(Some(&f.schema), v, t),
+                            None => Ok(v.clone()),
                         })
-                        .collect();
-                    Ok::<_, Failure>(struct_like(s, fields))
-                })?;
-                (Some(derived), Value::Struct(out))
-            }
-            None => {
-                let entries = fields::map_entries(&value)?
-                    .iter()
-                    .map(|(k, v)| {
-                        let cast_v = match fields::key_text(k).and_then(|n| self.target_of(n)) {
-                            Some(t) => cast(None, v, t)?,
-                            None => v.clone(),
-                        };
-                        Ok((k.clone(), cast_v))
-                    })
-                    .collect::<Result<_, Failure>>()?;
-                (None, Value::Map(entries))
-            }
-        };
-        self.side.put(&mut record, schema, Some(value));
-        Ok(Some(record))
+                        .collect::<Result<_, _>>()?;
+                    let derived = self.schemas.get_or(&schema, |s| {
+                        let fields = s
+                            .fields()
+                            .iter()
+                            .map(|f| match self.target_of(&f.name) {
+                                Some(t) => Field {
+                                    name: f.name.clone(),
+                                    schema: Arc::new(t.schema(f.schema.optional)),
+                                },
+                                None => f.clone(),
+                            })
+                            .collect();
+                        Ok::<_, Failure>(struct_like(s, fields))
+                    })?;
+                    (Some(derived), Value::Struct(out))
+                }
+                None => {
+                    let entries = fields::map_entries(&value)?
+                        .iter()
+                        .map(|(k, v)| {
+                            let cast_v = match fields::key_text(k).and_then(|n| self.target_of(n)) {
+                                Some(t) => cast(None, v, t)?,
+                                None => v.clone(),
+                            };
+                            Ok((k.clone(), cast_v))
+                        })
+                        .collect::<Result<_, Failure>>()?;
+                    (None, Value::Map(entries))
+                }
+            };
+            Ok((schema, value))
+        })
     }
 }
 

@@ -81,56 +81,39 @@ impl Flatten {
 }
 
 impl Transform for Flatten {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let (schema, value) = self.side.take(&mut record);
-        let Some(value) = value else {
-            self.side.put(&mut record, schema, None);
-            return Ok(Some(record));
-        };
-        let (schema, value) = match schema {
-            Some(schema) => {
-                fields::struct_values(&schema, &value)?;
-                let derived = self.schemas.get_or(&schema, |s| {
+    fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
+        self.side.rewrite(record, |_, schema, value| {
+            let (schema, value) = match schema {
+                Some(schema) => {
+                    fields::struct_values(&schema, &value)?;
+                    let derived = self.schemas.get_or(&schema, |s| {
+                        let mut out = Vec::new();
+                        self.flat_fields("", s, false, &mut out);
+                        Ok::<_, Failure>(struct_like(s, out))
+                    })?;
+                    let mut out = Vec::with_capacity(derived.fields().len());
+                    self.flat_values(&schema, &value, &mut out);
+                    (Some(derived), Value::Struct(out))
+                }
+                None => {
                     let mut out = Vec::new();
-                    self.flat_fields("", s, false, &mut out);
-                    Ok::<_, Failure>(struct_like(s, out))
-                })?;
-                let mut out = Vec::with_capacity(derived.fields().len());
-                self.flat_values(&schema, &value, &mut out);
-                (Some(derived), Value::Struct(out))
-            }
-            None => {
-                let mut out = Vec::new();
-                self.flat_map("", map_entries(&value)?, &mut out);
-                (None, Value::Map(out))
-            }
-        };
-        self.side.put(&mut record, schema, Some(value));
-        Ok(Some(record))
+                    self.flat_map("", map_entries(&value)?, &mut out);
+                    (None, Value::Map(out))
+                }
+            };
+            Ok((schema, value))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::record::tests_support::{row, row_schema};
+    use crate::transforms::record::tests_support::{envelope_with, row};
 
     #[test]
     fn an_envelope_flattens_with_a_delimiter() {
-        let envelope = Arc::new(Schema::structure(
-            "t.Envelope",
-            vec![
-                Field {
-                    name: "before".into(),
-                    schema: row_schema(),
-                },
-                Field {
-                    name: "after".into(),
-                    schema: row_schema(),
-                },
-                Field::new("op", Schema::string()),
-            ],
-        ));
+        let envelope = envelope_with(vec![Field::new("op", Schema::string())]);
         let mut record = crate::transforms::record::tests_support::record_on("t");
         record.value_schema = Some(envelope);
         record.value = Some(Value::Struct(vec![

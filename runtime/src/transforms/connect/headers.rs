@@ -90,58 +90,53 @@ impl HeaderFrom {
 }
 
 impl Transform for HeaderFrom {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let (schema, value) = self.side.take(&mut record);
-        let Some(value) = value else {
-            self.side.put(&mut record, schema, None);
-            return Ok(Some(record));
-        };
-        for (field, header) in self.fields.iter().zip(&self.headers) {
-            let (_, v) = fields::get(schema.as_ref(), &value, field)?
-                .ok_or_else(|| Failure::new(format!("the record has no field {field}")))?;
-            record
-                .headers
-                .push((header.clone(), fields::text_of(v).into_bytes()));
-        }
-        if !self.moves {
-            self.side.put(&mut record, schema, Some(value));
-            return Ok(Some(record));
-        }
-        let keep = |name: &str| !self.fields.iter().any(|f| f == name);
-        let (schema, value) = match schema {
-            Some(schema) => {
-                let values = struct_values(&schema, &value)?;
-                let kept = schema
-                    .fields()
-                    .iter()
-                    .zip(values)
-                    .filter(|(f, _)| keep(&f.name))
-                    .map(|(_, v)| v.clone())
-                    .collect();
-                let derived = self.schemas.get_or(&schema, |s| {
-                    let fields = s
+    fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
+        self.side.rewrite(record, |record, schema, value| {
+            for (field, header) in self.fields.iter().zip(&self.headers) {
+                let (_, v) = fields::get(schema.as_ref(), &value, field)?
+                    .ok_or_else(|| Failure::new(format!("the record has no field {field}")))?;
+                record
+                    .headers
+                    .push((header.clone(), fields::text_of(v).into_bytes()));
+            }
+            if !self.moves {
+                return Ok((schema, value));
+            }
+            let keep = |name: &str| !self.fields.iter().any(|f| f == name);
+            let (schema, value) = match schema {
+                Some(schema) => {
+                    let values = struct_values(&schema, &value)?;
+                    let kept = schema
                         .fields()
                         .iter()
-                        .filter(|f| keep(&f.name))
-                        .cloned()
+                        .zip(values)
+                        .filter(|(f, _)| keep(&f.name))
+                        .map(|(_, v)| v.clone())
                         .collect();
-                    Ok::<_, Failure>(struct_like(s, fields))
-                })?;
-                (Some(derived), Value::Struct(kept))
-            }
-            None => (
-                None,
-                Value::Map(
-                    map_entries(&value)?
-                        .iter()
-                        .filter(|(k, _)| key_text(k).is_some_and(keep))
-                        .cloned()
-                        .collect(),
+                    let derived = self.schemas.get_or(&schema, |s| {
+                        let fields = s
+                            .fields()
+                            .iter()
+                            .filter(|f| keep(&f.name))
+                            .cloned()
+                            .collect();
+                        Ok::<_, Failure>(struct_like(s, fields))
+                    })?;
+                    (Some(derived), Value::Struct(kept))
+                }
+                None => (
+                    None,
+                    Value::Map(
+                        map_entries(&value)?
+                            .iter()
+                            .filter(|(k, _)| key_text(k).is_some_and(keep))
+                            .cloned()
+                            .collect(),
+                    ),
                 ),
-            ),
-        };
-        self.side.put(&mut record, schema, Some(value));
-        Ok(Some(record))
+            };
+            Ok((schema, value))
+        })
     }
 }
 

@@ -113,44 +113,40 @@ fn schema_of(insert: &Insert) -> Schema {
 }
 
 impl Transform for InsertField {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let (schema, value) = self.side.take(&mut record);
-        let Some(value) = value else {
-            self.side.put(&mut record, schema, None);
-            return Ok(Some(record));
-        };
-        let added: Vec<Value> = self
-            .inserts
-            .iter()
-            .map(|i| self.value_of(i, &record))
-            .collect::<Result<_, _>>()?;
-        let (schema, value) = match schema {
-            Some(schema) => {
-                let mut values = struct_values(&schema, &value)?.to_vec();
-                values.extend(added);
-                let derived = self.schemas.get_or(&schema, |s| {
-                    let mut fields = s.fields().to_vec();
-                    fields.extend(self.inserts.iter().map(|i| Field {
-                        name: i.name.clone(),
-                        schema: Arc::new(schema_of(i)),
-                    }));
-                    Ok::<_, Failure>(struct_like(s, fields))
-                })?;
-                (Some(derived), Value::Struct(values))
-            }
-            None => {
-                let mut entries = map_entries(&value)?.to_vec();
-                entries.extend(
-                    self.inserts
-                        .iter()
-                        .zip(added)
-                        .map(|(i, v)| (Value::String(i.name.clone()), v)),
-                );
-                (None, Value::Map(entries))
-            }
-        };
-        self.side.put(&mut record, schema, Some(value));
-        Ok(Some(record))
+    fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
+        self.side.rewrite(record, |record, schema, value| {
+            let added: Vec<Value> = self
+                .inserts
+                .iter()
+                .map(|i| self.value_of(i, record))
+                .collect::<Result<_, _>>()?;
+            let (schema, value) = match schema {
+                Some(schema) => {
+                    let mut values = struct_values(&schema, &value)?.to_vec();
+                    values.extend(added);
+                    let derived = self.schemas.get_or(&schema, |s| {
+                        let mut fields = s.fields().to_vec();
+                        fields.extend(self.inserts.iter().map(|i| Field {
+                            name: i.name.clone(),
+                            schema: Arc::new(schema_of(i)),
+                        }));
+                        Ok::<_, Failure>(struct_like(s, fields))
+                    })?;
+                    (Some(derived), Value::Struct(values))
+                }
+                None => {
+                    let mut entries = map_entries(&value)?.to_vec();
+                    entries.extend(
+                        self.inserts
+                            .iter()
+                            .zip(added)
+                            .map(|(i, v)| (Value::String(i.name.clone()), v)),
+                    );
+                    (None, Value::Map(entries))
+                }
+            };
+            Ok((schema, value))
+        })
     }
 }
 

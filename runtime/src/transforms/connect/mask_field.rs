@@ -93,45 +93,41 @@ fn is_decimal(schema: &Schema) -> bool {
 }
 
 impl Transform for MaskField {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let (schema, value) = self.side.take(&mut record);
-        let Some(value) = value else {
-            self.side.put(&mut record, schema, None);
-            return Ok(Some(record));
-        };
-        let masked = match &schema {
-            Some(s) => {
-                let values = struct_values(s, &value)?;
-                let out = s
-                    .fields()
-                    .iter()
-                    .zip(values)
-                    .map(|(f, v)| {
-                        if self.masks(&f.name) {
-                            self.mask(Some(&f.schema), v)
-                        } else {
-                            Ok(v.clone())
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
-                Value::Struct(out)
-            }
-            None => Value::Map(
-                map_entries(&value)?
-                    .iter()
-                    .map(|(k, v)| {
-                        let masked = if key_text(k).is_some_and(|n| self.masks(n)) {
-                            self.mask(None, v)?
-                        } else {
-                            v.clone()
-                        };
-                        Ok((k.clone(), masked))
-                    })
-                    .collect::<Result<_, Failure>>()?,
-            ),
-        };
-        self.side.put(&mut record, schema, Some(masked));
-        Ok(Some(record))
+    fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
+        self.side.rewrite(record, |_, schema, value| {
+            let masked = match &schema {
+                Some(s) => {
+                    let values = struct_values(s, &value)?;
+                    let out = s
+                        .fields()
+                        .iter()
+                        .zip(values)
+                        .map(|(f, v)| {
+                            if self.masks(&f.name) {
+                                self.mask(Some(&f.schema), v)
+                            } else {
+                                Ok(v.clone())
+                            }
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Value::Struct(out)
+                }
+                None => Value::Map(
+                    map_entries(&value)?
+                        .iter()
+                        .map(|(k, v)| {
+                            let masked = if key_text(k).is_some_and(|n| self.masks(n)) {
+                                self.mask(None, v)?
+                            } else {
+                                v.clone()
+                            };
+                            Ok((k.clone(), masked))
+                        })
+                        .collect::<Result<_, Failure>>()?,
+                ),
+            };
+            Ok((schema, masked))
+        })
     }
 }
 

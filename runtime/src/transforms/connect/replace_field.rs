@@ -67,50 +67,46 @@ impl ReplaceField {
 }
 
 impl Transform for ReplaceField {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let (schema, value) = self.side.take(&mut record);
-        let Some(value) = value else {
-            self.side.put(&mut record, schema, None);
-            return Ok(Some(record));
-        };
-        let (schema, value) = match schema {
-            Some(schema) => {
-                let values = struct_values(&schema, &value)?;
-                let kept: Vec<Value> = schema
-                    .fields()
-                    .iter()
-                    .zip(values)
-                    .filter(|(f, _)| self.keeps(&f.name))
-                    .map(|(_, v)| v.clone())
-                    .collect();
-                let derived = self.schemas.get_or(&schema, |s| {
-                    let fields = s
+    fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
+        self.side.rewrite(record, |_, schema, value| {
+            let (schema, value) = match schema {
+                Some(schema) => {
+                    let values = struct_values(&schema, &value)?;
+                    let kept: Vec<Value> = schema
                         .fields()
                         .iter()
-                        .filter(|f| self.keeps(&f.name))
-                        .map(|f| Field {
-                            name: self.renamed(&f.name).to_owned(),
-                            schema: Arc::clone(&f.schema),
+                        .zip(values)
+                        .filter(|(f, _)| self.keeps(&f.name))
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                    let derived = self.schemas.get_or(&schema, |s| {
+                        let fields = s
+                            .fields()
+                            .iter()
+                            .filter(|f| self.keeps(&f.name))
+                            .map(|f| Field {
+                                name: self.renamed(&f.name).to_owned(),
+                                schema: Arc::clone(&f.schema),
+                            })
+                            .collect();
+                        Ok::<_, Failure>(struct_like(s, fields))
+                    })?;
+                    (Some(derived), Value::Struct(kept))
+                }
+                None => {
+                    let entries = map_entries(&value)?
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let name = key_text(k)?;
+                            self.keeps(name)
+                                .then(|| (Value::String(self.renamed(name).to_owned()), v.clone()))
                         })
                         .collect();
-                    Ok::<_, Failure>(struct_like(s, fields))
-                })?;
-                (Some(derived), Value::Struct(kept))
-            }
-            None => {
-                let entries = map_entries(&value)?
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        let name = key_text(k)?;
-                        self.keeps(name)
-                            .then(|| (Value::String(self.renamed(name).to_owned()), v.clone()))
-                    })
-                    .collect();
-                (None, Value::Map(entries))
-            }
-        };
-        self.side.put(&mut record, schema, Some(value));
-        Ok(Some(record))
+                    (None, Value::Map(entries))
+                }
+            };
+            Ok((schema, value))
+        })
     }
 }
 

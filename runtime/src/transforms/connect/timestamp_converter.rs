@@ -194,69 +194,65 @@ fn iso_millis(text: &str) -> Option<i64> {
 }
 
 impl Transform for TimestampConverter {
-    fn apply(&self, mut record: Record) -> Result<Option<Record>, Failure> {
-        let (schema, value) = self.side.take(&mut record);
-        let Some(value) = value else {
-            self.side.put(&mut record, schema, None);
-            return Ok(Some(record));
-        };
-        let Some(field) = &self.field else {
-            let converted = if value.is_null() {
-                Value::Null
-            } else {
-                self.convert(self.millis_of(schema.as_deref(), &value)?)
+    fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
+        self.side.rewrite(record, |_, schema, value| {
+            let Some(field) = &self.field else {
+                let converted = if value.is_null() {
+                    Value::Null
+                } else {
+                    self.convert(self.millis_of(schema.as_deref(), &value)?)
+                };
+                let new_schema = schema.map(|s| Arc::new(self.target_schema(s.optional)));
+                return Ok((new_schema, converted));
             };
-            let new_schema = schema.map(|s| Arc::new(self.target_schema(s.optional)));
-            self.side.put(&mut record, new_schema, Some(converted));
-            return Ok(Some(record));
-        };
-        let (schema, value) = match schema {
-            Some(schema) => {
-                let values = fields::struct_values(&schema, &value)?;
-                let (index, found) = schema
-                    .field(field)
-                    .ok_or_else(|| Failure::new(format!("the record has no field {field}")))?;
-                let mut out = values.to_vec();
-                if !out[index].is_null() {
-                    out[index] = self.convert(self.millis_of(Some(&found.schema), &values[index])?);
-                }
-                let derived = self.schemas.get_or(&schema, |s| {
-                    let fields = s
-                        .fields()
-                        .iter()
-                        .map(|f| {
-                            if &f.name == field {
-                                Field {
-                                    name: f.name.clone(),
-                                    schema: Arc::new(self.target_schema(f.schema.optional)),
+            let (schema, value) = match schema {
+                Some(schema) => {
+                    let values = fields::struct_values(&schema, &value)?;
+                    let (index, found) = schema
+                        .field(field)
+                        .ok_or_else(|| Failure::new(format!("the record has no field {field}")))?;
+                    let mut out = values.to_vec();
+                    if !out[index].is_null() {
+                        out[index] =
+                            self.convert(self.millis_of(Some(&found.schema), &values[index])?);
+                    }
+                    let derived = self.schemas.get_or(&schema, |s| {
+                        let fields = s
+                            .fields()
+                            .iter()
+                            .map(|f| {
+                                if &f.name == field {
+                                    Field {
+                                        name: f.name.clone(),
+                                        schema: Arc::new(self.target_schema(f.schema.optional)),
+                                    }
+                                } else {
+                                    f.clone()
                                 }
-                            } else {
-                                f.clone()
-                            }
+                            })
+                            .collect();
+                        Ok::<_, Failure>(struct_like(s, fields))
+                    })?;
+                    (Some(derived), Value::Struct(out))
+                }
+                None => {
+                    let entries = fields::map_entries(&value)?
+                        .iter()
+                        .map(|(k, v)| {
+                            let converted =
+                                if fields::key_text(k) == Some(field.as_str()) && !v.is_null() {
+                                    self.convert(self.millis_of(None, v)?)
+                                } else {
+                                    v.clone()
+                                };
+                            Ok((k.clone(), converted))
                         })
-                        .collect();
-                    Ok::<_, Failure>(struct_like(s, fields))
-                })?;
-                (Some(derived), Value::Struct(out))
-            }
-            None => {
-                let entries = fields::map_entries(&value)?
-                    .iter()
-                    .map(|(k, v)| {
-                        let converted =
-                            if fields::key_text(k) == Some(field.as_str()) && !v.is_null() {
-                                self.convert(self.millis_of(None, v)?)
-                            } else {
-                                v.clone()
-                            };
-                        Ok((k.clone(), converted))
-                    })
-                    .collect::<Result<_, Failure>>()?;
-                (None, Value::Map(entries))
-            }
-        };
-        self.side.put(&mut record, schema, Some(value));
-        Ok(Some(record))
+                        .collect::<Result<_, Failure>>()?;
+                    (None, Value::Map(entries))
+                }
+            };
+            Ok((schema, value))
+        })
     }
 }
 

@@ -308,7 +308,7 @@ impl ExtractNewRecordState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::record::tests_support::{row, row_record, row_schema};
+    use crate::transforms::record::tests_support::{envelope_with, row, row_record};
 
     fn envelope_schema() -> Arc<Schema> {
         let source = Schema::structure(
@@ -318,22 +318,11 @@ mod tests {
                 Field::new("lsn", Schema::int64().optional()),
             ],
         );
-        Arc::new(Schema::structure(
-            "db.inventory.customers.Envelope",
-            vec![
-                Field {
-                    name: "before".into(),
-                    schema: row_schema(),
-                },
-                Field {
-                    name: "after".into(),
-                    schema: row_schema(),
-                },
-                Field::new("source", source),
-                Field::new("op", Schema::string()),
-                Field::new("ts_ms", Schema::int64().optional()),
-            ],
-        ))
+        envelope_with(vec![
+            Field::new("source", source),
+            Field::new("op", Schema::string()),
+            Field::new("ts_ms", Schema::int64().optional()),
+        ])
     }
 
     /// A change event of `op` with the given rows, on a shared schema.
