@@ -187,7 +187,12 @@ fn tinyint_one_is_a_boolean_only_where_the_boolean_converter_selects_it() {
         &json!({"name": "my-bools", "config": config}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
-    let rows = python_decode(&env, &format!("{prefix}.{database}.flags"), &registry, 1);
+    let topic = format!("{prefix}.{database}.flags");
+    // The Python client only sees topics that exist when it subscribes.
+    sluice_tests::kafka::read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        !r.is_empty()
+    });
+    let rows = python_decode(&env, &topic, &registry, 1);
     let after = &rows[0]["value"]["after"];
     assert_eq!(
         after["c_bool"], 1,
