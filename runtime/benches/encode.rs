@@ -89,13 +89,17 @@ fn main() {
 
     let schema = row_schema();
     let rows: Vec<Value> = (0..records as i64).map(row).collect();
-    let avro = AvroConverter::new(AvroSettings {
-        side: Side::Value,
-        registry_url: url,
-        strategy: SubjectStrategy::TopicName,
-        auto_register: true,
-        basic_auth: None,
-    });
+    let client = sluice_runtime::registry::client::RegistryClient::new(&url);
+    let avro = AvroConverter::new(
+        AvroSettings {
+            side: Side::Value,
+            registry_url: url,
+            strategy: SubjectStrategy::TopicName,
+            auto_register: true,
+            access: Default::default(),
+        },
+        client,
+    );
     avro.resolve("bench.public.orders", &schema)
         .expect("registers");
 

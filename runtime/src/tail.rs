@@ -131,7 +131,10 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
     }
     consumer.subscribe(&topics)?;
     let mut decoder = args.schema_registry_url.as_deref().map(AvroDecoder::new);
-    let reader = args.schema_registry_url.as_deref().map(AvroReader::new);
+    let reader = args
+        .schema_registry_url
+        .as_deref()
+        .map(|url| AvroReader::new(crate::registry::client::RegistryClient::new(url)));
     let mut seen = 0u64;
     loop {
         match consumer.poll(Duration::from_millis(500)) {

@@ -124,3 +124,100 @@ fn a_java_keystore_is_refused_at_once_with_the_conversion_command() {
         "refused before any connection attempt"
     );
 }
+
+/// stunnel terminating TLS (the test CA's certificate for `localhost`) in
+/// front of a plain port, for as long as it lives.
+struct TlsFront {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsFront {
+    fn start(env: &TestEnv, backend: u16) -> Self {
+        let tls = std::path::Path::new(env.get("SLUICE_KAFKA_TLS_CA"))
+            .parent()
+            .expect("the CA's directory")
+            .to_owned();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = sluice_tests::process::free_port();
+        let conf = dir.path().join("stunnel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "foreground = yes\noutput = {}\n[registry]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{backend}\ncert = {}\nkey = {}\n",
+                dir.path().join("stunnel.log").display(),
+                tls.join("server.crt").display(),
+                tls.join("server.key").display(),
+            ),
+        )
+        .expect("write stunnel.conf");
+        let child = Command::new("stunnel4")
+            .arg(&conf)
+            .spawn()
+            .expect("stunnel4 runs");
+        wait_for("stunnel to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        });
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_https_registry_is_trusted_by_its_ca_and_a_wrong_ca_fails_the_task_by_name() {
+    let env = TestEnv::load();
+    let registry_port = sluice_tests::process::free_port();
+    let worker = Worker::start_with(
+        &env,
+        &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
+    );
+    let front = TlsFront::start(&env, registry_port);
+    let api = worker.api();
+    let avro = |name: &str, ca: &str| {
+        let config = json!({
+            "connector.class": "datagen",
+            "topic": unique("https-registry"),
+            "max.records": "20",
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "value.converter.schema.registry.url": format!("https://localhost:{}", front.port),
+            "value.converter.schema.registry.ssl.truststore.location": ca,
+        });
+        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    };
+    avro("trusted", env.get("SLUICE_KAFKA_TLS_CA"));
+    wait_for(
+        "records encoded with schemas registered over HTTPS",
+        Duration::from_secs(60),
+        || {
+            let offsets = api.get("/connectors/trusted/offsets").body;
+            (offsets["offsets"][0]["offset"]["seq"].as_i64() >= Some(19)).then_some(())
+        },
+    );
+    // Another CA: the task fails saying why, instead of waiting for ever
+    // for a registry it takes for unreachable.
+    avro("distrustful", env.get("SLUICE_PG_CA"));
+    let trace = wait_for(
+        "the task to fail naming TLS",
+        Duration::from_secs(60),
+        || {
+            let task = api.get("/connectors/distrustful/status").body["tasks"][0].clone();
+            (task["state"] == "FAILED")
+                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+        },
+    );
+    assert!(trace.contains("TLS to the schema registry"), "{trace}");
+}

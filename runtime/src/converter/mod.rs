@@ -190,9 +190,9 @@ pub fn build_decoder(
         }),
         AVRO_CONVERTER | "avro" => {
             let settings = avro_settings(side, &lookup)?;
-            Ok(Decoder::Avro(avro::read::AvroReader::new(
-                &settings.registry_url,
-            )))
+            Ok(Decoder::Avro(avro::read::AvroReader::new(registry_client(
+                &settings,
+            )?)))
         }
         STRING_CONVERTER | "string" => Ok(Decoder::Plain(Plain::Text)),
         BYTE_ARRAY_CONVERTER | "bytes" => Ok(Decoder::Plain(Plain::Bytes)),
@@ -248,8 +248,71 @@ fn avro_settings(
         registry_url,
         strategy,
         auto_register,
-        basic_auth: lookup(&format!("{prefix}.basic.auth.user.info"))
-            .filter(|v| !v.trim().is_empty()),
+        access: registry_access(prefix, lookup)?,
+    })
+}
+
+/// The registry client `settings` describe.
+fn registry_client(
+    settings: &AvroSettings,
+) -> Result<crate::registry::client::RegistryClient, ConverterConfigError> {
+    crate::registry::client::RegistryClient::connect(&settings.registry_url, &settings.access)
+        .map_err(|message| ConverterConfigError {
+            key: format!(
+                "{}.schema.registry.ssl.truststore.location",
+                settings.side.prefix()
+            ),
+            message,
+        })
+}
+
+/// Credentials and TLS for the registry, in the Confluent client's keys
+/// under the converter's prefix.
+fn registry_access(
+    prefix: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::registry::client::RegistryAccess, ConverterConfigError> {
+    let text = |key: &str| lookup(&format!("{prefix}.{key}")).filter(|v| !v.trim().is_empty());
+    let pem = |key: &str| -> Result<Option<Vec<u8>>, ConverterConfigError> {
+        let full = format!("{prefix}.{key}");
+        let Some(path) = text(key) else {
+            return Ok(None);
+        };
+        let type_key = key.replace("location", "type");
+        if let Some(kind) = text(&type_key).filter(|t| !t.eq_ignore_ascii_case("PEM")) {
+            return Err(ConverterConfigError {
+                key: format!("{prefix}.{type_key}"),
+                message: format!("{kind} stores are not read; give a PEM file (openssl pkcs12 -in store.p12 -out store.pem, or keytool -exportcert -rfc for JKS)"),
+            });
+        }
+        let bytes = std::fs::read(path.trim()).map_err(|e| ConverterConfigError {
+            key: full.clone(),
+            message: format!("cannot read {path}: {e}"),
+        })?;
+        if !String::from_utf8_lossy(&bytes).contains("-----BEGIN") {
+            return Err(ConverterConfigError {
+                key: full,
+                message: format!("{path} is not PEM; convert it (openssl pkcs12 -in {path} -out store.pem for PKCS12, keytool -exportcert -rfc for JKS)"),
+            });
+        }
+        Ok(Some(bytes))
+    };
+    let bearer = match text("bearer.auth.credentials.source").as_deref() {
+        None | Some("STATIC_TOKEN") => text("bearer.auth.token"),
+        Some(other) => {
+            return Err(ConverterConfigError {
+                key: format!("{prefix}.bearer.auth.credentials.source"),
+                message: format!(
+                    "{other} is not supported; use STATIC_TOKEN with bearer.auth.token"
+                ),
+            })
+        }
+    };
+    Ok(crate::registry::client::RegistryAccess {
+        basic_auth: text("basic.auth.user.info"),
+        bearer,
+        ca_pem: pem("schema.registry.ssl.truststore.location")?,
+        client_pem: pem("schema.registry.ssl.keystore.location")?,
     })
 }
 
@@ -297,7 +360,11 @@ pub fn build(
             let schemas = flag(&lookup, format!("{prefix}.schemas.enable"), true)?;
             Ok(Arc::new(JsonConverter::new(schemas)))
         }
-        AVRO_CONVERTER | "avro" => Ok(Arc::new(AvroConverter::new(avro_settings(side, &lookup)?))),
+        AVRO_CONVERTER | "avro" => {
+            let settings = avro_settings(side, &lookup)?;
+            let client = registry_client(&settings)?;
+            Ok(Arc::new(AvroConverter::new(settings, client)))
+        }
         STRING_CONVERTER | "string" => Ok(Arc::new(Plain::Text)),
         BYTE_ARRAY_CONVERTER | "bytes" => Ok(Arc::new(Plain::Bytes)),
         other => Err(unknown(prefix, other)),

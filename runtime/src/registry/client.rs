@@ -20,6 +20,14 @@ pub enum ClientError {
         /// The transport error or 5xx answer.
         message: String,
     },
+    /// The TLS handshake with the registry failed: retrying cannot help.
+    #[error("TLS to the schema registry at {url} failed: {message}; check schema.registry.ssl.truststore.location (a PEM file of the CA that signed the registry's certificate) and that the URL names the host the certificate is for")]
+    Tls {
+        /// The URL(s) tried.
+        url: String,
+        /// The TLS error.
+        message: String,
+    },
     /// The registry answered with an error code.
     #[error("schema registry refused the request (error {code}): {message}")]
     Rejected {
@@ -44,6 +52,35 @@ pub struct Compatibility {
     pub compatible: bool,
     /// The registry's verbose findings.
     pub messages: Vec<String>,
+}
+
+/// How to reach a registry beyond its URL: credentials and TLS, as
+/// Confluent's client settings give them (`basic.auth.user.info`,
+/// `bearer.auth.token`, `schema.registry.ssl.truststore.location`,
+/// `schema.registry.ssl.keystore.location`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryAccess {
+    /// `user:password` for HTTP basic auth.
+    pub basic_auth: Option<String>,
+    /// A static bearer token.
+    pub bearer: Option<String>,
+    /// PEM of the CA(s) the registry's certificate must chain to; `None`:
+    /// the usual public roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM of a client certificate and its key, for mutual TLS.
+    pub client_pem: Option<Vec<u8>>,
+}
+
+/// Whether a transport error is a TLS failure (wrong CA, wrong name).
+fn is_tls(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => true,
+        ureq::Error::Io(e) => {
+            let text = e.to_string().to_ascii_lowercase();
+            text.contains("certificate") || text.contains("handshake") || text.contains("tls")
+        }
+        _ => false,
+    }
 }
 
 /// A registry client for one or more (comma-separated) base URLs, tried in
@@ -88,6 +125,51 @@ impl RegistryClient {
         }
     }
 
+    /// A client for `urls` reached as `access` says; fails on unreadable
+    /// certificates.
+    pub fn connect(urls: &str, access: &RegistryAccess) -> Result<Self, String> {
+        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+        let mut tls = TlsConfig::builder();
+        if let Some(pem) = &access.ca_pem {
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err("the truststore holds no PEM certificate".to_owned());
+            }
+            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+        }
+        if let Some(pem) = &access.client_pem {
+            let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            let key = PrivateKey::from_pem(pem)
+                .map_err(|e| format!("the keystore's private key: {e}"))?;
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        let mut client = Self::new(urls);
+        client.agent = agent;
+        if let Some(user_info) = &access.basic_auth {
+            client = client.with_basic_auth(user_info);
+        }
+        if let Some(token) = &access.bearer {
+            client.authorization = Some(format!("Bearer {token}"));
+        }
+        Ok(client)
+    }
+
     /// Sends HTTP basic auth with `user_info` (`user:password`), as
     /// Confluent's `basic.auth.user.info` setting.
     pub fn with_basic_auth(mut self, user_info: &str) -> Self {
@@ -111,6 +193,7 @@ impl RegistryClient {
 
     fn call(&self, method: &str, path: &str, body: Option<&Json>) -> Result<Json, ClientError> {
         let mut last = String::from("no schema.registry.url configured");
+        let mut tls_failed = false;
         for base in &self.urls {
             let url = format!("{base}{path}");
             let content_type = "application/vnd.schemaregistry.v1+json";
@@ -129,6 +212,7 @@ impl RegistryClient {
             let mut response = match result {
                 Ok(r) => r,
                 Err(e) => {
+                    tls_failed = is_tls(&e);
                     last = e.to_string();
                     continue;
                 }
@@ -140,6 +224,7 @@ impl RegistryClient {
                 return Ok(parsed);
             }
             if status >= 500 {
+                tls_failed = false;
                 last = format!("HTTP {status}: {text}");
                 continue;
             }
@@ -152,6 +237,12 @@ impl RegistryClient {
                     .get("message")
                     .and_then(Json::as_str)
                     .map_or(text.clone(), str::to_owned),
+            });
+        }
+        if tls_failed {
+            return Err(ClientError::Tls {
+                url: self.urls(),
+                message: last,
             });
         }
         Err(ClientError::Unavailable {

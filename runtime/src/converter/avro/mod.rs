@@ -78,8 +78,8 @@ pub struct AvroSettings {
     pub strategy: SubjectStrategy,
     /// Register new schemas (true) or require them registered already.
     pub auto_register: bool,
-    /// `basic.auth.user.info` (`user:password`) for the registry.
-    pub basic_auth: Option<String>,
+    /// Credentials and TLS for the registry.
+    pub access: crate::registry::client::RegistryAccess,
 }
 
 /// A schema resolved for one topic.
@@ -109,12 +109,7 @@ pub struct AvroConverter {
 
 impl AvroConverter {
     /// A converter with `settings`.
-    pub fn new(settings: AvroSettings) -> Self {
-        let client = RegistryClient::new(&settings.registry_url);
-        let client = match &settings.basic_auth {
-            Some(user_info) => client.with_basic_auth(user_info),
-            None => client,
-        };
+    pub fn new(settings: AvroSettings, client: RegistryClient) -> Self {
         Self {
             client,
             settings,
@@ -267,13 +262,16 @@ mod tests {
         let url = runtime
             .block_on(spawn_in_memory())
             .expect("in-memory registry");
-        let converter = AvroConverter::new(AvroSettings {
-            side: Side::Value,
-            registry_url: url,
-            strategy: SubjectStrategy::TopicName,
-            auto_register: true,
-            basic_auth: None,
-        });
+        let converter = AvroConverter::new(
+            AvroSettings {
+                side: Side::Value,
+                registry_url: url.clone(),
+                strategy: SubjectStrategy::TopicName,
+                auto_register: true,
+                access: Default::default(),
+            },
+            RegistryClient::new(&url),
+        );
         let schema = value_schema();
         let value = Value::Struct(vec![Value::Int64(7)]);
         assert!(matches!(

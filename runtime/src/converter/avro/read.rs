@@ -28,10 +28,10 @@ pub struct AvroReader {
 }
 
 impl AvroReader {
-    /// A reader using the registry at `urls`.
-    pub fn new(urls: &str) -> Self {
+    /// A reader asking `client` for writer schemas.
+    pub fn new(client: RegistryClient) -> Self {
         Self {
-            client: RegistryClient::new(urls),
+            client,
             writers: Mutex::new(HashMap::new()),
         }
     }
