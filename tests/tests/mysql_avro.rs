@@ -215,3 +215,40 @@ fn tinyint_one_is_a_boolean_only_where_the_boolean_converter_selects_it() {
     );
     api.delete("/connectors/my-bools");
 }
+
+#[test]
+fn the_mariadb_connector_class_writes_mariadbs_source_block() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = unique("flavor").replace('-', "_");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY); INSERT INTO {database}.t VALUES (1);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = unique("srv").replace('-', "_");
+    let mut config = db.connector_config(&prefix, &database, 7000 + std::process::id() % 1000);
+    config["connector.class"] = json!("io.debezium.connector.mariadb.MariaDbConnector");
+    config["value.converter.schemas.enable"] = json!("true");
+    let reply = api.post("/connectors", &json!({"name": "maria", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let records = sluice_tests::kafka::read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{database}.t"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    let value = &records.first().expect("the snapshot row").value;
+    assert_eq!(
+        value["payload"]["source"]["connector"], "mariadb",
+        "{value}"
+    );
+    let source_schema = value["schema"]["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["field"] == "source"))
+        .expect("a source field");
+    assert_eq!(
+        source_schema["name"],
+        "io.debezium.connector.mariadb.Source"
+    );
+}

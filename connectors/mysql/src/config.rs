@@ -77,6 +77,8 @@ pub struct MySqlConfig {
     pub filters: Filters,
     /// `converters`: the TINYINT columns emitted as booleans.
     pub booleans: BooleanColumns,
+    /// MySQL or MariaDB names, by `connector.class`.
+    pub flavor: crate::flavor::Flavor,
     /// `snapshot.mode`
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.locking.mode`
@@ -275,6 +277,7 @@ impl MySqlConfig {
             ssl_ca,
             filters: filters(config)?,
             booleans: BooleanColumns::from_config(config)?,
+            flavor: crate::flavor::Flavor::of_class(config.get("connector.class")),
             snapshot_mode: SnapshotMode::from_text(&text("snapshot.mode", "initial")),
             locking_mode: match text("snapshot.locking.mode", "minimal").as_str() {
                 "none" => LockingMode::None,

@@ -49,11 +49,18 @@ pub struct EventContext {
     pub tombstones: bool,
     /// Fill the transaction block.
     pub transaction_metadata: bool,
+    /// MySQL or MariaDB names.
+    pub flavor: crate::flavor::Flavor,
 }
 
 impl EventContext {
     /// The context for a connector named by its topic prefix.
-    pub fn new(server: &str, tombstones: bool, transaction_metadata: bool) -> Self {
+    pub fn new(
+        server: &str,
+        tombstones: bool,
+        transaction_metadata: bool,
+        flavor: crate::flavor::Flavor,
+    ) -> Self {
         let mut history = sluice_connector_api::offset::partition("server", server);
         history.insert("schema_history".into(), json!(true));
         Self {
@@ -62,6 +69,7 @@ impl EventContext {
             history_partition: Arc::new(history),
             tombstones,
             transaction_metadata,
+            flavor,
         }
     }
 }
@@ -112,7 +120,7 @@ fn source_block(
     let opt = |s: Option<&str>| s.map_or(Value::Null, |s| Value::String(s.to_owned()));
     Value::Struct(vec![
         Value::String(env!("CARGO_PKG_VERSION").to_owned()),
-        Value::String("mysql".into()),
+        Value::String(ctx.flavor.connector().into()),
         Value::String(ctx.server.clone()),
         Value::Int64(ts_ms),
         Value::String(snapshot.into()),
@@ -193,9 +201,9 @@ pub fn change(
     }
 }
 
-fn schema_change_schemas() -> &'static (Arc<Schema>, Arc<Schema>) {
-    static SCHEMAS: OnceLock<(Arc<Schema>, Arc<Schema>)> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
+fn schema_change_schemas(flavor: crate::flavor::Flavor) -> &'static (Arc<Schema>, Arc<Schema>) {
+    static SCHEMAS: [OnceLock<(Arc<Schema>, Arc<Schema>)>; 2] = [OnceLock::new(), OnceLock::new()];
+    SCHEMAS[flavor.index()].get_or_init(|| {
         let opt_string = || Schema::string().optional();
         let column = Schema::structure(
             "io.debezium.connector.schema.Column",
@@ -240,13 +248,13 @@ fn schema_change_schemas() -> &'static (Arc<Schema>, Arc<Schema>) {
         );
         (
             Arc::new(Schema::structure(
-                "io.debezium.connector.mysql.SchemaChangeKey",
+                format!("{}.SchemaChangeKey", flavor.namespace()),
                 vec![Field::new("databaseName", Schema::string())],
             )),
             Arc::new(Schema::structure(
-                "io.debezium.connector.mysql.SchemaChangeValue",
+                format!("{}.SchemaChangeValue", flavor.namespace()),
                 vec![
-                    Field::new("source", (*source_schema()).clone()),
+                    Field::new("source", (*source_schema(flavor)).clone()),
                     Field::new("ts_ms", Schema::int64()),
                     Field::new("databaseName", opt_string()),
                     Field::new("schemaName", opt_string()),
@@ -365,7 +373,7 @@ pub fn schema_change(
     position: &BinlogPosition,
     mark: SnapshotMark,
 ) -> SourceRecord {
-    let (key_schema, value_schema) = schema_change_schemas();
+    let (key_schema, value_schema) = schema_change_schemas(ctx.flavor);
     let ts_ms = position.ts_sec.saturating_mul(1000);
     let snapshot = if matches!(mark, SnapshotMark::Snapshot { .. }) {
         "true"

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod ddl;
 mod events;
+pub mod flavor;
 pub mod gtid;
 #[cfg(test)]
 mod mysql8_tests;

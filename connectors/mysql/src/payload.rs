@@ -273,6 +273,7 @@ mod tests {
             &def,
             &Filters::default(),
             &crate::boolean_columns::BooleanColumns::default(),
+            crate::flavor::Flavor::MySql,
             mapping,
         )
     }

@@ -448,6 +448,7 @@ pub fn build_schemas(
                     def,
                     &config.filters,
                     &config.booleans,
+                    config.flavor,
                     mapping,
                 )),
             )

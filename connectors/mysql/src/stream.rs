@@ -72,6 +72,7 @@ impl Model {
                     def,
                     &config.filters,
                     &config.booleans,
+                    config.flavor,
                     Mapping::of(config),
                 );
                 self.schemas.insert(id.to_owned(), Arc::new(schema));

@@ -9,6 +9,7 @@ use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Value};
 
 use crate::boolean_columns::BooleanColumns;
 use crate::catalog::{default_literal, TableDef};
+use crate::flavor::Flavor;
 use crate::types::{Kind, Mapping, Read};
 
 /// A column that is emitted.
@@ -42,12 +43,12 @@ pub struct TableSchema {
     mapping: Mapping,
 }
 
-/// The Debezium `source` block for MySQL.
-pub fn source_schema() -> Arc<Schema> {
-    static SOURCE: OnceLock<Arc<Schema>> = OnceLock::new();
-    Arc::clone(SOURCE.get_or_init(|| {
+/// The Debezium `source` block for MySQL (or MariaDB).
+pub fn source_schema(flavor: Flavor) -> Arc<Schema> {
+    static SOURCE: [OnceLock<Arc<Schema>>; 2] = [OnceLock::new(), OnceLock::new()];
+    Arc::clone(SOURCE[flavor.index()].get_or_init(|| {
         Arc::new(Schema::structure(
-            "io.debezium.connector.mysql.Source",
+            format!("{}.Source", flavor.namespace()),
             vec![
                 Field::new("version", Schema::string()),
                 Field::new("connector", Schema::string()),
@@ -102,6 +103,7 @@ impl TableSchema {
         def: &TableDef,
         filters: &Filters,
         booleans: &BooleanColumns,
+        flavor: Flavor,
         mapping: Mapping,
     ) -> Self {
         let topic = debezium::topic_name(&[topic_prefix, &def.database, &def.name]);
@@ -144,7 +146,7 @@ impl TableSchema {
             |c| c.name.as_str(),
             &key_names,
             field,
-            source_schema(),
+            source_schema(flavor),
         );
         Self {
             topic,

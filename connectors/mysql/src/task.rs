@@ -29,6 +29,7 @@ impl SourceTask for MySqlTask {
             &config.topic_prefix,
             config.tombstones_on_delete,
             config.transaction_metadata,
+            config.flavor,
         );
         let resume = resume_from(context.offset(&ctx.partition));
         let history = context.offset(&ctx.history_partition).and_then(|o| {
