@@ -29,6 +29,14 @@ impl Worker {
         Self::start_against(env.bootstrap(), extra)
     }
 
+    /// Starts a worker serving the embedded schema registry; the worker
+    /// and the registry's URL.
+    pub fn with_registry(env: &TestEnv) -> (Self, String) {
+        let port = free_port();
+        let worker = Self::start_with(env, &["--registry-listen", &format!("127.0.0.1:{port}")]);
+        (worker, format!("http://127.0.0.1:{port}"))
+    }
+
     /// Starts a worker against the broker at `bootstrap` (e.g. the TLS
     /// broker) with extra command-line arguments.
     pub fn start_against(bootstrap: &str, extra: &[&str]) -> Self {

@@ -63,17 +63,24 @@ fn assert_verified(source: &str, target: &str, table: &str) {
     assert!(text.contains("EQUAL"), "{text}");
 }
 
-#[test]
-fn postgres_to_postgres_upserts_deletes_and_evolves_the_target() {
-    let env = TestEnv::load();
-    let pg = Pg::from_env(&env);
+/// A source schema with an `items` table of `rows` rows (the columns
+/// [`state`] reads) and an empty target schema; their names.
+fn items_schemas(pg: &Pg, rows: u32) -> (String, String) {
     let (source, target) = (ident("src"), ident("dst"));
     pg.exec(&format!(
         "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
          CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2), \
            updated timestamptz NOT NULL DEFAULT now()); \
-         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, 300) g;"
+         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, {rows}) g;"
     ));
+    (source, target)
+}
+
+#[test]
+fn postgres_to_postgres_upserts_deletes_and_evolves_the_target() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = items_schemas(&pg, 300);
     let worker = Worker::start(&env);
     let api = worker.api();
     let prefix = start_pg_source(&api, &pg, "pg-src", &source, &[]);
@@ -870,13 +877,7 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
 fn a_sinks_offsets_are_its_consumer_groups_and_a_reset_replays_the_topic() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
-    let (source, target) = (ident("src"), ident("dst"));
-    pg.exec(&format!(
-        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
-         CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2), \
-           updated timestamptz NOT NULL DEFAULT now()); \
-         INSERT INTO {source}.items SELECT g, g, 'n', 1.5 FROM generate_series(1, 40) g;"
-    ));
+    let (source, target) = items_schemas(&pg, 40);
     let worker = Worker::start(&env);
     let api = worker.api();
     let prefix = start_pg_source(&api, &pg, "replay-src", &source, &[]);

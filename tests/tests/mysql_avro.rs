@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::env::TestEnv;
 use sluice_tests::mariadb::Maria;
-use sluice_tests::process::free_port;
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
@@ -75,6 +74,16 @@ fn assert_row(after: &Value, id: i64) {
     }
 }
 
+/// A MySQL source capturing `database` with Avro keys and values; its
+/// topic prefix and config.
+fn avro_source(db: &Maria, database: &str) -> (String, Value) {
+    let prefix = unique("srv").replace('-', "_");
+    let mut config = db.connector_config(&prefix, database, 7000 + std::process::id() % 1000);
+    config["key.converter"] = json!(AVRO);
+    config["value.converter"] = json!(AVRO);
+    (prefix, config)
+}
+
 #[test]
 fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
     let env = TestEnv::load();
@@ -85,17 +94,9 @@ fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
          CREATE TABLE {database}.all_types ({COLUMNS}); \
          INSERT INTO {database}.all_types VALUES (1, {ROW_VALUES});"
     ));
-    let registry_port = free_port();
-    let registry = format!("http://127.0.0.1:{registry_port}");
-    let worker = Worker::start_with(
-        &env,
-        &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
-    );
+    let (worker, registry) = Worker::with_registry(&env);
     let api = worker.api();
-    let prefix = unique("srv").replace('-', "_");
-    let mut config = db.connector_config(&prefix, &database, 7000 + std::process::id() % 1000);
-    config["key.converter"] = json!(AVRO);
-    config["value.converter"] = json!(AVRO);
+    let (prefix, config) = avro_source(&db, &database);
     let reply = api.post(
         "/connectors",
         &json!({"name": "my-types", "config": config}),
@@ -167,17 +168,9 @@ fn tinyint_one_is_a_boolean_only_where_the_boolean_converter_selects_it() {
          CREATE TABLE {database}.flags (id INT PRIMARY KEY, c_bool BOOLEAN, c_flag TINYINT(1)); \
          INSERT INTO {database}.flags VALUES (1, true, 1);"
     ));
-    let registry_port = free_port();
-    let registry = format!("http://127.0.0.1:{registry_port}");
-    let worker = Worker::start_with(
-        &env,
-        &["--registry-listen", &format!("127.0.0.1:{registry_port}")],
-    );
+    let (worker, registry) = Worker::with_registry(&env);
     let api = worker.api();
-    let prefix = unique("srv").replace('-', "_");
-    let mut config = db.connector_config(&prefix, &database, 7000 + std::process::id() % 1000);
-    config["key.converter"] = json!(AVRO);
-    config["value.converter"] = json!(AVRO);
+    let (prefix, mut config) = avro_source(&db, &database);
     config["converters"] = json!("boolean");
     config["boolean.type"] =
         json!("io.debezium.connector.binlog.converters.TinyIntOneToBooleanConverter");

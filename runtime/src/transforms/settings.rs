@@ -10,7 +10,7 @@ use sluice_connector_api::{ConfigError, ConnectorConfig};
 #[derive(Debug, Clone)]
 pub struct Settings {
     prefix: String,
-    values: BTreeMap<String, String>,
+    values: ConnectorConfig,
 }
 
 impl Settings {
@@ -19,10 +19,10 @@ impl Settings {
         let values = config
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_owned(), v.clone())))
-            .collect();
+            .collect::<BTreeMap<_, _>>();
         Self {
             prefix: prefix.to_owned(),
-            values,
+            values: ConnectorConfig(values),
         }
     }
 
@@ -30,10 +30,7 @@ impl Settings {
     pub fn from_pairs(prefix: &str, pairs: &[(&str, &str)]) -> Self {
         Self {
             prefix: prefix.to_owned(),
-            values: pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            values: pairs.iter().copied().collect(),
         }
     }
 
@@ -49,7 +46,7 @@ impl Settings {
 
     /// The raw value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str)
+        self.values.get(key)
     }
 
     /// The value of `key`, or `default`.
@@ -67,15 +64,7 @@ impl Settings {
 
     /// `key` as a comma-separated list, blanks dropped.
     pub fn list(&self, key: &str) -> Vec<String> {
-        self.get(key)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.values.list(key)
     }
 
     /// `key` as a boolean, or `default`.
@@ -128,6 +117,6 @@ impl Settings {
 
     /// The keys set under this alias.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
+        self.values.iter().map(|(k, _)| k.as_str())
     }
 }
