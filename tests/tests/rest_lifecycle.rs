@@ -349,6 +349,24 @@ fn connect_3_endpoints_initial_state_patch_and_plugin_configs() {
     assert_eq!(same.status, 200, "{}", same.text);
     assert_eq!(same.body["config"]["rate.per.sec"], "50");
 
+    // The recorded topics can be forgotten, as in Connect: once stopped,
+    // nothing records them again.
+    wait_for("the topic recorded", Duration::from_secs(30), || {
+        (api.get(&format!("/connectors/{name}/topics")).body[&name]["topics"] == json!([topic]))
+            .then_some(())
+    });
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/stop")).status,
+        204
+    );
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/topics/reset"))
+            .status,
+        200
+    );
+    let forgotten = api.get(&format!("/connectors/{name}/topics")).body;
+    assert_eq!(forgotten[&name]["topics"], json!([]), "{forgotten}");
+
     // The keys of a plugin, and the other plugin types.
     let keys = api.get("/connector-plugins/PostgresConnector/config");
     assert_eq!(keys.status, 200, "{}", keys.text);

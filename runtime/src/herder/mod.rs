@@ -698,6 +698,19 @@ impl Herder {
             })
     }
 
+    /// Forgets the topics recorded for a connector.
+    pub async fn reset_topics(&self, name: &str) -> Result<(), HerderError> {
+        if !self.connectors.lock().await.contains_key(name) {
+            return Err(HerderError::NotFound(name.to_owned()));
+        }
+        self.deps
+            .active_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        Ok(())
+    }
+
     /// The committed offsets of a connector, in Connect's shape (a sink's
     /// are its consumer group's, as Connect 3.6 shows them).
     pub async fn offsets(&self, name: &str) -> Result<Json, HerderError> {

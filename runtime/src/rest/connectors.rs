@@ -272,6 +272,15 @@ pub async fn restart_task(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PUT /connectors/{name}/topics/reset`.
+pub async fn reset_topics(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.herder.reset_topics(&name).await?;
+    Ok(StatusCode::OK)
+}
+
 /// `GET /connectors/{name}/topics`.
 pub async fn topics(
     State(state): State<Arc<AppState>>,

@@ -207,6 +207,13 @@ pub static ENDPOINTS: &[Endpoint] = &[
         route: || get(connectors::topics),
     },
     Endpoint {
+        method: "PUT",
+        path: "/connectors/{name}/topics/reset",
+        query: "",
+        summary: "Forgets the topics recorded for the connector (they are recorded again as it uses them), as Connect.",
+        route: || put(connectors::reset_topics),
+    },
+    Endpoint {
         method: "GET",
         path: "/connectors/{name}/offsets",
         query: "",
