@@ -224,7 +224,7 @@ fn a_transform_sluice_does_not_have_is_refused_naming_the_key() {
     let api = worker.api();
     let mut config = pg.connector_config("srv", "public", "unused_slot");
     config["transforms"] = json!("outbox,typo");
-    config["transforms.outbox.type"] = json!("io.debezium.transforms.ByLogicalTableRouter");
+    config["transforms.outbox.type"] = json!("io.debezium.transforms.HeaderToValue");
     config["transforms.typo.type"] = json!("org.apache.kafka.connect.transforms.RegexRouterr");
     let reply = api.post("/connectors", &json!({"name": "refused", "config": config}));
     assert_eq!(reply.status, 400, "{}", reply.text);
@@ -452,4 +452,62 @@ fn the_outbox_pattern_routes_events_per_aggregate_type() {
         ]
     );
     api.delete("/connectors/outbox");
+}
+
+#[test]
+fn shards_route_to_one_logical_topic_with_keys_kept_apart() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, prefix, slot) = (ident("shr"), ident("srv"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.orders_1 (id int PRIMARY KEY, total int); \
+         CREATE TABLE {schema}.orders_2 (id int PRIMARY KEY, total int); \
+         INSERT INTO {schema}.orders_1 VALUES (1, 10); INSERT INTO {schema}.orders_2 VALUES (1, 20);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    for (key, value) in [
+        ("transforms", "shards".to_owned()),
+        (
+            "transforms.shards.type",
+            "io.debezium.transforms.ByLogicalTableRouter".to_owned(),
+        ),
+        (
+            "transforms.shards.topic.regex",
+            format!(r"(.*)\.orders_\d+"),
+        ),
+        (
+            "transforms.shards.topic.replacement",
+            "$1.orders".to_owned(),
+        ),
+    ] {
+        config[key] = json!(value);
+    }
+    create(&api, "shards", &config);
+    let logical = format!("{prefix}.{schema}.orders");
+    let records = read_topic(env.bootstrap(), &logical, Duration::from_secs(60), |r| {
+        r.len() >= 2
+    });
+    let mut keys: Vec<String> = records
+        .iter()
+        .map(|r| {
+            r.key["__dbz__physicalTableIdentifier"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("{prefix}.{schema}.orders_1"),
+            format!("{prefix}.{schema}.orders_2")
+        ],
+        "{records:?}"
+    );
+    assert!(records.iter().all(|r| r.key["id"] == 1));
+    api.delete("/connectors/shards");
 }

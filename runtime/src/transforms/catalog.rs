@@ -11,6 +11,7 @@ use super::connect::{
     timestamp_converter::TimestampConverter, timestamp_router::TimestampRouter,
     value_to_key::ValueToKey,
 };
+use super::debezium::by_logical_table_router::ByLogicalTableRouter;
 use super::debezium::event_router::EventRouter;
 use super::debezium::extract_new_record_state::ExtractNewRecordState;
 use super::fields::Side;
@@ -52,6 +53,7 @@ pub const TRANSFORMS: &[&str] = &[
     "org.apache.kafka.connect.transforms.ValueToKey",
     "io.debezium.transforms.ExtractNewRecordState",
     "io.debezium.transforms.outbox.EventRouter",
+    "io.debezium.transforms.ByLogicalTableRouter",
 ];
 
 /// The predicate classes sluice implements, fully qualified.
@@ -63,10 +65,7 @@ pub const PREDICATE_CLASSES: &[&str] = &[
 
 /// Known classes sluice does not implement yet: refused by name rather
 /// than ignored, since each changes what is written.
-const NOT_YET: &[&str] = &[
-    "io.debezium.transforms.ByLogicalTableRouter",
-    "io.debezium.transforms.HeaderToValue",
-];
+const NOT_YET: &[&str] = &["io.debezium.transforms.HeaderToValue"];
 
 /// `class` fully qualified: a simple name (`RegexRouter`,
 /// `InsertField$Value`) is looked up among the known classes.
@@ -120,6 +119,7 @@ pub fn transform(class: &str, settings: &Settings) -> Result<Box<dyn Transform>,
             Some("ValueToKey") => Box::new(ValueToKey::new(settings)?),
             Some("ExtractNewRecordState") => Box::new(ExtractNewRecordState::new(settings)?),
             Some("outbox.EventRouter") => Box::new(EventRouter::new(settings)?),
+            Some("ByLogicalTableRouter") => Box::new(ByLogicalTableRouter::new(settings)?),
             _ => return Err(settings.error("type", format!("{full} has no implementation"))),
         },
     )

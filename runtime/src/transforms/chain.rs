@@ -255,10 +255,7 @@ mod tests {
         let errors = Chain::from_config(&config(&[
             ("transforms", "a,b,c,d"),
             ("transforms.b.type", "com.example.Nope"),
-            (
-                "transforms.c.type",
-                "io.debezium.transforms.ByLogicalTableRouter",
-            ),
+            ("transforms.c.type", "io.debezium.transforms.HeaderToValue"),
             ("transforms.d.type", "Filter"),
             ("transforms.d.predicate", "undeclared"),
         ]))

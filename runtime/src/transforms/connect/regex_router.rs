@@ -28,7 +28,7 @@ impl RegexRouter {
 
 /// Java's replacement syntax (`$1` followed by anything, `\$` for a dollar)
 /// in the regex crate's (`${1}`, `$$`).
-fn java_replacement(java: &str) -> String {
+pub fn java_replacement(java: &str) -> String {
     let mut out = String::with_capacity(java.len() + 4);
     let mut chars = java.chars().peekable();
     while let Some(c) = chars.next() {
