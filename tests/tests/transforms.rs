@@ -476,7 +476,7 @@ fn shards_route_to_one_logical_topic_with_keys_kept_apart() {
         ),
         (
             "transforms.shards.topic.regex",
-            format!(r"(.*)\.orders_\d+"),
+            r"(.*)\.orders_\d+".to_owned(),
         ),
         (
             "transforms.shards.topic.replacement",
