@@ -224,7 +224,7 @@ fn a_transform_sluice_does_not_have_is_refused_naming_the_key() {
     let api = worker.api();
     let mut config = pg.connector_config("srv", "public", "unused_slot");
     config["transforms"] = json!("outbox,typo");
-    config["transforms.outbox.type"] = json!("io.debezium.transforms.HeaderToValue");
+    config["transforms.outbox.type"] = json!("io.debezium.transforms.TimezoneConverter");
     config["transforms.typo.type"] = json!("org.apache.kafka.connect.transforms.RegexRouterr");
     let reply = api.post("/connectors", &json!({"name": "refused", "config": config}));
     assert_eq!(reply.status, 400, "{}", reply.text);

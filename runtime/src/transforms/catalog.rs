@@ -14,6 +14,7 @@ use super::connect::{
 use super::debezium::by_logical_table_router::ByLogicalTableRouter;
 use super::debezium::event_router::EventRouter;
 use super::debezium::extract_new_record_state::ExtractNewRecordState;
+use super::debezium::header_to_value::HeaderToValue;
 use super::fields::Side;
 use super::predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
 use super::settings::Settings;
@@ -54,6 +55,7 @@ pub const TRANSFORMS: &[&str] = &[
     "io.debezium.transforms.ExtractNewRecordState",
     "io.debezium.transforms.outbox.EventRouter",
     "io.debezium.transforms.ByLogicalTableRouter",
+    "io.debezium.transforms.HeaderToValue",
 ];
 
 /// The predicate classes sluice implements, fully qualified.
@@ -65,7 +67,15 @@ pub const PREDICATE_CLASSES: &[&str] = &[
 
 /// Known classes sluice does not implement yet: refused by name rather
 /// than ignored, since each changes what is written.
-const NOT_YET: &[&str] = &["io.debezium.transforms.HeaderToValue"];
+const NOT_YET: &[&str] = &[
+    "io.debezium.transforms.TimezoneConverter",
+    "io.debezium.transforms.ExtractChangedRecordState",
+    "io.debezium.transforms.SchemaChangeEventFilter",
+    "io.debezium.transforms.partitions.PartitionRouting",
+    // Scripted (Groovy/JavaScript): no script engine here.
+    "io.debezium.transforms.Filter",
+    "io.debezium.transforms.ContentBasedRouter",
+];
 
 /// `class` fully qualified: a simple name (`RegexRouter`,
 /// `InsertField$Value`) is looked up among the known classes.
@@ -120,6 +130,7 @@ pub fn transform(class: &str, settings: &Settings) -> Result<Box<dyn Transform>,
             Some("ExtractNewRecordState") => Box::new(ExtractNewRecordState::new(settings)?),
             Some("outbox.EventRouter") => Box::new(EventRouter::new(settings)?),
             Some("ByLogicalTableRouter") => Box::new(ByLogicalTableRouter::new(settings)?),
+            Some("HeaderToValue") => Box::new(HeaderToValue::new(settings)?),
             _ => return Err(settings.error("type", format!("{full} has no implementation"))),
         },
     )

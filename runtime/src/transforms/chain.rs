@@ -255,7 +255,10 @@ mod tests {
         let errors = Chain::from_config(&config(&[
             ("transforms", "a,b,c,d"),
             ("transforms.b.type", "com.example.Nope"),
-            ("transforms.c.type", "io.debezium.transforms.HeaderToValue"),
+            (
+                "transforms.c.type",
+                "io.debezium.transforms.TimezoneConverter",
+            ),
             ("transforms.d.type", "Filter"),
             ("transforms.d.predicate", "undeclared"),
         ]))
