@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sluice_connector_api::{Field, Schema, SchemaKind, Value};
 
+use super::schema_cache::SchemaCache;
 use super::{Failure, Record};
 
 /// Which part of a record a `$Key` / `$Value` transform works on.
@@ -191,6 +192,66 @@ pub fn get<'a>(
             .iter()
             .find(|(k, _)| key_text(k) == Some(name))
             .map(|(_, v)| (None, v))),
+    }
+}
+
+/// Rewrites the named fields of a struct (with its schema) or a map (a
+/// schemaless record): `change(name, field schema, value)` gives a field's
+/// new value, or `None` to keep it; `retype(field)` gives the new schema
+/// of a struct field whose type changes. The derived struct schema is
+/// cached per input schema; with no field retyped the input is kept.
+pub fn rewrite_named(
+    schema: Option<Arc<Schema>>,
+    value: &Value,
+    cache: &SchemaCache,
+    change: impl Fn(&str, Option<&Schema>, &Value) -> Result<Option<Value>, Failure>,
+    retype: impl Fn(&Field) -> Option<Schema>,
+) -> Result<(Option<Arc<Schema>>, Value), Failure> {
+    let keep = |name: &str, field: Option<&Schema>, v: &Value| {
+        change(name, field, v).map(|new| new.unwrap_or_else(|| v.clone()))
+    };
+    match schema {
+        Some(schema) => {
+            let values = struct_values(&schema, value)?;
+            let out = schema
+                .fields()
+                .iter()
+                .zip(values)
+                .map(|(f, v)| keep(&f.name, Some(&f.schema), v))
+                .collect::<Result<_, _>>()?;
+            let derived = if schema.fields().iter().any(|f| retype(f).is_some()) {
+                cache.get_or(&schema, |s| {
+                    let fields = s
+                        .fields()
+                        .iter()
+                        .map(|f| match retype(f) {
+                            Some(new) => Field {
+                                name: f.name.clone(),
+                                schema: Arc::new(new),
+                            },
+                            None => f.clone(),
+                        })
+                        .collect();
+                    Ok::<_, Failure>(struct_like(s, fields))
+                })?
+            } else {
+                schema
+            };
+            Ok((Some(derived), Value::Struct(out)))
+        }
+        None => {
+            let entries = map_entries(value)?
+                .iter()
+                .map(|(k, v)| {
+                    let new = match key_text(k) {
+                        Some(name) => keep(name, None, v)?,
+                        None => v.clone(),
+                    };
+                    Ok((k.clone(), new))
+                })
+                .collect::<Result<_, Failure>>()?;
+            Ok((None, Value::Map(entries)))
+        }
     }
 }
 

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use sluice_connector_api::{ConfigError, Field, Schema, Value};
+use sluice_connector_api::{ConfigError, Schema, Value};
 
-use crate::transforms::fields::{self, struct_like, Side};
+use crate::transforms::fields::{self, Side};
 use crate::transforms::schema_cache::SchemaCache;
 use crate::transforms::settings::Settings;
 use crate::transforms::{Failure, Record, Transform};
@@ -201,49 +201,13 @@ impl Transform for Cast {
                 let cast_schema = schema.map(|s| Arc::new(target.schema(s.optional)));
                 return Ok((cast_schema, cast_value));
             }
-            let (schema, value) = match schema {
-                Some(schema) => {
-                    let values = fields::struct_values(&schema, &value)?;
-                    let out = schema
-                        .fields()
-                        .iter()
-                        .zip(values)
-                        .map(|(f, v)| match self.target_of(&f.name) {
-                            Some(t) => cast(Some(&f.schema), v, t),
-                            None => Ok(v.clone()),
-                        })
-                        .collect::<Result<_, _>>()?;
-                    let derived = self.schemas.get_or(&schema, |s| {
-                        let fields = s
-                            .fields()
-                            .iter()
-                            .map(|f| match self.target_of(&f.name) {
-                                Some(t) => Field {
-                                    name: f.name.clone(),
-                                    schema: Arc::new(t.schema(f.schema.optional)),
-                                },
-                                None => f.clone(),
-                            })
-                            .collect();
-                        Ok::<_, Failure>(struct_like(s, fields))
-                    })?;
-                    (Some(derived), Value::Struct(out))
-                }
-                None => {
-                    let entries = fields::map_entries(&value)?
-                        .iter()
-                        .map(|(k, v)| {
-                            let cast_v = match fields::key_text(k).and_then(|n| self.target_of(n)) {
-                                Some(t) => cast(None, v, t)?,
-                                None => v.clone(),
-                            };
-                            Ok((k.clone(), cast_v))
-                        })
-                        .collect::<Result<_, Failure>>()?;
-                    (None, Value::Map(entries))
-                }
-            };
-            Ok((schema, value))
+            fields::rewrite_named(
+                schema,
+                &value,
+                &self.schemas,
+                |name, field, v| self.target_of(name).map(|t| cast(field, v, t)).transpose(),
+                |f| self.target_of(&f.name).map(|t| t.schema(f.schema.optional)),
+            )
         })
     }
 }

@@ -4,7 +4,8 @@
 
 use sluice_connector_api::{ConfigError, Schema, SchemaKind, Value};
 
-use crate::transforms::fields::{key_text, map_entries, struct_values, Side};
+use crate::transforms::fields::{self, Side};
+use crate::transforms::schema_cache::SchemaCache;
 use crate::transforms::settings::Settings;
 use crate::transforms::{Failure, Record, Transform};
 
@@ -95,38 +96,19 @@ fn is_decimal(schema: &Schema) -> bool {
 impl Transform for MaskField {
     fn apply(&self, record: Record) -> Result<Option<Record>, Failure> {
         self.side.rewrite(record, |_, schema, value| {
-            let masked = match &schema {
-                Some(s) => {
-                    let values = struct_values(s, &value)?;
-                    let out = s
-                        .fields()
-                        .iter()
-                        .zip(values)
-                        .map(|(f, v)| {
-                            if self.masks(&f.name) {
-                                self.mask(Some(&f.schema), v)
-                            } else {
-                                Ok(v.clone())
-                            }
-                        })
-                        .collect::<Result<_, _>>()?;
-                    Value::Struct(out)
-                }
-                None => Value::Map(
-                    map_entries(&value)?
-                        .iter()
-                        .map(|(k, v)| {
-                            let masked = if key_text(k).is_some_and(|n| self.masks(n)) {
-                                self.mask(None, v)?
-                            } else {
-                                v.clone()
-                            };
-                            Ok((k.clone(), masked))
-                        })
-                        .collect::<Result<_, Failure>>()?,
-                ),
-            };
-            Ok((schema, masked))
+            fields::rewrite_named(
+                schema,
+                &value,
+                &SchemaCache::default(),
+                |name, field, v| {
+                    if self.masks(name) {
+                        self.mask(field, v).map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                },
+                |_| None,
+            )
         })
     }
 }

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use sluice_connector_api::{logical, ConfigError, Field, Schema, Value};
+use sluice_connector_api::{logical, ConfigError, Schema, Value};
 
 use crate::transforms::date_format::{format_millis, parse_millis, parse_pattern, Piece};
-use crate::transforms::fields::{self, struct_like, Side};
+use crate::transforms::fields::{self, Side};
 use crate::transforms::schema_cache::SchemaCache;
 use crate::transforms::settings::Settings;
 use crate::transforms::{Failure, Record, Transform};
@@ -205,53 +205,21 @@ impl Transform for TimestampConverter {
                 let new_schema = schema.map(|s| Arc::new(self.target_schema(s.optional)));
                 return Ok((new_schema, converted));
             };
-            let (schema, value) = match schema {
-                Some(schema) => {
-                    let values = fields::struct_values(&schema, &value)?;
-                    let (index, found) = schema
-                        .field(field)
-                        .ok_or_else(|| Failure::new(format!("the record has no field {field}")))?;
-                    let mut out = values.to_vec();
-                    if !out[index].is_null() {
-                        out[index] =
-                            self.convert(self.millis_of(Some(&found.schema), &values[index])?);
+            if schema.as_ref().is_some_and(|s| s.field(field).is_none()) {
+                return Err(Failure::new(format!("the record has no field {field}")));
+            }
+            fields::rewrite_named(
+                schema,
+                &value,
+                &self.schemas,
+                |name, field_schema, v| {
+                    if name != field || v.is_null() {
+                        return Ok(None);
                     }
-                    let derived = self.schemas.get_or(&schema, |s| {
-                        let fields = s
-                            .fields()
-                            .iter()
-                            .map(|f| {
-                                if &f.name == field {
-                                    Field {
-                                        name: f.name.clone(),
-                                        schema: Arc::new(self.target_schema(f.schema.optional)),
-                                    }
-                                } else {
-                                    f.clone()
-                                }
-                            })
-                            .collect();
-                        Ok::<_, Failure>(struct_like(s, fields))
-                    })?;
-                    (Some(derived), Value::Struct(out))
-                }
-                None => {
-                    let entries = fields::map_entries(&value)?
-                        .iter()
-                        .map(|(k, v)| {
-                            let converted =
-                                if fields::key_text(k) == Some(field.as_str()) && !v.is_null() {
-                                    self.convert(self.millis_of(None, v)?)
-                                } else {
-                                    v.clone()
-                                };
-                            Ok((k.clone(), converted))
-                        })
-                        .collect::<Result<_, Failure>>()?;
-                    (None, Value::Map(entries))
-                }
-            };
-            Ok((schema, value))
+                    Ok(Some(self.convert(self.millis_of(field_schema, v)?)))
+                },
+                |f| (&f.name == field).then(|| self.target_schema(f.schema.optional)),
+            )
         })
     }
 }
@@ -260,6 +228,7 @@ impl Transform for TimestampConverter {
 mod tests {
     use super::*;
     use crate::transforms::record::tests_support::record_on;
+    use sluice_connector_api::Field;
 
     fn converter(pairs: &[(&str, &str)]) -> TimestampConverter {
         TimestampConverter::new(Side::Value, &Settings::from_pairs("transforms.ts.", pairs))
