@@ -14,7 +14,8 @@ use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
 use crate::rest::{self, AppState};
 use crate::store::{
-    prepare_state_dir, MemoryStatusStore, StateDirConfigStore, StateDirOffsetStore,
+    prepare_state_dir, ConfigStore, MemoryStatusStore, OffsetStore, StateDirConfigStore,
+    StateDirOffsetStore, StatusStore,
 };
 use crate::worker_config::WorkerConfig;
 
@@ -24,6 +25,44 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_IN_FLIGHT: usize = 20_000;
 /// How long startup waits for the broker before giving up.
 const BROKER_WAIT: Duration = Duration::from_secs(30);
+
+/// The worker's three stores, whichever backs them.
+struct Stores {
+    configs: Arc<dyn ConfigStore>,
+    offsets: Arc<dyn OffsetStore>,
+    status: Arc<dyn StatusStore>,
+}
+
+/// Stores in Kafka topics for a worker in a group, in the state
+/// directory for a standalone one.
+async fn open_stores(
+    config: &WorkerConfig,
+    settings: &KafkaSettings,
+    topics: &TopicCreator,
+) -> anyhow::Result<Stores> {
+    let Some(group) = &config.group else {
+        return Ok(Stores {
+            configs: Arc::new(StateDirConfigStore::new(&config.state_dir)),
+            offsets: Arc::new(StateDirOffsetStore::new(&config.state_dir)),
+            status: Arc::new(MemoryStatusStore::default()),
+        });
+    };
+    let stores = crate::store::kafka::open(settings, topics, group)
+        .await
+        .with_context(|| format!("opening the state topics of group {}", group.group_id))?;
+    tracing::info!(
+        group = %group.group_id,
+        configs = %group.configs.name,
+        offsets = %group.offsets.name,
+        status = %group.status.name,
+        "connector configs, offsets and statuses are kept in Kafka"
+    );
+    Ok(Stores {
+        configs: stores.configs,
+        offsets: stores.offsets,
+        status: stores.status,
+    })
+}
 
 /// Runs a worker until SIGTERM or Ctrl-C.
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
@@ -55,6 +94,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let producer = build_producer(&settings).context("creating the Kafka producer")?;
     let cluster_id = wait_for_broker(&producer, &settings).await?;
     let topics = TopicCreator::new(&settings).context("creating the Kafka admin client")?;
+    let stores = open_stores(&config, &settings, &topics).await?;
     let metrics = Arc::new(Metrics::default());
     let providers = crate::secrets::Providers::new(
         &config.config_provider_file_allowed_paths,
@@ -68,8 +108,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         producer: producer.clone(),
         kafka: settings.clone(),
         topics,
-        offsets: Arc::new(StateDirOffsetStore::new(&config.state_dir)),
-        status: Arc::new(MemoryStatusStore::default()),
+        offsets: stores.offsets,
+        status: stores.status,
         metrics: Arc::clone(&metrics),
         worker_id: config.rest_advertised.clone(),
         offset_flush_interval: config.offset_flush_interval,
@@ -82,8 +122,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         },
         active_topics: Default::default(),
     });
-    let configs = Arc::new(StateDirConfigStore::new(&config.state_dir));
-    let herder = Arc::new(Herder::new(PluginRegistry::builtin(), configs, deps));
+    let herder = Arc::new(Herder::new(PluginRegistry::builtin(), stores.configs, deps));
     let listener = tokio::net::TcpListener::bind(config.rest_listen)
         .await
         .with_context(|| {
@@ -103,10 +142,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let restored = herder
-        .restore()
-        .await
-        .context("restoring connectors from the state directory")?;
+    let restored = herder.restore().await.context(match &config.group {
+        Some(group) => format!("restoring connectors from the topic {}", group.configs.name),
+        None => "restoring connectors from the state directory".to_owned(),
+    })?;
     tracing::info!(
         rest = %config.rest_listen,
         state_dir = %config.state_dir.display(),

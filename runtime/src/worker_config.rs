@@ -10,6 +10,9 @@ use clap::Args;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::kafka::TopicLayout;
+use crate::store::kafka::{GroupSettings, StateTopic};
+
 /// A worker setting is missing or wrong.
 #[derive(Debug, Error)]
 pub enum WorkerConfigError {
@@ -110,6 +113,59 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Join the group of workers with this id (Connect's group.id): connector
+    /// configs, source offsets and statuses are kept in Kafka topics in
+    /// Connect's formats instead of --state-dir [default: none, standalone].
+    #[arg(long, env = "SLUICE_GROUP_ID", value_name = "ID")]
+    pub group_id: Option<String>,
+
+    /// With --group-id: the topic of connector configs [default: connect-configs].
+    #[arg(long, env = "SLUICE_CONFIG_STORAGE_TOPIC", value_name = "TOPIC")]
+    pub config_storage_topic: Option<String>,
+
+    /// With --group-id: the topic of source offsets [default: connect-offsets].
+    #[arg(long, env = "SLUICE_OFFSET_STORAGE_TOPIC", value_name = "TOPIC")]
+    pub offset_storage_topic: Option<String>,
+
+    /// With --group-id: the topic of statuses [default: connect-status].
+    #[arg(long, env = "SLUICE_STATUS_STORAGE_TOPIC", value_name = "TOPIC")]
+    pub status_storage_topic: Option<String>,
+
+    /// Replication factor of the config topic when sluice creates it; -1
+    /// uses the broker's default [default: -1].
+    #[arg(
+        long,
+        env = "SLUICE_CONFIG_STORAGE_REPLICATION_FACTOR",
+        value_name = "N"
+    )]
+    pub config_storage_replication_factor: Option<i32>,
+
+    /// Replication factor of the offset topic when sluice creates it
+    /// [default: -1].
+    #[arg(
+        long,
+        env = "SLUICE_OFFSET_STORAGE_REPLICATION_FACTOR",
+        value_name = "N"
+    )]
+    pub offset_storage_replication_factor: Option<i32>,
+
+    /// Replication factor of the status topic when sluice creates it
+    /// [default: -1].
+    #[arg(
+        long,
+        env = "SLUICE_STATUS_STORAGE_REPLICATION_FACTOR",
+        value_name = "N"
+    )]
+    pub status_storage_replication_factor: Option<i32>,
+
+    /// Partitions of the offset topic when sluice creates it [default: 25].
+    #[arg(long, env = "SLUICE_OFFSET_STORAGE_PARTITIONS", value_name = "N")]
+    pub offset_storage_partitions: Option<i32>,
+
+    /// Partitions of the status topic when sluice creates it [default: 5].
+    #[arg(long, env = "SLUICE_STATUS_STORAGE_PARTITIONS", value_name = "N")]
+    pub status_storage_partitions: Option<i32>,
+
     /// How often acknowledged source offsets are stored, in ms; smaller
     /// means fewer repeats after a crash [default: 5000].
     #[arg(long, env = "SLUICE_OFFSET_FLUSH_INTERVAL_MS", value_name = "MS")]
@@ -198,6 +254,15 @@ struct WorkerFile {
     config_provider_env_allowlist: Option<String>,
     connector_client_config_override_policy: Option<String>,
     state_dir: Option<PathBuf>,
+    group_id: Option<String>,
+    config_storage_topic: Option<String>,
+    offset_storage_topic: Option<String>,
+    status_storage_topic: Option<String>,
+    config_storage_replication_factor: Option<i32>,
+    offset_storage_replication_factor: Option<i32>,
+    status_storage_replication_factor: Option<i32>,
+    offset_storage_partitions: Option<i32>,
+    status_storage_partitions: Option<i32>,
     offset_flush_interval_ms: Option<u64>,
     topic_partitions: Option<i32>,
     topic_replication_factor: Option<i32>,
@@ -234,6 +299,9 @@ pub struct WorkerConfig {
     pub override_policy: crate::kafka::overrides::OverridePolicy,
     /// The state directory.
     pub state_dir: PathBuf,
+    /// The group this worker belongs to and where it keeps its state;
+    /// `None` for a standalone worker.
+    pub group: Option<GroupSettings>,
     /// Offset store interval.
     pub offset_flush_interval: Duration,
     /// New topics' partitions.
@@ -261,6 +329,7 @@ impl WorkerConfig {
             Some(path) => read_file(path)?,
             None => WorkerFile::default(),
         };
+        let group = resolve_group(args, &file)?;
         let bootstrap_servers = args
             .bootstrap_servers
             .clone()
@@ -372,6 +441,7 @@ impl WorkerConfig {
                 .clone()
                 .or(file.state_dir)
                 .unwrap_or_else(|| PathBuf::from("sluice-state")),
+            group,
             offset_flush_interval: Duration::from_millis(
                 args.offset_flush_interval_ms
                     .or(file.offset_flush_interval_ms)
@@ -390,6 +460,131 @@ impl WorkerConfig {
             log_format,
             registry_listen,
         })
+    }
+}
+
+/// The group settings, or `None` when no group id is given (then no
+/// storage setting may be given either: it would silently do nothing).
+fn resolve_group(
+    args: &WorkerArgs,
+    file: &WorkerFile,
+) -> Result<Option<GroupSettings>, WorkerConfigError> {
+    use crate::store::kafka as k;
+    let topic = |name: Option<&String>,
+                 file: &Option<String>,
+                 default: &str,
+                 partitions: i32,
+                 replication: Option<i32>| StateTopic {
+        name: name
+            .or(file.as_ref())
+            .cloned()
+            .unwrap_or_else(|| default.to_owned()),
+        layout: TopicLayout {
+            partitions,
+            replication_factor: replication.unwrap_or(k::DEFAULT_STATE_REPLICATION_FACTOR),
+        },
+    };
+    let positive = |key: &'static str, n: Option<i32>, default: i32| match n {
+        Some(n) if n < 1 => Err(WorkerConfigError::Invalid {
+            key,
+            message: "must be at least 1".into(),
+        }),
+        n => Ok(n.unwrap_or(default)),
+    };
+    let offset_partitions = positive(
+        "offset-storage-partitions",
+        args.offset_storage_partitions
+            .or(file.offset_storage_partitions),
+        k::DEFAULT_OFFSET_PARTITIONS,
+    )?;
+    let status_partitions = positive(
+        "status-storage-partitions",
+        args.status_storage_partitions
+            .or(file.status_storage_partitions),
+        k::DEFAULT_STATUS_PARTITIONS,
+    )?;
+    let group = GroupSettings {
+        group_id: String::new(),
+        configs: topic(
+            args.config_storage_topic.as_ref(),
+            &file.config_storage_topic,
+            k::DEFAULT_CONFIG_TOPIC,
+            // Connect requires exactly one: configs are read in write order.
+            1,
+            args.config_storage_replication_factor
+                .or(file.config_storage_replication_factor),
+        ),
+        offsets: topic(
+            args.offset_storage_topic.as_ref(),
+            &file.offset_storage_topic,
+            k::DEFAULT_OFFSET_TOPIC,
+            offset_partitions,
+            args.offset_storage_replication_factor
+                .or(file.offset_storage_replication_factor),
+        ),
+        status: topic(
+            args.status_storage_topic.as_ref(),
+            &file.status_storage_topic,
+            k::DEFAULT_STATUS_TOPIC,
+            status_partitions,
+            args.status_storage_replication_factor
+                .or(file.status_storage_replication_factor),
+        ),
+    };
+    match args.group_id.clone().or(file.group_id.clone()) {
+        Some(group_id) if group_id.trim().is_empty() => Err(WorkerConfigError::Invalid {
+            key: "group-id",
+            message: "must not be empty".into(),
+        }),
+        Some(group_id) => Ok(Some(GroupSettings { group_id, ..group })),
+        None => {
+            let given = [
+                (
+                    "config-storage-topic",
+                    args.config_storage_topic.is_some() || file.config_storage_topic.is_some(),
+                ),
+                (
+                    "offset-storage-topic",
+                    args.offset_storage_topic.is_some() || file.offset_storage_topic.is_some(),
+                ),
+                (
+                    "status-storage-topic",
+                    args.status_storage_topic.is_some() || file.status_storage_topic.is_some(),
+                ),
+                (
+                    "offset-storage-partitions",
+                    args.offset_storage_partitions.is_some()
+                        || file.offset_storage_partitions.is_some(),
+                ),
+                (
+                    "status-storage-partitions",
+                    args.status_storage_partitions.is_some()
+                        || file.status_storage_partitions.is_some(),
+                ),
+                (
+                    "config-storage-replication-factor",
+                    args.config_storage_replication_factor.is_some()
+                        || file.config_storage_replication_factor.is_some(),
+                ),
+                (
+                    "offset-storage-replication-factor",
+                    args.offset_storage_replication_factor.is_some()
+                        || file.offset_storage_replication_factor.is_some(),
+                ),
+                (
+                    "status-storage-replication-factor",
+                    args.status_storage_replication_factor.is_some()
+                        || file.status_storage_replication_factor.is_some(),
+                ),
+            ];
+            match given.iter().find(|(_, set)| *set) {
+                Some((key, _)) => Err(WorkerConfigError::Invalid {
+                    key,
+                    message: "only takes effect with --group-id; set a group id to keep state in Kafka, or drop this setting to keep it in --state-dir".into(),
+                }),
+                None => Ok(None),
+            }
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use serde_json::Value;
 pub struct Consumed {
     /// The record key.
     pub key: Value,
+    /// The key's bytes as written (`None` for no key).
+    pub raw_key_bytes: Option<Vec<u8>>,
     /// The record value; `Null` for a tombstone or non-JSON bytes.
     pub value: Value,
     /// The value's bytes as written (`None` for a tombstone).
@@ -23,6 +25,13 @@ pub struct Consumed {
     pub offset: i64,
     /// Kafka headers.
     pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Consumed {
+    /// The key as text (empty for no key), for keys that are not JSON.
+    pub fn raw_key(&self) -> String {
+        String::from_utf8_lossy(self.raw_key_bytes.as_deref().unwrap_or_default()).into_owned()
+    }
 }
 
 /// Reads `topic` from the beginning until `done` says enough, or `timeout`.
@@ -76,6 +85,7 @@ pub fn read_topic(
                     .key()
                     .and_then(|k| serde_json::from_slice(k).ok())
                     .unwrap_or(Value::Null),
+                raw_key_bytes: m.key().map(<[u8]>::to_vec),
                 value: m
                     .payload()
                     .and_then(|v| serde_json::from_slice(v).ok())
@@ -162,4 +172,43 @@ pub fn python_avro_decode(
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect()
+}
+
+/// Creates `topic` with `partitions` partitions, compacted as a Kafka
+/// Connect cluster creates its state topics.
+pub fn create_compacted_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results = runtime
+        .block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .expect("create topics");
+    for result in results {
+        result.expect("topic created");
+    }
+}
+
+/// Writes one record as the Java client would (its murmur2 partitioner,
+/// so a Connect state topic's key lands where Connect puts it).
+pub fn produce_keyed(bootstrap: &str, topic: &str, key: &str, value: &str) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    producer
+        .send(BaseRecord::to(topic).key(key).payload(value))
+        .map_err(|(e, _)| e)
+        .expect("queued");
+    producer.flush(Duration::from_secs(30)).expect("delivered");
 }

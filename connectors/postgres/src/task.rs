@@ -40,7 +40,9 @@ pub(crate) fn resume_from(offset: Option<&SourceOffset>) -> Resume {
             _ => Resume::SnapshotIncomplete,
         };
     }
-    match number("lsn_commit") {
+    // Debezium before 1.x stored only `lsn`, the last change it handled:
+    // every transaction committed before it was handled whole.
+    match number("lsn_commit").or_else(|| number("lsn")) {
         // Without our position in the transaction (an idle heartbeat, or
         // an offset Debezium wrote): resume at that commit, repeating the
         // transaction committing there rather than skipping any of it.
@@ -202,6 +204,23 @@ mod tests {
             Resume::Stream {
                 commit_lsn: Lsn(9),
                 tx_seq: Some(3)
+            }
+        );
+        // Debezium's streaming offsets, today's and before lsn_commit.
+        assert_eq!(
+            resume_from(Some(&offset(
+                json!({"transaction_id": null, "lsn_proc": 12, "messageType": "UPDATE", "lsn_commit": 10, "lsn": 12, "txId": 7, "ts_usec": 1})
+            ))),
+            Resume::Stream {
+                commit_lsn: Lsn(10),
+                tx_seq: None
+            }
+        );
+        assert_eq!(
+            resume_from(Some(&offset(json!({"lsn": 12, "txId": 7, "ts_usec": 1})))),
+            Resume::Stream {
+                commit_lsn: Lsn(12),
+                tx_seq: None
             }
         );
     }

@@ -44,11 +44,34 @@ impl TopicCreator {
 
     /// Makes sure `topic` exists, creating it with `layout` if not.
     pub async fn ensure(&self, topic: &str, layout: TopicLayout) -> Result<(), KafkaError> {
+        self.create(topic, layout, &[]).await
+    }
+
+    /// Makes sure `topic` exists, creating it compacted with `layout` if
+    /// not: a key-value state topic keeps each key's newest value.
+    pub async fn ensure_compacted(
+        &self,
+        topic: &str,
+        layout: TopicLayout,
+    ) -> Result<(), KafkaError> {
+        self.create(topic, layout, &[("cleanup.policy", "compact")])
+            .await
+    }
+
+    async fn create(
+        &self,
+        topic: &str,
+        layout: TopicLayout,
+        configs: &[(&str, &str)],
+    ) -> Result<(), KafkaError> {
         if self.is_known(topic) {
             return Ok(());
         }
         let replication = TopicReplication::Fixed(layout.replication_factor);
-        let new = NewTopic::new(topic, layout.partitions, replication);
+        let mut new = NewTopic::new(topic, layout.partitions, replication);
+        for (key, value) in configs {
+            new = new.set(key, value);
+        }
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = self.admin.create_topics([&new], &options).await?;
         for result in results {

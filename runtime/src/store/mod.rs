@@ -7,6 +7,7 @@
 
 mod atomic_file;
 mod dir_lock;
+pub mod kafka;
 mod memory_status;
 mod state_dir;
 
@@ -44,6 +45,17 @@ pub enum StoreError {
         dir: String,
         /// Who holds it, as it wrote itself into the lock file.
         holder: String,
+    },
+    /// A Kafka-backed store could not reach or use its topic.
+    #[error("{action} the topic {topic}: {source}; check that the broker is reachable and that this worker may read, write and create it")]
+    Kafka {
+        /// What was being done.
+        action: &'static str,
+        /// The topic.
+        topic: String,
+        /// The cause.
+        #[source]
+        source: rdkafka::error::KafkaError,
     },
     /// A stored file is not what this version of sluice wrote.
     #[error("{path} is corrupt ({source}); move it aside to start without it")]

@@ -1,0 +1,323 @@
+//! A worker started with `--group-id` keeps connector configs, offsets and
+//! statuses in Kafka topics, in Kafka Connect's formats: its state
+//! directory can be lost without losing a connector or a position, and the
+//! topics a Debezium-on-Connect cluster left behind are picked up as they
+//! are — the connector resumes where Debezium stopped, with no snapshot.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_tests::env::TestEnv;
+use sluice_tests::kafka::{create_compacted_topic, produce_keyed, read_topic, Consumed};
+use sluice_tests::mariadb::Maria;
+use sluice_tests::postgres::Pg;
+use sluice_tests::worker::Worker;
+use sluice_tests::{unique, wait_for};
+
+/// A fresh lower-case identifier.
+fn ident(prefix: &str) -> String {
+    unique(prefix).replace('-', "_")
+}
+
+/// A group of its own: id and the three state topics' names.
+struct Group {
+    id: String,
+    configs: String,
+    offsets: String,
+    status: String,
+}
+
+impl Group {
+    fn new() -> Self {
+        let id = unique("group");
+        Self {
+            configs: format!("{id}-configs"),
+            offsets: format!("{id}-offsets"),
+            status: format!("{id}-status"),
+            id,
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        vec![
+            "--group-id",
+            &self.id,
+            "--config-storage-topic",
+            &self.configs,
+            "--offset-storage-topic",
+            &self.offsets,
+            "--status-storage-topic",
+            &self.status,
+            "--config-storage-replication-factor",
+            "1",
+            "--offset-storage-replication-factor",
+            "1",
+            "--status-storage-replication-factor",
+            "1",
+        ]
+    }
+
+    /// Leaves the topics as a Connect cluster creates them.
+    fn create_topics_as_connect(&self, env: &TestEnv) {
+        create_compacted_topic(env.bootstrap(), &self.configs, 1);
+        create_compacted_topic(env.bootstrap(), &self.offsets, 25);
+        create_compacted_topic(env.bootstrap(), &self.status, 5);
+    }
+}
+
+/// Every record of a state topic, once `done` holds.
+fn state_records(env: &TestEnv, topic: &str, done: impl Fn(&[Consumed]) -> bool) -> Vec<Consumed> {
+    read_topic(env.bootstrap(), topic, Duration::from_secs(60), |r| done(r))
+}
+
+/// The change events (`op` set) of `topic`, once at least `at_least`.
+fn events(env: &TestEnv, topic: &str, at_least: usize) -> Vec<Value> {
+    read_topic(env.bootstrap(), topic, Duration::from_secs(90), |r| {
+        r.iter().filter(|c| c.value["op"].is_string()).count() >= at_least
+    })
+    .into_iter()
+    .map(|c| c.value)
+    .filter(|v| v["op"].is_string())
+    .collect()
+}
+
+fn ops(events: &[Value]) -> Vec<(String, i64)> {
+    events
+        .iter()
+        .map(|e| {
+            let row = if e["after"].is_null() {
+                &e["before"]
+            } else {
+                &e["after"]
+            };
+            (
+                e["op"].as_str().unwrap_or_default().to_owned(),
+                row["id"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_lost_state_directory_loses_no_connector_and_no_position() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let group = Group::new();
+    let schema = ident("grp");
+    let slot = ident("grp_slot");
+    let prefix = ident("grp");
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.items (id int PRIMARY KEY, qty int); \
+         INSERT INTO {schema}.items SELECT g, g FROM generate_series(1, 20) g;"
+    ));
+    let topic = format!("{prefix}.{schema}.items");
+    let mut first = Worker::start_with(&env, &group.args());
+    let reply = first.api().post(
+        "/connectors",
+        &json!({"name": prefix, "config": pg.connector_config(&prefix, &schema, &slot)}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(events(&env, &topic, 20).len(), 20, "the snapshot");
+    pg.exec(&format!("INSERT INTO {schema}.items VALUES (21, 21)"));
+    events(&env, &topic, 21);
+    wait_for("a streamed offset", Duration::from_secs(30), || {
+        let offsets = first
+            .api()
+            .get(&format!("/connectors/{prefix}/offsets"))
+            .body;
+        offsets.to_string().contains("lsn_commit").then_some(())
+    });
+    first.kill9();
+    // A new machine: nothing of the first worker's disk survives.
+    let second = Worker::start_with(&env, &group.args());
+    assert_ne!(first.state_dir(), second.state_dir());
+    let listed = second.api().get("/connectors").body;
+    assert_eq!(listed, json!([prefix]), "{}", second.logs());
+    pg.exec(&format!("INSERT INTO {schema}.items VALUES (22, 22)"));
+    let all = ops(&events(&env, &topic, 22));
+    assert_eq!(
+        all.iter().filter(|(op, _)| op == "r").count(),
+        20,
+        "no second snapshot after the move: {all:?}\n{}",
+        second.logs()
+    );
+    assert!(all.contains(&("c".into(), 22)), "{all:?}");
+
+    // The topics hold Connect's records, read by an independent client.
+    let key = json!([prefix, {"server": prefix}]);
+    let offsets = state_records(&env, &group.offsets, |r| r.iter().any(|c| c.key == key));
+    let stored = offsets
+        .iter()
+        .rev()
+        .find(|c| c.key == key)
+        .expect("the connector's offset record");
+    assert!(stored.value["lsn_commit"].is_u64(), "{:?}", stored.value);
+    let configs = state_records(&env, &group.configs, |r| r.len() >= 2);
+    let config = configs
+        .iter()
+        .find(|c| c.raw_key() == format!("connector-{prefix}"))
+        .expect("connector-<name> record");
+    assert_eq!(config.value["properties"]["slot.name"], json!(slot));
+    let task_key = format!("status-task-{prefix}-0");
+    let status = state_records(&env, &group.status, |r| {
+        r.iter().any(|c| {
+            c.raw_key() == task_key
+                && c.value["state"] == "RUNNING"
+                && c.value["worker_id"] == json!(second.url().trim_start_matches("http://"))
+        })
+    });
+    assert!(
+        status.iter().any(|c| c.raw_key() == task_key
+            && c.value["worker_id"] == json!(second.url().trim_start_matches("http://"))),
+        "the second worker's RUNNING task in {}",
+        group.status
+    );
+    assert_eq!(
+        second.api().delete(&format!("/connectors/{prefix}")).status,
+        204
+    );
+    let configs = state_records(&env, &group.configs, |r| {
+        r.iter()
+            .any(|c| c.raw_key() == format!("connector-{prefix}") && c.raw_value.is_none())
+    });
+    assert!(
+        configs
+            .iter()
+            .any(|c| c.raw_key() == format!("connector-{prefix}") && c.raw_value.is_none()),
+        "a deleted connector leaves a tombstone"
+    );
+}
+
+#[test]
+fn a_postgres_connector_resumes_where_debezium_left_its_offset() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let group = Group::new();
+    let schema = ident("dbzpg");
+    let slot = ident("dbzpg_slot");
+    let name = "inventory-connector";
+    let prefix = ident("dbserver");
+    // What Debezium set up and streamed before it stopped: publication,
+    // slot, and row 1, whose transaction its offset records as done.
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.items (id int PRIMARY KEY, qty int); \
+         CREATE PUBLICATION {slot}_pub FOR TABLE {schema}.items;"
+    ));
+    pg.exec(&format!(
+        "SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"
+    ));
+    pg.exec(&format!("INSERT INTO {schema}.items VALUES (1, 1)"));
+    let lsn: u64 = pg
+        .exec("SELECT (pg_current_wal_lsn() - '0/0')::bigint")
+        .trim()
+        .parse()
+        .expect("an LSN");
+    // After Debezium stopped: these must come through, and only these.
+    pg.exec(&format!(
+        "INSERT INTO {schema}.items VALUES (2, 2); UPDATE {schema}.items SET qty = 10 WHERE id = 1"
+    ));
+
+    group.create_topics_as_connect(&env);
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["name"] = json!(name);
+    write_connect_config(&env, &group, name, &config);
+    produce_keyed(
+        env.bootstrap(),
+        &group.offsets,
+        &json!([name, {"server": prefix}]).to_string(),
+        &json!({"transaction_id": null, "lsn_proc": lsn, "messageType": "INSERT",
+                "lsn_commit": lsn, "lsn": lsn, "txId": 1234, "ts_usec": 1_700_000_000_000_000u64})
+        .to_string(),
+    );
+
+    let worker = Worker::start_with(&env, &group.args());
+    let topic = format!("{prefix}.{schema}.items");
+    let seen = ops(&events(&env, &topic, 2));
+    assert_eq!(
+        seen,
+        vec![("c".to_owned(), 2), ("u".to_owned(), 1)],
+        "exactly the changes after Debezium's offset, no snapshot\n{}",
+        worker.logs()
+    );
+    assert_eq!(
+        worker.api().delete(&format!("/connectors/{name}")).status,
+        204
+    );
+}
+
+#[test]
+fn a_mariadb_connector_resumes_where_debezium_left_its_offset() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let group = Group::new();
+    let database = ident("dbzmy");
+    let name = "inventory-mysql";
+    let prefix = ident("dbserver");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.items (id INT PRIMARY KEY, qty INT); \
+         INSERT INTO {database}.items VALUES (1, 1);"
+    ));
+    let status = db.rows("SHOW MASTER STATUS");
+    let (file, pos) = (&status[0][0], &status[0][1]);
+    db.exec(&format!(
+        "INSERT INTO {database}.items VALUES (2, 2); UPDATE {database}.items SET qty = 10 WHERE id = 1"
+    ));
+
+    group.create_topics_as_connect(&env);
+    let server_id = 6000 + std::process::id() % 1000;
+    let mut config = db.connector_config(&prefix, &database, server_id);
+    config["name"] = json!(name);
+    config["include.schema.changes"] = json!("false");
+    write_connect_config(&env, &group, name, &config);
+    produce_keyed(
+        env.bootstrap(),
+        &group.offsets,
+        &json!([name, {"server": prefix}]).to_string(),
+        &json!({"ts_sec": 1_700_000_000u64, "file": file,
+                "pos": pos.parse::<u64>().expect("a position"), "server_id": 1})
+        .to_string(),
+    );
+
+    let worker = Worker::start_with(&env, &group.args());
+    let topic = format!("{prefix}.{database}.items");
+    let seen = ops(&events(&env, &topic, 2));
+    assert_eq!(
+        seen,
+        vec![("c".to_owned(), 2), ("u".to_owned(), 1)],
+        "exactly the changes after Debezium's binlog position, no snapshot\n{}",
+        worker.logs()
+    );
+    assert_eq!(
+        worker.api().delete(&format!("/connectors/{name}")).status,
+        204
+    );
+}
+
+/// The config topic as a Connect cluster leaves it for one running
+/// connector: its config, one task config and the commit of the tasks.
+fn write_connect_config(env: &TestEnv, group: &Group, name: &str, config: &Value) {
+    let properties: serde_json::Map<String, Value> = config
+        .as_object()
+        .expect("an object")
+        .iter()
+        .map(|(k, v)| {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            (k.clone(), Value::String(text))
+        })
+        .collect();
+    let mut task = properties.clone();
+    task.insert(
+        "task.class".into(),
+        json!("io.debezium.connector.postgresql.PostgresConnectorTask"),
+    );
+    for (key, value) in [
+        (
+            format!("connector-{name}"),
+            json!({ "properties": properties }),
+        ),
+        (format!("task-{name}-0"), json!({ "properties": task })),
+        (format!("commit-{name}"), json!({"tasks": 1})),
+    ] {
+        produce_keyed(env.bootstrap(), &group.configs, &key, &value.to_string());
+    }
+}
