@@ -9,6 +9,7 @@ pub mod change_line;
 pub mod cli;
 pub mod contracts;
 pub mod converter;
+pub mod group;
 pub mod herder;
 pub mod kafka;
 pub mod logging;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use rdkafka::producer::Producer;
 
-use crate::herder::{Herder, RunnerDeps};
+use crate::group::{GroupPlacement, Lease, Membership};
+use crate::herder::{Everything, Herder, Placement, RunnerDeps};
 use crate::kafka::{build_producer, security, KafkaSettings, TopicCreator, TopicLayout};
 use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
@@ -23,6 +24,8 @@ use crate::worker_config::WorkerConfig;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most unacknowledged records per task.
 const MAX_IN_FLIGHT: usize = 20_000;
+/// How often a worker in a group reads configs other workers wrote.
+const CONFIG_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// How long startup waits for the broker before giving up.
 const BROKER_WAIT: Duration = Duration::from_secs(30);
 
@@ -31,6 +34,9 @@ struct Stores {
     configs: Arc<dyn ConfigStore>,
     offsets: Arc<dyn OffsetStore>,
     status: Arc<dyn StatusStore>,
+    /// For a worker in a group: the partitions of the offset topic, its
+    /// units of work.
+    units: Option<i32>,
 }
 
 /// Stores in Kafka topics for a worker in a group, in the state
@@ -45,6 +51,7 @@ async fn open_stores(
             configs: Arc::new(StateDirConfigStore::new(&config.state_dir)),
             offsets: Arc::new(StateDirOffsetStore::new(&config.state_dir)),
             status: Arc::new(MemoryStatusStore::default()),
+            units: None,
         });
     };
     let stores = crate::store::kafka::open(settings, topics, group)
@@ -58,10 +65,53 @@ async fn open_stores(
         "connector configs, offsets and statuses are kept in Kafka"
     );
     Ok(Stores {
+        units: Some(stores.offsets.partitions()),
         configs: stores.configs,
         offsets: stores.offsets,
         status: stores.status,
     })
+}
+
+/// Joins the worker's group: the membership that assigns this worker its
+/// share of connectors, and a loop that applies configs other workers
+/// wrote to the config topic.
+fn join_group(
+    settings: &KafkaSettings,
+    group: &crate::store::kafka::GroupSettings,
+    worker_id: &str,
+    placement: Arc<GroupPlacement>,
+    lease: Arc<Lease>,
+    herder: &Arc<Herder>,
+) -> anyhow::Result<(Membership, tokio::task::JoinHandle<()>)> {
+    let runtime = tokio::runtime::Handle::current();
+    let on_change: crate::group::OnChange = {
+        let herder = Arc::clone(herder);
+        Arc::new(move || runtime.block_on(herder.reassign()))
+    };
+    let membership = Membership::join(
+        settings,
+        &group.group_id,
+        &group.offsets.name,
+        worker_id,
+        placement,
+        lease,
+        on_change,
+    )
+    .with_context(|| format!("joining the group {}", group.group_id))?;
+    let sync = tokio::spawn({
+        let herder = Arc::clone(herder);
+        async move {
+            let mut every = tokio::time::interval(CONFIG_SYNC_INTERVAL);
+            loop {
+                every.tick().await;
+                if let Err(e) = herder.sync_configs().await {
+                    tracing::warn!(error = %e, "could not read the config topic; retrying");
+                }
+            }
+        }
+    });
+    tracing::info!(group = %group.group_id, "joined the group of workers");
+    Ok((membership, sync))
 }
 
 /// Runs a worker until SIGTERM or Ctrl-C.
@@ -95,6 +145,14 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let cluster_id = wait_for_broker(&producer, &settings).await?;
     let topics = TopicCreator::new(&settings).context("creating the Kafka admin client")?;
     let stores = open_stores(&config, &settings, &topics).await?;
+    let lease = Arc::new(Lease::new(crate::group::LEASE));
+    let group_placement = stores
+        .units
+        .map(|units| Arc::new(GroupPlacement::new(units, Arc::clone(&lease))));
+    let placement: Arc<dyn Placement> = match &group_placement {
+        Some(p) => Arc::clone(p) as Arc<dyn Placement>,
+        None => Arc::new(Everything),
+    };
     let metrics = Arc::new(Metrics::default());
     let providers = crate::secrets::Providers::new(
         &config.config_provider_file_allowed_paths,
@@ -103,6 +161,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)
     .context("--config-provider-file-allowed-paths / --config-provider-env-allowlist")?;
     let deps = Arc::new(RunnerDeps {
+        placement,
         providers,
         override_policy: config.override_policy,
         producer: producer.clone(),
@@ -146,6 +205,17 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         Some(group) => format!("restoring connectors from the topic {}", group.configs.name),
         None => "restoring connectors from the state directory".to_owned(),
     })?;
+    let membership = match (&config.group, group_placement) {
+        (Some(group), Some(placement)) => Some(join_group(
+            &settings,
+            group,
+            &config.rest_advertised,
+            placement,
+            lease,
+            &herder,
+        )?),
+        _ => None,
+    };
     tracing::info!(
         rest = %config.rest_listen,
         state_dir = %config.state_dir.display(),
@@ -181,6 +251,11 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         .context("serving the REST API")?;
     tracing::info!("shutting down: stopping tasks, committing offsets");
     herder.shutdown().await;
+    if let Some((membership, sync)) = membership {
+        // Only now that the tasks stopped may the group hand them on.
+        sync.abort();
+        let _ = tokio::task::spawn_blocking(move || membership.leave()).await;
+    }
     let flushed = tokio::task::spawn_blocking(move || producer.flush(SHUTDOWN_TIMEOUT)).await;
     if !matches!(flushed, Ok(Ok(()))) {
         tracing::warn!(

@@ -680,3 +680,52 @@ mod tests {
         assert!(err.to_string().contains("worker.toml"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    fn args() -> WorkerArgs {
+        WorkerArgs {
+            bootstrap_servers: Some("b:9092".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_group_id_keeps_state_in_connects_default_topics() {
+        assert_eq!(WorkerConfig::resolve(&args()).expect("valid").group, None);
+        let config = WorkerConfig::resolve(&WorkerArgs {
+            group_id: Some("connect-cluster".into()),
+            offset_storage_partitions: Some(50),
+            ..args()
+        })
+        .expect("valid");
+        let group = config.group.expect("a group");
+        assert_eq!(group.group_id, "connect-cluster");
+        assert_eq!(group.configs.name, "connect-configs");
+        assert_eq!(group.configs.layout.partitions, 1);
+        assert_eq!(group.offsets.name, "connect-offsets");
+        assert_eq!(group.offsets.layout.partitions, 50);
+        assert_eq!(group.status.name, "connect-status");
+        assert_eq!(group.status.layout.partitions, 5);
+        assert_eq!(group.status.layout.replication_factor, -1);
+    }
+
+    #[test]
+    fn storage_settings_without_a_group_are_refused_not_ignored() {
+        let err = WorkerConfig::resolve(&WorkerArgs {
+            offset_storage_topic: Some("connect-offsets".into()),
+            ..args()
+        })
+        .expect_err("no group");
+        assert!(err.to_string().contains("offset-storage-topic"), "{err}");
+        assert!(err.to_string().contains("--group-id"), "{err}");
+        let err = WorkerConfig::resolve(&WorkerArgs {
+            group_id: Some(" ".into()),
+            ..args()
+        })
+        .expect_err("empty");
+        assert!(err.to_string().contains("group-id"), "{err}");
+    }
+}

@@ -35,8 +35,27 @@ use crate::plugins::{Plugin, PluginRegistry};
 use crate::secrets;
 use crate::store::{ConfigStore, OffsetStore, StatusStore, StoredConnector, TargetState};
 
+/// Which connectors run on this worker.
+pub trait Placement: Send + Sync {
+    /// Whether this worker may run `connector` now. A worker in a group
+    /// owns a share and only while its lease holds; runners ask before
+    /// each write, so a worker that lost its share stops writing.
+    fn owns(&self, connector: &str) -> bool;
+}
+
+/// A standalone worker runs every connector.
+pub struct Everything;
+
+impl Placement for Everything {
+    fn owns(&self, _: &str) -> bool {
+        true
+    }
+}
+
 /// Shared services every task runner uses.
 pub struct RunnerDeps {
+    /// Which connectors this worker runs.
+    pub placement: Arc<dyn Placement>,
     /// The worker's producer.
     pub producer: FutureProducer,
     /// How to reach the broker, for sink tasks' consumers.
@@ -102,6 +121,9 @@ struct Entry {
     /// Task configs as last computed (secrets resolved).
     task_configs: Vec<ConnectorConfig>,
     tasks: Vec<Option<TaskHandle>>,
+    /// Whether it was launched to run on this worker (a worker in a group
+    /// keeps every connector's config but runs only its share).
+    here: bool,
 }
 
 /// Connect's connector description (`GET /connectors/{name}`).
@@ -166,6 +188,8 @@ pub struct Herder {
     configs: Arc<dyn ConfigStore>,
     deps: Arc<RunnerDeps>,
     connectors: Mutex<BTreeMap<String, Entry>>,
+    /// Set once shutdown began: nothing starts any more.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 fn kind_of(plugin: &Plugin) -> &'static str {
@@ -184,7 +208,78 @@ impl Herder {
             configs,
             deps,
             connectors: Mutex::new(BTreeMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn runs_here(&self, name: &str) -> bool {
+        !self.closing.load(std::sync::atomic::Ordering::Acquire) && self.deps.placement.owns(name)
+    }
+
+    /// Starts the connectors this worker now owns and stops those it no
+    /// longer owns; returns when the stopped ones have stopped. Called by
+    /// the group membership whenever the assignment or the lease changes.
+    pub async fn reassign(&self) {
+        let mut connectors = self.connectors.lock().await;
+        let names: Vec<String> = connectors.keys().cloned().collect();
+        for name in names {
+            let here = self.runs_here(&name);
+            let Some(entry) = connectors.get_mut(&name) else {
+                continue;
+            };
+            if entry.here == here {
+                continue;
+            }
+            if let Some(mut old) = connectors.remove(&name) {
+                stop_tasks(&mut old.tasks).await;
+                if !here {
+                    tracing::info!(connector = %name, "connector released to another worker");
+                    self.deps.status.forget(&name);
+                }
+                let entry = self.launch(old.stored);
+                connectors.insert(name, entry);
+            }
+        }
+    }
+
+    /// Applies what the config store holds that this worker does not know
+    /// yet: connectors created, changed or deleted through another worker
+    /// of the group.
+    pub async fn sync_configs(&self) -> Result<(), HerderError> {
+        let stored: BTreeMap<String, StoredConnector> = self
+            .configs
+            .load()?
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        let mut connectors = self.connectors.lock().await;
+        let gone: Vec<String> = connectors
+            .keys()
+            .filter(|name| !stored.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(mut old) = connectors.remove(&name) {
+                stop_tasks(&mut old.tasks).await;
+                self.deps.status.forget(&name);
+                self.deps.metrics.remove_connector(&name);
+                tracing::info!(connector = %name, "connector deleted through another worker");
+            }
+        }
+        for (name, connector) in stored {
+            if connectors.get(&name).is_some_and(|e| e.stored == connector) {
+                continue;
+            }
+            if let Some(mut old) = connectors.remove(&name) {
+                stop_tasks(&mut old.tasks).await;
+                tracing::info!(connector = %name, "connector changed through another worker");
+            } else {
+                tracing::info!(connector = %name, "connector created through another worker");
+            }
+            let entry = self.launch(connector);
+            connectors.insert(name, entry);
+        }
+        Ok(())
     }
 
     /// The plugins this worker offers.
@@ -776,6 +871,8 @@ impl Herder {
 
     /// Stops every task, letting each drain and commit; for shutdown.
     pub async fn shutdown(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut connectors = self.connectors.lock().await;
         for (name, entry) in connectors.iter_mut() {
             tracing::info!(connector = %name, "stopping for shutdown");
@@ -802,11 +899,19 @@ impl Herder {
     /// Brings a stored connector up in its target state.
     fn launch(&self, stored: StoredConnector) -> Entry {
         let name = stored.name.clone();
+        let here = self.runs_here(&name);
         let mut entry = Entry {
             stored,
             task_configs: Vec::new(),
             tasks: Vec::new(),
+            here,
         };
+        if !here {
+            // Another worker runs it and reports its status; the task
+            // configs are still known here for GET .../tasks.
+            entry.task_configs = self.task_configs(&entry.stored).unwrap_or_default();
+            return entry;
+        }
         if entry.stored.target_state == TargetState::Stopped {
             self.put_connector_status(&name, State::Stopped, None);
             self.deps.status.truncate_tasks(&name, 0);

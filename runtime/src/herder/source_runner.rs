@@ -83,12 +83,18 @@ fn set_status(deps: &RunnerDeps, spec: &SourceTaskSpec, status: TaskStatus) {
     deps.status.put_task(&spec.connector, spec.task_id, status);
 }
 
+/// Why a task stopped writing on a worker that lost its share.
+const FENCED: &str = "this worker lost its lease on the group of workers (cut off from the broker, or stalled): it stopped writing before another worker takes the connector over";
+
 async fn run_once(
     spec: &SourceTaskSpec,
     deps: &Arc<RunnerDeps>,
     metrics: &Arc<TaskMetrics>,
     control: &mut watch::Receiver<Control>,
 ) -> Result<(), ConnectorError> {
+    if !deps.placement.owns(&spec.connector) {
+        return Err(ConnectorError::retriable(FENCED));
+    }
     let overrides = crate::kafka::overrides::overrides(
         &spec.config,
         crate::kafka::overrides::Client::Producer,
@@ -323,6 +329,13 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             tokio::select! {
                 batch = end.records.recv() => match batch {
                     Some(batch) => {
+                        if !self.deps.placement.owns(&self.spec.connector) {
+                            // Fenced: the batch is not sent, so the stored
+                            // offset stays before it for whoever runs next.
+                            self.drain_all().await?;
+                            self.commit(end).await?;
+                            return Err(ConnectorError::retriable(FENCED));
+                        }
                         self.metrics
                             .records_polled
                             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -829,6 +842,7 @@ mod tests {
                 producer,
                 topics: TopicCreator::new(&kafka).expect("admin"),
                 kafka,
+                placement: Arc::new(super::super::Everything),
                 offsets: Arc::new(StateDirOffsetStore::new(state.path())),
                 status: Arc::new(MemoryStatusStore::default()),
                 metrics: Arc::default(),

@@ -129,4 +129,9 @@ pub trait StatusStore: Send + Sync {
     fn truncate_tasks(&self, name: &str, from: u32);
     /// Forgets a connector.
     fn remove(&self, name: &str);
+    /// Forgets what this worker reported about a connector that now runs
+    /// elsewhere (or is gone), without publishing anything.
+    fn forget(&self, name: &str) {
+        self.remove(name);
+    }
 }

@@ -66,6 +66,7 @@ impl KafkaLog {
         producer
             .set("bootstrap.servers", &settings.bootstrap_servers)
             .set("client.id", "sluice-state")
+            .set("linger.ms", "0")
             // The Java client's partitioner, so a key lands in the partition
             // Kafka Connect would put it in and compaction keeps one value.
             .set("partitioner", "murmur2_random")
@@ -78,7 +79,9 @@ impl KafkaLog {
             // is joined or committed under it.
             .set("group.id", "sluice-state-reader")
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // A read soon after an append waits a short long-poll at most.
+            .set("fetch.wait.max.ms", "100");
         for (key, value) in &settings.client_properties {
             producer.set(key, value);
             consumer.set(key, value);
@@ -125,6 +128,15 @@ impl KafkaLog {
         &self.topic
     }
 
+    /// How many partitions the topic has.
+    pub fn partitions(&self) -> i32 {
+        self.consumer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .assignment()
+            .map_or(1, |a| a.count() as i32)
+    }
+
     /// Appends one record and waits until the broker has it.
     pub fn append(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
         let producer = self.producer.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,9 +147,16 @@ impl KafkaLog {
         producer
             .send(record)
             .map_err(|(source, _)| self.error("appending to", source))?;
-        producer
-            .flush(TIMEOUT)
-            .map_err(|source| self.error("appending to", source))?;
+        let deadline = Instant::now() + TIMEOUT;
+        while producer.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(self.error(
+                    "appending to",
+                    KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::MessageTimedOut),
+                ));
+            }
+            producer.poll(Duration::from_millis(1));
+        }
         let failed = producer
             .context()
             .error
@@ -157,13 +176,34 @@ impl KafkaLog {
         let assignment = consumer
             .assignment()
             .map_err(|source| self.error("reading", source))?;
-        let mut ends = Vec::new();
-        for element in assignment.elements() {
-            let (low, high) = consumer
-                .fetch_watermarks(&self.topic, element.partition(), TIMEOUT)
-                .map_err(|source| self.error("reading the end of", source))?;
-            ends.push((element.partition(), low, high));
-        }
+        // One ListOffsets request per end for all partitions (a watermark
+        // query per partition costs a round trip each).
+        let at = |offset: Offset| -> Result<TopicPartitionList, StoreError> {
+            let mut query = assignment.clone();
+            query
+                .set_all_offsets(offset)
+                .map_err(|source| self.error("reading the ends of", source))?;
+            consumer
+                .offsets_for_times(query, TIMEOUT)
+                .map_err(|source| self.error("reading the ends of", source))
+        };
+        let (lows, highs) = (at(Offset::Beginning)?, at(Offset::End)?);
+        let raw = |list: &TopicPartitionList, partition: i32| {
+            list.find_partition(&self.topic, partition)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(0)
+        };
+        let ends: Vec<(i32, i64, i64)> = assignment
+            .elements()
+            .iter()
+            .map(|e| {
+                (
+                    e.partition(),
+                    raw(&lows, e.partition()),
+                    raw(&highs, e.partition()),
+                )
+            })
+            .collect();
         let deadline = Instant::now() + TIMEOUT;
         let mut records = Vec::new();
         loop {

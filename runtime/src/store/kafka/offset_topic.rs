@@ -95,6 +95,11 @@ impl KafkaOffsetStore {
         }
     }
 
+    /// How many partitions the offset topic has (the group's units of work).
+    pub fn partitions(&self) -> i32 {
+        self.log.partitions()
+    }
+
     fn catch_up(&self) -> Result<std::sync::MutexGuard<'_, OffsetView>, StoreError> {
         let records = self.log.read_to_end()?;
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,9 +131,15 @@ impl OffsetStore for KafkaOffsetStore {
                 .map(|o| Value::Object(o.clone()).to_string().into_bytes());
             self.log
                 .append(&encode_key(connector, partition), value.as_deref())?;
+            // Only the worker running a connector writes its offsets, so
+            // the view can follow its own appends without reading them back.
+            self.view.lock().unwrap_or_else(|e| e.into_inner()).set(
+                connector,
+                partition.clone(),
+                offset.clone(),
+            );
         }
-        // Reading our own appends back keeps the view in the topic's order.
-        self.catch_up().map(drop)
+        Ok(())
     }
 
     fn clear(&self, connector: &str) -> Result<(), StoreError> {

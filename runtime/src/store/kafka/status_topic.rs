@@ -3,17 +3,19 @@
 //! value `{"state", "trace", "worker_id", "generation"}`), so tools that
 //! read `connect-status` see sluice's tasks.
 //!
-//! Reads answer from this worker's memory: a status describes a live
-//! task, and a stored RUNNING from before a crash would be a lie. Writes
+//! Reads answer from this worker's memory for what runs here: a status
+//! describes a live task, and a stored RUNNING from before a crash would be
+//! a lie. What runs on another worker of the group is read from the topic,
+//! as that worker last published it. Writes
 //! go to the topic from a thread of their own, so a slow broker never
 //! holds up the task whose state changed; a status lost to a full queue
 //! or an outage is replaced by the next change.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::log::KafkaLog;
 use crate::herder::status::{ConnectorStatus, State, TaskStatus};
@@ -28,12 +30,36 @@ type Write = (String, Option<Vec<u8>>);
 pub struct KafkaStatusStore {
     memory: MemoryStatusStore,
     writes: SyncSender<Write>,
+    log: Arc<KafkaLog>,
+    /// Statuses other workers published, by key.
+    remote: Mutex<BTreeMap<String, Value>>,
 }
 
 fn encode(state: State, trace: Option<&str>, worker_id: &str) -> Vec<u8> {
     json!({"state": state.as_str(), "trace": trace, "worker_id": worker_id, "generation": 0})
         .to_string()
         .into_bytes()
+}
+
+/// A published status (Connect's format) as a connector status.
+fn decode(value: &Value) -> Option<ConnectorStatus> {
+    let state = match value.get("state")?.as_str()? {
+        "UNASSIGNED" => State::Unassigned,
+        "RUNNING" => State::Running,
+        "PAUSED" => State::Paused,
+        "STOPPED" => State::Stopped,
+        "FAILED" => State::Failed,
+        "RESTARTING" => State::Restarting,
+        _ => return None,
+    };
+    Some(ConnectorStatus {
+        state,
+        worker_id: value.get("worker_id")?.as_str()?.to_owned(),
+        trace: value
+            .get("trace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
 }
 
 fn connector_key(name: &str) -> String {
@@ -48,9 +74,11 @@ impl KafkaStatusStore {
     /// A store publishing to `log` from a thread it starts.
     pub fn new(log: Arc<KafkaLog>) -> std::io::Result<Self> {
         let (writes, queue) = sync_channel::<Write>(QUEUE);
+        let writer = Arc::clone(&log);
         std::thread::Builder::new()
             .name("sluice-status".into())
             .spawn(move || {
+                let log = writer;
                 for (key, value) in queue {
                     if let Err(e) = log.append(key.as_bytes(), value.as_deref()) {
                         tracing::warn!(key, error = %e, "could not publish a status");
@@ -60,7 +88,48 @@ impl KafkaStatusStore {
         Ok(Self {
             memory: MemoryStatusStore::default(),
             writes,
+            log,
+            remote: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// A connector's status as the worker running it last published it.
+    fn published(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+        let records = match self.log.read_to_end() {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the status topic; showing the last statuses read");
+                Vec::new()
+            }
+        };
+        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, value) in records {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            match value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) {
+                Some(value) => remote.insert(key, value),
+                None => remote.remove(&key),
+            };
+        }
+        let connector = decode(remote.get(&connector_key(name))?)?;
+        let prefix = format!("status-task-{name}-");
+        let tasks = remote
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, v)| {
+                let id = k[prefix.len()..].parse::<u32>().ok()?;
+                let s = decode(v)?;
+                Some((
+                    id,
+                    TaskStatus {
+                        state: s.state,
+                        worker_id: s.worker_id,
+                        trace: s.trace,
+                        progress: None,
+                    },
+                ))
+            })
+            .collect();
+        Some((connector, tasks))
     }
 
     fn publish(&self, key: String, value: Option<Vec<u8>>) {
@@ -113,7 +182,11 @@ impl StatusStore for KafkaStatusStore {
     }
 
     fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
-        self.memory.get(name)
+        self.memory.get(name).or_else(|| self.published(name))
+    }
+
+    fn forget(&self, name: &str) {
+        self.memory.remove(name);
     }
 
     fn truncate_tasks(&self, name: &str, from: u32) {
@@ -146,5 +219,9 @@ mod tests {
         );
         assert_eq!(task_key("c", 2), "status-task-c-2");
         assert_eq!(connector_key("c"), "status-connector-c");
+        let read = decode(&value).expect("decodes");
+        assert_eq!(read.state, State::Failed);
+        assert_eq!(read.trace.as_deref(), Some("boom"));
+        assert_eq!(decode(&json!({"state": "NAPPING", "worker_id": "w"})), None);
     }
 }

@@ -1,0 +1,246 @@
+//! This worker's membership in the group: a Kafka consumer in the group
+//! `group.id`, subscribed to the offset topic, whose partitions are the
+//! units of work. The group coordinator decides who holds which partition
+//! (librdkafka's round-robin assignor, computed by the group's leader);
+//! [`GroupPlacement`] turns that into connectors; the lease is renewed each
+//! time the group coordinator answers; each change of
+//! assignment or lease calls back into the herder, which starts and stops
+//! tasks before the callback returns — a revoked assignment is given up
+//! only after its tasks have stopped.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::ClientContext;
+
+use super::lease::Lease;
+use super::placement::GroupPlacement;
+use crate::kafka::KafkaSettings;
+
+/// The group's session timeout: a member silent this long is dropped.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the member heartbeats.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a lease lasts after the coordinator answered: the session timeout
+/// less a heartbeat and a safety margin, so this worker stops first.
+pub const LEASE: Duration = Duration::from_secs(6);
+/// How often the lease is renewed.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a lease probe may wait for the coordinator.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the herder does when the placement changed; blocks until done.
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+
+struct GroupContext {
+    placement: Arc<GroupPlacement>,
+    lease: Arc<Lease>,
+    on_change: OnChange,
+    /// Set when the lease was lost, cleared by the next assignment.
+    rejoining: AtomicBool,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(
+                partitions = partitions.count(),
+                "group rebalance: stopping this worker's connectors before giving them up"
+            );
+            self.placement.set_owned(BTreeSet::new());
+            self.lease.drop_now();
+            (self.on_change)();
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let owned: BTreeSet<i32> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                tracing::info!(partitions = ?owned, "group rebalance: assignment received");
+                // The partitions only mark work; nothing is read from them.
+                if let Err(e) = consumer.pause(partitions) {
+                    tracing::warn!(error = %e, "could not pause the assignment's partitions");
+                }
+                self.placement.set_owned(owned);
+                self.rejoining.store(false, Ordering::Release);
+                // Tasks start once the coordinator has answered since.
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "group rebalance failed"),
+        }
+    }
+}
+
+/// A running membership; leaves the group when dropped or [`left`](Membership::leave).
+pub struct Membership {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Membership {
+    /// Joins `group_id`, subscribing to `topic`, and keeps the membership
+    /// alive on a thread of its own.
+    pub fn join(
+        settings: &KafkaSettings,
+        group_id: &str,
+        topic: &str,
+        worker_id: &str,
+        placement: Arc<GroupPlacement>,
+        lease: Arc<Lease>,
+        on_change: OnChange,
+    ) -> Result<Self, KafkaError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("group.id", group_id)
+            .set("client.id", format!("sluice-worker-{worker_id}"))
+            .set("partition.assignment.strategy", "roundrobin")
+            .set(
+                "session.timeout.ms",
+                SESSION_TIMEOUT.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                HEARTBEAT_INTERVAL.as_millis().to_string(),
+            )
+            // Stopping tasks in a rebalance may take the tasks' shutdown
+            // timeout; the member stays in the group meanwhile.
+            .set("max.poll.interval.ms", "300000")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        for (key, value) in &settings.client_properties {
+            config.set(key, value);
+        }
+        let context = GroupContext {
+            placement: Arc::clone(&placement),
+            lease: Arc::clone(&lease),
+            on_change: Arc::clone(&on_change),
+            rejoining: AtomicBool::new(false),
+        };
+        let consumer: BaseConsumer<GroupContext> = config.create_with_context(context)?;
+        consumer.subscribe(&[topic])?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("sluice-group".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                let topic = topic.to_owned();
+                move || keep_membership(consumer, &topic, &placement, &lease, &on_change, &stop)
+            })
+            .map_err(|e| {
+                KafkaError::ClientCreation(format!("starting the group membership thread: {e}"))
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Leaves the group (its partitions go to the other workers at once).
+    pub fn leave(mut self) {
+        self.stop_thread();
+    }
+
+    fn stop_thread(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+/// Asks the group coordinator for this group's committed offset of one
+/// owned partition: an answer proves the coordinator (which also takes
+/// this member's heartbeats) is reachable now. A member the coordinator
+/// dropped learns it from its next heartbeat, and librdkafka revokes the
+/// assignment then.
+fn coordinator_answers(
+    consumer: &BaseConsumer<GroupContext>,
+    topic: &str,
+    partition: i32,
+) -> Result<(), KafkaError> {
+    let mut probe = TopicPartitionList::new();
+    probe.add_partition(topic, partition);
+    consumer.committed_offsets(probe, PROBE_TIMEOUT).map(drop)
+}
+
+/// Polls the consumer (which runs the rebalance callbacks), renews the
+/// lease, and calls `on_change` when the lease is won or lost.
+fn keep_membership(
+    consumer: BaseConsumer<GroupContext>,
+    topic: &str,
+    placement: &GroupPlacement,
+    lease: &Lease,
+    on_change: &OnChange,
+    stop: &AtomicBool,
+) {
+    let mut held = false;
+    let mut last_probe = Instant::now() - RENEW_EVERY;
+    while !stop.load(Ordering::Acquire) {
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(200)) {
+            tracing::debug!(error = %e, "group consumer");
+        }
+        let owned = placement.owned();
+        let rejoining = consumer.context().rejoining.load(Ordering::Acquire);
+        if let (Some(first), false) = (owned.first(), rejoining) {
+            if last_probe.elapsed() >= RENEW_EVERY {
+                let asked = Instant::now();
+                last_probe = asked;
+                match coordinator_answers(&consumer, topic, *first) {
+                    Ok(()) => lease.renewed(asked),
+                    Err(e) => tracing::debug!(error = %e, "group lease not renewed"),
+                }
+            }
+        }
+        let holds = lease.holds() && !placement.owned().is_empty();
+        if holds != held {
+            held = holds;
+            if holds {
+                tracing::info!(partitions = ?owned, "group lease held: starting this worker's connectors");
+            } else if !owned.is_empty() {
+                tracing::warn!(
+                    "group lease lost (no answer from the group coordinator for {}s): stopping this worker's connectors before the group gives them to another worker, then rejoining",
+                    lease.period().as_secs()
+                );
+            }
+            on_change();
+            if !holds && !owned.is_empty() {
+                // The group may have moved on without this worker: it
+                // works again only after a fresh assignment.
+                placement.set_owned(BTreeSet::new());
+                consumer.context().rejoining.store(true, Ordering::Release);
+                consumer.unsubscribe();
+                if let Err(e) = consumer.subscribe(&[topic]) {
+                    tracing::error!(error = %e, "could not rejoin the group");
+                }
+            }
+        }
+    }
+    // Leaving: the tasks are stopped already (the worker stops them first);
+    // unsubscribing sends LeaveGroup so the rest rebalance at once.
+    placement.set_owned(BTreeSet::new());
+    lease.drop_now();
+    consumer.unsubscribe();
+    drop(consumer);
+}
