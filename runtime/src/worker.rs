@@ -146,9 +146,13 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let topics = TopicCreator::new(&settings).context("creating the Kafka admin client")?;
     let stores = open_stores(&config, &settings, &topics).await?;
     let lease = Arc::new(Lease::new(crate::group::LEASE));
-    let group_placement = stores
-        .units
-        .map(|units| Arc::new(GroupPlacement::new(units, Arc::clone(&lease))));
+    let group_placement = stores.units.map(|units| {
+        Arc::new(GroupPlacement::new(
+            units,
+            crate::group::TAKEOVER_DELAY,
+            Arc::clone(&lease),
+        ))
+    });
     let placement: Arc<dyn Placement> = match &group_placement {
         Some(p) => Arc::clone(p) as Arc<dyn Placement>,
         None => Arc::new(Everything),

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod connectors;
 pub mod env;
+pub mod group;
 pub mod kafka;
 pub mod mariadb;
 pub mod postgres;

@@ -16,6 +16,9 @@ pub enum StopReason {
     Requested,
     /// It failed; it may be restarted and must be able to resume.
     Failed,
+    /// It moves to another worker of a group (a rebalance, or this worker
+    /// leaving): it resumes there, so nothing it needs may be released.
+    Handover,
 }
 
 /// The schemas a connector emits to one topic.

@@ -34,6 +34,11 @@ pub const LEASE: Duration = Duration::from_secs(6);
 /// How often the lease is renewed.
 const RENEW_EVERY: Duration = Duration::from_secs(1);
 
+/// How long after an assignment a worker waits before starting what
+/// another worker held: a broker that completes a rebalance without
+/// waiting for every member (Tansu 0.6 does) leaves the previous owner
+/// running until its next heartbeat tells it.
+pub const TAKEOVER_DELAY: Duration = Duration::from_secs(3);
 /// How long a lease probe may wait for the coordinator.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -42,7 +47,6 @@ pub type OnChange = Arc<dyn Fn() + Send + Sync>;
 
 struct GroupContext {
     placement: Arc<GroupPlacement>,
-    lease: Arc<Lease>,
     on_change: OnChange,
     /// Set when the lease was lost, cleared by the next assignment.
     rejoining: AtomicBool,
@@ -57,8 +61,7 @@ impl ConsumerContext for GroupContext {
                 partitions = partitions.count(),
                 "group rebalance: stopping this worker's connectors before giving them up"
             );
-            self.placement.set_owned(BTreeSet::new());
-            self.lease.drop_now();
+            self.placement.revoke();
             (self.on_change)();
         }
     }
@@ -76,7 +79,7 @@ impl ConsumerContext for GroupContext {
                 if let Err(e) = consumer.pause(partitions) {
                     tracing::warn!(error = %e, "could not pause the assignment's partitions");
                 }
-                self.placement.set_owned(owned);
+                self.placement.assign(owned);
                 self.rejoining.store(false, Ordering::Release);
                 // Tasks start once the coordinator has answered since.
             }
@@ -128,7 +131,6 @@ impl Membership {
         }
         let context = GroupContext {
             placement: Arc::clone(&placement),
-            lease: Arc::clone(&lease),
             on_change: Arc::clone(&on_change),
             rejoining: AtomicBool::new(false),
         };
@@ -195,7 +197,7 @@ fn keep_membership(
     on_change: &OnChange,
     stop: &AtomicBool,
 ) {
-    let mut held = false;
+    let mut running: BTreeSet<i32> = BTreeSet::new();
     let mut last_probe = Instant::now() - RENEW_EVERY;
     while !stop.load(Ordering::Acquire) {
         if let Some(Err(e)) = consumer.poll(Duration::from_millis(200)) {
@@ -213,33 +215,41 @@ fn keep_membership(
                 }
             }
         }
-        let holds = lease.holds() && !placement.owned().is_empty();
-        if holds != held {
-            held = holds;
-            if holds {
-                tracing::info!(partitions = ?owned, "group lease held: starting this worker's connectors");
-            } else if !owned.is_empty() {
-                tracing::warn!(
-                    "group lease lost (no answer from the group coordinator for {}s): stopping this worker's connectors before the group gives them to another worker, then rejoining",
-                    lease.period().as_secs()
-                );
-            }
-            on_change();
-            if !holds && !owned.is_empty() {
-                // The group may have moved on without this worker: it
-                // works again only after a fresh assignment.
-                placement.set_owned(BTreeSet::new());
-                consumer.context().rejoining.store(true, Ordering::Release);
-                consumer.unsubscribe();
-                if let Err(e) = consumer.subscribe(&[topic]) {
-                    tracing::error!(error = %e, "could not rejoin the group");
-                }
+        // What may run now: the usable partitions while the lease holds.
+        let usable = if lease.holds() {
+            placement.usable()
+        } else {
+            BTreeSet::new()
+        };
+        if usable == running {
+            continue;
+        }
+        let lost = !running.is_empty() && usable.is_empty() && !owned.is_empty();
+        running = usable;
+        if lost {
+            tracing::warn!(
+                "group lease lost (no answer from the group coordinator for {}s): stopping this worker's connectors before the group gives them to another worker, then rejoining",
+                lease.period().as_secs()
+            );
+        } else {
+            tracing::info!(partitions = ?running, "group share changed: starting and stopping connectors to match");
+        }
+        on_change();
+        if lost {
+            // The group may have moved on without this worker: it works
+            // again only after a fresh assignment.
+            placement.clear();
+            running.clear();
+            consumer.context().rejoining.store(true, Ordering::Release);
+            consumer.unsubscribe();
+            if let Err(e) = consumer.subscribe(&[topic]) {
+                tracing::error!(error = %e, "could not rejoin the group");
             }
         }
     }
     // Leaving: the tasks are stopped already (the worker stops them first);
     // unsubscribing sends LeaveGroup so the rest rebalance at once.
-    placement.set_owned(BTreeSet::new());
+    placement.clear();
     lease.drop_now();
     consumer.unsubscribe();
     drop(consumer);

@@ -8,5 +8,5 @@ mod membership;
 mod placement;
 
 pub use lease::Lease;
-pub use membership::{Membership, OnChange, LEASE, SESSION_TIMEOUT};
+pub use membership::{Membership, OnChange, LEASE, SESSION_TIMEOUT, TAKEOVER_DELAY};
 pub use placement::{murmur2, partition_of, GroupPlacement};

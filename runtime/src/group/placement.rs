@@ -5,8 +5,9 @@
 //! connector runs follows from its name and the assignment alone, the same
 //! on every worker.
 
-use std::collections::BTreeSet;
-use std::sync::RwLock;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use super::lease::Lease;
 use crate::herder::Placement;
@@ -48,42 +49,114 @@ pub fn partition_of(connector: &str, partitions: i32) -> i32 {
     (murmur2(connector.as_bytes()) & 0x7fff_ffff) % partitions.max(1)
 }
 
+/// The partitions assigned to this worker and when each may be used.
+#[derive(Debug, Default)]
+struct Held {
+    /// Assigned partitions, each usable from its instant on.
+    usable_from: BTreeMap<i32, Instant>,
+    /// What was held before the last revocation.
+    before_revocation: BTreeSet<i32>,
+}
+
 /// A worker's share of the group's connectors.
 pub struct GroupPlacement {
     partitions: i32,
-    owned: RwLock<BTreeSet<i32>>,
-    lease: std::sync::Arc<Lease>,
+    takeover_delay: Duration,
+    held: RwLock<Held>,
+    lease: Arc<Lease>,
 }
 
 impl GroupPlacement {
-    /// A placement over `partitions` units, owning none until assigned.
-    pub fn new(partitions: i32, lease: std::sync::Arc<Lease>) -> Self {
+    /// A placement over `partitions` units, owning none until assigned;
+    /// a partition another worker held is used only `takeover_delay`
+    /// after it was assigned here.
+    pub fn new(partitions: i32, takeover_delay: Duration, lease: Arc<Lease>) -> Self {
         Self {
             partitions,
-            owned: RwLock::new(BTreeSet::new()),
+            takeover_delay,
+            held: RwLock::new(Held::default()),
             lease,
         }
     }
 
-    /// Replaces the partitions this worker owns.
-    pub fn set_owned(&self, owned: BTreeSet<i32>) {
-        *self.owned.write().unwrap_or_else(|e| e.into_inner()) = owned;
+    fn held(&self) -> std::sync::RwLockWriteGuard<'_, Held> {
+        self.held.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The partitions this worker owns.
+    /// A new assignment: partitions this worker held before the
+    /// revocation are usable at once, the others after the takeover
+    /// delay, in which a previous owner that heard of the rebalance late
+    /// (a broker that does not wait for every member) has stopped.
+    pub fn assign(&self, partitions: BTreeSet<i32>) {
+        let now = Instant::now();
+        let mut held = self.held();
+        let usable_from = partitions
+            .into_iter()
+            .map(|p| {
+                let from = if held.before_revocation.contains(&p) {
+                    now
+                } else {
+                    now + self.takeover_delay
+                };
+                (p, from)
+            })
+            .collect();
+        held.usable_from = usable_from;
+    }
+
+    /// The assignment was taken back (its tasks are stopped next).
+    pub fn revoke(&self) {
+        let mut held = self.held();
+        held.before_revocation = held.usable_from.keys().copied().collect();
+        held.usable_from.clear();
+    }
+
+    /// Forgets everything held: after a lost lease the group may have
+    /// moved on, so nothing is usable at once any more.
+    pub fn clear(&self) {
+        *self.held() = Held::default();
+    }
+
+    /// The partitions assigned to this worker, usable yet or not.
     pub fn owned(&self) -> BTreeSet<i32> {
-        self.owned.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.held
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .usable_from
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// The partitions usable now.
+    pub fn usable(&self) -> BTreeSet<i32> {
+        let now = Instant::now();
+        self.held
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .usable_from
+            .iter()
+            .filter(|(_, from)| **from <= now)
+            .map(|(p, _)| *p)
+            .collect()
     }
 }
 
 impl Placement for GroupPlacement {
     fn owns(&self, connector: &str) -> bool {
+        let partition = partition_of(connector, self.partitions);
         self.lease.holds()
             && self
-                .owned
+                .held
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
-                .contains(&partition_of(connector, self.partitions))
+                .usable_from
+                .get(&partition)
+                .is_some_and(|from| *from <= Instant::now())
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 
@@ -111,14 +184,29 @@ mod tests {
 
     #[test]
     fn a_worker_owns_what_hashes_into_its_partitions_while_its_lease_holds() {
-        let lease = std::sync::Arc::new(Lease::new(std::time::Duration::from_secs(5)));
-        let placement = GroupPlacement::new(25, std::sync::Arc::clone(&lease));
+        let lease = Arc::new(Lease::new(Duration::from_secs(5)));
+        let placement = GroupPlacement::new(25, Duration::from_millis(300), Arc::clone(&lease));
         let p = partition_of("orders", 25);
-        placement.set_owned(BTreeSet::from([p]));
-        assert!(!placement.owns("orders"), "no lease yet");
-        lease.renewed(std::time::Instant::now());
+        placement.assign(BTreeSet::from([p]));
+        lease.renewed(Instant::now());
+        assert!(
+            !placement.owns("orders"),
+            "taken over from another worker: not yet"
+        );
+        std::thread::sleep(Duration::from_millis(350));
+        assert!(placement.owns("orders"), "after the takeover delay");
+        // Revoked and given back: it was ours, so usable at once.
+        placement.revoke();
+        assert!(!placement.owns("orders"));
+        placement.assign(BTreeSet::from([p, (p + 1) % 25]));
         assert!(placement.owns("orders"));
-        placement.set_owned(BTreeSet::from([(p + 1) % 25]));
+        assert_eq!(placement.usable(), BTreeSet::from([p]));
+        // A lost lease forgets the history.
+        lease.drop_now();
+        assert!(!placement.owns("orders"));
+        placement.clear();
+        lease.renewed(Instant::now());
+        placement.assign(BTreeSet::from([p]));
         assert!(!placement.owns("orders"));
     }
 }

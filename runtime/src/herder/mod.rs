@@ -41,6 +41,12 @@ pub trait Placement: Send + Sync {
     /// owns a share and only while its lease holds; runners ask before
     /// each write, so a worker that lost its share stops writing.
     fn owns(&self, connector: &str) -> bool;
+
+    /// Whether connectors move between workers (a group), so that a
+    /// worker stopping is a handover rather than the end of a run.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// A standalone worker runs every connector.
@@ -231,7 +237,7 @@ impl Herder {
                 continue;
             }
             if let Some(mut old) = connectors.remove(&name) {
-                stop_tasks(&mut old.tasks).await;
+                hand_over(&mut old.tasks).await;
                 if !here {
                     tracing::info!(connector = %name, "connector released to another worker");
                     self.deps.status.forget(&name);
@@ -874,14 +880,22 @@ impl Herder {
         self.closing
             .store(true, std::sync::atomic::Ordering::Release);
         let mut connectors = self.connectors.lock().await;
+        // In a group the connectors live on elsewhere: a handover.
+        let control = if self.deps.placement.shared() {
+            Control::Handover
+        } else {
+            Control::Stop
+        };
         for (name, entry) in connectors.iter_mut() {
             tracing::info!(connector = %name, "stopping for shutdown");
             for handle in entry.tasks.iter().flatten() {
-                let _ = handle.control.send(Control::Stop);
+                let _ = handle.control.send(control);
             }
         }
         for entry in connectors.values_mut() {
-            stop_tasks(&mut entry.tasks).await;
+            for handle in entry.tasks.drain(..).flatten() {
+                join_task(handle).await;
+            }
         }
     }
 
@@ -1045,8 +1059,22 @@ fn with_name(
 
 async fn stop_task(handle: TaskHandle) {
     let _ = handle.control.send(Control::Stop);
+    join_task(handle).await;
+}
+
+async fn join_task(handle: TaskHandle) {
     if let Err(e) = handle.join.await {
         tracing::error!(error = %e, "task runner panicked");
+    }
+}
+
+/// Stops tasks that will run again on another worker.
+async fn hand_over(tasks: &mut Vec<Option<TaskHandle>>) {
+    for handle in tasks.iter().flatten() {
+        let _ = handle.control.send(Control::Handover);
+    }
+    for handle in tasks.drain(..).flatten() {
+        join_task(handle).await;
     }
 }
 

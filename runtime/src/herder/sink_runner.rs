@@ -206,7 +206,7 @@ impl<'a> Applier<'a> {
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {
-                Control::Stop => return Ok(()),
+                Control::Stop | Control::Handover => return Ok(()),
                 Control::Pause => {
                     // Everything handed over is committed already.
                     set_status(self.deps, self.spec, State::Paused);
@@ -218,7 +218,7 @@ impl<'a> Applier<'a> {
             }
             let (batch, positions) = tokio::select! {
                 batch = self.collect() => batch?,
-                _ = control.wait_for(|c| *c == Control::Stop) => continue,
+                _ = control.wait_for(|c| c.is_stop()) => continue,
             };
             if positions.is_empty() {
                 continue;
@@ -573,7 +573,7 @@ impl<'a> Applier<'a> {
                 .status
                 .put_task(&self.spec.connector, self.spec.task_id, status);
             let mut watching = control.clone();
-            if tokio::time::timeout(backoff, watching.wait_for(|c| *c == Control::Stop))
+            if tokio::time::timeout(backoff, watching.wait_for(|c| c.is_stop()))
                 .await
                 .is_ok()
             {

@@ -46,6 +46,16 @@ pub enum Control {
     Pause,
     /// Finish: drain, commit, stop.
     Stop,
+    /// Finish as for `Stop`, to run again on another worker of the group:
+    /// nothing the connector keeps for its next run may be released.
+    Handover,
+}
+
+impl Control {
+    /// Whether the runner must finish.
+    pub fn is_stop(self) -> bool {
+        matches!(self, Self::Stop | Self::Handover)
+    }
 }
 
 /// Everything a runner needs to know about its task.
@@ -167,15 +177,15 @@ async fn run_once_into<S: RecordSink>(
         (Ok(Ended::TaskEnded), Ok(())) => {
             // Finished (a snapshot-only run): idle, RUNNING, until stopped.
             pipeline.report(State::Running, &end);
-            let _ = control.wait_for(|c| *c == Control::Stop).await;
+            let _ = control.wait_for(|c| c.is_stop()).await;
             Ok(())
         }
     };
     if let Some(mut task) = task {
-        let reason = if result.is_ok() {
-            StopReason::Requested
-        } else {
-            StopReason::Failed
+        let reason = match (result.is_ok(), *control.borrow()) {
+            (false, _) => StopReason::Failed,
+            (true, Control::Handover) => StopReason::Handover,
+            (true, _) => StopReason::Requested,
         };
         task.stop(reason).await;
     }
@@ -298,7 +308,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {
-                Control::Stop => {
+                Control::Stop | Control::Handover => {
                     self.finish(end).await?;
                     return Ok(Ended::Stopped);
                 }
@@ -580,7 +590,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                     let mut control = self.control.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = control.wait_for(|c| *c == Control::Stop) => return Err(e),
+                        _ = control.wait_for(|c| c.is_stop()) => return Err(e),
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }

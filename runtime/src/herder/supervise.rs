@@ -28,7 +28,7 @@ pub async fn supervise<F, Fut>(
     let metrics = deps.metrics.task(connector, task_id);
     let mut failures: u32 = 0;
     loop {
-        if *control.borrow() == Control::Stop {
+        if control.borrow().is_stop() {
             return;
         }
         let started = Instant::now();
@@ -55,7 +55,7 @@ pub async fn supervise<F, Fut>(
         deps.metrics.set_state(connector, task_id, status.state);
         deps.status.put_task(connector, task_id, status);
         let mut watching = control.clone();
-        let wait_for_stop = watching.wait_for(|c| *c == Control::Stop);
+        let wait_for_stop = watching.wait_for(|c| c.is_stop());
         if retriable {
             if tokio::time::timeout(backoff, wait_for_stop).await.is_ok() {
                 return;
