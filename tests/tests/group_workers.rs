@@ -77,6 +77,50 @@ fn a_rolling_restart_keeps_every_connector_running_once_and_loses_nothing() {
     let used: BTreeSet<&String> = first.values().collect();
     assert!(used.len() >= 2, "connectors spread over workers: {first:?}");
 
+    // Any worker takes writes for a connector another worker runs.
+    let (name, owner) = first.iter().next().expect("a connector");
+    let other = workers
+        .iter()
+        .find(|w| &worker_id(w) != owner)
+        .expect("another worker");
+    let restart = other
+        .api()
+        .post_empty(&format!("/connectors/{name}/tasks/0/restart"));
+    assert_eq!(
+        restart.status, 204,
+        "forwarded to {owner}: {}",
+        restart.text
+    );
+    assert_eq!(
+        other
+            .api()
+            .put_empty(&format!("/connectors/{name}/pause"))
+            .status,
+        202
+    );
+    let task_on = |state: &str| {
+        let status = other.api().get(&format!("/connectors/{name}/status")).body;
+        (status["tasks"][0]["state"] == state && status["tasks"][0]["worker_id"] == json!(owner))
+            .then_some(())
+    };
+    wait_for(
+        "paused on the worker running it",
+        Duration::from_secs(30),
+        || task_on("PAUSED"),
+    );
+    assert_eq!(
+        other
+            .api()
+            .put_empty(&format!("/connectors/{name}/resume"))
+            .status,
+        202
+    );
+    wait_for(
+        "resumed on the worker running it",
+        Duration::from_secs(30),
+        || task_on("RUNNING"),
+    );
+
     // One worker at a time leaves and comes back.
     let mut handovers = Vec::new();
     for leaving in 0..workers.len() {

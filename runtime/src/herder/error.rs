@@ -31,6 +31,17 @@ pub enum HerderError {
     #[error("Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{0}/stop' endpoint")]
     NotStopped(String),
     /// The state directory failed (500).
+    /// The connector runs on another worker of the group, which must act.
+    #[error("Connector {connector} runs on worker {worker}")]
+    RunsElsewhere {
+        /// The connector.
+        connector: String,
+        /// The worker running it (its advertised REST address).
+        worker: String,
+    },
+    /// The group is moving the connector; nobody runs it this moment.
+    #[error("Cannot complete request because of a conflicting operation (e.g. worker rebalance)")]
+    Rebalancing,
     #[error("state store: {0}")]
     Store(#[from] StoreError),
 }

@@ -276,6 +276,11 @@ impl Herder {
             if connectors.get(&name).is_some_and(|e| e.stored == connector) {
                 continue;
             }
+            if let Some(entry) = connectors.get_mut(&name) {
+                if entry.here && self.pause_or_resume(entry, &connector) {
+                    continue;
+                }
+            }
             if let Some(mut old) = connectors.remove(&name) {
                 stop_tasks(&mut old.tasks).await;
                 tracing::info!(connector = %name, "connector changed through another worker");
@@ -608,6 +613,11 @@ impl Herder {
         stored.target_state = target;
         self.configs.put(&stored)?;
         tracing::info!(connector = %name, from = ?before, to = ?target, "target state changed");
+        if !entry.here {
+            // The worker running it applies the change from the config topic.
+            entry.stored = stored;
+            return Ok(());
+        }
         match (before, target) {
             (TargetState::Started, TargetState::Paused)
             | (TargetState::Paused, TargetState::Started) => {
@@ -655,6 +665,7 @@ impl Herder {
             let entry = connectors
                 .get(name)
                 .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            self.require_here(entry)?;
             let connector_failed = self
                 .deps
                 .status
@@ -704,6 +715,47 @@ impl Herder {
         self.status(name).await
     }
 
+    /// Applies a pause or a resume another worker stored, without
+    /// restarting anything; false when the change is something else.
+    fn pause_or_resume(&self, entry: &mut Entry, stored: &StoredConnector) -> bool {
+        let (state, control) = match (entry.stored.target_state, stored.target_state) {
+            (TargetState::Started, TargetState::Paused) => (State::Paused, Control::Pause),
+            (TargetState::Paused, TargetState::Started) => (State::Running, Control::Run),
+            _ => return false,
+        };
+        if entry.stored.config != stored.config {
+            return false;
+        }
+        for handle in entry.tasks.iter().flatten() {
+            let _ = handle.control.send(control);
+        }
+        entry.stored = stored.clone();
+        self.put_connector_status(&stored.name, state, None);
+        tracing::info!(connector = %stored.name, to = ?stored.target_state, "target state changed through another worker");
+        true
+    }
+
+    /// Fails with where the connector runs when that is not here: a
+    /// restart must happen on the worker running it.
+    fn require_here(&self, entry: &Entry) -> Result<(), HerderError> {
+        if entry.here {
+            return Ok(());
+        }
+        let name = &entry.stored.name;
+        match self.deps.status.get(name) {
+            Some((connector, _))
+                if connector.worker_id != self.deps.worker_id
+                    && connector.state != State::Unassigned =>
+            {
+                Err(HerderError::RunsElsewhere {
+                    connector: name.clone(),
+                    worker: connector.worker_id,
+                })
+            }
+            _ => Err(HerderError::Rebalancing),
+        }
+    }
+
     /// Restarts one task.
     pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), HerderError> {
         let mut connectors = self.connectors.lock().await;
@@ -719,6 +771,7 @@ impl Herder {
         let entry = connectors
             .get_mut(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+        self.require_here(entry)?;
         let index = task as usize;
         if index >= entry.task_configs.len() {
             return Err(HerderError::TaskNotFound(name.to_owned(), task));

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value as Json_};
 
-use super::{body, ApiError, AppState};
+use super::{body, forward, ApiError, AppState};
+use crate::herder::HerderError;
 use crate::store::TargetState;
 
 /// The values of `key` in a raw query string (`expand=a&expand=b`).
@@ -195,13 +196,21 @@ pub async fn restart(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let include_tasks = query_flag(query.as_deref(), "includeTasks")?;
     let only_failed = query_flag(query.as_deref(), "onlyFailed")?;
-    let status = state
+    let status = match state
         .herder
         .restart(&name, include_tasks, only_failed)
-        .await?;
+        .await
+    {
+        Err(HerderError::RunsElsewhere { worker, .. }) if !forward::was_forwarded(&headers) => {
+            return forward::forward(worker, Method::POST, path_and_query(&uri), &headers).await;
+        }
+        other => other?,
+    };
     if include_tasks || only_failed {
         Ok((StatusCode::ACCEPTED, Json(status)).into_response())
     } else {
@@ -266,10 +275,24 @@ pub async fn task_status(
 pub async fn restart_task(
     State(state): State<Arc<AppState>>,
     Path((name, task)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let task = task_number(&task)?;
-    state.herder.restart_task(&name, task).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match state.herder.restart_task(&name, task).await {
+        Err(HerderError::RunsElsewhere { worker, .. }) if !forward::was_forwarded(&headers) => {
+            forward::forward(worker, Method::POST, path_and_query(&uri), &headers).await
+        }
+        other => {
+            other?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+    }
+}
+
+fn path_and_query(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned())
 }
 
 /// `PUT /connectors/{name}/topics/reset`.

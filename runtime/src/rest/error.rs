@@ -33,7 +33,9 @@ impl From<HerderError> for ApiError {
     fn from(e: HerderError) -> Self {
         let status = match &e {
             HerderError::NotFound(_) | HerderError::TaskNotFound(..) => StatusCode::NOT_FOUND,
-            HerderError::AlreadyExists(_) => StatusCode::CONFLICT,
+            HerderError::AlreadyExists(_)
+            | HerderError::RunsElsewhere { .. }
+            | HerderError::Rebalancing => StatusCode::CONFLICT,
             HerderError::BadRequest(_)
             | HerderError::InvalidConfig { .. }
             | HerderError::NotStopped(_) => StatusCode::BAD_REQUEST,
