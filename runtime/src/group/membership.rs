@@ -254,3 +254,84 @@ fn keep_membership(
     consumer.unsubscribe();
     drop(consumer);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicUsize;
+
+    use rdkafka::mocking::MockCluster;
+
+    use super::*;
+    use crate::herder::Placement;
+
+    fn wait(what: &str, timeout: Duration, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// librdkafka's in-process mock cluster has a real group coordinator
+    /// (session timeouts, rebalances) and can be taken down, which the
+    /// test broker cannot do to one client alone.
+    #[test]
+    fn a_worker_cut_off_from_the_broker_stops_before_its_session_expires_and_comes_back() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("units", 4, 1).expect("topic");
+        let settings = KafkaSettings {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            client_properties: BTreeMap::new(),
+            producer_overrides: BTreeMap::new(),
+            consumer_overrides: BTreeMap::new(),
+            compression: "none".into(),
+        };
+        let lease = Arc::new(Lease::new(LEASE));
+        let placement = Arc::new(GroupPlacement::new(4, Duration::ZERO, Arc::clone(&lease)));
+        let changes = Arc::new(AtomicUsize::new(0));
+        let on_change: OnChange = {
+            let changes = Arc::clone(&changes);
+            Arc::new(move || {
+                changes.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let membership = Membership::join(
+            &settings,
+            "workers",
+            "units",
+            "w1",
+            Arc::clone(&placement),
+            Arc::clone(&lease),
+            on_change,
+        )
+        .expect("joined");
+        wait("the first assignment", Duration::from_secs(60), || {
+            placement.owns("orders")
+        });
+        let started = changes.load(Ordering::SeqCst);
+
+        let cut = Instant::now();
+        cluster.broker_down(1).expect("broker down");
+        wait("the lease to lapse", Duration::from_secs(30), || {
+            !placement.owns("orders")
+        });
+        let fenced_after = cut.elapsed();
+        assert!(
+            fenced_after < SESSION_TIMEOUT,
+            "fenced {fenced_after:?} after the cut: the coordinator could give the work away after {SESSION_TIMEOUT:?}"
+        );
+        wait("the herder told to stop", Duration::from_secs(5), || {
+            changes.load(Ordering::SeqCst) > started
+        });
+
+        cluster.broker_up(1).expect("broker up");
+        wait(
+            "the share back after rejoining",
+            Duration::from_secs(90),
+            || placement.owns("orders"),
+        );
+        membership.leave();
+        assert!(!placement.owns("orders"), "nothing held after leaving");
+    }
+}
