@@ -125,7 +125,9 @@ impl Membership {
             // timeout; the member stays in the group meanwhile.
             .set("max.poll.interval.ms", "300000")
             .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+            .set("enable.auto.offset.store", "false")
+            // Nothing is read: no prefetch buffers.
+            .set("queued.max.messages.kbytes", "64");
         for (key, value) in &settings.client_properties {
             config.set(key, value);
         }

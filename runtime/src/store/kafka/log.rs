@@ -67,6 +67,8 @@ impl KafkaLog {
             .set("bootstrap.servers", &settings.bootstrap_servers)
             .set("client.id", "sluice-state")
             .set("linger.ms", "0")
+            // One record at a time: keep librdkafka's buffers small.
+            .set("queue.buffering.max.kbytes", "1024")
             // The Java client's partitioner, so a key lands in the partition
             // Kafka Connect would put it in and compaction keeps one value.
             .set("partitioner", "murmur2_random")
@@ -81,7 +83,10 @@ impl KafkaLog {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             // A read soon after an append waits a short long-poll at most.
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // Prefetch bounded: a large offset topic must not fill memory.
+            .set("queued.max.messages.kbytes", "1024")
+            .set("fetch.max.bytes", "1048576");
         for (key, value) in &settings.client_properties {
             producer.set(key, value);
             consumer.set(key, value);
