@@ -108,6 +108,15 @@ impl SluiceProcess {
         }
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to the running process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("process is running");
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, signal);
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("process is running");

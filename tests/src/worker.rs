@@ -94,6 +94,16 @@ impl Worker {
         self.process.kill9();
     }
 
+    /// Freezes the worker (SIGSTOP), as a long pause of the whole process.
+    pub fn freeze(&self) {
+        self.process.signal(libc::SIGSTOP);
+    }
+
+    /// Wakes a frozen worker (SIGCONT).
+    pub fn thaw(&self) {
+        self.process.signal(libc::SIGCONT);
+    }
+
     /// Sends SIGTERM and waits for the worker to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         self.process.terminate()

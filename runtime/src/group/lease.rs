@@ -27,14 +27,25 @@ impl Lease {
     }
 
     /// Records a renewal that was asked for at `asked`: the lease counts
-    /// from when the request left, never from when the answer came.
+    /// from when the request left, never from when the answer came. A
+    /// lease that lapsed stays lapsed: the group may have moved on, so only
+    /// a new assignment ([`Lease::reset`]) makes it renewable again.
     pub fn renewed(&self, asked: Instant) {
         let at = asked.saturating_duration_since(self.base).as_millis() as u64 + 1;
-        self.renewed_at.fetch_max(at, Ordering::AcqRel);
+        let _ = self
+            .renewed_at
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                if current != 0 && !self.valid(current) {
+                    None
+                } else {
+                    Some(current.max(at))
+                }
+            });
     }
 
-    /// Gives the lease up at once (the group took the assignment back).
-    pub fn drop_now(&self) {
+    /// Starts over, not held until renewed: for a new assignment, or when
+    /// the assignment is given up.
+    pub fn reset(&self) {
         self.renewed_at.store(0, Ordering::Release);
     }
 
@@ -42,11 +53,13 @@ impl Lease {
     pub fn holds(&self) -> bool {
         match self.renewed_at.load(Ordering::Acquire) {
             0 => false,
-            at => {
-                let renewed = self.base + Duration::from_millis(at - 1);
-                renewed.elapsed() < self.period
-            }
+            at => self.valid(at),
         }
+    }
+
+    fn valid(&self, at: u64) -> bool {
+        let renewed = self.base + Duration::from_millis(at - 1);
+        renewed.elapsed() < self.period
     }
 
     /// How long the lease lasts after a renewal.
@@ -67,11 +80,17 @@ mod tests {
         assert!(lease.holds());
         std::thread::sleep(Duration::from_millis(250));
         assert!(!lease.holds(), "expired");
+        // Once lapsed, no answer renews it: only a new assignment does.
+        lease.renewed(Instant::now());
+        assert!(!lease.holds(), "a lapsed lease is not revived");
+        lease.reset();
         // An answer to an old request does not extend past its period.
         lease.renewed(Instant::now() - Duration::from_millis(300));
         assert!(!lease.holds());
+        lease.reset();
         lease.renewed(Instant::now());
-        lease.drop_now();
+        assert!(lease.holds());
+        lease.reset();
         assert!(!lease.holds());
     }
 }

@@ -47,6 +47,7 @@ pub type OnChange = Arc<dyn Fn() + Send + Sync>;
 
 struct GroupContext {
     placement: Arc<GroupPlacement>,
+    lease: Arc<Lease>,
     on_change: OnChange,
     /// Set when the lease was lost, cleared by the next assignment.
     rejoining: AtomicBool,
@@ -80,6 +81,8 @@ impl ConsumerContext for GroupContext {
                     tracing::warn!(error = %e, "could not pause the assignment's partitions");
                 }
                 self.placement.assign(owned);
+                // A fresh generation that includes this worker.
+                self.lease.reset();
                 self.rejoining.store(false, Ordering::Release);
                 // Tasks start once the coordinator has answered since.
             }
@@ -133,6 +136,7 @@ impl Membership {
         }
         let context = GroupContext {
             placement: Arc::clone(&placement),
+            lease: Arc::clone(&lease),
             on_change: Arc::clone(&on_change),
             rejoining: AtomicBool::new(false),
         };
@@ -189,6 +193,31 @@ fn coordinator_answers(
     consumer.committed_offsets(probe, PROBE_TIMEOUT).map(drop)
 }
 
+/// Asks the coordinator once a second while this worker holds partitions
+/// and is not rejoining; an answer renews the lease.
+fn renew(
+    consumer: &BaseConsumer<GroupContext>,
+    topic: &str,
+    placement: &GroupPlacement,
+    lease: &Lease,
+    last_probe: &mut Instant,
+) {
+    let rejoining = consumer.context().rejoining.load(Ordering::Acquire);
+    let owned = placement.owned();
+    let (Some(first), false) = (owned.first(), rejoining) else {
+        return;
+    };
+    if last_probe.elapsed() < RENEW_EVERY {
+        return;
+    }
+    let asked = Instant::now();
+    *last_probe = asked;
+    match coordinator_answers(consumer, topic, *first) {
+        Ok(()) => lease.renewed(asked),
+        Err(e) => tracing::debug!(error = %e, "group lease not renewed"),
+    }
+}
+
 /// Polls the consumer (which runs the rebalance callbacks), renews the
 /// lease, and calls `on_change` when the lease is won or lost.
 fn keep_membership(
@@ -206,17 +235,6 @@ fn keep_membership(
             tracing::debug!(error = %e, "group consumer");
         }
         let owned = placement.owned();
-        let rejoining = consumer.context().rejoining.load(Ordering::Acquire);
-        if let (Some(first), false) = (owned.first(), rejoining) {
-            if last_probe.elapsed() >= RENEW_EVERY {
-                let asked = Instant::now();
-                last_probe = asked;
-                match coordinator_answers(&consumer, topic, *first) {
-                    Ok(()) => lease.renewed(asked),
-                    Err(e) => tracing::debug!(error = %e, "group lease not renewed"),
-                }
-            }
-        }
         // What may run now: the usable partitions while the lease holds.
         let usable = if lease.holds() {
             placement.usable()
@@ -224,6 +242,9 @@ fn keep_membership(
             BTreeSet::new()
         };
         if usable == running {
+            // Renewing only after the check above: a worker that slept past
+            // its lease must notice before any answer could renew it.
+            renew(&consumer, topic, placement, lease, &mut last_probe);
             continue;
         }
         let lost = !running.is_empty() && usable.is_empty() && !owned.is_empty();
@@ -252,7 +273,7 @@ fn keep_membership(
     // Leaving: the tasks are stopped already (the worker stops them first);
     // unsubscribing sends LeaveGroup so the rest rebalance at once.
     placement.clear();
-    lease.drop_now();
+    lease.reset();
     consumer.unsubscribe();
     drop(consumer);
 }

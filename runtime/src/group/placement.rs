@@ -202,7 +202,7 @@ mod tests {
         assert!(placement.owns("orders"));
         assert_eq!(placement.usable(), BTreeSet::from([p]));
         // A lost lease forgets the history.
-        lease.drop_now();
+        lease.reset();
         assert!(!placement.owns("orders"));
         placement.clear();
         lease.renewed(Instant::now());
