@@ -64,8 +64,9 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_REST_LISTEN", value_name = "ADDR:PORT")]
     pub rest_listen: Option<SocketAddr>,
 
-    /// The REST address other clients should use, shown as worker_id
-    /// [default: the listen address].
+    /// The REST address other clients (and the other workers of a group)
+    /// use, shown as worker_id [default: the listen address; for a wildcard
+    /// one, this machine's host name and the port].
     #[arg(long, env = "SLUICE_REST_ADVERTISED", value_name = "HOST:PORT")]
     pub rest_advertised: Option<String>,
 
@@ -403,7 +404,7 @@ impl WorkerConfig {
                 .rest_advertised
                 .clone()
                 .or(file.rest_advertised)
-                .unwrap_or_else(|| rest_listen.to_string()),
+                .unwrap_or_else(|| advertised_default(rest_listen)),
             rest_basic_auth_file: args
                 .rest_basic_auth_file
                 .clone()
@@ -588,6 +589,25 @@ fn resolve_group(
     }
 }
 
+/// The address other workers and clients reach this one at, when not
+/// given: the listen address, or for a wildcard one this machine's host
+/// name (as Connect's `rest.advertised.host.name` defaults), since a
+/// worker id must name one worker of a group and be reachable.
+fn advertised_default(listen: SocketAddr) -> String {
+    if !listen.ip().is_unspecified() {
+        return listen.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match host {
+        Some(host) => format!("{host}:{}", listen.port()),
+        None => listen.to_string(),
+    }
+}
+
 /// The URL a local client uses for a listen address (a wildcard listen
 /// address is reached on loopback).
 fn local_url(listen: SocketAddr) -> String {
@@ -710,6 +730,23 @@ mod group_tests {
         assert_eq!(group.status.name, "connect-status");
         assert_eq!(group.status.layout.partitions, 5);
         assert_eq!(group.status.layout.replication_factor, -1);
+    }
+
+    #[test]
+    fn a_wildcard_listen_address_is_advertised_by_host_name() {
+        let config = WorkerConfig::resolve(&WorkerArgs {
+            rest_listen: Some("0.0.0.0:8083".parse().expect("addr")),
+            ..args()
+        })
+        .expect("valid");
+        assert!(config.rest_advertised.ends_with(":8083"));
+        assert!(
+            !config.rest_advertised.starts_with("0.0.0.0"),
+            "{}",
+            config.rest_advertised
+        );
+        let config = WorkerConfig::resolve(&args()).expect("valid");
+        assert_eq!(config.rest_advertised, "127.0.0.1:8083");
     }
 
     #[test]
