@@ -13,7 +13,9 @@ use crate::herder::{Everything, Herder, Placement, RunnerDeps};
 use crate::kafka::{build_producer, security, KafkaSettings, TopicCreator, TopicLayout};
 use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
+use crate::registry::cluster::{GroupWriter, KafkaSchemaLog};
 use crate::rest::{self, AppState};
+use crate::store::kafka::{KafkaLog, KafkaStatusStore};
 use crate::store::{
     prepare_state_dir, ConfigStore, MemoryStatusStore, OffsetStore, StateDirConfigStore,
     StateDirOffsetStore, StatusStore,
@@ -37,6 +39,9 @@ struct Stores {
     /// For a worker in a group: the partitions of the offset topic, its
     /// units of work.
     units: Option<i32>,
+    /// For a worker in a group: the status topic, where the registry's
+    /// writer is announced.
+    status_topic: Option<Arc<KafkaStatusStore>>,
 }
 
 /// Stores in Kafka topics for a worker in a group, in the state
@@ -52,6 +57,7 @@ async fn open_stores(
             offsets: Arc::new(StateDirOffsetStore::new(&config.state_dir)),
             status: Arc::new(MemoryStatusStore::default()),
             units: None,
+            status_topic: None,
         });
     };
     let stores = crate::store::kafka::open(settings, topics, group)
@@ -68,8 +74,53 @@ async fn open_stores(
         units: Some(stores.offsets.partitions()),
         configs: stores.configs,
         offsets: stores.offsets,
+        status_topic: Some(Arc::clone(&stores.status)),
         status: stores.status,
     })
+}
+
+/// The embedded registry's router: on the registry topic, shared by the
+/// group, for a worker in a group; in the state directory otherwise. The
+/// writer role, for a group, is announced after each assignment.
+async fn embedded_registry(
+    config: &WorkerConfig,
+    listen: std::net::SocketAddr,
+    settings: &KafkaSettings,
+    topics: &TopicCreator,
+    shared: Option<(Arc<KafkaStatusStore>, Arc<dyn Placement>)>,
+) -> anyhow::Result<(axum::Router, Option<Arc<GroupWriter>>)> {
+    let (Some(group), Some((status, placement))) = (&config.group, shared) else {
+        let registry = crate::registry::open_in_dir(&config.state_dir)?;
+        return Ok((crate::registry::router(registry), None));
+    };
+    let topic = &group.registry;
+    topics
+        .ensure_compacted(&topic.name, topic.layout)
+        .await
+        .with_context(|| format!("creating the registry topic {}", topic.name))?;
+    let (settings, name) = (settings.clone(), topic.name.clone());
+    let registry = tokio::task::spawn_blocking(move || {
+        let log = KafkaLog::open(&settings, &name)?;
+        crate::registry::Registry::open(Box::new(KafkaSchemaLog::new(log))).map_err(|e| {
+            crate::store::StoreError::Io {
+                action: "replaying",
+                path: name,
+                source: e,
+            }
+        })
+    })
+    .await
+    .context("opening the registry topic")?
+    .with_context(|| format!("reading the registry topic {}", topic.name))?;
+    let host = config
+        .rest_advertised
+        .rsplit_once(':')
+        .map_or(config.rest_advertised.as_str(), |(host, _)| host);
+    let url = format!("http://{host}:{}", listen.port());
+    let role = Arc::new(GroupWriter::new(placement, status, url));
+    tracing::info!(topic = %topic.name, "the embedded schema registry is shared by the group");
+    let router = crate::registry::shared_router(Arc::new(registry), Arc::clone(&role) as _);
+    Ok((router, Some(role)))
 }
 
 /// Joins the worker's group: the membership that assigns this worker its
@@ -82,11 +133,17 @@ fn join_group(
     placement: Arc<GroupPlacement>,
     lease: Arc<Lease>,
     herder: &Arc<Herder>,
+    registry_writer: Option<Arc<GroupWriter>>,
 ) -> anyhow::Result<(Membership, tokio::task::JoinHandle<()>)> {
     let runtime = tokio::runtime::Handle::current();
     let on_change: crate::group::OnChange = {
         let herder = Arc::clone(herder);
-        Arc::new(move || runtime.block_on(herder.reassign()))
+        Arc::new(move || {
+            runtime.block_on(herder.reassign());
+            if let Some(writer) = &registry_writer {
+                writer.announce();
+            }
+        })
     };
     let membership = Membership::join(
         settings,
@@ -164,6 +221,18 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)
     .context("--config-provider-file-allowed-paths / --config-provider-env-allowlist")?;
+    let (registry_router, registry_writer) = match config.registry_listen {
+        Some(listen) => {
+            let shared = stores
+                .status_topic
+                .clone()
+                .zip(group_placement.clone().map(|p| p as Arc<dyn Placement>));
+            let (router, writer) =
+                embedded_registry(&config, listen, &settings, &topics, shared).await?;
+            (Some(router), writer)
+        }
+        None => (None, None),
+    };
     let deps = Arc::new(RunnerDeps {
         placement,
         providers,
@@ -194,16 +263,15 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 config.rest_listen
             )
         })?;
-    let registry_server = match config.registry_listen {
-        Some(listen) => {
-            let registry = crate::registry::open_in_dir(&config.state_dir)?;
+    let registry_server = match (config.registry_listen, registry_router) {
+        (Some(listen), Some(router)) => {
             let listener = crate::registry::bind(listen).await?;
             tracing::info!(listen = %listen, "embedded schema registry started");
-            Some(tokio::spawn(async move {
-                axum::serve(listener, crate::registry::router(registry)).await
-            }))
+            Some(tokio::spawn(
+                async move { axum::serve(listener, router).await },
+            ))
         }
-        None => None,
+        _ => None,
     };
     let restored = herder.restore().await.context(match &config.group {
         Some(group) => format!("restoring connectors from the topic {}", group.configs.name),
@@ -217,6 +285,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             placement,
             lease,
             &herder,
+            registry_writer,
         )?),
         _ => None,
     };

@@ -159,6 +159,12 @@ pub struct WorkerArgs {
     )]
     pub status_storage_replication_factor: Option<i32>,
 
+    /// With --group-id and --registry-listen: the topic the embedded schema
+    /// registry keeps its schemas in, shared by the group (Confluent's
+    /// kafkastore.topic format) [default: _schemas].
+    #[arg(long, env = "SLUICE_REGISTRY_TOPIC", value_name = "TOPIC")]
+    pub registry_topic: Option<String>,
+
     /// Partitions of the offset topic when sluice creates it [default: 25].
     #[arg(long, env = "SLUICE_OFFSET_STORAGE_PARTITIONS", value_name = "N")]
     pub offset_storage_partitions: Option<i32>,
@@ -259,6 +265,7 @@ struct WorkerFile {
     config_storage_topic: Option<String>,
     offset_storage_topic: Option<String>,
     status_storage_topic: Option<String>,
+    registry_topic: Option<String>,
     config_storage_replication_factor: Option<i32>,
     offset_storage_replication_factor: Option<i32>,
     status_storage_replication_factor: Option<i32>,
@@ -531,6 +538,15 @@ fn resolve_group(
             args.status_storage_replication_factor
                 .or(file.status_storage_replication_factor),
         ),
+        registry: topic(
+            args.registry_topic.as_ref(),
+            &file.registry_topic,
+            crate::registry::cluster::DEFAULT_TOPIC,
+            // One partition: schemas are replayed in the order written.
+            1,
+            args.config_storage_replication_factor
+                .or(file.config_storage_replication_factor),
+        ),
     };
     match args.group_id.clone().or(file.group_id.clone()) {
         Some(group_id) if group_id.trim().is_empty() => Err(WorkerConfigError::Invalid {
@@ -551,6 +567,10 @@ fn resolve_group(
                 (
                     "status-storage-topic",
                     args.status_storage_topic.is_some() || file.status_storage_topic.is_some(),
+                ),
+                (
+                    "registry-topic",
+                    args.registry_topic.is_some() || file.registry_topic.is_some(),
                 ),
                 (
                     "offset-storage-partitions",

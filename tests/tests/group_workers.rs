@@ -227,3 +227,79 @@ fn a_worker_frozen_past_its_lease_fences_itself_and_rejoins() {
     );
     assert_each_record_once(&env, &group, &CONNECTORS);
 }
+
+/// Workers of a group started with `--registry-listen` serve one schema
+/// registry: its log is a topic in Confluent's `_schemas` format, one
+/// worker writes (the others forward to it), every worker reads, ids are
+/// the same everywhere, and when the writer leaves another takes over with
+/// nothing it answered lost.
+#[test]
+fn the_group_serves_one_schema_registry_with_one_id_space() {
+    use sluice_tests::api::Api;
+    use sluice_tests::process::free_port;
+
+    let env = TestEnv::load();
+    let group = Group::new();
+    let topic = format!("{}-schemas", group.id);
+    let start = || {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = group.args();
+        args.extend(["--registry-listen", &listen, "--registry-topic", &topic]);
+        (
+            Worker::start_with(&env, &args),
+            Api::new(format!("http://{listen}")),
+        )
+    };
+    let mut workers = vec![start(), start()];
+    let register = |registry: &Api, name: &str| -> i64 {
+        let schema =
+            json!({"type": "record", "name": name, "fields": [{"name": "a", "type": "int"}]});
+        let body = json!({ "schema": schema.to_string() });
+        wait_for("a registration answered", Duration::from_secs(60), || {
+            let reply = registry.post(&format!("/subjects/{name}-value/versions"), &body);
+            // 503 while the group places or moves the writer.
+            (reply.status == 200)
+                .then(|| reply.body["id"].as_i64())
+                .flatten()
+        })
+    };
+    let mut ids = BTreeMap::new();
+    for (i, name) in ["R1", "R2", "R3", "R4"].iter().enumerate() {
+        ids.insert(*name, register(&workers[i % 2].1, name));
+    }
+    let distinct: BTreeSet<i64> = ids.values().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "one id space: {ids:?}");
+    let text_of = |registry: &Api, id: i64| {
+        registry.get(&format!("/schemas/ids/{id}")).body["schema"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    for (name, id) in &ids {
+        let seen: Vec<Option<String>> = workers.iter().map(|(_, r)| text_of(r, *id)).collect();
+        assert!(
+            seen.iter()
+                .all(|t| t.as_deref().is_some_and(|t| t.contains(name))),
+            "id {id} is {name} on every worker: {seen:?}"
+        );
+    }
+
+    // The first worker leaves; whoever writes now, registration goes on.
+    workers[0].0.terminate();
+    ids.insert("R5", register(&workers[1].1, "R5"));
+    let distinct: BTreeSet<i64> = ids.values().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "one id space after the move: {ids:?}"
+    );
+
+    // A new worker with an empty disk serves every schema under its id.
+    let (_fresh, registry) = start();
+    for (name, id) in &ids {
+        let text = wait_for("the new worker's registry", Duration::from_secs(30), || {
+            text_of(&registry, *id)
+        });
+        assert!(text.contains(name), "id {id} is {name}: {text}");
+    }
+}

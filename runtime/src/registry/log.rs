@@ -29,6 +29,11 @@ pub trait SchemaLog: Send + Sync {
     fn replay(&self) -> std::io::Result<Vec<LogRecord>>;
     /// Appends `records`; returns only once they are durable.
     fn append(&self, records: &[LogRecord]) -> std::io::Result<()>;
+    /// Records others appended since the last replay or tail, for a log
+    /// shared by several registries; a log with one writer has none.
+    fn tail(&self) -> std::io::Result<Vec<LogRecord>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A [`SchemaLog`] in a JSON-lines file, fsynced on every append.

@@ -5,6 +5,7 @@
 
 mod avro_model;
 pub mod client;
+pub mod cluster;
 pub mod compat;
 mod error;
 pub mod log;
@@ -22,7 +23,7 @@ use anyhow::Context;
 
 pub use avro_model::AvroModel;
 pub use error::RegistryError;
-pub use rest::router;
+pub use rest::{router, shared_router};
 pub use schema_text::{parse as parse_schema, ParsedSchema};
 pub use service::{Registry, SchemaRequest, SubjectVersion, VersionSpec};
 pub use state::Mode;

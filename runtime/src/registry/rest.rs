@@ -45,8 +45,25 @@ fn flag(params: &HashMap<String, String>, name: &str) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// The router for the registry API.
+/// The router for the registry API, for a registry that writes itself.
 pub fn router(registry: Arc<Registry>) -> Router {
+    shared_router(registry, Arc::new(super::cluster::Alone))
+}
+
+/// The router for a registry whose writes `role` places (a group of
+/// workers shares one registry log).
+pub fn shared_router(registry: Arc<Registry>, role: Arc<dyn super::cluster::WriterRole>) -> Router {
+    let shared = super::cluster::Shared {
+        registry: Arc::clone(&registry),
+        role,
+    };
+    routes(registry).layer(axum::middleware::from_fn_with_state(
+        shared,
+        super::cluster::route,
+    ))
+}
+
+fn routes(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/subjects", get(subjects))

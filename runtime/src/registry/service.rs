@@ -84,6 +84,19 @@ impl Registry {
         })
     }
 
+    /// Applies what other registries sharing the log appended since.
+    pub fn refresh(&self) -> Result<(), RegistryError> {
+        let mut state = self.state();
+        for record in self
+            .log
+            .tail()
+            .map_err(|e| RegistryError::Store(e.to_string()))?
+        {
+            state.apply(&record);
+        }
+        Ok(())
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

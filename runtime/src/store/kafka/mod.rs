@@ -53,6 +53,8 @@ pub struct GroupSettings {
     pub offsets: StateTopic,
     /// Statuses.
     pub status: StateTopic,
+    /// The embedded registry's schemas, when the workers serve it.
+    pub registry: StateTopic,
 }
 
 /// The three stores of a worker in a group.

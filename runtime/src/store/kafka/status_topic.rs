@@ -93,8 +93,19 @@ impl KafkaStatusStore {
         })
     }
 
-    /// A connector's status as the worker running it last published it.
-    fn published(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+    /// Publishes a record of sluice's own under `key` (Connect reads past
+    /// keys it does not know).
+    pub fn publish_raw(&self, key: &str, value: Option<Value>) {
+        self.publish(key.to_owned(), value.map(|v| v.to_string().into_bytes()));
+    }
+
+    /// The newest value published under `key` by any worker.
+    pub fn published_raw(&self, key: &str) -> Option<Value> {
+        self.catch_up().get(key).cloned()
+    }
+
+    /// Everything published, read to the end of the topic.
+    fn catch_up(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
         let records = match self.log.read_to_end() {
             Ok(records) => records,
             Err(e) => {
@@ -110,6 +121,12 @@ impl KafkaStatusStore {
                 None => remote.remove(&key),
             };
         }
+        remote
+    }
+
+    /// A connector's status as the worker running it last published it.
+    fn published(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+        let remote = self.catch_up();
         let connector = decode(remote.get(&connector_key(name))?)?;
         let prefix = format!("status-task-{name}-");
         let tasks = remote
