@@ -251,7 +251,7 @@ fn the_group_serves_one_schema_registry_with_one_id_space() {
             Api::new(format!("http://{listen}")),
         )
     };
-    let mut workers = vec![start(), start()];
+    let mut workers = [start(), start()];
     let register = |registry: &Api, name: &str| -> i64 {
         let schema =
             json!({"type": "record", "name": name, "fields": [{"name": "a", "type": "int"}]});
