@@ -278,3 +278,139 @@ fn write_connect_config(env: &TestEnv, group: &Group, name: &str, config: &Value
         produce_keyed(env.bootstrap(), &group.configs, &key, &value.to_string());
     }
 }
+
+/// `sluice verify` of `table` between two database URLs: exit code, output.
+fn verify(source: &str, target: &str, table: &str) -> (i32, String) {
+    let output = std::process::Command::new(sluice_tests::worker::sluice_bin())
+        .args([
+            "verify", "--source", source, "--target", target, "--table", table,
+        ])
+        .output()
+        .expect("sluice verify runs");
+    let text = sluice_tests::process::output_text(&output);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// A PostgreSQL and a MariaDB source, each replicated by a JDBC sink into a
+/// PostgreSQL schema, run on a group of two workers while both databases
+/// take writes and each worker is stopped and started in turn: every
+/// handover moves a replication slot, a binlog reader and a sink between
+/// workers, and the replicas end equal to their sources.
+#[test]
+fn replication_under_write_load_survives_a_rolling_restart() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let db = Maria::from_env(&env);
+    let group = Group::new();
+    let (pg_source, pg_target, my_source, my_target) =
+        (ident("rsrc"), ident("rdst"), ident("msrc"), ident("mdst"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {pg_source}; CREATE SCHEMA {pg_target}; CREATE SCHEMA {my_target}; \
+         CREATE TABLE {pg_source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
+         INSERT INTO {pg_source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, 300) g;"
+    ));
+    db.exec(&format!(
+        "CREATE DATABASE {my_source}; \
+         CREATE TABLE {my_source}.items (id INT PRIMARY KEY, qty INT NOT NULL, note VARCHAR(40), price DECIMAL(12,2)); \
+         INSERT INTO {my_source}.items SELECT seq, seq % 100, CONCAT('note ', seq), seq * 1.25 FROM seq_1_to_300;"
+    ));
+    let mut workers: Vec<Worker> = (0..2)
+        .map(|_| Worker::start_with(&env, &group.args()))
+        .collect();
+    let api = workers[0].api();
+    let (pg_prefix, my_prefix) = (ident("rpg"), ident("rmy"));
+    let json_schemas = |mut config: Value| {
+        config["key.converter.schemas.enable"] = json!("true");
+        config["value.converter.schemas.enable"] = json!("true");
+        config
+    };
+    let pg_url = format!(
+        "jdbc:postgresql://{}:{}/{}",
+        env.get("SLUICE_PG_HOST"),
+        env.get("SLUICE_PG_PORT"),
+        env.get("SLUICE_PG_DATABASE")
+    );
+    let sink = |topic: String, target: &str| {
+        json!({
+            "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+            "connection.url": pg_url, "connection.username": env.get("SLUICE_PG_USER"),
+            "connection.password": env.get("SLUICE_PG_PASSWORD"),
+            "topics": topic, "insert.mode": "upsert", "primary.key.mode": "record_key",
+            "delete.enabled": "true", "schema.evolution": "basic",
+            "table.name.format": format!("{target}.${{source.table}}"),
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        })
+    };
+    let server_id = 7000 + std::process::id() % 1000;
+    for (name, config) in [
+        (
+            "pg-source",
+            json_schemas(pg.connector_config(&pg_prefix, &pg_source, &ident("rslot"))),
+        ),
+        (
+            "my-source",
+            json_schemas(db.connector_config(&my_prefix, &my_source, server_id)),
+        ),
+        (
+            "pg-sink",
+            sink(format!("{pg_prefix}.{pg_source}.items"), &pg_target),
+        ),
+        (
+            "my-sink",
+            sink(format!("{my_prefix}.{my_source}.items"), &my_target),
+        ),
+    ] {
+        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+        assert_eq!(reply.status, 201, "{name}: {}", reply.text);
+    }
+
+    std::thread::scope(|scope| {
+        scope.spawn(|| pg.random_writes(&pg_source, 600, 10_000, 250));
+        scope.spawn(|| db.random_writes(&my_source, 600, 10_000, 250));
+        for i in 0..workers.len() {
+            std::thread::sleep(Duration::from_secs(4));
+            workers[i].terminate();
+            std::thread::sleep(Duration::from_secs(2));
+            workers[i].restart();
+        }
+    });
+
+    let pg_db = format!(
+        "postgresql://{}:{}@{}:{}/{}",
+        env.get("SLUICE_PG_USER"),
+        env.get("SLUICE_PG_PASSWORD"),
+        env.get("SLUICE_PG_HOST"),
+        env.get("SLUICE_PG_PORT"),
+        env.get("SLUICE_PG_DATABASE")
+    );
+    let my_db = format!(
+        "mariadb://{}:{}@{}:{}/{my_source}",
+        env.get("SLUICE_MARIADB_USER"),
+        env.get("SLUICE_MARIADB_PASSWORD"),
+        env.get("SLUICE_MARIADB_HOST"),
+        env.get("SLUICE_MARIADB_PORT")
+    );
+    for (source, table) in [
+        (&pg_db, format!("{pg_source}.items:{pg_target}.items")),
+        (&my_db, format!("items:{my_target}.items")),
+    ] {
+        let mut last = String::new();
+        let equal = (0..120).any(|_| {
+            let (code, text) = verify(source, &pg_db, &table);
+            last = text;
+            code == 0 || {
+                std::thread::sleep(Duration::from_secs(1));
+                false
+            }
+        });
+        assert!(
+            equal,
+            "{table}: the replica never caught up: {last}\n{}",
+            workers[1].logs()
+        );
+    }
+    for name in ["pg-source", "my-source", "pg-sink", "my-sink"] {
+        workers[0].api().delete(&format!("/connectors/{name}"));
+    }
+}

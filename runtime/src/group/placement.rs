@@ -54,8 +54,6 @@ pub fn partition_of(connector: &str, partitions: i32) -> i32 {
 struct Held {
     /// Assigned partitions, each usable from its instant on.
     usable_from: BTreeMap<i32, Instant>,
-    /// What was held before the last revocation.
-    before_revocation: BTreeSet<i32>,
 }
 
 /// A worker's share of the group's connectors.
@@ -83,36 +81,22 @@ impl GroupPlacement {
         self.held.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new assignment: partitions this worker held before the
-    /// revocation are usable at once, the others after the takeover
-    /// delay, in which a previous owner that heard of the rebalance late
-    /// (a broker that does not wait for every member) has stopped.
+    /// A new assignment, usable after the takeover delay, in which a
+    /// previous owner that heard of the rebalance late (a broker that does
+    /// not wait for every member) has stopped. Even a partition this worker
+    /// held before: another worker may have held it in a generation this one
+    /// never saw.
     pub fn assign(&self, partitions: BTreeSet<i32>) {
-        let now = Instant::now();
-        let mut held = self.held();
-        let usable_from = partitions
-            .into_iter()
-            .map(|p| {
-                let from = if held.before_revocation.contains(&p) {
-                    now
-                } else {
-                    now + self.takeover_delay
-                };
-                (p, from)
-            })
-            .collect();
-        held.usable_from = usable_from;
+        let from = Instant::now() + self.takeover_delay;
+        self.held().usable_from = partitions.into_iter().map(|p| (p, from)).collect();
     }
 
     /// The assignment was taken back (its tasks are stopped next).
     pub fn revoke(&self) {
-        let mut held = self.held();
-        held.before_revocation = held.usable_from.keys().copied().collect();
-        held.usable_from.clear();
+        self.held().usable_from.clear();
     }
 
-    /// Forgets everything held: after a lost lease the group may have
-    /// moved on, so nothing is usable at once any more.
+    /// Forgets everything held (a lost lease, leaving the group).
     pub fn clear(&self) {
         *self.held() = Held::default();
     }
@@ -195,18 +179,16 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(350));
         assert!(placement.owns("orders"), "after the takeover delay");
-        // Revoked and given back: it was ours, so usable at once.
+        // Revoked and given back: another worker may have had it in
+        // between, so the delay applies again.
         placement.revoke();
         assert!(!placement.owns("orders"));
         placement.assign(BTreeSet::from([p, (p + 1) % 25]));
-        assert!(placement.owns("orders"));
-        assert_eq!(placement.usable(), BTreeSet::from([p]));
-        // A lost lease forgets the history.
+        assert!(!placement.owns("orders"));
+        assert!(placement.usable().is_empty());
+        std::thread::sleep(Duration::from_millis(350));
+        assert_eq!(placement.usable().len(), 2);
         lease.reset();
-        assert!(!placement.owns("orders"));
-        placement.clear();
-        lease.renewed(Instant::now());
-        placement.assign(BTreeSet::from([p]));
-        assert!(!placement.owns("orders"));
+        assert!(!placement.owns("orders"), "no lease, no share");
     }
 }
