@@ -368,11 +368,11 @@ fn replication_under_write_load_survives_a_rolling_restart() {
     std::thread::scope(|scope| {
         scope.spawn(|| pg.random_writes(&pg_source, 600, 10_000, 250));
         scope.spawn(|| db.random_writes(&my_source, 600, 10_000, 250));
-        for i in 0..workers.len() {
+        for worker in workers.iter_mut() {
             std::thread::sleep(Duration::from_secs(4));
-            workers[i].terminate();
+            worker.terminate();
             std::thread::sleep(Duration::from_secs(2));
-            workers[i].restart();
+            worker.restart();
         }
     });
 
