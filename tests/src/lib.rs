@@ -11,6 +11,7 @@ pub mod mariadb;
 pub mod postgres;
 pub mod process;
 pub mod registry;
+pub mod verify;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};

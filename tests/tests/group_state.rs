@@ -12,6 +12,7 @@ use sluice_tests::group::Group;
 use sluice_tests::kafka::{produce_keyed, read_topic, Consumed};
 use sluice_tests::mariadb::Maria;
 use sluice_tests::postgres::Pg;
+use sluice_tests::verify::{mariadb_url, postgres_url, verify};
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
@@ -279,18 +280,6 @@ fn write_connect_config(env: &TestEnv, group: &Group, name: &str, config: &Value
     }
 }
 
-/// `sluice verify` of `table` between two database URLs: exit code, output.
-fn verify(source: &str, target: &str, table: &str) -> (i32, String) {
-    let output = std::process::Command::new(sluice_tests::worker::sluice_bin())
-        .args([
-            "verify", "--source", source, "--target", target, "--table", table,
-        ])
-        .output()
-        .expect("sluice verify runs");
-    let text = sluice_tests::process::output_text(&output);
-    (output.status.code().unwrap_or(-1), text)
-}
-
 /// A PostgreSQL and a MariaDB source, each replicated by a JDBC sink into a
 /// PostgreSQL schema, run on a group of two workers while both databases
 /// take writes and each worker is stopped and started in turn: every
@@ -376,21 +365,7 @@ fn replication_under_write_load_survives_a_rolling_restart() {
         }
     });
 
-    let pg_db = format!(
-        "postgresql://{}:{}@{}:{}/{}",
-        env.get("SLUICE_PG_USER"),
-        env.get("SLUICE_PG_PASSWORD"),
-        env.get("SLUICE_PG_HOST"),
-        env.get("SLUICE_PG_PORT"),
-        env.get("SLUICE_PG_DATABASE")
-    );
-    let my_db = format!(
-        "mariadb://{}:{}@{}:{}/{my_source}",
-        env.get("SLUICE_MARIADB_USER"),
-        env.get("SLUICE_MARIADB_PASSWORD"),
-        env.get("SLUICE_MARIADB_HOST"),
-        env.get("SLUICE_MARIADB_PORT")
-    );
+    let (pg_db, my_db) = (postgres_url(&env), mariadb_url(&env, &my_source));
     for (source, table) in [
         (&pg_db, format!("{pg_source}.items:{pg_target}.items")),
         (&my_db, format!("items:{my_target}.items")),

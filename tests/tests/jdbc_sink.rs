@@ -10,6 +10,7 @@ use sluice_tests::connectors::task_status as status;
 use sluice_tests::env::TestEnv;
 use sluice_tests::mariadb::Maria;
 use sluice_tests::postgres::Pg;
+use sluice_tests::verify::{mariadb_url as maria_url, postgres_url as pg_url, verify};
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
 
@@ -22,39 +23,6 @@ fn state(pg: &Pg, table: &str) -> Vec<Value> {
     pg.rows(&format!(
         "SELECT id, qty, note, price::text AS price, to_char(updated AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS updated FROM {table} ORDER BY id"
     ))
-}
-
-/// Runs `sluice verify`; its exit code and output.
-fn verify(source: &str, target: &str, table: &str) -> (i32, String) {
-    let output = std::process::Command::new(sluice_tests::worker::sluice_bin())
-        .args([
-            "verify", "--source", source, "--target", target, "--table", table,
-        ])
-        .output()
-        .expect("sluice verify runs");
-    let text = sluice_tests::process::output_text(&output);
-    (output.status.code().unwrap_or(-1), text)
-}
-
-fn pg_url(env: &TestEnv) -> String {
-    format!(
-        "postgresql://{}:{}@{}:{}/{}",
-        env.get("SLUICE_PG_USER"),
-        env.get("SLUICE_PG_PASSWORD"),
-        env.get("SLUICE_PG_HOST"),
-        env.get("SLUICE_PG_PORT"),
-        env.get("SLUICE_PG_DATABASE")
-    )
-}
-
-fn maria_url(env: &TestEnv, database: &str) -> String {
-    format!(
-        "mariadb://{}:{}@{}:{}/{database}",
-        env.get("SLUICE_MARIADB_USER"),
-        env.get("SLUICE_MARIADB_PASSWORD"),
-        env.get("SLUICE_MARIADB_HOST"),
-        env.get("SLUICE_MARIADB_PORT")
-    )
 }
 
 fn assert_verified(source: &str, target: &str, table: &str) {

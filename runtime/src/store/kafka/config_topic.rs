@@ -12,11 +12,10 @@
 //! config each time it starts the tasks.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use super::log::{KafkaLog, LogRecord};
+use super::log::{Fold, Folded, KafkaLog, LogRecord};
 use crate::store::{ConfigStore, StoreError, StoredConnector, TargetState};
 
 const CONNECTOR: &str = "connector-";
@@ -29,7 +28,7 @@ struct ConfigView {
     states: BTreeMap<String, TargetState>,
 }
 
-impl ConfigView {
+impl Fold for ConfigView {
     fn apply(&mut self, (key, value): &LogRecord) {
         let Ok(key) = std::str::from_utf8(key) else {
             tracing::warn!("config topic record with a key that is not UTF-8 skipped");
@@ -65,7 +64,9 @@ impl ConfigView {
             }
         }
     }
+}
 
+impl ConfigView {
     fn connectors(&self) -> Vec<StoredConnector> {
         self.configs
             .iter()
@@ -135,55 +136,43 @@ fn decode_target_state(bytes: &[u8]) -> Option<TargetState> {
 
 /// Connector configs on a Kafka config topic.
 pub struct KafkaConfigStore {
-    log: KafkaLog,
-    view: Mutex<ConfigView>,
+    topic: Folded<ConfigView>,
 }
 
 impl KafkaConfigStore {
     /// A store on the log of the config topic.
     pub fn new(log: KafkaLog) -> Self {
         Self {
-            log,
-            view: Mutex::new(ConfigView::default()),
+            topic: Folded::new(log),
         }
-    }
-
-    fn catch_up(&self) -> Result<std::sync::MutexGuard<'_, ConfigView>, StoreError> {
-        let records = self.log.read_to_end()?;
-        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
-        for record in &records {
-            view.apply(record);
-        }
-        Ok(view)
     }
 }
 
 impl ConfigStore for KafkaConfigStore {
     fn load(&self) -> Result<Vec<StoredConnector>, StoreError> {
-        Ok(self.catch_up()?.connectors())
+        Ok(self.topic.catch_up()?.connectors())
     }
 
     fn put(&self, connector: &StoredConnector) -> Result<(), StoreError> {
         // The target state first, as Connect writes it for a connector
         // created STOPPED: the config never appears without its state.
         let name = &connector.name;
-        self.log.append(
+        self.topic.log().append(
             format!("{TARGET_STATE}{name}").as_bytes(),
             Some(&encode_target_state(connector.target_state)),
         )?;
-        self.log.append(
+        self.topic.log().append(
             format!("{CONNECTOR}{name}").as_bytes(),
             Some(&encode_properties(&connector.config)),
         )?;
-        self.catch_up().map(drop)
+        self.topic.catch_up().map(drop)
     }
 
     fn remove(&self, name: &str) -> Result<(), StoreError> {
-        self.log
-            .append(format!("{CONNECTOR}{name}").as_bytes(), None)?;
-        self.log
-            .append(format!("{TARGET_STATE}{name}").as_bytes(), None)?;
-        self.catch_up().map(drop)
+        let log = self.topic.log();
+        log.append(format!("{CONNECTOR}{name}").as_bytes(), None)?;
+        log.append(format!("{TARGET_STATE}{name}").as_bytes(), None)?;
+        self.topic.catch_up().map(drop)
     }
 }
 

@@ -257,3 +257,45 @@ impl KafkaLog {
         }
     }
 }
+
+/// State folded from a log's records, applied in topic order.
+pub trait Fold: Default {
+    /// Applies one record.
+    fn apply(&mut self, record: &LogRecord);
+}
+
+/// A log and the state folded from what has been read of it.
+pub struct Folded<T> {
+    log: KafkaLog,
+    view: Mutex<T>,
+}
+
+impl<T: Fold> Folded<T> {
+    /// Nothing read yet.
+    pub fn new(log: KafkaLog) -> Self {
+        Self {
+            log,
+            view: Mutex::new(T::default()),
+        }
+    }
+
+    /// The log.
+    pub fn log(&self) -> &KafkaLog {
+        &self.log
+    }
+
+    /// The state after reading the log to its end.
+    pub fn catch_up(&self) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
+        let records = self.log.read_to_end()?;
+        let mut view = self.view();
+        for record in &records {
+            view.apply(record);
+        }
+        Ok(view)
+    }
+
+    /// The state as read so far.
+    pub fn view(&self) -> std::sync::MutexGuard<'_, T> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

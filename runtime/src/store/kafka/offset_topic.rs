@@ -6,12 +6,11 @@
 //! connector of the same name.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use serde_json::Value;
 use sluice_connector_api::{SourceOffset, SourcePartition};
 
-use super::log::{KafkaLog, LogRecord};
+use super::log::{Fold, Folded, KafkaLog, LogRecord};
 use crate::store::{OffsetStore, StoreError};
 
 /// The key bytes Connect writes: compact JSON, the connector name first.
@@ -45,7 +44,7 @@ struct OffsetView {
     by_connector: BTreeMap<String, Vec<(SourcePartition, SourceOffset)>>,
 }
 
-impl OffsetView {
+impl Fold for OffsetView {
     fn apply(&mut self, (key, value): &LogRecord) {
         let Some((connector, partition)) = decode_key(key) else {
             tracing::warn!(
@@ -67,7 +66,9 @@ impl OffsetView {
         };
         self.set(&connector, partition, offset);
     }
+}
 
+impl OffsetView {
     fn set(&mut self, connector: &str, partition: SourcePartition, offset: Option<SourceOffset>) {
         let entries = self.by_connector.entry(connector.to_owned()).or_default();
         entries.retain(|(p, _)| p != &partition);
@@ -82,37 +83,27 @@ impl OffsetView {
 
 /// Source offsets on a Kafka offset topic.
 pub struct KafkaOffsetStore {
-    log: KafkaLog,
-    view: Mutex<OffsetView>,
+    topic: Folded<OffsetView>,
 }
 
 impl KafkaOffsetStore {
     /// A store on the log of the offset topic.
     pub fn new(log: KafkaLog) -> Self {
         Self {
-            log,
-            view: Mutex::new(OffsetView::default()),
+            topic: Folded::new(log),
         }
     }
 
     /// How many partitions the offset topic has (the group's units of work).
     pub fn partitions(&self) -> i32 {
-        self.log.partitions()
-    }
-
-    fn catch_up(&self) -> Result<std::sync::MutexGuard<'_, OffsetView>, StoreError> {
-        let records = self.log.read_to_end()?;
-        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
-        for record in &records {
-            view.apply(record);
-        }
-        Ok(view)
+        self.topic.log().partitions()
     }
 }
 
 impl OffsetStore for KafkaOffsetStore {
     fn get(&self, connector: &str) -> Result<Vec<(SourcePartition, SourceOffset)>, StoreError> {
         Ok(self
+            .topic
             .catch_up()?
             .by_connector
             .get(connector)
@@ -129,21 +120,21 @@ impl OffsetStore for KafkaOffsetStore {
             let value = offset
                 .as_ref()
                 .map(|o| Value::Object(o.clone()).to_string().into_bytes());
-            self.log
+            self.topic
+                .log()
                 .append(&encode_key(connector, partition), value.as_deref())?;
             // Only the worker running a connector writes its offsets, so
             // the view can follow its own appends without reading them back.
-            self.view.lock().unwrap_or_else(|e| e.into_inner()).set(
-                connector,
-                partition.clone(),
-                offset.clone(),
-            );
+            self.topic
+                .view()
+                .set(connector, partition.clone(), offset.clone());
         }
         Ok(())
     }
 
     fn clear(&self, connector: &str) -> Result<(), StoreError> {
         let partitions: Vec<SourcePartition> = self
+            .topic
             .catch_up()?
             .by_connector
             .get(connector)
