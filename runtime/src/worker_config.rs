@@ -770,6 +770,28 @@ mod group_tests {
     }
 
     #[test]
+    fn group_settings_come_from_the_worker_file_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("worker.toml");
+        std::fs::write(
+            &path,
+            "group-id = \"g\"\noffset-storage-topic = \"offs\"\nregistry-topic = \"schemas\"\nconfig-storage-replication-factor = 3\n",
+        )
+        .expect("write");
+        let config = WorkerConfig::resolve(&WorkerArgs {
+            config: Some(path),
+            ..args()
+        })
+        .expect("valid");
+        let group = config.group.expect("a group");
+        assert_eq!(group.group_id, "g");
+        assert_eq!(group.offsets.name, "offs");
+        assert_eq!(group.registry.name, "schemas");
+        assert_eq!(group.configs.layout.replication_factor, 3);
+        assert_eq!(group.configs.name, "connect-configs");
+    }
+
+    #[test]
     fn storage_settings_without_a_group_are_refused_not_ignored() {
         let err = WorkerConfig::resolve(&WorkerArgs {
             offset_storage_topic: Some("connect-offsets".into()),
