@@ -283,8 +283,12 @@ fn write_connect_config(env: &TestEnv, group: &Group, name: &str, config: &Value
 /// A PostgreSQL and a MariaDB source, each replicated by a JDBC sink into a
 /// PostgreSQL schema, run on a group of two workers while both databases
 /// take writes and each worker is stopped and started in turn: every
-/// handover moves a replication slot, a binlog reader and a sink between
-/// workers, and the replicas end equal to their sources.
+/// handover moves a replication slot or a binlog reader between workers,
+/// and the replicas end equal to their sources. The sinks run in a worker
+/// of their own: Tansu 0.6 can leave a consumer group stuck for good on a
+/// member that left while still joining, which a sink moved twice within a
+/// second by the rolling restart sometimes is (the sink then never reads
+/// again; Kafka drops such a member after its session timeout).
 #[test]
 fn replication_under_write_load_survives_a_rolling_restart() {
     let env = TestEnv::load();
@@ -307,6 +311,10 @@ fn replication_under_write_load_survives_a_rolling_restart() {
         .map(|_| Worker::start_with(&env, &group.args()))
         .collect();
     let api = workers[0].api();
+    let sinks = Worker::start(&env);
+    // Names of their own: a sink's consumer group is connect-<name>, and
+    // Tansu never drops a member of an earlier run that died in it.
+    let name = |role: &str| format!("{role}-{}", group.id);
     let (pg_prefix, my_prefix) = (ident("rpg"), ident("rmy"));
     let json_schemas = |mut config: Value| {
         config["key.converter.schemas.enable"] = json!("true");
@@ -334,23 +342,28 @@ fn replication_under_write_load_survives_a_rolling_restart() {
     let server_id = 7000 + std::process::id() % 1000;
     for (name, config) in [
         (
-            "pg-source",
+            name("pg-source"),
             json_schemas(pg.connector_config(&pg_prefix, &pg_source, &ident("rslot"))),
         ),
         (
-            "my-source",
+            name("my-source"),
             json_schemas(db.connector_config(&my_prefix, &my_source, server_id)),
         ),
         (
-            "pg-sink",
+            name("pg-sink"),
             sink(format!("{pg_prefix}.{pg_source}.items"), &pg_target),
         ),
         (
-            "my-sink",
+            name("my-sink"),
             sink(format!("{my_prefix}.{my_source}.items"), &my_target),
         ),
     ] {
-        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+        let on = if name.starts_with("pg-sink") || name.starts_with("my-sink") {
+            sinks.api()
+        } else {
+            api.clone()
+        };
+        let reply = on.post("/connectors", &json!({"name": name, "config": config}));
         assert_eq!(reply.status, 201, "{name}: {}", reply.text);
     }
 
@@ -385,7 +398,12 @@ fn replication_under_write_load_survives_a_rolling_restart() {
             workers[1].logs()
         );
     }
-    for name in ["pg-source", "my-source", "pg-sink", "my-sink"] {
-        workers[0].api().delete(&format!("/connectors/{name}"));
+    for role in ["pg-sink", "my-sink"] {
+        sinks.api().delete(&format!("/connectors/{}", name(role)));
+    }
+    for role in ["pg-source", "my-source"] {
+        workers[0]
+            .api()
+            .delete(&format!("/connectors/{}", name(role)));
     }
 }

@@ -58,11 +58,12 @@ impl ClientContext for GroupContext {}
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            let removed = partition_set(partitions);
             tracing::info!(
-                partitions = partitions.count(),
-                "group rebalance: stopping this worker's connectors before giving them up"
+                partitions = ?removed,
+                "group rebalance: stopping the connectors of the partitions given up, before giving them up"
             );
-            self.placement.revoke();
+            self.placement.revoke(&removed);
             (self.on_change)();
         }
     }
@@ -70,19 +71,19 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                let owned: BTreeSet<i32> = partitions
-                    .elements()
-                    .iter()
-                    .map(|e| e.partition())
-                    .collect();
-                tracing::info!(partitions = ?owned, "group rebalance: assignment received");
+                let added = partition_set(partitions);
+                tracing::info!(partitions = ?added, "group rebalance: partitions assigned");
                 // The partitions only mark work; nothing is read from them.
                 if let Err(e) = consumer.pause(partitions) {
                     tracing::warn!(error = %e, "could not pause the assignment's partitions");
                 }
-                self.placement.assign(owned);
-                // A fresh generation that includes this worker.
-                self.lease.reset();
+                self.placement.assign(added);
+                // A generation that includes this worker: a lapsed lease may
+                // be renewed again (a held one runs on, so what this worker
+                // keeps keeps running).
+                if !self.lease.holds() {
+                    self.lease.reset();
+                }
                 self.rejoining.store(false, Ordering::Release);
                 // Tasks start once the coordinator has answered since.
             }
@@ -90,6 +91,14 @@ impl ConsumerContext for GroupContext {
             Rebalance::Error(e) => tracing::warn!(error = %e, "group rebalance failed"),
         }
     }
+}
+
+fn partition_set(partitions: &TopicPartitionList) -> BTreeSet<i32> {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect()
 }
 
 /// A running membership; leaves the group when dropped or [`left`](Membership::leave).
@@ -115,6 +124,10 @@ impl Membership {
             .set("bootstrap.servers", &settings.bootstrap_servers)
             .set("group.id", group_id)
             .set("client.id", format!("sluice-worker-{worker_id}"))
+            // Eager: every rebalance revokes everything first. The
+            // cooperative-sticky assignor would keep unmoved connectors
+            // running, but on Tansu 0.6 it let two workers run one connector
+            // (rows lost in the replication test) and doubled handover times.
             .set("partition.assignment.strategy", "roundrobin")
             .set(
                 "session.timeout.ms",

@@ -81,19 +81,23 @@ impl GroupPlacement {
         self.held.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new assignment, usable after the takeover delay, in which a
-    /// previous owner that heard of the rebalance late (a broker that does
-    /// not wait for every member) has stopped. Even a partition this worker
-    /// held before: another worker may have held it in a generation this one
-    /// never saw.
-    pub fn assign(&self, partitions: BTreeSet<i32>) {
+    /// Partitions added to this worker's assignment, usable after the
+    /// takeover delay, in which a previous owner that heard of the
+    /// rebalance late (a broker that does not wait for every member) has
+    /// stopped. Even a partition this worker held before: another worker may
+    /// have held it in a generation this one never saw. Partitions kept from
+    /// before stay usable (an incremental rebalance moves only what moves).
+    pub fn assign(&self, added: BTreeSet<i32>) {
         let from = Instant::now() + self.takeover_delay;
-        self.held().usable_from = partitions.into_iter().map(|p| (p, from)).collect();
+        let mut held = self.held();
+        for partition in added {
+            held.usable_from.insert(partition, from);
+        }
     }
 
-    /// The assignment was taken back (its tasks are stopped next).
-    pub fn revoke(&self) {
-        self.held().usable_from.clear();
+    /// Partitions taken back (their tasks are stopped next).
+    pub fn revoke(&self, removed: &BTreeSet<i32>) {
+        self.held().usable_from.retain(|p, _| !removed.contains(p));
     }
 
     /// Forgets everything held (a lost lease, leaving the group).
@@ -179,13 +183,20 @@ mod tests {
         );
         std::thread::sleep(Duration::from_millis(350));
         assert!(placement.owns("orders"), "after the takeover delay");
+        // Another partition added: the one kept stays usable.
+        let other = (p + 1) % 25;
+        placement.assign(BTreeSet::from([other]));
+        assert!(
+            placement.owns("orders"),
+            "kept across an incremental rebalance"
+        );
+        assert_eq!(placement.usable(), BTreeSet::from([p]));
         // Revoked and given back: another worker may have had it in
         // between, so the delay applies again.
-        placement.revoke();
+        placement.revoke(&BTreeSet::from([p]));
         assert!(!placement.owns("orders"));
-        placement.assign(BTreeSet::from([p, (p + 1) % 25]));
+        placement.assign(BTreeSet::from([p]));
         assert!(!placement.owns("orders"));
-        assert!(placement.usable().is_empty());
         std::thread::sleep(Duration::from_millis(350));
         assert_eq!(placement.usable().len(), 2);
         lease.reset();
