@@ -7,11 +7,10 @@
 //! one writer that has read the whole log first: the same everywhere.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
+use axum::body::to_bytes;
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value as Json};
@@ -27,8 +26,6 @@ pub const REGISTRY_UNIT: &str = "_schemas";
 pub const DEFAULT_TOPIC: &str = "_schemas";
 /// The status-topic key under which the writer announces its URL.
 const WRITER_KEY: &str = "sluice-registry-writer";
-/// Marks a forwarded request, so it is never forwarded twice.
-const FORWARDED: &str = "x-sluice-forwarded";
 /// Largest request body forwarded (a schema).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -188,7 +185,7 @@ pub async fn route(State(shared): State<Shared>, request: Request, next: Next) -
             .unwrap_or(Writer::Unknown);
         match writer {
             Writer::Here => {}
-            Writer::At(url) if !request.headers().contains_key(FORWARDED) => {
+            Writer::At(url) if !crate::rest::forward::was_forwarded(request.headers()) => {
                 return forward(url, request).await;
             }
             _ => {
@@ -214,70 +211,20 @@ async fn forward(url: String, request: Request) -> Response {
         Ok(bytes) => bytes,
         Err(e) => return unavailable(format!("reading the request failed: {e}")),
     };
-    let target = format!(
-        "{}{}",
-        url.trim_end_matches('/'),
-        parts.uri.path_and_query().map_or("/", |p| p.as_str())
-    );
-    let header = |name: header::HeaderName| {
-        parts
-            .headers
-            .get(&name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (content_type, authorization) =
-        (header(header::CONTENT_TYPE), header(header::AUTHORIZATION));
-    let method = parts.method.clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut builder = ureq::http::Request::builder()
-            .method(method.as_str())
-            .uri(&target)
-            .header(FORWARDED, "1");
-        if let Some(v) = &content_type {
-            builder = builder.header("content-type", v);
-        }
-        if let Some(v) = &authorization {
-            builder = builder.header("authorization", v);
-        }
-        let request = builder
-            .body(body.to_vec())
-            .map_err(|e| format!("building the request to {target}: {e}"))?;
-        let mut response = agent
-            .run(request)
-            .map_err(|e| format!("the registry's writer at {target} did not answer: {e}"))?;
-        let status = response.status().as_u16();
-        let kind = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response
-            .body_mut()
-            .read_to_vec()
-            .map_err(|e| format!("reading the answer of {target}: {e}"))?;
-        Ok::<_, String>((status, kind, bytes))
-    })
-    .await;
-    match answer {
-        Ok(Ok((status, kind, bytes))) => {
-            let mut response = Response::new(Body::from(bytes));
-            *response.status_mut() =
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            if let Some(kind) = kind.and_then(|k| k.parse().ok()) {
-                response.headers_mut().insert(header::CONTENT_TYPE, kind);
-            }
-            response
-        }
-        Ok(Err(message)) => unavailable(format!(
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    match crate::rest::forward::forward(
+        &url,
+        parts.method.clone(),
+        path,
+        &parts.headers,
+        body.to_vec(),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(message) => unavailable(format!(
             "Error while forwarding the request to the registry's writer: {message}"
         )),
-        Err(e) => unavailable(format!("forwarding was interrupted: {e}")),
     }
 }
 

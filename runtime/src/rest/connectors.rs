@@ -207,7 +207,7 @@ pub async fn restart(
         .await
     {
         Err(HerderError::RunsElsewhere { worker, .. }) if !forward::was_forwarded(&headers) => {
-            return forward::forward(worker, Method::POST, path_and_query(&uri), &headers).await;
+            return forward_to(&worker, &uri, &headers).await;
         }
         other => other?,
     };
@@ -281,7 +281,7 @@ pub async fn restart_task(
     let task = task_number(&task)?;
     match state.herder.restart_task(&name, task).await {
         Err(HerderError::RunsElsewhere { worker, .. }) if !forward::was_forwarded(&headers) => {
-            forward::forward(worker, Method::POST, path_and_query(&uri), &headers).await
+            forward_to(&worker, &uri, &headers).await
         }
         other => {
             other?;
@@ -290,9 +290,23 @@ pub async fn restart_task(
     }
 }
 
-fn path_and_query(uri: &Uri) -> String {
-    uri.path_and_query()
-        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned())
+/// Sends a restart on to the worker running the connector.
+async fn forward_to(worker: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    forward::forward(
+        &format!("http://{worker}"),
+        Method::POST,
+        path,
+        headers,
+        Vec::new(),
+    )
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("forwarding the request to the worker running the connector failed: {e}"),
+        )
+    })
 }
 
 /// `PUT /connectors/{name}/topics/reset`.

@@ -1,17 +1,16 @@
-//! Sends a request on to the worker of the group that runs the connector
-//! it is about (Kafka Connect forwards the same way), so every worker's
-//! REST API can restart any connector.
+//! Sends a request on to another worker of the group and answers with its
+//! answer, as Kafka Connect forwards to the worker that must act: restarts
+//! go to the worker running the connector, registry writes to the
+//! registry's writer. The caller's credentials go along; a forwarded
+//! request is marked so it is never forwarded twice.
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::Value;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::Response;
 
-use super::error::ApiError;
-
-/// Marks a forwarded request, so it is never forwarded twice.
+/// Marks a forwarded request.
 pub const FORWARDED: &str = "x-sluice-forwarded";
 
 /// Whether `headers` come from a request another worker forwarded.
@@ -19,48 +18,65 @@ pub fn was_forwarded(headers: &HeaderMap) -> bool {
     headers.contains_key(FORWARDED)
 }
 
-/// Repeats `method path_and_query` on `worker` with the caller's
-/// credentials and answers with that worker's answer.
+/// Repeats `method path_and_query` with `body` on the server at `base`
+/// (`http://host:port`), with the caller's content type and credentials
+/// from `headers`; that server's answer, or why it could not be had.
 pub async fn forward(
-    worker: String,
+    base: &str,
     method: Method,
-    path_and_query: String,
+    path_and_query: &str,
     headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let authorization = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let url = format!("http://{worker}{path_and_query}");
+    body: Vec<u8>,
+) -> Result<Response, String> {
+    let target = format!("{}{path_and_query}", base.trim_end_matches('/'));
+    let copied: Vec<(&'static str, String)> = [
+        ("content-type", header::CONTENT_TYPE),
+        ("authorization", header::AUTHORIZATION),
+    ]
+    .into_iter()
+    .filter_map(|(name, key)| {
+        let value = headers.get(key)?.to_str().ok()?;
+        Some((name, value.to_owned()))
+    })
+    .collect();
     let answer = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
             .http_status_as_error(false)
             .build()
             .into();
-        let request = match method {
-            Method::PUT => agent.put(&url).header(FORWARDED, "1"),
-            _ => agent.post(&url).header(FORWARDED, "1"),
-        };
-        let request = match &authorization {
-            Some(value) => request.header("authorization", value),
-            None => request,
-        };
-        let mut response = request.send_empty().map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                format!("forwarding the request to the worker running the connector ({url}) failed: {e}"),
-            )
-        })?;
+        let mut builder = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(&target)
+            .header(FORWARDED, "1");
+        for (name, value) in &copied {
+            builder = builder.header(*name, value);
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| format!("building the request to {target}: {e}"))?;
+        let mut response = agent
+            .run(request)
+            .map_err(|e| format!("{target} did not answer: {e}"))?;
         let status = response.status().as_u16();
-        let body: Option<Value> = response.body_mut().read_json().ok();
-        Ok::<_, ApiError>((status, body))
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response
+            .body_mut()
+            .read_to_vec()
+            .map_err(|e| format!("reading the answer of {target}: {e}"))?;
+        Ok::<_, String>((status, kind, bytes))
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let status = StatusCode::from_u16(answer.0).unwrap_or(StatusCode::BAD_GATEWAY);
-    Ok(match answer.1 {
-        Some(body) => (status, Json(body)).into_response(),
-        None => status.into_response(),
-    })
+    .map_err(|e| format!("forwarding was interrupted: {e}"))??;
+    let (status, kind, bytes) = answer;
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if let Some(kind) = kind.and_then(|k| k.parse().ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, kind);
+    }
+    Ok(response)
 }

@@ -6,7 +6,7 @@ mod body;
 mod connectors;
 pub mod endpoints;
 mod error;
-mod forward;
+pub mod forward;
 mod loggers;
 mod offsets;
 mod plugins;
