@@ -349,21 +349,30 @@ fn replication_under_write_load_survives_a_rolling_restart() {
             name("my-source"),
             json_schemas(db.connector_config(&my_prefix, &my_source, server_id)),
         ),
-        (
-            name("pg-sink"),
-            sink(format!("{pg_prefix}.{pg_source}.items"), &pg_target),
-        ),
-        (
-            name("my-sink"),
-            sink(format!("{my_prefix}.{my_source}.items"), &my_target),
-        ),
     ] {
-        let on = if name.starts_with("pg-sink") || name.starts_with("my-sink") {
-            sinks.api()
-        } else {
-            api.clone()
-        };
-        let reply = on.post("/connectors", &json!({"name": name, "config": config}));
+        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+        assert_eq!(reply.status, 201, "{name}: {}", reply.text);
+    }
+    // The sinks start once their topics exist: a sink consumer subscribed
+    // to a topic Tansu does not have yet sometimes never reads it (a known
+    // problem, see docs/distributed.md).
+    let (pg_topic, my_topic) = (
+        format!("{pg_prefix}.{pg_source}.items"),
+        format!("{my_prefix}.{my_source}.items"),
+    );
+    for topic in [&pg_topic, &my_topic] {
+        let snapshot = read_topic(env.bootstrap(), topic, Duration::from_secs(90), |r| {
+            r.len() >= 300
+        });
+        assert!(snapshot.len() >= 300, "{topic}: the snapshot never arrived");
+    }
+    for (name, config) in [
+        (name("pg-sink"), sink(pg_topic.clone(), &pg_target)),
+        (name("my-sink"), sink(my_topic.clone(), &my_target)),
+    ] {
+        let reply = sinks
+            .api()
+            .post("/connectors", &json!({"name": name, "config": config}));
         assert_eq!(reply.status, 201, "{name}: {}", reply.text);
     }
 
