@@ -266,8 +266,8 @@ fn masked_and_truncated_columns_reach_kafka_masked() {
     let (schema, prefix, slot) = (ident("pii"), ident("srv"), ident("slot"));
     pg.exec(&format!(
         "CREATE SCHEMA {schema}; \
-         CREATE TABLE {schema}.people (id int PRIMARY KEY, email text, note text, age int); \
-         INSERT INTO {schema}.people VALUES (1, 'ann@example.com', 'a very long note', 30);"
+         CREATE TABLE {schema}.people (id int PRIMARY KEY, email text, note text, age int, name varchar(12)); \
+         INSERT INTO {schema}.people VALUES (1, 'ann@example.com', 'a very long note', 30, 'Ann Smith');"
     ));
     let registry_port = sluice_tests::process::free_port();
     let registry = format!("http://127.0.0.1:{registry_port}");
@@ -281,6 +281,8 @@ fn masked_and_truncated_columns_reach_kafka_masked() {
     config["value.converter"] = json!("io.confluent.connect.avro.AvroConverter");
     config["column.mask.with.8.chars"] = json!(format!("{schema}.people.email"));
     config["column.truncate.to.6.chars"] = json!(format!("{schema}\\.peo.*\\.note"));
+    config["column.mask.hash.v2.SHA-256.with.salt.pepper"] = json!(format!("{schema}.people.name"));
+    config["column.propagate.source.type"] = json!(format!("{schema}.PEOPLE.(name|age)"));
     create(&api, "masked", &config);
     let topic = format!("{prefix}.{schema}.people");
     // The snapshot first, so the update below is a change event of its own.
@@ -288,7 +290,7 @@ fn masked_and_truncated_columns_reach_kafka_masked() {
         !r.is_empty()
     });
     pg.exec(&format!(
-        "UPDATE {schema}.people SET email = 'ann.new@example.com', note = 'another long note' WHERE id = 1;"
+        "UPDATE {schema}.people SET email = 'ann.new@example.com', note = 'another long note', name = 'Ann Jones' WHERE id = 1;"
     ));
     // An independent client decodes through the registry: what any
     // consumer of the topic sees.
@@ -301,6 +303,25 @@ fn masked_and_truncated_columns_reach_kafka_masked() {
     let update = &records[1]["value"];
     assert_eq!(update["after"]["email"], "********", "{update}");
     assert_eq!(update["after"]["note"], "anothe", "{update}");
+    // Hashed as Debezium's v2 (salt + UTF-8), cut to varchar(12); the
+    // digests are Python's hashlib.sha256(b"pepper" + name)[:12].
+    assert_eq!(snapshot["after"]["name"], "21f91f3c499a", "{snapshot}");
+    assert_eq!(update["after"]["name"], "749921948782", "{update}");
+    // The registered schema says what Debezium's says: masked, truncated,
+    // and the propagated source types.
+    let latest = Api::new(&registry)
+        .get(&format!("/subjects/{topic}-value/versions/latest"))
+        .body;
+    let text = latest["schema"].as_str().unwrap_or_default().to_owned();
+    for expected in [
+        r#""masked":"true""#,
+        r#""truncateLength":"6""#,
+        r#""__debezium.source.column.type":"VARCHAR""#,
+        r#""__debezium.source.column.length":"12""#,
+        r#""__debezium.source.column.type":"INT4""#,
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
     let raw = read_topic(env.bootstrap(), &topic, Duration::from_secs(30), |r| {
         r.len() >= 2
     });
@@ -324,14 +345,14 @@ fn keys_sluice_does_not_implement_are_refused_or_named_as_without_effect() {
     // Refused: each alone gets a 400 naming it.
     for (key, value) in [
         (
-            "column.mask.hash.SHA-256.with.salt.pepper",
+            "column.mask.hash.SHA-999.with.salt.pepper",
             "public.t.email",
         ),
         ("snapshot.select.statement.overrides", "public.t"),
         ("topic.delimiter", "_"),
         ("converters", "boolean"),
         ("incremental.snapshot.chunk.size", "1024"),
-        ("column.propagate.source.type", ".*"),
+        ("column.truncate.to.0.chars", "public.t.email"),
     ] {
         let mut config = base.clone();
         config[key] = json!(value);

@@ -272,16 +272,24 @@ pub struct ConfigValue {
 }
 
 /// Adds errors of rules across keys to the validation results of the key
-/// each names (once each), so they show beside the per-key errors.
+/// each names (once each), so they show beside the per-key errors; a key
+/// with no fixed name (`column.mask.with.<n>.chars`) gets an entry of its
+/// own.
 pub fn attach_errors(
-    values: &mut [ConfigValue],
+    values: &mut Vec<ConfigValue>,
     errors: impl IntoIterator<Item = crate::error::ConfigError>,
 ) {
     for e in errors {
-        if let Some(v) = values.iter_mut().find(|v| v.name == e.key) {
-            if !v.errors.contains(&e.message) {
-                v.errors.push(e.message);
-            }
+        match values.iter_mut().find(|v| v.name == e.key) {
+            Some(v) if v.errors.contains(&e.message) => {}
+            Some(v) => v.errors.push(e.message),
+            None => values.push(ConfigValue {
+                name: e.key.clone(),
+                value: None,
+                recommended_values: Vec::new(),
+                errors: vec![e.message],
+                visible: true,
+            }),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Which schemas (databases, for MySQL), tables and columns a source
 //! captures, from Debezium's include/exclude lists: comma-separated regular
 //! expressions that must match the whole name (`schema`, `schema.table`,
-//! `schema.table.column`).
+//! `schema.table.column`), ignoring case as Debezium's do.
 
 use std::collections::HashMap;
 
@@ -22,6 +22,9 @@ pub struct Filters {
     column_exclude: Vec<Regex>,
     message_include: Vec<Regex>,
     message_exclude: Vec<Regex>,
+    /// `snapshot.include.collection.list`: the captured tables the snapshot
+    /// reads (all when empty).
+    snapshot_include: Vec<Regex>,
     /// `message.key.columns` by `schema.table`.
     key_columns: HashMap<String, Vec<String>>,
 }
@@ -31,7 +34,7 @@ fn patterns(config: &ConnectorConfig, key: &str) -> Result<Vec<Regex>, ConfigErr
         .list(key)
         .iter()
         .map(|p| {
-            Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+            Regex::new(&format!("(?i)^(?:{p})$")).map_err(|e| {
                 ConfigError::new(key, format!("{p} is not a valid regular expression: {e}"))
             })
         })
@@ -95,6 +98,7 @@ impl Filters {
             column_exclude: patterns(config, "column.exclude.list")?,
             message_include: patterns(config, "message.prefix.include.list")?,
             message_exclude: patterns(config, "message.prefix.exclude.list")?,
+            snapshot_include: patterns(config, "snapshot.include.collection.list")?,
             key_columns,
         })
     }
@@ -115,6 +119,13 @@ impl Filters {
             return false;
         }
         !any(&self.table_exclude, &full)
+    }
+
+    /// Whether the snapshot reads the captured table `schema.table`
+    /// (`snapshot.include.collection.list`; every captured table when unset).
+    pub fn snapshotted(&self, schema: &str, table: &str) -> bool {
+        self.snapshot_include.is_empty()
+            || any(&self.snapshot_include, &format!("{schema}.{table}"))
     }
 
     /// Whether a column of a captured table is emitted.
@@ -176,10 +187,25 @@ mod tests {
         .expect("valid");
         assert!(f.table("public", "orders"));
         assert!(!f.table("public", "orders_archive"), "anchored");
+        assert!(f.table("PUBLIC", "Orders"), "case is ignored, as Debezium");
         assert!(f.table("inv", "anything"));
         assert!(!f.table("pg_catalog", "pg_class"));
         assert!(!f.column("public", "orders", "secret"));
         assert!(f.column("public", "orders", "id"));
+    }
+
+    #[test]
+    fn the_snapshot_reads_the_listed_tables_or_all() {
+        let all = Filters::parse(&config(&[]), "schema", &[]).expect("valid");
+        assert!(all.snapshotted("public", "orders"));
+        let some = Filters::parse(
+            &config(&[("snapshot.include.collection.list", "public\\.ord.*")]),
+            "schema",
+            &[],
+        )
+        .expect("valid");
+        assert!(some.snapshotted("public", "orders"));
+        assert!(!some.snapshotted("public", "customers"));
     }
 
     #[test]

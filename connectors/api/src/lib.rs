@@ -7,6 +7,7 @@
 //! crate of the workspace, so connectors never reach into the runtime.
 
 pub mod calendar;
+pub mod column_mapping;
 pub mod config;
 pub mod context;
 pub mod debezium;

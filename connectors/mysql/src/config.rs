@@ -8,6 +8,7 @@ use sluice_connector_api::config::bounds;
 use sluice_connector_api::filters::Filters;
 
 use crate::boolean_columns::BooleanColumns;
+use sluice_connector_api::column_mapping::ColumnMappers;
 pub use sluice_connector_api::modes::{DecimalMode, SnapshotMode};
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
@@ -77,6 +78,9 @@ pub struct MySqlConfig {
     pub filters: Filters,
     /// `converters`: the TINYINT columns emitted as booleans.
     pub booleans: BooleanColumns,
+    /// `column.mask.*`, `column.truncate.*`, `column.propagate.source.type`,
+    /// `datatype.propagate.source.type`.
+    pub column_mappers: ColumnMappers,
     /// MySQL or MariaDB names, by `connector.class`.
     pub flavor: crate::flavor::Flavor,
     /// `snapshot.mode`
@@ -168,6 +172,7 @@ pub fn definition() -> ConfigDef {
         .define(key("schema.history.internal.kafka.bootstrap.servers", ConfigType::String, "Accepted for Debezium compatibility; the worker's broker is used.", GROUP_CAPTURE))
         .define(key("snapshot.mode", ConfigType::String, "initial, no_data (never, schema_only), initial_only, always or when_needed.", GROUP_SNAPSHOT).default("initial").allowed(&["initial", "no_data", "never", "schema_only", "initial_only", "always", "when_needed"]))
         .define(key("snapshot.locking.mode", ConfigType::String, "minimal (a brief global read lock while the snapshot starts) or none.", GROUP_SNAPSHOT).default("minimal").allowed(&["minimal", "none"]))
+        .define(key("snapshot.include.collection.list", ConfigType::List, "Regular expressions of the captured tables the snapshot reads (all when unset); the others are streamed only.", GROUP_SNAPSHOT))
         .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot (parallel per table and key range).", GROUP_SNAPSHOT).default("1").validator(bounds::threads))
         .define(key("snapshot.fetch.size", ConfigType::Int, "Rows handed over per batch while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
         .define(key("converters", ConfigType::List, "Custom converters by name; the one sluice implements is Debezium's TinyIntOneToBooleanConverter (<name>.type, <name>.selector, <name>.length.checker), which emits TINYINT(1) columns as booleans instead of INT16.", GROUP_EVENTS))
@@ -181,6 +186,7 @@ pub fn definition() -> ConfigDef {
         .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
         .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
+        .merge(sluice_connector_api::column_mapping::definition())
 }
 
 /// The include/exclude lists, by database.
@@ -277,6 +283,7 @@ impl MySqlConfig {
             ssl_ca,
             filters: filters(config)?,
             booleans: BooleanColumns::from_config(config)?,
+            column_mappers: ColumnMappers::from_config(config)?,
             flavor: crate::flavor::Flavor::of_class(config.get("connector.class")),
             snapshot_mode: SnapshotMode::from_text(&text("snapshot.mode", "initial")),
             locking_mode: match text("snapshot.locking.mode", "minimal").as_str() {

@@ -68,6 +68,7 @@ impl SourceConnector for MySqlConnector {
             config::ssl(config).err(),
             config::gtid_sources(config).err(),
             boolean_columns::BooleanColumns::from_config(config).err(),
+            sluice_connector_api::column_mapping::ColumnMappers::from_config(config).err(),
         ];
         sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values

@@ -275,6 +275,7 @@ mod tests {
             &crate::boolean_columns::BooleanColumns::default(),
             crate::flavor::Flavor::MySql,
             mapping,
+            &sluice_connector_api::column_mapping::ColumnMappers::default(),
         )
     }
 

@@ -152,11 +152,15 @@ pub fn now_us() -> i64 {
 async fn plan(
     conn: &mut Conn,
     tables: &Tables,
+    filters: &sluice_connector_api::filters::Filters,
     readers: usize,
 ) -> Result<(Vec<Unit>, Vec<(String, u64)>), ConnectorError> {
     let mut units = Vec::new();
     let mut estimates = Vec::new();
-    for (id, def) in tables {
+    let snapshotted = tables
+        .iter()
+        .filter(|(_, def)| filters.snapshotted(&def.database, &def.name));
+    for (id, def) in snapshotted {
         let estimate: Option<Option<u64>> = conn
             .exec_first(
                 "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -258,7 +262,7 @@ pub async fn read(
     let Some(first) = readers.first_mut() else {
         return Err(ConnectorError::fatal("no snapshot reader"));
     };
-    let (units, estimates) = plan(first, &tables, count).await?;
+    let (units, estimates) = plan(first, &tables, &config.filters, count).await?;
     {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
         p.phase = "snapshot";
@@ -450,6 +454,7 @@ pub fn build_schemas(
                     &config.booleans,
                     config.flavor,
                     mapping,
+                    &config.column_mappers,
                 )),
             )
         })

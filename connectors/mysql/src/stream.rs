@@ -74,6 +74,7 @@ impl Model {
                     &config.booleans,
                     config.flavor,
                     Mapping::of(config),
+                    &config.column_mappers,
                 );
                 self.schemas.insert(id.to_owned(), Arc::new(schema));
             }

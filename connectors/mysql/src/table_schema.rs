@@ -4,11 +4,12 @@
 use std::sync::{Arc, OnceLock};
 
 use mysql_async::binlog::value::BinlogValue;
+use sluice_connector_api::column_mapping::{ColumnMapper, ColumnMappers, SourceColumn};
 use sluice_connector_api::filters::Filters;
 use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Value};
 
 use crate::boolean_columns::BooleanColumns;
-use crate::catalog::{default_literal, TableDef};
+use crate::catalog::{default_literal, ColumnDef, TableDef};
 use crate::flavor::Flavor;
 use crate::types::{Kind, Mapping, Read};
 
@@ -23,6 +24,8 @@ pub struct EmittedColumn {
     pub kind: Kind,
     /// NULL allowed.
     pub nullable: bool,
+    /// What `column.mask.*` / `column.truncate.*` do to its values.
+    pub mapper: Option<ColumnMapper>,
 }
 
 /// Schemas and column layout of one table at one schema version.
@@ -72,6 +75,31 @@ pub fn source_schema(flavor: Flavor) -> Arc<Schema> {
     }))
 }
 
+/// The column's type as `column.propagate.source.type` reports it: the
+/// upper-case type name (with `UNSIGNED`), and the length (or precision)
+/// and scale declared in `COLUMN_TYPE` (`decimal(10,2)` → 10, 2).
+fn source_type(column: &ColumnDef) -> (String, Option<u32>, Option<u32>) {
+    let mut name = column.data_type.to_uppercase();
+    if column.column_type.to_ascii_lowercase().contains("unsigned") {
+        name.push_str(" UNSIGNED");
+    }
+    let declared = column
+        .column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inside, _)| inside);
+    let number = |text: &str| text.trim().parse::<u32>().ok();
+    let (length, scale) = match declared {
+        // enum('a','b') and set(...) declare labels, not a length.
+        Some(inside) if !inside.contains('\'') => match inside.split_once(',') {
+            Some((length, scale)) => (number(length), number(scale)),
+            None => (number(inside), None),
+        },
+        _ => (None, None),
+    };
+    (name, length, scale)
+}
+
 /// The value a NOT NULL column gets for a zero date or a missing value:
 /// the epoch / zero of its type, as Debezium does.
 fn zero_of(schema: &Schema) -> Value {
@@ -105,8 +133,23 @@ impl TableSchema {
         booleans: &BooleanColumns,
         flavor: Flavor,
         mapping: Mapping,
+        mappers: &ColumnMappers,
     ) -> Self {
         let topic = debezium::topic_name(&[topic_prefix, &def.database, &def.name]);
+        let qualified = format!("{}.{}", def.database, def.name);
+        let mapped = |c: &ColumnDef, field: Schema| {
+            let (type_name, length, scale) = source_type(c);
+            mappers.map(
+                &SourceColumn {
+                    table: &qualified,
+                    name: &c.name,
+                    type_name: &type_name,
+                    length,
+                    scale,
+                },
+                field,
+            )
+        };
         let key_names: Vec<String> = filters
             .key_columns(&def.database, &def.name)
             .map(<[String]>::to_vec)
@@ -123,10 +166,18 @@ impl TableSchema {
                 position,
                 kind: booleans.kind_of(&def.database, &def.name, c, Kind::of(c)),
                 nullable: c.nullable,
+                mapper: if mappers.is_empty() {
+                    None
+                } else {
+                    mapped(c, Schema::string()).1
+                },
             })
             .collect();
         let field = |c: &EmittedColumn, force_required: bool| {
             let mut schema = c.kind.schema(mapping);
+            if !mappers.is_empty() {
+                schema = mapped(&def.columns[c.position], schema).0;
+            }
             if c.nullable && !force_required {
                 schema = schema.optional();
             }
@@ -161,7 +212,12 @@ impl TableSchema {
 
     fn finish(&self, column: &EmittedColumn, read: Read) -> Result<Value, String> {
         match read {
-            Read::Value(v) => Ok(v),
+            Read::Value(mut v) => {
+                if let Some(mapper) = &column.mapper {
+                    mapper.apply(&mut v);
+                }
+                Ok(v)
+            }
             Read::Null | Read::Zero if column.nullable => Ok(Value::Null),
             Read::Null | Read::Zero => Ok(zero_of(&column.kind.schema(self.mapping))),
             Read::PartialJson => Err(format!(

@@ -357,7 +357,10 @@ impl Capture {
         // DDL between the first catalog read and the slot's creation is in
         // neither the old column list nor the stream.
         let mut current = Vec::with_capacity(tables.len());
-        for t in tables {
+        let snapshotted = tables
+            .iter()
+            .filter(|t| self.config.filters.snapshotted(&t.schema, &t.name));
+        for t in snapshotted {
             let columns = catalog::columns(&clients[0], t.oid)
                 .await
                 .map_err(|e| ConnectorError::retriable(e.to_string()))?;
@@ -1066,6 +1069,7 @@ pub async fn table_schema(
             decimal: config.decimal_mode,
             time: config.time_precision,
         },
+        &config.column_mappers,
     ))
 }
 

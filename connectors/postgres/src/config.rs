@@ -7,6 +7,7 @@ use sluice_connector_api::config::bounds;
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
 use crate::tls::{SslMode, Tls, TlsFiles, TlsSetupError};
+use sluice_connector_api::column_mapping::ColumnMappers;
 use sluice_connector_api::filters::Filters;
 pub use sluice_connector_api::modes::{DecimalMode, SnapshotMode};
 
@@ -88,6 +89,9 @@ pub struct PostgresConfig {
     pub unavailable_placeholder: String,
     /// `skipped.operations`: op codes not emitted (`t` by default, as Debezium).
     pub skipped_operations: Vec<char>,
+    /// `column.mask.*`, `column.truncate.*`, `column.propagate.source.type`,
+    /// `datatype.propagate.source.type`.
+    pub column_mappers: ColumnMappers,
 }
 
 const GROUP_CONNECTION: &str = "Connection";
@@ -144,6 +148,7 @@ pub fn definition() -> ConfigDef {
         .define(key("slot.drop.on.stop", ConfigType::Boolean, "Drop the slot when the connector stops (loses the position).", GROUP_CAPTURE).default("false"))
         .define(key("plugin.name", ConfigType::String, "Logical decoding plugin; only pgoutput.", GROUP_CAPTURE).default("pgoutput").allowed(&["pgoutput"]))
         .define(key("snapshot.mode", ConfigType::String, "initial, no_data (never), initial_only, always or when_needed.", GROUP_SNAPSHOT).default("initial").allowed(&["initial", "no_data", "never", "initial_only", "always", "when_needed"]))
+        .define(key("snapshot.include.collection.list", ConfigType::List, "Regular expressions of the captured tables the snapshot reads (all when unset); the others are streamed only.", GROUP_SNAPSHOT))
         .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot.", GROUP_SNAPSHOT).default("1").validator(bounds::threads))
         .define(key("snapshot.fetch.size", ConfigType::Int, "Rows fetched per round trip while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
@@ -157,6 +162,7 @@ pub fn definition() -> ConfigDef {
         .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
         .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
+        .merge(sluice_connector_api::column_mapping::definition())
 }
 
 /// Schemas PostgreSQL keeps for itself; never captured.
@@ -269,6 +275,7 @@ impl PostgresConfig {
                 "unavailable.value.placeholder",
                 "__debezium_unavailable_value",
             ),
+            column_mappers: ColumnMappers::from_config(config)?,
         })
     }
 }

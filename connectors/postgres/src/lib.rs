@@ -18,6 +18,7 @@ pub mod types;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sluice_connector_api::column_mapping::ColumnMappers;
 use sluice_connector_api::{
     ConfigDef, ConfigValue, ConnectorConfig, ConnectorError, PluginInfo, PluginKind,
     SourceConnector, SourceTask, TopicSchemas,
@@ -52,7 +53,11 @@ impl SourceConnector for PostgresConnector {
         let mut values = self.config_def().validate(config);
         // Rules across keys (lists used together, TLS mode and its files),
         // checked on their own so they show beside per-key errors.
-        let cross = [config::filters(config).err(), config::tls(config).err()];
+        let cross = [
+            config::filters(config).err(),
+            config::tls(config).err(),
+            ColumnMappers::from_config(config).err(),
+        ];
         sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values
     }

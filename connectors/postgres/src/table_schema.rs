@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use sluice_connector_api::column_mapping::{ColumnMapper, ColumnMappers, SourceColumn};
 use sluice_connector_api::{debezium, Field, Schema, Value};
 
 use crate::types::{Mapping, PgType};
@@ -21,6 +22,8 @@ pub struct EmittedColumn {
     /// NULL allowed; a required column's missing value becomes its
     /// type's fallback, as Debezium does.
     pub nullable: bool,
+    /// What `column.mask.*` / `column.truncate.*` do to its values.
+    pub mapper: Option<ColumnMapper>,
 }
 
 /// The value Debezium puts in a required field that has no value (for
@@ -153,8 +156,27 @@ impl TableSchema {
         columns: &[ColumnSpec],
         key_names: &[String],
         mapping: Mapping,
+        mappers: &ColumnMappers,
     ) -> Self {
         let topic = sluice_connector_api::debezium::topic_name(&[topic_prefix, schema, table]);
+        let qualified = format!("{schema}.{table}");
+        let source_column = |c: &ColumnSpec| {
+            let (type_name, length, scale) = c.pg_type.source_type();
+            (c.name.clone(), type_name, length, scale)
+        };
+        let mapped = |c: &ColumnSpec, field: Schema| {
+            let (name, type_name, length, scale) = source_column(c);
+            mappers.map(
+                &SourceColumn {
+                    table: &qualified,
+                    name: &name,
+                    type_name: &type_name,
+                    length,
+                    scale,
+                },
+                field,
+            )
+        };
         let emitted: Vec<EmittedColumn> = columns
             .iter()
             .enumerate()
@@ -164,11 +186,19 @@ impl TableSchema {
                 position,
                 pg_type: c.pg_type.clone(),
                 nullable: c.nullable,
+                mapper: if mappers.is_empty() {
+                    None
+                } else {
+                    mapped(c, Schema::string()).1
+                },
             })
             .collect();
         let field = |c: &EmittedColumn, force_required: bool| {
             let spec = &columns[c.position];
             let mut schema = c.pg_type.schema(mapping);
+            if !mappers.is_empty() {
+                schema = mapped(spec, schema).0;
+            }
             if spec.nullable && !force_required {
                 schema = schema.optional();
             }
@@ -209,7 +239,7 @@ impl TableSchema {
         let mut out = Vec::with_capacity(self.columns.len());
         for column in &self.columns {
             let text = values.get(column.position).copied().flatten();
-            out.push(match text {
+            let mut value = match text {
                 None if column.nullable => Value::Null,
                 None => fallback(&column.pg_type.schema(mapping)),
                 Some(text) => column.pg_type.value(text, mapping).ok_or_else(|| {
@@ -218,7 +248,11 @@ impl TableSchema {
                         self.schema, self.table, column.name, column.pg_type
                     )
                 })?,
-            });
+            };
+            if let Some(mapper) = &column.mapper {
+                mapper.apply(&mut value);
+            }
+            out.push(value);
         }
         Ok(Value::Struct(out))
     }

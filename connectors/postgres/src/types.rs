@@ -72,6 +72,31 @@ fn variable_scale_decimal() -> Schema {
 }
 
 impl PgType {
+    /// The type as `column.propagate.source.type` reports it: upper-case
+    /// name, declared length (or precision) and scale.
+    pub fn source_type(&self) -> (String, Option<u32>, Option<u32>) {
+        match self {
+            Self::Enum(_) => ("ENUM".to_owned(), None, None),
+            Self::Array(element) => {
+                let (name, _, _) = element.source_type();
+                (format!("_{name}"), None, None)
+            }
+            Self::Base { name, modifier } => {
+                let declared = |m: i32| u32::try_from(m).ok();
+                let (length, scale) = match name.as_str() {
+                    "varchar" | "bpchar" => (declared(modifier - 4), None),
+                    "numeric" => match numeric_precision(*modifier) {
+                        Some((precision, scale)) => (Some(precision), Some(scale)),
+                        None => (None, None),
+                    },
+                    "bit" | "varbit" => (declared(*modifier), None),
+                    _ => (None, None),
+                };
+                (name.to_uppercase(), length, scale)
+            }
+        }
+    }
+
     /// The column's schema (required; the caller makes it optional).
     pub fn schema(&self, mapping: Mapping) -> Schema {
         match self {

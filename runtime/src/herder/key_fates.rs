@@ -20,11 +20,7 @@ pub enum Fate {
 /// Keys by exact name, or by prefix when the pattern ends in `*`.
 const FATES: &[(&str, Fate)] = &[
     // Output-changing keys sluice does not implement.
-    ("column.mask.hash.*", Fate::Refused("hashing columns is not implemented, and the column would reach Kafka in clear; use column.mask.with.<n>.chars, or the MaskField transform")),
-    ("column.propagate.source.type", Fate::Refused("the __debezium.source.column.* schema parameters are not written; remove the key")),
-    ("datatype.propagate.source.type", Fate::Refused("the __debezium.source.column.* schema parameters are not written; remove the key")),
     ("snapshot.select.statement.overrides*", Fate::Refused("snapshot queries cannot be overridden; the snapshot reads each captured table whole (narrow it with table.include.list / column.exclude.list, or drop rows with a Filter transform)")),
-    ("snapshot.include.collection.list", Fate::Refused("every captured table is snapshotted; narrow the capture with table.include.list instead")),
     ("topic.heartbeat.prefix", Fate::DefaultOnly("__debezium-heartbeat", "heartbeats go to __debezium-heartbeat.<topic.prefix>; rename them with a RegexRouter transform")),
     ("topic.transaction", Fate::DefaultOnly("transaction", "a separate transaction metadata topic is not written (provide.transaction.metadata fills each event's transaction block); remove the key")),
     ("topic.delimiter", Fate::DefaultOnly(".", "topic names are joined with '.'; rename topics with a RegexRouter transform")),
@@ -102,7 +98,6 @@ mod tests {
 
     #[test]
     fn prefixes_and_default_values_decide() {
-        assert!(refusal("column.mask.hash.SHA-256.with.salt.x", "db.t.c").is_some());
         assert!(refusal("snapshot.select.statement.overrides.public.t", "SELECT 1").is_some());
         assert_eq!(refusal("topic.delimiter", "."), None);
         assert!(refusal("topic.delimiter", "_").is_some());

@@ -277,7 +277,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             sink,
             key_converter: converter(Side::Key)?,
             value_converter: converter(Side::Value)?,
-            transforms: Chain::for_source(&spec.config)
+            transforms: Chain::from_config(&spec.config)
                 .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
             tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
             layout: TopicLayout {

@@ -9,7 +9,7 @@ use crate::converter::{self, Side};
 use crate::herder::key_fates::{self, Fate};
 use crate::plugins::{Plugin, PluginRegistry};
 use crate::secrets;
-use crate::transforms::{column_rules, Chain};
+use crate::transforms::Chain;
 
 /// Connect's `config/validate` response.
 #[derive(Debug, Clone, Serialize)]
@@ -172,10 +172,7 @@ pub fn validate(
             }
         }
     }
-    let chain = match plugin {
-        Plugin::Source(_) => Chain::for_source(config),
-        Plugin::Sink(_) => Chain::from_config(config),
-    };
+    let chain = Chain::from_config(config);
     // Keys sluice knows but does not implement are refused here, by name.
     let refused = config.iter().filter_map(|(key, value)| {
         let defined = common.key(key).is_some() || own_def.key(key).is_some();
@@ -276,7 +273,7 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
                 && !k.starts_with("producer.override.")
                 && !k.starts_with("consumer.override.")
                 && !k.starts_with("predicates.")
-                && !column_rules::is_rule_key(k)
+                && !sluice_connector_api::column_mapping::is_mapping_key(k)
                 && !converters.iter().any(|c| k.starts_with(c.as_str()))
                 && key_fates::fate(k).is_none()
         })

@@ -4,7 +4,6 @@
 
 use sluice_connector_api::{ConfigError, ConnectorConfig};
 
-use super::column_rules::ColumnRules;
 use super::settings::Settings;
 use super::{catalog, Predicate, Record, Transform, TransformError};
 
@@ -29,34 +28,6 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// A source connector's chain: Debezium's column masks and truncations
-    /// first (nothing unmasked passes them), then the configured transforms.
-    pub fn for_source(config: &ConnectorConfig) -> Result<Self, Vec<ConfigError>> {
-        let columns = ColumnRules::from_config(config);
-        let chain = Self::from_config(config);
-        match (columns, chain) {
-            (Ok(columns), Ok(mut chain)) => {
-                if let Some(columns) = columns {
-                    chain.steps.insert(
-                        0,
-                        Step {
-                            alias: "column.mask / column.truncate".to_owned(),
-                            class: "the connector's column rules".to_owned(),
-                            transform: Box::new(columns),
-                            guard: None,
-                        },
-                    );
-                }
-                Ok(chain)
-            }
-            (columns, chain) => {
-                let mut errors: Vec<ConfigError> = columns.err().into_iter().collect();
-                errors.extend(chain.err().unwrap_or_default());
-                Err(errors)
-            }
-        }
-    }
-
     /// Builds the chain a connector config asks for; every problem names
     /// the key to fix.
     pub fn from_config(config: &ConnectorConfig) -> Result<Self, Vec<ConfigError>> {

@@ -8,7 +8,6 @@
 
 pub mod catalog;
 pub mod chain;
-pub mod column_rules;
 pub mod date_format;
 pub mod fields;
 pub mod predicates;
