@@ -806,3 +806,55 @@ fn a_silent_walsender_is_taken_for_dead_and_reconnected() {
     assert_eq!(status(&api, "pg-silent")["state"], "RUNNING");
     api.delete("/connectors/pg-silent");
 }
+
+#[test]
+fn json_converter_options_write_decimals_as_numbers_and_keep_nulls_on_request() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, slot) = (ident("jsonopt"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, price numeric(12,2), qty int DEFAULT 5, label text DEFAULT 'none'); \
+         INSERT INTO {schema}.t VALUES (1, -12.50, NULL, NULL);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["value.converter.decimal.format"] = json!("NUMERIC");
+    // Connect's default writes qty's and label's defaults for their NULLs.
+    config["value.converter.replace.null.with.default"] = json!("false");
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let rows = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{schema}.t"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    let raw = String::from_utf8_lossy(rows[0].raw_value.as_deref().unwrap_or_default()).to_string();
+    assert!(raw.contains(r#""price":-12.50"#), "{raw}");
+    let after = &rows[0].value["after"];
+    assert_eq!(after["qty"], Value::Null, "{after}");
+    assert_eq!(after["label"], Value::Null, "{after}");
+    // The same row with Connect's default: the defaults stand in for NULL.
+    config["value.converter.replace.null.with.default"] = json!("true");
+    config["slot.name"] = json!(format!("{slot}_2"));
+    config["topic.prefix"] = json!(format!("{prefix}_2"));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": format!("{slot}_2"), "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let rows = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}_2.{schema}.t"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    let after = &rows[0].value["after"];
+    assert_eq!(after["qty"], 5, "{after}");
+    assert_eq!(after["label"], "none", "{after}");
+    api.delete(&format!("/connectors/{slot}"));
+    api.delete(&format!("/connectors/{slot}_2"));
+}

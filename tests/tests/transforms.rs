@@ -353,6 +353,10 @@ fn keys_sluice_does_not_implement_are_refused_or_named_as_without_effect() {
         ("converters", "boolean"),
         ("incremental.snapshot.chunk.size", "1024"),
         ("column.truncate.to.0.chars", "public.t.email"),
+        (
+            "header.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
     ] {
         let mut config = base.clone();
         config[key] = json!(value);
@@ -366,6 +370,10 @@ fn keys_sluice_does_not_implement_are_refused_or_named_as_without_effect() {
         ("poll.interval.ms", "500"),
         ("topic.delimiter", "."),
         ("snapshot.locking.mode", "none"),
+        (
+            "header.converter",
+            "org.apache.kafka.connect.storage.SimpleHeaderConverter",
+        ),
     ] {
         config[key] = json!(value);
     }

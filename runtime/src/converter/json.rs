@@ -1,22 +1,48 @@
 //! Kafka Connect's JSON format: `{"schema": ..., "payload": ...}` with
 //! schemas enabled, the bare payload without; bytes and decimals as base64,
-//! exactly as `org.apache.kafka.connect.json.JsonConverter` writes them.
+//! exactly as `org.apache.kafka.connect.json.JsonConverter` writes them,
+//! with its `decimal.format` and `replace.null.with.default` options.
+//! Payloads are written straight to bytes, without a JSON tree.
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use serde_json::{Map, Value as Json};
-use sluice_connector_api::{Schema, SchemaKind, Value};
+use sluice_connector_api::decimal::decimal_text;
+use sluice_connector_api::{logical, Schema, SchemaKind, Value};
 
 use super::{ConvertError, Converter};
 
 /// Cached schema JSON, keyed by the schema's address.
 type SchemaCache = HashMap<usize, (Arc<Schema>, Arc<str>)>;
 
+/// How values are written: JsonConverter's `decimal.format` and
+/// `replace.null.with.default`, with Connect's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonOptions {
+    /// `decimal.format=NUMERIC`: decimals as JSON numbers (BASE64, the
+    /// default, writes their unscaled bytes in base64).
+    pub decimal_numeric: bool,
+    /// `replace.null.with.default` (default true): a null whose schema has
+    /// a default is written as the default.
+    pub replace_null_with_default: bool,
+}
+
+impl Default for JsonOptions {
+    fn default() -> Self {
+        Self {
+            decimal_numeric: false,
+            replace_null_with_default: true,
+        }
+    }
+}
+
 /// Connect's JSON converter.
 pub struct JsonConverter {
     schemas_enable: bool,
+    options: JsonOptions,
     /// Schema JSON by schema identity: schemas are shared `Arc`s, so the
     /// pointer is a cheap key, and the held `Arc` keeps it valid.
     schema_cache: Mutex<SchemaCache>,
@@ -24,9 +50,10 @@ pub struct JsonConverter {
 
 impl JsonConverter {
     /// A converter that embeds schemas when `schemas_enable`.
-    pub fn new(schemas_enable: bool) -> Self {
+    pub fn new(schemas_enable: bool, options: JsonOptions) -> Self {
         Self {
             schemas_enable,
+            options,
             schema_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -59,26 +86,22 @@ impl Converter for JsonConverter {
         let Some(value) = value else {
             return Ok(None);
         };
-        let payload = match schema {
-            Some(s) => value_to_json(s, value, "")?,
-            None => schemaless_to_json(value),
-        };
-        let payload = serde_json::to_vec(&payload).map_err(|e| ConvertError::Mismatch {
-            path: String::new(),
-            message: e.to_string(),
-        })?;
-        if !self.schemas_enable {
-            return Ok(Some(payload));
-        }
         // The envelope is written by hand around the cached schema text so
         // the schema is not rebuilt or re-serialised for every record.
-        let schema_text = schema.map_or_else(|| Arc::from("null"), |s| self.schema_json(s));
-        let mut out = Vec::with_capacity(schema_text.len() + payload.len() + 24);
-        out.extend_from_slice(b"{\"schema\":");
-        out.extend_from_slice(schema_text.as_bytes());
-        out.extend_from_slice(b",\"payload\":");
-        out.extend_from_slice(&payload);
-        out.push(b'}');
+        let mut out = Vec::with_capacity(256);
+        if self.schemas_enable {
+            let schema_text = schema.map_or_else(|| Arc::from("null"), |s| self.schema_json(s));
+            out.extend_from_slice(b"{\"schema\":");
+            out.extend_from_slice(schema_text.as_bytes());
+            out.extend_from_slice(b",\"payload\":");
+        }
+        match schema {
+            Some(s) => write_value(&mut out, s, value, self.options).map_err(|e| e.at_root())?,
+            None => write_schemaless(&mut out, value),
+        }
+        if self.schemas_enable {
+            out.push(b'}');
+        }
         Ok(Some(out))
     }
 }
@@ -130,81 +153,161 @@ pub fn schema_to_json(schema: &Schema) -> Json {
         obj.insert("parameters".into(), Json::Object(params));
     }
     if let Some(default) = &schema.default {
-        obj.insert("default".into(), schemaless_to_json(default));
+        obj.insert("default".into(), default_json(schema, default));
     }
     Json::Object(obj)
 }
 
-fn mismatch(path: &str, schema: &Schema, value: &Value) -> ConvertError {
-    ConvertError::Mismatch {
-        path: if path.is_empty() {
-            "<root>".into()
+/// A value that does not fit its schema, at `path` (filled in on the way
+/// out, so the common case builds no path).
+struct Mismatch {
+    path: Vec<String>,
+    message: String,
+}
+
+impl Mismatch {
+    fn new(schema: &Schema, value: &Value) -> Self {
+        Self {
+            path: Vec::new(),
+            message: format!(
+                "expected {}{}, found {value:?}",
+                schema.kind.connect_name(),
+                if schema.optional { " or null" } else { "" }
+            ),
+        }
+    }
+
+    fn within(mut self, name: &str) -> Self {
+        self.path.push(name.to_owned());
+        self
+    }
+
+    fn at_root(self) -> ConvertError {
+        let path = if self.path.is_empty() {
+            "<root>".to_owned()
         } else {
-            path.to_owned()
-        },
-        message: format!(
-            "expected {}{}, found {value:?}",
-            schema.kind.connect_name(),
-            if schema.optional { " or null" } else { "" }
-        ),
+            self.path
+                .iter()
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        ConvertError::Mismatch {
+            path,
+            message: self.message,
+        }
     }
 }
 
-fn float(v: f64) -> Json {
-    serde_json::Number::from_f64(v).map_or_else(|| Json::from(v.to_string()), Json::Number)
+fn write_float(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &v);
+    } else {
+        // Connect writes NaN and infinities as strings.
+        let _ = write!(out, "\"{v}\"");
+    }
+}
+
+fn write_text(out: &mut Vec<u8>, text: &str) {
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    out.extend_from_slice(encoded.as_bytes());
+    out.push(b'"');
 }
 
 /// `value` as JSON, checked against `schema`.
-pub fn value_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json, ConvertError> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    Ok(match (&schema.kind, value) {
-        (_, Value::Null) if schema.optional || schema.default.is_some() => Json::Null,
-        (SchemaKind::Int8, Value::Int8(v)) => Json::from(*v),
-        (SchemaKind::Int16, Value::Int16(v)) => Json::from(*v),
-        (SchemaKind::Int32, Value::Int32(v)) => Json::from(*v),
-        (SchemaKind::Int64, Value::Int64(v)) => Json::from(*v),
-        (SchemaKind::Float32, Value::Float32(v)) => float(f64::from(*v)),
-        (SchemaKind::Float64, Value::Float64(v)) => float(*v),
-        (SchemaKind::Boolean, Value::Boolean(v)) => Json::from(*v),
-        (SchemaKind::String, Value::String(v)) => Json::from(v.as_str()),
-        (SchemaKind::Bytes, Value::Bytes(v)) => Json::from(b64.encode(v)),
-        (SchemaKind::Array(items), Value::Array(vs)) => Json::Array(
-            vs.iter()
-                .enumerate()
-                .map(|(i, v)| value_to_json(items, v, &format!("{path}[{i}]")))
-                .collect::<Result<_, _>>()?,
-        ),
-        (SchemaKind::Map(ks, vs), Value::Map(entries)) => {
-            if matches!(ks.kind, SchemaKind::String) {
-                let mut obj = Map::with_capacity(entries.len());
-                for (k, v) in entries {
-                    let Value::String(name) = k else {
-                        return Err(mismatch(path, ks, k));
-                    };
-                    obj.insert(
-                        name.clone(),
-                        value_to_json(vs, v, &format!("{path}.{name}"))?,
-                    );
-                }
-                Json::Object(obj)
-            } else {
-                Json::Array(
-                    entries
-                        .iter()
-                        .map(|(k, v)| {
-                            Ok(Json::Array(vec![
-                                value_to_json(ks, k, path)?,
-                                value_to_json(vs, v, path)?,
-                            ]))
-                        })
-                        .collect::<Result<_, ConvertError>>()?,
-                )
+fn write_value(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    value: &Value,
+    options: JsonOptions,
+) -> Result<(), Mismatch> {
+    match (&schema.kind, value) {
+        (_, Value::Null) => match &schema.default {
+            Some(default) if options.replace_null_with_default && !default.is_null() => {
+                return write_value(out, schema, default, options)
             }
+            _ if schema.optional || schema.default.is_some() => out.extend_from_slice(b"null"),
+            _ => return Err(Mismatch::new(schema, value)),
+        },
+        (SchemaKind::Int8, Value::Int8(v)) => {
+            let _ = write!(out, "{v}");
+        }
+        (SchemaKind::Int16, Value::Int16(v)) => {
+            let _ = write!(out, "{v}");
+        }
+        (SchemaKind::Int32, Value::Int32(v)) => {
+            let _ = write!(out, "{v}");
+        }
+        (SchemaKind::Int64, Value::Int64(v)) => {
+            let _ = write!(out, "{v}");
+        }
+        (SchemaKind::Float32, Value::Float32(v)) => write_float(out, f64::from(*v)),
+        (SchemaKind::Float64, Value::Float64(v)) => write_float(out, *v),
+        (SchemaKind::Boolean, Value::Boolean(v)) => {
+            out.extend_from_slice(if *v { b"true" } else { b"false" });
+        }
+        (SchemaKind::String, Value::String(v)) => write_text(out, v),
+        (SchemaKind::Bytes, Value::Bytes(v))
+            if options.decimal_numeric && schema.name.as_deref() == Some(logical::DECIMAL) =>
+        {
+            let scale = schema
+                .parameters
+                .get(logical::DECIMAL_SCALE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            out.extend_from_slice(decimal_text(v, scale).as_bytes());
+        }
+        (SchemaKind::Bytes, Value::Bytes(v)) => write_bytes(out, v),
+        (SchemaKind::Array(items), Value::Array(vs)) => {
+            out.push(b'[');
+            for (i, v) in vs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, items, v, options).map_err(|e| e.within(&format!("[{i}]")))?;
+            }
+            out.push(b']');
+        }
+        (SchemaKind::Map(ks, vs), Value::Map(entries)) if matches!(ks.kind, SchemaKind::String) => {
+            out.push(b'{');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                let Value::String(name) = k else {
+                    return Err(Mismatch::new(ks, k));
+                };
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_text(out, name);
+                out.push(b':');
+                write_value(out, vs, v, options).map_err(|e| e.within(name))?;
+            }
+            out.push(b'}');
+        }
+        (SchemaKind::Map(ks, vs), Value::Map(entries)) => {
+            out.push(b'[');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_value(out, ks, k, options)?;
+                out.push(b',');
+                write_value(out, vs, v, options)?;
+                out.push(b']');
+            }
+            out.push(b']');
         }
         (SchemaKind::Struct(fields), Value::Struct(values)) => {
             if fields.len() != values.len() {
-                return Err(ConvertError::Mismatch {
-                    path: path.to_owned(),
+                return Err(Mismatch {
+                    path: Vec::new(),
                     message: format!(
                         "struct has {} fields but {} values",
                         fields.len(),
@@ -212,44 +315,79 @@ pub fn value_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json,
                     ),
                 });
             }
-            let mut obj = Map::with_capacity(fields.len());
-            for (field, v) in fields.iter().zip(values) {
-                let child = if path.is_empty() {
-                    field.name.clone()
-                } else {
-                    format!("{path}.{}", field.name)
-                };
-                obj.insert(field.name.clone(), value_to_json(&field.schema, v, &child)?);
+            out.push(b'{');
+            for (i, (field, v)) in fields.iter().zip(values).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_text(out, &field.name);
+                out.push(b':');
+                write_value(out, &field.schema, v, options).map_err(|e| e.within(&field.name))?;
             }
-            Json::Object(obj)
+            out.push(b'}');
         }
-        _ => return Err(mismatch(path, schema, value)),
-    })
+        _ => return Err(Mismatch::new(schema, value)),
+    }
+    Ok(())
 }
 
 /// `value` as JSON without a schema to check against.
-fn schemaless_to_json(value: &Value) -> Json {
-    let b64 = base64::engine::general_purpose::STANDARD;
+fn write_schemaless(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::Null => Json::Null,
-        Value::Boolean(v) => Json::from(*v),
-        Value::Int8(v) => Json::from(*v),
-        Value::Int16(v) => Json::from(*v),
-        Value::Int32(v) => Json::from(*v),
-        Value::Int64(v) => Json::from(*v),
-        Value::Float32(v) => float(f64::from(*v)),
-        Value::Float64(v) => float(*v),
-        Value::String(v) => Json::from(v.as_str()),
-        Value::Bytes(v) => Json::from(b64.encode(v)),
-        Value::Array(vs) => Json::Array(vs.iter().map(schemaless_to_json).collect()),
-        Value::Map(entries) => Json::Array(
-            entries
-                .iter()
-                .map(|(k, v)| Json::Array(vec![schemaless_to_json(k), schemaless_to_json(v)]))
-                .collect(),
-        ),
-        Value::Struct(vs) => Json::Array(vs.iter().map(schemaless_to_json).collect()),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Boolean(v) => out.extend_from_slice(if *v { b"true" } else { b"false" }),
+        Value::Int8(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Int16(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Int32(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Int64(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Float32(v) => write_float(out, f64::from(*v)),
+        Value::Float64(v) => write_float(out, *v),
+        Value::String(v) => write_text(out, v),
+        Value::Bytes(v) => write_bytes(out, v),
+        Value::Array(vs) | Value::Struct(vs) => {
+            out.push(b'[');
+            for (i, v) in vs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_schemaless(out, v);
+            }
+            out.push(b']');
+        }
+        Value::Map(entries) => {
+            out.push(b'[');
+            for (i, (k, v)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_schemaless(out, k);
+                out.push(b',');
+                write_schemaless(out, v);
+                out.push(b']');
+            }
+            out.push(b']');
+        }
     }
+}
+
+/// A schema's default as Connect writes it in the schema JSON.
+fn default_json(schema: &Schema, default: &Value) -> Json {
+    let mut out = Vec::new();
+    let written = write_value(&mut out, schema, default, JsonOptions::default());
+    if written.is_err() {
+        out.clear();
+        write_schemaless(&mut out, default);
+    }
+    serde_json::from_slice(&out).unwrap_or(Json::Null)
 }
 
 #[cfg(test)]
@@ -275,7 +413,7 @@ mod tests {
 
     #[test]
     fn schemas_enabled_matches_connects_envelope() {
-        let bytes = JsonConverter::new(true)
+        let bytes = JsonConverter::new(true, JsonOptions::default())
             .encode("t", Some(&schema()), Some(&row()))
             .expect("convert")
             .expect("not a tombstone");
@@ -300,7 +438,7 @@ mod tests {
 
     #[test]
     fn schemas_disabled_writes_the_bare_payload_and_null_is_a_tombstone() {
-        let converter = JsonConverter::new(false);
+        let converter = JsonConverter::new(false, JsonOptions::default());
         let bytes = converter
             .encode("t", Some(&schema()), Some(&row()))
             .expect("convert")
@@ -318,9 +456,80 @@ mod tests {
     #[test]
     fn a_null_in_a_required_field_names_the_field() {
         let bad = Value::Struct(vec![Value::Null, Value::decimal(1), Value::Null]);
-        let err = JsonConverter::new(true)
+        let err = JsonConverter::new(true, JsonOptions::default())
             .encode("t", Some(&schema()), Some(&bad))
             .expect_err("null id");
         assert!(err.to_string().contains("at id"), "{err}");
+    }
+
+    #[test]
+    fn decimal_format_numeric_writes_numbers_that_read_back() {
+        let converter = JsonConverter::new(
+            true,
+            JsonOptions {
+                decimal_numeric: true,
+                ..JsonOptions::default()
+            },
+        );
+        let negative = Value::Struct(vec![Value::Int32(7), Value::decimal(-1250), Value::Null]);
+        let bytes = converter
+            .encode("t", Some(&schema()), Some(&negative))
+            .expect("convert")
+            .expect("value");
+        let text = String::from_utf8(bytes.clone()).expect("utf-8");
+        assert!(text.contains(r#""price":-12.50"#), "{text}");
+        let (_, value) = super::super::json_read::read(&bytes, true).expect("read back");
+        assert_eq!(value, negative);
+    }
+
+    #[test]
+    fn nulls_become_the_default_unless_told_otherwise() {
+        let schema = Arc::new(Schema::structure(
+            "v",
+            vec![Field::new(
+                "qty",
+                Schema::int32().optional().with_default(Value::Int32(5)),
+            )],
+        ));
+        let row = Value::Struct(vec![Value::Null]);
+        let write = |options| {
+            let bytes = JsonConverter::new(false, options)
+                .encode("t", Some(&schema), Some(&row))
+                .expect("convert")
+                .expect("value");
+            serde_json::from_slice::<Json>(&bytes).expect("json")
+        };
+        assert_eq!(
+            write(JsonOptions::default()),
+            json!({"qty": 5}),
+            "Connect's default"
+        );
+        let keep_null = JsonOptions {
+            replace_null_with_default: false,
+            ..JsonOptions::default()
+        };
+        assert_eq!(write(keep_null), json!({"qty": null}));
+    }
+
+    #[test]
+    fn a_nested_mismatch_names_its_path() {
+        let schema = Arc::new(Schema::structure(
+            "v",
+            vec![Field::new(
+                "after",
+                Schema::structure(
+                    "row",
+                    vec![Field::new("tags", Schema::array(Schema::string()))],
+                ),
+            )],
+        ));
+        let bad = Value::Struct(vec![Value::Struct(vec![Value::Array(vec![
+            Value::String("a".into()),
+            Value::Int32(1),
+        ])])]);
+        let err = JsonConverter::new(false, JsonOptions::default())
+            .encode("t", Some(&schema), Some(&bad))
+            .expect_err("an int among strings");
+        assert!(err.to_string().contains("after.tags.[1]"), "{err}");
     }
 }

@@ -142,6 +142,23 @@ pub fn to_value(schema: &Schema, json: Json, path: &str) -> Result<Value, Conver
         ),
         (SchemaKind::Boolean, Json::Bool(b)) => Value::Boolean(b),
         (SchemaKind::String, Json::String(s)) => Value::String(s),
+        // decimal.format=NUMERIC writes decimals as numbers.
+        (SchemaKind::Bytes, Json::Number(n))
+            if schema.name.as_deref() == Some(sluice_connector_api::logical::DECIMAL) =>
+        {
+            let scale = schema
+                .parameters
+                .get(sluice_connector_api::logical::DECIMAL_SCALE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let text = n.to_string();
+            let unscaled = sluice_connector_api::calendar::parse_decimal(&text)
+                .and_then(|(unscaled, from)| {
+                    sluice_connector_api::calendar::rescale(unscaled, from, scale)
+                })
+                .ok_or_else(|| bad(path, format!("not a decimal of scale {scale}: {text}")))?;
+            Value::decimal(unscaled)
+        }
         (SchemaKind::Bytes, Json::String(s)) => Value::Bytes(
             base64::engine::general_purpose::STANDARD
                 .decode(s.as_bytes())

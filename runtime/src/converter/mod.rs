@@ -16,7 +16,7 @@ use sluice_connector_api::{Schema, Value};
 use thiserror::Error;
 
 pub use avro::{AvroConverter, AvroSettings, SubjectStrategy};
-pub use json::JsonConverter;
+pub use json::{JsonConverter, JsonOptions};
 pub use plain::{Plain, BYTE_ARRAY_CONVERTER, STRING_CONVERTER};
 
 use crate::registry::client::ClientError;
@@ -217,6 +217,33 @@ fn flag(
     }
 }
 
+/// JsonConverter's `decimal.format` and `replace.null.with.default`.
+fn json_options(
+    prefix: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<JsonOptions, ConverterConfigError> {
+    let key = format!("{prefix}.decimal.format");
+    let decimal_numeric = match lookup(&key).as_deref().map(str::trim) {
+        None => false,
+        Some(f) if f.eq_ignore_ascii_case("BASE64") => false,
+        Some(f) if f.eq_ignore_ascii_case("NUMERIC") => true,
+        Some(other) => {
+            return Err(ConverterConfigError {
+                key,
+                message: format!("expected BASE64 or NUMERIC, got {other}"),
+            })
+        }
+    };
+    Ok(JsonOptions {
+        decimal_numeric,
+        replace_null_with_default: flag(
+            lookup,
+            format!("{prefix}.replace.null.with.default"),
+            true,
+        )?,
+    })
+}
+
 /// The Avro converter's settings from `<side>.converter.*` keys.
 fn avro_settings(
     side: Side,
@@ -248,6 +275,15 @@ fn avro_settings(
         registry_url,
         strategy,
         auto_register,
+        nulls: if flag(
+            lookup,
+            format!("{prefix}.ignore.default.for.nullables"),
+            false,
+        )? {
+            avro::encode::NullsWithDefault::WriteNull
+        } else {
+            avro::encode::NullsWithDefault::WriteDefault
+        },
         access: registry_access(prefix, lookup)?,
     })
 }
@@ -358,7 +394,10 @@ pub fn build(
     match class.trim() {
         JSON_CONVERTER | "json" => {
             let schemas = flag(&lookup, format!("{prefix}.schemas.enable"), true)?;
-            Ok(Arc::new(JsonConverter::new(schemas)))
+            Ok(Arc::new(JsonConverter::new(
+                schemas,
+                json_options(prefix, &lookup)?,
+            )))
         }
         AVRO_CONVERTER | "avro" => {
             let settings = avro_settings(side, &lookup)?;
@@ -402,5 +441,35 @@ mod tests {
             .err()
             .expect("bad flag");
         assert_eq!(err.key, "key.converter.schemas.enable");
+    }
+
+    #[test]
+    fn json_options_are_read_and_bad_values_named() {
+        let config = BTreeMap::from([(
+            "value.converter.decimal.format".to_owned(),
+            "FLOAT".to_owned(),
+        )]);
+        let err = build(Side::Value, &config, &BTreeMap::new())
+            .err()
+            .expect("bad format");
+        assert_eq!(err.key, "value.converter.decimal.format");
+        let config = BTreeMap::from([
+            (
+                "value.converter.decimal.format".to_owned(),
+                "numeric".to_owned(),
+            ),
+            (
+                "value.converter.replace.null.with.default".to_owned(),
+                "false".to_owned(),
+            ),
+        ]);
+        let lookup = |key: &str| config.get(key).cloned();
+        assert_eq!(
+            json_options("value.converter", &lookup).expect("valid"),
+            JsonOptions {
+                decimal_numeric: true,
+                replace_null_with_default: false
+            }
+        );
     }
 }

@@ -105,6 +105,18 @@ fn no_slash(raw: &str) -> Result<(), String> {
     }
 }
 
+/// Connect's default header converter.
+const SIMPLE_HEADER_CONVERTER: &str = "org.apache.kafka.connect.storage.SimpleHeaderConverter";
+
+fn header_converter(raw: &str) -> Result<(), String> {
+    match raw.trim() {
+        SIMPLE_HEADER_CONVERTER | "org.apache.kafka.connect.storage.StringConverter" => Ok(()),
+        other => Err(format!(
+            "{other} is not supported as a header converter; use {SIMPLE_HEADER_CONVERTER} (headers written as text)"
+        )),
+    }
+}
+
 /// The keys every connector shares, handled by the runtime.
 pub fn common_def() -> ConfigDef {
     ConfigDef::new()
@@ -113,6 +125,7 @@ pub fn common_def() -> ConfigDef {
         .define(ConfigKey::new("tasks.max", ConfigType::Int, "Most tasks to use for this connector (1 to 256).").default("1").validator(task_count))
         .define(ConfigKey::new("key.converter", ConfigType::Class, "Converter for record keys; the worker's default when unset.").group("Converters"))
         .define(ConfigKey::new("value.converter", ConfigType::Class, "Converter for record values; the worker's default when unset.").group("Converters"))
+        .define(ConfigKey::new("header.converter", ConfigType::Class, "How header values are written: org.apache.kafka.connect.storage.SimpleHeaderConverter (Connect's default) or StringConverter, which write the headers sluice and its transforms make (text, numbers and structs as text) the same way.").default(SIMPLE_HEADER_CONVERTER).group("Converters").validator(header_converter))
         .define(ConfigKey::new("transforms", ConfigType::List, "Aliases of the single message transforms to apply, in order; each is configured by transforms.<alias>.type and its own transforms.<alias>.* keys.").default("").group("Transforms"))
         .define(ConfigKey::new("predicates", ConfigType::List, "Aliases of the predicates transforms may name in transforms.<alias>.predicate; each is configured by predicates.<alias>.type and its keys.").default("").group("Predicates"))
         .define(ConfigKey::new("errors.tolerance", ConfigType::String, "none fails the task on a record that cannot be converted; all skips it, counts it and logs it.").default("none").allowed(&["none", "all"]).group("Error Handling"))

@@ -51,22 +51,50 @@ fn within(error: ConvertError, segment: &str) -> ConvertError {
     }
 }
 
+/// What a null in a nullable field with a default becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NullsWithDefault {
+    /// The default, as Confluent's AvroConverter writes it unless
+    /// `ignore.default.for.nullables=true`.
+    WriteDefault,
+    /// Null (`ignore.default.for.nullables=true`).
+    WriteNull,
+}
+
 /// Appends `value` encoded under `schema` (with its optional union).
-pub fn encode(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Result<(), ConvertError> {
+pub fn encode(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    value: &Value,
+    nulls: NullsWithDefault,
+) -> Result<(), ConvertError> {
     if schema.optional {
         // Mirrors the union order chosen in `to_avro`.
-        let default_first = schema.default.as_ref().is_some_and(|d| *d != Value::Null);
-        let (null_branch, value_branch) = if default_first { (1, 0) } else { (0, 1) };
+        let default = schema.default.as_ref().filter(|d| !d.is_null());
+        let (null_branch, value_branch) = if default.is_some() { (1, 0) } else { (0, 1) };
         if *value == Value::Null {
-            long(out, null_branch);
-            return Ok(());
+            match default {
+                Some(default) if nulls == NullsWithDefault::WriteDefault => {
+                    long(out, value_branch);
+                    return bare(out, schema, default, nulls);
+                }
+                _ => {
+                    long(out, null_branch);
+                    return Ok(());
+                }
+            }
         }
         long(out, value_branch);
     }
-    bare(out, schema, value)
+    bare(out, schema, value, nulls)
 }
 
-fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Result<(), ConvertError> {
+fn bare(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    value: &Value,
+    nulls: NullsWithDefault,
+) -> Result<(), ConvertError> {
     let value = match (value, &schema.default) {
         (Value::Null, Some(default)) => default,
         _ => value,
@@ -85,7 +113,7 @@ fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Result<(), Convert
             if !values.is_empty() {
                 long(out, values.len() as i64);
                 for (i, v) in values.iter().enumerate() {
-                    encode(out, items, v).map_err(|e| within(e, &format!("[{i}]")))?;
+                    encode(out, items, v, nulls).map_err(|e| within(e, &format!("[{i}]")))?;
                 }
             }
             long(out, 0);
@@ -100,11 +128,11 @@ fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Result<(), Convert
                             return Err(mismatch(keys, k));
                         };
                         bytes(out, key.as_bytes());
-                        encode(out, values, v).map_err(|e| within(e, key))?;
+                        encode(out, values, v, nulls).map_err(|e| within(e, key))?;
                     } else {
                         // An entry record: key then value.
-                        encode(out, keys, k)?;
-                        encode(out, values, v)?;
+                        encode(out, keys, k, nulls)?;
+                        encode(out, values, v, nulls)?;
                     }
                 }
             }
@@ -112,7 +140,7 @@ fn bare(out: &mut Vec<u8>, schema: &Schema, value: &Value) -> Result<(), Convert
         }
         (SchemaKind::Struct(fields), Value::Struct(values)) if fields.len() == values.len() => {
             for (field, v) in fields.iter().zip(values) {
-                encode(out, &field.schema, v).map_err(|e| within(e, &field.name))?;
+                encode(out, &field.schema, v, nulls).map_err(|e| within(e, &field.name))?;
             }
         }
         _ => return Err(mismatch(schema, value)),
@@ -130,7 +158,7 @@ mod tests {
     /// Encodes with our encoder, decodes with apache-avro.
     fn round_trip(schema: &Schema, value: &Value) -> Avro {
         let mut out = Vec::new();
-        encode(&mut out, schema, value).expect("encodes");
+        encode(&mut out, schema, value, NullsWithDefault::WriteNull).expect("encodes");
         let avro_schema = apache_avro::Schema::parse(&to_avro(schema)).expect("valid schema");
         apache_avro::from_avro_datum(&avro_schema, &mut out.as_slice(), None).expect("decodes")
     }
@@ -198,8 +226,34 @@ mod tests {
             &mut Vec::new(),
             &nested,
             &Value::Struct(vec![Value::Struct(vec![Value::String("x".into())])]),
+            NullsWithDefault::WriteNull,
         )
         .expect_err("mismatch");
         assert!(err.to_string().contains("at after.id:"), "{err}");
+    }
+
+    #[test]
+    fn a_null_with_a_default_is_the_default_unless_ignored() {
+        let field = Schema::int32().optional().with_default(Value::Int32(5));
+        let mut written = Vec::new();
+        encode(
+            &mut written,
+            &field,
+            &Value::Null,
+            NullsWithDefault::WriteDefault,
+        )
+        .unwrap();
+        // Union branch 0 (the type, first because the default is not
+        // null), then zig-zag 5.
+        assert_eq!(written, vec![0, 10]);
+        written.clear();
+        encode(
+            &mut written,
+            &field,
+            &Value::Null,
+            NullsWithDefault::WriteNull,
+        )
+        .unwrap();
+        assert_eq!(written, vec![2], "branch 1: null");
     }
 }

@@ -7,7 +7,7 @@
 //! is never used to produce anything.
 
 pub mod decode;
-mod encode;
+pub mod encode;
 pub mod read;
 pub mod schema;
 
@@ -78,6 +78,9 @@ pub struct AvroSettings {
     pub strategy: SubjectStrategy,
     /// Register new schemas (true) or require them registered already.
     pub auto_register: bool,
+    /// `ignore.default.for.nullables`: whether a null with a default is
+    /// written as the default (Confluent's default) or as null.
+    pub nulls: encode::NullsWithDefault,
     /// Credentials and TLS for the registry.
     pub access: crate::registry::client::RegistryAccess,
 }
@@ -228,7 +231,7 @@ impl AvroConverter {
         let mut out = Vec::with_capacity(64);
         out.push(0);
         out.extend_from_slice(&id.to_be_bytes());
-        encode::encode(&mut out, schema, value).map_err(|e| match e {
+        encode::encode(&mut out, schema, value, self.settings.nulls).map_err(|e| match e {
             ConvertError::Mismatch { path, message } if path.is_empty() => ConvertError::Mismatch {
                 path: "<root>".to_owned(),
                 message,
@@ -268,6 +271,7 @@ mod tests {
                 registry_url: url.clone(),
                 strategy: SubjectStrategy::TopicName,
                 auto_register: true,
+                nulls: encode::NullsWithDefault::WriteDefault,
                 access: Default::default(),
             },
             RegistryClient::new(&url),
