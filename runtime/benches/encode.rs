@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use sluice_connector_api::{logical, Field, Schema, SchemaKind, Value};
 use sluice_runtime::converter::{
-    AvroConverter, AvroSettings, Converter, JsonConverter, Side, SubjectStrategy,
+    AvroConverter, AvroSettings, Converter, JsonConverter, JsonOptions, Side, SubjectStrategy,
 };
 use sluice_runtime::registry::spawn_in_memory;
 
@@ -96,6 +96,7 @@ fn main() {
             registry_url: url,
             strategy: SubjectStrategy::TopicName,
             auto_register: true,
+            nulls: sluice_runtime::converter::avro::encode::NullsWithDefault::WriteDefault,
             access: Default::default(),
         },
         client,
@@ -104,8 +105,16 @@ fn main() {
         .expect("registers");
 
     let (avro_us, avro_bytes) = measure(&avro, &schema, &rows);
-    let (json_us, json_bytes) = measure(&JsonConverter::new(true), &schema, &rows);
-    let (bare_us, bare_bytes) = measure(&JsonConverter::new(false), &schema, &rows);
+    let (json_us, json_bytes) = measure(
+        &JsonConverter::new(true, JsonOptions::default()),
+        &schema,
+        &rows,
+    );
+    let (bare_us, bare_bytes) = measure(
+        &JsonConverter::new(false, JsonOptions::default()),
+        &schema,
+        &rows,
+    );
     println!("encode cost per record, {records} records of a 10-column row, best of 5:");
     println!("  avro (Confluent framing)   {avro_us:6.3} µs  {avro_bytes:6.1} bytes");
     println!("  json, schemas.enable=true  {json_us:6.3} µs  {json_bytes:6.1} bytes  (avro is {:.1}x faster)", json_us / avro_us);
