@@ -858,3 +858,165 @@ fn json_converter_options_write_decimals_as_numbers_and_keep_nulls_on_request() 
     api.delete(&format!("/connectors/{slot}"));
     api.delete(&format!("/connectors/{slot}_2"));
 }
+
+#[test]
+fn a_snapshot_select_override_leaves_old_rows_out() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, slot) = (ident("override"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, note text, qty int); \
+         INSERT INTO {schema}.t SELECT g, 'n' || g, g FROM generate_series(1, 10) g;"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    let table = format!("{schema}.t");
+    config["snapshot.select.statement.overrides"] = json!(table);
+    // Columns in another order than the table's, and a WHERE: picked by name.
+    config[format!("snapshot.select.statement.overrides.{table}")] =
+        json!(format!("SELECT qty, note, id FROM {table} WHERE id > 7;"));
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, &slot)["progress"]["phase"] == "streaming").then_some(())
+    });
+    pg.exec(&format!("INSERT INTO {table} VALUES (11, 'n11', 11)"));
+    let records = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{table}"),
+        Duration::from_secs(60),
+        |r| r.len() >= 4,
+    );
+    let seen: Vec<(Value, Value, Value)> = records
+        .iter()
+        .map(|r| {
+            let v = &r.value;
+            (
+                v["op"].clone(),
+                v["after"]["id"].clone(),
+                v["after"]["note"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (json!("r"), json!(8), json!("n8")),
+            (json!("r"), json!(9), json!("n9")),
+            (json!("r"), json!(10), json!("n10")),
+            (json!("c"), json!(11), json!("n11")),
+        ]
+    );
+    // A listed table without its statement is refused by name.
+    let mut bad = pg.connector_config(&prefix, &schema, &format!("{slot}_bad"));
+    bad["snapshot.select.statement.overrides"] = json!(table);
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": format!("{slot}_bad"), "config": bad}),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply
+            .message()
+            .contains(&format!("snapshot.select.statement.overrides.{table}")),
+        "{}",
+        reply.message()
+    );
+    api.delete(&format!("/connectors/{slot}"));
+}
+
+#[test]
+fn an_undecodable_change_fails_the_task_by_name_or_is_skipped_when_asked() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("undecodable");
+    // numeric 'NaN' has no Connect Decimal: the change cannot be written.
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY, price numeric(12,2));"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let start = |name: &str, mode: Option<&str>| {
+        let prefix = ident("srv");
+        let mut config = pg.connector_config(&prefix, &schema, name);
+        config["snapshot.mode"] = json!("no_data");
+        if let Some(mode) = mode {
+            config["event.processing.failure.handling.mode"] = json!(mode);
+        }
+        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        wait_for("streaming", Duration::from_secs(60), || {
+            (status(&api, name)["progress"]["phase"] == "streaming").then_some(())
+        });
+        prefix
+    };
+    let (failing, warning) = (ident("slot"), ident("slot"));
+    start(&failing, None);
+    let prefix = start(&warning, Some("warn"));
+    pg.exec(&format!(
+        "INSERT INTO {schema}.t VALUES (1, 'NaN'); INSERT INTO {schema}.t VALUES (2, 2.50);"
+    ));
+    let trace = wait_for(
+        "the default mode to fail the task",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, &failing);
+            (task["state"] == "FAILED")
+                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+        },
+    );
+    assert!(
+        trace.contains("price") && trace.contains("event.processing.failure.handling.mode"),
+        "{trace}"
+    );
+    let records = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{schema}.t"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    let ids: Vec<Value> = records
+        .iter()
+        .map(|r| r.value["after"]["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(2)], "warn skips the NaN row and goes on");
+    assert_eq!(status(&api, &warning)["state"], "RUNNING");
+    api.delete(&format!("/connectors/{failing}"));
+    api.delete(&format!("/connectors/{warning}"));
+}
+
+#[test]
+fn binary_interval_and_hstore_modes_write_what_debezium_writes() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, slot) = (ident("modes"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE EXTENSION IF NOT EXISTS hstore; CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, data bytea, span interval, attrs hstore); \
+         INSERT INTO {schema}.t VALUES (1, '\\x0aff', '1 year 2 months 3 days 04:05:06.78', 'a=>1, b=>NULL');"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["binary.handling.mode"] = json!("hex");
+    config["interval.handling.mode"] = json!("string");
+    config["hstore.handling.mode"] = json!("map");
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let rows = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{schema}.t"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    let after = &rows[0].value["after"];
+    assert_eq!(after["data"], "0aff", "{after}");
+    assert_eq!(after["span"], "P1Y2M3DT4H5M6.78S", "{after}");
+    // A map with string keys is a JSON object in Connect's JSON.
+    assert_eq!(after["attrs"], json!({"a": "1", "b": null}), "{after}");
+    api.delete(&format!("/connectors/{slot}"));
+}

@@ -21,6 +21,7 @@ pub mod plugin;
 pub mod record;
 pub mod schema;
 pub mod sink;
+pub mod snapshot_select;
 pub mod source;
 pub mod value;
 

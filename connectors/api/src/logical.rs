@@ -36,6 +36,8 @@ pub const MICRO_DURATION: &str = "io.debezium.time.MicroDuration";
 pub const YEAR: &str = "io.debezium.time.Year";
 /// Debezium's JSON document carried as a string.
 pub const JSON: &str = "io.debezium.data.Json";
+/// Debezium's ISO 8601 interval text (`interval.handling.mode=string`).
+pub const INTERVAL: &str = "io.debezium.time.Interval";
 /// Debezium's UUID carried as a string.
 pub const UUID: &str = "io.debezium.data.Uuid";
 /// Debezium's XML document carried as a string.

@@ -9,7 +9,8 @@ use sluice_connector_api::filters::Filters;
 
 use crate::boolean_columns::BooleanColumns;
 use sluice_connector_api::column_mapping::ColumnMappers;
-pub use sluice_connector_api::modes::{DecimalMode, SnapshotMode};
+pub use sluice_connector_api::modes::{BinaryMode, DecimalMode, FailureHandling, SnapshotMode};
+use sluice_connector_api::snapshot_select::SnapshotSelects;
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
 /// How the snapshot is made consistent with the binlog (`snapshot.locking.mode`).
@@ -42,19 +43,6 @@ pub enum BigintUnsignedMode {
     Precise,
 }
 
-/// How binary columns are emitted (`binary.handling.mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryMode {
-    /// Raw bytes.
-    Bytes,
-    /// Base64 text.
-    Base64,
-    /// Base64url text.
-    Base64UrlSafe,
-    /// Lower-case hex text.
-    Hex,
-}
-
 /// Parsed settings.
 #[derive(Debug, Clone)]
 pub struct MySqlConfig {
@@ -81,6 +69,8 @@ pub struct MySqlConfig {
     /// `column.mask.*`, `column.truncate.*`, `column.propagate.source.type`,
     /// `datatype.propagate.source.type`.
     pub column_mappers: ColumnMappers,
+    /// `snapshot.select.statement.overrides` and its per-table statements.
+    pub snapshot_selects: std::sync::Arc<SnapshotSelects>,
     /// MySQL or MariaDB names, by `connector.class`.
     pub flavor: crate::flavor::Flavor,
     /// `snapshot.mode`
@@ -111,6 +101,10 @@ pub struct MySqlConfig {
     pub bigint_unsigned: BigintUnsignedMode,
     /// `binary.handling.mode`
     pub binary_mode: BinaryMode,
+    /// `event.processing.failure.handling.mode`
+    pub failure_handling: FailureHandling,
+    /// `skip.messages.without.change`
+    pub skip_unchanged: bool,
     /// `provide.transaction.metadata`
     pub transaction_metadata: bool,
     /// `max.batch.size`
@@ -181,12 +175,15 @@ pub fn definition() -> ConfigDef {
         .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
         .define(key("time.precision.mode", ConfigType::String, "adaptive_time_microseconds (adaptive) or connect.", GROUP_EVENTS).default("adaptive_time_microseconds").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
         .define(key("bigint.unsigned.handling.mode", ConfigType::String, "long or precise (BIGINT UNSIGNED as Decimal).", GROUP_EVENTS).default("long").allowed(&["long", "precise"]))
-        .define(key("binary.handling.mode", ConfigType::String, "bytes, base64, base64-url-safe or hex.", GROUP_EVENTS).default("bytes").allowed(&["bytes", "base64", "base64-url-safe", "hex"]))
+        .define(key("skip.messages.without.change", ConfigType::Boolean, "Leave out updates that change none of the emitted columns (column.include.list / column.exclude.list).", GROUP_EVENTS).default("false"))
+        .define(key("event.processing.failure.handling.mode", ConfigType::String, "A change whose values cannot be read: fail (the task stops, naming it), warn (skipped and logged) or skip.", GROUP_EVENTS).default("fail").allowed(FailureHandling::ALLOWED))
+        .define(key("binary.handling.mode", ConfigType::String, "bytes, base64, base64-url-safe or hex.", GROUP_EVENTS).default("bytes").allowed(BinaryMode::ALLOWED))
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block.", GROUP_EVENTS).default("false"))
         .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
         .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
         .merge(sluice_connector_api::column_mapping::definition())
+        .merge(sluice_connector_api::snapshot_select::definition())
 }
 
 /// The include/exclude lists, by database.
@@ -284,6 +281,7 @@ impl MySqlConfig {
             filters: filters(config)?,
             booleans: BooleanColumns::from_config(config)?,
             column_mappers: ColumnMappers::from_config(config)?,
+            snapshot_selects: std::sync::Arc::new(SnapshotSelects::from_config(config)?),
             flavor: crate::flavor::Flavor::of_class(config.get("connector.class")),
             snapshot_mode: SnapshotMode::from_text(&text("snapshot.mode", "initial")),
             locking_mode: match text("snapshot.locking.mode", "minimal").as_str() {
@@ -314,12 +312,12 @@ impl MySqlConfig {
                 "precise" => BigintUnsignedMode::Precise,
                 _ => BigintUnsignedMode::Long,
             },
-            binary_mode: match text("binary.handling.mode", "bytes").as_str() {
-                "base64" => BinaryMode::Base64,
-                "base64-url-safe" => BinaryMode::Base64UrlSafe,
-                "hex" => BinaryMode::Hex,
-                _ => BinaryMode::Bytes,
-            },
+            binary_mode: BinaryMode::from_text(&text("binary.handling.mode", "bytes")),
+            skip_unchanged: config.bool_or("skip.messages.without.change", false)?,
+            failure_handling: FailureHandling::from_text(&text(
+                "event.processing.failure.handling.mode",
+                "fail",
+            )),
             transaction_metadata: config.bool_or("provide.transaction.metadata", false)?,
             max_batch_size: size("max.batch.size", 2048)?,
             max_queue_size: size("max.queue.size", 8192)?,

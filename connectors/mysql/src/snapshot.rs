@@ -12,6 +12,8 @@ use sluice_connector_api::{ConnectorError, SourceRecord, Value};
 use tokio::sync::mpsc;
 
 use crate::capture::Progress;
+use sluice_connector_api::snapshot_select::SnapshotSelects;
+
 use crate::catalog::{quote_ident, read_tables, TableDef, Tables};
 use crate::config::{LockingMode, MySqlConfig};
 use crate::events::{self, BinlogPosition, EventContext, Op, SnapshotMark};
@@ -152,14 +154,14 @@ pub fn now_us() -> i64 {
 async fn plan(
     conn: &mut Conn,
     tables: &Tables,
-    filters: &sluice_connector_api::filters::Filters,
+    config: &MySqlConfig,
     readers: usize,
 ) -> Result<(Vec<Unit>, Vec<(String, u64)>), ConnectorError> {
     let mut units = Vec::new();
     let mut estimates = Vec::new();
     let snapshotted = tables
         .iter()
-        .filter(|(_, def)| filters.snapshotted(&def.database, &def.name));
+        .filter(|(_, def)| config.filters.snapshotted(&def.database, &def.name));
     for (id, def) in snapshotted {
         let estimate: Option<Option<u64>> = conn
             .exec_first(
@@ -178,7 +180,9 @@ async fn plan(
                 .is_some_and(|c| c.data_type.ends_with("int")),
             _ => false,
         };
-        if readers > 1 && integer_key && estimate > 20_000 {
+        // A statement from snapshot.select.statement.overrides is read whole.
+        let overridden = config.snapshot_selects.overrides(&def.database, &def.name);
+        if readers > 1 && integer_key && estimate > 20_000 && !overridden {
             let key = quote_ident(&def.primary_key[0]);
             let bounds: Option<(Option<i64>, Option<i64>)> = conn
                 .query_first(format!(
@@ -216,8 +220,11 @@ async fn plan(
     Ok((units, estimates))
 }
 
-fn select_sql(def: &TableDef, range: Option<&str>) -> String {
+fn select_sql(def: &TableDef, range: Option<&str>, selects: &SnapshotSelects) -> String {
     let columns: Vec<String> = def.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    if let Some(select) = selects.select(&def.database, &def.name, &columns.join(", ")) {
+        return select;
+    }
     let mut sql = format!(
         "SELECT {} FROM {}.{}",
         columns.join(", "),
@@ -262,7 +269,7 @@ pub async fn read(
     let Some(first) = readers.first_mut() else {
         return Err(ConnectorError::fatal("no snapshot reader"));
     };
-    let (units, estimates) = plan(first, &tables, &config.filters, count).await?;
+    let (units, estimates) = plan(first, &tables, config, count).await?;
     {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
         p.phase = "snapshot";
@@ -282,9 +289,10 @@ pub async fn read(
         let position = position.clone();
         let progress = Arc::clone(progress);
         let fetch = config.snapshot_fetch_size.min(config.max_batch_size).max(1);
+        let selects = Arc::clone(&config.snapshot_selects);
         workers.push(tokio::spawn(async move {
             let result = read_units(
-                reader, &queue, &schemas, &ctx, &position, fetch, &tx, &progress,
+                reader, &queue, &schemas, &ctx, &position, &selects, fetch, &tx, &progress,
             )
             .await;
             if let Err(e) = result {
@@ -354,6 +362,7 @@ async fn read_units(
     schemas: &std::collections::HashMap<String, Arc<TableSchema>>,
     ctx: &EventContext,
     position: &BinlogPosition,
+    selects: &SnapshotSelects,
     fetch: usize,
     tx: &Out,
     progress: &Arc<Mutex<Progress>>,
@@ -365,7 +374,7 @@ async fn read_units(
         let Some(schema) = schemas.get(&unit.table) else {
             continue;
         };
-        let sql = select_sql(&schema.def, unit.range.as_deref());
+        let sql = select_sql(&schema.def, unit.range.as_deref(), selects);
         let mut result = conn
             .query_iter(sql)
             .await

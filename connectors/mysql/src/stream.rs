@@ -749,18 +749,13 @@ impl Streamer<'_> {
                         continue;
                     }
                     let now = now_us();
-                    let decode = |row: Option<Row>| -> Result<
-                        Option<sluice_connector_api::Value>,
-                        ConnectorError,
-                    > {
-                        let Some(row) = row else { return Ok(None) };
-                        let values: Vec<_> =
-                            (0..row.len()).map(|i| row.as_ref(i).cloned()).collect();
-                        schema
-                            .row_from_binlog(&values)
-                            .map(Some)
-                            .map_err(ConnectorError::fatal)
-                    };
+                    let decode =
+                        |row: Option<Row>| -> Result<Option<sluice_connector_api::Value>, String> {
+                            let Some(row) = row else { return Ok(None) };
+                            let values: Vec<_> =
+                                (0..row.len()).map(|i| row.as_ref(i).cloned()).collect();
+                            schema.row_from_binlog(&values).map(Some)
+                        };
                     let position = self.position(&file, group_start, ts_sec, &gtids, gtid_text);
                     for (r, pair) in rows.rows(tme).enumerate() {
                         let r = r as u64;
@@ -779,12 +774,29 @@ impl Streamer<'_> {
                             g.order += 1;
                             g.order
                         });
+                        // A row whose values cannot be read fails the task
+                        // or is skipped, as event.processing.failure.handling.mode says.
+                        let (before, after) = match (decode(before), decode(after)) {
+                            (Ok(before), Ok(after)) => (before, after),
+                            (Err(problem), _) | (_, Err(problem)) => {
+                                self.config.failure_handling.undecodable(
+                                    problem,
+                                    &format!("{file}:{start}, row {}", r + 1),
+                                )?;
+                                continue;
+                            }
+                        };
+                        // skip.messages.without.change: the emitted
+                        // columns are the same before and after.
+                        if self.config.skip_unchanged && op == Op::Update && before == after {
+                            continue;
+                        }
                         batch.extend(events::change(
                             self.ctx,
                             &schema,
                             op,
-                            decode(before)?,
-                            decode(after)?,
+                            before,
+                            after,
                             &position,
                             ("false", SnapshotMark::Streaming),
                             (r, order),

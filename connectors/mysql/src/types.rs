@@ -211,10 +211,7 @@ impl Kind {
             Self::Float => Schema::float32(),
             Self::Double => Schema::float64(),
             Self::Text { .. } => Schema::string(),
-            Self::Binary => match mapping.binary {
-                BinaryMode::Bytes => Schema::bytes(),
-                _ => Schema::string(),
-            },
+            Self::Binary => mapping.binary.schema(),
             Self::Date => match mapping.time {
                 TimePrecision::Connect => logical::date(),
                 TimePrecision::Adaptive => Schema::int32().named(logical::DBZ_DATE).versioned(1),
@@ -282,7 +279,7 @@ impl Kind {
             Self::Double => read(text().and_then(|t| t.parse().ok()).map(Value::Float64)),
             // The session's character set is UTF-8: the server converts.
             Self::Text { .. } => Read::Value(Value::String(decode_text(raw, false))),
-            Self::Binary => Read::Value(binary_value(raw, mapping.binary)),
+            Self::Binary => Read::Value(mapping.binary.value(raw)),
             Self::Date => match text().and_then(parse_date) {
                 Some(Some(days)) => Read::Value(date_value(days)),
                 Some(None) => Read::Zero,
@@ -506,18 +503,6 @@ fn decode_text(raw: &[u8], latin1: bool) -> String {
         raw.iter().map(|b| char::from(*b)).collect()
     } else {
         String::from_utf8_lossy(raw).into_owned()
-    }
-}
-
-fn binary_value(raw: &[u8], mode: BinaryMode) -> Value {
-    use base64::Engine as _;
-    match mode {
-        BinaryMode::Bytes => Value::Bytes(raw.to_vec()),
-        BinaryMode::Base64 => Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
-        BinaryMode::Base64UrlSafe => {
-            Value::String(base64::engine::general_purpose::URL_SAFE.encode(raw))
-        }
-        BinaryMode::Hex => Value::String(raw.iter().map(|b| format!("{b:02x}")).collect()),
     }
 }
 

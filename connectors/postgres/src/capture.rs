@@ -186,10 +186,7 @@ fn wire(what: &str, e: WireError) -> ConnectorError {
 
 impl Capture {
     fn mapping(&self) -> Mapping {
-        Mapping {
-            decimal: self.config.decimal_mode,
-            time: self.config.time_precision,
-        }
+        Mapping::of(&self.config)
     }
 
     /// Runs until the runtime stops taking records, the snapshot of a
@@ -387,9 +384,18 @@ impl Capture {
             )
             .await
             .map_err(|e| query_error("reading table sizes", e))?;
+        // A table read through snapshot.select.statement.overrides is one
+        // unit: its statement cannot be cut into page ranges.
         let pages: Vec<u64> = sizes
             .iter()
-            .map(|r| r.get::<_, i64>(0).max(0) as u64)
+            .zip(tables)
+            .map(|(r, t)| {
+                if self.config.snapshot_selects.overrides(&t.schema, &t.name) {
+                    0
+                } else {
+                    r.get::<_, i64>(0).max(0) as u64
+                }
+            })
             .collect();
         let tid_range_scans = sizes.first().is_some_and(|r| r.get::<_, i32>(1) >= 140_000);
         let units = crate::snapshot::plan(&pages, clients.len(), tid_range_scans);
@@ -426,6 +432,7 @@ impl Capture {
                 Arc::clone(&queue),
                 Arc::clone(&shared_tables),
                 Arc::clone(&schemas),
+                Arc::clone(&self.config.snapshot_selects),
                 self.config.snapshot_fetch_size,
                 self.mapping(),
                 batches_tx.clone(),
@@ -882,7 +889,7 @@ impl Capture {
         schema: &TableSchema,
         datums: &[Datum],
         mapping: Mapping,
-    ) -> Result<Value, ConnectorError> {
+    ) -> Result<Value, String> {
         let placeholder = self.config.unavailable_placeholder.as_str();
         let texts: Vec<Option<std::borrow::Cow<'_, str>>> = datums
             .iter()
@@ -910,9 +917,9 @@ impl Capture {
                         }
                     })
                     .collect();
-                schema.row(&cleared, mapping).map_err(ConnectorError::fatal)
+                schema.row(&cleared, mapping)
             }
-            Err(e) => Err(ConnectorError::fatal(e)),
+            Err(e) => Err(e),
         }
     }
 
@@ -926,6 +933,14 @@ impl Capture {
         now: i64,
     ) -> Result<Vec<SourceRecord>, ConnectorError> {
         let mapping = self.mapping();
+        // A change whose values cannot be read fails the task or is
+        // skipped, as event.processing.failure.handling.mode says.
+        let undecodable = |problem: String| -> Result<Vec<SourceRecord>, ConnectorError> {
+            self.config
+                .failure_handling
+                .undecodable(problem, &format!("{position:?}"))?;
+            Ok(Vec::new())
+        };
         let lookup = |oid: u32| -> Result<Option<&TableSchema>, ConnectorError> {
             match relations.get(&oid) {
                 Some(schema) => Ok(schema.as_ref()),
@@ -938,7 +953,10 @@ impl Capture {
             Message::Insert { relation, new } => match lookup(relation)? {
                 None => Vec::new(),
                 Some(schema) => {
-                    let after = self.row(schema, &new, mapping)?;
+                    let after = match self.row(schema, &new, mapping) {
+                        Ok(after) => after,
+                        Err(problem) => return undecodable(problem),
+                    };
                     events::change(
                         ctx,
                         schema,
@@ -959,11 +977,22 @@ impl Capture {
             } => match lookup(relation)? {
                 None => Vec::new(),
                 Some(schema) => {
-                    let after = self.row(schema, &new, mapping)?;
+                    let after = match self.row(schema, &new, mapping) {
+                        Ok(after) => after,
+                        Err(problem) => return undecodable(problem),
+                    };
                     let before = match (old, old_is_full) {
-                        (Some(old), true) => Some(self.row(schema, &old, mapping)?),
+                        (Some(old), true) => match self.row(schema, &old, mapping) {
+                            Ok(before) => Some(before),
+                            Err(problem) => return undecodable(problem),
+                        },
                         _ => None,
                     };
+                    // skip.messages.without.change: the emitted columns
+                    // are the same before and after.
+                    if self.config.skip_unchanged && before.as_ref() == Some(&after) {
+                        return Ok(Vec::new());
+                    }
                     events::change(
                         ctx,
                         schema,
@@ -981,7 +1010,10 @@ impl Capture {
                 Some(schema) => {
                     // With REPLICA IDENTITY DEFAULT only the key columns
                     // are set; the others are NULL, as in Debezium.
-                    let before = self.row(schema, &old, mapping)?;
+                    let before = match self.row(schema, &old, mapping) {
+                        Ok(before) => before,
+                        Err(problem) => return undecodable(problem),
+                    };
                     events::change(
                         ctx,
                         schema,
@@ -1065,10 +1097,7 @@ pub async fn table_schema(
         table,
         &specs,
         &key,
-        Mapping {
-            decimal: config.decimal_mode,
-            time: config.time_precision,
-        },
+        Mapping::of(config),
         &config.column_mappers,
     ))
 }

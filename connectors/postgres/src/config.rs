@@ -9,7 +9,8 @@ use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, Connec
 use crate::tls::{SslMode, Tls, TlsFiles, TlsSetupError};
 use sluice_connector_api::column_mapping::ColumnMappers;
 use sluice_connector_api::filters::Filters;
-pub use sluice_connector_api::modes::{DecimalMode, SnapshotMode};
+pub use sluice_connector_api::modes::{BinaryMode, DecimalMode, FailureHandling, SnapshotMode};
+use sluice_connector_api::snapshot_select::SnapshotSelects;
 
 /// What `publication.autocreate.mode` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +80,16 @@ pub struct PostgresConfig {
     pub decimal_mode: DecimalMode,
     /// `time.precision.mode`
     pub time_precision: TimePrecision,
+    /// `binary.handling.mode`
+    pub binary_mode: BinaryMode,
+    /// `interval.handling.mode=string`
+    pub interval_text: bool,
+    /// `hstore.handling.mode=map`
+    pub hstore_map: bool,
+    /// `event.processing.failure.handling.mode`
+    pub failure_handling: FailureHandling,
+    /// `skip.messages.without.change`
+    pub skip_unchanged: bool,
     /// `provide.transaction.metadata`
     pub transaction_metadata: bool,
     /// `max.batch.size`
@@ -92,6 +103,8 @@ pub struct PostgresConfig {
     /// `column.mask.*`, `column.truncate.*`, `column.propagate.source.type`,
     /// `datatype.propagate.source.type`.
     pub column_mappers: ColumnMappers,
+    /// `snapshot.select.statement.overrides` and its per-table statements.
+    pub snapshot_selects: std::sync::Arc<SnapshotSelects>,
 }
 
 const GROUP_CONNECTION: &str = "Connection";
@@ -157,12 +170,18 @@ pub fn definition() -> ConfigDef {
         .define(key("status.update.interval.ms", ConfigType::Long, "How often the walsender is sent the connector's position; a server quiet that long is asked to answer, and one that stays silent for six intervals is taken for a dead (half-open) connection and reconnected.", GROUP_CAPTURE).default("10000").validator(positive))
         .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
         .define(key("time.precision.mode", ConfigType::String, "adaptive, adaptive_time_microseconds or connect.", GROUP_EVENTS).default("adaptive").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
+        .define(key("binary.handling.mode", ConfigType::String, "bytea as bytes, base64, base64-url-safe or hex text.", GROUP_EVENTS).default("bytes").allowed(BinaryMode::ALLOWED))
+        .define(key("interval.handling.mode", ConfigType::String, "numeric (microseconds, io.debezium.time.MicroDuration) or string (ISO 8601, io.debezium.time.Interval).", GROUP_EVENTS).default("numeric").allowed(&["numeric", "string"]))
+        .define(key("skip.messages.without.change", ConfigType::Boolean, "Leave out updates that change none of the emitted columns (column.include.list / column.exclude.list); needs REPLICA IDENTITY FULL to see the old values.", GROUP_EVENTS).default("false"))
+        .define(key("event.processing.failure.handling.mode", ConfigType::String, "A change whose values cannot be read: fail (the task stops, naming it), warn (skipped and logged) or skip.", GROUP_EVENTS).default("fail").allowed(FailureHandling::ALLOWED))
+        .define(key("hstore.handling.mode", ConfigType::String, "json (text) or map.", GROUP_EVENTS).default("json").allowed(&["json", "map"]))
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block.", GROUP_EVENTS).default("false"))
         .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
         .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
         .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
         .merge(sluice_connector_api::column_mapping::definition())
+        .merge(sluice_connector_api::snapshot_select::definition())
 }
 
 /// Schemas PostgreSQL keeps for itself; never captured.
@@ -259,6 +278,14 @@ impl PostgresConfig {
                 "connect" => TimePrecision::Connect,
                 _ => TimePrecision::Adaptive,
             },
+            binary_mode: BinaryMode::from_text(&text("binary.handling.mode", "bytes")),
+            interval_text: text("interval.handling.mode", "numeric") == "string",
+            hstore_map: text("hstore.handling.mode", "json") == "map",
+            skip_unchanged: config.bool_or("skip.messages.without.change", false)?,
+            failure_handling: FailureHandling::from_text(&text(
+                "event.processing.failure.handling.mode",
+                "fail",
+            )),
             transaction_metadata: config.bool_or("provide.transaction.metadata", false)?,
             max_batch_size: size("max.batch.size", 2048)?,
             max_queue_size: size("max.queue.size", 8192)?,
@@ -276,6 +303,7 @@ impl PostgresConfig {
                 "__debezium_unavailable_value",
             ),
             column_mappers: ColumnMappers::from_config(config)?,
+            snapshot_selects: std::sync::Arc::new(SnapshotSelects::from_config(config)?),
         })
     }
 }

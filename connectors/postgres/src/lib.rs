@@ -57,6 +57,7 @@ impl SourceConnector for PostgresConnector {
             config::filters(config).err(),
             config::tls(config).err(),
             ColumnMappers::from_config(config).err(),
+            sluice_connector_api::snapshot_select::SnapshotSelects::from_config(config).err(),
         ];
         sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use sluice_connector_api::snapshot_select::SnapshotSelects;
 use sluice_connector_api::{ConnectorError, Value};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -91,6 +92,7 @@ pub async fn read_units(
     queue: Arc<Mutex<VecDeque<Unit>>>,
     tables: Arc<Vec<Table>>,
     schemas: Arc<Vec<TableSchema>>,
+    selects: Arc<SnapshotSelects>,
     fetch_size: usize,
     mapping: Mapping,
     out: mpsc::Sender<Result<Batch, ConnectorError>>,
@@ -118,14 +120,24 @@ pub async fn read_units(
         };
         serial += 1;
         let cursor = format!("sluice_snapshot_{serial}");
+        let (select, what) = match selects.select(&table.schema, &table.name, &columns) {
+            Some(select) => (
+                select,
+                format!("reading {name} with snapshot.select.statement.overrides.{name}"),
+            ),
+            None => (
+                format!(
+                    "SELECT {columns} FROM {}.{}{range}",
+                    quote(&table.schema),
+                    quote(&table.name)
+                ),
+                format!("reading {name}"),
+            ),
+        };
         reader
-            .batch_execute(&format!(
-                "DECLARE {cursor} NO SCROLL CURSOR FOR SELECT {columns} FROM {}.{}{range}",
-                quote(&table.schema),
-                quote(&table.name)
-            ))
+            .batch_execute(&format!("DECLARE {cursor} NO SCROLL CURSOR FOR {select}"))
             .await
-            .map_err(|e| query_error(&format!("reading {name}"), e))?;
+            .map_err(|e| query_error(&what, e))?;
         loop {
             let messages = reader
                 .simple_query(&format!("FETCH {fetch_size} FROM {cursor}"))

@@ -10,7 +10,7 @@ use sluice_connector_api::calendar::{
 };
 use sluice_connector_api::{logical, Schema, SchemaKind, Value};
 
-use crate::config::{DecimalMode, TimePrecision};
+use crate::config::{BinaryMode, DecimalMode, TimePrecision};
 
 /// What a column's type is, resolved through domains.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,26 @@ pub struct Mapping {
     pub decimal: DecimalMode,
     /// `time.precision.mode`
     pub time: TimePrecision,
+    /// `binary.handling.mode` (bytea)
+    pub binary: BinaryMode,
+    /// `interval.handling.mode=string`: intervals as ISO 8601 text
+    /// (`io.debezium.time.Interval`) instead of microseconds.
+    pub interval_text: bool,
+    /// `hstore.handling.mode=map`: hstore as a map instead of JSON text.
+    pub hstore_map: bool,
+}
+
+impl Mapping {
+    /// The mapping `config` asks for.
+    pub fn of(config: &crate::config::PostgresConfig) -> Self {
+        Self {
+            decimal: config.decimal_mode,
+            time: config.time_precision,
+            binary: config.binary_mode,
+            interval_text: config.interval_text,
+            hstore_map: config.hstore_map,
+        }
+    }
 }
 
 /// Debezium's average month, for intervals: 365.25 / 12 days.
@@ -150,7 +170,7 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
                 (_, None) => variable_scale_decimal(),
             },
         },
-        "bytea" => Schema::bytes(),
+        "bytea" => mapping.binary.schema(),
         "date" => match mapping.time {
             TimePrecision::Connect => logical::date(),
             _ => Schema::int32().named(logical::DBZ_DATE).versioned(1),
@@ -171,8 +191,14 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
         },
         "timestamptz" => logical::zoned_timestamp(),
         "timetz" => Schema::string().named(logical::ZONED_TIME).versioned(1),
+        "interval" if mapping.interval_text => {
+            Schema::string().named(logical::INTERVAL).versioned(1)
+        }
         "interval" => Schema::int64().named(logical::MICRO_DURATION).versioned(1),
         "uuid" => logical::uuid(),
+        "hstore" if mapping.hstore_map => {
+            Schema::map(Schema::string(), Schema::string().optional())
+        }
         "json" | "jsonb" | "hstore" => logical::json(),
         "point" => point_schema(),
         "xml" => Schema::string().named(logical::XML).versioned(1),
@@ -219,7 +245,7 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
                 }
             }
         }
-        "bytea" => Value::Bytes(parse_bytea(text)?),
+        "bytea" => mapping.binary.value(&parse_bytea(text)?),
         "date" => {
             let days = parse_date(text)?;
             Value::Int32(days as i32)
@@ -244,9 +270,16 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
         }
         "timestamptz" => Value::String(zoned_timestamp(text)?),
         "timetz" => Value::String(zoned_time(text)?),
-        "interval" => Value::Int64(parse_interval(text)?),
+        "interval" if mapping.interval_text => Value::String(interval_parts(text)?.iso()),
+        "interval" => Value::Int64(interval_parts(text)?.micros()),
         "bit" if modifier == 1 => Value::Boolean(text == "1"),
         "bit" | "varbit" => Value::Bytes(bits_to_bytes(text)?),
+        "hstore" if mapping.hstore_map => Value::Map(
+            hstore_entries(text)?
+                .into_iter()
+                .map(|(k, v)| (Value::String(k), v.map_or(Value::Null, Value::String)))
+                .collect(),
+        ),
         "hstore" => Value::String(hstore_to_json(text)?),
         "point" => point_value(text)?,
         _ => Value::String(text.to_owned()),
@@ -285,8 +318,9 @@ fn point_value(text: &str) -> Option<Value> {
 
 /// hstore text (`"a"=>"1", "b"=>NULL`) as a JSON object, Debezium's
 /// `hstore.handling.mode=json`.
-fn hstore_to_json(text: &str) -> Option<String> {
-    let mut map = serde_json::Map::new();
+/// An hstore's text (`"a"=>"1", "b"=>NULL`) as its pairs.
+fn hstore_entries(text: &str) -> Option<Vec<(String, Option<String>)>> {
+    let mut entries = Vec::new();
     let mut chars = text.chars().peekable();
     let quoted = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<String> {
         if chars.next()? != '"' {
@@ -318,12 +352,26 @@ fn hstore_to_json(text: &str) -> Option<String> {
                     return None;
                 }
             }
-            serde_json::Value::Null
+            None
         } else {
-            serde_json::Value::String(quoted(&mut chars)?)
+            Some(quoted(&mut chars)?)
         };
-        map.insert(key, value);
+        entries.push((key, value));
     }
+    Some(entries)
+}
+
+/// An hstore as Debezium's default JSON text.
+fn hstore_to_json(text: &str) -> Option<String> {
+    let map: serde_json::Map<String, serde_json::Value> = hstore_entries(text)?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                v.map_or(serde_json::Value::Null, serde_json::Value::String),
+            )
+        })
+        .collect();
     Some(serde_json::Value::Object(map).to_string())
 }
 
@@ -417,24 +465,68 @@ fn zoned_time(text: &str) -> Option<String> {
 
 /// Microseconds of an ISO 8601 interval (`P1Y2M3DT4H5M6.5S`), months as
 /// Debezium's average month.
-fn parse_interval(text: &str) -> Option<i64> {
+/// An interval's fields as PostgreSQL's ISO 8601 output gives them
+/// (`P1Y2M3DT4H5M6.78S`, each field signed on its own).
+#[derive(Debug, Default, PartialEq)]
+struct IntervalParts {
+    years: i64,
+    months: i64,
+    days: i64,
+    hours: i64,
+    minutes: i64,
+    /// Seconds as written, fraction included.
+    seconds: String,
+}
+
+impl IntervalParts {
+    /// Debezium's MicroDuration: months of 30.4375 days.
+    fn micros(&self) -> i64 {
+        let days = (self.years * 12 + self.months) as f64 * DAYS_PER_MONTH_AVG + self.days as f64;
+        let seconds: f64 = self.seconds.parse().unwrap_or(0.0);
+        let micros = (self.hours * 3600 + self.minutes * 60) as f64 * 1e6 + seconds * 1e6;
+        (days * MICROS_PER_DAY as f64 + micros).round() as i64
+    }
+
+    /// Debezium's `io.debezium.time.Interval` text: every field, seconds
+    /// without trailing zeros (`P1Y2M3DT4H5M6.78S`).
+    fn iso(&self) -> String {
+        let mut seconds = if self.seconds.is_empty() {
+            "0"
+        } else {
+            &self.seconds
+        }
+        .to_owned();
+        if seconds.contains('.') {
+            let trimmed = seconds.trim_end_matches('0').trim_end_matches('.').len();
+            seconds.truncate(trimmed);
+        }
+        if seconds == "-0" {
+            seconds = "0".to_owned();
+        }
+        format!(
+            "P{}Y{}M{}DT{}H{}M{seconds}S",
+            self.years, self.months, self.days, self.hours, self.minutes
+        )
+    }
+}
+
+fn interval_parts(text: &str) -> Option<IntervalParts> {
     let body = text.strip_prefix('P')?;
     let (date_part, time_part) = body.split_once('T').unwrap_or((body, ""));
-    let mut days = 0f64;
-    let mut micros = 0f64;
+    let mut parts = IntervalParts::default();
     let mut number = String::new();
     for c in date_part.chars() {
-        if c.is_ascii_digit() || c == '-' || c == '.' {
+        if c.is_ascii_digit() || c == '-' {
             number.push(c);
             continue;
         }
-        let n: f64 = number.parse().ok()?;
+        let n: i64 = number.parse().ok()?;
         number.clear();
         match c {
-            'Y' => days += n * 12.0 * DAYS_PER_MONTH_AVG,
-            'M' => days += n * DAYS_PER_MONTH_AVG,
-            'W' => days += n * 7.0,
-            'D' => days += n,
+            'Y' => parts.years += n,
+            'M' => parts.months += n,
+            'W' => parts.days += n * 7,
+            'D' => parts.days += n,
             _ => return None,
         }
     }
@@ -443,16 +535,18 @@ fn parse_interval(text: &str) -> Option<i64> {
             number.push(c);
             continue;
         }
-        let n: f64 = number.parse().ok()?;
-        number.clear();
         match c {
-            'H' => micros += n * 3_600_000_000.0,
-            'M' => micros += n * 60_000_000.0,
-            'S' => micros += n * 1_000_000.0,
+            'H' => parts.hours += number.parse::<i64>().ok()?,
+            'M' => parts.minutes += number.parse::<i64>().ok()?,
+            'S' => {
+                number.parse::<f64>().ok()?;
+                parts.seconds = number.clone();
+            }
             _ => return None,
         }
+        number.clear();
     }
-    Some((days * MICROS_PER_DAY as f64 + micros).round() as i64)
+    Some(parts)
 }
 
 /// A bit string as Debezium's Bits: the number it spells, little-endian.
@@ -520,6 +614,9 @@ mod tests {
     const DEFAULT: Mapping = Mapping {
         decimal: DecimalMode::Precise,
         time: TimePrecision::Adaptive,
+        binary: BinaryMode::Bytes,
+        interval_text: false,
+        hstore_map: false,
     };
 
     fn base(name: &str, modifier: i32) -> PgType {
@@ -527,6 +624,55 @@ mod tests {
             name: name.into(),
             modifier,
         }
+    }
+
+    #[test]
+    fn interval_hstore_and_bytea_modes_match_debezium() {
+        let text = Mapping {
+            binary: BinaryMode::Hex,
+            interval_text: true,
+            hstore_map: true,
+            ..DEFAULT
+        };
+        let interval = base("interval", -1);
+        assert_eq!(
+            interval.value("P1Y2M3DT4H5M6.780S", text),
+            Some(Value::String("P1Y2M3DT4H5M6.78S".into()))
+        );
+        assert_eq!(
+            interval.value("P-1Y-2M3DT-4H-5M-6S", text),
+            Some(Value::String("P-1Y-2M3DT-4H-5M-6S".into()))
+        );
+        assert_eq!(
+            interval.value("PT0S", text),
+            Some(Value::String("P0Y0M0DT0H0M0S".into()))
+        );
+        assert_eq!(
+            interval.schema(text).name.as_deref(),
+            Some(logical::INTERVAL)
+        );
+        // The numeric default is unchanged: 1 day 1 second in microseconds.
+        assert_eq!(
+            interval.value("P1DT1S", DEFAULT),
+            Some(Value::Int64(86_401_000_000))
+        );
+        let hstore = base("hstore", -1);
+        assert_eq!(
+            hstore.value(r#""a"=>"1", "b"=>NULL"#, text),
+            Some(Value::Map(vec![
+                (Value::String("a".into()), Value::String("1".into())),
+                (Value::String("b".into()), Value::Null),
+            ]))
+        );
+        assert_eq!(
+            hstore.value(r#""a"=>"1""#, DEFAULT),
+            Some(Value::String(r#"{"a":"1"}"#.into()))
+        );
+        assert_eq!(
+            base("bytea", -1).value("\\x0aff", text),
+            Some(Value::String("0aff".into()))
+        );
+        assert_eq!(base("bytea", -1).schema(text), Schema::string());
     }
 
     #[test]

@@ -20,17 +20,12 @@ pub enum Fate {
 /// Keys by exact name, or by prefix when the pattern ends in `*`.
 const FATES: &[(&str, Fate)] = &[
     // Output-changing keys sluice does not implement.
-    ("snapshot.select.statement.overrides*", Fate::Refused("snapshot queries cannot be overridden; the snapshot reads each captured table whole (narrow it with table.include.list / column.exclude.list, or drop rows with a Filter transform)")),
     ("topic.heartbeat.prefix", Fate::DefaultOnly("__debezium-heartbeat", "heartbeats go to __debezium-heartbeat.<topic.prefix>; rename them with a RegexRouter transform")),
     ("topic.transaction", Fate::DefaultOnly("transaction", "a separate transaction metadata topic is not written (provide.transaction.metadata fills each event's transaction block); remove the key")),
     ("topic.delimiter", Fate::DefaultOnly(".", "topic names are joined with '.'; rename topics with a RegexRouter transform")),
     ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named <topic.prefix>.<schema>.<table>; rename them with a RegexRouter transform")),
-    ("interval.handling.mode", Fate::DefaultOnly("numeric", "intervals are written as Debezium's default, io.debezium.time.MicroDuration")),
-    ("hstore.handling.mode", Fate::DefaultOnly("json", "hstore is written as Debezium's default, JSON text")),
     ("include.query", Fate::DefaultOnly("false", "the source block's query field is not filled")),
     ("include.unknown.datatypes", Fate::DefaultOnly("false", "columns of unknown types are left out, as Debezium's default")),
-    ("skip.messages.without.change", Fate::DefaultOnly("false", "every update is emitted, changed columns or not")),
-    ("event.processing.failure.handling.mode", Fate::DefaultOnly("fail", "a change that cannot be decoded fails the task so nothing is skipped unseen")),
     ("schema.name.adjustment.mode", Fate::DefaultOnly("none", "schema names are written unchanged (Avro-invalid characters are refused when registering)")),
     ("field.name.adjustment.mode", Fate::DefaultOnly("none", "field names are written unchanged")),
     ("converters", Fate::Refused("Debezium custom converters are Java classes; sluice cannot load them. Map the type downstream, or with a transform")),
@@ -98,7 +93,6 @@ mod tests {
 
     #[test]
     fn prefixes_and_default_values_decide() {
-        assert!(refusal("snapshot.select.statement.overrides.public.t", "SELECT 1").is_some());
         assert_eq!(refusal("topic.delimiter", "."), None);
         assert!(refusal("topic.delimiter", "_").is_some());
         assert_eq!(refusal("poll.interval.ms", "500"), None);

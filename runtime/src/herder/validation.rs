@@ -287,6 +287,7 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
                 && !k.starts_with("consumer.override.")
                 && !k.starts_with("predicates.")
                 && !sluice_connector_api::column_mapping::is_mapping_key(k)
+                && !sluice_connector_api::snapshot_select::is_statement_key(k)
                 && !converters.iter().any(|c| k.starts_with(c.as_str()))
                 && key_fates::fate(k).is_none()
         })
