@@ -1020,3 +1020,38 @@ fn binary_interval_and_hstore_modes_write_what_debezium_writes() {
     assert_eq!(after["attrs"], json!({"a": "1", "b": null}), "{after}");
     api.delete(&format!("/connectors/{slot}"));
 }
+
+#[test]
+fn the_topic_delimiter_and_heartbeat_prefix_name_every_topic() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, slot) = (ident("naming"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY); \
+         INSERT INTO {schema}.t VALUES (1);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["topic.delimiter"] = json!("_");
+    config["topic.heartbeat.prefix"] = json!("beats");
+    config["heartbeat.interval.ms"] = json!("200");
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let rows = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}_{schema}_t"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    assert_eq!(rows[0].value["after"]["id"], 1);
+    let beats = read_topic(
+        env.bootstrap(),
+        &format!("beats_{prefix}"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    assert_eq!(beats[0].key, json!({"serverName": prefix}));
+    api.delete(&format!("/connectors/{slot}"));
+}

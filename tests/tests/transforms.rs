@@ -349,7 +349,7 @@ fn keys_sluice_does_not_implement_are_refused_or_named_as_without_effect() {
             "public.t.email",
         ),
         ("snapshot.select.statement.overrides", "public.t"),
-        ("topic.delimiter", "_"),
+        ("topic.delimiter", "/"),
         ("converters", "boolean"),
         ("incremental.snapshot.chunk.size", "1024"),
         ("column.truncate.to.0.chars", "public.t.email"),

@@ -177,11 +177,12 @@ pub fn envelope(
     ])
 }
 
-/// Debezium's heartbeat record on `__debezium-heartbeat.<server>`: it
-/// carries the connector's position forward while captured tables are idle.
+/// Debezium's heartbeat record on `topic` (`__debezium-heartbeat.<server>`
+/// by default): it carries the connector's position forward while captured
+/// tables are idle.
 pub fn heartbeat(
     partition: &Arc<SourcePartition>,
-    server: &str,
+    (server, topic): (&str, &str),
     offset: SourceOffset,
     now_us: i64,
 ) -> SourceRecord {
@@ -201,7 +202,7 @@ pub fn heartbeat(
     SourceRecord {
         partition: Arc::clone(partition),
         offset,
-        topic: format!("__debezium-heartbeat.{server}"),
+        topic: topic.to_owned(),
         kafka_partition: None,
         key_schema: Some(Arc::clone(key_schema)),
         key: Some(Value::Struct(vec![Value::String(server.to_owned())])),
@@ -222,12 +223,13 @@ pub fn tombstone(record: &SourceRecord) -> SourceRecord {
     }
 }
 
-/// A topic name from its parts joined by dots, as Debezium's default topic
-/// naming strategy makes it: every character Kafka does not allow in a
-/// topic name (anything but ASCII letters, digits, `.`, `_` and `-`)
-/// becomes `_`, so a table named with spaces or accents still gets a topic.
-pub fn topic_name(parts: &[&str]) -> String {
-    let joined = parts.join(".");
+/// A topic name from its parts joined by `delimiter`, as Debezium's
+/// default topic naming strategy makes it: every character Kafka does not
+/// allow in a topic name (anything but ASCII letters, digits, `.`, `_` and
+/// `-`) becomes `_`, so a table named with spaces or accents still gets a
+/// topic.
+pub fn topic_name(parts: &[&str], delimiter: &str) -> String {
+    let joined = parts.join(delimiter);
     if joined
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -257,13 +259,13 @@ mod topic_name_tests {
     #[test]
     fn characters_kafka_refuses_become_underscores() {
         assert_eq!(
-            topic_name(&["dbserver1", "inventory", "customers"]),
+            topic_name(&["dbserver1", "inventory", "customers"], "."),
             "dbserver1.inventory.customers"
         );
         assert_eq!(
-            topic_name(&["srv", "public", "Odd Table ü"]),
+            topic_name(&["srv", "public", "Odd Table ü"], "."),
             "srv.public.Odd_Table__"
         );
-        assert_eq!(topic_name(&["srv", "db", "a-b_c$d"]), "srv.db.a-b_c_d");
+        assert_eq!(topic_name(&["srv", "db", "a-b_c$d"], "."), "srv.db.a-b_c_d");
     }
 }

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod sink;
 pub mod snapshot_select;
 pub mod source;
+pub mod topic_naming;
 pub mod value;
 
 pub use config::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig, Importance};

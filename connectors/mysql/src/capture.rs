@@ -219,12 +219,7 @@ impl Capture {
             None => {
                 let mut offset = events::offset(&position, SnapshotMark::Snapshot { last: true });
                 offset.insert("snapshot_completed".into(), completed);
-                lead.push(sluice_connector_api::debezium::heartbeat(
-                    &self.ctx.partition,
-                    &self.ctx.server,
-                    offset,
-                    snapshot::now_us(),
-                ));
+                lead.push(self.ctx.heartbeat(offset, snapshot::now_us()));
             }
         }
         self.out.emit(lead).await

@@ -11,6 +11,7 @@ use crate::boolean_columns::BooleanColumns;
 use sluice_connector_api::column_mapping::ColumnMappers;
 pub use sluice_connector_api::modes::{BinaryMode, DecimalMode, FailureHandling, SnapshotMode};
 use sluice_connector_api::snapshot_select::SnapshotSelects;
+use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
 /// How the snapshot is made consistent with the binlog (`snapshot.locking.mode`).
@@ -62,6 +63,9 @@ pub struct MySqlConfig {
     pub ssl_ca: Option<String>,
     /// `topic.prefix`: topics are `<prefix>.<database>.<table>`.
     pub topic_prefix: String,
+    /// Topic names from `topic.prefix`, `topic.delimiter`,
+    /// `topic.heartbeat.prefix` and `topic.transaction`.
+    pub topics: TopicNaming,
     /// Which databases, tables and columns are captured.
     pub filters: Filters,
     /// `converters`: the TINYINT columns emitted as booleans.
@@ -184,6 +188,7 @@ pub fn definition() -> ConfigDef {
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
         .merge(sluice_connector_api::column_mapping::definition())
         .merge(sluice_connector_api::snapshot_select::definition())
+        .merge(sluice_connector_api::topic_naming::definition())
 }
 
 /// The include/exclude lists, by database.
@@ -331,6 +336,7 @@ impl MySqlConfig {
                     op => op.chars().next(),
                 })
                 .collect(),
+            topics: TopicNaming::from_config(config)?,
             topic_prefix,
         })
     }

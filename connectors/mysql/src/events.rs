@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
+use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{
     debezium, Field, Schema, SourceOffset, SourcePartition, SourceRecord, Value,
 };
@@ -51,16 +52,19 @@ pub struct EventContext {
     pub transaction_metadata: bool,
     /// MySQL or MariaDB names.
     pub flavor: crate::flavor::Flavor,
+    /// Where heartbeats and transaction events go.
+    pub topics: TopicNaming,
 }
 
 impl EventContext {
     /// The context for a connector named by its topic prefix.
     pub fn new(
-        server: &str,
+        topics: &TopicNaming,
         tombstones: bool,
         transaction_metadata: bool,
         flavor: crate::flavor::Flavor,
     ) -> Self {
+        let server = topics.prefix();
         let mut history = sluice_connector_api::offset::partition("server", server);
         history.insert("schema_history".into(), json!(true));
         Self {
@@ -70,7 +74,18 @@ impl EventContext {
             tombstones,
             transaction_metadata,
             flavor,
+            topics: topics.clone(),
         }
+    }
+
+    /// A heartbeat carrying `offset`.
+    pub fn heartbeat(&self, offset: SourceOffset, now_us: i64) -> SourceRecord {
+        sluice_connector_api::debezium::heartbeat(
+            &self.partition,
+            (&self.server, &self.topics.heartbeat()),
+            offset,
+            now_us,
+        )
     }
 }
 

@@ -70,6 +70,7 @@ impl SourceConnector for MySqlConnector {
             boolean_columns::BooleanColumns::from_config(config).err(),
             sluice_connector_api::column_mapping::ColumnMappers::from_config(config).err(),
             sluice_connector_api::snapshot_select::SnapshotSelects::from_config(config).err(),
+            sluice_connector_api::topic_naming::TopicNaming::from_config(config).err(),
         ];
         sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values

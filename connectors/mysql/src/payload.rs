@@ -269,7 +269,7 @@ mod tests {
             binary: BinaryMode::Bytes,
         };
         TableSchema::build(
-            "shop",
+            &sluice_connector_api::topic_naming::TopicNaming::with_prefix("shop"),
             &def,
             &Filters::default(),
             &crate::boolean_columns::BooleanColumns::default(),

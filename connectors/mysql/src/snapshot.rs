@@ -457,7 +457,7 @@ pub fn build_schemas(
             (
                 id.clone(),
                 Arc::new(TableSchema::build(
-                    &config.topic_prefix,
+                    &config.topics,
                     def,
                     &config.filters,
                     &config.booleans,

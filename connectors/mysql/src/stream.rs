@@ -11,7 +11,7 @@ use mysql_async::binlog::events::{EventData, OptionalMetaExtractor, RowsEventDat
 use mysql_async::binlog::EventType;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
-use sluice_connector_api::{debezium, ConnectorError, SourceRecord};
+use sluice_connector_api::{ConnectorError, SourceRecord};
 
 use crate::capture::Progress;
 use crate::catalog::{read_tables, table_id, Tables};
@@ -68,7 +68,7 @@ impl Model {
         match self.tables.get(id) {
             Some(def) => {
                 let schema = TableSchema::build(
-                    &config.topic_prefix,
+                    &config.topics,
                     def,
                     &config.filters,
                     &config.booleans,
@@ -260,12 +260,9 @@ impl Streamer<'_> {
         }
         *last = Instant::now();
         let position = self.position(file, pos, ts_sec, gtids, None);
-        let record = debezium::heartbeat(
-            &self.ctx.partition,
-            &self.ctx.server,
-            events::offset(&position, SnapshotMark::Streaming),
-            now_us(),
-        );
+        let record = self
+            .ctx
+            .heartbeat(events::offset(&position, SnapshotMark::Streaming), now_us());
         self.send(&mut vec![record]).await
     }
 

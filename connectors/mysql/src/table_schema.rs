@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use mysql_async::binlog::value::BinlogValue;
 use sluice_connector_api::column_mapping::{ColumnMapper, ColumnMappers, SourceColumn};
 use sluice_connector_api::filters::Filters;
+use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Value};
 
 use crate::boolean_columns::BooleanColumns;
@@ -127,7 +128,7 @@ fn zero_of(schema: &Schema) -> Value {
 impl TableSchema {
     /// Builds the schemas of `def` under `topic_prefix`.
     pub fn build(
-        topic_prefix: &str,
+        topics: &TopicNaming,
         def: &TableDef,
         filters: &Filters,
         booleans: &BooleanColumns,
@@ -135,7 +136,7 @@ impl TableSchema {
         mapping: Mapping,
         mappers: &ColumnMappers,
     ) -> Self {
-        let topic = debezium::topic_name(&[topic_prefix, &def.database, &def.name]);
+        let topic = topics.data(&def.database, &def.name);
         let qualified = format!("{}.{}", def.database, def.name);
         let mapped = |c: &ColumnDef, field: Schema| {
             let (type_name, length, scale) = source_type(c);

@@ -26,7 +26,7 @@ impl SourceTask for MySqlTask {
     ) -> Result<(), ConnectorError> {
         let config = MySqlConfig::parse(config)?;
         let ctx = EventContext::new(
-            &config.topic_prefix,
+            &config.topics,
             config.tombstones_on_delete,
             config.transaction_metadata,
             config.flavor,

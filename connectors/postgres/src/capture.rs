@@ -517,7 +517,7 @@ impl Capture {
 
     fn event_context(&self) -> EventContext {
         EventContext::new(
-            &self.config.topic_prefix,
+            &self.config.topics,
             &self.config.dbname,
             self.config.tombstones_on_delete,
             self.config.transaction_metadata,
@@ -1092,7 +1092,7 @@ pub async fn table_schema(
         .map(<[String]>::to_vec)
         .unwrap_or_else(|| primary_key.to_vec());
     Ok(TableSchema::build(
-        &config.topic_prefix,
+        &config.topics,
         schema,
         table,
         &specs,

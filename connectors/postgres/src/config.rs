@@ -11,6 +11,7 @@ use sluice_connector_api::column_mapping::ColumnMappers;
 use sluice_connector_api::filters::Filters;
 pub use sluice_connector_api::modes::{BinaryMode, DecimalMode, FailureHandling, SnapshotMode};
 use sluice_connector_api::snapshot_select::SnapshotSelects;
+use sluice_connector_api::topic_naming::TopicNaming;
 
 /// What `publication.autocreate.mode` allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub struct PostgresConfig {
     pub tls: Tls,
     /// `topic.prefix`: topics are `<prefix>.<schema>.<table>`.
     pub topic_prefix: String,
+    /// Topic names from `topic.prefix`, `topic.delimiter`,
+    /// `topic.heartbeat.prefix` and `topic.transaction`.
+    pub topics: TopicNaming,
     /// Which tables and columns are captured.
     pub filters: Filters,
     /// `slot.name`
@@ -165,7 +169,7 @@ pub fn definition() -> ConfigDef {
         .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot.", GROUP_SNAPSHOT).default("1").validator(bounds::threads))
         .define(key("snapshot.fetch.size", ConfigType::Int, "Rows fetched per round trip while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
-        .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
+        .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix> (see topic.heartbeat.prefix); 0 disables.", GROUP_EVENTS).default("0"))
         .define(key("heartbeat.action.query", ConfigType::String, "SQL run at each heartbeat, so an idle database's slot advances.", GROUP_EVENTS))
         .define(key("status.update.interval.ms", ConfigType::Long, "How often the walsender is sent the connector's position; a server quiet that long is asked to answer, and one that stays silent for six intervals is taken for a dead (half-open) connection and reconnected.", GROUP_CAPTURE).default("10000").validator(positive))
         .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
@@ -182,6 +186,7 @@ pub fn definition() -> ConfigDef {
         .define(key("unavailable.value.placeholder", ConfigType::String, "Stands for unchanged TOASTed values.", GROUP_EVENTS).default("__debezium_unavailable_value"))
         .merge(sluice_connector_api::column_mapping::definition())
         .merge(sluice_connector_api::snapshot_select::definition())
+        .merge(sluice_connector_api::topic_naming::definition())
 }
 
 /// Schemas PostgreSQL keeps for itself; never captured.
@@ -248,6 +253,7 @@ impl PostgresConfig {
             dbname: config.required("database.dbname")?.to_owned(),
             tls,
             topic_prefix: config.required("topic.prefix")?.to_owned(),
+            topics: TopicNaming::from_config(config)?,
             filters: filters(config)?,
             slot_name: text("slot.name", "debezium"),
             publication_name: text("publication.name", "dbz_publication"),

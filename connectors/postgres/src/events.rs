@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Value};
 
 use crate::replication::Lsn;
@@ -50,17 +51,26 @@ pub struct EventContext {
     pub tombstones: bool,
     /// Fill the transaction block.
     pub transaction_metadata: bool,
+    /// Where heartbeats, messages and transaction events go.
+    pub topics: TopicNaming,
 }
 
 impl EventContext {
     /// The context for a connector named by its topic prefix.
-    pub fn new(server: &str, db: &str, tombstones: bool, transaction_metadata: bool) -> Self {
+    pub fn new(
+        topics: &TopicNaming,
+        db: &str,
+        tombstones: bool,
+        transaction_metadata: bool,
+    ) -> Self {
+        let server = topics.prefix();
         Self {
             server: server.to_owned(),
             db: db.to_owned(),
             partition: Arc::new(sluice_connector_api::offset::partition("server", server)),
             tombstones,
             transaction_metadata,
+            topics: topics.clone(),
         }
     }
 }
@@ -104,9 +114,14 @@ pub fn idle_offset(lsn: Lsn, ts_usec: i64) -> SourceOffset {
     offset
 }
 
-/// Debezium's heartbeat record on `__debezium-heartbeat.<prefix>`.
+/// Debezium's heartbeat record (on `__debezium-heartbeat.<prefix>` by default).
 pub fn heartbeat(ctx: &EventContext, offset: SourceOffset, now_us: i64) -> SourceRecord {
-    sluice_connector_api::debezium::heartbeat(&ctx.partition, &ctx.server, offset, now_us)
+    sluice_connector_api::debezium::heartbeat(
+        &ctx.partition,
+        (&ctx.server, &ctx.topics.heartbeat()),
+        offset,
+        now_us,
+    )
 }
 
 /// The `source` block (`io.debezium.connector.postgresql.Source`).
@@ -209,7 +224,7 @@ pub fn logical_message(
     SourceRecord {
         partition: Arc::clone(&ctx.partition),
         offset: offset(position, commit_time_us),
-        topic: format!("{}.message", ctx.server),
+        topic: ctx.topics.message(),
         kafka_partition: None,
         key_schema: Some(Arc::clone(key_schema)),
         key: Some(Value::Struct(vec![Value::String(prefix.to_owned())])),

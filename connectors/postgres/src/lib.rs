@@ -58,6 +58,7 @@ impl SourceConnector for PostgresConnector {
             config::tls(config).err(),
             ColumnMappers::from_config(config).err(),
             sluice_connector_api::snapshot_select::SnapshotSelects::from_config(config).err(),
+            sluice_connector_api::topic_naming::TopicNaming::from_config(config).err(),
         ];
         sluice_connector_api::config::attach_errors(&mut values, cross.into_iter().flatten());
         values

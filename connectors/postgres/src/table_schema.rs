@@ -6,6 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use sluice_connector_api::column_mapping::{ColumnMapper, ColumnMappers, SourceColumn};
+use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{debezium, Field, Schema, Value};
 
 use crate::types::{Mapping, PgType};
@@ -150,7 +151,7 @@ impl TableSchema {
     /// Builds the schemas of `schema.table` with `columns` (all of the
     /// table's, in order) keyed by `key_names`.
     pub fn build(
-        topic_prefix: &str,
+        topics: &TopicNaming,
         schema: &str,
         table: &str,
         columns: &[ColumnSpec],
@@ -158,7 +159,7 @@ impl TableSchema {
         mapping: Mapping,
         mappers: &ColumnMappers,
     ) -> Self {
-        let topic = sluice_connector_api::debezium::topic_name(&[topic_prefix, schema, table]);
+        let topic = topics.data(schema, table);
         let qualified = format!("{schema}.{table}");
         let source_column = |c: &ColumnSpec| {
             let (type_name, length, scale) = c.pg_type.source_type();

@@ -20,9 +20,7 @@ pub enum Fate {
 /// Keys by exact name, or by prefix when the pattern ends in `*`.
 const FATES: &[(&str, Fate)] = &[
     // Output-changing keys sluice does not implement.
-    ("topic.heartbeat.prefix", Fate::DefaultOnly("__debezium-heartbeat", "heartbeats go to __debezium-heartbeat.<topic.prefix>; rename them with a RegexRouter transform")),
     ("topic.transaction", Fate::DefaultOnly("transaction", "a separate transaction metadata topic is not written (provide.transaction.metadata fills each event's transaction block); remove the key")),
-    ("topic.delimiter", Fate::DefaultOnly(".", "topic names are joined with '.'; rename topics with a RegexRouter transform")),
     ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named <topic.prefix>.<schema>.<table>; rename them with a RegexRouter transform")),
     ("include.query", Fate::DefaultOnly("false", "the source block's query field is not filled")),
     ("include.unknown.datatypes", Fate::DefaultOnly("false", "columns of unknown types are left out, as Debezium's default")),
@@ -93,8 +91,14 @@ mod tests {
 
     #[test]
     fn prefixes_and_default_values_decide() {
-        assert_eq!(refusal("topic.delimiter", "."), None);
-        assert!(refusal("topic.delimiter", "_").is_some());
+        assert_eq!(
+            refusal(
+                "topic.naming.strategy",
+                "io.debezium.schema.DefaultTopicNamingStrategy"
+            ),
+            None
+        );
+        assert!(refusal("topic.naming.strategy", "x.Custom").is_some());
         assert_eq!(refusal("poll.interval.ms", "500"), None);
         assert!(matches!(fate("poll.interval.ms"), Some(Fate::NoEffect(_))));
         assert_eq!(fate("a.typo"), None);
