@@ -855,3 +855,62 @@ fn column_mappers_and_the_snapshot_table_list_shape_the_events() {
     );
     api.delete("/connectors/my-mapped");
 }
+
+#[test]
+fn transaction_metadata_goes_to_the_named_transaction_topic() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = ident("txmeta");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.a (id INT PRIMARY KEY); \
+         CREATE TABLE {database}.b (id INT PRIMARY KEY);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = db.connector_config(&prefix, &database, server_id());
+    config["provide.transaction.metadata"] = json!("true");
+    config["topic.transaction"] = json!("tx");
+    config["snapshot.mode"] = json!("no_data");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-txmeta", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "my-txmeta")["progress"]["phase"] == "streaming").then_some(())
+    });
+    db.exec(&format!(
+        "BEGIN; INSERT INTO {database}.a VALUES (1); INSERT INTO {database}.b VALUES (1), (2); COMMIT;"
+    ));
+    let events = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.tx"),
+        Duration::from_secs(60),
+        |r| r.len() >= 2,
+    );
+    let statuses: Vec<Value> = events.iter().map(|e| e.value["status"].clone()).collect();
+    assert_eq!(statuses, vec![json!("BEGIN"), json!("END")]);
+    let end = &events[1].value;
+    assert_eq!(end["event_count"], 3, "{end}");
+    assert_eq!(
+        end["data_collections"],
+        json!([
+            {"data_collection": format!("{database}.a"), "event_count": 1},
+            {"data_collection": format!("{database}.b"), "event_count": 2}
+        ])
+    );
+    let b = changes(&env, &format!("{prefix}.{database}.b"), 2);
+    let orders: Vec<(Value, Value)> = b
+        .iter()
+        .map(|v| {
+            (
+                v["transaction"]["total_order"].clone(),
+                v["transaction"]["data_collection_order"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(orders, vec![(json!(2), json!(1)), (json!(3), json!(2))]);
+    assert_eq!(b[0]["transaction"]["id"], end["id"]);
+    api.delete("/connectors/my-txmeta");
+}

@@ -1055,3 +1055,74 @@ fn the_topic_delimiter_and_heartbeat_prefix_name_every_topic() {
     assert_eq!(beats[0].key, json!({"serverName": prefix}));
     api.delete(&format!("/connectors/{slot}"));
 }
+
+#[test]
+fn transaction_metadata_marks_events_and_writes_begin_and_end() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, slot) = (ident("txmeta"), ident("slot"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.a (id int PRIMARY KEY); \
+         CREATE TABLE {schema}.b (id int PRIMARY KEY);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["provide.transaction.metadata"] = json!("true");
+    config["snapshot.mode"] = json!("no_data");
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, &slot)["progress"]["phase"] == "streaming").then_some(())
+    });
+    pg.exec(&format!(
+        "BEGIN; INSERT INTO {schema}.a VALUES (1); INSERT INTO {schema}.b VALUES (1); \
+         INSERT INTO {schema}.a VALUES (2); COMMIT;"
+    ));
+    let events = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.transaction"),
+        Duration::from_secs(60),
+        |r| r.len() >= 2,
+    );
+    let begin = &events[0].value;
+    let end = &events[1].value;
+    assert_eq!(begin["status"], "BEGIN", "{begin}");
+    assert_eq!(end["status"], "END", "{end}");
+    assert_eq!(begin["id"], end["id"]);
+    assert_eq!(events[0].key, json!({"id": begin["id"]}));
+    assert_eq!(end["event_count"], 3, "{end}");
+    assert_eq!(
+        end["data_collections"],
+        json!([
+            {"data_collection": format!("{schema}.a"), "event_count": 2},
+            {"data_collection": format!("{schema}.b"), "event_count": 1}
+        ])
+    );
+    let a = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{schema}.a"),
+        Duration::from_secs(60),
+        |r| r.len() >= 2,
+    );
+    let orders: Vec<(Value, Value, Value)> = a
+        .iter()
+        .map(|r| {
+            let t = &r.value["transaction"];
+            (
+                t["id"].clone(),
+                t["total_order"].clone(),
+                t["data_collection_order"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        orders,
+        vec![
+            (begin["id"].clone(), json!(1), json!(1)),
+            (begin["id"].clone(), json!(3), json!(2))
+        ]
+    );
+    api.delete(&format!("/connectors/{slot}"));
+}

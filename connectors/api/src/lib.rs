@@ -24,6 +24,7 @@ pub mod sink;
 pub mod snapshot_select;
 pub mod source;
 pub mod topic_naming;
+pub mod transaction;
 pub mod value;
 
 pub use config::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig, Importance};

@@ -156,7 +156,8 @@ fn source_block(
 
 /// A change event (plus its tombstone after a delete, when enabled).
 /// `snapshot` is `source.snapshot` ("false" when streaming); `row` is the
-/// row's index within its rows event.
+/// row's index within its rows event; `transaction` its transaction block
+/// (null without `provide.transaction.metadata`).
 #[allow(clippy::too_many_arguments)]
 pub fn change(
     ctx: &EventContext,
@@ -166,7 +167,7 @@ pub fn change(
     after: Option<Value>,
     position: &BinlogPosition,
     (snapshot, mark): (&str, SnapshotMark),
-    (row, tx_order): (u64, u64),
+    (row, transaction): (u64, Value),
     now_us: i64,
 ) -> Vec<SourceRecord> {
     let key = after
@@ -184,17 +185,6 @@ pub fn change(
         ts_ms,
         None,
     );
-    let transaction = match (
-        &position.gtid,
-        ctx.transaction_metadata && mark == SnapshotMark::Streaming,
-    ) {
-        (Some(gtid), true) => Value::Struct(vec![
-            Value::String(gtid.clone()),
-            Value::Int64(tx_order as i64),
-            Value::Int64(tx_order as i64),
-        ]),
-        _ => Value::Null,
-    };
     let envelope = debezium::envelope(before, after, source, transaction, op.code(), now_us);
     let record = SourceRecord {
         partition: Arc::clone(&ctx.partition),

@@ -11,6 +11,7 @@ use mysql_async::binlog::events::{EventData, OptionalMetaExtractor, RowsEventDat
 use mysql_async::binlog::EventType;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
+use sluice_connector_api::transaction::OpenTransaction;
 use sluice_connector_api::{ConnectorError, SourceRecord};
 
 use crate::capture::Progress;
@@ -118,8 +119,9 @@ struct Group {
     rows_events: u64,
     /// The group's GTID.
     gtid: Option<PendingGtid>,
-    /// Order of the next event in the transaction.
-    order: u64,
+    /// Its metadata, counted as its changes go out
+    /// (`provide.transaction.metadata`).
+    transaction: Option<OpenTransaction>,
 }
 
 impl Group {
@@ -232,6 +234,15 @@ impl Streamer<'_> {
         self.send(batch).await?;
         *self.cursor = staged.clone();
         Ok(())
+    }
+
+    /// The END event of the group's transaction, when its BEGIN went out.
+    fn end_transaction(&self, group: &Option<Group>, batch: &mut Vec<SourceRecord>) {
+        let end = group
+            .as_ref()
+            .and_then(|g| g.transaction.as_ref())
+            .and_then(|t| t.end(&self.ctx.partition, &self.ctx.topics.transaction()));
+        batch.extend(end);
     }
 
     /// Ends the current group: its GTID joins the completed set.
@@ -452,7 +463,7 @@ impl Streamer<'_> {
                         None,
                         position,
                         ("false", SnapshotMark::Streaming),
-                        (0, 1),
+                        (0, sluice_connector_api::Value::Null),
                         now_us(),
                     ));
                 }
@@ -600,7 +611,7 @@ impl Streamer<'_> {
                             start,
                             rows_events: 0,
                             gtid: Some(PendingGtid::MariaDb(domain, header.server_id(), seq)),
-                            order: 0,
+                            transaction: None,
                         });
                     }
                     continue;
@@ -652,7 +663,7 @@ impl Streamer<'_> {
                         start,
                         rows_events: 0,
                         gtid: Some(PendingGtid::MySql(format_uuid(&g.sid()), g.gno())),
-                        order: 0,
+                        transaction: None,
                     });
                 }
                 EventData::QueryEvent(q) => {
@@ -664,10 +675,11 @@ impl Streamer<'_> {
                                 start,
                                 rows_events: 0,
                                 gtid: None,
-                                order: 0,
+                                transaction: None,
                             });
                         }
                     } else if sql.eq_ignore_ascii_case("COMMIT") {
+                        self.end_transaction(&group, &mut batch);
                         Self::complete(&mut group, &mut gtids);
                         (committed_end, committed_ts) = (end, ts_sec);
                     } else if ddl::is_ddl(sql) {
@@ -688,6 +700,7 @@ impl Streamer<'_> {
                     }
                 }
                 EventData::XidEvent(_) => {
+                    self.end_transaction(&group, &mut batch);
                     Self::complete(&mut group, &mut gtids);
                     (committed_end, committed_ts) = (end, ts_sec);
                 }
@@ -767,10 +780,24 @@ impl Streamer<'_> {
                         let mut position = position.clone();
                         position.event = index;
                         position.row = r + 1;
-                        let order = group.as_mut().map_or(0, |g| {
-                            g.order += 1;
-                            g.order
-                        });
+                        let block = match group.as_mut() {
+                            Some(g) if self.ctx.transaction_metadata => {
+                                let id = g
+                                    .gtid_text()
+                                    .unwrap_or_else(|| format!("{file}:{group_start}"));
+                                let open = g
+                                    .transaction
+                                    .get_or_insert_with(|| OpenTransaction::new(id, ts_sec * 1000));
+                                // BEGIN goes out before the first change.
+                                if let Some(begin) =
+                                    open.begin(&self.ctx.partition, &self.ctx.topics.transaction())
+                                {
+                                    batch.push(begin);
+                                }
+                                open.block(&schema.def.id())
+                            }
+                            _ => sluice_connector_api::Value::Null,
+                        };
                         // A row whose values cannot be read fails the task
                         // or is skipped, as event.processing.failure.handling.mode says.
                         let (before, after) = match (decode(before), decode(after)) {
@@ -796,7 +823,7 @@ impl Streamer<'_> {
                             after,
                             &position,
                             ("false", SnapshotMark::Streaming),
-                            (r, order),
+                            (r, block),
                             now,
                         ));
                         staged = Cursor {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sluice_connector_api::transaction::OpenTransaction;
 use sluice_connector_api::{ConnectorError, Emitter, SourceOffset, SourceRecord};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::Client;
@@ -454,8 +455,8 @@ impl Capture {
                     marker,
                     last,
                 },
-                started_us,
-                now_micros(),
+                (started_us, now_micros()),
+                Value::Null,
             )
         };
         let mut first = true;
@@ -593,6 +594,10 @@ impl Capture {
             .unwrap_or_else(|e| e.into_inner())
             .phase = "streaming";
         let ctx = self.event_context();
+        let transaction_topic = ctx.topics.transaction();
+        // The transaction whose metadata is being counted
+        // (provide.transaction.metadata).
+        let mut open: Option<OpenTransaction> = None;
         let mut relations: HashMap<u32, Option<TableSchema>> = HashMap::new();
         let mut flushed_sent = Lsn(0);
         let mut last_status = Instant::now();
@@ -679,6 +684,12 @@ impl Capture {
                             commit_time,
                             xid,
                         } => {
+                            open = ctx.transaction_metadata.then(|| {
+                                OpenTransaction::new(
+                                    format!("{xid}:{}", final_lsn.0),
+                                    (commit_time + PG_EPOCH_OFFSET_MICROS) / 1000,
+                                )
+                            });
                             tx = Some((
                                 final_lsn,
                                 xid,
@@ -688,6 +699,12 @@ impl Capture {
                             ));
                         }
                         Message::Commit { end_lsn, .. } => {
+                            if let Some(end) = open
+                                .take()
+                                .and_then(|o| o.end(&ctx.partition, &transaction_topic))
+                            {
+                                pending.push(end);
+                            }
                             if let Some((commit_lsn, _, _, next_seq, _)) = tx.take() {
                                 let mut completed =
                                     self.completed.lock().unwrap_or_else(|e| e.into_inner());
@@ -732,8 +749,22 @@ impl Capture {
                             };
                             since_clock += 1;
                             let records = self.change_records(
-                                &ctx, &relations, change, &position, *commit_us, now_us,
+                                &ctx,
+                                &relations,
+                                change,
+                                &position,
+                                (*commit_us, now_us),
+                                &mut open,
                             )?;
+                            // BEGIN goes out before the transaction's first
+                            // emitted change (none for a filtered one).
+                            if let Some(begin) = open
+                                .as_mut()
+                                .filter(|_| !records.is_empty())
+                                .and_then(|o| o.begin(&ctx.partition, &transaction_topic))
+                            {
+                                pending.push(begin);
+                            }
                             pending.extend(records);
                             pending_lsn = start;
                         }
@@ -929,10 +960,17 @@ impl Capture {
         relations: &HashMap<u32, Option<TableSchema>>,
         change: Message,
         position: &Position,
-        commit_us: i64,
-        now: i64,
+        (commit_us, now): (i64, i64),
+        transaction: &mut Option<OpenTransaction>,
     ) -> Result<Vec<SourceRecord>, ConnectorError> {
         let mapping = self.mapping();
+        // Each emitted change is counted in its transaction's metadata.
+        let mut block = |schema: &TableSchema| -> Value {
+            match transaction.as_mut() {
+                Some(open) => open.block(&format!("{}.{}", schema.schema, schema.table)),
+                None => Value::Null,
+            }
+        };
         // A change whose values cannot be read fails the task or is
         // skipped, as event.processing.failure.handling.mode says.
         let undecodable = |problem: String| -> Result<Vec<SourceRecord>, ConnectorError> {
@@ -964,8 +1002,8 @@ impl Capture {
                         None,
                         Some(after),
                         position,
-                        commit_us,
-                        now,
+                        (commit_us, now),
+                        block(schema),
                     )
                 }
             },
@@ -1000,8 +1038,8 @@ impl Capture {
                         before,
                         Some(after),
                         position,
-                        commit_us,
-                        now,
+                        (commit_us, now),
+                        block(schema),
                     )
                 }
             },
@@ -1021,8 +1059,8 @@ impl Capture {
                         Some(before),
                         None,
                         position,
-                        commit_us,
-                        now,
+                        (commit_us, now),
+                        block(schema),
                     )
                 }
             },
@@ -1042,8 +1080,8 @@ impl Capture {
                             None,
                             None,
                             position,
-                            commit_us,
-                            now,
+                            (commit_us, now),
+                            block(schema),
                         );
                         for r in &mut records {
                             r.key = None;

@@ -235,7 +235,9 @@ pub fn logical_message(
     }
 }
 
-/// A change event (plus its tombstone after a delete, when enabled).
+/// A change event (plus its tombstone after a delete, when enabled);
+/// `transaction` is its transaction block (null without
+/// `provide.transaction.metadata`).
 #[allow(clippy::too_many_arguments)]
 pub fn change(
     ctx: &EventContext,
@@ -244,8 +246,8 @@ pub fn change(
     before: Option<Value>,
     after: Option<Value>,
     position: &Position,
-    commit_time_us: i64,
-    now_us: i64,
+    (commit_time_us, now_us): (i64, i64),
+    transaction: Value,
 ) -> Vec<SourceRecord> {
     let key = after
         .as_ref()
@@ -268,22 +270,6 @@ pub fn change(
         xid,
         commit_time_us,
     );
-    let transaction = match (ctx.transaction_metadata, position) {
-        (
-            true,
-            Position::Stream {
-                xid,
-                tx_seq,
-                commit_lsn,
-                ..
-            },
-        ) => Value::Struct(vec![
-            Value::String(format!("{xid}:{}", commit_lsn.0)),
-            Value::Int64(*tx_seq as i64 + 1),
-            Value::Int64(*tx_seq as i64 + 1),
-        ]),
-        _ => Value::Null,
-    };
     let envelope = sluice_connector_api::debezium::envelope(
         before,
         after,

@@ -20,7 +20,6 @@ pub enum Fate {
 /// Keys by exact name, or by prefix when the pattern ends in `*`.
 const FATES: &[(&str, Fate)] = &[
     // Output-changing keys sluice does not implement.
-    ("topic.transaction", Fate::DefaultOnly("transaction", "a separate transaction metadata topic is not written (provide.transaction.metadata fills each event's transaction block); remove the key")),
     ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named <topic.prefix>.<schema>.<table>; rename them with a RegexRouter transform")),
     ("include.query", Fate::DefaultOnly("false", "the source block's query field is not filled")),
     ("include.unknown.datatypes", Fate::DefaultOnly("false", "columns of unknown types are left out, as Debezium's default")),

@@ -7,7 +7,8 @@
 //! front; the newest offset per source partition within that prefix is
 //! what may be stored. A failed delivery is never retired, so nothing at
 //! or after it can move an offset: a restart sends it and everything after
-//! it again, and skips nothing.
+//! it again, and skips nothing. A record with an empty offset keeps its
+//! place in the order but moves no offset.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -126,6 +127,11 @@ impl OffsetTracker {
             };
             self.front += 1;
             retired += 1;
+            // A record without an offset (a transaction's BEGIN or END
+            // event) moves no position, as in Connect.
+            if record.offset.is_empty() {
+                continue;
+            }
             match self
                 .committable
                 .iter_mut()
@@ -186,6 +192,22 @@ mod tests {
         assert_eq!(tracker.ack(tickets[3]), 2);
         assert_eq!(positions(&tracker.take_committable()), [("db".into(), 5)]);
         assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_record_without_an_offset_keeps_its_place_but_moves_nothing() {
+        let mut tracker = OffsetTracker::new();
+        let p = partition("db");
+        let first = tracker.submit(Arc::clone(&p), offset(1));
+        let begin = tracker.submit(Arc::clone(&p), SourceOffset::new());
+        let change = tracker.submit(Arc::clone(&p), offset(2));
+        assert_eq!(tracker.ack(first), 1);
+        assert_eq!(tracker.ack(begin), 1);
+        // The empty offset is never what is stored.
+        assert_eq!(positions(&tracker.take_committable()), [("db".into(), 1)]);
+        assert!(tracker.take_committable().is_empty());
+        assert_eq!(tracker.ack(change), 1);
+        assert_eq!(positions(&tracker.take_committable()), [("db".into(), 2)]);
     }
 
     #[test]
