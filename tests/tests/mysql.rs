@@ -914,3 +914,34 @@ fn transaction_metadata_goes_to_the_named_transaction_topic() {
     assert_eq!(b[0]["transaction"]["id"], end["id"]);
     api.delete("/connectors/my-txmeta");
 }
+
+#[test]
+fn the_heartbeat_action_query_runs_at_each_heartbeat() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = ident("beat");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; \
+         CREATE TABLE {database}.beats (id INT AUTO_INCREMENT PRIMARY KEY, at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3));"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = db.connector_config(&prefix, &database, server_id());
+    config["heartbeat.interval.ms"] = json!("300");
+    config["heartbeat.action.query"] = json!(format!("INSERT INTO {database}.beats () VALUES ()"));
+    config["snapshot.mode"] = json!("no_data");
+    let reply = api.post("/connectors", &json!({"name": "my-beat", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // Each heartbeat's INSERT is itself a change the connector streams.
+    let inserts = changes(&env, &format!("{prefix}.{database}.beats"), 2);
+    assert!(inserts.len() >= 2, "{inserts:?}");
+    let beats = read_topic(
+        env.bootstrap(),
+        &format!("__debezium-heartbeat.{prefix}"),
+        Duration::from_secs(30),
+        |r| !r.is_empty(),
+    );
+    assert!(!beats.is_empty());
+    api.delete("/connectors/my-beat");
+}

@@ -97,6 +97,8 @@ pub struct MySqlConfig {
     pub tombstones_on_delete: bool,
     /// `heartbeat.interval.ms` (zero: off)
     pub heartbeat_interval: Duration,
+    /// `heartbeat.action.query`
+    pub heartbeat_action_query: Option<String>,
     /// `decimal.handling.mode`
     pub decimal_mode: DecimalMode,
     /// `time.precision.mode`
@@ -176,6 +178,7 @@ pub fn definition() -> ConfigDef {
         .define(key("converters", ConfigType::List, "Custom converters by name; the one sluice implements is Debezium's TinyIntOneToBooleanConverter (<name>.type, <name>.selector, <name>.length.checker), which emits TINYINT(1) columns as booleans instead of INT16.", GROUP_EVENTS))
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
         .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
+        .define(key("heartbeat.action.query", ConfigType::String, "SQL run on a connection of its own at each heartbeat (e.g. an INSERT into a heartbeat table).", GROUP_EVENTS))
         .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
         .define(key("time.precision.mode", ConfigType::String, "adaptive_time_microseconds (adaptive) or connect.", GROUP_EVENTS).default("adaptive_time_microseconds").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
         .define(key("bigint.unsigned.handling.mode", ConfigType::String, "long or precise (BIGINT UNSIGNED as Decimal).", GROUP_EVENTS).default("long").allowed(&["long", "precise"]))
@@ -304,6 +307,11 @@ impl MySqlConfig {
                 .filter(|t| !t.is_empty())
                 .map_or_else(|| format!("{topic_prefix}.schema-history"), str::to_owned),
             tombstones_on_delete: config.bool_or("tombstones.on.delete", true)?,
+            heartbeat_action_query: config
+                .get("heartbeat.action.query")
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(str::to_owned),
             heartbeat_interval: Duration::from_millis(
                 config.i64_or("heartbeat.interval.ms", 0)?.max(0) as u64,
             ),

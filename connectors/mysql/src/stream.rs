@@ -270,6 +270,13 @@ impl Streamer<'_> {
             return Ok(());
         }
         *last = Instant::now();
+        if let Some(query) = &self.config.heartbeat_action_query {
+            // On a connection of its own: the binlog connection only reads.
+            let mut conn = setup::connect(self.config).await?;
+            let ran = conn.query_drop(query.as_str()).await;
+            let _ = conn.disconnect().await;
+            ran.map_err(|e| classify(&format!("heartbeat.action.query {query:?} failed"), e))?;
+        }
         let position = self.position(file, pos, ts_sec, gtids, None);
         let record = self
             .ctx
