@@ -465,6 +465,8 @@ fn records_the_target_refuses_go_to_the_dead_letter_topic_with_the_cause() {
     );
     sink["errors.tolerance"] = json!("all");
     sink["errors.deadletterqueue.topic.name"] = json!(dlq);
+    sink["errors.deadletterqueue.context.headers.enable"] = json!("true");
+    sink["errors.log.enable"] = json!("true");
     assert_eq!(
         api.post("/connectors", &json!({"name": "dlq-sink", "config": sink}))
             .status,

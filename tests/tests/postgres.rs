@@ -1126,3 +1126,75 @@ fn transaction_metadata_marks_events_and_writes_begin_and_end() {
     );
     api.delete(&format!("/connectors/{slot}"));
 }
+
+#[test]
+fn a_working_task_retries_while_running_and_gives_up_when_told() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("retry");
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (id int PRIMARY KEY);"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let start = |slot: &str, extra: &[(&str, &str)]| {
+        let prefix = ident("srv");
+        let mut config = pg.connector_config(&prefix, &schema, slot);
+        config["snapshot.mode"] = json!("no_data");
+        for (k, v) in extra {
+            config[*k] = json!(v);
+        }
+        let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        wait_for("streaming", Duration::from_secs(60), || {
+            (status(&api, slot)["progress"]["phase"] == "streaming").then_some(())
+        });
+    };
+    let (patient, strict) = (ident("slot"), ident("slot"));
+    start(&patient, &[]);
+    start(&strict, &[("errors.max.retries", "0")]);
+    // Both make durable progress first: they are working tasks.
+    pg.exec(&format!("INSERT INTO {schema}.t VALUES (1)"));
+    for slot in [&patient, &strict] {
+        wait_for("an offset stored", Duration::from_secs(30), || {
+            let offsets = api.get(&format!("/connectors/{slot}/offsets")).body;
+            offsets.to_string().contains("lsn_commit").then_some(())
+        });
+    }
+    // A lost connection is retriable.
+    pg.exec(&format!(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+         WHERE slot_name IN ('{patient}', '{strict}') AND active"
+    ));
+    // errors.max.retries=0: the first retriable failure is final.
+    let trace = wait_for(
+        "the strict task to give up",
+        Duration::from_secs(30),
+        || {
+            let task = status(&api, &strict);
+            (task["state"] == "FAILED")
+                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+        },
+    );
+    assert!(trace.contains("errors.max.retries"), "{trace}");
+    // The default keeps retrying, RUNNING as Connect shows it, with the
+    // error in the trace until the restart succeeds.
+    let mut saw_retrying = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let task = status(&api, &patient);
+        assert_ne!(task["state"], "FAILED", "{task}");
+        if task["trace"]
+            .as_str()
+            .is_some_and(|t| t.contains("retriable"))
+        {
+            saw_retrying = true;
+        } else if saw_retrying && task["progress"]["phase"] == "streaming" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(saw_retrying, "the retry showed in the RUNNING task's trace");
+    api.delete(&format!("/connectors/{patient}"));
+    api.delete(&format!("/connectors/{strict}"));
+}

@@ -4,6 +4,7 @@
 //! store so that a restarted worker picks up where it was.
 
 pub mod error;
+pub mod error_policy;
 pub mod key_fates;
 pub mod offset_tracker;
 pub mod record_sink;

@@ -4,9 +4,10 @@
 //! harmless (idempotent upserts and deletes).
 //!
 //! Records that cannot be decoded or applied follow `errors.tolerance`:
-//! `none` fails the task with the cause; `all` sends them, with the cause in
-//! `__connect.errors.*` headers, to `errors.deadletterqueue.topic.name` (as
-//! Kafka Connect does) — delivered before the offset moves past them.
+//! `none` fails the task with the cause; `all` sends them to
+//! `errors.deadletterqueue.topic.name` (with the cause in `__connect.errors.*`
+//! headers when `errors.deadletterqueue.context.headers.enable`, as Kafka
+//! Connect does) — delivered before the offset moves past them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use sluice_connector_api::{ConnectorError, SinkConnector, SinkRecord, SinkTask};
 use tokio::sync::watch;
 
+use super::error_policy::{ErrorPolicy, Skipped};
 use super::source_runner::Control;
 use super::status::{State, TaskStatus};
 use super::RunnerDeps;
@@ -49,11 +51,15 @@ pub struct SinkTaskSpec {
 /// Runs the task until told to stop (see [`super::supervise`]).
 pub async fn run(spec: SinkTaskSpec, deps: Arc<RunnerDeps>, control: watch::Receiver<Control>) {
     let metrics = deps.metrics.task(&spec.connector, spec.task_id);
+    // Validated with the connector's config; a bad value falls back to
+    // retrying for ever rather than never running the task.
+    let policy = super::supervise::RetryPolicy::from_config(&spec.config).unwrap_or_default();
     super::supervise::supervise(
         &spec.connector,
         spec.task_id,
         &deps,
         control,
+        policy,
         |mut control| {
             let (spec, deps, metrics) = (&spec, &deps, &metrics);
             async move { run_once(spec, deps, metrics, &mut control).await }
@@ -128,9 +134,9 @@ struct Applier<'a> {
     consumer: StreamConsumer,
     key: Arc<Decoder>,
     value: Arc<Decoder>,
-    tolerate: bool,
+    /// `errors.*`: tolerance, dead-letter topic, logging.
+    errors: ErrorPolicy,
     transforms: Chain,
-    dead_letters: Option<String>,
     batch_size: usize,
     /// Topics already reported for `GET /connectors/{name}/topics`.
     seen_topics: std::collections::HashSet<String>,
@@ -177,10 +183,6 @@ impl<'a> Applier<'a> {
         consumer
             .subscribe(&names)
             .map_err(|e| ConnectorError::retriable(format!("subscribing to {names:?}: {e}")))?;
-        let dead_letters = config
-            .get("errors.deadletterqueue.topic.name")
-            .filter(|t| !t.trim().is_empty())
-            .map(str::to_owned);
         Ok(Self {
             spec,
             deps,
@@ -188,10 +190,9 @@ impl<'a> Applier<'a> {
             consumer,
             key: Arc::new(decoder(Side::Key)?),
             value: Arc::new(decoder(Side::Value)?),
-            tolerate: config.get("errors.tolerance") == Some("all"),
+            errors: ErrorPolicy::from_config(config)?,
             transforms: Chain::from_config(config)
                 .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
-            dead_letters,
             batch_size: config.i64_or("batch.size", DEFAULT_BATCH as i64)?.max(1) as usize,
             seen_topics: Default::default(),
         })
@@ -358,7 +359,7 @@ impl<'a> Applier<'a> {
         let (partition, offset) = (record.kafka_partition, record.kafka_offset);
         let topic = record.topic.clone();
         // Only a tolerated failure needs the record as it was consumed.
-        let original = self.tolerate.then(|| record.clone());
+        let original = self.errors.tolerate.then(|| record.clone());
         match self.transforms.apply(Record::from_sink(record)) {
             Ok(Some(out)) => Ok(Some(Consumed {
                 record: out.into_sink(partition, offset),
@@ -419,7 +420,7 @@ impl<'a> Applier<'a> {
             c.key_bytes = key.map(<[u8]>::to_vec);
             c.value_bytes = payload.map(<[u8]>::to_vec);
         };
-        if self.dead_letters.is_some() {
+        if self.errors.dead_letter_topic.is_some() || self.errors.log_messages {
             keep(&mut consumed);
         }
         let place =
@@ -491,7 +492,7 @@ impl<'a> Applier<'a> {
                     .fetch_add(count, Ordering::Relaxed);
                 return Ok(());
             }
-            Err(e) if e.is_retriable() || !self.tolerate => {
+            Err(e) if e.is_retriable() || !self.errors.tolerate => {
                 let message = format!(
                     "connector {} task {}: applying {count} records: {e}",
                     self.spec.connector, self.spec.task_id
@@ -598,14 +599,22 @@ impl<'a> Applier<'a> {
         stage: &str,
         cause: &str,
     ) -> Result<(), ConnectorError> {
-        if !self.tolerate {
+        if !self.errors.tolerate {
             return Err(ConnectorError::fatal(format!(
                 "{cause}. Fix the producer side or the converter settings (key.converter / value.converter), or set errors.tolerance=all with errors.deadletterqueue.topic.name to set such records aside"
             )));
         }
         self.metrics.errors.fetch_add(1, Ordering::Relaxed);
-        let Some(topic) = &self.dead_letters else {
-            tracing::warn!(connector = %self.spec.connector, topic = %record.topic, offset = record.kafka_offset, cause, "record skipped (errors.tolerance=all, no dead-letter topic)");
+        let text = |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned());
+        let skipped = Skipped {
+            connector: &self.spec.connector,
+            topic: &record.topic,
+            position: Some((record.kafka_partition, record.kafka_offset)),
+            content: (text(key), text(value)),
+            cause,
+        };
+        let Some(topic) = &self.errors.dead_letter_topic else {
+            self.errors.log_skipped(&skipped, None);
             return Ok(());
         };
         let mut headers = OwnedHeaders::new();
@@ -618,7 +627,7 @@ impl<'a> Applier<'a> {
         let partition = record.kafka_partition.to_string();
         let offset = record.kafka_offset.to_string();
         let task_id = self.spec.task_id.to_string();
-        for (key, value) in [
+        let context = [
             ("__connect.errors.topic", record.topic.as_str()),
             ("__connect.errors.partition", &partition),
             ("__connect.errors.offset", &offset),
@@ -627,7 +636,14 @@ impl<'a> Applier<'a> {
             ("__connect.errors.stage", stage),
             ("__connect.errors.class.name", self.spec.plugin.info().class),
             ("__connect.errors.exception.message", cause),
-        ] {
+        ];
+        // Connect adds the failure's context only when asked.
+        let context = if self.errors.context_headers {
+            &context[..]
+        } else {
+            &[]
+        };
+        for (key, value) in context {
             headers = headers.insert(Header {
                 key,
                 value: Some(value.as_bytes()),
@@ -640,13 +656,13 @@ impl<'a> Applier<'a> {
         if let Some(v) = value {
             out = out.payload(v);
         }
-        self.deps
-            .topics
-            .ensure(topic, self.deps.topic_layout)
-            .await
-            .map_err(|e| {
-                ConnectorError::retriable(format!("creating the dead-letter topic {topic}: {e}"))
-            })?;
+        let mut layout = self.deps.topic_layout;
+        if let Some(factor) = self.errors.dead_letter_replication {
+            layout.replication_factor = factor;
+        }
+        self.deps.topics.ensure(topic, layout).await.map_err(|e| {
+            ConnectorError::retriable(format!("creating the dead-letter topic {topic}: {e}"))
+        })?;
         self.deps
             .producer
             .send(out, Duration::from_secs(60))
@@ -654,7 +670,7 @@ impl<'a> Applier<'a> {
             .map_err(|(e, _)| {
                 ConnectorError::retriable(format!("writing to the dead-letter topic {topic}: {e}"))
             })?;
-        tracing::warn!(connector = %self.spec.connector, topic = %record.topic, offset = record.kafka_offset, dead_letter_topic = %topic, cause, "record sent to the dead-letter queue");
+        self.errors.log_skipped(&skipped, Some(topic));
         Ok(())
     }
 

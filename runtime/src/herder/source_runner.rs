@@ -74,11 +74,15 @@ pub struct SourceTaskSpec {
 /// after retriable failures and parking it FAILED after fatal ones.
 pub async fn run(spec: SourceTaskSpec, deps: Arc<RunnerDeps>, control: watch::Receiver<Control>) {
     let metrics = deps.metrics.task(&spec.connector, spec.task_id);
+    // Validated with the connector's config; a bad value falls back to
+    // retrying for ever rather than never running the task.
+    let policy = super::supervise::RetryPolicy::from_config(&spec.config).unwrap_or_default();
     super::supervise::supervise(
         &spec.connector,
         spec.task_id,
         &deps,
         control,
+        policy,
         |mut control| {
             let (spec, deps, metrics) = (&spec, &deps, &metrics);
             async move { run_once(spec, deps, metrics, &mut control).await }

@@ -76,6 +76,13 @@ impl ValidationReport {
     }
 }
 
+fn at_least_minus_one(raw: &str) -> Result<(), String> {
+    match raw.trim().parse::<i64>() {
+        Ok(v) if v >= -1 => Ok(()),
+        _ => Err("must be -1 (no limit) or more".to_owned()),
+    }
+}
+
 fn at_least_one(raw: &str) -> Result<(), String> {
     match raw.trim().parse::<i64>() {
         Ok(v) if v >= 1 => Ok(()),
@@ -128,7 +135,15 @@ pub fn common_def() -> ConfigDef {
         .define(ConfigKey::new("header.converter", ConfigType::Class, "How header values are written: org.apache.kafka.connect.storage.SimpleHeaderConverter (Connect's default) or StringConverter, which write the headers sluice and its transforms make (text, numbers and structs as text) the same way.").default(SIMPLE_HEADER_CONVERTER).group("Converters").validator(header_converter))
         .define(ConfigKey::new("transforms", ConfigType::List, "Aliases of the single message transforms to apply, in order; each is configured by transforms.<alias>.type and its own transforms.<alias>.* keys.").default("").group("Transforms"))
         .define(ConfigKey::new("predicates", ConfigType::List, "Aliases of the predicates transforms may name in transforms.<alias>.predicate; each is configured by predicates.<alias>.type and its keys.").default("").group("Predicates"))
-        .define(ConfigKey::new("errors.tolerance", ConfigType::String, "none fails the task on a record that cannot be converted; all skips it, counts it and logs it.").default("none").allowed(&["none", "all"]).group("Error Handling"))
+        .define(ConfigKey::new("errors.tolerance", ConfigType::String, "none fails the task on a record that cannot be converted or transformed; all skips it (to the dead-letter topic of a sink when one is set) and counts it.").default("none").allowed(&["none", "all"]).group("Error Handling"))
+        .define(ConfigKey::new("errors.retry.timeout", ConfigType::Long, "How long (ms) a task keeps restarting after retriable failures (a lost connection) before it stays FAILED; -1 for ever. sluice retries by restarting the task, so this covers every retriable failure.").default("-1").validator(at_least_minus_one).group("Error Handling"))
+        .define(ConfigKey::new("errors.retry.delay.max.ms", ConfigType::Long, "The longest wait (ms) between two restarts after retriable failures; the wait doubles from one second up to it.").default("60000").validator(at_least_one).group("Error Handling"))
+        .define(ConfigKey::new("errors.max.retries", ConfigType::Int, "Debezium's limit of consecutive restarts after retriable failures before the task stays FAILED: -1 no limit, 0 none.").default("-1").validator(at_least_minus_one).group("Error Handling"))
+        .define(ConfigKey::new("errors.log.enable", ConfigType::Boolean, "Log each record skipped under errors.tolerance=all, with its topic, partition, offset and cause.").default("false").group("Error Handling"))
+        .define(ConfigKey::new("errors.log.include.messages", ConfigType::Boolean, "With errors.log.enable, also log the skipped record's key and value.").default("false").group("Error Handling"))
+        .define(ConfigKey::new("errors.deadletterqueue.topic.name", ConfigType::String, "Sinks: the topic records skipped under errors.tolerance=all go to (created when missing).").group("Error Handling"))
+        .define(ConfigKey::new("errors.deadletterqueue.topic.replication.factor", ConfigType::Int, "Replication factor of the dead-letter topic when sluice creates it (-1: the broker's default); the worker's --topic-replication-factor when unset (Connect's 3 cannot be met by a single broker).").group("Error Handling"))
+        .define(ConfigKey::new("errors.deadletterqueue.context.headers.enable", ConfigType::Boolean, "Add __connect.errors.* headers (topic, partition, offset, stage, cause) to dead-letter records.").default("false").group("Error Handling"))
         .define(ConfigKey::new("topic.creation.default.partitions", ConfigType::Int, "Partitions of topics this connector creates; the worker's default when unset.").group("Topic Creation").validator(at_least_one))
         .define(ConfigKey::new("topic.creation.default.replication.factor", ConfigType::Int, "Replication factor of topics this connector creates (-1: the broker's default).").group("Topic Creation"))
 }
@@ -280,7 +295,6 @@ pub fn unknown_keys(plugin: &Plugin, config: &ConnectorConfig) -> Vec<String> {
         .filter(|k| {
             !k.starts_with("key.converter.")
                 && !k.starts_with("value.converter.")
-                && !k.starts_with("errors.")
                 && !k.starts_with("topic.creation.")
                 && !k.starts_with("transforms.")
                 && !k.starts_with("producer.override.")
