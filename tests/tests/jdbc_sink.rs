@@ -905,3 +905,61 @@ fn a_sinks_offsets_are_its_consumer_groups_and_a_reset_replays_the_topic() {
     api.delete("/connectors/replay-src");
     api.delete("/connectors/replay-sink");
 }
+
+#[test]
+fn record_header_keys_rows_by_a_header_a_source_transform_set() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = items_schemas(&pg, 5);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    // The source copies each row's id into a header `row_id`.
+    let prefix = start_pg_source(
+        &api,
+        &pg,
+        "hdr-src",
+        &source,
+        &[
+            ("transforms", "unwrap,hdr"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+            (
+                "transforms.hdr.type",
+                "org.apache.kafka.connect.transforms.HeaderFrom$Value",
+            ),
+            ("transforms.hdr.fields", "id"),
+            ("transforms.hdr.headers", "row_id"),
+            ("transforms.hdr.operation", "copy"),
+        ],
+    );
+    let topic = format!("{prefix}.{source}.items");
+    let mut sink = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
+    sink["primary.key.mode"] = json!("record_header");
+    sink["primary.key.fields"] = json!("row_id");
+    sink["delete.enabled"] = json!("false");
+    let reply = api.post("/connectors", &json!({"name": "hdr-sink", "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    pg.exec(&format!("UPDATE {source}.items SET qty = 99 WHERE id = 2"));
+    // Keyed by the header: the update replaced its row, five rows in all.
+    wait_for(
+        "the target keyed by row_id",
+        Duration::from_secs(90),
+        || {
+            let rows = pg
+                .try_exec(&format!(
+                "SELECT string_agg(row_id || ':' || qty, ',' ORDER BY row_id) FROM {target}.items"
+            ))
+                .ok()?;
+            (rows == "1:1,2:99,3:3,4:4,5:5").then_some(())
+        },
+    );
+    let key = pg.exec(&format!(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+         AND a.attnum = ANY(i.indkey) WHERE i.indrelid = '{target}.items'::regclass AND i.indisprimary"
+    ));
+    assert_eq!(key, "row_id", "the header is the table's primary key");
+    api.delete("/connectors/hdr-src");
+    api.delete("/connectors/hdr-sink");
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sluice_tests::api::Api;
 use sluice_tests::connectors::{failure_trace, task_status as status};
 use sluice_tests::env::TestEnv;
 use sluice_tests::kafka::{read_topic, Consumed};
@@ -807,11 +808,37 @@ fn a_silent_walsender_is_taken_for_dead_and_reconnected() {
     api.delete("/connectors/pg-silent");
 }
 
+/// Creates a connector (named after its slot) capturing `schema` with
+/// `settings`, and reads the first event of its table `t`.
+fn first_event_of_t(
+    env: &TestEnv,
+    api: &Api,
+    pg: &Pg,
+    schema: &str,
+    settings: &[(&str, &str)],
+) -> Consumed {
+    let (prefix, slot) = (ident("srv"), ident("slot"));
+    let mut config = pg.connector_config(&prefix, schema, &slot);
+    for (key, value) in settings {
+        config[*key] = json!(value);
+    }
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let mut rows = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{schema}.t"),
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
+    );
+    api.delete(&format!("/connectors/{slot}"));
+    rows.swap_remove(0)
+}
+
 #[test]
 fn json_converter_options_write_decimals_as_numbers_and_keep_nulls_on_request() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
-    let (schema, slot) = (ident("jsonopt"), ident("slot"));
+    let schema = ident("jsonopt");
     pg.exec(&format!(
         "CREATE SCHEMA {schema}; \
          CREATE TABLE {schema}.t (id int PRIMARY KEY, price numeric(12,2), qty int DEFAULT 5, label text DEFAULT 'none'); \
@@ -819,44 +846,27 @@ fn json_converter_options_write_decimals_as_numbers_and_keep_nulls_on_request() 
     ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = ident("srv");
-    let mut config = pg.connector_config(&prefix, &schema, &slot);
-    config["value.converter.decimal.format"] = json!("NUMERIC");
-    // Connect's default writes qty's and label's defaults for their NULLs.
-    config["value.converter.replace.null.with.default"] = json!("false");
-    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let rows = read_topic(
-        env.bootstrap(),
-        &format!("{prefix}.{schema}.t"),
-        Duration::from_secs(60),
-        |r| !r.is_empty(),
+    let row = first_event_of_t(
+        &env,
+        &api,
+        &pg,
+        &schema,
+        &[
+            ("value.converter.decimal.format", "NUMERIC"),
+            // Connect's default writes qty's and label's defaults for their NULLs.
+            ("value.converter.replace.null.with.default", "false"),
+        ],
     );
-    let raw = String::from_utf8_lossy(rows[0].raw_value.as_deref().unwrap_or_default()).to_string();
+    let raw = String::from_utf8_lossy(row.raw_value.as_deref().unwrap_or_default()).to_string();
     assert!(raw.contains(r#""price":-12.50"#), "{raw}");
-    let after = &rows[0].value["after"];
+    let after = &row.value["after"];
     assert_eq!(after["qty"], Value::Null, "{after}");
     assert_eq!(after["label"], Value::Null, "{after}");
     // The same row with Connect's default: the defaults stand in for NULL.
-    config["value.converter.replace.null.with.default"] = json!("true");
-    config["slot.name"] = json!(format!("{slot}_2"));
-    config["topic.prefix"] = json!(format!("{prefix}_2"));
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": format!("{slot}_2"), "config": config}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let rows = read_topic(
-        env.bootstrap(),
-        &format!("{prefix}_2.{schema}.t"),
-        Duration::from_secs(60),
-        |r| !r.is_empty(),
-    );
-    let after = &rows[0].value["after"];
+    let row = first_event_of_t(&env, &api, &pg, &schema, &[]);
+    let after = &row.value["after"];
     assert_eq!(after["qty"], 5, "{after}");
     assert_eq!(after["label"], "none", "{after}");
-    api.delete(&format!("/connectors/{slot}"));
-    api.delete(&format!("/connectors/{slot}_2"));
 }
 
 #[test]
@@ -992,7 +1002,7 @@ fn an_undecodable_change_fails_the_task_by_name_or_is_skipped_when_asked() {
 fn binary_interval_and_hstore_modes_write_what_debezium_writes() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
-    let (schema, slot) = (ident("modes"), ident("slot"));
+    let schema = ident("modes");
     pg.exec(&format!(
         "CREATE EXTENSION IF NOT EXISTS hstore; CREATE SCHEMA {schema}; \
          CREATE TABLE {schema}.t (id int PRIMARY KEY, data bytea, span interval, attrs hstore); \
@@ -1000,25 +1010,22 @@ fn binary_interval_and_hstore_modes_write_what_debezium_writes() {
     ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = ident("srv");
-    let mut config = pg.connector_config(&prefix, &schema, &slot);
-    config["binary.handling.mode"] = json!("hex");
-    config["interval.handling.mode"] = json!("string");
-    config["hstore.handling.mode"] = json!("map");
-    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let rows = read_topic(
-        env.bootstrap(),
-        &format!("{prefix}.{schema}.t"),
-        Duration::from_secs(60),
-        |r| !r.is_empty(),
+    let row = first_event_of_t(
+        &env,
+        &api,
+        &pg,
+        &schema,
+        &[
+            ("binary.handling.mode", "hex"),
+            ("interval.handling.mode", "string"),
+            ("hstore.handling.mode", "map"),
+        ],
     );
-    let after = &rows[0].value["after"];
+    let after = &row.value["after"];
     assert_eq!(after["data"], "0aff", "{after}");
     assert_eq!(after["span"], "P1Y2M3DT4H5M6.78S", "{after}");
     // A map with string keys is a JSON object in Connect's JSON.
     assert_eq!(after["attrs"], json!({"a": "1", "b": null}), "{after}");
-    api.delete(&format!("/connectors/{slot}"));
 }
 
 #[test]

@@ -328,6 +328,33 @@ fn connect_3_endpoints_initial_state_patch_and_plugin_configs() {
     );
     assert_eq!(refused.status, 400, "{}", refused.text);
 
+    // A PUT of the config it already has restarts nothing; a changed one
+    // restarts the task (which the log shows, so the first check can fail).
+    let starts = || {
+        worker
+            .logs()
+            .lines()
+            .filter(|l| l.contains("task started") && l.contains(&format!("connector={name}")))
+            .count()
+    };
+    let before = starts();
+    assert!(before >= 1, "the task started once: {}", worker.logs());
+    let config = datagen(&topic, json!({}));
+    let same = api.put(&format!("/connectors/{name}/config"), &config);
+    assert_eq!(same.status, 200, "{}", same.text);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(starts(), before, "an unchanged config restarted the task");
+    let changed = api.put(
+        &format!("/connectors/{name}/config"),
+        &datagen(&topic, json!({"max.records": "100000000"})),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    wait_for(
+        "the changed config to restart the task",
+        Duration::from_secs(30),
+        || (starts() > before).then_some(()),
+    );
+
     // PATCH changes some keys and removes null ones; the rest stays.
     let patched = api.patch(
         &format!("/connectors/{name}/config"),

@@ -17,6 +17,8 @@
 
 use regex_lite::Regex;
 
+use crate::filters::patterns;
+
 use crate::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig, Schema, Value};
 
 /// Schema parameter naming the column's source type.
@@ -264,18 +266,6 @@ pub fn is_mapping_key(key: &str) -> bool {
             .is_some_and(|n| !n.is_empty())
     };
     counted(MASK) || counted(TRUNCATE) || key.starts_with(HASH)
-}
-
-fn patterns(config: &ConnectorConfig, key: &str) -> Result<Vec<Regex>, ConfigError> {
-    config
-        .list(key)
-        .iter()
-        .map(|p| {
-            Regex::new(&format!("(?i)^(?:{p})$")).map_err(|e| {
-                ConfigError::new(key, format!("{p} is not a valid regular expression: {e}"))
-            })
-        })
-        .collect()
 }
 
 fn count(key: &str, n: &str, example: &str) -> Result<usize, ConfigError> {

@@ -29,7 +29,9 @@ pub struct Filters {
     key_columns: HashMap<String, Vec<String>>,
 }
 
-fn patterns(config: &ConnectorConfig, key: &str) -> Result<Vec<Regex>, ConfigError> {
+/// The regular expressions listed in `key`, each anchored to match a whole
+/// name and ignoring case, as Debezium compiles its lists.
+pub(crate) fn patterns(config: &ConnectorConfig, key: &str) -> Result<Vec<Regex>, ConfigError> {
     config
         .list(key)
         .iter()

@@ -191,6 +191,28 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
     Ok(Change::Upsert { table, key, row })
 }
 
+/// A header as a key column, typed as Connect's SimpleHeaderConverter
+/// reads header text: a whole number is an int64, `true` / `false` a
+/// boolean, another number a double, anything else text.
+fn header_cell(name: &str, bytes: &[u8]) -> Cell {
+    let text = String::from_utf8_lossy(bytes);
+    let trimmed = text.trim();
+    let (schema, value) = if let Ok(n) = trimmed.parse::<i64>() {
+        (Schema::int64(), Value::Int64(n))
+    } else if trimmed == "true" || trimmed == "false" {
+        (Schema::boolean(), Value::Boolean(trimmed == "true"))
+    } else if let Some(f) = trimmed.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        (Schema::float64(), Value::Float64(f))
+    } else {
+        (Schema::string(), Value::String(text.into_owned()))
+    };
+    Cell {
+        name: name.to_owned(),
+        schema: Arc::new(schema),
+        value,
+    }
+}
+
 fn key_cells(config: &SinkConfig, record: &SinkRecord, row: &[Cell]) -> Result<Vec<Cell>, String> {
     let place = || {
         format!(
@@ -249,6 +271,27 @@ fn key_cells(config: &SinkConfig, record: &SinkRecord, row: &[Cell]) -> Result<V
                         .collect()
                 },
             )
+        }
+        KeyMode::RecordHeader => {
+            let cells: Vec<Cell> = record
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    config.key_fields.is_empty() || config.key_fields.contains(name)
+                })
+                .map(|(name, bytes)| header_cell(name, bytes))
+                .collect();
+            match config.key_fields.iter().find(|f| !cells.iter().any(|c| &c.name == *f)) {
+                Some(missing) => Err(format!(
+                    "primary.key.fields names the header {missing}, which the record at {} does not have",
+                    place()
+                )),
+                None if cells.is_empty() => Err(format!(
+                    "the record at {} has no headers but primary.key.mode=record_header",
+                    place()
+                )),
+                None => Ok(cells),
+            }
         }
         KeyMode::RecordValue => config
             .key_fields
@@ -396,6 +439,31 @@ mod tests {
         // the delete before it did the work.
         let tomb = interpret(&c, &record(None, 7)).expect("tombstone");
         assert!(matches!(tomb, Change::Skip), "{tomb:?}");
+    }
+
+    #[test]
+    fn record_header_keys_are_typed_like_simple_header_converter() {
+        let c = config(&[
+            ("primary.key.mode", "record_header"),
+            ("primary.key.fields", "tenant,region"),
+            ("insert.mode", "upsert"),
+        ]);
+        let mut r = record(Some(envelope("c", Value::Null, item(1, "a"))), 1);
+        r.headers = vec![
+            ("tenant".into(), b"42".to_vec()),
+            ("region".into(), b"eu-west".to_vec()),
+            ("trace".into(), b"x".to_vec()),
+        ];
+        let Change::Upsert { key, row, .. } = interpret(&c, &r).expect("upsert") else {
+            panic!()
+        };
+        assert_eq!(names(&key), ["tenant", "region"]);
+        assert_eq!(key[0].value, Value::Int64(42));
+        assert_eq!(key[1].value, Value::String("eu-west".into()));
+        assert!(names(&row).contains(&"tenant"), "key columns are written");
+        r.headers.remove(1);
+        let err = interpret(&c, &r).expect_err("missing header");
+        assert!(err.contains("region"), "{err}");
     }
 
     #[test]

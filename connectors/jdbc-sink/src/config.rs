@@ -52,6 +52,10 @@ pub enum KeyMode {
     RecordKey,
     /// Fields of the record value named by `primary.key.fields`.
     RecordValue,
+    /// The record's headers (those named by `primary.key.fields`, or all),
+    /// read as SimpleHeaderConverter would: integers, booleans, numbers,
+    /// otherwise text.
+    RecordHeader,
 }
 
 /// Parsed settings.
@@ -102,8 +106,8 @@ pub fn definition() -> ConfigDef {
         .define(key("insert.mode", ConfigType::String, "insert, upsert (idempotent, by primary key) or update.", GROUP_WRITES).default("insert").allowed(&["insert", "upsert", "update"]))
         .define(key("delete.enabled", ConfigType::Boolean, "Apply deletes (op=d and tombstones) as DELETE by key; needs primary.key.mode=record_key.", GROUP_WRITES).default("false"))
         .define(key("truncate.enabled", ConfigType::Boolean, "Apply truncate events (op=t) as TRUNCATE TABLE.", GROUP_WRITES).default("false"))
-        .define(key("primary.key.mode", ConfigType::String, "none, kafka, record_key or record_value.", GROUP_WRITES).default("none").allowed(&["none", "kafka", "record_key", "record_value"]))
-        .define(key("primary.key.fields", ConfigType::List, "Key fields: a subset of the record key (record_key) or fields of the value (record_value).", GROUP_WRITES))
+        .define(key("primary.key.mode", ConfigType::String, "none, kafka, record_key, record_value or record_header.", GROUP_WRITES).default("none").allowed(&["none", "kafka", "record_key", "record_value", "record_header"]))
+        .define(key("primary.key.fields", ConfigType::List, "Key fields: a subset of the record key (record_key), fields of the value (record_value) or header names (record_header; all headers when unset).", GROUP_WRITES))
         .define(key("schema.evolution", ConfigType::String, "none, or basic: create missing tables and add missing columns.", GROUP_WRITES).default("none").allowed(&["none", "basic"]))
         .define(key("table.name.format", ConfigType::String, "Target table name; ${topic} (dots become underscores), ${source.db}, ${source.schema}, ${source.table}. A dot makes it schema.table.", GROUP_WRITES).default("${topic}"))
         .define(key("collection.name.format", ConfigType::String, "Debezium 3's name for table.name.format; set one of the two.", GROUP_WRITES))
@@ -201,6 +205,7 @@ impl SinkConfig {
             "kafka" => KeyMode::Kafka,
             "record_key" => KeyMode::RecordKey,
             "record_value" => KeyMode::RecordValue,
+            "record_header" => KeyMode::RecordHeader,
             _ => KeyMode::None,
         };
         let parsed = Self {
@@ -234,7 +239,7 @@ impl SinkConfig {
         if self.insert_mode != InsertMode::Insert && self.key_mode == KeyMode::None {
             return Err(ConfigError::new(
                 "primary.key.mode",
-                "insert.mode=upsert and update need a primary key: set primary.key.mode to record_key, record_value or kafka",
+                "insert.mode=upsert and update need a primary key: set primary.key.mode to record_key, record_value, record_header or kafka",
             ));
         }
         if self.key_mode == KeyMode::RecordValue && self.key_fields.is_empty() {

@@ -90,6 +90,8 @@ pub struct PostgresConfig {
     pub interval_text: bool,
     /// `hstore.handling.mode=map`
     pub hstore_map: bool,
+    /// `money.fraction.digits`
+    pub money_digits: u32,
     /// `event.processing.failure.handling.mode`
     pub failure_handling: FailureHandling,
     /// `skip.messages.without.change`
@@ -178,6 +180,7 @@ pub fn definition() -> ConfigDef {
         .define(key("interval.handling.mode", ConfigType::String, "numeric (microseconds, io.debezium.time.MicroDuration) or string (ISO 8601, io.debezium.time.Interval).", GROUP_EVENTS).default("numeric").allowed(&["numeric", "string"]))
         .define(key("skip.messages.without.change", ConfigType::Boolean, "Leave out updates that change none of the emitted columns (column.include.list / column.exclude.list); needs REPLICA IDENTITY FULL to see the old values.", GROUP_EVENTS).default("false"))
         .define(key("event.processing.failure.handling.mode", ConfigType::String, "A change whose values cannot be read: fail (the task stops, naming it), warn (skipped and logged) or skip.", GROUP_EVENTS).default("fail").allowed(FailureHandling::ALLOWED))
+        .define(key("money.fraction.digits", ConfigType::Int, "Scale of money values written as decimals.", GROUP_EVENTS).default("2"))
         .define(key("hstore.handling.mode", ConfigType::String, "json (text) or map.", GROUP_EVENTS).default("json").allowed(&["json", "map"]))
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block and write BEGIN / END events (with event counts per table) to <topic.prefix>.transaction (see topic.transaction).", GROUP_EVENTS).default("false"))
         .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
@@ -287,6 +290,8 @@ impl PostgresConfig {
             binary_mode: BinaryMode::from_text(&text("binary.handling.mode", "bytes")),
             interval_text: text("interval.handling.mode", "numeric") == "string",
             hstore_map: text("hstore.handling.mode", "json") == "map",
+            money_digits: u32::try_from(config.i64_or("money.fraction.digits", 2)?)
+                .map_err(|_| ConfigError::new("money.fraction.digits", "must be 0 or more"))?,
             skip_unchanged: config.bool_or("skip.messages.without.change", false)?,
             failure_handling: FailureHandling::from_text(&text(
                 "event.processing.failure.handling.mode",

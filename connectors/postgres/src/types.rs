@@ -42,6 +42,8 @@ pub struct Mapping {
     pub interval_text: bool,
     /// `hstore.handling.mode=map`: hstore as a map instead of JSON text.
     pub hstore_map: bool,
+    /// `money.fraction.digits`: the scale of money values.
+    pub money_digits: u32,
 }
 
 impl Mapping {
@@ -53,6 +55,7 @@ impl Mapping {
             binary: config.binary_mode,
             interval_text: config.interval_text,
             hstore_map: config.hstore_map,
+            money_digits: config.money_digits,
         }
     }
 }
@@ -165,7 +168,7 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
             DecimalMode::Double => Schema::float64(),
             DecimalMode::String => Schema::string(),
             DecimalMode::Precise => match (name, numeric_precision(modifier)) {
-                ("money", _) => logical::decimal(2, None),
+                ("money", _) => logical::decimal(mapping.money_digits, None),
                 (_, Some((precision, scale))) => logical::decimal(scale, Some(precision)),
                 (_, None) => variable_scale_decimal(),
             },
@@ -202,6 +205,9 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
         "json" | "jsonb" | "hstore" => logical::json(),
         "point" => point_schema(),
         "xml" => Schema::string().named(logical::XML).versioned(1),
+        "ltree" => Schema::string()
+            .named("io.debezium.data.Ltree")
+            .versioned(1),
         "bit" if modifier == 1 => Schema::boolean(),
         "bit" | "varbit" => Schema::bytes()
             .named(logical::BITS)
@@ -235,7 +241,9 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
                 DecimalMode::Precise => {
                     let (unscaled, scale) = parse_decimal(&digits)?;
                     match (name, numeric_precision(modifier)) {
-                        ("money", _) => Value::decimal(rescale(unscaled, scale, 2)?),
+                        ("money", _) => {
+                            Value::decimal(rescale(unscaled, scale, mapping.money_digits)?)
+                        }
                         (_, Some((_, target))) => Value::decimal(rescale(unscaled, scale, target)?),
                         (_, None) => Value::Struct(vec![
                             Value::Int32(scale as i32),
@@ -617,6 +625,7 @@ mod tests {
         binary: BinaryMode::Bytes,
         interval_text: false,
         hstore_map: false,
+        money_digits: 2,
     };
 
     fn base(name: &str, modifier: i32) -> PgType {
@@ -673,6 +682,26 @@ mod tests {
             Some(Value::String("0aff".into()))
         );
         assert_eq!(base("bytea", -1).schema(text), Schema::string());
+        let mills = Mapping {
+            money_digits: 3,
+            ..DEFAULT
+        };
+        assert_eq!(
+            base("money", -1).value("$1.50", mills),
+            Some(Value::decimal(1500))
+        );
+        assert_eq!(
+            base("money", -1)
+                .schema(mills)
+                .parameters
+                .get("scale")
+                .map(String::as_str),
+            Some("3")
+        );
+        assert_eq!(
+            base("ltree", -1).schema(DEFAULT).name.as_deref(),
+            Some("io.debezium.data.Ltree")
+        );
     }
 
     #[test]

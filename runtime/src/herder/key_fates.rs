@@ -20,8 +20,8 @@ pub enum Fate {
 /// Keys by exact name, or by prefix when the pattern ends in `*`.
 const FATES: &[(&str, Fate)] = &[
     // Output-changing keys sluice does not implement.
-    ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named <topic.prefix>.<schema>.<table>; rename them with a RegexRouter transform")),
-    ("include.query", Fate::DefaultOnly("false", "the source block's query field is not filled")),
+    ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named by Debezium's default strategy (topic.prefix, topic.delimiter, topic.heartbeat.prefix, topic.transaction); rename them further with a RegexRouter transform")),
+    ("include.query", Fate::DefaultOnly("false", "the source block's query stays null: MariaDB sends a row's statement (Annotate_rows) only to a replica that asks for it, which the binlog client sluice uses cannot do yet")),
     ("include.unknown.datatypes", Fate::DefaultOnly("false", "columns of unknown types are left out, as Debezium's default")),
     ("schema.name.adjustment.mode", Fate::DefaultOnly("none", "schema names are written unchanged (Avro-invalid characters are refused when registering)")),
     ("field.name.adjustment.mode", Fate::DefaultOnly("none", "field names are written unchanged")),
@@ -31,11 +31,16 @@ const FATES: &[(&str, Fate)] = &[
     ("incremental.snapshot.*", Fate::Refused("incremental snapshots are not implemented; remove the key")),
     ("database.initial.statements", Fate::Refused("statements run on connect are not supported; set session defaults on the database user instead (ALTER ROLE ... SET)")),
     ("use.time.zone", Fate::DefaultOnly("UTC", "the JDBC sink writes times in UTC")),
+    ("flush.lsn.source", Fate::DefaultOnly("true", "the slot's position is always confirmed once the changes before it are in Kafka, so the server can free WAL")),
+    ("xmin.fetch.interval.ms", Fate::DefaultOnly("0", "the source block's xmin is not filled")),
+    ("event.deserialization.failure.handling.mode", Fate::DefaultOnly("fail", "use event.processing.failure.handling.mode (fail, warn, skip)")),
     // Tuning of the Java implementation, with no meaning here.
     ("poll.interval.ms", Fate::NoEffect("the runtime is pushed records as they are read; there is no poll loop to pace")),
     ("max.queue.size.in.bytes", Fate::NoEffect("the runtime's channel is bounded by batches")),
     ("query.fetch.size", Fate::NoEffect("snapshot.fetch.size sizes the snapshot's round trips")),
-    ("retriable.restart.connector.wait.ms", Fate::NoEffect("retriable failures restart the task with sluice's own backoff")),
+    ("slot.max.retries", Fate::NoEffect("the slot is retried with the task's restarts (errors.max.retries, errors.retry.timeout)")),
+    ("slot.retry.delay.ms", Fate::NoEffect("the slot is retried with the task's restarts, waiting up to errors.retry.delay.max.ms")),
+    ("retriable.restart.connector.wait.ms", Fate::NoEffect("retriable failures restart the task, waiting from 1 s doubling up to errors.retry.delay.max.ms")),
     ("database.tcpKeepAlive", Fate::NoEffect("TCP keep-alive is always on")),
     ("connect.keep.alive", Fate::NoEffect("the binlog connection is kept alive and reconnected by sluice")),
     ("connect.keep.alive.interval.ms", Fate::NoEffect("the binlog connection is kept alive and reconnected by sluice")),
