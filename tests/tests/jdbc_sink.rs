@@ -963,3 +963,49 @@ fn record_header_keys_rows_by_a_header_a_source_transform_set() {
     api.delete("/connectors/hdr-src");
     api.delete("/connectors/hdr-sink");
 }
+
+#[test]
+fn use_time_zone_writes_zoned_timestamps_as_that_zones_wall_clock() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let db = Maria::from_env(&env);
+    let (source, target) = (ident("tzsrc"), ident("tzdst"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; \
+         CREATE TABLE {source}.events (id int PRIMARY KEY, at timestamptz NOT NULL); \
+         INSERT INTO {source}.events VALUES (1, '2024-01-15 10:00:00+00'), (2, '2024-07-15 10:00:00+00');"
+    ));
+    db.exec(&format!("CREATE DATABASE {target}"));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "tz-src", &source, &[]);
+    let mut sink = sink_config(
+        &env,
+        &Target::MariaDb(&target),
+        &format!("{prefix}.{source}.events"),
+        "${source.table}",
+    );
+    sink["use.time.zone"] = json!("Europe/Paris");
+    let reply = api.post("/connectors", &json!({"name": "tz-sink", "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // DATETIME has no zone: it holds Paris's wall clock (winter +1, summer +2).
+    wait_for("both rows in Paris time", Duration::from_secs(90), || {
+        let rows = db
+            .try_exec(&format!(
+                "SELECT GROUP_CONCAT(DATE_FORMAT(at, '%Y-%m-%d %H:%i') ORDER BY id) FROM {target}.events"
+            ))
+            .ok()?;
+        (rows == "2024-01-15 11:00,2024-07-15 12:00").then_some(())
+    });
+    let mut bad = sink_config(&env, &Target::MariaDb(&target), "t", "x");
+    bad["use.time.zone"] = json!("Mars/Olympus");
+    let reply = api.post("/connectors", &json!({"name": "tz-bad", "config": bad}));
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(
+        reply.message().contains("use.time.zone"),
+        "{}",
+        reply.message()
+    );
+    api.delete("/connectors/tz-src");
+    api.delete("/connectors/tz-sink");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sluice_connector_api::{Schema, SchemaKind, SinkRecord, Value};
 
 use crate::config::{KeyMode, SinkConfig};
+use crate::time_zone::WriteZone;
 
 /// One column value with its schema.
 #[derive(Debug, Clone)]
@@ -179,7 +180,12 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
             row_schema.kind.connect_name()
         ));
     }
-    let key = key_cells(config, record, &row)?;
+    let mut key = key_cells(config, record, &row)?;
+    if !config.write_zone.is_utc() {
+        for cell in row.iter_mut().chain(key.iter_mut()) {
+            in_write_zone(&config.write_zone, cell);
+        }
+    }
     row.retain(|c| {
         key.iter().any(|k| k.name == c.name) || config.keeps_field(&record.topic, &c.name)
     });
@@ -210,6 +216,19 @@ fn header_cell(name: &str, bytes: &[u8]) -> Cell {
         name: name.to_owned(),
         schema: Arc::new(schema),
         value,
+    }
+}
+
+/// A zoned timestamp as the wall-clock time of `use.time.zone`, with its
+/// offset (the instant is unchanged).
+fn in_write_zone(zone: &WriteZone, cell: &mut Cell) {
+    if cell.schema.name.as_deref() != Some(sluice_connector_api::logical::ZONED_TIMESTAMP) {
+        return;
+    }
+    if let Value::String(instant) = &cell.value {
+        if let Some(local) = zone.local(instant) {
+            cell.value = Value::String(local);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The JDBC sink's settings, with Debezium's JDBC sink key names.
 
+use crate::time_zone::WriteZone;
 use sluice_connector_api::config::attach_errors;
 use sluice_connector_api::{
     ConfigDef, ConfigError, ConfigKey, ConfigType, ConfigValue, ConnectorConfig,
@@ -89,6 +90,8 @@ pub struct SinkConfig {
     pub include_fields: Vec<String>,
     /// `field.exclude.list`.
     pub exclude_fields: Vec<String>,
+    /// `use.time.zone`: the zone zoned timestamps are written in.
+    pub write_zone: WriteZone,
 }
 
 fn key(name: &'static str, ty: ConfigType, doc: &'static str, group: &'static str) -> ConfigKey {
@@ -106,6 +109,7 @@ pub fn definition() -> ConfigDef {
         .define(key("insert.mode", ConfigType::String, "insert, upsert (idempotent, by primary key) or update.", GROUP_WRITES).default("insert").allowed(&["insert", "upsert", "update"]))
         .define(key("delete.enabled", ConfigType::Boolean, "Apply deletes (op=d and tombstones) as DELETE by key; needs primary.key.mode=record_key.", GROUP_WRITES).default("false"))
         .define(key("truncate.enabled", ConfigType::Boolean, "Apply truncate events (op=t) as TRUNCATE TABLE.", GROUP_WRITES).default("false"))
+        .define(key("use.time.zone", ConfigType::String, "The zone timestamps with a time zone are written in: UTC, a name such as Europe/Paris, or an offset such as +02:00. A timestamptz column keeps the instant either way; a column without a zone (timestamp, DATETIME) gets that zone's wall-clock time.", GROUP_WRITES).default("UTC"))
         .define(key("primary.key.mode", ConfigType::String, "none, kafka, record_key, record_value or record_header.", GROUP_WRITES).default("none").allowed(&["none", "kafka", "record_key", "record_value", "record_header"]))
         .define(key("primary.key.fields", ConfigType::List, "Key fields: a subset of the record key (record_key), fields of the value (record_value) or header names (record_header; all headers when unset).", GROUP_WRITES))
         .define(key("schema.evolution", ConfigType::String, "none, or basic: create missing tables and add missing columns.", GROUP_WRITES).default("none").allowed(&["none", "basic"]))
@@ -223,6 +227,7 @@ impl SinkConfig {
             batch_size: config.i64_or("batch.size", 500)?.max(1) as usize,
             include_fields: config.list("field.include.list"),
             exclude_fields: config.list("field.exclude.list"),
+            write_zone: WriteZone::parse(config.get("use.time.zone").unwrap_or("UTC"))?,
         };
         parsed.cross_check()?;
         Ok(parsed)

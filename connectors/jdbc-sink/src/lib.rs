@@ -11,6 +11,7 @@ mod postgres_target;
 mod sql_value;
 mod table;
 mod task;
+mod time_zone;
 
 use sluice_connector_api::{
     ConfigDef, ConfigValue, ConnectorConfig, ConnectorError, PluginInfo, PluginKind, SinkConnector,

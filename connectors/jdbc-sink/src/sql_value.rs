@@ -40,6 +40,22 @@ fn hex_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// An ISO 8601 date-time without its zone (`Z` or `±HH:MM`).
+fn wall_clock(text: &str) -> &str {
+    if let Some(local) = text.strip_suffix('Z') {
+        return local;
+    }
+    let bytes = text.as_bytes();
+    match bytes.len().checked_sub(6) {
+        Some(at)
+            if matches!(bytes[at], b'+' | b'-') && bytes[at + 3] == b':' && text.contains('T') =>
+        {
+            &text[..at]
+        }
+        _ => text,
+    }
+}
+
 fn date_text(days: i64) -> String {
     let (y, m, d, _) = civil(days * MICROS_PER_DAY);
     format!("{y:04}-{m:02}-{d:02}")
@@ -118,8 +134,9 @@ pub fn param(schema: &Schema, value: &Value, dialect: Dialect) -> Result<Param, 
         },
         (ZONED_TIMESTAMP, Value::String(s)) => match dialect {
             Dialect::Postgres => s.clone(),
-            // DATETIME in UTC: Debezium writes ZonedTimestamp in UTC (`Z`).
-            Dialect::MySql => s.trim_end_matches('Z').replacen('T', " ", 1),
+            // DATETIME has no zone: the wall-clock part (UTC as Debezium
+            // writes it, or use.time.zone's once converted).
+            Dialect::MySql => wall_clock(s).replacen('T', " ", 1),
         },
         (_, Value::Boolean(b)) => match dialect {
             Dialect::Postgres => b.to_string(),
@@ -305,6 +322,21 @@ mod tests {
         assert_eq!(
             param(&time, &Value::Int64(3_723_000_004), Dialect::Postgres),
             Ok(Param::Text("01:02:03.000004".into()))
+        );
+    }
+
+    #[test]
+    fn a_zoned_timestamp_keeps_its_wall_clock_in_datetime() {
+        let zoned = Schema::string().named(ZONED_TIMESTAMP);
+        let paris = Value::String("2024-01-15T11:00:00.5+01:00".into());
+        assert_eq!(
+            param(&zoned, &paris, Dialect::MySql),
+            Ok(Param::Text("2024-01-15 11:00:00.5".into()))
+        );
+        assert_eq!(
+            param(&zoned, &paris, Dialect::Postgres),
+            Ok(Param::Text("2024-01-15T11:00:00.5+01:00".into())),
+            "timestamptz keeps the instant"
         );
     }
 

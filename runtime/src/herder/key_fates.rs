@@ -30,7 +30,6 @@ const FATES: &[(&str, Fate)] = &[
     ("signal.enabled.channels", Fate::Refused("signals (ad-hoc and incremental snapshots) are not implemented; remove the key")),
     ("incremental.snapshot.*", Fate::Refused("incremental snapshots are not implemented; remove the key")),
     ("database.initial.statements", Fate::Refused("statements run on connect are not supported; set session defaults on the database user instead (ALTER ROLE ... SET)")),
-    ("use.time.zone", Fate::DefaultOnly("UTC", "the JDBC sink writes times in UTC")),
     ("flush.lsn.source", Fate::DefaultOnly("true", "the slot's position is always confirmed once the changes before it are in Kafka, so the server can free WAL")),
     ("xmin.fetch.interval.ms", Fate::DefaultOnly("0", "the source block's xmin is not filled")),
     ("event.deserialization.failure.handling.mode", Fate::DefaultOnly("fail", "use event.processing.failure.handling.mode (fail, warn, skip)")),
