@@ -1009,3 +1009,112 @@ fn use_time_zone_writes_zoned_timestamps_as_that_zones_wall_clock() {
     api.delete("/connectors/tz-src");
     api.delete("/connectors/tz-sink");
 }
+
+#[test]
+fn the_sink_and_verify_reach_targets_over_verified_tls() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let db = Maria::from_env(&env);
+    let (source, target) = items_schemas(&pg, 10);
+    let maria_target = ident("tlsdst");
+    db.exec(&format!("CREATE DATABASE {maria_target}"));
+    // A MariaDB login the server accepts only over TLS.
+    let user = ident("tls_sink");
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw' REQUIRE SSL; GRANT ALL ON {maria_target}.* TO '{user}'@'%';"
+    ));
+    let (pg_ca, maria_ca) = (
+        env.get("SLUICE_PG_CA").to_owned(),
+        env.get("SLUICE_MARIADB_CA").to_owned(),
+    );
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "tls-src", &source, &[]);
+    let topic = format!("{prefix}.{source}.items");
+    // PostgreSQL by the name its certificate carries, checked fully.
+    let mut to_pg = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
+    to_pg["connection.url"] = json!(format!(
+        "jdbc:postgresql://localhost:{}/{}?sslmode=verify-full&sslrootcert={pg_ca}",
+        env.get("SLUICE_PG_PORT"),
+        env.get("SLUICE_PG_DATABASE")
+    ));
+    to_pg["delete.enabled"] = json!("false");
+    let reply = api.post("/connectors", &json!({"name": "tls-pg", "config": to_pg}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // MariaDB as Connector/J spells it.
+    let mut to_maria = sink_config(&env, &Target::MariaDb(&maria_target), &topic, "items");
+    to_maria["connection.url"] = json!(format!(
+        "jdbc:mysql://localhost:{}/{maria_target}?sslMode=VERIFY_IDENTITY&serverSslCert={maria_ca}",
+        env.get("SLUICE_MARIADB_PORT")
+    ));
+    to_maria["connection.username"] = json!(user);
+    to_maria["connection.password"] = json!("pw");
+    to_maria["delete.enabled"] = json!("false");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "tls-maria", "config": to_maria}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_equal(&api, "tls-pg", "the PostgreSQL target over TLS", || {
+        (
+            pg_items(&pg, &format!("{source}.items")),
+            pg.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
+                .map(|_| pg_items(&pg, &format!("{target}.items")))
+                .unwrap_or_default(),
+        )
+    });
+    let encrypted = pg.exec(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'sluice-jdbc-sink'",
+    );
+    assert_eq!(encrypted, "t", "the sink's PostgreSQL sessions use TLS");
+    wait_equal(&api, "tls-maria", "the MariaDB target over TLS", || {
+        (
+            pg_items(&pg, &format!("{source}.items")),
+            db.try_exec(&format!("SELECT 1 FROM {maria_target}.items LIMIT 1"))
+                .map(|_| maria_items(&db, &format!("{maria_target}.items")))
+                .unwrap_or_default(),
+        )
+    });
+    // A CA that signed nothing here: refused, naming TLS.
+    let wrong = sluice_tests::connectors::unrelated_ca("sink");
+    let mut bad = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.other"));
+    bad["connection.url"] = json!(format!(
+        "jdbc:postgresql://localhost:{}/{}?sslmode=verify-full&sslrootcert={}",
+        env.get("SLUICE_PG_PORT"),
+        env.get("SLUICE_PG_DATABASE"),
+        wrong.display()
+    ));
+    let trace = sluice_tests::connectors::failure_trace(
+        &api,
+        "tls-bad",
+        &bad,
+        "the wrong CA to be refused",
+    );
+    assert!(trace.to_lowercase().contains("certificate"), "{trace}");
+    // sluice verify over verified TLS on both sides.
+    let source_url = format!(
+        "{}?sslmode=verify-full&sslrootcert={pg_ca}",
+        pg_url(&env).replace(env.get("SLUICE_PG_HOST"), "localhost")
+    );
+    let target_url = format!(
+        "mysql://{user}:pw@localhost:{}/{maria_target}?sslMode=VERIFY_IDENTITY&serverSslCert={maria_ca}",
+        env.get("SLUICE_MARIADB_PORT")
+    );
+    let (code, text) = verify(&source_url, &target_url, &format!("{source}.items:items"));
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = verify(
+        &format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            pg_url(&env).replace(env.get("SLUICE_PG_HOST"), "localhost"),
+            wrong.display()
+        ),
+        &target_url,
+        &format!("{source}.items:items"),
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+    api.delete("/connectors/tls-src");
+    api.delete("/connectors/tls-pg");
+    api.delete("/connectors/tls-maria");
+}

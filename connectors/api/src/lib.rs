@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod column_mapping;
 pub mod config;
 pub mod context;
+pub mod database_url;
 pub mod debezium;
 pub mod decimal;
 pub mod error;
@@ -18,6 +19,8 @@ pub mod logical;
 pub mod modes;
 pub mod offset;
 pub mod plugin;
+#[cfg(feature = "postgres-tls")]
+pub mod postgres_tls;
 pub mod record;
 pub mod schema;
 pub mod sink;

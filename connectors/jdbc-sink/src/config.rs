@@ -9,14 +9,8 @@ use sluice_connector_api::{
 const GROUP_CONNECTION: &str = "Connection";
 const GROUP_WRITES: &str = "Writes";
 
-/// Which database a `connection.url` points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// PostgreSQL.
-    Postgres,
-    /// MySQL or MariaDB.
-    MySql,
-}
+pub use sluice_connector_api::database_url::Dialect;
+use sluice_connector_api::database_url::{self, TlsRequest};
 
 /// Where to connect, from `jdbc:<driver>://host[:port]/database[?...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +23,8 @@ pub struct Target {
     pub port: u16,
     /// Database name.
     pub database: String,
+    /// The TLS the URL's driver parameters ask for.
+    pub tls: TlsRequest,
 }
 
 /// How records are written (`insert.mode`).
@@ -121,62 +117,25 @@ pub fn definition() -> ConfigDef {
         .define(key("field.exclude.list", ConfigType::List, "Leave out these value fields (field or topic:field).", GROUP_WRITES))
 }
 
-/// `connection.url` as a target.
+/// `connection.url` as a target; its TLS settings are checked now (files
+/// readable, a CA for verifying modes), so a mistake is a 400.
 pub fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url.trim().strip_prefix("jdbc:").unwrap_or(url.trim());
-    let (driver, rest) = rest.split_once("://").ok_or_else(|| {
-        format!("{url} is not jdbc:<postgresql|mysql|mariadb>://host[:port]/database")
-    })?;
-    let (dialect, default_port) = match driver {
-        "postgresql" | "postgres" => (Dialect::Postgres, 5432),
-        "mysql" | "mariadb" => (Dialect::MySql, 3306),
-        other => {
-            return Err(format!(
-                "{other} databases are not supported; use jdbc:postgresql://, jdbc:mysql:// or jdbc:mariadb://"
-            ))
-        }
+    let parsed = database_url::parse(url)?;
+    let tls_problem = match parsed.dialect {
+        Dialect::Postgres => database_url::postgres_tls(&parsed.tls)
+            .err()
+            .map(|e| e.to_string()),
+        Dialect::MySql => database_url::mysql_tls(&parsed.tls).err(),
     };
-    let mut parts = rest.split(['?', ';', '&']);
-    let rest = parts.next().unwrap_or_default();
-    // A URL asking for TLS must not be served in plain text.
-    for param in parts {
-        let (key, value) = param.split_once('=').unwrap_or((param, ""));
-        let (key, value) = (key.to_ascii_lowercase(), value.to_ascii_lowercase());
-        let wants_tls = match key.as_str() {
-            "sslmode" => {
-                !["disable", "allow", "prefer", "disabled", "preferred"].contains(&value.as_str())
-            }
-            "ssl" | "usessl" | "requiressl" | "usesslmode" => value == "true",
-            _ => false,
-        };
-        if wants_tls {
-            return Err(format!(
-                "{param} in {url} asks for TLS, which the JDBC sink does not support yet; connect over a trusted network without it (or remove {key})"
-            ));
-        }
-    }
-    let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
-    if database.is_empty() {
-        return Err(format!(
-            "{url} names no database: add /<database> after the host"
-        ));
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| format!("{p} in {url} is not a port"))?,
-        ),
-        None => (authority, default_port),
-    };
-    if host.is_empty() {
-        return Err(format!("{url} names no host"));
+    if let Some(problem) = tls_problem {
+        return Err(format!("{url}: {problem}"));
     }
     Ok(Target {
-        dialect,
-        host: host.trim_matches(['[', ']']).to_owned(),
-        port,
-        database: database.to_owned(),
+        dialect: parsed.dialect,
+        host: parsed.host,
+        port: parsed.port,
+        database: parsed.database,
+        tls: parsed.tls,
     })
 }
 
@@ -321,10 +280,18 @@ mod tests {
         let t = parse_url("jdbc:mariadb://db/inventory").expect("mariadb url");
         assert_eq!((t.dialect, t.port), (Dialect::MySql, 3306));
         assert!(parse_url("jdbc:oracle:thin:@x:1521/db").is_err());
+        // A verifying mode without its CA is refused naming the parameter.
         assert!(parse_url("jdbc:postgresql://h/db?sslmode=verify-full")
-            .expect_err("TLS asked for")
-            .contains("TLS"));
-        assert!(parse_url("jdbc:mysql://h/db?useSSL=true").is_err());
+            .expect_err("no CA")
+            .contains("sslrootcert"));
+        assert!(parse_url("jdbc:mysql://h/db?sslMode=VERIFY_CA")
+            .expect_err("no CA")
+            .contains("serverSslCert"));
+        let t = parse_url("jdbc:mysql://h/db?useSSL=true").expect("TLS without checks");
+        assert_eq!(
+            t.tls.mode,
+            sluice_connector_api::database_url::TlsMode::Require
+        );
         assert!(parse_url("jdbc:postgresql://h/db?sslmode=disable&x=1").is_ok());
         assert!(parse_url("jdbc:mysql://db:33x6/a")
             .expect_err("bad port")

@@ -77,7 +77,10 @@ impl MySqlTarget {
     /// Connects per the sink config; sessions use UTC.
     pub async fn connect(config: &SinkConfig) -> Result<Self, ConnectorError> {
         let t = &config.target;
+        let ssl = sluice_connector_api::database_url::mysql_tls(&t.tls)
+            .map_err(|e| ConnectorError::fatal(format!("connection.url: {e}")))?;
         let opts = OptsBuilder::default()
+            .ssl_opts(ssl)
             .ip_or_hostname(t.host.clone())
             .tcp_port(t.port)
             .user(Some(config.user.clone()))

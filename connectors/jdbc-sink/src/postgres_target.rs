@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sluice_connector_api::ConnectorError;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
@@ -65,7 +65,10 @@ impl PostgresTarget {
     /// Connects per the sink config.
     pub async fn connect(config: &SinkConfig) -> Result<Self, ConnectorError> {
         let t = &config.target;
+        let tls = sluice_connector_api::database_url::postgres_tls(&t.tls)
+            .map_err(|e| ConnectorError::fatal(format!("connection.url: {e}")))?;
         let mut pg = tokio_postgres::Config::new();
+        pg.ssl_mode(tls.postgres_mode());
         pg.host(&t.host)
             .port(t.port)
             .user(&config.user)
@@ -73,9 +76,22 @@ impl PostgresTarget {
             .dbname(&t.database)
             .application_name("sluice-jdbc-sink")
             .connect_timeout(std::time::Duration::from_secs(30));
-        let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
+        let (client, connection) = pg.connect(tls.make_connect()).await.map_err(|e| {
+            // The TLS cause (an unknown issuer, a name the certificate does
+            // not carry) is in the error's sources.
+            let mut cause = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(inner) = source {
+                cause = format!("{cause}: {inner}");
+                source = inner.source();
+            }
+            let hint = if cause.contains("TLS") || cause.contains("certificate") {
+                "; check sslrootcert (the CA that signed the server's certificate) and that the URL's host is a name the certificate carries"
+            } else {
+                "; check connection.url, connection.username and connection.password"
+            };
             let text = format!(
-                "cannot connect to PostgreSQL at {}:{}/{} as {}: {e}; check connection.url, connection.username and connection.password",
+                "cannot connect to PostgreSQL at {}:{}/{} as {}: {cause}{hint}",
                 t.host, t.port, t.database, config.user
             );
             match e.code() {

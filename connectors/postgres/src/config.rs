@@ -218,6 +218,7 @@ pub fn tls(config: &ConnectorConfig) -> Result<Tls, ConfigError> {
         )
     })?;
     let files = TlsFiles {
+        key_prefix: "database.",
         root_cert: text("database.sslrootcert"),
         client_cert: text("database.sslcert"),
         client_key: text("database.sslkey"),

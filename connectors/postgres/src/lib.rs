@@ -12,7 +12,7 @@ mod setup;
 mod snapshot;
 mod table_schema;
 mod task;
-pub mod tls;
+pub use sluice_connector_api::postgres_tls as tls;
 pub mod types;
 
 use std::sync::Arc;

@@ -109,7 +109,9 @@ impl Database {
                     .password(&url.password)
                     .dbname(&url.database)
                     .application_name("sluice-verify");
-                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                let tls = sluice_connector_api::database_url::postgres_tls(&url.tls)?;
+                config.ssl_mode(tls.postgres_mode());
+                let (client, connection) = config.connect(tls.make_connect()).await?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -118,7 +120,10 @@ impl Database {
                 Ok(Self::Postgres(client))
             }
             Kind::MySql => {
+                let ssl = sluice_connector_api::database_url::mysql_tls(&url.tls)
+                    .map_err(anyhow::Error::msg)?;
                 let opts = mysql_async::OptsBuilder::default()
+                    .ssl_opts(ssl)
                     .ip_or_hostname(url.host.clone())
                     .tcp_port(url.port)
                     .user(Some(url.user.clone()))

@@ -1,6 +1,8 @@
-//! TLS towards PostgreSQL, decided by `database.sslmode` as libpq (and so
-//! Debezium's JDBC driver) decides it, for both the query connection
-//! (tokio-postgres) and the walsender connection (our own client).
+//! TLS towards PostgreSQL, decided by `sslmode` as libpq (and so
+//! Debezium's JDBC driver) decides it: for the source's query connection
+//! (tokio-postgres) and walsender connection (its own client), and for the
+//! JDBC sink and `sluice verify` (tokio-postgres), so every PostgreSQL
+//! connection sluice makes checks certificates the same way.
 //!
 //! | mode | TLS | certificate checked |
 //! |---|---|---|
@@ -85,8 +87,8 @@ pub enum TlsSetupError {
     /// A certificate or key file could not be read or parsed.
     #[error("cannot load {what} from {path}: {reason}")]
     File {
-        /// What the file should hold.
-        what: &'static str,
+        /// What the file should hold, with the setting that names it.
+        what: String,
         /// The configured path.
         path: String,
         /// The reader's complaint.
@@ -96,14 +98,19 @@ pub enum TlsSetupError {
     #[error("{0}")]
     Rustls(#[from] rustls::Error),
     /// A verifying mode without a CA to verify against.
-    #[error("{0} needs database.sslrootcert: the CA certificate (PEM) that signed the server's certificate")]
-    NoRootCert(&'static str),
+    #[error(
+        "{0} needs {1}sslrootcert: the CA certificate (PEM) that signed the server's certificate"
+    )]
+    NoRootCert(&'static str, &'static str),
 }
 
-/// The certificate files of the connection (`database.sslrootcert`,
-/// `database.sslcert`, `database.sslkey`).
+/// The certificate files of the connection (`sslrootcert`, `sslcert`,
+/// `sslkey`, spelled `database.ssl…` in a source's config).
 #[derive(Debug, Clone, Default)]
 pub struct TlsFiles {
+    /// How the settings are spelled before `sslrootcert` etc. in messages
+    /// (`database.` for a source's keys, empty for a URL's parameters).
+    pub key_prefix: &'static str,
     /// CA certificates the server's chain must end in.
     pub root_cert: Option<String>,
     /// Client certificate chain, for `cert` authentication.
@@ -120,18 +127,15 @@ pub struct Tls {
     config: Option<Arc<ClientConfig>>,
 }
 
-fn load_error(what: &'static str, path: &str, reason: impl ToString) -> TlsSetupError {
+fn load_error(what: &str, path: &str, reason: impl ToString) -> TlsSetupError {
     TlsSetupError::File {
-        what,
+        what: what.to_owned(),
         path: path.to_owned(),
         reason: reason.to_string(),
     }
 }
 
-fn load_certs(
-    what: &'static str,
-    path: &str,
-) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+fn load_certs(what: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
     let certs = CertificateDer::pem_file_iter(Path::new(path))
         .map_err(|e| load_error(what, path, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -150,13 +154,13 @@ impl Tls {
             return Ok(Self { mode, config: None });
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let prefix = files.key_prefix;
         let roots = match &files.root_cert {
             Some(path) => {
+                let what = format!("the CA certificate ({prefix}sslrootcert)");
                 let mut roots = RootCertStore::empty();
-                for cert in load_certs("the CA certificate (database.sslrootcert)", path)? {
-                    roots.add(cert).map_err(|e| {
-                        load_error("the CA certificate (database.sslrootcert)", path, e)
-                    })?;
+                for cert in load_certs(&what, path)? {
+                    roots.add(cert).map_err(|e| load_error(&what, path, e))?;
                 }
                 Some(Arc::new(roots))
             }
@@ -173,8 +177,12 @@ impl Tls {
                 provider: provider.clone(),
                 chain: Some(webpki(roots)?),
             }),
-            (SslMode::VerifyFull, None) => return Err(TlsSetupError::NoRootCert("verify-full")),
-            (SslMode::VerifyCa, None) => return Err(TlsSetupError::NoRootCert("verify-ca")),
+            (SslMode::VerifyFull, None) => {
+                return Err(TlsSetupError::NoRootCert("verify-full", prefix))
+            }
+            (SslMode::VerifyCa, None) => {
+                return Err(TlsSetupError::NoRootCert("verify-ca", prefix))
+            }
             _ => Arc::new(LenientVerifier {
                 provider: provider.clone(),
                 chain: None,
@@ -186,16 +194,16 @@ impl Tls {
             .with_custom_certificate_verifier(verifier);
         let config = match (&files.client_cert, &files.client_key) {
             (Some(cert), Some(key)) => {
-                let chain = load_certs("the client certificate (database.sslcert)", cert)?;
+                let chain = load_certs(&format!("the client certificate ({prefix}sslcert)"), cert)?;
                 let key = PrivateKeyDer::from_pem_file(Path::new(key))
-                    .map_err(|e| load_error("the client key (database.sslkey)", key, e))?;
+                    .map_err(|e| load_error(&format!("the client key ({prefix}sslkey)"), key, e))?;
                 builder.with_client_auth_cert(chain, key)?
             }
             (None, None) => builder.with_no_client_auth(),
             (Some(_), None) | (None, Some(_)) => {
-                return Err(rustls::Error::General(
-                    "database.sslcert and database.sslkey go together: set both or neither".into(),
-                )
+                return Err(rustls::Error::General(format!(
+                    "{prefix}sslcert and {prefix}sslkey go together: set both or neither"
+                ))
                 .into())
             }
         };
@@ -451,7 +459,11 @@ mod tests {
 
     #[test]
     fn verifying_modes_need_a_root_certificate() {
-        let err = Tls::new(SslMode::VerifyFull, &TlsFiles::default()).unwrap_err();
+        let files = TlsFiles {
+            key_prefix: "database.",
+            ..TlsFiles::default()
+        };
+        let err = Tls::new(SslMode::VerifyFull, &files).unwrap_err();
         assert!(err.to_string().contains("database.sslrootcert"), "{err}");
         assert!(Tls::new(SslMode::Require, &TlsFiles::default()).is_ok());
         assert!(Tls::new(SslMode::Disable, &TlsFiles::default()).is_ok());
