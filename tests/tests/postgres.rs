@@ -938,6 +938,24 @@ fn a_snapshot_select_override_leaves_old_rows_out() {
     api.delete(&format!("/connectors/{slot}"));
 }
 
+/// Creates a connector named after its slot capturing `schema` from now
+/// on (`no_data`) with `extra` settings, and waits until it streams; its
+/// topic prefix.
+fn start_streaming(api: &Api, pg: &Pg, schema: &str, slot: &str, extra: &[(&str, &str)]) -> String {
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, schema, slot);
+    config["snapshot.mode"] = json!("no_data");
+    for (key, value) in extra {
+        config[*key] = json!(value);
+    }
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(api, slot)["progress"]["phase"] == "streaming").then_some(())
+    });
+    prefix
+}
+
 #[test]
 fn an_undecodable_change_fails_the_task_by_name_or_is_skipped_when_asked() {
     let env = TestEnv::load();
@@ -949,23 +967,15 @@ fn an_undecodable_change_fails_the_task_by_name_or_is_skipped_when_asked() {
     ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let start = |name: &str, mode: Option<&str>| {
-        let prefix = ident("srv");
-        let mut config = pg.connector_config(&prefix, &schema, name);
-        config["snapshot.mode"] = json!("no_data");
-        if let Some(mode) = mode {
-            config["event.processing.failure.handling.mode"] = json!(mode);
-        }
-        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
-        assert_eq!(reply.status, 201, "{}", reply.text);
-        wait_for("streaming", Duration::from_secs(60), || {
-            (status(&api, name)["progress"]["phase"] == "streaming").then_some(())
-        });
-        prefix
-    };
     let (failing, warning) = (ident("slot"), ident("slot"));
-    start(&failing, None);
-    let prefix = start(&warning, Some("warn"));
+    start_streaming(&api, &pg, &schema, &failing, &[]);
+    let prefix = start_streaming(
+        &api,
+        &pg,
+        &schema,
+        &warning,
+        &[("event.processing.failure.handling.mode", "warn")],
+    );
     pg.exec(&format!(
         "INSERT INTO {schema}.t VALUES (1, 'NaN'); INSERT INTO {schema}.t VALUES (2, 2.50);"
     ));
@@ -1074,15 +1084,13 @@ fn transaction_metadata_marks_events_and_writes_begin_and_end() {
     ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = ident("srv");
-    let mut config = pg.connector_config(&prefix, &schema, &slot);
-    config["provide.transaction.metadata"] = json!("true");
-    config["snapshot.mode"] = json!("no_data");
-    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("streaming", Duration::from_secs(60), || {
-        (status(&api, &slot)["progress"]["phase"] == "streaming").then_some(())
-    });
+    let prefix = start_streaming(
+        &api,
+        &pg,
+        &schema,
+        &slot,
+        &[("provide.transaction.metadata", "true")],
+    );
     pg.exec(&format!(
         "BEGIN; INSERT INTO {schema}.a VALUES (1); INSERT INTO {schema}.b VALUES (1); \
          INSERT INTO {schema}.a VALUES (2); COMMIT;"
@@ -1144,22 +1152,9 @@ fn a_working_task_retries_while_running_and_gives_up_when_told() {
     ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let start = |slot: &str, extra: &[(&str, &str)]| {
-        let prefix = ident("srv");
-        let mut config = pg.connector_config(&prefix, &schema, slot);
-        config["snapshot.mode"] = json!("no_data");
-        for (k, v) in extra {
-            config[*k] = json!(v);
-        }
-        let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
-        assert_eq!(reply.status, 201, "{}", reply.text);
-        wait_for("streaming", Duration::from_secs(60), || {
-            (status(&api, slot)["progress"]["phase"] == "streaming").then_some(())
-        });
-    };
     let (patient, strict) = (ident("slot"), ident("slot"));
-    start(&patient, &[]);
-    start(&strict, &[("errors.max.retries", "0")]);
+    start_streaming(&api, &pg, &schema, &patient, &[]);
+    start_streaming(&api, &pg, &schema, &strict, &[("errors.max.retries", "0")]);
     // Both make durable progress first: they are working tasks.
     pg.exec(&format!("INSERT INTO {schema}.t VALUES (1)"));
     for slot in [&patient, &strict] {

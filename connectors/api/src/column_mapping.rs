@@ -410,13 +410,6 @@ impl ColumnMappers {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     fn column<'a>(name: &'a str, type_name: &'a str, length: Option<u32>) -> SourceColumn<'a> {
         SourceColumn {
             table: "inventory.customers",
@@ -438,7 +431,7 @@ mod tests {
 
     #[test]
     fn masks_truncates_and_marks_the_schema_as_debezium() {
-        let m = ColumnMappers::from_config(&config(&[
+        let m = ColumnMappers::from_config(&ConnectorConfig::from_pairs(&[
             ("column.mask.with.6.chars", "inventory.customers.email"),
             ("column.truncate.to.3.chars", r"INVENTORY\.cust.*\.name"),
         ]))
@@ -471,7 +464,7 @@ mod tests {
         // Expected digests computed with Python's hashlib over the bytes
         // Debezium hashes: salt + value (V2), salt + the Java
         // serialization of the string (V1, the default).
-        let m = ColumnMappers::from_config(&config(&[
+        let m = ColumnMappers::from_config(&ConnectorConfig::from_pairs(&[
             (
                 "column.mask.hash.v2.SHA-256.with.salt.CzQMA0cB5K",
                 "inventory.customers.email",
@@ -514,7 +507,7 @@ mod tests {
 
     #[test]
     fn hashes_are_cut_to_the_column_length() {
-        let m = ColumnMappers::from_config(&config(&[(
+        let m = ColumnMappers::from_config(&ConnectorConfig::from_pairs(&[(
             "column.mask.hash.MD5.with.salt.pepper",
             "inventory.customers.email",
         )]))
@@ -535,7 +528,7 @@ mod tests {
 
     #[test]
     fn propagates_source_types_by_column_or_type() {
-        let m = ColumnMappers::from_config(&config(&[
+        let m = ColumnMappers::from_config(&ConnectorConfig::from_pairs(&[
             ("column.propagate.source.type", "inventory.customers.email"),
             ("datatype.propagate.source.type", "numeric"),
         ]))
@@ -570,7 +563,8 @@ mod tests {
             "column.mask.hash.SHA-999.with.salt.s",
             "column.mask.hash.SHA-256",
         ] {
-            let err = ColumnMappers::from_config(&config(&[(key, "a.b.c")])).unwrap_err();
+            let err = ColumnMappers::from_config(&ConnectorConfig::from_pairs(&[(key, "a.b.c")]))
+                .unwrap_err();
             assert_eq!(err.key, key);
         }
         assert!(is_mapping_key("column.truncate.to.20.chars"));

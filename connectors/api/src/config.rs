@@ -16,6 +16,11 @@ use crate::error::ConfigError;
 pub struct ConnectorConfig(pub BTreeMap<String, String>);
 
 impl ConnectorConfig {
+    /// A config of `key`, `value` pairs (tests, tools).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        pairs.iter().copied().collect()
+    }
+
     /// The raw value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)

@@ -167,19 +167,10 @@ impl Filters {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
-        ConnectorConfig(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
     #[test]
     fn lists_match_whole_names() {
         let f = Filters::parse(
-            &config(&[
+            &ConnectorConfig::from_pairs(&[
                 ("table.include.list", "public.orders,inv\\..*"),
                 ("column.exclude.list", "public.orders.secret"),
             ]),
@@ -198,10 +189,10 @@ mod tests {
 
     #[test]
     fn the_snapshot_reads_the_listed_tables_or_all() {
-        let all = Filters::parse(&config(&[]), "schema", &[]).expect("valid");
+        let all = Filters::parse(&ConnectorConfig::from_pairs(&[]), "schema", &[]).expect("valid");
         assert!(all.snapshotted("public", "orders"));
         let some = Filters::parse(
-            &config(&[("snapshot.include.collection.list", "public\\.ord.*")]),
+            &ConnectorConfig::from_pairs(&[("snapshot.include.collection.list", "public\\.ord.*")]),
             "schema",
             &[],
         )
@@ -213,14 +204,17 @@ mod tests {
     #[test]
     fn include_with_exclude_is_refused_and_key_columns_parse() {
         let err = Filters::parse(
-            &config(&[("table.include.list", "a.b"), ("table.exclude.list", "a.c")]),
+            &ConnectorConfig::from_pairs(&[
+                ("table.include.list", "a.b"),
+                ("table.exclude.list", "a.c"),
+            ]),
             "schema",
             &[],
         )
         .expect_err("both lists");
         assert_eq!(err.key, "table.exclude.list");
         let f = Filters::parse(
-            &config(&[("message.key.columns", "public.t:a,b; s.u:c")]),
+            &ConnectorConfig::from_pairs(&[("message.key.columns", "public.t:a,b; s.u:c")]),
             "schema",
             &[],
         )
@@ -231,7 +225,7 @@ mod tests {
         );
         assert_eq!(f.key_columns("s", "u"), Some(&["c".to_owned()][..]));
         let err = Filters::parse(
-            &config(&[
+            &ConnectorConfig::from_pairs(&[
                 ("database.include.list", "inventory"),
                 ("database.exclude.list", "x"),
             ]),

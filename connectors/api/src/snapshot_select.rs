@@ -74,16 +74,9 @@ impl SnapshotSelects {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn listed_tables_read_through_their_statement() {
-        let selects = SnapshotSelects::from_config(&config(&[
+        let selects = SnapshotSelects::from_config(&ConnectorConfig::from_pairs(&[
             (LIST, "inv.orders"),
             (
                 "snapshot.select.statement.overrides.inv.orders",
@@ -105,7 +98,9 @@ mod tests {
 
     #[test]
     fn a_listed_table_without_a_statement_is_named() {
-        let err = SnapshotSelects::from_config(&config(&[(LIST, "inv.orders")])).unwrap_err();
+        let err =
+            SnapshotSelects::from_config(&ConnectorConfig::from_pairs(&[(LIST, "inv.orders")]))
+                .unwrap_err();
         assert_eq!(err.key, LIST);
         assert!(err
             .message

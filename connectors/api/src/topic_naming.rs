@@ -99,16 +99,11 @@ impl TopicNaming {
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn defaults_name_topics_as_debezium() {
-        let naming = TopicNaming::from_config(&config(&[("topic.prefix", "srv")])).unwrap();
+        let naming =
+            TopicNaming::from_config(&ConnectorConfig::from_pairs(&[("topic.prefix", "srv")]))
+                .unwrap();
         assert_eq!(naming, TopicNaming::with_prefix("srv"));
         assert_eq!(naming.data("inventory", "orders"), "srv.inventory.orders");
         assert_eq!(naming.heartbeat(), "__debezium-heartbeat.srv");
@@ -118,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_delimiter_and_prefixes_are_used_everywhere() {
-        let naming = TopicNaming::from_config(&config(&[
+        let naming = TopicNaming::from_config(&ConnectorConfig::from_pairs(&[
             ("topic.prefix", "srv"),
             ("topic.delimiter", "_"),
             ("topic.heartbeat.prefix", "beats"),
@@ -129,9 +124,11 @@ mod tests {
         assert_eq!(naming.heartbeat(), "beats_srv");
         assert_eq!(naming.transaction(), "srv_tx");
         assert_eq!(naming.message(), "srv_message");
-        let err =
-            TopicNaming::from_config(&config(&[("topic.prefix", "s"), ("topic.delimiter", "/")]))
-                .unwrap_err();
+        let err = TopicNaming::from_config(&ConnectorConfig::from_pairs(&[
+            ("topic.prefix", "s"),
+            ("topic.delimiter", "/"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.key, "topic.delimiter");
     }
 }

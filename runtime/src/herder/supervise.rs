@@ -185,16 +185,9 @@ pub async fn supervise<F, Fut>(
 mod tests {
     use super::*;
 
-    fn config(pairs: &[(&str, &str)]) -> ConnectorConfig {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn unset_keys_retry_for_ever_at_most_a_minute_apart() {
-        let policy = RetryPolicy::from_config(&config(&[])).unwrap();
+        let policy = RetryPolicy::from_config(&ConnectorConfig::from_pairs(&[])).unwrap();
         assert_eq!(policy, RetryPolicy::default());
         assert_eq!(policy.backoff(0), Duration::from_secs(1));
         assert_eq!(policy.backoff(3), Duration::from_secs(8));
@@ -204,7 +197,7 @@ mod tests {
 
     #[test]
     fn limits_stop_the_series_and_name_their_key() {
-        let policy = RetryPolicy::from_config(&config(&[
+        let policy = RetryPolicy::from_config(&ConnectorConfig::from_pairs(&[
             ("errors.max.retries", "3"),
             ("errors.retry.timeout", "10000"),
             ("errors.retry.delay.max.ms", "2500"),
@@ -219,9 +212,14 @@ mod tests {
             .exhausted(0, Duration::from_secs(11))
             .is_some_and(|why| why.contains("errors.retry.timeout")));
         // 0 retries: the first retriable failure is final.
-        let none = RetryPolicy::from_config(&config(&[("errors.max.retries", "0")])).unwrap();
+        let none =
+            RetryPolicy::from_config(&ConnectorConfig::from_pairs(&[("errors.max.retries", "0")]))
+                .unwrap();
         assert!(none.exhausted(0, Duration::ZERO).is_some());
-        let bad = RetryPolicy::from_config(&config(&[("errors.retry.delay.max.ms", "0")]));
+        let bad = RetryPolicy::from_config(&ConnectorConfig::from_pairs(&[(
+            "errors.retry.delay.max.ms",
+            "0",
+        )]));
         assert_eq!(bad.unwrap_err().key, "errors.retry.delay.max.ms");
     }
 }
