@@ -267,9 +267,9 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         (Some(listen), Some(router)) => {
             let listener = crate::registry::bind(listen).await?;
             tracing::info!(listen = %listen, "embedded schema registry started");
-            Some(tokio::spawn(
-                async move { axum::serve(listener, router).await },
-            ))
+            Some(tokio::spawn(async move {
+                rest::server::serve(listener, router, std::future::pending()).await
+            }))
         }
         _ => None,
     };
@@ -318,8 +318,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         }),
         credentials,
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    rest::server::serve(listener, app, shutdown_signal())
         .await
         .context("serving the REST API")?;
     tracing::info!("shutting down: stopping tasks, committing offsets");

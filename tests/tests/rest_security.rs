@@ -174,3 +174,47 @@ fn placeholders_read_only_what_the_operator_allows() {
         400
     );
 }
+
+#[test]
+fn a_slow_or_oversized_request_cannot_hold_the_worker() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let address = worker.url().trim_start_matches("http://").to_owned();
+    // Slowloris: headers trickle in and never end. The server hangs up
+    // after its header timeout (10 s) instead of waiting for ever.
+    let mut slow = std::net::TcpStream::connect(&address).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let started = Instant::now();
+    slow.write_all(b"GET /connectors HTTP/1.1\r\nHost: x\r\n")
+        .expect("partial headers");
+    let mut buffer = [0u8; 512];
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_secs(1));
+        if slow.write_all(b"X-Slow: 1\r\n").is_err() {
+            break;
+        }
+    }
+    let read = slow.read(&mut buffer);
+    let waited = started.elapsed();
+    let timed_out = matches!(&read, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    assert!(
+        !timed_out && waited < Duration::from_secs(25),
+        "the server kept the slow client for {waited:?}: {read:?}"
+    );
+    assert!(
+        waited >= Duration::from_secs(9),
+        "cut off by the header timeout, not at once: {waited:?}"
+    );
+    // Meanwhile the API answers others.
+    assert_eq!(worker.api().get("/connectors").status, 200);
+    // A body past the limit (4 MiB) is refused with 413, not read whole.
+    let huge = format!(
+        "{{\"name\": \"big\", \"config\": {{\"x\": \"{}\"}}}}",
+        "a".repeat(5 * 1024 * 1024)
+    );
+    let reply = worker.api().post_raw("/connectors", &huge);
+    assert_eq!(reply.status, 413, "{}", reply.text);
+}

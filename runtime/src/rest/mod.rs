@@ -10,6 +10,7 @@ pub mod forward;
 mod loggers;
 mod offsets;
 mod plugins;
+pub mod server;
 
 use std::sync::Arc;
 
