@@ -263,12 +263,18 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 config.rest_listen
             )
         })?;
+    // One certificate serves both HTTPS listeners.
+    let rest_tls = match &config.rest_tls {
+        Some((cert, key)) => Some(rest::server::tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let registry_tls = rest_tls.clone();
     let registry_server = match (config.registry_listen, registry_router) {
         (Some(listen), Some(router)) => {
             let listener = crate::registry::bind(listen).await?;
             tracing::info!(listen = %listen, "embedded schema registry started");
             Some(tokio::spawn(async move {
-                rest::server::serve(listener, router, std::future::pending()).await
+                rest::server::serve(listener, router, registry_tls, std::future::pending()).await
             }))
         }
         _ => None,
@@ -318,7 +324,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         }),
         credentials,
     );
-    rest::server::serve(listener, app, shutdown_signal())
+    rest::server::serve(listener, app, rest_tls, shutdown_signal())
         .await
         .context("serving the REST API")?;
     tracing::info!("shutting down: stopping tasks, committing offsets");

@@ -109,6 +109,16 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_REST_BASIC_AUTH_FILE", value_name = "FILE")]
     pub rest_basic_auth_file: Option<PathBuf>,
 
+    /// Serve the REST API (and the embedded registry) over HTTPS with this
+    /// PEM certificate chain; needs --rest-tls-key (Connect's
+    /// listeners=https://…).
+    #[arg(long, env = "SLUICE_REST_TLS_CERT", value_name = "FILE")]
+    pub rest_tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --rest-tls-cert.
+    #[arg(long, env = "SLUICE_REST_TLS_KEY", value_name = "FILE")]
+    pub rest_tls_key: Option<PathBuf>,
+
     /// Where connector configs and offsets are kept; survives `kill -9`
     /// [default: ./sluice-state].
     #[arg(long, env = "SLUICE_STATE_DIR", value_name = "DIR")]
@@ -256,6 +266,8 @@ struct WorkerFile {
     rest_listen: Option<SocketAddr>,
     rest_advertised: Option<String>,
     rest_basic_auth_file: Option<PathBuf>,
+    rest_tls_cert: Option<PathBuf>,
+    rest_tls_key: Option<PathBuf>,
     #[serde(default)]
     config_provider_file_allowed_paths: Vec<PathBuf>,
     config_provider_env_allowlist: Option<String>,
@@ -299,6 +311,9 @@ pub struct WorkerConfig {
     pub rest_advertised: String,
     /// The REST API's credentials file, if it requires them.
     pub rest_basic_auth_file: Option<PathBuf>,
+    /// PEM certificate chain and key of the HTTPS listeners, if they
+    /// serve TLS.
+    pub rest_tls: Option<(PathBuf, PathBuf)>,
     /// Directories `${file:}` placeholders may read.
     pub config_provider_file_allowed_paths: Vec<PathBuf>,
     /// Variables `${env:}` placeholders may read.
@@ -416,6 +431,19 @@ impl WorkerConfig {
                 .rest_basic_auth_file
                 .clone()
                 .or(file.rest_basic_auth_file),
+            rest_tls: match (
+                args.rest_tls_cert.clone().or(file.rest_tls_cert),
+                args.rest_tls_key.clone().or(file.rest_tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(WorkerConfigError::Invalid {
+                        key: "rest-tls-cert / rest-tls-key",
+                        message: "set both (a PEM certificate chain and its key) or neither".into(),
+                    })
+                }
+            },
             config_provider_file_allowed_paths: if args
                 .config_provider_file_allowed_paths
                 .is_empty()

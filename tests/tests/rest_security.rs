@@ -218,3 +218,78 @@ fn a_slow_or_oversized_request_cannot_hold_the_worker() {
     let reply = worker.api().post_raw("/connectors", &huge);
     assert_eq!(reply.status, 413, "{}", reply.text);
 }
+
+#[test]
+fn the_rest_api_and_the_registry_serve_https_with_the_given_certificate() {
+    use std::time::Duration;
+    let env = TestEnv::load();
+    // The test PostgreSQL's certificate names localhost and is signed by
+    // the CA the other TLS tests trust.
+    let ca = env.get("SLUICE_PG_CA").to_owned();
+    let tls_dir = std::path::Path::new(&ca).parent().expect("CA directory");
+    let (cert, key) = (tls_dir.join("server.crt"), tls_dir.join("server.key"));
+    let (rest_port, registry_port) = (
+        sluice_tests::process::free_port(),
+        sluice_tests::process::free_port(),
+    );
+    let state = tempfile::tempdir().expect("state dir");
+    let mut worker = std::process::Command::new(sluice_tests::process::sluice_bin())
+        .args(["worker", "--bootstrap-servers", env.bootstrap()])
+        .args(["--rest-listen", &format!("127.0.0.1:{rest_port}")])
+        .args(["--registry-listen", &format!("127.0.0.1:{registry_port}")])
+        .arg("--rest-tls-cert")
+        .arg(&cert)
+        .arg("--rest-tls-key")
+        .arg(&key)
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("worker starts");
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5"])
+            .args(args)
+            .output()
+            .expect("curl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let rest = format!("https://localhost:{rest_port}/connectors");
+    let listed = sluice_tests::wait_for("the HTTPS REST API", Duration::from_secs(30), || {
+        let (ok, text) = curl(&["--cacert", &ca, &rest]);
+        ok.then_some(text)
+    });
+    assert_eq!(listed.trim(), "[]");
+    let (ok, text) = curl(&[
+        "--cacert",
+        &ca,
+        &format!("https://localhost:{registry_port}/subjects"),
+    ]);
+    assert!(ok && text.trim() == "[]", "the registry over HTTPS: {text}");
+    // Without the CA the client refuses the certificate; plain HTTP gets
+    // no API from the TLS port.
+    let (ok, text) = curl(&[&rest]);
+    assert!(!ok, "an untrusted certificate was accepted: {text}");
+    let (ok, text) = curl(&[&format!("http://localhost:{rest_port}/connectors")]);
+    assert!(!ok || !text.contains("[]"), "plain HTTP was served: {text}");
+    let _ = worker.kill();
+    let _ = worker.wait();
+    // A certificate without its key is refused at start, naming both flags.
+    let refused = std::process::Command::new(sluice_tests::process::sluice_bin())
+        .args(["worker", "--bootstrap-servers", env.bootstrap()])
+        .arg("--rest-tls-cert")
+        .arg(&cert)
+        .output()
+        .expect("worker runs");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("rest-tls-key"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -5,9 +5,11 @@
 //! served at once (further ones wait in the listen queue), a request is
 //! answered within [`REQUEST_TIMEOUT`] (503 otherwise), and a body may not
 //! exceed [`MAX_BODY_BYTES`] (413). `axum::serve` sets no header timeout at
-//! all, which is why this loop exists.
+//! all, which is why this loop exists. With a certificate it serves HTTPS
+//! (the TLS handshake, too, must finish within [`HEADER_TIMEOUT`]).
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 
 use super::ApiError;
 
@@ -33,6 +37,38 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// The largest request body (a connector config or a schema).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The HTTPS side of a listener, from a PEM certificate chain and key.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    use anyhow::Context as _;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| {
+            format!(
+                "reading the certificate chain {} (--rest-tls-cert)",
+                cert.display()
+            )
+        })?;
+    if chain.is_empty() {
+        anyhow::bail!(
+            "{} holds no PEM certificate (--rest-tls-cert)",
+            cert.display()
+        );
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key {} (--rest-tls-key)", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context(
+            "the certificate and key of --rest-tls-cert / --rest-tls-key do not go together",
+        )?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
 
 /// Answers 503 with Connect's error body when a request outlives
 /// [`REQUEST_TIMEOUT`].
@@ -62,6 +98,7 @@ pub fn limited(router: Router) -> Router {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let router = limited(router);
@@ -93,13 +130,35 @@ pub async fn serve(
             }
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let watched = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A client that stalls or hangs up ends only its connection.
-            let _ = watched.await;
-            drop(slot);
-        });
+        match &tls {
+            None => {
+                let watched =
+                    graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    // A client that stalls or hangs up ends only its connection.
+                    let _ = watched.await;
+                    drop(slot);
+                });
+            }
+            Some(acceptor) => {
+                let (acceptor, builder) = (acceptor.clone(), builder.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), service);
+                            let _ = watcher.watch(connection).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "a TLS handshake failed"),
+                        Err(_) => tracing::debug!("a TLS handshake timed out"),
+                    }
+                    drop(slot);
+                });
+            }
+        }
     }
     graceful.shutdown().await;
     Ok(())
