@@ -302,20 +302,18 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         restored,
         "worker started"
     );
-    let credentials = match &config.rest_basic_auth_file {
-        Some(path) => Some(Arc::new(
-            rest::auth::Credentials::load(path).context("--rest-basic-auth-file")?,
-        )),
-        None => {
-            if !config.rest_listen.ip().is_loopback() {
-                tracing::warn!(
-                    rest = %config.rest_listen,
-                    "the REST API listens beyond this machine WITHOUT authentication: anyone who reaches it can create connectors and read their data; set --rest-basic-auth-file or listen on 127.0.0.1"
-                );
-            }
-            None
-        }
-    };
+    let credentials = rest::auth::Credentials::load(
+        config.rest_basic_auth_file.as_deref(),
+        config.rest_bearer_tokens_file.as_deref(),
+    )
+    .context("--rest-basic-auth-file / --rest-bearer-tokens-file")?
+    .map(Arc::new);
+    if credentials.is_none() && !config.rest_listen.ip().is_loopback() {
+        tracing::warn!(
+            rest = %config.rest_listen,
+            "the REST API listens beyond this machine WITHOUT authentication: anyone who reaches it can create connectors and read their data; set --rest-basic-auth-file or --rest-bearer-tokens-file, or listen on 127.0.0.1"
+        );
+    }
     let app = rest::router(
         Arc::new(AppState {
             herder: Arc::clone(&herder),

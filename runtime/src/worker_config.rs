@@ -109,6 +109,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_REST_BASIC_AUTH_FILE", value_name = "FILE")]
     pub rest_basic_auth_file: Option<PathBuf>,
 
+    /// Also let in requests with `Authorization: Bearer <token>` for a
+    /// token of this file (one per line); alone, it requires a token.
+    #[arg(long, env = "SLUICE_REST_BEARER_TOKENS_FILE", value_name = "FILE")]
+    pub rest_bearer_tokens_file: Option<PathBuf>,
+
     /// Serve the REST API (and the embedded registry) over HTTPS with this
     /// PEM certificate chain; needs --rest-tls-key (Connect's
     /// listeners=https://…).
@@ -266,6 +271,7 @@ struct WorkerFile {
     rest_listen: Option<SocketAddr>,
     rest_advertised: Option<String>,
     rest_basic_auth_file: Option<PathBuf>,
+    rest_bearer_tokens_file: Option<PathBuf>,
     rest_tls_cert: Option<PathBuf>,
     rest_tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -311,6 +317,8 @@ pub struct WorkerConfig {
     pub rest_advertised: String,
     /// The REST API's credentials file, if it requires them.
     pub rest_basic_auth_file: Option<PathBuf>,
+    /// The REST API's bearer tokens file, if it accepts tokens.
+    pub rest_bearer_tokens_file: Option<PathBuf>,
     /// PEM certificate chain and key of the HTTPS listeners, if they
     /// serve TLS.
     pub rest_tls: Option<(PathBuf, PathBuf)>,
@@ -431,6 +439,10 @@ impl WorkerConfig {
                 .rest_basic_auth_file
                 .clone()
                 .or(file.rest_basic_auth_file),
+            rest_bearer_tokens_file: args
+                .rest_bearer_tokens_file
+                .clone()
+                .or(file.rest_bearer_tokens_file),
             rest_tls: match (
                 args.rest_tls_cert.clone().or(file.rest_tls_cert),
                 args.rest_tls_key.clone().or(file.rest_tls_key),

@@ -23,9 +23,16 @@ fn basic_auth_keeps_strangers_out_and_lets_the_operator_in() {
     let dir = tempfile::tempdir().expect("temp dir");
     let users = dir.path().join("rest-users.properties");
     std::fs::write(&users, "# user: password, role\nadmin: s3cret, admin\n").expect("write");
+    let tokens = dir.path().join("rest-tokens");
+    std::fs::write(&tokens, "# one per line\nci-7f3a9c\n").expect("write");
     let worker = Worker::start_with(
         &env,
-        &["--rest-basic-auth-file", users.to_str().expect("utf-8")],
+        &[
+            "--rest-basic-auth-file",
+            users.to_str().expect("utf-8"),
+            "--rest-bearer-tokens-file",
+            tokens.to_str().expect("utf-8"),
+        ],
     );
     let api = worker.api();
     let anonymous = api.get("/connectors");
@@ -51,6 +58,9 @@ fn basic_auth_keeps_strangers_out_and_lets_the_operator_in() {
     assert_eq!(created.status, 201, "{}", created.text);
     let listed = api.get_as("/connectors", &basic("admin", "s3cret"));
     assert_eq!(listed.body, json!(["allowed"]));
+    // A bearer token of the tokens file is let in; another is not.
+    assert_eq!(api.get_as("/connectors", "Bearer ci-7f3a9c").status, 200);
+    assert_eq!(api.get_as("/connectors", "Bearer ci-7f3a9").status, 401);
     // Orchestrators probe /health without credentials.
     assert_eq!(api.get("/health").status, 200);
 }

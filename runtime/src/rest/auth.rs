@@ -1,8 +1,10 @@
 //! Who may use the REST API. Kafka Connect's `BasicAuthSecurityRestExtension`
 //! checks HTTP basic credentials against a file of `user: password` lines
 //! (its PropertyFileLoginModule format, roles after a comma ignored);
-//! sluice reads the same file, given with `--rest-basic-auth-file`. Every
-//! endpoint but `/health` (which orchestrators probe) then needs them.
+//! sluice reads the same file, given with `--rest-basic-auth-file`; bearer
+//! tokens (`Authorization: Bearer …`, one token per line of
+//! `--rest-bearer-tokens-file`) are let in too. With either, every
+//! endpoint but `/health` (which orchestrators probe) needs them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,41 +31,71 @@ pub enum AuthError {
         cause: String,
     },
     /// The file holds no usable line.
-    #[error("the REST credentials file {0} has no `user: password` line")]
+    #[error("the REST credentials file {0} has no usable line (`user: password`, or a token)")]
     Empty(String),
 }
 
-/// The users allowed in, by name.
+/// The users allowed in, by name, and the bearer tokens.
 pub struct Credentials {
     users: HashMap<String, String>,
+    tokens: Vec<String>,
+}
+
+fn read(path: &Path) -> Result<String, AuthError> {
+    std::fs::read_to_string(path).map_err(|e| AuthError::Read {
+        path: path.display().to_string(),
+        cause: e.to_string(),
+    })
+}
+
+/// The lines of a file that are not blank or comments (`#`, `!`).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
 }
 
 impl Credentials {
-    /// Reads a `user: password[, role…]` file; `#` and `!` start comments.
-    pub fn load(path: &Path) -> Result<Self, AuthError> {
-        let text = std::fs::read_to_string(path).map_err(|e| AuthError::Read {
-            path: path.display().to_string(),
-            cause: e.to_string(),
-        })?;
-        let users: HashMap<String, String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-            .filter_map(|l| {
-                let (user, rest) = l.split_once([':', '='])?;
-                let password = rest.split(',').next().unwrap_or_default().trim();
-                Some((user.trim().to_owned(), password.to_owned()))
-            })
-            .collect();
-        if users.is_empty() {
-            return Err(AuthError::Empty(path.display().to_string()));
+    /// Reads Connect's `user: password[, role…]` file and a file of
+    /// bearer tokens, either optional; `None` when neither is given.
+    pub fn load(basic: Option<&Path>, tokens: Option<&Path>) -> Result<Option<Self>, AuthError> {
+        let mut users = HashMap::new();
+        if let Some(path) = basic {
+            users = lines(&read(path)?)
+                .filter_map(|l| {
+                    let (user, rest) = l.split_once([':', '='])?;
+                    let password = rest.split(',').next().unwrap_or_default().trim();
+                    Some((user.trim().to_owned(), password.to_owned()))
+                })
+                .collect();
+            if users.is_empty() {
+                return Err(AuthError::Empty(path.display().to_string()));
+            }
         }
-        Ok(Self { users })
+        let mut bearer = Vec::new();
+        if let Some(path) = tokens {
+            bearer = lines(&read(path)?).map(str::to_owned).collect();
+            if bearer.is_empty() {
+                return Err(AuthError::Empty(path.display().to_string()));
+            }
+        }
+        Ok((basic.is_some() || tokens.is_some()).then_some(Self {
+            users,
+            tokens: bearer,
+        }))
     }
 
     /// Whether an `Authorization` header value names a known user with
     /// the right password.
     fn allows(&self, authorization: &str) -> bool {
+        if let Some(token) = authorization.strip_prefix("Bearer ") {
+            let token = token.trim().as_bytes();
+            // Every token is compared, so timing tells nothing either.
+            return self
+                .tokens
+                .iter()
+                .fold(false, |found, t| same(t.as_bytes(), token) | found);
+        }
         let Some(encoded) = authorization.strip_prefix("Basic ") else {
             return false;
         };
@@ -112,7 +144,7 @@ pub async fn require(
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Basic realm=\"sluice\"")],
-        Json(json!({"error_code": 401, "message": "Unauthorized: this worker's REST API needs the user and password of its --rest-basic-auth-file"})),
+        Json(json!({"error_code": 401, "message": "Unauthorized: this worker's REST API needs a user and password of its --rest-basic-auth-file or a token of its --rest-bearer-tokens-file"})),
     )
         .into_response()
 }
@@ -137,7 +169,7 @@ mod tests {
             "# Connect's format\nadmin: s3cret, admin\nops: other\n",
         )
         .unwrap();
-        let credentials = Credentials::load(&path).unwrap();
+        let credentials = Credentials::load(Some(&path), None).unwrap().unwrap();
         assert!(credentials.allows(&basic("admin", "s3cret")));
         assert!(credentials.allows(&basic("ops", "other")));
         assert!(!credentials.allows(&basic("admin", "s3cre")));
@@ -145,6 +177,19 @@ mod tests {
         assert!(!credentials.allows(&basic("nobody", "s3cret")));
         assert!(!credentials.allows("Bearer x"));
         std::fs::write(&path, "# nothing\n").unwrap();
-        assert!(Credentials::load(&path).is_err());
+        assert!(Credentials::load(Some(&path), None).is_err());
+        assert!(Credentials::load(None, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn bearer_tokens_are_let_in_by_exact_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "# one per line\nt0k3n-a\nt0k3n-b\n").unwrap();
+        let credentials = Credentials::load(None, Some(&path)).unwrap().unwrap();
+        assert!(credentials.allows("Bearer t0k3n-b"));
+        assert!(!credentials.allows("Bearer t0k3n"));
+        assert!(!credentials.allows("Bearer "));
+        assert!(!credentials.allows(&basic("t0k3n-a", "")));
     }
 }
