@@ -308,17 +308,21 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     )
     .context("--rest-basic-auth-file / --rest-bearer-tokens-file")?
     .map(Arc::new);
+    let mut warnings = Vec::new();
     if credentials.is_none() && !config.rest_listen.ip().is_loopback() {
-        tracing::warn!(
-            rest = %config.rest_listen,
-            "the REST API listens beyond this machine WITHOUT authentication: anyone who reaches it can create connectors and read their data; set --rest-basic-auth-file or --rest-bearer-tokens-file, or listen on 127.0.0.1"
+        let warning = format!(
+            "the REST API listens on {} beyond this machine WITHOUT authentication: anyone who reaches it can create connectors and read their data; set --rest-basic-auth-file or --rest-bearer-tokens-file, or listen on 127.0.0.1",
+            config.rest_listen
         );
+        tracing::warn!("{warning}");
+        warnings.push(warning);
     }
     let app = rest::router(
         Arc::new(AppState {
             herder: Arc::clone(&herder),
             metrics,
             kafka_cluster_id: cluster_id,
+            warnings,
         }),
         credentials,
     );

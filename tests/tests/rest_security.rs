@@ -303,3 +303,31 @@ fn the_rest_api_and_the_registry_serve_https_with_the_given_certificate() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn health_warns_when_the_api_listens_beyond_loopback_without_auth() {
+    use std::time::Duration;
+    let env = TestEnv::load();
+    let quiet = Worker::start(&env);
+    assert_eq!(quiet.api().get("/health").body["warnings"], json!([]));
+    let port = sluice_tests::process::free_port();
+    let state = tempfile::tempdir().expect("state dir");
+    let mut open = std::process::Command::new(sluice_tests::process::sluice_bin())
+        .args(["worker", "--bootstrap-servers", env.bootstrap()])
+        .args(["--rest-listen", &format!("0.0.0.0:{port}")])
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("worker starts");
+    let api = sluice_tests::api::Api::new(format!("http://127.0.0.1:{port}"));
+    let warnings =
+        sluice_tests::wait_for("the open worker's health", Duration::from_secs(30), || {
+            let health = api.try_get("/health")?;
+            (health.status == 200).then(|| health.body["warnings"].to_string())
+        });
+    let _ = open.kill();
+    let _ = open.wait();
+    assert!(warnings.contains("WITHOUT authentication"), "{warnings}");
+}

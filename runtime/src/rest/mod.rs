@@ -33,6 +33,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Shown by `GET /`.
     pub kafka_cluster_id: String,
+    /// Said by `/health` (and logged at start): e.g. that the API listens
+    /// beyond this machine without authentication.
+    pub warnings: Vec<String>,
 }
 
 /// The router for the whole API, built from [`endpoints::ENDPOINTS`];
@@ -74,6 +77,7 @@ async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<serde_j
                 "status": "healthy",
                 "message": "Worker has completed startup and is ready to handle requests.",
                 "worker_id": state.herder.worker_id(),
+                "warnings": state.warnings,
             })),
         ),
         Some(cause) => (
