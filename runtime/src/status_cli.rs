@@ -18,6 +18,27 @@ pub struct StatusArgs {
     /// Redraw every second until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
+    /// `user:password` for a worker with --rest-basic-auth-file.
+    #[arg(long, env = "SLUICE_REST_AUTH", value_name = "USER:PASSWORD")]
+    pub rest_auth: Option<String>,
+    /// A bearer token for a worker with --rest-bearer-tokens-file.
+    #[arg(long, env = "SLUICE_REST_TOKEN", value_name = "TOKEN")]
+    pub rest_token: Option<String>,
+}
+
+impl StatusArgs {
+    /// The `Authorization` header the settings ask for.
+    fn authorization(&self) -> Option<String> {
+        use base64::Engine as _;
+        match (&self.rest_token, &self.rest_auth) {
+            (Some(token), _) => Some(format!("Bearer {token}")),
+            (None, Some(user_password)) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(user_password)
+            )),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A progress bar of `width` cells for `done` of `total`.
@@ -86,11 +107,21 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
         .build()
         .into();
     let base = args.rest.trim_end_matches('/');
+    let authorization = args.authorization();
     let get = |path: &str| -> anyhow::Result<Value> {
-        agent
-            .get(&format!("{base}{path}"))
+        let mut request = agent.get(&format!("{base}{path}"));
+        if let Some(value) = &authorization {
+            request = request.header("Authorization", value);
+        }
+        request
             .call()
-            .with_context(|| format!("cannot reach the worker at {base}; is it running? (--rest)"))?
+            .map_err(|e| match e {
+                ureq::Error::StatusCode(401) => anyhow::anyhow!(
+                    "the worker at {base} asks for credentials: pass --rest-auth user:password or --rest-token"
+                ),
+                other => anyhow::Error::new(other)
+                    .context(format!("cannot reach the worker at {base}; is it running? (--rest)")),
+            })?
             .body_mut()
             .read_json::<Value>()
             .context("the worker's answer is not JSON")

@@ -202,8 +202,9 @@ fn sluice_service_and_dockerfile_use_settings_and_ports_the_worker_accepts() {
         Some("docker/Dockerfile")
     );
 
-    // Every SLUICE_* setting is a worker flag's environment variable.
-    let worker_help = help("worker");
+    // Every SLUICE_* setting is an environment variable of a worker flag,
+    // or of `sluice status`, which the image's health check runs.
+    let worker_help = help("worker") + &help("status");
     let environment = sluice["environment"]
         .as_mapping()
         .expect("sluice has an environment");
@@ -214,7 +215,7 @@ fn sluice_service_and_dockerfile_use_settings_and_ports_the_worker_accepts() {
     {
         assert!(
             worker_help.contains(&format!("[env: {key}=")),
-            "docker-compose.yml sets {key}, which `sluice worker` does not read"
+            "docker-compose.yml sets {key}, which neither `sluice worker` nor `sluice status` reads"
         );
     }
 
@@ -347,6 +348,32 @@ fn examples_validate_and_name_the_compose_servers_and_topics() {
         "{register}"
     );
     assert!(register.contains("--data @/examples/$$example.json http://sluice:8083/connectors"));
+    // The REST API runs with auth on: its users file is mounted, and the
+    // register service and the health check log in as its user.
+    let sluice = service(&compose, "sluice");
+    let users_file = env_of(sluice, "SLUICE_REST_BASIC_AUTH_FILE");
+    let mounted = sluice["volumes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Yaml::as_str)
+        .any(|v| v.starts_with("./rest-users.properties:") && v.contains(&users_file));
+    assert!(
+        mounted,
+        "{users_file} is mounted from docker/rest-users.properties"
+    );
+    let user_password = env_of(sluice, "SLUICE_REST_AUTH");
+    let (user, password) = user_password.split_once(':').expect("user:password");
+    assert!(
+        read("docker/rest-users.properties")
+            .lines()
+            .any(|l| l.trim() == format!("{user}: {password}")),
+        "SLUICE_REST_AUTH is a user of docker/rest-users.properties"
+    );
+    assert!(
+        register.contains(&format!("-u {user_password}")),
+        "{register}"
+    );
     let sluice = service(&compose, "sluice");
 
     // Each example logs into the compose server it names, with its user,

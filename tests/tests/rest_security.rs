@@ -63,6 +63,24 @@ fn basic_auth_keeps_strangers_out_and_lets_the_operator_in() {
     assert_eq!(api.get_as("/connectors", "Bearer ci-7f3a9").status, 401);
     // Orchestrators probe /health without credentials.
     assert_eq!(api.get("/health").status, 200);
+    // `sluice status` names what it lacks, and shows the connector with it.
+    let status = |extra: &[&str]| {
+        let out = std::process::Command::new(sluice_tests::process::sluice_bin())
+            .args(["status", "--rest", &worker.url()])
+            .args(extra)
+            .output()
+            .expect("sluice status runs");
+        (
+            out.status.success(),
+            sluice_tests::process::output_text(&out),
+        )
+    };
+    let (ok, text) = status(&[]);
+    assert!(!ok && text.contains("--rest-auth"), "{text}");
+    let (ok, text) = status(&["--rest-auth", "admin:s3cret"]);
+    assert!(ok && text.contains("allowed"), "{text}");
+    let (ok, text) = status(&["--rest-token", "ci-7f3a9c"]);
+    assert!(ok && text.contains("allowed"), "{text}");
 }
 
 #[test]
