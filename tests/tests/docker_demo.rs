@@ -357,7 +357,7 @@ fn examples_validate_and_name_the_compose_servers_and_topics() {
         .into_iter()
         .flatten()
         .filter_map(Yaml::as_str)
-        .any(|v| v.starts_with("./rest-users.properties:") && v.contains(&users_file));
+        .any(|v| v.starts_with("./rest-users.properties:") && v.contains(users_file));
     assert!(
         mounted,
         "{users_file} is mounted from docker/rest-users.properties"
