@@ -47,6 +47,13 @@ pub static ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
+        path: "/openapi.json",
+        query: "",
+        summary: "This API as an OpenAPI 3 document, written from the same table as the router.",
+        route: || get(super::openapi),
+    },
+    Endpoint {
+        method: "GET",
         path: "/metrics",
         query: "",
         summary: "Prometheus text: records polled and produced, bytes, records awaiting their offset commit, snapshot progress, task states and errors.",

@@ -9,6 +9,7 @@ mod error;
 pub mod forward;
 mod loggers;
 mod offsets;
+pub mod openapi;
 mod plugins;
 pub mod server;
 
@@ -89,6 +90,10 @@ async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<serde_j
             })),
         ),
     }
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi::document())
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
