@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use serde_json::{json, Value as Json};
 
@@ -63,48 +63,223 @@ pub fn shared_router(registry: Arc<Registry>, role: Arc<dyn super::cluster::Writ
     ))
 }
 
+/// One method on one path of the registry API.
+pub struct RegistryEndpoint {
+    /// The HTTP method.
+    pub method: &'static str,
+    /// The path, with `{name}` parameters.
+    pub path: &'static str,
+    /// Query parameters it understands, as `a=x|y&b=x|y`.
+    pub query: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    route: fn() -> MethodRouter<Arc<Registry>>,
+}
+
+/// Confluent's registry API as sluice serves it; the router and the
+/// OpenAPI document are both built from this table.
+pub static ENDPOINTS: &[RegistryEndpoint] = &[
+    RegistryEndpoint {
+        method: "GET",
+        path: "/",
+        query: "",
+        summary: "An empty object, as Confluent's root.",
+        route: || get(root),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/subjects",
+        query: "deleted=true|false",
+        summary: "The registered subjects.",
+        route: || get(subjects),
+    },
+    RegistryEndpoint {
+        method: "POST",
+        path: "/subjects/{subject}",
+        query: "normalize=true|false&deleted=true|false",
+        summary: "Looks a schema up under a subject.",
+        route: || post(lookup),
+    },
+    RegistryEndpoint {
+        method: "DELETE",
+        path: "/subjects/{subject}",
+        query: "permanent=true|false",
+        summary: "Deletes a subject (soft, then permanent).",
+        route: || delete(delete_subject),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/subjects/{subject}/versions",
+        query: "deleted=true|false",
+        summary: "A subject's versions.",
+        route: || get(versions),
+    },
+    RegistryEndpoint {
+        method: "POST",
+        path: "/subjects/{subject}/versions",
+        query: "normalize=true|false",
+        summary: "Registers a schema under a subject (checked for compatibility); its id.",
+        route: || post(register),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/subjects/{subject}/versions/{version}",
+        query: "deleted=true|false",
+        summary: "One version (a number or latest).",
+        route: || get(version),
+    },
+    RegistryEndpoint {
+        method: "DELETE",
+        path: "/subjects/{subject}/versions/{version}",
+        query: "permanent=true|false",
+        summary: "Deletes one version.",
+        route: || delete(delete_version),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/subjects/{subject}/versions/{version}/schema",
+        query: "",
+        summary: "One version's schema text.",
+        route: || get(version_schema),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/schemas/types",
+        query: "",
+        summary: "The schema types served: AVRO.",
+        route: || get(types),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/schemas/ids/{id}",
+        query: "",
+        summary: "The schema with an id.",
+        route: || get(schema_by_id),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/schemas/ids/{id}/schema",
+        query: "",
+        summary: "The schema text with an id.",
+        route: || get(raw_schema_by_id),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/schemas/ids/{id}/subjects",
+        query: "deleted=true|false",
+        summary: "The subjects a schema id is registered under.",
+        route: || get(subjects_by_id),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/schemas/ids/{id}/versions",
+        query: "deleted=true|false",
+        summary: "The subject versions of a schema id.",
+        route: || get(versions_by_id),
+    },
+    RegistryEndpoint {
+        method: "POST",
+        path: "/compatibility/subjects/{subject}/versions",
+        query: "verbose=true|false",
+        summary: "Whether a schema is compatible with every version the level asks.",
+        route: || post(compatibility_all),
+    },
+    RegistryEndpoint {
+        method: "POST",
+        path: "/compatibility/subjects/{subject}/versions/{version}",
+        query: "verbose=true|false",
+        summary: "Whether a schema is compatible with one version.",
+        route: || post(compatibility),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/config",
+        query: "",
+        summary: "The global compatibility level.",
+        route: || get(global_config),
+    },
+    RegistryEndpoint {
+        method: "PUT",
+        path: "/config",
+        query: "",
+        summary: "Sets the global compatibility level.",
+        route: || put(put_global_config),
+    },
+    RegistryEndpoint {
+        method: "DELETE",
+        path: "/config",
+        query: "",
+        summary: "Resets the global level to BACKWARD.",
+        route: || delete(delete_global_config),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/config/{subject}",
+        query: "defaultToGlobal=true|false",
+        summary: "A subject's compatibility level.",
+        route: || get(subject_config),
+    },
+    RegistryEndpoint {
+        method: "PUT",
+        path: "/config/{subject}",
+        query: "",
+        summary: "Sets a subject's compatibility level.",
+        route: || put(put_subject_config),
+    },
+    RegistryEndpoint {
+        method: "DELETE",
+        path: "/config/{subject}",
+        query: "",
+        summary: "Removes a subject's own level.",
+        route: || delete(delete_subject_config),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/mode",
+        query: "",
+        summary: "The registry's mode.",
+        route: || get(mode),
+    },
+    RegistryEndpoint {
+        method: "PUT",
+        path: "/mode",
+        query: "force=true|false",
+        summary: "Sets the registry's mode.",
+        route: || put(put_mode),
+    },
+    RegistryEndpoint {
+        method: "GET",
+        path: "/openapi.json",
+        query: "",
+        summary: "This API as an OpenAPI 3 document, written from the same table as the router.",
+        route: || get(openapi),
+    },
+];
+
 fn routes(registry: Arc<Registry>) -> Router {
-    Router::new()
-        .route("/", get(root))
-        .route("/subjects", get(subjects))
-        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
-        .route("/subjects/{subject}/versions", get(versions).post(register))
-        .route(
-            "/subjects/{subject}/versions/{version}",
-            get(version).delete(delete_version),
-        )
-        .route(
-            "/subjects/{subject}/versions/{version}/schema",
-            get(version_schema),
-        )
-        .route("/schemas/types", get(types))
-        .route("/schemas/ids/{id}", get(schema_by_id))
-        .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
-        .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
-        .route("/schemas/ids/{id}/versions", get(versions_by_id))
-        .route(
-            "/compatibility/subjects/{subject}/versions",
-            post(compatibility_all),
-        )
-        .route(
-            "/compatibility/subjects/{subject}/versions/{version}",
-            post(compatibility),
-        )
-        .route(
-            "/config",
-            get(global_config)
-                .put(put_global_config)
-                .delete(delete_global_config),
-        )
-        .route(
-            "/config/{subject}",
-            get(subject_config)
-                .put(put_subject_config)
-                .delete(delete_subject_config),
-        )
-        .route("/mode", get(mode).put(put_mode))
+    ENDPOINTS
+        .iter()
+        .fold(Router::new(), |router, e| router.route(e.path, (e.route)()))
         .fallback(not_found)
         .with_state(registry)
+}
+
+/// The registry API as an OpenAPI document.
+pub fn openapi_document() -> Json {
+    crate::rest::openapi::document(
+        "sluice embedded schema registry (Confluent's API)",
+        ENDPOINTS.iter().map(|e| crate::rest::openapi::Operation {
+            method: e.method,
+            path: e.path,
+            query: e.query,
+            summary: e.summary,
+        }),
+        &[CONTENT_TYPE, "application/json"],
+    )
+}
+
+async fn openapi() -> Reply {
+    ok(openapi_document())
 }
 
 async fn not_found() -> Response {

@@ -93,7 +93,7 @@ async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<serde_j
 }
 
 async fn openapi() -> Json<serde_json::Value> {
-    Json(openapi::document())
+    Json(openapi::rest_document())
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

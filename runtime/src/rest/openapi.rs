@@ -1,12 +1,25 @@
-//! The REST API as an OpenAPI 3 document, written from the same endpoint
-//! table the router and the reference are built from, and served at
-//! `/openapi.json` — so a client generator or a fuzzer (the test suite runs
-//! schemathesis against it) sees exactly what the worker answers. Every
-//! error is declared in Connect's shape, `{"error_code", "message"}`.
+//! The REST API and the embedded registry as OpenAPI 3 documents, each
+//! written from the endpoint table its router is built from and served at
+//! its `/openapi.json` — so a client generator or a fuzzer (the test suite
+//! runs schemathesis against both) sees exactly what the worker answers.
+//! Every error is declared in Connect's (and Confluent's) shape,
+//! `{"error_code", "message"}`.
 
 use serde_json::{json, Map, Value};
 
 use super::endpoints::ENDPOINTS;
+
+/// One method on one path, as the endpoint tables describe it.
+pub struct Operation<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path with `{name}` parameters.
+    pub path: &'a str,
+    /// Query parameters as `a=x|y&b`.
+    pub query: &'a str,
+    /// What it does.
+    pub summary: &'a str,
+}
 
 /// Connect's error body.
 fn error_schema() -> Value {
@@ -28,7 +41,9 @@ fn path_parameters(path: &str) -> Vec<Value> {
             // Examples name what a demo worker has, so generated requests
             // reach real connectors, not only 404s.
             let (schema, example) = match name {
-                "task" => (json!({"type": "integer", "minimum": 0}), json!(0)),
+                "task" | "id" => (json!({"type": "integer", "minimum": 0}), json!(1)),
+                "version" => (json!({"type": "string", "minLength": 1}), json!("latest")),
+                "subject" => (json!({"type": "string", "minLength": 1}), json!("dbserver1.inventory.customers-value")),
                 "name" => (json!({"type": "string", "minLength": 1}), json!("inventory-postgres")),
                 "plugin" => (json!({"type": "string", "minLength": 1}), json!("PostgresConnector")),
                 _ => (json!({"type": "string", "minLength": 1}), json!("root")),
@@ -56,46 +71,65 @@ fn query_parameters(query: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The document.
-pub fn document() -> Value {
+/// A document of `operations`, whose bodies are JSON of `content_types`.
+pub fn document<'a>(
+    title: &str,
+    operations: impl Iterator<Item = Operation<'a>>,
+    content_types: &[&str],
+) -> Value {
+    let json_of = |schema: Value| -> Value {
+        content_types
+            .iter()
+            .map(|t| ((*t).to_owned(), json!({"schema": schema.clone()})))
+            .collect::<Map<String, Value>>()
+            .into()
+    };
     let mut paths = Map::new();
-    for endpoint in ENDPOINTS {
-        let mut parameters = path_parameters(endpoint.path);
-        parameters.extend(query_parameters(endpoint.query));
-        let mut operation = json!({
-            "summary": endpoint.summary,
+    for operation in operations {
+        let mut parameters = path_parameters(operation.path);
+        parameters.extend(query_parameters(operation.query));
+        let mut described = json!({
+            "summary": operation.summary,
             "parameters": parameters,
             "responses": {
                 "2XX": {"description": "Done."},
-                "4XX": {
-                    "description": "Refused, with the cause.",
-                    "content": {"application/json": {"schema": error_schema()}}
-                },
+                "4XX": {"description": "Refused, with the cause.", "content": json_of(error_schema())},
                 "5XX": {
                     "description": "The worker could not do it now, with the cause.",
-                    "content": {"application/json": {"schema": error_schema()}}
+                    "content": json_of(error_schema())
                 }
             }
         });
-        if matches!(endpoint.method, "POST" | "PUT" | "PATCH") {
-            operation["requestBody"] = json!({
+        if matches!(operation.method, "POST" | "PUT" | "PATCH") {
+            described["requestBody"] = json!({
                 "required": false,
-                "content": {"application/json": {"schema": {"type": "object"}}}
+                "content": json_of(json!({"type": "object"}))
             });
         }
         let methods = paths
-            .entry(endpoint.path.to_owned())
+            .entry(operation.path.to_owned())
             .or_insert_with(|| Value::Object(Map::new()));
-        methods[endpoint.method.to_ascii_lowercase()] = operation;
+        methods[operation.method.to_ascii_lowercase()] = described;
     }
     json!({
         "openapi": "3.0.3",
-        "info": {
-            "title": "sluice worker REST API (Kafka Connect's)",
-            "version": env!("CARGO_PKG_VERSION")
-        },
+        "info": {"title": title, "version": env!("CARGO_PKG_VERSION")},
         "paths": paths
     })
+}
+
+/// The worker's REST API.
+pub fn rest_document() -> Value {
+    document(
+        "sluice worker REST API (Kafka Connect's)",
+        ENDPOINTS.iter().map(|e| Operation {
+            method: e.method,
+            path: e.path,
+            query: e.query,
+            summary: e.summary,
+        }),
+        &["application/json"],
+    )
 }
 
 #[cfg(test)]
@@ -104,7 +138,7 @@ mod tests {
 
     #[test]
     fn every_endpoint_is_described_with_its_parameters() {
-        let doc = document();
+        let doc = rest_document();
         let restart = &doc["paths"]["/connectors/{name}/tasks/{task}/restart"]["post"];
         let names: Vec<&str> = restart["parameters"]
             .as_array()
