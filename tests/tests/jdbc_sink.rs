@@ -1118,3 +1118,43 @@ fn the_sink_and_verify_reach_targets_over_verified_tls() {
     api.delete("/connectors/tls-pg");
     api.delete("/connectors/tls-maria");
 }
+
+#[test]
+fn infinite_timestamps_reach_the_target_infinite() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = (ident("infsrc"), ident("infdst"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
+         CREATE TABLE {source}.spans (id int PRIMARY KEY, ends timestamp, ends_tz timestamptz); \
+         INSERT INTO {source}.spans VALUES (1, 'infinity', '-infinity'), (2, '2024-01-01 10:00', '2024-01-01 10:00+00');"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "inf-src", &source, &[]);
+    let mut sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &format!("{prefix}.{source}.spans"),
+        &format!("{target}.spans"),
+    );
+    sink["delete.enabled"] = json!("false");
+    let reply = api.post("/connectors", &json!({"name": "inf-sink", "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // Before, the source task failed on 'infinity' (not a timestamp it could read).
+    wait_for(
+        "the infinite row at the target",
+        Duration::from_secs(90),
+        || {
+            let row = pg
+                .try_exec(&format!(
+                    "SELECT ends::text || ' ' || ends_tz::text FROM {target}.spans WHERE id = 1"
+                ))
+                .ok()?;
+            (row == "infinity -infinity").then_some(())
+        },
+    );
+    assert_eq!(status(&api, "inf-src")["state"], "RUNNING");
+    api.delete("/connectors/inf-src");
+    api.delete("/connectors/inf-sink");
+}

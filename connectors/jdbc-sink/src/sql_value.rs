@@ -40,6 +40,17 @@ fn hex_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// An infinite timestamp as the target can hold it.
+fn infinite(positive: bool, dialect: Dialect) -> String {
+    match (dialect, positive) {
+        (Dialect::Postgres, true) => "infinity",
+        (Dialect::Postgres, false) => "-infinity",
+        (Dialect::MySql, true) => "9999-12-31 23:59:59.999999",
+        (Dialect::MySql, false) => "1000-01-01 00:00:00",
+    }
+    .to_owned()
+}
+
 /// An ISO 8601 date-time without its zone (`Z` or `±HH:MM`).
 fn wall_clock(text: &str) -> &str {
     if let Some(local) = text.strip_suffix('Z') {
@@ -123,6 +134,17 @@ pub fn param(schema: &Schema, value: &Value, dialect: Dialect) -> Result<Param, 
         (DATE | DBZ_DATE, _) if int.is_some() => date_text(int.unwrap_or_default()),
         (TIME, _) if int.is_some() => time_text(int.unwrap_or_default() * 1000),
         (MICRO_TIME, _) if int.is_some() => time_text(int.unwrap_or_default()),
+        // PostgreSQL's infinite timestamps (int64 extremes, or the words):
+        // PostgreSQL keeps them, MySQL gets DATETIME's bounds, as
+        // Debezium's JDBC sink writes them.
+        (TIMESTAMP | DBZ_TIMESTAMP | MICRO_TIMESTAMP | NANO_TIMESTAMP, _)
+            if matches!(int, Some(i64::MAX) | Some(i64::MIN)) =>
+        {
+            infinite(int == Some(i64::MAX), dialect)
+        }
+        (ZONED_TIMESTAMP, Value::String(s)) if s == "infinity" || s == "-infinity" => {
+            infinite(s == "infinity", dialect)
+        }
         (TIMESTAMP | DBZ_TIMESTAMP, _) if int.is_some() => {
             timestamp_text(int.unwrap_or_default() * 1000)
         }
@@ -322,6 +344,20 @@ mod tests {
         assert_eq!(
             param(&time, &Value::Int64(3_723_000_004), Dialect::Postgres),
             Ok(Param::Text("01:02:03.000004".into()))
+        );
+    }
+
+    #[test]
+    fn infinite_timestamps_stay_infinite_or_become_datetimes_bounds() {
+        let micro_ts = Schema::int64().named(MICRO_TIMESTAMP);
+        let zoned = Schema::string().named(ZONED_TIMESTAMP);
+        assert_eq!(
+            param(&micro_ts, &Value::Int64(i64::MAX), Dialect::Postgres),
+            Ok(Param::Text("infinity".into()))
+        );
+        assert_eq!(
+            param(&zoned, &Value::String("-infinity".into()), Dialect::MySql),
+            Ok(Param::Text("1000-01-01 00:00:00".into()))
         );
     }
 

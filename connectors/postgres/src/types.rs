@@ -268,6 +268,13 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
                 _ => Value::Int64(micros),
             }
         }
+        // PostgreSQL's infinite timestamps, as Debezium writes them: the
+        // largest and smallest int64, and the words for a zoned one.
+        "timestamp" if text == "infinity" => Value::Int64(i64::MAX),
+        "timestamp" if text == "-infinity" => Value::Int64(i64::MIN),
+        "timestamptz" if text == "infinity" || text == "-infinity" => {
+            Value::String(text.to_owned())
+        }
         "timestamp" => {
             let micros = parse_timestamp(text)?;
             match mapping.time {
@@ -682,6 +689,18 @@ mod tests {
             Some(Value::String("0aff".into()))
         );
         assert_eq!(base("bytea", -1).schema(text), Schema::string());
+        assert_eq!(
+            base("timestamp", -1).value("infinity", DEFAULT),
+            Some(Value::Int64(i64::MAX))
+        );
+        assert_eq!(
+            base("timestamp", 3).value("-infinity", DEFAULT),
+            Some(Value::Int64(i64::MIN))
+        );
+        assert_eq!(
+            base("timestamptz", -1).value("infinity", DEFAULT),
+            Some(Value::String("infinity".into()))
+        );
         let mills = Mapping {
             money_digits: 3,
             ..DEFAULT
