@@ -33,4 +33,7 @@ fn chaos_with_a_fixed_seed_loses_no_change() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("no change lost"), "{text}");
     assert!(text.contains("faults injected"), "{text}");
+    // Both topics read back by the independent client, key by key.
+    assert_eq!(text.matches("per-key audit").count(), 2, "{text}");
+    assert_eq!(text.matches("\"gaps\": 0").count(), 2, "{text}");
 }
