@@ -10,6 +10,24 @@ use sluice_tests::postgres::Pg;
 use sluice_tests::unique;
 use sluice_tests::worker::Worker;
 
+/// A worker process with `args`, for settings `Worker` cannot start with
+/// (it waits for plain HTTP on loopback); the caller waits for it and kills it.
+fn spawn_worker(
+    env: &TestEnv,
+    state: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> std::process::Child {
+    std::process::Command::new(sluice_tests::process::sluice_bin())
+        .args(["worker", "--bootstrap-servers", env.bootstrap()])
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("worker starts")
+}
+
 fn basic(user: &str, password: &str) -> String {
     format!(
         "Basic {}",
@@ -261,20 +279,24 @@ fn the_rest_api_and_the_registry_serve_https_with_the_given_certificate() {
         sluice_tests::process::free_port(),
     );
     let state = tempfile::tempdir().expect("state dir");
-    let mut worker = std::process::Command::new(sluice_tests::process::sluice_bin())
-        .args(["worker", "--bootstrap-servers", env.bootstrap()])
-        .args(["--rest-listen", &format!("127.0.0.1:{rest_port}")])
-        .args(["--registry-listen", &format!("127.0.0.1:{registry_port}")])
-        .arg("--rest-tls-cert")
-        .arg(&cert)
-        .arg("--rest-tls-key")
-        .arg(&key)
-        .arg("--state-dir")
-        .arg(state.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("worker starts");
+    let (rest, registry) = (
+        format!("127.0.0.1:{rest_port}"),
+        format!("127.0.0.1:{registry_port}"),
+    );
+    let mut worker = spawn_worker(
+        &env,
+        state.path(),
+        &[
+            "--rest-listen".as_ref(),
+            rest.as_ref(),
+            "--registry-listen".as_ref(),
+            registry.as_ref(),
+            "--rest-tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--rest-tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
     let curl = |args: &[&str]| {
         let out = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "5"])
@@ -330,15 +352,12 @@ fn health_warns_when_the_api_listens_beyond_loopback_without_auth() {
     assert_eq!(quiet.api().get("/health").body["warnings"], json!([]));
     let port = sluice_tests::process::free_port();
     let state = tempfile::tempdir().expect("state dir");
-    let mut open = std::process::Command::new(sluice_tests::process::sluice_bin())
-        .args(["worker", "--bootstrap-servers", env.bootstrap()])
-        .args(["--rest-listen", &format!("0.0.0.0:{port}")])
-        .arg("--state-dir")
-        .arg(state.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("worker starts");
+    let listen = format!("0.0.0.0:{port}");
+    let mut open = spawn_worker(
+        &env,
+        state.path(),
+        &["--rest-listen".as_ref(), listen.as_ref()],
+    );
     let api = sluice_tests::api::Api::new(format!("http://127.0.0.1:{port}"));
     let warnings =
         sluice_tests::wait_for("the open worker's health", Duration::from_secs(30), || {
