@@ -104,7 +104,14 @@ fn is_envelope(schema: &Schema) -> bool {
 /// The table `table.name.format` gives for a record; `None` when the
 /// format names a `${source.*}` field the record does not carry.
 pub fn table_name(format: &str, topic: &str, source: Option<(&Schema, &Value)>) -> Option<String> {
-    let mut out = format.replace("${topic}", &topic.replace('.', "_"));
+    if !format.contains('$') {
+        return Some(format.to_owned());
+    }
+    let mut out = if format.contains("${topic}") {
+        format.replace("${topic}", &topic.replace('.', "_"))
+    } else {
+        format.to_owned()
+    };
     for (placeholder, name) in [
         ("${source.db}", "db"),
         ("${source.schema}", "schema"),
@@ -145,7 +152,7 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
             record.topic, record.kafka_partition, record.kafka_offset
         ));
     };
-    let (row_schema, row_value, source) = if is_envelope(schema) {
+    let (row_schema, row_value, table) = if is_envelope(schema) {
         let op = text_field(schema, value, "op").unwrap_or_default();
         let source = field(schema, value, "source").map(|(s, v)| (s.as_ref(), v));
         let table = table_name(&config.table_format, &record.topic, source)
@@ -162,14 +169,14 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
             _ => return Ok(Change::Skip),
         }
         match field(schema, value, "after") {
-            Some((s, v)) if *v != Value::Null => (s.as_ref(), v, source),
+            Some((s, v)) if *v != Value::Null => (s.as_ref(), v, table),
             _ => return Ok(Change::Skip),
         }
     } else {
-        (schema.as_ref(), value, None)
+        let table = table_name(&config.table_format, &record.topic, None)
+            .ok_or_else(|| no_source(&config.table_format, record))?;
+        (schema.as_ref(), value, table)
     };
-    let table = table_name(&config.table_format, &record.topic, source)
-        .ok_or_else(|| no_source(&config.table_format, record))?;
     let mut row: Vec<Cell> = struct_cells(row_schema, row_value);
     if row.is_empty() && !matches!(row_schema.kind, SchemaKind::Struct(_)) {
         return Err(format!(

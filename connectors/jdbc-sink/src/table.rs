@@ -89,7 +89,17 @@ pub fn wanted_columns(
 ) -> (Vec<(String, Cell)>, Vec<String>) {
     let mut wanted: Vec<(String, Cell)> = Vec::new();
     let mut key: Vec<String> = Vec::new();
+    let mut previous: Option<&[Cell]> = None;
     for (k, row) in &writes.rows {
+        // Rows of one table mostly carry the same columns: only a row
+        // whose column names differ from the one before can add any.
+        let same = previous.is_some_and(|p| {
+            p.len() == row.len() && p.iter().zip(row).all(|(a, b)| a.name == b.name)
+        });
+        previous = Some(row);
+        if same && !key.is_empty() {
+            continue;
+        }
         for cell in row {
             let name = stored_name(dialect, quote_identifiers, &cell.name);
             if !wanted.iter().any(|(n, _)| *n == name) {

@@ -28,9 +28,16 @@ pub fn build_consumer(
         // A subscribed topic created later (its source has not written yet)
         // is noticed within seconds, not librdkafka's default 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "3000")
-        // Prefetch is bounded by count and size, so memory stays flat.
+        // Prefetch is bounded by count and size, so memory stays flat. A
+        // fetch answer is queued whole, and compressed change events
+        // expand ~5x: librdkafka's 50 MiB answers held a whole 200,000-row
+        // topic (80 MiB of queued messages) in a sink worker; 2 MiB answers
+        // keep its peak under 90 MiB at the same speed (measured with
+        // scripts/bench-sink).
         .set("queued.min.messages", "10000")
-        .set("queued.max.messages.kbytes", "16384")
+        .set("queued.max.messages.kbytes", "2048")
+        .set("fetch.max.bytes", "2097152")
+        .set("max.partition.fetch.bytes", "2097152")
         // A task whose worker died is noticed in seconds, so its
         // replacement is not kept waiting in the group's rebalance.
         .set("session.timeout.ms", "10000")

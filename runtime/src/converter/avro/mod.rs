@@ -6,6 +6,7 @@
 //! where compatibility is checked, so a schema the subject's level rejects
 //! is never used to produce anything.
 
+pub mod datum;
 pub mod decode;
 pub mod encode;
 pub mod read;

@@ -7,17 +7,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use apache_avro::types::Value as Avro;
 use serde_json::{Map, Value as Json};
 use sluice_connector_api::logical::{DATE, DECIMAL, DECIMAL_SCALE, TIME, TIMESTAMP};
 use sluice_connector_api::{Field, Schema, SchemaKind, Value};
 
+use super::datum::{self, Wire};
 use crate::converter::ConvertError;
 use crate::registry::client::RegistryClient;
 
-/// A writer schema, in both forms.
+/// A writer schema: its wire layout and its Connect form.
 struct Writer {
-    avro: apache_avro::Schema,
+    wire: Wire,
     connect: Arc<Schema>,
 }
 
@@ -52,10 +52,8 @@ impl AvroReader {
             }
         };
         let writer = self.writer(id)?;
-        let datum = apache_avro::from_avro_datum(&writer.avro, &mut &bytes[5..], None)
+        let value = datum::read(&writer.wire, &writer.connect, &mut &bytes[5..])
             .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
-        let value = to_value(&writer.connect, datum)
-            .map_err(|e| bad(format!("writer schema {id}: {e}")))?;
         Ok((writer.connect.clone(), value))
     }
 
@@ -93,10 +91,13 @@ impl AvroReader {
             path: "<schema>".into(),
             message: format!("writer schema {id}: {message}"),
         };
-        let avro = crate::registry::untrusted::parse_schema_text(&text).map_err(bad)?;
+        // Parsed once by the Avro library too, so a schema it would refuse
+        // is refused here rather than read by a more lenient layout.
+        crate::registry::untrusted::parse_schema_text(&text).map_err(bad)?;
         let json: Json = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let connect = Arc::new(to_connect(&json, &mut HashMap::new()).map_err(bad)?);
-        let writer = Arc::new(Writer { avro, connect });
+        let wire = Wire::of(&json, &mut HashMap::new()).map_err(bad)?;
+        let writer = Arc::new(Writer { wire, connect });
         self.writers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -115,7 +116,7 @@ pub fn to_connect(json: &Json, named: &mut HashMap<String, Schema>) -> Result<Sc
             .or_else(|| {
                 named
                     .iter()
-                    .find(|(full, _)| full.rsplit('.').next() == Some(name.as_str()))
+                    .find(|(full, _)| full.rsplit('.').next() == name.rsplit('.').next())
                     .map(|(_, s)| s.clone())
             })
             .ok_or_else(|| format!("unknown type {name}")),
@@ -182,6 +183,16 @@ fn object(map: &Map<String, Json>, named: &mut HashMap<String, Schema>) -> Resul
         Some(p) => Schema::new(primitive(p).ok_or_else(|| format!("unknown type {p}"))?),
         None => to_connect(ty, named)?,
     };
+    if let (Some("enum" | "fixed"), Some(name)) =
+        (ty.as_str(), map.get("name").and_then(Json::as_str))
+    {
+        // Named like records, so later fields may refer to them.
+        let full = match map.get("namespace").and_then(Json::as_str) {
+            Some(ns) if !name.contains('.') && !ns.is_empty() => format!("{ns}.{name}"),
+            _ => name.to_owned(),
+        };
+        named.insert(full, schema.clone());
+    }
     match map.get("connect.type").and_then(Json::as_str) {
         Some("int8") => schema.kind = SchemaKind::Int8,
         Some("int16") => schema.kind = SchemaKind::Int16,
@@ -262,93 +273,5 @@ fn default_value(schema: &Schema, default: &Json) -> Option<Value> {
         // Avro writes bytes defaults as ISO-8859-1 text.
         (SchemaKind::Bytes, Json::String(s)) => Value::Bytes(s.chars().map(|c| c as u8).collect()),
         _ => return None,
-    })
-}
-
-/// The datum as a value of `schema`.
-pub fn to_value(schema: &Schema, datum: Avro) -> Result<Value, String> {
-    let datum = match datum {
-        Avro::Union(_, inner) => *inner,
-        other => other,
-    };
-    let mismatch = |d: &Avro| format!("expected {}, found {d:?}", schema.kind.connect_name());
-    Ok(match (&schema.kind, datum) {
-        (_, Avro::Null) => Value::Null,
-        (SchemaKind::Int8, Avro::Int(i)) => Value::Int8(i as i8),
-        (SchemaKind::Int16, Avro::Int(i)) => Value::Int16(i as i16),
-        (SchemaKind::Int32, Avro::Int(i) | Avro::Date(i) | Avro::TimeMillis(i)) => Value::Int32(i),
-        (
-            SchemaKind::Int64,
-            Avro::Long(i)
-            | Avro::TimestampMillis(i)
-            | Avro::TimestampMicros(i)
-            | Avro::TimestampNanos(i)
-            | Avro::LocalTimestampMillis(i)
-            | Avro::LocalTimestampMicros(i)
-            | Avro::LocalTimestampNanos(i)
-            | Avro::TimeMicros(i),
-        ) => Value::Int64(i),
-        (SchemaKind::Float32, Avro::Float(f)) => Value::Float32(f),
-        (SchemaKind::Float64, Avro::Double(f)) => Value::Float64(f),
-        (SchemaKind::Boolean, Avro::Boolean(b)) => Value::Boolean(b),
-        (SchemaKind::String, Avro::String(s) | Avro::Enum(_, s)) => Value::String(s),
-        (SchemaKind::String, Avro::Uuid(u)) => Value::String(u.to_string()),
-        (SchemaKind::Bytes, Avro::Bytes(b) | Avro::Fixed(_, b)) => Value::Bytes(b),
-        (SchemaKind::Bytes, Avro::Decimal(d)) => {
-            Value::Bytes(Vec::<u8>::try_from(d).map_err(|e| e.to_string())?)
-        }
-        (SchemaKind::Array(items), Avro::Array(values)) => Value::Array(
-            values
-                .into_iter()
-                .map(|v| to_value(items, v))
-                .collect::<Result<_, _>>()?,
-        ),
-        (SchemaKind::Map(_, values), Avro::Map(entries)) => {
-            let mut entries: Vec<(String, Avro)> = entries.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Map(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| Ok((Value::String(k), to_value(values, v)?)))
-                    .collect::<Result<_, String>>()?,
-            )
-        }
-        (SchemaKind::Map(keys, values), Avro::Array(items)) => Value::Map(
-            items
-                .into_iter()
-                .map(|item| match item {
-                    Avro::Record(mut kv) if kv.len() == 2 => {
-                        let value = kv.pop().map(|(_, v)| v).unwrap_or(Avro::Null);
-                        let key = kv.pop().map(|(_, v)| v).unwrap_or(Avro::Null);
-                        Ok((to_value(keys, key)?, to_value(values, value)?))
-                    }
-                    other => Err(format!("expected a map entry, found {other:?}")),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        (SchemaKind::Struct(fields), Avro::Record(values)) => {
-            // The Connect schema was built from this writer schema, so the
-            // fields come in the same order; names are checked, not looked up.
-            if values.len() != fields.len() {
-                return Err(format!(
-                    "a record of {} fields for a schema of {}",
-                    values.len(),
-                    fields.len()
-                ));
-            }
-            Value::Struct(
-                fields
-                    .iter()
-                    .zip(values)
-                    .map(|(f, (name, v))| {
-                        if name != f.name {
-                            return Err(format!("field {name} where {} was expected", f.name));
-                        }
-                        to_value(&f.schema, v).map_err(|e| format!("{}: {e}", f.name))
-                    })
-                    .collect::<Result<_, _>>()?,
-            )
-        }
-        (_, other) => return Err(mismatch(&other)),
     })
 }
