@@ -35,27 +35,86 @@ pub fn civil(micros: i64) -> (i64, i64, i64, i64) {
 
 /// `HH:MM:SS[.f]` with the fraction trimmed as Java's ISO formatter does.
 pub fn clock(in_day: i64) -> String {
+    let mut out = String::with_capacity(15);
+    push_clock(&mut out, in_day);
+    out
+}
+
+/// Appends the decimal digits of `n`, zero-padded to at least `width`:
+/// for text written per row, where `format!` costs more than the row.
+pub fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in digits.len() - start..width {
+        out.push('0');
+    }
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+}
+
+/// [`clock`] appended to `out`; written digit by digit because it runs for
+/// every time and timestamp column of every row.
+fn push_clock(out: &mut String, in_day: i64) {
+    let Ok(in_day) = u64::try_from(in_day) else {
+        // Not a time of day; formatted as before, sign and all.
+        let (seconds, micros) = (in_day / 1_000_000, in_day % 1_000_000);
+        out.push_str(&format!(
+            "{:02}:{:02}:{:02}",
+            seconds / 3600,
+            (seconds / 60) % 60,
+            seconds % 60
+        ));
+        if micros != 0 {
+            out.push('.');
+            out.push_str(format!("{micros:06}").trim_end_matches('0'));
+        }
+        return;
+    };
     let seconds = in_day / 1_000_000;
     let micros = in_day % 1_000_000;
-    let mut out = format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        (seconds / 60) % 60,
-        seconds % 60
-    );
+    push_padded(out, seconds / 3600, 2);
+    out.push(':');
+    push_padded(out, (seconds / 60) % 60, 2);
+    out.push(':');
+    push_padded(out, seconds % 60, 2);
     if micros != 0 {
-        let fraction = format!("{micros:06}");
         out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
+        let mut fraction = micros;
+        let mut width = 6;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        push_padded(out, fraction, width);
     }
-    out
 }
 
 /// Debezium's ZonedTimestamp text of `micros` since the epoch in UTC, e.g.
 /// `2024-01-31T10:00:00.5Z`.
 pub fn iso_utc(micros: i64) -> String {
     let (year, month, day, in_day) = civil(micros);
-    format!("{year:04}-{month:02}-{day:02}T{}Z", clock(in_day))
+    let mut out = String::with_capacity(28);
+    match u64::try_from(year) {
+        Ok(year) if year <= 9999 => push_padded(&mut out, year, 4),
+        // Signed or five-digit years as Rust's formatter writes them.
+        _ => out.push_str(&format!("{year:04}")),
+    }
+    out.push('-');
+    push_padded(&mut out, month as u64, 2);
+    out.push('-');
+    push_padded(&mut out, day as u64, 2);
+    out.push('T');
+    push_clock(&mut out, in_day);
+    out.push('Z');
+    out
 }
 
 /// A decimal's unscaled integer and scale, e.g. "-12.340" → (-12340, 3).
@@ -105,5 +164,48 @@ mod tests {
         assert_eq!(parse_decimal("-12.340"), Some((-12340, 3)));
         assert_eq!(parse_decimal("x"), None);
         assert_eq!(rescale(-12340, 3, 5), Some(-1_234_000));
+    }
+
+    /// What `iso_utc` wrote when it was built from `format!`.
+    fn formatted(micros: i64) -> String {
+        let (year, month, day, in_day) = civil(micros);
+        let (seconds, fraction) = (in_day / 1_000_000, in_day % 1_000_000);
+        let mut out = format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            seconds / 3600,
+            (seconds / 60) % 60,
+            seconds % 60
+        );
+        if fraction != 0 {
+            out.push('.');
+            out.push_str(format!("{fraction:06}").trim_end_matches('0'));
+        }
+        out.push('Z');
+        out
+    }
+
+    #[test]
+    fn timestamps_are_written_digit_by_digit_exactly_as_formatted() {
+        let mut micros: i64 = -62_135_596_800_000_000 * 3; // before year 1
+        let mut step: i64 = 1;
+        while micros < 400_000_000_000_000_000 {
+            assert_eq!(iso_utc(micros), formatted(micros), "{micros}");
+            micros = micros.saturating_add(step * 7_919);
+            step = step.saturating_mul(3) % 1_000_000_007 + 1;
+        }
+        for micros in [
+            0,
+            1,
+            10,
+            999_999,
+            1_000_000,
+            -1,
+            i64::MIN / 2,
+            253_402_300_799_999_999,
+        ] {
+            assert_eq!(iso_utc(micros), formatted(micros), "{micros}");
+        }
+        assert_eq!(clock(86_400_000_000), "24:00:00", "PostgreSQL's 24:00");
+        assert_eq!(clock(3_723_000_050), "01:02:03.00005");
     }
 }

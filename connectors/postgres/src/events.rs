@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use sluice_connector_api::calendar::push_padded;
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Value};
 
@@ -134,10 +135,17 @@ fn source_block(
     commit_time_us: i64,
 ) -> Value {
     // Debezium's ["<last commit LSN>","<LSN>"], written without a JSON tree.
-    let sequence = match commit_lsn {
-        Some(commit) => format!("[\"{}\",\"{}\"]", commit.0, lsn.0),
-        None => format!("[null,\"{}\"]", lsn.0),
-    };
+    let mut sequence = String::with_capacity(48);
+    match commit_lsn {
+        Some(commit) => {
+            sequence.push_str("[\"");
+            push_padded(&mut sequence, commit.0, 1);
+            sequence.push_str("\",\"");
+        }
+        None => sequence.push_str("[null,\""),
+    }
+    push_padded(&mut sequence, lsn.0, 1);
+    sequence.push_str("\"]");
     Value::Struct(vec![
         Value::String(env!("CARGO_PKG_VERSION").to_owned()),
         Value::String("postgresql".into()),
