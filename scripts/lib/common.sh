@@ -44,6 +44,18 @@ install_tansu() {
     --root "$SLUICE_TOOLS_DIR" --quiet
 }
 
+# Builds what a benchmark runs: the release build, or the debug build the
+# suite's smoke run of scripts/bench uses (SLUICE_BENCH_PROFILE=debug).
+# Sets SLUICE (SLUICE_BIN runs another build, e.g. an older commit's, to
+# compare two versions against the same servers) and BENCH_TARGET.
+bench_build() {
+  local profile="${SLUICE_BENCH_PROFILE:-release}" flags=(--quiet)
+  [ "$profile" = release ] && flags+=(--release)
+  cargo build "${flags[@]}" --bin sluice "$@"
+  BENCH_TARGET="$SLUICE_ROOT/target/$profile"
+  SLUICE="${SLUICE_BIN:-$BENCH_TARGET/sluice}"
+}
+
 install_nextest() {
   command -v cargo-nextest >/dev/null && return 0
   say "installing cargo-nextest"

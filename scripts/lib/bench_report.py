@@ -1,0 +1,132 @@
+"""The table and chart of one scripts/bench run, from the CSV the
+benchmark scripts wrote (scripts/lib/bench_results.py).
+
+    python3 scripts/lib/bench_report.py RESULTS.csv CHART.svg
+
+Ratios are sluice's rate over the basis the goal names: the native tool
+doing the same work in the same run, or for snapshots and the binlog
+stream the slower of that tool and a plain rdkafka producer (sluice cannot
+outrun the broker client it uses). Goals are issue 18's.
+"""
+import csv
+import sys
+from html import escape
+
+# path: (basis, goal ratio). "tool" = the tool beside it; "tool|producer" =
+# the slower of the tool and the plain producer of the same run.
+RATE_GOALS = {
+    "PostgreSQL snapshot": ("tool|producer", 0.6),
+    "PostgreSQL stream": ("tool", 0.95),
+    "MariaDB snapshot": ("tool|producer", 0.6),
+    "MariaDB binlog stream": ("tool|producer", 0.6),
+    "JDBC sink -> PostgreSQL": ("tool", 0.5),
+    "JDBC sink -> MariaDB": ("tool", 0.5),
+}
+CPU_GOAL_US = 1.5
+RSS_GOAL_MIB = 64.0
+P99_GOAL_MS = 20.0
+# Published rates of the peers, for scale (their runs, their machines).
+PEERS = [
+    ("PostgreSQL stream", "Debezium on Kafka Connect, 4 vCPU, 6.9 GB", 45_000),
+    ("PostgreSQL stream", "Conduit, 110 MB", 48_000),
+    ("MariaDB binlog stream", "Debezium MySQL, 4 vCPU, 2.2 GB", 134_000),
+]
+
+
+def number(text):
+    return float(text) if text not in ("", None) else None
+
+
+def load(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def basis_of(row, producer_rate):
+    tool = number(row["tool_per_s"])
+    how, _ = RATE_GOALS.get(row["path"], ("tool", None))
+    if how == "tool|producer" and producer_rate and tool:
+        return min(tool, producer_rate)
+    return tool
+
+
+def main(csv_path, svg_path):
+    rows = load(csv_path)
+    producer = next((r for r in rows if r["path"] == "datagen -> Kafka"), None)
+    producer_rate = number(producer["tool_per_s"]) if producer else None
+    lines = []
+    header = f"{'path':34}{'sluice/s':>10}  {'against':44}{'basis/s':>10}{'ratio':>7}{'goal':>7}  {'µs/event':>8}{'RSS MiB':>8}  note"
+    lines.append(header)
+    lines.append("-" * len(header))
+    chart = []
+    misses = []
+    for row in rows:
+        rate = number(row["sluice_per_s"]) or 0.0
+        basis = basis_of(row, producer_rate)
+        how, goal = RATE_GOALS.get(row["path"], ("tool", None))
+        against = row["tool"] + (" / plain producer" if how == "tool|producer" and producer_rate else "")
+        ratio = rate / basis if basis else None
+        cpu = number(row["cpu_us_per_event"])
+        rss = number(row["peak_rss_mib"])
+        lines.append(
+            f"{row['path']:34}{rate:10.0f}  {against[:44]:44}"
+            f"{(f'{basis:10.0f}' if basis else ' ' * 10)}"
+            f"{(f'{ratio:7.2f}' if ratio is not None else ' ' * 7)}"
+            f"{(f'{goal:7.2f}' if goal else ' ' * 7)}  "
+            f"{(f'{cpu:8.2f}' if cpu is not None else ' ' * 8)}"
+            f"{(f'{rss:8.1f}' if rss is not None else ' ' * 8)}  {row['note']}"
+        )
+        if goal and ratio is not None:
+            chart.append((row["path"], ratio, goal))
+            if ratio < goal:
+                misses.append(f"{row['path']}: {ratio:.2f}x of {against} (goal {goal}x)")
+        if cpu is not None and cpu > CPU_GOAL_US and not row["path"].startswith("JDBC"):
+            misses.append(f"{row['path']}: {cpu:.2f} µs worker CPU per event (goal {CPU_GOAL_US})")
+        if rss is not None and rss > RSS_GOAL_MIB:
+            misses.append(f"{row['path']}: peak RSS {rss:.1f} MiB (goal {RSS_GOAL_MIB:.0f})")
+        if "p99" in row["note"]:
+            p99 = number(row["note"].split("p99 ")[1].split(" ")[0])
+            if p99 is not None and p99 > P99_GOAL_MS:
+                misses.append(f"{row['path']}: p99 {p99} ms at {rate:.0f} commits/s (goal {P99_GOAL_MS:.0f} ms at 1,000/s)")
+    by_path = {r["path"]: number(r["sluice_per_s"]) for r in rows}
+    lines.append("")
+    for path, peer, peer_rate in PEERS:
+        if by_path.get(path):
+            lines.append(f"{path} {by_path[path]:,.0f}/s on this 2-core machine: {by_path[path] / peer_rate:.2f}x {peer}'s published {peer_rate:,}/s")
+    lines.append("")
+    lines.append("goals missed:" if misses else "every goal met")
+    lines.extend(f"  {m}" for m in misses)
+    print("\n".join(lines))
+    write_chart(svg_path, chart)
+
+
+def write_chart(path, bars):
+    """Bars of each path's ratio with its goal marked; 1.0 = as fast as
+    the basis."""
+    width, left, row_h, top = 760, 230, 30, 40
+    scale_max = max([1.0] + [max(r, g) for _, r, g in bars]) * 1.1
+    px = lambda ratio: left + (width - left - 20) * ratio / scale_max
+    height = top + row_h * len(bars) + 40
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="22" font-weight="bold">sluice / native tool (same machine, same run); | = goal</text>',
+        f'<line x1="{px(1.0):.1f}" y1="{top - 6}" x2="{px(1.0):.1f}" y2="{height - 30}" stroke="#888" stroke-dasharray="4 3"/>',
+        f'<text x="{px(1.0):.1f}" y="{height - 14}" text-anchor="middle" fill="#555">1.0x</text>',
+    ]
+    for i, (name, ratio, goal) in enumerate(bars):
+        y = top + i * row_h
+        colour = "#2a9d4b" if ratio >= goal else "#d9822b"
+        out.append(f'<text x="{left - 8}" y="{y + 17}" text-anchor="end">{escape(name)}</text>')
+        out.append(f'<rect x="{left}" y="{y + 4}" width="{px(ratio) - left:.1f}" height="{row_h - 10}" fill="{colour}"/>')
+        out.append(f'<text x="{px(ratio) + 4:.1f}" y="{y + 17}">{ratio:.2f}x</text>')
+        out.append(f'<line x1="{px(goal):.1f}" y1="{y + 1}" x2="{px(goal):.1f}" y2="{y + row_h - 3}" stroke="black" stroke-width="2"/>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: bench_report.py RESULTS.csv CHART.svg")
+    main(sys.argv[1], sys.argv[2])
