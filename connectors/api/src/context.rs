@@ -197,7 +197,7 @@ mod tests {
         let emitter = context.emitter();
         let record = |n: u64| SourceRecord {
             partition: Arc::new(crate::offset::partition("p", "x")),
-            offset: crate::offset::partition("n", n),
+            offset: crate::offset::partition("n", n).into(),
             topic: "t".into(),
             kafka_partition: None,
             key_schema: None,
@@ -233,7 +233,7 @@ mod tests {
         assert!(!shutdown.requested());
         end.publish_durable(vec![(
             crate::offset::partition("server", "a"),
-            crate::offset::partition("lsn", 7),
+            crate::offset::partition("lsn", 7).into(),
         )]);
         durable.changed().await.expect("published");
         assert_eq!(durable.borrow()[0].1["lsn"], 7);

@@ -108,11 +108,9 @@ impl State {
 
     fn record(&self, seq: i64, ts_ms: i64) -> SourceRecord {
         let id = seq % self.config.key_cardinality;
-        let mut offset = SourceOffset::new();
-        offset.insert(SEQ.to_owned(), json!(seq));
         SourceRecord {
             partition: Arc::clone(&self.partition),
-            offset,
+            offset: SourceOffset::typed(Sequence(seq)),
             topic: self.config.topic.clone(),
             kafka_partition: None,
             key_schema: Some(Arc::clone(&self.key_schema)),
@@ -217,6 +215,16 @@ impl SourceTask for DatagenTask {
             }
         }
         Ok(())
+    }
+}
+
+/// A record's sequence number, as its offset `{"seq": n}`.
+#[derive(Debug)]
+struct Sequence(i64);
+
+impl sluice_connector_api::offset::Position for Sequence {
+    fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        sluice_connector_api::offset::partition(SEQ, self.0)
     }
 }
 

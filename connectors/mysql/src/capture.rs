@@ -347,7 +347,7 @@ mod tests {
     use serde_json::json;
 
     fn offset(v: serde_json::Value) -> SourceOffset {
-        v.as_object().cloned().unwrap_or_default()
+        v.as_object().cloned().unwrap_or_default().into()
     }
 
     #[test]

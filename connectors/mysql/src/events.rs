@@ -101,23 +101,40 @@ pub enum SnapshotMark {
     },
 }
 
-/// The offset stored for an event (Debezium's keys).
+/// The offset stored for an event (Debezium's keys): kept typed, written
+/// as JSON only if it is stored.
 pub fn offset(position: &BinlogPosition, mark: SnapshotMark) -> SourceOffset {
-    let mut offset = SourceOffset::new();
-    offset.insert("file".into(), json!(position.file));
-    offset.insert("pos".into(), json!(position.pos));
-    if !position.gtids.is_empty() {
-        offset.insert("gtids".into(), json!(position.gtids));
+    SourceOffset::typed(EventOffset {
+        position: position.clone(),
+        mark,
+    })
+}
+
+/// An event's binlog position and snapshot mark, as its offset.
+#[derive(Debug)]
+struct EventOffset {
+    position: BinlogPosition,
+    mark: SnapshotMark,
+}
+
+impl sluice_connector_api::offset::Position for EventOffset {
+    fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let (position, mut offset) = (&self.position, serde_json::Map::new());
+        offset.insert("file".into(), json!(position.file));
+        offset.insert("pos".into(), json!(position.pos));
+        if !position.gtids.is_empty() {
+            offset.insert("gtids".into(), json!(position.gtids));
+        }
+        offset.insert("event".into(), json!(position.event));
+        offset.insert("row".into(), json!(position.row));
+        offset.insert("server_id".into(), json!(position.server_id));
+        offset.insert("ts_sec".into(), json!(position.ts_sec));
+        if let SnapshotMark::Snapshot { last } = self.mark {
+            offset.insert("snapshot".into(), json!(true));
+            offset.insert("snapshot_completed".into(), json!(last));
+        }
+        offset
     }
-    offset.insert("event".into(), json!(position.event));
-    offset.insert("row".into(), json!(position.row));
-    offset.insert("server_id".into(), json!(position.server_id));
-    offset.insert("ts_sec".into(), json!(position.ts_sec));
-    if let SnapshotMark::Snapshot { last } = mark {
-        offset.insert("snapshot".into(), json!(true));
-        offset.insert("snapshot_completed".into(), json!(last));
-    }
-    offset
 }
 
 /// The `source` block.

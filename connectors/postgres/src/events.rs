@@ -76,31 +76,49 @@ impl EventContext {
     }
 }
 
-/// The offset stored for an event at `position`.
+/// The offset stored for an event at `position`: kept typed, written as
+/// Debezium's JSON only if it is stored.
 pub fn offset(position: &Position, ts_usec: i64) -> SourceOffset {
-    let mut offset = SourceOffset::new();
-    match position {
-        Position::Snapshot { lsn, last, .. } => {
-            offset.insert("lsn".into(), json!(lsn.0));
-            offset.insert("snapshot".into(), json!(true));
-            offset.insert("last_snapshot_record".into(), json!(*last));
-            offset.insert("ts_usec".into(), json!(ts_usec));
+    SourceOffset::typed(EventOffset {
+        position: position.clone(),
+        ts_usec,
+    })
+}
+
+/// An event's position and commit time, as its offset.
+#[derive(Debug)]
+struct EventOffset {
+    position: Position,
+    ts_usec: i64,
+}
+
+impl sluice_connector_api::offset::Position for EventOffset {
+    fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut offset = serde_json::Map::new();
+        let ts_usec = self.ts_usec;
+        match &self.position {
+            Position::Snapshot { lsn, last, .. } => {
+                offset.insert("lsn".into(), json!(lsn.0));
+                offset.insert("snapshot".into(), json!(true));
+                offset.insert("last_snapshot_record".into(), json!(*last));
+                offset.insert("ts_usec".into(), json!(ts_usec));
+            }
+            Position::Stream {
+                lsn,
+                commit_lsn,
+                tx_seq,
+                xid,
+            } => {
+                offset.insert("lsn".into(), json!(lsn.0));
+                offset.insert("lsn_proc".into(), json!(lsn.0));
+                offset.insert("lsn_commit".into(), json!(commit_lsn.0));
+                offset.insert("tx_seq".into(), json!(tx_seq));
+                offset.insert("txId".into(), json!(xid));
+                offset.insert("ts_usec".into(), json!(ts_usec));
+            }
         }
-        Position::Stream {
-            lsn,
-            commit_lsn,
-            tx_seq,
-            xid,
-        } => {
-            offset.insert("lsn".into(), json!(lsn.0));
-            offset.insert("lsn_proc".into(), json!(lsn.0));
-            offset.insert("lsn_commit".into(), json!(commit_lsn.0));
-            offset.insert("tx_seq".into(), json!(tx_seq));
-            offset.insert("txId".into(), json!(xid));
-            offset.insert("ts_usec".into(), json!(ts_usec));
-        }
+        offset
     }
-    offset
 }
 
 /// The offset of an idle stream at `lsn`: every transaction committed

@@ -179,7 +179,7 @@ mod tests {
     use super::*;
 
     fn offset(value: serde_json::Value) -> SourceOffset {
-        value.as_object().cloned().unwrap_or_default()
+        value.as_object().cloned().unwrap_or_default().into()
     }
 
     #[test]

@@ -1191,7 +1191,7 @@ fn offsets_json(offsets: &[(SourcePartition, SourceOffset)]) -> Json {
         .map(|(p, o)| {
             let mut m = Map::new();
             m.insert("partition".into(), Json::Object(p.clone()));
-            m.insert("offset".into(), Json::Object(o.clone()));
+            m.insert("offset".into(), Json::Object((**o).clone()));
             Json::Object(m)
         })
         .collect();

@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn offset(n: u64) -> SourceOffset {
-        sluice_connector_api::offset::partition("pos", n)
+        sluice_connector_api::offset::partition("pos", n).into()
     }
 
     fn positions(taken: &[(SourcePartition, SourceOffset)]) -> Vec<(String, u64)> {

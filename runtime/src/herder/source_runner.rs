@@ -811,7 +811,7 @@ mod tests {
                     .iter()
                     .map(|n| SourceRecord {
                         partition: Arc::clone(&partition),
-                        offset: sluice_connector_api::offset::partition("n", *n),
+                        offset: sluice_connector_api::offset::partition("n", *n).into(),
                         topic: "numbers".into(),
                         kafka_partition: None,
                         key_schema: None,

@@ -41,7 +41,7 @@ pub async fn alter(
             })?;
         let offset = match entry.get("offset") {
             None | Some(Json_::Null) => None,
-            Some(Json_::Object(o)) => Some(o.clone()),
+            Some(Json_::Object(o)) => Some(o.clone().into()),
             Some(_) => {
                 return Err(ApiError::bad_request(format!(
                     "offsets[{i}].offset must be a JSON object or null"

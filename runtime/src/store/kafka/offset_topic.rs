@@ -64,7 +64,7 @@ impl Fold for OffsetView {
                 return;
             }
         };
-        self.set(&connector, partition, offset);
+        self.set(&connector, partition, offset.map(SourceOffset::from));
     }
 }
 
@@ -119,7 +119,7 @@ impl OffsetStore for KafkaOffsetStore {
         for (partition, offset) in offsets {
             let value = offset
                 .as_ref()
-                .map(|o| Value::Object(o.clone()).to_string().into_bytes());
+                .map(|o| Value::Object((**o).clone()).to_string().into_bytes());
             self.topic
                 .log()
                 .append(&encode_key(connector, partition), value.as_deref())?;
