@@ -56,6 +56,16 @@ bench_build() {
   SLUICE="${SLUICE_BIN:-$BENCH_TARGET/sluice}"
 }
 
+# Stops a benchmark's worker: SIGTERM first, so a profiler wrapping it
+# (SLUICE_BENCH_WRAP, e.g. "valgrind --tool=callgrind") writes its output;
+# kill -9 only if it has not ended within 20 s.
+stop_worker() {
+  local pid="$1"
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 install_nextest() {
   command -v cargo-nextest >/dev/null && return 0
   say "installing cargo-nextest"
