@@ -3,7 +3,7 @@
 //! Avro converter and `sluice schemas` use to talk to any Confluent-API
 //! registry.
 
-mod avro_model;
+pub(crate) mod avro_model;
 pub mod client;
 pub mod cluster;
 pub mod compat;

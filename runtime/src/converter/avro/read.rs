@@ -11,13 +11,15 @@ use serde_json::{Map, Value as Json};
 use sluice_connector_api::logical::{DATE, DECIMAL, DECIMAL_SCALE, TIME, TIMESTAMP};
 use sluice_connector_api::{Field, Schema, SchemaKind, Value};
 
-use super::datum::{self, Wire};
+use super::datum;
 use crate::converter::ConvertError;
 use crate::registry::client::RegistryClient;
+use crate::registry::AvroModel;
 
-/// A writer schema: its wire layout and its Connect form.
+/// A writer schema: its model (how a datum is laid out) and its Connect
+/// form.
 struct Writer {
-    wire: Wire,
+    model: AvroModel,
     connect: Arc<Schema>,
 }
 
@@ -52,7 +54,7 @@ impl AvroReader {
             }
         };
         let writer = self.writer(id)?;
-        let value = datum::read(&writer.wire, &writer.connect, &mut &bytes[5..])
+        let value = datum::read(&writer.model, &writer.connect, &mut &bytes[5..])
             .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
         Ok((writer.connect.clone(), value))
     }
@@ -96,8 +98,8 @@ impl AvroReader {
         crate::registry::untrusted::parse_schema_text(&text).map_err(bad)?;
         let json: Json = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let connect = Arc::new(to_connect(&json, &mut HashMap::new()).map_err(bad)?);
-        let wire = Wire::of(&json, &mut HashMap::new()).map_err(bad)?;
-        let writer = Arc::new(Writer { wire, connect });
+        let model = AvroModel::from_json(&json).map_err(|e| bad(e.to_string()))?;
+        let writer = Arc::new(Writer { model, connect });
         self.writers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
