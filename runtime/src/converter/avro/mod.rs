@@ -13,6 +13,7 @@ pub mod read;
 pub mod schema;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sluice_connector_api::{Schema, SchemaKind, Value};
@@ -109,6 +110,9 @@ pub struct AvroConverter {
     /// Slow path: by topic and Avro schema text, so an equal schema behind
     /// another `Arc` never goes back to the registry.
     ids_by_text: Mutex<HashMap<(String, String), i32>>,
+    /// The size of the last message written, so the next one's buffer is
+    /// allocated once instead of growing (and copying) three times.
+    last_size: AtomicUsize,
 }
 
 impl AvroConverter {
@@ -119,6 +123,7 @@ impl AvroConverter {
             settings,
             ids: Mutex::new(HashMap::new()),
             ids_by_text: Mutex::new(HashMap::new()),
+            last_size: AtomicUsize::new(64),
         }
     }
 
@@ -229,7 +234,9 @@ impl AvroConverter {
             .cached_id(topic, schema)
             .or_else(|| self.id_by_text(topic, schema))
             .ok_or(ConvertError::Unresolved)?;
-        let mut out = Vec::with_capacity(64);
+        // A little beyond the last size: records of one table vary a bit.
+        let capacity = self.last_size.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity(capacity + capacity / 8);
         out.push(0);
         out.extend_from_slice(&id.to_be_bytes());
         encode::encode(&mut out, schema, value, self.settings.nulls).map_err(|e| match e {
@@ -239,6 +246,7 @@ impl AvroConverter {
             },
             other => other,
         })?;
+        self.last_size.store(out.len(), Ordering::Relaxed);
         Ok(Some(out))
     }
 }
