@@ -257,12 +257,47 @@ fn a_slow_or_oversized_request_cannot_hold_the_worker() {
     // Meanwhile the API answers others.
     assert_eq!(worker.api().get("/connectors").status, 200);
     // A body past the limit (4 MiB) is refused with 413, not read whole.
+    // The server answers and hangs up before the client has sent it all,
+    // so the answer is read while the body is still being written (an
+    // HTTP client that finishes writing first sees only a broken pipe).
     let huge = format!(
         "{{\"name\": \"big\", \"config\": {{\"x\": \"{}\"}}}}",
         "a".repeat(5 * 1024 * 1024)
     );
-    let reply = worker.api().post_raw("/connectors", &huge);
-    assert_eq!(reply.status, 413, "{}", reply.text);
+    let mut client = std::net::TcpStream::connect(&address).expect("connect");
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let mut writer = client.try_clone().expect("a second handle");
+    let request = format!(
+        "POST /connectors HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        huge.len()
+    );
+    let sending = std::thread::spawn(move || {
+        // Fails once the server has hung up; that is expected.
+        let _ = writer
+            .write_all(request.as_bytes())
+            .and_then(|()| writer.write_all(huge.as_bytes()));
+    });
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = client.read(&mut chunk) {
+        if n == 0 || answer.len() > 64 * 1024 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    drop(client);
+    let _ = sending.join();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "an oversized body is refused with 413: {answer:?}"
+    );
+    assert_eq!(worker.api().get("/connectors").status, 200, "still serving");
 }
 
 #[test]
