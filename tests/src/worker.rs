@@ -15,7 +15,9 @@ pub use crate::process::sluice_bin;
 pub struct Worker {
     process: SluiceProcess,
     port: u16,
-    state: tempfile::TempDir,
+    /// Keeps the scratch directory (removed on drop; the log is beside it).
+    _scratch: tempfile::TempDir,
+    state_dir: PathBuf,
 }
 
 impl Worker {
@@ -41,6 +43,22 @@ impl Worker {
     /// broker) with extra command-line arguments.
     pub fn start_against(bootstrap: &str, extra: &[&str]) -> Self {
         let state = tempfile::tempdir().expect("temp state dir");
+        let state_dir = state.path().join("state");
+        Self::start_on_state(bootstrap, state, state_dir, extra)
+    }
+
+    /// Starts a worker keeping its state in `state_dir` (e.g. on a small
+    /// file system a test fills); its log goes beside `scratch`.
+    pub fn start_in(env: &TestEnv, scratch: tempfile::TempDir, state_dir: PathBuf) -> Self {
+        Self::start_on_state(env.bootstrap(), scratch, state_dir, &[])
+    }
+
+    fn start_on_state(
+        bootstrap: &str,
+        state: tempfile::TempDir,
+        state_dir: PathBuf,
+        extra: &[&str],
+    ) -> Self {
         let port = free_port();
         let mut args: Vec<OsString> = [
             "worker",
@@ -57,7 +75,7 @@ impl Worker {
         .iter()
         .map(OsString::from)
         .collect();
-        args.push(state.path().join("state").into());
+        args.push(state_dir.clone().into());
         args.extend(extra.iter().map(OsString::from));
         let api = Api::new(format!("http://127.0.0.1:{port}"));
         let process =
@@ -65,7 +83,8 @@ impl Worker {
         Self {
             process,
             port,
-            state,
+            _scratch: state,
+            state_dir,
         }
     }
 
@@ -86,7 +105,7 @@ impl Worker {
 
     /// The state directory (configs and offsets).
     pub fn state_dir(&self) -> PathBuf {
-        self.state.path().join("state")
+        self.state_dir.clone()
     }
 
     /// Kills the worker with SIGKILL: no chance to flush or commit.

@@ -153,3 +153,117 @@ fn a_second_worker_on_one_state_directory_is_refused() {
     // The first worker is unharmed.
     assert_eq!(first.api().get("/connectors").status, 200);
 }
+
+/// A small tmpfs a test fills to the last byte, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` unless running as root (mounting needs it).
+    fn mount(size: &str) -> Option<Self> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "sluice-test"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs failed");
+        Some(Self { dir })
+    }
+
+    fn filler(&self) -> std::path::PathBuf {
+        self.dir.path().join("filler")
+    }
+
+    /// Writes until the file system says it is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler()).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.filler()).expect("filler removed");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Issue 19, finding 8: a state disk that fills up stops no task and loses
+/// nothing: the task stays RUNNING with the cause in its trace, its stored
+/// offset stays where it was (nothing later is confirmed), and once there
+/// is room the offsets move again; a kill -9 after that still loses no
+/// record.
+#[test]
+fn a_full_state_disk_holds_the_offsets_and_loses_nothing() {
+    let Some(disk) = SmallDisk::mount("4m") else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let env = TestEnv::load();
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let mut worker = Worker::start_in(&env, scratch, disk.dir.path().join("state"));
+    let (name, topic) = (unique("full-disk"), unique("full-disk-topic"));
+    let reply = worker.api().post(
+        "/connectors",
+        &json!({"name": name, "config": {
+            "connector.class": "datagen", "topic": topic,
+            "rate.per.sec": "2000", "max.records": TOTAL, "payload.bytes": 32,
+        }}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("some committed progress", Duration::from_secs(60), || {
+        (produced(&worker, &name) > 2_000).then_some(())
+    });
+
+    disk.fill();
+    let api = worker.api();
+    let trace = wait_for(
+        "the full disk in the task's trace",
+        Duration::from_secs(30),
+        || {
+            let task = sluice_tests::connectors::task_status(&api, &name);
+            let trace = task["trace"].as_str().unwrap_or_default().to_owned();
+            (task["state"] == "RUNNING" && trace.contains("No space left on device"))
+                .then_some(trace)
+        },
+    );
+    assert!(trace.contains("free the disk"), "{trace}");
+    let held = produced(&worker, &name);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        produced(&worker, &name),
+        held,
+        "an offset was stored on a full disk?"
+    );
+
+    disk.free();
+    wait_for("the offsets to move again", Duration::from_secs(30), || {
+        let task = sluice_tests::connectors::task_status(&api, &name);
+        (produced(&worker, &name) > held && task.get("trace").is_none()).then_some(())
+    });
+    worker.kill9();
+    worker.restart();
+    wait_for("the connector to finish", Duration::from_secs(120), || {
+        (produced(&worker, &name) == TOTAL - 1).then_some(())
+    });
+    let counts = counts(&read_all(&env, &topic));
+    assert_no_gap(
+        &counts,
+        &format!("after a full disk and kill -9 (topic {topic})"),
+    );
+    drop(worker);
+}

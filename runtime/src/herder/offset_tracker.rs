@@ -109,6 +109,15 @@ impl OffsetTracker {
         out
     }
 
+    /// Gives back offsets taken by [`Self::take_committable`] that could
+    /// not be stored (a full disk, an unreachable offsets topic), so the
+    /// next flush stores them — or newer ones, which win.
+    pub fn restore(&mut self, taken: Vec<(SourcePartition, SourceOffset)>) {
+        // In front: anything that became committable since is newer.
+        let restored = taken.into_iter().map(|(p, o)| (Arc::new(p), o));
+        self.committable.splice(0..0, restored);
+    }
+
     fn get(&mut self, ticket: Ticket) -> Option<&mut Submitted> {
         let index = ticket.0.checked_sub(self.front)?;
         self.records.get_mut(usize::try_from(index).ok()?)
@@ -192,6 +201,35 @@ mod tests {
         assert_eq!(tracker.ack(tickets[3]), 2);
         assert_eq!(positions(&tracker.take_committable()), [("db".into(), 5)]);
         assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn offsets_that_could_not_be_stored_are_stored_next_unless_newer_ones_came() {
+        let mut tracker = OffsetTracker::new();
+        let (db, other) = (partition("db"), partition("other"));
+        let first = tracker.submit(Arc::clone(&db), offset(1));
+        let elsewhere = tracker.submit(Arc::clone(&other), offset(7));
+        tracker.ack(first);
+        tracker.ack(elsewhere);
+        let taken = tracker.take_committable();
+        tracker.restore(taken);
+        assert_eq!(
+            positions(&tracker.take_committable()),
+            [("db".into(), 1), ("other".into(), 7)]
+        );
+        // A failed store again, then a newer record of one partition.
+        let taken = vec![
+            (partition("db").as_ref().clone(), offset(1)),
+            (partition("other").as_ref().clone(), offset(7)),
+        ];
+        let second = tracker.submit(Arc::clone(&db), offset(2));
+        tracker.ack(second);
+        tracker.restore(taken);
+        assert_eq!(
+            positions(&tracker.take_committable()),
+            [("db".into(), 2), ("other".into(), 7)]
+        );
+        assert!(tracker.take_committable().is_empty());
     }
 
     #[test]

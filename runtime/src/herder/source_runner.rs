@@ -252,6 +252,8 @@ struct Pipeline<'a, S: RecordSink> {
     offsets: OffsetTracker,
     uncommitted: i64,
     last_commit: Instant,
+    /// Since when, and why, the offset store refuses the periodic flush.
+    store_failing: Option<(Instant, String)>,
     seen_topics: std::collections::HashSet<String>,
     /// Watched while waiting for the registry, to give up on stop.
     control: watch::Receiver<Control>,
@@ -298,6 +300,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             offsets: OffsetTracker::new(),
             uncommitted: 0,
             last_commit: Instant::now(),
+            store_failing: None,
             seen_topics: Default::default(),
             control,
         })
@@ -368,7 +371,36 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             }
             self.drain_ready()?;
             if self.last_commit.elapsed() >= self.deps.offset_flush_interval {
-                self.commit(end).await?;
+                self.periodic_commit(end).await;
+            }
+        }
+    }
+
+    /// The flush every `offset.flush.interval.ms`. A store that refuses
+    /// (a full disk) does not stop the task, as in Connect: the offsets
+    /// wait for the next flush, nothing past the stored ones is confirmed
+    /// to the database, and the status trace says why.
+    async fn periodic_commit(&mut self, end: &RuntimeEnd) {
+        match self.commit(end).await {
+            Ok(()) => {
+                if let Some((since, _)) = self.store_failing.take() {
+                    tracing::info!(connector = %self.spec.connector, failing_for_s = since.elapsed().as_secs(), "offsets are stored again");
+                }
+                self.report(State::Running, end);
+            }
+            Err(e) => {
+                let first = self.store_failing.is_none();
+                let since = self
+                    .store_failing
+                    .as_ref()
+                    .map_or_else(Instant::now, |(s, _)| *s);
+                let trace = format!(
+                    "{e}; the task keeps running and tries again every flush, but no position past the stored one is confirmed to the database until it succeeds (free the disk, or fix the offset store)"
+                );
+                if first {
+                    tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %trace, "cannot store offsets");
+                }
+                self.store_failing = Some((since, trace));
                 self.report(State::Running, end);
             }
         }
@@ -376,6 +408,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
 
     fn report(&self, state: State, end: &RuntimeEnd) {
         let mut status = TaskStatus::new(state, &self.deps.worker_id);
+        if state == State::Running {
+            status.trace = self.store_failing.as_ref().map(|(_, why)| why.clone());
+        }
         status.progress = end.progress().map(|p| progress_json(&p));
         self.metrics.record_progress(status.progress.as_ref());
         set_status(self.deps, self.spec, status);
@@ -690,10 +725,16 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             .collect();
         let store = Arc::clone(&self.deps.offsets);
         let connector = self.spec.connector.clone();
-        tokio::task::spawn_blocking(move || store.put(&connector, &writes))
+        let stored = tokio::task::spawn_blocking(move || store.put(&connector, &writes))
             .await
-            .map_err(|e| ConnectorError::retriable(format!("offset commit was interrupted: {e}")))?
-            .map_err(|e| ConnectorError::retriable(format!("storing offsets: {e}")))?;
+            .map_err(|e| ConnectorError::retriable(format!("offset commit was interrupted: {e}")))
+            .and_then(|r| {
+                r.map_err(|e| ConnectorError::retriable(format!("storing offsets: {e}")))
+            });
+        if let Err(e) = stored {
+            self.offsets.restore(entries);
+            return Err(e);
+        }
         self.uncommitted = 0;
         self.metrics.uncommitted.store(0, Ordering::Relaxed);
         self.metrics.offset_commits.fetch_add(1, Ordering::Relaxed);
