@@ -9,6 +9,8 @@ pub mod change_line;
 pub mod cli;
 pub mod contracts;
 pub mod converter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod herder;
 pub mod kafka;

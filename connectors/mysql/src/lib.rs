@@ -3,6 +3,7 @@
 //! config keys, topics, envelope, `source` block and offsets), with the
 //! captured tables' schema history kept beside the offsets.
 
+pub mod binlog_guard;
 pub mod boolean_columns;
 mod capture;
 pub mod catalog;

@@ -11,6 +11,8 @@ use mysql_async::binlog::events::{EventData, OptionalMetaExtractor, RowsEventDat
 use mysql_async::binlog::EventType;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
+
+use crate::binlog_guard;
 use sluice_connector_api::transaction::OpenTransaction;
 use sluice_connector_api::{ConnectorError, SourceRecord};
 
@@ -774,8 +776,20 @@ impl Streamer<'_> {
                             schema.row_from_binlog(&values).map(Some)
                         };
                     let position = self.position(&file, group_start, ts_sec, &gtids, gtid_text);
+                    // mysql_common trusts the event: check it first.
+                    if let Err(why) = binlog_guard::check_table_map(tme) {
+                        return Err(ConnectorError::fatal(format!(
+                            "the table map of {id} at {file}:{start} is corrupt: {why}; it came from the server or a proxy in between; check the binlog with mariadb-binlog / mysqlbinlog at that position"
+                        )));
+                    }
+                    let most_rows = binlog_guard::most_rows(&rows) as u64;
                     for (r, pair) in rows.rows(tme).enumerate() {
                         let r = r as u64;
+                        if r >= most_rows {
+                            return Err(ConnectorError::fatal(format!(
+                                "the rows event of {id} at {file}:{start} yields more rows than it has bytes ({most_rows}): a corrupt event from the server or a proxy in between; check the binlog with mariadb-binlog / mysqlbinlog at that position"
+                            )));
+                        }
                         if r < already {
                             continue;
                         }

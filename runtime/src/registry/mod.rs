@@ -10,7 +10,7 @@ pub mod compat;
 mod error;
 pub mod log;
 mod rest;
-mod schema_text;
+pub(crate) mod schema_text;
 mod service;
 mod state;
 pub mod untrusted;

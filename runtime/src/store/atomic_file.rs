@@ -18,12 +18,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
-    {
-        let mut file = File::create(&tmp)?;
+    let written = File::create(&tmp).and_then(|mut file| {
         file.write_all(bytes)?;
         file.sync_all()?;
+        fs::rename(&tmp, path)
+    });
+    if let Err(e) = written {
+        // A full disk fails every flush: leave no temp file per attempt.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()
 }
 
@@ -43,6 +47,23 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    /// Issue 19, finding 8: a write that fails leaves no temp file (a
+    /// full disk fails every flush, and each left one behind).
+    #[test]
+    fn a_failed_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The target is a non-empty directory: the rename fails.
+        let path = dir.path().join("offsets.json");
+        fs::create_dir(&path).expect("dir");
+        fs::write(path.join("keep"), b"x").expect("file");
+        assert!(write_atomically(&path, b"new").is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("offsets.json")]);
     }
 
     /// Issue 19, finding 8: two writers of one file (two stores, or two

@@ -1,0 +1,1 @@
+CREATE TABLE `ü` (`é` SET('x','y') DEFAULT 'x', j JSON, g GEOMETRY, b BIT(3) DEFAULT b'101')

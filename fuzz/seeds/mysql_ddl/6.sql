@@ -1,0 +1,1 @@
+/* c */ ALTER TABLE t ADD c INT
