@@ -58,6 +58,7 @@ pub fn is_secret_key(key: &str) -> bool {
         || key.contains("secret")
         || key.ends_with(".key")
         || key.ends_with("basic.auth.user.info")
+        || key.ends_with("bearer.auth.token")
 }
 
 /// Whether `value` is an indirection to a secret.
@@ -293,8 +294,13 @@ mod tests {
             ("database.password".to_owned(), "s3cret".to_owned()),
             ("database.user".to_owned(), "${env:DB_USER}".to_owned()),
             ("topic".to_owned(), "t".to_owned()),
+            (
+                "value.converter.bearer.auth.token".to_owned(),
+                "tok".to_owned(),
+            ),
         ]);
         let shown = redact(&config);
+        assert_eq!(shown["value.converter.bearer.auth.token"], HIDDEN);
         assert_eq!(shown["database.password"], HIDDEN);
         assert_eq!(shown["database.user"], HIDDEN);
         assert_eq!(shown["topic"], "t");

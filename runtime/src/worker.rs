@@ -221,6 +221,12 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)
     .context("--config-provider-file-allowed-paths / --config-provider-env-allowlist")?;
+    let registry_credentials = rest::auth::Credentials::load(
+        config.registry_basic_auth_file.as_deref(),
+        config.registry_bearer_tokens_file.as_deref(),
+    )
+    .context("--registry-basic-auth-file / --registry-bearer-tokens-file")?
+    .map(|c| Arc::new(c.for_registry()));
     let (registry_router, registry_writer) = match config.registry_listen {
         Some(listen) => {
             let shared = stores
@@ -229,10 +235,18 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 .zip(group_placement.clone().map(|p| p as Arc<dyn Placement>));
             let (router, writer) =
                 embedded_registry(&config, listen, &settings, &topics, shared).await?;
+            let router = match &registry_credentials {
+                Some(credentials) => router.layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(credentials),
+                    rest::auth::require,
+                )),
+                None => router,
+            };
             (Some(router), writer)
         }
         None => (None, None),
     };
+    let converter_defaults = with_registry_login(&config, registry_credentials.as_deref());
     let deps = Arc::new(RunnerDeps {
         placement,
         providers,
@@ -247,7 +261,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         offset_flush_interval: config.offset_flush_interval,
         max_in_flight: MAX_IN_FLIGHT,
         shutdown_timeout: SHUTDOWN_TIMEOUT,
-        converter_defaults: config.converter_defaults.clone(),
+        converter_defaults,
         topic_layout: TopicLayout {
             partitions: config.topic_partitions,
             replication_factor: config.topic_replication_factor,
@@ -348,6 +362,44 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     }
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// The converters' defaults, with the embedded registry's login added when
+/// that registry requires one and the converters use it (no
+/// --schema-registry-url elsewhere, no login of their own).
+fn with_registry_login(
+    config: &WorkerConfig,
+    credentials: Option<&rest::auth::Credentials>,
+) -> BTreeMap<String, String> {
+    let mut defaults = config.converter_defaults.clone();
+    let (Some(listen), Some(login)) = (config.registry_listen, credentials.and_then(|c| c.login()))
+    else {
+        return defaults;
+    };
+    let embedded = crate::worker_config::local_url(listen);
+    for side in ["key", "value"] {
+        let prefix = format!("{side}.converter.");
+        if defaults.get(&format!("{prefix}schema.registry.url")) != Some(&embedded)
+            || defaults.contains_key(&format!("{prefix}basic.auth.user.info"))
+            || defaults.contains_key(&format!("{prefix}bearer.auth.token"))
+        {
+            continue;
+        }
+        let pairs = match &login {
+            rest::auth::Login::Basic(user_info) => [
+                ("basic.auth.credentials.source", "USER_INFO"),
+                ("basic.auth.user.info", user_info.as_str()),
+            ],
+            rest::auth::Login::Bearer(token) => [
+                ("bearer.auth.credentials.source", "STATIC_TOKEN"),
+                ("bearer.auth.token", token.as_str()),
+            ],
+        };
+        for (key, value) in pairs {
+            defaults.insert(format!("{prefix}{key}"), value.to_owned());
+        }
+    }
+    defaults
 }
 
 /// The broker's cluster id, waiting up to [`BROKER_WAIT`] for it to answer.

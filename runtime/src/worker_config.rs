@@ -114,6 +114,17 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_REST_BEARER_TOKENS_FILE", value_name = "FILE")]
     pub rest_bearer_tokens_file: Option<PathBuf>,
 
+    /// Require HTTP basic auth on the embedded schema registry against this
+    /// file of `user: password` lines (the worker's own converters log in
+    /// as its first user when they use the embedded registry).
+    #[arg(long, env = "SLUICE_REGISTRY_BASIC_AUTH_FILE", value_name = "FILE")]
+    pub registry_basic_auth_file: Option<PathBuf>,
+
+    /// Also let in registry requests with `Authorization: Bearer <token>`
+    /// for a token of this file (one per line).
+    #[arg(long, env = "SLUICE_REGISTRY_BEARER_TOKENS_FILE", value_name = "FILE")]
+    pub registry_bearer_tokens_file: Option<PathBuf>,
+
     /// Serve the REST API (and the embedded registry) over HTTPS with this
     /// PEM certificate chain; needs --rest-tls-key (Connect's
     /// listeners=https://…).
@@ -272,6 +283,8 @@ struct WorkerFile {
     rest_advertised: Option<String>,
     rest_basic_auth_file: Option<PathBuf>,
     rest_bearer_tokens_file: Option<PathBuf>,
+    registry_basic_auth_file: Option<PathBuf>,
+    registry_bearer_tokens_file: Option<PathBuf>,
     rest_tls_cert: Option<PathBuf>,
     rest_tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -319,6 +332,10 @@ pub struct WorkerConfig {
     pub rest_basic_auth_file: Option<PathBuf>,
     /// The REST API's bearer tokens file, if it accepts tokens.
     pub rest_bearer_tokens_file: Option<PathBuf>,
+    /// The embedded registry's credentials file, if it requires them.
+    pub registry_basic_auth_file: Option<PathBuf>,
+    /// The embedded registry's bearer tokens file, if it accepts tokens.
+    pub registry_bearer_tokens_file: Option<PathBuf>,
     /// PEM certificate chain and key of the HTTPS listeners, if they
     /// serve TLS.
     pub rest_tls: Option<(PathBuf, PathBuf)>,
@@ -443,6 +460,14 @@ impl WorkerConfig {
                 .rest_bearer_tokens_file
                 .clone()
                 .or(file.rest_bearer_tokens_file),
+            registry_basic_auth_file: args
+                .registry_basic_auth_file
+                .clone()
+                .or(file.registry_basic_auth_file),
+            registry_bearer_tokens_file: args
+                .registry_bearer_tokens_file
+                .clone()
+                .or(file.registry_bearer_tokens_file),
             rest_tls: match (
                 args.rest_tls_cert.clone().or(file.rest_tls_cert),
                 args.rest_tls_key.clone().or(file.rest_tls_key),
@@ -670,7 +695,8 @@ fn advertised_default(listen: SocketAddr) -> String {
 
 /// The URL a local client uses for a listen address (a wildcard listen
 /// address is reached on loopback).
-fn local_url(listen: SocketAddr) -> String {
+/// The URL the worker's own clients reach a server listening on `listen` at.
+pub(crate) fn local_url(listen: SocketAddr) -> String {
     if listen.ip().is_unspecified() {
         format!("http://127.0.0.1:{}", listen.port())
     } else {

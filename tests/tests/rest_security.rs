@@ -403,3 +403,76 @@ fn health_warns_when_the_api_listens_beyond_loopback_without_auth() {
     let _ = open.wait();
     assert!(warnings.contains("WITHOUT authentication"), "{warnings}");
 }
+
+/// The embedded schema registry keeps strangers out like the REST API
+/// (its own files, Confluent's 401 body), while the worker's own Avro
+/// converters log in as the file's first user and register their schemas.
+#[test]
+fn the_embedded_registry_requires_its_login_and_the_worker_still_writes_avro() {
+    let env = TestEnv::load();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = dir.path().join("registry-users.properties");
+    std::fs::write(&users, "sluice: r3gistry, admin\nreader: only-reads\n").expect("write");
+    let tokens = dir.path().join("registry-tokens");
+    std::fs::write(&tokens, "reg-9d2e\n").expect("write");
+    let port = sluice_tests::process::free_port();
+    let worker = Worker::start_with(
+        &env,
+        &[
+            "--registry-listen",
+            &format!("127.0.0.1:{port}"),
+            "--registry-basic-auth-file",
+            users.to_str().expect("utf-8"),
+            "--registry-bearer-tokens-file",
+            tokens.to_str().expect("utf-8"),
+        ],
+    );
+    let registry = sluice_tests::api::Api::new(format!("http://127.0.0.1:{port}"));
+    let anonymous = registry.get("/subjects");
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
+    assert_eq!(anonymous.body["error_code"], 401);
+    assert!(
+        anonymous.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--registry-basic-auth-file")),
+        "{}",
+        anonymous.text
+    );
+    let schema = json!({"schema": "\"string\""});
+    assert_eq!(
+        registry.post("/subjects/stranger-value/versions", &schema).status,
+        401
+    );
+    assert_eq!(
+        registry
+            .get_as("/subjects", &basic("reader", "wrong"))
+            .status,
+        401
+    );
+    assert_eq!(registry.get_as("/subjects", "Bearer reg-9d2e").status, 200);
+    // The REST API is not guarded by the registry's files.
+    assert_eq!(worker.api().get("/connectors").status, 200);
+
+    // An Avro source: its converter reaches the guarded registry.
+    let topic = unique("guarded-avro");
+    let config = json!({
+        "connector.class": "datagen", "topic": topic, "max.records": "10",
+        "value.converter": "io.confluent.connect.avro.AvroConverter",
+    });
+    let created = worker
+        .api()
+        .post("/connectors", &json!({"name": "avro-behind-auth", "config": config}));
+    assert_eq!(created.status, 201, "{}", created.text);
+    let subject = format!("{topic}-value");
+    sluice_tests::wait_for(
+        "the source's schema registered through the login",
+        std::time::Duration::from_secs(60),
+        || {
+            let listed = registry.get_as("/subjects", &basic("reader", "only-reads"));
+            listed.body.as_array()?.iter().any(|s| s == &json!(subject)).then_some(())
+        },
+    );
+    // The login never shows in the connector's config.
+    let shown = worker.api().get("/connectors/avro-behind-auth/config").text;
+    assert!(!shown.contains("r3gistry"), "{shown}");
+}

@@ -4,7 +4,9 @@
 //! sluice reads the same file, given with `--rest-basic-auth-file`; bearer
 //! tokens (`Authorization: Bearer …`, one token per line of
 //! `--rest-bearer-tokens-file`) are let in too. With either, every
-//! endpoint but `/health` (which orchestrators probe) needs them.
+//! endpoint but `/health` (which orchestrators probe) needs them. The
+//! embedded schema registry is guarded the same way by its own files
+//! (`--registry-basic-auth-file`, `--registry-bearer-tokens-file`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,8 +40,25 @@ pub enum AuthError {
 /// The users allowed in, by name, and the bearer tokens.
 pub struct Credentials {
     users: HashMap<String, String>,
+    /// The file's first user, as `user:password`: how the worker's own
+    /// clients log in.
+    first_user: Option<String>,
     tokens: Vec<String>,
+    /// The 401's message: which files let a caller in.
+    refusal: &'static str,
 }
+
+/// What a client of a guarded server sends to be let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// HTTP basic auth, `user:password`.
+    Basic(String),
+    /// A bearer token.
+    Bearer(String),
+}
+
+const REST_REFUSAL: &str = "Unauthorized: this worker's REST API needs a user and password of its --rest-basic-auth-file or a token of its --rest-bearer-tokens-file";
+const REGISTRY_REFUSAL: &str = "Unauthorized: this schema registry needs a user and password of the worker's --registry-basic-auth-file or a token of its --registry-bearer-tokens-file";
 
 fn read(path: &Path) -> Result<String, AuthError> {
     std::fs::read_to_string(path).map_err(|e| AuthError::Read {
@@ -60,14 +79,17 @@ impl Credentials {
     /// bearer tokens, either optional; `None` when neither is given.
     pub fn load(basic: Option<&Path>, tokens: Option<&Path>) -> Result<Option<Self>, AuthError> {
         let mut users = HashMap::new();
+        let mut first_user = None;
         if let Some(path) = basic {
-            users = lines(&read(path)?)
+            let pairs: Vec<(String, String)> = lines(&read(path)?)
                 .filter_map(|l| {
                     let (user, rest) = l.split_once([':', '='])?;
                     let password = rest.split(',').next().unwrap_or_default().trim();
                     Some((user.trim().to_owned(), password.to_owned()))
                 })
                 .collect();
+            first_user = pairs.first().map(|(u, p)| format!("{u}:{p}"));
+            users = pairs.into_iter().collect();
             if users.is_empty() {
                 return Err(AuthError::Empty(path.display().to_string()));
             }
@@ -81,8 +103,26 @@ impl Credentials {
         }
         Ok((basic.is_some() || tokens.is_some()).then_some(Self {
             users,
+            first_user,
             tokens: bearer,
+            refusal: REST_REFUSAL,
         }))
+    }
+
+    /// These credentials guarding the embedded schema registry (its 401
+    /// names the registry's files).
+    pub fn for_registry(mut self) -> Self {
+        self.refusal = REGISTRY_REFUSAL;
+        self
+    }
+
+    /// How the worker's own clients log in: the file's first user, else
+    /// the first token.
+    pub fn login(&self) -> Option<Login> {
+        self.first_user
+            .clone()
+            .map(Login::Basic)
+            .or_else(|| self.tokens.first().cloned().map(Login::Bearer))
     }
 
     /// Whether an `Authorization` header value names a known user with
@@ -144,7 +184,7 @@ pub async fn require(
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Basic realm=\"sluice\"")],
-        Json(json!({"error_code": 401, "message": "Unauthorized: this worker's REST API needs a user and password of its --rest-basic-auth-file or a token of its --rest-bearer-tokens-file"})),
+        Json(json!({"error_code": 401, "message": credentials.refusal})),
     )
         .into_response()
 }
