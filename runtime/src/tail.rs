@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::converter::avro::decode::AvroDecoder;
 use crate::converter::avro::read::AvroReader;
+use crate::registry::client::{RegistryAccess, RegistryClient};
 
 /// Settings of `sluice tail`.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +34,24 @@ pub struct TailArgs {
     /// columns; only what changed for updates) instead of their JSON.
     #[arg(long)]
     pub changes: bool,
+    /// A Kafka client setting, as in a Connect worker.properties
+    /// (`security.protocol`, `sasl.jaas.config`, `ssl.truststore.location`,
+    /// ...; repeatable), translated as the worker's `--kafka-property`.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    pub kafka_properties: Vec<String>,
+    /// HTTP basic auth for the schema registry, `USER:PASSWORD`.
+    #[arg(
+        long,
+        env = "SLUICE_SCHEMA_REGISTRY_AUTH",
+        value_name = "USER:PASSWORD"
+    )]
+    pub schema_registry_auth: Option<String>,
+    /// A bearer token for the schema registry.
+    #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_TOKEN", value_name = "TOKEN")]
+    pub schema_registry_token: Option<String>,
+    /// PEM file of the CA(s) an https:// registry's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub schema_registry_ca: Option<std::path::PathBuf>,
 }
 
 /// The schema and value of a message, when it carries a schema (Avro
@@ -110,9 +129,48 @@ fn wait_for_topic(consumer: &BaseConsumer, topic: &str) {
     }
 }
 
+/// The Kafka settings of `--kafka-property`, translated to librdkafka's.
+fn kafka_settings(args: &TailArgs) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut given = std::collections::BTreeMap::new();
+    for pair in &args.kafka_properties {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--kafka-property {pair} is not KEY=VALUE"))?;
+        given.insert(key.trim().to_owned(), value.trim().to_owned());
+    }
+    crate::kafka::security::translate(&given).map_err(|e| anyhow::anyhow!("--kafka-property: {e}"))
+}
+
+/// The registry client `--schema-registry-*` describe, if a URL is given.
+fn registry(args: &TailArgs) -> anyhow::Result<Option<RegistryClient>> {
+    let Some(url) = &args.schema_registry_url else {
+        return Ok(None);
+    };
+    let ca_pem = match &args.schema_registry_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("--schema-registry-ca {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let access = RegistryAccess {
+        basic_auth: args.schema_registry_auth.clone(),
+        bearer: args.schema_registry_token.clone(),
+        ca_pem,
+        client_pem: None,
+    };
+    RegistryClient::connect(url, &access)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("--schema-registry-ca: {e}"))
+}
+
 /// Reads and prints until interrupted or `max_records` is reached.
 pub fn run(args: &TailArgs) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for (key, value) in kafka_settings(args)? {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", &args.bootstrap_servers)
         .set("group.id", format!("sluice-tail-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -130,11 +188,9 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
         wait_for_topic(&consumer, topic);
     }
     consumer.subscribe(&topics)?;
-    let mut decoder = args.schema_registry_url.as_deref().map(AvroDecoder::new);
-    let reader = args
-        .schema_registry_url
-        .as_deref()
-        .map(|url| AvroReader::new(crate::registry::client::RegistryClient::new(url)));
+    let client = registry(args)?;
+    let mut decoder = client.clone().map(AvroDecoder::with_client);
+    let reader = client.map(AvroReader::new);
     let mut seen = 0u64;
     loop {
         match consumer.poll(Duration::from_millis(500)) {

@@ -3,8 +3,8 @@
 //! admits the user `sluice`. A worker configured the Kafka Connect way
 //! (`security.protocol`, `sasl.mechanism`, `sasl.jaas.config` with
 //! Kafka's ScramLoginModule) creates its topic and produces through it
-//! with every client it makes; a wrong password is refused at start,
-//! naming the login as the cause.
+//! with every client it makes, and `sluice tail` reads it back logged in;
+//! a wrong password is refused at start, naming the login as the cause.
 
 use std::process::Command;
 use std::time::Duration;
@@ -55,6 +55,16 @@ fn a_worker_logs_in_with_scram_configured_as_in_connect() {
             (offsets["offsets"][0]["offset"]["seq"].as_i64() >= Some(99)).then_some(())
         },
     );
+    // `sluice tail` logs in the same way, with the same settings.
+    let tail = Command::new(sluice_bin())
+        .args(["tail", "--bootstrap-servers", env.get("SLUICE_KAFKA_SASL_BOOTSTRAP")])
+        .args(["--topic", &topic, "--from-beginning", "--max-records", "3"])
+        .args(&flags)
+        .output()
+        .expect("sluice tail runs");
+    let text = sluice_tests::process::output_text(&tail);
+    assert!(tail.status.success(), "{text}");
+    assert_eq!(text.matches(&format!("{topic}[0]@")).count(), 3, "{text}");
 }
 
 #[test]

@@ -440,7 +440,9 @@ fn the_embedded_registry_requires_its_login_and_the_worker_still_writes_avro() {
     );
     let schema = json!({"schema": "\"string\""});
     assert_eq!(
-        registry.post("/subjects/stranger-value/versions", &schema).status,
+        registry
+            .post("/subjects/stranger-value/versions", &schema)
+            .status,
         401
     );
     assert_eq!(
@@ -459,9 +461,10 @@ fn the_embedded_registry_requires_its_login_and_the_worker_still_writes_avro() {
         "connector.class": "datagen", "topic": topic, "max.records": "10",
         "value.converter": "io.confluent.connect.avro.AvroConverter",
     });
-    let created = worker
-        .api()
-        .post("/connectors", &json!({"name": "avro-behind-auth", "config": config}));
+    let created = worker.api().post(
+        "/connectors",
+        &json!({"name": "avro-behind-auth", "config": config}),
+    );
     assert_eq!(created.status, 201, "{}", created.text);
     let subject = format!("{topic}-value");
     sluice_tests::wait_for(
@@ -469,10 +472,31 @@ fn the_embedded_registry_requires_its_login_and_the_worker_still_writes_avro() {
         std::time::Duration::from_secs(60),
         || {
             let listed = registry.get_as("/subjects", &basic("reader", "only-reads"));
-            listed.body.as_array()?.iter().any(|s| s == &json!(subject)).then_some(())
+            listed
+                .body
+                .as_array()?
+                .iter()
+                .any(|s| s == &json!(subject))
+                .then_some(())
         },
     );
     // The login never shows in the connector's config.
     let shown = worker.api().get("/connectors/avro-behind-auth/config").text;
     assert!(!shown.contains("r3gistry"), "{shown}");
+    // `sluice tail` decodes the Avro through the guarded registry when
+    // given a login, and cannot without one.
+    let tail = |login: &[&str]| {
+        let out = std::process::Command::new(sluice_tests::process::sluice_bin())
+            .args(["tail", "--bootstrap-servers", env.bootstrap(), "--topic", &topic])
+            .args(["--from-beginning", "--max-records", "1", "--schema-registry-url"])
+            .arg(format!("http://127.0.0.1:{port}"))
+            .args(login)
+            .output()
+            .expect("sluice tail runs");
+        sluice_tests::process::output_text(&out)
+    };
+    let decoded = tail(&["--schema-registry-auth", "reader:only-reads"]);
+    assert!(decoded.contains("\"seq\""), "{decoded}");
+    let refused = tail(&[]);
+    assert!(!refused.contains("\"seq\""), "{refused}");
 }

@@ -43,8 +43,13 @@ pub struct AvroDecoder {
 impl AvroDecoder {
     /// A decoder using the registry at `urls`.
     pub fn new(urls: &str) -> Self {
+        Self::with_client(RegistryClient::new(urls))
+    }
+
+    /// A decoder using `client` (one with TLS or a login).
+    pub fn with_client(client: RegistryClient) -> Self {
         Self {
-            client: RegistryClient::new(urls),
+            client,
             schemas: HashMap::new(),
         }
     }
