@@ -57,7 +57,11 @@ fn a_worker_logs_in_with_scram_configured_as_in_connect() {
     );
     // `sluice tail` logs in the same way, with the same settings.
     let tail = Command::new(sluice_bin())
-        .args(["tail", "--bootstrap-servers", env.get("SLUICE_KAFKA_SASL_BOOTSTRAP")])
+        .args([
+            "tail",
+            "--bootstrap-servers",
+            env.get("SLUICE_KAFKA_SASL_BOOTSTRAP"),
+        ])
         .args(["--topic", &topic, "--from-beginning", "--max-records", "3"])
         .args(&flags)
         .output()

@@ -487,8 +487,19 @@ fn the_embedded_registry_requires_its_login_and_the_worker_still_writes_avro() {
     // given a login, and cannot without one.
     let tail = |login: &[&str]| {
         let out = std::process::Command::new(sluice_tests::process::sluice_bin())
-            .args(["tail", "--bootstrap-servers", env.bootstrap(), "--topic", &topic])
-            .args(["--from-beginning", "--max-records", "1", "--schema-registry-url"])
+            .args([
+                "tail",
+                "--bootstrap-servers",
+                env.bootstrap(),
+                "--topic",
+                &topic,
+            ])
+            .args([
+                "--from-beginning",
+                "--max-records",
+                "1",
+                "--schema-registry-url",
+            ])
             .arg(format!("http://127.0.0.1:{port}"))
             .args(login)
             .output()

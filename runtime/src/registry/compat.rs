@@ -175,17 +175,33 @@ impl Incompatibility {
     }
 }
 
+/// The most findings one check reports: a schema can reach one
+/// incompatible type along exponentially many paths, and each would be a
+/// finding (and a walk) of its own.
+const MAX_FINDINGS: usize = 100;
+
 /// The findings of checking `new` against `old` under `level`; empty when
 /// compatible.
 pub fn check(level: Level, new: &AvroModel, old: &AvroModel) -> Vec<Incompatibility> {
+    check_counting(level, new, old).0
+}
+
+/// [`check`], and the steps it took (pairs of types compared).
+fn check_counting(level: Level, new: &AvroModel, old: &AvroModel) -> (Vec<Incompatibility>, u64) {
     let mut found = Vec::new();
+    let mut steps = 0;
     if level.backward() {
-        found.extend(can_read(new, old, true));
+        let (more, taken) = walk(new, old, true);
+        found.extend(more);
+        steps += taken;
     }
     if level.forward() {
-        found.extend(can_read(old, new, false));
+        let (more, taken) = walk(old, new, false);
+        found.extend(more);
+        steps += taken;
     }
-    found
+    found.truncate(MAX_FINDINGS);
+    (found, steps)
 }
 
 /// Findings that stop `reader` from decoding data written with `writer`.
@@ -194,15 +210,25 @@ pub fn can_read(
     writer: &AvroModel,
     reader_is_new: bool,
 ) -> Vec<Incompatibility> {
+    walk(reader, writer, reader_is_new).0
+}
+
+fn walk(
+    reader: &AvroModel,
+    writer: &AvroModel,
+    reader_is_new: bool,
+) -> (Vec<Incompatibility>, u64) {
     let mut checker = Checker {
         reader,
         writer,
         reader_is_new,
         in_progress: HashSet::new(),
+        resolved: HashSet::new(),
         found: Vec::new(),
+        steps: 0,
     };
     checker.pair(&reader.root, &writer.root, "");
-    checker.found
+    (checker.found, checker.steps)
 }
 
 struct Checker<'a> {
@@ -212,7 +238,12 @@ struct Checker<'a> {
     /// Named pairs being checked further up, so recursive types terminate
     /// (a pair under check is assumed compatible, as Avro does).
     in_progress: HashSet<(usize, usize)>,
+    /// Named pairs already found to resolve: not walked again, so a type
+    /// reached along many paths costs one walk.
+    resolved: HashSet<(usize, usize)>,
     found: Vec<Incompatibility>,
+    /// Pairs of types compared so far.
+    steps: u64,
 }
 
 impl Checker<'_> {
@@ -239,6 +270,12 @@ impl Checker<'_> {
     }
 
     fn pair(&mut self, reader: &Node, writer: &Node, path: &str) {
+        self.steps += 1;
+        // Enough said: an incompatible type reached along many paths
+        // would otherwise be walked (and reported) once per path.
+        if self.found.len() >= MAX_FINDINGS {
+            return;
+        }
         match (reader, writer) {
             (_, Node::Union(branches)) if !matches!(reader, Node::Union(_)) => {
                 // Every branch the writer may use must be readable.
@@ -309,9 +346,10 @@ impl Checker<'_> {
             self.report(Rule::NameMismatch, &format!("{path}/name"), info);
             return;
         }
-        if !self.in_progress.insert((r, w)) {
+        if self.resolved.contains(&(r, w)) || !self.in_progress.insert((r, w)) {
             return;
         }
+        let before = self.found.len();
         match (&reader_type.kind, &writer_type.kind) {
             (NamedKind::Record(reader_fields), NamedKind::Record(writer_fields)) => {
                 for (i, field) in reader_fields.iter().enumerate() {
@@ -364,6 +402,9 @@ impl Checker<'_> {
             _ => {}
         }
         self.in_progress.remove(&(r, w));
+        if self.found.len() == before {
+            self.resolved.insert((r, w));
+        }
     }
 }
 
@@ -407,6 +448,37 @@ mod tests {
         let list = model(json!({"type": "record", "name": "L", "fields": [
             {"name": "next", "type": ["null", "L"], "default": null}]}));
         assert!(check(Level::FullTransitive, &list, &list).is_empty());
+    }
+
+    /// `depth` records, each with two fields of the next, the last holding
+    /// a field of `leaf` type: 2^depth paths through a small schema.
+    fn doubling(depth: usize, leaf: &str) -> AvroModel {
+        let mut node = json!({"type": "record", "name": format!("R{depth}"), "fields": [
+            {"name": "v", "type": leaf}]});
+        for level in (0..depth).rev() {
+            node = json!({"type": "record", "name": format!("R{level}"), "fields": [
+                {"name": "a", "type": node}, {"name": "b", "type": format!("R{}", level + 1)}]});
+        }
+        model(node)
+    }
+
+    /// Issue 17 (registry limits): a posted schema whose named types are
+    /// reached along exponentially many paths is checked in time and memory
+    /// proportional to its size, not to its paths (40 levels: 2^40 paths).
+    /// Counted in steps, not timed.
+    #[test]
+    fn a_schema_with_exponentially_many_paths_is_checked_in_bounded_steps() {
+        let (old, same) = (doubling(40, "int"), doubling(40, "int"));
+        let (found, steps) = check_counting(Level::FullTransitive, &same, &old);
+        assert!(found.is_empty(), "{found:?}");
+        assert!(steps < 10_000, "{steps} steps");
+        // Incompatible at the bottom: reported, but a bounded number of
+        // times, and the walk stops there.
+        let changed = doubling(40, "string");
+        let (found, steps) = check_counting(Level::Full, &changed, &old);
+        assert!(!found.is_empty());
+        assert!(found.len() <= MAX_FINDINGS, "{} findings", found.len());
+        assert!(steps < 1_000_000, "{steps} steps");
     }
 
     #[test]
