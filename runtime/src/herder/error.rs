@@ -42,6 +42,7 @@ pub enum HerderError {
     /// The group is moving the connector; nobody runs it this moment.
     #[error("Cannot complete request because of a conflicting operation (e.g. worker rebalance)")]
     Rebalancing,
+    /// The configs, offsets or statuses could not be read or written.
     #[error("state store: {0}")]
     Store(#[from] StoreError),
 }
