@@ -235,13 +235,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 .zip(group_placement.clone().map(|p| p as Arc<dyn Placement>));
             let (router, writer) =
                 embedded_registry(&config, listen, &settings, &topics, shared).await?;
-            let router = match &registry_credentials {
-                Some(credentials) => router.layer(axum::middleware::from_fn_with_state(
-                    Arc::clone(credentials),
-                    rest::auth::require,
-                )),
-                None => router,
-            };
+            let router = crate::registry::guarded(router, registry_credentials.clone());
             (Some(router), writer)
         }
         None => (None, None),

@@ -511,3 +511,38 @@ fn the_embedded_registry_requires_its_login_and_the_worker_still_writes_avro() {
     let refused = tail(&[]);
     assert!(!refused.contains("\"seq\""), "{refused}");
 }
+
+/// `sluice registry` (the registry alone) takes the same login files (it
+/// now serves through the worker's hardened server loop too).
+#[test]
+fn the_standalone_registry_requires_its_login() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = dir.path().join("users.properties");
+    std::fs::write(&users, "ops: 0ps-pass\n").expect("write");
+    let port = sluice_tests::process::free_port();
+    let mut child = std::process::Command::new(sluice_tests::process::sluice_bin())
+        .args(["registry", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--basic-auth-file")
+        .arg(&users)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sluice registry starts");
+    let registry = sluice_tests::api::Api::new(format!("http://127.0.0.1:{port}"));
+    let anonymous = sluice_tests::wait_for(
+        "the registry to answer",
+        std::time::Duration::from_secs(30),
+        || registry.try_get("/subjects"),
+    );
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text);
+    assert_eq!(
+        registry
+            .get_as("/subjects", &basic("ops", "0ps-pass"))
+            .status,
+        200
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

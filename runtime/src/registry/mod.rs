@@ -63,6 +63,26 @@ pub struct RegistryArgs {
     /// Where schemas are kept (the `schemas.log` file).
     #[arg(long, env = "SLUICE_STATE_DIR", default_value = "./sluice-registry")]
     pub state_dir: PathBuf,
+    /// Require HTTP basic auth against this file of `user: password` lines.
+    #[arg(long, env = "SLUICE_REGISTRY_BASIC_AUTH_FILE", value_name = "FILE")]
+    pub basic_auth_file: Option<PathBuf>,
+    /// Also let in `Authorization: Bearer <token>` for a token of this file.
+    #[arg(long, env = "SLUICE_REGISTRY_BEARER_TOKENS_FILE", value_name = "FILE")]
+    pub bearer_tokens_file: Option<PathBuf>,
+}
+
+/// `router` requiring `credentials`, when there are any.
+pub fn guarded(
+    router: axum::Router,
+    credentials: Option<Arc<crate::rest::auth::Credentials>>,
+) -> axum::Router {
+    match credentials {
+        Some(credentials) => router.layer(axum::middleware::from_fn_with_state(
+            credentials,
+            crate::rest::auth::require,
+        )),
+        None => router,
+    }
 }
 
 /// Serves a standalone registry until SIGTERM or Ctrl-C.
@@ -71,13 +91,25 @@ pub async fn run(args: &RegistryArgs) -> anyhow::Result<()> {
         .with_context(|| format!("preparing the state directory {}", args.state_dir.display()))?;
     // Before the log is read: reading repairs a torn tail in place.
     let _lock = crate::store::lock_state_dir(&args.state_dir)?;
+    let credentials = crate::rest::auth::Credentials::load(
+        args.basic_auth_file.as_deref(),
+        args.bearer_tokens_file.as_deref(),
+    )
+    .context("--basic-auth-file / --bearer-tokens-file")?
+    .map(|c| Arc::new(c.for_registry()));
     let registry = open_in_dir(&args.state_dir)?;
     let listener = bind(args.listen).await?;
     tracing::info!(listen = %args.listen, state_dir = %args.state_dir.display(), "schema registry started");
-    axum::serve(listener, router(registry))
-        .with_graceful_shutdown(crate::worker::shutdown_signal())
-        .await
-        .context("serving the schema registry")?;
+    // The same server loop as the worker's: header and request timeouts,
+    // size and connection limits.
+    crate::rest::server::serve(
+        listener,
+        guarded(router(registry), credentials),
+        None,
+        crate::worker::shutdown_signal(),
+    )
+    .await
+    .context("serving the schema registry")?;
     tracing::info!("schema registry stopped");
     Ok(())
 }
