@@ -24,6 +24,10 @@ pub struct StatusArgs {
     /// A bearer token for a worker with --rest-bearer-tokens-file.
     #[arg(long, env = "SLUICE_REST_TOKEN", value_name = "TOKEN")]
     pub rest_token: Option<String>,
+    /// PEM file of the CA(s) an https:// worker's certificate must chain to
+    /// (default: the usual public roots).
+    #[arg(long, env = "SLUICE_REST_CA", value_name = "FILE")]
+    pub rest_ca: Option<std::path::PathBuf>,
 }
 
 impl StatusArgs {
@@ -102,10 +106,28 @@ pub fn render(status: &Value) -> String {
 
 /// Prints the statuses, once or until interrupted.
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let mut config = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10)));
+    if let Some(path) = &args.rest_ca {
+        use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+        let pem = std::fs::read(path).with_context(|| format!("--rest-ca {}", path.display()))?;
+        let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "--rest-ca {} holds no PEM certificate",
+            path.display()
+        );
+        config = config.tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+    }
+    let agent: ureq::Agent = config.build().into();
     let base = args.rest.trim_end_matches('/');
     let authorization = args.authorization();
     let get = |path: &str| -> anyhow::Result<Value> {

@@ -356,6 +356,18 @@ fn the_rest_api_and_the_registry_serve_https_with_the_given_certificate() {
         &format!("https://localhost:{registry_port}/subjects"),
     ]);
     assert!(ok && text.trim() == "[]", "the registry over HTTPS: {text}");
+    // `sluice status` trusts the worker's CA when given it.
+    let status = std::process::Command::new(sluice_tests::process::sluice_bin())
+        .args([
+            "status",
+            "--rest",
+            &format!("https://localhost:{rest_port}"),
+        ])
+        .args(["--rest-ca", &ca])
+        .output()
+        .expect("sluice status runs");
+    let text = sluice_tests::process::output_text(&status);
+    assert!(status.status.success(), "sluice status over HTTPS: {text}");
     // Without the CA the client refuses the certificate; plain HTTP gets
     // no API from the TLS port.
     let (ok, text) = curl(&[&rest]);
