@@ -20,12 +20,13 @@ fn counts(seqs: &[i64]) -> BTreeMap<i64, usize> {
     counts
 }
 
-fn create(worker: &Worker, name: &str, topic: &str) {
+/// Creates a datagen connector writing `TOTAL` records at `rate` per second.
+fn create(worker: &Worker, name: &str, topic: &str, rate: u32) {
     let reply = worker.api().post(
         "/connectors",
         &json!({"name": name, "config": {
             "connector.class": "datagen", "topic": topic,
-            "rate.per.sec": "20000", "max.records": TOTAL, "payload.bytes": 32,
+            "rate.per.sec": rate.to_string(), "max.records": TOTAL, "payload.bytes": 32,
         }}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
@@ -66,7 +67,7 @@ fn kill_9_mid_stream_loses_no_record() {
     let env = TestEnv::load();
     let mut worker = Worker::start(&env);
     let (name, topic) = (unique("crash"), unique("crash-topic"));
-    create(&worker, &name, &topic);
+    create(&worker, &name, &topic, 20_000);
     wait_for("some committed progress", Duration::from_secs(60), || {
         (produced(&worker, &name) > 5_000).then_some(())
     });
@@ -91,7 +92,7 @@ fn sigterm_commits_everything_acknowledged() {
     let env = TestEnv::load();
     let mut worker = Worker::start(&env);
     let (name, topic) = (unique("term"), unique("term-topic"));
-    create(&worker, &name, &topic);
+    create(&worker, &name, &topic, 20_000);
     wait_for("some committed progress", Duration::from_secs(60), || {
         (produced(&worker, &name) > 5_000).then_some(())
     });
@@ -217,14 +218,8 @@ fn a_full_state_disk_holds_the_offsets_and_loses_nothing() {
     let scratch = tempfile::tempdir().expect("scratch dir");
     let mut worker = Worker::start_in(&env, scratch, disk.dir.path().join("state"));
     let (name, topic) = (unique("full-disk"), unique("full-disk-topic"));
-    let reply = worker.api().post(
-        "/connectors",
-        &json!({"name": name, "config": {
-            "connector.class": "datagen", "topic": topic,
-            "rate.per.sec": "2000", "max.records": TOTAL, "payload.bytes": 32,
-        }}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
+    // Slower than the other tests: the disk fills while records flow.
+    create(&worker, &name, &topic, 2_000);
     wait_for("some committed progress", Duration::from_secs(60), || {
         (produced(&worker, &name) > 2_000).then_some(())
     });
