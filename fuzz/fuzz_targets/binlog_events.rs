@@ -19,24 +19,9 @@ use mysql_common::binlog::consts::{BinlogVersion, EventType};
 use mysql_common::binlog::events::{EventData, TransactionPayloadEvent};
 use mysql_common::binlog::EventStreamReader;
 
-/// Lets panics raised inside mysql_common (and bitvec, which it indexes)
-/// unwind to the `catch_unwind` below; every other panic still aborts, as
-/// libFuzzer's hook does.
-fn tolerate_library_panics() {
-    let abort = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        // mysql_common's own code, or bitvec indexing it does on a
-        // column bitmap shorter than the column count it read.
-        let in_library = info
-            .location()
-            .is_some_and(|l| l.file().contains("/mysql_common-") || l.file().contains("/bitvec-"));
-        if !in_library {
-            abort(info);
-        }
-    }));
-}
-
-fuzz_target!(init: tolerate_library_panics(), |data: &[u8]| {
+// mysql_common's own code, and bitvec indexing it does on a column bitmap
+// shorter than the column count it read.
+fuzz_target!(init: sluice_fuzz::tolerate_panics_from(&["/mysql_common-", "/bitvec-"]), |data: &[u8]| {
     let _ = panic::catch_unwind(AssertUnwindSafe(|| read_stream(data)));
 });
 
