@@ -131,13 +131,11 @@ fn wait_for_topic(consumer: &BaseConsumer, topic: &str) {
 
 /// The Kafka settings of `--kafka-property`, translated to librdkafka's.
 fn kafka_settings(args: &TailArgs) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    let mut given = std::collections::BTreeMap::new();
-    for pair in &args.kafka_properties {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--kafka-property {pair} is not KEY=VALUE"))?;
-        given.insert(key.trim().to_owned(), value.trim().to_owned());
-    }
+    let given = crate::worker_config::with_pairs(
+        Default::default(),
+        &args.kafka_properties,
+        "kafka-property",
+    )?;
     crate::kafka::security::translate(&given).map_err(|e| anyhow::anyhow!("--kafka-property: {e}"))
 }
 

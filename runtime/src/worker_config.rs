@@ -257,7 +257,7 @@ pub struct WorkerArgs {
 }
 
 /// `base` with each `KEY=VALUE` of `pairs` set over it.
-fn with_pairs(
+pub(crate) fn with_pairs(
     mut base: BTreeMap<String, String>,
     pairs: &[String],
     flag: &'static str,
