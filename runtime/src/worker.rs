@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rdkafka::producer::Producer;
 
 use crate::group::{GroupPlacement, Lease, Membership};
@@ -26,8 +26,7 @@ use crate::worker_config::WorkerConfig;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most unacknowledged records per task.
 const MAX_IN_FLIGHT: usize = 20_000;
-/// How often a worker in a group reads configs other workers wrote.
-const CONFIG_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How long startup waits for the broker before giving up.
 const BROKER_WAIT: Duration = Duration::from_secs(30);
 
@@ -124,8 +123,9 @@ async fn embedded_registry(
 }
 
 /// Joins the worker's group: the membership that assigns this worker its
-/// share of connectors, and a loop that applies configs other workers
-/// wrote to the config topic.
+/// share of connectors, and its upkeep: configs other workers wrote,
+/// its share published, partitions left without a live owner.
+#[allow(clippy::too_many_arguments)]
 fn join_group(
     settings: &KafkaSettings,
     group: &crate::store::kafka::GroupSettings,
@@ -133,8 +133,10 @@ fn join_group(
     placement: Arc<GroupPlacement>,
     lease: Arc<Lease>,
     herder: &Arc<Herder>,
+    status: Arc<crate::store::kafka::KafkaStatusStore>,
     registry_writer: Option<Arc<GroupWriter>>,
 ) -> anyhow::Result<(Membership, tokio::task::JoinHandle<()>)> {
+    let placement_for_upkeep = Arc::clone(&placement);
     let runtime = tokio::runtime::Handle::current();
     let on_change: crate::group::OnChange = {
         let herder = Arc::clone(herder);
@@ -148,27 +150,25 @@ fn join_group(
     let membership = Membership::join(
         settings,
         &group.group_id,
-        &group.offsets.name,
+        crate::group::GroupTopics {
+            units: &group.offsets.name,
+            anchor: &group.configs.name,
+        },
         worker_id,
         placement,
         lease,
         on_change,
     )
     .with_context(|| format!("joining the group {}", group.group_id))?;
-    let sync = tokio::spawn({
-        let herder = Arc::clone(herder);
-        async move {
-            let mut every = tokio::time::interval(CONFIG_SYNC_INTERVAL);
-            loop {
-                every.tick().await;
-                if let Err(e) = herder.sync_configs().await {
-                    tracing::warn!(error = %e, "could not read the config topic; retrying");
-                }
-            }
-        }
-    });
+    let upkeep = tokio::spawn(crate::group::upkeep::run(
+        Arc::clone(herder),
+        status,
+        placement_for_upkeep,
+        worker_id.to_owned(),
+        membership.rejoin_request(),
+    ));
     tracing::info!(group = %group.group_id, "joined the group of workers");
-    Ok((membership, sync))
+    Ok((membership, upkeep))
 }
 
 /// Runs a worker until SIGTERM or Ctrl-C.
@@ -199,7 +199,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         compression: config.compression.clone(),
     };
     let producer = build_producer(&settings).context("creating the Kafka producer")?;
-    let cluster_id = wait_for_broker(&producer, &settings).await?;
+    let cluster_id = wait_for_broker(&settings).await?;
     let topics = TopicCreator::new(&settings).context("creating the Kafka admin client")?;
     let stores = open_stores(&config, &settings, &topics).await?;
     let lease = Arc::new(Lease::new(crate::group::LEASE));
@@ -291,16 +291,20 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         Some(group) => format!("restoring connectors from the topic {}", group.configs.name),
         None => "restoring connectors from the state directory".to_owned(),
     })?;
-    let membership = match (&config.group, group_placement) {
-        (Some(group), Some(placement)) => Some(join_group(
-            &settings,
-            group,
-            &config.rest_advertised,
-            placement,
-            lease,
-            &herder,
-            registry_writer,
-        )?),
+    let membership = match (&config.group, group_placement, stores.status_topic) {
+        (Some(group), Some(placement), Some(status)) => Some((
+            join_group(
+                &settings,
+                group,
+                &config.rest_advertised,
+                placement,
+                lease,
+                &herder,
+                Arc::clone(&status),
+                registry_writer,
+            )?,
+            status,
+        )),
         _ => None,
     };
     tracing::info!(
@@ -339,9 +343,10 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         .context("serving the REST API")?;
     tracing::info!("shutting down: stopping tasks, committing offsets");
     herder.shutdown().await;
-    if let Some((membership, sync)) = membership {
+    if let Some(((membership, upkeep), status)) = membership {
         // Only now that the tasks stopped may the group hand them on.
-        sync.abort();
+        upkeep.abort();
+        crate::group::upkeep::withdraw(&status, &config.rest_advertised);
         let _ = tokio::task::spawn_blocking(move || membership.leave()).await;
     }
     let flushed = tokio::task::spawn_blocking(move || producer.flush(SHUTDOWN_TIMEOUT)).await;
@@ -396,32 +401,15 @@ fn with_registry_login(
     defaults
 }
 
-/// The broker's cluster id, waiting up to [`BROKER_WAIT`] for it to answer.
-async fn wait_for_broker(
-    producer: &rdkafka::producer::FutureProducer,
-    settings: &KafkaSettings,
-) -> anyhow::Result<String> {
-    let bootstrap = &settings.bootstrap_servers;
-    let client = producer.clone();
-    let found = tokio::task::spawn_blocking(move || client.client().fetch_cluster_id(BROKER_WAIT))
-        .await
-        .context("waiting for the broker")?;
-    let secured = settings
-        .client_properties
-        .get("security.protocol")
-        .is_some_and(|p| !p.eq_ignore_ascii_case("PLAINTEXT"));
-    let hint = if secured {
-        "; the TLS handshake or the SASL login may have failed: librdkafka's reason is logged above (e.g. certificate verify failed), check the security settings (--kafka-property)"
-    } else {
-        ""
-    };
-    match found {
-        Some(id) => Ok(id),
-        None => bail!(
-            "cannot reach Kafka at {bootstrap} within {}s; check --bootstrap-servers (or SLUICE_BOOTSTRAP_SERVERS) and that the broker is running{hint}",
-            BROKER_WAIT.as_secs()
-        ),
-    }
+/// The broker's cluster id, waiting up to [`BROKER_WAIT`] for it to answer
+/// (a refused login or certificate ends the wait at once).
+async fn wait_for_broker(settings: &KafkaSettings) -> anyhow::Result<String> {
+    let settings = settings.clone();
+    let found =
+        tokio::task::spawn_blocking(move || crate::kafka::cluster_id(&settings, BROKER_WAIT))
+            .await
+            .context("waiting for the broker")?;
+    Ok(found?)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -228,6 +228,70 @@ fn a_worker_frozen_past_its_lease_fences_itself_and_rejoins() {
     assert_each_record_once(&env, &group, &CONNECTORS);
 }
 
+/// A worker killed with SIGKILL leaves no goodbye: the group coordinator
+/// drops it after the session timeout and the survivors take its
+/// connectors over from the stored offsets — nothing lost; records after
+/// the last stored offset may come twice.
+#[test]
+fn a_worker_killed_hard_hands_its_connectors_to_the_survivors() {
+    let env = TestEnv::load();
+    let group = Group::new();
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::start_with(&env, &group.args()))
+        .collect();
+    let ids: Vec<String> = workers.iter().map(worker_id).collect();
+    for name in CONNECTORS {
+        create_datagen(&workers[0], &group, name);
+    }
+    let before = wait_for("every connector RUNNING", Duration::from_secs(60), || {
+        placement(&workers[0], &ids)
+    });
+    let victim = before
+        .values()
+        .next()
+        .and_then(|on| ids.iter().position(|id| id == on))
+        .expect("a worker running a connector");
+    let killed = Instant::now();
+    workers[victim].kill9();
+    let live: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let asked = if victim == 0 { 1 } else { 0 };
+    let after = wait_for(
+        "the killed worker's connectors RUNNING on the survivors",
+        Duration::from_secs(120),
+        || placement(&workers[asked], &live),
+    );
+    eprintln!(
+        "failover after kill -9: {:?} (placement before {before:?}, after {after:?})",
+        killed.elapsed()
+    );
+    assert_each_record_at_least_once(&env, &group, &CONNECTORS);
+}
+
+/// Every datagen record of each connector's topic is there, repeats allowed
+/// (what a crash before an offset flush gives).
+fn assert_each_record_at_least_once(env: &TestEnv, group: &Group, connectors: &[&str]) {
+    for name in connectors {
+        let topic = format!("{}-{name}", group.id);
+        let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(120), |r| {
+            datagen_seqs(r).iter().collect::<BTreeSet<_>>().len() as i64 >= RECORDS
+        });
+        let distinct: BTreeSet<i64> = datagen_seqs(&records).into_iter().collect();
+        let missing: Vec<i64> = (0..RECORDS)
+            .filter(|s| !distinct.contains(s))
+            .take(10)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{name}: records lost, first missing {missing:?}"
+        );
+    }
+}
+
 /// Workers of a group started with `--registry-listen` serve one schema
 /// registry: its log is a topic in Confluent's `_schemas` format, one
 /// worker writes (the others forward to it), every worker reads, ids are

@@ -99,10 +99,18 @@ fn a_wrong_ca_or_a_missing_client_certificate_is_refused_with_the_reason() {
     let (ok, text) = wrong.join().expect("thread");
     assert!(!ok, "{text}");
     assert!(text.contains("certificate verify failed"), "{text}");
-    assert!(text.contains("TLS handshake"), "the hint names TLS: {text}");
+    // Named as a refused handshake (at once), not as a broker that never
+    // answered.
+    assert!(
+        text.contains("the TLS handshake with the broker"),
+        "the error names TLS: {text}"
+    );
+    assert!(text.contains("ssl.truststore.location"), "{text}");
+    assert!(!text.contains("cannot reach Kafka"), "{text}");
     let (ok, text) = anonymous.join().expect("thread");
     assert!(!ok, "{text}");
     assert!(text.contains("certificate required"), "{text}");
+    assert!(!text.contains("cannot reach Kafka"), "{text}");
 }
 
 #[test]

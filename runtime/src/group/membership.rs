@@ -51,6 +51,13 @@ struct GroupContext {
     on_change: OnChange,
     /// Set when the lease was lost, cleared by the next assignment.
     rejoining: AtomicBool,
+    /// The topic whose partitions are the units of work.
+    units: String,
+    /// A second topic of the group (its config topic), subscribed to every
+    /// other rejoin so that the member's metadata changes: see [`rejoin`].
+    anchor: String,
+    /// Whether the anchor is in the subscription now.
+    anchored: AtomicBool,
 }
 
 impl ClientContext for GroupContext {}
@@ -58,7 +65,7 @@ impl ClientContext for GroupContext {}
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            let removed = partition_set(partitions);
+            let removed = partition_set(partitions, &self.units);
             tracing::info!(
                 partitions = ?removed,
                 "group rebalance: stopping the connectors of the partitions given up, before giving them up"
@@ -71,7 +78,7 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                let added = partition_set(partitions);
+                let added = partition_set(partitions, &self.units);
                 tracing::info!(partitions = ?added, "group rebalance: partitions assigned");
                 // The partitions only mark work; nothing is read from them.
                 if let Err(e) = consumer.pause(partitions) {
@@ -93,27 +100,57 @@ impl ConsumerContext for GroupContext {
     }
 }
 
-fn partition_set(partitions: &TopicPartitionList) -> BTreeSet<i32> {
+/// The partitions of the units topic in a list (the anchor's are not
+/// units of work).
+fn partition_set(partitions: &TopicPartitionList, units: &str) -> BTreeSet<i32> {
     partitions
         .elements()
         .iter()
+        .filter(|e| e.topic() == units)
         .map(|e| e.partition())
         .collect()
+}
+
+/// The topics a membership subscribes to.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupTopics<'a> {
+    /// The topic whose partitions are the units of work (the offset topic).
+    pub units: &'a str,
+    /// Another topic of the group (the config topic), which a rejoin adds
+    /// to or drops from the subscription: see [`rejoin`].
+    pub anchor: &'a str,
 }
 
 /// A running membership; leaves the group when dropped or [`left`](Membership::leave).
 pub struct Membership {
     stop: Arc<AtomicBool>,
+    rejoin: RejoinRequest,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Asks a membership to leave the group and join it again, which makes the
+/// group assign every partition anew (see [`super::OrphanWatch`]).
+#[derive(Clone, Default)]
+pub struct RejoinRequest(Arc<AtomicBool>);
+
+impl RejoinRequest {
+    /// Asks for a rejoin; the membership's thread carries it out.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+}
+
 impl Membership {
-    /// Joins `group_id`, subscribing to `topic`, and keeps the membership
-    /// alive on a thread of its own.
+    /// Joins `group_id`, subscribing to the units topic, and keeps the
+    /// membership alive on a thread of its own.
     pub fn join(
         settings: &KafkaSettings,
         group_id: &str,
-        topic: &str,
+        topics: GroupTopics<'_>,
         worker_id: &str,
         placement: Arc<GroupPlacement>,
         lease: Arc<Lease>,
@@ -152,24 +189,39 @@ impl Membership {
             lease: Arc::clone(&lease),
             on_change: Arc::clone(&on_change),
             rejoining: AtomicBool::new(false),
+            units: topics.units.to_owned(),
+            anchor: topics.anchor.to_owned(),
+            anchored: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<GroupContext> = config.create_with_context(context)?;
-        consumer.subscribe(&[topic])?;
+        consumer.subscribe(&[topics.units])?;
         let stop = Arc::new(AtomicBool::new(false));
+        let rejoin = RejoinRequest::default();
         let thread = std::thread::Builder::new()
             .name("sluice-group".into())
             .spawn({
                 let stop = Arc::clone(&stop);
-                let topic = topic.to_owned();
-                move || keep_membership(consumer, &topic, &placement, &lease, &on_change, &stop)
+                let rejoin = rejoin.clone();
+                let topic = topics.units.to_owned();
+                move || {
+                    keep_membership(
+                        consumer, &topic, &placement, &lease, &on_change, &stop, &rejoin,
+                    )
+                }
             })
             .map_err(|e| {
                 KafkaError::ClientCreation(format!("starting the group membership thread: {e}"))
             })?;
         Ok(Self {
             stop,
+            rejoin,
             thread: Some(thread),
         })
+    }
+
+    /// A handle that asks this membership to rejoin the group.
+    pub fn rejoin_request(&self) -> RejoinRequest {
+        self.rejoin.clone()
     }
 
     /// Leaves the group (its partitions go to the other workers at once).
@@ -231,8 +283,34 @@ fn renew(
     }
 }
 
+/// Joins the group again as the same member with other metadata, which
+/// makes the group form a new generation and assign every partition anew;
+/// librdkafka revokes the assignment first (the rebalance callback stops
+/// its tasks).
+///
+/// Why not leave and join as a new member: Tansu 0.6 keeps a departed
+/// member as the group's leader for good, after which no generation ever
+/// forms; and a rejoin with unchanged metadata just gets the old
+/// assignment back. The subscription is the metadata a consumer can
+/// change, so every other rejoin adds the anchor topic and the next one
+/// drops it (its partitions are not units of work and are ignored).
+fn rejoin(consumer: &BaseConsumer<GroupContext>) {
+    let context = consumer.context();
+    context.rejoining.store(true, Ordering::Release);
+    let anchored = !context.anchored.fetch_xor(true, Ordering::AcqRel);
+    let subscribed = if anchored {
+        consumer.subscribe(&[context.units.as_str(), context.anchor.as_str()])
+    } else {
+        consumer.subscribe(&[context.units.as_str()])
+    };
+    if let Err(e) = subscribed {
+        tracing::error!(error = %e, "could not rejoin the group");
+    }
+}
+
 /// Polls the consumer (which runs the rebalance callbacks), renews the
-/// lease, and calls `on_change` when the lease is won or lost.
+/// lease, calls `on_change` when the lease is won or lost, and rejoins
+/// when asked to.
 fn keep_membership(
     consumer: BaseConsumer<GroupContext>,
     topic: &str,
@@ -240,12 +318,17 @@ fn keep_membership(
     lease: &Lease,
     on_change: &OnChange,
     stop: &AtomicBool,
+    rejoin_request: &RejoinRequest,
 ) {
     let mut running: BTreeSet<i32> = BTreeSet::new();
     let mut last_probe = Instant::now() - RENEW_EVERY;
     while !stop.load(Ordering::Acquire) {
         if let Some(Err(e)) = consumer.poll(Duration::from_millis(200)) {
             tracing::debug!(error = %e, "group consumer");
+        }
+        if rejoin_request.take() {
+            rejoin(&consumer);
+            continue;
         }
         let owned = placement.owned();
         // What may run now: the usable partitions while the lease holds.
@@ -276,11 +359,7 @@ fn keep_membership(
             // again only after a fresh assignment.
             placement.clear();
             running.clear();
-            consumer.context().rejoining.store(true, Ordering::Release);
-            consumer.unsubscribe();
-            if let Err(e) = consumer.subscribe(&[topic]) {
-                tracing::error!(error = %e, "could not rejoin the group");
-            }
+            rejoin(&consumer);
         }
     }
     // Leaving: the tasks are stopped already (the worker stops them first);
@@ -316,6 +395,7 @@ mod tests {
     fn a_worker_cut_off_from_the_broker_stops_before_its_session_expires_and_comes_back() {
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic("units", 4, 1).expect("topic");
+        cluster.create_topic("anchor", 1, 1).expect("topic");
         let settings = KafkaSettings {
             bootstrap_servers: cluster.bootstrap_servers(),
             client_properties: BTreeMap::new(),
@@ -335,7 +415,10 @@ mod tests {
         let membership = Membership::join(
             &settings,
             "workers",
-            "units",
+            GroupTopics {
+                units: "units",
+                anchor: "anchor",
+            },
             "w1",
             Arc::clone(&placement),
             Arc::clone(&lease),
@@ -369,5 +452,57 @@ mod tests {
         );
         membership.leave();
         assert!(!placement.owns("orders"), "nothing held after leaving");
+    }
+
+    /// What the orphan watch asks for: the member gives its share up (the
+    /// herder told to stop first) and gets a fresh assignment.
+    #[test]
+    fn a_requested_rejoin_gives_the_share_up_and_takes_a_new_one() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("units", 4, 1).expect("topic");
+        cluster.create_topic("anchor", 1, 1).expect("topic");
+        let settings = KafkaSettings {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            client_properties: BTreeMap::new(),
+            producer_overrides: BTreeMap::new(),
+            consumer_overrides: BTreeMap::new(),
+            compression: "none".into(),
+        };
+        let lease = Arc::new(Lease::new(LEASE));
+        let placement = Arc::new(GroupPlacement::new(4, Duration::ZERO, Arc::clone(&lease)));
+        let gave_up = Arc::new(AtomicUsize::new(0));
+        let on_change: OnChange = {
+            let (placement, gave_up) = (Arc::clone(&placement), Arc::clone(&gave_up));
+            Arc::new(move || {
+                if placement.owned().is_empty() {
+                    gave_up.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let membership = Membership::join(
+            &settings,
+            "workers",
+            GroupTopics {
+                units: "units",
+                anchor: "anchor",
+            },
+            "w1",
+            Arc::clone(&placement),
+            Arc::clone(&lease),
+            on_change,
+        )
+        .expect("joined");
+        wait("the first assignment", Duration::from_secs(60), || {
+            placement.owns("orders")
+        });
+        let before = gave_up.load(Ordering::SeqCst);
+        membership.rejoin_request().request();
+        wait("the share given up", Duration::from_secs(30), || {
+            gave_up.load(Ordering::SeqCst) > before
+        });
+        wait("a new assignment", Duration::from_secs(60), || {
+            placement.owns("orders")
+        });
+        membership.leave();
     }
 }

@@ -116,6 +116,17 @@ impl GroupPlacement {
             .collect()
     }
 
+    /// The partitions the named connectors belong to.
+    pub fn partitions_of<'a>(
+        &self,
+        connectors: impl IntoIterator<Item = &'a String>,
+    ) -> BTreeSet<i32> {
+        connectors
+            .into_iter()
+            .map(|name| partition_of(name, self.partitions))
+            .collect()
+    }
+
     /// The partitions usable now.
     pub fn usable(&self) -> BTreeSet<i32> {
         let now = Instant::now();

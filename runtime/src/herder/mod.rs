@@ -241,7 +241,7 @@ impl Herder {
                 hand_over(&mut old.tasks).await;
                 if !here {
                     tracing::info!(connector = %name, "connector released to another worker");
-                    self.deps.status.forget(&name);
+                    self.deps.status.release(&name);
                 }
                 let entry = self.launch(old.stored);
                 connectors.insert(name, entry);

@@ -6,9 +6,11 @@ mod consumer;
 pub mod group_offsets;
 pub mod overrides;
 mod producer;
+mod reachability;
 pub mod security;
 mod topics;
 
 pub use consumer::build_consumer;
 pub use producer::{build_producer, KafkaSettings};
+pub use reachability::{cluster_id, BrokerError};
 pub use topics::{TopicCreator, TopicLayout};

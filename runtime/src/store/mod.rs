@@ -129,9 +129,15 @@ pub trait StatusStore: Send + Sync {
     fn truncate_tasks(&self, name: &str, from: u32);
     /// Forgets a connector.
     fn remove(&self, name: &str);
-    /// Forgets what this worker reported about a connector that now runs
-    /// elsewhere (or is gone), without publishing anything.
+    /// Forgets what this worker reported about a connector deleted through
+    /// another worker, without publishing anything.
     fn forget(&self, name: &str) {
+        self.remove(name);
+    }
+    /// Reports a connector this worker gave up to another worker as
+    /// UNASSIGNED (Connect's status on shutdown) — unless another worker
+    /// reported it since — and forgets it here.
+    fn release(&self, name: &str) {
         self.remove(name);
     }
 }

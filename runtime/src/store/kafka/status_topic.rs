@@ -104,6 +104,15 @@ impl KafkaStatusStore {
         self.catch_up().get(key).cloned()
     }
 
+    /// The newest value of every key starting with `prefix`, by any worker.
+    pub fn published_raw_with_prefix(&self, prefix: &str) -> Vec<(String, Value)> {
+        self.catch_up()
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Everything published, read to the end of the topic.
     fn catch_up(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
         let records = match self.log.read_to_end() {
@@ -204,6 +213,33 @@ impl StatusStore for KafkaStatusStore {
 
     fn forget(&self, name: &str) {
         self.memory.remove(name);
+    }
+
+    fn release(&self, name: &str) {
+        let Some((connector, tasks)) = self.memory.get(name) else {
+            return;
+        };
+        self.memory.remove(name);
+        let worker = connector.worker_id;
+        let keys: Vec<String> = std::iter::once(connector_key(name))
+            .chain(tasks.keys().map(|task| task_key(name, *task)))
+            .collect();
+        // Connect's putSafe: a status the next owner wrote stays.
+        let still_ours: Vec<String> = {
+            let remote = self.catch_up();
+            keys.into_iter()
+                .filter(|key| {
+                    remote
+                        .get(key)
+                        .and_then(|v| v.get("worker_id"))
+                        .and_then(Value::as_str)
+                        .is_none_or(|w| w == worker)
+                })
+                .collect()
+        };
+        for key in still_ours {
+            self.publish(key, Some(encode(State::Unassigned, None, &worker)));
+        }
     }
 
     fn truncate_tasks(&self, name: &str, from: u32) {
