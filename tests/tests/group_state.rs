@@ -291,6 +291,82 @@ fn write_connect_config(env: &TestEnv, group: &Group, name: &str, config: &Value
 /// again; Kafka drops such a member after its session timeout).
 #[test]
 fn replication_under_write_load_survives_a_rolling_restart() {
+    replicate_through(2, |workers| {
+        for worker in workers.iter_mut() {
+            std::thread::sleep(Duration::from_secs(4));
+            worker.terminate();
+            std::thread::sleep(Duration::from_secs(2));
+            worker.restart();
+        }
+    });
+}
+
+/// The same replication on three workers, two of them killed with
+/// SIGKILL one after the other (no goodbye, no offset flush), then both
+/// restarted: the group hands the sources to the survivor, which resumes
+/// from the stored positions, and the replicas end equal to their sources
+/// (what the killed workers had sent but not stored comes again, and the
+/// sinks' upserts absorb it).
+#[test]
+fn replication_under_write_load_survives_two_workers_killed() {
+    replicate_through(3, |workers| {
+        let ids: Vec<String> = workers
+            .iter()
+            .map(|w| w.url().trim_start_matches("http://").to_owned())
+            .collect();
+        // Where each connector's task runs, once all run on `alive`.
+        let placed = |asked: &Worker, alive: &[usize]| -> Option<Vec<String>> {
+            let names = asked.api().get("/connectors").body;
+            names
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|name| {
+                    let status = asked.api().get(&format!("/connectors/{name}/status")).body;
+                    let on = status["tasks"][0]["worker_id"].as_str()?.to_owned();
+                    (status["tasks"][0]["state"] == "RUNNING"
+                        && alive.iter().any(|i| ids[*i] == on))
+                    .then_some(on)
+                })
+                .collect()
+        };
+        let mut alive: Vec<usize> = (0..workers.len()).collect();
+        let mut killed = Vec::new();
+        for _ in 0..2 {
+            std::thread::sleep(Duration::from_secs(3));
+            let running = wait_for("the sources RUNNING", Duration::from_secs(120), || {
+                placed(&workers[alive[0]], &alive)
+            });
+            // A worker that runs a source, so that the kill moves one.
+            let victim = *alive
+                .iter()
+                .find(|i| running.contains(&ids[**i]))
+                .expect("a worker running a source");
+            let at = std::time::Instant::now();
+            workers[victim].kill9();
+            alive.retain(|i| *i != victim);
+            killed.push(victim);
+            wait_for(
+                "every source RUNNING on a live worker",
+                Duration::from_secs(120),
+                || placed(&workers[alive[0]], &alive),
+            );
+            eprintln!(
+                "kill -9 of a worker running a source: running elsewhere after {:?}",
+                at.elapsed()
+            );
+        }
+        for victim in killed {
+            workers[victim].restart();
+        }
+    });
+}
+
+/// Replicates a PostgreSQL and a MariaDB table through sources on a group
+/// of `size` workers and sinks on a worker of their own, while both
+/// databases take writes and `disrupt` does its worst to the group; then
+/// checks both replicas with `sluice verify`.
+fn replicate_through(size: usize, disrupt: impl FnOnce(&mut Vec<Worker>) + Send) {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let db = Maria::from_env(&env);
@@ -307,7 +383,7 @@ fn replication_under_write_load_survives_a_rolling_restart() {
          CREATE TABLE {my_source}.items (id INT PRIMARY KEY, qty INT NOT NULL, note VARCHAR(40), price DECIMAL(12,2)); \
          INSERT INTO {my_source}.items SELECT seq, seq % 100, CONCAT('note ', seq), seq * 1.25 FROM seq_1_to_300;"
     ));
-    let mut workers: Vec<Worker> = (0..2)
+    let mut workers: Vec<Worker> = (0..size)
         .map(|_| Worker::start_with(&env, &group.args()))
         .collect();
     let api = workers[0].api();
@@ -376,15 +452,21 @@ fn replication_under_write_load_survives_a_rolling_restart() {
         assert_eq!(reply.status, 201, "{name}: {}", reply.text);
     }
 
-    std::thread::scope(|scope| {
-        scope.spawn(|| pg.random_writes(&pg_source, 600, 10_000, 250));
-        scope.spawn(|| db.random_writes(&my_source, 600, 10_000, 250));
-        for worker in workers.iter_mut() {
-            std::thread::sleep(Duration::from_secs(4));
-            worker.terminate();
-            std::thread::sleep(Duration::from_secs(2));
-            worker.restart();
+    // Writes go on in rounds for as long as the disruption lasts.
+    let disrupted = std::sync::atomic::AtomicBool::new(false);
+    let writes = |write: &(dyn Fn(i64) + Sync)| {
+        let mut round = 0;
+        while round < 3 || !disrupted.load(std::sync::atomic::Ordering::Acquire) {
+            write(10_000 + round * 1_000);
+            round += 1;
+            std::thread::sleep(Duration::from_secs(1));
         }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| writes(&|base| pg.random_writes(&pg_source, 200, base, 250)));
+        scope.spawn(|| writes(&|base| db.random_writes(&my_source, 200, base, 250)));
+        disrupt(&mut workers);
+        disrupted.store(true, std::sync::atomic::Ordering::Release);
     });
 
     let (pg_db, my_db) = (postgres_url(&env), mariadb_url(&env, &my_source));
@@ -404,7 +486,7 @@ fn replication_under_write_load_survives_a_rolling_restart() {
         assert!(
             equal,
             "{table}: the replica never caught up: {last}\n{}",
-            workers[1].logs()
+            workers[size - 1].logs()
         );
     }
     for role in ["pg-sink", "my-sink"] {
