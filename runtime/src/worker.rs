@@ -140,8 +140,12 @@ fn join_group(
     let runtime = tokio::runtime::Handle::current();
     let on_change: crate::group::OnChange = {
         let herder = Arc::clone(herder);
+        let lease = Arc::clone(&lease);
         Arc::new(move || {
-            runtime.block_on(herder.reassign());
+            // No purge of the producer's queue here: an idempotent producer
+            // that drops queued records bumps its epoch, which Tansu 0.6
+            // answers with ProducerFenced for good (seen after a stall).
+            runtime.block_on(herder.reassign(!lease.holds()));
             if let Some(writer) = &registry_writer {
                 writer.announce();
             }

@@ -3,11 +3,13 @@
 //! plain Kafka consumer that reads what the worker produced.
 
 pub mod api;
+pub mod broker;
 pub mod connectors;
 pub mod env;
 pub mod group;
 pub mod kafka;
 pub mod mariadb;
+pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod registry;

@@ -56,6 +56,9 @@ pub fn free_port() -> u16 {
 /// A running (or stopped) sluice process.
 pub struct SluiceProcess {
     child: Option<Child>,
+    /// A command sluice runs under (e.g. `ip netns exec NAME`), which must
+    /// exec it so that signals reach sluice.
+    wrapper: Vec<OsString>,
     args: Vec<OsString>,
     log: PathBuf,
     ready: (Api, String),
@@ -64,8 +67,21 @@ pub struct SluiceProcess {
 impl SluiceProcess {
     /// Starts `sluice <args>` and waits until `ready_path` on `api` answers 200.
     pub fn start(args: Vec<OsString>, log: PathBuf, api: Api, ready_path: &str) -> Self {
+        Self::start_wrapped(Vec::new(), args, log, api, ready_path)
+    }
+
+    /// Starts `<wrapper> sluice <args>` (the wrapper execs sluice) and
+    /// waits until `ready_path` on `api` answers 200.
+    pub fn start_wrapped(
+        wrapper: Vec<OsString>,
+        args: Vec<OsString>,
+        log: PathBuf,
+        api: Api,
+        ready_path: &str,
+    ) -> Self {
         let mut process = Self {
             child: None,
+            wrapper,
             args,
             log,
             ready: (api, ready_path.to_owned()),
@@ -81,7 +97,15 @@ impl SluiceProcess {
             .open(&self.log)
             .expect("process log file");
         let err = log.try_clone().expect("log handle");
-        let child = Command::new(sluice_bin())
+        let mut command = match self.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(sluice_bin());
+                command
+            }
+            None => Command::new(sluice_bin()),
+        };
+        let child = command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log)

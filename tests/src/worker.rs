@@ -14,6 +14,7 @@ pub use crate::process::sluice_bin;
 /// A running worker.
 pub struct Worker {
     process: SluiceProcess,
+    host: String,
     port: u16,
     /// Keeps the scratch directory (removed on drop; the log is beside it).
     _scratch: tempfile::TempDir,
@@ -53,7 +54,31 @@ impl Worker {
         Self::start_on_state(env.bootstrap(), scratch, state_dir, &[])
     }
 
+    /// Starts a worker under `wrapper` (e.g. in a network namespace), its
+    /// REST API on `rest_host`, against the broker at `bootstrap`.
+    pub fn start_wrapped(
+        wrapper: Vec<OsString>,
+        rest_host: &str,
+        bootstrap: &str,
+        extra: &[&str],
+    ) -> Self {
+        let state = tempfile::tempdir().expect("temp state dir");
+        let state_dir = state.path().join("state");
+        Self::start_on(wrapper, rest_host, bootstrap, state, state_dir, extra)
+    }
+
     fn start_on_state(
+        bootstrap: &str,
+        state: tempfile::TempDir,
+        state_dir: PathBuf,
+        extra: &[&str],
+    ) -> Self {
+        Self::start_on(Vec::new(), "127.0.0.1", bootstrap, state, state_dir, extra)
+    }
+
+    fn start_on(
+        wrapper: Vec<OsString>,
+        rest_host: &str,
         bootstrap: &str,
         state: tempfile::TempDir,
         state_dir: PathBuf,
@@ -65,7 +90,7 @@ impl Worker {
             "--bootstrap-servers",
             bootstrap,
             "--rest-listen",
-            &format!("127.0.0.1:{port}"),
+            &format!("{rest_host}:{port}"),
             "--offset-flush-interval-ms",
             "200",
             "--topic-replication-factor",
@@ -77,11 +102,17 @@ impl Worker {
         .collect();
         args.push(state_dir.clone().into());
         args.extend(extra.iter().map(OsString::from));
-        let api = Api::new(format!("http://127.0.0.1:{port}"));
-        let process =
-            SluiceProcess::start(args, state.path().with_extension("log"), api, "/health");
+        let api = Api::new(format!("http://{rest_host}:{port}"));
+        let process = SluiceProcess::start_wrapped(
+            wrapper,
+            args,
+            state.path().with_extension("log"),
+            api,
+            "/health",
+        );
         Self {
             process,
+            host: rest_host.to_owned(),
             port,
             _scratch: state,
             state_dir,
@@ -90,7 +121,7 @@ impl Worker {
 
     /// The worker's REST base URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.host, self.port)
     }
 
     /// A REST client for this worker.

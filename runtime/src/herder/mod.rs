@@ -226,7 +226,10 @@ impl Herder {
     /// Starts the connectors this worker now owns and stops those it no
     /// longer owns; returns when the stopped ones have stopped. Called by
     /// the group membership whenever the assignment or the lease changes.
-    pub async fn reassign(&self) {
+    /// A `fenced` worker (its lease lapsed) does not report what it gives
+    /// up: the group has moved on, and a report sent from behind a cut
+    /// would land after the next owner's.
+    pub async fn reassign(&self, fenced: bool) {
         let mut connectors = self.connectors.lock().await;
         let names: Vec<String> = connectors.keys().cloned().collect();
         for name in names {
@@ -241,7 +244,11 @@ impl Herder {
                 hand_over(&mut old.tasks).await;
                 if !here {
                     tracing::info!(connector = %name, "connector released to another worker");
-                    self.deps.status.release(&name);
+                    if fenced {
+                        self.deps.status.forget(&name);
+                    } else {
+                        self.deps.status.release(&name);
+                    }
                 }
                 let entry = self.launch(old.stored);
                 connectors.insert(name, entry);
@@ -253,12 +260,18 @@ impl Herder {
     /// yet: connectors created, changed or deleted through another worker
     /// of the group.
     pub async fn sync_configs(&self) -> Result<(), HerderError> {
-        let stored: BTreeMap<String, StoredConnector> = self
-            .configs
-            .load()?
-            .into_iter()
-            .map(|c| (c.name.clone(), c))
-            .collect();
+        // Off the async threads: a broker that does not answer holds the
+        // read for its timeout, and the tasks' fence checks must go on.
+        let configs = Arc::clone(&self.configs);
+        let loaded = match tokio::task::spawn_blocking(move || configs.load()).await {
+            Ok(loaded) => loaded?,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the config store was interrupted");
+                return Ok(());
+            }
+        };
+        let stored: BTreeMap<String, StoredConnector> =
+            loaded.into_iter().map(|c| (c.name.clone(), c)).collect();
         let mut connectors = self.connectors.lock().await;
         let gone: Vec<String> = connectors
             .keys()

@@ -97,6 +97,16 @@ fn set_status(deps: &RunnerDeps, spec: &SourceTaskSpec, status: TaskStatus) {
     deps.status.put_task(&spec.connector, spec.task_id, status);
 }
 
+/// How long a fenced task still waits for acknowledgements and for its
+/// offsets to be stored: a worker cut off from the broker would otherwise
+/// wait out the delivery and store timeouts, task after task, before the
+/// group's upkeep (rejoining once the link heals) could go on.
+const FENCE_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a task waiting for acknowledgements checks that the worker
+/// still holds the connector.
+const FENCE_CHECK: Duration = Duration::from_millis(500);
+
 /// Why a task stopped writing on a worker that lost its share.
 const FENCED: &str = "this worker lost its lease on the group of workers (cut off from the broker, or stalled): it stopped writing before another worker takes the connector over";
 
@@ -257,6 +267,9 @@ struct Pipeline<'a, S: RecordSink> {
     seen_topics: std::collections::HashSet<String>,
     /// Watched while waiting for the registry, to give up on stop.
     control: watch::Receiver<Control>,
+    /// Set when the worker lost this connector mid-stream: what follows
+    /// waits only briefly on the broker.
+    fenced: bool,
 }
 
 impl<'a, S: RecordSink> Pipeline<'a, S> {
@@ -303,6 +316,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             store_failing: None,
             seen_topics: Default::default(),
             control,
+            fenced: false,
         })
     }
 
@@ -348,9 +362,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                     Some(batch) => {
                         if !self.deps.placement.owns(&self.spec.connector) {
                             // Fenced: the batch is not sent, so the stored
-                            // offset stays before it for whoever runs next.
-                            self.drain_all().await?;
-                            self.commit(end).await?;
+                            // offset stays before it for whoever runs next;
+                            // what was acknowledged is stored in `salvage`.
+                            self.fenced = true;
                             return Err(ConnectorError::retriable(FENCED));
                         }
                         self.metrics
@@ -419,13 +433,27 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// After a failure: stores the offsets of records the broker has
     /// acknowledged, so a restart repeats less. A record that failed, and
     /// everything after it, stays uncommitted.
+    /// A fenced task waits only [`FENCE_GRACE`] for either.
     async fn salvage(&mut self, end: &RuntimeEnd) {
-        let drained = tokio::time::timeout(self.deps.shutdown_timeout, self.drain_all()).await;
+        let grace = if self.fenced {
+            FENCE_GRACE
+        } else {
+            self.deps.shutdown_timeout
+        };
+        let drained = tokio::time::timeout(grace, self.drain_all()).await;
         if !matches!(drained, Ok(Ok(()))) {
             tracing::debug!(connector = %self.spec.connector, "not every sent record was acknowledged before the failure");
         }
-        if let Err(e) = self.commit(end).await {
-            tracing::warn!(connector = %self.spec.connector, error = %e, "could not store the acknowledged offsets after the failure");
+        match tokio::time::timeout(grace, self.commit(end)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(connector = %self.spec.connector, error = %e, "could not store the acknowledged offsets after the failure")
+            }
+            // The store may still land later: it holds offsets of records the
+            // broker acknowledged, so it can only repeat, never lose.
+            Err(_) => {
+                tracing::warn!(connector = %self.spec.connector, "storing the acknowledged offsets did not finish in time after the fence; the next owner may repeat those records")
+            }
         }
     }
 
@@ -638,13 +666,27 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         }
     }
 
-    /// Waits for the oldest record's delivery report; false if none is pending.
+    /// Waits for the oldest record's delivery report; false if none is
+    /// pending. A worker that loses its share while waiting (cut off from
+    /// the broker, which is why no report comes) stops waiting: fenced.
     async fn retire_front(&mut self) -> Result<bool, ConnectorError> {
         let Some(mut front) = self.in_flight.pop_front() else {
             return Ok(false);
         };
         let outcome = match front.delivery.take() {
-            Some(delivery) => Some(delivery.await),
+            Some(mut delivery) => loop {
+                tokio::select! {
+                    outcome = &mut delivery => break Some(outcome),
+                    () = tokio::time::sleep(FENCE_CHECK) => {
+                        if !self.fenced && !self.deps.placement.owns(&self.spec.connector) {
+                            front.delivery = Some(delivery);
+                            self.in_flight.push_front(front);
+                            self.fenced = true;
+                            return Err(ConnectorError::retriable(FENCED));
+                        }
+                    }
+                }
+            },
             None => None,
         };
         self.settle(front, outcome)?;
@@ -725,8 +767,23 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             .collect();
         let store = Arc::clone(&self.deps.offsets);
         let connector = self.spec.connector.clone();
-        let stored = tokio::task::spawn_blocking(move || store.put(&connector, &writes))
-            .await
+        let mut storing = tokio::task::spawn_blocking(move || store.put(&connector, &writes));
+        // A store to a broker this worker is cut off from waits out its
+        // timeout; a worker that lost the connector meanwhile stops waiting
+        // (the store may still land: it holds acknowledged offsets only).
+        let joined = loop {
+            tokio::select! {
+                joined = &mut storing => break joined,
+                () = tokio::time::sleep(FENCE_CHECK) => {
+                    if !self.fenced && !self.deps.placement.owns(&self.spec.connector) {
+                        self.fenced = true;
+                        self.offsets.restore(entries);
+                        return Err(ConnectorError::retriable(FENCED));
+                    }
+                }
+            }
+        };
+        let stored = joined
             .map_err(|e| ConnectorError::retriable(format!("offset commit was interrupted: {e}")))
             .and_then(|r| {
                 r.map_err(|e| ConnectorError::retriable(format!("storing offsets: {e}")))

@@ -129,8 +129,9 @@ pub trait StatusStore: Send + Sync {
     fn truncate_tasks(&self, name: &str, from: u32);
     /// Forgets a connector.
     fn remove(&self, name: &str);
-    /// Forgets what this worker reported about a connector deleted through
-    /// another worker, without publishing anything.
+    /// Forgets what this worker reported about a connector, without
+    /// publishing anything (deleted through another worker, or given up by
+    /// a worker that lost its lease).
     fn forget(&self, name: &str) {
         self.remove(name);
     }
