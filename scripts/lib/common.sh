@@ -29,7 +29,7 @@ apt_install() {
 
 # Everything the servers and the build need from Debian.
 install_system_packages() {
-  apt_install postgresql postgresql-contrib mariadb-server mariadb-client kcat \
+  apt_install postgresql postgresql-contrib postgresql-15-postgis-3 mariadb-server mariadb-client kcat \
     build-essential pkg-config zlib1g-dev libssl-dev curl openssl stunnel4 python3 python3-venv
 }
 

@@ -1038,6 +1038,71 @@ fn binary_interval_and_hstore_modes_write_what_debezium_writes() {
     assert_eq!(after["attrs"], json!({"a": "1", "b": null}), "{after}");
 }
 
+/// PostGIS columns (the real extension) arrive as Debezium writes them: a
+/// `Geometry` / `Geography` struct of the value's EWKB (what PostGIS's own
+/// `ST_AsEWKB` gives, compared byte for byte) and its SRID, null without one.
+#[test]
+fn postgis_columns_are_debeziums_geometry_structs() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("gis");
+    pg.exec(&format!(
+        "CREATE EXTENSION IF NOT EXISTS postgis; CREATE SCHEMA {schema}; \
+         CREATE TABLE {schema}.t (id int PRIMARY KEY, place geometry(Point, 4326), \
+           area geography(Polygon), shape geometry); \
+         INSERT INTO {schema}.t VALUES (1, 'SRID=4326;POINT(1 2)', \
+           'POLYGON((0 0, 1 0, 1 1, 0 0))', 'LINESTRING(0 0, 3 4)');"
+    ));
+    let ewkb = |column: &str| {
+        pg.exec(&format!(
+            "SELECT encode(ST_AsEWKB({column}::geometry), 'base64') FROM {schema}.t"
+        ))
+        .replace('\n', "")
+    };
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let row = first_event_of_t(
+        &env,
+        &api,
+        &pg,
+        &schema,
+        &[("value.converter.schemas.enable", "true")],
+    );
+    let after = &row.value["payload"]["after"];
+    assert_eq!(
+        after["place"],
+        json!({"wkb": ewkb("place"), "srid": 4326}),
+        "{after}"
+    );
+    assert_eq!(
+        after["area"],
+        json!({"wkb": ewkb("area"), "srid": 4326}),
+        "{after}"
+    );
+    assert_eq!(
+        after["shape"],
+        json!({"wkb": ewkb("shape"), "srid": null}),
+        "{after}"
+    );
+    let fields = row.value["schema"]["fields"].clone();
+    let named = |field: &str| {
+        fields
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["field"] == "after"))
+            .and_then(|after| after["fields"].as_array())
+            .and_then(|f| f.iter().find(|f| f["field"] == field))
+            .map(|f| f["name"].clone())
+    };
+    assert_eq!(
+        named("place"),
+        Some(json!("io.debezium.data.geometry.Geometry"))
+    );
+    assert_eq!(
+        named("area"),
+        Some(json!("io.debezium.data.geometry.Geography"))
+    );
+}
+
 #[test]
 fn the_topic_delimiter_and_heartbeat_prefix_name_every_topic() {
     let env = TestEnv::load();

@@ -204,6 +204,8 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
         }
         "json" | "jsonb" | "hstore" => logical::json(),
         "point" => point_schema(),
+        "geometry" => postgis_schema("io.debezium.data.geometry.Geometry", "Geometry"),
+        "geography" => postgis_schema("io.debezium.data.geometry.Geography", "Geography"),
         "xml" => Schema::string().named(logical::XML).versioned(1),
         "ltree" => Schema::string()
             .named("io.debezium.data.Ltree")
@@ -297,6 +299,7 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
         ),
         "hstore" => Value::String(hstore_to_json(text)?),
         "point" => point_value(text)?,
+        "geometry" | "geography" => postgis_value(text)?,
         _ => Value::String(text.to_owned()),
     })
 }
@@ -314,6 +317,45 @@ fn point_schema() -> Schema {
     )
     .versioned(1)
     .documented("Geometry (POINT)")
+}
+
+/// Debezium's PostGIS structs (`Geometry`, `Geography`): the value's
+/// EWKB as PostGIS writes it, and its SRID when it has one.
+fn postgis_schema(name: &str, doc: &str) -> Schema {
+    Schema::structure(
+        name,
+        vec![
+            sluice_connector_api::Field::new("wkb", Schema::bytes()),
+            sluice_connector_api::Field::new("srid", Schema::int32().optional()),
+        ],
+    )
+    .versioned(1)
+    .documented(doc)
+}
+
+/// A PostGIS value's text form (hex EWKB) as `{wkb, srid}`, as
+/// Debezium's `PostgisGeometry.fromHexEwkb` reads it: the bytes kept
+/// whole, the SRID read from the header when its flag is set.
+fn postgis_value(text: &str) -> Option<Value> {
+    let ewkb: Vec<u8> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    const SRID_FLAG: u32 = 0x2000_0000;
+    let word = |at: usize| -> Option<u32> {
+        let bytes: [u8; 4] = ewkb.get(at..at + 4)?.try_into().ok()?;
+        Some(match ewkb.first()? {
+            0 => u32::from_be_bytes(bytes),
+            _ => u32::from_le_bytes(bytes),
+        })
+    };
+    let kind = word(1)?;
+    let srid = if kind & SRID_FLAG != 0 {
+        Value::Int32(word(5)? as i32)
+    } else {
+        Value::Null
+    };
+    Some(Value::Struct(vec![Value::Bytes(ewkb), srid]))
 }
 
 /// `(x,y)` as a Point with its little-endian WKB.
@@ -812,6 +854,31 @@ mod tests {
         };
         assert_eq!(point[0], Value::Float64(1.5));
         assert_eq!(point[1], Value::Float64(-2.0));
+        // POINT(1 2) with SRID 4326, little- and big-endian, and without.
+        let le = "0101000020E6100000000000000000F03F0000000000000040";
+        let Some(Value::Struct(geometry)) = base("geometry", -1).value(le, DEFAULT) else {
+            panic!("geometry struct")
+        };
+        assert_eq!(
+            geometry[0],
+            Value::Bytes(parse_bytea(&format!("\\x{le}")).unwrap())
+        );
+        assert_eq!(geometry[1], Value::Int32(4326));
+        let be = "0020000001000010E63FF00000000000004000000000000000";
+        let Some(Value::Struct(geography)) = base("geography", -1).value(be, DEFAULT) else {
+            panic!("geography struct")
+        };
+        assert_eq!(geography[1], Value::Int32(4326));
+        let plain = "0101000000000000000000F03F0000000000000040";
+        let Some(Value::Struct(no_srid)) = base("geometry", -1).value(plain, DEFAULT) else {
+            panic!("geometry struct")
+        };
+        assert_eq!(no_srid[1], Value::Null);
+        assert_eq!(base("geometry", -1).value("not hex", DEFAULT), None);
+        assert_eq!(
+            base("geography", -1).schema(DEFAULT).name.as_deref(),
+            Some("io.debezium.data.geometry.Geography")
+        );
         let mood = PgType::Enum(vec!["sad".into(), "happy".into()]);
         assert_eq!(mood.schema(DEFAULT).parameters["allowed"], "sad,happy");
     }
