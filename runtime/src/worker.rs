@@ -14,6 +14,7 @@ use crate::kafka::{build_producer, security, KafkaSettings, TopicCreator, TopicL
 use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
 use crate::registry::cluster::{GroupWriter, KafkaSchemaLog};
+use crate::rest::forward::Forwarder;
 use crate::rest::{self, AppState};
 use crate::store::kafka::{KafkaLog, KafkaStatusStore};
 use crate::store::{
@@ -87,6 +88,7 @@ async fn embedded_registry(
     settings: &KafkaSettings,
     topics: &TopicCreator,
     shared: Option<(Arc<KafkaStatusStore>, Arc<dyn Placement>)>,
+    forwarder: &Forwarder,
 ) -> anyhow::Result<(axum::Router, Option<Arc<GroupWriter>>)> {
     let (Some(group), Some((status, placement))) = (&config.group, shared) else {
         let registry = crate::registry::open_in_dir(&config.state_dir)?;
@@ -115,10 +117,14 @@ async fn embedded_registry(
         .rest_advertised
         .rsplit_once(':')
         .map_or(config.rest_advertised.as_str(), |(host, _)| host);
-    let url = format!("http://{host}:{}", listen.port());
+    let url = forwarder.base(&format!("{host}:{}", listen.port()));
     let role = Arc::new(GroupWriter::new(placement, status, url));
     tracing::info!(topic = %topic.name, "the embedded schema registry is shared by the group");
-    let router = crate::registry::shared_router(Arc::new(registry), Arc::clone(&role) as _);
+    let router = crate::registry::shared_router(
+        Arc::new(registry),
+        Arc::clone(&role) as _,
+        forwarder.clone(),
+    );
     Ok((router, Some(role)))
 }
 
@@ -231,6 +237,8 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     )
     .context("--registry-basic-auth-file / --registry-bearer-tokens-file")?
     .map(|c| Arc::new(c.for_registry()));
+    // Workers of a group reach each other as their own API is served.
+    let forwarder = Forwarder::new(config.rest_tls.is_some(), config.rest_forward_ca.as_deref())?;
     let (registry_router, registry_writer) = match config.registry_listen {
         Some(listen) => {
             let shared = stores
@@ -238,7 +246,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
                 .clone()
                 .zip(group_placement.clone().map(|p| p as Arc<dyn Placement>));
             let (router, writer) =
-                embedded_registry(&config, listen, &settings, &topics, shared).await?;
+                embedded_registry(&config, listen, &settings, &topics, shared, &forwarder).await?;
             let router = crate::registry::guarded(router, registry_credentials.clone());
             (Some(router), writer)
         }
@@ -339,6 +347,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             metrics,
             kafka_cluster_id: cluster_id,
             warnings,
+            forwarder,
         }),
         credentials,
     );

@@ -135,6 +135,12 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_REST_TLS_KEY", value_name = "FILE")]
     pub rest_tls_key: Option<PathBuf>,
 
+    /// PEM certificates (a private CA) to trust, besides the system's, when
+    /// this worker forwards a request to another worker of its group over
+    /// HTTPS (with --rest-tls-cert the group's workers talk HTTPS).
+    #[arg(long, env = "SLUICE_REST_FORWARD_CA", value_name = "FILE")]
+    pub rest_forward_ca: Option<PathBuf>,
+
     /// Where connector configs and offsets are kept; survives `kill -9`
     /// [default: ./sluice-state].
     #[arg(long, env = "SLUICE_STATE_DIR", value_name = "DIR")]
@@ -287,6 +293,7 @@ struct WorkerFile {
     registry_bearer_tokens_file: Option<PathBuf>,
     rest_tls_cert: Option<PathBuf>,
     rest_tls_key: Option<PathBuf>,
+    rest_forward_ca: Option<PathBuf>,
     #[serde(default)]
     config_provider_file_allowed_paths: Vec<PathBuf>,
     config_provider_env_allowlist: Option<String>,
@@ -339,6 +346,8 @@ pub struct WorkerConfig {
     /// PEM certificate chain and key of the HTTPS listeners, if they
     /// serve TLS.
     pub rest_tls: Option<(PathBuf, PathBuf)>,
+    /// Certificates trusted when forwarding to another worker over HTTPS.
+    pub rest_forward_ca: Option<PathBuf>,
     /// Directories `${file:}` placeholders may read.
     pub config_provider_file_allowed_paths: Vec<PathBuf>,
     /// Variables `${env:}` placeholders may read.
@@ -481,6 +490,7 @@ impl WorkerConfig {
                     })
                 }
             },
+            rest_forward_ca: args.rest_forward_ca.clone().or(file.rest_forward_ca),
             config_provider_file_allowed_paths: if args
                 .config_provider_file_allowed_paths
                 .is_empty()

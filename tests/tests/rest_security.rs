@@ -558,3 +558,105 @@ fn the_standalone_registry_requires_its_login() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Workers of a group whose REST API serves HTTPS forward to each other
+/// over HTTPS, trusting the private CA given with `--rest-forward-ca`: a
+/// restart sent to the worker that does not run the connector reaches the
+/// one that does.
+#[test]
+fn a_group_serving_https_forwards_over_https() {
+    use std::time::Duration;
+    let env = TestEnv::load();
+    let ca = env.get("SLUICE_PG_CA").to_owned();
+    let tls_dir = std::path::Path::new(&ca).parent().expect("CA directory");
+    let (cert, key) = (tls_dir.join("server.crt"), tls_dir.join("server.key"));
+    let group = sluice_tests::group::Group::new();
+    let states = [
+        tempfile::tempdir().expect("state"),
+        tempfile::tempdir().expect("state"),
+    ];
+    let ports = [
+        sluice_tests::process::free_port(),
+        sluice_tests::process::free_port(),
+    ];
+    let mut workers: Vec<std::process::Child> = ports
+        .iter()
+        .zip(&states)
+        .map(|(port, state)| {
+            let (listen, advertised) = (format!("127.0.0.1:{port}"), format!("localhost:{port}"));
+            let mut args: Vec<&std::ffi::OsStr> = vec![
+                "--rest-listen".as_ref(),
+                listen.as_ref(),
+                "--rest-advertised".as_ref(),
+                advertised.as_ref(),
+                "--rest-tls-cert".as_ref(),
+                cert.as_os_str(),
+                "--rest-tls-key".as_ref(),
+                key.as_os_str(),
+                "--rest-forward-ca".as_ref(),
+                ca.as_ref(),
+            ];
+            let group_args = group.args();
+            args.extend(group_args.iter().map(std::ffi::OsStr::new));
+            spawn_worker(&env, state.path(), &args)
+        })
+        .collect();
+    let curl = |args: &[&str]| -> (bool, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "30", "--cacert", &ca])
+            .args(args)
+            .output()
+            .expect("curl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let url = |i: usize, path: &str| format!("https://localhost:{}{path}", ports[i]);
+    for i in 0..2 {
+        sluice_tests::wait_for("the HTTPS REST API", Duration::from_secs(60), || {
+            curl(&[&url(i, "/connectors")]).0.then_some(())
+        });
+    }
+    let name = unique("tls-forward");
+    let config = json!({"name": name, "config": {
+        "connector.class": "datagen", "topic": name, "rate.per.sec": "10",
+    }});
+    let (ok, text) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &config.to_string(),
+        &url(0, "/connectors"),
+    ]);
+    assert!(ok && text.contains(&name), "{text}");
+    let owner = sluice_tests::wait_for("the task RUNNING", Duration::from_secs(60), || {
+        let (_, text) = curl(&[&url(0, &format!("/connectors/{name}/status"))]);
+        let status: serde_json::Value = serde_json::from_str(&text).ok()?;
+        (status["tasks"][0]["state"] == "RUNNING")
+            .then(|| status["tasks"][0]["worker_id"].as_str().map(str::to_owned))
+            .flatten()
+    });
+    let other = if owner == format!("localhost:{}", ports[0]) {
+        1
+    } else {
+        0
+    };
+    let (ok, text) = curl(&[
+        "-X",
+        "POST",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url(other, &format!("/connectors/{name}/tasks/0/restart")),
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(text, "204", "forwarded over HTTPS to {owner}");
+    for worker in &mut workers {
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+}

@@ -154,6 +154,8 @@ pub struct Shared {
     pub registry: Arc<Registry>,
     /// Who writes.
     pub role: Arc<dyn WriterRole>,
+    /// How writes reach the writer.
+    pub forwarder: crate::rest::forward::Forwarder,
 }
 
 /// Whether a request changes the registry (a lookup or a compatibility
@@ -186,7 +188,7 @@ pub async fn route(State(shared): State<Shared>, request: Request, next: Next) -
         match writer {
             Writer::Here => {}
             Writer::At(url) if !crate::rest::forward::was_forwarded(request.headers()) => {
-                return forward(url, request).await;
+                return forward(&shared.forwarder, url, request).await;
             }
             _ => {
                 return unavailable(
@@ -205,7 +207,11 @@ pub async fn route(State(shared): State<Shared>, request: Request, next: Next) -
 }
 
 /// Sends `request` to the writer at `url` and answers with its answer.
-async fn forward(url: String, request: Request) -> Response {
+async fn forward(
+    forwarder: &crate::rest::forward::Forwarder,
+    url: String,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body = match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
@@ -213,6 +219,7 @@ async fn forward(url: String, request: Request) -> Response {
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     match crate::rest::forward::forward(
+        forwarder,
         &url,
         parts.method.clone(),
         path,

@@ -47,15 +47,24 @@ fn flag(params: &HashMap<String, String>, name: &str) -> bool {
 
 /// The router for the registry API, for a registry that writes itself.
 pub fn router(registry: Arc<Registry>) -> Router {
-    shared_router(registry, Arc::new(super::cluster::Alone))
+    shared_router(
+        registry,
+        Arc::new(super::cluster::Alone),
+        crate::rest::forward::Forwarder::http(),
+    )
 }
 
 /// The router for a registry whose writes `role` places (a group of
 /// workers shares one registry log).
-pub fn shared_router(registry: Arc<Registry>, role: Arc<dyn super::cluster::WriterRole>) -> Router {
+pub fn shared_router(
+    registry: Arc<Registry>,
+    role: Arc<dyn super::cluster::WriterRole>,
+    forwarder: crate::rest::forward::Forwarder,
+) -> Router {
     let shared = super::cluster::Shared {
         registry: Arc::clone(&registry),
         role,
+        forwarder,
     };
     routes(registry).layer(axum::middleware::from_fn_with_state(
         shared,

@@ -207,7 +207,7 @@ pub async fn restart(
         .await
     {
         Err(HerderError::RunsElsewhere { worker, .. }) if !forward::was_forwarded(&headers) => {
-            return forward_to(&worker, &uri, &headers).await;
+            return forward_to(&state.forwarder, &worker, &uri, &headers).await;
         }
         other => other?,
     };
@@ -281,7 +281,7 @@ pub async fn restart_task(
     let task = task_number(&task)?;
     match state.herder.restart_task(&name, task).await {
         Err(HerderError::RunsElsewhere { worker, .. }) if !forward::was_forwarded(&headers) => {
-            forward_to(&worker, &uri, &headers).await
+            forward_to(&state.forwarder, &worker, &uri, &headers).await
         }
         other => {
             other?;
@@ -291,10 +291,16 @@ pub async fn restart_task(
 }
 
 /// Sends a restart on to the worker running the connector.
-async fn forward_to(worker: &str, uri: &Uri, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn forward_to(
+    forwarder: &forward::Forwarder,
+    worker: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     forward::forward(
-        &format!("http://{worker}"),
+        forwarder,
+        &forwarder.base(worker),
         Method::POST,
         path,
         headers,

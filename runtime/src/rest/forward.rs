@@ -18,10 +18,87 @@ pub fn was_forwarded(headers: &HeaderMap) -> bool {
     headers.contains_key(FORWARDED)
 }
 
+/// How this worker reaches the others: over HTTPS when its own REST API
+/// serves TLS (the group's workers are set up alike, as Connect's), trusting
+/// the given CA's certificates besides the system's.
+#[derive(Clone)]
+pub struct Forwarder {
+    scheme: &'static str,
+    agent: ureq::Agent,
+}
+
+/// Why the forwarding client could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("--rest-forward-ca {path}: {message}")]
+pub struct ForwarderError {
+    path: String,
+    message: String,
+}
+
+impl Forwarder {
+    /// Plain HTTP, as between workers without TLS.
+    pub fn http() -> Self {
+        Self::with(
+            "http",
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(60)))
+                .http_status_as_error(false),
+        )
+    }
+
+    /// HTTPS when `https`, trusting the PEM certificates of `ca` (besides
+    /// the system's roots) when given.
+    pub fn new(https: bool, ca: Option<&std::path::Path>) -> Result<Self, ForwarderError> {
+        use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+        let mut config = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false);
+        if let Some(path) = ca {
+            let fail = |message: String| ForwarderError {
+                path: path.display().to_string(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(fail("holds no PEM certificate".into()));
+            }
+            config = config.tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        Ok(Self::with(if https { "https" } else { "http" }, config))
+    }
+
+    fn with(
+        scheme: &'static str,
+        config: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    ) -> Self {
+        Self {
+            scheme,
+            agent: config.build().into(),
+        }
+    }
+
+    /// The base URL of the worker at `host:port`.
+    pub fn base(&self, host_port: &str) -> String {
+        format!("{}://{host_port}", self.scheme)
+    }
+}
+
 /// Repeats `method path_and_query` with `body` on the server at `base`
-/// (`http://host:port`), with the caller's content type and credentials
-/// from `headers`; that server's answer, or why it could not be had.
+/// (from [`Forwarder::base`]), with the caller's content type and
+/// credentials from `headers`; that server's answer, or why it could not
+/// be had.
 pub async fn forward(
+    forwarder: &Forwarder,
     base: &str,
     method: Method,
     path_and_query: &str,
@@ -39,12 +116,8 @@ pub async fn forward(
         Some((name, value.to_owned()))
     })
     .collect();
+    let agent = forwarder.agent.clone();
     let answer = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(60)))
-            .http_status_as_error(false)
-            .build()
-            .into();
         let mut builder = ureq::http::Request::builder()
             .method(method.as_str())
             .uri(&target)

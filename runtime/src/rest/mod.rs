@@ -37,6 +37,8 @@ pub struct AppState {
     /// Said by `/health` (and logged at start): e.g. that the API listens
     /// beyond this machine without authentication.
     pub warnings: Vec<String>,
+    /// How requests reach the worker that must act on them.
+    pub forwarder: forward::Forwarder,
 }
 
 /// The router for the whole API, built from [`endpoints::ENDPOINTS`];
