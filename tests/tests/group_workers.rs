@@ -185,6 +185,37 @@ fn create_datagen(worker: &Worker, group: &Group, name: &str) {
     assert_eq!(reply.status, 201, "{}", reply.text);
 }
 
+/// A group of `size` workers running the six datagen connectors: the
+/// group, its workers, their ids and where each connector runs.
+fn group_running_the_connectors(
+    env: &TestEnv,
+    size: usize,
+) -> (Group, Vec<Worker>, Vec<String>, BTreeMap<String, String>) {
+    let group = Group::new();
+    let workers: Vec<Worker> = (0..size)
+        .map(|_| Worker::start_with(env, &group.args()))
+        .collect();
+    let ids: Vec<String> = workers.iter().map(worker_id).collect();
+    for name in CONNECTORS {
+        create_datagen(&workers[0], &group, name);
+    }
+    let running = wait_for("every connector RUNNING", Duration::from_secs(60), || {
+        placement(&workers[size - 1], &ids)
+    });
+    (group, workers, ids, running)
+}
+
+/// A worker running a connector, not the first: the first leads the
+/// group, and Tansu 0.6 never forms a generation again once its leader is
+/// gone (Kafka elects another), so the faults spare it.
+fn follower_running_a_connector(running: &BTreeMap<String, String>, ids: &[String]) -> usize {
+    running
+        .values()
+        .filter_map(|on| ids.iter().position(|id| id == on))
+        .find(|i| *i != 0)
+        .expect("a worker other than the first running a connector")
+}
+
 /// A worker frozen longer than its lease (a GC-like stall, SIGSTOP) stops
 /// writing the moment it wakes (its lease ran out while it slept, and the
 /// group may have given its connectors away), then rejoins the group and
@@ -193,25 +224,10 @@ fn create_datagen(worker: &Worker, group: &Group, name: &str) {
 #[test]
 fn a_worker_frozen_past_its_lease_fences_itself_and_rejoins() {
     let env = TestEnv::load();
-    let group = Group::new();
-    let workers: Vec<Worker> = (0..2)
-        .map(|_| Worker::start_with(&env, &group.args()))
-        .collect();
-    let ids: Vec<String> = workers.iter().map(worker_id).collect();
-    for name in CONNECTORS {
-        create_datagen(&workers[0], &group, name);
-    }
-    let before = wait_for("every connector RUNNING", Duration::from_secs(60), || {
-        placement(&workers[1], &ids)
-    });
-    // Not the first worker: it leads the group, and a stall past the
-    // session (a loaded machine adds to the 9 s) would leave Tansu 0.6
-    // without a leader for good.
-    let frozen = before
-        .values()
-        .filter_map(|on| ids.iter().position(|id| id == on))
-        .find(|i| *i != 0)
-        .expect("a worker other than the first running a connector");
+    let (group, workers, ids, before) = group_running_the_connectors(&env, 2);
+    // A stall past the session (a loaded machine adds to the 9 s) would
+    // leave Tansu 0.6 without a leader if it hit the first worker.
+    let frozen = follower_running_a_connector(&before, &ids);
     workers[frozen].freeze();
     std::thread::sleep(Duration::from_secs(9));
     workers[frozen].thaw();
@@ -240,24 +256,8 @@ fn a_worker_frozen_past_its_lease_fences_itself_and_rejoins() {
 #[test]
 fn a_worker_killed_hard_hands_its_connectors_to_the_survivors() {
     let env = TestEnv::load();
-    let group = Group::new();
-    let mut workers: Vec<Worker> = (0..3)
-        .map(|_| Worker::start_with(&env, &group.args()))
-        .collect();
-    let ids: Vec<String> = workers.iter().map(worker_id).collect();
-    for name in CONNECTORS {
-        create_datagen(&workers[0], &group, name);
-    }
-    let before = wait_for("every connector RUNNING", Duration::from_secs(60), || {
-        placement(&workers[0], &ids)
-    });
-    // Not the first worker: it leads the group, and Tansu 0.6 never forms
-    // a generation again after its leader is gone (Kafka elects another).
-    let victim = before
-        .values()
-        .filter_map(|on| ids.iter().position(|id| id == on))
-        .find(|i| *i != 0)
-        .expect("a worker other than the first running a connector");
+    let (group, mut workers, ids, before) = group_running_the_connectors(&env, 3);
+    let victim = follower_running_a_connector(&before, &ids);
     let killed = Instant::now();
     workers[victim].kill9();
     let live: Vec<String> = ids

@@ -391,9 +391,17 @@ mod tests {
     /// librdkafka's in-process mock cluster has a real group coordinator
     /// (session timeouts, rebalances) and can be taken down, which the
     /// test broker cannot do to one client alone.
-    #[test]
-    fn a_worker_cut_off_from_the_broker_stops_before_its_session_expires_and_comes_back() {
-        let cluster = MockCluster::new(1).expect("mock cluster");
+    /// A member of the group `workers` on `cluster` (topics `units`, four
+    /// partitions, and `anchor`), counting its calls of `on_change` and
+    /// those made with nothing owned (a share given up).
+    fn join_mock(
+        cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    ) -> (
+        Membership,
+        Arc<GroupPlacement>,
+        Arc<AtomicUsize>,
+        Arc<AtomicUsize>,
+    ) {
         cluster.create_topic("units", 4, 1).expect("topic");
         cluster.create_topic("anchor", 1, 1).expect("topic");
         let settings = KafkaSettings {
@@ -405,11 +413,18 @@ mod tests {
         };
         let lease = Arc::new(Lease::new(LEASE));
         let placement = Arc::new(GroupPlacement::new(4, Duration::ZERO, Arc::clone(&lease)));
-        let changes = Arc::new(AtomicUsize::new(0));
+        let (changes, gave_up) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let on_change: OnChange = {
-            let changes = Arc::clone(&changes);
+            let (placement, changes, gave_up) = (
+                Arc::clone(&placement),
+                Arc::clone(&changes),
+                Arc::clone(&gave_up),
+            );
             Arc::new(move || {
                 changes.fetch_add(1, Ordering::SeqCst);
+                if placement.owned().is_empty() {
+                    gave_up.fetch_add(1, Ordering::SeqCst);
+                }
             })
         };
         let membership = Membership::join(
@@ -421,10 +436,17 @@ mod tests {
             },
             "w1",
             Arc::clone(&placement),
-            Arc::clone(&lease),
+            lease,
             on_change,
         )
         .expect("joined");
+        (membership, placement, changes, gave_up)
+    }
+
+    #[test]
+    fn a_worker_cut_off_from_the_broker_stops_before_its_session_expires_and_comes_back() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let (membership, placement, changes, _) = join_mock(&cluster);
         wait("the first assignment", Duration::from_secs(60), || {
             placement.owns("orders")
         });
@@ -459,39 +481,7 @@ mod tests {
     #[test]
     fn a_requested_rejoin_gives_the_share_up_and_takes_a_new_one() {
         let cluster = MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("units", 4, 1).expect("topic");
-        cluster.create_topic("anchor", 1, 1).expect("topic");
-        let settings = KafkaSettings {
-            bootstrap_servers: cluster.bootstrap_servers(),
-            client_properties: BTreeMap::new(),
-            producer_overrides: BTreeMap::new(),
-            consumer_overrides: BTreeMap::new(),
-            compression: "none".into(),
-        };
-        let lease = Arc::new(Lease::new(LEASE));
-        let placement = Arc::new(GroupPlacement::new(4, Duration::ZERO, Arc::clone(&lease)));
-        let gave_up = Arc::new(AtomicUsize::new(0));
-        let on_change: OnChange = {
-            let (placement, gave_up) = (Arc::clone(&placement), Arc::clone(&gave_up));
-            Arc::new(move || {
-                if placement.owned().is_empty() {
-                    gave_up.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        };
-        let membership = Membership::join(
-            &settings,
-            "workers",
-            GroupTopics {
-                units: "units",
-                anchor: "anchor",
-            },
-            "w1",
-            Arc::clone(&placement),
-            Arc::clone(&lease),
-            on_change,
-        )
-        .expect("joined");
+        let (membership, placement, _, gave_up) = join_mock(&cluster);
         wait("the first assignment", Duration::from_secs(60), || {
             placement.owns("orders")
         });
