@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::converter::avro::decode::AvroDecoder;
 use crate::converter::avro::read::AvroReader;
+use crate::kafka::SluiceContext;
 use crate::registry::client::{RegistryAccess, RegistryClient};
 
 /// Settings of `sluice tail`.
@@ -107,7 +108,7 @@ fn readable(bytes: Option<&[u8]>, avro: Option<&mut AvroDecoder>) -> String {
 
 /// Blocks until `topic` exists: connectors create topics with their first
 /// record, and a subscription made earlier would not see it for minutes.
-fn wait_for_topic(consumer: &BaseConsumer, topic: &str) {
+fn wait_for_topic(consumer: &BaseConsumer<SluiceContext>, topic: &str) {
     let mut told = false;
     loop {
         let exists = consumer
@@ -136,7 +137,8 @@ fn kafka_settings(args: &TailArgs) -> anyhow::Result<std::collections::BTreeMap<
         &args.kafka_properties,
         "kafka-property",
     )?;
-    crate::kafka::security::translate(&given).map_err(|e| anyhow::anyhow!("--kafka-property: {e}"))
+    crate::kafka::security::translate(&given, Some(&args.bootstrap_servers))
+        .map_err(|e| anyhow::anyhow!("--kafka-property: {e}"))
 }
 
 /// The registry client `--schema-registry-*` describe, if a URL is given.
@@ -168,7 +170,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
     for (key, value) in kafka_settings(args)? {
         config.set(key, value);
     }
-    let consumer: BaseConsumer = config
+    let consumer: BaseConsumer<SluiceContext> = config
         .set("bootstrap.servers", &args.bootstrap_servers)
         .set("group.id", format!("sluice-tail-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -180,7 +182,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
                 "latest"
             },
         )
-        .create()?;
+        .create_with_context(SluiceContext)?;
     let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
     for topic in &topics {
         wait_for_topic(&consumer, topic);

@@ -201,9 +201,9 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     client.extend(security);
     let settings = KafkaSettings {
         bootstrap_servers: config.bootstrap_servers.clone(),
-        client_properties: security::translate(&client)
+        client_properties: security::translate(&client, Some(&config.bootstrap_servers))
             .context("the Kafka security settings (--kafka-property, [kafka])")?,
-        producer_overrides: security::translate(&tuning)
+        producer_overrides: security::translate(&tuning, Some(&config.bootstrap_servers))
             .context("the producer settings (--producer-property, [producer])")?,
         consumer_overrides: BTreeMap::new(),
         compression: config.compression.clone(),

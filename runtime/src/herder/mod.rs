@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::FutureProducer;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use sluice_connector_api::{ConnectorConfig, SourceOffset, SourcePartition};
@@ -64,7 +63,7 @@ pub struct RunnerDeps {
     /// Which connectors this worker runs.
     pub placement: Arc<dyn Placement>,
     /// The worker's producer.
-    pub producer: FutureProducer,
+    pub producer: crate::kafka::Producer,
     /// How to reach the broker, for sink tasks' consumers.
     pub kafka: crate::kafka::KafkaSettings,
     /// Topic creation.

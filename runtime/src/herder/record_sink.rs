@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 
 use crate::kafka::{TopicCreator, TopicLayout};
 
@@ -59,7 +59,7 @@ pub trait RecordSink: Send + Sync {
 /// The worker's sink: its idempotent producer and topic creation.
 pub struct KafkaRecordSink<'a> {
     /// The worker's producer.
-    pub producer: &'a FutureProducer,
+    pub producer: &'a crate::kafka::Producer,
     /// Topic creation.
     pub topics: &'a TopicCreator,
 }

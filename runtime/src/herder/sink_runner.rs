@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -131,7 +131,7 @@ struct Applier<'a> {
     spec: &'a SinkTaskSpec,
     deps: &'a Arc<RunnerDeps>,
     metrics: &'a Arc<TaskMetrics>,
-    consumer: StreamConsumer,
+    consumer: crate::kafka::SinkConsumer,
     key: Arc<Decoder>,
     value: Arc<Decoder>,
     /// `errors.*`: tolerance, dead-letter topic, logging.

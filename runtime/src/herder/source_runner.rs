@@ -939,7 +939,7 @@ mod tests {
             // stands in for them.
             let producer = rdkafka::ClientConfig::new()
                 .set("bootstrap.servers", "127.0.0.1:9")
-                .create()
+                .create_with_context(crate::kafka::SluiceContext)
                 .expect("producer");
             let kafka = crate::kafka::KafkaSettings {
                 bootstrap_servers: "127.0.0.1:9".into(),

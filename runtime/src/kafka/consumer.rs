@@ -8,7 +8,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
 
-use super::KafkaSettings;
+use super::{KafkaSettings, SluiceContext};
+
+/// A sink task's consumer.
+pub type SinkConsumer = StreamConsumer<SluiceContext>;
 
 /// A consumer in `group` for `settings`.
 pub fn build_consumer(
@@ -16,7 +19,7 @@ pub fn build_consumer(
     group: &str,
     client_id: &str,
     overrides: &BTreeMap<String, String>,
-) -> Result<StreamConsumer, KafkaError> {
+) -> Result<SinkConsumer, KafkaError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
@@ -54,5 +57,5 @@ pub fn build_consumer(
     config
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
-    config.create()
+    config.create_with_context(SluiceContext)
 }

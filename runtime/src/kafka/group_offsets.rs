@@ -10,14 +10,17 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::KafkaSettings;
+use super::{KafkaSettings, SluiceContext};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One partition's position: topic, partition, next offset to read.
 pub type Position = (String, i32, i64);
 
-fn client(settings: &KafkaSettings, group: &str) -> Result<BaseConsumer, KafkaError> {
+fn client(
+    settings: &KafkaSettings,
+    group: &str,
+) -> Result<BaseConsumer<SluiceContext>, KafkaError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
@@ -26,12 +29,12 @@ fn client(settings: &KafkaSettings, group: &str) -> Result<BaseConsumer, KafkaEr
     for (key, value) in &settings.client_properties {
         config.set(key, value);
     }
-    config.create()
+    config.create_with_context(SluiceContext)
 }
 
 /// Every partition of `topics`.
 fn partitions(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<SluiceContext>,
     topics: &[String],
 ) -> Result<TopicPartitionList, KafkaError> {
     let mut list = TopicPartitionList::new();

@@ -2,15 +2,19 @@
 //! tasks, a consumer per sink task, and topic creation ahead of the first
 //! record.
 
+mod client_context;
 mod consumer;
 pub mod group_offsets;
+pub mod msk_iam;
 pub mod overrides;
 mod producer;
 mod reachability;
 pub mod security;
 mod topics;
 
-pub use consumer::build_consumer;
-pub use producer::{build_producer, KafkaSettings};
+pub(crate) use client_context::answers_token_refresh;
+pub use client_context::SluiceContext;
+pub use consumer::{build_consumer, SinkConsumer};
+pub use producer::{build_producer, KafkaSettings, Producer};
 pub use reachability::{cluster_id, BrokerError};
 pub use topics::{TopicCreator, TopicLayout};

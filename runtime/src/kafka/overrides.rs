@@ -109,7 +109,9 @@ pub fn overrides(
         }
         out.insert(setting.to_owned(), value.clone());
     }
-    security::translate(&out)
+    // The connector's own clients reach the worker's cluster; an MSK IAM
+    // override takes its region from AWS_REGION.
+    security::translate(&out, None)
         .map_err(|e| ConfigError::new(format!("{}{}", client.prefix(), e.key), e.message))
 }
 

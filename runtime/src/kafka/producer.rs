@@ -7,6 +7,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 
+use super::SluiceContext;
+
+/// The producer source tasks share.
+pub type Producer = FutureProducer<SluiceContext>;
+
 /// What the worker needs to reach the broker.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
@@ -32,7 +37,7 @@ const SAFETY: [(&str, &str); 3] = [
 ];
 
 /// A producer for `settings`.
-pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
+pub fn build_producer(settings: &KafkaSettings) -> Result<Producer, KafkaError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
@@ -55,5 +60,5 @@ pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaE
     for (key, value) in SAFETY {
         config.set(key, value);
     }
-    config.create()
+    config.create_with_context(SluiceContext)
 }

@@ -95,6 +95,8 @@ struct RefusalWatch {
 }
 
 impl ClientContext for RefusalWatch {
+    super::answers_token_refresh!();
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::error!("librdkafka: {error}: {reason}");
         if let Some(refusal) = Refusal::of(&error, reason) {

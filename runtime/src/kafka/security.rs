@@ -11,6 +11,8 @@ use std::path::Path;
 
 use thiserror::Error;
 
+use super::msk_iam::IamSettings;
+
 /// A security setting that cannot be used, naming the key and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{key}: {message}")]
@@ -63,12 +65,6 @@ fn format_of(path: &str, declared: Option<&str>, key: &str) -> Result<StoreForma
 fn jaas_credentials(jaas: &str) -> Result<(String, String), SecurityError> {
     let key = "sasl.jaas.config";
     let module = jaas.split_whitespace().next().unwrap_or_default();
-    if module.ends_with("IAMLoginModule") {
-        return Err(error(
-            key,
-            "AWS MSK IAM authentication is not supported yet; use SASL/SCRAM (the cluster's SCRAM listener) with sasl.mechanism=SCRAM-SHA-512",
-        ));
-    }
     if module.ends_with("OAuthBearerLoginModule") {
         return Err(error(
             key,
@@ -96,10 +92,20 @@ fn jaas_credentials(jaas: &str) -> Result<(String, String), SecurityError> {
     }
 }
 
+/// Whether a JAAS line is MSK's IAM login module.
+fn is_msk_iam(jaas: &str) -> bool {
+    jaas.split_whitespace()
+        .next()
+        .is_some_and(|module| module.ends_with("IAMLoginModule"))
+}
+
 /// librdkafka properties for `settings`, which may use the Java client's
 /// names or librdkafka's own; anything else passes through unchanged.
+/// `bootstrap` (the servers these settings reach) tells AWS MSK IAM the
+/// cluster's region.
 pub fn translate(
     settings: &BTreeMap<String, String>,
+    bootstrap: Option<&str>,
 ) -> Result<BTreeMap<String, String>, SecurityError> {
     let mut out = BTreeMap::new();
     let get = |k: &str| settings.get(k).map(String::as_str);
@@ -107,10 +113,24 @@ pub fn translate(
         match key.as_str() {
             "sasl.mechanism" => {
                 let mechanism = value.trim().to_ascii_uppercase();
-                if mechanism == "GSSAPI" || mechanism == "AWS_MSK_IAM" {
-                    return Err(error(key, format!("{mechanism} is not supported; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER")));
+                if mechanism == "GSSAPI" {
+                    return Err(error(key, "GSSAPI (Kerberos) is not supported; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM"));
+                }
+                if mechanism == "AWS_MSK_IAM" {
+                    // MSK takes the IAM signature as an OAUTHBEARER token.
+                    out.insert("sasl.mechanisms".to_owned(), "OAUTHBEARER".to_owned());
+                    if !get("sasl.jaas.config").is_some_and(is_msk_iam) {
+                        let iam = IamSettings::from_jaas("", bootstrap);
+                        out.insert("sasl.oauthbearer.config".to_owned(), iam.to_oauthbearer_config());
+                    }
+                    continue;
                 }
                 out.insert("sasl.mechanisms".to_owned(), mechanism);
+            }
+            "sasl.jaas.config" if is_msk_iam(value) => {
+                let iam = IamSettings::from_jaas(value, bootstrap);
+                out.insert("sasl.mechanisms".to_owned(), "OAUTHBEARER".to_owned());
+                out.insert("sasl.oauthbearer.config".to_owned(), iam.to_oauthbearer_config());
             }
             "sasl.jaas.config" => {
                 let (user, password) = jaas_credentials(value)?;
@@ -203,7 +223,7 @@ mod tests {
             ("ssl.truststore.location", ca.to_str().unwrap()),
             ("ssl.endpoint.identification.algorithm", ""),
             ("ssl.truststore.password", "changeit"),
-        ]))
+        ]), None)
         .unwrap();
         assert_eq!(out["security.protocol"], "SASL_SSL");
         assert_eq!(out["sasl.mechanisms"], "SCRAM-SHA-512");
@@ -219,38 +239,67 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let jks = dir.path().join("truststore.jks");
         std::fs::write(&jks, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).unwrap();
-        let e = translate(&settings(&[(
-            "ssl.truststore.location",
-            jks.to_str().unwrap(),
-        )]))
+        let e = translate(
+            &settings(&[("ssl.truststore.location", jks.to_str().unwrap())]),
+            None,
+        )
         .unwrap_err();
         assert_eq!(e.key, "ssl.truststore.location");
         assert!(e.message.contains("keytool -importkeystore"), "{e}");
         let p12 = dir.path().join("keystore.p12");
         std::fs::write(&p12, [0x30, 0x82, 0x01, 0x00]).unwrap();
-        let out = translate(&settings(&[
-            ("ssl.keystore.location", p12.to_str().unwrap()),
-            ("ssl.keystore.password", "pw"),
-        ]))
+        let out = translate(
+            &settings(&[
+                ("ssl.keystore.location", p12.to_str().unwrap()),
+                ("ssl.keystore.password", "pw"),
+            ]),
+            None,
+        )
         .unwrap();
         assert_eq!(out["ssl.keystore.location"], p12.to_str().unwrap());
     }
 
     #[test]
+    fn an_msk_iam_worker_config_becomes_oauthbearer_signed_by_sluice() {
+        let out = translate(
+            &settings(&[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "AWS_MSK_IAM"),
+                ("sasl.jaas.config", r#"software.amazon.msk.auth.iam.IAMLoginModule required awsProfileName="prod";"#),
+                ("sasl.client.callback.handler.class", "software.amazon.msk.auth.iam.IAMClientCallbackHandler"),
+            ]),
+            Some("b-1.orders.x1.c2.kafka.eu-west-1.amazonaws.com:9098"),
+        )
+        .unwrap();
+        assert_eq!(out["sasl.mechanisms"], "OAUTHBEARER");
+        assert_eq!(
+            out["sasl.oauthbearer.config"],
+            "sluice-aws-msk-iam region=eu-west-1 profile=prod"
+        );
+        assert!(!out.contains_key("sasl.client.callback.handler.class"));
+        // The mechanism alone means the default credentials chain.
+        let out = translate(&settings(&[("sasl.mechanism", "AWS_MSK_IAM")]), None).unwrap();
+        assert_eq!(out["sasl.oauthbearer.config"], "sluice-aws-msk-iam");
+    }
+
+    #[test]
     fn unsupported_login_modules_say_what_to_use() {
-        let e = translate(&settings(&[(
-            "sasl.jaas.config",
-            "software.amazon.msk.auth.iam.IAMLoginModule required;",
-        )]))
+        let e = translate(
+            &settings(&[(
+                "sasl.jaas.config",
+                "com.sun.security.auth.module.Krb5LoginModule required;",
+            )]),
+            None,
+        )
         .unwrap_err();
-        assert!(e.message.contains("SCRAM"), "{e}");
-        let e = translate(&settings(&[("sasl.mechanism", "GSSAPI")])).unwrap_err();
+        assert!(e.message.contains("PlainLoginModule"), "{e}");
+        let e = translate(&settings(&[("sasl.mechanism", "GSSAPI")]), None).unwrap_err();
         assert_eq!(e.key, "sasl.mechanism");
         // librdkafka's own names pass through.
-        let out = translate(&settings(&[
-            ("sasl.mechanisms", "PLAIN"),
-            ("ssl.ca.location", "/x.pem"),
-        ]))
+        let out = translate(
+            &settings(&[("sasl.mechanisms", "PLAIN"), ("ssl.ca.location", "/x.pem")]),
+            None,
+        )
         .unwrap();
         assert_eq!(out["sasl.mechanisms"], "PLAIN");
     }

@@ -6,14 +6,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::SluiceContext;
+
 /// Creates topics once each, remembering which exist.
 pub struct TopicCreator {
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<SluiceContext>,
     known: Mutex<HashSet<String>>,
 }
 
@@ -35,7 +36,7 @@ impl TopicCreator {
         for (key, value) in &settings.client_properties {
             config.set(key, value);
         }
-        let admin = config.create()?;
+        let admin = config.create_with_context(SluiceContext)?;
         Ok(Self {
             admin,
             known: Mutex::new(HashSet::new()),

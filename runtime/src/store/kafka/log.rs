@@ -14,7 +14,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
-use crate::kafka::KafkaSettings;
+use crate::kafka::{KafkaSettings, SluiceContext};
 use crate::store::StoreError;
 
 /// How long an append or a catch-up may take before the store reports
@@ -28,7 +28,9 @@ struct DeliveryOutcome {
     error: Mutex<Option<KafkaError>>,
 }
 
-impl ClientContext for DeliveryOutcome {}
+impl ClientContext for DeliveryOutcome {
+    crate::kafka::answers_token_refresh!();
+}
 
 impl ProducerContext for DeliveryOutcome {
     type DeliveryOpaque = ();
@@ -47,7 +49,7 @@ pub type LogRecord = (Vec<u8>, Option<Vec<u8>>);
 pub struct KafkaLog {
     topic: String,
     producer: Mutex<BaseProducer<DeliveryOutcome>>,
-    consumer: Mutex<BaseConsumer>,
+    consumer: Mutex<BaseConsumer<SluiceContext>>,
 }
 
 impl KafkaLog {
@@ -97,8 +99,8 @@ impl KafkaLog {
         let producer: BaseProducer<DeliveryOutcome> = producer
             .create_with_context(DeliveryOutcome::default())
             .map_err(kafka("creating a producer for"))?;
-        let consumer: BaseConsumer = consumer
-            .create()
+        let consumer: BaseConsumer<SluiceContext> = consumer
+            .create_with_context(SluiceContext)
             .map_err(kafka("creating a consumer for"))?;
         let metadata = consumer
             .fetch_metadata(Some(topic), TIMEOUT)
