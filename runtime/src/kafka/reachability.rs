@@ -18,7 +18,7 @@ use super::KafkaSettings;
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The broker refused the SASL login.
-    #[error("the broker at {bootstrap} refused this worker's SASL login ({reason}); check sasl.mechanism and the username and password in sasl.jaas.config (--kafka-property, or the [kafka] table of worker.toml)")]
+    #[error("the broker at {bootstrap} refused this worker's SASL login ({reason}); check sasl.mechanism and the username and password in sasl.jaas.config (--kafka-property, or the [kafka] table of worker.toml); with AWS_MSK_IAM, the AWS credentials and their kafka-cluster:Connect permission")]
     LoginRefused {
         /// The bootstrap servers tried.
         bootstrap: String,

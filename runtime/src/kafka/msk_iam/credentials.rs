@@ -54,6 +54,9 @@ pub enum CredentialsError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The instance metadata service is turned off.
+    #[error("instance metadata turned off (AWS_EC2_METADATA_DISABLED=true)")]
+    MetadataDisabled,
     /// A credentials endpoint answered with an error or nonsense.
     #[error("{source_name} at {url}: {message}")]
     Endpoint {
@@ -151,7 +154,7 @@ fn resolve_uncached(
             let session = source
                 .role_session_name
                 .clone()
-                .unwrap_or_else(|| default_session_name());
+                .unwrap_or_else(default_session_name);
             assume_role(&base, role, &session, sts_region, env)
         }
         None => Ok(base),
@@ -197,7 +200,7 @@ fn default_chain(sts_region: &str, env: &dyn Env) -> Result<Credentials, Credent
     match from_instance_metadata(env) {
         Ok(c) => Ok(c),
         Err(e) => {
-            tried.push(format!("instance metadata ({e})"));
+            tried.push(e.to_string());
             Err(CredentialsError::NotFound {
                 tried: tried.join(", "),
             })
@@ -427,11 +430,7 @@ fn from_instance_metadata(env: &dyn Env) -> Result<Credentials, CredentialsError
         .var("AWS_EC2_METADATA_DISABLED")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     {
-        return Err(CredentialsError::Endpoint {
-            source_name: NAME,
-            url: String::new(),
-            message: "disabled by AWS_EC2_METADATA_DISABLED".to_owned(),
-        });
+        return Err(CredentialsError::MetadataDisabled);
     }
     let base = env
         .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
