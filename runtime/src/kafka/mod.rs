@@ -2,6 +2,7 @@
 //! tasks, a consumer per sink task, and topic creation ahead of the first
 //! record.
 
+mod admin_token;
 mod client_context;
 mod consumer;
 pub mod group_offsets;

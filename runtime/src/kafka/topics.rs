@@ -2,7 +2,7 @@
 //! `topic.creation.*` does, so no broker auto-creation setting is needed.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -14,7 +14,7 @@ use super::SluiceContext;
 
 /// Creates topics once each, remembering which exist.
 pub struct TopicCreator {
-    admin: AdminClient<SluiceContext>,
+    admin: Arc<AdminClient<SluiceContext>>,
     known: Mutex<HashSet<String>>,
 }
 
@@ -36,7 +36,8 @@ impl TopicCreator {
         for (key, value) in &settings.client_properties {
             config.set(key, value);
         }
-        let admin = config.create_with_context(SluiceContext)?;
+        let admin = Arc::new(config.create_with_context(SluiceContext)?);
+        super::admin_token::keep_fresh(&admin, &config);
         Ok(Self {
             admin,
             known: Mutex::new(HashSet::new()),

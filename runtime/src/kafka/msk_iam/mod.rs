@@ -116,6 +116,11 @@ impl IamSettings {
     }
 }
 
+/// Whether a `sasl.oauthbearer.config` is sluice's MSK IAM one.
+pub fn is_msk_iam_config(config: &str) -> bool {
+    config.split_whitespace().next() == Some(MARKER)
+}
+
 /// The region in an MSK broker's host name
 /// (`b-1.c.abc123.c2.kafka.us-east-1.amazonaws.com:9098`, or
 /// `…kafka-serverless.<region>…`), as MSK's Java login module reads it.
