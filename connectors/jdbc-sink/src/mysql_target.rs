@@ -87,6 +87,11 @@ impl MySqlTarget {
             .pass(Some(config.password.clone()))
             .db_name(Some(t.database.clone()))
             .prefer_socket(false)
+            // Each batch size is its own statement of up to MAX_PARAMS
+            // parameters, whose metadata the driver keeps while the
+            // statement is cached: its default 32 held tens of MiB.
+            // Full batches share one statement; two is enough to reuse it.
+            .stmt_cache_size(2)
             .setup(vec!["SET time_zone = '+00:00'"]);
         let conn = tokio::time::timeout(std::time::Duration::from_secs(30), Conn::new(opts))
             .await
