@@ -106,6 +106,9 @@ fn readable(bytes: Option<&[u8]>, avro: Option<&mut AvroDecoder>) -> String {
     }
 }
 
+/// How long `tail` waits for the broker to answer at all.
+const BROKER_WAIT: Duration = Duration::from_secs(30);
+
 /// Blocks until `topic` exists: connectors create topics with their first
 /// record, and a subscription made earlier would not see it for minutes.
 fn wait_for_topic(consumer: &BaseConsumer<SluiceContext>, topic: &str) {
@@ -166,8 +169,21 @@ fn registry(args: &TailArgs) -> anyhow::Result<Option<RegistryClient>> {
 
 /// Reads and prints until interrupted or `max_records` is reached.
 pub fn run(args: &TailArgs) -> anyhow::Result<()> {
+    let properties = kafka_settings(args)?;
+    // A refused login or certificate is named at once, not shown as a
+    // topic that never appears.
+    crate::kafka::cluster_id(
+        &crate::kafka::KafkaSettings {
+            bootstrap_servers: args.bootstrap_servers.clone(),
+            client_properties: properties.clone(),
+            producer_overrides: Default::default(),
+            consumer_overrides: Default::default(),
+            compression: "none".to_owned(),
+        },
+        BROKER_WAIT,
+    )?;
     let mut config = ClientConfig::new();
-    for (key, value) in kafka_settings(args)? {
+    for (key, value) in properties {
         config.set(key, value);
     }
     let consumer: BaseConsumer<SluiceContext> = config

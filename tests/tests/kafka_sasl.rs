@@ -4,7 +4,8 @@
 //! (`security.protocol`, `sasl.mechanism`, `sasl.jaas.config` with
 //! Kafka's ScramLoginModule) creates its topic and produces through it
 //! with every client it makes, and `sluice tail` reads it back logged in;
-//! a wrong password is refused at start, naming the login as the cause.
+//! a wrong password is refused at start, naming the login as the cause,
+//! by the worker and by `sluice tail` alike.
 
 use std::process::Command;
 use std::time::Duration;
@@ -105,4 +106,22 @@ fn a_wrong_password_is_refused_naming_the_login() {
         !text.contains("not-the-password"),
         "the password leaked: {text}"
     );
+    // `sluice tail` says the same instead of waiting for a topic it cannot see.
+    let tail = Command::new(sluice_bin())
+        .args([
+            "tail",
+            "--bootstrap-servers",
+            env.get("SLUICE_KAFKA_SASL_BOOTSTRAP"),
+        ])
+        .args(["--topic", "anything", "--max-records", "1"])
+        .args(sasl_flags(
+            env.get("SLUICE_KAFKA_SASL_USER"),
+            "not-the-password",
+        ))
+        .output()
+        .expect("sluice tail runs");
+    let text = sluice_tests::process::output_text(&tail);
+    assert!(!tail.status.success(), "{text}");
+    assert!(text.contains("refused this worker's SASL login"), "{text}");
+    assert!(!text.contains("waiting for topic"), "{text}");
 }
