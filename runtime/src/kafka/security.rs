@@ -11,7 +11,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use super::msk_iam::IamSettings;
+use super::msk_iam::{region_of_bootstrap, IamSettings, Source};
 
 /// A security setting that cannot be used, naming the key and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -61,6 +61,32 @@ fn format_of(path: &str, declared: Option<&str>, key: &str) -> Result<StoreForma
     })
 }
 
+/// The value of `name="value"` (or `name=value`) in a JAAS line.
+fn jaas_option(jaas: &str, name: &str) -> Option<String> {
+    let start = jaas.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &jaas[start..];
+    let value = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split([' ', ';']).next()?,
+    };
+    Some(value.to_owned())
+}
+
+/// What MSK's `IAMLoginModule required awsProfileName="x" …;` says, with
+/// the region the bootstrap host names.
+fn msk_iam_settings(jaas: &str, bootstrap: Option<&str>) -> IamSettings {
+    let option = |name: &str| jaas_option(jaas, name).filter(|v| !v.is_empty());
+    IamSettings {
+        region: bootstrap.and_then(region_of_bootstrap),
+        source: Source {
+            profile: option("awsProfileName"),
+            role_arn: option("awsRoleArn"),
+            role_session_name: option("awsRoleSessionName"),
+            sts_region: option("awsStsRegion"),
+        },
+    }
+}
+
 /// The user name and password of a Plain or SCRAM `sasl.jaas.config`.
 fn jaas_credentials(jaas: &str) -> Result<(String, String), SecurityError> {
     let key = "sasl.jaas.config";
@@ -77,16 +103,7 @@ fn jaas_credentials(jaas: &str) -> Result<(String, String), SecurityError> {
             format!("{module} is not a login module sluice can translate; use PlainLoginModule or ScramLoginModule, or sasl.username / sasl.password"),
         ));
     }
-    let option = |name: &str| -> Option<String> {
-        let start = jaas.find(&format!("{name}="))? + name.len() + 1;
-        let rest = &jaas[start..];
-        let value = match rest.strip_prefix('"') {
-            Some(quoted) => quoted.split('"').next()?,
-            None => rest.split([' ', ';']).next()?,
-        };
-        Some(value.to_owned())
-    };
-    match (option("username"), option("password")) {
+    match (jaas_option(jaas, "username"), jaas_option(jaas, "password")) {
         (Some(user), Some(password)) => Ok((user, password)),
         _ => Err(error(key, "needs username=\"...\" and password=\"...\"")),
     }
@@ -120,7 +137,7 @@ pub fn translate(
                     // MSK takes the IAM signature as an OAUTHBEARER token.
                     out.insert("sasl.mechanisms".to_owned(), "OAUTHBEARER".to_owned());
                     if !get("sasl.jaas.config").is_some_and(is_msk_iam) {
-                        let iam = IamSettings::from_jaas("", bootstrap);
+                        let iam = msk_iam_settings("", bootstrap);
                         out.insert("sasl.oauthbearer.config".to_owned(), iam.to_oauthbearer_config());
                     }
                     continue;
@@ -128,7 +145,7 @@ pub fn translate(
                 out.insert("sasl.mechanisms".to_owned(), mechanism);
             }
             "sasl.jaas.config" if is_msk_iam(value) => {
-                let iam = IamSettings::from_jaas(value, bootstrap);
+                let iam = msk_iam_settings(value, bootstrap);
                 out.insert("sasl.mechanisms".to_owned(), "OAUTHBEARER".to_owned());
                 out.insert("sasl.oauthbearer.config".to_owned(), iam.to_oauthbearer_config());
             }
@@ -276,6 +293,19 @@ mod tests {
             out["sasl.oauthbearer.config"],
             "sluice-aws-msk-iam region=eu-west-1 profile=prod"
         );
+        let out = translate(
+            &settings(&[(
+                "sasl.jaas.config",
+                r#"software.amazon.msk.auth.iam.IAMLoginModule required awsRoleArn="arn:aws:iam::1:role/msk" awsRoleSessionName=etl awsStsRegion=us-east-1;"#,
+            )]),
+            Some("boot-x.c1.kafka-serverless.us-east-2.amazonaws.com:9098"),
+        )
+        .unwrap();
+        assert_eq!(
+            out["sasl.oauthbearer.config"],
+            "sluice-aws-msk-iam region=us-east-2 roleArn=arn:aws:iam::1:role/msk roleSessionName=etl stsRegion=us-east-1"
+        );
+        assert_eq!(out["sasl.mechanisms"], "OAUTHBEARER");
         assert!(!out.contains_key("sasl.client.callback.handler.class"));
         // The mechanism alone means the default credentials chain.
         let out = translate(&settings(&[("sasl.mechanism", "AWS_MSK_IAM")]), None).unwrap();

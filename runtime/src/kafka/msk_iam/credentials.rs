@@ -713,19 +713,17 @@ mod tests {
         ];
         let c = resolve(&Source::default(), "eu-west-1", &env(&files)).unwrap();
         assert_eq!(c.access_key_id, "AKIADEFAULT");
-        let deploy = Source {
-            profile: Some("deploy".to_owned()),
+        let profile = |name: &str| Source {
+            profile: Some(name.to_owned()),
             ..Source::default()
         };
+        let deploy = profile("deploy");
         let c = resolve(&deploy, "eu-west-1", &env(&files)).unwrap();
         assert_eq!(c.access_key_id, "ASIAROLE");
         assert_eq!(c.session_token.as_deref(), Some("roletoken"));
         assert!(sts.seen.lock().unwrap()[0]
             .contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fmsk"));
-        let sso = Source {
-            profile: Some("sso".to_owned()),
-            ..Source::default()
-        };
+        let sso = profile("sso");
         let e = resolve(&sso, "eu-west-1", &env(&files))
             .unwrap_err()
             .to_string();
@@ -733,10 +731,7 @@ mod tests {
             e.contains("aws configure export-credentials --profile sso"),
             "{e}"
         );
-        let missing = Source {
-            profile: Some("nope".to_owned()),
-            ..Source::default()
-        };
+        let missing = profile("nope");
         let e = resolve(&missing, "eu-west-1", &env(&files))
             .unwrap_err()
             .to_string();

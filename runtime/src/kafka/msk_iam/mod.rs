@@ -40,7 +40,8 @@ pub enum MskIamError {
     NotConfigured,
 }
 
-/// What an `IAMLoginModule` JAAS line and the bootstrap servers say.
+/// Where MSK IAM tokens are signed for: the cluster's region and the
+/// credentials' source (`security.rs` reads them from the JAAS line).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IamSettings {
     /// The cluster's region, when the bootstrap host names it.
@@ -50,28 +51,6 @@ pub struct IamSettings {
 }
 
 impl IamSettings {
-    /// The settings of `IAMLoginModule required awsProfileName="x" …;`.
-    pub fn from_jaas(jaas: &str, bootstrap: Option<&str>) -> Self {
-        let option = |name: &str| -> Option<String> {
-            let start = jaas.find(&format!("{name}="))? + name.len() + 1;
-            let rest = &jaas[start..];
-            let value = match rest.strip_prefix('"') {
-                Some(quoted) => quoted.split('"').next()?,
-                None => rest.split([' ', ';']).next()?,
-            };
-            Some(value.to_owned()).filter(|v| !v.is_empty())
-        };
-        Self {
-            region: bootstrap.and_then(region_of_bootstrap),
-            source: Source {
-                profile: option("awsProfileName"),
-                role_arn: option("awsRoleArn"),
-                role_session_name: option("awsRoleSessionName"),
-                sts_region: option("awsStsRegion"),
-            },
-        }
-    }
-
     /// The `sasl.oauthbearer.config` value that carries these settings to
     /// the token callback.
     pub fn to_oauthbearer_config(&self) -> String {
@@ -282,15 +261,18 @@ mod tests {
     }
 
     #[test]
-    fn jaas_options_travel_through_the_oauthbearer_config() {
-        let settings = IamSettings::from_jaas(
-            r#"software.amazon.msk.auth.iam.IAMLoginModule required awsProfileName="prod" awsRoleArn="arn:aws:iam::1:role/msk" awsStsRegion=us-east-1;"#,
-            Some("b-1.c.kafka.eu-west-1.amazonaws.com:9098"),
-        );
-        assert_eq!(settings.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(settings.source.profile.as_deref(), Some("prod"));
-        assert_eq!(settings.source.sts_region.as_deref(), Some("us-east-1"));
+    fn settings_travel_through_the_oauthbearer_config() {
+        let settings = IamSettings {
+            region: Some("eu-west-1".to_owned()),
+            source: Source {
+                profile: Some("prod".to_owned()),
+                role_arn: Some("arn:aws:iam::1:role/msk".to_owned()),
+                role_session_name: None,
+                sts_region: Some("us-east-1".to_owned()),
+            },
+        };
         let config = settings.to_oauthbearer_config();
+        assert!(is_msk_iam_config(&config));
         assert_eq!(
             IamSettings::from_oauthbearer_config(&config),
             Some(settings)
