@@ -188,7 +188,17 @@ pub fn oauth_token_with(config: Option<&str>, env: &dyn Env) -> Result<OAuthToke
 /// client's context answers librdkafka's token refresh with. A failure is
 /// logged here, since librdkafka only retries it.
 pub fn oauth_token(config: Option<&str>) -> Result<OAuthToken, MskIamError> {
-    oauth_token_with(config, &ProcessEnv).inspect_err(|e| tracing::error!("{e}"))
+    let sign = || oauth_token_with(config, &ProcessEnv).inspect_err(|e| tracing::error!("{e}"));
+    // A sink consumer is polled on the async threads, and fetching new
+    // credentials (instance metadata, STS) may wait seconds: the runtime
+    // hands this thread's other work to the rest meanwhile.
+    let on_async_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_async_thread {
+        tokio::task::block_in_place(sign)
+    } else {
+        sign()
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +298,25 @@ mod tests {
         fn var(&self, name: &str) -> Option<String> {
             (name == "AWS_EC2_METADATA_DISABLED").then(|| "true".to_owned())
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_token_asked_for_on_a_single_threaded_runtime_does_not_panic() {
+        // block_in_place would panic here; the multi-threaded worker
+        // runtime is the only place it is used.
+        let e = oauth_token(Some("principal=admin")).err().unwrap();
+        assert!(matches!(e, MskIamError::NotConfigured), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_asked_for_on_an_async_thread_is_answered() {
+        let answered = tokio::spawn(async { oauth_token(Some("principal=admin")).is_err() });
+        assert!(answered.await.unwrap());
+        // And on the blocking pool, where the group's and the store's
+        // clients are polled.
+        let answered =
+            tokio::task::spawn_blocking(|| oauth_token(Some("principal=admin")).is_err());
+        assert!(answered.await.unwrap());
     }
 
     #[test]
