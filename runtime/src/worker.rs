@@ -212,6 +212,17 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let cluster_id = wait_for_broker(&settings).await?;
     let topics = TopicCreator::new(&settings).context("creating the Kafka admin client")?;
     let stores = open_stores(&config, &settings, &topics).await?;
+    let exactly_once = match (&config.group, stores.units) {
+        (Some(group), Some(partitions)) if config.exactly_once_source => {
+            tracing::info!(group = %group.group_id, "source tasks deliver exactly once: records and offsets in one transaction per batch");
+            Some(crate::herder::transactional_sink::ExactlyOnce {
+                group_id: group.group_id.clone(),
+                offsets_topic: group.offsets.name.clone(),
+                offsets_partitions: partitions,
+            })
+        }
+        _ => None,
+    };
     let lease = Arc::new(Lease::new(crate::group::LEASE));
     let group_placement = stores.units.map(|units| {
         Arc::new(GroupPlacement::new(
@@ -273,6 +284,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             replication_factor: config.topic_replication_factor,
         },
         active_topics: Default::default(),
+        exactly_once,
     });
     let herder = Arc::new(Herder::new(PluginRegistry::builtin(), stores.configs, deps));
     let listener = tokio::net::TcpListener::bind(config.rest_listen)

@@ -205,6 +205,19 @@ pub struct WorkerArgs {
     #[arg(long, env = "SLUICE_STATUS_STORAGE_PARTITIONS", value_name = "N")]
     pub status_storage_partitions: Option<i32>,
 
+    /// With --group-id: deliver source records exactly once (Connect's
+    /// exactly.once.source.support): each task writes its records and the
+    /// offsets they reach in one Kafka transaction, and a task started on
+    /// another worker fences the old one. disabled, preparing (the same as
+    /// disabled here) or enabled; enabled needs a broker with transactions
+    /// [default: disabled].
+    #[arg(
+        long,
+        env = "SLUICE_EXACTLY_ONCE_SOURCE_SUPPORT",
+        value_name = "MODE"
+    )]
+    pub exactly_once_source_support: Option<String>,
+
     /// How often acknowledged source offsets are stored, in ms; smaller
     /// means fewer repeats after a crash [default: 5000].
     #[arg(long, env = "SLUICE_OFFSET_FLUSH_INTERVAL_MS", value_name = "MS")]
@@ -310,6 +323,7 @@ struct WorkerFile {
     offset_storage_partitions: Option<i32>,
     status_storage_partitions: Option<i32>,
     offset_flush_interval_ms: Option<u64>,
+    exactly_once_source_support: Option<String>,
     topic_partitions: Option<i32>,
     topic_replication_factor: Option<i32>,
     compression: Option<String>,
@@ -359,6 +373,8 @@ pub struct WorkerConfig {
     /// The group this worker belongs to and where it keeps its state;
     /// `None` for a standalone worker.
     pub group: Option<GroupSettings>,
+    /// Whether source tasks deliver exactly once (a group only).
+    pub exactly_once_source: bool,
     /// Offset store interval.
     pub offset_flush_interval: Duration,
     /// New topics' partitions.
@@ -447,6 +463,12 @@ impl WorkerConfig {
                     .or_insert_with(|| url.clone());
             }
         }
+        let exactly_once_source = exactly_once_source(
+            args.exactly_once_source_support
+                .as_deref()
+                .or(file.exactly_once_source_support.as_deref()),
+            group.is_some(),
+        )?;
         let topic_partitions = args.topic_partitions.or(file.topic_partitions).unwrap_or(1);
         if topic_partitions < 1 {
             return Err(WorkerConfigError::Invalid {
@@ -525,6 +547,7 @@ impl WorkerConfig {
                 .or(file.state_dir)
                 .unwrap_or_else(|| PathBuf::from("sluice-state")),
             group,
+            exactly_once_source,
             offset_flush_interval: Duration::from_millis(
                 args.offset_flush_interval_ms
                     .or(file.offset_flush_interval_ms)
@@ -544,6 +567,30 @@ impl WorkerConfig {
             registry_listen,
         })
     }
+}
+
+/// Whether source tasks deliver exactly once, from Connect's
+/// `exactly.once.source.support` value; only a group keeps offsets in the
+/// Kafka topic a transaction can write them to.
+fn exactly_once_source(value: Option<&str>, in_group: bool) -> Result<bool, WorkerConfigError> {
+    let invalid = |message: String| WorkerConfigError::Invalid {
+        key: "exactly-once-source-support",
+        message,
+    };
+    let enabled = match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("disabled") => return Ok(false),
+        Some("preparing") => false,
+        Some("enabled") => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "{other} is not disabled, preparing or enabled"
+            )))
+        }
+    };
+    if !in_group {
+        return Err(invalid("only takes effect with --group-id (offsets must be in a Kafka topic to be written in the records' transaction); set a group id, or drop this setting".into()));
+    }
+    Ok(enabled)
 }
 
 /// The group settings, or `None` when no group id is given (then no

@@ -26,6 +26,7 @@ const FATES: &[(&str, Fate)] = &[
     ("schema.name.adjustment.mode", Fate::DefaultOnly("none", "schema names are written unchanged (Avro-invalid characters are refused when registering)")),
     ("field.name.adjustment.mode", Fate::DefaultOnly("none", "field names are written unchanged")),
     ("converters", Fate::Refused("Debezium custom converters are Java classes; sluice cannot load them. Map the type downstream, or with a transform")),
+    ("offsets.storage.topic", Fate::Refused("a connector-specific offsets topic is not supported: source offsets go to the worker's offset topic (--offset-storage-topic); remove the key")),
     ("signal.data.collection", Fate::Refused("signals (ad-hoc and incremental snapshots) are not implemented; remove the key")),
     ("signal.enabled.channels", Fate::Refused("signals (ad-hoc and incremental snapshots) are not implemented; remove the key")),
     ("incremental.snapshot.*", Fate::Refused("incremental snapshots are not implemented; remove the key")),

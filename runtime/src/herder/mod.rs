@@ -12,6 +12,7 @@ mod sink_runner;
 pub mod source_runner;
 pub mod status;
 mod supervise;
+pub mod transactional_sink;
 pub mod validation;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,6 +93,9 @@ pub struct RunnerDeps {
     pub topic_layout: TopicLayout,
     /// Topics each connector has written to, for `GET .../topics`.
     pub active_topics: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Set when source tasks deliver exactly once (records and offsets in
+    /// one transaction); `None` stores offsets after acknowledgement.
+    pub exactly_once: Option<transactional_sink::ExactlyOnce>,
 }
 
 impl RunnerDeps {
@@ -339,17 +343,22 @@ impl Herder {
     pub fn validate(&self, config: &ConnectorConfig) -> Result<ValidationReport, HerderError> {
         let plugin =
             validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
-        Ok(validation::validate(
-            &plugin,
-            config,
-            &self.deps.converter_defaults,
-        ))
+        Ok(self.report(&plugin, config))
+    }
+
+    /// The validation report of `config` for `plugin` on this worker.
+    fn report(&self, plugin: &Plugin, config: &ConnectorConfig) -> ValidationReport {
+        let mut report = validation::validate(plugin, config, &self.deps.converter_defaults);
+        if matches!(plugin, Plugin::Source(_)) {
+            report.check_exactly_once(config, self.deps.exactly_once.is_some());
+        }
+        report
     }
 
     fn check(&self, config: &ConnectorConfig) -> Result<Plugin, HerderError> {
         let plugin =
             validation::plugin_for(&self.plugins, config).map_err(HerderError::BadRequest)?;
-        let report = validation::validate(&plugin, config, &self.deps.converter_defaults);
+        let report = self.report(&plugin, config);
         let refused = self.deps.providers.check(&config.0);
         let client = match &plugin {
             Plugin::Source(_) => crate::kafka::overrides::Client::Producer,
@@ -1029,7 +1038,7 @@ impl Herder {
             secrets::resolve(&stored.config, &self.deps.providers).map_err(|e| e.to_string())?,
         );
         let plugin = validation::plugin_for(&self.plugins, &resolved)?;
-        let report = validation::validate(&plugin, &resolved, &self.deps.converter_defaults);
+        let report = self.report(&plugin, &resolved);
         if report.error_count > 0 {
             return Err(format!(
                 "invalid configuration:\n{}",

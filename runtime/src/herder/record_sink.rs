@@ -13,6 +13,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 
+use sluice_connector_api::{SourceOffset, SourcePartition};
+
 use crate::kafka::{TopicCreator, TopicLayout};
 
 /// One encoded record, borrowed for the send.
@@ -54,6 +56,44 @@ pub trait RecordSink: Send + Sync {
 
     /// Hands `record` to the broker client.
     fn send(&self, record: OutRecord<'_>) -> Result<Self::Delivery, SendError>;
+
+    /// The sink's transactions, when its records and their offsets become
+    /// visible together (exactly-once delivery); `None` when the runner
+    /// stores offsets itself after the records are acknowledged.
+    fn transactions(&self) -> Option<&dyn Transactions> {
+        None
+    }
+}
+
+/// Records and the offsets they reach, made visible together: what
+/// Connect's exactly-once source support (KIP-618) does with a Kafka
+/// transaction per batch.
+#[async_trait]
+pub trait Transactions: Send + Sync {
+    /// Writes `offsets` to the offset topic inside the open transaction and
+    /// commits it with every record sent since the last commit: a
+    /// `read_committed` consumer sees all of it or none of it.
+    async fn commit(
+        &self,
+        connector: &str,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<(), TransactionError>;
+
+    /// Aborts the open transaction, if one is open: nothing sent since the
+    /// last commit becomes visible.
+    async fn abort(&self);
+}
+
+/// A transaction did not commit; none of its records or offsets count.
+#[derive(Debug, thiserror::Error)]
+pub enum TransactionError {
+    /// Another producer took this task's transactional id (the task was
+    /// started elsewhere): this one may never write again.
+    #[error("this task's producer was fenced: another worker started the task with the same transactional id ({0}), so this one stopped writing; nothing it sent after its last commit is visible")]
+    Fenced(String),
+    /// Anything else; the transaction was aborted.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The worker's sink: its idempotent producer and topic creation.
@@ -91,37 +131,45 @@ impl RecordSink for KafkaRecordSink<'_> {
     }
 
     fn send(&self, record: OutRecord<'_>) -> Result<KafkaDelivery, SendError> {
-        let mut out = FutureRecord::<[u8], [u8]>::to(record.topic);
-        if let Some(k) = record.key {
-            out = out.key(k);
+        produce(self.producer, record)
+    }
+}
+
+/// Hands `record` to `producer`, telling a full queue from other failures.
+pub fn produce(
+    producer: &crate::kafka::Producer,
+    record: OutRecord<'_>,
+) -> Result<KafkaDelivery, SendError> {
+    let mut out = FutureRecord::<[u8], [u8]>::to(record.topic);
+    if let Some(k) = record.key {
+        out = out.key(k);
+    }
+    if let Some(v) = record.value {
+        out = out.payload(v);
+    }
+    if let Some(p) = record.partition {
+        out = out.partition(p);
+    }
+    if let Some(ts) = record.timestamp_ms {
+        out = out.timestamp(ts);
+    }
+    if !record.headers.is_empty() {
+        out = out.headers(record.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(record.headers.len()),
+            |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        ));
+    }
+    match producer.send_result(out) {
+        Ok(delivery) => Ok(KafkaDelivery(delivery)),
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err(SendError::QueueFull)
         }
-        if let Some(v) = record.value {
-            out = out.payload(v);
-        }
-        if let Some(p) = record.partition {
-            out = out.partition(p);
-        }
-        if let Some(ts) = record.timestamp_ms {
-            out = out.timestamp(ts);
-        }
-        if !record.headers.is_empty() {
-            out = out.headers(record.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(record.headers.len()),
-                |h, (key, value)| {
-                    h.insert(Header {
-                        key,
-                        value: Some(value),
-                    })
-                },
-            ));
-        }
-        match self.producer.send_result(out) {
-            Ok(delivery) => Ok(KafkaDelivery(delivery)),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                Err(SendError::QueueFull)
-            }
-            Err((e, _)) => Err(SendError::Failed(e.to_string())),
-        }
+        Err((e, _)) => Err(SendError::Failed(e.to_string())),
     }
 }
 

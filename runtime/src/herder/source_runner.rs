@@ -15,14 +15,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use sluice_connector_api::{
-    source_context, ConnectorConfig, ConnectorError, RuntimeEnd, SourceConnector, SourceRecord,
-    SourceTask, StopReason, TaskProgress,
+    source_context, ConnectorConfig, ConnectorError, RuntimeEnd, SourceConnector, SourceOffset,
+    SourcePartition, SourceRecord, SourceTask, StopReason, TaskProgress,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::offset_tracker::{OffsetTracker, Ticket};
-use super::record_sink::{KafkaRecordSink, OutRecord, RecordSink, SendError};
+use super::record_sink::{KafkaRecordSink, OutRecord, RecordSink, SendError, Transactions};
+use super::transactional_sink::KafkaTransactionalSink;
 use super::status::{State, TaskStatus};
 use super::RunnerDeps;
 use crate::converter::{self, ConvertError, Converter, Side};
@@ -124,6 +125,24 @@ async fn run_once(
         crate::kafka::overrides::Client::Producer,
         deps.override_policy,
     )?;
+    if let Some(target) = &deps.exactly_once {
+        // Each task has a transactional producer of its own.
+        let mut settings = deps.kafka.clone();
+        settings.producer_overrides.extend(overrides);
+        let sink = KafkaTransactionalSink::start(
+            &settings,
+            &deps.topics,
+            target,
+            &spec.connector,
+            spec.task_id,
+        )
+        .await
+        .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+        let result = run_once_into(spec, deps, metrics, control, &sink).await;
+        // Whatever a failure left open is not committed.
+        sink.abort().await;
+        return result;
+    }
     // A connector with producer.override.* gets a producer of its own;
     // the others share the worker's.
     let own = if overrides.is_empty() {
@@ -270,6 +289,10 @@ struct Pipeline<'a, S: RecordSink> {
     /// Set when the worker lost this connector mid-stream: what follows
     /// waits only briefly on the broker.
     fenced: bool,
+    /// With a transactional sink: whether each batch is a transaction.
+    commit_each_batch: bool,
+    /// How often offsets are stored (or transactions committed).
+    commit_interval: Duration,
 }
 
 impl<'a, S: RecordSink> Pipeline<'a, S> {
@@ -317,6 +340,14 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             seen_topics: Default::default(),
             control,
             fenced: false,
+            commit_each_batch: sink.transactions().is_some()
+                && spec.config.get("transaction.boundary").unwrap_or("poll") == "poll",
+            commit_interval: match spec.config.get("transaction.boundary.interval.ms") {
+                Some(_) if sink.transactions().is_some() => Duration::from_millis(
+                    spec.config.i64_or("transaction.boundary.interval.ms", 0)?.max(1) as u64,
+                ),
+                _ => deps.offset_flush_interval,
+            },
         })
     }
 
@@ -349,8 +380,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             // source may release follow the broker closely), else at the
             // next commit.
             let next_commit = self
-                .deps
-                .offset_flush_interval
+                .commit_interval
                 .saturating_sub(self.last_commit.elapsed());
             let wake = if self.in_flight.is_empty() {
                 next_commit
@@ -373,6 +403,11 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                         for record in batch {
                             self.send(record).await?;
                         }
+                        if self.commit_each_batch {
+                            // Connect's transaction.boundary=poll: a batch
+                            // is one transaction.
+                            self.commit(end).await?;
+                        }
                     }
                     None => {
                         self.drain_all().await?;
@@ -384,8 +419,8 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 () = tokio::time::sleep(wake) => {}
             }
             self.drain_ready()?;
-            if self.last_commit.elapsed() >= self.deps.offset_flush_interval {
-                self.periodic_commit(end).await;
+            if self.last_commit.elapsed() >= self.commit_interval {
+                self.periodic_commit(end).await?;
             }
         }
     }
@@ -393,8 +428,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// The flush every `offset.flush.interval.ms`. A store that refuses
     /// (a full disk) does not stop the task, as in Connect: the offsets
     /// wait for the next flush, nothing past the stored ones is confirmed
-    /// to the database, and the status trace says why.
-    async fn periodic_commit(&mut self, end: &RuntimeEnd) {
+    /// to the database, and the status trace says why. A transaction that
+    /// does not commit fails the task: its records were aborted.
+    async fn periodic_commit(&mut self, end: &RuntimeEnd) -> Result<(), ConnectorError> {
         match self.commit(end).await {
             Ok(()) => {
                 if let Some((since, _)) = self.store_failing.take() {
@@ -402,6 +438,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 }
                 self.report(State::Running, end);
             }
+            Err(e) if self.sink.transactions().is_some() => return Err(e),
             Err(e) => {
                 let first = self.store_failing.is_none();
                 let since = self
@@ -418,6 +455,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 self.report(State::Running, end);
             }
         }
+        Ok(())
     }
 
     fn report(&self, state: State, end: &RuntimeEnd) {
@@ -435,6 +473,12 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// everything after it, stays uncommitted.
     /// A fenced task waits only [`FENCE_GRACE`] for either.
     async fn salvage(&mut self, end: &RuntimeEnd) {
+        if let Some(transactions) = self.sink.transactions() {
+            // The open transaction may hold a failed record: none of it
+            // counts, and the restart repeats it from the last commit.
+            transactions.abort().await;
+            return;
+        }
         let grace = if self.fenced {
             FENCE_GRACE
         } else {
@@ -460,6 +504,16 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// Drains, commits and returns, bounded by the shutdown timeout.
     async fn finish(&mut self, end: &RuntimeEnd) -> Result<(), ConnectorError> {
         let timeout = self.deps.shutdown_timeout;
+        if let Some(transactions) = self.sink.transactions() {
+            return match tokio::time::timeout(timeout, self.commit(end)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, "shutdown timed out waiting for the broker; the open transaction is aborted and its records are sent again on restart");
+                    transactions.abort().await;
+                    Ok(())
+                }
+            };
+        }
         match tokio::time::timeout(timeout, self.drain_all()).await {
             Ok(result) => result?,
             Err(_) => tracing::warn!(
@@ -757,6 +811,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// are durable.
     async fn commit(&mut self, end: &RuntimeEnd) -> Result<(), ConnectorError> {
         self.last_commit = Instant::now();
+        if let Some(transactions) = self.sink.transactions() {
+            return self.commit_transaction(transactions, end).await;
+        }
         let entries = self.offsets.take_committable();
         if entries.is_empty() {
             return Ok(());
@@ -792,6 +849,49 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             self.offsets.restore(entries);
             return Err(e);
         }
+        self.committed(entries, end);
+        Ok(())
+    }
+
+    /// Commits the open transaction with the offsets its records reach.
+    /// Every record must be acknowledged first: only then are its offsets
+    /// known to be the next ones in line.
+    async fn commit_transaction(
+        &mut self,
+        transactions: &dyn Transactions,
+        end: &RuntimeEnd,
+    ) -> Result<(), ConnectorError> {
+        self.drain_all().await?;
+        let entries = self.offsets.take_committable();
+        let mut committing = transactions.commit(&self.spec.connector, &entries);
+        let committed = loop {
+            tokio::select! {
+                committed = &mut committing => break committed,
+                () = tokio::time::sleep(FENCE_CHECK) => {
+                    // The next owner's producer fences this one whatever
+                    // happens to the commit; stop waiting for it.
+                    if !self.fenced && !self.deps.placement.owns(&self.spec.connector) {
+                        self.fenced = true;
+                        return Err(ConnectorError::retriable(FENCED));
+                    }
+                }
+            }
+        };
+        drop(committing);
+        committed.map_err(|e| {
+            ConnectorError::retriable(format!(
+                "the transaction of connector {} task {} did not commit: {e}; it restarts from the last committed offsets",
+                self.spec.connector, self.spec.task_id
+            ))
+        })?;
+        if !entries.is_empty() {
+            self.committed(entries, end);
+        }
+        Ok(())
+    }
+
+    /// Counts a store and tells the task which offsets are durable.
+    fn committed(&mut self, entries: Vec<(SourcePartition, SourceOffset)>, end: &RuntimeEnd) {
         self.uncommitted = 0;
         self.metrics.uncommitted.store(0, Ordering::Relaxed);
         self.metrics.offset_commits.fetch_add(1, Ordering::Relaxed);
@@ -800,7 +900,6 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             .map_or(0, |d| d.as_millis() as i64);
         self.metrics.last_commit_ms.store(now_ms, Ordering::Relaxed);
         end.publish_durable(entries);
-        Ok(())
     }
 }
 
@@ -971,6 +1070,7 @@ mod tests {
                     replication_factor: 1,
                 },
                 active_topics: Default::default(),
+                exactly_once: None,
             });
             Self {
                 deps,

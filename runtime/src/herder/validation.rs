@@ -62,6 +62,24 @@ pub struct KeyDefinition {
 }
 
 impl ValidationReport {
+    /// Refuses `exactly.once.support=required` on a worker without
+    /// exactly-once source delivery (Connect's rule), on that key.
+    pub fn check_exactly_once(&mut self, config: &ConnectorConfig, worker_has_it: bool) {
+        if worker_has_it || config.get("exactly.once.support").map(str::trim) != Some("required") {
+            return;
+        }
+        if let Some(key) = self
+            .configs
+            .iter_mut()
+            .find(|c| c.value.name == "exactly.once.support")
+        {
+            if key.value.errors.is_empty() {
+                self.error_count += 1;
+            }
+            key.value.errors.push("this worker does not deliver source records exactly once; start the workers with --exactly-once-source-support=enabled (and --group-id), or set exactly.once.support=requested".into());
+        }
+    }
+
     /// Every error, each line naming its key.
     pub fn error_lines(&self) -> Vec<String> {
         self.configs
@@ -124,6 +142,14 @@ fn header_converter(raw: &str) -> Result<(), String> {
     }
 }
 
+fn transaction_boundary(raw: &str) -> Result<(), String> {
+    match raw.trim() {
+        "poll" | "interval" => Ok(()),
+        "connector" => Err("sluice's connectors do not draw transaction boundaries themselves; use poll (a transaction per batch) or interval".into()),
+        other => Err(format!("{other} is not poll or interval")),
+    }
+}
+
 /// The keys every connector shares, handled by the runtime.
 pub fn common_def() -> ConfigDef {
     ConfigDef::new()
@@ -144,6 +170,9 @@ pub fn common_def() -> ConfigDef {
         .define(ConfigKey::new("errors.deadletterqueue.topic.name", ConfigType::String, "Sinks: the topic records skipped under errors.tolerance=all go to (created when missing).").group("Error Handling"))
         .define(ConfigKey::new("errors.deadletterqueue.topic.replication.factor", ConfigType::Int, "Replication factor of the dead-letter topic when sluice creates it (-1: the broker's default); the worker's --topic-replication-factor when unset (Connect's 3 cannot be met by a single broker).").group("Error Handling"))
         .define(ConfigKey::new("errors.deadletterqueue.context.headers.enable", ConfigType::Boolean, "Add __connect.errors.* headers (topic, partition, offset, stage, cause) to dead-letter records.").default("false").group("Error Handling"))
+        .define(ConfigKey::new("exactly.once.support", ConfigType::String, "Source connectors: requested runs with exactly-once delivery when the worker has it (--exactly-once-source-support=enabled) and without otherwise; required refuses the connector on a worker without it.").default("requested").allowed(&["requested", "required"]).group("Exactly Once Support"))
+        .define(ConfigKey::new("transaction.boundary", ConfigType::String, "Source connectors with exactly-once delivery: poll commits each batch the task hands over in a transaction of its own; interval commits every transaction.boundary.interval.ms. (connector, where the connector draws the boundaries, is not offered: sluice's connectors do not.)").default("poll").validator(transaction_boundary).group("Exactly Once Support"))
+        .define(ConfigKey::new("transaction.boundary.interval.ms", ConfigType::Long, "With transaction.boundary=interval: how often (ms) the open transaction commits; the worker's offset flush interval when unset.").validator(at_least_one).group("Exactly Once Support"))
         .define(ConfigKey::new("topic.creation.default.partitions", ConfigType::Int, "Partitions of topics this connector creates; the worker's default when unset.").group("Topic Creation").validator(at_least_one))
         .define(ConfigKey::new("topic.creation.default.replication.factor", ConfigType::Int, "Replication factor of topics this connector creates (-1: the broker's default).").group("Topic Creation"))
 }

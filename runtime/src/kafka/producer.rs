@@ -38,6 +38,20 @@ const SAFETY: [(&str, &str); 3] = [
 
 /// A producer for `settings`.
 pub fn build_producer(settings: &KafkaSettings) -> Result<Producer, KafkaError> {
+    build(settings, &[])
+}
+
+/// A producer for `settings` whose records go out in transactions under
+/// `transactional_id` (exactly-once source delivery); nobody can override
+/// the id.
+pub fn build_transactional_producer(
+    settings: &KafkaSettings,
+    transactional_id: &str,
+) -> Result<Producer, KafkaError> {
+    build(settings, &[("transactional.id", transactional_id)])
+}
+
+fn build(settings: &KafkaSettings, fixed: &[(&str, &str)]) -> Result<Producer, KafkaError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
@@ -57,8 +71,8 @@ pub fn build_producer(settings: &KafkaSettings) -> Result<Producer, KafkaError> 
     {
         config.set(key, value);
     }
-    for (key, value) in SAFETY {
-        config.set(key, value);
+    for (key, value) in SAFETY.iter().chain(fixed) {
+        config.set(*key, *value);
     }
     config.create_with_context(SluiceContext)
 }

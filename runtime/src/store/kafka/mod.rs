@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use config_topic::KafkaConfigStore;
 pub use log::KafkaLog;
-pub use offset_topic::KafkaOffsetStore;
+pub use offset_topic::{offset_record, KafkaOffsetStore};
 pub use status_topic::KafkaStatusStore;
 
 use super::StoreError;

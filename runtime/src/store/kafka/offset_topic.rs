@@ -23,6 +23,18 @@ fn encode_key(connector: &str, partition: &SourcePartition) -> Vec<u8> {
     .into_bytes()
 }
 
+/// One offset as the record Connect writes for it: the key, and the
+/// offset as a JSON object (`None`, a tombstone, resets it). Also what a
+/// transactional producer writes inside a task's transaction.
+pub fn offset_record(
+    connector: &str,
+    partition: &SourcePartition,
+    offset: Option<&SourceOffset>,
+) -> (Vec<u8>, Option<Vec<u8>>) {
+    let value = offset.map(|o| Value::Object((**o).clone()).to_string().into_bytes());
+    (encode_key(connector, partition), value)
+}
+
 fn decode_key(bytes: &[u8]) -> Option<(String, SourcePartition)> {
     let value: Value = serde_json::from_slice(bytes).ok()?;
     match value {
@@ -117,12 +129,8 @@ impl OffsetStore for KafkaOffsetStore {
         offsets: &[(SourcePartition, Option<SourceOffset>)],
     ) -> Result<(), StoreError> {
         for (partition, offset) in offsets {
-            let value = offset
-                .as_ref()
-                .map(|o| Value::Object((**o).clone()).to_string().into_bytes());
-            self.topic
-                .log()
-                .append(&encode_key(connector, partition), value.as_deref())?;
+            let (key, value) = offset_record(connector, partition, offset.as_ref());
+            self.topic.log().append(&key, value.as_deref())?;
             // Only the worker running a connector writes its offsets, so
             // the view can follow its own appends without reading them back.
             self.topic
