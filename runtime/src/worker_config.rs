@@ -211,11 +211,7 @@ pub struct WorkerArgs {
     /// another worker fences the old one. disabled, preparing (the same as
     /// disabled here) or enabled; enabled needs a broker with transactions
     /// [default: disabled].
-    #[arg(
-        long,
-        env = "SLUICE_EXACTLY_ONCE_SOURCE_SUPPORT",
-        value_name = "MODE"
-    )]
+    #[arg(long, env = "SLUICE_EXACTLY_ONCE_SOURCE_SUPPORT", value_name = "MODE")]
     pub exactly_once_source_support: Option<String>,
 
     /// How often acknowledged source offsets are stored, in ms; smaller
@@ -929,5 +925,39 @@ mod group_tests {
         })
         .expect_err("empty");
         assert!(err.to_string().contains("group-id"), "{err}");
+    }
+
+    #[test]
+    fn exactly_once_source_support_takes_connects_values_and_needs_a_group() {
+        let with = |value: &str, group: Option<&str>| {
+            WorkerConfig::resolve(&WorkerArgs {
+                exactly_once_source_support: Some(value.into()),
+                group_id: group.map(Into::into),
+                ..args()
+            })
+        };
+        assert!(
+            with("enabled", Some("g"))
+                .expect("valid")
+                .exactly_once_source
+        );
+        assert!(
+            !with("preparing", Some("g"))
+                .expect("valid")
+                .exactly_once_source
+        );
+        assert!(!with("disabled", None).expect("valid").exactly_once_source);
+        assert!(
+            !WorkerConfig::resolve(&args())
+                .expect("valid")
+                .exactly_once_source
+        );
+        let err = with("enabled", None).expect_err("no group");
+        assert!(err.to_string().contains("--group-id"), "{err}");
+        let err = with("on", Some("g")).expect_err("not a mode");
+        assert!(
+            err.to_string().contains("disabled, preparing or enabled"),
+            "{err}"
+        );
     }
 }

@@ -137,3 +137,44 @@ fn bad_requests_get_exact_statuses_and_named_causes() {
         (404, json!(404))
     );
 }
+
+/// Connect's exactly-once keys: a connector that requires exactly-once
+/// delivery is refused by a worker without it, and the values sluice
+/// cannot honour are refused by name instead of being ignored.
+#[test]
+fn exactly_once_keys_a_worker_cannot_honour_are_refused_by_name() {
+    let env = TestEnv::load();
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let refused = |key: &str, value: &str, says: &str| {
+        let reply = api.post(
+            "/connectors",
+            &json!({"name": unique("eos"), "config": {
+                "connector.class": "datagen", "topic": unique("eos-topic"), key: value}}),
+        );
+        assert_eq!(reply.status, 400, "{key}={value}: {}", reply.text);
+        let message = reply.message();
+        assert!(
+            message.contains(key) && message.contains(says),
+            "{key}={value}: {message}"
+        );
+    };
+    refused(
+        "exactly.once.support",
+        "required",
+        "--exactly-once-source-support=enabled",
+    );
+    refused("transaction.boundary", "connector", "use poll");
+    refused(
+        "offsets.storage.topic",
+        "my-offsets",
+        "--offset-storage-topic",
+    );
+    let requested = api.post(
+        "/connectors",
+        &json!({"name": unique("eos"), "config": {
+            "connector.class": "datagen", "topic": unique("eos-topic"),
+            "exactly.once.support": "requested", "transaction.boundary": "interval"}}),
+    );
+    assert_eq!(requested.status, 201, "{}", requested.text);
+}

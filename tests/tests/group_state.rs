@@ -503,3 +503,32 @@ fn replicate_through(size: usize, disrupt: impl FnOnce(&mut Vec<Worker>) + Send)
             .delete(&format!("/connectors/{}", name(role)));
     }
 }
+
+/// Exactly-once source delivery on a broker without transactions: Tansu
+/// 0.6 takes a transactional id and transactional writes but cannot end a
+/// transaction. The task fails for good at its first commit (retrying
+/// cannot help), naming the cause and the fix.
+#[test]
+fn exactly_once_on_a_broker_without_transactions_fails_the_task_naming_the_fix() {
+    let env = TestEnv::load();
+    let group = Group::new();
+    let mut args = group.args();
+    args.extend(["--exactly-once-source-support", "enabled"]);
+    let worker = Worker::start_with(&env, &args);
+    let trace = sluice_tests::connectors::failure_trace(
+        &worker.api(),
+        &unique("eos"),
+        &json!({"connector.class": "datagen", "topic": unique("eos-topic"),
+                "rate.per.sec": "100", "exactly.once.support": "required"}),
+        "the task to fail on the broker without transactions",
+    );
+    assert!(
+        trace.contains("does not support transactions")
+            && trace.contains("--exactly-once-source-support=disabled"),
+        "{trace}"
+    );
+    assert!(
+        worker.logs().contains("source tasks deliver exactly once"),
+        "the worker says it runs exactly once"
+    );
+}

@@ -91,6 +91,10 @@ pub enum TransactionError {
     /// started elsewhere): this one may never write again.
     #[error("this task's producer was fenced: another worker started the task with the same transactional id ({0}), so this one stopped writing; nothing it sent after its last commit is visible")]
     Fenced(String),
+    /// The broker has no transactions (Tansu 0.6 takes a transactional
+    /// id but cannot end a transaction): retrying cannot help.
+    #[error("the broker does not support transactions ({0}); exactly-once source delivery needs one that does (Apache Kafka 0.11 or later, Confluent, Amazon MSK, Redpanda): run the workers with --exactly-once-source-support=disabled on this one")]
+    Unsupported(String),
     /// Anything else; the transaction was aborted.
     #[error("{0}")]
     Failed(String),
@@ -201,15 +205,45 @@ pub mod memory {
         /// Everything sent, in order: (topic, value).
         pub sent: Mutex<Vec<(String, Option<Vec<u8>>)>>,
         script: Option<Script>,
+        /// With transactions: where committed offsets go.
+        store: Option<std::sync::Arc<dyn crate::store::OffsetStore>>,
+        /// With transactions: where in `sent` the open transaction begins.
+        open_from: Mutex<Option<usize>>,
+        /// With transactions: the values a `read_committed` consumer sees.
+        visible: Mutex<Vec<String>>,
+        /// With transactions: how many committed.
+        pub commits: std::sync::atomic::AtomicUsize,
     }
 
     impl MemorySink {
         /// A sink that answers each record as `script` says.
         pub fn scripted(script: impl Fn(usize) -> Answer + Send + Sync + 'static) -> Self {
             Self {
-                sent: Mutex::default(),
                 script: Some(Box::new(script)),
+                ..Self::default()
             }
+        }
+
+        /// A sink with transactions, as a transactional producer and a
+        /// `read_committed` reader see them: a commit makes the records
+        /// sent since the last one visible and puts the offsets into
+        /// `store` (the offset topic), an abort discards both.
+        pub fn transactional(
+            store: std::sync::Arc<dyn crate::store::OffsetStore>,
+            script: impl Fn(usize) -> Answer + Send + Sync + 'static,
+        ) -> Self {
+            Self {
+                store: Some(store),
+                ..Self::scripted(script)
+            }
+        }
+
+        /// The committed values, as text.
+        pub fn visible(&self) -> Vec<String> {
+            self.visible
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
         }
 
         /// The values sent so far, as text.
@@ -248,6 +282,12 @@ pub mod memory {
         fn send(&self, record: OutRecord<'_>) -> Result<MemoryDelivery, SendError> {
             let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
             let index = sent.len();
+            if self.store.is_some() {
+                self.open_from
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(index);
+            }
             sent.push((record.topic.to_owned(), record.value.map(<[u8]>::to_vec)));
             let answer = self.script.as_ref().map_or(Answer::Ack, |s| s(index));
             Ok(MemoryDelivery(match answer {
@@ -255,6 +295,63 @@ pub mod memory {
                 Answer::Fail => Some(Err(format!("record {index} was not delivered"))),
                 Answer::Hang => None,
             }))
+        }
+
+        fn transactions(&self) -> Option<&dyn Transactions> {
+            self.store.as_ref().map(|_| self as &dyn Transactions)
+        }
+    }
+
+    #[async_trait]
+    impl Transactions for MemorySink {
+        async fn commit(
+            &self,
+            connector: &str,
+            offsets: &[(SourcePartition, SourceOffset)],
+        ) -> Result<(), TransactionError> {
+            let store = self
+                .store
+                .as_ref()
+                .ok_or_else(|| TransactionError::Failed("no transactions".into()))?;
+            let open = self
+                .open_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some();
+            if offsets.is_empty() && !open {
+                return Ok(());
+            }
+            let writes: Vec<_> = offsets
+                .iter()
+                .map(|(p, o)| (p.clone(), Some(o.clone())))
+                .collect();
+            store
+                .put(connector, &writes)
+                .map_err(|e| TransactionError::Failed(e.to_string()))?;
+            let from = self
+                .open_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(from) = from {
+                let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                self.visible
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(sent[from..].iter().map(|(_, v)| {
+                        String::from_utf8_lossy(v.as_deref().unwrap_or_default()).into_owned()
+                    }));
+            }
+            self.commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+
+        async fn abort(&self) {
+            self.open_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
         }
     }
 }

@@ -22,9 +22,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::offset_tracker::{OffsetTracker, Ticket};
-use super::record_sink::{KafkaRecordSink, OutRecord, RecordSink, SendError, Transactions};
-use super::transactional_sink::KafkaTransactionalSink;
+use super::record_sink::{
+    KafkaRecordSink, OutRecord, RecordSink, SendError, TransactionError, Transactions,
+};
 use super::status::{State, TaskStatus};
+use super::transactional_sink::KafkaTransactionalSink;
 use super::RunnerDeps;
 use crate::converter::{self, ConvertError, Converter, Side};
 use crate::kafka::TopicLayout;
@@ -137,7 +139,10 @@ async fn run_once(
             spec.task_id,
         )
         .await
-        .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+        .map_err(|e| match e {
+            TransactionError::Unsupported(_) => ConnectorError::fatal(e.to_string()),
+            _ => ConnectorError::retriable(e.to_string()),
+        })?;
         let result = run_once_into(spec, deps, metrics, control, &sink).await;
         // Whatever a failure left open is not committed.
         sink.abort().await;
@@ -344,7 +349,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 && spec.config.get("transaction.boundary").unwrap_or("poll") == "poll",
             commit_interval: match spec.config.get("transaction.boundary.interval.ms") {
                 Some(_) if sink.transactions().is_some() => Duration::from_millis(
-                    spec.config.i64_or("transaction.boundary.interval.ms", 0)?.max(1) as u64,
+                    spec.config
+                        .i64_or("transaction.boundary.interval.ms", 0)?
+                        .max(1) as u64,
                 ),
                 _ => deps.offset_flush_interval,
             },
@@ -879,10 +886,14 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         };
         drop(committing);
         committed.map_err(|e| {
-            ConnectorError::retriable(format!(
-                "the transaction of connector {} task {} did not commit: {e}; it restarts from the last committed offsets",
+            let message = format!(
+                "the transaction of connector {} task {} did not commit: {e}; nothing of it is visible, and the task restarts from the last committed offsets",
                 self.spec.connector, self.spec.task_id
-            ))
+            );
+            match e {
+                TransactionError::Unsupported(_) => ConnectorError::fatal(message),
+                _ => ConnectorError::retriable(message),
+            }
         })?;
         if !entries.is_empty() {
             self.committed(entries, end);
@@ -1234,6 +1245,105 @@ mod tests {
             .await
             .expect("clean run");
         assert_eq!(numbers(&later.values()), vec![10, 11, 12]);
+    }
+
+    /// Exactly once: what a `read_committed` consumer sees over two runs,
+    /// the first cut short by a failed delivery, is every record once.
+    #[tokio::test]
+    async fn with_transactions_a_failed_delivery_hides_its_batch_and_the_restart_shows_it_once() {
+        let harness = Harness::new(Duration::from_secs(3600));
+        let store = Arc::clone(&harness.deps.offsets);
+        // Batches are [1 2 3] [4 5 6] [7 8 9] [10]; record 5 fails.
+        let first = MemorySink::transactional(Arc::clone(&store), |i| {
+            if i == 4 {
+                Answer::Fail
+            } else {
+                Answer::Ack
+            }
+        });
+        let error = harness
+            .run(&[("count", "10")], &first, |_| false)
+            .await
+            .expect_err("the failed delivery fails the run");
+        assert!(error.is_retriable(), "{error}");
+        assert!(numbers(&first.values()).contains(&4), "4 was sent");
+        assert_eq!(
+            numbers(&first.visible()),
+            vec![1, 2, 3],
+            "4 and 6 aborted with 5"
+        );
+        assert_eq!(harness.stored(), Some(3));
+        let again = MemorySink::transactional(Arc::clone(&store), |_| Answer::Ack);
+        harness
+            .run(&[("count", "10")], &again, |_| harness.stored() == Some(10))
+            .await
+            .expect("clean run");
+        let mut seen = numbers(&first.visible());
+        seen.extend(numbers(&again.visible()));
+        assert_eq!(seen, (1..=10).collect::<Vec<_>>(), "each record once");
+        assert_eq!(
+            again.commits.load(Ordering::Relaxed),
+            3,
+            "a transaction per batch"
+        );
+    }
+
+    /// A crash with a transaction open (its last record never
+    /// acknowledged) repeats that batch on the wire, yet a
+    /// `read_committed` consumer sees each record once.
+    #[tokio::test]
+    async fn with_transactions_a_crash_mid_batch_repeats_nothing_a_reader_sees() {
+        let harness = Harness::new(Duration::from_secs(3600));
+        let store = Arc::clone(&harness.deps.offsets);
+        let first = MemorySink::transactional(Arc::clone(&store), |i| {
+            if i == 7 {
+                Answer::Hang
+            } else {
+                Answer::Ack
+            }
+        });
+        let crashed = tokio::time::timeout(
+            Duration::from_millis(300),
+            harness.run(&[("count", "9")], &first, |_| false),
+        )
+        .await;
+        assert!(crashed.is_err(), "the run was cut short, like kill -9");
+        assert_eq!(numbers(&first.values()), (1..=9).collect::<Vec<_>>());
+        assert_eq!(numbers(&first.visible()), (1..=6).collect::<Vec<_>>());
+        assert_eq!(harness.stored(), Some(6));
+        let again = MemorySink::transactional(Arc::clone(&store), |_| Answer::Ack);
+        harness
+            .run(&[("count", "9")], &again, |_| harness.stored() == Some(9))
+            .await
+            .expect("clean run");
+        assert_eq!(
+            numbers(&again.values()),
+            vec![7, 8, 9],
+            "sent twice on the wire"
+        );
+        let mut seen = numbers(&first.visible());
+        seen.extend(numbers(&again.visible()));
+        assert_eq!(seen, (1..=9).collect::<Vec<_>>(), "seen once");
+    }
+
+    /// `transaction.boundary=interval` spans batches: with a long interval
+    /// the one transaction commits when the task stops.
+    #[tokio::test]
+    async fn with_an_interval_boundary_one_transaction_spans_the_batches() {
+        let harness = Harness::new(Duration::from_secs(3600));
+        let sink = MemorySink::transactional(Arc::clone(&harness.deps.offsets), |_| Answer::Ack);
+        let config = [
+            ("count", "10"),
+            ("transaction.boundary", "interval"),
+            ("transaction.boundary.interval.ms", "3600000"),
+        ];
+        harness
+            .run(&config, &sink, |v| numbers(v).contains(&10))
+            .await
+            .expect("clean run");
+        assert_eq!(sink.commits.load(Ordering::Relaxed), 1);
+        assert_eq!(numbers(&sink.visible()), (1..=10).collect::<Vec<_>>());
+        assert_eq!(harness.stored(), Some(10));
     }
 
     #[tokio::test]

@@ -66,6 +66,8 @@ fn transaction_error(e: KafkaError, transactional_id: &str) -> TransactionError 
         )
     ) {
         TransactionError::Fenced(transactional_id.to_owned())
+    } else if code == Some(RDKafkaErrorCode::UnsupportedFeature) {
+        TransactionError::Unsupported(e.to_string())
     } else {
         TransactionError::Failed(e.to_string())
     }
@@ -93,14 +95,17 @@ impl<'a> KafkaTransactionalSink<'a> {
     ) -> Result<Self, TransactionError> {
         let transactional_id = target.transactional_id(connector, task);
         let producer = crate::kafka::build_transactional_producer(settings, &transactional_id)
-            .map_err(|e| TransactionError::Failed(format!("creating the task's transactional producer: {e}")))?;
+            .map_err(|e| {
+                TransactionError::Failed(format!("creating the task's transactional producer: {e}"))
+            })?;
         let init = producer.clone();
         blocking(move || init.init_transactions(TRANSACTION_TIMEOUT))
             .await
-            .map_err(|e| {
-                TransactionError::Failed(format!(
+            .map_err(|e| match transaction_error(e, &transactional_id) {
+                unsupported @ TransactionError::Unsupported(_) => unsupported,
+                e => TransactionError::Failed(format!(
                     "starting transactions as {transactional_id}: {e}. Exactly-once source delivery needs a broker with transactions (Apache Kafka 0.11 or later, Confluent, Amazon MSK, Redpanda) and a principal allowed to write transactional id {transactional_id}; otherwise run the worker with --exactly-once-source-support=disabled"
-                ))
+                )),
             })?;
         Ok(Self {
             producer,
@@ -217,5 +222,187 @@ impl Transactions for KafkaTransactionalSink<'_> {
             // the transaction when it times out or the task starts again.
             tracing::warn!(transactional_id = %self.transactional_id, error = %e, "could not abort the open transaction; the broker aborts it when it times out or the task starts elsewhere");
         }
+    }
+}
+
+/// Against librdkafka's in-process mock cluster, which has a transaction
+/// coordinator and fences producer epochs (Tansu 0.6 has no
+/// transactions). The mock keeps no transaction markers, so what an
+/// aborted transaction hides from a `read_committed` reader is tested on
+/// the runner with the in-memory sink instead.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    use serde_json::json;
+    use sluice_connector_api::offset::partition;
+
+    use super::*;
+    use crate::store::kafka::{KafkaLog, KafkaOffsetStore};
+    use crate::store::OffsetStore;
+
+    const OFFSETS_PARTITIONS: i32 = 25;
+
+    fn settings(
+        cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    ) -> KafkaSettings {
+        KafkaSettings {
+            bootstrap_servers: cluster.bootstrap_servers(),
+            client_properties: BTreeMap::new(),
+            producer_overrides: BTreeMap::new(),
+            consumer_overrides: BTreeMap::new(),
+            compression: "none".into(),
+        }
+    }
+
+    fn target() -> ExactlyOnce {
+        ExactlyOnce {
+            group_id: "connect-cluster".into(),
+            offsets_topic: "connect-offsets".into(),
+            offsets_partitions: OFFSETS_PARTITIONS,
+        }
+    }
+
+    fn record(value: &[u8]) -> OutRecord<'_> {
+        OutRecord {
+            topic: "numbers",
+            key: None,
+            value: Some(value),
+            partition: None,
+            timestamp_ms: None,
+            headers: &[],
+        }
+    }
+
+    fn offset(n: u64) -> (SourcePartition, SourceOffset) {
+        (
+            partition("server", "inventory"),
+            SourceOffset::from(json!({"lsn": n}).as_object().cloned().unwrap_or_default()),
+        )
+    }
+
+    /// Every record of `topic`'s partition `p`, as (key, value) text.
+    fn read(settings: &KafkaSettings, topic: &str, p: i32) -> Vec<(String, String)> {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("group.id", "reader")
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+        consumer.assign(&assignment).expect("assign");
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => out.push((
+                    String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                )),
+                Some(Err(KafkaError::PartitionEOF(_))) => return out,
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+        panic!("reading {topic} timed out")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_and_offsets_commit_together_where_connect_reads_offsets() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("numbers", 1, 1).expect("topic");
+        cluster
+            .create_topic("connect-offsets", OFFSETS_PARTITIONS, 1)
+            .expect("topic");
+        let settings = settings(&cluster);
+        let topics = TopicCreator::new(&settings).expect("admin");
+        let sink = KafkaTransactionalSink::start(&settings, &topics, &target(), "inventory", 0)
+            .await
+            .expect("transactions start");
+        let deliveries: Vec<_> = [b"1", b"2", b"3"]
+            .into_iter()
+            .map(|v| sink.send(record(v)).expect("sent"))
+            .collect();
+        Transactions::commit(&sink, "inventory", &[offset(3)])
+            .await
+            .expect("committed");
+        for delivery in deliveries {
+            delivery.await.expect("acknowledged");
+        }
+        let values: Vec<String> = read(&settings, "numbers", 0)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(values, ["1", "2", "3"]);
+        // The offset record is Connect's, on the partition Connect's
+        // producer would choose, and the worker's offset store reads it.
+        let key = r#"["inventory",{"server":"inventory"}]"#;
+        let p = crate::kafka::murmur2::partition_for_key(key.as_bytes(), OFFSETS_PARTITIONS);
+        assert_eq!(
+            read(&settings, "connect-offsets", p),
+            [(key.to_owned(), r#"{"lsn":3}"#.to_owned())]
+        );
+        let store = KafkaOffsetStore::new(
+            KafkaLog::open(&settings, "connect-offsets").expect("offset log"),
+        );
+        let stored = store.get("inventory").expect("offsets");
+        assert_eq!(stored, vec![offset(3)]);
+    }
+
+    /// The old producer learns it was fenced and says so; the new one
+    /// commits, and the stored offset is the new owner's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_started_elsewhere_fences_the_old_producer() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("numbers", 1, 1).expect("topic");
+        cluster
+            .create_topic("connect-offsets", OFFSETS_PARTITIONS, 1)
+            .expect("topic");
+        let settings = settings(&cluster);
+        let topics = TopicCreator::new(&settings).expect("admin");
+        let old = KafkaTransactionalSink::start(&settings, &topics, &target(), "inventory", 0)
+            .await
+            .expect("transactions start");
+        let first = old.send(record(b"1")).expect("sent");
+        Transactions::commit(&old, "inventory", &[offset(1)])
+            .await
+            .expect("committed while it owns the task");
+        first.await.expect("acknowledged");
+        let fenced = old.send(record(b"2")).expect("sent");
+        // The task starts on another worker: same transactional id. Kafka
+        // then answers the old producer's EndTxn with PRODUCER_FENCED; the
+        // mock hands every new client a producer id of its own instead of
+        // bumping the id's epoch, so that answer is injected.
+        let new = KafkaTransactionalSink::start(&settings, &topics, &target(), "inventory", 0)
+            .await
+            .expect("transactions start");
+        cluster.request_errors(
+            rdkafka::types::RDKafkaApiKey::EndTxn,
+            &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        let refused = Transactions::commit(&old, "inventory", &[offset(2)]).await;
+        match refused {
+            Err(e @ TransactionError::Fenced(_)) => {
+                assert!(e.to_string().contains("connect-cluster-inventory-0"), "{e}");
+            }
+            other => panic!("the old producer must be fenced, got {other:?}"),
+        }
+        let again = new.send(record(b"2")).expect("sent");
+        Transactions::commit(&new, "inventory", &[offset(2)])
+            .await
+            .expect("the new owner commits");
+        again.await.expect("acknowledged");
+        drop(fenced);
+        let store = KafkaOffsetStore::new(
+            KafkaLog::open(&settings, "connect-offsets").expect("offset log"),
+        );
+        assert_eq!(store.get("inventory").expect("offsets"), vec![offset(2)]);
     }
 }

@@ -48,7 +48,18 @@ pub fn build_transactional_producer(
     settings: &KafkaSettings,
     transactional_id: &str,
 ) -> Result<Producer, KafkaError> {
-    build(settings, &[("transactional.id", transactional_id)])
+    build(
+        settings,
+        &[
+            ("transactional.id", transactional_id),
+            // librdkafka requires a record's timeout within its
+            // transaction's; a minute, Kafka's default, bounds how long a
+            // dead task's open transaction holds back read_committed
+            // readers when nobody starts the task again.
+            ("transaction.timeout.ms", "60000"),
+            ("message.timeout.ms", "60000"),
+        ],
+    )
 }
 
 fn build(settings: &KafkaSettings, fixed: &[(&str, &str)]) -> Result<Producer, KafkaError> {
