@@ -84,6 +84,10 @@ impl KafkaLog {
             .set("group.id", "sluice-state-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // librdkafka's default, spelled out: exactly-once source tasks
+            // write offsets inside transactions, and only committed ones
+            // may be read back.
+            .set("isolation.level", "read_committed")
             // A read soon after an append waits a short long-poll at most.
             .set("fetch.wait.max.ms", "100")
             // Prefetch bounded: a large offset topic must not fill memory.
