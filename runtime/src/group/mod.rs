@@ -15,4 +15,4 @@ pub use membership::{
     GroupTopics, Membership, OnChange, RejoinRequest, LEASE, SESSION_TIMEOUT, TAKEOVER_DELAY,
 };
 pub use orphans::{OrphanWatch, Share};
-pub use placement::{murmur2, partition_of, GroupPlacement};
+pub use placement::{partition_of, GroupPlacement};

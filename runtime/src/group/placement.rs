@@ -1,7 +1,8 @@
 //! Which connectors this worker runs: those whose name hashes into a
 //! partition the group assigned it, while its lease on the group holds.
 //!
-//! The hash is Kafka's murmur2 (the Java client's partitioner), so where a
+//! The hash is Kafka's murmur2 (the Java client's partitioner,
+//! `kafka::murmur2`), so where a
 //! connector runs follows from its name and the assignment alone, the same
 //! on every worker.
 
@@ -12,41 +13,9 @@ use std::time::{Duration, Instant};
 use super::lease::Lease;
 use crate::herder::Placement;
 
-/// Kafka's `Utils.murmur2`.
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let mut h = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= u32::from(rest[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
 /// The partition a connector belongs to among `partitions`.
 pub fn partition_of(connector: &str, partitions: i32) -> i32 {
-    (murmur2(connector.as_bytes()) & 0x7fff_ffff) % partitions.max(1)
+    crate::kafka::murmur2::partition_for_key(connector.as_bytes(), partitions)
 }
 
 /// The partitions assigned to this worker and when each may be used.
@@ -162,24 +131,6 @@ impl Placement for GroupPlacement {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn murmur2_is_kafkas() {
-        // Kafka's own test vectors (UtilsTest.testMurmur2).
-        for (text, hash) in [
-            ("21", -973_932_308),
-            ("foobar", -790_332_482),
-            ("a-little-bit-long-string", -985_981_536),
-            ("a-little-bit-longer-string", -1_486_304_829),
-            (
-                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-                -58_897_971,
-            ),
-            ("abc", 479_470_107),
-        ] {
-            assert_eq!(murmur2(text.as_bytes()), hash, "{text}");
-        }
-    }
 
     #[test]
     fn a_worker_owns_what_hashes_into_its_partitions_while_its_lease_holds() {
