@@ -128,15 +128,24 @@ impl RecordSink for KafkaRecordSink<'_> {
     type Delivery = KafkaDelivery;
 
     async fn ensure_topic(&self, topic: &str, layout: TopicLayout) -> Result<(), String> {
-        self.topics
-            .ensure(topic, layout)
-            .await
-            .map_err(|e| e.to_string())
+        ensure_topic(self.topics, topic, layout).await
     }
 
     fn send(&self, record: OutRecord<'_>) -> Result<KafkaDelivery, SendError> {
         produce(self.producer, record)
     }
+}
+
+/// Creates `topic` with `layout` unless it exists.
+pub async fn ensure_topic(
+    topics: &TopicCreator,
+    topic: &str,
+    layout: TopicLayout,
+) -> Result<(), String> {
+    topics
+        .ensure(topic, layout)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Hands `record` to `producer`, telling a full queue from other failures.

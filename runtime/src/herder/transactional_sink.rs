@@ -132,10 +132,7 @@ impl RecordSink for KafkaTransactionalSink<'_> {
     type Delivery = KafkaDelivery;
 
     async fn ensure_topic(&self, topic: &str, layout: TopicLayout) -> Result<(), String> {
-        self.topics
-            .ensure(topic, layout)
-            .await
-            .map_err(|e| e.to_string())
+        super::record_sink::ensure_topic(self.topics, topic, layout).await
     }
 
     fn send(&self, record: OutRecord<'_>) -> Result<KafkaDelivery, SendError> {
@@ -259,6 +256,19 @@ mod tests {
         }
     }
 
+    /// The data and offset topics on `cluster`, and clients' settings.
+    fn with_topics(
+        cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    ) -> (KafkaSettings, TopicCreator) {
+        cluster.create_topic("numbers", 1, 1).expect("topic");
+        cluster
+            .create_topic("connect-offsets", OFFSETS_PARTITIONS, 1)
+            .expect("topic");
+        let settings = settings(cluster);
+        let topics = TopicCreator::new(&settings).expect("admin");
+        (settings, topics)
+    }
+
     fn target() -> ExactlyOnce {
         ExactlyOnce {
             group_id: "connect-cluster".into(),
@@ -317,12 +327,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn records_and_offsets_commit_together_where_connect_reads_offsets() {
         let cluster = MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("numbers", 1, 1).expect("topic");
-        cluster
-            .create_topic("connect-offsets", OFFSETS_PARTITIONS, 1)
-            .expect("topic");
-        let settings = settings(&cluster);
-        let topics = TopicCreator::new(&settings).expect("admin");
+        let (settings, topics) = with_topics(&cluster);
         let sink = KafkaTransactionalSink::start(&settings, &topics, &target(), "inventory", 0)
             .await
             .expect("transactions start");
@@ -361,12 +366,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_task_started_elsewhere_fences_the_old_producer() {
         let cluster = MockCluster::new(1).expect("mock cluster");
-        cluster.create_topic("numbers", 1, 1).expect("topic");
-        cluster
-            .create_topic("connect-offsets", OFFSETS_PARTITIONS, 1)
-            .expect("topic");
-        let settings = settings(&cluster);
-        let topics = TopicCreator::new(&settings).expect("admin");
+        let (settings, topics) = with_topics(&cluster);
         let old = KafkaTransactionalSink::start(&settings, &topics, &target(), "inventory", 0)
             .await
             .expect("transactions start");
