@@ -5,16 +5,16 @@
 //! tested without a broker.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::producer::BaseRecord;
 
 use sluice_connector_api::{SourceOffset, SourcePartition};
 
+use crate::kafka::delivery::{Board, Ticket};
 use crate::kafka::{TopicCreator, TopicLayout};
 
 /// One encoded record, borrowed for the send.
@@ -102,58 +102,44 @@ pub enum TransactionError {
 
 /// The worker's sink: its idempotent producer and topic creation.
 pub struct KafkaRecordSink<'a> {
-    /// The worker's producer.
-    pub producer: &'a crate::kafka::Producer,
-    /// Topic creation.
-    pub topics: &'a TopicCreator,
+    producer: &'a crate::kafka::Producer,
+    topics: &'a TopicCreator,
+    /// Where this task's delivery reports arrive.
+    board: Arc<Board>,
 }
 
-/// A Kafka delivery report as a plain result.
-pub struct KafkaDelivery(DeliveryFuture);
-
-impl Future for KafkaDelivery {
-    type Output = Result<(), String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|outcome| match outcome {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((e, _))) => Err(e.to_string()),
-            Err(_) => Err("the producer was shut down before the record was acknowledged".into()),
-        })
+impl<'a> KafkaRecordSink<'a> {
+    /// A sink sending through `producer`, with a delivery board of its own.
+    pub fn new(producer: &'a crate::kafka::Producer, topics: &'a TopicCreator) -> Self {
+        Self {
+            producer,
+            topics,
+            board: Board::open(producer),
+        }
     }
 }
 
 #[async_trait]
 impl RecordSink for KafkaRecordSink<'_> {
-    type Delivery = KafkaDelivery;
+    type Delivery = Ticket;
 
     async fn ensure_topic(&self, topic: &str, layout: TopicLayout) -> Result<(), String> {
         ensure_topic(self.topics, topic, layout).await
     }
 
-    fn send(&self, record: OutRecord<'_>) -> Result<KafkaDelivery, SendError> {
-        produce(self.producer, record)
+    fn send(&self, record: OutRecord<'_>) -> Result<Ticket, SendError> {
+        produce(self.producer, &self.board, record)
     }
 }
 
-/// Creates `topic` with `layout` unless it exists.
-pub async fn ensure_topic(
-    topics: &TopicCreator,
-    topic: &str,
-    layout: TopicLayout,
-) -> Result<(), String> {
-    topics
-        .ensure(topic, layout)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// Hands `record` to `producer`, telling a full queue from other failures.
+/// Hands `record` to `producer`, its report to come on `board`, telling a
+/// full queue from other failures.
 pub fn produce(
     producer: &crate::kafka::Producer,
+    board: &Arc<Board>,
     record: OutRecord<'_>,
-) -> Result<KafkaDelivery, SendError> {
-    let mut out = FutureRecord::<[u8], [u8]>::to(record.topic);
+) -> Result<Ticket, SendError> {
+    let mut out = BaseRecord::<[u8], [u8], usize>::with_opaque_to(record.topic, 0);
     if let Some(k) = record.key {
         out = out.key(k);
     }
@@ -177,8 +163,8 @@ pub fn produce(
             },
         ));
     }
-    match producer.send_result(out) {
-        Ok(delivery) => Ok(KafkaDelivery(delivery)),
+    match board.send(producer, out) {
+        Ok(ticket) => Ok(ticket),
         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
             Err(SendError::QueueFull)
         }
@@ -186,11 +172,25 @@ pub fn produce(
     }
 }
 
+/// Creates `topic` with `layout` unless it exists.
+pub async fn ensure_topic(
+    topics: &TopicCreator,
+    topic: &str,
+    layout: TopicLayout,
+) -> Result<(), String> {
+    topics
+        .ensure(topic, layout)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// An in-memory sink for unit tests: keeps what was sent and acknowledges
 /// each record as the test scripts it.
 #[cfg(test)]
 pub mod memory {
+    use std::pin::Pin;
     use std::sync::Mutex;
+    use std::task::{Context, Poll};
 
     use super::*;
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::BaseRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sluice_connector_api::{ConnectorError, SinkConnector, SinkRecord, SinkTask};
 use tokio::sync::watch;
@@ -649,7 +649,7 @@ impl<'a> Applier<'a> {
                 value: Some(value.as_bytes()),
             });
         }
-        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        let mut out = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, 0).headers(headers);
         if let Some(k) = key {
             out = out.key(k);
         }
@@ -663,11 +663,9 @@ impl<'a> Applier<'a> {
         self.deps.topics.ensure(topic, layout).await.map_err(|e| {
             ConnectorError::retriable(format!("creating the dead-letter topic {topic}: {e}"))
         })?;
-        self.deps
-            .producer
-            .send(out, Duration::from_secs(60))
+        crate::kafka::delivery::send_and_wait(&self.deps.producer, out, Duration::from_secs(60))
             .await
-            .map_err(|(e, _)| {
+            .map_err(|e| {
                 ConnectorError::retriable(format!("writing to the dead-letter topic {topic}: {e}"))
             })?;
         self.errors.log_skipped(&skipped, Some(topic));

@@ -161,10 +161,7 @@ async fn run_once(
             ))
         })?)
     };
-    let sink = KafkaRecordSink {
-        producer: own.as_ref().unwrap_or(&deps.producer),
-        topics: &deps.topics,
-    };
+    let sink = KafkaRecordSink::new(own.as_ref().unwrap_or(&deps.producer), &deps.topics);
     run_once_into(spec, deps, metrics, control, &sink).await
 }
 
@@ -1049,7 +1046,7 @@ mod tests {
             // stands in for them.
             let producer = rdkafka::ClientConfig::new()
                 .set("bootstrap.servers", "127.0.0.1:9")
-                .create_with_context(crate::kafka::SluiceContext)
+                .create_with_context(crate::kafka::delivery::DeliveryContext::default())
                 .expect("producer");
             let kafka = crate::kafka::KafkaSettings {
                 bootstrap_servers: "127.0.0.1:9".into(),

@@ -9,16 +9,18 @@
 //! worker that lost the task can no longer commit anything.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, Producer as _};
 use sluice_connector_api::{SourceOffset, SourcePartition};
 
 use super::record_sink::{
-    produce, KafkaDelivery, OutRecord, RecordSink, SendError, TransactionError, Transactions,
+    produce, OutRecord, RecordSink, SendError, TransactionError, Transactions,
 };
+use crate::kafka::delivery::{Board, Ticket};
 use crate::kafka::{KafkaSettings, Producer, TopicCreator, TopicLayout};
 
 /// How long a transaction call may wait for the broker.
@@ -46,6 +48,8 @@ impl ExactlyOnce {
 /// A task's transactional producer and topic creation.
 pub struct KafkaTransactionalSink<'a> {
     producer: Producer,
+    /// Where the task's delivery reports arrive.
+    board: Arc<Board>,
     topics: &'a TopicCreator,
     target: ExactlyOnce,
     transactional_id: String,
@@ -108,6 +112,7 @@ impl<'a> KafkaTransactionalSink<'a> {
                 )),
             })?;
         Ok(Self {
+            board: Board::open(&producer),
             producer,
             topics,
             target: target.clone(),
@@ -129,17 +134,17 @@ impl<'a> KafkaTransactionalSink<'a> {
 
 #[async_trait]
 impl RecordSink for KafkaTransactionalSink<'_> {
-    type Delivery = KafkaDelivery;
+    type Delivery = Ticket;
 
     async fn ensure_topic(&self, topic: &str, layout: TopicLayout) -> Result<(), String> {
         super::record_sink::ensure_topic(self.topics, topic, layout).await
     }
 
-    fn send(&self, record: OutRecord<'_>) -> Result<KafkaDelivery, SendError> {
+    fn send(&self, record: OutRecord<'_>) -> Result<Ticket, SendError> {
         self.begin().map_err(|e| {
             SendError::Failed(transaction_error(e, &self.transactional_id).to_string())
         })?;
-        produce(&self.producer, record)
+        produce(&self.producer, &self.board, record)
     }
 
     fn transactions(&self) -> Option<&dyn Transactions> {
@@ -163,16 +168,17 @@ impl Transactions for KafkaTransactionalSink<'_> {
         for (partition, offset) in offsets {
             let (key, value) =
                 crate::store::kafka::offset_record(connector, partition, Some(offset));
-            let mut record = FutureRecord::<[u8], [u8]>::to(&self.target.offsets_topic)
-                .key(&key)
-                .partition(crate::kafka::murmur2::partition_for_key(
-                    &key,
-                    self.target.offsets_partitions,
-                ));
+            let mut record =
+                BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.target.offsets_topic, 0)
+                    .key(&key)
+                    .partition(crate::kafka::murmur2::partition_for_key(
+                        &key,
+                        self.target.offsets_partitions,
+                    ));
             if let Some(value) = &value {
                 record = record.payload(value);
             }
-            let delivery = self.producer.send_result(record).map_err(|(e, _)| {
+            let delivery = self.board.send(&self.producer, record).map_err(|(e, _)| {
                 TransactionError::Failed(format!(
                     "writing offsets to {}: {e}",
                     self.target.offsets_topic
@@ -200,7 +206,7 @@ impl Transactions for KafkaTransactionalSink<'_> {
         // Committed means every record of it was acknowledged; a report
         // saying otherwise would be a broken promise worth failing on.
         for delivery in deliveries {
-            if let Ok(Err((e, _))) = delivery.await {
+            if let Err(e) = delivery.await {
                 return Err(TransactionError::Failed(format!(
                     "the transaction committed but an offset record was refused: {e}"
                 )));

@@ -5,6 +5,7 @@
 mod admin_token;
 mod client_context;
 mod consumer;
+pub mod delivery;
 pub mod group_offsets;
 pub mod msk_iam;
 pub mod murmur2;

@@ -3,14 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use super::delivery::DeliveryContext;
+pub use super::delivery::Producer;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::FutureProducer;
-
-use super::SluiceContext;
-
-/// The producer source tasks share.
-pub type Producer = FutureProducer<SluiceContext>;
 
 /// What the worker needs to reach the broker.
 #[derive(Debug, Clone)]
@@ -85,5 +81,5 @@ fn build(settings: &KafkaSettings, fixed: &[(&str, &str)]) -> Result<Producer, K
     for (key, value) in SAFETY.iter().chain(fixed) {
         config.set(*key, *value);
     }
-    config.create_with_context(SluiceContext)
+    config.create_with_context(DeliveryContext::default())
 }
