@@ -157,7 +157,9 @@ impl Board {
 
     fn take(&self, seq: u64, waker: &Waker) -> Poll<Result<(), String>> {
         let mut state = self.state();
-        let index = (seq - state.first) as usize;
+        let index = seq
+            .checked_sub(state.first)
+            .map_or(usize::MAX, |i| i as usize);
         let outcome = match state.slots.get_mut(index) {
             Some(slot @ Slot::Done(_)) => match std::mem::replace(slot, Slot::Taken) {
                 Slot::Done(outcome) => outcome,
