@@ -92,6 +92,9 @@ impl KafkaLog {
             .set("fetch.wait.max.ms", "100")
             // Prefetch bounded: a large offset topic must not fill memory.
             .set("queued.max.messages.kbytes", "1024")
+            // Reading a large topic to its end must not pause 1 s each
+            // time the bounded prefetch fills (librdkafka's default).
+            .set("fetch.queue.backoff.ms", "20")
             .set("fetch.max.bytes", "1048576");
         for (key, value) in &settings.client_properties {
             producer.set(key, value);
