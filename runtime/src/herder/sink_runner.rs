@@ -139,7 +139,7 @@ struct Applier<'a> {
     transforms: Chain,
     batch_size: usize,
     /// Topics already reported for `GET /connectors/{name}/topics`.
-    seen_topics: std::collections::HashSet<String>,
+    seen_topics: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl<'a> Applier<'a> {
@@ -204,6 +204,8 @@ impl<'a> Applier<'a> {
         control: &mut watch::Receiver<Control>,
     ) -> Result<(), ConnectorError> {
         set_status(self.deps, self.spec, State::Running);
+        // A batch read while the previous one was applied.
+        let mut next = None;
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {
@@ -217,9 +219,12 @@ impl<'a> Applier<'a> {
                 }
                 Control::Run => {}
             }
-            let (batch, positions) = tokio::select! {
-                batch = self.collect() => batch?,
-                _ = control.wait_for(|c| c.is_stop()) => continue,
+            let (batch, positions) = match next.take() {
+                Some(collected) => collected,
+                None => tokio::select! {
+                    batch = self.collect() => batch?,
+                    _ = control.wait_for(|c| c.is_stop()) => continue,
+                },
             };
             if positions.is_empty() {
                 continue;
@@ -227,8 +232,31 @@ impl<'a> Applier<'a> {
             self.metrics
                 .records_polled
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            self.apply(task, batch, control).await?;
+            // The next batch is read and decoded while this one is
+            // applied; the offsets move only after the apply, and a failed
+            // apply drops the next batch uncommitted (read again on restart).
+            let applying = self.apply(task, batch, control);
+            let collecting = self.collect();
+            tokio::pin!(applying, collecting);
+            let mut collected = None;
+            let applied = loop {
+                tokio::select! {
+                    applied = &mut applying => break applied,
+                    batch = &mut collecting, if collected.is_none() => collected = Some(batch),
+                }
+            };
+            applied?;
             self.commit(positions)?;
+            next = match collected {
+                Some(batch) => Some(batch?),
+                None => {
+                    let mut stop = control.clone();
+                    tokio::select! {
+                        batch = &mut collecting => Some(batch?),
+                        _ = stop.wait_for(|c| c.is_stop()) => None,
+                    }
+                }
+            };
         }
     }
 
@@ -237,7 +265,7 @@ impl<'a> Applier<'a> {
     /// Up to `batch_size` decoded records, and the newest offset per
     /// partition consumed (dead-lettered records included): waits for the
     /// first, then takes what arrives within the linger time.
-    async fn collect(&mut self) -> Result<(Vec<Consumed>, Positions), ConnectorError> {
+    async fn collect(&self) -> Result<(Vec<Consumed>, Positions), ConnectorError> {
         let mut batch = Vec::new();
         let mut positions = Positions::new();
         let deadline = Instant::now() + LINGER;
@@ -266,10 +294,13 @@ impl<'a> Applier<'a> {
                 Ok(Ok(m)) => m,
             };
             taken += 1;
-            if !self.seen_topics.contains(message.topic()) {
-                // Connect lists the topics a sink reads, too.
-                self.deps.note_topic(&self.spec.connector, message.topic());
-                self.seen_topics.insert(message.topic().to_owned());
+            {
+                let mut seen = self.seen_topics.lock().unwrap_or_else(|e| e.into_inner());
+                if !seen.contains(message.topic()) {
+                    // Connect lists the topics a sink reads, too.
+                    self.deps.note_topic(&self.spec.connector, message.topic());
+                    seen.insert(message.topic().to_owned());
+                }
             }
             let unknown: Vec<(Arc<Decoder>, i32)> =
                 [(&self.key, message.key()), (&self.value, message.payload())]
@@ -470,7 +501,7 @@ impl<'a> Applier<'a> {
     /// target refuses for a non-retriable reason is retried record by record
     /// so only the records at fault go to the dead-letter queue.
     async fn apply(
-        &mut self,
+        &self,
         task: &mut dyn SinkTask,
         batch: Vec<Consumed>,
         control: &watch::Receiver<Control>,
