@@ -945,3 +945,57 @@ fn the_heartbeat_action_query_runs_at_each_heartbeat() {
     assert!(!beats.is_empty());
     api.delete("/connectors/my-beat");
 }
+
+#[test]
+fn include_query_puts_each_changes_statement_in_the_source_block() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = ident("query");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; \
+         CREATE TABLE {database}.items (id INT PRIMARY KEY, note VARCHAR(20)); \
+         INSERT INTO {database}.items VALUES (1, 'before');"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (with, without) = (ident("srv"), ident("srv"));
+    for (name, prefix, include) in [
+        ("my-query", &with, "true"),
+        ("my-noquery", &without, "false"),
+    ] {
+        let mut config = db.connector_config(prefix, &database, server_id());
+        config["include.query"] = json!(include);
+        let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        wait_for("streaming", Duration::from_secs(60), || {
+            (status(&api, name)["progress"]["phase"] == "streaming").then_some(())
+        });
+    }
+    let insert = format!("INSERT INTO {database}.items VALUES (2, 'two'), (3, 'three')");
+    let update = format!("UPDATE {database}.items SET note = 'after' WHERE id = 1");
+    db.exec(&format!("BEGIN; {insert}; {update}; COMMIT;"));
+    let queries = |prefix: &str| -> Vec<(Value, Value)> {
+        let topic = format!("{prefix}.{database}.items");
+        read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+            r.len() >= 4
+        })
+        .into_iter()
+        .map(|c| (c.value["op"].clone(), c.value["source"]["query"].clone()))
+        .collect()
+    };
+    // One statement per change, as the client sent it; none for the
+    // snapshot read, which no statement made.
+    assert_eq!(
+        queries(&with),
+        vec![
+            (json!("r"), Value::Null),
+            (json!("c"), json!(insert)),
+            (json!("c"), json!(insert)),
+            (json!("u"), json!(update)),
+        ]
+    );
+    let plain = queries(&without);
+    assert!(plain.iter().all(|(_, q)| q.is_null()), "{plain:?}");
+    api.delete("/connectors/my-query");
+    api.delete("/connectors/my-noquery");
+}

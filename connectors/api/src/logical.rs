@@ -5,7 +5,7 @@
 //! `logicalType: decimal`), and consumers written for Debezium rely on them,
 //! so the strings must match Connect's and Debezium's exactly.
 
-use crate::schema::Schema;
+use crate::schema::{Field, Schema};
 
 /// Connect's arbitrary-precision decimal: bytes holding the unscaled
 /// two's-complement big-endian integer, with a `scale` parameter.
@@ -100,6 +100,37 @@ pub fn json() -> Schema {
 /// Debezium's UUID (string).
 pub fn uuid() -> Schema {
     Schema::string().named(UUID).versioned(1)
+}
+
+/// Debezium's `io.debezium.data.geometry.Point`: the coordinates, beside the
+/// point's WKB and SRID.
+pub fn geometry_point() -> Schema {
+    Schema::structure(
+        "io.debezium.data.geometry.Point",
+        vec![
+            Field::new("x", Schema::float64()),
+            Field::new("y", Schema::float64()),
+            Field::new("wkb", Schema::bytes().optional()),
+            Field::new("srid", Schema::int32().optional()),
+        ],
+    )
+    .versioned(1)
+    .documented("Geometry (POINT)")
+}
+
+/// Debezium's WKB-and-SRID structs, `name` being
+/// `io.debezium.data.geometry.Geometry` or `...Geography` (`doc` the
+/// schema's doc: `Geometry`, `Geography`).
+pub fn geometry(name: &str, doc: &str) -> Schema {
+    Schema::structure(
+        name,
+        vec![
+            Field::new("wkb", Schema::bytes()),
+            Field::new("srid", Schema::int32().optional()),
+        ],
+    )
+    .versioned(1)
+    .documented(doc)
 }
 
 /// A logical type recognised by the converters, read off a schema's name.

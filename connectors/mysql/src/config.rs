@@ -113,6 +113,8 @@ pub struct MySqlConfig {
     pub skip_unchanged: bool,
     /// `provide.transaction.metadata`
     pub transaction_metadata: bool,
+    /// `include.query`: streamed changes carry their statement in `source.query`.
+    pub include_query: bool,
     /// `max.batch.size`
     pub max_batch_size: usize,
     /// `max.queue.size`
@@ -185,6 +187,7 @@ pub fn definition() -> ConfigDef {
         .define(key("skip.messages.without.change", ConfigType::Boolean, "Leave out updates that change none of the emitted columns (column.include.list / column.exclude.list).", GROUP_EVENTS).default("false"))
         .define(key("event.processing.failure.handling.mode", ConfigType::String, "A change whose values cannot be read: fail (the task stops, naming it), warn (skipped and logged) or skip.", GROUP_EVENTS).default("fail").allowed(FailureHandling::ALLOWED))
         .define(key("binary.handling.mode", ConfigType::String, "bytes, base64, base64-url-safe or hex.", GROUP_EVENTS).default("bytes").allowed(BinaryMode::ALLOWED))
+        .define(key("include.query", ConfigType::Boolean, "Put the SQL statement behind each streamed change in source.query (snapshot events carry null). MariaDB writes it when binlog_annotate_row_events=ON (its default); MySQL when binlog_rows_query_log_events=ON.", GROUP_EVENTS).default("false"))
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block and write BEGIN / END events (with event counts per table) to <topic.prefix>.transaction (see topic.transaction).", GROUP_EVENTS).default("false"))
         .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
         .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
@@ -332,6 +335,7 @@ impl MySqlConfig {
                 "fail",
             )),
             transaction_metadata: config.bool_or("provide.transaction.metadata", false)?,
+            include_query: config.bool_or("include.query", false)?,
             max_batch_size: size("max.batch.size", 2048)?,
             max_queue_size: size("max.queue.size", 8192)?,
             connect_timeout: Duration::from_millis(size("connect.timeout.ms", 30000)? as u64),

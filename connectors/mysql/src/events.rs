@@ -174,7 +174,8 @@ fn source_block(
 /// A change event (plus its tombstone after a delete, when enabled).
 /// `snapshot` is `source.snapshot` ("false" when streaming); `row` is the
 /// row's index within its rows event; `transaction` its transaction block
-/// (null without `provide.transaction.metadata`).
+/// (null without `provide.transaction.metadata`); `query` the statement
+/// behind the change (`source.query`, with `include.query`).
 #[allow(clippy::too_many_arguments)]
 pub fn change(
     ctx: &EventContext,
@@ -184,7 +185,7 @@ pub fn change(
     after: Option<Value>,
     position: &BinlogPosition,
     (snapshot, mark): (&str, SnapshotMark),
-    (row, transaction): (u64, Value),
+    (row, transaction, query): (u64, Value, Option<&str>),
     now_us: i64,
 ) -> Vec<SourceRecord> {
     let key = after
@@ -200,7 +201,7 @@ pub fn change(
         position,
         row,
         ts_ms,
-        None,
+        query,
     );
     let envelope = debezium::envelope(before, after, source, transaction, op.code(), now_us);
     let record = SourceRecord {
@@ -300,13 +301,13 @@ fn jdbc_type(kind: &Kind) -> i32 {
         Kind::Float => 7,
         Kind::Double => 8,
         Kind::Text { .. } | Kind::Enum(_) | Kind::Set(_) => 12,
-        Kind::Binary => -3,
+        Kind::Binary { .. } => -3,
         Kind::Date => 91,
         Kind::Time => 92,
         Kind::DateTime { .. } => 93,
         Kind::Timestamp => 2014,
         Kind::Year => 4,
-        Kind::Json | Kind::Geometry => 1111,
+        Kind::Json | Kind::Geometry | Kind::Point => 1111,
         Kind::Bits(_) => -7,
     }
 }

@@ -410,7 +410,7 @@ async fn read_units(
                 Some(after),
                 position,
                 ("true", SnapshotMark::Snapshot { last: false }),
-                (0, sluice_connector_api::Value::Null),
+                (0, sluice_connector_api::Value::Null, None),
                 now,
             ));
             if batch.len() >= fetch {

@@ -124,6 +124,9 @@ struct Group {
     /// Its metadata, counted as its changes go out
     /// (`provide.transaction.metadata`).
     transaction: Option<OpenTransaction>,
+    /// The statement behind the rows events that follow (`include.query`:
+    /// MariaDB's Annotate_rows, MySQL's Rows_query event).
+    query: Option<Arc<str>>,
 }
 
 impl Group {
@@ -472,7 +475,7 @@ impl Streamer<'_> {
                         None,
                         position,
                         ("false", SnapshotMark::Streaming),
-                        (0, sluice_connector_api::Value::Null),
+                        (0, sluice_connector_api::Value::Null, None),
                         now_us(),
                     ));
                 }
@@ -539,9 +542,12 @@ impl Streamer<'_> {
                 .await
                 .map_err(|e| classify("announcing MariaDB replica capabilities", e))?;
         }
-        let request = BinlogStreamRequest::new(self.config.server_id)
+        let mut request = BinlogStreamRequest::new(self.config.server_id)
             .with_filename(self.cursor.file.as_bytes())
             .with_pos(self.cursor.pos.max(4));
+        if self.config.include_query && self.info.mariadb {
+            request = request.with_annotate_rows();
+        }
         let mut stream = conn
             .get_binlog_stream(request)
             .await
@@ -621,11 +627,19 @@ impl Streamer<'_> {
                             rows_events: 0,
                             gtid: Some(PendingGtid::MariaDb(domain, header.server_id(), seq)),
                             transaction: None,
+                            query: None,
                         });
                     }
                     continue;
                 }
-                MARIADB_ANNOTATE_ROWS | MARIADB_GTID_LIST => continue,
+                MARIADB_ANNOTATE_ROWS => {
+                    // Only sent when asked for (include.query).
+                    if let Some(g) = group.as_mut().filter(|_| self.config.include_query) {
+                        g.query = Some(String::from_utf8_lossy(event.data()).into());
+                    }
+                    continue;
+                }
+                MARIADB_GTID_LIST => continue,
                 t if t == MARIADB_QUERY_COMPRESSED
                     || (MARIADB_ROWS_COMPRESSED_FIRST..=MARIADB_ROWS_COMPRESSED_LAST)
                         .contains(&t) =>
@@ -673,6 +687,7 @@ impl Streamer<'_> {
                         rows_events: 0,
                         gtid: Some(PendingGtid::MySql(format_uuid(&g.sid()), g.gno())),
                         transaction: None,
+                        query: None,
                     });
                 }
                 EventData::QueryEvent(q) => {
@@ -685,6 +700,7 @@ impl Streamer<'_> {
                                 rows_events: 0,
                                 gtid: None,
                                 transaction: None,
+                                query: None,
                             });
                         }
                     } else if sql.eq_ignore_ascii_case("COMMIT") {
@@ -708,6 +724,12 @@ impl Streamer<'_> {
                         }
                     }
                 }
+                EventData::RowsQueryEvent(q) => {
+                    // MySQL writes these with binlog_rows_query_log_events=ON.
+                    if let Some(g) = group.as_mut().filter(|_| self.config.include_query) {
+                        g.query = Some(q.query().as_ref().into());
+                    }
+                }
                 EventData::XidEvent(_) => {
                     self.end_transaction(&group, &mut batch);
                     Self::complete(&mut group, &mut gtids);
@@ -720,6 +742,7 @@ impl Streamer<'_> {
                     let index = g.rows_events;
                     g.rows_events += 1;
                     let (group_start, gtid_text) = (g.start, g.gtid_text());
+                    let query = g.query.clone();
                     // What a previous session already emitted of this group.
                     let already = if resume.file == file && group_start == resume.pos {
                         match index.cmp(&resume.event) {
@@ -844,7 +867,7 @@ impl Streamer<'_> {
                             after,
                             &position,
                             ("false", SnapshotMark::Streaming),
-                            (r, block),
+                            (r, block, query.as_deref()),
                             now,
                         ));
                         staged = Cursor {

@@ -9,7 +9,7 @@ use mysql_async::Value as MyValue;
 use sluice_connector_api::calendar::{
     days_from_civil, iso_utc, parse_decimal, rescale, MICROS_PER_DAY,
 };
-use sluice_connector_api::{logical, Field, Schema, Value};
+use sluice_connector_api::{logical, Schema, Value};
 
 use crate::catalog::ColumnDef;
 use crate::config::{BigintUnsignedMode, BinaryMode, DecimalMode, MySqlConfig, TimePrecision};
@@ -68,7 +68,11 @@ pub enum Kind {
         latin1: bool,
     },
     /// BINARY, VARBINARY, BLOB types.
-    Binary,
+    Binary {
+        /// BINARY(n)'s length: the binlog leaves out trailing zero bytes,
+        /// which are put back (as Debezium does, DBZ-254).
+        fixed: Option<u32>,
+    },
     /// DATE.
     Date,
     /// TIME(fsp).
@@ -90,8 +94,10 @@ pub enum Kind {
     Set(Arc<[String]>),
     /// BIT(n > 1).
     Bits(u32),
-    /// GEOMETRY and its subtypes: SRID + WKB.
+    /// GEOMETRY and its subtypes but POINT: SRID + WKB.
     Geometry,
+    /// POINT: x, y, SRID + WKB (Debezium's `io.debezium.data.geometry.Point`).
+    Point,
 }
 
 /// The number inside the first parentheses of a type, e.g. `decimal(10,2)` → 10.
@@ -167,8 +173,11 @@ impl Kind {
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
                 Self::Text { latin1 }
             }
-            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
-                Self::Binary
+            "binary" => Self::Binary {
+                fixed: Some(args.first().copied().unwrap_or(1)),
+            },
+            "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+                Self::Binary { fixed: None }
             }
             "date" => Self::Date,
             "time" => Self::Time,
@@ -182,7 +191,8 @@ impl Kind {
             "set" => Self::Set(quoted_values(&column.column_type).into()),
             "bit" if args.first().copied().unwrap_or(1) <= 1 => Self::Bool,
             "bit" => Self::Bits(args.first().copied().unwrap_or(1)),
-            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+            "point" => Self::Point,
+            "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring"
             | "multipolygon" | "geometrycollection" | "geomcollection" => Self::Geometry,
             _ => Self::Text { latin1 },
         }
@@ -211,7 +221,7 @@ impl Kind {
             Self::Float => Schema::float32(),
             Self::Double => Schema::float64(),
             Self::Text { .. } => Schema::string(),
-            Self::Binary => mapping.binary.schema(),
+            Self::Binary { .. } => mapping.binary.schema(),
             Self::Date => match mapping.time {
                 TimePrecision::Connect => logical::date(),
                 TimePrecision::Adaptive => Schema::int32().named(logical::DBZ_DATE).versioned(1),
@@ -242,7 +252,8 @@ impl Kind {
                 .named(logical::BITS)
                 .versioned(1)
                 .parameter("length", n.to_string()),
-            Self::Geometry => geometry_schema(),
+            Self::Geometry => logical::geometry("io.debezium.data.geometry.Geometry", "Geometry"),
+            Self::Point => logical::geometry_point(),
         }
     }
 
@@ -279,7 +290,12 @@ impl Kind {
             Self::Double => read(text().and_then(|t| t.parse().ok()).map(Value::Float64)),
             // The session's character set is UTF-8: the server converts.
             Self::Text { .. } => Read::Value(Value::String(decode_text(raw, false))),
-            Self::Binary => Read::Value(mapping.binary.value(raw)),
+            Self::Binary { fixed: Some(n) } if raw.len() < *n as usize => {
+                let mut padded = raw.to_vec();
+                padded.resize(*n as usize, 0);
+                Read::Value(mapping.binary.value(&padded))
+            }
+            Self::Binary { .. } => Read::Value(mapping.binary.value(raw)),
             Self::Date => match text().and_then(parse_date) {
                 Some(Some(days)) => Read::Value(date_value(days)),
                 Some(None) => Read::Zero,
@@ -305,6 +321,7 @@ impl Kind {
             Self::Enum(_) | Self::Set(_) => Read::Value(Value::String(decode_text(raw, false))),
             Self::Bits(n) => Read::Value(bits_value(raw, *n)),
             Self::Geometry => read(geometry_value(raw)),
+            Self::Point => read(point_value(raw)),
         }
     }
 
@@ -580,30 +597,50 @@ fn parse_datetime(text: &str) -> Option<Option<i64>> {
     }
 }
 
-/// Debezium's `io.debezium.data.geometry.Geometry`: WKB and SRID.
-pub fn geometry_schema() -> Schema {
-    Schema::structure(
-        "io.debezium.data.geometry.Geometry",
-        vec![
-            Field::new("wkb", Schema::bytes()),
-            Field::new("srid", Schema::int32().optional()),
-        ],
-    )
-    .versioned(1)
-    .documented("Geometry")
+/// MySQL stores geometry as a 4-byte little-endian SRID (0: none) then WKB.
+fn srid_and_wkb(raw: &[u8]) -> Option<(Value, &[u8])> {
+    let (srid, wkb) = raw.split_first_chunk::<4>()?;
+    let srid = match i32::from_le_bytes(*srid) {
+        0 => Value::Null,
+        srid => Value::Int32(srid),
+    };
+    Some((srid, wkb))
 }
 
-/// MySQL stores geometry as a 4-byte little-endian SRID then WKB.
 fn geometry_value(raw: &[u8]) -> Option<Value> {
-    let srid = raw.get(..4)?;
-    let srid = i32::from_le_bytes([srid[0], srid[1], srid[2], srid[3]]);
-    Some(Value::Struct(vec![
-        Value::Bytes(raw[4..].to_vec()),
-        if srid == 0 {
-            Value::Null
+    let (srid, wkb) = srid_and_wkb(raw)?;
+    Some(Value::Struct(vec![Value::Bytes(wkb.to_vec()), srid]))
+}
+
+/// A 2D point's WKB is 21 bytes: byte order, type 1, x, y. Anything else in
+/// a POINT column is unreadable, as it is to Debezium.
+fn point_value(raw: &[u8]) -> Option<Value> {
+    let (srid, wkb) = srid_and_wkb(raw)?;
+    let [order, rest @ ..] = wkb else { return None };
+    let (kind, rest) = rest.split_first_chunk::<4>()?;
+    let (x, rest) = rest.split_first_chunk::<8>()?;
+    let (y, rest) = rest.split_first_chunk::<8>()?;
+    let little = *order != 0;
+    let kind = if little {
+        u32::from_le_bytes(*kind)
+    } else {
+        u32::from_be_bytes(*kind)
+    };
+    let float = |b: &[u8; 8]| {
+        if little {
+            f64::from_le_bytes(*b)
         } else {
-            Value::Int32(srid)
-        },
+            f64::from_be_bytes(*b)
+        }
+    };
+    if kind != 1 || !rest.is_empty() {
+        return None;
+    }
+    Some(Value::Struct(vec![
+        Value::Float64(float(x)),
+        Value::Float64(float(y)),
+        Value::Bytes(wkb.to_vec()),
+        srid,
     ]))
 }
 
@@ -662,6 +699,66 @@ mod tests {
             Kind::of(&column("enum", "enum('a','it''s','c')")),
             Kind::Enum(vec!["a".into(), "it's".into(), "c".into()].into())
         );
+    }
+
+    #[test]
+    fn points_carry_their_coordinates_as_debeziums_point() {
+        let m = mapping();
+        assert_eq!(Kind::of(&column("point", "point")), Kind::Point);
+        assert_eq!(
+            Kind::of(&column("linestring", "linestring")),
+            Kind::Geometry
+        );
+        // SRID 4326, then POINT(1.5 -2) in little-endian WKB.
+        let mut raw = 4326i32.to_le_bytes().to_vec();
+        let mut wkb = vec![1u8];
+        wkb.extend(1u32.to_le_bytes());
+        wkb.extend(1.5f64.to_le_bytes());
+        wkb.extend((-2f64).to_le_bytes());
+        raw.extend(&wkb);
+        let expected = Value::Struct(vec![
+            Value::Float64(1.5),
+            Value::Float64(-2.0),
+            Value::Bytes(wkb.clone()),
+            Value::Int32(4326),
+        ]);
+        assert_eq!(Kind::Point.from_text(&raw, m), Read::Value(expected));
+        // The same point in big-endian WKB, without SRID.
+        let mut big = vec![0u8; 4];
+        big.push(0);
+        big.extend(1u32.to_be_bytes());
+        big.extend(1.5f64.to_be_bytes());
+        big.extend((-2f64).to_be_bytes());
+        let Read::Value(Value::Struct(parts)) = Kind::Point.from_text(&big, m) else {
+            panic!("a big-endian point is a point");
+        };
+        assert_eq!(parts[..2], [Value::Float64(1.5), Value::Float64(-2.0)]);
+        assert_eq!(parts[3], Value::Null);
+        // A line string where a point should be is unreadable.
+        let mut line = vec![0u8; 4];
+        line.push(1);
+        line.extend(2u32.to_le_bytes());
+        line.extend([0u8; 36]);
+        assert_eq!(Kind::Point.from_text(&line, m), Read::Bad);
+        let fields: Vec<String> = match &Kind::Point.schema(m).kind {
+            sluice_connector_api::SchemaKind::Struct(fields) => {
+                fields.iter().map(|f| f.name.to_string()).collect()
+            }
+            other => panic!("a point is a struct, not {other:?}"),
+        };
+        assert_eq!(fields, ["x", "y", "wkb", "srid"]);
+    }
+
+    #[test]
+    fn binary_n_gets_back_the_trailing_zeros_the_binlog_leaves_out() {
+        let m = mapping();
+        let kind = Kind::of(&column("binary", "binary(4)"));
+        assert_eq!(kind, Kind::Binary { fixed: Some(4) });
+        let bytes = |b: &[u8]| Read::Value(Value::Bytes(b.to_vec()));
+        assert_eq!(kind.from_text(&[1, 0], m), bytes(&[1, 0, 0, 0]));
+        assert_eq!(kind.from_text(&[1, 2, 3, 4], m), bytes(&[1, 2, 3, 4]));
+        let varbinary = Kind::of(&column("varbinary", "varbinary(4)"));
+        assert_eq!(varbinary.from_text(&[1, 0], m), bytes(&[1, 0]));
     }
 
     #[test]

@@ -203,9 +203,9 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
             Schema::map(Schema::string(), Schema::string().optional())
         }
         "json" | "jsonb" | "hstore" => logical::json(),
-        "point" => point_schema(),
-        "geometry" => postgis_schema("io.debezium.data.geometry.Geometry", "Geometry"),
-        "geography" => postgis_schema("io.debezium.data.geometry.Geography", "Geography"),
+        "point" => logical::geometry_point(),
+        "geometry" => logical::geometry("io.debezium.data.geometry.Geometry", "Geometry"),
+        "geography" => logical::geometry("io.debezium.data.geometry.Geography", "Geography"),
         "xml" => Schema::string().named(logical::XML).versioned(1),
         "ltree" => Schema::string()
             .named("io.debezium.data.Ltree")
@@ -302,35 +302,6 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
         "geometry" | "geography" => postgis_value(text)?,
         _ => Value::String(text.to_owned()),
     })
-}
-
-/// Debezium's `io.debezium.data.geometry.Point`.
-fn point_schema() -> Schema {
-    Schema::structure(
-        "io.debezium.data.geometry.Point",
-        vec![
-            sluice_connector_api::Field::new("x", Schema::float64()),
-            sluice_connector_api::Field::new("y", Schema::float64()),
-            sluice_connector_api::Field::new("wkb", Schema::bytes().optional()),
-            sluice_connector_api::Field::new("srid", Schema::int32().optional()),
-        ],
-    )
-    .versioned(1)
-    .documented("Geometry (POINT)")
-}
-
-/// Debezium's PostGIS structs (`Geometry`, `Geography`): the value's
-/// EWKB as PostGIS writes it, and its SRID when it has one.
-fn postgis_schema(name: &str, doc: &str) -> Schema {
-    Schema::structure(
-        name,
-        vec![
-            sluice_connector_api::Field::new("wkb", Schema::bytes()),
-            sluice_connector_api::Field::new("srid", Schema::int32().optional()),
-        ],
-    )
-    .versioned(1)
-    .documented(doc)
 }
 
 /// A PostGIS value's text form (hex EWKB) as `{wkb, srid}`, as

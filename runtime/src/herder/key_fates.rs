@@ -21,7 +21,6 @@ pub enum Fate {
 const FATES: &[(&str, Fate)] = &[
     // Output-changing keys sluice does not implement.
     ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named by Debezium's default strategy (topic.prefix, topic.delimiter, topic.heartbeat.prefix, topic.transaction); rename them further with a RegexRouter transform")),
-    ("include.query", Fate::DefaultOnly("false", "the source block's query stays null: MariaDB sends a row's statement (Annotate_rows) only to a replica that asks for it, which the binlog client sluice uses cannot do yet")),
     ("include.unknown.datatypes", Fate::DefaultOnly("false", "columns of unknown types are left out, as Debezium's default")),
     ("schema.name.adjustment.mode", Fate::DefaultOnly("none", "schema names are written unchanged (Avro-invalid characters are refused when registering)")),
     ("field.name.adjustment.mode", Fate::DefaultOnly("none", "field names are written unchanged")),
