@@ -61,7 +61,8 @@ fn expected_row() -> Value {
         "c_timetz": "08:11:12Z",
         "c_ts": 1_709_201_472_123_456i64,
         "c_ts3": 1_709_201_472_123i64,
-        "c_tstz": "2024-02-29T10:11:12.5Z",
+        // timestamptz's 6 fractional digits, written in full as Debezium 2.2+.
+        "c_tstz": "2024-02-29T10:11:12.500000Z",
         "c_interval": 93_600_000_000i64,
         "c_uuid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
         "c_json": "{\"a\": 1}", "c_jsonb": "{\"a\": 1}",

@@ -97,9 +97,38 @@ fn push_clock(out: &mut String, in_day: i64) {
     }
 }
 
-/// Debezium's ZonedTimestamp text of `micros` since the epoch in UTC, e.g.
-/// `2024-01-31T10:00:00.5Z`.
+/// Debezium's ZonedTimestamp text of `micros` since the epoch in UTC with
+/// as many fraction digits as needed, e.g. `2024-01-31T10:00:00.5Z`.
 pub fn iso_utc(micros: i64) -> String {
+    iso_utc_digits(micros, 0)
+}
+
+/// Debezium's ZonedTimestamp text of a column of fractional-second
+/// precision `digits` (1..=6): exactly that many fraction digits, e.g.
+/// `2024-01-31T10:00:00.500000Z` for 6, as Debezium writes them since 2.2
+/// (DBZ-5996, DBZ-6163); 0 gives [`iso_utc`]'s text.
+pub fn iso_utc_digits(micros: i64, digits: u32) -> String {
+    let mut out = iso_utc_trimmed(micros);
+    if (1..=6).contains(&digits) {
+        out.pop();
+        let written = out
+            .rfind('.')
+            .filter(|dot| out[*dot..].bytes().skip(1).all(|b| b.is_ascii_digit()))
+            .map_or(0, |dot| out.len() - dot - 1);
+        if written == 0 {
+            out.push('.');
+        }
+        // The value never has more digits than its column's precision,
+        // so the fraction is only ever padded.
+        for _ in written..digits as usize {
+            out.push('0');
+        }
+        out.push('Z');
+    }
+    out
+}
+
+fn iso_utc_trimmed(micros: i64) -> String {
     let (year, month, day, in_day) = civil(micros);
     let mut out = String::with_capacity(28);
     match u64::try_from(year) {
@@ -164,6 +193,21 @@ mod tests {
         assert_eq!(parse_decimal("-12.340"), Some((-12340, 3)));
         assert_eq!(parse_decimal("x"), None);
         assert_eq!(rescale(-12340, 3, 5), Some(-1_234_000));
+    }
+
+    #[test]
+    fn zoned_timestamps_carry_their_columns_fraction_width() {
+        let second = days_from_civil(2024, 1, 31) * MICROS_PER_DAY + 36_000_000_000;
+        let half = second + 500_000;
+        assert_eq!(iso_utc_digits(half, 6), "2024-01-31T10:00:00.500000Z");
+        assert_eq!(iso_utc_digits(half, 3), "2024-01-31T10:00:00.500Z");
+        assert_eq!(iso_utc_digits(second, 6), "2024-01-31T10:00:00.000000Z");
+        assert_eq!(
+            iso_utc_digits(second + 123_456, 6),
+            "2024-01-31T10:00:00.123456Z"
+        );
+        assert_eq!(iso_utc_digits(second, 0), "2024-01-31T10:00:00Z");
+        assert_eq!(iso_utc_digits(half, 0), "2024-01-31T10:00:00.5Z");
     }
 
     /// What `iso_utc` wrote when it was built from `format!`.

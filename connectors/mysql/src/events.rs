@@ -305,7 +305,7 @@ fn jdbc_type(kind: &Kind) -> i32 {
         Kind::Date => 91,
         Kind::Time => 92,
         Kind::DateTime { .. } => 93,
-        Kind::Timestamp => 2014,
+        Kind::Timestamp { .. } => 2014,
         Kind::Year => 4,
         Kind::Json | Kind::Geometry | Kind::Point => 1111,
         Kind::Bits(_) => -7,

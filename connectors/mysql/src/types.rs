@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::Value as MyValue;
 use sluice_connector_api::calendar::{
-    days_from_civil, iso_utc, parse_decimal, rescale, MICROS_PER_DAY,
+    days_from_civil, iso_utc_digits, parse_decimal, rescale, MICROS_PER_DAY,
 };
 use sluice_connector_api::{logical, Schema, Value};
 
@@ -83,7 +83,10 @@ pub enum Kind {
         fsp: u32,
     },
     /// TIMESTAMP(fsp): a UTC instant.
-    Timestamp,
+    Timestamp {
+        /// Fractional-second digits, written in full (Debezium 2.2+).
+        fsp: u32,
+    },
     /// YEAR.
     Year,
     /// JSON (MySQL binary JSON, MariaDB text).
@@ -184,7 +187,9 @@ impl Kind {
             "datetime" => Self::DateTime {
                 fsp: args.first().copied().unwrap_or(0),
             },
-            "timestamp" => Self::Timestamp,
+            "timestamp" => Self::Timestamp {
+                fsp: args.first().copied().unwrap_or(0),
+            },
             "year" => Self::Year,
             "json" => Self::Json,
             "enum" => Self::Enum(quoted_values(&column.column_type).into()),
@@ -237,7 +242,7 @@ impl Kind {
                 }
                 TimePrecision::Adaptive => logical::micro_timestamp(),
             },
-            Self::Timestamp => logical::zoned_timestamp(),
+            Self::Timestamp { .. } => logical::zoned_timestamp(),
             Self::Year => Schema::int32().named(logical::YEAR).versioned(1),
             Self::Json => logical::json(),
             Self::Enum(values) => Schema::string()
@@ -311,8 +316,8 @@ impl Kind {
                 Some(None) => Read::Zero,
                 None => Read::Bad,
             },
-            Self::Timestamp => match text().and_then(parse_datetime) {
-                Some(Some(us)) => Read::Value(Value::String(iso_utc(us))),
+            Self::Timestamp { fsp } => match text().and_then(parse_datetime) {
+                Some(Some(us)) => Read::Value(Value::String(iso_utc_digits(us, *fsp))),
                 Some(None) => Read::Zero,
                 None => Read::Bad,
             },
@@ -405,23 +410,23 @@ impl Kind {
                     mapping,
                 ))
             }
-            (Self::Timestamp, MyValue::Bytes(b)) => {
+            (Self::Timestamp { fsp }, MyValue::Bytes(b)) => {
                 // "seconds[.micros]" since the epoch, from TIMESTAMP2.
                 let text = String::from_utf8_lossy(b);
                 let (secs, frac) = text.split_once('.').unwrap_or((&text, "0"));
                 match (secs.parse::<i64>(), frac.parse::<i64>()) {
                     (Ok(0), Ok(0)) => Read::Zero,
                     (Ok(secs), Ok(frac)) => {
-                        Read::Value(Value::String(iso_utc(secs * 1_000_000 + frac)))
+                        Read::Value(Value::String(iso_utc_digits(secs * 1_000_000 + frac, *fsp)))
                     }
                     _ => Read::Bad,
                 }
             }
-            (Self::Timestamp, MyValue::Int(secs)) => {
+            (Self::Timestamp { fsp }, MyValue::Int(secs)) => {
                 if *secs == 0 {
                     Read::Zero
                 } else {
-                    Read::Value(Value::String(iso_utc(secs * 1_000_000)))
+                    Read::Value(Value::String(iso_utc_digits(secs * 1_000_000, *fsp)))
                 }
             }
             (Self::Year, MyValue::Bytes(b)) => {
@@ -783,8 +788,8 @@ mod tests {
             Read::Value(Value::Int64(1000))
         );
         assert_eq!(
-            Kind::Timestamp.from_text(b"2024-01-31 10:00:00.5", m),
-            Read::Value(Value::String("2024-01-31T10:00:00.5Z".into()))
+            Kind::Timestamp { fsp: 3 }.from_text(b"2024-01-31 10:00:00.5", m),
+            Read::Value(Value::String("2024-01-31T10:00:00.500Z".into()))
         );
         assert_eq!(
             Kind::Int {
@@ -872,8 +877,8 @@ mod tests {
             Read::Value(Value::String("a,c".into()))
         );
         assert_eq!(
-            Kind::Timestamp.from_binlog(&v(MyValue::Bytes(b"1.250000".to_vec())), m),
-            Read::Value(Value::String("1970-01-01T00:00:01.25Z".into()))
+            Kind::Timestamp { fsp: 6 }.from_binlog(&v(MyValue::Bytes(b"1.250000".to_vec())), m),
+            Read::Value(Value::String("1970-01-01T00:00:01.250000Z".into()))
         );
         assert_eq!(
             Kind::Time.from_binlog(&v(MyValue::Time(true, 1, 2, 0, 0, 5)), m),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use sluice_connector_api::calendar::{
-    clock, days_from_civil, iso_utc, parse_decimal, rescale, MICROS_PER_DAY,
+    clock, days_from_civil, iso_utc_digits, parse_decimal, rescale, MICROS_PER_DAY,
 };
 use sluice_connector_api::{logical, Schema, SchemaKind, Value};
 
@@ -211,10 +211,11 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
             .named("io.debezium.data.Ltree")
             .versioned(1),
         "bit" if modifier == 1 => Schema::boolean(),
-        "bit" | "varbit" => Schema::bytes()
-            .named(logical::BITS)
-            .versioned(1)
-            .parameter("length", modifier.max(0).to_string()),
+        // A varbit without a declared length says 2^31 - 1, as Debezium.
+        "bit" | "varbit" => Schema::bytes().named(logical::BITS).versioned(1).parameter(
+            "length",
+            if modifier < 0 { i32::MAX } else { modifier }.to_string(),
+        ),
         // Text, character types, network addresses, ranges, geometric and
         // unknown types: their text form, as Debezium's string fallback.
         _ => Schema::string(),
@@ -285,7 +286,7 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
                 _ => Value::Int64(micros),
             }
         }
-        "timestamptz" => Value::String(zoned_timestamp(text)?),
+        "timestamptz" => Value::String(zoned_timestamp(text, time_precision(modifier))?),
         "timetz" => Value::String(zoned_time(text)?),
         "interval" if mapping.interval_text => Value::String(interval_parts(text)?.iso()),
         "interval" => Value::Int64(interval_parts(text)?.micros()),
@@ -477,11 +478,12 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     Some(parse_date(&date)? * MICROS_PER_DAY + parse_time(time)?)
 }
 
-/// Debezium's ZonedTimestamp: ISO 8601 in UTC, e.g. `2024-01-31T10:00:00.5Z`.
-fn zoned_timestamp(text: &str) -> Option<String> {
+/// Debezium's ZonedTimestamp: ISO 8601 in UTC with the column's
+/// fractional digits, e.g. `2024-01-31T10:00:00.500000Z`.
+fn zoned_timestamp(text: &str, digits: i32) -> Option<String> {
     let (local, offset) = split_zone(text)?;
     let utc = parse_timestamp(local)? - offset * 1_000_000;
-    Some(iso_utc(utc))
+    Some(iso_utc_digits(utc, u32::try_from(digits).ok()?))
 }
 
 /// Debezium's ZonedTime: `HH:MM:SS[.f]Z` in UTC.
@@ -771,8 +773,16 @@ mod tests {
             Some(Value::Int64(1_706_695_200_500))
         );
         assert_eq!(
-            base("timestamptz", -1).value("2024-01-31 12:00:00.120000+02", DEFAULT),
-            Some(Value::String("2024-01-31T10:00:00.12Z".into()))
+            base("timestamptz", -1).value("2024-01-31 12:00:00.12+02", DEFAULT),
+            Some(Value::String("2024-01-31T10:00:00.120000Z".into()))
+        );
+        assert_eq!(
+            base("timestamptz", 0).value("2024-01-31 12:00:00+02", DEFAULT),
+            Some(Value::String("2024-01-31T10:00:00Z".into()))
+        );
+        assert_eq!(
+            base("timestamptz", 2).value("2024-01-31 12:00:00+02", DEFAULT),
+            Some(Value::String("2024-01-31T10:00:00.00Z".into()))
         );
         assert_eq!(
             base("timetz", -1).value("01:30:00-03:30", DEFAULT),
@@ -806,6 +816,10 @@ mod tests {
             base("varbit", -1).value("100000001", DEFAULT),
             Some(Value::Bytes(vec![1, 1]))
         );
+        let length =
+            |modifier| base("varbit", modifier).schema(DEFAULT).parameters["length"].clone();
+        assert_eq!(length(-1), "2147483647");
+        assert_eq!(length(12), "12");
         let array = PgType::Array(Box::new(base("text", -1)));
         assert_eq!(
             array.value(r#"{a,"b c",NULL,"d\"e"}"#, DEFAULT),
