@@ -207,6 +207,27 @@ fn base_schema(name: &str, modifier: i32, mapping: Mapping) -> Schema {
         "geometry" => logical::geometry("io.debezium.data.geometry.Geometry", "Geometry"),
         "geography" => logical::geometry("io.debezium.data.geometry.Geography", "Geography"),
         "xml" => Schema::string().named(logical::XML).versioned(1),
+        // Debezium 3's names for text search vectors and pgvector's types.
+        "tsvector" => Schema::string()
+            .named("io.debezium.data.Tsvector")
+            .versioned(1),
+        "vector" => Schema::array(Schema::float64())
+            .named("io.debezium.data.DoubleVector")
+            .versioned(1),
+        "halfvec" => Schema::array(Schema::float32())
+            .named("io.debezium.data.FloatVector")
+            .versioned(1),
+        "sparsevec" => Schema::structure(
+            "io.debezium.data.SparseVector",
+            vec![
+                sluice_connector_api::Field::new("dimensions", Schema::int16()),
+                sluice_connector_api::Field::new(
+                    "vector",
+                    Schema::map(Schema::int16(), Schema::float64()),
+                ),
+            ],
+        )
+        .versioned(1),
         "ltree" => Schema::string()
             .named("io.debezium.data.Ltree")
             .versioned(1),
@@ -301,8 +322,52 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
         "hstore" => Value::String(hstore_to_json(text)?),
         "point" => point_value(text)?,
         "geometry" | "geography" => postgis_value(text)?,
+        "vector" => Value::Array(
+            dense_vector(text)?
+                .map(|v| v.map(Value::Float64))
+                .collect::<Option<_>>()?,
+        ),
+        "halfvec" => Value::Array(
+            dense_vector(text)?
+                .map(|v| v.map(|v| Value::Float32(v as f32)))
+                .collect::<Option<_>>()?,
+        ),
+        "sparsevec" => sparse_vector(text)?,
         _ => Value::String(text.to_owned()),
     })
+}
+
+/// pgvector's `[1,2.5,3]` text: its elements.
+fn dense_vector(text: &str) -> Option<impl Iterator<Item = Option<f64>> + '_> {
+    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+    Some(
+        inner
+            .split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| item.trim().parse().ok()),
+    )
+}
+
+/// pgvector's `{1:1.5,3:2}/5` text as Debezium's SparseVector: the
+/// dimensions, and the non-zero elements by (1-based) index.
+fn sparse_vector(text: &str) -> Option<Value> {
+    let (elements, dimensions) = text.trim().rsplit_once('/')?;
+    let inner = elements.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let entries = inner
+        .split(',')
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let (index, value) = entry.split_once(':')?;
+            Some((
+                Value::Int16(index.trim().parse().ok()?),
+                Value::Float64(value.trim().parse().ok()?),
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Value::Struct(vec![
+        Value::Int16(dimensions.trim().parse().ok()?),
+        Value::Map(entries),
+    ]))
 }
 
 /// A PostGIS value's text form (hex EWKB) as `{wkb, srid}`, as
@@ -833,6 +898,42 @@ mod tests {
         assert_eq!(
             base("hstore", -1).value(r#""a"=>"1", "b\"c"=>NULL"#, DEFAULT),
             Some(Value::String(r#"{"a":"1","b\"c":null}"#.into()))
+        );
+        assert_eq!(
+            base("vector", -1).value("[1,2.5,-3]", DEFAULT),
+            Some(Value::Array(vec![
+                Value::Float64(1.0),
+                Value::Float64(2.5),
+                Value::Float64(-3.0)
+            ]))
+        );
+        assert_eq!(
+            base("halfvec", -1).value("[0.5,2]", DEFAULT),
+            Some(Value::Array(vec![Value::Float32(0.5), Value::Float32(2.0)]))
+        );
+        assert_eq!(
+            base("sparsevec", -1).value("{1:1.5,9:-2}/3000", DEFAULT),
+            Some(Value::Struct(vec![
+                Value::Int16(3000),
+                Value::Map(vec![
+                    (Value::Int16(1), Value::Float64(1.5)),
+                    (Value::Int16(9), Value::Float64(-2.0))
+                ])
+            ]))
+        );
+        assert_eq!(base("vector", -1).value("[1,x]", DEFAULT), None);
+        let names: Vec<Option<String>> = ["tsvector", "vector", "halfvec", "sparsevec"]
+            .iter()
+            .map(|t| base(t, -1).schema(DEFAULT).name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Some("io.debezium.data.Tsvector".to_owned()),
+                Some("io.debezium.data.DoubleVector".to_owned()),
+                Some("io.debezium.data.FloatVector".to_owned()),
+                Some("io.debezium.data.SparseVector".to_owned())
+            ]
         );
         let Some(Value::Struct(point)) = base("point", -1).value("(1.5,-2)", DEFAULT) else {
             panic!("point struct")
