@@ -27,13 +27,14 @@ const COLUMNS: &str = "id INT PRIMARY KEY, c_bool BOOLEAN, c_tiny TINYINT, c_uti
     c_binary BINARY(2), c_varbinary VARBINARY(4), c_blob BLOB, c_date DATE, c_time TIME(6), \
     c_dt DATETIME, c_dt6 DATETIME(6), c_ts TIMESTAMP(3) NULL, c_year YEAR, c_json JSON, \
     c_enum ENUM('a','b','c'), c_set SET('x','y','z'), c_bit1 BIT(1), c_bits BIT(10), c_geo POINT, \
-    c_zero DATE NULL, c_null VARCHAR(5) NULL";
+    c_zero DATE NULL, c_null VARCHAR(5) NULL, c_uuid UUID, c_inet6 INET6, c_inet4 INET4";
 
 const ROW_VALUES: &str = "true, -5, 250, -300, 65000, -8000000, -2000000000, 4000000000, -9000000000000, \
     18446744073709551615, 12.345, 1.5, 2.25, 'ab', 'varchar', 'text', 'café', 0x0100, 0x010203, 0x0a0b, \
     '2024-02-29', '-10:11:12.123456', '2024-02-29 10:11:12', '2024-02-29 10:11:12.123456', \
     '2024-02-29 10:11:12.5', 2024, '{\"a\": 1}', 'b', 'x,z', b'1', b'1000000001', \
-    ST_GeomFromText('POINT(1 2)'), '0000-00-00', NULL";
+    ST_GeomFromText('POINT(1 2)'), '0000-00-00', NULL, '550e8400-e29b-41d4-a716-446655440000', \
+    '::ffff:10.0.0.0', '10.0.0.0'";
 
 /// What Debezium documents for each column of `ROW_VALUES` (as Python's
 /// AvroDeserializer returns it, printed with `json.dumps(default=str)`).
@@ -64,6 +65,11 @@ fn expected_row() -> Value {
         "c_geo": {"x": 1.0, "y": 2.0, "wkb": "b'\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\xf0?\\x00\\x00\\x00\\x00\\x00\\x00\\x00@'", "srid": null},
         "c_zero": null,
         "c_null": null,
+        // MariaDB's own types read as their text from the binlog too, whose
+        // bytes lack the trailing zeros.
+        "c_uuid": "550e8400-e29b-41d4-a716-446655440000",
+        "c_inet6": "::ffff:10.0.0.0",
+        "c_inet4": "10.0.0.0",
     })
 }
 

@@ -300,7 +300,7 @@ fn jdbc_type(kind: &Kind) -> i32 {
         Kind::Decimal { .. } => 3,
         Kind::Float => 7,
         Kind::Double => 8,
-        Kind::Text { .. } | Kind::Enum(_) | Kind::Set(_) => 12,
+        Kind::Text { .. } | Kind::Enum(_) | Kind::Set(_) | Kind::Address(_) => 12,
         Kind::Binary { .. } => -3,
         Kind::Date => 91,
         Kind::Time => 92,

@@ -101,6 +101,9 @@ pub enum Kind {
     Geometry,
     /// POINT: x, y, SRID + WKB (Debezium's `io.debezium.data.geometry.Point`).
     Point,
+    /// MariaDB's UUID, INET6 and INET4: text, as a client reads them; the
+    /// binlog holds their bytes.
+    Address(Address),
 }
 
 /// The number inside the first parentheses of a type, e.g. `decimal(10,2)` → 10.
@@ -197,6 +200,9 @@ impl Kind {
             "bit" if args.first().copied().unwrap_or(1) <= 1 => Self::Bool,
             "bit" => Self::Bits(args.first().copied().unwrap_or(1)),
             "point" => Self::Point,
+            "uuid" => Self::Address(Address::Uuid),
+            "inet6" => Self::Address(Address::Inet6),
+            "inet4" => Self::Address(Address::Inet4),
             "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring"
             | "multipolygon" | "geometrycollection" | "geomcollection" => Self::Geometry,
             _ => Self::Text { latin1 },
@@ -259,6 +265,7 @@ impl Kind {
                 .parameter("length", n.to_string()),
             Self::Geometry => logical::geometry("io.debezium.data.geometry.Geometry", "Geometry"),
             Self::Point => logical::geometry_point(),
+            Self::Address(_) => Schema::string(),
         }
     }
 
@@ -327,6 +334,7 @@ impl Kind {
             Self::Bits(n) => Read::Value(bits_value(raw, *n)),
             Self::Geometry => read(geometry_value(raw)),
             Self::Point => read(point_value(raw)),
+            Self::Address(_) => Read::Value(Value::String(decode_text(raw, false))),
         }
     }
 
@@ -458,6 +466,7 @@ impl Kind {
                 Read::Value(Value::String(members.join(",")))
             }
             (Self::Bits(n), MyValue::Bytes(b)) => Read::Value(bits_value(b, *n)),
+            (Self::Address(address), MyValue::Bytes(b)) => read(address.text(b).map(Value::String)),
             // Row images hold text in the column's own character set.
             (Self::Text { latin1 }, MyValue::Bytes(b)) => {
                 Read::Value(Value::String(decode_text(b, *latin1)))
@@ -525,6 +534,48 @@ fn decode_text(raw: &[u8], latin1: bool) -> String {
         raw.iter().map(|b| char::from(*b)).collect()
     } else {
         String::from_utf8_lossy(raw).into_owned()
+    }
+}
+
+/// MariaDB's address-like types, stored as bytes and shown as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address {
+    /// UUID: 16 bytes in the text's order.
+    Uuid,
+    /// INET6: 16 bytes, network order.
+    Inet6,
+    /// INET4: 4 bytes, network order.
+    Inet4,
+}
+
+impl Address {
+    /// The text a client reads for a binlog value: the binlog leaves out
+    /// trailing zero bytes, which are put back first.
+    fn text(self, raw: &[u8]) -> Option<String> {
+        let width = match self {
+            Self::Uuid | Self::Inet6 => 16,
+            Self::Inet4 => 4,
+        };
+        if raw.len() > width {
+            return None;
+        }
+        let mut bytes = raw.to_vec();
+        bytes.resize(width, 0);
+        Some(match self {
+            Self::Uuid => {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..]
+                )
+            }
+            Self::Inet6 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string(),
+            Self::Inet4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string(),
+        })
     }
 }
 
@@ -752,6 +803,40 @@ mod tests {
             other => panic!("a point is a struct, not {other:?}"),
         };
         assert_eq!(fields, ["x", "y", "wkb", "srid"]);
+    }
+
+    #[test]
+    fn mariadb_addresses_read_from_the_binlog_as_a_client_sees_them() {
+        let m = mapping();
+        let binlog = |kind: &Kind, bytes: &[u8]| {
+            kind.from_binlog(&BinlogValue::Value(MyValue::Bytes(bytes.to_vec())), m)
+        };
+        let text = |s: &str| Read::Value(Value::String(s.into()));
+        let uuid = Kind::of(&column("uuid", "uuid"));
+        // Bytes as MariaDB 10.11 writes them to the binlog: the trailing
+        // zero bytes of 550e8400-...-446655440000 are left out.
+        let mut bytes = vec![0x55, 0x0e, 0x84, 0x00, 0xe2, 0x9b, 0x41, 0xd4, 0xa7, 0x16];
+        bytes.extend([0x44, 0x66, 0x55, 0x44]);
+        assert_eq!(
+            binlog(&uuid, &bytes),
+            text("550e8400-e29b-41d4-a716-446655440000")
+        );
+        let inet6 = Kind::of(&column("inet6", "inet6"));
+        let mut mapped = vec![0u8; 10];
+        mapped.extend([0xff, 0xff, 10, 0, 0, 1]);
+        assert_eq!(binlog(&inet6, &mapped), text("::ffff:10.0.0.1"));
+        let mut documentation = vec![0x20, 0x01, 0x0d, 0xb8];
+        documentation.extend([0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0x42, 0x83, 0x29]);
+        assert_eq!(
+            binlog(&inet6, &documentation),
+            text("2001:db8::ff00:42:8329")
+        );
+        let inet4 = Kind::of(&column("inet4", "inet4"));
+        assert_eq!(binlog(&inet4, &[192, 168, 1, 20]), text("192.168.1.20"));
+        assert_eq!(binlog(&inet4, &[]), text("0.0.0.0"));
+        assert_eq!(binlog(&inet4, &[1, 2, 3, 4, 5]), Read::Bad);
+        // The snapshot reads their text.
+        assert_eq!(inet4.from_text(b"10.0.0.1", m), text("10.0.0.1"));
     }
 
     #[test]
