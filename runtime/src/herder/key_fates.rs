@@ -21,7 +21,7 @@ pub enum Fate {
 const FATES: &[(&str, Fate)] = &[
     // Output-changing keys sluice does not implement.
     ("topic.naming.strategy", Fate::DefaultOnly("io.debezium.schema.DefaultTopicNamingStrategy", "topics are named by Debezium's default strategy (topic.prefix, topic.delimiter, topic.heartbeat.prefix, topic.transaction); rename them further with a RegexRouter transform")),
-    ("include.unknown.datatypes", Fate::DefaultOnly("false", "columns of unknown types are left out, as Debezium's default")),
+    ("include.unknown.datatypes", Fate::DefaultOnly("false", "sluice writes a column of a type Debezium does not know (PostgreSQL box, circle, line, lseg, path, polygon, pg_lsn, ...) as its text, where Debezium leaves it out (false) or writes its bytes (true)")),
     ("schema.name.adjustment.mode", Fate::DefaultOnly("none", "schema names are written unchanged (Avro-invalid characters are refused when registering)")),
     ("field.name.adjustment.mode", Fate::DefaultOnly("none", "field names are written unchanged")),
     ("converters", Fate::Refused("Debezium custom converters are Java classes; sluice cannot load them. Map the type downstream, or with a transform")),
