@@ -42,7 +42,8 @@ const ROW_VALUES: &str = "1, 2, 3, 12.345, 1.5, 12.34, 1.5, 2.25, true, 'text', 
     '2024-02-29', '10:11:12.123456', '10:11:12.123', '10:11:12+02', '2024-02-29 10:11:12.123456', \
     '2024-02-29 10:11:12.123', '2024-02-29 10:11:12.5+00', '1 day 2 hours', \
     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": 1}', '{\"a\": 1}', '<a>1</a>', B'1', B'101', \
-    '192.168.0.1', '10.0.0.0/8', '08:00:2b:01:02:03', '{1,2}', '{a,b}', 'happy', 5, '[1,5)', '(1,2)', 'a=>1'";
+    '192.168.0.1', '10.0.0.0/8', '08:00:2b:01:02:03', '{1,2}', '{a,b}', 'happy', 5, '[1,5)', '(1,2)', 'a=>1', \
+    'a fat cat', '((1,2),(3,4))'";
 
 /// What Debezium documents for each column of `ROW_VALUES` (as Python's
 /// AvroDeserializer returns it, printed with `json.dumps(default=str)`).
@@ -73,6 +74,9 @@ fn expected_row() -> Value {
         "c_mood": "happy", "c_domain": 5, "c_range": "[1,5)",
         "c_point": {"x": 1.0, "y": 2.0, "wkb": "b'\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\xf0?\\x00\\x00\\x00\\x00\\x00\\x00\\x00@'", "srid": null},
         "c_hstore": "{\"a\":\"1\"}",
+        "c_tsv": "'a' 'cat' 'fat'",
+        // A type Debezium leaves out: its text.
+        "c_box": "(3,4),(1,2)",
     })
 }
 
@@ -105,7 +109,7 @@ fn types_toast_identity_truncate_and_ddl_decode_as_debezium_documents() {
            c_interval interval, c_uuid uuid, c_json json, c_jsonb jsonb, c_xml xml, c_bit bit(1), \
            c_varbit varbit(16), c_inet inet, c_cidr cidr, c_macaddr macaddr, c_int_array int[], \
            c_text_array text[], c_mood {schema}.mood, c_domain {schema}.posint, c_range int4range, \
-           c_point point, c_hstore hstore); \
+           c_point point, c_hstore hstore, c_tsv tsvector, c_box box); \
          INSERT INTO {schema}.all_types VALUES (1, {ROW_VALUES}); \
          CREATE TABLE {schema}.toasty (id int PRIMARY KEY, big text, n int); \
          INSERT INTO {schema}.toasty SELECT 1, string_agg(md5(g::text), ''), 1 FROM generate_series(1, 3000) g; \
