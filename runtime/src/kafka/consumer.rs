@@ -33,18 +33,22 @@ pub fn build_consumer(
         .set("topic.metadata.refresh.interval.ms", "3000")
         // Prefetch is bounded by count and size, so memory stays flat. A
         // fetch answer is queued whole, and compressed change events
-        // expand ~5x: librdkafka's 50 MiB answers held a whole 200,000-row
-        // topic (80 MiB of queued messages) in a sink worker; 2 MiB answers
-        // keep its peak under 90 MiB at the same speed (measured with
-        // scripts/bench-sink).
+        // expand ~5x, each message with a ~300-byte librdkafka op beside
+        // it: 50 MiB answers held a whole 200,000-row topic (80 MiB of
+        // queued messages) in a sink worker; at 2 MiB answers massif still
+        // showed 15 MB of ops and 13 MB of LZ4 output live at the peak.
+        // 512 KiB answers (librdkafka wants fetch.max.bytes at least
+        // message.max.bytes, hence 1 MiB there) cut scripts/bench-sink's
+        // peak RSS from 81-82 to 66 MiB (PostgreSQL target) and from
+        // 108-137 to 95 MiB (MariaDB) at the same speed.
         .set("queued.min.messages", "10000")
-        .set("queued.max.messages.kbytes", "2048")
+        .set("queued.max.messages.kbytes", "1024")
         // With the prefetch bounds this low, librdkafka's default 1 s
         // pause after a fetch that filled them left the task idle ~0.5 s
         // every ~60,000 records (seen timing scripts/bench-sink's batches).
         .set("fetch.queue.backoff.ms", "20")
-        .set("fetch.max.bytes", "2097152")
-        .set("max.partition.fetch.bytes", "2097152")
+        .set("fetch.max.bytes", "1048576")
+        .set("max.partition.fetch.bytes", "524288")
         // A task whose worker died is noticed in seconds, so its
         // replacement is not kept waiting in the group's rebalance.
         .set("session.timeout.ms", "10000")
