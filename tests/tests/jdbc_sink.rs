@@ -564,6 +564,30 @@ fn bad_sink_configs_are_refused_naming_the_key() {
         "{trace}"
     );
     api.delete("/connectors/down-sink");
+    // A consumer setting librdkafka refuses: failed for good at once,
+    // naming the setting, not retried every minute.
+    let mut config = base.clone();
+    config["consumer.override.fetch.max.bytes"] = json!("1000");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "bad-consumer", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let trace = wait_for(
+        "the refused consumer setting to be reported",
+        Duration::from_secs(30),
+        || {
+            let task = status(&api, "bad-consumer");
+            (task["state"] == "FAILED")
+                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+        },
+    );
+    assert!(
+        trace.contains("fetch.max.bytes") && trace.contains("consumer.override"),
+        "{trace}"
+    );
+    assert!(!trace.contains("(retriable"), "{trace}");
+    api.delete("/connectors/bad-consumer");
 }
 
 #[test]

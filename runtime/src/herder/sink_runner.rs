@@ -163,8 +163,14 @@ impl<'a> Applier<'a> {
             crate::kafka::overrides::Client::Consumer,
             deps.override_policy,
         )?;
-        let consumer = build_consumer(&deps.kafka, &group, &client_id, &overrides)
-            .map_err(|e| ConnectorError::retriable(format!("creating the consumer: {e}")))?;
+        // librdkafka refuses a client only over its settings (a value out of
+        // range, two that contradict each other): retrying cannot help.
+        let consumer =
+            build_consumer(&deps.kafka, &group, &client_id, &overrides).map_err(|e| {
+                ConnectorError::fatal(format!(
+                    "creating the sink's Kafka consumer: {e}; check the connector's consumer.override.* settings and the worker's --kafka-property settings"
+                ))
+            })?;
         let topics = config.list("topics");
         let subscription: Vec<String> = match config.get("topics.regex") {
             // librdkafka treats a leading ^ as a regular expression.
