@@ -36,7 +36,7 @@ pub fn civil(micros: i64) -> (i64, i64, i64, i64) {
 /// `HH:MM:SS[.f]` with the fraction trimmed as Java's ISO formatter does.
 pub fn clock(in_day: i64) -> String {
     let mut out = String::with_capacity(15);
-    push_clock(&mut out, in_day);
+    push_clock(&mut out, in_day, 0);
     out
 }
 
@@ -60,9 +60,10 @@ pub fn push_padded(out: &mut String, n: u64, width: usize) {
     out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
-/// [`clock`] appended to `out`; written digit by digit because it runs for
+/// [`clock`] appended to `out`, with exactly `digits` (1..=6) fraction
+/// digits, or trimmed for 0; written digit by digit because it runs for
 /// every time and timestamp column of every row.
-fn push_clock(out: &mut String, in_day: i64) {
+fn push_clock(out: &mut String, in_day: i64, digits: u32) {
     let Ok(in_day) = u64::try_from(in_day) else {
         // Not a time of day; formatted as before, sign and all.
         let (seconds, micros) = (in_day / 1_000_000, in_day % 1_000_000);
@@ -85,7 +86,10 @@ fn push_clock(out: &mut String, in_day: i64) {
     push_padded(out, (seconds / 60) % 60, 2);
     out.push(':');
     push_padded(out, seconds % 60, 2);
-    if micros != 0 {
+    if (1..=6).contains(&digits) {
+        out.push('.');
+        push_padded(out, micros / 10u64.pow(6 - digits), digits as usize);
+    } else if micros != 0 {
         out.push('.');
         let mut fraction = micros;
         let mut width = 6;
@@ -108,27 +112,6 @@ pub fn iso_utc(micros: i64) -> String {
 /// `2024-01-31T10:00:00.500000Z` for 6, as Debezium writes them since 2.2
 /// (DBZ-5996, DBZ-6163); 0 gives [`iso_utc`]'s text.
 pub fn iso_utc_digits(micros: i64, digits: u32) -> String {
-    let mut out = iso_utc_trimmed(micros);
-    if (1..=6).contains(&digits) {
-        out.pop();
-        let written = out
-            .rfind('.')
-            .filter(|dot| out[*dot..].bytes().skip(1).all(|b| b.is_ascii_digit()))
-            .map_or(0, |dot| out.len() - dot - 1);
-        if written == 0 {
-            out.push('.');
-        }
-        // The value never has more digits than its column's precision,
-        // so the fraction is only ever padded.
-        for _ in written..digits as usize {
-            out.push('0');
-        }
-        out.push('Z');
-    }
-    out
-}
-
-fn iso_utc_trimmed(micros: i64) -> String {
     let (year, month, day, in_day) = civil(micros);
     let mut out = String::with_capacity(28);
     match u64::try_from(year) {
@@ -141,7 +124,7 @@ fn iso_utc_trimmed(micros: i64) -> String {
     out.push('-');
     push_padded(&mut out, day as u64, 2);
     out.push('T');
-    push_clock(&mut out, in_day);
+    push_clock(&mut out, in_day, digits);
     out.push('Z');
     out
 }
