@@ -115,6 +115,126 @@ fn postgres_to_postgres_upserts_deletes_and_evolves_the_target() {
     api.delete("/connectors/pg-sink");
 }
 
+/// id → (note, data as hex) of a table.
+fn notes(pg: &Pg, table: &str) -> Vec<Value> {
+    pg.rows(&format!(
+        "SELECT id, note, encode(data, 'hex') AS data FROM {table} ORDER BY id"
+    ))
+}
+
+/// The PostgreSQL target loads each batch through COPY into a staging
+/// table: text that COPY frames with (tabs, newlines, backslashes, a
+/// literal `\N`), empty text, NULL and bytes must arrive as they left; a
+/// truncate between writes of one table in one batch must not keep the
+/// rows staged before it; and `insert.mode=update` only updates rows the
+/// target has.
+#[test]
+fn a_postgres_target_takes_awkward_text_truncates_between_writes_and_update_mode() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target, update_target) = (ident("src"), ident("dst"), ident("upd"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; CREATE SCHEMA {update_target}; \
+         CREATE TABLE {source}.items (id int PRIMARY KEY, note text, data bytea); \
+         INSERT INTO {source}.items SELECT g, 'n ' || g, '\\x01'::bytea FROM generate_series(1, 30) g; \
+         CREATE TABLE {update_target}.items (id int PRIMARY KEY, note text, data bytea); \
+         INSERT INTO {update_target}.items SELECT g, 'old', NULL FROM generate_series(1, 20) g;"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(
+        &api,
+        &pg,
+        "pg-src",
+        &source,
+        &[("skipped.operations", "none")],
+    );
+    let topic = format!("{prefix}.{source}.items");
+    let mut upsert = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
+    upsert["truncate.enabled"] = json!("true");
+    let mut update = sink_config(
+        &env,
+        &Target::Postgres,
+        &topic,
+        &format!("{update_target}.items"),
+    );
+    update["insert.mode"] = json!("update");
+    update["delete.enabled"] = json!("false");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "upsert-sink", "config": upsert}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // The snapshot is applied first, so the transaction below reaches the
+    // sink as changes (a snapshot taken after it would show only its result).
+    let target_table = format!("{target}.items");
+    wait_for(
+        "the snapshot at the target",
+        Duration::from_secs(120),
+        || {
+            let count = pg.try_exec(&format!("SELECT count(*) FROM {target_table}"));
+            (count.as_deref() == Ok("30")).then_some(())
+        },
+    );
+    // One source transaction: writes, a truncate, writes again.
+    pg.exec(&format!(
+        "BEGIN; \
+         UPDATE {source}.items SET note = 'before truncate' WHERE id <= 5; \
+         DELETE FROM {source}.items WHERE id = 6; \
+         TRUNCATE {source}.items; \
+         INSERT INTO {source}.items SELECT g, 'again ' || g, '\\x02'::bytea FROM generate_series(1, 10) g; \
+         UPDATE {source}.items SET note = E'tab\\there\\nnew line \\\\ back \\\\N cr\\r', \
+           data = '\\x005c0a09ff'::bytea WHERE id = 1; \
+         UPDATE {source}.items SET note = '', data = ''::bytea WHERE id = 2; \
+         UPDATE {source}.items SET note = NULL, data = NULL WHERE id = 3; \
+         COMMIT;"
+    ));
+    let expected = notes(&pg, &format!("{source}.items"));
+    assert_eq!(expected.len(), 10);
+    assert_eq!(
+        expected[0]["note"],
+        json!("tab\there\nnew line \\ back \\N cr\r")
+    );
+    wait_for(
+        "the upsert target to equal the source",
+        Duration::from_secs(120),
+        || {
+            let task = status(&api, "upsert-sink");
+            assert_ne!(task["state"], "FAILED", "sink failed: {task}");
+            let rows = pg
+                .try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
+                .map(|_| notes(&pg, &target_table))
+                .unwrap_or_default();
+            (rows == expected).then_some(())
+        },
+    );
+    // Update mode, reading the same topic from its start: ids 1..10 take
+    // their last values, 11..20 their snapshot values; ids 21..30 were
+    // never in the target and stay out.
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "update-sink", "config": update}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let update_table = format!("{update_target}.items");
+    let mut wanted: Vec<Value> = expected.clone();
+    wanted.extend((11..=20).map(|g| json!({"id": g, "note": format!("n {g}"), "data": "01"})));
+    let mut last = Vec::new();
+    wait_for(
+        "the update-mode target to take the updates",
+        Duration::from_secs(120),
+        || {
+            let task = status(&api, "update-sink");
+            assert_ne!(task["state"], "FAILED", "sink failed: {task}");
+            last = notes(&pg, &update_table);
+            (last == wanted).then_some(())
+        },
+    );
+    api.delete("/connectors/pg-src");
+    api.delete("/connectors/upsert-sink");
+    api.delete("/connectors/update-sink");
+}
+
 /// id, qty, note, price as text — comparable across PostgreSQL and MariaDB.
 type Rows = Vec<[String; 4]>;
 

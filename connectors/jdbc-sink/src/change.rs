@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sluice_connector_api::{Schema, SchemaKind, SinkRecord, Value};
 
 use crate::config::{KeyMode, SinkConfig};
+use crate::table_format::TableFormat;
 use crate::time_zone::WriteZone;
 
 /// One column value with its schema.
@@ -87,9 +88,9 @@ fn field<'a>(
     }
 }
 
-fn text_field(schema: &Schema, value: &Value, name: &str) -> Option<String> {
+fn text_field<'a>(schema: &'a Schema, value: &'a Value, name: &str) -> Option<&'a str> {
     match field(schema, value, name)? {
-        (_, Value::String(s)) => Some(s.clone()),
+        (_, Value::String(s)) => Some(s),
         _ => None,
     }
 }
@@ -101,31 +102,7 @@ fn is_envelope(schema: &Schema) -> bool {
         && schema.field("before").is_some()
 }
 
-/// The table `table.name.format` gives for a record; `None` when the
-/// format names a `${source.*}` field the record does not carry.
-pub fn table_name(format: &str, topic: &str, source: Option<(&Schema, &Value)>) -> Option<String> {
-    if !format.contains('$') {
-        return Some(format.to_owned());
-    }
-    let mut out = if format.contains("${topic}") {
-        format.replace("${topic}", &topic.replace('.', "_"))
-    } else {
-        format.to_owned()
-    };
-    for (placeholder, name) in [
-        ("${source.db}", "db"),
-        ("${source.schema}", "schema"),
-        ("${source.table}", "table"),
-    ] {
-        if out.contains(placeholder) {
-            let value = source.and_then(|(s, v)| text_field(s, v, name))?;
-            out = out.replace(placeholder, &value);
-        }
-    }
-    Some(out)
-}
-
-fn no_source(format: &str, record: &SinkRecord) -> String {
+fn no_source(format: &TableFormat, record: &SinkRecord) -> String {
     format!(
         "table.name.format={format} names a source field, but the record at {}[{}]@{} has no Debezium source block; use ${{topic}} for flat records",
         record.topic, record.kafka_partition, record.kafka_offset
@@ -138,7 +115,7 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
         // A tombstone: the delete itself came before it.
         // Under a format naming source fields the table is unknown, and
         // the delete event just before the tombstone already removed the row.
-        return match table_name(&config.table_format, &record.topic, None) {
+        return match config.table_format.render(&record.topic, None) {
             Some(table) if config.delete_enabled => Ok(Change::Delete {
                 table,
                 key: key_cells(config, record, &[])?,
@@ -155,9 +132,11 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
     let (row_schema, row_value, table) = if is_envelope(schema) {
         let op = text_field(schema, value, "op").unwrap_or_default();
         let source = field(schema, value, "source").map(|(s, v)| (s.as_ref(), v));
-        let table = table_name(&config.table_format, &record.topic, source)
+        let table = config
+            .table_format
+            .render(&record.topic, source)
             .ok_or_else(|| no_source(&config.table_format, record))?;
-        match op.as_str() {
+        match op {
             "c" | "r" | "u" => {}
             "d" if config.delete_enabled => {
                 return Ok(Change::Delete {
@@ -173,7 +152,9 @@ pub fn interpret(config: &SinkConfig, record: &SinkRecord) -> Result<Change, Str
             _ => return Ok(Change::Skip),
         }
     } else {
-        let table = table_name(&config.table_format, &record.topic, None)
+        let table = config
+            .table_format
+            .render(&record.topic, None)
             .ok_or_else(|| no_source(&config.table_format, record))?;
         (schema.as_ref(), value, table)
     };

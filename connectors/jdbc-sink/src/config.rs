@@ -1,5 +1,6 @@
 //! The JDBC sink's settings, with Debezium's JDBC sink key names.
 
+use crate::table_format::TableFormat;
 use crate::time_zone::WriteZone;
 use sluice_connector_api::config::attach_errors;
 use sluice_connector_api::{
@@ -77,7 +78,7 @@ pub struct SinkConfig {
     /// `schema.evolution=basic`.
     pub evolve: bool,
     /// `table.name.format`.
-    pub table_format: String,
+    pub table_format: TableFormat,
     /// `quote.identifiers`.
     pub quote: bool,
     /// `batch.size`.
@@ -181,7 +182,7 @@ impl SinkConfig {
             key_mode,
             key_fields: config.list("primary.key.fields"),
             evolve: config.get("schema.evolution") == Some("basic"),
-            table_format: table_format(config)?,
+            table_format: TableFormat::parse(&table_format(config)?),
             quote: config.bool_or("quote.identifiers", false)?,
             batch_size: config.i64_or("batch.size", 500)?.max(1) as usize,
             include_fields: config.list("field.include.list"),

@@ -5,11 +5,13 @@
 
 mod change;
 pub mod config;
+mod copy_text;
 mod mysql_target;
 mod plan;
 mod postgres_target;
 mod sql_value;
 mod table;
+mod table_format;
 mod task;
 mod time_zone;
 
