@@ -25,21 +25,28 @@ pub struct ColumnGroup<'a> {
 }
 
 /// The table's rows grouped by their column sets (schema changes inside a
-/// batch give rows of one table different columns).
+/// batch give rows of one table different columns). Rows are matched by
+/// the names the records carry; each group's stored names are made once
+/// (this ran per row and cell, a lower-casing allocation each).
 pub fn by_columns(writes: &TableWrites, stored: impl Fn(&str) -> String) -> Vec<ColumnGroup<'_>> {
-    let mut groups: Vec<ColumnGroup<'_>> = Vec::new();
+    let mut groups: Vec<(&[Cell], ColumnGroup<'_>)> = Vec::new();
+    let same = |a: &[Cell], b: &[Cell]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name)
+    };
     for pair in &writes.rows {
-        let names: Vec<String> = pair.1.iter().map(|c| stored(&c.name)).collect();
-        match groups.iter_mut().find(|g| g.names == names) {
-            Some(g) => g.rows.push(pair),
-            None => groups.push(ColumnGroup {
-                key: pair.0.iter().map(|c| stored(&c.name)).collect(),
-                names,
-                rows: vec![pair],
-            }),
+        match groups.iter_mut().find(|(first, _)| same(first, &pair.1)) {
+            Some((_, g)) => g.rows.push(pair),
+            None => groups.push((
+                &pair.1,
+                ColumnGroup {
+                    key: pair.0.iter().map(|c| stored(&c.name)).collect(),
+                    names: pair.1.iter().map(|c| stored(&c.name)).collect(),
+                    rows: vec![pair],
+                },
+            )),
         }
     }
-    groups
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 /// One table's writes.

@@ -276,6 +276,7 @@ impl<'a> Applier<'a> {
         let mut positions = Positions::new();
         let deadline = Instant::now() + LINGER;
         let mut taken = 0;
+        let mut last_topic = String::new();
         while taken < self.batch_size {
             let wait = if taken == 0 {
                 Duration::from_secs(1)
@@ -300,13 +301,17 @@ impl<'a> Applier<'a> {
                 Ok(Ok(m)) => m,
             };
             taken += 1;
-            {
+            // Most batches hold one topic: the shared set is only consulted
+            // when the topic changes (a lock and a hash per record showed
+            // as 4% of the sink's instructions under callgrind).
+            if last_topic != message.topic() {
                 let mut seen = self.seen_topics.lock().unwrap_or_else(|e| e.into_inner());
                 if !seen.contains(message.topic()) {
                     // Connect lists the topics a sink reads, too.
                     self.deps.note_topic(&self.spec.connector, message.topic());
                     seen.insert(message.topic().to_owned());
                 }
+                message.topic().clone_into(&mut last_topic);
             }
             let unknown: Vec<(Arc<Decoder>, i32)> =
                 [(&self.key, message.key()), (&self.value, message.payload())]
