@@ -364,7 +364,7 @@ fn postgres_source_to_a_mariadb_target() {
     pg.exec(&format!(
         "CREATE SCHEMA {source}; \
          CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
-         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g || ' ø', g * 1.25 FROM generate_series(1, 200) g;"
+         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g || ' ø '' \\ \\N', g * 1.25 FROM generate_series(1, 200) g;"
     ));
     db.exec(&format!("CREATE DATABASE {target}"));
     let worker = Worker::start(&env);

@@ -1,14 +1,17 @@
 //! Applying steps to MySQL / MariaDB: multi-row `INSERT … ON DUPLICATE
 //! KEY UPDATE` for upserts and `DELETE … WHERE (key) IN (…)` for deletes,
-//! values bound as text (bytes for binary) that the server converts to the
-//! column type, all in one transaction. DDL runs before the transaction
+//! values written as literals (text quoted, binary as `X'…'`) that the
+//! server converts to the column type, statements cut to fit the server's
+//! `max_allowed_packet`, all in one transaction. Literals rather than a
+//! prepared statement: a 5,000-row statement has 25,000 placeholders,
+//! whose metadata the server sends and the driver keeps per statement. DDL runs before the transaction
 //! (it would commit it), and truncates are `DELETE FROM` so they stay
 //! inside it.
 
 use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Params, TxOpts, Value as MyValue};
+use mysql_async::{Conn, OptsBuilder, TxOpts};
 use sluice_connector_api::ConnectorError;
 
 use crate::change::Cell;
@@ -18,13 +21,18 @@ use crate::sql_value::{param, Param};
 use crate::table::{evolution, quote, split_name, stored_name, wanted_columns, TableInfo};
 
 const D: Dialect = Dialect::MySql;
-/// Most placeholders in one statement (the protocol allows 65,535).
-const MAX_PARAMS: usize = 30_000;
+/// Most values in one statement, whatever their size.
+const MAX_VALUES: usize = 30_000;
+/// Largest statement aimed at, as a share of `max_allowed_packet` (the
+/// rest is headroom for a row that ends past the mark).
+const PACKET_SHARE: usize = 2;
 
 /// A MySQL / MariaDB connection with what it learned of its tables.
 pub struct MySqlTarget {
     conn: Conn,
     tables: HashMap<String, TableInfo>,
+    /// Statements are cut at about this many bytes.
+    statement_budget: usize,
 }
 
 /// Server error codes that say the target cannot write *now*, not that a
@@ -54,23 +62,82 @@ fn classify(context: &str, e: mysql_async::Error) -> ConnectorError {
     }
 }
 
-fn to_value(p: Param) -> MyValue {
+/// Appends `p` as a literal. The session runs with NO_BACKSLASH_ESCAPES,
+/// so doubling the quote is the only escape a text literal needs.
+fn push_literal(out: &mut String, p: Param) {
     match p {
-        Param::Null => MyValue::NULL,
-        Param::Text(t) => MyValue::Bytes(t.into_bytes()),
-        Param::Bytes(b) => MyValue::Bytes(b),
+        Param::Null => out.push_str("NULL"),
+        Param::Text(t) => {
+            out.push('\'');
+            if t.contains('\'') {
+                out.push_str(&t.replace('\'', "''"));
+            } else {
+                out.push_str(&t);
+            }
+            out.push('\'');
+        }
+        Param::Bytes(b) => {
+            out.push_str("X'");
+            for byte in b {
+                out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+                out.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+            }
+            out.push('\'');
+        }
     }
 }
 
-fn values_of(cells: &[Cell]) -> Result<Vec<MyValue>, ConnectorError> {
-    cells
-        .iter()
-        .map(|c| {
-            param(&c.schema, &c.value, D)
-                .map(to_value)
-                .map_err(|e| ConnectorError::fatal(format!("column {}: {e}", c.name)))
-        })
-        .collect()
+/// Appends `(v1, v2, …)` for `cells`.
+fn push_tuple<'a>(
+    out: &mut String,
+    cells: impl IntoIterator<Item = &'a Cell>,
+) -> Result<(), ConnectorError> {
+    out.push('(');
+    for (i, cell) in cells.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let p = param(&cell.schema, &cell.value, D)
+            .map_err(|e| ConnectorError::fatal(format!("column {}: {e}", cell.name)))?;
+        push_literal(out, p);
+    }
+    out.push(')');
+    Ok(())
+}
+
+/// Statements of `head` followed by tuples (`tuple` writes one, comma
+/// separated) and `tail`, each cut when it reaches `budget` bytes or
+/// [`MAX_VALUES`] values.
+fn batched<T>(
+    head: &str,
+    tail: &str,
+    items: &[T],
+    width: usize,
+    budget: usize,
+    mut tuple: impl FnMut(&mut String, &T) -> Result<(), ConnectorError>,
+) -> Result<Vec<String>, ConnectorError> {
+    let mut out = Vec::new();
+    let mut sql = String::new();
+    let mut values = 0;
+    for item in items {
+        if sql.is_empty() {
+            sql.push_str(head);
+        } else {
+            sql.push_str(", ");
+        }
+        tuple(&mut sql, item)?;
+        values += width.max(1);
+        if sql.len() >= budget || values >= MAX_VALUES {
+            sql.push_str(tail);
+            out.push(std::mem::take(&mut sql));
+            values = 0;
+        }
+    }
+    if !sql.is_empty() {
+        sql.push_str(tail);
+        out.push(sql);
+    }
+    Ok(out)
 }
 
 impl MySqlTarget {
@@ -87,12 +154,15 @@ impl MySqlTarget {
             .pass(Some(config.password.clone()))
             .db_name(Some(t.database.clone()))
             .prefer_socket(false)
-            // Each batch size is its own statement of up to MAX_PARAMS
-            // parameters, whose metadata the driver keeps while the
-            // statement is cached: its default 32 held tens of MiB.
-            // Full batches share one statement; two is enough to reuse it.
+            // Writes are plain queries; only the describe query is
+            // prepared.
             .stmt_cache_size(2)
-            .setup(vec!["SET time_zone = '+00:00'"]);
+            // The literals are written for NO_BACKSLASH_ESCAPES (quotes
+            // doubled), whatever the server's own mode says.
+            .setup(vec![
+                "SET time_zone = '+00:00'",
+                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'NO_BACKSLASH_ESCAPES')",
+            ]);
         let conn = tokio::time::timeout(std::time::Duration::from_secs(30), Conn::new(opts))
             .await
             .map_err(|_| {
@@ -113,9 +183,18 @@ impl MySqlTarget {
                     _ => ConnectorError::retriable(text),
                 }
             })?;
+        let mut conn = conn;
+        let packet: Option<u64> = conn
+            .query_first("SELECT @@max_allowed_packet")
+            .await
+            .map_err(|e| classify("reading max_allowed_packet", e))?;
+        let packet = packet
+            .and_then(|p| usize::try_from(p).ok())
+            .unwrap_or(4 << 20);
         Ok(Self {
             conn,
             tables: HashMap::new(),
+            statement_budget: (packet / PACKET_SHARE).max(1024),
         })
     }
 
@@ -202,13 +281,14 @@ impl MySqlTarget {
                 }
                 Step::Write(writes) => {
                     let qualified = Self::qualified(&writes.table);
-                    for (sql, params) in delete_statements(&qualified, &writes.deletes, config)? {
-                        tx.exec_drop(&sql, Params::Positional(params))
+                    let budget = self.statement_budget;
+                    for sql in delete_statements(&qualified, &writes.deletes, config, budget)? {
+                        tx.query_drop(sql)
                             .await
                             .map_err(|e| classify(&format!("deleting from {qualified}"), e))?;
                     }
-                    for (sql, params) in write_statements(&qualified, writes, config)? {
-                        tx.exec_drop(&sql, Params::Positional(params))
+                    for sql in write_statements(&qualified, writes, config, budget)? {
+                        tx.query_drop(sql)
                             .await
                             .map_err(|e| classify(&format!("writing to {qualified}"), e))?;
                     }
@@ -221,13 +301,12 @@ impl MySqlTarget {
     }
 }
 
-type Statements = Vec<(String, Vec<MyValue>)>;
-
 fn delete_statements(
     qualified: &str,
     keys: &[Vec<Cell>],
     config: &SinkConfig,
-) -> Result<Statements, ConnectorError> {
+    budget: usize,
+) -> Result<Vec<String>, ConnectorError> {
     let Some(first) = keys.first() else {
         return Ok(Vec::new());
     };
@@ -235,62 +314,54 @@ fn delete_statements(
         .iter()
         .map(|c| quote(D, &stored_name(D, config.quote, &c.name)))
         .collect();
-    let tuple = format!("({})", vec!["?"; names.len()].join(", "));
-    let mut out = Vec::new();
-    for chunk in keys.chunks((MAX_PARAMS / names.len().max(1)).max(1)) {
-        let mut params = Vec::with_capacity(chunk.len() * names.len());
-        for key in chunk {
-            params.extend(values_of(key)?);
-        }
-        out.push((
-            format!(
-                "DELETE FROM {qualified} WHERE ({}) IN ({})",
-                names.join(", "),
-                vec![tuple.as_str(); chunk.len()].join(", ")
-            ),
-            params,
-        ));
-    }
-    Ok(out)
+    let head = format!("DELETE FROM {qualified} WHERE ({}) IN (", names.join(", "));
+    batched(&head, ")", keys, names.len(), budget, |sql, key| {
+        push_tuple(sql, key)
+    })
 }
 
 fn write_statements(
     qualified: &str,
     writes: &TableWrites,
     config: &SinkConfig,
-) -> Result<Statements, ConnectorError> {
+    budget: usize,
+) -> Result<Vec<String>, ConnectorError> {
     let mut out = Vec::new();
     for group in by_columns(writes, |n| stored_name(D, config.quote, n)) {
         let (names, key, rows) = (group.names, group.key, group.rows);
         let quoted: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
         if config.insert_mode == InsertMode::Update && !key.is_empty() {
-            let sets: Vec<String> = names
-                .iter()
-                .filter(|n| !key.contains(n))
-                .map(|n| format!("{} = ?", quote(D, n)))
-                .collect();
-            if sets.is_empty() {
+            if names.iter().all(|n| key.contains(n)) {
                 continue;
             }
-            let matches: Vec<String> = key.iter().map(|k| format!("{} = ?", quote(D, k))).collect();
-            let sql = format!(
-                "UPDATE {qualified} SET {} WHERE {}",
-                sets.join(", "),
-                matches.join(" AND ")
-            );
             for (k, row) in rows {
-                let mut params: Vec<MyValue> = Vec::new();
-                for (cell, value) in row.iter().zip(values_of(row)?) {
-                    if !key.contains(&stored_name(D, config.quote, &cell.name)) {
-                        params.push(value);
+                let mut sql = format!("UPDATE {qualified} SET ");
+                let mut first = true;
+                for (cell, name) in row.iter().zip(&names) {
+                    if key.contains(name) {
+                        continue;
                     }
+                    if !first {
+                        sql.push_str(", ");
+                    }
+                    first = false;
+                    sql.push_str(&quote(D, name));
+                    sql.push_str(" = ");
+                    push_tuple(&mut sql, [cell])?;
                 }
-                params.extend(values_of(k)?);
-                out.push((sql.clone(), params));
+                sql.push_str(" WHERE ");
+                for (i, cell) in k.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(" AND ");
+                    }
+                    sql.push_str(&quote(D, &stored_name(D, config.quote, &cell.name)));
+                    sql.push_str(" = ");
+                    push_tuple(&mut sql, [cell])?;
+                }
+                out.push(sql);
             }
             continue;
         }
-        let tuple = format!("({})", vec!["?"; names.len()].join(", "));
         let suffix = if config.insert_mode == InsertMode::Upsert && !key.is_empty() {
             let updates: Vec<String> = names
                 .iter()
@@ -307,20 +378,57 @@ fn write_statements(
         } else {
             String::new()
         };
-        for chunk in rows.chunks((MAX_PARAMS / names.len().max(1)).max(1)) {
-            let mut params = Vec::with_capacity(chunk.len() * names.len());
-            for (_, row) in chunk {
-                params.extend(values_of(row)?);
-            }
-            out.push((
-                format!(
-                    "INSERT INTO {qualified} ({}) VALUES {}{suffix}",
-                    quoted.join(", "),
-                    vec![tuple.as_str(); chunk.len()].join(", ")
-                ),
-                params,
-            ));
-        }
+        let head = format!("INSERT INTO {qualified} ({}) VALUES ", quoted.join(", "));
+        out.extend(batched(
+            &head,
+            &suffix,
+            &rows,
+            names.len(),
+            budget,
+            |sql, (_, row)| push_tuple(sql, row.iter()),
+        )?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_quotes_and_write_bytes_in_hex() {
+        let mut out = String::new();
+        for p in [
+            Param::Text("it's \\ fine".into()),
+            Param::Null,
+            Param::Bytes(vec![0, 0x5c, 0xff]),
+            Param::Bytes(Vec::new()),
+        ] {
+            push_literal(&mut out, p);
+            out.push(' ');
+        }
+        assert_eq!(out, "'it''s \\ fine' NULL X'005cff' X'' ");
+    }
+
+    #[test]
+    fn statements_are_cut_at_the_byte_budget() {
+        let rows: Vec<u32> = (0..10).collect();
+        let write = |sql: &mut String, n: &u32| {
+            sql.push_str(&format!("({n})"));
+            Ok(())
+        };
+        let one = batched("I ", ";", &rows, 1, 1 << 20, write).unwrap();
+        assert_eq!(one, ["I (0), (1), (2), (3), (4), (5), (6), (7), (8), (9);"]);
+        // A budget of 12 bytes: a statement ends once it reaches it.
+        let cut = batched("I ", ";", &rows, 1, 12, write).unwrap();
+        assert_eq!(
+            cut,
+            [
+                "I (0), (1), (2);",
+                "I (3), (4), (5);",
+                "I (6), (7), (8);",
+                "I (9);"
+            ]
+        );
+    }
 }
