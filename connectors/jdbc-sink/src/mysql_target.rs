@@ -4,9 +4,9 @@
 //! server converts to the column type, statements cut to fit the server's
 //! `max_allowed_packet`, all in one transaction. Literals rather than a
 //! prepared statement: a 5,000-row statement has 25,000 placeholders,
-//! whose metadata the server sends and the driver keeps per statement. DDL runs before the transaction
-//! (it would commit it), and truncates are `DELETE FROM` so they stay
-//! inside it.
+//! whose metadata the server sends and the driver keeps per statement.
+//! DDL runs before the transaction (it would commit it), and truncates are
+//! `DELETE FROM` so they stay inside it.
 
 use std::collections::HashMap;
 
@@ -23,9 +23,8 @@ use crate::table::{evolution, quote, split_name, stored_name, wanted_columns, Ta
 const D: Dialect = Dialect::MySql;
 /// Most values in one statement, whatever their size.
 const MAX_VALUES: usize = 30_000;
-/// Largest statement aimed at, as a share of `max_allowed_packet` (the
-/// rest is headroom for a row that ends past the mark).
-const PACKET_SHARE: usize = 2;
+/// Room left in `max_allowed_packet` for the packet's own framing.
+const PACKET_HEADROOM: usize = 64 * 1024;
 
 /// A MySQL / MariaDB connection with what it learned of its tables.
 pub struct MySqlTarget {
@@ -106,7 +105,8 @@ fn push_tuple<'a>(
 }
 
 /// Statements of `head` followed by tuples (`tuple` writes one, comma
-/// separated) and `tail`, each cut when it reaches `budget` bytes or
+/// separated) and `tail`, each ending before the tuple that would take it
+/// past `budget` bytes (a tuple larger than that goes alone) or past
 /// [`MAX_VALUES`] values.
 fn batched<T>(
     head: &str,
@@ -117,23 +117,28 @@ fn batched<T>(
     mut tuple: impl FnMut(&mut String, &T) -> Result<(), ConnectorError>,
 ) -> Result<Vec<String>, ConnectorError> {
     let mut out = Vec::new();
-    let mut sql = String::new();
+    let mut sql = String::from(head);
     let mut values = 0;
     for item in items {
-        if sql.is_empty() {
-            sql.push_str(head);
-        } else {
+        let mark = sql.len();
+        if values > 0 {
             sql.push_str(", ");
         }
         tuple(&mut sql, item)?;
-        values += width.max(1);
-        if sql.len() >= budget || values >= MAX_VALUES {
+        let full = sql.len() + tail.len() > budget || values + width.max(1) > MAX_VALUES;
+        if full && values > 0 {
+            // The tuple just written starts the next statement.
+            let moved = sql.split_off(mark);
             sql.push_str(tail);
-            out.push(std::mem::take(&mut sql));
+            out.push(std::mem::replace(
+                &mut sql,
+                format!("{head}{}", &moved[2..]),
+            ));
             values = 0;
         }
+        values += width.max(1);
     }
-    if !sql.is_empty() {
+    if values > 0 {
         sql.push_str(tail);
         out.push(sql);
     }
@@ -194,7 +199,7 @@ impl MySqlTarget {
         Ok(Self {
             conn,
             tables: HashMap::new(),
-            statement_budget: (packet / PACKET_SHARE).max(1024),
+            statement_budget: packet.saturating_sub(PACKET_HEADROOM).max(1024),
         })
     }
 
@@ -419,8 +424,8 @@ mod tests {
         };
         let one = batched("I ", ";", &rows, 1, 1 << 20, write).unwrap();
         assert_eq!(one, ["I (0), (1), (2), (3), (4), (5), (6), (7), (8), (9);"]);
-        // A budget of 12 bytes: a statement ends once it reaches it.
-        let cut = batched("I ", ";", &rows, 1, 12, write).unwrap();
+        // 16 bytes: "I (0), (1), (2);" fits exactly, one more would not.
+        let cut = batched("I ", ";", &rows, 1, 16, write).unwrap();
         assert_eq!(
             cut,
             [
@@ -430,5 +435,12 @@ mod tests {
                 "I (9);"
             ]
         );
+        assert!(cut.iter().all(|s| s.len() <= 16));
+        // A tuple larger than the budget goes alone.
+        let alone = batched("I ", ";", &rows[..2], 1, 3, write).unwrap();
+        assert_eq!(alone, ["I (0);", "I (1);"]);
+        // The value cap: three 10,000-value rows per statement at most.
+        let capped = batched("I ", ";", &rows[..4], 10_000, 1 << 20, write).unwrap();
+        assert_eq!(capped, ["I (0), (1), (2);", "I (3);"]);
     }
 }
