@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sluice_connector_api::{Schema, SchemaKind, SinkRecord, Value};
+use sluice_connector_api::{ConnectorError, Schema, SchemaKind, SinkRecord, Value};
 
 use crate::config::{KeyMode, SinkConfig};
 use crate::table_format::TableFormat;
@@ -19,6 +19,18 @@ pub struct Cell {
     pub schema: Arc<Schema>,
     /// The value.
     pub value: Value,
+}
+
+impl Cell {
+    /// The cell's value as the target binds it; a value its schema cannot
+    /// give one is the record's fault (fatal, dead-lettered if tolerated).
+    pub fn param(
+        &self,
+        dialect: crate::config::Dialect,
+    ) -> Result<crate::sql_value::Param, ConnectorError> {
+        crate::sql_value::param(&self.schema, &self.value, dialect)
+            .map_err(|e| ConnectorError::fatal(format!("column {}: {e}", self.name)))
+    }
 }
 
 /// The change one record makes.

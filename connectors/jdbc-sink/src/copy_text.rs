@@ -8,7 +8,6 @@ use sluice_connector_api::ConnectorError;
 
 use crate::change::Cell;
 use crate::config::Dialect;
-use crate::sql_value::param;
 
 /// Appends `text` to `out`, escaping what the COPY text format frames with.
 fn escaped(out: &mut Vec<u8>, text: &str) {
@@ -35,9 +34,7 @@ pub fn push_row(out: &mut Vec<u8>, cells: &[Cell]) -> Result<(), ConnectorError>
         if i > 0 {
             out.push(b'\t');
         }
-        let text = param(&cell.schema, &cell.value, Dialect::Postgres)
-            .map_err(|e| ConnectorError::fatal(format!("column {}: {e}", cell.name)))?
-            .into_text();
+        let text = cell.param(Dialect::Postgres)?.into_text();
         match text {
             Some(text) => escaped(out, &text),
             None => out.extend_from_slice(b"\\N"),

@@ -17,7 +17,7 @@ use sluice_connector_api::ConnectorError;
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
 use crate::plan::{by_columns, Step, TableWrites};
-use crate::sql_value::{param, Param};
+use crate::sql_value::Param;
 use crate::table::{evolution, quote, split_name, stored_name, wanted_columns, TableInfo};
 
 const D: Dialect = Dialect::MySql;
@@ -96,9 +96,7 @@ fn push_tuple<'a>(
         if i > 0 {
             out.push_str(", ");
         }
-        let p = param(&cell.schema, &cell.value, D)
-            .map_err(|e| ConnectorError::fatal(format!("column {}: {e}", cell.name)))?;
-        push_literal(out, p);
+        push_literal(out, cell.param(D)?);
     }
     out.push(')');
     Ok(())
