@@ -3,41 +3,15 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 use sluice_connector_api::calendar::push_padded;
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Value};
 
+use crate::offset::{offset, Position};
 use crate::replication::Lsn;
 use crate::table_schema::TableSchema;
 
 pub use sluice_connector_api::debezium::Op;
-
-/// Where an event comes from: the snapshot or a streamed transaction.
-#[derive(Debug, Clone)]
-pub enum Position {
-    /// A snapshot row.
-    Snapshot {
-        /// The slot's consistent point: streaming starts here.
-        lsn: Lsn,
-        /// `source.snapshot`: true, first, last, first/last_in_data_collection.
-        marker: &'static str,
-        /// Whether this is the snapshot's last row (the snapshot is done
-        /// once it is committed).
-        last: bool,
-    },
-    /// A streamed change.
-    Stream {
-        /// LSN of the change.
-        lsn: Lsn,
-        /// LSN of its transaction's commit record.
-        commit_lsn: Lsn,
-        /// Position of the change within its transaction.
-        tx_seq: u64,
-        /// Transaction id.
-        xid: u32,
-    },
-}
 
 /// Shared facts about the connector for every event.
 #[derive(Debug, Clone)]
@@ -74,63 +48,6 @@ impl EventContext {
             topics: topics.clone(),
         }
     }
-}
-
-/// The offset stored for an event at `position`: kept typed, written as
-/// Debezium's JSON only if it is stored.
-pub fn offset(position: &Position, ts_usec: i64) -> SourceOffset {
-    SourceOffset::typed(EventOffset {
-        position: position.clone(),
-        ts_usec,
-    })
-}
-
-/// An event's position and commit time, as its offset.
-#[derive(Debug)]
-struct EventOffset {
-    position: Position,
-    ts_usec: i64,
-}
-
-impl sluice_connector_api::offset::Position for EventOffset {
-    fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut offset = serde_json::Map::new();
-        let ts_usec = self.ts_usec;
-        match &self.position {
-            Position::Snapshot { lsn, last, .. } => {
-                offset.insert("lsn".into(), json!(lsn.0));
-                offset.insert("snapshot".into(), json!(true));
-                offset.insert("last_snapshot_record".into(), json!(*last));
-                offset.insert("ts_usec".into(), json!(ts_usec));
-            }
-            Position::Stream {
-                lsn,
-                commit_lsn,
-                tx_seq,
-                xid,
-            } => {
-                offset.insert("lsn".into(), json!(lsn.0));
-                offset.insert("lsn_proc".into(), json!(lsn.0));
-                offset.insert("lsn_commit".into(), json!(commit_lsn.0));
-                offset.insert("tx_seq".into(), json!(tx_seq));
-                offset.insert("txId".into(), json!(xid));
-                offset.insert("ts_usec".into(), json!(ts_usec));
-            }
-        }
-        offset
-    }
-}
-
-/// The offset of an idle stream at `lsn`: every transaction committed
-/// before it was emitted, none at or after it (so no `tx_seq`, as in the
-/// offsets Debezium writes).
-pub fn idle_offset(lsn: Lsn, ts_usec: i64) -> SourceOffset {
-    let mut offset = SourceOffset::new();
-    offset.insert("lsn".into(), json!(lsn.0));
-    offset.insert("lsn_proc".into(), json!(lsn.0));
-    offset.insert("lsn_commit".into(), json!(lsn.0));
-    offset.insert("ts_usec".into(), json!(ts_usec));
-    offset
 }
 
 /// Debezium's heartbeat record (on `__debezium-heartbeat.<prefix>` by default).

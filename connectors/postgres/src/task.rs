@@ -12,8 +12,9 @@ use sluice_connector_api::{
 };
 use tokio::sync::watch;
 
-use crate::capture::{Capture, CompletedTransactions, Progress, Resume};
+use crate::capture::{Capture, CompletedTransactions, Progress};
 use crate::config::PostgresConfig;
+use crate::offset::{self, resume_from};
 use crate::replication::Lsn;
 
 /// A PostgreSQL source task.
@@ -23,49 +24,16 @@ pub struct PostgresTask {
     config: Option<PostgresConfig>,
 }
 
-/// Where to resume from a stored offset.
-pub(crate) fn resume_from(offset: Option<&SourceOffset>) -> Resume {
-    let Some(offset) = offset else {
-        return Resume::Fresh;
-    };
-    let number = |key: &str| offset.get(key).and_then(serde_json::Value::as_u64);
-    if offset.get("snapshot").and_then(serde_json::Value::as_bool) == Some(true) {
-        return match (
-            offset
-                .get("last_snapshot_record")
-                .and_then(serde_json::Value::as_bool),
-            number("lsn"),
-        ) {
-            (Some(true), Some(lsn)) => Resume::AfterSnapshot(Lsn(lsn)),
-            _ => Resume::SnapshotIncomplete,
-        };
-    }
-    // Debezium before 1.x stored only `lsn`, the last change it handled:
-    // every transaction committed before it was handled whole.
-    match number("lsn_commit").or_else(|| number("lsn")) {
-        // Without our position in the transaction (an idle heartbeat, or
-        // an offset Debezium wrote): resume at that commit, repeating the
-        // transaction committing there rather than skipping any of it.
-        Some(commit) => Resume::Stream {
-            commit_lsn: Lsn(commit),
-            tx_seq: number("tx_seq"),
-        },
-        None => Resume::Fresh,
-    }
-}
-
 /// The LSN safe to confirm once `offset` is durable: the end of its
 /// transaction when it was the transaction's last change, else the
 /// transaction's commit LSN (so the server resends that transaction and
 /// the changes after it).
 fn confirmable(completed: &CompletedTransactions, offset: &SourceOffset) -> Option<Lsn> {
-    let number = |key: &str| offset.get(key).and_then(serde_json::Value::as_u64);
-    let commit = number("lsn_commit")?;
-    let seq = number("tx_seq")?;
+    let (commit, seq) = offset::change_in_transaction(offset)?;
     let completed = completed.lock().unwrap_or_else(|e| e.into_inner());
-    Some(match completed.get(&commit) {
+    Some(match completed.get(&commit.0) {
         Some((last, end)) if *last == seq => Lsn(*end),
-        _ => Lsn(commit),
+        _ => commit,
     })
 }
 
@@ -171,57 +139,5 @@ impl SourceTask for PostgresTask {
                 tracing::warn!(error = %e, "slot.drop.on.stop: cannot connect to drop the slot")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn offset(value: serde_json::Value) -> SourceOffset {
-        value.as_object().cloned().unwrap_or_default().into()
-    }
-
-    #[test]
-    fn offsets_map_to_resume_points() {
-        assert_eq!(resume_from(None), Resume::Fresh);
-        assert_eq!(
-            resume_from(Some(&offset(
-                json!({"snapshot": true, "last_snapshot_record": false, "lsn": 5})
-            ))),
-            Resume::SnapshotIncomplete
-        );
-        assert_eq!(
-            resume_from(Some(&offset(
-                json!({"snapshot": true, "last_snapshot_record": true, "lsn": 5})
-            ))),
-            Resume::AfterSnapshot(Lsn(5))
-        );
-        assert_eq!(
-            resume_from(Some(&offset(
-                json!({"lsn_commit": 9, "tx_seq": 3, "lsn": 8})
-            ))),
-            Resume::Stream {
-                commit_lsn: Lsn(9),
-                tx_seq: Some(3)
-            }
-        );
-        // Debezium's streaming offsets, today's and before lsn_commit.
-        assert_eq!(
-            resume_from(Some(&offset(
-                json!({"transaction_id": null, "lsn_proc": 12, "messageType": "UPDATE", "lsn_commit": 10, "lsn": 12, "txId": 7, "ts_usec": 1})
-            ))),
-            Resume::Stream {
-                commit_lsn: Lsn(10),
-                tx_seq: None
-            }
-        );
-        assert_eq!(
-            resume_from(Some(&offset(json!({"lsn": 12, "txId": 7, "ts_usec": 1})))),
-            Resume::Stream {
-                commit_lsn: Lsn(12),
-                tx_seq: None
-            }
-        );
     }
 }

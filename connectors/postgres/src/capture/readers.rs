@@ -11,7 +11,7 @@ use sluice_connector_api::{ConnectorError, Value};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::capture::Progress;
+use super::Progress;
 use crate::catalog::Table;
 use crate::setup::query_error;
 use crate::table_schema::TableSchema;

@@ -1,0 +1,265 @@
+//! pgoutput changes as change events: a relation's schema from its
+//! description and the catalog, a row's values from its text datums, and
+//! the events of an insert, update, delete or truncate.
+
+use std::collections::HashMap;
+
+use sluice_connector_api::transaction::OpenTransaction;
+use sluice_connector_api::{ConnectorError, SourceRecord, Value};
+use tokio_postgres::Client;
+
+use super::Capture;
+use crate::catalog::{self, ColumnDef, TypeCache};
+use crate::events::{self, EventContext, Op};
+use crate::offset::Position;
+use crate::replication::pgoutput::{Datum, Message, Relation};
+use crate::table_schema::TableSchema;
+use crate::types::Mapping;
+
+impl Capture {
+    pub(super) async fn relation_schema(
+        &self,
+        client: &Client,
+        types: &mut TypeCache,
+        relation: &Relation,
+    ) -> Result<Option<TableSchema>, ConnectorError> {
+        if !self
+            .config
+            .filters
+            .table(&relation.namespace, &relation.name)
+        {
+            return Ok(None);
+        }
+        // Nullability and the primary key come from the catalog; the
+        // columns and types from the message, which matches the WAL.
+        let live = catalog::columns(client, relation.oid)
+            .await
+            .unwrap_or_default();
+        let primary_key = catalog::primary_key(client, relation.oid)
+            .await
+            .unwrap_or_default();
+        let primary_key = if primary_key.is_empty() {
+            relation
+                .columns
+                .iter()
+                .filter(|c| c.key)
+                .map(|c| c.name.clone())
+                .collect()
+        } else {
+            primary_key
+        };
+        let columns: Vec<ColumnDef> = relation
+            .columns
+            .iter()
+            .map(|c| {
+                let nullable = live
+                    .iter()
+                    .find(|l| l.name == c.name)
+                    .is_none_or(|l| l.nullable);
+                let default = live
+                    .iter()
+                    .find(|l| l.name == c.name)
+                    .and_then(|l| l.default.clone());
+                (
+                    c.name.clone(),
+                    c.type_oid,
+                    c.type_modifier,
+                    nullable,
+                    default,
+                )
+            })
+            .collect();
+        Ok(Some(
+            self.table_schema(
+                client,
+                types,
+                &relation.namespace,
+                &relation.name,
+                &columns,
+                &primary_key,
+            )
+            .await?,
+        ))
+    }
+
+    fn row(
+        &self,
+        schema: &TableSchema,
+        datums: &[Datum],
+        mapping: Mapping,
+    ) -> Result<Value, String> {
+        let placeholder = self.config.unavailable_placeholder.as_str();
+        let texts: Vec<Option<std::borrow::Cow<'_, str>>> = datums
+            .iter()
+            .map(|d| match d {
+                Datum::Null => None,
+                Datum::UnchangedToast => Some(std::borrow::Cow::Borrowed(placeholder)),
+                Datum::Text(b) | Datum::Binary(b) => Some(String::from_utf8_lossy(b)),
+            })
+            .collect();
+        let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+        // Unchanged TOASTed values are not in the WAL: Debezium's
+        // placeholder takes their place where the type is text-like, and
+        // NULL (or the type's fallback) where it is not.
+        match schema.row(&refs, mapping) {
+            Ok(value) => Ok(value),
+            Err(_) if datums.contains(&Datum::UnchangedToast) => {
+                let cleared: Vec<Option<&str>> = refs
+                    .iter()
+                    .zip(datums)
+                    .map(|(r, d)| {
+                        if *d == Datum::UnchangedToast {
+                            None
+                        } else {
+                            *r
+                        }
+                    })
+                    .collect();
+                schema.row(&cleared, mapping)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn change_records(
+        &self,
+        ctx: &EventContext,
+        relations: &HashMap<u32, Option<TableSchema>>,
+        change: Message,
+        position: &Position,
+        (commit_us, now): (i64, i64),
+        transaction: &mut Option<OpenTransaction>,
+    ) -> Result<Vec<SourceRecord>, ConnectorError> {
+        let mapping = self.mapping();
+        // Each emitted change is counted in its transaction's metadata.
+        let mut block = |schema: &TableSchema| -> Value {
+            match transaction.as_mut() {
+                Some(open) => open.block(&format!("{}.{}", schema.schema, schema.table)),
+                None => Value::Null,
+            }
+        };
+        // A change whose values cannot be read fails the task or is
+        // skipped, as event.processing.failure.handling.mode says.
+        let undecodable = |problem: String| -> Result<Vec<SourceRecord>, ConnectorError> {
+            self.config
+                .failure_handling
+                .undecodable(problem, &format!("{position:?}"))?;
+            Ok(Vec::new())
+        };
+        let lookup = |oid: u32| -> Result<Option<&TableSchema>, ConnectorError> {
+            match relations.get(&oid) {
+                Some(schema) => Ok(schema.as_ref()),
+                None => Err(ConnectorError::fatal(format!(
+                    "a change for relation {oid} arrived before its description"
+                ))),
+            }
+        };
+        Ok(match change {
+            Message::Insert { relation, new } => match lookup(relation)? {
+                None => Vec::new(),
+                Some(schema) => {
+                    let after = match self.row(schema, &new, mapping) {
+                        Ok(after) => after,
+                        Err(problem) => return undecodable(problem),
+                    };
+                    events::change(
+                        ctx,
+                        schema,
+                        Op::Create,
+                        None,
+                        Some(after),
+                        position,
+                        (commit_us, now),
+                        block(schema),
+                    )
+                }
+            },
+            Message::Update {
+                relation,
+                old,
+                old_is_full,
+                new,
+            } => match lookup(relation)? {
+                None => Vec::new(),
+                Some(schema) => {
+                    let after = match self.row(schema, &new, mapping) {
+                        Ok(after) => after,
+                        Err(problem) => return undecodable(problem),
+                    };
+                    let before = match (old, old_is_full) {
+                        (Some(old), true) => match self.row(schema, &old, mapping) {
+                            Ok(before) => Some(before),
+                            Err(problem) => return undecodable(problem),
+                        },
+                        _ => None,
+                    };
+                    // skip.messages.without.change: the emitted columns
+                    // are the same before and after.
+                    if self.config.skip_unchanged && before.as_ref() == Some(&after) {
+                        return Ok(Vec::new());
+                    }
+                    events::change(
+                        ctx,
+                        schema,
+                        Op::Update,
+                        before,
+                        Some(after),
+                        position,
+                        (commit_us, now),
+                        block(schema),
+                    )
+                }
+            },
+            Message::Delete { relation, old, .. } => match lookup(relation)? {
+                None => Vec::new(),
+                Some(schema) => {
+                    // With REPLICA IDENTITY DEFAULT only the key columns
+                    // are set; the others are NULL, as in Debezium.
+                    let before = match self.row(schema, &old, mapping) {
+                        Ok(before) => before,
+                        Err(problem) => return undecodable(problem),
+                    };
+                    events::change(
+                        ctx,
+                        schema,
+                        Op::Delete,
+                        Some(before),
+                        None,
+                        position,
+                        (commit_us, now),
+                        block(schema),
+                    )
+                }
+            },
+            Message::Truncate {
+                relations: oids, ..
+            } => {
+                if self.config.skipped_operations.contains(&'t') {
+                    return Ok(Vec::new());
+                }
+                let mut out = Vec::new();
+                for oid in oids {
+                    if let Some(schema) = lookup(oid)? {
+                        let mut records = events::change(
+                            ctx,
+                            schema,
+                            Op::Truncate,
+                            None,
+                            None,
+                            position,
+                            (commit_us, now),
+                            block(schema),
+                        );
+                        for r in &mut records {
+                            r.key = None;
+                            r.key_schema = None;
+                        }
+                        out.extend(records);
+                    }
+                }
+                out
+            }
+            _ => Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! The consistent snapshot: the slot created with an exported snapshot,
+//! every captured table read inside it by parallel readers, the rows
+//! emitted as `op: r` events ending with the `last` marker.
+
+use std::sync::Arc;
+
+use sluice_connector_api::{ConnectorError, Value};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use super::{now_micros, wire, Capture};
+use crate::catalog::{self, ColumnDef, Table, TypeCache};
+use crate::events::{self, Op};
+use crate::offset::Position;
+use crate::replication::{Lsn, ReplicationConnection};
+use crate::setup::{self, query_error, SESSION_OPTIONS};
+
+impl Capture {
+    /// Creates the slot with an exported snapshot and reads every table in
+    /// that snapshot; the slot's consistent point.
+    pub(super) async fn snapshot(
+        &self,
+        client: &Client,
+        types: &mut TypeCache,
+        tables: &[Table],
+        slot_exists: bool,
+        params: &crate::replication::ConnectParams,
+    ) -> Result<Lsn, ConnectorError> {
+        let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
+            .await
+            .map_err(|e| wire("connecting for replication", e))?;
+        if slot_exists {
+            // Nothing was streamed from it yet (the snapshot never
+            // finished), so it is recreated at a point the new snapshot
+            // matches exactly.
+            tracing::info!(slot = %self.config.slot_name, "recreating the replication slot for a new snapshot");
+            conn.simple_query(&format!(
+                "DROP_REPLICATION_SLOT \"{}\"",
+                self.config.slot_name
+            ))
+            .await
+            .map_err(|e| wire("dropping the old replication slot", e))?;
+        }
+        let rows = conn
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT \"{}\" LOGICAL pgoutput EXPORT_SNAPSHOT",
+                self.config.slot_name
+            ))
+            .await
+            .map_err(|e| wire("creating the replication slot", e))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ConnectorError::fatal("CREATE_REPLICATION_SLOT returned no row"))?;
+        let consistent: Lsn = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
+            .parse()
+            .map_err(ConnectorError::fatal)?;
+        let snapshot_name = row.get(2).cloned().flatten().unwrap_or_default();
+        // Every reader imports the snapshot before the walsender moves on:
+        // the exported snapshot lives only until its next command.
+        let readers = self.config.snapshot_threads.max(1);
+        let mut clients = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            let reader = setup::connect(&self.config).await?;
+            reader
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_name}'"
+                ))
+                .await
+                .map_err(|e| query_error("importing the slot's snapshot", e))?;
+            clients.push(reader);
+        }
+        conn.close().await;
+        // Columns as of the consistent point, read inside the snapshot: a
+        // DDL between the first catalog read and the slot's creation is in
+        // neither the old column list nor the stream.
+        let mut current = Vec::with_capacity(tables.len());
+        let snapshotted = tables
+            .iter()
+            .filter(|t| self.config.filters.snapshotted(&t.schema, &t.name));
+        for t in snapshotted {
+            let columns = catalog::columns(&clients[0], t.oid)
+                .await
+                .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+            if columns.is_empty() {
+                // Dropped before the consistent point.
+                continue;
+            }
+            let primary_key = catalog::primary_key(&clients[0], t.oid)
+                .await
+                .map_err(|e| ConnectorError::retriable(e.to_string()))?;
+            current.push(Table {
+                columns,
+                primary_key,
+                ..t.clone()
+            });
+        }
+        let tables = current.as_slice();
+        // Page counts for splitting large tables: exact sizes, read now
+        // (pages added after the snapshot hold no rows it can see).
+        let sizes = client
+            .query(
+                "SELECT pg_relation_size(c) / current_setting('block_size')::bigint, current_setting('server_version_num')::int FROM unnest($1::oid[]) AS c",
+                &[&tables.iter().map(|t| t.oid).collect::<Vec<u32>>()],
+            )
+            .await
+            .map_err(|e| query_error("reading table sizes", e))?;
+        // A table read through snapshot.select.statement.overrides is one
+        // unit: its statement cannot be cut into page ranges.
+        let pages: Vec<u64> = sizes
+            .iter()
+            .zip(tables)
+            .map(|(r, t)| {
+                if self.config.snapshot_selects.overrides(&t.schema, &t.name) {
+                    0
+                } else {
+                    r.get::<_, i64>(0).max(0) as u64
+                }
+            })
+            .collect();
+        let tid_range_scans = sizes.first().is_some_and(|r| r.get::<_, i32>(1) >= 140_000);
+        let units = super::readers::plan(&pages, clients.len(), tid_range_scans);
+        let mut units_left = super::readers::units_per_table(&units, tables.len());
+        clients.truncate(units.len().max(1));
+        let readers = clients.len();
+        tracing::info!(consistent_point = %consistent, tables = tables.len(), readers, units = units.len(), "snapshot started");
+        {
+            let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            progress.phase = "snapshot";
+            progress.tables = tables
+                .iter()
+                .map(|t| (format!("{}.{}", t.schema, t.name), 0, t.estimated_rows))
+                .collect();
+        }
+        let mut schemas = Vec::with_capacity(tables.len());
+        for t in tables {
+            let columns: Vec<ColumnDef> = t.columns.iter().map(catalog::Column::def).collect();
+            schemas.push(
+                self.table_schema(client, types, &t.schema, &t.name, &columns, &t.primary_key)
+                    .await?,
+            );
+        }
+        let schemas = Arc::new(schemas);
+        // Readers take units from one queue and send rows here; markers
+        // are decided here, where the order of everything emitted is known.
+        let (batches_tx, mut batches) = mpsc::channel(readers);
+        let queue = Arc::new(std::sync::Mutex::new(units));
+        let shared_tables = Arc::new(tables.to_vec());
+        let mut workers = Vec::with_capacity(readers);
+        for reader in clients {
+            workers.push(tokio::spawn(super::readers::read_units(
+                reader,
+                Arc::clone(&queue),
+                Arc::clone(&shared_tables),
+                Arc::clone(&schemas),
+                Arc::clone(&self.config.snapshot_selects),
+                self.config.snapshot_fetch_size,
+                self.mapping(),
+                batches_tx.clone(),
+                Arc::clone(&self.progress),
+            )));
+        }
+        drop(batches_tx);
+        let ctx = self.event_context();
+        let started_us = now_micros();
+        let emit = |table: usize, value: Value, marker: &'static str, last: bool| {
+            events::change(
+                &ctx,
+                &schemas[table],
+                Op::Read,
+                None,
+                Some(value),
+                &Position::Snapshot {
+                    lsn: consistent,
+                    marker,
+                    last,
+                },
+                (started_us, now_micros()),
+                Value::Null,
+            )
+        };
+        let mut first = true;
+        let mut started = vec![false; tables.len()];
+        // Each table's newest row waits for the next (or the table's end);
+        // the newest finished table's last row waits to become "last".
+        let mut held: Vec<Option<Value>> = vec![None; tables.len()];
+        let mut ended: Option<(usize, Value)> = None;
+        while let Some(batch) = batches.recv().await {
+            let batch = batch?;
+            let mut out = Vec::with_capacity(batch.rows.len());
+            for value in batch.rows {
+                if let Some(previous) = held[batch.table].replace(value) {
+                    let marker = if std::mem::take(&mut first) {
+                        "first"
+                    } else if !started[batch.table] {
+                        "first_in_data_collection"
+                    } else {
+                        "true"
+                    };
+                    started[batch.table] = true;
+                    out.extend(emit(batch.table, previous, marker, false));
+                    // Hand over in max.batch.size pieces: a fetch of many
+                    // rows never sits whole in the queue as events.
+                    if out.len() >= self.config.max_batch_size {
+                        self.send(std::mem::take(&mut out)).await?;
+                    }
+                }
+            }
+            let table_done = batch.unit_done && {
+                units_left[batch.table] = units_left[batch.table].saturating_sub(1);
+                units_left[batch.table] == 0
+            };
+            if table_done {
+                if let Some(last) = held[batch.table].take() {
+                    if let Some((table, value)) = ended.replace((batch.table, last)) {
+                        let marker = if std::mem::take(&mut first) {
+                            "first"
+                        } else {
+                            "last_in_data_collection"
+                        };
+                        out.extend(emit(table, value, marker, false));
+                    }
+                }
+            }
+            self.send(out).await?;
+        }
+        for worker in workers {
+            worker.await.map_err(|e| {
+                ConnectorError::retriable(format!("a snapshot reader stopped: {e}"))
+            })??;
+        }
+        if let Some((table, value)) = ended {
+            self.send(emit(table, value, "last", true)).await?;
+        }
+        tracing::info!("snapshot finished");
+        Ok(consistent)
+    }
+}
