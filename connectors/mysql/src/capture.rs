@@ -4,14 +4,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use sluice_connector_api::{ConnectorError, SourceOffset, SourceRecord};
+use sluice_connector_api::{ConnectorError, SourceRecord};
 
 use crate::catalog::Tables;
 use crate::config::{MySqlConfig, SnapshotMode};
-use crate::events::{self, BinlogPosition, EventContext, SnapshotMark, TableChange};
+use crate::events::{self, EventContext, TableChange};
+use crate::offset::{self, BinlogPosition, Cursor, Resume, SnapshotMark};
 use crate::setup;
 use crate::snapshot;
-use crate::stream::{Cursor, Model, Streamer};
+use crate::stream::{Model, Streamer};
 
 /// What the task shows in its status.
 #[derive(Debug, Default)]
@@ -22,58 +23,6 @@ pub struct Progress {
     pub tables: Vec<(String, u64, u64)>,
     /// Last binlog position read.
     pub position: String,
-}
-
-/// Where a start resumes, from the stored offsets.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Resume {
-    /// No offset: per `snapshot.mode`.
-    Fresh,
-    /// A snapshot was cut short: take it again.
-    SnapshotIncomplete,
-    /// Stream from here.
-    Stream(Cursor),
-}
-
-/// Reads where to resume from the main partition's offset.
-pub fn resume_from(offset: Option<&SourceOffset>) -> Resume {
-    let Some(offset) = offset else {
-        return Resume::Fresh;
-    };
-    let text = |k: &str| {
-        offset
-            .get(k)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-    };
-    let number = |k: &str| offset.get(k).and_then(serde_json::Value::as_u64);
-    let snapshot = offset.get("snapshot").and_then(serde_json::Value::as_bool) == Some(true);
-    let completed = offset
-        .get("snapshot_completed")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true);
-    if snapshot && !completed {
-        return Resume::SnapshotIncomplete;
-    }
-    match (text("file"), number("pos")) {
-        (Some(file), Some(pos)) => Resume::Stream(Cursor {
-            file,
-            pos,
-            // A completed snapshot's rows are not binlog rows: nothing to skip.
-            event: if snapshot {
-                0
-            } else {
-                number("event").unwrap_or(0)
-            },
-            row: if snapshot {
-                0
-            } else {
-                number("row").unwrap_or(0)
-            },
-            gtids: text("gtids").unwrap_or_default(),
-        }),
-        _ => Resume::Fresh,
-    }
 }
 
 /// The pipeline's inputs.
@@ -217,7 +166,7 @@ impl Capture {
                 last.offset.insert("snapshot_completed".into(), completed);
             }
             None => {
-                let mut offset = events::offset(&position, SnapshotMark::Snapshot { last: true });
+                let mut offset = offset::offset(&position, SnapshotMark::Snapshot { last: true });
                 offset.insert("snapshot_completed".into(), completed);
                 lead.push(self.ctx.heartbeat(offset, snapshot::now_us()));
             }
@@ -338,50 +287,5 @@ impl Capture {
             Some(Model::new(config, model_tables)),
             history_at,
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn offset(v: serde_json::Value) -> SourceOffset {
-        v.as_object().cloned().unwrap_or_default().into()
-    }
-
-    #[test]
-    fn offsets_map_to_resume_points() {
-        assert_eq!(resume_from(None), Resume::Fresh);
-        assert_eq!(
-            resume_from(Some(&offset(
-                json!({"file": "b.1", "pos": 4, "snapshot": true, "snapshot_completed": false})
-            ))),
-            Resume::SnapshotIncomplete
-        );
-        assert_eq!(
-            resume_from(Some(&offset(
-                json!({"file": "b.1", "pos": 400, "snapshot": true, "snapshot_completed": true, "row": 1})
-            ))),
-            Resume::Stream(Cursor {
-                file: "b.1".into(),
-                pos: 400,
-                event: 0,
-                row: 0,
-                gtids: String::new()
-            })
-        );
-        assert_eq!(
-            resume_from(Some(&offset(
-                json!({"file": "b.2", "pos": 7, "event": 2, "row": 3, "gtids": "0-1-5"})
-            ))),
-            Resume::Stream(Cursor {
-                file: "b.2".into(),
-                pos: 7,
-                event: 2,
-                row: 3,
-                gtids: "0-1-5".into()
-            })
-        );
     }
 }

@@ -10,32 +10,11 @@ use sluice_connector_api::{
 };
 
 use crate::catalog::{ColumnDef, TableDef, Tables};
+use crate::offset::{offset, BinlogPosition, SnapshotMark};
 use crate::table_schema::{source_schema, TableSchema};
 use crate::types::Kind;
 
 pub use sluice_connector_api::debezium::Op;
-
-/// Where in the binlog an event is: enough to resume right after it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BinlogPosition {
-    /// Binlog file name.
-    pub file: String,
-    /// Position of the event group's first event (GTID or BEGIN): a
-    /// restart reads from here and skips what was already emitted.
-    pub pos: u64,
-    /// Events of the group already handled before the current one.
-    pub event: u64,
-    /// Rows of the current rows event already emitted.
-    pub row: u64,
-    /// GTIDs of the groups completed before this one.
-    pub gtids: String,
-    /// The current group's GTID, when the server writes one.
-    pub gtid: Option<String>,
-    /// The server that wrote the event.
-    pub server_id: u32,
-    /// The event's timestamp, seconds since the epoch.
-    pub ts_sec: i64,
-}
 
 /// Shared facts about the connector for every event.
 #[derive(Debug, Clone)]
@@ -86,54 +65,6 @@ impl EventContext {
             offset,
             now_us,
         )
-    }
-}
-
-/// How an event's offset marks the snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnapshotMark {
-    /// A streamed event.
-    Streaming,
-    /// A snapshot row; `true` for the snapshot's last one.
-    Snapshot {
-        /// The snapshot is complete once this record is durable.
-        last: bool,
-    },
-}
-
-/// The offset stored for an event (Debezium's keys): kept typed, written
-/// as JSON only if it is stored.
-pub fn offset(position: &BinlogPosition, mark: SnapshotMark) -> SourceOffset {
-    SourceOffset::typed(EventOffset {
-        position: position.clone(),
-        mark,
-    })
-}
-
-/// An event's binlog position and snapshot mark, as its offset.
-#[derive(Debug)]
-struct EventOffset {
-    position: BinlogPosition,
-    mark: SnapshotMark,
-}
-
-impl sluice_connector_api::offset::Position for EventOffset {
-    fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        let (position, mut offset) = (&self.position, serde_json::Map::new());
-        offset.insert("file".into(), json!(position.file));
-        offset.insert("pos".into(), json!(position.pos));
-        if !position.gtids.is_empty() {
-            offset.insert("gtids".into(), json!(position.gtids));
-        }
-        offset.insert("event".into(), json!(position.event));
-        offset.insert("row".into(), json!(position.row));
-        offset.insert("server_id".into(), json!(position.server_id));
-        offset.insert("ts_sec".into(), json!(position.ts_sec));
-        if let SnapshotMark::Snapshot { last } = self.mark {
-            offset.insert("snapshot".into(), json!(true));
-            offset.insert("snapshot_completed".into(), json!(last));
-        }
-        offset
     }
 }
 

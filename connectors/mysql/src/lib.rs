@@ -14,6 +14,7 @@ pub mod flavor;
 pub mod gtid;
 #[cfg(test)]
 mod mysql8_tests;
+mod offset;
 mod payload;
 mod setup;
 mod snapshot;

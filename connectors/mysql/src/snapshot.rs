@@ -16,7 +16,8 @@ use sluice_connector_api::snapshot_select::SnapshotSelects;
 
 use crate::catalog::{quote_ident, read_tables, TableDef, Tables};
 use crate::config::{LockingMode, MySqlConfig};
-use crate::events::{self, BinlogPosition, EventContext, Op, SnapshotMark};
+use crate::events::{self, EventContext, Op};
+use crate::offset::{BinlogPosition, SnapshotMark};
 use crate::setup::{self, classify, ServerInfo};
 use crate::table_schema::TableSchema;
 use crate::types::Mapping;

@@ -20,8 +20,9 @@ use crate::capture::Progress;
 use crate::catalog::{read_tables, table_id, Tables};
 use crate::config::MySqlConfig;
 use crate::ddl::{self, Ddl};
-use crate::events::{self, BinlogPosition, EventContext, Op, SnapshotMark, TableChange};
+use crate::events::{self, EventContext, Op, TableChange};
 use crate::gtid::{self, GtidSet};
+use crate::offset::{self, BinlogPosition, Cursor, SnapshotMark};
 use crate::payload::Placement;
 use crate::setup::{self, classify, ServerInfo};
 use crate::snapshot::now_us;
@@ -35,22 +36,6 @@ const MARIADB_GTID_LIST: u8 = 163;
 const MARIADB_QUERY_COMPRESSED: u8 = 165;
 const MARIADB_ROWS_COMPRESSED_FIRST: u8 = 166;
 const MARIADB_ROWS_COMPRESSED_LAST: u8 = 171;
-
-/// Where streaming resumes: the event group to start at and what of it
-/// was already emitted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    /// Binlog file.
-    pub file: String,
-    /// Start of the event group (or the position after the last complete one).
-    pub pos: u64,
-    /// Rows events of the group already fully emitted.
-    pub event: u64,
-    /// Rows of the next rows event already emitted.
-    pub row: u64,
-    /// Completed GTIDs before the group.
-    pub gtids: String,
-}
 
 /// The schema model and the schemas built from it.
 pub struct Model {
@@ -285,7 +270,7 @@ impl Streamer<'_> {
         let position = self.position(file, pos, ts_sec, gtids, None);
         let record = self
             .ctx
-            .heartbeat(events::offset(&position, SnapshotMark::Streaming), now_us());
+            .heartbeat(offset::offset(&position, SnapshotMark::Streaming), now_us());
         self.send(&mut vec![record]).await
     }
 

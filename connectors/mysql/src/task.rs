@@ -9,9 +9,10 @@ use sluice_connector_api::{
     ConnectorConfig, ConnectorError, SourceContext, SourceTask, TaskProgress,
 };
 
-use crate::capture::{resume_from, Capture, Progress};
+use crate::capture::{Capture, Progress};
 use crate::config::MySqlConfig;
 use crate::events::{tables_from_history, EventContext};
+use crate::offset::resume_from;
 
 /// A MySQL / MariaDB source task.
 #[derive(Default)]
