@@ -272,7 +272,7 @@ pub struct WorkerArgs {
 }
 
 /// `base` with each `KEY=VALUE` of `pairs` set over it.
-pub(crate) fn with_pairs(
+pub fn with_pairs(
     mut base: BTreeMap<String, String>,
     pairs: &[String],
     flag: &'static str,

@@ -8,10 +8,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use serde_json::Value;
 
-use crate::converter::avro::decode::AvroDecoder;
-use crate::converter::avro::read::AvroReader;
-use crate::kafka::SluiceContext;
-use crate::registry::client::{RegistryAccess, RegistryClient};
+use sluice_runtime::converter::avro::decode::AvroDecoder;
+use sluice_runtime::converter::avro::read::AvroReader;
+use sluice_runtime::kafka::SluiceContext;
+use sluice_runtime::registry::client::{RegistryAccess, RegistryClient};
 
 /// Settings of `sluice tail`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,7 +68,7 @@ fn typed(
     if let (Some(reader), Some(_)) = (avro, AvroDecoder::schema_id(bytes)) {
         return reader.read(bytes).ok();
     }
-    match crate::converter::json_read::read(bytes, true) {
+    match sluice_runtime::converter::json_read::read(bytes, true) {
         Ok((Some(schema), value)) => Some((schema, value)),
         _ => None,
     }
@@ -135,12 +135,12 @@ fn wait_for_topic(consumer: &BaseConsumer<SluiceContext>, topic: &str) {
 
 /// The Kafka settings of `--kafka-property`, translated to librdkafka's.
 fn kafka_settings(args: &TailArgs) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    let given = crate::worker_config::with_pairs(
+    let given = sluice_runtime::worker_config::with_pairs(
         Default::default(),
         &args.kafka_properties,
         "kafka-property",
     )?;
-    crate::kafka::security::translate(&given, Some(&args.bootstrap_servers))
+    sluice_runtime::kafka::security::translate(&given, Some(&args.bootstrap_servers))
         .map_err(|e| anyhow::anyhow!("--kafka-property: {e}"))
 }
 
@@ -172,8 +172,8 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
     let properties = kafka_settings(args)?;
     // A refused login or certificate is named at once, not shown as a
     // topic that never appears.
-    crate::kafka::cluster_id(
-        &crate::kafka::KafkaSettings {
+    sluice_runtime::kafka::cluster_id(
+        &sluice_runtime::kafka::KafkaSettings {
             bootstrap_servers: args.bootstrap_servers.clone(),
             client_properties: properties.clone(),
             producer_overrides: Default::default(),

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::markdown::{cell, code_or_dash, generated_banner};
-use crate::rest::endpoints::ENDPOINTS;
+use sluice_runtime::rest::endpoints::ENDPOINTS;
 
 /// The page.
 pub fn page() -> String {

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use sluice_connector_api::{ConfigDef, ConfigKey, ConfigType};
 
 use super::markdown::{cell, code_or_dash, generated_banner};
-use crate::herder::validation::common_def;
-use crate::plugins::PluginRegistry;
+use sluice_runtime::herder::validation::common_def;
+use sluice_runtime::plugins::PluginRegistry;
 
 /// The page.
 pub fn page(plugins: &PluginRegistry) -> String {
@@ -82,11 +82,11 @@ fn transforms_section(out: &mut String) {
          refused with the key to fix.\n\n",
     );
     out.push_str("| Transform class |\n|---|\n");
-    for class in crate::transforms::catalog::TRANSFORMS {
+    for class in sluice_runtime::transforms::catalog::TRANSFORMS {
         let _ = writeln!(out, "| `{class}` |");
     }
     out.push_str("\n| Predicate class |\n|---|\n");
-    for class in crate::transforms::catalog::PREDICATE_CLASSES {
+    for class in sluice_runtime::transforms::catalog::PREDICATE_CLASSES {
         let _ = writeln!(out, "| `{class}` |");
     }
     out.push_str(
@@ -101,7 +101,7 @@ fn transforms_section(out: &mut String) {
 
 /// Debezium and Connect keys sluice knows but does not define.
 fn fates_section(out: &mut String) {
-    use crate::herder::key_fates::{all, Fate};
+    use sluice_runtime::herder::key_fates::{all, Fate};
     out.push_str(
         "## Debezium keys sluice does not implement\n\n\
          Keys that would change what is written are refused with a 400 naming \
@@ -121,7 +121,7 @@ fn fates_section(out: &mut String) {
     out.push('\n');
 }
 
-fn plugins_in_order(plugins: &PluginRegistry) -> Vec<crate::plugins::Plugin> {
+fn plugins_in_order(plugins: &PluginRegistry) -> Vec<sluice_runtime::plugins::Plugin> {
     let mut infos = plugins.infos();
     infos.sort_by_key(|i| i.class);
     infos.iter().filter_map(|i| plugins.find(i.class)).collect()

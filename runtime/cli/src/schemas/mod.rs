@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-pub use diff::{diff, Change};
+pub use diff::diff;
 
 /// `sluice schemas` subcommands.
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,7 @@ mod rest_api;
 
 use std::path::Path;
 
-use crate::plugins::PluginRegistry;
+use sluice_runtime::plugins::PluginRegistry;
 
 /// One generated page: its file name and its Markdown.
 pub struct Page {
@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn committed_reference_docs_match_the_code() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/reference");
         let stale = stale(&dir);
         assert!(
             stale.is_empty(),
@@ -130,7 +130,7 @@ mod tests {
         assert!(connectors.contains("| `database.hostname` |"));
         assert!(connectors.contains("| `connection.url` |"));
         let rest = &pages[1].text;
-        for endpoint in crate::rest::endpoints::ENDPOINTS {
+        for endpoint in sluice_runtime::rest::endpoints::ENDPOINTS {
             assert!(rest.contains(&format!("`{} {}`", endpoint.method, endpoint.path)));
         }
         assert!(pages[2].text.contains("`SLUICE_BOOTSTRAP_SERVERS`"));

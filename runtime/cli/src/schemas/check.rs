@@ -9,11 +9,11 @@ use serde_json::Value as Json;
 use sluice_connector_api::{ConnectorConfig, Schema};
 
 use super::{diff, CheckArgs};
-use crate::converter::avro::schema::to_avro;
-use crate::converter::{Side, SubjectStrategy};
-use crate::plugins::{Plugin, PluginRegistry};
-use crate::registry::compat::{self, Level};
-use crate::registry::parse_schema;
+use sluice_runtime::converter::avro::schema::to_avro;
+use sluice_runtime::converter::{Side, SubjectStrategy};
+use sluice_runtime::plugins::{Plugin, PluginRegistry};
+use sluice_runtime::registry::compat::{self, Level};
+use sluice_runtime::registry::parse_schema;
 
 /// The connector config in a file: `{"name", "config"}` or bare config.
 fn read_connector(path: &Path) -> anyhow::Result<ConnectorConfig> {
@@ -33,8 +33,9 @@ fn read_connector(path: &Path) -> anyhow::Result<ConnectorConfig> {
         };
         out.insert(k.clone(), text);
     }
-    let resolved = crate::secrets::resolve(&out, &crate::secrets::Providers::unrestricted())
-        .context("resolving ${env:}/${file:} placeholders")?;
+    let resolved =
+        sluice_runtime::secrets::resolve(&out, &sluice_runtime::secrets::Providers::unrestricted())
+            .context("resolving ${env:}/${file:} placeholders")?;
     Ok(ConnectorConfig(resolved))
 }
 

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::RegisterArgs;
-use crate::registry::client::{ClientError, RegistryClient};
+use sluice_runtime::registry::client::{ClientError, RegistryClient};
 
 /// Registers each `<subject>.avsc`; false if the registry refused any.
 pub fn run(args: &RegisterArgs) -> anyhow::Result<bool> {

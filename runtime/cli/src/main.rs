@@ -1,4 +1,13 @@
-//! The `sluice` binary.
+//! The `sluice` binary: the worker and the registry run from the runtime
+//! library; the command-line tools live here, one module each.
+
+mod change_line;
+mod cli;
+mod docs;
+mod schemas;
+mod status;
+mod tail;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -8,7 +17,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use sluice_runtime::cli::{Cli, Command};
+use cli::{Cli, Command};
 use sluice_runtime::worker_config::WorkerConfig;
 
 fn init_logging(format: &str) {
@@ -62,14 +71,14 @@ fn main() -> ExitCode {
                     .map_err(anyhow::Error::from)
                     .and_then(|rt| rt.block_on(sluice_runtime::worker::run(config)))
             }),
-        Command::Tail(args) => sluice_runtime::tail::run(&args),
-        Command::Status(args) => sluice_runtime::status_cli::run(&args),
-        Command::Schemas(command) => match sluice_runtime::contracts::run(&command) {
+        Command::Tail(args) => crate::tail::run(&args),
+        Command::Status(args) => crate::status::run(&args),
+        Command::Schemas(command) => match crate::schemas::run(&command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
-        Command::Verify(args) => match sluice_runtime::verify::run(&args) {
+        Command::Verify(args) => match crate::verify::run(&args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => {
@@ -77,7 +86,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Command::Docs(args) => match sluice_runtime::reference::run(&args) {
+        Command::Docs(args) => match crate::docs::run(&args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),

@@ -2,13 +2,13 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::contracts::SchemasCommand;
-use crate::reference::DocsArgs;
-use crate::registry::RegistryArgs;
-use crate::status_cli::StatusArgs;
+use crate::docs::DocsArgs;
+use crate::schemas::SchemasCommand;
+use crate::status::StatusArgs;
 use crate::tail::TailArgs;
 use crate::verify::VerifyArgs;
-use crate::worker_config::WorkerArgs;
+use sluice_runtime::registry::RegistryArgs;
+use sluice_runtime::worker_config::WorkerArgs;
 
 /// sluice: change-data-capture connectors with the Kafka Connect REST API,
 /// Debezium-compatible events, in one native binary.
