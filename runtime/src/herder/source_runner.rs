@@ -285,7 +285,10 @@ struct Pipeline<'a, S: RecordSink> {
     last_commit: Instant,
     /// Since when, and why, the offset store refuses the periodic flush.
     store_failing: Option<(Instant, String)>,
+    /// Topics known to exist; consulted only when a record's topic
+    /// differs from the one before (most runs of records share one).
     seen_topics: std::collections::HashSet<String>,
+    last_topic: String,
     /// Watched while waiting for the registry, to give up on stop.
     control: watch::Receiver<Control>,
     /// Set when the worker lost this connector mid-stream: what follows
@@ -340,6 +343,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             last_commit: Instant::now(),
             store_failing: None,
             seen_topics: Default::default(),
+            last_topic: String::new(),
             control,
             fenced: false,
             commit_each_batch: sink.transactions().is_some()
@@ -603,7 +607,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 });
             }
         };
-        if !self.seen_topics.contains(&record.topic) {
+        if record.topic != self.last_topic && !self.seen_topics.contains(&record.topic) {
             self.sink
                 .ensure_topic(&record.topic, self.layout)
                 .await
@@ -615,6 +619,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 })?;
             self.deps.note_topic(&self.spec.connector, &record.topic);
             self.seen_topics.insert(record.topic.clone());
+        }
+        if record.topic != self.last_topic {
+            self.last_topic.clone_from(&record.topic);
         }
         let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
         let out = OutRecord {
