@@ -362,6 +362,102 @@ impl ConfigDef {
     }
 }
 
+impl ConfigDef {
+    /// `config` read through this definition: every key's default is the
+    /// one declared with it, never repeated where the key is read.
+    pub fn read<'a>(&'a self, config: &'a ConnectorConfig) -> Settings<'a> {
+        Settings { def: self, config }
+    }
+}
+
+/// A connector's config read against its [`ConfigDef`]. Reading a key the
+/// definition does not declare is an error naming it (a connector bug that
+/// any test of its config finds), so a default cannot hide outside the
+/// declaration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    def: &'a ConfigDef,
+    config: &'a ConnectorConfig,
+}
+
+impl<'a> Settings<'a> {
+    /// The value set, else the declared default.
+    fn value(&self, key: &str) -> Result<Option<&'a str>, ConfigError> {
+        let declared = self.def.key(key).ok_or_else(|| {
+            ConfigError::new(
+                key,
+                "is read by the connector but not declared in its configuration definition (a bug: declare it with its default)",
+            )
+        })?;
+        Ok(self.config.get(key).or(declared.default))
+    }
+
+    /// The value (trimmed) or the default; empty when neither.
+    pub fn text(&self, key: &str) -> Result<String, ConfigError> {
+        Ok(self.value(key)?.unwrap_or_default().trim().to_owned())
+    }
+
+    /// The value (trimmed) or the default, `None` when that is empty.
+    pub fn optional(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        let text = self.text(key)?;
+        Ok((!text.is_empty()).then_some(text))
+    }
+
+    /// The value of a key that must be set (and not blank).
+    pub fn required(&self, key: &str) -> Result<String, ConfigError> {
+        self.optional(key)?
+            .ok_or_else(|| ConfigError::new(key, "is required but not set"))
+    }
+
+    /// The value or the default as an integer.
+    pub fn long(&self, key: &str) -> Result<i64, ConfigError> {
+        match self.value(key)? {
+            Some(v) => parse_long(v).map_err(|m| ConfigError::new(key, m)),
+            None => Err(ConfigError::new(key, "is required but not set")),
+        }
+    }
+
+    /// The value or the default as a number.
+    pub fn double(&self, key: &str) -> Result<f64, ConfigError> {
+        match self.value(key)? {
+            Some(v) => parse_double(v).map_err(|m| ConfigError::new(key, m)),
+            None => Err(ConfigError::new(key, "is required but not set")),
+        }
+    }
+
+    /// The value or the default as a count of at least one.
+    pub fn count(&self, key: &str) -> Result<usize, ConfigError> {
+        Ok(usize::try_from(self.long(key)?.max(1)).unwrap_or(usize::MAX))
+    }
+
+    /// The value or the default as milliseconds (negative counts as 0).
+    pub fn millis(&self, key: &str) -> Result<std::time::Duration, ConfigError> {
+        Ok(std::time::Duration::from_millis(
+            u64::try_from(self.long(key)?).unwrap_or(0),
+        ))
+    }
+
+    /// The value or the default as a boolean.
+    pub fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        match self.value(key)? {
+            Some(v) => parse_bool(v).map_err(|m| ConfigError::new(key, m)),
+            None => Err(ConfigError::new(key, "is required but not set")),
+        }
+    }
+
+    /// The value or the default as a comma-separated list, blanks dropped.
+    pub fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
+        Ok(self
+            .value(key)?
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
 fn parse_bool(raw: &str) -> Result<bool, String> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -426,6 +522,32 @@ mod tests {
         assert!(
             errors["mode"][0].contains("must be one of a, b"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn settings_take_defaults_from_the_declaration_and_refuse_undeclared_keys() {
+        let def = def();
+        let config = ConnectorConfig::from_pairs(&[("rate", " 7 "), ("mode", "b")]);
+        let settings = def.read(&config);
+        assert_eq!(settings.long("rate").expect("set"), 7);
+        assert_eq!(settings.text("mode").expect("set"), "b");
+        let empty = ConnectorConfig::default();
+        let defaults = def.read(&empty);
+        assert_eq!(defaults.long("rate").expect("declared default"), 10);
+        assert_eq!(defaults.text("mode").expect("declared default"), "a");
+        assert_eq!(defaults.optional("topic").expect("declared"), None);
+        assert_eq!(defaults.required("topic").expect_err("unset").key, "topic");
+        let undeclared = defaults.text("nowhere").expect_err("undeclared");
+        assert_eq!(undeclared.key, "nowhere");
+        assert!(
+            undeclared.to_string().contains("not declared"),
+            "{undeclared}"
+        );
+        let bad = ConnectorConfig::from_pairs(&[("rate", "x")]);
+        assert_eq!(
+            def.read(&bad).long("rate").expect_err("not a number").key,
+            "rate"
         );
     }
 

@@ -26,6 +26,7 @@ pub mod schema;
 pub mod sink;
 pub mod snapshot_select;
 pub mod source;
+pub mod source_settings;
 pub mod topic_naming;
 pub mod transaction;
 pub mod value;

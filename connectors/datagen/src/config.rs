@@ -121,20 +121,22 @@ pub fn definition() -> ConfigDef {
 impl DatagenConfig {
     /// Reads and checks the settings, naming the first bad key.
     pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
-        definition().check(config)?;
-        let size = |key: &str, default: i64| -> Result<usize, ConfigError> {
-            let v = config.i64_or(key, default)?;
-            usize::try_from(v).map_err(|_| ConfigError::new(key, "must not be negative"))
+        let definition = definition();
+        definition.check(config)?;
+        let settings = definition.read(config);
+        let size = |key: &str| -> Result<usize, ConfigError> {
+            usize::try_from(settings.long(key)?)
+                .map_err(|_| ConfigError::new(key, "must not be negative"))
         };
         Ok(Self {
-            topic: config.required("topic")?.to_owned(),
-            rate_per_sec: config.f64_or("rate.per.sec", 0.0)?,
-            key_cardinality: config.i64_or("key.cardinality", 1000)?,
-            max_records: config.i64_or("max.records", 0)?,
-            payload_bytes: size("payload.bytes", 64)?,
-            batch_size: size("batch.size", 1000)?,
-            extra_fields: config.list("value.extra.fields"),
-            extra_fields_optional: config.bool_or("value.extra.fields.optional", false)?,
+            topic: settings.required("topic")?,
+            rate_per_sec: settings.double("rate.per.sec")?,
+            key_cardinality: settings.long("key.cardinality")?,
+            max_records: settings.long("max.records")?,
+            payload_bytes: size("payload.bytes")?,
+            batch_size: size("batch.size")?,
+            extra_fields: settings.list("value.extra.fields")?,
+            extra_fields_optional: settings.boolean("value.extra.fields.optional")?,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::table_format::TableFormat;
 use crate::time_zone::WriteZone;
-use sluice_connector_api::config::attach_errors;
+use sluice_connector_api::config::{attach_errors, Settings};
 use sluice_connector_api::{
     ConfigDef, ConfigError, ConfigKey, ConfigType, ConfigValue, ConnectorConfig,
 };
@@ -141,7 +141,7 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
 }
 
 /// `table.name.format`, or Debezium 3's `collection.name.format`.
-fn table_format(config: &ConnectorConfig) -> Result<String, ConfigError> {
+fn table_format(settings: &Settings<'_>, config: &ConnectorConfig) -> Result<String, ConfigError> {
     match (
         config.get("table.name.format"),
         config.get("collection.name.format"),
@@ -150,22 +150,24 @@ fn table_format(config: &ConnectorConfig) -> Result<String, ConfigError> {
             "collection.name.format",
             "is Debezium 3's name for table.name.format; set only one of them",
         )),
-        (Some(format), None) | (None, Some(format)) => Ok(format.to_owned()),
-        (None, None) => Ok("${topic}".to_owned()),
+        (None, Some(format)) => Ok(format.to_owned()),
+        _ => settings.text("table.name.format"),
     }
 }
 
 impl SinkConfig {
     /// Parses and checks a config, naming the key at fault.
     pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
-        let target = parse_url(config.required("connection.url")?)
+        let definition = definition();
+        let settings = definition.read(config);
+        let target = parse_url(&settings.required("connection.url")?)
             .map_err(|m| ConfigError::new("connection.url", m))?;
-        let insert_mode = match config.get("insert.mode").unwrap_or("insert") {
+        let insert_mode = match settings.text("insert.mode")?.as_str() {
             "upsert" => InsertMode::Upsert,
             "update" => InsertMode::Update,
             _ => InsertMode::Insert,
         };
-        let key_mode = match config.get("primary.key.mode").unwrap_or("none") {
+        let key_mode = match settings.text("primary.key.mode")?.as_str() {
             "kafka" => KeyMode::Kafka,
             "record_key" => KeyMode::RecordKey,
             "record_value" => KeyMode::RecordValue,
@@ -174,20 +176,20 @@ impl SinkConfig {
         };
         let parsed = Self {
             target,
-            user: config.required("connection.username")?.to_owned(),
-            password: config.get("connection.password").unwrap_or("").to_owned(),
+            user: settings.required("connection.username")?,
+            password: settings.text("connection.password")?,
             insert_mode,
-            delete_enabled: config.bool_or("delete.enabled", false)?,
-            truncate_enabled: config.bool_or("truncate.enabled", false)?,
+            delete_enabled: settings.boolean("delete.enabled")?,
+            truncate_enabled: settings.boolean("truncate.enabled")?,
             key_mode,
-            key_fields: config.list("primary.key.fields"),
-            evolve: config.get("schema.evolution") == Some("basic"),
-            table_format: TableFormat::parse(&table_format(config)?),
-            quote: config.bool_or("quote.identifiers", false)?,
-            batch_size: config.i64_or("batch.size", 500)?.max(1) as usize,
-            include_fields: config.list("field.include.list"),
-            exclude_fields: config.list("field.exclude.list"),
-            write_zone: WriteZone::parse(config.get("use.time.zone").unwrap_or("UTC"))?,
+            key_fields: settings.list("primary.key.fields")?,
+            evolve: settings.text("schema.evolution")? == "basic",
+            table_format: TableFormat::parse(&table_format(&settings, config)?),
+            quote: settings.boolean("quote.identifiers")?,
+            batch_size: settings.count("batch.size")?,
+            include_fields: settings.list("field.include.list")?,
+            exclude_fields: settings.list("field.exclude.list")?,
+            write_zone: WriteZone::parse(&settings.text("use.time.zone")?)?,
         };
         parsed.cross_check()?;
         Ok(parsed)
@@ -252,21 +254,21 @@ mod tests {
 
     #[test]
     fn collection_name_format_is_debezium_3s_table_name_format() {
-        let config =
-            |pairs: &[(&str, &str)]| -> ConnectorConfig { pairs.iter().copied().collect() };
+        let definition = definition();
+        let format = |pairs: &[(&str, &str)]| {
+            let config = ConnectorConfig::from_pairs(pairs);
+            table_format(&definition.read(&config), &config)
+        };
         assert_eq!(
-            table_format(&config(&[(
-                "collection.name.format",
-                "dst.${source.table}"
-            )]))
-            .unwrap(),
+            format(&[("collection.name.format", "dst.${source.table}")]).unwrap(),
             "dst.${source.table}"
         );
-        assert_eq!(table_format(&config(&[])).unwrap(), "${topic}");
-        let both = table_format(&config(&[
-            ("collection.name.format", "a"),
-            ("table.name.format", "b"),
-        ]));
+        assert_eq!(
+            format(&[("table.name.format", "t_${topic}")]).unwrap(),
+            "t_${topic}"
+        );
+        assert_eq!(format(&[]).unwrap(), "${topic}", "the declared default");
+        let both = format(&[("collection.name.format", "a"), ("table.name.format", "b")]);
         assert_eq!(both.unwrap_err().key, "collection.name.format");
     }
 

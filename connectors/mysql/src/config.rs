@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use regex_lite::Regex;
-use sluice_connector_api::config::bounds;
 use sluice_connector_api::filters::Filters;
 
 use crate::boolean_columns::BooleanColumns;
 use sluice_connector_api::column_mapping::ColumnMappers;
 pub use sluice_connector_api::modes::{BinaryMode, DecimalMode, FailureHandling, SnapshotMode};
 use sluice_connector_api::snapshot_select::SnapshotSelects;
+use sluice_connector_api::source_settings::{
+    SourceSettings, GROUP_CAPTURE, GROUP_CONNECTION, GROUP_EVENTS, GROUP_SNAPSHOT,
+};
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
 
@@ -53,8 +55,9 @@ pub struct MySqlConfig {
     pub port: u16,
     /// `database.user`
     pub user: String,
-    /// `database.password`
-    pub password: String,
+    /// The keys every source shares (password, heartbeats, batching, the
+    /// shape of events).
+    pub common: SourceSettings,
     /// `database.server.id`: this client's replica id, unique among replicas.
     pub server_id: u32,
     /// `database.ssl.mode`: disabled, preferred, required, verify_ca, verify_identity.
@@ -81,10 +84,6 @@ pub struct MySqlConfig {
     pub snapshot_mode: SnapshotMode,
     /// `snapshot.locking.mode`
     pub locking_mode: LockingMode,
-    /// `snapshot.max.threads`
-    pub snapshot_threads: usize,
-    /// `snapshot.fetch.size`
-    pub snapshot_fetch_size: usize,
     /// `gtid.source.includes`: GTID sources kept in the offsets.
     pub gtid_includes: Vec<Regex>,
     /// `gtid.source.excludes`: GTID sources left out of the offsets.
@@ -93,42 +92,15 @@ pub struct MySqlConfig {
     pub include_schema_changes: bool,
     /// `schema.history.internal.kafka.topic`: where the schema history is kept.
     pub history_topic: String,
-    /// `tombstones.on.delete`
-    pub tombstones_on_delete: bool,
-    /// `heartbeat.interval.ms` (zero: off)
-    pub heartbeat_interval: Duration,
-    /// `heartbeat.action.query`
-    pub heartbeat_action_query: Option<String>,
-    /// `decimal.handling.mode`
-    pub decimal_mode: DecimalMode,
     /// `time.precision.mode`
     pub time_precision: TimePrecision,
     /// `bigint.unsigned.handling.mode`
     pub bigint_unsigned: BigintUnsignedMode,
-    /// `binary.handling.mode`
-    pub binary_mode: BinaryMode,
-    /// `event.processing.failure.handling.mode`
-    pub failure_handling: FailureHandling,
-    /// `skip.messages.without.change`
-    pub skip_unchanged: bool,
-    /// `provide.transaction.metadata`
-    pub transaction_metadata: bool,
     /// `include.query`: streamed changes carry their statement in `source.query`.
     pub include_query: bool,
-    /// `max.batch.size`
-    pub max_batch_size: usize,
-    /// `max.queue.size`
-    pub max_queue_size: usize,
     /// `connect.timeout.ms`
     pub connect_timeout: Duration,
-    /// `skipped.operations`: op codes not emitted (`t` by default).
-    pub skipped_operations: Vec<char>,
 }
-
-const GROUP_CONNECTION: &str = "Connection";
-const GROUP_CAPTURE: &str = "Capture";
-const GROUP_SNAPSHOT: &str = "Snapshot";
-const GROUP_EVENTS: &str = "Events";
 
 /// Databases the server keeps for itself; never captured.
 pub const SYSTEM_DATABASES: &[&str] = &["mysql", "sys", "information_schema", "performance_schema"];
@@ -154,7 +126,6 @@ pub fn definition() -> ConfigDef {
         .define(key("database.hostname", ConfigType::String, "MySQL / MariaDB host.", GROUP_CONNECTION).required())
         .define(key("database.port", ConfigType::Int, "MySQL / MariaDB port.", GROUP_CONNECTION).default("3306"))
         .define(key("database.user", ConfigType::String, "User with REPLICATION SLAVE, REPLICATION CLIENT, SELECT and (for snapshot.locking.mode=minimal) RELOAD.", GROUP_CONNECTION).required())
-        .define(key("database.password", ConfigType::Password, "The user's password.", GROUP_CONNECTION).default(""))
         .define(key("database.server.id", ConfigType::Long, "Replica id this connector uses to read the binlog; unique among the server's replicas.", GROUP_CONNECTION).required().validator(server_id))
         .define(key("database.ssl.mode", ConfigType::String, "disabled, preferred (TLS when offered), required, verify_ca or verify_identity (also checks the host name).", GROUP_CONNECTION).default("preferred").allowed(&["disabled", "preferred", "required", "verify_ca", "verify_identity"]))
         .define(key("database.ssl.truststore", ConfigType::String, "PEM file of the CA certificate(s) the server's certificate must chain to (verify_ca, verify_identity).", GROUP_CONNECTION))
@@ -164,8 +135,6 @@ pub fn definition() -> ConfigDef {
         .define(key("database.exclude.list", ConfigType::List, "Regular expressions of databases not to capture.", GROUP_CAPTURE))
         .define(key("table.include.list", ConfigType::List, "Regular expressions of database.table to capture.", GROUP_CAPTURE))
         .define(key("table.exclude.list", ConfigType::List, "Regular expressions of database.table not to capture.", GROUP_CAPTURE))
-        .define(key("column.include.list", ConfigType::List, "Regular expressions of database.table.column to emit.", GROUP_CAPTURE))
-        .define(key("column.exclude.list", ConfigType::List, "Regular expressions of database.table.column not to emit.", GROUP_CAPTURE))
         .define(key("message.key.columns", ConfigType::String, "Key columns for tables, `db.table:col1,col2;db.table2:col`, instead of the primary key.", GROUP_CAPTURE))
         .define(key("gtid.source.includes", ConfigType::List, "Regular expressions of GTID sources (MySQL server UUIDs, MariaDB domain-server ids) kept in the offsets.", GROUP_CAPTURE))
         .define(key("gtid.source.excludes", ConfigType::List, "Regular expressions of GTID sources left out of the offsets.", GROUP_CAPTURE))
@@ -174,24 +143,11 @@ pub fn definition() -> ConfigDef {
         .define(key("schema.history.internal.kafka.bootstrap.servers", ConfigType::String, "Accepted for Debezium compatibility; the worker's broker is used.", GROUP_CAPTURE))
         .define(key("snapshot.mode", ConfigType::String, "initial, no_data (never, schema_only), initial_only, always or when_needed.", GROUP_SNAPSHOT).default("initial").allowed(&["initial", "no_data", "never", "schema_only", "initial_only", "always", "when_needed"]))
         .define(key("snapshot.locking.mode", ConfigType::String, "minimal (a brief global read lock while the snapshot starts) or none.", GROUP_SNAPSHOT).default("minimal").allowed(&["minimal", "none"]))
-        .define(key("snapshot.include.collection.list", ConfigType::List, "Regular expressions of the captured tables the snapshot reads (all when unset); the others are streamed only.", GROUP_SNAPSHOT))
-        .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot (parallel per table and key range).", GROUP_SNAPSHOT).default("1").validator(bounds::threads))
-        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows handed over per batch while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
         .define(key("converters", ConfigType::List, "Custom converters by name; the one sluice implements is Debezium's TinyIntOneToBooleanConverter (<name>.type, <name>.selector, <name>.length.checker), which emits TINYINT(1) columns as booleans instead of INT16.", GROUP_EVENTS))
-        .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
-        .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix>; 0 disables.", GROUP_EVENTS).default("0"))
-        .define(key("heartbeat.action.query", ConfigType::String, "SQL run on a connection of its own at each heartbeat (e.g. an INSERT into a heartbeat table).", GROUP_EVENTS))
-        .define(key("decimal.handling.mode", ConfigType::String, "precise, double or string.", GROUP_EVENTS).default("precise").allowed(&["precise", "double", "string"]))
         .define(key("time.precision.mode", ConfigType::String, "adaptive_time_microseconds (adaptive) or connect.", GROUP_EVENTS).default("adaptive_time_microseconds").allowed(&["adaptive", "adaptive_time_microseconds", "connect"]))
         .define(key("bigint.unsigned.handling.mode", ConfigType::String, "long or precise (BIGINT UNSIGNED as Decimal).", GROUP_EVENTS).default("long").allowed(&["long", "precise"]))
-        .define(key("skip.messages.without.change", ConfigType::Boolean, "Leave out updates that change none of the emitted columns (column.include.list / column.exclude.list).", GROUP_EVENTS).default("false"))
-        .define(key("event.processing.failure.handling.mode", ConfigType::String, "A change whose values cannot be read: fail (the task stops, naming it), warn (skipped and logged) or skip.", GROUP_EVENTS).default("fail").allowed(FailureHandling::ALLOWED))
-        .define(key("binary.handling.mode", ConfigType::String, "bytes, base64, base64-url-safe or hex.", GROUP_EVENTS).default("bytes").allowed(BinaryMode::ALLOWED))
         .define(key("include.query", ConfigType::Boolean, "Put the SQL statement behind each streamed change in source.query (snapshot events carry null). MariaDB writes it when binlog_annotate_row_events=ON (its default); MySQL when binlog_rows_query_log_events=ON.", GROUP_EVENTS).default("false"))
-        .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block and write BEGIN / END events (with event counts per table) to <topic.prefix>.transaction (see topic.transaction).", GROUP_EVENTS).default("false"))
-        .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
-        .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime.", GROUP_EVENTS).default("8192").validator(bounds::batch))
-        .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
+        .merge(sluice_connector_api::source_settings::definition())
         .merge(sluice_connector_api::column_mapping::definition())
         .merge(sluice_connector_api::snapshot_select::definition())
         .merge(sluice_connector_api::topic_naming::definition())
@@ -266,26 +222,21 @@ pub fn gtid_sources(config: &ConnectorConfig) -> Result<(Vec<Regex>, Vec<Regex>)
 impl MySqlConfig {
     /// Reads and checks the settings, naming the first bad key.
     pub fn parse(config: &ConnectorConfig) -> Result<Self, ConfigError> {
-        definition().check(config)?;
-        let text = |key: &str, default: &str| config.get(key).unwrap_or(default).trim().to_owned();
-        let size = |key: &str, default: i64| -> Result<usize, ConfigError> {
-            Ok(config.i64_or(key, default)?.max(1) as usize)
-        };
-        let port = u16::try_from(config.i64_or("database.port", 3306)?)
+        let definition = definition();
+        definition.check(config)?;
+        let settings = definition.read(config);
+        let port = u16::try_from(settings.long("database.port")?)
             .map_err(|_| ConfigError::new("database.port", "must be between 1 and 65535"))?;
-        let server_id = u32::try_from(config.i64_or("database.server.id", 0)?)
+        let server_id = u32::try_from(settings.long("database.server.id")?)
             .map_err(|_| ConfigError::new("database.server.id", "must be from 1 to 4294967295"))?;
         let (ssl_mode, ssl_ca) = ssl(config)?;
         let (gtid_includes, gtid_excludes) = gtid_sources(config)?;
-        let topic_prefix = config.required("topic.prefix")?.to_owned();
+        let topic_prefix = settings.required("topic.prefix")?;
         Ok(Self {
-            host: config.required("database.hostname")?.to_owned(),
+            host: settings.required("database.hostname")?,
             port,
-            user: config.required("database.user")?.to_owned(),
-            password: config
-                .get("database.password")
-                .unwrap_or_default()
-                .to_owned(),
+            user: settings.required("database.user")?,
+            common: SourceSettings::read(&settings)?,
             server_id,
             ssl_mode,
             ssl_ca,
@@ -294,60 +245,29 @@ impl MySqlConfig {
             column_mappers: ColumnMappers::from_config(config)?,
             snapshot_selects: std::sync::Arc::new(SnapshotSelects::from_config(config)?),
             flavor: crate::flavor::Flavor::of_class(config.get("connector.class")),
-            snapshot_mode: SnapshotMode::from_text(&text("snapshot.mode", "initial")),
-            locking_mode: match text("snapshot.locking.mode", "minimal").as_str() {
+            snapshot_mode: SnapshotMode::from_text(&settings.text("snapshot.mode")?),
+            locking_mode: match settings.text("snapshot.locking.mode")?.as_str() {
                 "none" => LockingMode::None,
                 _ => LockingMode::Minimal,
             },
-            snapshot_threads: size("snapshot.max.threads", 1)?,
-            snapshot_fetch_size: size("snapshot.fetch.size", 10240)?,
             gtid_includes,
             gtid_excludes,
-            include_schema_changes: config.bool_or("include.schema.changes", true)?,
-            history_topic: config
-                .get("schema.history.internal.kafka.topic")
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map_or_else(|| format!("{topic_prefix}.schema-history"), str::to_owned),
-            tombstones_on_delete: config.bool_or("tombstones.on.delete", true)?,
-            heartbeat_action_query: config
-                .get("heartbeat.action.query")
-                .map(str::trim)
-                .filter(|q| !q.is_empty())
-                .map(str::to_owned),
-            heartbeat_interval: Duration::from_millis(
-                config.i64_or("heartbeat.interval.ms", 0)?.max(0) as u64,
-            ),
-            decimal_mode: DecimalMode::from_text(&text("decimal.handling.mode", "precise")),
-            time_precision: match text("time.precision.mode", "adaptive_time_microseconds").as_str()
-            {
+            include_schema_changes: settings.boolean("include.schema.changes")?,
+            history_topic: settings
+                .optional("schema.history.internal.kafka.topic")?
+                .unwrap_or_else(|| format!("{topic_prefix}.schema-history")),
+            time_precision: match settings.text("time.precision.mode")?.as_str() {
                 "connect" => TimePrecision::Connect,
                 _ => TimePrecision::Adaptive,
             },
-            bigint_unsigned: match text("bigint.unsigned.handling.mode", "long").as_str() {
+            bigint_unsigned: match settings.text("bigint.unsigned.handling.mode")?.as_str() {
                 "precise" => BigintUnsignedMode::Precise,
                 _ => BigintUnsignedMode::Long,
             },
-            binary_mode: BinaryMode::from_text(&text("binary.handling.mode", "bytes")),
-            skip_unchanged: config.bool_or("skip.messages.without.change", false)?,
-            failure_handling: FailureHandling::from_text(&text(
-                "event.processing.failure.handling.mode",
-                "fail",
-            )),
-            transaction_metadata: config.bool_or("provide.transaction.metadata", false)?,
-            include_query: config.bool_or("include.query", false)?,
-            max_batch_size: size("max.batch.size", 2048)?,
-            max_queue_size: size("max.queue.size", 8192)?,
-            connect_timeout: Duration::from_millis(size("connect.timeout.ms", 30000)? as u64),
-            skipped_operations: config
-                .get("skipped.operations")
-                .unwrap_or("t")
-                .split(',')
-                .filter_map(|op| match op.trim() {
-                    "none" | "" => None,
-                    op => op.chars().next(),
-                })
-                .collect(),
+            include_query: settings.boolean("include.query")?,
+            connect_timeout: settings
+                .millis("connect.timeout.ms")?
+                .max(Duration::from_millis(1)),
             topics: TopicNaming::from_config(config)?,
             topic_prefix,
         })

@@ -45,7 +45,7 @@ fn options(config: &MySqlConfig, tls: bool, tls_name: Option<&str>) -> OptsBuild
         .ip_or_hostname(config.host.clone())
         .tcp_port(config.port)
         .user(Some(config.user.clone()))
-        .pass(Some(config.password.clone()))
+        .pass(Some(config.common.password.clone()))
         .prefer_socket(false)
         .stmt_cache_size(0)
         .ssl_opts(ssl)

@@ -56,7 +56,7 @@ pub async fn start(config: &MySqlConfig, info: &ServerInfo) -> Result<Started, C
                 .await
                 .map_err(|e| classify("taking the global read lock (FLUSH TABLES WITH READ LOCK; needs RELOAD, or set snapshot.locking.mode=none)", e))?;
             let result = async {
-                for _ in 0..config.snapshot_threads {
+                for _ in 0..config.common.snapshot_threads {
                     let mut reader = setup::connect(config).await?;
                     reader
                         .query_drop(iso)
@@ -289,7 +289,11 @@ pub async fn read(
         let ctx = ctx.clone();
         let position = position.clone();
         let progress = Arc::clone(progress);
-        let fetch = config.snapshot_fetch_size.min(config.max_batch_size).max(1);
+        let fetch = config
+            .common
+            .snapshot_fetch_size
+            .min(config.common.max_batch_size)
+            .max(1);
         let selects = Arc::clone(&config.snapshot_selects);
         workers.push(tokio::spawn(async move {
             let result = read_units(

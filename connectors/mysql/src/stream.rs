@@ -255,12 +255,12 @@ impl Streamer<'_> {
         ts_sec: i64,
         gtids: &GtidSet,
     ) -> Result<(), ConnectorError> {
-        let interval = self.config.heartbeat_interval;
+        let interval = self.config.common.heartbeat_interval;
         if interval.is_zero() || last.elapsed() < interval {
             return Ok(());
         }
         *last = Instant::now();
-        if let Some(query) = &self.config.heartbeat_action_query {
+        if let Some(query) = &self.config.common.heartbeat_action_query {
             // On a connection of its own: the binlog connection only reads.
             let mut conn = setup::connect(self.config).await?;
             let ran = conn.query_drop(query.as_str()).await;
@@ -451,7 +451,7 @@ impl Streamer<'_> {
         let mut records = Vec::new();
         if let Some(id) = truncated {
             if let Some(schema) = self.model.schemas.get(&id) {
-                if !self.config.skipped_operations.contains(&'t') {
+                if !self.config.common.skipped_operations.contains(&'t') {
                     records.extend(events::change(
                         self.ctx,
                         schema,
@@ -771,7 +771,7 @@ impl Streamer<'_> {
                     if op
                         .code()
                         .chars()
-                        .any(|c| self.config.skipped_operations.contains(&c))
+                        .any(|c| self.config.common.skipped_operations.contains(&c))
                     {
                         continue;
                     }
@@ -832,7 +832,7 @@ impl Streamer<'_> {
                         let (before, after) = match (decode(before), decode(after)) {
                             (Ok(before), Ok(after)) => (before, after),
                             (Err(problem), _) | (_, Err(problem)) => {
-                                self.config.failure_handling.undecodable(
+                                self.config.common.failure_handling.undecodable(
                                     problem,
                                     &format!("{file}:{start}, row {}", r + 1),
                                 )?;
@@ -841,7 +841,8 @@ impl Streamer<'_> {
                         };
                         // skip.messages.without.change: the emitted
                         // columns are the same before and after.
-                        if self.config.skip_unchanged && op == Op::Update && before == after {
+                        if self.config.common.skip_unchanged && op == Op::Update && before == after
+                        {
                             continue;
                         }
                         batch.extend(events::change(
@@ -862,7 +863,7 @@ impl Streamer<'_> {
                             row: r + 1,
                             gtids: position.gtids.clone(),
                         };
-                        if batch.len() >= self.config.max_batch_size {
+                        if batch.len() >= self.config.common.max_batch_size {
                             self.hand_over(&mut batch, &staged).await?;
                         }
                     }

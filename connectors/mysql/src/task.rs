@@ -28,8 +28,8 @@ impl SourceTask for MySqlTask {
         let config = MySqlConfig::parse(config)?;
         let ctx = EventContext::new(
             &config.topics,
-            config.tombstones_on_delete,
-            config.transaction_metadata,
+            config.common.tombstones_on_delete,
+            config.common.transaction_metadata,
             config.flavor,
         );
         let resume = resume_from(context.offset(&ctx.partition));

@@ -31,10 +31,10 @@ impl Mapping {
     /// The mapping a connector's settings ask for.
     pub fn of(config: &MySqlConfig) -> Self {
         Self {
-            decimal: config.decimal_mode,
+            decimal: config.common.decimal_mode,
             time: config.time_precision,
             bigint_unsigned: config.bigint_unsigned,
-            binary: config.binary_mode,
+            binary: config.common.binary_mode,
         }
     }
 }

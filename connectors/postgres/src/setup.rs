@@ -18,7 +18,7 @@ pub fn replication_params(config: &PostgresConfig) -> ConnectParams {
         host: config.host.clone(),
         port: config.port,
         user: config.user.clone(),
-        password: config.password.clone(),
+        password: config.common.password.clone(),
         dbname: config.dbname.clone(),
         application_name: format!("sluice-{}", config.slot_name),
         tls: config.tls.clone(),
@@ -57,7 +57,7 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client, ConnectorError> 
     pg.host(&config.host)
         .port(config.port)
         .user(&config.user)
-        .password(config.password.as_bytes())
+        .password(config.common.password.as_bytes())
         .dbname(&config.dbname)
         .application_name("sluice")
         .options(SESSION_OPTIONS)

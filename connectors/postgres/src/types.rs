@@ -50,9 +50,9 @@ impl Mapping {
     /// The mapping `config` asks for.
     pub fn of(config: &crate::config::PostgresConfig) -> Self {
         Self {
-            decimal: config.decimal_mode,
+            decimal: config.common.decimal_mode,
             time: config.time_precision,
-            binary: config.binary_mode,
+            binary: config.common.binary_mode,
             interval_text: config.interval_text,
             hstore_map: config.hstore_map,
             money_digits: config.money_digits,

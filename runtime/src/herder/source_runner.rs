@@ -34,8 +34,6 @@ use crate::metrics::TaskMetrics;
 use crate::transforms::record::SourcePosition;
 use crate::transforms::{Chain, Record};
 
-/// Batches a task may have emitted ahead of the runner.
-const QUEUED_BATCHES: usize = 4;
 /// How often acknowledgements are collected while the task is quiet and
 /// records are in flight.
 const ACK_POLL: Duration = Duration::from_millis(20);
@@ -188,7 +186,8 @@ async fn run_once_into<S: RecordSink>(
         .offsets
         .get(&spec.connector)
         .map_err(|e| ConnectorError::retriable(format!("reading stored offsets: {e}")))?;
-    let (context, mut end) = source_context(stored, QUEUED_BATCHES);
+    let queued = sluice_connector_api::source_settings::queued_batches(&spec.config);
+    let (context, mut end) = source_context(stored, queued);
     let mut pipeline = Pipeline::new(spec, deps, metrics, control.clone(), sink)?;
     let mut task = spec.plugin.create_task();
     let config = spec.config.clone();

@@ -142,6 +142,7 @@ impl Capture {
         // skipped, as event.processing.failure.handling.mode says.
         let undecodable = |problem: String| -> Result<Vec<SourceRecord>, ConnectorError> {
             self.config
+                .common
                 .failure_handling
                 .undecodable(problem, &format!("{position:?}"))?;
             Ok(Vec::new())
@@ -195,7 +196,7 @@ impl Capture {
                     };
                     // skip.messages.without.change: the emitted columns
                     // are the same before and after.
-                    if self.config.skip_unchanged && before.as_ref() == Some(&after) {
+                    if self.config.common.skip_unchanged && before.as_ref() == Some(&after) {
                         return Ok(Vec::new());
                     }
                     events::change(
@@ -234,7 +235,7 @@ impl Capture {
             Message::Truncate {
                 relations: oids, ..
             } => {
-                if self.config.skipped_operations.contains(&'t') {
+                if self.config.common.skipped_operations.contains(&'t') {
                     return Ok(Vec::new());
                 }
                 let mut out = Vec::new();

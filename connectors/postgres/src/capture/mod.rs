@@ -118,8 +118,8 @@ impl Capture {
         EventContext::new(
             &self.config.topics,
             &self.config.dbname,
-            self.config.tombstones_on_delete,
-            self.config.transaction_metadata,
+            self.config.common.tombstones_on_delete,
+            self.config.common.transaction_metadata,
         )
     }
 }

@@ -61,7 +61,7 @@ impl Capture {
         let snapshot_name = row.get(2).cloned().flatten().unwrap_or_default();
         // Every reader imports the snapshot before the walsender moves on:
         // the exported snapshot lives only until its next command.
-        let readers = self.config.snapshot_threads.max(1);
+        let readers = self.config.common.snapshot_threads.max(1);
         let mut clients = Vec::with_capacity(readers);
         for _ in 0..readers {
             let reader = setup::connect(&self.config).await?;
@@ -157,7 +157,7 @@ impl Capture {
                 Arc::clone(&shared_tables),
                 Arc::clone(&schemas),
                 Arc::clone(&self.config.snapshot_selects),
-                self.config.snapshot_fetch_size,
+                self.config.common.snapshot_fetch_size,
                 self.mapping(),
                 batches_tx.clone(),
                 Arc::clone(&self.progress),
@@ -204,7 +204,7 @@ impl Capture {
                     out.extend(emit(batch.table, previous, marker, false));
                     // Hand over in max.batch.size pieces: a fetch of many
                     // rows never sits whole in the queue as events.
-                    if out.len() >= self.config.max_batch_size {
+                    if out.len() >= self.config.common.max_batch_size {
                         self.send(std::mem::take(&mut out)).await?;
                     }
                 }

@@ -211,12 +211,12 @@ impl Capture {
         // The last fully emitted transaction: (commit LSN, its last change's position).
         let mut last_complete: Option<(Lsn, u64)> = None;
         loop {
-            if !self.config.heartbeat_interval.is_zero()
-                && last_heartbeat.elapsed() >= self.config.heartbeat_interval
+            if !self.config.common.heartbeat_interval.is_zero()
+                && last_heartbeat.elapsed() >= self.config.common.heartbeat_interval
                 && tx.is_none()
             {
                 last_heartbeat = Instant::now();
-                if let Some(query) = &self.config.heartbeat_action_query {
+                if let Some(query) = &self.config.common.heartbeat_action_query {
                     client.batch_execute(query).await.map_err(|e| {
                         query_error(&format!("heartbeat.action.query {query:?} failed"), e)
                     })?;
@@ -234,7 +234,8 @@ impl Capture {
                 since_clock = 0;
             }
             if !pending.is_empty()
-                && (!conn.has_buffered_message() || pending.len() >= self.config.max_batch_size)
+                && (!conn.has_buffered_message()
+                    || pending.len() >= self.config.common.max_batch_size)
             {
                 self.progress.lock().unwrap_or_else(|e| e.into_inner()).lsn = pending_lsn;
                 self.send(std::mem::take(&mut pending)).await?;
