@@ -1,19 +1,12 @@
-//! The embedded Confluent-compatible schema registry (`sluice registry`,
-//! or inside the worker with `--registry-listen`), and the client the
-//! Avro converter and `sluice schemas` use to talk to any Confluent-API
-//! registry.
+//! The embedded Confluent-compatible schema registry served over
+//! Confluent's REST API (`sluice registry`, or inside the worker with
+//! `--registry-listen`), alone or by a group of workers (`cluster`). The
+//! registry itself — schemas, compatibility, ids, the schema log, and the
+//! client of any Confluent-API registry — is the `sluice-registry` crate,
+//! re-exported here.
 
-pub(crate) mod avro_model;
-pub mod client;
 pub mod cluster;
-pub mod compat;
-mod error;
-pub mod log;
 mod rest;
-pub(crate) mod schema_text;
-mod service;
-mod state;
-pub mod untrusted;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,12 +14,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-pub use avro_model::AvroModel;
-pub use error::RegistryError;
 pub use rest::{router, shared_router};
-pub use schema_text::{parse as parse_schema, ParsedSchema};
-pub use service::{Registry, SchemaRequest, SubjectVersion, VersionSpec};
-pub use state::Mode;
+pub use sluice_registry::{
+    avro_model, client, compat, log, parse_schema, schema_text, untrusted, AvroModel, Mode,
+    ParsedSchema, Registry, RegistryError, SchemaRequest, SubjectVersion, VersionSpec,
+};
 
 /// Opens the registry kept in `state_dir` (created if missing).
 pub fn open_in_dir(state_dir: &Path) -> anyhow::Result<Arc<Registry>> {

@@ -13,17 +13,37 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use serde_json::{json, Value as Json};
 
-use super::compat::Level;
-use super::error::RegistryError;
-use super::service::{Registry, SchemaRequest, SubjectVersion, VersionSpec};
-use super::state::Mode;
+use sluice_registry::compat::Level;
+use sluice_registry::{Mode, Registry, RegistryError, SchemaRequest, SubjectVersion, VersionSpec};
 
 /// Confluent's response content type.
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 type Shared = State<Arc<Registry>>;
 type Params = Query<HashMap<String, String>>;
-type Reply = Result<Response, RegistryError>;
+type Reply = Result<Response, ApiError>;
+
+/// A registry error as Confluent's API answers it: the HTTP status from
+/// its code, and `{"error_code", "message"}`.
+pub struct ApiError(RegistryError);
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "registry request failed");
+        }
+        let body = json!({ "error_code": self.0.code(), "message": self.0.to_string() });
+        registry_json(status, &body)
+    }
+}
 
 /// A JSON response with the registry's content type.
 pub fn registry_json(status: StatusCode, body: &Json) -> Response {

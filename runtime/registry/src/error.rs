@@ -2,10 +2,6 @@
 //! three digits are the HTTP status, and a message, with the same codes
 //! and wording clients match on.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
 /// A registry request that cannot be served.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegistryError {
@@ -87,19 +83,9 @@ impl RegistryError {
     }
 
     /// The HTTP status: the code's first three digits.
-    pub fn status(&self) -> StatusCode {
+    pub fn http_status(&self) -> u16 {
         let code = self.code();
         let status = if code >= 10_000 { code / 100 } else { code };
-        StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-}
-
-impl IntoResponse for RegistryError {
-    fn into_response(self) -> Response {
-        if self.status().is_server_error() {
-            tracing::error!(error = %self, "registry request failed");
-        }
-        let body = json!({ "error_code": self.code(), "message": self.to_string() });
-        super::rest::registry_json(self.status(), &body)
+        u16::try_from(status).unwrap_or(500)
     }
 }
