@@ -70,7 +70,8 @@ impl Capture {
             })
             .collect();
         Ok(Some(
-            self.table_schema(
+            super::table_schema(
+                &self.config,
                 client,
                 types,
                 &relation.namespace,

@@ -93,27 +93,6 @@ impl Capture {
         self.out.emit(records).await
     }
 
-    async fn table_schema(
-        &self,
-        client: &Client,
-        types: &mut TypeCache,
-        schema: &str,
-        table: &str,
-        columns: &[ColumnDef],
-        primary_key: &[String],
-    ) -> Result<TableSchema, ConnectorError> {
-        table_schema(
-            &self.config,
-            client,
-            types,
-            schema,
-            table,
-            columns,
-            primary_key,
-        )
-        .await
-    }
-
     fn event_context(&self) -> EventContext {
         EventContext::new(
             &self.config.topics,

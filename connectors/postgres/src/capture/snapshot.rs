@@ -139,8 +139,16 @@ impl Capture {
         for t in tables {
             let columns: Vec<ColumnDef> = t.columns.iter().map(catalog::Column::def).collect();
             schemas.push(
-                self.table_schema(client, types, &t.schema, &t.name, &columns, &t.primary_key)
-                    .await?,
+                super::table_schema(
+                    &self.config,
+                    client,
+                    types,
+                    &t.schema,
+                    &t.name,
+                    &columns,
+                    &t.primary_key,
+                )
+                .await?,
             );
         }
         let schemas = Arc::new(schemas);
