@@ -41,6 +41,6 @@ pub use offset::{SourceOffset, SourcePartition};
 pub use plugin::{PluginInfo, PluginKind};
 pub use record::{SinkRecord, SourceRecord};
 pub use schema::{Field, Schema, SchemaKind};
-pub use sink::{SinkConnector, SinkTask};
+pub use sink::{FieldSelection, FieldSelector, SinkConnector, SinkTask};
 pub use source::{SourceConnector, SourceTask, StopReason, TopicSchemas};
 pub use value::Value;

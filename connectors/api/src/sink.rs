@@ -2,6 +2,7 @@
 //! tasks, and tasks that apply batches of records to an external system.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -9,6 +10,7 @@ use crate::config::{ConfigDef, ConfigValue, ConnectorConfig};
 use crate::error::ConnectorError;
 use crate::plugin::PluginInfo;
 use crate::record::SinkRecord;
+use crate::schema::Schema;
 
 /// A sink connector plugin: validates configuration, splits the work into
 /// task configurations, and creates tasks.
@@ -55,4 +57,39 @@ pub trait SinkTask: Send {
 
     /// Releases connections. Called once, also after a failure.
     async fn stop(&mut self) {}
+
+    /// Which fields of record values this task reads, asked once after
+    /// `start`; `None` (the default) when it may read any. The runtime may
+    /// then hand over values whose unselected fields are `Null` instead of
+    /// decoding them (only when no transform runs before the task).
+    fn value_fields(&self) -> Option<Arc<dyn FieldSelector>> {
+        None
+    }
+}
+
+/// Chooses the fields of a value a sink task reads, per value schema.
+pub trait FieldSelector: Send + Sync {
+    /// The fields read from values of `schema`; `None` for all of them.
+    fn select(&self, schema: &Schema) -> Option<FieldSelection>;
+}
+
+/// Fields of a struct value, each with the fields read inside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSelection {
+    /// Selected fields by name; `None` selects the whole field.
+    pub fields: Vec<(String, Option<FieldSelection>)>,
+}
+
+impl FieldSelection {
+    /// Selects `name` whole.
+    pub fn whole(mut self, name: &str) -> Self {
+        self.fields.push((name.to_owned(), None));
+        self
+    }
+
+    /// Selects only `inner`'s fields of the struct field `name`.
+    pub fn part(mut self, name: &str, inner: FieldSelection) -> Self {
+        self.fields.push((name.to_owned(), Some(inner)));
+        self
+    }
 }

@@ -29,7 +29,7 @@ fn escaped(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Appends one row of `cells` to `out` as a COPY text line.
-pub fn push_row(out: &mut Vec<u8>, cells: &[Cell]) -> Result<(), ConnectorError> {
+pub fn push_row(out: &mut Vec<u8>, cells: &[Cell<'_>]) -> Result<(), ConnectorError> {
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
             out.push(b'\t');
@@ -48,13 +48,13 @@ pub fn push_row(out: &mut Vec<u8>, cells: &[Cell]) -> Result<(), ConnectorError>
 mod tests {
     use super::*;
     use sluice_connector_api::{Schema, Value};
-    use std::sync::Arc;
+    use std::borrow::Cow;
 
-    fn cell(schema: Schema, value: Value) -> Cell {
+    fn cell(schema: Schema, value: Value) -> Cell<'static> {
         Cell {
             name: "c".into(),
-            schema: Arc::new(schema),
-            value,
+            schema: Cow::Owned(schema),
+            value: Cow::Owned(value),
         }
     }
 

@@ -9,6 +9,7 @@ mod copy_text;
 mod mysql_target;
 mod plan;
 mod postgres_target;
+mod read_fields;
 mod sql_value;
 mod table;
 mod table_format;

@@ -89,7 +89,7 @@ fn push_literal(out: &mut String, p: Param) {
 /// Appends `(v1, v2, …)` for `cells`.
 fn push_tuple<'a>(
     out: &mut String,
-    cells: impl IntoIterator<Item = &'a Cell>,
+    cells: impl IntoIterator<Item = &'a Cell<'a>>,
 ) -> Result<(), ConnectorError> {
     out.push('(');
     for (i, cell) in cells.into_iter().enumerate() {
@@ -227,7 +227,7 @@ impl MySqlTarget {
 
     async fn prepare(
         &mut self,
-        writes: &TableWrites,
+        writes: &TableWrites<'_>,
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
         let qualified = Self::qualified(&writes.table);
@@ -263,7 +263,7 @@ impl MySqlTarget {
     /// Applies `steps` in one transaction.
     pub async fn apply(
         &mut self,
-        steps: &[Step],
+        steps: &[Step<'_>],
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
         for step in steps {
@@ -306,7 +306,7 @@ impl MySqlTarget {
 
 fn delete_statements(
     qualified: &str,
-    keys: &[Vec<Cell>],
+    keys: &[Vec<Cell<'_>>],
     config: &SinkConfig,
     budget: usize,
 ) -> Result<Vec<String>, ConnectorError> {
@@ -325,7 +325,7 @@ fn delete_statements(
 
 fn write_statements(
     qualified: &str,
-    writes: &TableWrites,
+    writes: &TableWrites<'_>,
     config: &SinkConfig,
     budget: usize,
 ) -> Result<Vec<String>, ConnectorError> {

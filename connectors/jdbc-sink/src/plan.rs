@@ -11,26 +11,29 @@ use crate::config::Dialect;
 use crate::sql_value::param;
 
 /// A row to write with its key columns.
-pub type KeyedRow = (Vec<Cell>, Vec<Cell>);
+pub type KeyedRow<'r> = (Vec<Cell<'r>>, Vec<Cell<'r>>);
 
 /// Rows of one table with the same columns: one statement's worth.
 #[derive(Debug)]
-pub struct ColumnGroup<'a> {
+pub struct ColumnGroup<'a, 'r> {
     /// Stored column names, in row order.
     pub names: Vec<String>,
     /// Stored key column names.
     pub key: Vec<String>,
     /// The rows.
-    pub rows: Vec<&'a KeyedRow>,
+    pub rows: Vec<&'a KeyedRow<'r>>,
 }
 
 /// The table's rows grouped by their column sets (schema changes inside a
 /// batch give rows of one table different columns). Rows are matched by
 /// the names the records carry; each group's stored names are made once
 /// (this ran per row and cell, a lower-casing allocation each).
-pub fn by_columns(writes: &TableWrites, stored: impl Fn(&str) -> String) -> Vec<ColumnGroup<'_>> {
-    let mut groups: Vec<(&[Cell], ColumnGroup<'_>)> = Vec::new();
-    let same = |a: &[Cell], b: &[Cell]| {
+pub fn by_columns<'a, 'r>(
+    writes: &'a TableWrites<'r>,
+    stored: impl Fn(&str) -> String,
+) -> Vec<ColumnGroup<'a, 'r>> {
+    let mut groups: Vec<(&[Cell<'r>], ColumnGroup<'a, 'r>)> = Vec::new();
+    let same = |a: &[Cell<'_>], b: &[Cell<'_>]| {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name)
     };
     for pair in &writes.rows {
@@ -51,25 +54,25 @@ pub fn by_columns(writes: &TableWrites, stored: impl Fn(&str) -> String) -> Vec<
 
 /// One table's writes.
 #[derive(Debug, Default)]
-pub struct TableWrites {
+pub struct TableWrites<'r> {
     /// Target table.
     pub table: String,
     /// Keys to delete.
-    pub deletes: Vec<Vec<Cell>>,
+    pub deletes: Vec<Vec<Cell<'r>>>,
     /// Rows to write, with their keys.
-    pub rows: Vec<KeyedRow>,
+    pub rows: Vec<KeyedRow<'r>>,
 }
 
 /// A step of the transaction, in order.
 #[derive(Debug)]
-pub enum Step {
+pub enum Step<'r> {
     /// Empty a table.
     Truncate(String),
     /// Write and delete rows of a table.
-    Write(TableWrites),
+    Write(TableWrites<'r>),
 }
 
-fn key_text(key: &[Cell]) -> Option<String> {
+fn key_text(key: &[Cell<'_>]) -> Option<String> {
     if key.is_empty() {
         return None;
     }
@@ -90,95 +93,112 @@ fn key_text(key: &[Cell]) -> Option<String> {
     Some(out)
 }
 
-enum Last {
-    Row(Vec<Cell>, Vec<Cell>),
-    Delete(Vec<Cell>),
+enum Last<'r> {
+    Row(Vec<Cell<'r>>, Vec<Cell<'r>>),
+    Delete(Vec<Cell<'r>>),
+}
+
+/// One table's changes since the last truncate: the last change per key
+/// in the order keys were first seen, and the rows without a key.
+struct Pending<'r> {
+    table: String,
+    slot_of_key: HashMap<String, usize>,
+    last: Vec<Last<'r>>,
+    unkeyed: Vec<Vec<Cell<'r>>>,
+}
+
+impl<'r> Pending<'r> {
+    fn new(table: String) -> Self {
+        Self {
+            table,
+            slot_of_key: HashMap::new(),
+            last: Vec::new(),
+            unkeyed: Vec::new(),
+        }
+    }
+
+    fn into_writes(self) -> TableWrites<'r> {
+        let mut writes = TableWrites {
+            table: self.table,
+            ..TableWrites::default()
+        };
+        for last in self.last {
+            match last {
+                Last::Row(key, row) => writes.rows.push((key, row)),
+                Last::Delete(key) => writes.deletes.push(key),
+            }
+        }
+        writes
+            .rows
+            .extend(self.unkeyed.into_iter().map(|row| (Vec::new(), row)));
+        writes
+    }
 }
 
 /// The steps for `changes`, in record order.
-pub fn plan(changes: Vec<Change>) -> Vec<Step> {
+pub fn plan(changes: Vec<Change<'_>>) -> Vec<Step<'_>> {
     let mut steps = Vec::new();
-    // Per table in first-seen order: keyed last changes, and rows without keys.
-    let mut order: Vec<String> = Vec::new();
-    let mut keyed: HashMap<String, (Vec<String>, HashMap<String, Last>)> = HashMap::new();
-    let mut unkeyed: HashMap<String, Vec<Vec<Cell>>> = HashMap::new();
-    let flush = |order: &mut Vec<String>,
-                 keyed: &mut HashMap<String, (Vec<String>, HashMap<String, Last>)>,
-                 unkeyed: &mut HashMap<String, Vec<Vec<Cell>>>,
-                 steps: &mut Vec<Step>| {
-        for table in order.drain(..) {
-            let mut writes = TableWrites {
-                table: table.clone(),
-                ..TableWrites::default()
-            };
-            if let Some((keys, mut last)) = keyed.remove(&table) {
-                for k in keys {
-                    match last.remove(&k) {
-                        Some(Last::Row(key, row)) => writes.rows.push((key, row)),
-                        Some(Last::Delete(key)) => writes.deletes.push(key),
-                        None => {}
-                    }
-                }
-            }
-            for row in unkeyed.remove(&table).unwrap_or_default() {
-                writes.rows.push((Vec::new(), row));
-            }
-            steps.push(Step::Write(writes));
-        }
-    };
+    // Tables in first-seen order; a batch mostly holds one table's
+    // changes in runs, so the previous change's table is tried first.
+    let mut pending: Vec<Pending<'_>> = Vec::new();
+    let mut current = 0;
     for change in changes {
-        let table = match change.table() {
-            Some(t) => t.to_owned(),
-            None => continue,
-        };
-        if let Change::Truncate { .. } = change {
-            flush(&mut order, &mut keyed, &mut unkeyed, &mut steps);
-            steps.push(Step::Truncate(table));
-            continue;
-        }
-        if !order.contains(&table) {
-            order.push(table.clone());
-        }
-        let (key, last) = match change {
-            Change::Upsert { key, row, .. } => (key.clone(), Last::Row(key, row)),
-            Change::Delete { key, .. } => (key.clone(), Last::Delete(key)),
-            _ => continue,
-        };
-        match key_text(&key) {
-            Some(text) => {
-                let (keys, map) = keyed.entry(table).or_default();
-                if map.insert(text.clone(), last).is_none() {
-                    keys.push(text);
-                }
+        let (table, key, last) = match change {
+            Change::Skip => continue,
+            Change::Truncate { table } => {
+                steps.extend(pending.drain(..).map(|p| Step::Write(p.into_writes())));
+                steps.push(Step::Truncate(table));
+                continue;
             }
+            Change::Upsert { table, key, row } => (table, key_text(&key), Last::Row(key, row)),
+            Change::Delete { table, key } => (table, key_text(&key), Last::Delete(key)),
+        };
+        if pending.get(current).is_none_or(|p| p.table != table) {
+            current = match pending.iter().position(|p| p.table == table) {
+                Some(i) => i,
+                None => {
+                    pending.push(Pending::new(table));
+                    pending.len() - 1
+                }
+            };
+        }
+        let p = &mut pending[current];
+        match key {
+            Some(text) => match p.slot_of_key.get(&text) {
+                Some(&slot) => p.last[slot] = last,
+                None => {
+                    p.slot_of_key.insert(text, p.last.len());
+                    p.last.push(last);
+                }
+            },
             None => {
                 if let Last::Row(_, row) = last {
-                    unkeyed.entry(table).or_default().push(row);
+                    p.unkeyed.push(row);
                 }
             }
         }
     }
-    flush(&mut order, &mut keyed, &mut unkeyed, &mut steps);
+    steps.extend(pending.into_iter().map(|p| Step::Write(p.into_writes())));
     steps
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::borrow::Cow;
 
     use sluice_connector_api::{Schema, Value};
 
     use super::*;
 
-    fn cell(name: &str, v: i32) -> Cell {
+    fn cell(name: &str, v: i32) -> Cell<'_> {
         Cell {
             name: name.into(),
-            schema: Arc::new(Schema::int32()),
-            value: Value::Int32(v),
+            schema: Cow::Owned(Schema::int32()),
+            value: Cow::Owned(Value::Int32(v)),
         }
     }
 
-    fn upsert(id: i32, qty: i32) -> Change {
+    fn upsert(id: i32, qty: i32) -> Change<'static> {
         Change::Upsert {
             table: "t".into(),
             key: vec![cell("id", id)],
@@ -205,12 +225,59 @@ mod tests {
             panic!("{steps:?}")
         };
         assert_eq!(first.rows.len(), 1);
-        assert_eq!(first.rows[0].1[1].value, Value::Int32(11));
+        assert_eq!(*first.rows[0].1[1].value, Value::Int32(11));
         assert_eq!(first.deletes.len(), 1);
         assert!(matches!(&steps[1], Step::Truncate(t) if t == "t"));
         let Step::Write(last) = &steps[2] else {
             panic!("{steps:?}")
         };
-        assert_eq!(last.rows[0].1[0].value, Value::Int32(3));
+        assert_eq!(*last.rows[0].1[0].value, Value::Int32(3));
+    }
+
+    #[test]
+    fn interleaved_tables_keep_their_first_seen_order_and_keys() {
+        let on = |table: &str, id: i32, qty: i32| Change::Upsert {
+            table: table.into(),
+            key: vec![cell("id", id)],
+            row: vec![cell("id", id), cell("qty", qty)],
+        };
+        let steps = plan(vec![
+            on("a", 1, 10),
+            on("b", 1, 100),
+            on("a", 2, 20),
+            on("b", 1, 101),
+            on("a", 1, 11),
+        ]);
+        let tables: Vec<(&str, Vec<(Value, Value)>)> = steps
+            .iter()
+            .map(|step| match step {
+                Step::Write(w) => (
+                    w.table.as_str(),
+                    w.rows
+                        .iter()
+                        .map(|(_, row)| {
+                            (
+                                row[0].value.clone().into_owned(),
+                                row[1].value.clone().into_owned(),
+                            )
+                        })
+                        .collect(),
+                ),
+                Step::Truncate(t) => panic!("a truncate of {t}"),
+            })
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                (
+                    "a",
+                    vec![
+                        (Value::Int32(1), Value::Int32(11)),
+                        (Value::Int32(2), Value::Int32(20))
+                    ]
+                ),
+                ("b", vec![(Value::Int32(1), Value::Int32(101))]),
+            ]
+        );
     }
 }

@@ -152,7 +152,7 @@ impl PostgresTarget {
     /// Makes sure the table and every column the writes need exist.
     async fn prepare(
         &mut self,
-        writes: &TableWrites,
+        writes: &TableWrites<'_>,
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
         let qualified = Self::qualified(&writes.table, config);
@@ -213,7 +213,7 @@ impl PostgresTarget {
     /// Applies `steps` in one transaction.
     pub async fn apply(
         &mut self,
-        steps: &[Step],
+        steps: &[Step<'_>],
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
         for step in steps {
@@ -265,7 +265,8 @@ impl PostgresTarget {
                         ) else {
                             continue;
                         };
-                        let rows: Vec<&Vec<Cell>> = group.rows.iter().map(|(_, row)| row).collect();
+                        let rows: Vec<&Vec<Cell<'_>>> =
+                            group.rows.iter().map(|(_, row)| row).collect();
                         let key = (qualified.clone(), group.names);
                         load(&self.stages, &tx, &key, &rows, &mut loaded).await?;
                         tx.batch_execute(&sql)
@@ -283,7 +284,7 @@ impl PostgresTarget {
 
 /// Loads `rows` into the staging table for `key` with one COPY and
 /// returns its quoted name.
-async fn load<R: AsRef<[Cell]>>(
+async fn load<'r, R: AsRef<[Cell<'r>]>>(
     stages: &HashMap<StageKey, String>,
     tx: &Transaction<'_>,
     key: &StageKey,
@@ -315,7 +316,7 @@ async fn load<R: AsRef<[Cell]>>(
 }
 
 /// The stored names of a key's columns.
-fn names_of(key: &[Cell], config: &SinkConfig) -> Vec<String> {
+fn names_of(key: &[Cell<'_>], config: &SinkConfig) -> Vec<String> {
     key.iter()
         .map(|c| stored_name(D, config.quote, &c.name))
         .collect()

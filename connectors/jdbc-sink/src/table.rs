@@ -47,7 +47,7 @@ pub fn create_table(
     dialect: Dialect,
     quote_identifiers: bool,
     qualified: &str,
-    columns: &[(String, Cell)],
+    columns: &[(String, &Cell<'_>)],
     key: &[String],
 ) -> Result<String, String> {
     let mut parts = Vec::new();
@@ -82,14 +82,14 @@ pub fn add_column(
 
 /// The columns (stored name and a sample cell for its type) and the key
 /// column names a table's writes need, in first-seen order.
-pub fn wanted_columns(
-    writes: &TableWrites,
+pub fn wanted_columns<'a, 'r>(
+    writes: &'a TableWrites<'r>,
     dialect: Dialect,
     quote_identifiers: bool,
-) -> (Vec<(String, Cell)>, Vec<String>) {
-    let mut wanted: Vec<(String, Cell)> = Vec::new();
+) -> (Vec<(String, &'a Cell<'r>)>, Vec<String>) {
+    let mut wanted: Vec<(String, &'a Cell<'r>)> = Vec::new();
     let mut key: Vec<String> = Vec::new();
-    let mut previous: Option<&[Cell]> = None;
+    let mut previous: Option<&[Cell<'r>]> = None;
     for (k, row) in &writes.rows {
         // Rows of one table mostly carry the same columns: only a row
         // whose column names differ from the one before can add any.
@@ -103,7 +103,7 @@ pub fn wanted_columns(
         for cell in row {
             let name = stored_name(dialect, quote_identifiers, &cell.name);
             if !wanted.iter().any(|(n, _)| *n == name) {
-                wanted.push((name, cell.clone()));
+                wanted.push((name, cell));
             }
         }
         if key.is_empty() {
@@ -125,7 +125,7 @@ pub fn evolution(
     evolve: bool,
     qualified: &str,
     known: &TableInfo,
-    wanted: &[(String, Cell)],
+    wanted: &[(String, &Cell<'_>)],
     key: &[String],
 ) -> Result<Vec<String>, String> {
     if !known.exists {

@@ -63,6 +63,17 @@ impl TableFormat {
         }
     }
 
+    /// The source-block fields the format names (`db`, `schema`, `table`).
+    pub fn source_fields(&self) -> Vec<&'static str> {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Source(name) => Some(*name),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The table for a record of `topic` with Debezium source block
     /// `source`; `None` when the format names a source field the record
     /// does not carry as text.

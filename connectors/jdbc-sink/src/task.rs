@@ -1,8 +1,10 @@
 //! One sink task: turns a batch of records into changes, plans them, and
 //! applies them to the target in one transaction.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use sluice_connector_api::{ConnectorConfig, ConnectorError, SinkRecord, SinkTask};
+use sluice_connector_api::{ConnectorConfig, ConnectorError, FieldSelector, SinkRecord, SinkTask};
 
 use crate::change::interpret;
 use crate::config::{Dialect, SinkConfig};
@@ -10,6 +12,7 @@ use crate::mysql_target::MySqlTarget;
 use crate::plan::plan;
 use crate::plan::Step;
 use crate::postgres_target::PostgresTarget;
+use crate::read_fields::ReadFields;
 
 /// Longest a batch may take at the target before the connection is
 /// given up and the batch applied again on a new one.
@@ -22,7 +25,11 @@ enum Target {
 }
 
 impl Target {
-    async fn apply(&mut self, steps: &[Step], config: &SinkConfig) -> Result<(), ConnectorError> {
+    async fn apply(
+        &mut self,
+        steps: &[Step<'_>],
+        config: &SinkConfig,
+    ) -> Result<(), ConnectorError> {
         match self {
             Self::Postgres(t) => t.apply(steps, config).await,
             Self::MySql(t) => t.apply(steps, config).await,
@@ -70,5 +77,10 @@ impl SinkTask for JdbcSinkTask {
                 })??;
         }
         Ok(())
+    }
+
+    fn value_fields(&self) -> Option<Arc<dyn FieldSelector>> {
+        let config = self.config.as_ref()?;
+        Some(Arc::new(ReadFields::new(&config.table_format)))
     }
 }

@@ -155,6 +155,15 @@ impl Decoder {
 }
 
 impl Decoder {
+    /// Decodes from now on only the fields `selector` chooses, where the
+    /// format lets fields be stepped over (Avro); the others read as
+    /// `Null`. Other formats decode every field, as before.
+    pub fn select_fields(&mut self, selector: Arc<dyn sluice_connector_api::FieldSelector>) {
+        if let Self::Avro(reader) = self {
+            reader.select_fields(selector);
+        }
+    }
+
     /// The schema id `bytes` refer to when reading them would first have
     /// to ask the registry for it (the first message of each Avro schema),
     /// so the caller can [`fetch`](Self::fetch) it off the async threads.

@@ -90,6 +90,9 @@ async fn run_once(
         return Err(e);
     }
     tracing::info!(connector = %spec.connector, task = spec.task_id, "sink task started");
+    if let Some(selector) = task.value_fields() {
+        applier.select_value_fields(selector);
+    }
     let result = applier.drive(task.as_mut(), control).await;
     task.stop().await;
     tracing::info!(connector = %spec.connector, task = spec.task_id, ok = result.is_ok(), "sink task stopped");
@@ -202,6 +205,21 @@ impl<'a> Applier<'a> {
             batch_size: config.i64_or("batch.size", DEFAULT_BATCH as i64)?.max(1) as usize,
             seen_topics: Default::default(),
         })
+    }
+
+    /// Lets the value decoder step over the fields the task does not
+    /// read — only when no transform runs first (a transform may read
+    /// any field, and would hand the task what it made of them) and no
+    /// record is logged whole (`errors.log.include.messages`).
+    fn select_value_fields(&mut self, selector: Arc<dyn sluice_connector_api::FieldSelector>) {
+        if !self.transforms.is_empty() || self.errors.log_messages {
+            return;
+        }
+        // Nothing has shared the decoder yet: it is first handed out
+        // when a batch is read.
+        if let Some(decoder) = Arc::get_mut(&mut self.value) {
+            decoder.select_fields(selector);
+        }
     }
 
     async fn drive(

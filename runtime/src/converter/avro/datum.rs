@@ -11,11 +11,12 @@
 
 use sluice_connector_api::{Schema, SchemaKind, Value};
 
+use super::projection::{skip, Projection, ALL};
 use crate::registry::avro_model::{AvroModel, NamedKind, Node};
 
 /// The fewest bytes one value of `node` takes (bounded in depth, so a
 /// recursive type cannot loop).
-fn min_width(model: &AvroModel, node: &Node, depth: u32) -> usize {
+pub(super) fn min_width(model: &AvroModel, node: &Node, depth: u32) -> usize {
     match node {
         Node::Null => 0,
         Node::Float => 4,
@@ -33,23 +34,59 @@ fn min_width(model: &AvroModel, node: &Node, depth: u32) -> usize {
     }
 }
 
-/// The next zig-zag varint.
-fn long(input: &mut &[u8]) -> Result<i64, String> {
+/// The next zig-zag varint. Inlined for the one-byte case (union
+/// branches, short lengths, small numbers): it runs for every number,
+/// length and union branch of every message.
+#[inline]
+pub(super) fn long(input: &mut &[u8]) -> Result<i64, String> {
+    match input.first() {
+        Some(&byte) if byte < 0x80 => {
+            *input = &input[1..];
+            Ok(i64::from(byte >> 1) ^ -i64::from(byte & 1))
+        }
+        _ => long_wide(input),
+    }
+}
+
+fn long_wide(input: &mut &[u8]) -> Result<i64, String> {
+    let bytes = *input;
     let mut z: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = input.split_first().ok_or(END)?;
-        *input = rest;
-        z |= u64::from(byte & 0x7f) << shift;
+    for (i, &byte) in bytes.iter().take(10).enumerate() {
+        z |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
+            *input = &bytes[i + 1..];
             return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
         }
     }
-    Err("a varint longer than 10 bytes".into())
+    Err(if bytes.len() < 10 {
+        END.into()
+    } else {
+        "a varint longer than 10 bytes".into()
+    })
+}
+
+/// Steps over the next varint without computing it.
+#[inline]
+pub(super) fn skip_long(input: &mut &[u8]) -> Result<(), String> {
+    let bytes = *input;
+    let mut i = 0;
+    while i < bytes.len() && i < 10 {
+        if bytes[i] < 0x80 {
+            *input = &bytes[i + 1..];
+            return Ok(());
+        }
+        i += 1;
+    }
+    Err(if bytes.len() < 10 {
+        END.into()
+    } else {
+        "a varint longer than 10 bytes".into()
+    })
 }
 
 const END: &str = "the message ends inside a value";
 
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+pub(super) fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
     if input.len() < n {
         return Err(END.into());
     }
@@ -59,7 +96,7 @@ fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
 }
 
 /// A length prefix, checked against what is left.
-fn length(input: &mut &[u8]) -> Result<usize, String> {
+pub(super) fn length(input: &mut &[u8]) -> Result<usize, String> {
     let n = long(input)?;
     usize::try_from(n)
         .ok()
@@ -78,7 +115,7 @@ fn text(input: &mut &[u8]) -> Result<String, String> {
 /// The item count of the next block of an array or map (0 at the end),
 /// checked so that a hostile count cannot allocate or loop beyond what
 /// the message could hold.
-fn block(input: &mut &[u8], item_width: usize) -> Result<usize, String> {
+pub(super) fn block(input: &mut &[u8], item_width: usize) -> Result<usize, String> {
     let count = long(input)?;
     if count < 0 {
         // A negative count is followed by the block's size in bytes.
@@ -100,15 +137,22 @@ fn block(input: &mut &[u8], item_width: usize) -> Result<usize, String> {
         })
 }
 
-/// Reads one datum of the writer schema `model` into a value of `schema`.
-pub fn read(model: &AvroModel, schema: &Schema, input: &mut &[u8]) -> Result<Value, String> {
-    read_node(model, &model.root, schema, input)
+/// Reads one datum of the writer schema `model` into a value of `schema`,
+/// decoding the fields `projection` selects (the others are `Null`).
+pub fn read(
+    model: &AvroModel,
+    schema: &Schema,
+    projection: &Projection,
+    input: &mut &[u8],
+) -> Result<Value, String> {
+    read_node(model, &model.root, schema, projection, input)
 }
 
 fn read_node(
     model: &AvroModel,
     node: &Node,
     schema: &Schema,
+    projection: &Projection,
     input: &mut &[u8],
 ) -> Result<Value, String> {
     let named = match node {
@@ -135,7 +179,7 @@ fn read_node(
                 .ok()
                 .and_then(|i| branches.get(i))
                 .ok_or_else(|| format!("union branch {index} of {}", branches.len()))?;
-            return read_node(model, branch, schema, input);
+            return read_node(model, branch, schema, projection, input);
         }
         (Node::Null, _, _) => Value::Null,
         (Node::Boolean, _, SchemaKind::Boolean) => match take(input, 1)? {
@@ -189,7 +233,7 @@ fn read_node(
                 }
                 values.reserve(count);
                 for i in 0..count {
-                    let value = read_node(model, items, item_schema, input)
+                    let value = read_node(model, items, item_schema, &ALL, input)
                         .map_err(|e| format!("[{i}]: {e}"))?;
                     values.push(value);
                 }
@@ -215,8 +259,8 @@ fn read_node(
                 }
                 entries.reserve(count);
                 for _ in 0..count {
-                    let key = read_node(model, &key_field.node, keys, input)?;
-                    let value = read_node(model, &value_field.node, values, input)?;
+                    let key = read_node(model, &key_field.node, keys, &ALL, input)?;
+                    let value = read_node(model, &value_field.node, values, &ALL, input)?;
                     entries.push((key, value));
                 }
             }
@@ -233,7 +277,7 @@ fn read_node(
                 entries.reserve(count);
                 for _ in 0..count {
                     let key = text(input)?;
-                    let value = read_node(model, value_node, values, input)
+                    let value = read_node(model, value_node, values, &ALL, input)
                         .map_err(|e| format!("{key}: {e}"))?;
                     entries.push((Value::String(key), value));
                 }
@@ -254,10 +298,23 @@ fn read_node(
                     fields.len()
                 ));
             }
+            let kept = match projection {
+                Projection::Fields(kept) if kept.len() == fields.len() => Some(kept),
+                _ => None,
+            };
             let mut values = Vec::with_capacity(fields.len());
-            for (def, f) in defs.iter().zip(fields) {
+            for (i, (def, f)) in defs.iter().zip(fields).enumerate() {
+                let inner = match kept.map(|k| &k[i]) {
+                    None => &ALL,
+                    Some(Some(inner)) => inner,
+                    Some(None) => {
+                        skip(model, &def.node, input).map_err(|e| format!("{}: {e}", f.name))?;
+                        values.push(Value::Null);
+                        continue;
+                    }
+                };
                 values.push(
-                    read_node(model, &def.node, &f.schema, input)
+                    read_node(model, &def.node, &f.schema, inner, input)
                         .map_err(|e| format!("{}: {e}", f.name))?,
                 );
             }
@@ -286,7 +343,7 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&mut bytes, schema, value, NullsWithDefault::WriteNull).expect("encode");
         let mut input = bytes.as_slice();
-        let read = read(&model, &connect, &mut input).expect("read");
+        let read = read(&model, &connect, &ALL, &mut input).expect("read");
         assert!(input.is_empty(), "the whole datum is read");
         read
     }
@@ -355,6 +412,92 @@ mod tests {
     }
 
     #[test]
+    fn varints_read_and_skip_at_every_width() {
+        let values = [
+            0,
+            -1,
+            1,
+            63,
+            -64,
+            64,
+            1 << 20,
+            -(1 << 35),
+            i64::MAX,
+            i64::MIN,
+        ];
+        for n in values {
+            let mut bytes = Vec::new();
+            encode(
+                &mut bytes,
+                &Schema::int64(),
+                &Value::Int64(n),
+                NullsWithDefault::WriteNull,
+            )
+            .expect("encode");
+            bytes.push(0x55);
+            let mut input = bytes.as_slice();
+            assert_eq!(long(&mut input), Ok(n));
+            assert_eq!(input, [0x55]);
+            let mut input = bytes.as_slice();
+            skip_long(&mut input).expect("skip");
+            assert_eq!(input, [0x55]);
+            let cut = &bytes[..bytes.len() - 2];
+            assert!(long(&mut &cut[..]).is_err() || cut.is_empty());
+            assert!(skip_long(&mut &cut[..]).is_err());
+        }
+        assert!(long(&mut &[0x80u8; 11][..]).is_err());
+        assert!(skip_long(&mut &[0x80u8; 11][..]).is_err());
+    }
+
+    /// A projection decodes what it selects exactly as a whole read does,
+    /// leaves the rest `Null`, and steps over every kind of value to the
+    /// datum's end — so the next message is read from the right byte.
+    #[test]
+    fn unselected_fields_are_stepped_over_and_read_as_null() {
+        let schema = every_kind();
+        let value = Value::Struct(vec![
+            Value::Int8(-8),
+            Value::Int16(-1600),
+            Value::Int32(7),
+            Value::Int64(i64::MAX),
+            Value::Float32(1.5),
+            Value::Float64(-2.5),
+            Value::Boolean(true),
+            Value::String("ünïcode".into()),
+            Value::Bytes(vec![0, 255, 7]),
+            Value::Array(vec![Value::Int64(1), Value::Null]),
+            Value::Map(vec![(Value::String("a".into()), Value::String("1".into()))]),
+            Value::Map(vec![(Value::Int32(4), Value::String("four".into()))]),
+            Value::Struct(vec![Value::Int64(42)]),
+        ]);
+        let json = to_avro(&schema);
+        let connect = to_connect(&json, &mut HashMap::new()).expect("connect schema");
+        let model = AvroModel::from_json(&json).expect("model");
+        let mut bytes = Vec::new();
+        encode(&mut bytes, &schema, &value, NullsWithDefault::WriteNull).expect("encode");
+        // A second datum behind the first: it must read whole afterwards.
+        encode(&mut bytes, &schema, &value, NullsWithDefault::WriteNull).expect("encode");
+        let selection = sluice_connector_api::FieldSelection::default()
+            .whole("i32")
+            .whole("s")
+            .part("inner", sluice_connector_api::FieldSelection::default());
+        let projection = Projection::of(&connect, &selection);
+        let mut input = bytes.as_slice();
+        let read_part = read(&model, &connect, &projection, &mut input).expect("projected read");
+        let mut expected = vec![Value::Null; 13];
+        expected[2] = Value::Int32(7);
+        expected[7] = Value::String("ünïcode".into());
+        expected[12] = Value::Struct(vec![Value::Null]);
+        assert_eq!(read_part, Value::Struct(expected));
+        let read_whole = read(&model, &connect, &ALL, &mut input).expect("the next datum");
+        assert_eq!(read_whole, value);
+        assert!(input.is_empty());
+        // A length past the end is refused while stepping over, too.
+        let cut = &bytes[..bytes.len() / 2 - 3];
+        assert!(read(&model, &connect, &projection, &mut &cut[..]).is_err());
+    }
+
+    #[test]
     fn enums_fixed_and_named_references_read_by_their_layout() {
         let json: Json = serde_json::json!({
         "type": "record", "name": "r", "namespace": "n", "fields": [
@@ -367,7 +510,7 @@ mod tests {
         let model = AvroModel::from_json(&json).expect("model");
         // GREEN, fixed ab, fixed cd, union branch 1 (null).
         let bytes = [2u8, b'a', b'b', b'c', b'd', 2];
-        let value = read(&model, &connect, &mut &bytes[..]).expect("read");
+        let value = read(&model, &connect, &ALL, &mut &bytes[..]).expect("read");
         assert_eq!(
             value,
             Value::Struct(vec![
@@ -391,7 +534,8 @@ mod tests {
         let json = to_avro(&schema);
         let connect = to_connect(&json, &mut HashMap::new()).expect("connect");
         let model = AvroModel::from_json(&json).expect("model");
-        let fails = |bytes: &[u8]| read(&model, &connect, &mut &bytes[..]).expect_err("refused");
+        let fails =
+            |bytes: &[u8]| read(&model, &connect, &ALL, &mut &bytes[..]).expect_err("refused");
         // A string claiming 2^62 bytes.
         let huge = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
         assert!(fails(&huge).contains("length"), "{}", fails(&huge));
@@ -458,14 +602,14 @@ mod tests {
                 bytes
             };
             // An error is fine; a panic or an abort is not.
-            let _ = read(&model, &connect, &mut bytes.as_slice());
+            let _ = read(&model, &connect, &ALL, &mut bytes.as_slice());
         }
     }
 
     #[test]
     fn a_writer_layout_that_does_not_fit_the_schema_is_named() {
         let model = AvroModel::from_json(&serde_json::json!("long")).expect("model");
-        let err = read(&model, &Schema::string(), &mut &[2u8][..]).expect_err("mismatch");
+        let err = read(&model, &Schema::string(), &ALL, &mut &[2u8][..]).expect_err("mismatch");
         assert!(err.contains("expected string, found Avro long"), "{err}");
     }
 }

@@ -9,6 +9,7 @@
 pub mod datum;
 pub mod decode;
 pub mod encode;
+pub mod projection;
 pub mod read;
 pub mod schema;
 

@@ -9,24 +9,28 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json};
 use sluice_connector_api::logical::{DATE, DECIMAL, DECIMAL_SCALE, TIME, TIMESTAMP};
-use sluice_connector_api::{Field, Schema, SchemaKind, Value};
+use sluice_connector_api::{Field, FieldSelector, Schema, SchemaKind, Value};
 
 use super::datum;
+use super::projection::Projection;
 use crate::converter::ConvertError;
 use crate::registry::client::RegistryClient;
 use crate::registry::AvroModel;
 
-/// A writer schema: its model (how a datum is laid out) and its Connect
-/// form.
+/// A writer schema: its model (how a datum is laid out), its Connect
+/// form, and the fields of it that are decoded.
 struct Writer {
     model: AvroModel,
     connect: Arc<Schema>,
+    projection: Projection,
 }
 
 /// Decodes framed Avro into schemas and values, caching writer schemas.
 pub struct AvroReader {
     client: RegistryClient,
     writers: Mutex<HashMap<i32, Arc<Writer>>>,
+    /// The fields a sink task reads, when it named them.
+    selector: Option<Arc<dyn FieldSelector>>,
 }
 
 impl AvroReader {
@@ -35,7 +39,19 @@ impl AvroReader {
         Self {
             client,
             writers: Mutex::new(HashMap::new()),
+            selector: None,
         }
+    }
+
+    /// Decodes from now on only the fields `selector` chooses per schema
+    /// (the others read as `Null`).
+    pub fn select_fields(&mut self, selector: Arc<dyn FieldSelector>) {
+        self.selector = Some(selector);
+        // Writers cached before were resolved without it.
+        self.writers
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// The schema and value of a framed message. Blocking on the first
@@ -54,8 +70,13 @@ impl AvroReader {
             }
         };
         let writer = self.writer(id)?;
-        let value = datum::read(&writer.model, &writer.connect, &mut &bytes[5..])
-            .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
+        let value = datum::read(
+            &writer.model,
+            &writer.connect,
+            &writer.projection,
+            &mut &bytes[5..],
+        )
+        .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
         Ok((writer.connect.clone(), value))
     }
 
@@ -99,7 +120,18 @@ impl AvroReader {
         let json: Json = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let connect = Arc::new(to_connect(&json, &mut HashMap::new()).map_err(bad)?);
         let model = AvroModel::from_json(&json).map_err(|e| bad(e.to_string()))?;
-        let writer = Arc::new(Writer { model, connect });
+        let projection = self
+            .selector
+            .as_ref()
+            .and_then(|selector| selector.select(&connect))
+            .map_or(Projection::All, |selection| {
+                Projection::of(&connect, &selection)
+            });
+        let writer = Arc::new(Writer {
+            model,
+            connect,
+            projection,
+        });
         self.writers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
