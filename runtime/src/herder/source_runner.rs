@@ -436,7 +436,8 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// (a full disk) does not stop the task, as in Connect: the offsets
     /// wait for the next flush, nothing past the stored ones is confirmed
     /// to the database, and the status trace says why. A transaction that
-    /// does not commit fails the task: its records were aborted.
+    /// does not commit fails the task: its records were aborted; so does a
+    /// lease lost while storing.
     async fn periodic_commit(&mut self, end: &RuntimeEnd) -> Result<(), ConnectorError> {
         match self.commit(end).await {
             Ok(()) => {
@@ -446,6 +447,10 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 self.report(State::Running, end);
             }
             Err(e) if self.sink.transactions().is_some() => return Err(e),
+            // Not a failing store: the worker lost its share, and a task
+            // that kept running would wait on the next store with nothing
+            // left to fence it.
+            Err(e) if self.fenced => return Err(e),
             Err(e) => {
                 let first = self.store_failing.is_none();
                 let since = self
@@ -957,8 +962,10 @@ mod tests {
 
     use super::*;
     use crate::herder::record_sink::memory::{Answer, MemorySink};
+    use crate::herder::Placement;
     use crate::kafka::TopicCreator;
-    use crate::store::{MemoryStatusStore, StateDirOffsetStore};
+    use crate::store::{MemoryStatusStore, OffsetStore, StateDirOffsetStore, StoreError};
+    use std::sync::atomic::AtomicU64;
 
     /// Emits records `n` = stored + 1 ..= `count` (config key), three per
     /// batch, each with offset `{"n": n}`; panics at `panic.at` if set.
@@ -1359,6 +1366,93 @@ mod tests {
             .await
             .expect("a stop that times out on the broker is still a stop");
         assert_eq!(harness.stored(), Some(3));
+    }
+
+    /// A share of a group that the test takes away.
+    struct Share(std::sync::atomic::AtomicBool);
+
+    impl Placement for Share {
+        fn owns(&self, _: &str) -> bool {
+            self.0.load(Ordering::SeqCst)
+        }
+
+        fn shared(&self) -> bool {
+            true
+        }
+    }
+
+    /// An offset store on a broker this worker is cut off from: every
+    /// store hangs (until the test ends), as a Kafka store waits out its
+    /// timeout; `entered` counts the stores begun.
+    struct CutOffStore {
+        entered: AtomicU64,
+        released: std::sync::atomic::AtomicBool,
+    }
+
+    impl OffsetStore for CutOffStore {
+        fn get(&self, _: &str) -> Result<Vec<(SourcePartition, SourceOffset)>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        fn put(
+            &self,
+            _: &str,
+            _: &[(SourcePartition, Option<SourceOffset>)],
+        ) -> Result<(), StoreError> {
+            self.entered.fetch_add(1, Ordering::SeqCst);
+            while !self.released.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(StoreError::Io {
+                action: "writing",
+                path: "the offset topic".into(),
+                source: std::io::Error::other("cut off"),
+            })
+        }
+
+        fn clear(&self, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// CI caught a task still running on a worker cut off from the
+    /// broker: its periodic offset store noticed the lost lease but took
+    /// it for a failing store and carried on, and its next store then
+    /// waited for the broker with the lease no longer checked. A fenced
+    /// periodic store must end the task.
+    #[tokio::test]
+    async fn a_lease_lost_during_a_periodic_store_ends_the_task() {
+        let mut harness = Harness::new(Duration::from_millis(20));
+        let share = Arc::new(Share(true.into()));
+        let store = Arc::new(CutOffStore {
+            entered: AtomicU64::new(0),
+            released: false.into(),
+        });
+        let deps = Arc::get_mut(&mut harness.deps).expect("deps not shared yet");
+        deps.placement = share.clone();
+        deps.offsets = store.clone();
+        let sink = MemorySink::default();
+        let run = harness.run(&[("count", "3")], &sink, |_| false);
+        tokio::pin!(run);
+        let result = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                tokio::select! {
+                    result = &mut run => return result,
+                    () = tokio::time::sleep(Duration::from_millis(10)) => {
+                        if store.entered.load(Ordering::SeqCst) > 0 {
+                            // The link goes while the store waits.
+                            share.0.store(false, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        store.released.store(true, Ordering::SeqCst);
+        let error = result
+            .expect("the task ends instead of waiting on the broker")
+            .expect_err("a fenced task fails");
+        assert!(error.to_string().contains("lost its lease"), "{error}");
     }
 
     #[tokio::test]
