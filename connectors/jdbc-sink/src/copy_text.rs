@@ -49,11 +49,12 @@ mod tests {
     use super::*;
     use sluice_connector_api::{Schema, Value};
     use std::borrow::Cow;
+    use std::sync::Arc;
 
     fn cell(schema: Schema, value: Value) -> Cell<'static> {
         Cell {
             name: "c".into(),
-            schema: Cow::Owned(schema),
+            schema: Cow::Owned(Arc::new(schema)),
             value: Cow::Owned(value),
         }
     }

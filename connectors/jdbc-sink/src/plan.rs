@@ -185,6 +185,7 @@ pub fn plan(changes: Vec<Change<'_>>) -> Vec<Step<'_>> {
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
+    use std::sync::Arc;
 
     use sluice_connector_api::{Schema, Value};
 
@@ -193,7 +194,7 @@ mod tests {
     fn cell(name: &str, v: i32) -> Cell<'_> {
         Cell {
             name: name.into(),
-            schema: Cow::Owned(Schema::int32()),
+            schema: Cow::Owned(Arc::new(Schema::int32())),
             value: Cow::Owned(Value::Int32(v)),
         }
     }
