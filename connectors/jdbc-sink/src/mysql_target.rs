@@ -117,21 +117,31 @@ fn batched<T>(
     let mut out = Vec::new();
     let mut sql = String::from(head);
     let mut values = 0;
+    let mut capacity = 0;
     for item in items {
         let mark = sql.len();
         if values > 0 {
             sql.push_str(", ");
         }
         tuple(&mut sql, item)?;
+        if capacity == 0 {
+            // Tuples of one table are about as wide as this one: room for
+            // a statement at once (at most the budget), rather than
+            // doubling (and copying) each as it grows.
+            let each = sql.len() - head.len() + 2;
+            capacity =
+                (head.len() + each * (items.len() + items.len() / 8) + tail.len()).min(budget);
+            sql.reserve(capacity.saturating_sub(sql.len()));
+        }
         let full = sql.len() + tail.len() > budget || values + width.max(1) > MAX_VALUES;
         if full && values > 0 {
             // The tuple just written starts the next statement.
             let moved = sql.split_off(mark);
             sql.push_str(tail);
-            out.push(std::mem::replace(
-                &mut sql,
-                format!("{head}{}", &moved[2..]),
-            ));
+            let mut next = String::with_capacity(capacity);
+            next.push_str(head);
+            next.push_str(&moved[2..]);
+            out.push(std::mem::replace(&mut sql, next));
             values = 0;
         }
         values += width.max(1);

@@ -297,9 +297,15 @@ async fn load<'r, R: AsRef<[Cell<'r>]>>(
             .await
             .map_err(|e| classify(&format!("emptying {stage}"), e))?;
     }
-    let mut data = Vec::with_capacity(rows.len() * 64);
-    for row in rows {
+    let mut data = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
         push_row(&mut data, row.as_ref())?;
+        if i == 0 {
+            // Rows of one table are about as wide as the first: room for
+            // all of them at once, rather than doubling (and copying) the
+            // buffer up to twice the batch.
+            data.reserve((data.len() + data.len() / 8) * (rows.len() - 1));
+        }
     }
     let context = format!("loading rows for {}", key.0);
     let copy = format!("COPY {stage} FROM STDIN");

@@ -10,7 +10,7 @@
 //! Connect does) — delivered before the offset moves past them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,9 @@ struct Applier<'a> {
     batch_size: usize,
     /// Topics already reported for `GET /connectors/{name}/topics`.
     seen_topics: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// How many records the last batch held: the next one's vector is
+    /// sized for as many, instead of doubling (and copying) its way there.
+    last_batch: AtomicUsize,
 }
 
 impl<'a> Applier<'a> {
@@ -204,6 +207,7 @@ impl<'a> Applier<'a> {
                 .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
             batch_size: config.i64_or("batch.size", DEFAULT_BATCH as i64)?.max(1) as usize,
             seen_topics: Default::default(),
+            last_batch: AtomicUsize::new(0),
         })
     }
 
@@ -290,7 +294,8 @@ impl<'a> Applier<'a> {
     /// partition consumed (dead-lettered records included): waits for the
     /// first, then takes what arrives within the linger time.
     async fn collect(&self) -> Result<(Vec<Consumed>, Positions), ConnectorError> {
-        let mut batch = Vec::new();
+        let expected = self.last_batch.load(Ordering::Relaxed);
+        let mut batch = Vec::with_capacity(expected.clamp(1, self.batch_size));
         let mut positions = Positions::new();
         let deadline = Instant::now() + LINGER;
         let mut taken = 0;
@@ -373,6 +378,7 @@ impl<'a> Applier<'a> {
             };
             batch.push(consumed);
         }
+        self.last_batch.store(batch.len(), Ordering::Relaxed);
         Ok((batch, positions))
     }
 
