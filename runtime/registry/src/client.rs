@@ -106,6 +106,16 @@ fn segment(text: &str) -> String {
     out
 }
 
+/// The certificates in a PEM text, in order (keys and other items left out).
+fn certificates(pem: &[u8]) -> Vec<ureq::tls::Certificate<'static>> {
+    ureq::tls::parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
 impl RegistryClient {
     /// A client for `urls` (comma-separated).
     pub fn new(urls: &str) -> Self {
@@ -128,27 +138,17 @@ impl RegistryClient {
     /// A client for `urls` reached as `access` says; fails on unreadable
     /// certificates.
     pub fn connect(urls: &str, access: &RegistryAccess) -> Result<Self, String> {
-        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+        use ureq::tls::{ClientCert, PrivateKey, RootCerts, TlsConfig};
         let mut tls = TlsConfig::builder();
         if let Some(pem) = &access.ca_pem {
-            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
+            let certs = certificates(pem);
             if certs.is_empty() {
                 return Err("the truststore holds no PEM certificate".to_owned());
             }
             tls = tls.root_certs(RootCerts::new_with_certs(&certs));
         }
         if let Some(pem) = &access.client_pem {
-            let chain: Vec<Certificate<'static>> = ureq::tls::parse_pem(pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect();
+            let chain = certificates(pem);
             let key = PrivateKey::from_pem(pem)
                 .map_err(|e| format!("the keystore's private key: {e}"))?;
             tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
