@@ -37,10 +37,16 @@ pub fn build_consumer(
         // it: 50 MiB answers held a whole 200,000-row topic (80 MiB of
         // queued messages) in a sink worker; at 2 MiB answers massif still
         // showed 15 MB of ops and 13 MB of LZ4 output live at the peak.
-        // 512 KiB answers (librdkafka wants fetch.max.bytes at least
-        // message.max.bytes, hence 1 MiB there) cut scripts/bench-sink's
-        // peak RSS from 81-82 to 66 MiB (PostgreSQL target) and from
-        // 108-137 to 95 MiB (MariaDB) at the same speed.
+        // 512 KiB answers cut scripts/bench-sink's peak RSS from 81-82
+        // to 66 MiB (PostgreSQL target) and from 108-137 to 95 MiB
+        // (MariaDB) at the same speed. Tansu 0.6 answers up to
+        // fetch.max.bytes whatever the partition limit says, so that is
+        // 512 KiB too (librdkafka wants it at least message.max.bytes,
+        // which a consumer uses only to bound its own requests): heaptrack
+        // showed ~50,000 queued messages (9.5 MB of ops, 8.8 MB of LZ4
+        // output) at the peak with 1 MiB answers; the peak (VmHWM) fell
+        // from 65-67 to 57-62 MiB at the same rate and CPU per row. A
+        // record batch larger than the limit is still returned whole.
         .set("queued.min.messages", "10000")
         .set("queued.max.messages.kbytes", "1024")
         // With the prefetch bounds this low, librdkafka's default 1 s
@@ -56,7 +62,8 @@ pub fn build_consumer(
         // the sink ran 55k -> 123k rows/s into PostgreSQL. A connector can
         // set consumer.override.fetch.wait.max.ms.
         .set("fetch.wait.max.ms", "20")
-        .set("fetch.max.bytes", "1048576")
+        .set("fetch.max.bytes", "524288")
+        .set("message.max.bytes", "524288")
         .set("max.partition.fetch.bytes", "524288")
         // A task whose worker died is noticed in seconds, so its
         // replacement is not kept waiting in the group's rebalance.
