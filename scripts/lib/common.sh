@@ -56,6 +56,12 @@ bench_build() {
   SLUICE="${SLUICE_BIN:-$BENCH_TARGET/sluice}"
 }
 
+# A phase's peak RSS, exactly: the kernel's high-water mark (VmHWM) of the
+# worker, restarted when the phase starts (Linux's clear_refs 5). Sampling
+# RSS every 100 ms, as the benches did, missed peaks shorter than that.
+reset_peak_rss() { echo 5 >"/proc/$1/clear_refs"; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
 # Stops a benchmark's worker: SIGTERM first, so a profiler wrapping it
 # (SLUICE_BENCH_WRAP, e.g. "valgrind --tool=callgrind") writes its output;
 # kill -9 only if it has not ended within 20 s.
