@@ -280,7 +280,13 @@ pub async fn read(
             .collect();
     }
     let queue = Arc::new(Mutex::new(units.into_iter().collect::<VecDeque<_>>()));
-    let (rows_tx, mut rows_rx) = mpsc::channel::<Result<Vec<SourceRecord>, ConnectorError>>(4);
+    // One batch in hand-off per reader, as the PostgreSQL snapshot has:
+    // the task's queue to the runtime (max.queue.size) is the buffer.
+    // Four here kept another 8,192 rows decoded ahead of that queue,
+    // beyond what max.queue.size allows (~6 MiB at the peak of
+    // scripts/bench-mysql's snapshot).
+    let (rows_tx, mut rows_rx) =
+        mpsc::channel::<Result<Vec<SourceRecord>, ConnectorError>>(readers.len().max(1));
     let mut workers = Vec::new();
     for reader in readers {
         let queue = Arc::clone(&queue);
