@@ -1,7 +1,8 @@
 //! A binlog event stream as the MySQL connector's stream reads it: events
 //! (and those inside compressed transaction payloads), table maps, and
-//! the row images of rows events decoded against the table map they name,
-//! after the connector's own checks (`sluice_mysql::binlog_guard`).
+//! the row images of rows events decoded against the table map they name
+//! by the connector's own reader (`sluice_mysql::row_images`), after its
+//! checks (`sluice_mysql::binlog_guard`).
 //!
 //! mysql_common 0.35.5 panics on many malformed events (unwraps and
 //! indexing in `Event::read`, the payload event's parser, row values).
@@ -71,12 +72,17 @@ fn read_stream(data: &[u8]) {
                     if sluice_mysql::binlog_guard::check_table_map(tme).is_err() {
                         continue;
                     }
+                    // The connector's own row reader (row_images.rs): a
+                    // panic or a hang in it is a crash here.
+                    let Ok(images) = sluice_mysql::row_images::RowImages::new(&rows, tme) else {
+                        continue;
+                    };
                     let most_rows = sluice_mysql::binlog_guard::most_rows(&rows);
-                    for row in rows.rows(tme).take(most_rows) {
+                    for row in images.take(most_rows) {
                         let Ok((before, after)) = row else { break };
                         for image in [before, after].into_iter().flatten() {
-                            for i in 0..image.len() {
-                                let _ = image.as_ref(i).cloned();
+                            for value in image.into_iter().flatten() {
+                                let _ = value.into_owned();
                             }
                         }
                     }

@@ -16,6 +16,7 @@ pub mod gtid;
 mod mysql8_tests;
 mod offset;
 mod payload;
+pub mod row_images;
 mod setup;
 mod snapshot;
 mod stream;

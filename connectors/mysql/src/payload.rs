@@ -308,13 +308,12 @@ mod tests {
             other => panic!("expected write rows, got {other:?}"),
         };
         let schema = schema();
-        let decoded: Vec<Value> = rows
-            .rows(&tme)
+        let decoded: Vec<Value> = crate::row_images::RowImages::new(&rows, &tme)
+            .expect("a rows event of the table")
             .map(|pair| {
                 let (_, after) = pair.expect("row decodes");
                 let after = after.expect("an insert has an after image");
-                let values: Vec<_> = (0..after.len()).map(|i| after.as_ref(i).cloned()).collect();
-                schema.row_from_binlog(&values).expect("row maps")
+                schema.row_from_binlog(&after).expect("row maps")
             })
             .collect();
         assert_eq!(

@@ -24,6 +24,7 @@ use crate::events::{self, EventContext, Op, TableChange};
 use crate::gtid::{self, GtidSet};
 use crate::offset::{self, BinlogPosition, Cursor, SnapshotMark};
 use crate::payload::Placement;
+use crate::row_images::RowImages;
 use crate::setup::{self, classify, ServerInfo};
 use crate::snapshot::now_us;
 use crate::table_schema::TableSchema;
@@ -180,8 +181,6 @@ fn rotate_file_name(raw: &[u8], known: &[String]) -> String {
 fn at_or_before(a: (&str, u64), b: (&str, u64)) -> bool {
     (a.0, a.1) <= (b.0, b.1)
 }
-
-type Row = mysql_async::binlog::row::BinlogRow;
 
 /// How long the binlog connection may stay silent (the server is asked for
 /// a heartbeat every 5 s) before it is taken for dead.
@@ -776,13 +775,11 @@ impl Streamer<'_> {
                         continue;
                     }
                     let now = now_us();
-                    let decode =
-                        |row: Option<Row>| -> Result<Option<sluice_connector_api::Value>, String> {
-                            let Some(row) = row else { return Ok(None) };
-                            let values: Vec<_> =
-                                (0..row.len()).map(|i| row.as_ref(i).cloned()).collect();
-                            schema.row_from_binlog(&values).map(Some)
-                        };
+                    let decode = |image: Option<crate::row_images::Image<'_>>| {
+                        image
+                            .map(|values| schema.row_from_binlog(&values))
+                            .transpose()
+                    };
                     let position = self.position(&file, group_start, ts_sec, &gtids, gtid_text);
                     // mysql_common trusts the event: check it first.
                     if let Err(why) = binlog_guard::check_table_map(tme) {
@@ -791,7 +788,12 @@ impl Streamer<'_> {
                         )));
                     }
                     let most_rows = binlog_guard::most_rows(&rows) as u64;
-                    for (r, pair) in rows.rows(tme).enumerate() {
+                    let images = RowImages::new(&rows, tme).map_err(|e| {
+                        ConnectorError::fatal(format!(
+                            "cannot read the rows event of {id} at {file}:{start}: {e}"
+                        ))
+                    })?;
+                    for (r, pair) in images.enumerate() {
                         let r = r as u64;
                         if r >= most_rows {
                             return Err(ConnectorError::fatal(format!(

@@ -1,0 +1,423 @@
+//! The row images of a rows event, read into values that borrow the
+//! event's bytes, with the table map's column types and metadata resolved
+//! once per event.
+//!
+//! mysql_common's own reader (`RowsEventData::rows`) builds a column
+//! description for every column of every row (schema, table and column
+//! names copied, optional metadata walked again, each column's metadata
+//! found by walking all before it) and copies every value twice; under
+//! callgrind (`scripts/bench-mysql` with `SLUICE_BENCH_WRAP`) that was
+//! about 6,300 instructions per row of a three-column table, half of the
+//! connector's own work per streamed change. The bytes are read the same
+//! way (each value by mysql_common's `BinlogValue` parser), so what a row
+//! decodes to does not change.
+//!
+//! Each image holds one slot per table column, `None` for a column the
+//! image leaves out (`binlog_row_image=MINIMAL` / `NOBLOB`), so a value
+//! always lands at its column's position.
+
+use std::io;
+
+use mysql_async::binlog::events::{RowsEventData, TableMapEvent};
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::consts::ColumnType;
+use mysql_async::Value as MyValue;
+use mysql_common::io::ParseBuf;
+
+/// One row image: a value per table column, `None` where the image does
+/// not carry the column.
+pub type Image<'a> = Vec<Option<BinlogValue<'a>>>;
+
+/// The value-options flag of a partial update's after image: its JSON
+/// columns may hold diffs (MySQL's `PARTIAL_JSON_UPDATES`).
+const PARTIAL_JSON_UPDATES: u64 = 1;
+
+/// The rows of one rows event, before and after images in order.
+pub struct RowImages<'a> {
+    /// Per table column: its type and metadata.
+    columns: Vec<(ColumnType, &'a [u8])>,
+    /// Which columns the before image carries, if it has one.
+    before: Option<Vec<bool>>,
+    /// Which columns the after image carries, if it has one.
+    after: Option<Vec<bool>>,
+    /// A partial update: the after image starts with its value options.
+    partial_update: bool,
+    /// The JSON columns of the table (the partial-column bitmap's width).
+    json_columns: usize,
+    data: ParseBuf<'a>,
+}
+
+impl<'a> RowImages<'a> {
+    /// The rows of `rows`, laid out by `tme` (checked first with
+    /// [`crate::binlog_guard::check_table_map`]).
+    pub fn new(rows: &'a RowsEventData<'a>, tme: &'a TableMapEvent<'a>) -> io::Result<Self> {
+        let count = usize::try_from(rows.num_columns()).map_err(|_| invalid("column count"))?;
+        let columns = (0..count)
+            .map(|i| match tme.get_column_type(i) {
+                Ok(Some(kind)) => Ok((kind, tme.get_column_metadata(i).unwrap_or(&[]))),
+                _ => Err(invalid(&format!("no type for column {i}"))),
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Self {
+            columns,
+            before: rows
+                .columns_before_image()
+                .map(|bits| bits.iter().map(|b| *b).collect()),
+            after: rows
+                .columns_after_image()
+                .map(|bits| bits.iter().map(|b| *b).collect()),
+            partial_update: matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)),
+            json_columns: tme.json_column_count(),
+            data: ParseBuf(rows.rows_data()),
+        })
+    }
+
+    /// One image of the columns `present` says it carries.
+    fn image(&mut self, present: &[bool], shared: bool) -> io::Result<Image<'a>> {
+        // The partial-column bitmap of a partial update's after image: one
+        // bit per JSON column, for those that hold a diff.
+        let mut partial: Option<&'a [u8]> = None;
+        if shared {
+            let options = self
+                .data
+                .checked_eat_lenenc_int()
+                .ok_or_else(|| invalid("value options cut short"))?;
+            if options & PARTIAL_JSON_UPDATES != 0 {
+                partial = Some(eat(&mut self.data, self.json_columns.div_ceil(8))?);
+            }
+        }
+        let carried = present.iter().filter(|p| **p).count();
+        let nulls = eat(&mut self.data, carried.div_ceil(8))?;
+        let mut image = Vec::with_capacity(self.columns.len());
+        let (mut slot, mut json) = (0usize, 0usize);
+        for (i, &(kind, metadata)) in self.columns.iter().enumerate() {
+            let is_partial = kind == ColumnType::MYSQL_TYPE_JSON && {
+                json += 1;
+                partial.is_some_and(|bits| bit(bits, json - 1))
+            };
+            if !present.get(i).copied().unwrap_or(false) {
+                image.push(None);
+                continue;
+            }
+            let value = if bit(nulls, slot) {
+                BinlogValue::Value(MyValue::NULL)
+            } else {
+                // Signedness is left to the table model (Kind::Int masks
+                // and reinterprets the bits), as it was with mysql_common's
+                // reader, whose optional metadata is absent on some servers.
+                self.data
+                    .parse::<BinlogValue<'a>>((kind, metadata, false, is_partial))?
+            };
+            image.push(Some(value));
+            slot += 1;
+        }
+        Ok(image)
+    }
+}
+
+impl<'a> Iterator for RowImages<'a> {
+    type Item = io::Result<(Option<Image<'a>>, Option<Image<'a>>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.data.is_empty() {
+            return None;
+        }
+        let left = self.data.len();
+        let row = (|| {
+            let before = match self.before.take() {
+                Some(present) => {
+                    let image = self.image(&present, false);
+                    self.before = Some(present);
+                    Some(image?)
+                }
+                None => None,
+            };
+            let after = match self.after.take() {
+                Some(present) => {
+                    let image = self.image(&present, self.partial_update);
+                    self.after = Some(present);
+                    Some(image?)
+                }
+                None => None,
+            };
+            Ok((before, after))
+        })();
+        // A row that takes no bytes would be read for ever.
+        if row.is_ok() && self.data.len() == left {
+            self.data = ParseBuf(&[]);
+            return Some(Err(invalid("a row image of no bytes")));
+        }
+        if row.is_err() {
+            // Nothing after a bad row can be placed.
+            self.data = ParseBuf(&[]);
+        }
+        Some(row)
+    }
+}
+
+/// Bit `index` of a little-endian bitmap (MySQL's order); outside it, set
+/// (a null, as mysql_common reads a bitmap cut short).
+fn bit(bits: &[u8], index: usize) -> bool {
+    bits.get(index / 8)
+        .is_none_or(|byte| byte >> (index % 8) & 1 == 1)
+}
+
+fn eat<'a>(data: &mut ParseBuf<'a>, n: usize) -> io::Result<&'a [u8]> {
+    data.checked_eat(n)
+        .ok_or_else(|| invalid("a row image cut short"))
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use mysql_async::binlog::events::{EventData, TableMapEvent};
+    use mysql_common::binlog::consts::BinlogVersion;
+    use mysql_common::binlog::EventStreamReader;
+
+    use super::*;
+
+    const TABLE_MAP: u8 = 19;
+    const WRITE_ROWS: u8 = 30;
+    const UPDATE_ROWS: u8 = 31;
+    const DELETE_ROWS: u8 = 32;
+
+    /// One v4 event without checksum, read back as mysql_async's stream
+    /// reads it.
+    fn read(kind: u8, body: &[u8]) -> mysql_common::binlog::events::Event {
+        let mut event = Vec::new();
+        event.extend(1_700_000_000u32.to_le_bytes());
+        event.push(kind);
+        event.extend(7u32.to_le_bytes());
+        event.extend(((19 + body.len()) as u32).to_le_bytes());
+        event.extend(0u32.to_le_bytes());
+        event.extend(0u16.to_le_bytes());
+        event.extend(body);
+        EventStreamReader::new(BinlogVersion::Version4)
+            .read(&event[..])
+            .expect("an event")
+            .expect("one event")
+    }
+
+    /// `db.t (id INT, name VARCHAR(40) NULL, qty BIGINT)`.
+    fn table_map() -> TableMapEvent<'static> {
+        let mut b = vec![42, 0, 0, 0, 0, 0];
+        b.extend(1u16.to_le_bytes());
+        for name in ["db", "t"] {
+            b.push(name.len() as u8);
+            b.extend(name.as_bytes());
+            b.push(0);
+        }
+        b.push(3);
+        b.extend([3, 15, 8]); // LONG, VARCHAR, LONGLONG
+        b.push(2);
+        b.extend(160u16.to_le_bytes());
+        b.push(0b010);
+        match read(TABLE_MAP, &b).read_data().expect("a table map") {
+            Some(EventData::TableMapEvent(t)) => t.into_owned(),
+            other => panic!("expected a table map, got {other:?}"),
+        }
+    }
+
+    /// A row's values in an image carrying the columns `present` (bit i:
+    /// column i), `None` for a null name.
+    fn image(present: u8, id: i32, name: Option<&str>, qty: i64) -> Vec<u8> {
+        let mut values = Vec::new();
+        let mut nulls = 0u8;
+        let mut slot = 0;
+        for column in 0..3 {
+            if present & (1 << column) == 0 {
+                continue;
+            }
+            match (column, name) {
+                (0, _) => values.extend(id.to_le_bytes()),
+                (1, Some(name)) => {
+                    values.push(name.len() as u8);
+                    values.extend(name.as_bytes());
+                }
+                (1, None) => nulls |= 1 << slot,
+                _ => values.extend(qty.to_le_bytes()),
+            }
+            slot += 1;
+        }
+        let mut out = vec![nulls];
+        out.extend(values);
+        out
+    }
+
+    /// A v2 rows event of `kind` with the given column bitmaps and rows.
+    fn rows_event(bitmaps: &[u8], rows: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = vec![42, 0, 0, 0, 0, 0];
+        b.extend(1u16.to_le_bytes());
+        b.extend(2u16.to_le_bytes());
+        b.push(3);
+        b.extend(bitmaps);
+        for row in rows {
+            b.extend(row);
+        }
+        b
+    }
+
+    /// What this reader and mysql_common's own make of the same event:
+    /// each row as (before, after), a value per column (mysql_common's
+    /// images carry only the present columns, in order).
+    type Decoded = Vec<(Option<Vec<Option<MyValue>>>, Option<Vec<Option<MyValue>>>)>;
+
+    fn both(kind: u8, body: &[u8]) -> (io::Result<Decoded>, Decoded) {
+        let tme = table_map();
+        let event = read(kind, body);
+        let rows = match event.read_data().expect("a rows event") {
+            Some(EventData::RowsEvent(r)) => r,
+            other => panic!("expected rows, got {other:?}"),
+        };
+        let plain = |v: &BinlogValue<'_>| match v {
+            BinlogValue::Value(v) => v.clone(),
+            other => panic!("not a plain value: {other:?}"),
+        };
+        let ours = RowImages::new(&rows, &tme).and_then(|images| {
+            images
+                .map(|row| {
+                    let (before, after) = row?;
+                    let values = |i: Option<Image<'_>>| {
+                        i.map(|i| i.iter().map(|v| v.as_ref().map(plain)).collect())
+                    };
+                    Ok((values(before), values(after)))
+                })
+                .collect()
+        });
+        let present = |bits: Option<Vec<bool>>| bits.unwrap_or_default();
+        let (before_cols, after_cols) = (
+            present(
+                rows.columns_before_image()
+                    .map(|b| b.iter().map(|x| *x).collect()),
+            ),
+            present(
+                rows.columns_after_image()
+                    .map(|b| b.iter().map(|x| *x).collect()),
+            ),
+        );
+        let spread = |row: Option<mysql_common::binlog::row::BinlogRow>, cols: &[bool]| {
+            row.map(|row| {
+                let mut carried = (0..row.len()).map(|i| row.as_ref(i).map(plain));
+                cols.iter()
+                    .map(|present| {
+                        if *present {
+                            carried.next().flatten()
+                        } else {
+                            None
+                        }
+                    })
+                    .collect()
+            })
+        };
+        let theirs = rows
+            .rows(&tme)
+            .map(|row| {
+                let (before, after) = row.expect("mysql_common reads it");
+                (spread(before, &before_cols), spread(after, &after_cols))
+            })
+            .collect();
+        (ours, theirs)
+    }
+
+    #[test]
+    fn inserts_updates_and_deletes_read_as_mysql_common_reads_them() {
+        let insert = rows_event(
+            &[0b111],
+            &[
+                image(0b111, 1, Some("łódź"), -5),
+                image(0b111, 2, None, i64::MAX),
+            ],
+        );
+        let update = rows_event(
+            &[0b111, 0b111],
+            &[[image(0b111, 1, Some("a"), 1), image(0b111, 1, None, 2)].concat()],
+        );
+        let delete = rows_event(&[0b111], &[image(0b111, 7, Some("gone"), 0)]);
+        for (kind, body) in [
+            (WRITE_ROWS, insert),
+            (UPDATE_ROWS, update),
+            (DELETE_ROWS, delete),
+        ] {
+            let (ours, theirs) = both(kind, &body);
+            let ours = ours.expect("read");
+            assert!(!ours.is_empty());
+            assert_eq!(ours, theirs, "event type {kind}");
+        }
+        // The values themselves, for the insert.
+        let body = rows_event(&[0b111], &[image(0b111, 2, None, 9)]);
+        let (ours, _) = both(WRITE_ROWS, &body);
+        assert_eq!(
+            ours.expect("read")[0].1,
+            Some(vec![
+                Some(MyValue::Int(2)),
+                Some(MyValue::NULL),
+                Some(MyValue::Int(9))
+            ])
+        );
+    }
+
+    #[test]
+    fn a_minimal_image_leaves_the_columns_it_lacks_empty_in_their_places() {
+        // binlog_row_image=MINIMAL: the before image carries the key
+        // (column 0) only, the after image columns 1 and 2.
+        let body = rows_event(
+            &[0b001, 0b110],
+            &[[image(0b001, 4, None, 0), image(0b110, 0, Some("x"), 3)].concat()],
+        );
+        let (ours, theirs) = both(UPDATE_ROWS, &body);
+        let ours = ours.expect("read");
+        assert_eq!(ours, theirs);
+        assert_eq!(ours[0].0, Some(vec![Some(MyValue::Int(4)), None, None]));
+        assert_eq!(
+            ours[0].1,
+            Some(vec![
+                None,
+                Some(MyValue::Bytes(b"x".to_vec())),
+                Some(MyValue::Int(3))
+            ])
+        );
+    }
+
+    #[test]
+    fn an_event_cut_short_is_an_error_and_ends_the_rows() {
+        let mut body = rows_event(&[0b111], &[image(0b111, 1, Some("abc"), 1)]);
+        body.truncate(body.len() - 4);
+        let tme = table_map();
+        let event = read(WRITE_ROWS, &body);
+        let Some(EventData::RowsEvent(rows)) = event.read_data().expect("a rows event") else {
+            panic!("expected rows");
+        };
+        let mut images = RowImages::new(&rows, &tme).expect("laid out");
+        assert!(images.next().expect("a row").is_err());
+        assert!(images.next().is_none(), "nothing is read past a bad row");
+    }
+
+    #[test]
+    fn rows_that_take_no_bytes_are_refused_not_read_for_ever() {
+        // No column in the image: every row would be zero bytes long.
+        let body = rows_event(&[0b000], &[vec![0xAA]]);
+        let tme = table_map();
+        let event = read(WRITE_ROWS, &body);
+        let Some(EventData::RowsEvent(rows)) = event.read_data().expect("a rows event") else {
+            panic!("expected rows");
+        };
+        let mut images = RowImages::new(&rows, &tme).expect("laid out");
+        let why = images.next().expect("a row").expect_err("refused");
+        assert!(why.to_string().contains("no bytes"), "{why}");
+        assert!(images.next().is_none());
+    }
+
+    #[test]
+    fn bits_are_read_least_significant_first() {
+        assert!(bit(&[0b0000_0010], 1));
+        assert!(!bit(&[0b0000_0010], 0));
+        assert!(bit(&[0, 0b1000_0000], 15));
+        assert!(
+            bit(&[], 3),
+            "past the bitmap reads as null, as mysql_common does"
+        );
+    }
+}
