@@ -43,7 +43,9 @@ pub fn clock(in_day: i64) -> String {
 /// Appends the decimal digits of `n`, zero-padded to at least `width`:
 /// for text written per row, where `format!` costs more than the row.
 pub fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut digits = [0u8; 20];
+    // Pre-filled with zeros, so the padding is part of one append (a char
+    // pushed at a time cost twice the instructions).
+    let mut digits = [b'0'; 20];
     let mut start = digits.len();
     let mut rest = n;
     loop {
@@ -54,10 +56,11 @@ pub fn push_padded(out: &mut String, n: u64, width: usize) {
             break;
         }
     }
-    for _ in digits.len() - start..width {
-        out.push('0');
+    for _ in digits.len() - start..width.min(digits.len()) {
+        start -= 1;
     }
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+    // Only ASCII digits were written: this never falls back.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 /// [`clock`] appended to `out`, with exactly `digits` (1..=6) fraction
@@ -164,6 +167,21 @@ pub fn rescale(unscaled: i128, scale: u32, target: u32) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_padded_to_their_width_and_never_cut() {
+        let padded = |n: u64, width: usize| {
+            let mut out = String::from(">");
+            push_padded(&mut out, n, width);
+            out
+        };
+        assert_eq!(padded(7, 2), ">07");
+        assert_eq!(padded(2024, 4), ">2024");
+        assert_eq!(padded(5, 6), ">000005");
+        assert_eq!(padded(123, 1), ">123");
+        assert_eq!(padded(0, 0), ">0");
+        assert_eq!(padded(u64::MAX, 25), format!(">{}", u64::MAX));
+    }
 
     #[test]
     fn dates_round_trip_and_print_as_java_does() {

@@ -643,6 +643,59 @@ fn parse_time(text: &str) -> Option<i64> {
 /// Microseconds since the epoch of `YYYY-MM-DD HH:MM:SS[.ffffff]` read as
 /// UTC; `Some(None)` for a zero date.
 fn parse_datetime(text: &str) -> Option<Option<i64>> {
+    canonical_datetime(text.as_bytes()).or_else(|| parse_datetime_loosely(text))
+}
+
+/// The number `bytes` spell in ASCII digits, if they all are.
+fn ascii_number(bytes: &[u8]) -> Option<i64> {
+    bytes.iter().try_fold(0i64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+    })
+}
+
+/// The form MySQL's text protocol writes every DATETIME and TIMESTAMP in,
+/// `YYYY-MM-DD HH:MM:SS` with up to six fraction digits, read in place;
+/// `None` for anything else (read by [`parse_datetime_loosely`]). The
+/// general reader split and trimmed its way through ~1,500 instructions
+/// per value under callgrind, for each timestamp of each snapshot row.
+fn canonical_datetime(b: &[u8]) -> Option<Option<i64>> {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (
+        ascii_number(&b[0..4])?,
+        ascii_number(&b[5..7])?,
+        ascii_number(&b[8..10])?,
+    );
+    let (hours, minutes, seconds) = (
+        ascii_number(&b[11..13])?,
+        ascii_number(&b[14..16])?,
+        ascii_number(&b[17..19])?,
+    );
+    let micros = match &b[19..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=6).contains(&fraction.len()) => {
+            ascii_number(fraction)? * 10i64.pow(6 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    if year == 0 || month == 0 || day == 0 {
+        return Some(None);
+    }
+    let in_day = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + micros;
+    Some(Some(
+        days_from_civil(year, month, day) * MICROS_PER_DAY + in_day,
+    ))
+}
+
+/// [`parse_datetime`] of any spacing and field widths MySQL accepts.
+fn parse_datetime_loosely(text: &str) -> Option<Option<i64>> {
     let (date, time) = text
         .trim()
         .split_once(' ')
@@ -703,6 +756,51 @@ fn point_value(raw: &[u8]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetimes_read_in_place_equal_the_general_reading() {
+        let mut texts = vec![
+            "0000-00-00 00:00:00".to_owned(),
+            "2024-00-10 10:00:00".to_owned(),
+            "1970-01-01 00:00:00".to_owned(),
+            "9999-12-31 23:59:59.999999".to_owned(),
+            "2024-02-29 12:34:56.5".to_owned(),
+            "1000-01-01 00:00:00.000001".to_owned(),
+        ];
+        for i in 0..2_000i64 {
+            let (y, mo, d) = (1900 + i % 200, 1 + i % 12, 1 + i % 28);
+            let (h, mi, se) = (i % 24, (i * 7) % 60, (i * 13) % 60);
+            let fraction = match i % 4 {
+                0 => String::new(),
+                1 => format!(".{}", i % 10),
+                2 => format!(".{:03}", i % 1000),
+                _ => format!(".{:06}", i * 37 % 1_000_000),
+            };
+            texts.push(format!(
+                "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{se:02}{fraction}"
+            ));
+        }
+        for text in &texts {
+            let fast = canonical_datetime(text.as_bytes());
+            assert!(fast.is_some(), "{text} is in the canonical form");
+            assert_eq!(fast, parse_datetime_loosely(text), "{text}");
+        }
+        // Other forms are left to the general reading.
+        for text in [
+            "2024-01-31",
+            " 2024-01-31 10:00:00",
+            "2024-01-31 10:00:00.1234567",
+            "2024-1-31 10:00:00",
+            "2024-01-31T10:00:00",
+            "2024-01-3x 10:00:00",
+        ] {
+            assert_eq!(canonical_datetime(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(
+            parse_datetime("2024-01-31"),
+            Some(Some(days_from_civil(2024, 1, 31) * MICROS_PER_DAY))
+        );
+    }
 
     fn mapping() -> Mapping {
         Mapping {
