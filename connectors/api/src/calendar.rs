@@ -43,9 +43,7 @@ pub fn clock(in_day: i64) -> String {
 /// Appends the decimal digits of `n`, zero-padded to at least `width`:
 /// for text written per row, where `format!` costs more than the row.
 pub fn push_padded(out: &mut String, n: u64, width: usize) {
-    // Pre-filled with zeros, so the padding is part of one append (a char
-    // pushed at a time cost twice the instructions).
-    let mut digits = [b'0'; 20];
+    let mut digits = [0u8; 20];
     let mut start = digits.len();
     let mut rest = n;
     loop {
@@ -56,11 +54,10 @@ pub fn push_padded(out: &mut String, n: u64, width: usize) {
             break;
         }
     }
-    for _ in digits.len() - start..width.min(digits.len()) {
-        start -= 1;
+    for _ in digits.len() - start..width {
+        out.push('0');
     }
-    // Only ASCII digits were written: this never falls back.
-    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 /// [`clock`] appended to `out`, with exactly `digits` (1..=6) fraction
@@ -180,7 +177,7 @@ mod tests {
         assert_eq!(padded(5, 6), ">000005");
         assert_eq!(padded(123, 1), ">123");
         assert_eq!(padded(0, 0), ">0");
-        assert_eq!(padded(u64::MAX, 25), format!(">{}", u64::MAX));
+        assert_eq!(padded(u64::MAX, 21), format!(">0{}", u64::MAX));
     }
 
     #[test]
