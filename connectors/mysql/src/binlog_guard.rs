@@ -79,8 +79,6 @@ pub fn most_rows(rows: &RowsEventData<'_>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mysql_common::binlog::consts::BinlogVersion;
-    use mysql_common::binlog::EventStreamReader;
 
     /// A TABLE_MAP event for `db.t (id INT, price DECIMAL(precision, scale))`.
     fn table_map(precision: u8, scale: u8) -> TableMapEvent<'static> {
@@ -98,34 +96,7 @@ mod tests {
 
     /// `db.t (id INT, c <kind>)` with `metadata` for `c`.
     fn with_type(kind: u8, metadata: &[u8]) -> TableMapEvent<'static> {
-        let mut body = vec![42, 0, 0, 0, 0, 0];
-        body.extend(1u16.to_le_bytes());
-        for name in ["db", "t"] {
-            body.push(name.len() as u8);
-            body.extend(name.as_bytes());
-            body.push(0);
-        }
-        body.push(2); // columns
-        body.extend([3, kind]); // LONG, then c
-        body.push(metadata.len() as u8);
-        body.extend(metadata);
-        body.push(0b10); // price nullable
-        let mut event = Vec::new();
-        event.extend(1_700_000_000u32.to_le_bytes());
-        event.push(19); // TABLE_MAP_EVENT
-        event.extend(7u32.to_le_bytes());
-        event.extend(((19 + body.len()) as u32).to_le_bytes());
-        event.extend(0u32.to_le_bytes());
-        event.extend(0u16.to_le_bytes());
-        event.extend(body);
-        let mut reader = EventStreamReader::new(BinlogVersion::Version4);
-        let read = reader
-            .read(&event[..])
-            .expect("an event")
-            .expect("one event");
-        read.read_event::<TableMapEvent<'_>>()
-            .expect("a table map")
-            .into_owned()
+        crate::test_binlog::table_map(&[3, kind], metadata, 0b10)
     }
 
     #[test]

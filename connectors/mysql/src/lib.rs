@@ -22,6 +22,8 @@ mod snapshot;
 mod stream;
 mod table_schema;
 mod task;
+#[cfg(test)]
+mod test_binlog;
 pub mod types;
 
 use std::sync::Arc;

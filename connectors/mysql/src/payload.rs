@@ -106,6 +106,7 @@ mod tests {
     use crate::catalog::{ColumnDef, TableDef};
     use crate::config::{BigintUnsignedMode, BinaryMode, DecimalMode, TimePrecision};
     use crate::table_schema::TableSchema;
+    use crate::test_binlog::{event, table_map_body as table_map_body_of, TABLE_ID};
     use crate::types::Mapping;
 
     const GTID: u8 = 33;
@@ -114,20 +115,6 @@ mod tests {
     const WRITE_ROWS_V2: u8 = 30;
     const XID: u8 = 16;
     const PAYLOAD: u8 = 40;
-
-    /// One v4 event without checksum; `log_pos` is the end position
-    /// (0 inside a payload, as MySQL writes it).
-    fn event(kind: u8, log_pos: u32, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend(1_700_000_000u32.to_le_bytes());
-        out.push(kind);
-        out.extend(7u32.to_le_bytes());
-        out.extend(((HEADER_LEN + body.len()) as u32).to_le_bytes());
-        out.extend(log_pos.to_le_bytes());
-        out.extend(0u16.to_le_bytes());
-        out.extend(body);
-        out
-    }
 
     fn gtid_body(gno: u64) -> Vec<u8> {
         let mut b = vec![1];
@@ -152,29 +139,13 @@ mod tests {
         b
     }
 
-    fn table_id() -> [u8; 6] {
-        [42, 0, 0, 0, 0, 0]
-    }
-
     /// `inventory.items (id INT, name VARCHAR(40) utf8mb4)`.
     fn table_map_body() -> Vec<u8> {
-        let mut b = table_id().to_vec();
-        b.extend(1u16.to_le_bytes());
-        for name in ["inventory", "items"] {
-            b.push(name.len() as u8);
-            b.extend(name.as_bytes());
-            b.push(0);
-        }
-        b.push(2); // columns
-        b.extend([3, 15]); // LONG, VARCHAR
-        b.push(2); // metadata length
-        b.extend(160u16.to_le_bytes()); // VARCHAR max bytes
-        b.push(0b10); // name nullable
-        b
+        table_map_body_of("inventory", "items", &[3, 15], &160u16.to_le_bytes(), 0b10)
     }
 
     fn write_rows_body(rows: &[(i32, &str)]) -> Vec<u8> {
-        let mut b = table_id().to_vec();
+        let mut b = TABLE_ID.to_vec();
         b.extend(1u16.to_le_bytes()); // end of statement
         b.extend(2u16.to_le_bytes()); // no extra data
         b.push(2);

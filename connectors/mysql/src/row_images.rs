@@ -174,51 +174,17 @@ fn invalid(what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use mysql_async::binlog::events::{EventData, TableMapEvent};
-    use mysql_common::binlog::consts::BinlogVersion;
-    use mysql_common::binlog::EventStreamReader;
 
     use super::*;
+    use crate::test_binlog::{read, TABLE_ID};
 
-    const TABLE_MAP: u8 = 19;
     const WRITE_ROWS: u8 = 30;
     const UPDATE_ROWS: u8 = 31;
     const DELETE_ROWS: u8 = 32;
 
-    /// One v4 event without checksum, read back as mysql_async's stream
-    /// reads it.
-    fn read(kind: u8, body: &[u8]) -> mysql_common::binlog::events::Event {
-        let mut event = Vec::new();
-        event.extend(1_700_000_000u32.to_le_bytes());
-        event.push(kind);
-        event.extend(7u32.to_le_bytes());
-        event.extend(((19 + body.len()) as u32).to_le_bytes());
-        event.extend(0u32.to_le_bytes());
-        event.extend(0u16.to_le_bytes());
-        event.extend(body);
-        EventStreamReader::new(BinlogVersion::Version4)
-            .read(&event[..])
-            .expect("an event")
-            .expect("one event")
-    }
-
     /// `db.t (id INT, name VARCHAR(40) NULL, qty BIGINT)`.
     fn table_map() -> TableMapEvent<'static> {
-        let mut b = vec![42, 0, 0, 0, 0, 0];
-        b.extend(1u16.to_le_bytes());
-        for name in ["db", "t"] {
-            b.push(name.len() as u8);
-            b.extend(name.as_bytes());
-            b.push(0);
-        }
-        b.push(3);
-        b.extend([3, 15, 8]); // LONG, VARCHAR, LONGLONG
-        b.push(2);
-        b.extend(160u16.to_le_bytes());
-        b.push(0b010);
-        match read(TABLE_MAP, &b).read_data().expect("a table map") {
-            Some(EventData::TableMapEvent(t)) => t.into_owned(),
-            other => panic!("expected a table map, got {other:?}"),
-        }
+        crate::test_binlog::table_map(&[3, 15, 8], &160u16.to_le_bytes(), 0b010)
     }
 
     /// A row's values in an image carrying the columns `present` (bit i:
@@ -249,7 +215,7 @@ mod tests {
 
     /// A v2 rows event of `kind` with the given column bitmaps and rows.
     fn rows_event(bitmaps: &[u8], rows: &[Vec<u8>]) -> Vec<u8> {
-        let mut b = vec![42, 0, 0, 0, 0, 0];
+        let mut b = TABLE_ID.to_vec();
         b.extend(1u16.to_le_bytes());
         b.extend(2u16.to_le_bytes());
         b.push(3);
