@@ -34,17 +34,22 @@ const PARTIAL_JSON_UPDATES: u64 = 1;
 
 /// The rows of one rows event, before and after images in order.
 pub struct RowImages<'a> {
-    /// Per table column: its type and metadata.
-    columns: Vec<(ColumnType, &'a [u8])>,
+    layout: Layout<'a>,
     /// Which columns the before image carries, if it has one.
     before: Option<Vec<bool>>,
     /// Which columns the after image carries, if it has one.
     after: Option<Vec<bool>>,
     /// A partial update: the after image starts with its value options.
     partial_update: bool,
+    data: ParseBuf<'a>,
+}
+
+/// How a table's values are laid out in its row images.
+struct Layout<'a> {
+    /// Per table column: its type and metadata.
+    columns: Vec<(ColumnType, &'a [u8])>,
     /// The JSON columns of the table (the partial-column bitmap's width).
     json_columns: usize,
-    data: ParseBuf<'a>,
 }
 
 impl<'a> RowImages<'a> {
@@ -59,7 +64,10 @@ impl<'a> RowImages<'a> {
             })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Self {
-            columns,
+            layout: Layout {
+                columns,
+                json_columns: tme.json_column_count(),
+            },
             before: rows
                 .columns_before_image()
                 .map(|bits| bits.iter().map(|b| *b).collect()),
@@ -67,27 +75,47 @@ impl<'a> RowImages<'a> {
                 .columns_after_image()
                 .map(|bits| bits.iter().map(|b| *b).collect()),
             partial_update: matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)),
-            json_columns: tme.json_column_count(),
             data: ParseBuf(rows.rows_data()),
         })
     }
 
-    /// One image of the columns `present` says it carries.
-    fn image(&mut self, present: &[bool], shared: bool) -> io::Result<Image<'a>> {
+    /// The next row's images, or why it cannot be read.
+    fn row(&mut self) -> io::Result<(Option<Image<'a>>, Option<Image<'a>>)> {
+        let (layout, data) = (&self.layout, &mut self.data);
+        let before = match &self.before {
+            Some(present) => Some(layout.image(data, present, false)?),
+            None => None,
+        };
+        let after = match &self.after {
+            Some(present) => Some(layout.image(data, present, self.partial_update)?),
+            None => None,
+        };
+        Ok((before, after))
+    }
+}
+
+impl<'a> Layout<'a> {
+    /// One image, read from `data`, of the columns `present` says it
+    /// carries.
+    fn image(
+        &self,
+        data: &mut ParseBuf<'a>,
+        present: &[bool],
+        shared: bool,
+    ) -> io::Result<Image<'a>> {
         // The partial-column bitmap of a partial update's after image: one
         // bit per JSON column, for those that hold a diff.
         let mut partial: Option<&'a [u8]> = None;
         if shared {
-            let options = self
-                .data
+            let options = data
                 .checked_eat_lenenc_int()
                 .ok_or_else(|| invalid("value options cut short"))?;
             if options & PARTIAL_JSON_UPDATES != 0 {
-                partial = Some(eat(&mut self.data, self.json_columns.div_ceil(8))?);
+                partial = Some(eat(data, self.json_columns.div_ceil(8))?);
             }
         }
         let carried = present.iter().filter(|p| **p).count();
-        let nulls = eat(&mut self.data, carried.div_ceil(8))?;
+        let nulls = eat(data, carried.div_ceil(8))?;
         let mut image = Vec::with_capacity(self.columns.len());
         let (mut slot, mut json) = (0usize, 0usize);
         for (i, &(kind, metadata)) in self.columns.iter().enumerate() {
@@ -105,8 +133,7 @@ impl<'a> RowImages<'a> {
                 // Signedness is left to the table model (Kind::Int masks
                 // and reinterprets the bits), as it was with mysql_common's
                 // reader, whose optional metadata is absent on some servers.
-                self.data
-                    .parse::<BinlogValue<'a>>((kind, metadata, false, is_partial))?
+                data.parse::<BinlogValue<'a>>((kind, metadata, false, is_partial))?
             };
             image.push(Some(value));
             slot += 1;
@@ -123,25 +150,7 @@ impl<'a> Iterator for RowImages<'a> {
             return None;
         }
         let left = self.data.len();
-        let row = (|| {
-            let before = match self.before.take() {
-                Some(present) => {
-                    let image = self.image(&present, false);
-                    self.before = Some(present);
-                    Some(image?)
-                }
-                None => None,
-            };
-            let after = match self.after.take() {
-                Some(present) => {
-                    let image = self.image(&present, self.partial_update);
-                    self.after = Some(present);
-                    Some(image?)
-                }
-                None => None,
-            };
-            Ok((before, after))
-        })();
+        let row = self.row();
         // A row that takes no bytes would be read for ever.
         if row.is_ok() && self.data.len() == left {
             self.data = ParseBuf(&[]);
