@@ -72,7 +72,7 @@ pub fn encode(
         // Mirrors the union order chosen in `to_avro`.
         let default = schema.default.as_ref().filter(|d| !d.is_null());
         let (null_branch, value_branch) = if default.is_some() { (1, 0) } else { (0, 1) };
-        if *value == Value::Null {
+        if matches!(value, Value::Null) {
             match default {
                 Some(default) if nulls == NullsWithDefault::WriteDefault => {
                     long(out, value_branch);

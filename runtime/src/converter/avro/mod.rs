@@ -127,6 +127,16 @@ impl Hasher for AddressHasher {
 /// per record would otherwise grow the cache without bound.
 const MAX_IDENTITY_ENTRIES: usize = 1024;
 
+/// The buffer size to plan for after a message of `written` bytes: the
+/// largest recent size, decaying by 1/32 per message. The last size alone
+/// made every longer record of a table whose records alternate (a null
+/// column or not) grow its buffer — half the records in
+/// `cargo bench --bench encode`; the largest ever would keep one huge
+/// record's size for good.
+fn recent_size(recent: usize, written: usize) -> usize {
+    written.max(recent - recent / 32)
+}
+
 /// The Avro converter.
 pub struct AvroConverter {
     settings: AvroSettings,
@@ -136,9 +146,9 @@ pub struct AvroConverter {
     /// Slow path: by topic and Avro schema text, so an equal schema behind
     /// another `Arc` never goes back to the registry.
     ids_by_text: Mutex<HashMap<(String, String), i32>>,
-    /// The size of the last message written, so the next one's buffer is
-    /// allocated once instead of growing (and copying) three times.
-    last_size: AtomicUsize,
+    /// About the largest recent message, so the next one's buffer is
+    /// allocated once instead of growing (and copying): see [`recent_size`].
+    recent_size: AtomicUsize,
 }
 
 impl AvroConverter {
@@ -149,7 +159,7 @@ impl AvroConverter {
             settings,
             ids: Mutex::new(IdCache::default()),
             ids_by_text: Mutex::new(HashMap::new()),
-            last_size: AtomicUsize::new(64),
+            recent_size: AtomicUsize::new(64),
         }
     }
 
@@ -247,7 +257,7 @@ impl AvroConverter {
         schema: Option<&Arc<Schema>>,
         value: Option<&Value>,
     ) -> Result<Option<Vec<u8>>, ConvertError> {
-        let Some(value) = value.filter(|v| **v != Value::Null) else {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
             return Ok(None);
         };
         let Some(schema) = schema else {
@@ -260,9 +270,9 @@ impl AvroConverter {
             .cached_id(topic, schema)
             .or_else(|| self.id_by_text(topic, schema))
             .ok_or(ConvertError::Unresolved)?;
-        // A little beyond the last size: records of one table vary a bit.
-        let capacity = self.last_size.load(Ordering::Relaxed);
-        let mut out = Vec::with_capacity(capacity + capacity / 8);
+        // A little beyond the recent sizes: records of one table vary a bit.
+        let recent = self.recent_size.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity(recent + recent / 8);
         out.push(0);
         out.extend_from_slice(&id.to_be_bytes());
         encode::encode(&mut out, schema, value, self.settings.nulls).map_err(|e| match e {
@@ -272,7 +282,8 @@ impl AvroConverter {
             },
             other => other,
         })?;
-        self.last_size.store(out.len(), Ordering::Relaxed);
+        self.recent_size
+            .store(recent_size(recent, out.len()), Ordering::Relaxed);
         Ok(Some(out))
     }
 }
@@ -280,6 +291,24 @@ impl AvroConverter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buffers_fit_alternating_records_and_forget_a_huge_one() {
+        // Records of 70 and 90 bytes in turn: every buffer fits, once warm.
+        let mut recent = 64;
+        for (i, written) in [70, 90].repeat(10).into_iter().enumerate() {
+            recent = recent_size(recent, written);
+            if i > 0 {
+                assert!(recent + recent / 8 >= 90, "{recent}");
+            }
+        }
+        // One 1 MiB record, then small ones: the plan shrinks back.
+        recent = recent_size(recent, 1 << 20);
+        for _ in 0..300 {
+            recent = recent_size(recent, 80);
+        }
+        assert!(recent < 1024, "{recent}");
+    }
     use crate::registry::spawn_in_memory;
     use sluice_connector_api::Field;
 
