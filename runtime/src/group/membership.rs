@@ -119,7 +119,7 @@ pub struct GroupTopics<'a> {
     /// The topic whose partitions are the units of work (the offset topic).
     pub units: &'a str,
     /// Another topic of the group (the config topic), which a rejoin adds
-    /// to or drops from the subscription: see [`rejoin`].
+    /// to or drops from the subscription: see `rejoin`.
     pub anchor: &'a str,
 }
 

@@ -1,0 +1,378 @@
+//! The pipeline's loop: batches taken from the task, transformed,
+//! converted and sent; pause, stop and failure handled; the status
+//! reported with the task's progress.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_connector_api::{ConnectorError, RuntimeEnd, SourceRecord, TaskProgress};
+use tokio::sync::watch;
+
+use super::{
+    set_status, Control, Ended, InFlight, Pipeline, SourceTaskSpec, ACK_POLL, FENCED, FENCE_GRACE,
+};
+use crate::converter::{self, Side};
+use crate::herder::offset_tracker::OffsetTracker;
+use crate::herder::record_sink::{OutRecord, RecordSink, SendError};
+use crate::herder::status::{State, TaskStatus};
+use crate::herder::RunnerDeps;
+use crate::kafka::TopicLayout;
+use crate::metrics::TaskMetrics;
+use crate::transforms::record::SourcePosition;
+use crate::transforms::{Chain, Record};
+
+impl<'a, S: RecordSink> Pipeline<'a, S> {
+    pub(super) fn new(
+        spec: &'a SourceTaskSpec,
+        deps: &'a Arc<RunnerDeps>,
+        metrics: &'a Arc<TaskMetrics>,
+        control: watch::Receiver<Control>,
+        sink: &'a S,
+    ) -> Result<Self, ConnectorError> {
+        let config = &spec.config.0;
+        let converter = |side| {
+            converter::build(side, config, &deps.converter_defaults).map_err(|e| {
+                ConnectorError::Config(sluice_connector_api::ConfigError::new(e.key, e.message))
+            })
+        };
+        let layout_value = |key: &str, default: i32| -> Result<i32, ConnectorError> {
+            Ok(spec.config.i64_or(key, i64::from(default))? as i32)
+        };
+        Ok(Self {
+            spec,
+            deps,
+            metrics,
+            sink,
+            key_converter: converter(Side::Key)?,
+            value_converter: converter(Side::Value)?,
+            transforms: Chain::from_config(&spec.config)
+                .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
+            tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
+            layout: TopicLayout {
+                partitions: layout_value(
+                    "topic.creation.default.partitions",
+                    deps.topic_layout.partitions,
+                )?,
+                replication_factor: layout_value(
+                    "topic.creation.default.replication.factor",
+                    deps.topic_layout.replication_factor,
+                )?,
+            },
+            in_flight: VecDeque::new(),
+            offsets: OffsetTracker::new(),
+            uncommitted: 0,
+            last_commit: Instant::now(),
+            store_failing: None,
+            seen_topics: Default::default(),
+            last_topic: String::new(),
+            control,
+            fenced: false,
+            commit_each_batch: sink.transactions().is_some()
+                && spec.config.get("transaction.boundary").unwrap_or("poll") == "poll",
+            commit_interval: match spec.config.get("transaction.boundary.interval.ms") {
+                Some(_) if sink.transactions().is_some() => Duration::from_millis(
+                    spec.config
+                        .i64_or("transaction.boundary.interval.ms", 0)?
+                        .max(1) as u64,
+                ),
+                _ => deps.offset_flush_interval,
+            },
+        })
+    }
+
+    pub(super) async fn drive(
+        &mut self,
+        end: &mut RuntimeEnd,
+        control: &mut watch::Receiver<Control>,
+    ) -> Result<Ended, ConnectorError> {
+        self.report(State::Running, end);
+        loop {
+            let wanted = *control.borrow_and_update();
+            match wanted {
+                Control::Stop | Control::Handover => {
+                    self.finish(end).await?;
+                    return Ok(Ended::Stopped);
+                }
+                Control::Pause => {
+                    // Not taking batches: the task's emit waits.
+                    self.drain_all().await?;
+                    self.commit(end).await?;
+                    self.report(State::Paused, end);
+                    let _ = control.wait_for(|c| *c != Control::Pause).await;
+                    self.report(State::Running, end);
+                    continue;
+                }
+                Control::Run => {}
+            }
+            // Acknowledgements are looked at every few milliseconds while
+            // records are in flight (so counters, commits and what the
+            // source may release follow the broker closely), else at the
+            // next commit.
+            let next_commit = self
+                .commit_interval
+                .saturating_sub(self.last_commit.elapsed());
+            let wake = if self.in_flight.is_empty() {
+                next_commit
+            } else {
+                next_commit.min(ACK_POLL)
+            };
+            tokio::select! {
+                batch = end.records.recv() => match batch {
+                    Some(batch) => {
+                        if !self.deps.placement.owns(&self.spec.connector) {
+                            // Fenced: the batch is not sent, so the stored
+                            // offset stays before it for whoever runs next;
+                            // what was acknowledged is stored in `salvage`.
+                            self.fenced = true;
+                            return Err(ConnectorError::retriable(FENCED));
+                        }
+                        self.metrics
+                            .records_polled
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        for record in batch {
+                            self.send(record).await?;
+                        }
+                        if self.commit_each_batch {
+                            // Connect's transaction.boundary=poll: a batch
+                            // is one transaction.
+                            self.commit(end).await?;
+                        }
+                    }
+                    None => {
+                        self.drain_all().await?;
+                        self.commit(end).await?;
+                        return Ok(Ended::TaskEnded);
+                    }
+                },
+                _ = control.changed() => continue,
+                () = tokio::time::sleep(wake) => {}
+            }
+            self.drain_ready()?;
+            if self.last_commit.elapsed() >= self.commit_interval {
+                self.periodic_commit(end).await?;
+            }
+        }
+    }
+
+    pub(super) fn report(&self, state: State, end: &RuntimeEnd) {
+        let mut status = TaskStatus::new(state, &self.deps.worker_id);
+        if state == State::Running {
+            status.trace = self.store_failing.as_ref().map(|(_, why)| why.clone());
+        }
+        status.progress = end.progress().map(|p| progress_json(&p));
+        self.metrics.record_progress(status.progress.as_ref());
+        set_status(self.deps, self.spec, status);
+    }
+
+    /// After a failure: stores the offsets of records the broker has
+    /// acknowledged, so a restart repeats less. A record that failed, and
+    /// everything after it, stays uncommitted.
+    /// A fenced task waits only [`FENCE_GRACE`] for either.
+    pub(super) async fn salvage(&mut self, end: &RuntimeEnd) {
+        if let Some(transactions) = self.sink.transactions() {
+            // The open transaction may hold a failed record: none of it
+            // counts, and the restart repeats it from the last commit.
+            transactions.abort().await;
+            return;
+        }
+        let grace = if self.fenced {
+            FENCE_GRACE
+        } else {
+            self.deps.shutdown_timeout
+        };
+        let drained = tokio::time::timeout(grace, self.drain_all()).await;
+        if !matches!(drained, Ok(Ok(()))) {
+            tracing::debug!(connector = %self.spec.connector, "not every sent record was acknowledged before the failure");
+        }
+        match tokio::time::timeout(grace, self.commit(end)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(connector = %self.spec.connector, error = %e, "could not store the acknowledged offsets after the failure")
+            }
+            // The store may still land later: it holds offsets of records the
+            // broker acknowledged, so it can only repeat, never lose.
+            Err(_) => {
+                tracing::warn!(connector = %self.spec.connector, "storing the acknowledged offsets did not finish in time after the fence; the next owner may repeat those records")
+            }
+        }
+    }
+
+    /// Drains, commits and returns, bounded by the shutdown timeout.
+    async fn finish(&mut self, end: &RuntimeEnd) -> Result<(), ConnectorError> {
+        let timeout = self.deps.shutdown_timeout;
+        if let Some(transactions) = self.sink.transactions() {
+            return match tokio::time::timeout(timeout, self.commit(end)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, "shutdown timed out waiting for the broker; the open transaction is aborted and its records are sent again on restart");
+                    transactions.abort().await;
+                    Ok(())
+                }
+            };
+        }
+        match tokio::time::timeout(timeout, self.drain_all()).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!(
+                connector = %self.spec.connector,
+                task = self.spec.task_id,
+                unacknowledged = self.in_flight.len(),
+                "shutdown timed out waiting for the broker; those records will be sent again on restart"
+            ),
+        }
+        self.commit(end).await
+    }
+
+    /// Records that `position` is handled without anything sent for it (a
+    /// transform dropped the record, or `errors.tolerance=all` skipped it),
+    /// so its offset moves in turn with the records around it.
+    fn pass(&mut self, position: SourcePosition) {
+        let ticket = self.offsets.submit(position.partition, position.offset);
+        self.in_flight.push_back(InFlight {
+            ticket,
+            delivery: None,
+            bytes: 0,
+        });
+    }
+
+    /// Runs the configured transforms; `None` when the record is not to be
+    /// sent (dropped by a transform, or skipped after a tolerated failure).
+    fn transform(&mut self, record: SourceRecord) -> Result<Option<SourceRecord>, ConnectorError> {
+        let (view, position) = Record::from_source(record);
+        let topic = view.topic.clone();
+        match self.transforms.apply(view) {
+            Ok(Some(out)) => Ok(Some(out.into_source(position))),
+            Ok(None) => {
+                self.pass(position);
+                Ok(None)
+            }
+            Err(e) if self.tolerate_errors => {
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(connector = %self.spec.connector, topic = %topic, error = %e, "record skipped (errors.tolerance=all)");
+                self.pass(position);
+                Ok(None)
+            }
+            Err(e) => Err(ConnectorError::fatal(format!(
+                "connector {} task {}: a record for topic {topic} failed in {e}; fix the transform's settings, or set errors.tolerance=all to skip such records",
+                self.spec.connector, self.spec.task_id
+            ))),
+        }
+    }
+
+    async fn send(&mut self, record: SourceRecord) -> Result<(), ConnectorError> {
+        let record = if self.transforms.is_empty() {
+            record
+        } else {
+            match self.transform(record)? {
+                Some(record) => record,
+                None => return Ok(()),
+            }
+        };
+        let converted = self.convert(&record).await;
+        let (key, value) = match converted {
+            Ok(kv) => kv,
+            Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(connector = %self.spec.connector, topic = %record.topic, error = %e, "record skipped (errors.tolerance=all)");
+                self.pass(SourcePosition {
+                    partition: record.partition,
+                    offset: record.offset,
+                });
+                return Ok(());
+            }
+            Err((side, e)) => {
+                let side = match side {
+                    Side::Key => "key",
+                    Side::Value => "value",
+                };
+                let message = format!(
+                    "connector {} task {}: cannot convert the {side} of a record for topic {}: {e}",
+                    self.spec.connector, self.spec.task_id, record.topic
+                );
+                return Err(if e.is_retriable() {
+                    ConnectorError::retriable(message)
+                } else {
+                    ConnectorError::fatal(message)
+                });
+            }
+        };
+        if record.topic != self.last_topic && !self.seen_topics.contains(&record.topic) {
+            self.sink
+                .ensure_topic(&record.topic, self.layout)
+                .await
+                .map_err(|e| {
+                    ConnectorError::retriable(format!(
+                        "cannot create topic {}: {e}; check that the broker is reachable and allows topic creation",
+                        record.topic
+                    ))
+                })?;
+            self.deps.note_topic(&self.spec.connector, &record.topic);
+            self.seen_topics.insert(record.topic.clone());
+        }
+        if record.topic != self.last_topic {
+            self.last_topic.clone_from(&record.topic);
+        }
+        let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
+        let out = OutRecord {
+            topic: &record.topic,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            partition: record.kafka_partition,
+            timestamp_ms: record.timestamp_ms,
+            headers: &record.headers,
+        };
+        let delivery = loop {
+            match self.sink.send(out) {
+                Ok(delivery) => break delivery,
+                Err(SendError::QueueFull) => {
+                    if !self.retire_front().await? {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                Err(SendError::Failed(e)) => {
+                    return Err(ConnectorError::retriable(format!(
+                        "producing to {} failed: {e}",
+                        record.topic
+                    )))
+                }
+            }
+        };
+        let ticket = self.offsets.submit(record.partition, record.offset);
+        self.in_flight.push_back(InFlight {
+            ticket,
+            delivery: Some(delivery),
+            bytes,
+        });
+        self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        while self.in_flight.len() >= self.deps.max_in_flight {
+            self.retire_front().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A task's typed progress as the `progress` member of its status (the
+/// shape `/metrics` and `sluice status` read): `phase`, `snapshot` per
+/// table with rows and the estimate, then the task's named positions.
+pub(super) fn progress_json(progress: &TaskProgress) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    if let Some(phase) = progress.phase {
+        out.insert("phase".into(), phase.into());
+        let tables = progress
+            .snapshot
+            .iter()
+            .map(|t| {
+                (
+                    t.table.clone(),
+                    serde_json::json!({"rows": t.rows, "estimated_rows": t.estimated_rows}),
+                )
+            })
+            .collect();
+        out.insert("snapshot".into(), serde_json::Value::Object(tables));
+    }
+    for (name, value) in &progress.positions {
+        out.insert((*name).into(), value.clone());
+    }
+    serde_json::Value::Object(out)
+}
