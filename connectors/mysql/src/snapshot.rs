@@ -330,7 +330,7 @@ pub async fn read(
             }
         }
         if !pending.is_empty() {
-            out.emit(std::mem::take(&mut pending)).await?;
+            out.emit_from(&mut pending).await?;
         }
     }
     for w in workers {

@@ -210,7 +210,7 @@ impl Streamer<'_> {
     }
 
     async fn send(&self, batch: &mut Vec<SourceRecord>) -> Result<(), ConnectorError> {
-        self.out.emit(std::mem::take(batch)).await
+        self.out.emit_from(batch).await
     }
 
     /// Sends `batch` to the task; the cursor then moves to `staged`, the

@@ -213,7 +213,7 @@ impl Capture {
                     // Hand over in max.batch.size pieces: a fetch of many
                     // rows never sits whole in the queue as events.
                     if out.len() >= self.config.common.max_batch_size {
-                        self.send(std::mem::take(&mut out)).await?;
+                        self.out.emit_from(&mut out).await?;
                     }
                 }
             }

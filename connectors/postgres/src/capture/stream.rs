@@ -238,7 +238,7 @@ impl Capture {
                     || pending.len() >= self.config.common.max_batch_size)
             {
                 self.progress.lock().unwrap_or_else(|e| e.into_inner()).lsn = pending_lsn;
-                self.send(std::mem::take(&mut pending)).await?;
+                self.out.emit_from(&mut pending).await?;
             }
             let message = conn
                 .next_message(Duration::from_millis(500))
