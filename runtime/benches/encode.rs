@@ -39,17 +39,17 @@ fn row(i: i64) -> Value {
     Value::Struct(vec![
         Value::Int64(i),
         Value::Int32((i % 1000) as i32),
-        Value::String(if i % 3 == 0 { "shipped" } else { "pending" }.to_owned()),
+        Value::String((if i % 3 == 0 { "shipped" } else { "pending" }.to_owned()).into()),
         if i % 2 == 0 {
             Value::Null
         } else {
-            Value::String(format!("note for order {i}"))
+            Value::String(format!("note for order {i}").into())
         },
         Value::decimal(i128::from(i) * 137 + 99),
         Value::Int16((i % 50) as i16),
         Value::Boolean(i % 2 == 0),
         Value::Int64(1_700_000_000_000_000 + i),
-        Value::String("2026-11-23T10:15:30.123456Z".to_owned()),
+        Value::String("2026-11-23T10:15:30.123456Z".into()),
         Value::Float64(i as f64 * 0.25),
     ])
 }

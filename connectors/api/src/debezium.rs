@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::offset::{SourceOffset, SourcePartition};
 use crate::record::SourceRecord;
 use crate::schema::{Field, Schema};
+use crate::text::Text;
 use crate::value::Value;
 
 /// Debezium's operation codes (`op`).
@@ -51,6 +52,51 @@ pub fn snapshot_field() -> Field {
             .optional()
             .with_default(Value::String("false".into())),
     )
+}
+
+/// The values `source.snapshot` may take, in the order of its `allowed`.
+const SNAPSHOT_VALUES: [&str; 7] = [
+    "true",
+    "first",
+    "first_in_data_collection",
+    "last_in_data_collection",
+    "last",
+    "false",
+    "incremental",
+];
+
+/// `source.snapshot` as shared text: one allocation per value for the
+/// process rather than one per event.
+pub fn snapshot_text(value: &str) -> Text {
+    static SHARED: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| SNAPSHOT_VALUES.iter().map(|v| Arc::from(*v)).collect());
+    shared
+        .iter()
+        .find(|s| s.as_ref() == value)
+        .map_or_else(|| Text::from(value), Text::from)
+}
+
+/// The parts of a `source` block that every event of one connector
+/// repeats, as shared text.
+#[derive(Debug, Clone)]
+pub struct SourceNames {
+    /// `source.version`: sluice's version.
+    pub version: Text,
+    /// `source.connector`, e.g. `postgresql`.
+    pub connector: Text,
+    /// `source.name`: the topic prefix.
+    pub name: Text,
+}
+
+impl SourceNames {
+    /// The names of a `connector` (its `source.connector`) named `name`.
+    pub fn new(connector: &str, name: &str) -> Self {
+        Self {
+            version: Text::from(Arc::<str>::from(env!("CARGO_PKG_VERSION"))),
+            connector: Text::from(Arc::<str>::from(connector)),
+            name: Text::from(Arc::<str>::from(name)),
+        }
+    }
 }
 
 /// Snapshot progress from `(table, rows done, estimated rows)` entries,
@@ -170,7 +216,7 @@ pub fn envelope(
         after.unwrap_or(Value::Null),
         source,
         transaction,
-        Value::String(op.to_owned()),
+        Value::String(op.into()),
         Value::Int64(now_us / 1000),
         Value::Int64(now_us),
         Value::Int64(now_us.saturating_mul(1000)),
@@ -205,7 +251,7 @@ pub fn heartbeat(
         topic: topic.to_owned(),
         kafka_partition: None,
         key_schema: Some(Arc::clone(key_schema)),
-        key: Some(Value::Struct(vec![Value::String(server.to_owned())])),
+        key: Some(Value::Struct(vec![Value::String(server.into())])),
         value_schema: Some(Arc::clone(value_schema)),
         value: Some(Value::Struct(vec![Value::Int64(now_us / 1000)])),
         timestamp_ms: Some(now_us / 1000),
@@ -267,5 +313,29 @@ mod topic_name_tests {
             "srv.public.Odd_Table__"
         );
         assert_eq!(topic_name(&["srv", "db", "a-b_c$d"], "."), "srv.db.a-b_c_d");
+    }
+}
+
+#[cfg(test)]
+mod source_text_tests {
+    use super::*;
+
+    #[test]
+    fn every_allowed_snapshot_value_is_shared_and_others_still_read_back() {
+        let allowed = snapshot_field()
+            .schema
+            .parameters
+            .get("allowed")
+            .cloned()
+            .unwrap_or_default();
+        for value in allowed.split(',') {
+            let (Text::Shared(a), Text::Shared(b)) = (snapshot_text(value), snapshot_text(value))
+            else {
+                panic!("{value} is not shared");
+            };
+            assert!(Arc::ptr_eq(&a, &b));
+            assert_eq!(&*a, value);
+        }
+        assert_eq!(snapshot_text("other"), "other");
     }
 }

@@ -98,9 +98,11 @@ impl BinaryMode {
         use base64::Engine as _;
         match self {
             Self::Bytes => Value::Bytes(raw.to_vec()),
-            Self::Base64 => Value::String(base64::engine::general_purpose::STANDARD.encode(raw)),
+            Self::Base64 => {
+                Value::String(base64::engine::general_purpose::STANDARD.encode(raw).into())
+            }
             Self::Base64UrlSafe => {
-                Value::String(base64::engine::general_purpose::URL_SAFE.encode(raw))
+                Value::String(base64::engine::general_purpose::URL_SAFE.encode(raw).into())
             }
             Self::Hex => Value::String(raw.iter().map(|b| format!("{b:02x}")).collect()),
         }

@@ -90,7 +90,7 @@ impl OpenTransaction {
             }
         };
         Value::Struct(vec![
-            Value::String(self.id.clone()),
+            Value::String(self.id.clone().into()),
             Value::Int64(self.total),
             Value::Int64(in_collection),
         ])
@@ -114,7 +114,7 @@ impl OpenTransaction {
         let collections = self
             .collections
             .iter()
-            .map(|(c, n)| Value::Struct(vec![Value::String(c.clone()), Value::Int64(*n)]))
+            .map(|(c, n)| Value::Struct(vec![Value::String(c.clone().into()), Value::Int64(*n)]))
             .collect();
         Some(self.record(
             partition,
@@ -139,11 +139,11 @@ impl OpenTransaction {
             topic: topic.to_owned(),
             kafka_partition: None,
             key_schema: Some(key_schema()),
-            key: Some(Value::Struct(vec![Value::String(self.id.clone())])),
+            key: Some(Value::Struct(vec![Value::String(self.id.clone().into())])),
             value_schema: Some(value_schema()),
             value: Some(Value::Struct(vec![
-                Value::String(status.to_owned()),
-                Value::String(self.id.clone()),
+                Value::String(status.into()),
+                Value::String(self.id.clone().into()),
                 event_count,
                 collections,
                 Value::Int64(self.ts_ms),

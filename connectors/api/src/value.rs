@@ -21,8 +21,8 @@ pub enum Value {
     Float32(f32),
     /// A 64-bit float.
     Float64(f64),
-    /// Text (also JSON, UUID and zoned timestamps).
-    String(String),
+    /// Text (also JSON, UUID and zoned timestamps), owned or shared.
+    String(crate::Text),
     /// Raw bytes (also decimals, as unscaled two's complement).
     Bytes(Vec<u8>),
     /// The items of an array.
@@ -88,13 +88,13 @@ impl From<bool> for Value {
 
 impl From<String> for Value {
     fn from(v: String) -> Self {
-        Self::String(v)
+        Self::String(v.into())
     }
 }
 
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Self::String(v.to_owned())
+        Self::String(v.into())
     }
 }
 

@@ -122,7 +122,7 @@ impl State {
                     Value::Int64(seq),
                     Value::Int64(id),
                     Value::Int64(ts_ms),
-                    Value::String(payload(seq, self.config.payload_bytes)),
+                    Value::String(payload(seq, self.config.payload_bytes).into()),
                 ]);
                 values.extend(self.config.extra_fields.iter().map(|_| Value::Int64(seq)));
                 values

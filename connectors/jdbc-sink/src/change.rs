@@ -203,7 +203,7 @@ fn header_cell<'r>(name: &'r str, bytes: &[u8]) -> Cell<'r> {
     } else if let Some(f) = trimmed.parse::<f64>().ok().filter(|f| f.is_finite()) {
         (Schema::float64(), Value::Float64(f))
     } else {
-        (Schema::string(), Value::String(text.into_owned()))
+        (Schema::string(), Value::String(text.into_owned().into()))
     };
     Cell {
         name: Cow::Borrowed(name),
@@ -220,7 +220,7 @@ fn in_write_zone(zone: &WriteZone, cell: &mut Cell) {
     }
     if let Value::String(instant) = cell.value.as_ref() {
         if let Some(local) = zone.local(instant) {
-            cell.value = Cow::Owned(Value::String(local));
+            cell.value = Cow::Owned(Value::String(local.into()));
         }
     }
 }
@@ -242,7 +242,7 @@ fn key_cells<'r>(
             Cell {
                 name: Cow::Borrowed("__connect_topic"),
                 schema: Cow::Owned(Arc::new(Schema::string())),
-                value: Cow::Owned(Value::String(record.topic.clone())),
+                value: Cow::Owned(Value::String(record.topic.clone().into())),
             },
             Cell {
                 name: Cow::Borrowed("__connect_partition"),

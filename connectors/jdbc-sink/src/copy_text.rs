@@ -68,7 +68,7 @@ mod tests {
                 cell(Schema::int64(), Value::Int64(7)),
                 cell(Schema::string(), Value::String("a\tb\nc\rd\\e \\N".into())),
                 cell(Schema::string().optional(), Value::Null),
-                cell(Schema::string(), Value::String(String::new())),
+                cell(Schema::string(), Value::String(String::new().into())),
             ],
         )
         .unwrap();

@@ -155,7 +155,7 @@ pub fn param(schema: &Schema, value: &Value, dialect: Dialect) -> Result<Param, 
             Dialect::MySql => int.unwrap_or_default().to_string(),
         },
         (ZONED_TIMESTAMP, Value::String(s)) => match dialect {
-            Dialect::Postgres => s.clone(),
+            Dialect::Postgres => s.as_str().to_owned(),
             // DATETIME has no zone: the wall-clock part (UTC as Debezium
             // writes it, or use.time.zone's once converted).
             Dialect::MySql => wall_clock(s).replacen('T', " ", 1),
@@ -166,7 +166,7 @@ pub fn param(schema: &Schema, value: &Value, dialect: Dialect) -> Result<Param, 
         },
         (_, Value::Float32(f)) => float_text(f64::from(*f)),
         (_, Value::Float64(f)) => float_text(*f),
-        (_, Value::String(s)) => s.clone(),
+        (_, Value::String(s)) => s.as_str().to_owned(),
         (_, Value::Bytes(b)) => {
             return Ok(match dialect {
                 Dialect::Postgres => Param::Text(hex_bytes(b)),

@@ -101,11 +101,11 @@ impl Capture {
                 }
                 (
                     Cursor {
-                        file: position.file.clone(),
+                        file: position.file.to_string(),
                         pos: position.pos,
                         event: 0,
                         row: 0,
-                        gtids: position.gtids.clone(),
+                        gtids: position.gtids.to_string(),
                     },
                     model,
                 )
@@ -148,9 +148,9 @@ impl Capture {
         server_id: u32,
     ) -> Result<(), ConnectorError> {
         let position = BinlogPosition {
-            file: cursor.file.clone(),
+            file: cursor.file.as_str().into(),
             pos: cursor.pos,
-            gtids: cursor.gtids.clone(),
+            gtids: cursor.gtids.as_str().into(),
             server_id,
             ts_sec: snapshot::now_us() / 1_000_000,
             ..BinlogPosition::default()

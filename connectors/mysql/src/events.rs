@@ -4,9 +4,10 @@
 use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
+use sluice_connector_api::debezium::{snapshot_text, SourceNames};
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{
-    debezium, Field, Schema, SourceOffset, SourcePartition, SourceRecord, Value,
+    debezium, Field, Schema, SourceOffset, SourcePartition, SourceRecord, Text, Value,
 };
 
 use crate::catalog::{ColumnDef, TableDef, Tables};
@@ -33,6 +34,9 @@ pub struct EventContext {
     pub flavor: crate::flavor::Flavor,
     /// Where heartbeats and transaction events go.
     pub topics: TopicNaming,
+    /// The `source` block's version, connector and name, shared by every
+    /// event.
+    pub names: SourceNames,
 }
 
 impl EventContext {
@@ -54,6 +58,7 @@ impl EventContext {
             transaction_metadata,
             flavor,
             topics: topics.clone(),
+            names: SourceNames::new(flavor.connector(), server),
         }
     }
 
@@ -70,35 +75,40 @@ impl EventContext {
 
 /// The `source` block.
 #[allow(clippy::too_many_arguments)]
+/// The per-connector, per-table and per-file parts are shared text, so
+/// building the block allocates its list and the query alone.
 fn source_block(
     ctx: &EventContext,
-    database: &str,
-    table: Option<&str>,
+    database: &Text,
+    table: Option<&Text>,
     snapshot: &str,
     position: &BinlogPosition,
     row: u64,
     ts_ms: i64,
     query: Option<&str>,
 ) -> Value {
-    let opt = |s: Option<&str>| s.map_or(Value::Null, |s| Value::String(s.to_owned()));
+    let names = &ctx.names;
     Value::Struct(vec![
-        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
-        Value::String(ctx.flavor.connector().into()),
-        Value::String(ctx.server.clone()),
+        Value::String(names.version.clone()),
+        Value::String(names.connector.clone()),
+        Value::String(names.name.clone()),
         Value::Int64(ts_ms),
-        Value::String(snapshot.into()),
-        Value::String(database.to_owned()),
+        Value::String(snapshot_text(snapshot)),
+        Value::String(database.clone()),
         Value::Null,
         Value::Int64(ts_ms.saturating_mul(1000)),
         Value::Int64(ts_ms.saturating_mul(1_000_000)),
-        opt(table),
+        table.map_or(Value::Null, |t| Value::String(t.clone())),
         Value::Int64(i64::from(position.server_id)),
-        opt(position.gtid.as_deref()),
-        Value::String(position.file.clone()),
+        position
+            .gtid
+            .as_ref()
+            .map_or(Value::Null, |g| Value::String(Text::from(g))),
+        Value::String(Text::from(&position.file)),
         Value::Int64(position.pos as i64),
         Value::Int32(row as i32),
         Value::Null,
-        opt(query),
+        query.map_or(Value::Null, |q| Value::String(q.into())),
     ])
 }
 
@@ -126,8 +136,8 @@ pub fn change(
     let ts_ms = position.ts_sec.saturating_mul(1000);
     let source = source_block(
         ctx,
-        &table.def.database,
-        Some(&table.def.name),
+        &table.names.0,
+        Some(&table.names.1),
         snapshot,
         position,
         row,
@@ -253,18 +263,21 @@ fn column_value(column: &ColumnDef, position: usize) -> Value {
         .unwrap_or_default();
     let enum_values = match &kind {
         Kind::Enum(v) | Kind::Set(v) => {
-            Value::Array(v.iter().map(|s| Value::String(s.clone())).collect())
+            Value::Array(v.iter().map(|s| Value::String(s.clone().into())).collect())
         }
         _ => Value::Null,
     };
     let opt = |v: Option<i32>| v.map_or(Value::Null, Value::Int32);
     Value::Struct(vec![
-        Value::String(column.name.clone()),
+        Value::String(column.name.clone().into()),
         Value::Int32(jdbc_type(&kind)),
         Value::Null,
-        Value::String(column.data_type.to_ascii_uppercase()),
-        Value::String(column.column_type.to_ascii_uppercase()),
-        column.charset.clone().map_or(Value::Null, Value::String),
+        Value::String(column.data_type.to_ascii_uppercase().into()),
+        Value::String(column.column_type.to_ascii_uppercase().into()),
+        column
+            .charset
+            .clone()
+            .map_or(Value::Null, |s| Value::String(s.into())),
         opt(args.first().copied()),
         opt(args.get(1).copied()),
         Value::Int32(position as i32 + 1),
@@ -272,7 +285,10 @@ fn column_value(column: &ColumnDef, position: usize) -> Value {
         Value::Boolean(false),
         Value::Boolean(false),
         Value::Null,
-        column.default.clone().map_or(Value::Null, Value::String),
+        column
+            .default
+            .clone()
+            .map_or(Value::Null, |s| Value::String(s.into())),
         enum_values,
     ])
 }
@@ -283,11 +299,11 @@ fn table_change(kind: &str, id: &str, table: Option<&TableDef>) -> Value {
             t.columns
                 .iter()
                 .find_map(|c| c.charset.clone())
-                .map_or(Value::Null, Value::String),
+                .map_or(Value::Null, |s| Value::String(s.into())),
             Value::Array(
                 t.primary_key
                     .iter()
-                    .map(|k| Value::String(k.clone()))
+                    .map(|k| Value::String(k.clone().into()))
                     .collect(),
             ),
             Value::Array(
@@ -301,8 +317,8 @@ fn table_change(kind: &str, id: &str, table: Option<&TableDef>) -> Value {
         ])
     });
     Value::Struct(vec![
-        Value::String(kind.to_owned()),
-        Value::String(format!("\"{}\"", id.replace('.', "\".\""))),
+        Value::String(kind.into()),
+        Value::String(format!("\"{}\"", id.replace('.', "\".\"")).into()),
         table_value,
     ])
 }
@@ -335,11 +351,20 @@ pub fn schema_change(
         "false"
     };
     let value = Value::Struct(vec![
-        source_block(ctx, database, None, snapshot, position, 0, ts_ms, Some(ddl)),
+        source_block(
+            ctx,
+            &Text::from(database),
+            None,
+            snapshot,
+            position,
+            0,
+            ts_ms,
+            Some(ddl),
+        ),
         Value::Int64(ts_ms),
-        Value::String(database.to_owned()),
+        Value::String(database.into()),
         Value::Null,
-        Value::String(ddl.to_owned()),
+        Value::String(ddl.into()),
         Value::Array(
             changes
                 .iter()
@@ -353,7 +378,7 @@ pub fn schema_change(
         topic: ctx.server.clone(),
         kafka_partition: Some(0),
         key_schema: Some(Arc::clone(key_schema)),
-        key: Some(Value::Struct(vec![Value::String(database.to_owned())])),
+        key: Some(Value::Struct(vec![Value::String(database.into())])),
         value_schema: Some(Arc::clone(value_schema)),
         value: Some(value),
         timestamp_ms: Some(ts_ms),
@@ -382,7 +407,7 @@ pub fn history(
     );
     let document = json!({
         "source": {"server": ctx.server},
-        "position": {"file": position.file, "pos": position.pos, "gtids": position.gtids, "server_id": position.server_id},
+        "position": {"file": &*position.file, "pos": position.pos, "gtids": &*position.gtids, "server_id": position.server_id},
         "ts_ms": position.ts_sec.saturating_mul(1000),
         "databaseName": database,
         "ddl": ddl,
@@ -396,7 +421,7 @@ pub fn history(
         key_schema: None,
         key: None,
         value_schema: Some(Arc::clone(schema)),
-        value: Some(Value::String(document.to_string())),
+        value: Some(Value::String(document.to_string().into())),
         timestamp_ms: Some(position.ts_sec.saturating_mul(1000)),
         headers: Vec::new(),
     }

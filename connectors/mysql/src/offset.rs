@@ -3,14 +3,17 @@
 //! `event`, `row` — only when stored), and the [`Resume`] point a stored
 //! offset, sluice's or one Debezium wrote, means for a restarted task.
 
+use std::sync::Arc;
+
 use serde_json::json;
 use sluice_connector_api::SourceOffset;
 
 /// Where in the binlog an event is: enough to resume right after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BinlogPosition {
-    /// Binlog file name.
-    pub file: String,
+    /// Binlog file name (shared: every event's offset and source block
+    /// carry it).
+    pub file: Arc<str>,
     /// Position of the event group's first event (GTID or BEGIN): a
     /// restart reads from here and skips what was already emitted.
     pub pos: u64,
@@ -18,10 +21,10 @@ pub struct BinlogPosition {
     pub event: u64,
     /// Rows of the current rows event already emitted.
     pub row: u64,
-    /// GTIDs of the groups completed before this one.
-    pub gtids: String,
+    /// GTIDs of the groups completed before this one (shared, as `file`).
+    pub gtids: Arc<str>,
     /// The current group's GTID, when the server writes one.
-    pub gtid: Option<String>,
+    pub gtid: Option<Arc<str>>,
     /// The server that wrote the event.
     pub server_id: u32,
     /// The event's timestamp, seconds since the epoch.
@@ -75,10 +78,10 @@ struct EventOffset {
 impl sluice_connector_api::offset::Position for EventOffset {
     fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
         let (position, mut offset) = (&self.position, serde_json::Map::new());
-        offset.insert("file".into(), json!(position.file));
+        offset.insert("file".into(), json!(&*position.file));
         offset.insert("pos".into(), json!(position.pos));
         if !position.gtids.is_empty() {
-            offset.insert("gtids".into(), json!(position.gtids));
+            offset.insert("gtids".into(), json!(&*position.gtids));
         }
         offset.insert("event".into(), json!(position.event));
         offset.insert("row".into(), json!(position.row));
@@ -202,7 +205,7 @@ mod tests {
             ts_sec: 1_700_000_000,
         };
         let cursor = Cursor {
-            file: position.file.clone(),
+            file: position.file.to_string(),
             pos: position.pos,
             event: 2,
             row: 17,

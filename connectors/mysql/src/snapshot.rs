@@ -130,9 +130,9 @@ pub async fn start(config: &MySqlConfig, info: &ServerInfo) -> Result<Started, C
     let _ = control.disconnect().await;
     Ok(Started {
         position: BinlogPosition {
-            file,
+            file: file.into(),
             pos,
-            gtids,
+            gtids: gtids.into(),
             server_id: info.server_id,
             ts_sec: now_us() / 1_000_000,
             ..BinlogPosition::default()
@@ -360,7 +360,7 @@ fn set_marker(record: &mut SourceRecord, marker: &str) {
     if let Some(Value::Struct(envelope)) = record.value.as_mut() {
         if let Some(Value::Struct(source)) = envelope.get_mut(2) {
             if let Some(slot) = source.get_mut(4) {
-                *slot = Value::String(marker.to_owned());
+                *slot = Value::String(marker.into());
             }
         }
     }

@@ -196,14 +196,15 @@ impl Streamer<'_> {
         gtid: Option<String>,
     ) -> BinlogPosition {
         BinlogPosition {
-            file: file.to_owned(),
+            file: file.into(),
             pos,
             event: 0,
             row: 0,
             gtids: gtids
                 .filtered(|s| self.config.gtid_source_kept(s))
-                .to_string(),
-            gtid,
+                .to_string()
+                .into(),
+            gtid: gtid.map(Arc::from),
             server_id: self.info.server_id,
             ts_sec,
         }
@@ -863,7 +864,7 @@ impl Streamer<'_> {
                             pos: group_start,
                             event: index,
                             row: r + 1,
-                            gtids: position.gtids.clone(),
+                            gtids: position.gtids.to_string(),
                         };
                         if batch.len() >= self.config.common.max_batch_size {
                             self.hand_over(&mut batch, &staged).await?;

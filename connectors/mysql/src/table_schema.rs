@@ -7,7 +7,7 @@ use mysql_async::binlog::value::BinlogValue;
 use sluice_connector_api::column_mapping::{ColumnMapper, ColumnMappers, SourceColumn};
 use sluice_connector_api::filters::Filters;
 use sluice_connector_api::topic_naming::TopicNaming;
-use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Value};
+use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Text, Value};
 
 use crate::boolean_columns::BooleanColumns;
 use crate::catalog::{default_literal, ColumnDef, TableDef};
@@ -44,6 +44,9 @@ pub struct TableSchema {
     pub key_schema: Option<Arc<Schema>>,
     /// The envelope schema.
     pub envelope: Arc<Schema>,
+    /// The database and table names as every event's `source` block
+    /// carries them (shared text).
+    pub names: (Text, Text),
     mapping: Mapping,
 }
 
@@ -115,7 +118,7 @@ fn zero_of(schema: &Schema) -> Value {
         SchemaKind::String if schema.name.as_deref() == Some(logical::ZONED_TIMESTAMP) => {
             Value::String("1970-01-01T00:00:00Z".into())
         }
-        SchemaKind::String => Value::String(String::new()),
+        SchemaKind::String => Value::String(String::new().into()),
         SchemaKind::Bytes if schema.name.as_deref() == Some(logical::DECIMAL) => Value::decimal(0),
         SchemaKind::Bytes => Value::Bytes(Vec::new()),
         SchemaKind::Struct(fields) => {
@@ -207,6 +210,10 @@ impl TableSchema {
             key,
             key_schema,
             envelope,
+            names: (
+                Text::from(Arc::<str>::from(def.database.as_str())),
+                Text::from(Arc::<str>::from(def.name.as_str())),
+            ),
             mapping,
         }
     }

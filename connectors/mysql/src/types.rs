@@ -301,7 +301,7 @@ impl Kind {
             Self::Float => read(text().and_then(|t| t.parse().ok()).map(Value::Float32)),
             Self::Double => read(text().and_then(|t| t.parse().ok()).map(Value::Float64)),
             // The session's character set is UTF-8: the server converts.
-            Self::Text { .. } => Read::Value(Value::String(decode_text(raw, false))),
+            Self::Text { .. } => Read::Value(Value::String(decode_text(raw, false).into())),
             Self::Binary { fixed: Some(n) } if raw.len() < *n as usize => {
                 let mut padded = raw.to_vec();
                 padded.resize(*n as usize, 0);
@@ -324,17 +324,19 @@ impl Kind {
                 None => Read::Bad,
             },
             Self::Timestamp { fsp } => match text().and_then(parse_datetime) {
-                Some(Some(us)) => Read::Value(Value::String(iso_utc_digits(us, *fsp))),
+                Some(Some(us)) => Read::Value(Value::String(iso_utc_digits(us, *fsp).into())),
                 Some(None) => Read::Zero,
                 None => Read::Bad,
             },
             Self::Year => read(text().and_then(|t| t.parse().ok()).map(Value::Int32)),
-            Self::Json => Read::Value(Value::String(decode_text(raw, false))),
-            Self::Enum(_) | Self::Set(_) => Read::Value(Value::String(decode_text(raw, false))),
+            Self::Json => Read::Value(Value::String(decode_text(raw, false).into())),
+            Self::Enum(_) | Self::Set(_) => {
+                Read::Value(Value::String(decode_text(raw, false).into()))
+            }
             Self::Bits(n) => Read::Value(bits_value(raw, *n)),
             Self::Geometry => read(geometry_value(raw)),
             Self::Point => read(point_value(raw)),
-            Self::Address(_) => Read::Value(Value::String(decode_text(raw, false))),
+            Self::Address(_) => Read::Value(Value::String(decode_text(raw, false).into())),
         }
     }
 
@@ -345,7 +347,7 @@ impl Kind {
             BinlogValue::Value(v) => v,
             BinlogValue::Jsonb(j) => {
                 return match serde_json::Value::try_from(j.clone()) {
-                    Ok(json) => Read::Value(Value::String(json.to_string())),
+                    Ok(json) => Read::Value(Value::String(json.to_string().into())),
                     Err(_) => Read::Bad,
                 }
             }
@@ -424,9 +426,9 @@ impl Kind {
                 let (secs, frac) = text.split_once('.').unwrap_or((&text, "0"));
                 match (secs.parse::<i64>(), frac.parse::<i64>()) {
                     (Ok(0), Ok(0)) => Read::Zero,
-                    (Ok(secs), Ok(frac)) => {
-                        Read::Value(Value::String(iso_utc_digits(secs * 1_000_000 + frac, *fsp)))
-                    }
+                    (Ok(secs), Ok(frac)) => Read::Value(Value::String(
+                        iso_utc_digits(secs * 1_000_000 + frac, *fsp).into(),
+                    )),
                     _ => Read::Bad,
                 }
             }
@@ -434,7 +436,7 @@ impl Kind {
                 if *secs == 0 {
                     Read::Zero
                 } else {
-                    Read::Value(Value::String(iso_utc_digits(secs * 1_000_000, *fsp)))
+                    Read::Value(Value::String(iso_utc_digits(secs * 1_000_000, *fsp).into()))
                 }
             }
             (Self::Year, MyValue::Bytes(b)) => {
@@ -450,7 +452,7 @@ impl Kind {
                     .and_then(|i| values.get(i))
                     .cloned()
                     .unwrap_or_default();
-                Read::Value(Value::String(text))
+                Read::Value(Value::String(text.into()))
             }
             (Self::Set(values), MyValue::Bytes(bitmap)) => {
                 let mut bits: u64 = 0;
@@ -463,13 +465,15 @@ impl Kind {
                     .filter(|(i, _)| bits & (1u64 << i) != 0)
                     .map(|(_, v)| v.as_str())
                     .collect();
-                Read::Value(Value::String(members.join(",")))
+                Read::Value(Value::String(members.join(",").into()))
             }
             (Self::Bits(n), MyValue::Bytes(b)) => Read::Value(bits_value(b, *n)),
-            (Self::Address(address), MyValue::Bytes(b)) => read(address.text(b).map(Value::String)),
+            (Self::Address(address), MyValue::Bytes(b)) => {
+                read(address.text(b).map(|s| Value::String(s.into())))
+            }
             // Row images hold text in the column's own character set.
             (Self::Text { latin1 }, MyValue::Bytes(b)) => {
-                Read::Value(Value::String(decode_text(b, *latin1)))
+                Read::Value(Value::String(decode_text(b, *latin1).into()))
             }
             // Text, binary, JSON text (MariaDB), geometry: the raw bytes are
             // what the text protocol would give.
@@ -500,7 +504,7 @@ impl Kind {
                 Some(Value::decimal(rescale(unscaled, at, *scale)?))
             }
             DecimalMode::Double => text.trim().parse().ok().map(Value::Float64),
-            DecimalMode::String => Some(Value::String(text.trim().to_owned())),
+            DecimalMode::String => Some(Value::String(text.trim().into())),
         }
     }
 }

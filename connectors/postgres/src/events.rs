@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use sluice_connector_api::calendar::push_padded;
+use sluice_connector_api::debezium::{snapshot_text, SourceNames};
 use sluice_connector_api::topic_naming::TopicNaming;
-use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Value};
+use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Text, Value};
 
 use crate::offset::{offset, Position};
 use crate::replication::Lsn;
@@ -18,8 +19,6 @@ pub use sluice_connector_api::debezium::Op;
 pub struct EventContext {
     /// `topic.prefix`, also `source.name` and the offset partition.
     pub server: String,
-    /// `database.dbname`.
-    pub db: String,
     /// The offset partition `{"server": <prefix>}`.
     pub partition: Arc<SourcePartition>,
     /// Emit a tombstone after each delete.
@@ -28,6 +27,11 @@ pub struct EventContext {
     pub transaction_metadata: bool,
     /// Where heartbeats, messages and transaction events go.
     pub topics: TopicNaming,
+    /// The `source` block's version, connector and name, shared by every
+    /// event.
+    pub names: SourceNames,
+    /// `database.dbname`, as `source.db` (shared as `names`).
+    pub db: Text,
 }
 
 impl EventContext {
@@ -41,11 +45,12 @@ impl EventContext {
         let server = topics.prefix();
         Self {
             server: server.to_owned(),
-            db: db.to_owned(),
             partition: Arc::new(sluice_connector_api::offset::partition("server", server)),
             tombstones,
             transaction_metadata,
             topics: topics.clone(),
+            names: SourceNames::new("postgresql", server),
+            db: Text::from(Arc::<str>::from(db)),
         }
     }
 }
@@ -60,10 +65,12 @@ pub fn heartbeat(ctx: &EventContext, offset: SourceOffset, now_us: i64) -> Sourc
     )
 }
 
-/// The `source` block (`io.debezium.connector.postgresql.Source`).
+/// The `source` block (`io.debezium.connector.postgresql.Source`). The
+/// per-connector and per-table parts are shared text, so building the
+/// block allocates its list and the `sequence` alone.
 fn source_block(
     ctx: &EventContext,
-    (schema, table): (&str, &str),
+    (schema, table): (&Text, &Text),
     snapshot: &str,
     (lsn, commit_lsn): (Lsn, Option<Lsn>),
     xid: Option<u32>,
@@ -82,17 +89,17 @@ fn source_block(
     push_padded(&mut sequence, lsn.0, 1);
     sequence.push_str("\"]");
     Value::Struct(vec![
-        Value::String(env!("CARGO_PKG_VERSION").to_owned()),
-        Value::String("postgresql".into()),
-        Value::String(ctx.server.clone()),
+        Value::String(ctx.names.version.clone()),
+        Value::String(ctx.names.connector.clone()),
+        Value::String(ctx.names.name.clone()),
         Value::Int64(commit_time_us / 1000),
-        Value::String(snapshot.into()),
+        Value::String(snapshot_text(snapshot)),
         Value::String(ctx.db.clone()),
-        Value::String(sequence),
+        Value::String(sequence.into()),
         Value::Int64(commit_time_us),
         Value::Int64(commit_time_us.saturating_mul(1000)),
-        Value::String(schema.to_owned()),
-        Value::String(table.to_owned()),
+        Value::String(schema.clone()),
+        Value::String(table.clone()),
         xid.map_or(Value::Null, |x| Value::Int64(i64::from(x))),
         Value::Int64(lsn.0 as i64),
         Value::Null,
@@ -149,7 +156,7 @@ pub fn logical_message(
     };
     let source = source_block(
         ctx,
-        ("", ""),
+        (&Text::default(), &Text::default()),
         "false",
         (lsn, commit_lsn),
         xid,
@@ -160,7 +167,7 @@ pub fn logical_message(
         Value::Int64(now_us / 1000),
         source,
         Value::Struct(vec![
-            Value::String(prefix.to_owned()),
+            Value::String(prefix.into()),
             Value::Bytes(content.to_vec()),
         ]),
     ]);
@@ -170,7 +177,7 @@ pub fn logical_message(
         topic: ctx.topics.message(),
         kafka_partition: None,
         key_schema: Some(Arc::clone(key_schema)),
-        key: Some(Value::Struct(vec![Value::String(prefix.to_owned())])),
+        key: Some(Value::Struct(vec![Value::String(prefix.into())])),
         value_schema: Some(Arc::clone(value_schema)),
         value: Some(value),
         timestamp_ms: Some(commit_time_us / 1000),

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use sluice_connector_api::column_mapping::{ColumnMapper, ColumnMappers, SourceColumn};
 use sluice_connector_api::topic_naming::TopicNaming;
-use sluice_connector_api::{debezium, Field, Schema, Value};
+use sluice_connector_api::{debezium, Field, Schema, Text, Value};
 
 use crate::types::{Mapping, PgType};
 
@@ -42,7 +42,7 @@ fn fallback(schema: &Schema) -> Value {
         K::Float32 => Value::Float32(0.0),
         K::Float64 => Value::Float64(0.0),
         K::Boolean => Value::Boolean(false),
-        K::String => Value::String(String::new()),
+        K::String => Value::String(String::new().into()),
         K::Bytes => Value::Bytes(vec![0]),
         K::Array(_) => Value::Array(Vec::new()),
         K::Map(..) => Value::Map(Vec::new()),
@@ -55,10 +55,10 @@ fn fallback(schema: &Schema) -> Value {
 pub struct TableSchema {
     /// `<prefix>.<schema>.<table>`.
     pub topic: String,
-    /// Schema name.
-    pub schema: String,
-    /// Table name.
-    pub table: String,
+    /// Schema name (shared text: every event's `source` block carries it).
+    pub schema: Text,
+    /// Table name (shared text, as `schema`).
+    pub table: Text,
     /// Emitted columns, in table order.
     pub columns: Vec<EmittedColumn>,
     /// Indexes into `columns` of the key columns.
@@ -225,8 +225,8 @@ impl TableSchema {
         );
         Self {
             topic,
-            schema: schema.to_owned(),
-            table: table.to_owned(),
+            schema: Text::from(Arc::<str>::from(schema)),
+            table: Text::from(Arc::<str>::from(table)),
             columns: emitted,
             key,
             key_schema,

@@ -138,7 +138,7 @@ impl PgType {
     /// `None` when the text is not what the type produces.
     pub fn value(&self, text: &str, mapping: Mapping) -> Option<Value> {
         match self {
-            Self::Enum(_) => Some(Value::String(text.to_owned())),
+            Self::Enum(_) => Some(Value::String(text.into())),
             Self::Array(element) => {
                 let items = parse_array(text)?;
                 Some(Value::Array(
@@ -261,7 +261,7 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
             };
             match mapping.decimal {
                 DecimalMode::Double => Value::Float64(parse_float(&digits)?),
-                DecimalMode::String => Value::String(digits),
+                DecimalMode::String => Value::String(digits.into()),
                 DecimalMode::Precise => {
                     let (unscaled, scale) = parse_decimal(&digits)?;
                     match (name, numeric_precision(modifier)) {
@@ -296,9 +296,7 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
         // largest and smallest int64, and the words for a zoned one.
         "timestamp" if text == "infinity" => Value::Int64(i64::MAX),
         "timestamp" if text == "-infinity" => Value::Int64(i64::MIN),
-        "timestamptz" if text == "infinity" || text == "-infinity" => {
-            Value::String(text.to_owned())
-        }
+        "timestamptz" if text == "infinity" || text == "-infinity" => Value::String(text.into()),
         "timestamp" => {
             let micros = parse_timestamp(text)?;
             match mapping.time {
@@ -307,19 +305,24 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
                 _ => Value::Int64(micros),
             }
         }
-        "timestamptz" => Value::String(zoned_timestamp(text, time_precision(modifier))?),
-        "timetz" => Value::String(zoned_time(text)?),
-        "interval" if mapping.interval_text => Value::String(interval_parts(text)?.iso()),
+        "timestamptz" => Value::String(zoned_timestamp(text, time_precision(modifier))?.into()),
+        "timetz" => Value::String(zoned_time(text)?.into()),
+        "interval" if mapping.interval_text => Value::String(interval_parts(text)?.iso().into()),
         "interval" => Value::Int64(interval_parts(text)?.micros()),
         "bit" if modifier == 1 => Value::Boolean(text == "1"),
         "bit" | "varbit" => Value::Bytes(bits_to_bytes(text)?),
         "hstore" if mapping.hstore_map => Value::Map(
             hstore_entries(text)?
                 .into_iter()
-                .map(|(k, v)| (Value::String(k), v.map_or(Value::Null, Value::String)))
+                .map(|(k, v)| {
+                    (
+                        Value::String(k.into()),
+                        v.map_or(Value::Null, |s| Value::String(s.into())),
+                    )
+                })
                 .collect(),
         ),
-        "hstore" => Value::String(hstore_to_json(text)?),
+        "hstore" => Value::String(hstore_to_json(text)?.into()),
         "point" => point_value(text)?,
         "geometry" | "geography" => postgis_value(text)?,
         "vector" => Value::Array(
@@ -333,7 +336,7 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
                 .collect::<Option<_>>()?,
         ),
         "sparsevec" => sparse_vector(text)?,
-        _ => Value::String(text.to_owned()),
+        _ => Value::String(text.into()),
     })
 }
 

@@ -141,7 +141,7 @@ pub fn to_value(schema: &Schema, json: Json, path: &str) -> Result<Value, Conver
                 .map_err(|_| bad(path, format!("not a double: {s}")))?,
         ),
         (SchemaKind::Boolean, Json::Bool(b)) => Value::Boolean(b),
-        (SchemaKind::String, Json::String(s)) => Value::String(s),
+        (SchemaKind::String, Json::String(s)) => Value::String(s.into()),
         // decimal.format=NUMERIC writes decimals as numbers.
         (SchemaKind::Bytes, Json::Number(n))
             if schema.name.as_deref() == Some(sluice_connector_api::logical::DECIMAL) =>
@@ -173,7 +173,7 @@ pub fn to_value(schema: &Schema, json: Json, path: &str) -> Result<Value, Conver
         (SchemaKind::Map(_, values), Json::Object(entries)) => Value::Map(
             entries
                 .into_iter()
-                .map(|(k, v)| Ok((Value::String(k), to_value(values, v, path)?)))
+                .map(|(k, v)| Ok((Value::String(k.into()), to_value(values, v, path)?)))
                 .collect::<Result<_, ConvertError>>()?,
         ),
         (SchemaKind::Map(keys, values), Json::Array(pairs)) => Value::Map(
@@ -215,7 +215,7 @@ fn schemaless(json: Json) -> Value {
             .as_i64()
             .map(Value::Int64)
             .unwrap_or_else(|| Value::Float64(n.as_f64().unwrap_or_default())),
-        Json::String(s) => Value::String(s),
+        Json::String(s) => Value::String(s.into()),
         Json::Array(items) => Value::Array(items.into_iter().map(schemaless).collect()),
         Json::Object(map) => Value::Map(object_entries(map)),
     }
@@ -223,6 +223,6 @@ fn schemaless(json: Json) -> Value {
 
 fn object_entries(map: Map<String, Json>) -> Vec<(Value, Value)> {
     map.into_iter()
-        .map(|(k, v)| (Value::String(k), schemaless(v)))
+        .map(|(k, v)| (Value::String(k.into()), schemaless(v)))
         .collect()
 }

@@ -55,7 +55,7 @@ impl Plain {
         match self {
             Self::Text => (
                 Arc::new(Schema::string().optional()),
-                Value::String(String::from_utf8_lossy(bytes).into_owned()),
+                Value::String(String::from_utf8_lossy(bytes).into_owned().into()),
             ),
             Self::Bytes => (
                 Arc::new(Schema::bytes().optional()),

@@ -152,7 +152,7 @@ pub fn text_of(value: &Value) -> String {
         Value::Int64(v) => v.to_string(),
         Value::Float32(v) => v.to_string(),
         Value::Float64(v) => v.to_string(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.as_str().to_owned(),
         Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
         Value::Array(items) => {
             let parts: Vec<String> = items.iter().map(text_of).collect();

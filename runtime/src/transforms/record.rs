@@ -179,8 +179,8 @@ pub mod tests_support {
     pub fn row(id: i32, name: &str, email: &str) -> Value {
         Value::Struct(vec![
             Value::Int32(id),
-            Value::String(name.to_owned()),
-            Value::String(email.to_owned()),
+            Value::String(name.into()),
+            Value::String(email.into()),
         ])
     }
 
@@ -208,7 +208,7 @@ pub mod tests_support {
                         .fields()
                         .iter()
                         .zip(values)
-                        .map(|(f, v)| (Value::String(f.name.clone()), v))
+                        .map(|(f, v)| (Value::String(f.name.clone().into()), v))
                         .collect(),
                 ),
                 other => other,

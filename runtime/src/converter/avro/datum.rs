@@ -206,14 +206,14 @@ fn read_node(
             raw.copy_from_slice(take(input, 8)?);
             Value::Float64(f64::from_le_bytes(raw))
         }
-        (Node::String, _, SchemaKind::String) => Value::String(text(input)?),
+        (Node::String, _, SchemaKind::String) => Value::String(text(input)?.into()),
         (_, Some(NamedKind::Enum { symbols, .. }), SchemaKind::String) => {
             let index = long(input)?;
             let symbol = usize::try_from(index)
                 .ok()
                 .and_then(|i| symbols.get(i))
                 .ok_or_else(|| format!("enum symbol {index} of {}", symbols.len()))?;
-            Value::String(symbol.clone())
+            Value::String(symbol.clone().into())
         }
         (Node::Bytes, _, SchemaKind::Bytes) => {
             let n = length(input)?;
@@ -279,7 +279,7 @@ fn read_node(
                     let key = text(input)?;
                     let value = read_node(model, value_node, values, &ALL, input)
                         .map_err(|e| format!("{key}: {e}"))?;
-                    entries.push((Value::String(key), value));
+                    entries.push((Value::String(key.into()), value));
                 }
             }
             // Avro maps are unordered; a stable order makes equal maps

@@ -303,7 +303,7 @@ fn default_value(schema: &Schema, default: &Json) -> Option<Value> {
         (SchemaKind::Int64, Json::Number(n)) => Value::Int64(n.as_i64()?),
         (SchemaKind::Float32, Json::Number(n)) => Value::Float32(n.as_f64()? as f32),
         (SchemaKind::Float64, Json::Number(n)) => Value::Float64(n.as_f64()?),
-        (SchemaKind::String, Json::String(s)) => Value::String(s.clone()),
+        (SchemaKind::String, Json::String(s)) => Value::String(s.clone().into()),
         // Avro writes bytes defaults as ISO-8859-1 text.
         (SchemaKind::Bytes, Json::String(s)) => Value::Bytes(s.chars().map(|c| c as u8).collect()),
         _ => return None,

@@ -264,7 +264,9 @@ fn default_json(schema: &Schema, value: &Value) -> Json {
             entries
                 .iter()
                 .filter_map(|(k, v)| match k {
-                    Value::String(k) => Some((k.clone(), default_json(value_schema, v))),
+                    Value::String(k) => {
+                        Some((k.as_str().to_owned(), default_json(value_schema, v)))
+                    }
                     _ => None,
                 })
                 .collect(),

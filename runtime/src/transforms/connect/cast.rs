@@ -189,7 +189,7 @@ fn cast(schema: Option<&Schema>, value: &Value, target: Target) -> Result<Value,
             Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Value::Boolean(false),
             _ => Value::Boolean(number(schema, value).ok_or_else(fail)? != 0.0),
         },
-        Target::String => Value::String(text(schema, value)),
+        Target::String => Value::String(text(schema, value).into()),
     })
 }
 

@@ -66,7 +66,7 @@ impl Flatten {
             let name = self.join(prefix, name);
             match v {
                 Value::Map(inner) => self.flat_map(&name, inner, out),
-                other => out.push((Value::String(name), other.clone())),
+                other => out.push((Value::String(name.into()), other.clone())),
             }
         }
     }

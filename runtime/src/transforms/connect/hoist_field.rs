@@ -44,7 +44,7 @@ impl Transform for HoistField {
             }
             None => (
                 None,
-                Value::Map(vec![(Value::String(self.field.clone()), inner)]),
+                Value::Map(vec![(Value::String(self.field.clone().into()), inner)]),
             ),
         };
         self.side.put(&mut record, schema, Some(value));

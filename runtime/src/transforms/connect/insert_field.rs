@@ -76,11 +76,11 @@ impl InsertField {
 
     fn value_of(&self, insert: &Insert, record: &Record) -> Result<Value, Failure> {
         let value = match &insert.what {
-            Source::Topic => Some(Value::String(record.topic.clone())),
+            Source::Topic => Some(Value::String(record.topic.clone().into())),
             Source::Partition => record.kafka_partition.map(Value::Int32),
             Source::Offset => record.kafka_offset.map(Value::Int64),
             Source::Timestamp => record.timestamp_ms.map(Value::Int64),
-            Source::Static(text) => Some(Value::String(text.clone())),
+            Source::Static(text) => Some(Value::String(text.clone().into())),
         };
         match value {
             Some(v) => Ok(v),
@@ -140,7 +140,7 @@ impl Transform for InsertField {
                         self.inserts
                             .iter()
                             .zip(added)
-                            .map(|(i, v)| (Value::String(i.name.clone()), v)),
+                            .map(|(i, v)| (Value::String(i.name.clone().into()), v)),
                     );
                     (None, Value::Map(entries))
                 }

@@ -48,7 +48,7 @@ impl MaskField {
         };
         let kind = schema.map(|s| &s.kind);
         Ok(match (value, replacement) {
-            (Value::String(_), r) => Value::String(r.unwrap_or("").to_owned()),
+            (Value::String(_), r) => Value::String(r.unwrap_or("").into()),
             (Value::Boolean(_), None) => Value::Boolean(false),
             (Value::Boolean(_), Some(r)) => Value::Boolean(r.parse().map_err(|_| bad("boolean"))?),
             (Value::Int8(_), r) => {
@@ -134,7 +134,7 @@ mod tests {
             Some(Value::Struct(vec![
                 Value::Int32(0),
                 Value::String("ann".into()),
-                Value::String(String::new())
+                Value::String(String::new().into())
             ]))
         );
     }

@@ -99,7 +99,7 @@ impl Transform for ReplaceField {
                         .filter_map(|(k, v)| {
                             let name = key_text(k)?;
                             self.keeps(name)
-                                .then(|| (Value::String(self.renamed(name).to_owned()), v.clone()))
+                                .then(|| (Value::String(self.renamed(name).into()), v.clone()))
                         })
                         .collect();
                     (None, Value::Map(entries))

@@ -152,10 +152,9 @@ impl TimestampConverter {
 
     fn convert(&self, ms: i64) -> Value {
         match self.target {
-            Target::Text => Value::String(format_millis(
-                self.format.as_deref().unwrap_or_default(),
-                ms,
-            )),
+            Target::Text => {
+                Value::String(format_millis(self.format.as_deref().unwrap_or_default(), ms).into())
+            }
             Target::Unix => Value::Int64(self.precision.of_millis(ms)),
             Target::Timestamp => Value::Int64(ms),
             Target::Date => Value::Int32(ms.div_euclid(MILLIS_PER_DAY) as i32),

@@ -65,7 +65,7 @@ impl Transform for ValueToKey {
                 let entries = self
                     .fields
                     .iter()
-                    .map(|n| Value::String(n.clone()))
+                    .map(|n| Value::String(n.clone().into()))
                     .zip(key_values)
                     .collect();
                 Side::Key.put(&mut record, None, Some(Value::Map(entries)));

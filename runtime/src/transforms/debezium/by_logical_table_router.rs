@@ -94,7 +94,7 @@ impl Transform for ByLogicalTableRouter {
                 Ok::<_, Failure>(renamed(&struct_like(s, fields), format!("{logical}.Key")))
             })?;
             if self.unique_keys {
-                values.push(Value::String(self.physical_id(&physical)));
+                values.push(Value::String(self.physical_id(&physical).into()));
             }
             record.key_schema = Some(key_schema);
             record.key = Some(Value::Struct(values));

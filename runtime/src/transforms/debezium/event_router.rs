@@ -152,7 +152,7 @@ fn outbox_row(record: &Record) -> Result<Option<OutboxRow>, Failure> {
     let values = fields::struct_values(schema, value)?;
     let get = |name: &str| schema.field(name).map(|(i, f)| (&f.schema, &values[i]));
     let op = match get("op") {
-        Some((_, Value::String(op))) => op.clone(),
+        Some((_, Value::String(op))) => op.as_str().to_owned(),
         _ => return Err(Failure::new("a change event without op")),
     };
     let (schema, values) = match get("after") {
@@ -298,7 +298,7 @@ fn infer(json: &serde_json::Value) -> (Schema, Value) {
                 Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
             ),
         },
-        J::String(s) => (Schema::string().optional(), Value::String(s.clone())),
+        J::String(s) => (Schema::string().optional(), Value::String(s.clone().into())),
         J::Array(items) => {
             let inferred: Vec<(Schema, Value)> = items.iter().map(infer).collect();
             let item_schema = inferred

@@ -274,7 +274,7 @@ impl Transform for ExtractNewRecordState {
             out.push(lookup_value(&envelope, &values, &added.path));
         }
         if self.rewrites() {
-            out.push(Value::String((op == "d").to_string()));
+            out.push(Value::String((op == "d").to_string().into()));
         }
         if let Some(route) = &self.route_by_field {
             let (i, _) = schema.field(route).ok_or_else(|| {

@@ -50,7 +50,7 @@ impl Transform for HeaderToValue {
             let mut values = fields::struct_values(&schema, &value)?.to_vec();
             for header in &self.headers {
                 values.push(record.header(header).map_or(Value::Null, |bytes| {
-                    Value::String(String::from_utf8_lossy(bytes).into_owned())
+                    Value::String(String::from_utf8_lossy(bytes).into_owned().into())
                 }));
             }
             if self.moves {
