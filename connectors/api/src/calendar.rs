@@ -155,7 +155,10 @@ fn iso_utc_in_place(year: u64, month: u64, day: u64, in_day: u64, digits: u32) -
         text[20 + width] = b'Z';
         21 + width
     };
-    String::from_utf8_lossy(&text[..end]).into_owned()
+    // ASCII by construction; checked anyway, as the cheaper of the checks.
+    std::str::from_utf8(&text[..end])
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Writes the last `into.len()` decimal digits of `n`, zero-padded.

@@ -537,7 +537,12 @@ fn decode_text(raw: &[u8], latin1: bool) -> String {
     if latin1 {
         raw.iter().map(|b| char::from(*b)).collect()
     } else {
-        String::from_utf8_lossy(raw).into_owned()
+        // The plain check first: the lossy reading's machinery costs more,
+        // and is only needed for bytes that are not UTF-8.
+        match std::str::from_utf8(raw) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        }
     }
 }
 
