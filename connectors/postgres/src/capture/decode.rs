@@ -90,15 +90,14 @@ impl Capture {
         mapping: Mapping,
     ) -> Result<Value, String> {
         let placeholder = self.config.unavailable_placeholder.as_str();
-        let texts: Vec<Option<std::borrow::Cow<'_, str>>> = datums
-            .iter()
-            .map(|d| match d {
-                Datum::Null => None,
-                Datum::UnchangedToast => Some(std::borrow::Cow::Borrowed(placeholder)),
-                Datum::Text(b) | Datum::Binary(b) => Some(String::from_utf8_lossy(b)),
-            })
-            .collect();
-        let refs: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+        let lossy: Vec<Option<std::borrow::Cow<'_, str>>>;
+        let refs: Vec<Option<&str>> = match texts_in_place(datums, placeholder) {
+            Some(refs) => refs,
+            None => {
+                lossy = texts_lossy(datums, placeholder);
+                lossy.iter().map(|t| t.as_deref()).collect()
+            }
+        };
         // Unchanged TOASTed values are not in the WAL: Debezium's
         // placeholder takes their place where the type is text-like, and
         // NULL (or the type's fallback) where it is not.
@@ -263,5 +262,56 @@ impl Capture {
             }
             _ => Vec::new(),
         })
+    }
+}
+
+/// A row's column values as text, read in place: values are UTF-8 (the
+/// database's encoding, as the slot sends them), and reading them so costs
+/// less than the lossy reading. `None` when one is not UTF-8.
+fn texts_in_place<'a>(datums: &'a [Datum], placeholder: &'a str) -> Option<Vec<Option<&'a str>>> {
+    datums
+        .iter()
+        .map(|d| match d {
+            Datum::Null => Some(None),
+            Datum::UnchangedToast => Some(Some(placeholder)),
+            Datum::Text(b) | Datum::Binary(b) => std::str::from_utf8(b).ok().map(Some),
+        })
+        .collect()
+}
+
+/// A row's column values as text, bytes that are not UTF-8 replaced.
+fn texts_lossy<'a>(
+    datums: &'a [Datum],
+    placeholder: &'a str,
+) -> Vec<Option<std::borrow::Cow<'a, str>>> {
+    datums
+        .iter()
+        .map(|d| match d {
+            Datum::Null => None,
+            Datum::UnchangedToast => Some(std::borrow::Cow::Borrowed(placeholder)),
+            Datum::Text(b) | Datum::Binary(b) => Some(String::from_utf8_lossy(b)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_text_is_read_in_place_unless_it_is_not_utf8() {
+        let datums = vec![
+            Datum::Null,
+            Datum::UnchangedToast,
+            Datum::Text(bytes::Bytes::from_static("café".as_bytes())),
+        ];
+        assert_eq!(
+            texts_in_place(&datums, "__unavailable"),
+            Some(vec![None, Some("__unavailable"), Some("café")])
+        );
+        let bad = vec![Datum::Text(bytes::Bytes::from_static(b"caf\xe9"))];
+        assert_eq!(texts_in_place(&bad, "_"), None);
+        let lossy = texts_lossy(&bad, "_");
+        assert_eq!(lossy[0].as_deref(), Some("caf\u{fffd}"));
     }
 }
