@@ -191,18 +191,11 @@ fn iso_utc_general(year: i64, month: i64, day: i64, in_day: i64, digits: u32) ->
 
 /// A decimal's unscaled integer and scale, e.g. "-12.340" → (-12340, 3).
 pub fn parse_decimal(text: &str) -> Option<(i128, u32)> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
-    }
-    if whole.len() + fraction.len() <= 18 {
+    let (negative, whole, fraction) = decimal_parts(text)?;
+    let unscaled = if whole.len() + fraction.len() <= 18 {
         // 18 digits fit a u64 whatever they are: no overflow checks, and
         // no 128-bit arithmetic per digit (~770 instructions a value by
-        // callgrind, `scripts/bench-mysql`, before).
+        // callgrind, `scripts/bench-mysql`, with it).
         let mut unscaled: u64 = 0;
         for &b in whole.as_bytes().iter().chain(fraction.as_bytes()) {
             let digit = b.wrapping_sub(b'0');
@@ -211,22 +204,40 @@ pub fn parse_decimal(text: &str) -> Option<(i128, u32)> {
             }
             unscaled = unscaled * 10 + u64::from(digit);
         }
-        let unscaled = i128::from(unscaled);
-        return Some((
-            if negative { -unscaled } else { unscaled },
-            fraction.len() as u32,
-        ));
+        i128::from(unscaled)
+    } else {
+        unscaled_of(whole, fraction)?
+    };
+    Some((
+        if negative { -unscaled } else { unscaled },
+        fraction.len() as u32,
+    ))
+}
+
+/// A decimal's sign, whole digits and fraction digits; `None` when it has
+/// no digits at all.
+fn decimal_parts(text: &str) -> Option<(bool, &str, &str)> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
     }
+    Some((negative, whole, fraction))
+}
+
+/// The digits of `whole` then `fraction` as one integer, in checked
+/// 128-bit arithmetic: any length, `None` past `i128` or at a non-digit.
+fn unscaled_of(whole: &str, fraction: &str) -> Option<i128> {
     let mut unscaled: i128 = 0;
     for c in whole.chars().chain(fraction.chars()) {
         unscaled = unscaled
             .checked_mul(10)?
             .checked_add(i128::from(c.to_digit(10)?))?;
     }
-    Some((
-        if negative { -unscaled } else { unscaled },
-        fraction.len() as u32,
-    ))
+    Some(unscaled)
 }
 
 /// `unscaled` at `scale` digits re-expressed at `target` digits
@@ -307,20 +318,8 @@ mod tests {
     /// What `parse_decimal` gave when every digit went through 128-bit
     /// checked arithmetic.
     fn parsed_slowly(text: &str) -> Option<(i128, u32)> {
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text.strip_prefix('+').unwrap_or(text)),
-        };
-        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-        if whole.is_empty() && fraction.is_empty() {
-            return None;
-        }
-        let mut unscaled: i128 = 0;
-        for c in whole.chars().chain(fraction.chars()) {
-            unscaled = unscaled
-                .checked_mul(10)?
-                .checked_add(i128::from(c.to_digit(10)?))?;
-        }
+        let (negative, whole, fraction) = decimal_parts(text)?;
+        let unscaled = unscaled_of(whole, fraction)?;
         Some((
             if negative { -unscaled } else { unscaled },
             fraction.len() as u32,
