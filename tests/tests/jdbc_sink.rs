@@ -1302,3 +1302,64 @@ fn infinite_timestamps_reach_the_target_infinite() {
     api.delete("/connectors/inf-src");
     api.delete("/connectors/inf-sink");
 }
+
+/// Sinks are often deployed before their sources: a sink whose topic does
+/// not exist yet waits for it, RUNNING, and reads it from its first
+/// record once the source creates it.
+#[test]
+fn a_sink_created_before_its_topic_reads_it_once_it_appears() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = (ident("early"), ident("early_dst"));
+    pg.exec(&format!(
+        "CREATE SCHEMA {source}; \
+         CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
+         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, 100) g; \
+         CREATE SCHEMA {target};"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    // The source's topic prefix is chosen here so the sink can name the
+    // topic before the source exists.
+    let prefix = ident("srv");
+    let sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &format!("{prefix}.{source}.items"),
+        &format!("{target}.${{source.table}}"),
+    );
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "early-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // The sink runs with nothing to read for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status(&api, "early-sink")["state"] != "RUNNING" {
+        assert!(std::time::Instant::now() < deadline, "sink never RUNNING");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    let slot = ident("slot");
+    let mut config = pg.connector_config(&prefix, &source, &slot);
+    config["key.converter.schemas.enable"] = json!("true");
+    config["value.converter.schemas.enable"] = json!("true");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "late-src", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    pg.exec(&format!(
+        "UPDATE {source}.items SET qty = -1 WHERE id % 7 = 0; DELETE FROM {source}.items WHERE id % 11 = 0;"
+    ));
+    wait_equal(&api, "early-sink", "the target to equal the source", || {
+        (
+            pg_items(&pg, &format!("{source}.items")),
+            pg.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
+                .map(|_| pg_items(&pg, &format!("{target}.items")))
+                .unwrap_or_default(),
+        )
+    });
+    api.delete("/connectors/late-src");
+    api.delete("/connectors/early-sink");
+}
