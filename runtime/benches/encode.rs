@@ -39,7 +39,7 @@ fn row(i: i64) -> Value {
     Value::Struct(vec![
         Value::Int64(i),
         Value::Int32((i % 1000) as i32),
-        Value::String((if i % 3 == 0 { "shipped" } else { "pending" }.to_owned()).into()),
+        Value::String(if i % 3 == 0 { "shipped" } else { "pending" }.into()),
         if i % 2 == 0 {
             Value::Null
         } else {
