@@ -312,8 +312,22 @@ fn sink_config(env: &TestEnv, target: &Target<'_>, topic: &str, table_format: &s
 /// Starts a PostgreSQL source `name` capturing `schema` (JSON with
 /// schemas, then `extra` settings); its topic prefix.
 fn start_pg_source(api: &Api, pg: &Pg, name: &str, schema: &str, extra: &[(&str, &str)]) -> String {
-    let (prefix, slot) = (ident("srv"), ident("slot"));
-    let mut config = pg.connector_config(&prefix, schema, &slot);
+    let prefix = ident("srv");
+    start_pg_source_as(api, pg, name, schema, &prefix, extra);
+    prefix
+}
+
+/// [`start_pg_source`] under a topic prefix chosen beforehand.
+fn start_pg_source_as(
+    api: &Api,
+    pg: &Pg,
+    name: &str,
+    schema: &str,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) {
+    let slot = ident("slot");
+    let mut config = pg.connector_config(prefix, schema, &slot);
     config["key.converter.schemas.enable"] = json!("true");
     config["value.converter.schemas.enable"] = json!("true");
     for (key, value) in extra {
@@ -321,7 +335,6 @@ fn start_pg_source(api: &Api, pg: &Pg, name: &str, schema: &str, extra: &[(&str,
     }
     let reply = api.post("/connectors", &json!({"name": name, "config": config}));
     assert_eq!(reply.status, 201, "{}", reply.text);
-    prefix
 }
 
 /// Waits until `read` gives the source rows and the target rows equal;
@@ -1334,21 +1347,11 @@ fn a_sink_created_before_its_topic_reads_it_once_it_appears() {
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
     // The sink runs with nothing to read for a while.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while status(&api, "early-sink")["state"] != "RUNNING" {
-        assert!(std::time::Instant::now() < deadline, "sink never RUNNING");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for("the sink RUNNING", Duration::from_secs(30), || {
+        (status(&api, "early-sink")["state"] == "RUNNING").then_some(())
+    });
     std::thread::sleep(Duration::from_secs(8));
-    let slot = ident("slot");
-    let mut config = pg.connector_config(&prefix, &source, &slot);
-    config["key.converter.schemas.enable"] = json!("true");
-    config["value.converter.schemas.enable"] = json!("true");
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "late-src", "config": config}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
+    start_pg_source_as(&api, &pg, "late-src", &source, &prefix, &[]);
     pg.exec(&format!(
         "UPDATE {source}.items SET qty = -1 WHERE id % 7 = 0; DELETE FROM {source}.items WHERE id % 11 = 0;"
     ));
