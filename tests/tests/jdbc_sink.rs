@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::connectors::task_status as status;
 use sluice_tests::env::TestEnv;
+use sluice_tests::kafka::read_topic;
 use sluice_tests::mariadb::Maria;
 use sluice_tests::postgres::Pg;
 use sluice_tests::verify::{mariadb_url as maria_url, postgres_url as pg_url, verify};
@@ -1365,4 +1366,92 @@ fn a_sink_created_before_its_topic_reads_it_once_it_appears() {
     });
     api.delete("/connectors/late-src");
     api.delete("/connectors/early-sink");
+}
+
+/// A sink resuming from an offset inside a record batch — the common case
+/// after a commit, a restart or a move to another worker, since a
+/// producer's batch holds many records and a sink's commits fall anywhere
+/// in it — applies every record from that offset on. Kafka answers a fetch
+/// from inside a batch with the whole batch, and the consumer drops the
+/// records before the offset; a broker answering with the next batch
+/// instead (Tansu 0.6 on its in-memory engine) silently loses the rest of
+/// the batch, and this test fails on it.
+#[test]
+fn a_sink_resuming_inside_a_record_batch_applies_every_record_from_its_offset() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = items_schemas(&pg, 300);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "midbatch-src", &source, &[]);
+    let topic = format!("{prefix}.{source}.items");
+    // The snapshot's 300 records reach the broker in a few large batches,
+    // so offset 150 lies inside one.
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(90), |r| {
+        r.len() >= 300
+    });
+    let from = 150;
+    let id = |key: &Value| key["payload"]["id"].as_i64();
+    let expected: Vec<i64> = {
+        let mut ids: Vec<i64> = records
+            .iter()
+            .filter(|r| r.offset >= from)
+            .filter_map(|r| id(&r.key))
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(
+        expected.len(),
+        150,
+        "the snapshot's records: {}",
+        records.len()
+    );
+    let sink = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "midbatch-sink", "config": sink, "initial_state": "STOPPED"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let moved = api.patch(
+        "/connectors/midbatch-sink/offsets",
+        &json!({"offsets": [{
+            "partition": {"kafka_topic": topic, "kafka_partition": 0},
+            "offset": {"kafka_offset": from},
+        }]}),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    assert_eq!(
+        api.put_empty("/connectors/midbatch-sink/resume").status,
+        202
+    );
+    let target_ids = || -> Vec<i64> {
+        pg.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
+            .map(|_| {
+                pg.rows(&format!("SELECT id FROM {target}.items ORDER BY id"))
+                    .iter()
+                    .filter_map(|row| row["id"].as_i64())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Waits for the sink to reach the end of the topic, then compares.
+    let committed = || -> Option<()> {
+        let offsets = api.get("/connectors/midbatch-sink/offsets").body;
+        (offsets["offsets"][0]["offset"]["kafka_offset"] == 300).then_some(())
+    };
+    let reached = (0..120).any(|_| {
+        committed().is_some() || {
+            std::thread::sleep(Duration::from_secs(1));
+            false
+        }
+    });
+    assert_eq!(
+        target_ids(),
+        expected,
+        "the target after resuming at offset {from} (sink reached the end: {reached}; status {})",
+        api.get("/connectors/midbatch-sink/status").text
+    );
+    api.delete("/connectors/midbatch-src");
+    api.delete("/connectors/midbatch-sink");
 }
