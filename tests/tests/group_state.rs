@@ -464,9 +464,10 @@ fn replicate_through(size: usize, sinks: Sinks, disrupt: impl FnOnce(&mut Vec<Wo
         assert_eq!(reply.status, 201, "{name}: {}", reply.text);
     }
     // The disruption starts once both snapshots are in their topics: a
-    // PostgreSQL source stopped between creating its slot and storing its
-    // first offset finds on restart a slot it has no offsets for, which it
-    // refuses rather than drop (README, "Preflight"; docs/distributed.md).
+    // PostgreSQL source killed with SIGKILL between creating its slot and
+    // storing its first offset finds on restart a slot it has no offsets
+    // for, which it refuses rather than drop (README, "Preflight";
+    // docs/distributed.md). Stopped any other way, it drops that slot.
     for topic in [&pg_topic, &my_topic] {
         let snapshot = read_topic(env.bootstrap(), topic, Duration::from_secs(90), |r| {
             r.len() >= 300

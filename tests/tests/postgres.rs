@@ -715,6 +715,80 @@ fn a_fresh_start_never_drops_someone_elses_slot() {
     pg.drop_slot(&slot);
 }
 
+/// A task stopped after creating its slot but before its snapshot stored
+/// any offset (a rolling restart or a reconfiguration in the first moments
+/// of a connector's life) drops that slot as it stops, so the next start
+/// takes the snapshot again instead of refusing a slot it has no offsets
+/// for (which it must refuse when the slot may be someone else's, above).
+#[test]
+fn a_task_stopped_inside_its_first_snapshot_starts_over_on_the_next_start() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot) = (ident("cut"), ident("slot"));
+    create_items(&pg, &schema, 5);
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    // Debezium's default: the slot outlives a stop.
+    config["slot.drop.on.stop"] = json!("false");
+    let table = format!("{schema}.items");
+    let mut slow = config.clone();
+    // The snapshot's only read waits, so the task is stopped after the
+    // slot exists and before any record.
+    slow["snapshot.select.statement.overrides"] = json!(table);
+    slow[format!("snapshot.select.statement.overrides.{table}")] = json!(format!(
+        "SELECT * FROM {table} WHERE (SELECT pg_sleep(20)) IS NOT NULL"
+    ));
+    let reply = api.post("/connectors", &json!({"name": slot, "config": slow}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("the slot created", Duration::from_secs(60), || {
+        (pg.exec(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        )) == "1")
+            .then_some(())
+    });
+    // Reconfigured: the task stops inside its snapshot and starts again.
+    let reply = api.put(&format!("/connectors/{slot}/config"), &config);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let streaming = wait_for(
+        "the new task past its snapshot",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, &slot);
+            (task["state"] == "FAILED" || task["progress"]["phase"] == "streaming").then_some(task)
+        },
+    );
+    assert_eq!(
+        streaming["state"], "RUNNING",
+        "the restarted task: {streaming}"
+    );
+    pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (6, 6)"));
+    let records = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{table}"),
+        Duration::from_secs(60),
+        |r| r.len() >= 6,
+    );
+    let ops: Vec<(Value, Value)> = records
+        .iter()
+        .map(|r| (r.value["op"].clone(), r.value["after"]["id"].clone()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            (json!("r"), json!(1)),
+            (json!("r"), json!(2)),
+            (json!("r"), json!(3)),
+            (json!("r"), json!(4)),
+            (json!("r"), json!(5)),
+            (json!("c"), json!(6)),
+        ]
+    );
+    api.delete(&format!("/connectors/{slot}"));
+    pg.drop_slot(&slot);
+}
+
 /// Issue 19, finding 10: a table whose name Kafka cannot take as is
 /// (spaces, non-ASCII) gets Debezium's sanitized topic name instead of
 /// stopping the connector in a restart loop.

@@ -22,6 +22,8 @@ use crate::replication::Lsn;
 pub struct PostgresTask {
     /// Settings of the last run, for `slot.drop.on.stop`.
     config: Option<PostgresConfig>,
+    /// Set by the last run, see [`crate::capture::SnapshotSlot`].
+    snapshot_slot: crate::capture::SnapshotSlot,
 }
 
 /// The LSN safe to confirm once `offset` is durable: the end of its
@@ -109,6 +111,7 @@ impl SourceTask for PostgresTask {
             flushed: flushed_rx,
             completed: Arc::clone(&completed),
             progress,
+            snapshot_slot: self.snapshot_slot.clone(),
         };
         let mut shutdown = context.shutdown();
         tokio::select! {
@@ -122,6 +125,10 @@ impl SourceTask for PostgresTask {
         let Some(config) = self.config.take() else {
             return;
         };
+        if self.snapshot_slot.take() {
+            drop_unfinished_snapshot_slot(&config).await;
+            return;
+        }
         if !config.slot_drop_on_stop || reason != StopReason::Requested {
             return;
         }
@@ -140,4 +147,50 @@ impl SourceTask for PostgresTask {
             }
         }
     }
+}
+
+/// Drops the slot this task created for a snapshot it did not finish,
+/// whatever stopped it: no offset stored can need the slot (a snapshot
+/// cut short is taken again with a new one), and left behind it would
+/// look like another consumer's slot to the next start, which refuses
+/// those. The walsender of the run may take a moment to let it go.
+async fn drop_unfinished_snapshot_slot(config: &PostgresConfig) {
+    let client = match crate::setup::connect(config).await {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::warn!(slot = %config.slot_name, error = %e, "cannot connect to drop the slot of the unfinished snapshot; the next start will refuse it, naming the fix");
+            return;
+        }
+    };
+    for _ in 0..50 {
+        let state = client
+            .query_opt(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&config.slot_name],
+            )
+            .await;
+        let outcome = match state {
+            Ok(None) => return,
+            Ok(Some(row)) if !row.get::<_, bool>(0) => {
+                client
+                    .execute("SELECT pg_drop_replication_slot($1)", &[&config.slot_name])
+                    .await
+            }
+            // The run's walsender has not exited yet.
+            Ok(Some(_)) => Ok(0),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(1) => {
+                tracing::info!(slot = %config.slot_name, "dropped the replication slot of the unfinished snapshot; the next start takes the snapshot again");
+                return;
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) => {
+                tracing::warn!(slot = %config.slot_name, error = %e, "could not drop the slot of the unfinished snapshot; the next start will refuse it, naming the fix");
+                return;
+            }
+        }
+    }
+    tracing::warn!(slot = %config.slot_name, "the slot of the unfinished snapshot stayed in use; the next start will refuse it, naming the fix");
 }

@@ -32,6 +32,34 @@ use crate::types::Mapping;
 /// committed offset can be turned into the LSN safe to confirm.
 pub type CompletedTransactions = Arc<Mutex<HashMap<u64, (u64, u64)>>>;
 
+/// Whether the run's replication slot was created for a snapshot that has
+/// not reached its last record. Until then every offset the run can have
+/// stored is a snapshot cut short's, which a restart takes again with a new
+/// slot, so the task drops the slot when it stops (a slot left without
+/// offsets is refused at the next start as possibly another consumer's).
+/// Cleared before the last record is sent: from then on stored offsets
+/// point into the slot.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotSlot(Arc<std::sync::atomic::AtomicBool>);
+
+impl SnapshotSlot {
+    /// The slot was just created for a snapshot.
+    fn created(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The snapshot reaches its end: the slot is needed from now on.
+    fn needed(&self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the slot was created for a snapshot that did not reach its
+    /// end; resets the mark.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Progress shown in the status API.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -57,6 +85,9 @@ pub struct Capture {
     pub completed: CompletedTransactions,
     /// Shared with the task for the status API.
     pub progress: Arc<Mutex<Progress>>,
+    /// Shared with the task, which drops a slot created for a snapshot it
+    /// did not finish.
+    pub snapshot_slot: SnapshotSlot,
 }
 
 fn now_micros() -> i64 {

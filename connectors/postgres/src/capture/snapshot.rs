@@ -48,6 +48,7 @@ impl Capture {
             ))
             .await
             .map_err(|e| wire("creating the replication slot", e))?;
+        self.snapshot_slot.created();
         let row = rows
             .first()
             .ok_or_else(|| ConnectorError::fatal("CREATE_REPLICATION_SLOT returned no row"))?;
@@ -240,6 +241,7 @@ impl Capture {
                 ConnectorError::retriable(format!("a snapshot reader stopped: {e}"))
             })??;
         }
+        self.snapshot_slot.needed();
         if let Some((table, value)) = ended {
             self.send(emit(table, value, "last", true)).await?;
         }
