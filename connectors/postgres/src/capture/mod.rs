@@ -48,8 +48,10 @@ impl SnapshotSlot {
         self.0.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The snapshot reaches its end: the slot is needed from now on.
-    fn needed(&self) {
+    /// The slot is not to be dropped at stop: the snapshot reaches its end
+    /// (stored offsets will point into the slot), or the server refused to
+    /// create it (a slot of that name may be someone else's).
+    fn keep(&self) {
         self.0.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 

@@ -41,14 +41,20 @@ impl Capture {
             .await
             .map_err(|e| wire("dropping the old replication slot", e))?;
         }
+        // Marked before it is asked for: a task stopped while the server
+        // creates the slot (which waits for running transactions) may still
+        // leave one. A refusal unmarks it.
+        self.snapshot_slot.created();
         let rows = conn
             .simple_query(&format!(
                 "CREATE_REPLICATION_SLOT \"{}\" LOGICAL pgoutput EXPORT_SNAPSHOT",
                 self.config.slot_name
             ))
             .await
-            .map_err(|e| wire("creating the replication slot", e))?;
-        self.snapshot_slot.created();
+            .map_err(|e| {
+                self.snapshot_slot.keep();
+                wire("creating the replication slot", e)
+            })?;
         let row = rows
             .first()
             .ok_or_else(|| ConnectorError::fatal("CREATE_REPLICATION_SLOT returned no row"))?;
@@ -241,7 +247,7 @@ impl Capture {
                 ConnectorError::retriable(format!("a snapshot reader stopped: {e}"))
             })??;
         }
-        self.snapshot_slot.needed();
+        self.snapshot_slot.keep();
         if let Some((table, value)) = ended {
             self.send(emit(table, value, "last", true)).await?;
         }
