@@ -125,7 +125,10 @@ impl SourceTask for PostgresTask {
         let Some(config) = self.config.take() else {
             return;
         };
-        if self.snapshot_slot.take() {
+        // Not after a failure: a lost lease on the group of workers is one,
+        // and then another worker may already be taking the snapshot again
+        // with a slot of the same name.
+        if self.snapshot_slot.take() && reason != StopReason::Failed {
             drop_unfinished_snapshot_slot(&config).await;
             return;
         }
@@ -150,10 +153,12 @@ impl SourceTask for PostgresTask {
 }
 
 /// Drops the slot this task created for a snapshot it did not finish,
-/// whatever stopped it: no offset stored can need the slot (a snapshot
-/// cut short is taken again with a new one), and left behind it would
-/// look like another consumer's slot to the next start, which refuses
-/// those. The walsender of the run may take a moment to let it go.
+/// once stopped by a shutdown, a rebalance or a reconfiguration (each ends
+/// before the task may start anywhere else): no offset stored can need the
+/// slot (a snapshot cut short is taken again with a new one), and left
+/// behind it would look like another consumer's slot to the next start,
+/// which refuses those. The walsender of the run may take a moment to let
+/// it go.
 async fn drop_unfinished_snapshot_slot(config: &PostgresConfig) {
     let client = match crate::setup::connect(config).await {
         Ok(client) => client,

@@ -35,8 +35,9 @@ pub type CompletedTransactions = Arc<Mutex<HashMap<u64, (u64, u64)>>>;
 /// Whether the run's replication slot was created for a snapshot that has
 /// not reached its last record. Until then every offset the run can have
 /// stored is a snapshot cut short's, which a restart takes again with a new
-/// slot, so the task drops the slot when it stops (a slot left without
-/// offsets is refused at the next start as possibly another consumer's).
+/// slot, so the task drops the slot when it is stopped other than by a
+/// failure (a slot left without offsets is refused at the next start as
+/// possibly another consumer's).
 /// Cleared before the last record is sent: from then on stored offsets
 /// point into the slot.
 #[derive(Debug, Clone, Default)]
