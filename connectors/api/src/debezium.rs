@@ -260,13 +260,33 @@ pub fn heartbeat(
 }
 
 /// The tombstone that follows a delete (same key, null value), so log
-/// compaction can drop the key.
+/// compaction can drop the key. The delete's value is not copied.
 pub fn tombstone(record: &SourceRecord) -> SourceRecord {
     SourceRecord {
+        partition: Arc::clone(&record.partition),
+        offset: record.offset.clone(),
+        topic: record.topic.clone(),
+        kafka_partition: record.kafka_partition,
+        key_schema: record.key_schema.clone(),
+        key: record.key.clone(),
         value_schema: None,
         value: None,
-        ..record.clone()
+        timestamp_ms: record.timestamp_ms,
+        headers: record.headers.clone(),
     }
+}
+
+/// What one row change becomes: its event, then its tombstone when one is
+/// wanted. An iterator rather than a list, so the common case (one event)
+/// allocates nothing to hand it over.
+pub type ChangeRecords =
+    std::iter::Chain<std::iter::Once<SourceRecord>, std::option::IntoIter<SourceRecord>>;
+
+/// `event` followed by its [`tombstone`] when `tombstone_wanted` (a delete
+/// with `tombstones.on.delete`) and the event has a key to compact on.
+pub fn change_records(event: SourceRecord, tombstone_wanted: bool) -> ChangeRecords {
+    let follower = (tombstone_wanted && event.key.is_some()).then(|| tombstone(&event));
+    std::iter::once(event).chain(follower)
 }
 
 /// A topic name from its parts joined by `delimiter`, as Debezium's
@@ -337,5 +357,54 @@ mod source_text_tests {
             assert_eq!(&*a, value);
         }
         assert_eq!(snapshot_text("other"), "other");
+    }
+}
+
+#[cfg(test)]
+mod change_records_tests {
+    use super::*;
+
+    fn delete(key: Option<Value>) -> SourceRecord {
+        let mut offset = serde_json::Map::new();
+        offset.insert("lsn".into(), 42.into());
+        SourceRecord {
+            partition: Arc::new(crate::offset::partition("server", "srv")),
+            offset: offset.into(),
+            topic: "srv.public.items".into(),
+            kafka_partition: Some(3),
+            key_schema: Some(Arc::new(Schema::int64())),
+            key,
+            value_schema: Some(Arc::new(Schema::string())),
+            value: Some(Value::String("the delete event".into())),
+            timestamp_ms: Some(1_700_000_000_000),
+            headers: vec![("h".into(), b"v".to_vec())],
+        }
+    }
+
+    #[test]
+    fn a_keyed_delete_is_followed_by_its_tombstone_only_when_wanted() {
+        let records: Vec<_> = change_records(delete(Some(Value::Int64(7))), true).collect();
+        assert_eq!(records.len(), 2);
+        let (event, tombstone) = (&records[0], &records[1]);
+        assert_eq!(event.value, Some(Value::String("the delete event".into())));
+        assert_eq!(tombstone.value, None);
+        assert_eq!(tombstone.value_schema, None);
+        // Everything else is the event's: same key (compaction drops it),
+        // topic, partition, timestamp, headers and offset.
+        assert_eq!(tombstone.key, Some(Value::Int64(7)));
+        assert_eq!(tombstone.key_schema, event.key_schema);
+        assert_eq!(tombstone.topic, event.topic);
+        assert_eq!(tombstone.kafka_partition, Some(3));
+        assert_eq!(tombstone.timestamp_ms, event.timestamp_ms);
+        assert_eq!(tombstone.headers, event.headers);
+        assert_eq!(tombstone.offset, event.offset);
+        assert!(Arc::ptr_eq(&tombstone.partition, &event.partition));
+
+        assert_eq!(
+            change_records(delete(Some(Value::Int64(7))), false).count(),
+            1
+        );
+        // Without a key there is nothing for compaction to drop.
+        assert_eq!(change_records(delete(None), true).count(), 1);
     }
 }

@@ -128,7 +128,7 @@ pub fn change(
     (snapshot, mark): (&str, SnapshotMark),
     (row, transaction, query): (u64, Value, Option<&str>),
     now_us: i64,
-) -> Vec<SourceRecord> {
+) -> debezium::ChangeRecords {
     let key = after
         .as_ref()
         .or(before.as_ref())
@@ -151,18 +151,13 @@ pub fn change(
         topic: table.topic.clone(),
         kafka_partition: None,
         key_schema: table.key_schema.clone(),
-        key: key.clone(),
+        key,
         value_schema: Some(Arc::clone(&table.envelope)),
         value: Some(envelope),
         timestamp_ms: Some(if ts_ms > 0 { ts_ms } else { now_us / 1000 }),
         headers: Vec::new(),
     };
-    if op == Op::Delete && ctx.tombstones && key.is_some() {
-        let tombstone = debezium::tombstone(&record);
-        vec![record, tombstone]
-    } else {
-        vec![record]
-    }
+    debezium::change_records(record, op == Op::Delete && ctx.tombstones)
 }
 
 fn schema_change_schemas(flavor: crate::flavor::Flavor) -> &'static (Arc<Schema>, Arc<Schema>) {

@@ -225,7 +225,7 @@ pub fn change(
     position: &Position,
     (commit_time_us, now_us): (i64, i64),
     transaction: Value,
-) -> Vec<SourceRecord> {
+) -> sluice_connector_api::debezium::ChangeRecords {
     let key = after
         .as_ref()
         .or(before.as_ref())
@@ -255,25 +255,19 @@ pub fn change(
         op.code(),
         now_us,
     );
-    let offset = offset(position, commit_time_us);
     let record = SourceRecord {
         partition: Arc::clone(&ctx.partition),
-        offset: offset.clone(),
+        offset: offset(position, commit_time_us),
         topic: table.topic.clone(),
         kafka_partition: None,
         key_schema: table.key_schema.clone(),
-        key: key.clone(),
+        key,
         value_schema: Some(Arc::clone(&table.envelope)),
         value: Some(envelope),
         timestamp_ms: Some(commit_time_us / 1000),
         headers: Vec::new(),
     };
-    if op == Op::Delete && ctx.tombstones && key.is_some() {
-        let tombstone = sluice_connector_api::debezium::tombstone(&record);
-        vec![record, tombstone]
-    } else {
-        vec![record]
-    }
+    sluice_connector_api::debezium::change_records(record, op == Op::Delete && ctx.tombstones)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The `sluice` binary: the worker and the registry run from the runtime
 //! library; the command-line tools live here, one module each.
 
+mod allocator;
 mod change_line;
 mod cli;
 mod docs;
@@ -11,10 +12,8 @@ mod verify;
 
 use std::process::ExitCode;
 
-/// Records are built on one thread and freed on another; glibc's malloc
-/// spent a third of the worker's CPU on that (arena locks, consolidation).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::Allocator = allocator::Allocator;
 
 use clap::Parser;
 use cli::{Cli, Command};

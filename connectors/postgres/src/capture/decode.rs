@@ -121,6 +121,9 @@ impl Capture {
         }
     }
 
+    /// Appends to `out` the records one decoded change becomes (none for
+    /// a table without a schema or a change that is skipped), counting
+    /// each in the open transaction's metadata.
     pub(super) fn change_records(
         &self,
         ctx: &EventContext,
@@ -128,8 +131,8 @@ impl Capture {
         change: Message,
         position: &Position,
         (commit_us, now): (i64, i64),
-        transaction: &mut Option<OpenTransaction>,
-    ) -> Result<Vec<SourceRecord>, ConnectorError> {
+        (transaction, out): (&mut Option<OpenTransaction>, &mut Vec<SourceRecord>),
+    ) -> Result<(), ConnectorError> {
         let mapping = self.mapping();
         // Each emitted change is counted in its transaction's metadata.
         let mut block = |schema: &TableSchema| -> Value {
@@ -140,12 +143,11 @@ impl Capture {
         };
         // A change whose values cannot be read fails the task or is
         // skipped, as event.processing.failure.handling.mode says.
-        let undecodable = |problem: String| -> Result<Vec<SourceRecord>, ConnectorError> {
+        let undecodable = |problem: String| -> Result<(), ConnectorError> {
             self.config
                 .common
                 .failure_handling
-                .undecodable(problem, &format!("{position:?}"))?;
-            Ok(Vec::new())
+                .undecodable(problem, &format!("{position:?}"))
         };
         let lookup = |oid: u32| -> Result<Option<&TableSchema>, ConnectorError> {
             match relations.get(&oid) {
@@ -155,15 +157,15 @@ impl Capture {
                 ))),
             }
         };
-        Ok(match change {
+        match change {
             Message::Insert { relation, new } => match lookup(relation)? {
-                None => Vec::new(),
+                None => {}
                 Some(schema) => {
                     let after = match self.row(schema, &new, mapping) {
                         Ok(after) => after,
                         Err(problem) => return undecodable(problem),
                     };
-                    events::change(
+                    out.extend(events::change(
                         ctx,
                         schema,
                         Op::Create,
@@ -172,7 +174,7 @@ impl Capture {
                         position,
                         (commit_us, now),
                         block(schema),
-                    )
+                    ));
                 }
             },
             Message::Update {
@@ -181,7 +183,7 @@ impl Capture {
                 old_is_full,
                 new,
             } => match lookup(relation)? {
-                None => Vec::new(),
+                None => {}
                 Some(schema) => {
                     let after = match self.row(schema, &new, mapping) {
                         Ok(after) => after,
@@ -197,9 +199,9 @@ impl Capture {
                     // skip.messages.without.change: the emitted columns
                     // are the same before and after.
                     if self.config.common.skip_unchanged && before.as_ref() == Some(&after) {
-                        return Ok(Vec::new());
+                        return Ok(());
                     }
-                    events::change(
+                    out.extend(events::change(
                         ctx,
                         schema,
                         Op::Update,
@@ -208,11 +210,11 @@ impl Capture {
                         position,
                         (commit_us, now),
                         block(schema),
-                    )
+                    ));
                 }
             },
             Message::Delete { relation, old, .. } => match lookup(relation)? {
-                None => Vec::new(),
+                None => {}
                 Some(schema) => {
                     // With REPLICA IDENTITY DEFAULT only the key columns
                     // are set; the others are NULL, as in Debezium.
@@ -220,7 +222,7 @@ impl Capture {
                         Ok(before) => before,
                         Err(problem) => return undecodable(problem),
                     };
-                    events::change(
+                    out.extend(events::change(
                         ctx,
                         schema,
                         Op::Delete,
@@ -229,19 +231,18 @@ impl Capture {
                         position,
                         (commit_us, now),
                         block(schema),
-                    )
+                    ));
                 }
             },
             Message::Truncate {
                 relations: oids, ..
             } => {
                 if self.config.common.skipped_operations.contains(&'t') {
-                    return Ok(Vec::new());
+                    return Ok(());
                 }
-                let mut out = Vec::new();
                 for oid in oids {
                     if let Some(schema) = lookup(oid)? {
-                        let mut records = events::change(
+                        let records = events::change(
                             ctx,
                             schema,
                             Op::Truncate,
@@ -251,17 +252,18 @@ impl Capture {
                             (commit_us, now),
                             block(schema),
                         );
-                        for r in &mut records {
+                        // A truncate has no key (Debezium's truncate events).
+                        out.extend(records.map(|mut r| {
                             r.key = None;
                             r.key_schema = None;
-                        }
-                        out.extend(records);
+                            r
+                        }));
                     }
                 }
-                out
             }
-            _ => Vec::new(),
-        })
+            _ => {}
+        }
+        Ok(())
     }
 }
 

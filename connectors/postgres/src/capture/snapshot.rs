@@ -249,7 +249,8 @@ impl Capture {
         }
         self.snapshot_slot.keep();
         if let Some((table, value)) = ended {
-            self.send(emit(table, value, "last", true)).await?;
+            self.send(emit(table, value, "last", true).collect())
+                .await?;
         }
         tracing::info!("snapshot finished");
         Ok(consistent)

@@ -334,24 +334,24 @@ impl Capture {
                             };
                             let commit_us = transaction.commit_us;
                             since_clock += 1;
-                            let records = self.change_records(
+                            let first_new = pending.len();
+                            self.change_records(
                                 &ctx,
                                 &relations,
                                 change,
                                 &position,
                                 (commit_us, now_us),
-                                &mut open,
+                                (&mut open, &mut pending),
                             )?;
                             // BEGIN goes out before the transaction's first
                             // emitted change (none for a filtered one).
                             if let Some(begin) = open
                                 .as_mut()
-                                .filter(|_| !records.is_empty())
+                                .filter(|_| pending.len() > first_new)
                                 .and_then(|o| o.begin(&ctx.partition, &transaction_topic))
                             {
-                                pending.push(begin);
+                                pending.insert(first_new, begin);
                             }
-                            pending.extend(records);
                             pending_lsn = start;
                         }
                         Message::LogicalMessage {

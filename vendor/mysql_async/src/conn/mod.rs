@@ -796,6 +796,14 @@ impl Conn {
 
     /// Returns `true` for ProgressReport packet.
     fn handle_packet(&mut self, packet: &PooledBuf) -> Result<bool> {
+        // sluice patch: see SLUICE-PATCH.md. A packet whose first byte
+        // cannot start an OK (0x00, 0xFE) or an ERR (0xFF) packet, such as
+        // most result rows, is not parsed as one: each failed parse built
+        // and dropped an `io::Error`.
+        let first = packet.first().copied();
+        if !matches!(first, Some(0x00 | 0xFE | 0xFF)) {
+            return Ok(false);
+        }
         let ok_packet = if self.has_pending_result() {
             if self
                 .capabilities()
@@ -817,7 +825,7 @@ impl Conn {
 
         if let Ok(ok_packet) = ok_packet {
             self.handle_ok(ok_packet.into_owned());
-        } else {
+        } else if first == Some(0xFF) {
             // If we haven't completed the handshake the server will not be aware of our
             // capabilities and so it will behave as if we have none. In particular, the error
             // packet will not contain a SQL State field even if our capabilities do contain the
