@@ -212,3 +212,69 @@ pub fn produce_keyed(bootstrap: &str, topic: &str, key: &str, value: &str) {
         .expect("queued");
     producer.flush(Duration::from_secs(30)).expect("delivered");
 }
+
+/// The partition Kafka's Java producer (and so Debezium on Kafka Connect)
+/// puts a record with `key` in: `toPositive(murmur2(key)) % partitions`.
+/// Written here from the Java client's `Utils.murmur2`, apart from the
+/// worker's own code, so a test can hold the worker to it.
+pub fn java_partition(key: &[u8], partitions: i32) -> i32 {
+    (java_murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+/// The Java client's `Utils.murmur2` (seed 0x9747b28c).
+fn java_murmur2(data: &[u8]) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut blocks = data.chunks_exact(4);
+    for block in &mut blocks {
+        let mut k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let tail = blocks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Java client's own vectors (`UtilsTest.testMurmur2`).
+    #[test]
+    fn java_murmur2_matches_the_java_client() {
+        for (data, hash) in [
+            (&b"21"[..], -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ] {
+            assert_eq!(
+                java_murmur2(data),
+                hash,
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        assert_eq!(java_partition(b"21", 25), 15);
+    }
+}

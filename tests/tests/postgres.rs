@@ -827,6 +827,56 @@ fn odd_table_names_get_sanitized_topics() {
     api.delete("/connectors/pg-odd");
 }
 
+/// A Debezium user moving to sluice keeps their topics: a key's changes
+/// written by sluice must land in the partition Debezium's Java producer
+/// put that key's earlier changes in (murmur2 of the key bytes), or a
+/// consumer reading partitions in parallel can apply an older change after
+/// a newer one, and compaction keeps a stale value in the old partition.
+/// librdkafka's default partitioner (CRC32) picks other partitions.
+#[test]
+fn keyed_records_land_in_the_partition_debeziums_producer_picks() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot, prefix) = (ident("parts"), ident("slot"), ident("srv"));
+    create_items(&pg, &schema, 60);
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["topic.creation.default.partitions"] = json!("6");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "pg-parts", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        let task = status(&api, "pg-parts");
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
+    });
+    pg.exec(&format!(
+        "UPDATE {schema}.items SET qty = qty + 1 WHERE id <= 20; DELETE FROM {schema}.items WHERE id > 50;"
+    ));
+    let topic = format!("{prefix}.{schema}.items");
+    // 60 reads, 20 updates, 10 deletes and their 10 tombstones.
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.len() >= 100
+    });
+    assert_eq!(records.len(), 100, "{records:?}");
+    let used: std::collections::BTreeSet<i32> = records.iter().map(|r| r.partition).collect();
+    assert!(used.len() > 1, "all 60 keys in one partition: {used:?}");
+    for record in &records {
+        let key = record.raw_key_bytes.as_deref().expect("a keyed record");
+        assert_eq!(
+            record.partition,
+            sluice_tests::kafka::java_partition(key, 6),
+            "key {} (offset {})",
+            record.raw_key(),
+            record.offset
+        );
+    }
+    api.delete("/connectors/pg-parts");
+}
+
 /// Issue 19, finding 7: a walsender that stops answering (its process
 /// stopped, as behind a half-open connection) is detected — the server is
 /// asked to answer and stays silent — and the task reconnects instead of

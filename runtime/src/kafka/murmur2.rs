@@ -1,9 +1,10 @@
 //! The partition the Java client (and so Kafka Connect) puts a keyed
-//! record in: `toPositive(murmur2(key)) % partitions`. Needed where sluice
-//! must name the partition itself: the offset records a transactional
-//! producer writes (its data records keep librdkafka's partitioner), so
-//! compaction keeps one value per key as on a topic Connect writes; and
-//! the group's placement of a connector by its name.
+//! record in: `toPositive(murmur2(key)) % partitions`. Data records get it
+//! from librdkafka's `murmur2_random` partitioner (`producer.rs`); this is
+//! for where sluice must name the partition itself: the offset records a
+//! transactional producer writes, so compaction keeps one value per key
+//! as on a topic Connect writes; and the group's placement of a connector
+//! by its name.
 
 /// Kafka's 32-bit murmur2 of `data` (seed 0x9747b28c), as the Java client
 /// computes it.

@@ -63,6 +63,11 @@ fn build(settings: &KafkaSettings, fixed: &[(&str, &str)]) -> Result<Producer, K
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("compression.codec", &settings.compression)
+        // The Java client's partitioner: a keyed record lands where
+        // Debezium on Kafka Connect puts that key, so a topic keeps each
+        // key in one partition across a move from Debezium to sluice
+        // (librdkafka's default, CRC32, picks other partitions).
+        .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")
