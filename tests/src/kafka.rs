@@ -25,6 +25,8 @@ pub struct Consumed {
     pub offset: i64,
     /// Kafka headers.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's timestamp in milliseconds since the epoch, if it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Consumed {
@@ -101,6 +103,7 @@ pub fn read_topic(
                             .collect()
                     })
                     .unwrap_or_default(),
+                timestamp_ms: m.timestamp().to_millis(),
             }),
             Some(Err(e)) => eprintln!("consumer error (retrying): {e}"),
             None => {

@@ -877,6 +877,67 @@ fn keyed_records_land_in_the_partition_debeziums_producer_picks() {
     api.delete("/connectors/pg-parts");
 }
 
+/// Debezium's records carry no timestamp of their own, so Kafka Connect's
+/// producer stamps each with the time it sends it; sluice's records carry
+/// the same. A change committed while the connector was paused, sent
+/// after the resume, must not carry its commit time: time-based retention
+/// deletes a segment whose newest timestamp is older than `retention.ms`,
+/// so a catch-up after a long pause would hand the broker records to
+/// delete before anyone read them, and a broker limiting how old a
+/// timestamp may be (`log.message.timestamp.before.max.ms`) refuses them.
+#[test]
+fn records_carry_the_time_they_were_sent_not_the_commit_time() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot, prefix) = (ident("stamp"), ident("slot"), ident("srv"));
+    create_items(&pg, &schema, 1);
+    let config = pg.connector_config(&prefix, &schema, &slot);
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "pg-stamp", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        let task = status(&api, "pg-stamp");
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
+    });
+    assert_eq!(api.put_empty("/connectors/pg-stamp/pause").status, 202);
+    wait_for("PAUSED", Duration::from_secs(30), || {
+        (status(&api, "pg-stamp")["state"] == "PAUSED").then_some(())
+    });
+    pg.exec(&format!(
+        "INSERT INTO {schema}.items (id, qty) VALUES (2, 2)"
+    ));
+    std::thread::sleep(Duration::from_secs(3));
+    let resumed_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    assert_eq!(api.put_empty("/connectors/pg-stamp/resume").status, 202);
+    let topic = format!("{prefix}.{schema}.items");
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.iter().any(|r| r.value["op"] == "c")
+    });
+    let created = records
+        .iter()
+        .find(|r| r.value["op"] == "c")
+        .expect("the insert's event");
+    let committed_ms = created.value["source"]["ts_ms"].as_i64().expect("ts_ms");
+    assert!(
+        committed_ms < resumed_ms - 2_000,
+        "committed at {committed_ms}, resumed at {resumed_ms}"
+    );
+    let stamped = created.timestamp_ms.expect("a record timestamp");
+    assert!(
+        stamped >= resumed_ms,
+        "the record is stamped {stamped}, before it could be sent (resumed at {resumed_ms}; committed at {committed_ms})"
+    );
+    api.delete("/connectors/pg-stamp");
+}
+
 /// Issue 19, finding 7: a walsender that stops answering (its process
 /// stopped, as behind a half-open connection) is detected — the server is
 /// asked to answer and stays silent — and the task reconnects instead of

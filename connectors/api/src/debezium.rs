@@ -254,7 +254,7 @@ pub fn heartbeat(
         key: Some(Value::Struct(vec![Value::String(server.into())])),
         value_schema: Some(Arc::clone(value_schema)),
         value: Some(Value::Struct(vec![Value::Int64(now_us / 1000)])),
-        timestamp_ms: Some(now_us / 1000),
+        timestamp_ms: None,
         headers: Vec::new(),
     }
 }

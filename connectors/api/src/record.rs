@@ -29,7 +29,11 @@ pub struct SourceRecord {
     pub value_schema: Option<Arc<Schema>>,
     /// The value; `None` is a tombstone.
     pub value: Option<Value>,
-    /// The record timestamp in milliseconds since the epoch.
+    /// The record timestamp in milliseconds since the epoch; `None` lets
+    /// the producer stamp the time it sends the record. Debezium's records
+    /// carry none (Kafka Connect's producer stamps them), and neither do
+    /// the CDC connectors' here: a catch-up stamped with old commit times
+    /// would meet time-based retention as already expired.
     pub timestamp_ms: Option<i64>,
     /// Kafka headers.
     pub headers: Vec<(String, Vec<u8>)>,

@@ -148,7 +148,7 @@ impl OpenTransaction {
                 collections,
                 Value::Int64(self.ts_ms),
             ])),
-            timestamp_ms: Some(self.ts_ms),
+            timestamp_ms: None,
             headers: Vec::new(),
         }
     }

@@ -154,7 +154,7 @@ pub fn change(
         key,
         value_schema: Some(Arc::clone(&table.envelope)),
         value: Some(envelope),
-        timestamp_ms: Some(if ts_ms > 0 { ts_ms } else { now_us / 1000 }),
+        timestamp_ms: None,
         headers: Vec::new(),
     };
     debezium::change_records(record, op == Op::Delete && ctx.tombstones)
@@ -376,7 +376,7 @@ pub fn schema_change(
         key: Some(Value::Struct(vec![Value::String(database.into())])),
         value_schema: Some(Arc::clone(value_schema)),
         value: Some(value),
-        timestamp_ms: Some(ts_ms),
+        timestamp_ms: None,
         headers: Vec::new(),
     }
 }
@@ -417,7 +417,7 @@ pub fn history(
         key: None,
         value_schema: Some(Arc::clone(schema)),
         value: Some(Value::String(document.to_string().into())),
-        timestamp_ms: Some(position.ts_sec.saturating_mul(1000)),
+        timestamp_ms: None,
         headers: Vec::new(),
     }
 }

@@ -207,7 +207,7 @@ pub fn logical_message(
         key: Some(Value::Struct(vec![Value::String(prefix.into())])),
         value_schema: Some(Arc::clone(value_schema)),
         value: Some(value),
-        timestamp_ms: Some(commit_time_us / 1000),
+        timestamp_ms: None,
         headers: Vec::new(),
     }
 }
@@ -264,7 +264,7 @@ pub fn change(
         key,
         value_schema: Some(Arc::clone(&table.envelope)),
         value: Some(envelope),
-        timestamp_ms: Some(commit_time_us / 1000),
+        timestamp_ms: None,
         headers: Vec::new(),
     };
     sluice_connector_api::debezium::change_records(record, op == Op::Delete && ctx.tombstones)
