@@ -938,6 +938,83 @@ fn records_carry_the_time_they_were_sent_not_the_commit_time() {
     api.delete("/connectors/pg-stamp");
 }
 
+/// A row of just under a megabyte (a large JSON document, a text blob)
+/// fits in a request of Kafka's Java producer (`max.request.size`,
+/// 1,048,576 bytes) and Kafka's default `message.max.bytes` (1,048,588),
+/// so Debezium on Connect sends it; librdkafka's own default limit is
+/// 1,000,000 bytes, and such a row stalled the connector (the send was
+/// refused and retried for ever).
+#[test]
+fn a_row_of_almost_a_megabyte_is_sent_as_on_connect() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot, prefix) = (ident("big"), ident("slot"), ident("srv"));
+    create_items(&pg, &schema, 1);
+    let config = pg.connector_config(&prefix, &schema, &slot);
+    let reply = api.post("/connectors", &json!({"name": "pg-big", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        let task = status(&api, "pg-big");
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
+    });
+    // 1,030,000 characters: the JSON record is ~1,030,900 bytes.
+    pg.exec(&format!(
+        "INSERT INTO {schema}.items (id, qty, note) VALUES (2, 2, repeat('x', 1030000)); \
+         INSERT INTO {schema}.items (id, qty) VALUES (3, 3);"
+    ));
+    let topic = format!("{prefix}.{schema}.items");
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.iter().any(|r| r.value["after"]["id"] == 3)
+    });
+    let big = records
+        .iter()
+        .find(|r| r.value["after"]["id"] == 2)
+        .unwrap_or_else(|| {
+            panic!(
+                "the large row's event is missing; task: {}",
+                status(&api, "pg-big")
+            )
+        });
+    let bytes = big.raw_value.as_ref().map_or(0, Vec::len);
+    assert!(bytes > 1_000_000, "{bytes} bytes");
+    assert_eq!(
+        big.value["after"]["note"].as_str().map(str::len),
+        Some(1_030_000)
+    );
+    assert_eq!(status(&api, "pg-big")["state"], "RUNNING");
+
+    // A larger row fails the task, naming the limit and how to raise it,
+    // and nothing after it is sent; raised for the connector, it goes out.
+    pg.exec(&format!(
+        "INSERT INTO {schema}.items (id, qty, note) VALUES (4, 4, repeat('y', 1200000)); \
+         INSERT INTO {schema}.items (id, qty) VALUES (5, 5);"
+    ));
+    let trace = wait_for("the task to fail", Duration::from_secs(60), || {
+        let task = status(&api, "pg-big");
+        (task["state"] == "FAILED").then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+    });
+    assert!(
+        trace.contains("message.max.bytes")
+            && trace.contains("producer.override.message.max.bytes"),
+        "{trace}"
+    );
+    let mut raised = config.clone();
+    raised["producer.override.message.max.bytes"] = json!("2000000");
+    assert_eq!(api.put("/connectors/pg-big/config", &raised).status, 200);
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.iter().any(|r| r.value["after"]["id"] == 5)
+    });
+    let ids: Vec<i64> = records
+        .iter()
+        .filter_map(|r| r.value["after"]["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5], "one event per row, in order");
+    api.delete("/connectors/pg-big");
+}
+
 /// Issue 19, finding 7: a walsender that stops answering (its process
 /// stopped, as behind a half-open connection) is detected — the server is
 /// asked to answer and stays silent — and the task reconnects instead of

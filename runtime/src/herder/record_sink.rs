@@ -40,6 +40,10 @@ pub enum SendError {
     /// The client's queue is full: wait for acknowledgements, then retry.
     #[error("the producer queue is full")]
     QueueFull,
+    /// The record is larger than the producer may send
+    /// (`message.max.bytes`); retrying cannot help.
+    #[error("the record is larger than the producer's message.max.bytes")]
+    TooLarge,
     /// Anything else; the task restarts.
     #[error("{0}")]
     Failed(String),
@@ -167,6 +171,9 @@ pub fn produce(
         Ok(ticket) => Ok(ticket),
         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
             Err(SendError::QueueFull)
+        }
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+            Err(SendError::TooLarge)
         }
         Err((e, _)) => Err(SendError::Failed(e.to_string())),
     }

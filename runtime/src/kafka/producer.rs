@@ -68,6 +68,11 @@ fn build(settings: &KafkaSettings, fixed: &[(&str, &str)]) -> Result<Producer, K
         // key in one partition across a move from Debezium to sluice
         // (librdkafka's default, CRC32, picks other partitions).
         .set("partitioner", "murmur2_random")
+        // The Java producer's request limit (`max.request.size`), which
+        // Kafka's default `message.max.bytes` (1,048,588) admits: a row
+        // Debezium can send, sluice can too. librdkafka's own default
+        // (1,000,000) refused records between the two.
+        .set("message.max.bytes", "1048576")
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "200000")

@@ -330,6 +330,12 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
+                Err(SendError::TooLarge) => {
+                    return Err(ConnectorError::fatal(format!(
+                        "a record for topic {} is {bytes} bytes, more than the producer may send (message.max.bytes, 1048576 by default as Kafka's max.request.size); raise it on the worker (--producer-property message.max.bytes=N) or for this connector (producer.override.message.max.bytes=N), with the topic's max.message.bytes on the broker; no offset moved past this record",
+                        record.topic
+                    )))
+                }
                 Err(SendError::Failed(e)) => {
                     return Err(ConnectorError::retriable(format!(
                         "producing to {} failed: {e}",
