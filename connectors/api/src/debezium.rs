@@ -69,8 +69,23 @@ const SNAPSHOT_VALUES: [&str; 7] = [
 /// process rather than one per event.
 pub fn snapshot_text(value: &str) -> Text {
     static SHARED: OnceLock<Vec<Arc<str>>> = OnceLock::new();
-    let shared = SHARED.get_or_init(|| SNAPSHOT_VALUES.iter().map(|v| Arc::from(*v)).collect());
-    shared
+    shared_among(&SHARED, &SNAPSHOT_VALUES, value)
+}
+
+/// The envelope's `op` codes: [`Op`]'s, and `m` for a logical message.
+const OP_CODES: [&str; 6] = ["r", "c", "u", "d", "t", "m"];
+
+/// An envelope's `op` as shared text (see [`snapshot_text`]).
+pub fn op_text(op: &str) -> Text {
+    static SHARED: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+    shared_among(&SHARED, &OP_CODES, op)
+}
+
+/// `value` as the shared text of one of `values` (made once, in `cache`),
+/// or as text of its own when it is none of them.
+fn shared_among(cache: &OnceLock<Vec<Arc<str>>>, values: &[&str], value: &str) -> Text {
+    cache
+        .get_or_init(|| values.iter().map(|v| Arc::from(*v)).collect())
         .iter()
         .find(|s| s.as_ref() == value)
         .map_or_else(|| Text::from(value), Text::from)
@@ -216,7 +231,7 @@ pub fn envelope(
         after.unwrap_or(Value::Null),
         source,
         transaction,
-        Value::String(op.into()),
+        Value::String(op_text(op)),
         Value::Int64(now_us / 1000),
         Value::Int64(now_us),
         Value::Int64(now_us.saturating_mul(1000)),
@@ -357,6 +372,21 @@ mod source_text_tests {
             assert_eq!(&*a, value);
         }
         assert_eq!(snapshot_text("other"), "other");
+    }
+
+    #[test]
+    fn every_op_code_is_shared_text() {
+        for op in [Op::Read, Op::Create, Op::Update, Op::Delete, Op::Truncate]
+            .map(Op::code)
+            .into_iter()
+            .chain(["m"])
+        {
+            let (Text::Shared(a), Text::Shared(b)) = (op_text(op), op_text(op)) else {
+                panic!("{op} is not shared");
+            };
+            assert!(Arc::ptr_eq(&a, &b));
+            assert_eq!(&*a, op);
+        }
     }
 }
 

@@ -534,15 +534,16 @@ fn signed_value(bits: u32, v: i64) -> Value {
 }
 
 fn decode_text(raw: &[u8], latin1: bool) -> String {
-    if latin1 {
-        raw.iter().map(|b| char::from(*b)).collect()
-    } else {
-        // The plain check first: the lossy reading's machinery costs more,
-        // and is only needed for bytes that are not UTF-8.
-        match std::str::from_utf8(raw) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(raw).into_owned(),
-        }
+    // ASCII reads the same in Latin-1 as in UTF-8, and is copied whole;
+    // only other Latin-1 text is widened byte by byte.
+    if latin1 && !raw.is_ascii() {
+        return raw.iter().map(|b| char::from(*b)).collect();
+    }
+    // The plain check first: the lossy reading's machinery costs more,
+    // and is only needed for bytes that are not UTF-8.
+    match std::str::from_utf8(raw) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
     }
 }
 
@@ -765,6 +766,27 @@ fn point_value(raw: &[u8]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latin1_text_reads_as_each_byte_s_character_ascii_or_not() {
+        // Every byte value, alone and inside ASCII text.
+        for b in 0..=255u8 {
+            let expected: String = [char::from(b)].into_iter().collect();
+            assert_eq!(decode_text(&[b], true), expected, "byte {b:#x}");
+            let raw = [b'a', b, b'z'];
+            assert_eq!(
+                decode_text(&raw, true),
+                format!("a{expected}z"),
+                "byte {b:#x}"
+            );
+        }
+        assert_eq!(decode_text(b"note 123", true), "note 123");
+        assert_eq!(decode_text(&[0x63, 0x61, 0x66, 0xe9], true), "caf\u{e9}");
+        // UTF-8 columns are read as UTF-8, with replacement only for bytes
+        // that are not.
+        assert_eq!(decode_text("café".as_bytes(), false), "café");
+        assert_eq!(decode_text(&[0x63, 0xe9], false), "c\u{fffd}");
+    }
 
     #[test]
     fn datetimes_read_in_place_equal_the_general_reading() {

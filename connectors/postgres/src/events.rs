@@ -190,7 +190,7 @@ pub fn logical_message(
         commit_time_us,
     );
     let value = Value::Struct(vec![
-        Value::String("m".into()),
+        Value::String(sluice_connector_api::debezium::op_text("m")),
         Value::Int64(now_us / 1000),
         source,
         Value::Struct(vec![
