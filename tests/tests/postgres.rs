@@ -804,13 +804,7 @@ fn odd_table_names_get_sanitized_topics() {
          INSERT INTO {schema}.\"Odd Table ü\" VALUES (1, 'snapshot');"
     ));
     let config = pg.connector_config(&prefix, &schema, &slot);
-    let reply = api.post("/connectors", &json!({"name": "pg-odd", "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("streaming", Duration::from_secs(60), || {
-        let task = status(&api, "pg-odd");
-        assert_ne!(task["state"], "FAILED", "{task}");
-        (task["progress"]["phase"] == "streaming").then_some(())
-    });
+    create_streaming(&api, "pg-odd", &config);
     pg.exec(&format!(
         "INSERT INTO {schema}.\"Odd Table ü\" VALUES (2, 'streamed')"
     ));
@@ -843,16 +837,7 @@ fn keyed_records_land_in_the_partition_debeziums_producer_picks() {
     create_items(&pg, &schema, 60);
     let mut config = pg.connector_config(&prefix, &schema, &slot);
     config["topic.creation.default.partitions"] = json!("6");
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "pg-parts", "config": config}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("streaming", Duration::from_secs(60), || {
-        let task = status(&api, "pg-parts");
-        assert_ne!(task["state"], "FAILED", "{task}");
-        (task["progress"]["phase"] == "streaming").then_some(())
-    });
+    create_streaming(&api, "pg-parts", &config);
     pg.exec(&format!(
         "UPDATE {schema}.items SET qty = qty + 1 WHERE id <= 20; DELETE FROM {schema}.items WHERE id > 50;"
     ));
@@ -894,16 +879,7 @@ fn records_carry_the_time_they_were_sent_not_the_commit_time() {
     let (schema, slot, prefix) = (ident("stamp"), ident("slot"), ident("srv"));
     create_items(&pg, &schema, 1);
     let config = pg.connector_config(&prefix, &schema, &slot);
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "pg-stamp", "config": config}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("streaming", Duration::from_secs(60), || {
-        let task = status(&api, "pg-stamp");
-        assert_ne!(task["state"], "FAILED", "{task}");
-        (task["progress"]["phase"] == "streaming").then_some(())
-    });
+    create_streaming(&api, "pg-stamp", &config);
     assert_eq!(api.put_empty("/connectors/pg-stamp/pause").status, 202);
     wait_for("PAUSED", Duration::from_secs(30), || {
         (status(&api, "pg-stamp")["state"] == "PAUSED").then_some(())
@@ -953,13 +929,7 @@ fn a_row_of_almost_a_megabyte_is_sent_as_on_connect() {
     let (schema, slot, prefix) = (ident("big"), ident("slot"), ident("srv"));
     create_items(&pg, &schema, 1);
     let config = pg.connector_config(&prefix, &schema, &slot);
-    let reply = api.post("/connectors", &json!({"name": "pg-big", "config": config}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("streaming", Duration::from_secs(60), || {
-        let task = status(&api, "pg-big");
-        assert_ne!(task["state"], "FAILED", "{task}");
-        (task["progress"]["phase"] == "streaming").then_some(())
-    });
+    create_streaming(&api, "pg-big", &config);
     // 1,030,000 characters: the JSON record is ~1,030,900 bytes.
     pg.exec(&format!(
         "INSERT INTO {schema}.items (id, qty, note) VALUES (2, 2, repeat('x', 1030000)); \
@@ -1210,12 +1180,19 @@ fn start_streaming(api: &Api, pg: &Pg, schema: &str, slot: &str, extra: &[(&str,
     for (key, value) in extra {
         config[*key] = json!(value);
     }
-    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    create_streaming(api, slot, &config);
+    prefix
+}
+
+/// Creates connector `name` with `config` and waits until it streams.
+fn create_streaming(api: &Api, name: &str, config: &Value) {
+    let reply = api.post("/connectors", &json!({"name": name, "config": config}));
     assert_eq!(reply.status, 201, "{}", reply.text);
     wait_for("streaming", Duration::from_secs(60), || {
-        (status(api, slot)["progress"]["phase"] == "streaming").then_some(())
+        let task = status(api, name);
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
     });
-    prefix
 }
 
 #[test]
