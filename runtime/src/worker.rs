@@ -279,10 +279,7 @@ pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         max_in_flight: MAX_IN_FLIGHT,
         shutdown_timeout: SHUTDOWN_TIMEOUT,
         converter_defaults,
-        topic_layout: TopicLayout {
-            partitions: config.topic_partitions,
-            replication_factor: config.topic_replication_factor,
-        },
+        topic_layout: TopicLayout::data(config.topic_partitions, config.topic_replication_factor),
         active_topics: Default::default(),
         exactly_once,
     });

@@ -605,10 +605,10 @@ fn resolve_group(
             .or(file.as_ref())
             .cloned()
             .unwrap_or_else(|| default.to_owned()),
-        layout: TopicLayout {
+        layout: TopicLayout::data(
             partitions,
-            replication_factor: replication.unwrap_or(k::DEFAULT_STATE_REPLICATION_FACTOR),
-        },
+            replication.unwrap_or(k::DEFAULT_STATE_REPLICATION_FACTOR),
+        ),
     };
     let positive = |key: &'static str, n: Option<i32>, default: i32| match n {
         Some(n) if n < 1 => Err(WorkerConfigError::Invalid {

@@ -200,6 +200,40 @@ pub fn create_compacted_topic(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// `topic`'s partition count and the configs set on it (as the broker
+/// describes them), read with an admin client of the test's own.
+pub fn topic_layout(
+    bootstrap: &str,
+    topic: &str,
+) -> (usize, std::collections::BTreeMap<String, String>) {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let partitions = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata")
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let described = runtime
+        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()))
+        .expect("describe configs");
+    let configs = described
+        .into_iter()
+        .flat_map(|r| r.expect("topic configs").entries)
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect();
+    (partitions, configs)
+}
+
 /// Writes one record as the Java client would (its murmur2 partitioner,
 /// so a Connect state topic's key lands where Connect puts it).
 pub fn produce_keyed(bootstrap: &str, topic: &str, key: &str, value: &str) {

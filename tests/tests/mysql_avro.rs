@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::env::TestEnv;
+use sluice_tests::kafka::{read_topic, topic_layout};
 use sluice_tests::mariadb::Maria;
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
@@ -253,4 +254,133 @@ fn the_mariadb_connector_class_writes_mariadbs_source_block() {
         source_schema["name"],
         "io.debezium.connector.mariadb.Source"
     );
+}
+
+/// Debezium's history producer is its own: it writes each history record
+/// as a plain JSON string with no key to partition 0 of a topic it creates
+/// with one partition and unlimited retention, outside the connector's
+/// converters and transforms. A Debezium that reads that topic (a user
+/// moving back, or running both while switching) refuses a topic of more
+/// partitions, cannot parse Avro-framed documents, and finds the history
+/// gone once retention deleted it.
+#[test]
+fn the_schema_history_topic_is_kept_as_debeziums_own_producer_keeps_it() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = unique("hist").replace('-', "_");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.t (id INT PRIMARY KEY, a INT); \
+         INSERT INTO {database}.t VALUES (1, 1);"
+    ));
+    let (worker, registry) = Worker::with_registry(&env);
+    let api = worker.api();
+    let (prefix, mut config) = avro_source(&db, &database);
+    let history = format!("{prefix}.history");
+    config["schema.history.internal.kafka.topic"] = json!(history);
+    // Data topics of three partitions, renamed by a transform: neither
+    // may touch the history topic.
+    config["topic.creation.default.partitions"] = json!("3");
+    config["transforms"] = json!("route");
+    config["transforms.route.type"] = json!("org.apache.kafka.connect.transforms.RegexRouter");
+    config["transforms.route.regex"] = json!("(.*)");
+    config["transforms.route.replacement"] = json!("$1.routed");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "my-history", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        let task = api.get("/connectors/my-history/status").body["tasks"][0].clone();
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
+    });
+    db.exec(&format!(
+        "ALTER TABLE {database}.t ADD COLUMN b INT; INSERT INTO {database}.t VALUES (2, 2, 2);"
+    ));
+    // The change after the ALTER reached its (routed) topic (keys spread
+    // over three partitions: read in any order).
+    let data = python_decode(&env, &format!("{prefix}.{database}.t.routed"), &registry, 2);
+    assert!(
+        data.iter().any(|r| r["value"]["after"]["b"] == 2),
+        "{data:?}"
+    );
+
+    let records = read_topic(env.bootstrap(), &history, Duration::from_secs(30), |r| {
+        r.iter().any(|c| {
+            c.value["ddl"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("ALTER"))
+        })
+    });
+    assert!(
+        records.len() >= 2,
+        "the snapshot's and the ALTER's records: {records:?}"
+    );
+    for record in &records {
+        assert_eq!(
+            record.raw_key_bytes, None,
+            "no key, as Debezium writes them"
+        );
+        assert_eq!(record.partition, 0);
+        let text = String::from_utf8(record.raw_value.clone().unwrap_or_default())
+            .expect("the value is text");
+        let document: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the value is a plain JSON document ({e}): {text:?}"));
+        assert_eq!(document["source"]["server"], json!(prefix), "{document}");
+        assert!(document["position"]["file"].is_string(), "{document}");
+        assert!(document["position"]["pos"].is_u64(), "{document}");
+        assert!(
+            document["ddl"].is_string() && document["tableChanges"].is_array(),
+            "{document}"
+        );
+    }
+    let alter = records
+        .iter()
+        .find(|c| {
+            c.value["ddl"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("ALTER"))
+        })
+        .expect("the ALTER's record");
+    assert!(
+        alter.value["ddl"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("{database}.t"))),
+        "{:?}",
+        alter.value
+    );
+
+    let (partitions, configs) = topic_layout(env.bootstrap(), &history);
+    assert_eq!(
+        partitions, 1,
+        "Debezium refuses a history topic of more partitions"
+    );
+    assert_eq!(
+        configs.get("cleanup.policy").map(String::as_str),
+        Some("delete"),
+        "{configs:?}"
+    );
+    assert_eq!(
+        configs.get("retention.ms").map(String::as_str),
+        Some("9223372036854775807"),
+        "kept for ever: {configs:?}"
+    );
+    assert_eq!(
+        configs.get("retention.bytes").map(String::as_str),
+        Some("-1"),
+        "{configs:?}"
+    );
+    let subjects = Api::new(&registry).get("/subjects").body;
+    assert!(
+        !subjects.to_string().contains(&history),
+        "no schema is registered for the history topic: {subjects}"
+    );
+    assert!(
+        api.get("/connectors/my-history/topics")
+            .body
+            .to_string()
+            .contains(".routed"),
+        "the transform renamed the data topics"
+    );
+    api.delete("/connectors/my-history");
 }

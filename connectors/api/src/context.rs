@@ -214,6 +214,7 @@ mod tests {
             value: None,
             timestamp_ms: None,
             headers: Vec::new(),
+            topic_kind: crate::record::TopicKind::Data,
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::offset::{SourceOffset, SourcePartition};
-use crate::record::SourceRecord;
+use crate::record::{SourceRecord, TopicKind};
 use crate::schema::{Field, Schema};
 use crate::text::Text;
 use crate::value::Value;
@@ -271,6 +271,7 @@ pub fn heartbeat(
         value: Some(Value::Struct(vec![Value::Int64(now_us / 1000)])),
         timestamp_ms: None,
         headers: Vec::new(),
+        topic_kind: TopicKind::Data,
     }
 }
 
@@ -288,6 +289,7 @@ pub fn tombstone(record: &SourceRecord) -> SourceRecord {
         value: None,
         timestamp_ms: record.timestamp_ms,
         headers: record.headers.clone(),
+        topic_kind: TopicKind::Data,
     }
 }
 
@@ -408,6 +410,7 @@ mod change_records_tests {
             value: Some(Value::String("the delete event".into())),
             timestamp_ms: Some(1_700_000_000_000),
             headers: vec![("h".into(), b"v".to_vec())],
+            topic_kind: TopicKind::Data,
         }
     }
 

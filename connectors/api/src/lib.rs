@@ -40,7 +40,7 @@ pub use context::{
 pub use error::{ConfigError, ConnectorError};
 pub use offset::{SourceOffset, SourcePartition};
 pub use plugin::{PluginInfo, PluginKind};
-pub use record::{SinkRecord, SourceRecord};
+pub use record::{SinkRecord, SourceRecord, TopicKind};
 pub use schema::{Field, Schema, SchemaKind};
 pub use sink::{FieldSelection, FieldSelector, SinkConnector, SinkTask};
 pub use source::{SourceConnector, SourceTask, StopReason, TopicSchemas};

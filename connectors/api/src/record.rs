@@ -37,6 +37,28 @@ pub struct SourceRecord {
     pub timestamp_ms: Option<i64>,
     /// Kafka headers.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Which kind of topic `topic` is, so the runtime writes it the way
+    /// Debezium on Kafka Connect writes that kind.
+    pub topic_kind: TopicKind,
+}
+
+/// The kinds of topic a source writes, which Debezium on Kafka Connect
+/// writes in different ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopicKind {
+    /// Written through Connect: the connector's transforms and converters
+    /// apply, and a missing topic is created as `topic.creation.*` says.
+    /// Change events, tombstones, heartbeats, transaction and schema-change
+    /// events.
+    #[default]
+    Data,
+    /// The connector's schema-history topic, which Debezium writes with a
+    /// producer of its own: the value (a string) as its plain UTF-8 bytes
+    /// with no key, no transform or converter applied, to a topic of one
+    /// partition kept for ever. A Debezium reading the topic back refuses
+    /// more partitions, cannot parse converter framing, and fails once
+    /// retention has deleted part of the history.
+    SchemaHistory,
 }
 
 /// One record delivered to a sink task, decoded by the runtime's converter.

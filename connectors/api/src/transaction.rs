@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::{Field, Schema, SourceOffset, SourcePartition, SourceRecord, Value};
+use crate::{Field, Schema, SourceOffset, SourcePartition, SourceRecord, TopicKind, Value};
 
 /// A transaction whose changes are being emitted.
 #[derive(Debug, Clone)]
@@ -150,6 +150,7 @@ impl OpenTransaction {
             ])),
             timestamp_ms: None,
             headers: Vec::new(),
+            topic_kind: TopicKind::Data,
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use sluice_connector_api::offset::partition;
 use sluice_connector_api::{
     logical, ConnectorConfig, ConnectorError, Field, Schema, SourceContext, SourceOffset,
-    SourcePartition, SourceRecord, SourceTask, TaskProgress, Value,
+    SourcePartition, SourceRecord, SourceTask, TaskProgress, TopicKind, Value,
 };
 
 use crate::config::DatagenConfig;
@@ -129,6 +129,7 @@ impl State {
             })),
             timestamp_ms: Some(ts_ms),
             headers: Vec::new(),
+            topic_kind: TopicKind::Data,
         }
     }
 }

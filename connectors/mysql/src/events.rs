@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice_connector_api::debezium::{snapshot_text, SourceNames};
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{
-    debezium, Field, Schema, SourceOffset, SourcePartition, SourceRecord, Text, Value,
+    debezium, Field, Schema, SourceOffset, SourcePartition, SourceRecord, Text, TopicKind, Value,
 };
 
 use crate::catalog::{ColumnDef, TableDef, Tables};
@@ -156,6 +156,7 @@ pub fn change(
         value: Some(envelope),
         timestamp_ms: None,
         headers: Vec::new(),
+        topic_kind: TopicKind::Data,
     };
     debezium::change_records(record, op == Op::Delete && ctx.tombstones)
 }
@@ -378,6 +379,7 @@ pub fn schema_change(
         value: Some(value),
         timestamp_ms: None,
         headers: Vec::new(),
+        topic_kind: TopicKind::Data,
     }
 }
 
@@ -419,6 +421,7 @@ pub fn history(
         value: Some(Value::String(document.to_string().into())),
         timestamp_ms: None,
         headers: Vec::new(),
+        topic_kind: TopicKind::SchemaHistory,
     }
 }
 

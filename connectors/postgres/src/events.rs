@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sluice_connector_api::debezium::{snapshot_text, SourceNames};
 use sluice_connector_api::topic_naming::TopicNaming;
-use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Text, Value};
+use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Text, TopicKind, Value};
 
 use crate::offset::{offset, Position};
 use crate::replication::Lsn;
@@ -209,6 +209,7 @@ pub fn logical_message(
         value: Some(value),
         timestamp_ms: None,
         headers: Vec::new(),
+        topic_kind: TopicKind::Data,
     }
 }
 
@@ -266,6 +267,7 @@ pub fn change(
         value: Some(envelope),
         timestamp_ms: None,
         headers: Vec::new(),
+        topic_kind: TopicKind::Data,
     };
     sluice_connector_api::debezium::change_records(record, op == Op::Delete && ctx.tombstones)
 }

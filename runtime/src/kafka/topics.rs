@@ -25,6 +25,40 @@ pub struct TopicLayout {
     pub partitions: i32,
     /// Replication factor; -1 takes the broker's default.
     pub replication_factor: i32,
+    /// Topic configs set at creation; the broker's defaults for the rest.
+    pub configs: &'static [(&'static str, &'static str)],
+}
+
+/// How Debezium's own history producer creates a schema-history topic
+/// (`KafkaSchemaHistory`): deleted never, by time or by size.
+const SCHEMA_HISTORY_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("retention.ms", "9223372036854775807"),
+    ("retention.bytes", "-1"),
+];
+
+impl TopicLayout {
+    /// A data topic's layout: `partitions` and `replication_factor`, the
+    /// broker's defaults for every config.
+    pub fn data(partitions: i32, replication_factor: i32) -> Self {
+        Self {
+            partitions,
+            replication_factor,
+            configs: &[],
+        }
+    }
+
+    /// A schema-history topic with this layout's replication factor, laid
+    /// out as Debezium creates one: a single partition (Debezium refuses to
+    /// read a history of more), kept for ever (a history with its oldest
+    /// records deleted cannot be replayed).
+    pub fn schema_history(self) -> Self {
+        Self {
+            partitions: 1,
+            replication_factor: self.replication_factor,
+            configs: SCHEMA_HISTORY_CONFIGS,
+        }
+    }
 }
 
 impl TopicCreator {
@@ -46,7 +80,7 @@ impl TopicCreator {
 
     /// Makes sure `topic` exists, creating it with `layout` if not.
     pub async fn ensure(&self, topic: &str, layout: TopicLayout) -> Result<(), KafkaError> {
-        self.create(topic, layout, &[]).await
+        self.create(topic, layout, layout.configs).await
     }
 
     /// Makes sure `topic` exists, creating it compacted with `layout` if

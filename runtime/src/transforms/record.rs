@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use sluice_connector_api::{
-    Schema, SinkRecord, SourceOffset, SourcePartition, SourceRecord, Value,
+    Schema, SinkRecord, SourceOffset, SourcePartition, SourceRecord, TopicKind, Value,
 };
 
 /// A record as a transform sees it.
@@ -75,6 +75,7 @@ impl Record {
             value: self.value,
             timestamp_ms: self.timestamp_ms,
             headers: self.headers,
+            topic_kind: TopicKind::Data,
         }
     }
 

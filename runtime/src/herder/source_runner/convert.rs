@@ -5,12 +5,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_connector_api::SourceRecord;
+use sluice_connector_api::{SourceRecord, Value};
 
 use super::{set_status, EncodedRecord, Pipeline};
 use crate::converter::{ConvertError, Side};
 use crate::herder::record_sink::RecordSink;
 use crate::herder::status::{State, TaskStatus};
+
+/// A schema-history record as Debezium's own history producer writes it:
+/// no key, and the value's text as its UTF-8 bytes, whatever converters
+/// the connector's data topics use.
+pub(super) fn history_bytes(record: &SourceRecord) -> Result<EncodedRecord, (Side, ConvertError)> {
+    match &record.value {
+        Some(Value::String(text)) => Ok((None, Some(text.as_bytes().to_vec()))),
+        other => Err((
+            Side::Value,
+            ConvertError::Mismatch {
+                path: String::new(),
+                message: format!("a schema-history record's value must be text, found {other:?}"),
+            },
+        )),
+    }
+}
 
 impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// Encodes key and value, resolving new schemas with the registry.

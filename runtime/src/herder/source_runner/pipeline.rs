@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_connector_api::{ConnectorError, RuntimeEnd, SourceRecord, TaskProgress};
+use sluice_connector_api::{ConnectorError, RuntimeEnd, SourceRecord, TaskProgress, TopicKind};
 use tokio::sync::watch;
 
+use super::convert::history_bytes;
 use super::{
     set_status, Control, Ended, InFlight, Pipeline, SourceTaskSpec, ACK_POLL, FENCED, FENCE_GRACE,
 };
@@ -50,16 +51,16 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             transforms: Chain::from_config(&spec.config)
                 .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
             tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
-            layout: TopicLayout {
-                partitions: layout_value(
+            layout: TopicLayout::data(
+                layout_value(
                     "topic.creation.default.partitions",
                     deps.topic_layout.partitions,
                 )?,
-                replication_factor: layout_value(
+                layout_value(
                     "topic.creation.default.replication.factor",
                     deps.topic_layout.replication_factor,
                 )?,
-            },
+            ),
             in_flight: VecDeque::new(),
             offsets: OffsetTracker::new(),
             uncommitted: 0,
@@ -261,7 +262,10 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     }
 
     async fn send(&mut self, record: SourceRecord) -> Result<(), ConnectorError> {
-        let record = if self.transforms.is_empty() {
+        // Debezium writes its history with a producer of its own, which
+        // Connect's transforms and converters never see.
+        let history = record.topic_kind == TopicKind::SchemaHistory;
+        let record = if self.transforms.is_empty() || history {
             record
         } else {
             match self.transform(record)? {
@@ -269,7 +273,11 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 None => return Ok(()),
             }
         };
-        let converted = self.convert(&record).await;
+        let converted = if history {
+            history_bytes(&record)
+        } else {
+            self.convert(&record).await
+        };
         let (key, value) = match converted {
             Ok(kv) => kv,
             Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
@@ -298,8 +306,13 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             }
         };
         if record.topic != self.last_topic && !self.seen_topics.contains(&record.topic) {
+            let layout = if history {
+                self.layout.schema_history()
+            } else {
+                self.layout
+            };
             self.sink
-                .ensure_topic(&record.topic, self.layout)
+                .ensure_topic(&record.topic, layout)
                 .await
                 .map_err(|e| {
                     ConnectorError::retriable(format!(
@@ -307,7 +320,11 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                         record.topic
                     ))
                 })?;
-            self.deps.note_topic(&self.spec.connector, &record.topic);
+            if !history {
+                // Connect lists the topics its producer wrote, which the
+                // history producer is not.
+                self.deps.note_topic(&self.spec.connector, &record.topic);
+            }
             self.seen_topics.insert(record.topic.clone());
         }
         if record.topic != self.last_topic {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sluice_connector_api::{
     ConfigDef, PluginInfo, PluginKind, SourceContext, SourceOffset, SourcePartition, SourceRecord,
-    TaskProgress,
+    TaskProgress, TopicKind,
 };
 
 use super::pipeline::progress_json;
@@ -90,6 +90,7 @@ impl SourceTask for CounterTask {
                     value: Some(sluice_connector_api::Value::Int64(*n as i64)),
                     timestamp_ms: None,
                     headers: Vec::new(),
+                    topic_kind: TopicKind::Data,
                 })
                 .collect();
             emitter.emit(batch).await?;
@@ -138,10 +139,7 @@ impl Harness {
                 "value.converter.schemas.enable".into(),
                 "false".into(),
             )]),
-            topic_layout: TopicLayout {
-                partitions: 1,
-                replication_factor: 1,
-            },
+            topic_layout: TopicLayout::data(1, 1),
             active_topics: Default::default(),
             exactly_once: None,
         });
