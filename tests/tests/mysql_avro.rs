@@ -349,6 +349,36 @@ fn the_schema_history_topic_is_kept_as_debeziums_own_producer_keeps_it() {
         "{:?}",
         alter.value
     );
+    // The table as Debezium's history reader parses it
+    // (JsonTableChangeSerializer): a quoted id, the key's columns, and per
+    // column its name, java.sql.Types code, type name, position and
+    // optionality.
+    let change = &alter.value["tableChanges"][0];
+    assert_eq!(
+        change["id"],
+        json!(format!("\"{database}\".\"t\"")),
+        "{change}"
+    );
+    assert_eq!(
+        change["table"]["primaryKeyColumnNames"],
+        json!(["id"]),
+        "{change}"
+    );
+    let columns = change["table"]["columns"].as_array().expect("columns");
+    let b = columns
+        .iter()
+        .find(|c| c["name"] == "b")
+        .expect("the added column");
+    assert_eq!(
+        (
+            &b["jdbcType"],
+            &b["typeName"],
+            &b["position"],
+            &b["optional"]
+        ),
+        (&json!(4), &json!("INT"), &json!(3), &json!(true)),
+        "{b}"
+    );
 
     let (partitions, configs) = topic_layout(env.bootstrap(), &history);
     assert_eq!(

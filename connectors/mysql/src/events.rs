@@ -7,7 +7,8 @@ use serde_json::json;
 use sluice_connector_api::debezium::{snapshot_text, SourceNames};
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{
-    debezium, Field, Schema, SourceOffset, SourcePartition, SourceRecord, Text, TopicKind, Value,
+    debezium, Field, Schema, SchemaKind, SourceOffset, SourcePartition, SourceRecord, Text,
+    TopicKind, Value,
 };
 
 use crate::catalog::{ColumnDef, TableDef, Tables};
@@ -408,7 +409,13 @@ pub fn history(
         "ts_ms": position.ts_sec.saturating_mul(1000),
         "databaseName": database,
         "ddl": ddl,
-        "tableChanges": tables.values().map(|t| json!({"type": "CREATE", "id": t.id(), "table": t})).collect::<Vec<_>>(),
+        // Debezium's table-change documents, as on the schema-change topic:
+        // what its history reader parses (a column without `jdbcType` or
+        // `position` stops it).
+        "tableChanges": tables
+            .values()
+            .map(|t| document(change_schema(ctx.flavor), &table_change("CREATE", &t.id(), Some(t))))
+            .collect::<Vec<_>>(),
     });
     SourceRecord {
         partition: Arc::clone(&ctx.history_partition),
@@ -422,6 +429,43 @@ pub fn history(
         timestamp_ms: None,
         headers: Vec::new(),
         topic_kind: TopicKind::SchemaHistory,
+    }
+}
+
+/// The schema of one entry of a schema-change event's `tableChanges`.
+fn change_schema(flavor: crate::flavor::Flavor) -> &'static Schema {
+    let (_, value) = schema_change_schemas(flavor);
+    match &value.kind {
+        SchemaKind::Struct(fields) => fields
+            .iter()
+            .find(|f| f.name == "tableChanges")
+            .and_then(|f| match &f.schema.kind {
+                SchemaKind::Array(items) => Some(&**items),
+                _ => None,
+            })
+            .unwrap_or(value),
+        _ => value,
+    }
+}
+
+/// `value` as the JSON document Debezium's history writes for it: structs
+/// as objects by field name, arrays as arrays, scalars as themselves.
+fn document(schema: &Schema, value: &Value) -> serde_json::Value {
+    match (&schema.kind, value) {
+        (SchemaKind::Struct(fields), Value::Struct(values)) => fields
+            .iter()
+            .zip(values)
+            .map(|(f, v)| (f.name.clone(), document(&f.schema, v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        (SchemaKind::Array(items), Value::Array(values)) => {
+            values.iter().map(|v| document(items, v)).collect()
+        }
+        (_, Value::String(text)) => json!(&**text),
+        (_, Value::Int32(n)) => json!(n),
+        (_, Value::Int64(n)) => json!(n),
+        (_, Value::Boolean(b)) => json!(b),
+        _ => serde_json::Value::Null,
     }
 }
 
