@@ -180,14 +180,26 @@ pub fn python_avro_decode(
 /// Creates `topic` with `partitions` partitions, compacted as a Kafka
 /// Connect cluster creates its state topics.
 pub fn create_compacted_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    create_topic(
+        bootstrap,
+        topic,
+        partitions,
+        &[("cleanup.policy", "compact")],
+    );
+}
+
+/// Creates `topic` with `partitions` partitions and `configs`.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact");
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        new = new.set(key, value);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -198,6 +210,21 @@ pub fn create_compacted_topic(bootstrap: &str, topic: &str, partitions: i32) {
     for result in results {
         result.expect("topic created");
     }
+}
+
+/// Writes one record with no key to partition 0, as Debezium's history
+/// producer writes its documents.
+pub fn produce_unkeyed(bootstrap: &str, topic: &str, value: &str) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("producer");
+    producer
+        .send(BaseRecord::<(), str>::to(topic).partition(0).payload(value))
+        .map_err(|(e, _)| e)
+        .expect("queued");
+    producer.flush(Duration::from_secs(30)).expect("delivered");
 }
 
 /// `topic`'s partition count and the configs set on it (as the broker

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_tests::env::TestEnv;
 use sluice_tests::group::Group;
-use sluice_tests::kafka::{produce_keyed, read_topic, Consumed};
+use sluice_tests::kafka::{create_topic, produce_keyed, produce_unkeyed, read_topic, Consumed};
 use sluice_tests::mariadb::Maria;
 use sluice_tests::postgres::Pg;
 use sluice_tests::verify::{mariadb_url, postgres_url, verify};
@@ -243,6 +243,102 @@ fn a_mariadb_connector_resumes_where_debezium_left_its_offset() {
         seen,
         vec![("c".to_owned(), 2), ("u".to_owned(), 1)],
         "exactly the changes after Debezium's binlog position, no snapshot\n{}",
+        worker.logs()
+    );
+    assert_eq!(
+        worker.api().delete(&format!("/connectors/{name}")).status,
+        204
+    );
+}
+
+/// A column of Debezium's table-change document, as its history holds it.
+fn debezium_column(name: &str, position: i32, optional: bool) -> Value {
+    json!({"name": name, "jdbcType": 4, "typeName": "INT", "typeExpression": "INT",
+           "charsetName": null, "length": 11, "position": position, "optional": optional,
+           "autoIncremented": false, "generated": false, "comment": null,
+           "hasDefaultValue": optional, "enumValues": []})
+}
+
+/// Debezium leaves its schema history beside its offsets: a table changed
+/// between the position it stored and the switch must be read, up to the
+/// DDL, with the columns Debezium's history gives it there, not with its
+/// current ones (a column added then would fail the task; one renamed
+/// would label values with the wrong names).
+#[test]
+fn a_mariadb_connector_from_debezium_replays_its_schema_history_to_the_resume_point() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let group = Group::new();
+    let database = ident("dbzhist");
+    let name = "history-mysql";
+    let prefix = ident("dbserver");
+    let history = format!("{prefix}.dbhistory");
+    db.exec(&format!(
+        "CREATE DATABASE {database}; CREATE TABLE {database}.items (id INT PRIMARY KEY, qty INT); \
+         INSERT INTO {database}.items VALUES (1, 1);"
+    ));
+    let status = db.rows("SHOW MASTER STATUS");
+    let (file, pos) = (
+        status[0][0].clone(),
+        status[0][1].parse::<u64>().expect("a position"),
+    );
+    db.exec(&format!(
+        "INSERT INTO {database}.items VALUES (2, 2); \
+         ALTER TABLE {database}.items ADD COLUMN note VARCHAR(10); \
+         INSERT INTO {database}.items VALUES (3, 3, 'x'); \
+         ALTER TABLE {database}.items RENAME COLUMN qty TO amount; \
+         INSERT INTO {database}.items VALUES (4, 4, 'y');"
+    ));
+
+    // The history as Debezium 2.x writes it: one partition, unkeyed JSON
+    // documents, the table as of its snapshot (before the position).
+    create_topic(env.bootstrap(), &history, 1, &[("retention.ms", "-1")]);
+    let document = json!({
+        "source": {"server": prefix},
+        "position": {"ts_sec": 1_700_000_000u64, "file": file, "pos": pos.saturating_sub(1), "snapshot": true},
+        "ts_ms": 1_700_000_000_000u64,
+        "databaseName": database,
+        "ddl": format!("CREATE TABLE `items` (`id` int(11) NOT NULL, `qty` int(11) DEFAULT NULL, PRIMARY KEY (`id`))"),
+        "tableChanges": [{
+            "type": "CREATE",
+            "id": format!("\"{database}\".\"items\""),
+            "table": {
+                "defaultCharsetName": "utf8mb4",
+                "primaryKeyColumnNames": ["id"],
+                "columns": [debezium_column("id", 1, false), debezium_column("qty", 2, true)],
+                "attributes": [],
+            },
+            "comment": null,
+        }],
+    });
+    produce_unkeyed(env.bootstrap(), &history, &document.to_string());
+
+    group.create_topics_as_connect(&env);
+    let server_id = 6100 + std::process::id() % 1000;
+    let mut config = db.connector_config(&prefix, &database, server_id);
+    config["name"] = json!(name);
+    config["include.schema.changes"] = json!("false");
+    config["schema.history.internal.kafka.topic"] = json!(history);
+    write_connect_config(&env, &group, name, &config);
+    produce_keyed(
+        env.bootstrap(),
+        &group.offsets,
+        &json!([name, {"server": prefix}]).to_string(),
+        &json!({"ts_sec": 1_700_000_000u64, "file": file, "pos": pos, "server_id": 1}).to_string(),
+    );
+
+    let worker = Worker::start_with(&env, &group.args());
+    let topic = format!("{prefix}.{database}.items");
+    let seen = events(&env, &topic, 3);
+    let rows: Vec<Value> = seen.iter().map(|e| e["after"].clone()).collect();
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": 2, "qty": 2}),
+            json!({"id": 3, "qty": 3, "note": "x"}),
+            json!({"id": 4, "amount": 4, "note": "y"}),
+        ],
+        "each change with the columns it was written under, no snapshot\n{}",
         worker.logs()
     );
     assert_eq!(

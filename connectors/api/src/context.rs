@@ -45,6 +45,17 @@ pub struct TaskProgress {
 /// runtime whenever it reports status.
 pub type ProgressReader = Arc<dyn Fn() -> TaskProgress + Send + Sync>;
 
+/// Reads a topic of the broker the runtime writes to, for a connector
+/// that keeps state there beside its offsets (Debezium's MySQL connector
+/// keeps its schema history in a topic).
+#[async_trait::async_trait]
+pub trait TopicReader: Send + Sync {
+    /// The values of `topic`'s partition 0, from its start to its end when
+    /// called, in order (tombstones left out); none when the topic does
+    /// not exist.
+    async fn read_to_end(&self, topic: &str) -> Result<Vec<Vec<u8>>, ConnectorError>;
+}
+
 /// The task's end of the contract.
 pub struct SourceContext {
     offsets: Vec<(SourcePartition, SourceOffset)>,
@@ -52,6 +63,7 @@ pub struct SourceContext {
     durable: watch::Receiver<DurableOffsets>,
     shutdown: Shutdown,
     progress: Arc<Mutex<Option<ProgressReader>>>,
+    topics: Option<Arc<dyn TopicReader>>,
 }
 
 /// The runtime's end of the contract.
@@ -82,6 +94,7 @@ pub fn source_context(
             durable,
             shutdown: Shutdown(shutdown),
             progress: Arc::clone(&progress),
+            topics: None,
         },
         RuntimeEnd {
             records,
@@ -115,6 +128,23 @@ impl SourceContext {
     /// Fires when the runtime wants the task to end.
     pub fn shutdown(&self) -> Shutdown {
         self.shutdown.clone()
+    }
+
+    /// Lets the task read topics through `reader` (the runtime installs
+    /// one reading its broker).
+    pub fn with_topic_reader(mut self, reader: Arc<dyn TopicReader>) -> Self {
+        self.topics = Some(reader);
+        self
+    }
+
+    /// The values of `topic`'s partition 0 from its start to its end, as
+    /// [`TopicReader::read_to_end`]; none when the runtime gave the task no
+    /// reader.
+    pub async fn read_topic(&self, topic: &str) -> Result<Vec<Vec<u8>>, ConnectorError> {
+        match &self.topics {
+            Some(reader) => reader.read_to_end(topic).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Installs how the runtime reads this task's progress.

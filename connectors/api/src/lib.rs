@@ -35,7 +35,7 @@ pub mod value;
 pub use config::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig, Importance};
 pub use context::{
     source_context, DurableOffsets, Emitter, ProgressReader, RuntimeEnd, Shutdown, SourceContext,
-    TableProgress, TaskProgress,
+    TableProgress, TaskProgress, TopicReader,
 };
 pub use error::{ConfigError, ConnectorError};
 pub use offset::{SourceOffset, SourcePartition};

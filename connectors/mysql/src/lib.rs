@@ -9,6 +9,7 @@ mod capture;
 pub mod catalog;
 pub mod config;
 pub mod ddl;
+mod debezium_history;
 mod events;
 pub mod flavor;
 pub mod gtid;

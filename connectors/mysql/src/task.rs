@@ -11,8 +11,9 @@ use sluice_connector_api::{
 
 use crate::capture::{Capture, Progress};
 use crate::config::MySqlConfig;
+use crate::debezium_history;
 use crate::events::{tables_from_history, EventContext};
-use crate::offset::resume_from;
+use crate::offset::{resume_from, Resume};
 
 /// A MySQL / MariaDB source task.
 #[derive(Default)]
@@ -33,12 +34,27 @@ impl SourceTask for MySqlTask {
             config.flavor,
         );
         let resume = resume_from(context.offset(&ctx.partition));
-        let history = context.offset(&ctx.history_partition).and_then(|o| {
+        let mut history = context.offset(&ctx.history_partition).and_then(|o| {
             let tables = tables_from_history(o)?;
             let file = o.get("file")?.as_str()?.to_owned();
             let pos = o.get("pos")?.as_u64()?;
             Some((tables, (file, pos)))
         });
+        if let (None, Resume::Stream(cursor)) = (&history, &resume) {
+            // Offsets without a history of sluice's own: Debezium's, whose
+            // history is in the history topic.
+            let documents = context.read_topic(&config.history_topic).await?;
+            history =
+                debezium_history::tables_at(&documents, (&cursor.file, cursor.pos), |d, t| {
+                    config.filters.table(d, t)
+                });
+            tracing::info!(
+                topic = %config.history_topic,
+                records = documents.len(),
+                used = history.is_some(),
+                "schema history read from the history topic"
+            );
+        }
         tracing::info!(server = %config.topic_prefix, ?resume, history = history.is_some(), "mysql task starting");
         let progress = Arc::new(Mutex::new(Progress {
             phase: "starting",

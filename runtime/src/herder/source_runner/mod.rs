@@ -194,6 +194,9 @@ async fn run_once_into<S: RecordSink>(
         .map_err(|e| ConnectorError::retriable(format!("reading stored offsets: {e}")))?;
     let queued = sluice_connector_api::source_settings::queued_batches(&spec.config);
     let (context, mut end) = source_context(stored, queued);
+    let context = context.with_topic_reader(Arc::new(
+        crate::kafka::topic_reader::KafkaTopicReader::new(deps.kafka.clone()),
+    ));
     let mut pipeline = Pipeline::new(spec, deps, metrics, control.clone(), sink)?;
     let mut task = spec.plugin.create_task();
     let config = spec.config.clone();
