@@ -6,9 +6,9 @@
 //! last offset and the switch is followed instead of failing the task.
 //!
 //! A document is read through its `tableChanges` (Debezium's table
-//! documents, what sluice writes too); one without them (Debezium before
-//! 1.2 kept only DDL text) makes the whole history unusable here, and the
-//! caller falls back to the current definitions as before.
+//! documents, what sluice writes too); one without them (older Debezium
+//! versions kept only the DDL text) makes the whole history unusable here,
+//! and the caller falls back to the current definitions as before.
 
 use serde_json::Value as Json;
 
@@ -39,7 +39,7 @@ pub fn tables_at(
         let Some(changes) = document["tableChanges"].as_array() else {
             tracing::warn!(
                 ddl = document["ddl"].as_str().unwrap_or_default(),
-                "a schema history record has no tableChanges (written by Debezium before 1.2?): the history is not used"
+                "a schema history record has no tableChanges (an older Debezium kept only DDL text): the history is not used"
             );
             return None;
         };
