@@ -20,6 +20,8 @@ import time
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from latency_summary import summary
+
 
 def main(bootstrap, topic, rate, count):
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -73,17 +75,7 @@ def main(bootstrap, topic, rate, count):
     stop.set()
     reader.join()
     consumer.close()
-    if not latencies:
-        print(json.dumps({"count": 0}))
-        return
-    latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-    print(json.dumps({
-        "count": len(latencies),
-        "p50_ms": round(pick(0.50), 2),
-        "p99_ms": round(pick(0.99), 2),
-        "max_ms": round(latencies[-1], 2),
-    }))
+    print(json.dumps(summary(latencies)))
 
 
 if __name__ == "__main__":

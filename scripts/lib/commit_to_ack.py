@@ -7,8 +7,10 @@ Reads TOPIC from the start with confluent-kafka (Avro through REGISTRY)
 until COUNT change events with op=c arrived, and for each one takes
 (time received) - (source.ts_us, the commit time PostgreSQL wrote).
 That is commit -> acknowledged by the broker -> fetched by a consumer, an
-upper bound of commit -> ack. Prints p50, p99 and max in milliseconds as
-one JSON line. Same machine, so one clock.
+upper bound of commit -> ack. Also (time stamped on the record) - (commit
+time): how long sluice took to hand the change to its producer. Prints
+p50, p99 and max of both in milliseconds as one JSON line. Same machine,
+so one clock.
 """
 
 import json
@@ -20,6 +22,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+from latency_summary import summary
 
 
 def main(bootstrap, topic, registry, count, timeout_s):
@@ -35,6 +39,9 @@ def main(bootstrap, topic, registry, count, timeout_s):
     })
     consumer.subscribe([topic])
     latencies = []
+    # Commit -> the record's timestamp, which the worker's producer stamps
+    # when sluice hands it the record: sluice's own share of the latency.
+    to_producer = []
     deadline = time.time() + timeout_s
     while len(latencies) < count and time.time() < deadline:
         message = consumer.poll(0.1)
@@ -46,18 +53,10 @@ def main(bootstrap, topic, registry, count, timeout_s):
         if value.get("op") != "c" or value["after"]["id"] < 0:
             continue
         latencies.append((received_us - value["source"]["ts_us"]) / 1000.0)
+        _, stamped_ms = message.timestamp()
+        to_producer.append(stamped_ms - value["source"]["ts_us"] / 1000.0)
     consumer.close()
-    if not latencies:
-        print(json.dumps({"count": 0}))
-        return
-    latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-    print(json.dumps({
-        "count": len(latencies),
-        "p50_ms": round(pick(0.50), 2),
-        "p99_ms": round(pick(0.99), 2),
-        "max_ms": round(latencies[-1], 2),
-    }))
+    print(json.dumps(summary(latencies) | summary(to_producer, "to_producer_")))
 
 
 if __name__ == "__main__":

@@ -374,7 +374,6 @@ fn keep_membership(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::atomic::AtomicUsize;
 
     use rdkafka::mocking::MockCluster;
@@ -406,13 +405,7 @@ mod tests {
     ) {
         cluster.create_topic("units", 4, 1).expect("topic");
         cluster.create_topic("anchor", 1, 1).expect("topic");
-        let settings = KafkaSettings {
-            bootstrap_servers: cluster.bootstrap_servers(),
-            client_properties: BTreeMap::new(),
-            producer_overrides: BTreeMap::new(),
-            consumer_overrides: BTreeMap::new(),
-            compression: "none".into(),
-        };
+        let settings = KafkaSettings::plain(cluster.bootstrap_servers());
         let lease = Arc::new(Lease::new(LEASE));
         let placement = Arc::new(GroupPlacement::new(4, Duration::ZERO, Arc::clone(&lease)));
         let (changes, gave_up) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));

@@ -235,8 +235,6 @@ impl Transactions for KafkaTransactionalSink<'_> {
 /// the runner with the in-memory sink instead.
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     use rdkafka::mocking::MockCluster;
@@ -253,13 +251,7 @@ mod tests {
     fn settings(
         cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
     ) -> KafkaSettings {
-        KafkaSettings {
-            bootstrap_servers: cluster.bootstrap_servers(),
-            client_properties: BTreeMap::new(),
-            producer_overrides: BTreeMap::new(),
-            consumer_overrides: BTreeMap::new(),
-            compression: "none".into(),
-        }
+        KafkaSettings::plain(cluster.bootstrap_servers())
     }
 
     /// The data and offset topics on `cluster`, and clients' settings.

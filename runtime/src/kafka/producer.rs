@@ -25,6 +25,21 @@ pub struct KafkaSettings {
     pub compression: String,
 }
 
+impl KafkaSettings {
+    /// Settings for a broker reached in plain text with no overrides and
+    /// no compression (tests against librdkafka's mock cluster).
+    #[cfg(test)]
+    pub fn plain(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            client_properties: BTreeMap::new(),
+            producer_overrides: BTreeMap::new(),
+            consumer_overrides: BTreeMap::new(),
+            compression: "none".into(),
+        }
+    }
+}
+
 /// Properties that make delivery safe; users cannot override them.
 const SAFETY: [(&str, &str); 3] = [
     ("enable.idempotence", "true"),

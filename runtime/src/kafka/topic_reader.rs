@@ -106,8 +106,6 @@ fn read_past(consumer: &BaseConsumer<SluiceContext>, topic: &str, high: i64) -> 
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -116,13 +114,7 @@ mod tests {
     fn settings(
         cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
     ) -> KafkaSettings {
-        KafkaSettings {
-            bootstrap_servers: cluster.bootstrap_servers(),
-            client_properties: BTreeMap::new(),
-            producer_overrides: BTreeMap::new(),
-            consumer_overrides: BTreeMap::new(),
-            compression: "none".into(),
-        }
+        KafkaSettings::plain(cluster.bootstrap_servers())
     }
 
     #[test]

@@ -114,13 +114,7 @@ impl Harness {
             .set("bootstrap.servers", "127.0.0.1:9")
             .create_with_context(crate::kafka::delivery::DeliveryContext::default())
             .expect("producer");
-        let kafka = crate::kafka::KafkaSettings {
-            bootstrap_servers: "127.0.0.1:9".into(),
-            client_properties: BTreeMap::new(),
-            producer_overrides: BTreeMap::new(),
-            consumer_overrides: BTreeMap::new(),
-            compression: "none".into(),
-        };
+        let kafka = crate::kafka::KafkaSettings::plain("127.0.0.1:9");
         let deps = Arc::new(RunnerDeps {
             providers: crate::secrets::Providers::default(),
             override_policy: Default::default(),
