@@ -260,9 +260,8 @@ fn the_mariadb_connector_class_writes_mariadbs_source_block() {
 /// as a plain JSON string with no key to partition 0 of a topic it creates
 /// with one partition and unlimited retention, outside the connector's
 /// converters and transforms. A Debezium that reads that topic (a user
-/// moving back, or running both while switching) refuses a topic of more
-/// partitions, cannot parse Avro-framed documents, and finds the history
-/// gone once retention deleted it.
+/// moving back) expects that one partition, cannot parse Avro-framed
+/// documents, and finds the history gone once retention deleted it.
 #[test]
 fn the_schema_history_topic_is_kept_as_debeziums_own_producer_keeps_it() {
     let env = TestEnv::load();
@@ -383,7 +382,7 @@ fn the_schema_history_topic_is_kept_as_debeziums_own_producer_keeps_it() {
     let (partitions, configs) = topic_layout(env.bootstrap(), &history);
     assert_eq!(
         partitions, 1,
-        "Debezium refuses a history topic of more partitions"
+        "one partition, as Debezium creates and reads it"
     );
     assert_eq!(
         configs.get("cleanup.policy").map(String::as_str),

@@ -55,8 +55,8 @@ pub enum TopicKind {
     /// The connector's schema-history topic, which Debezium writes with a
     /// producer of its own: the value (a string) as its plain UTF-8 bytes
     /// with no key, no transform or converter applied, to a topic of one
-    /// partition kept for ever. A Debezium reading the topic back refuses
-    /// more partitions, cannot parse converter framing, and fails once
+    /// partition kept for ever. A Debezium reading the topic back expects
+    /// that one partition, cannot parse converter framing, and fails once
     /// retention has deleted part of the history.
     SchemaHistory,
 }

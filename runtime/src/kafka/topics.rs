@@ -49,8 +49,8 @@ impl TopicLayout {
     }
 
     /// A schema-history topic with this layout's replication factor, laid
-    /// out as Debezium creates one: a single partition (Debezium refuses to
-    /// read a history of more), kept for ever (a history with its oldest
+    /// out as Debezium creates one: a single partition (Debezium writes and
+    /// reads partition 0 alone), kept for ever (a history with its oldest
     /// records deleted cannot be replayed).
     pub fn schema_history(self) -> Self {
         Self {
