@@ -20,7 +20,7 @@ import time
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from latency_summary import summary
+from latency_summary import consumer_settings, summary
 
 
 def main(bootstrap, topic, rate, count):
@@ -34,14 +34,7 @@ def main(bootstrap, topic, rate, count):
         "compression.type": "lz4",
         "linger.ms": 5,
     })
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"sluice-broker-latency-{os.getpid()}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "fetch.wait.max.ms": 5,
-        "fetch.min.bytes": 1,
-    })
+    consumer = Consumer(consumer_settings(bootstrap, f"sluice-broker-latency-{os.getpid()}"))
     consumer.subscribe([topic])
     latencies = []
     stop = threading.Event()

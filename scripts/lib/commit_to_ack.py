@@ -23,20 +23,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from latency_summary import summary
+from latency_summary import consumer_settings, summary
 
 
 def main(bootstrap, topic, registry, count, timeout_s):
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry}))
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"sluice-latency-{os.getpid()}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        # Fetch as soon as anything is there: the consumer adds little.
-        "fetch.wait.max.ms": 5,
-        "fetch.min.bytes": 1,
-    })
+    consumer = Consumer(consumer_settings(bootstrap, f"sluice-latency-{os.getpid()}"))
     consumer.subscribe([topic])
     latencies = []
     # Commit -> the record's timestamp, which the worker's producer stamps

@@ -1,5 +1,19 @@
-"""Latencies summed up as the benchmark scripts print them, shared by
-scripts/lib/commit_to_ack.py and scripts/lib/broker_latency.py."""
+"""What scripts/lib/commit_to_ack.py and scripts/lib/broker_latency.py
+share, so the two latencies are measured alike: the consumer's settings
+and the summary they print."""
+
+
+def consumer_settings(bootstrap, group):
+    """A consumer that fetches as soon as anything is there, so it adds
+    little to what it measures."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "fetch.wait.max.ms": 5,
+        "fetch.min.bytes": 1,
+    }
 
 
 

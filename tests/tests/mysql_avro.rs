@@ -94,6 +94,17 @@ fn avro_source(db: &Maria, database: &str) -> (String, Value) {
     (prefix, config)
 }
 
+/// Creates connector `name` with `config` and waits until its task streams.
+fn create_streaming(api: &Api, name: &str, config: &Value) {
+    let reply = api.post("/connectors", &json!({"name": name, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        let task = api.get(&format!("/connectors/{name}/status")).body["tasks"][0].clone();
+        assert_ne!(task["state"], "FAILED", "{task}");
+        (task["progress"]["phase"] == "streaming").then_some(())
+    });
+}
+
 #[test]
 fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
     let env = TestEnv::load();
@@ -107,16 +118,7 @@ fn every_type_decodes_as_debezium_documents_from_snapshot_and_binlog() {
     let (worker, registry) = Worker::with_registry(&env);
     let api = worker.api();
     let (prefix, config) = avro_source(&db, &database);
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "my-types", "config": config}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("streaming", Duration::from_secs(60), || {
-        let task = api.get("/connectors/my-types/status").body["tasks"][0].clone();
-        assert_ne!(task["state"], "FAILED", "{task}");
-        (task["progress"]["phase"] == "streaming").then_some(())
-    });
+    create_streaming(&api, "my-types", &config);
     db.exec(&format!(
         "SET time_zone = '+00:00'; INSERT INTO {database}.all_types VALUES (2, {ROW_VALUES}); \
          ALTER TABLE {database}.all_types ADD COLUMN c_new INT NOT NULL DEFAULT 7; \
@@ -283,16 +285,7 @@ fn the_schema_history_topic_is_kept_as_debeziums_own_producer_keeps_it() {
     config["transforms.route.type"] = json!("org.apache.kafka.connect.transforms.RegexRouter");
     config["transforms.route.regex"] = json!("(.*)");
     config["transforms.route.replacement"] = json!("$1.routed");
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "my-history", "config": config}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("streaming", Duration::from_secs(60), || {
-        let task = api.get("/connectors/my-history/status").body["tasks"][0].clone();
-        assert_ne!(task["state"], "FAILED", "{task}");
-        (task["progress"]["phase"] == "streaming").then_some(())
-    });
+    create_streaming(&api, "my-history", &config);
     db.exec(&format!(
         "ALTER TABLE {database}.t ADD COLUMN b INT; INSERT INTO {database}.t VALUES (2, 2, 2);"
     ));
