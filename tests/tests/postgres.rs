@@ -789,6 +789,79 @@ fn a_task_stopped_inside_its_first_snapshot_starts_over_on_the_next_start() {
     pg.drop_slot(&slot);
 }
 
+/// A worker killed (`kill -9`, a lost machine) after its task created the
+/// slot of its first snapshot and before any record was stored: the task
+/// on the restarted worker takes the snapshot again with a new slot, as
+/// Debezium would, instead of failing on a slot it takes for someone
+/// else's — it stored that the snapshot had begun before creating it.
+#[test]
+fn a_worker_killed_inside_its_first_snapshot_takes_it_again_on_restart() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let mut worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot) = (ident("killed"), ident("slot"));
+    create_items(&pg, &schema, 5);
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["slot.drop.on.stop"] = json!("false");
+    let table = format!("{schema}.items");
+    let mut slow = config.clone();
+    slow["snapshot.select.statement.overrides"] = json!(table);
+    slow[format!("snapshot.select.statement.overrides.{table}")] = json!(format!(
+        "SELECT * FROM {table} WHERE (SELECT pg_sleep(20)) IS NOT NULL"
+    ));
+    let reply = api.post("/connectors", &json!({"name": slot, "config": slow}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("the slot created", Duration::from_secs(60), || {
+        (pg.exec(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        )) == "1")
+            .then_some(())
+    });
+    worker.kill9();
+    worker.restart();
+    let api = worker.api();
+    let reply = api.put(&format!("/connectors/{slot}/config"), &config);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let streaming = wait_for(
+        "the task on the restarted worker past its snapshot",
+        Duration::from_secs(90),
+        || {
+            let task = status(&api, &slot);
+            (task["state"] == "FAILED" || task["progress"]["phase"] == "streaming").then_some(task)
+        },
+    );
+    assert_eq!(
+        streaming["state"], "RUNNING",
+        "the task on the restarted worker: {streaming}"
+    );
+    pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (6, 6)"));
+    let records = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{table}"),
+        Duration::from_secs(60),
+        |r| r.iter().any(|r| r.value["op"] == "c"),
+    );
+    let ops: Vec<(Value, Value)> = records
+        .iter()
+        .map(|r| (r.value["op"].clone(), r.value["after"]["id"].clone()))
+        .collect();
+    assert_eq!(
+        ops,
+        vec![
+            (json!("r"), json!(1)),
+            (json!("r"), json!(2)),
+            (json!("r"), json!(3)),
+            (json!("r"), json!(4)),
+            (json!("r"), json!(5)),
+            (json!("c"), json!(6)),
+        ]
+    );
+    api.delete(&format!("/connectors/{slot}"));
+    pg.drop_slot(&slot);
+}
+
 /// Issue 19, finding 10: a table whose name Kafka cannot take as is
 /// (spaces, non-ASCII) gets Debezium's sanitized topic name instead of
 /// stopping the connector in a restart loop.

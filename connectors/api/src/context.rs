@@ -2,14 +2,18 @@
 //! contract. A task emits batches into a bounded channel (a slow broker
 //! makes `emit` wait, so reading slows instead of memory growing), learns
 //! which offsets the runtime has made durable (what a database may now
-//! release), sees when to shut down, and publishes typed progress.
+//! release), sees when to shut down, and publishes typed progress. A
+//! task may also store an offset with no record ([`Emitter::checkpoint`]),
+//! in order with its records, when it must know that a position is stored
+//! before it acts on the database (a PostgreSQL snapshot stores that it
+//! began before it creates its replication slot).
 //!
 //! [`source_context`] makes both ends: the [`SourceContext`] the task owns
 //! and the [`RuntimeEnd`] the runtime reads from.
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::ConnectorError;
 use crate::offset::{SourceOffset, SourcePartition};
@@ -66,10 +70,33 @@ pub struct SourceContext {
     topics: Option<Arc<dyn TopicReader>>,
 }
 
+/// What a task hands the runtime, in the order it handed it over.
+#[derive(Debug)]
+pub enum Emitted {
+    /// Records to send.
+    Records(Vec<SourceRecord>),
+    /// An offset to store with no record.
+    Checkpoint(Checkpoint),
+}
+
+/// An offset to store with no record, after every record emitted before
+/// it has been acknowledged and its offset stored.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// The input stream it belongs to.
+    pub partition: Arc<SourcePartition>,
+    /// The offset to store.
+    pub offset: SourceOffset,
+    /// Answered once the offset is stored; dropped unanswered when the
+    /// runtime could not store it (the task is then ending).
+    pub stored: oneshot::Sender<()>,
+}
+
 /// The runtime's end of the contract.
 pub struct RuntimeEnd {
-    /// Batches the task emitted, in order. Closed when the task ended.
-    pub records: mpsc::Receiver<Vec<SourceRecord>>,
+    /// Batches and checkpoints the task emitted, in order. Closed when the
+    /// task ended.
+    pub records: mpsc::Receiver<Emitted>,
     durable: watch::Sender<DurableOffsets>,
     shutdown: watch::Sender<bool>,
     progress: Arc<Mutex<Option<ProgressReader>>>,
@@ -178,7 +205,7 @@ impl RuntimeEnd {
 /// Sends batches to the runtime; waits while the runtime is behind.
 #[derive(Clone)]
 pub struct Emitter {
-    records: mpsc::Sender<Vec<SourceRecord>>,
+    records: mpsc::Sender<Emitted>,
 }
 
 impl Emitter {
@@ -190,9 +217,33 @@ impl Emitter {
             return Ok(());
         }
         self.records
-            .send(batch)
+            .send(Emitted::Records(batch))
             .await
-            .map_err(|_| ConnectorError::retriable("the runtime stopped taking records"))
+            .map_err(|_| stopped_taking())
+    }
+
+    /// Stores `offset` for `partition` with no record, after every record
+    /// emitted before it is acknowledged and stored, and returns once it
+    /// is stored: what a task needs before an action on the database that
+    /// a restart must know about. Fails (retriable) when the runtime could
+    /// not store it; the task is then ending.
+    pub async fn checkpoint(
+        &self,
+        partition: Arc<SourcePartition>,
+        offset: SourceOffset,
+    ) -> Result<(), ConnectorError> {
+        let (stored, answer) = oneshot::channel();
+        self.records
+            .send(Emitted::Checkpoint(Checkpoint {
+                partition,
+                offset,
+                stored,
+            }))
+            .await
+            .map_err(|_| stopped_taking())?;
+        answer.await.map_err(|_| {
+            ConnectorError::retriable("the runtime could not store the task's checkpoint")
+        })
     }
 
     /// Hands over what `batch` holds, as [`Emitter::emit`], and leaves it
@@ -209,6 +260,10 @@ impl Emitter {
     pub fn is_closed(&self) -> bool {
         self.records.is_closed()
     }
+}
+
+fn stopped_taking() -> ConnectorError {
+    ConnectorError::retriable("the runtime stopped taking records")
 }
 
 /// The runtime's request to end the task.
@@ -260,7 +315,10 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!second.is_finished());
-        assert_eq!(end.records.recv().await.map(|b| b.len()), Some(1));
+        assert_eq!(
+            end.records.recv().await.map(|b| records_of(b).len()),
+            Some(1)
+        );
         second.await.expect("joined").expect("sent after room");
         drop(end);
         let error = emitter
@@ -277,8 +335,58 @@ mod tests {
         context.emitter().emit_from(&mut batch).await.expect("room");
         assert!(batch.is_empty());
         assert!(batch.capacity() >= 5, "{}", batch.capacity());
-        let sent = end.records.recv().await.expect("a batch");
+        let sent = records_of(end.records.recv().await.expect("a batch"));
         assert_eq!(sent.len(), 5);
+    }
+
+    fn records_of(emitted: Emitted) -> Vec<SourceRecord> {
+        match emitted {
+            Emitted::Records(records) => records,
+            Emitted::Checkpoint(c) => panic!("a checkpoint: {c:?}"),
+        }
+    }
+
+    /// A checkpoint follows the records before it through the channel and
+    /// returns only once the runtime says it is stored.
+    #[tokio::test]
+    async fn a_checkpoint_comes_in_order_and_returns_once_stored() {
+        let (context, mut end) = source_context(Vec::new(), 4);
+        let emitter = context.emitter();
+        emitter.emit(vec![record(1)]).await.expect("room");
+        let partition = Arc::new(crate::offset::partition("p", "x"));
+        let checkpoint = tokio::spawn({
+            let (emitter, partition) = (emitter.clone(), Arc::clone(&partition));
+            async move {
+                emitter
+                    .checkpoint(partition, crate::offset::partition("n", 2).into())
+                    .await
+            }
+        });
+        assert_eq!(
+            records_of(end.records.recv().await.expect("records")).len(),
+            1
+        );
+        let Some(Emitted::Checkpoint(stored)) = end.records.recv().await else {
+            panic!("the checkpoint after the records");
+        };
+        assert_eq!(stored.offset["n"], 2);
+        tokio::task::yield_now().await;
+        assert!(!checkpoint.is_finished(), "returned before it was stored");
+        stored.stored.send(()).expect("the task waits");
+        checkpoint.await.expect("joined").expect("stored");
+        // A runtime that drops it unanswered (it could not store it) fails
+        // the checkpoint.
+        let unanswered = tokio::spawn({
+            let emitter = emitter.clone();
+            async move {
+                emitter
+                    .checkpoint(partition, crate::offset::partition("n", 3).into())
+                    .await
+            }
+        });
+        drop(end.records.recv().await);
+        let error = unanswered.await.expect("joined").expect_err("not stored");
+        assert!(error.is_retriable());
     }
 
     #[tokio::test]

@@ -34,8 +34,8 @@ pub mod value;
 
 pub use config::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig, Importance};
 pub use context::{
-    source_context, DurableOffsets, Emitter, ProgressReader, RuntimeEnd, Shutdown, SourceContext,
-    TableProgress, TaskProgress, TopicReader,
+    source_context, Checkpoint, DurableOffsets, Emitted, Emitter, ProgressReader, RuntimeEnd,
+    Shutdown, SourceContext, TableProgress, TaskProgress, TopicReader,
 };
 pub use error::{ConfigError, ConnectorError};
 pub use offset::{SourceOffset, SourcePartition};

@@ -252,6 +252,14 @@ mod tests {
 
     /// Runs a task on `cfg` from `offsets` and collects what it emits
     /// until `enough` records arrived, then stops it.
+    /// The next batch; datagen stores no checkpoints.
+    async fn next_batch(end: &mut sluice_connector_api::RuntimeEnd) -> Option<Vec<SourceRecord>> {
+        match end.records.recv().await? {
+            sluice_connector_api::Emitted::Records(batch) => Some(batch),
+            sluice_connector_api::Emitted::Checkpoint(c) => panic!("a checkpoint: {c:?}"),
+        }
+    }
+
     async fn emitted(
         cfg: ConnectorConfig,
         offsets: Vec<(SourcePartition, SourceOffset)>,
@@ -261,7 +269,7 @@ mod tests {
         let task = tokio::spawn(async move { DatagenTask.run(&cfg, context).await });
         let mut all = Vec::new();
         while all.len() < enough {
-            match end.records.recv().await {
+            match next_batch(&mut end).await {
                 Some(batch) => all.extend(batch),
                 None => break,
             }
@@ -287,8 +295,8 @@ mod tests {
         let cfg = config(&[("topic", "t"), ("max.records", "5"), ("batch.size", "4")]);
         let (context, mut end) = sluice_connector_api::source_context(Vec::new(), 4);
         let task = tokio::spawn(async move { DatagenTask.run(&cfg, context).await });
-        let mut all = end.records.recv().await.expect("first batch");
-        all.extend(end.records.recv().await.expect("second batch"));
+        let mut all = next_batch(&mut end).await.expect("first batch");
+        all.extend(next_batch(&mut end).await.expect("second batch"));
         assert_eq!(seqs(&all), vec![0, 1, 2, 3, 4]);
         // Nothing more, and the task idles until it is stopped.
         let more = tokio::time::timeout(Duration::from_millis(300), end.records.recv()).await;

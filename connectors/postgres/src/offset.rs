@@ -91,6 +91,17 @@ pub fn idle_offset(lsn: Lsn, ts_usec: i64) -> SourceOffset {
     offset
 }
 
+/// The offset stored when a snapshot begins, before its slot is created:
+/// a snapshot cut short, to a restart (and to Debezium, which reads the
+/// same two fields), with no position yet.
+pub fn snapshot_begun(ts_usec: i64) -> SourceOffset {
+    let mut offset = SourceOffset::new();
+    offset.insert("snapshot".into(), json!(true));
+    offset.insert("last_snapshot_record".into(), json!(false));
+    offset.insert("ts_usec".into(), json!(ts_usec));
+    offset
+}
+
 /// Where a restarted task resumes, from its stored offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resume {
@@ -183,6 +194,11 @@ mod tests {
     #[test]
     fn offsets_map_to_resume_points() {
         assert_eq!(resume_from(None), Resume::Fresh);
+        let begun = serde_json::to_value(snapshot_begun(1)).expect("json");
+        assert_eq!(
+            resume_from(Some(&stored(begun))),
+            Resume::SnapshotIncomplete
+        );
         assert_eq!(
             resume_from(Some(&stored(
                 json!({"snapshot": true, "last_snapshot_record": false, "lsn": 5})

@@ -156,14 +156,14 @@ impl SourceTask for PostgresTask {
 /// once stopped by a shutdown, a rebalance or a reconfiguration (each ends
 /// before the task may start anywhere else): no offset stored can need the
 /// slot (a snapshot cut short is taken again with a new one), and left
-/// behind it would look like another consumer's slot to the next start,
-/// which refuses those. The walsender of the run may take a moment to let
-/// it go.
+/// behind, by a connector deleted meanwhile, it would hold back the
+/// server's WAL for no one. The walsender of the run may take a moment to
+/// let it go.
 async fn drop_unfinished_snapshot_slot(config: &PostgresConfig) {
     let client = match crate::setup::connect(config).await {
         Ok(client) => client,
         Err(e) => {
-            tracing::warn!(slot = %config.slot_name, error = %e, "cannot connect to drop the slot of the unfinished snapshot; the next start will refuse it, naming the fix");
+            tracing::warn!(slot = %config.slot_name, error = %e, "cannot connect to drop the slot of the unfinished snapshot; the next start of this connector drops it");
             return;
         }
     };
@@ -192,10 +192,10 @@ async fn drop_unfinished_snapshot_slot(config: &PostgresConfig) {
             }
             Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             Err(e) => {
-                tracing::warn!(slot = %config.slot_name, error = %e, "could not drop the slot of the unfinished snapshot; the next start will refuse it, naming the fix");
+                tracing::warn!(slot = %config.slot_name, error = %e, "could not drop the slot of the unfinished snapshot; the next start of this connector drops it");
                 return;
             }
         }
     }
-    tracing::warn!(slot = %config.slot_name, "the slot of the unfinished snapshot stayed in use; the next start will refuse it, naming the fix");
+    tracing::warn!(slot = %config.slot_name, "the slot of the unfinished snapshot stayed in use; the next start of this connector drops it");
 }

@@ -22,7 +22,7 @@ fn foreign_slot(slot: &str, database: &str, active: bool) -> ConnectorError {
         "no client is streaming from it now"
     };
     ConnectorError::fatal(format!(
-        "replication slot {slot} already exists (database {database}; {user}), but this connector has no stored offsets, so sluice did not create it for this connector and will not drop it. Give this connector a slot of its own with slot.name; or, if the slot is a leftover no one uses (a deleted connector, or this one stopped before storing its first offset), drop it with SELECT pg_drop_replication_slot('{slot}') and restart the task"
+        "replication slot {slot} already exists (database {database}; {user}), but this connector has no stored offsets, so sluice did not create it for this connector and will not drop it. Give this connector a slot of its own with slot.name; or, if the slot is a leftover no one uses (a deleted connector's, or this one's before its offsets were reset), drop it with SELECT pg_drop_replication_slot('{slot}') and restart the task"
     ))
 }
 

@@ -36,8 +36,10 @@ pub type CompletedTransactions = Arc<Mutex<HashMap<u64, (u64, u64)>>>;
 /// not reached its last record. Until then every offset the run can have
 /// stored is a snapshot cut short's, which a restart takes again with a new
 /// slot, so the task drops the slot when it is stopped other than by a
-/// failure (a slot left without offsets is refused at the next start as
-/// possibly another consumer's).
+/// failure: a deleted connector's unfinished snapshot then leaves no slot
+/// holding back the server's WAL. (A slot left by a task killed or failed
+/// there is dropped by the next start, which finds the offset stored when
+/// the snapshot began.)
 /// Cleared before the last record is sent: from then on stored offsets
 /// point into the slot.
 #[derive(Debug, Clone, Default)]

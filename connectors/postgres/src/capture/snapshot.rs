@@ -26,6 +26,18 @@ impl Capture {
         slot_exists: bool,
         params: &crate::replication::ConnectParams,
     ) -> Result<Lsn, ConnectorError> {
+        // Stored before the slot exists: a task killed from here on (a
+        // lost machine, kill -9) finds at its next start that its snapshot
+        // began, and takes it again with a new slot, instead of refusing
+        // the slot it left as possibly another consumer's. It also stands
+        // in for a stream offset that no longer holds (snapshot.mode
+        // always, or when_needed after the slot was lost).
+        self.out
+            .checkpoint(
+                self.event_context().partition,
+                crate::offset::snapshot_begun(now_micros()),
+            )
+            .await?;
         let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
             .await
             .map_err(|e| wire("connecting for replication", e))?;

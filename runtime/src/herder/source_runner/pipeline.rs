@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_connector_api::{ConnectorError, RuntimeEnd, SourceRecord, TaskProgress, TopicKind};
+use sluice_connector_api::{
+    Checkpoint, ConnectorError, Emitted, RuntimeEnd, SourceRecord, TaskProgress, TopicKind,
+};
 use tokio::sync::watch;
 
 use super::convert::history_bytes;
@@ -120,15 +122,16 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 next_commit.min(ACK_POLL)
             };
             tokio::select! {
-                batch = end.records.recv() => match batch {
-                    Some(batch) => {
-                        if !self.deps.placement.owns(&self.spec.connector) {
-                            // Fenced: the batch is not sent, so the stored
-                            // offset stays before it for whoever runs next;
-                            // what was acknowledged is stored in `salvage`.
-                            self.fenced = true;
-                            return Err(ConnectorError::retriable(FENCED));
-                        }
+                emitted = end.records.recv() => match emitted {
+                    Some(_) if !self.deps.placement.owns(&self.spec.connector) => {
+                        // Fenced: the batch is not sent, so the stored
+                        // offset stays before it for whoever runs next;
+                        // what was acknowledged is stored in `salvage`.
+                        self.fenced = true;
+                        return Err(ConnectorError::retriable(FENCED));
+                    }
+                    Some(Emitted::Checkpoint(checkpoint)) => self.checkpoint(checkpoint, end).await?,
+                    Some(Emitted::Records(batch)) => {
                         self.metrics
                             .records_polled
                             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -223,6 +226,25 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             ),
         }
         self.commit(end).await
+    }
+
+    /// Stores a task's checkpoint now, in its place after the records
+    /// before it, and tells the task. A store that fails ends the task:
+    /// it waits on the checkpoint to act on its database.
+    async fn checkpoint(
+        &mut self,
+        checkpoint: Checkpoint,
+        end: &RuntimeEnd,
+    ) -> Result<(), ConnectorError> {
+        self.pass(SourcePosition {
+            partition: checkpoint.partition,
+            offset: checkpoint.offset,
+        });
+        self.drain_all().await?;
+        self.commit(end).await?;
+        // A task that stopped waiting has ended; nothing to tell it.
+        let _ = checkpoint.stored.send(());
+        Ok(())
     }
 
     /// Records that `position` is handled without anything sent for it (a

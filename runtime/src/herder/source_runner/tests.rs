@@ -20,7 +20,9 @@ use crate::store::{MemoryStatusStore, OffsetStore, StateDirOffsetStore, StoreErr
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Emits records `n` = stored + 1 ..= `count` (config key), three per
-/// batch, each with offset `{"n": n}`; panics at `panic.at` if set.
+/// batch, each with offset `{"n": n}`; panics at `panic.at` if set; stores
+/// a checkpoint `{"n": n}` (no record) after the batch holding
+/// `checkpoint.after`, and goes on only once it is stored.
 struct Counter;
 
 struct CounterTask;
@@ -66,6 +68,7 @@ impl SourceTask for CounterTask {
     ) -> Result<(), ConnectorError> {
         let count = config.i64_or("count", 0)? as u64;
         let panic_at = config.i64_or("panic.at", -1)?;
+        let checkpoint_after = config.i64_or("checkpoint.after", -1)?;
         let partition = Arc::new(counter_partition());
         let first = context
             .offset(&partition)
@@ -94,6 +97,15 @@ impl SourceTask for CounterTask {
                 })
                 .collect();
             emitter.emit(batch).await?;
+            if chunk.iter().any(|n| *n as i64 == checkpoint_after) {
+                let last = chunk.last().copied().unwrap_or_default();
+                emitter
+                    .checkpoint(
+                        Arc::clone(&partition),
+                        sluice_connector_api::offset::partition("n", last).into(),
+                    )
+                    .await?;
+            }
         }
         context.shutdown().wait().await;
         Ok(())
@@ -265,6 +277,48 @@ async fn a_failed_delivery_in_the_middle_stores_only_what_precedes_it() {
         .expect("clean run");
     assert_eq!(numbers(&again.values()), (5..=10).collect::<Vec<_>>());
     assert_eq!(harness.stored(), Some(10));
+}
+
+/// A checkpoint is stored, after the records before it, before the task
+/// goes on, however far off the next periodic flush is.
+#[tokio::test]
+async fn a_checkpoint_is_stored_before_the_task_goes_on() {
+    let harness = Harness::new(Duration::from_secs(3600));
+    let sink = MemorySink::default();
+    let stored_when_4_was_sent = std::sync::Mutex::new(None);
+    harness
+        .run(&[("count", "6"), ("checkpoint.after", "2")], &sink, |v| {
+            let sent_4 = numbers(v).contains(&4);
+            if sent_4 {
+                stored_when_4_was_sent
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert(harness.stored());
+            }
+            sent_4
+        })
+        .await
+        .expect("clean run");
+    assert_eq!(
+        *stored_when_4_was_sent.lock().expect("lock"),
+        Some(Some(3)),
+        "the checkpoint after [1 2 3] was stored before 4 was sent"
+    );
+    // A record before the checkpoint that fails keeps it from being
+    // stored, and the task does not go on.
+    let harness = Harness::new(Duration::from_secs(3600));
+    let failing = MemorySink::scripted(|i| if i == 1 { Answer::Fail } else { Answer::Ack });
+    let error = harness
+        .run(
+            &[("count", "6"), ("checkpoint.after", "2")],
+            &failing,
+            |_| false,
+        )
+        .await
+        .expect_err("the failed delivery fails the run");
+    assert!(error.to_string().contains("did not acknowledge"), "{error}");
+    assert_eq!(harness.stored(), Some(1));
+    assert!(!numbers(&failing.values()).contains(&4), "went on");
 }
 
 #[tokio::test]
