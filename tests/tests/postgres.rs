@@ -720,6 +720,39 @@ fn a_fresh_start_never_drops_someone_elses_slot() {
 /// of a connector's life) drops that slot as it stops, so the next start
 /// takes the snapshot again instead of refusing a slot it has no offsets
 /// for (which it must refuse when the slot may be someone else's, above).
+/// `config` with the snapshot's read of `table` waiting 20 s, so that a
+/// task can be stopped after its slot exists and before any record.
+fn slow_snapshot(config: &Value, table: &str) -> Value {
+    let mut slow = config.clone();
+    slow["snapshot.select.statement.overrides"] = json!(table);
+    slow[format!("snapshot.select.statement.overrides.{table}")] = json!(format!(
+        "SELECT * FROM {table} WHERE (SELECT pg_sleep(20)) IS NOT NULL"
+    ));
+    slow
+}
+
+fn wait_for_slot(pg: &Pg, slot: &str) {
+    wait_for("the slot created", Duration::from_secs(60), || {
+        (pg.exec(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        )) == "1")
+            .then_some(())
+    });
+}
+
+/// Waits until the task is past its snapshot, and asserts it RUNNING.
+fn wait_streaming(api: &Api, name: &str) {
+    let streaming = wait_for(
+        "the task past its snapshot",
+        Duration::from_secs(90),
+        || {
+            let task = status(api, name);
+            (task["state"] == "FAILED" || task["progress"]["phase"] == "streaming").then_some(task)
+        },
+    );
+    assert_eq!(streaming["state"], "RUNNING", "the task: {streaming}");
+}
+
 #[test]
 fn a_task_stopped_inside_its_first_snapshot_starts_over_on_the_next_start() {
     let env = TestEnv::load();
@@ -733,36 +766,16 @@ fn a_task_stopped_inside_its_first_snapshot_starts_over_on_the_next_start() {
     // Debezium's default: the slot outlives a stop.
     config["slot.drop.on.stop"] = json!("false");
     let table = format!("{schema}.items");
-    let mut slow = config.clone();
-    // The snapshot's only read waits, so the task is stopped after the
-    // slot exists and before any record.
-    slow["snapshot.select.statement.overrides"] = json!(table);
-    slow[format!("snapshot.select.statement.overrides.{table}")] = json!(format!(
-        "SELECT * FROM {table} WHERE (SELECT pg_sleep(20)) IS NOT NULL"
-    ));
-    let reply = api.post("/connectors", &json!({"name": slot, "config": slow}));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": slot, "config": slow_snapshot(&config, &table)}),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("the slot created", Duration::from_secs(60), || {
-        (pg.exec(&format!(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"
-        )) == "1")
-            .then_some(())
-    });
+    wait_for_slot(&pg, &slot);
     // Reconfigured: the task stops inside its snapshot and starts again.
     let reply = api.put(&format!("/connectors/{slot}/config"), &config);
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let streaming = wait_for(
-        "the new task past its snapshot",
-        Duration::from_secs(60),
-        || {
-            let task = status(&api, &slot);
-            (task["state"] == "FAILED" || task["progress"]["phase"] == "streaming").then_some(task)
-        },
-    );
-    assert_eq!(
-        streaming["state"], "RUNNING",
-        "the restarted task: {streaming}"
-    );
+    wait_streaming(&api, &slot);
     pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (6, 6)"));
     let records = read_topic(
         env.bootstrap(),
@@ -806,36 +819,18 @@ fn a_worker_killed_inside_its_first_snapshot_takes_it_again_on_restart() {
     let mut config = pg.connector_config(&prefix, &schema, &slot);
     config["slot.drop.on.stop"] = json!("false");
     let table = format!("{schema}.items");
-    let mut slow = config.clone();
-    slow["snapshot.select.statement.overrides"] = json!(table);
-    slow[format!("snapshot.select.statement.overrides.{table}")] = json!(format!(
-        "SELECT * FROM {table} WHERE (SELECT pg_sleep(20)) IS NOT NULL"
-    ));
-    let reply = api.post("/connectors", &json!({"name": slot, "config": slow}));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": slot, "config": slow_snapshot(&config, &table)}),
+    );
     assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for("the slot created", Duration::from_secs(60), || {
-        (pg.exec(&format!(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"
-        )) == "1")
-            .then_some(())
-    });
+    wait_for_slot(&pg, &slot);
     worker.kill9();
     worker.restart();
     let api = worker.api();
     let reply = api.put(&format!("/connectors/{slot}/config"), &config);
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let streaming = wait_for(
-        "the task on the restarted worker past its snapshot",
-        Duration::from_secs(90),
-        || {
-            let task = status(&api, &slot);
-            (task["state"] == "FAILED" || task["progress"]["phase"] == "streaming").then_some(task)
-        },
-    );
-    assert_eq!(
-        streaming["state"], "RUNNING",
-        "the task on the restarted worker: {streaming}"
-    );
+    wait_streaming(&api, &slot);
     pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (6, 6)"));
     let records = read_topic(
         env.bootstrap(),
@@ -858,6 +853,79 @@ fn a_worker_killed_inside_its_first_snapshot_takes_it_again_on_restart() {
             (json!("c"), json!(6)),
         ]
     );
+    api.delete(&format!("/connectors/{slot}"));
+    pg.drop_slot(&slot);
+}
+
+/// `snapshot.mode=when_needed` after the slot was lost: the new snapshot
+/// replaces the connector's stream offset, which no longer holds. A
+/// worker killed inside that snapshot must take it again on restart, not
+/// stream from the new slot as if the old offset were good: the change
+/// made while there was no slot would be lost.
+#[test]
+fn a_worker_killed_inside_a_when_needed_snapshot_takes_it_again_and_loses_nothing() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let mut worker = Worker::start(&env);
+    let api = worker.api();
+    let (schema, slot) = (ident("needed"), ident("slot"));
+    create_items(&pg, &schema, 5);
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["slot.drop.on.stop"] = json!("false");
+    config["snapshot.mode"] = json!("when_needed");
+    let table = format!("{schema}.items");
+    let topic = format!("{prefix}.{table}");
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_streaming(&api, &slot);
+    pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (6, 6)"));
+    read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.len() >= 6
+    });
+    // The slot is lost while the connector is stopped, and a change is
+    // made that only a new snapshot can bring.
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{slot}/stop")).status,
+        204
+    );
+    wait_for("the task stopped", Duration::from_secs(30), || {
+        (pg.exec(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
+        )) == "0")
+            .then_some(())
+    });
+    pg.drop_slot(&slot);
+    pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (7, 7)"));
+    let reply = api.put(
+        &format!("/connectors/{slot}/config"),
+        &slow_snapshot(&config, &table),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{slot}/resume")).status,
+        202
+    );
+    wait_for_slot(&pg, &slot);
+    worker.kill9();
+    worker.restart();
+    let api = worker.api();
+    let reply = api.put(&format!("/connectors/{slot}/config"), &config);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    wait_streaming(&api, &slot);
+    pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (8, 8)"));
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.iter().any(|r| r.value["after"]["id"] == 8)
+    });
+    let after_the_loss: Vec<(Value, Value)> = records[6..]
+        .iter()
+        .map(|r| (r.value["op"].clone(), r.value["after"]["id"].clone()))
+        .collect();
+    assert!(
+        after_the_loss.contains(&(json!("r"), json!(7))),
+        "row 7, written while there was no slot, never came: {after_the_loss:?}"
+    );
+    assert_eq!(after_the_loss.last(), Some(&(json!("c"), json!(8))));
     api.delete(&format!("/connectors/{slot}"));
     pg.drop_slot(&slot);
 }
