@@ -637,4 +637,34 @@ fn exactly_once_on_a_broker_without_transactions_fails_the_task_naming_the_fix()
         worker.logs().contains("source tasks deliver exactly once"),
         "the worker says it runs exactly once"
     );
+    // Offsets set through the API go in a transaction too (as on Connect,
+    // fencing the connector's tasks first), which this broker cannot end:
+    // the request fails naming the cause, instead of writing them outside
+    // a transaction.
+    let api = worker.api();
+    let name = unique("eos-offsets");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": name, "config": {"connector.class": "datagen",
+                "topic": unique("eos-topic"), "rate.per.sec": "1"}}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/stop")).status,
+        204
+    );
+    let reply = api.patch(
+        &format!("/connectors/{name}/offsets"),
+        &json!({"offsets": [{"partition": {"topic": "t"}, "offset": {"seq": 5}}]}),
+    );
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    assert!(
+        reply.text.contains("does not support transactions")
+            && reply
+                .text
+                .contains("--exactly-once-source-support=disabled"),
+        "{}",
+        reply.text
+    );
+    api.delete(&format!("/connectors/{name}"));
 }

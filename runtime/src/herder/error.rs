@@ -42,6 +42,15 @@ pub enum HerderError {
     /// The group is moving the connector; nobody runs it this moment.
     #[error("Cannot complete request because of a conflicting operation (e.g. worker rebalance)")]
     Rebalancing,
+    /// Offsets set through the API could not be written in a transaction
+    /// (exactly-once source support); nothing of them was written (500).
+    #[error("the offsets of connector {connector} were not written: {reason}")]
+    OffsetTransaction {
+        /// The connector.
+        connector: String,
+        /// Why, with the fix when there is one.
+        reason: String,
+    },
     /// The configs, offsets or statuses could not be read or written.
     #[error("state store: {0}")]
     Store(#[from] StoreError),

@@ -39,7 +39,7 @@ impl Herder {
             tracing::info!(connector = %name, partitions = count, "consumer group offsets altered");
             return Ok(());
         }
-        self.deps.offsets.put(name, &changes)?;
+        self.store_offsets(name, &changes).await?;
         tracing::info!(connector = %name, partitions = changes.len(), "offsets altered");
         Ok(())
     }
@@ -58,9 +58,58 @@ impl Herder {
             tracing::info!(connector = %name, "consumer group offsets reset to the earliest records");
             return Ok(());
         }
-        self.deps.offsets.clear(name)?;
+        if self.deps.exactly_once.is_some() {
+            let resets: Vec<_> = self
+                .deps
+                .offsets
+                .get(name)?
+                .into_iter()
+                .map(|(partition, _)| (partition, None))
+                .collect();
+            self.store_offsets(name, &resets).await?;
+        } else {
+            self.deps.offsets.clear(name)?;
+        }
         tracing::info!(connector = %name, "offsets reset");
         Ok(())
+    }
+
+    /// Writes offsets of a stopped source connector: with exactly-once
+    /// source support in one transaction that first fences every task the
+    /// connector may still run on a worker cut off from the group (as
+    /// Connect does), else straight to the offset store.
+    async fn store_offsets(
+        &self,
+        name: &str,
+        changes: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<(), HerderError> {
+        let Some(target) = &self.deps.exactly_once else {
+            self.deps.offsets.put(name, changes)?;
+            return Ok(());
+        };
+        let tasks = {
+            let connectors = self.connectors.lock().await;
+            let entry = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            ConnectorConfig(entry.stored.config.clone())
+                .i64_or("tasks.max", 1)
+                .map_err(|e| HerderError::BadRequest(e.to_string()))?
+                .clamp(1, i64::from(u32::MAX)) as u32
+        };
+        crate::herder::transactional_sink::write_offsets(
+            &self.deps.kafka,
+            &self.deps.topics,
+            target,
+            name,
+            tasks,
+            changes,
+        )
+        .await
+        .map_err(|e| HerderError::OffsetTransaction {
+            connector: name.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     async fn require_stopped(&self, name: &str) -> Result<(), HerderError> {

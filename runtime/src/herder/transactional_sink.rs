@@ -162,12 +162,59 @@ impl Transactions for KafkaTransactionalSink<'_> {
         if offsets.is_empty() && !self.open.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.commit_with(connector, offsets.iter().map(|(p, o)| (p, Some(o))))
+            .await
+    }
+
+    async fn abort(&self) {
+        if !self.open.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let producer = self.producer.clone();
+        if let Err(e) = blocking(move || producer.abort_transaction(TRANSACTION_TIMEOUT)).await {
+            // A fenced or cut-off producer cannot abort; the broker aborts
+            // the transaction when it times out or the task starts again.
+            tracing::warn!(transactional_id = %self.transactional_id, error = %e, "could not abort the open transaction; the broker aborts it when it times out or the task starts elsewhere");
+        }
+    }
+}
+
+/// Writes offsets set through the REST API (`PATCH` or `DELETE
+/// /connectors/{name}/offsets`, `None` resetting one) as Connect does with
+/// exactly-once support: every task id of the connector is started first,
+/// which fences a task still running on a worker cut off from the group
+/// (its next commit is refused), and the offsets go in one transaction of
+/// task 0's id, so a `read_committed` reader sees all of them or none.
+pub async fn write_offsets(
+    settings: &KafkaSettings,
+    topics: &TopicCreator,
+    target: &ExactlyOnce,
+    connector: &str,
+    tasks: u32,
+    changes: &[(SourcePartition, Option<SourceOffset>)],
+) -> Result<(), TransactionError> {
+    for task in 1..tasks {
+        KafkaTransactionalSink::start(settings, topics, target, connector, task).await?;
+    }
+    let writer = KafkaTransactionalSink::start(settings, topics, target, connector, 0).await?;
+    writer
+        .commit_with(connector, changes.iter().map(|(p, o)| (p, o.as_ref())))
+        .await
+}
+
+impl KafkaTransactionalSink<'_> {
+    /// Writes `offsets` into the open transaction (opening one if none is)
+    /// and commits it.
+    async fn commit_with(
+        &self,
+        connector: &str,
+        offsets: impl ExactSizeIterator<Item = (&SourcePartition, Option<&SourceOffset>)>,
+    ) -> Result<(), TransactionError> {
         let failed = |e| transaction_error(e, &self.transactional_id);
         self.begin().map_err(failed)?;
         let mut deliveries = Vec::with_capacity(offsets.len());
         for (partition, offset) in offsets {
-            let (key, value) =
-                crate::store::kafka::offset_record(connector, partition, Some(offset));
+            let (key, value) = crate::store::kafka::offset_record(connector, partition, offset);
             let mut record =
                 BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.target.offsets_topic, 0)
                     .key(&key)
@@ -213,18 +260,6 @@ impl Transactions for KafkaTransactionalSink<'_> {
             }
         }
         Ok(())
-    }
-
-    async fn abort(&self) {
-        if !self.open.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        let producer = self.producer.clone();
-        if let Err(e) = blocking(move || producer.abort_transaction(TRANSACTION_TIMEOUT)).await {
-            // A fenced or cut-off producer cannot abort; the broker aborts
-            // the transaction when it times out or the task starts again.
-            tracing::warn!(transactional_id = %self.transactional_id, error = %e, "could not abort the open transaction; the broker aborts it when it times out or the task starts elsewhere");
-        }
     }
 }
 
@@ -357,6 +392,48 @@ mod tests {
         );
         let stored = store.get("inventory").expect("offsets");
         assert_eq!(stored, vec![offset(3)]);
+    }
+
+    /// `PATCH`/`DELETE /connectors/{name}/offsets` with exactly-once
+    /// support: one offset set and another reset, in Connect's records,
+    /// where the connector's tasks read their offsets from.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn offsets_set_through_the_api_are_written_where_the_tasks_read_them() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let (settings, topics) = with_topics(&cluster);
+        let other = (
+            partition("server", "other"),
+            SourceOffset::from(json!({"lsn": 9}).as_object().cloned().unwrap_or_default()),
+        );
+        let task = KafkaTransactionalSink::start(&settings, &topics, &target(), "inventory", 0)
+            .await
+            .expect("transactions start");
+        Transactions::commit(&task, "inventory", &[offset(3), other.clone()])
+            .await
+            .expect("the task committed");
+        drop(task);
+        let (set, to) = offset(7);
+        write_offsets(
+            &settings,
+            &topics,
+            &target(),
+            "inventory",
+            2,
+            &[(set, Some(to)), (other.0.clone(), None)],
+        )
+        .await
+        .expect("written");
+        let store = KafkaOffsetStore::new(
+            KafkaLog::open(&settings, "connect-offsets").expect("offset log"),
+        );
+        assert_eq!(store.get("inventory").expect("offsets"), vec![offset(7)]);
+        let key = r#"["inventory",{"server":"other"}]"#;
+        let p = crate::kafka::murmur2::partition_for_key(key.as_bytes(), OFFSETS_PARTITIONS);
+        assert_eq!(
+            read(&settings, "connect-offsets", p).last(),
+            Some(&(key.to_owned(), String::new())),
+            "the reset is a tombstone"
+        );
     }
 
     /// The old producer learns it was fenced and says so; the new one

@@ -39,7 +39,9 @@ impl From<HerderError> for ApiError {
             HerderError::BadRequest(_)
             | HerderError::InvalidConfig { .. }
             | HerderError::NotStopped(_) => StatusCode::BAD_REQUEST,
-            HerderError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HerderError::Store(_) | HerderError::OffsetTransaction { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         Self::new(status, e.to_string())
     }
