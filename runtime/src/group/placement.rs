@@ -1,5 +1,7 @@
-//! Which connectors this worker runs: those whose name hashes into a
-//! partition the group assigned it, while its lease on the group holds.
+//! Which connectors and tasks this worker runs: those whose unit
+//! (`herder::task_unit`: a connector's name for the connector and its task
+//! 0, `<connector>-<n>` for each further task) hashes into a partition the
+//! group assigned it, while its lease on the group holds.
 //!
 //! The hash is Kafka's murmur2 (the Java client's partitioner,
 //! `kafka::murmur2`), so where a
@@ -13,9 +15,9 @@ use std::time::{Duration, Instant};
 use super::lease::Lease;
 use crate::herder::Placement;
 
-/// The partition a connector belongs to among `partitions`.
-pub fn partition_of(connector: &str, partitions: i32) -> i32 {
-    crate::kafka::murmur2::partition_for_key(connector.as_bytes(), partitions)
+/// The partition a unit of placement belongs to among `partitions`.
+pub fn partition_of(unit: &str, partitions: i32) -> i32 {
+    crate::kafka::murmur2::partition_for_key(unit.as_bytes(), partitions)
 }
 
 /// The partitions assigned to this worker and when each may be used.
@@ -85,14 +87,11 @@ impl GroupPlacement {
             .collect()
     }
 
-    /// The partitions the named connectors belong to.
-    pub fn partitions_of<'a>(
-        &self,
-        connectors: impl IntoIterator<Item = &'a String>,
-    ) -> BTreeSet<i32> {
-        connectors
+    /// The partitions the named units belong to.
+    pub fn partitions_of<'a>(&self, units: impl IntoIterator<Item = &'a String>) -> BTreeSet<i32> {
+        units
             .into_iter()
-            .map(|name| partition_of(name, self.partitions))
+            .map(|unit| partition_of(unit, self.partitions))
             .collect()
     }
 
@@ -111,8 +110,8 @@ impl GroupPlacement {
 }
 
 impl Placement for GroupPlacement {
-    fn owns(&self, connector: &str) -> bool {
-        let partition = partition_of(connector, self.partitions);
+    fn owns(&self, unit: &str) -> bool {
+        let partition = partition_of(unit, self.partitions);
         self.lease.holds()
             && self
                 .held

@@ -85,7 +85,7 @@ pub async fn run(
             continue;
         }
         checked = Instant::now();
-        let needed = placement.partitions_of(&herder.names().await);
+        let needed = placement.partitions_of(&herder.units().await);
         let published = {
             let status = Arc::clone(&status);
             let me = me.clone();

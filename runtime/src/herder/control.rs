@@ -7,6 +7,16 @@ use super::lifecycle::{stop_task, stop_tasks};
 use super::source_runner::Control;
 use super::status::State;
 use super::StatusReport;
+
+/// What a connector restart did.
+#[derive(Debug)]
+pub struct Restarted {
+    /// The connector's status right after.
+    pub status: StatusReport,
+    /// Tasks to restart that other workers of the group run: (task id,
+    /// worker id), for the caller to ask each worker.
+    pub elsewhere: Vec<(u32, String)>,
+}
 use super::{Entry, Herder, HerderError};
 use crate::store::{StoredConnector, TargetState};
 
@@ -39,8 +49,9 @@ impl Herder {
         stored.target_state = target;
         self.configs.put(&stored)?;
         tracing::info!(connector = %name, from = ?before, to = ?target, "target state changed");
-        if !entry.here {
-            // The worker running it applies the change from the config topic.
+        if !entry.anything_here() {
+            // The workers running its parts apply the change from the
+            // config topic.
             entry.stored = stored;
             return Ok(());
         }
@@ -56,15 +67,17 @@ impl Herder {
                     let _ = handle.control.send(control);
                 }
                 entry.stored = stored;
-                self.put_connector_status(
-                    name,
-                    if target == TargetState::Paused {
-                        State::Paused
-                    } else {
-                        State::Running
-                    },
-                    None,
-                );
+                if entry.here {
+                    self.put_connector_status(
+                        name,
+                        if target == TargetState::Paused {
+                            State::Paused
+                        } else {
+                            State::Running
+                        },
+                        None,
+                    );
+                }
             }
             _ => {
                 let mut old = connectors
@@ -79,39 +92,48 @@ impl Herder {
     }
 
     /// Restarts a connector and, with `include_tasks`, its tasks (only the
-    /// failed ones with `only_failed`). Returns the status right after.
+    /// failed ones with `only_failed`), on the worker running the
+    /// connector. Tasks running on other workers of the group are not
+    /// restarted here: they come back in [`Restarted::elsewhere`], for the
+    /// caller to ask their workers.
     pub async fn restart(
         &self,
         name: &str,
         include_tasks: bool,
         only_failed: bool,
-    ) -> Result<StatusReport, HerderError> {
+    ) -> Result<Restarted, HerderError> {
+        let mut elsewhere = Vec::new();
         {
             let mut connectors = self.connectors.lock().await;
             let entry = connectors
                 .get(name)
                 .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
             self.require_here(entry)?;
-            let connector_failed = self
-                .deps
-                .status
-                .get(name)
-                .is_some_and(|(c, _)| c.state == State::Failed);
+            let (connector, statuses) = self.deps.status.get(name).unzip();
+            let statuses = statuses.unwrap_or_default();
+            let connector_failed = connector.is_some_and(|c| c.state == State::Failed);
             if include_tasks {
-                let statuses = self
-                    .deps
-                    .status
-                    .get(name)
-                    .map(|(_, t)| t)
-                    .unwrap_or_default();
                 let restart: Vec<u32> = (0..entry.tasks.len() as u32)
                     .filter(|id| {
                         !only_failed || statuses.get(id).is_some_and(|s| s.state == State::Failed)
                     })
                     .collect();
+                // Tasks another worker runs are restarted there.
+                let (mine, theirs): (Vec<u32>, Vec<u32>) = restart
+                    .into_iter()
+                    .partition(|id| entry.tasks[*id as usize].is_some());
+                elsewhere = theirs
+                    .into_iter()
+                    .filter_map(|id| {
+                        let status = statuses.get(&id)?;
+                        (status.worker_id != self.deps.worker_id
+                            && status.state != State::Unassigned)
+                            .then(|| (id, status.worker_id.clone()))
+                    })
+                    .collect();
                 if !only_failed || connector_failed {
                     // A connector restart recomputes task configs, so every
-                    // task restarts with it.
+                    // task here restarts with it.
                     let mut old = connectors
                         .remove(name)
                         .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
@@ -119,7 +141,7 @@ impl Herder {
                     let entry = self.launch(old.stored);
                     connectors.insert(name.to_owned(), entry);
                 } else {
-                    for id in restart {
+                    for id in mine {
                         self.restart_task_locked(&mut connectors, name, id).await?;
                     }
                 }
@@ -138,7 +160,10 @@ impl Herder {
                 }
             }
         }
-        self.status(name).await
+        Ok(Restarted {
+            status: self.status(name).await?,
+            elsewhere,
+        })
     }
 
     /// Applies a pause or a resume another worker stored, without
@@ -156,7 +181,9 @@ impl Herder {
             let _ = handle.control.send(control);
         }
         entry.stored = stored.clone();
-        self.put_connector_status(&stored.name, state, None);
+        if entry.here {
+            self.put_connector_status(&stored.name, state, None);
+        }
         tracing::info!(connector = %stored.name, to = ?stored.target_state, "target state changed through another worker");
         true
     }
@@ -167,15 +194,36 @@ impl Herder {
         if entry.here {
             return Ok(());
         }
-        let name = &entry.stored.name;
-        match self.deps.status.get(name) {
-            Some((connector, _))
-                if connector.worker_id != self.deps.worker_id
-                    && connector.state != State::Unassigned =>
-            {
+        let reported = self.deps.status.get(&entry.stored.name).map(|(c, _)| c);
+        self.runs_elsewhere(entry, reported.map(|c| (c.worker_id, c.state)))
+    }
+
+    /// Fails with where task `task` runs when that is not here.
+    fn require_task_here(&self, entry: &Entry, task: u32) -> Result<(), HerderError> {
+        if entry.tasks.get(task as usize).is_some_and(Option::is_some) {
+            return Ok(());
+        }
+        let reported = self
+            .deps
+            .status
+            .get(&entry.stored.name)
+            .and_then(|(_, mut tasks)| tasks.remove(&task));
+        self.runs_elsewhere(entry, reported.map(|t| (t.worker_id, t.state)))
+    }
+
+    /// The error for a part of `entry` that runs elsewhere, as reported
+    /// (by which worker, in which state): where it runs, or a rebalance
+    /// while nobody runs it.
+    fn runs_elsewhere(
+        &self,
+        entry: &Entry,
+        reported: Option<(String, State)>,
+    ) -> Result<(), HerderError> {
+        match reported {
+            Some((worker, state)) if worker != self.deps.worker_id && state != State::Unassigned => {
                 Err(HerderError::RunsElsewhere {
-                    connector: name.clone(),
-                    worker: connector.worker_id,
+                    connector: entry.stored.name.clone(),
+                    worker,
                 })
             }
             _ => Err(HerderError::Rebalancing),
@@ -197,11 +245,11 @@ impl Herder {
         let entry = connectors
             .get_mut(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
-        self.require_here(entry)?;
         let index = task as usize;
         if index >= entry.task_configs.len() {
             return Err(HerderError::TaskNotFound(name.to_owned(), task));
         }
+        self.require_task_here(entry, task)?;
         if let Some(handle) = entry.tasks.get_mut(index).and_then(Option::take) {
             stop_task(handle).await;
         }

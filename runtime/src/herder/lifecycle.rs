@@ -14,7 +14,7 @@ use super::validation::{self};
 use super::{sink_runner, Entry, Herder, HerderError, TaskHandle};
 use crate::plugins::Plugin;
 use crate::secrets;
-use crate::store::{StoredConnector, TargetState};
+use crate::store::{StatusPart, StoredConnector, TargetState};
 
 impl Herder {
     /// Starts every connector in the config store in its stored target state.
@@ -30,35 +30,53 @@ impl Herder {
         Ok(count)
     }
 
-    /// Starts the connectors this worker now owns and stops those it no
-    /// longer owns; returns when the stopped ones have stopped. Called by
-    /// the group membership whenever the assignment or the lease changes.
-    /// A `fenced` worker (its lease lapsed) does not report what it gives
-    /// up: the group has moved on, and a report sent from behind a cut
-    /// would land after the next owner's.
+    /// Starts the connectors and tasks this worker now owns and stops
+    /// those it no longer owns; returns when the stopped ones have stopped.
+    /// Called by the group membership whenever the assignment or the lease
+    /// changes. A `fenced` worker (its lease lapsed) does not report what
+    /// it gives up: the group has moved on, and a report sent from behind a
+    /// cut would land after the next owner's.
     pub async fn reassign(&self, fenced: bool) {
         let mut connectors = self.connectors.lock().await;
         let names: Vec<String> = connectors.keys().cloned().collect();
         for name in names {
-            let here = self.runs_here(&name);
             let Some(entry) = connectors.get_mut(&name) else {
                 continue;
             };
-            if entry.here == here {
+            for (id, slot) in entry.tasks.iter_mut().enumerate() {
+                let id = id as u32;
+                if slot.is_some() && !self.runs_task_here(&name, id) {
+                    hand_over(slot.take()).await;
+                    self.deps
+                        .status
+                        .give_up(&name, StatusPart::Task(id), !fenced);
+                    tracing::info!(connector = %name, task = id, "task released to another worker");
+                }
+            }
+            let here = self.runs_here(&name);
+            if entry.here && !here {
+                entry.here = false;
+                self.deps
+                    .status
+                    .give_up(&name, StatusPart::Connector, !fenced);
+                tracing::info!(connector = %name, "connector released to another worker");
+            }
+            if !entry.here && here {
+                // The connector comes here: launched anew (its status, its
+                // task configs) with every task this worker holds.
+                if let Some(mut old) = connectors.remove(&name) {
+                    hand_over_all(&mut old.tasks).await;
+                    let entry = self.launch(old.stored);
+                    connectors.insert(name, entry);
+                }
                 continue;
             }
-            if let Some(mut old) = connectors.remove(&name) {
-                hand_over(&mut old.tasks).await;
-                if !here {
-                    tracing::info!(connector = %name, "connector released to another worker");
-                    if fenced {
-                        self.deps.status.forget(&name);
-                    } else {
-                        self.deps.status.release(&name);
-                    }
+            for (id, config) in entry.task_configs.iter().enumerate() {
+                let taken_over = entry.tasks.get(id).is_some_and(Option::is_none)
+                    && self.runs_task_here(&name, id as u32);
+                if taken_over {
+                    entry.tasks[id] = self.spawn_task(&entry.stored, id, config);
                 }
-                let entry = self.launch(old.stored);
-                connectors.insert(name, entry);
             }
         }
     }
@@ -98,7 +116,7 @@ impl Herder {
                 continue;
             }
             if let Some(entry) = connectors.get_mut(&name) {
-                if entry.here && self.pause_or_resume(entry, &connector) {
+                if entry.anything_here() && self.pause_or_resume(entry, &connector) {
                     continue;
                 }
             }
@@ -114,7 +132,9 @@ impl Herder {
         Ok(())
     }
 
-    /// Brings a stored connector up in its target state.
+    /// Brings a stored connector up in its target state: on the worker
+    /// that holds the connector, its status; on each worker, the tasks it
+    /// holds.
     pub(super) fn launch(&self, stored: StoredConnector) -> Entry {
         let name = stored.name.clone();
         let here = self.runs_here(&name);
@@ -124,41 +144,37 @@ impl Herder {
             tasks: Vec::new(),
             here,
         };
-        if !here {
-            // Another worker runs it and reports its status; the task
-            // configs are still known here for GET .../tasks.
-            entry.task_configs = self.task_configs(&entry.stored).unwrap_or_default();
-            return entry;
-        }
-        if entry.stored.target_state == TargetState::Stopped {
-            self.put_connector_status(&name, State::Stopped, None);
-            self.deps.status.truncate_tasks(&name, 0);
-            return entry;
-        }
-        let task_configs = match self.task_configs(&entry.stored) {
-            Ok(configs) => configs,
-            Err(trace) => {
-                tracing::error!(connector = %name, error = %trace, "connector failed");
-                self.put_connector_status(&name, State::Failed, Some(trace));
-                self.deps.status.truncate_tasks(&name, 0);
-                return entry;
-            }
+        // A stopped connector has no tasks (Connect writes it none).
+        let configs = match entry.stored.target_state {
+            TargetState::Stopped => Ok(Vec::new()),
+            _ => self.task_configs(&entry.stored),
         };
-        let state = if entry.stored.target_state == TargetState::Paused {
-            State::Paused
-        } else {
-            State::Running
-        };
-        self.put_connector_status(&name, state, None);
-        self.deps
-            .status
-            .truncate_tasks(&name, task_configs.len() as u32);
-        entry.tasks = task_configs
+        if here {
+            let (state, trace) = match (&configs, entry.stored.target_state) {
+                (_, TargetState::Stopped) => (State::Stopped, None),
+                (Err(trace), _) => {
+                    tracing::error!(connector = %name, error = %trace, "connector failed");
+                    (State::Failed, Some(trace.clone()))
+                }
+                (Ok(_), TargetState::Paused) => (State::Paused, None),
+                (Ok(_), TargetState::Started) => (State::Running, None),
+            };
+            self.put_connector_status(&name, state, trace);
+            let count = configs.as_ref().map_or(0, Vec::len);
+            self.deps.status.truncate_tasks(&name, count as u32);
+        }
+        // Every worker knows the task configs, for GET .../tasks.
+        entry.task_configs = configs.unwrap_or_default();
+        entry.tasks = entry
+            .task_configs
             .iter()
             .enumerate()
-            .map(|(i, c)| self.spawn_task(&entry.stored, i, c))
+            .map(|(i, c)| {
+                self.runs_task_here(&name, i as u32)
+                    .then(|| self.spawn_task(&entry.stored, i, c))
+                    .flatten()
+            })
             .collect();
-        entry.task_configs = task_configs;
         entry
     }
 
@@ -256,8 +272,16 @@ pub(super) async fn join_task(handle: TaskHandle) {
     }
 }
 
-/// Stops tasks that will run again on another worker.
-async fn hand_over(tasks: &mut Vec<Option<TaskHandle>>) {
+/// Stops a task that will run again on another worker.
+async fn hand_over(task: Option<TaskHandle>) {
+    if let Some(handle) = task {
+        let _ = handle.control.send(Control::Handover);
+        join_task(handle).await;
+    }
+}
+
+/// Stops tasks that will run again, here or on another worker.
+async fn hand_over_all(tasks: &mut Vec<Option<TaskHandle>>) {
     for handle in tasks.iter().flatten() {
         let _ = handle.control.send(Control::Handover);
     }

@@ -35,6 +35,7 @@ use sluice_connector_api::ConnectorConfig;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
+pub use control::Restarted;
 pub use error::HerderError;
 use lifecycle::join_task;
 pub use reports::{ConnectorInfo, StatusReport, TaskId, TaskInfo, TaskStatusReport};
@@ -46,17 +47,33 @@ use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
 use crate::store::{ConfigStore, OffsetStore, StatusStore, StoredConnector};
 
-/// Which connectors run on this worker.
+/// Which connectors and tasks run on this worker. A unit of placement is
+/// named by a string: a connector's name stands for the connector itself
+/// and its task 0, [`task_unit`] names each further task.
 pub trait Placement: Send + Sync {
-    /// Whether this worker may run `connector` now. A worker in a group
-    /// owns a share and only while its lease holds; runners ask before
-    /// each write, so a worker that lost its share stops writing.
-    fn owns(&self, connector: &str) -> bool;
+    /// Whether this worker may run `unit` now. A worker in a group owns a
+    /// share and only while its lease holds; runners ask before each
+    /// write, so a worker that lost its share stops writing.
+    fn owns(&self, unit: &str) -> bool;
 
     /// Whether connectors move between workers (a group), so that a
     /// worker stopping is a handover rather than the end of a run.
     fn shared(&self) -> bool {
         false
+    }
+}
+
+/// The unit of placement task `task` of `connector` belongs to: task 0 goes
+/// with its connector (a single-task connector — every CDC source — never
+/// splits its connector and its task over two workers), each further task
+/// is placed on its own under its Connect task id, `<connector>-<n>`, so a
+/// multi-task connector (a JDBC sink with `tasks.max` above 1) spreads its
+/// tasks over the group.
+pub fn task_unit(connector: &str, task: u32) -> std::borrow::Cow<'_, str> {
+    if task == 0 {
+        std::borrow::Cow::Borrowed(connector)
+    } else {
+        std::borrow::Cow::Owned(format!("{connector}-{task}"))
     }
 }
 
@@ -140,10 +157,20 @@ struct Entry {
     stored: StoredConnector,
     /// Task configs as last computed (secrets resolved).
     task_configs: Vec<ConnectorConfig>,
+    /// The tasks running on this worker, by task id; `None` for those
+    /// another worker of the group runs (or none runs).
     tasks: Vec<Option<TaskHandle>>,
-    /// Whether it was launched to run on this worker (a worker in a group
-    /// keeps every connector's config but runs only its share).
+    /// Whether the connector itself was launched on this worker: it
+    /// reports the connector's status (a worker in a group keeps every
+    /// connector's config but runs only its share).
     here: bool,
+}
+
+impl Entry {
+    /// Whether any part of the connector runs on this worker.
+    fn anything_here(&self) -> bool {
+        self.here || self.tasks.iter().any(Option::is_some)
+    }
 }
 
 /// The standalone herder.
@@ -172,8 +199,12 @@ impl Herder {
         }
     }
 
-    fn runs_here(&self, name: &str) -> bool {
-        !self.closing.load(std::sync::atomic::Ordering::Acquire) && self.deps.placement.owns(name)
+    fn runs_here(&self, unit: &str) -> bool {
+        !self.closing.load(std::sync::atomic::Ordering::Acquire) && self.deps.placement.owns(unit)
+    }
+
+    fn runs_task_here(&self, connector: &str, task: u32) -> bool {
+        self.runs_here(&task_unit(connector, task))
     }
 
     /// The plugins this worker offers.

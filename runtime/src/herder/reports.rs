@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::status::{ConnectorStatus, State, TaskStatus};
-use super::{Entry, Herder, HerderError};
+use super::{task_unit, Entry, Herder, HerderError};
 use crate::secrets;
 use crate::store::StoredConnector;
 
@@ -70,6 +70,18 @@ impl Herder {
     /// Connector names.
     pub async fn names(&self) -> Vec<String> {
         self.connectors.lock().await.keys().cloned().collect()
+    }
+
+    /// The units of the group's placement the connectors need: each
+    /// connector's (with its task 0) and each further task's.
+    pub async fn units(&self) -> Vec<String> {
+        let connectors = self.connectors.lock().await;
+        let mut units = Vec::with_capacity(connectors.len());
+        for (name, entry) in connectors.iter() {
+            units.push(name.clone());
+            units.extend((1..entry.task_configs.len() as u32).map(|i| task_unit(name, i).into_owned()));
+        }
+        units
     }
 
     /// A connector's description.

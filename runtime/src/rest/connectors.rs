@@ -201,7 +201,7 @@ pub async fn restart(
 ) -> Result<Response, ApiError> {
     let include_tasks = query_flag(query.as_deref(), "includeTasks")?;
     let only_failed = query_flag(query.as_deref(), "onlyFailed")?;
-    let status = match state
+    let restarted = match state
         .herder
         .restart(&name, include_tasks, only_failed)
         .await
@@ -211,6 +211,29 @@ pub async fn restart(
         }
         other => other?,
     };
+    let mut status = restarted.status;
+    if !restarted.elsewhere.is_empty() {
+        // Tasks other workers run: each restarted by its worker, as
+        // Connect's leader asks the workers running them.
+        for (task, worker) in &restarted.elsewhere {
+            let path = format!("/connectors/{}/tasks/{task}/restart", forward::path_segment(&name));
+            let answer = forward::forward(
+                &state.forwarder,
+                &state.forwarder.base(worker),
+                Method::POST,
+                &path,
+                &headers,
+                Vec::new(),
+            )
+            .await;
+            match answer {
+                Ok(response) if response.status().is_success() => {}
+                Ok(response) => tracing::warn!(connector = %name, task, worker = %worker, status = %response.status(), "the worker running the task did not restart it"),
+                Err(e) => tracing::warn!(connector = %name, task, worker = %worker, error = %e, "could not ask the worker running the task to restart it"),
+            }
+        }
+        status = state.herder.status(&name).await?;
+    }
     if include_tasks || only_failed {
         Ok((StatusCode::ACCEPTED, Json(status)).into_response())
     } else {

@@ -27,6 +27,21 @@ pub struct Forwarder {
     agent: ureq::Agent,
 }
 
+/// `raw` as one segment of a URL path: every byte but RFC 3986's
+/// unreserved characters percent-encoded (a connector name may hold
+/// spaces or slashes).
+pub fn path_segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Why the forwarding client could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("--rest-forward-ca {path}: {message}")]

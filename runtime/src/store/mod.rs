@@ -117,28 +117,39 @@ pub trait OffsetStore: Send + Sync {
     fn clear(&self, connector: &str) -> Result<(), StoreError>;
 }
 
+/// One status record of a connector: its own, or one of its tasks'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusPart {
+    /// The connector's own status.
+    Connector,
+    /// The status of the task with this id.
+    Task(u32),
+}
+
 /// The last reported status of connectors and their tasks.
 pub trait StatusStore: Send + Sync {
     /// Records a connector's status.
     fn put_connector(&self, name: &str, status: ConnectorStatus);
-    /// Records a task's status.
+    /// Records a task's status (in a group, the connector itself may run
+    /// on another worker).
     fn put_task(&self, name: &str, task: u32, status: TaskStatus);
-    /// A connector's status and its tasks' statuses, by task id.
+    /// A connector's status and its tasks' statuses, by task id; in a
+    /// group, what this worker reports over what the others published.
     fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)>;
-    /// Forgets the statuses of tasks with ids `from` and above.
+    /// Forgets the statuses of tasks with ids `from` and above, whichever
+    /// worker reported them (the connector has fewer tasks now).
     fn truncate_tasks(&self, name: &str, from: u32);
     /// Forgets a connector.
     fn remove(&self, name: &str);
     /// Forgets what this worker reported about a connector, without
-    /// publishing anything (deleted through another worker, or given up by
-    /// a worker that lost its lease).
+    /// publishing anything (deleted through another worker).
     fn forget(&self, name: &str) {
         self.remove(name);
     }
-    /// Reports a connector this worker gave up to another worker as
-    /// UNASSIGNED (Connect's status on shutdown) — unless another worker
-    /// reported it since — and forgets it here.
-    fn release(&self, name: &str) {
-        self.remove(name);
-    }
+    /// Forgets what this worker reported about `part` of connector `name`,
+    /// which it no longer runs. With `report`, first reports it UNASSIGNED
+    /// (Connect's status on shutdown) unless another worker reported it
+    /// since; a worker that lost its lease does not report (a report sent
+    /// from behind a cut would land after the next owner's).
+    fn give_up(&self, name: &str, part: StatusPart, report: bool);
 }

@@ -77,6 +77,13 @@ pub struct SourceTaskSpec {
     pub plugin: Arc<dyn SourceConnector>,
 }
 
+impl SourceTaskSpec {
+    /// The unit of the group's placement this task belongs to.
+    pub fn unit(&self) -> std::borrow::Cow<'_, str> {
+        super::task_unit(&self.connector, self.task_id)
+    }
+}
+
 /// Runs the task until told to stop, restarting it with exponential backoff
 /// after retriable failures and parking it FAILED after fatal ones.
 pub async fn run(spec: SourceTaskSpec, deps: Arc<RunnerDeps>, control: watch::Receiver<Control>) {
@@ -123,7 +130,7 @@ async fn run_once(
     metrics: &Arc<TaskMetrics>,
     control: &mut watch::Receiver<Control>,
 ) -> Result<(), ConnectorError> {
-    if !deps.placement.owns(&spec.connector) {
+    if !deps.placement.owns(&spec.unit()) {
         return Err(ConnectorError::retriable(FENCED));
     }
     let overrides = crate::kafka::overrides::overrides(

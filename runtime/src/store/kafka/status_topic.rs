@@ -5,8 +5,9 @@
 //!
 //! Reads answer from this worker's memory for what runs here: a status
 //! describes a live task, and a stored RUNNING from before a crash would be
-//! a lie. What runs on another worker of the group is read from the topic,
-//! as that worker last published it. Writes
+//! a lie. What runs on another worker of the group (a whole connector, or
+//! some of its tasks) is read from the topic, as that worker last
+//! published it. Writes
 //! go to the topic from a thread of their own, so a slow broker never
 //! holds up the task whose state changed; a status lost to a full queue
 //! or an outage is replaced by the next change.
@@ -19,7 +20,8 @@ use serde_json::{json, Value};
 
 use super::log::KafkaLog;
 use crate::herder::status::{ConnectorStatus, State, TaskStatus};
-use crate::store::{MemoryStatusStore, StatusStore};
+use crate::store::memory_status::Held;
+use crate::store::{MemoryStatusStore, StatusPart, StatusStore};
 
 /// Status records waiting for the writer thread.
 const QUEUE: usize = 1024;
@@ -133,29 +135,11 @@ impl KafkaStatusStore {
         remote
     }
 
-    /// A connector's status as the worker running it last published it.
-    fn published(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+    /// A connector's statuses as the workers running its parts last
+    /// published them.
+    fn published(&self, name: &str) -> Held {
         let remote = self.catch_up();
-        let connector = decode(remote.get(&connector_key(name))?)?;
-        let prefix = format!("status-task-{name}-");
-        let tasks = remote
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, v)| {
-                let id = k[prefix.len()..].parse::<u32>().ok()?;
-                let s = decode(v)?;
-                Some((
-                    id,
-                    TaskStatus {
-                        state: s.state,
-                        worker_id: s.worker_id,
-                        trace: s.trace,
-                        progress: None,
-                    },
-                ))
-            })
-            .collect();
-        Some((connector, tasks))
+        published_in(&remote, name)
     }
 
     fn publish(&self, key: String, value: Option<Vec<u8>>) {
@@ -169,9 +153,45 @@ impl KafkaStatusStore {
     }
 }
 
+/// What `remote` (every status published, by key) holds for connector `name`.
+fn published_in(remote: &BTreeMap<String, Value>, name: &str) -> Held {
+    let prefix = format!("status-task-{name}-");
+    let tasks = remote
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter_map(|(k, v)| {
+            let id = k[prefix.len()..].parse::<u32>().ok()?;
+            let s = decode(v)?;
+            Some((
+                id,
+                TaskStatus {
+                    state: s.state,
+                    worker_id: s.worker_id,
+                    trace: s.trace,
+                    progress: None,
+                },
+            ))
+        })
+        .collect();
+    Held {
+        connector: remote.get(&connector_key(name)).and_then(decode),
+        tasks,
+    }
+}
+
+/// A connector's status as the status API shows it: what this worker
+/// reports (`mine`: live, with progress) over what the workers running the
+/// other parts published; none while nobody reported the connector itself.
+fn merged(mine: Held, published: Held) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+    let connector = mine.connector.or(published.connector)?;
+    let mut tasks = published.tasks;
+    tasks.extend(mine.tasks);
+    Some((connector, tasks))
+}
+
 impl StatusStore for KafkaStatusStore {
     fn put_connector(&self, name: &str, status: ConnectorStatus) {
-        let changed = self.memory.get(name).map(|(c, _)| c) != Some(status.clone());
+        let changed = self.memory.held(name).connector.as_ref() != Some(&status);
         if changed {
             self.publish(
                 connector_key(name),
@@ -186,10 +206,7 @@ impl StatusStore for KafkaStatusStore {
     }
 
     fn put_task(&self, name: &str, task: u32, status: TaskStatus) {
-        let Some((_, tasks)) = self.memory.get(name) else {
-            return;
-        };
-        let same = tasks.get(&task).is_some_and(|old| {
+        let same = self.memory.held(name).tasks.get(&task).is_some_and(|old| {
             old.state == status.state
                 && old.trace == status.trace
                 && old.worker_id == status.worker_id
@@ -208,45 +225,43 @@ impl StatusStore for KafkaStatusStore {
     }
 
     fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
-        self.memory.get(name).or_else(|| self.published(name))
+        merged(self.memory.held(name), self.published(name))
     }
 
     fn forget(&self, name: &str) {
         self.memory.remove(name);
     }
 
-    fn release(&self, name: &str) {
-        let Some((connector, tasks)) = self.memory.get(name) else {
+    fn give_up(&self, name: &str, part: StatusPart, report: bool) {
+        let Some(taken) = self.memory.take(name, part) else {
             return;
         };
-        self.memory.remove(name);
-        let worker = connector.worker_id;
-        let keys: Vec<String> = std::iter::once(connector_key(name))
-            .chain(tasks.keys().map(|task| task_key(name, *task)))
-            .collect();
-        // Connect's putSafe: a status the next owner wrote stays.
-        let still_ours: Vec<String> = {
-            let remote = self.catch_up();
-            keys.into_iter()
-                .filter(|key| {
-                    remote
-                        .get(key)
-                        .and_then(|v| v.get("worker_id"))
-                        .and_then(Value::as_str)
-                        .is_none_or(|w| w == worker)
-                })
-                .collect()
+        if !report {
+            return;
+        }
+        let key = match part {
+            StatusPart::Connector => connector_key(name),
+            StatusPart::Task(id) => task_key(name, id),
         };
-        for key in still_ours {
-            self.publish(key, Some(encode(State::Unassigned, None, &worker)));
+        // Connect's putSafe: a status the next owner wrote stays.
+        let still_ours = self
+            .catch_up()
+            .get(&key)
+            .and_then(|v| v.get("worker_id"))
+            .and_then(Value::as_str)
+            .is_none_or(|w| w == taken.worker_id());
+        if still_ours {
+            self.publish(key, Some(encode(State::Unassigned, None, taken.worker_id())));
         }
     }
 
     fn truncate_tasks(&self, name: &str, from: u32) {
-        if let Some((_, tasks)) = self.memory.get(name) {
-            for task in tasks.keys().filter(|t| **t >= from) {
-                self.publish(task_key(name, *task), None);
-            }
+        // Tasks other workers ran count too: the connector has fewer now.
+        let mut ids: std::collections::BTreeSet<u32> =
+            self.published(name).tasks.into_keys().collect();
+        ids.extend(self.memory.held(name).tasks.into_keys());
+        for task in ids.into_iter().filter(|t| *t >= from) {
+            self.publish(task_key(name, task), None);
         }
         self.memory.truncate_tasks(name, from);
     }
@@ -276,5 +291,48 @@ mod tests {
         assert_eq!(read.state, State::Failed);
         assert_eq!(read.trace.as_deref(), Some("boom"));
         assert_eq!(decode(&json!({"state": "NAPPING", "worker_id": "w"})), None);
+    }
+
+    /// A connector whose parts run on three workers: the status shows
+    /// each part as the worker running it reports it, this worker's own
+    /// parts from its memory (newer than what it published).
+    #[test]
+    fn a_status_shows_each_part_from_the_worker_running_it() {
+        let status = |state, worker| {
+            serde_json::from_slice::<Value>(&encode(state, None, worker)).expect("json")
+        };
+        let remote: BTreeMap<String, Value> = [
+            ("status-connector-orders", status(State::Running, "w1")),
+            ("status-task-orders-0", status(State::Running, "w1")),
+            ("status-task-orders-1", status(State::Running, "w2")),
+            ("status-task-orders-2", status(State::Unassigned, "w3")),
+            ("status-task-orders-x-1", status(State::Failed, "w2")),
+            ("status-task-ordersx-1", status(State::Failed, "w2")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let published = published_in(&remote, "orders");
+        assert_eq!(published.tasks.len(), 3, "only orders' own tasks");
+        let mine = Held {
+            connector: None,
+            tasks: BTreeMap::from([(2, TaskStatus::new(State::Running, "w3"))]),
+        };
+        let (connector, tasks) = merged(mine.clone(), published).expect("reported");
+        assert_eq!(connector.worker_id, "w1");
+        let placed: Vec<(u32, State, &str)> = tasks
+            .iter()
+            .map(|(id, t)| (*id, t.state, t.worker_id.as_str()))
+            .collect();
+        assert_eq!(
+            placed,
+            vec![
+                (0, State::Running, "w1"),
+                (1, State::Running, "w2"),
+                (2, State::Running, "w3"),
+            ]
+        );
+        // Nobody reported the connector itself yet: no status.
+        assert!(merged(mine, Held::default()).is_none());
     }
 }
