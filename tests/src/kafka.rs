@@ -117,6 +117,39 @@ pub fn read_topic(
     records
 }
 
+/// Every record of `topic` up to its end as of the call: each partition
+/// read up to the high watermark it had then (a quiet moment is no proof
+/// of the end: a broker may serve one partition late).
+pub fn read_topic_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Consumed> {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("kafka consumer");
+    let partitions = probe
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata")
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    let ends: Vec<(i32, i64)> = (0..partitions as i32)
+        .map(|p| {
+            let (_, high) = probe
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            (p, high)
+        })
+        .collect();
+    read_topic(bootstrap, topic, timeout, |records| {
+        ends.iter().all(|(p, high)| {
+            *high == 0
+                || records
+                    .iter()
+                    .any(|r| r.partition == *p && r.offset >= high - 1)
+        })
+    })
+}
+
 /// The `seq` field of each datagen record, in topic order.
 pub fn datagen_seqs(records: &[Consumed]) -> Vec<i64> {
     records
