@@ -54,7 +54,11 @@ fn holders(env: &TestEnv, group: &Group, ids: &[String]) -> Option<BTreeMap<i32,
     }
     let mut held = BTreeMap::new();
     for (worker, share) in shares.iter().filter(|(w, _)| ids.contains(w)) {
-        for partition in share["partitions"].as_array()?.iter().filter_map(Value::as_i64) {
+        for partition in share["partitions"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_i64)
+        {
             if held.insert(partition as i32, worker.clone()).is_some() {
                 return None;
             }
@@ -115,9 +119,11 @@ fn a_sinks_tasks_spread_over_the_group_and_move_when_a_worker_dies() {
 
     // A sink name whose three tasks the group places on three workers: the
     // test reads the placement, it does not assume one.
-    let held = wait_for("every partition held by one worker", Duration::from_secs(90), || {
-        holders(&env, &group, &ids)
-    });
+    let held = wait_for(
+        "every partition held by one worker",
+        Duration::from_secs(90),
+        || holders(&env, &group, &ids),
+    );
     let sink = (0..)
         .map(|k| format!("sink-{}-{k}", group.id))
         .find(|name| {
@@ -164,7 +170,11 @@ fn a_sinks_tasks_spread_over_the_group_and_move_when_a_worker_dies() {
         ["worker_id"]
         .as_str()
         .map(str::to_owned);
-    assert_eq!(connector_on.as_ref(), Some(&placed[0]), "task 0 runs beside its connector");
+    assert_eq!(
+        connector_on.as_ref(),
+        Some(&placed[0]),
+        "task 0 runs beside its connector"
+    );
 
     // A restart of every task, asked of a worker that runs none of the
     // sink's tasks but the first, reaches the workers running the others.
@@ -172,13 +182,26 @@ fn a_sinks_tasks_spread_over_the_group_and_move_when_a_worker_dies() {
         .find(|t| placed[*t] != ids[0])
         .expect("a task away from worker 0");
     let far_worker = ids.iter().position(|id| *id == placed[far]).expect("known");
-    let restarts_before = workers[far_worker].logs().matches("task restarting").count();
-    let reply = api.post(&format!("/connectors/{sink}/restart?includeTasks=true"), &json!({}));
+    let restarts_before = workers[far_worker]
+        .logs()
+        .matches("task restarting")
+        .count();
+    let reply = api.post(
+        &format!("/connectors/{sink}/restart?includeTasks=true"),
+        &json!({}),
+    );
     assert_eq!(reply.status, 202, "{}", reply.text);
     wait_for(
         "the task's own worker to restart it",
         Duration::from_secs(30),
-        || (workers[far_worker].logs().matches("task restarting").count() > restarts_before).then_some(()),
+        || {
+            (workers[far_worker]
+                .logs()
+                .matches("task restarting")
+                .count()
+                > restarts_before)
+                .then_some(())
+        },
     );
 
     // Writes go on; a worker running a task (not the first, which leads
@@ -226,7 +249,11 @@ fn a_sinks_tasks_spread_over_the_group_and_move_when_a_worker_dies() {
         .enumerate()
         .map(|(i, worker)| format!("── worker {i} ──\n{}", worker.logs()))
         .collect();
-    assert!(equal, "the replica never caught up: {last}\n{}", logs.join("\n"));
+    assert!(
+        equal,
+        "the replica never caught up: {last}\n{}",
+        logs.join("\n")
+    );
     api.delete(&format!("/connectors/{sink}"));
     api.delete(&format!("/connectors/source-{}", group.id));
 }

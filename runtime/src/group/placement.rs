@@ -163,4 +163,26 @@ mod tests {
         lease.reset();
         assert!(!placement.owns("orders"), "no lease, no share");
     }
+
+    /// Task 0 goes with its connector; each further task is a unit of its
+    /// own, so a worker may hold a connector's second task and not the
+    /// connector.
+    #[test]
+    fn tasks_after_the_first_are_placed_on_their_own() {
+        use crate::herder::task_unit;
+        assert_eq!(task_unit("sink", 0), "sink");
+        assert_eq!(task_unit("sink", 2), "sink-2");
+        let lease = Arc::new(Lease::new(Duration::from_secs(5)));
+        lease.renewed(Instant::now());
+        let placement = GroupPlacement::new(25, Duration::ZERO, Arc::clone(&lease));
+        // A connector name whose second task hashes elsewhere than it.
+        let name = (0..)
+            .map(|k| format!("sink{k}"))
+            .find(|n| partition_of(n, 25) != partition_of(&task_unit(n, 1), 25))
+            .expect("some name");
+        placement.assign(BTreeSet::from([partition_of(&task_unit(&name, 1), 25)]));
+        assert!(placement.owns(&task_unit(&name, 1)));
+        assert!(!placement.owns(&task_unit(&name, 0)));
+        assert!(!placement.owns(&name));
+    }
 }

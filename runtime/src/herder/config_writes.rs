@@ -60,6 +60,21 @@ impl Herder {
         Ok(plugin)
     }
 
+    /// Stores a connector's config and target state (called with the
+    /// connectors locked).
+    pub(super) fn store_config(&self, stored: &StoredConnector) -> Result<(), HerderError> {
+        self.config_writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(self.configs.put(stored)?)
+    }
+
+    /// Removes a connector's config (called with the connectors locked).
+    fn remove_config(&self, name: &str) -> Result<(), HerderError> {
+        self.config_writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(self.configs.remove(name)?)
+    }
+
     /// Creates a connector; fails if the name is taken.
     pub async fn create(
         &self,
@@ -80,7 +95,7 @@ impl Herder {
             // before the first run.
             target_state: initial_state,
         };
-        self.configs.put(&stored)?;
+        self.store_config(&stored)?;
         tracing::info!(connector = %name, "connector created");
         let entry = self.launch(stored);
         let info = self.info_of(&entry);
@@ -115,7 +130,7 @@ impl Herder {
                 .as_ref()
                 .map_or(TargetState::Started, |p| p.target_state),
         };
-        self.configs.put(&stored)?;
+        self.store_config(&stored)?;
         if let Some(mut old) = connectors.remove(name) {
             stop_tasks(&mut old.tasks).await;
             tracing::info!(connector = %name, "connector reconfigured; tasks restarted with the new config");
@@ -160,7 +175,7 @@ impl Herder {
             .remove(name)
             .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
         stop_tasks(&mut entry.tasks).await;
-        self.configs.remove(name)?;
+        self.remove_config(name)?;
         self.deps.status.remove(name);
         self.deps.metrics.remove_connector(name);
         self.deps

@@ -47,7 +47,7 @@ impl Herder {
         }
         let mut stored = entry.stored.clone();
         stored.target_state = target;
-        self.configs.put(&stored)?;
+        self.store_config(&stored)?;
         tracing::info!(connector = %name, from = ?before, to = ?target, "target state changed");
         if !entry.anything_here() {
             // The workers running its parts apply the change from the
@@ -220,7 +220,9 @@ impl Herder {
         reported: Option<(String, State)>,
     ) -> Result<(), HerderError> {
         match reported {
-            Some((worker, state)) if worker != self.deps.worker_id && state != State::Unassigned => {
+            Some((worker, state))
+                if worker != self.deps.worker_id && state != State::Unassigned =>
+            {
                 Err(HerderError::RunsElsewhere {
                     connector: entry.stored.name.clone(),
                     worker,

@@ -85,6 +85,9 @@ impl Herder {
     /// yet: connectors created, changed or deleted through another worker
     /// of the group.
     pub async fn sync_configs(&self) -> Result<(), HerderError> {
+        let writes_before = self
+            .config_writes
+            .load(std::sync::atomic::Ordering::Acquire);
         // Off the async threads: a broker that does not answer holds the
         // read for its timeout, and the tasks' fence checks must go on.
         let configs = Arc::clone(&self.configs);
@@ -98,6 +101,16 @@ impl Herder {
         let stored: BTreeMap<String, StoredConnector> =
             loaded.into_iter().map(|c| (c.name.clone(), c)).collect();
         let mut connectors = self.connectors.lock().await;
+        if self
+            .config_writes
+            .load(std::sync::atomic::Ordering::Acquire)
+            != writes_before
+        {
+            // This worker stored a config while the store was read: what
+            // was read may predate it (applied, it would undo a stop just
+            // made here). The next round reads it.
+            return Ok(());
+        }
         let gone: Vec<String> = connectors
             .keys()
             .filter(|name| !stored.contains_key(*name))

@@ -181,6 +181,9 @@ pub struct Herder {
     connectors: Mutex<BTreeMap<String, Entry>>,
     /// Set once shutdown began: nothing starts any more.
     closing: std::sync::atomic::AtomicBool,
+    /// Counts the configs this worker stored, so that a read of the config
+    /// store that may predate one of them is not applied over it.
+    config_writes: std::sync::atomic::AtomicU64,
 }
 
 impl Herder {
@@ -196,6 +199,7 @@ impl Herder {
             deps,
             connectors: Mutex::new(BTreeMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
+            config_writes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

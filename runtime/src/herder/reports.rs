@@ -79,7 +79,9 @@ impl Herder {
         let mut units = Vec::with_capacity(connectors.len());
         for (name, entry) in connectors.iter() {
             units.push(name.clone());
-            units.extend((1..entry.task_configs.len() as u32).map(|i| task_unit(name, i).into_owned()));
+            units.extend(
+                (1..entry.task_configs.len() as u32).map(|i| task_unit(name, i).into_owned()),
+            );
         }
         units
     }

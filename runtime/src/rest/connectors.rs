@@ -216,7 +216,10 @@ pub async fn restart(
         // Tasks other workers run: each restarted by its worker, as
         // Connect's leader asks the workers running them.
         for (task, worker) in &restarted.elsewhere {
-            let path = format!("/connectors/{}/tasks/{task}/restart", forward::path_segment(&name));
+            let path = format!(
+                "/connectors/{}/tasks/{task}/restart",
+                forward::path_segment(&name)
+            );
             let answer = forward::forward(
                 &state.forwarder,
                 &state.forwarder.base(worker),
@@ -228,8 +231,12 @@ pub async fn restart(
             .await;
             match answer {
                 Ok(response) if response.status().is_success() => {}
-                Ok(response) => tracing::warn!(connector = %name, task, worker = %worker, status = %response.status(), "the worker running the task did not restart it"),
-                Err(e) => tracing::warn!(connector = %name, task, worker = %worker, error = %e, "could not ask the worker running the task to restart it"),
+                Ok(response) => {
+                    tracing::warn!(connector = %name, task, worker = %worker, status = %response.status(), "the worker running the task did not restart it")
+                }
+                Err(e) => {
+                    tracing::warn!(connector = %name, task, worker = %worker, error = %e, "could not ask the worker running the task to restart it")
+                }
             }
         }
         status = state.herder.status(&name).await?;

@@ -168,3 +168,15 @@ pub async fn forward(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn a_connector_name_becomes_one_path_segment() {
+        assert_eq!(path_segment("orders-2.v1_x~"), "orders-2.v1_x~");
+        assert_eq!(path_segment("a b/c?d%"), "a%20b%2Fc%3Fd%25");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
+}

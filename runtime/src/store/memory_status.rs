@@ -81,7 +81,10 @@ impl StatusStore for MemoryStatusStore {
 
     fn put_task(&self, name: &str, task: u32, status: TaskStatus) {
         self.with(|m| {
-            m.entry(name.to_owned()).or_default().tasks.insert(task, status);
+            m.entry(name.to_owned())
+                .or_default()
+                .tasks
+                .insert(task, status);
         });
     }
 

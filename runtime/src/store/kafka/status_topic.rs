@@ -251,14 +251,22 @@ impl StatusStore for KafkaStatusStore {
             .and_then(Value::as_str)
             .is_none_or(|w| w == taken.worker_id());
         if still_ours {
-            self.publish(key, Some(encode(State::Unassigned, None, taken.worker_id())));
+            self.publish(
+                key,
+                Some(encode(State::Unassigned, None, taken.worker_id())),
+            );
         }
     }
 
     fn truncate_tasks(&self, name: &str, from: u32) {
         // Tasks other workers ran count too: the connector has fewer now.
+        // As last read (every few seconds by the group's upkeep), not read
+        // afresh: this runs with the connectors locked, and a broker that
+        // does not answer must not hold every REST call up.
+        let seen = self.remote.lock().unwrap_or_else(|e| e.into_inner());
         let mut ids: std::collections::BTreeSet<u32> =
-            self.published(name).tasks.into_keys().collect();
+            published_in(&seen, name).tasks.into_keys().collect();
+        drop(seen);
         ids.extend(self.memory.held(name).tasks.into_keys());
         for task in ids.into_iter().filter(|t| *t >= from) {
             self.publish(task_key(name, task), None);
