@@ -2,6 +2,7 @@
 //! secrets hidden, task configs, statuses and the topics written.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -153,11 +154,26 @@ impl Herder {
 
     /// A connector's status and its tasks'.
     pub async fn status(&self, name: &str) -> Result<StatusReport, HerderError> {
-        let connectors = self.connectors.lock().await;
-        let entry = connectors
-            .get(name)
-            .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
-        let (connector, tasks) = self.deps.status.get(name).unwrap_or_else(|| {
+        let (kind, all_here) = {
+            let connectors = self.connectors.lock().await;
+            let entry = connectors
+                .get(name)
+                .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
+            let all_here = entry.here && entry.tasks.iter().all(Option::is_some);
+            (self.kind(&entry.stored), all_here)
+        };
+        let reported = if all_here {
+            self.deps.status.get_own(name)
+        } else {
+            // Other workers' parts come from the status topic: read off
+            // the async threads, with the connectors unlocked, so a broker
+            // slow to answer holds up this request alone.
+            let (store, owned) = (Arc::clone(&self.deps.status), name.to_owned());
+            tokio::task::spawn_blocking(move || store.get(&owned))
+                .await
+                .unwrap_or(None)
+        };
+        let (connector, tasks) = reported.unwrap_or_else(|| {
             (
                 ConnectorStatus {
                     state: State::Unassigned,
@@ -174,7 +190,7 @@ impl Herder {
                 .into_iter()
                 .map(|(id, status)| TaskStatusReport { id, status })
                 .collect(),
-            kind: self.kind(&entry.stored),
+            kind,
         })
     }
 

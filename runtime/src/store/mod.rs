@@ -134,8 +134,15 @@ pub trait StatusStore: Send + Sync {
     /// on another worker).
     fn put_task(&self, name: &str, task: u32, status: TaskStatus);
     /// A connector's status and its tasks' statuses, by task id; in a
-    /// group, what this worker reports over what the others published.
+    /// group, what this worker reports over what the others published
+    /// (which may mean reading the status topic: call it off the async
+    /// threads).
     fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)>;
+    /// What this worker itself reports of a connector, read from memory:
+    /// all there is to know when every part of it runs here.
+    fn get_own(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+        self.get(name)
+    }
     /// Forgets the statuses of tasks with ids `from` and above, whichever
     /// worker reported them (the connector has fewer tasks now).
     fn truncate_tasks(&self, name: &str, from: u32);

@@ -228,6 +228,10 @@ impl StatusStore for KafkaStatusStore {
         merged(self.memory.held(name), self.published(name))
     }
 
+    fn get_own(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+        self.memory.get(name)
+    }
+
     fn forget(&self, name: &str) {
         self.memory.remove(name);
     }
