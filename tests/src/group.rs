@@ -57,3 +57,12 @@ impl Group {
         create_compacted_topic(env.bootstrap(), &self.status, 5);
     }
 }
+
+/// The worker ids of `ids` but the one at `gone`.
+pub fn survivors(ids: &[String], gone: usize) -> Vec<String> {
+    ids.iter()
+        .enumerate()
+        .filter(|(i, _)| *i != gone)
+        .map(|(_, id)| id.clone())
+        .collect()
+}

@@ -17,6 +17,16 @@ pub struct Pg {
 }
 
 impl Pg {
+    /// Creates schema `schema` with the table [`Pg::random_writes`] writes,
+    /// `items`, holding rows 1 to `rows`.
+    pub fn items_table(&self, schema: &str, rows: i64) {
+        self.exec(&format!(
+            "CREATE SCHEMA {schema}; \
+             CREATE TABLE {schema}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
+             INSERT INTO {schema}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, {rows}) g;"
+        ));
+    }
+
     /// `rounds` transactions of insert + update + delete on `schema.items`
     /// (ids from `base` inserted; ids below `span` updated; ids from `span`
     /// deleted), ten per psql call so the load is dense enough to overlap

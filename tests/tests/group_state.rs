@@ -486,10 +486,9 @@ fn replicate_through(size: usize, sinks: Sinks, disrupt: impl FnOnce(&mut Vec<Wo
     let group = Group::new();
     let (pg_source, pg_target, my_source, my_target) =
         (ident("rsrc"), ident("rdst"), ident("msrc"), ident("mdst"));
+    pg.items_table(&pg_source, 300);
     pg.exec(&format!(
-        "CREATE SCHEMA {pg_source}; CREATE SCHEMA {pg_target}; CREATE SCHEMA {my_target}; \
-         CREATE TABLE {pg_source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
-         INSERT INTO {pg_source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, 300) g;"
+        "CREATE SCHEMA {pg_target}; CREATE SCHEMA {my_target};"
     ));
     db.exec(&format!(
         "CREATE DATABASE {my_source}; \

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sluice_tests::env::TestEnv;
-use sluice_tests::group::Group;
+use sluice_tests::group::{survivors, Group};
 use sluice_tests::kafka::{java_partition, read_topic_to_end};
 use sluice_tests::postgres::Pg;
 use sluice_tests::verify::{postgres_url, verify};
@@ -87,17 +87,10 @@ fn a_sinks_tasks_spread_over_the_group_and_move_when_a_worker_dies() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let group = Group::new();
-    let (source, target, prefix) = (unique("tsrc"), unique("tdst"), unique("tpg"));
-    let (source, target, prefix) = (
-        source.replace('-', "_"),
-        target.replace('-', "_"),
-        prefix.replace('-', "_"),
-    );
-    pg.exec(&format!(
-        "CREATE SCHEMA {source}; CREATE SCHEMA {target}; \
-         CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
-         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(1, 300) g;"
-    ));
+    let ident = |prefix: &str| unique(prefix).replace('-', "_");
+    let (source, target, prefix) = (ident("tsrc"), ident("tdst"), ident("tpg"));
+    pg.items_table(&source, 300);
+    pg.exec(&format!("CREATE SCHEMA {target};"));
     let mut workers: Vec<Worker> = (0..3)
         .map(|_| Worker::start_with(&env, &group.args()))
         .collect();
@@ -105,7 +98,7 @@ fn a_sinks_tasks_spread_over_the_group_and_move_when_a_worker_dies() {
     let api = workers[0].api();
 
     // The source writes a topic of three partitions, one per sink task.
-    let mut config = pg.connector_config(&prefix, &source, &unique("tslot").replace('-', "_"));
+    let mut config = pg.connector_config(&prefix, &source, &ident("tslot"));
     config["topic.creation.default.partitions"] = json!("3");
     config["key.converter"] = json!("org.apache.kafka.connect.json.JsonConverter");
     config["value.converter"] = json!("org.apache.kafka.connect.json.JsonConverter");
@@ -214,12 +207,7 @@ fn a_sinks_tasks_spread_over_the_group_and_move_when_a_worker_dies() {
             .expect("a task on a worker other than the first");
         let killed = Instant::now();
         workers[victim].kill9();
-        let live: Vec<String> = ids
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != victim)
-            .map(|(_, id)| id.clone())
-            .collect();
+        let live = survivors(&ids, victim);
         let after = wait_for(
             "every task RUNNING on the survivors",
             Duration::from_secs(120),

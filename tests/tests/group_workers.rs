@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sluice_tests::broker::OwnBroker;
 use sluice_tests::env::TestEnv;
-use sluice_tests::group::Group;
+use sluice_tests::group::{survivors, Group};
 use sluice_tests::kafka::{datagen_seqs, read_topic};
 use sluice_tests::netns::Netns;
 use sluice_tests::wait_for;
@@ -119,12 +119,7 @@ fn a_rolling_restart_keeps_every_connector_running_once_and_loses_nothing() {
     // One worker at a time leaves and comes back.
     let mut handovers = Vec::new();
     for leaving in 0..workers.len() {
-        let live: Vec<String> = ids
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != leaving)
-            .map(|(_, id)| id.clone())
-            .collect();
+        let live = survivors(&ids, leaving);
         let asked = if leaving == 0 { 1 } else { 0 };
         let stopped = Instant::now();
         workers[leaving].terminate();
@@ -242,12 +237,7 @@ fn a_worker_killed_hard_hands_its_connectors_to_the_survivors() {
     let victim = follower_running_a_connector(&before, &ids);
     let killed = Instant::now();
     workers[victim].kill9();
-    let live: Vec<String> = ids
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != victim)
-        .map(|(_, id)| id.clone())
-        .collect();
+    let live = survivors(&ids, victim);
     let asked = if victim == 0 { 1 } else { 0 };
     let after = wait_for(
         "the killed worker's connectors RUNNING on the survivors",

@@ -93,8 +93,9 @@ pub struct RegistryClient {
     authorization: Option<String>,
 }
 
-/// Percent-encodes a subject for a path segment.
-fn segment(text: &str) -> String {
+/// Percent-encodes `text` (a subject, a connector name) for one segment
+/// of a URL path: every byte but RFC 3986's unreserved characters.
+pub fn path_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
@@ -255,7 +256,7 @@ impl RegistryClient {
     pub fn register(&self, subject: &str, schema: &str) -> Result<i32, ClientError> {
         let reply = self.call(
             "POST",
-            &format!("/subjects/{}/versions", segment(subject)),
+            &format!("/subjects/{}/versions", path_segment(subject)),
             Some(&json!({ "schema": schema })),
         )?;
         reply
@@ -273,7 +274,7 @@ impl RegistryClient {
     pub fn check(&self, subject: &str, schema: &str) -> Result<Compatibility, ClientError> {
         let path = format!(
             "/compatibility/subjects/{}/versions/latest?verbose=true",
-            segment(subject)
+            path_segment(subject)
         );
         match self.call("POST", &path, Some(&json!({ "schema": schema }))) {
             Ok(reply) => Ok(Compatibility {
@@ -306,7 +307,7 @@ impl RegistryClient {
     pub fn lookup(&self, subject: &str, schema: &str) -> Result<Option<i32>, ClientError> {
         match self.call(
             "POST",
-            &format!("/subjects/{}", segment(subject)),
+            &format!("/subjects/{}", path_segment(subject)),
             Some(&json!({ "schema": schema })),
         ) {
             Ok(reply) => Ok(reply.get("id").and_then(Json::as_i64).map(|id| id as i32)),
@@ -335,7 +336,7 @@ impl RegistryClient {
     pub fn level(&self, subject: &str) -> Result<String, ClientError> {
         let reply = match self.call(
             "GET",
-            &format!("/config/{}?defaultToGlobal=true", segment(subject)),
+            &format!("/config/{}?defaultToGlobal=true", path_segment(subject)),
             None,
         ) {
             Ok(reply) => reply,
@@ -356,8 +357,9 @@ mod tests {
 
     #[test]
     fn subjects_are_path_safe() {
-        assert_eq!(segment("db.public.t-value"), "db.public.t-value");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(path_segment("db.public.t-value"), "db.public.t-value");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(path_segment("é?%"), "%C3%A9%3F%25");
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub async fn restart(
         for (task, worker) in &restarted.elsewhere {
             let path = format!(
                 "/connectors/{}/tasks/{task}/restart",
-                forward::path_segment(&name)
+                sluice_registry::client::path_segment(&name)
             );
             let answer = forward::forward(
                 &state.forwarder,

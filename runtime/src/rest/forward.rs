@@ -27,21 +27,6 @@ pub struct Forwarder {
     agent: ureq::Agent,
 }
 
-/// `raw` as one segment of a URL path: every byte but RFC 3986's
-/// unreserved characters percent-encoded (a connector name may hold
-/// spaces or slashes).
-pub fn path_segment(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// Why the forwarding client could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("--rest-forward-ca {path}: {message}")]
@@ -167,16 +152,4 @@ pub async fn forward(
         response.headers_mut().insert(header::CONTENT_TYPE, kind);
     }
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::path_segment;
-
-    #[test]
-    fn a_connector_name_becomes_one_path_segment() {
-        assert_eq!(path_segment("orders-2.v1_x~"), "orders-2.v1_x~");
-        assert_eq!(path_segment("a b/c?d%"), "a%20b%2Fc%3Fd%25");
-        assert_eq!(path_segment("é"), "%C3%A9");
-    }
 }
