@@ -1,5 +1,5 @@
 //! Target states (pause, resume, stop) and restarts of connectors and
-//! tasks; a restart happens on the worker running the connector.
+//! tasks; a restart happens on the worker running the connector or task.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,8 @@ use super::lifecycle::{stop_task, stop_tasks};
 use super::source_runner::Control;
 use super::status::State;
 use super::StatusReport;
+use super::{Entry, Herder, HerderError};
+use crate::store::{StoredConnector, TargetState};
 
 /// What a connector restart did.
 #[derive(Debug)]
@@ -17,8 +19,6 @@ pub struct Restarted {
     /// worker id), for the caller to ask each worker.
     pub elsewhere: Vec<(u32, String)>,
 }
-use super::{Entry, Herder, HerderError};
-use crate::store::{StoredConnector, TargetState};
 
 impl Herder {
     /// Pauses a connector's tasks.
