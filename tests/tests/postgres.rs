@@ -753,6 +753,16 @@ fn wait_streaming(api: &Api, name: &str) {
     assert_eq!(streaming["state"], "RUNNING", "the task: {streaming}");
 }
 
+/// Puts `config` (the read no longer held) back on connector `name` of
+/// `worker` and waits until its task streams; the worker's API.
+fn stream_again(worker: &Worker, name: &str, config: &Value) -> Api {
+    let api = worker.api();
+    let reply = api.put(&format!("/connectors/{name}/config"), config);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    wait_streaming(&api, name);
+    api
+}
+
 /// How [`first_snapshot_cut_short`] cuts the task's first snapshot short.
 #[derive(PartialEq)]
 enum Cut {
@@ -787,10 +797,7 @@ fn first_snapshot_cut_short(cut: Cut) {
         worker.kill9();
         worker.restart();
     }
-    let api = worker.api();
-    let reply = api.put(&format!("/connectors/{slot}/config"), &config);
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    wait_streaming(&api, &slot);
+    let api = stream_again(&worker, &slot, &config);
     pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (6, 6)"));
     let records = read_topic(
         env.bootstrap(),
@@ -883,10 +890,7 @@ fn a_worker_killed_inside_a_when_needed_snapshot_takes_it_again_and_loses_nothin
     wait_for_slot(&pg, &slot);
     worker.kill9();
     worker.restart();
-    let api = worker.api();
-    let reply = api.put(&format!("/connectors/{slot}/config"), &config);
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    wait_streaming(&api, &slot);
+    let api = stream_again(&worker, &slot, &config);
     pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (8, 8)"));
     let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
         r.iter().any(|r| r.value["after"]["id"] == 8)
