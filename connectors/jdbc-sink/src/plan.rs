@@ -4,6 +4,7 @@
 //! lets each table take one statement per kind (and `ON CONFLICT` never
 //! meets the same key twice).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use crate::change::{Cell, Change};
@@ -83,7 +84,7 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
             .into_text()
         {
             Some(t) => {
-                out.push_str(&t.len().to_string());
+                push_length(&mut out, t.len());
                 out.push(':');
                 out.push_str(&t);
             }
@@ -91,6 +92,24 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// Appends `n` in decimal. Not through `to_string` or `write!`: either
+/// cost more than the rest of a one-column key (callgrind,
+/// `scripts/bench-sink`).
+fn push_length(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut n = n;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[start..].iter().map(|d| char::from(*d)));
 }
 
 enum Last<'r> {
@@ -108,10 +127,14 @@ struct Pending<'r> {
 }
 
 impl<'r> Pending<'r> {
-    fn new(table: String) -> Self {
+    /// A table's changes, with room for `expected` keys.
+    fn new(table: String, expected: usize) -> Self {
         Self {
             table,
-            slot_of_key: HashMap::new(),
+            // Sized up front: growing it rehashed every key once more
+            // (callgrind, `scripts/bench-sink`). Capped, because a batch
+            // of many tables would reserve the whole batch for each.
+            slot_of_key: HashMap::with_capacity(expected.min(1024)),
             last: Vec::new(),
             unkeyed: Vec::new(),
         }
@@ -142,7 +165,8 @@ pub fn plan(changes: Vec<Change<'_>>) -> Vec<Step<'_>> {
     // changes in runs, so the previous change's table is tried first.
     let mut pending: Vec<Pending<'_>> = Vec::new();
     let mut current = 0;
-    for change in changes {
+    let total = changes.len();
+    for (seen, change) in changes.into_iter().enumerate() {
         let (table, key, last) = match change {
             Change::Skip => continue,
             Change::Truncate { table } => {
@@ -157,17 +181,19 @@ pub fn plan(changes: Vec<Change<'_>>) -> Vec<Step<'_>> {
             current = match pending.iter().position(|p| p.table == table) {
                 Some(i) => i,
                 None => {
-                    pending.push(Pending::new(table));
+                    pending.push(Pending::new(table, total - seen));
                     pending.len() - 1
                 }
             };
         }
         let p = &mut pending[current];
         match key {
-            Some(text) => match p.slot_of_key.get(&text) {
-                Some(&slot) => p.last[slot] = last,
-                None => {
-                    p.slot_of_key.insert(text, p.last.len());
+            // One lookup, not a get and then an insert: hashing the key
+            // text is most of what planning a change costs.
+            Some(text) => match p.slot_of_key.entry(text) {
+                Entry::Occupied(slot) => p.last[*slot.get()] = last,
+                Entry::Vacant(slot) => {
+                    slot.insert(p.last.len());
                     p.last.push(last);
                 }
             },
@@ -204,6 +230,15 @@ mod tests {
             table: "t".into(),
             key: vec![cell("id", id)],
             row: vec![cell("id", id), cell("qty", qty)],
+        }
+    }
+
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
+            let mut out = String::from("x");
+            push_length(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
         }
     }
 

@@ -9,12 +9,12 @@
 pub mod datum;
 pub mod decode;
 pub mod encode;
+mod number_hash;
 pub mod projection;
 pub mod read;
 pub mod schema;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,7 @@ use sluice_connector_api::{Schema, SchemaKind, Value};
 
 use super::{ConvertError, Side};
 use crate::registry::client::{ClientError, RegistryClient};
+use number_hash::NumberHashing;
 
 /// How subjects are named, as Confluent's `*.subject.name.strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,31 +98,7 @@ struct Resolved {
 
 /// Resolved ids by schema identity. The held `Arc` keeps the address from
 /// being reused by another schema while the entry lives.
-type IdCache = HashMap<usize, (Arc<Schema>, Vec<Resolved>), BuildHasherDefault<AddressHasher>>;
-
-/// Hashes a schema's address for [`IdCache`], looked up for both sides of
-/// every record: one multiplication instead of SipHash's ~140 instructions
-/// (callgrind, `scripts/bench-postgres`). Addresses are not chosen by
-/// anyone outside, so there is no flooding to defend against.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-
-    fn write_usize(&mut self, address: usize) {
-        // Allocations are aligned: the low bits carry nothing.
-        self.0 = ((address as u64) >> 4).wrapping_mul(0x9e_37_79_b9_7f_4a_7c_15);
-    }
-}
+type IdCache = HashMap<usize, (Arc<Schema>, Vec<Resolved>), NumberHashing>;
 
 /// Identity entries kept at most; a connector that builds a fresh `Arc`
 /// per record would otherwise grow the cache without bound.

@@ -12,6 +12,7 @@ use sluice_connector_api::logical::{DATE, DECIMAL, DECIMAL_SCALE, TIME, TIMESTAM
 use sluice_connector_api::{Field, FieldSelector, Schema, SchemaKind, Value};
 
 use super::datum;
+use super::number_hash::NumberHashing;
 use super::projection::Projection;
 use crate::converter::ConvertError;
 use crate::registry::client::RegistryClient;
@@ -28,7 +29,7 @@ struct Writer {
 /// Decodes framed Avro into schemas and values, caching writer schemas.
 pub struct AvroReader {
     client: RegistryClient,
-    writers: Mutex<HashMap<i32, Arc<Writer>>>,
+    writers: Mutex<HashMap<i32, Arc<Writer>, NumberHashing>>,
     /// The fields a sink task reads, when it named them.
     selector: Option<Arc<dyn FieldSelector>>,
 }
@@ -38,7 +39,7 @@ impl AvroReader {
     pub fn new(client: RegistryClient) -> Self {
         Self {
             client,
-            writers: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::default()),
             selector: None,
         }
     }
