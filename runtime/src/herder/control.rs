@@ -8,7 +8,7 @@ use super::source_runner::Control;
 use super::status::State;
 use super::StatusReport;
 use super::{Entry, Herder, HerderError};
-use crate::store::{StoredConnector, TargetState};
+use crate::store::{Statuses, StoredConnector, TargetState};
 
 /// What a connector restart did.
 #[derive(Debug)]
@@ -104,12 +104,13 @@ impl Herder {
     ) -> Result<Restarted, HerderError> {
         let mut elsewhere = Vec::new();
         {
+            let reported = self.published_statuses(name).await;
             let mut connectors = self.connectors.lock().await;
             let entry = connectors
                 .get(name)
                 .ok_or_else(|| HerderError::NotFound(name.to_owned()))?;
-            self.require_here(entry)?;
-            let (connector, statuses) = self.deps.status.get(name).unzip();
+            self.require_here(entry, &reported)?;
+            let (connector, statuses) = reported.clone().unzip();
             let statuses = statuses.unwrap_or_default();
             let connector_failed = connector.is_some_and(|c| c.state == State::Failed);
             if include_tasks {
@@ -142,7 +143,8 @@ impl Herder {
                     connectors.insert(name.to_owned(), entry);
                 } else {
                     for id in mine {
-                        self.restart_task_locked(&mut connectors, name, id).await?;
+                        self.restart_task_locked(&mut connectors, name, id, &reported)
+                            .await?;
                     }
                 }
             } else if !only_failed || connector_failed {
@@ -188,27 +190,29 @@ impl Herder {
         true
     }
 
-    /// Fails with where the connector runs when that is not here: a
+    /// Fails with where the connector runs when that is not here (as
+    /// `reported`, read beforehand with the connectors unlocked): a
     /// restart must happen on the worker running it.
-    fn require_here(&self, entry: &Entry) -> Result<(), HerderError> {
+    fn require_here(&self, entry: &Entry, reported: &Option<Statuses>) -> Result<(), HerderError> {
         if entry.here {
             return Ok(());
         }
-        let reported = self.deps.status.get(&entry.stored.name).map(|(c, _)| c);
-        self.runs_elsewhere(entry, reported.map(|c| (c.worker_id, c.state)))
+        let connector = reported.as_ref().map(|(c, _)| c);
+        self.runs_elsewhere(entry, connector.map(|c| (c.worker_id.clone(), c.state)))
     }
 
     /// Fails with where task `task` runs when that is not here.
-    fn require_task_here(&self, entry: &Entry, task: u32) -> Result<(), HerderError> {
+    fn require_task_here(
+        &self,
+        entry: &Entry,
+        task: u32,
+        reported: &Option<Statuses>,
+    ) -> Result<(), HerderError> {
         if entry.tasks.get(task as usize).is_some_and(Option::is_some) {
             return Ok(());
         }
-        let reported = self
-            .deps
-            .status
-            .get(&entry.stored.name)
-            .and_then(|(_, mut tasks)| tasks.remove(&task));
-        self.runs_elsewhere(entry, reported.map(|t| (t.worker_id, t.state)))
+        let status = reported.as_ref().and_then(|(_, tasks)| tasks.get(&task));
+        self.runs_elsewhere(entry, status.map(|t| (t.worker_id.clone(), t.state)))
     }
 
     /// The error for a part of `entry` that runs elsewhere, as reported
@@ -234,8 +238,10 @@ impl Herder {
 
     /// Restarts one task.
     pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), HerderError> {
+        let reported = self.published_statuses(name).await;
         let mut connectors = self.connectors.lock().await;
-        self.restart_task_locked(&mut connectors, name, task).await
+        self.restart_task_locked(&mut connectors, name, task, &reported)
+            .await
     }
 
     async fn restart_task_locked(
@@ -243,6 +249,7 @@ impl Herder {
         connectors: &mut BTreeMap<String, Entry>,
         name: &str,
         task: u32,
+        reported: &Option<Statuses>,
     ) -> Result<(), HerderError> {
         let entry = connectors
             .get_mut(name)
@@ -251,7 +258,7 @@ impl Herder {
         if index >= entry.task_configs.len() {
             return Err(HerderError::TaskNotFound(name.to_owned(), task));
         }
-        self.require_task_here(entry, task)?;
+        self.require_task_here(entry, task, reported)?;
         if let Some(handle) = entry.tasks.get_mut(index).and_then(Option::take) {
             stop_task(handle).await;
         }

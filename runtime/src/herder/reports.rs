@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::status::{ConnectorStatus, State, TaskStatus};
 use super::{task_unit, Entry, Herder, HerderError};
 use crate::secrets;
-use crate::store::StoredConnector;
+use crate::store::{Statuses, StoredConnector};
 
 /// Connect's connector description (`GET /connectors/{name}`).
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +152,17 @@ impl Herder {
             .collect())
     }
 
+    /// A connector's statuses as every worker running a part of it
+    /// reports them. Other workers' parts come from the status topic: read
+    /// off the async threads, and to be called with the connectors
+    /// unlocked, so a broker slow to answer holds up this request alone.
+    pub(super) async fn published_statuses(&self, name: &str) -> Option<Statuses> {
+        let (store, owned) = (Arc::clone(&self.deps.status), name.to_owned());
+        tokio::task::spawn_blocking(move || store.get(&owned))
+            .await
+            .unwrap_or(None)
+    }
+
     /// A connector's status and its tasks'.
     pub async fn status(&self, name: &str) -> Result<StatusReport, HerderError> {
         let (kind, all_here) = {
@@ -165,13 +176,7 @@ impl Herder {
         let reported = if all_here {
             self.deps.status.get_own(name)
         } else {
-            // Other workers' parts come from the status topic: read off
-            // the async threads, with the connectors unlocked, so a broker
-            // slow to answer holds up this request alone.
-            let (store, owned) = (Arc::clone(&self.deps.status), name.to_owned());
-            tokio::task::spawn_blocking(move || store.get(&owned))
-                .await
-                .unwrap_or(None)
+            self.published_statuses(name).await
         };
         let (connector, tasks) = reported.unwrap_or_else(|| {
             (

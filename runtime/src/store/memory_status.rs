@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{StatusPart, StatusStore};
+use super::{StatusPart, StatusStore, Statuses};
 use crate::herder::status::{ConnectorStatus, TaskStatus};
 
 /// What is known of one connector: its own status, if reported, and its
@@ -88,7 +88,7 @@ impl StatusStore for MemoryStatusStore {
         });
     }
 
-    fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+    fn get(&self, name: &str) -> Option<Statuses> {
         self.with(|m| {
             let held = m.get(name)?;
             Some((held.connector.clone()?, held.tasks.clone()))

@@ -126,6 +126,9 @@ pub enum StatusPart {
     Task(u32),
 }
 
+/// A connector's status and its tasks' by id.
+pub type Statuses = (ConnectorStatus, BTreeMap<u32, TaskStatus>);
+
 /// The last reported status of connectors and their tasks.
 pub trait StatusStore: Send + Sync {
     /// Records a connector's status.
@@ -137,10 +140,10 @@ pub trait StatusStore: Send + Sync {
     /// group, what this worker reports over what the others published
     /// (which may mean reading the status topic: call it off the async
     /// threads).
-    fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)>;
+    fn get(&self, name: &str) -> Option<Statuses>;
     /// What this worker itself reports of a connector, read from memory:
     /// all there is to know when every part of it runs here.
-    fn get_own(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+    fn get_own(&self, name: &str) -> Option<Statuses> {
         self.get(name)
     }
     /// Forgets the statuses of tasks with ids `from` and above, whichever

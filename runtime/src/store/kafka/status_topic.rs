@@ -21,20 +21,85 @@ use serde_json::{json, Value};
 use super::log::KafkaLog;
 use crate::herder::status::{ConnectorStatus, State, TaskStatus};
 use crate::store::memory_status::Held;
-use crate::store::{MemoryStatusStore, StatusPart, StatusStore};
+use crate::store::{MemoryStatusStore, StatusPart, StatusStore, Statuses};
 
 /// Status records waiting for the writer thread.
 const QUEUE: usize = 1024;
 
-type Write = (String, Option<Vec<u8>>);
+/// A status record for the writer thread.
+struct Write {
+    key: String,
+    /// The record's value; `None` is a tombstone.
+    value: Option<Vec<u8>>,
+    /// For a part this worker handed over: the worker id it ran under.
+    /// The record is written only while the newest one published under
+    /// `key` is still that worker's (Connect's `putSafe`), so the next
+    /// owner's RUNNING is never overwritten with UNASSIGNED.
+    only_if_still: Option<String>,
+}
+
+/// What the workers published on the status topic, read up to its end on
+/// demand.
+struct Published {
+    log: Arc<KafkaLog>,
+    /// The newest value by key, as last read.
+    seen: Mutex<BTreeMap<String, Value>>,
+}
+
+impl Published {
+    /// Everything published, read to the end of the topic (blocking: never
+    /// call it with the connectors locked).
+    fn catch_up(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
+        let records = match self.log.read_to_end() {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the status topic; showing the last statuses read");
+                Vec::new()
+            }
+        };
+        let mut seen = self.last_read();
+        for (key, value) in records {
+            let key = String::from_utf8_lossy(&key).into_owned();
+            match value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) {
+                Some(value) => seen.insert(key, value),
+                None => seen.remove(&key),
+            };
+        }
+        seen
+    }
+
+    /// What was published as of the last read, without reading.
+    fn last_read(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `write`, or drops it when its condition no longer holds.
+    fn apply(&self, write: Write) {
+        if let Some(worker) = &write.only_if_still {
+            let taken = self
+                .catch_up()
+                .get(&write.key)
+                .and_then(|v| v.get("worker_id"))
+                .and_then(Value::as_str)
+                .is_some_and(|w| w != worker);
+            if taken {
+                return;
+            }
+        }
+        if let Err(e) = self
+            .log
+            .append(write.key.as_bytes(), write.value.as_deref())
+        {
+            tracing::warn!(key = write.key, error = %e, "could not publish a status");
+        }
+    }
+}
 
 /// Statuses in memory, published to a Kafka status topic.
 pub struct KafkaStatusStore {
     memory: MemoryStatusStore,
     writes: SyncSender<Write>,
-    log: Arc<KafkaLog>,
-    /// Statuses other workers published, by key.
-    remote: Mutex<BTreeMap<String, Value>>,
+    published: Arc<Published>,
 }
 
 fn encode(state: State, trace: Option<&str>, worker_id: &str) -> Vec<u8> {
@@ -76,22 +141,22 @@ impl KafkaStatusStore {
     /// A store publishing to `log` from a thread it starts.
     pub fn new(log: Arc<KafkaLog>) -> std::io::Result<Self> {
         let (writes, queue) = sync_channel::<Write>(QUEUE);
-        let writer = Arc::clone(&log);
+        let published = Arc::new(Published {
+            log,
+            seen: Mutex::new(BTreeMap::new()),
+        });
+        let writer = Arc::clone(&published);
         std::thread::Builder::new()
             .name("sluice-status".into())
             .spawn(move || {
-                let log = writer;
-                for (key, value) in queue {
-                    if let Err(e) = log.append(key.as_bytes(), value.as_deref()) {
-                        tracing::warn!(key, error = %e, "could not publish a status");
-                    }
+                for write in queue {
+                    writer.apply(write);
                 }
             })?;
         Ok(Self {
             memory: MemoryStatusStore::default(),
             writes,
-            log,
-            remote: Mutex::new(BTreeMap::new()),
+            published,
         })
     }
 
@@ -103,50 +168,38 @@ impl KafkaStatusStore {
 
     /// The newest value published under `key` by any worker.
     pub fn published_raw(&self, key: &str) -> Option<Value> {
-        self.catch_up().get(key).cloned()
+        self.published.catch_up().get(key).cloned()
     }
 
     /// The newest value of every key starting with `prefix`, by any worker.
     pub fn published_raw_with_prefix(&self, prefix: &str) -> Vec<(String, Value)> {
-        self.catch_up()
+        self.published
+            .catch_up()
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
-    /// Everything published, read to the end of the topic.
-    fn catch_up(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Value>> {
-        let records = match self.log.read_to_end() {
-            Ok(records) => records,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the status topic; showing the last statuses read");
-                Vec::new()
-            }
-        };
-        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, value) in records {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            match value.and_then(|v| serde_json::from_slice::<Value>(&v).ok()) {
-                Some(value) => remote.insert(key, value),
-                None => remote.remove(&key),
-            };
-        }
-        remote
-    }
-
     /// A connector's statuses as the workers running its parts last
     /// published them.
     fn published(&self, name: &str) -> Held {
-        let remote = self.catch_up();
-        published_in(&remote, name)
+        published_in(&self.published.catch_up(), name)
     }
 
     fn publish(&self, key: String, value: Option<Vec<u8>>) {
-        match self.writes.try_send((key, value)) {
+        self.send(Write {
+            key,
+            value,
+            only_if_still: None,
+        });
+    }
+
+    fn send(&self, write: Write) {
+        match self.writes.try_send(write) {
             Ok(()) => {}
-            Err(TrySendError::Full((key, _))) => {
-                tracing::warn!(key, "status queue full; status not published")
+            Err(TrySendError::Full(write)) => {
+                tracing::warn!(key = write.key, "status queue full; status not published")
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
@@ -224,11 +277,11 @@ impl StatusStore for KafkaStatusStore {
         self.memory.put_task(name, task, status);
     }
 
-    fn get(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+    fn get(&self, name: &str) -> Option<Statuses> {
         merged(self.memory.held(name), self.published(name))
     }
 
-    fn get_own(&self, name: &str) -> Option<(ConnectorStatus, BTreeMap<u32, TaskStatus>)> {
+    fn get_own(&self, name: &str) -> Option<Statuses> {
         self.memory.get(name)
     }
 
@@ -247,19 +300,15 @@ impl StatusStore for KafkaStatusStore {
             StatusPart::Connector => connector_key(name),
             StatusPart::Task(id) => task_key(name, id),
         };
-        // Connect's putSafe: a status the next owner wrote stays.
-        let still_ours = self
-            .catch_up()
-            .get(&key)
-            .and_then(|v| v.get("worker_id"))
-            .and_then(Value::as_str)
-            .is_none_or(|w| w == taken.worker_id());
-        if still_ours {
-            self.publish(
-                key,
-                Some(encode(State::Unassigned, None, taken.worker_id())),
-            );
-        }
+        // Connect's putSafe: a status the next owner wrote stays. Checked
+        // by the writer thread, which reads the topic: this runs with the
+        // connectors locked, and a broker that does not answer must not
+        // hold every REST call and the group's upkeep up.
+        self.send(Write {
+            key,
+            value: Some(encode(State::Unassigned, None, taken.worker_id())),
+            only_if_still: Some(taken.worker_id().to_owned()),
+        });
     }
 
     fn truncate_tasks(&self, name: &str, from: u32) {
@@ -267,7 +316,7 @@ impl StatusStore for KafkaStatusStore {
         // As last read (every few seconds by the group's upkeep), not read
         // afresh: this runs with the connectors locked, and a broker that
         // does not answer must not hold every REST call up.
-        let seen = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = self.published.last_read();
         let mut ids: std::collections::BTreeSet<u32> =
             published_in(&seen, name).tasks.into_keys().collect();
         drop(seen);
@@ -287,7 +336,118 @@ impl StatusStore for KafkaStatusStore {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use rdkafka::mocking::MockCluster;
+
     use super::*;
+    use crate::kafka::KafkaSettings;
+
+    /// Two workers' stores on one status topic of librdkafka's mock
+    /// cluster.
+    fn two_workers(
+        cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
+    ) -> (KafkaStatusStore, KafkaStatusStore) {
+        cluster.create_topic("status", 5, 1).expect("topic");
+        let settings = KafkaSettings::plain(cluster.bootstrap_servers());
+        let store = || {
+            let log = KafkaLog::open(&settings, "status").expect("log");
+            KafkaStatusStore::new(Arc::new(log)).expect("store")
+        };
+        (store(), store())
+    }
+
+    /// The state and worker of `key` once `done` holds for them.
+    fn published_when(
+        store: &KafkaStatusStore,
+        key: &str,
+        done: impl Fn(&str, &str) -> bool,
+    ) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = store.published_raw(key).map(|v| {
+                let field = |f: &str| v.get(f).and_then(Value::as_str).unwrap_or("").to_owned();
+                (field("state"), field("worker_id"))
+            });
+            match seen {
+                Some((state, worker)) if done(&state, &worker) => return (state, worker),
+                other if Instant::now() > deadline => panic!("{key} is still {other:?}"),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Connect's `putSafe`: a worker handing a task over writes it
+    /// UNASSIGNED, unless the next owner has already said it runs it. The
+    /// check reads the topic, so it is the writer thread's, off the lock.
+    #[test]
+    fn a_part_handed_over_is_unassigned_unless_its_next_owner_reported_it() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let (a, b) = two_workers(&cluster);
+        let key = task_key("orders", 1);
+        a.put_task("orders", 1, TaskStatus::new(State::Running, "a:8083"));
+        published_when(&a, &key, |s, w| s == "RUNNING" && w == "a:8083");
+        // Taken over by b before a gets round to giving it up.
+        b.put_task("orders", 1, TaskStatus::new(State::Running, "b:8083"));
+        published_when(&a, &key, |_, w| w == "b:8083");
+        a.give_up("orders", StatusPart::Task(1), true);
+        // a's connector status goes through the same queue afterwards, so
+        // once it is read the give-up has been dealt with.
+        a.put_connector(
+            "marker",
+            ConnectorStatus {
+                state: State::Running,
+                worker_id: "a:8083".into(),
+                trace: None,
+            },
+        );
+        published_when(&a, &connector_key("marker"), |s, _| s == "RUNNING");
+        assert_eq!(
+            published_when(&a, &key, |_, _| true),
+            ("RUNNING".to_owned(), "b:8083".to_owned()),
+            "the next owner's status was overwritten"
+        );
+        assert!(a
+            .get_own("orders")
+            .is_none_or(|(_, tasks)| tasks.is_empty()));
+        // Nobody took task 2 over: given up, it reads UNASSIGNED.
+        a.put_task("orders", 2, TaskStatus::new(State::Running, "a:8083"));
+        a.give_up("orders", StatusPart::Task(2), true);
+        published_when(&b, &task_key("orders", 2), |s, w| {
+            s == "UNASSIGNED" && w == "a:8083"
+        });
+    }
+
+    /// Giving a part up runs with the connectors locked: a broker that
+    /// answers in 30 s must not make it wait (it read the topic to its end
+    /// there before).
+    #[test]
+    fn giving_a_part_up_does_not_wait_for_the_broker() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let (a, _) = two_workers(&cluster);
+        a.put_task("orders", 0, TaskStatus::new(State::Running, "a:8083"));
+        published_when(&a, &task_key("orders", 0), |s, _| s == "RUNNING");
+        cluster
+            .broker_round_trip_time(1, Duration::from_secs(30))
+            .expect("slow broker");
+        let (done, returned) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                a.give_up("orders", StatusPart::Task(0), true);
+                let _ = done.send(());
+            });
+            assert!(
+                returned.recv_timeout(Duration::from_secs(5)).is_ok(),
+                "give_up waited for the broker"
+            );
+        });
+        assert!(a
+            .get_own("orders")
+            .is_none_or(|(_, tasks)| tasks.is_empty()));
+        cluster
+            .broker_round_trip_time(1, Duration::ZERO)
+            .expect("broker back");
+    }
 
     #[test]
     fn values_are_connects_status_format() {
