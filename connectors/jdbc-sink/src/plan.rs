@@ -84,7 +84,9 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
             .into_text()
         {
             Some(t) => {
-                push_length(&mut out, t.len());
+                // Not through `to_string` or `write!`: either cost more
+                // than the rest of a one-column key (callgrind).
+                out.push_str(itoa::Buffer::new().format(t.len()));
                 out.push(':');
                 out.push_str(&t);
             }
@@ -92,24 +94,6 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
         }
     }
     Some(out)
-}
-
-/// Appends `n` in decimal. Not through `to_string` or `write!`: either
-/// cost more than the rest of a one-column key (callgrind,
-/// `scripts/bench-sink`).
-fn push_length(out: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut n = n;
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[start..].iter().map(|d| char::from(*d)));
 }
 
 enum Last<'r> {
@@ -230,15 +214,6 @@ mod tests {
             table: "t".into(),
             key: vec![cell("id", id)],
             row: vec![cell("id", id), cell("qty", qty)],
-        }
-    }
-
-    #[test]
-    fn lengths_are_written_in_decimal() {
-        for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
-            let mut out = String::from("x");
-            push_length(&mut out, n);
-            assert_eq!(out, format!("x{n}"));
         }
     }
 

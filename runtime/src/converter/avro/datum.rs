@@ -36,8 +36,10 @@ pub(super) fn min_width(model: &AvroModel, node: &Node, depth: u32) -> usize {
 
 /// The next zig-zag varint. Inlined for the one-byte case (union
 /// branches, short lengths, small numbers): it runs for every number,
-/// length and union branch of every message.
-#[inline]
+/// length and union branch of every message (`#[inline]` alone left it a
+/// call of 40 instructions from the record reader: callgrind,
+/// `scripts/bench-sink`).
+#[inline(always)]
 pub(super) fn long(input: &mut &[u8]) -> Result<i64, String> {
     match input.first() {
         Some(&byte) if byte < 0x80 => {
