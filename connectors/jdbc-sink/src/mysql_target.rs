@@ -17,7 +17,7 @@ use sluice_connector_api::ConnectorError;
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
 use crate::plan::{by_columns, Step, TableWrites};
-use crate::sql_value::Param;
+use crate::sql_value::{direct, Direct, Param};
 use crate::table::{evolution, quote, split_name, stored_name, wanted_columns, TableInfo};
 
 const D: Dialect = Dialect::MySql;
@@ -66,15 +66,7 @@ fn classify(context: &str, e: mysql_async::Error) -> ConnectorError {
 fn push_literal(out: &mut String, p: Param) {
     match p {
         Param::Null => out.push_str("NULL"),
-        Param::Text(t) => {
-            out.push('\'');
-            if t.contains('\'') {
-                out.push_str(&t.replace('\'', "''"));
-            } else {
-                out.push_str(&t);
-            }
-            out.push('\'');
-        }
+        Param::Text(t) => push_text_literal(out, &t),
         Param::Bytes(b) => {
             out.push_str("X'");
             for byte in b {
@@ -84,6 +76,17 @@ fn push_literal(out: &mut String, p: Param) {
             out.push('\'');
         }
     }
+}
+
+/// Appends `text` as a quoted literal.
+fn push_text_literal(out: &mut String, text: &str) {
+    out.push('\'');
+    if text.contains('\'') {
+        out.push_str(&text.replace('\'', "''"));
+    } else {
+        out.push_str(text);
+    }
+    out.push('\'');
 }
 
 /// Appends `(v1, v2, …)` for `cells`.
@@ -96,7 +99,11 @@ fn push_tuple<'a>(
         if i > 0 {
             out.push_str(", ");
         }
-        push_literal(out, cell.param(D)?);
+        match direct(&cell.schema, &cell.value, D) {
+            Some(Direct::Text(text)) => push_text_literal(out, text),
+            Some(Direct::Int(n)) => out.push_str(itoa::Buffer::new().format(n)),
+            None => push_literal(out, cell.param(D)?),
+        }
     }
     out.push(')');
     Ok(())

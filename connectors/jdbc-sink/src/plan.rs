@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::change::{Cell, Change};
 use crate::config::Dialect;
-use crate::sql_value::param;
+use crate::sql_value::{direct, param, Direct};
 
 /// A row to write with its key columns.
 pub type KeyedRow<'r> = (Vec<Cell<'r>>, Vec<Cell<'r>>);
@@ -78,19 +78,25 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
         return None;
     }
     let mut out = String::new();
+    // Each part as `<length>:<text>`, so no two keys read the same. Not
+    // through `to_string` or `write!`, nor a `String` per part: each cost
+    // more than the rest of a one-column key (callgrind).
+    let part = |out: &mut String, text: &str| {
+        out.push_str(itoa::Buffer::new().format(text.len()));
+        out.push(':');
+        out.push_str(text);
+    };
     for cell in key {
-        match param(&cell.schema, &cell.value, Dialect::Postgres)
-            .ok()?
-            .into_text()
-        {
-            Some(t) => {
-                // Not through `to_string` or `write!`: either cost more
-                // than the rest of a one-column key (callgrind).
-                out.push_str(itoa::Buffer::new().format(t.len()));
-                out.push(':');
-                out.push_str(&t);
-            }
-            None => out.push('-'),
+        match direct(&cell.schema, &cell.value, Dialect::Postgres) {
+            Some(Direct::Text(text)) => part(&mut out, text),
+            Some(Direct::Int(n)) => part(&mut out, itoa::Buffer::new().format(n)),
+            None => match param(&cell.schema, &cell.value, Dialect::Postgres)
+                .ok()?
+                .into_text()
+            {
+                Some(text) => part(&mut out, &text),
+                None => out.push('-'),
+            },
         }
     }
     Some(out)
