@@ -49,6 +49,7 @@ impl Projection {
 /// Steps over one datum of `node`, checking every length against what is
 /// left, without decoding it.
 pub fn skip(model: &AvroModel, node: &Node, input: &mut &[u8]) -> Result<(), String> {
+    // A primitive here, without a call: most fields stepped over are.
     match skip_primitive(node, input)? {
         Some(rest) => skip_at(model, rest, input, 0),
         None => Ok(()),
@@ -56,8 +57,8 @@ pub fn skip(model: &AvroModel, node: &Node, input: &mut &[u8]) -> Result<(), Str
 }
 
 /// Steps over one datum of `node` if it is a primitive, or a union whose
-/// chosen branch is one; false (nothing read but a union's branch index)
-/// otherwise. Most of what a sink steps over is such fields (a source
+/// chosen branch is one; otherwise returns what is left to step over
+/// (past the union's branch index if there was one). Most of what a sink steps over is such fields (a source
 /// block's, a `before` that is null), and a call through [`skip_at`] for
 /// each cost more than the stepping (callgrind, `scripts/bench-sink`).
 #[inline(always)]
@@ -100,22 +101,10 @@ fn skip_at(model: &AvroModel, node: &Node, input: &mut &[u8], depth: u32) -> Res
     if depth > 64 {
         return Err("values nested more than 64 deep".into());
     }
+    let Some(node) = skip_primitive(node, input)? else {
+        return Ok(());
+    };
     match node {
-        Node::Null => {}
-        Node::Boolean => {
-            take(input, 1)?;
-        }
-        Node::Int | Node::Long => skip_long(input)?,
-        Node::Float => {
-            take(input, 4)?;
-        }
-        Node::Double => {
-            take(input, 8)?;
-        }
-        Node::String | Node::Bytes => {
-            let n = length(input)?;
-            take(input, n)?;
-        }
         Node::Array(items) => loop {
             let count = block(input, min_width(model, items, 0))?;
             if count == 0 {
@@ -159,6 +148,15 @@ fn skip_at(model: &AvroModel, node: &Node, input: &mut &[u8], depth: u32) -> Res
             }
             None => return Err(format!("named type {i} missing from the writer schema")),
         },
+        // Stepped over by `skip_primitive` already.
+        Node::Null
+        | Node::Boolean
+        | Node::Int
+        | Node::Long
+        | Node::Float
+        | Node::Double
+        | Node::String
+        | Node::Bytes => {}
     }
     Ok(())
 }
