@@ -418,6 +418,76 @@ fn terminated_walsender_pause_resume_and_server_restart_lose_no_change() {
     pg.drop_slot(&slot);
 }
 
+/// A database that turns read-only for a while (a failover under way, a
+/// standby promoted late, `default_transaction_read_only` set for
+/// maintenance) while the connector reconnects: its publication update is
+/// refused with "read-only transaction". The task waits for writes and
+/// streams on with nothing lost, where it failed for good before, taking
+/// the refusal for a missing privilege (found by `scripts/chaos --seed
+/// 2048`).
+#[test]
+fn a_database_read_only_while_the_connector_reconnects_is_waited_out() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let schema = ident("ro");
+    let slot = ident("slot");
+    create_items(&pg, &schema, 50);
+    // A role of its own (owning the table, as a publication of it needs),
+    // so that only this connector's sessions turn read-only, not those of
+    // the tests running beside it.
+    let role = ident("ro_user");
+    pg.exec(&format!(
+        "CREATE ROLE {role} LOGIN REPLICATION PASSWORD 'pw'; \
+         GRANT CREATE ON DATABASE \"{}\" TO {role}; \
+         GRANT USAGE ON SCHEMA {schema} TO {role}; \
+         ALTER TABLE {schema}.items OWNER TO {role};",
+        env.get("SLUICE_PG_DATABASE")
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["database.user"] = json!(role);
+    config["database.password"] = json!("pw");
+    let reply = api.post("/connectors", &json!({"name": "pg-ro", "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("streaming", Duration::from_secs(60), || {
+        (status(&api, "pg-ro")["progress"]["phase"] == "streaming").then_some(())
+    });
+    pg.exec(&format!(
+        "ALTER ROLE {role} SET default_transaction_read_only = on; \
+         SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '{role}'"
+    ));
+    // Changes go on meanwhile (made by another role).
+    pg.random_writes(&schema, 50, 200, 200);
+    let trace = wait_for(
+        "the task to meet the read-only database",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "pg-ro");
+            let trace = task["trace"].as_str().unwrap_or_default().to_owned();
+            trace.contains("read-only").then_some((task, trace))
+        },
+    );
+    assert_eq!(
+        trace.0["state"], "RUNNING",
+        "waiting, not failed: {}",
+        trace.1
+    );
+    pg.exec(&format!(
+        "ALTER ROLE {role} RESET default_transaction_read_only"
+    ));
+    pg.random_writes(&schema, 50, 200, 200);
+    assert_converges(&env, &pg, &schema, &format!("{prefix}.{schema}.items"));
+    assert_eq!(status(&api, "pg-ro")["state"], "RUNNING");
+    api.delete("/connectors/pg-ro");
+    std::thread::sleep(Duration::from_secs(2));
+    pg.drop_slot(&slot);
+    let _ = pg.try_exec(&format!(
+        "DROP PUBLICATION IF EXISTS {slot}_pub; DROP OWNED BY {role}; DROP ROLE {role}"
+    ));
+}
+
 #[test]
 fn heartbeats_flow_and_keep_an_idle_slot_advancing() {
     let env = TestEnv::load();

@@ -25,25 +25,36 @@ pub fn replication_params(config: &PostgresConfig) -> ConnectParams {
     }
 }
 
-/// Whether an error is worth retrying (the server is down or restarting).
+/// SQLSTATE `read_only_sql_transaction`: the database takes no writes now.
+const READ_ONLY: &str = "25006";
+
+/// Whether an error is worth retrying: the server is down or restarting,
+/// or it is read-only for now (a failover under way, a standby about to be
+/// promoted, `default_transaction_read_only` set for maintenance), which
+/// ends without anyone changing the connector.
 fn retriable(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_none()
         || e.code().is_some_and(|c| {
             matches!(
                 c.code(),
-                "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "53300"
+                "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "53300" | READ_ONLY
             )
         })
 }
 
 /// An error from the query connection as a connector error.
 pub fn query_error(what: &str, e: tokio_postgres::Error) -> ConnectorError {
-    let message = format!(
+    let mut message = format!(
         "{what}: {e}{}",
         e.as_db_error()
             .map(|d| format!(" ({})", d.message()))
             .unwrap_or_default()
     );
+    if e.code().is_some_and(|c| c.code() == READ_ONLY) {
+        message.push_str(
+            "; the database takes no writes now (a failover under way, a standby, or default_transaction_read_only): retrying until it does; if database.hostname names a standby, point it at the primary",
+        );
+    }
     if retriable(&e) {
         ConnectorError::retriable(message)
     } else {
@@ -257,9 +268,12 @@ pub async fn ensure_publication(
         (PublicationMode::Filtered, true) => format!("ALTER PUBLICATION {name} SET TABLE {table_list}"),
     };
     client.batch_execute(&sql).await.map_err(|e| {
-        query_error(
-            &format!("{sql} failed (the user needs CREATE on the database, and superuser for FOR ALL TABLES; or create the publication yourself and set publication.autocreate.mode=disabled)"),
-            e,
-        )
+        // A read-only database says why itself; a missing privilege not.
+        let hint = if e.code().is_some_and(|c| c.code() == READ_ONLY) {
+            ""
+        } else {
+            " (the user needs CREATE on the database, and superuser for FOR ALL TABLES; or create the publication yourself and set publication.autocreate.mode=disabled)"
+        };
+        query_error(&format!("{sql} failed{hint}"), e)
     })
 }
