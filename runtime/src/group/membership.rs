@@ -443,14 +443,14 @@ mod tests {
         let cluster = MockCluster::new(1).expect("mock cluster");
         let (membership, placement, changes, _) = join_mock(&cluster);
         wait("the first assignment", Duration::from_secs(60), || {
-            placement.owns("orders")
+            placement.owns(crate::herder::Unit::connector("orders"))
         });
         let started = changes.load(Ordering::SeqCst);
 
         let cut = Instant::now();
         cluster.broker_down(1).expect("broker down");
         wait("the lease to lapse", Duration::from_secs(30), || {
-            !placement.owns("orders")
+            !placement.owns(crate::herder::Unit::connector("orders"))
         });
         let fenced_after = cut.elapsed();
         assert!(
@@ -465,10 +465,13 @@ mod tests {
         wait(
             "the share back after rejoining",
             Duration::from_secs(90),
-            || placement.owns("orders"),
+            || placement.owns(crate::herder::Unit::connector("orders")),
         );
         membership.leave();
-        assert!(!placement.owns("orders"), "nothing held after leaving");
+        assert!(
+            !placement.owns(crate::herder::Unit::connector("orders")),
+            "nothing held after leaving"
+        );
     }
 
     /// What the orphan watch asks for: the member gives its share up (the
@@ -478,7 +481,7 @@ mod tests {
         let cluster = MockCluster::new(1).expect("mock cluster");
         let (membership, placement, _, gave_up) = join_mock(&cluster);
         wait("the first assignment", Duration::from_secs(60), || {
-            placement.owns("orders")
+            placement.owns(crate::herder::Unit::connector("orders"))
         });
         let before = gave_up.load(Ordering::SeqCst);
         membership.rejoin_request().request();
@@ -486,7 +489,7 @@ mod tests {
             gave_up.load(Ordering::SeqCst) > before
         });
         wait("a new assignment", Duration::from_secs(60), || {
-            placement.owns("orders")
+            placement.owns(crate::herder::Unit::connector("orders"))
         });
         membership.leave();
     }

@@ -85,7 +85,12 @@ pub async fn run(
             continue;
         }
         checked = Instant::now();
-        let needed = placement.partitions_of(&herder.units().await);
+        let units = herder.units().await;
+        let needed = placement.partitions_of(
+            units
+                .iter()
+                .map(|(connector, task)| crate::herder::Unit::task(connector, *task)),
+        );
         let published = {
             let status = Arc::clone(&status);
             let me = me.clone();

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::source_runner::{self, Control, SourceTaskSpec};
 use super::status::{State, TaskStatus};
 use super::validation::{self};
-use super::{sink_runner, Entry, Herder, HerderError, TaskHandle};
+use super::{sink_runner, Entry, Herder, HerderError, TaskHandle, Unit};
 use crate::plugins::Plugin;
 use crate::secrets;
 use crate::store::{StatusPart, StoredConnector, TargetState};
@@ -53,7 +53,7 @@ impl Herder {
                     tracing::info!(connector = %name, task = id, "task released to another worker");
                 }
             }
-            let here = self.runs_here(&name);
+            let here = self.runs_here(Unit::connector(&name));
             if entry.here && !here {
                 entry.here = false;
                 self.deps
@@ -150,7 +150,7 @@ impl Herder {
     /// holds.
     pub(super) fn launch(&self, stored: StoredConnector) -> Entry {
         let name = stored.name.clone();
-        let here = self.runs_here(&name);
+        let here = self.runs_here(Unit::connector(&name));
         let mut entry = Entry {
             stored,
             task_configs: Vec::new(),

@@ -47,14 +47,13 @@ use crate::metrics::Metrics;
 use crate::plugins::PluginRegistry;
 use crate::store::{ConfigStore, OffsetStore, StatusStore, StoredConnector};
 
-/// Which connectors and tasks run on this worker. A unit of placement is
-/// named by a string: a connector's name stands for the connector itself
-/// and its task 0, [`task_unit`] names each further task.
+/// Which connectors and tasks run on this worker, by [`Unit`] of
+/// placement.
 pub trait Placement: Send + Sync {
     /// Whether this worker may run `unit` now. A worker in a group owns a
     /// share and only while its lease holds; runners ask before each
     /// write, so a worker that lost its share stops writing.
-    fn owns(&self, unit: &str) -> bool;
+    fn owns(&self, unit: Unit<'_>) -> bool;
 
     /// Whether connectors move between workers (a group), so that a
     /// worker stopping is a handover rather than the end of a run.
@@ -63,17 +62,28 @@ pub trait Placement: Send + Sync {
     }
 }
 
-/// The unit of placement task `task` of `connector` belongs to: task 0 goes
-/// with its connector (a single-task connector — every CDC source — never
-/// splits its connector and its task over two workers), each further task
-/// is placed on its own under its Connect task id, `<connector>-<n>`, so a
-/// multi-task connector (a JDBC sink with `tasks.max` above 1) spreads its
-/// tasks over the group.
-pub fn task_unit(connector: &str, task: u32) -> std::borrow::Cow<'_, str> {
-    if task == 0 {
-        std::borrow::Cow::Borrowed(connector)
-    } else {
-        std::borrow::Cow::Owned(format!("{connector}-{task}"))
+/// A unit of placement: task `task` of `connector`. Task 0 stands for the
+/// connector too (a single-task connector — every CDC source — never
+/// splits its connector and its task over two workers); each further task
+/// is placed on its own, so a multi-task connector (a JDBC sink with
+/// `tasks.max` above 1) spreads its tasks over the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unit<'a> {
+    /// The connector (or another named duty, such as the registry's writer).
+    pub connector: &'a str,
+    /// The task number.
+    pub task: u32,
+}
+
+impl<'a> Unit<'a> {
+    /// The unit of a connector itself, placed with its task 0.
+    pub fn connector(connector: &'a str) -> Self {
+        Self { connector, task: 0 }
+    }
+
+    /// The unit of task `task` of `connector`.
+    pub fn task(connector: &'a str, task: u32) -> Self {
+        Self { connector, task }
     }
 }
 
@@ -81,7 +91,7 @@ pub fn task_unit(connector: &str, task: u32) -> std::borrow::Cow<'_, str> {
 pub struct Everything;
 
 impl Placement for Everything {
-    fn owns(&self, _: &str) -> bool {
+    fn owns(&self, _: Unit<'_>) -> bool {
         true
     }
 }
@@ -203,12 +213,12 @@ impl Herder {
         }
     }
 
-    fn runs_here(&self, unit: &str) -> bool {
+    fn runs_here(&self, unit: Unit<'_>) -> bool {
         !self.closing.load(std::sync::atomic::Ordering::Acquire) && self.deps.placement.owns(unit)
     }
 
     fn runs_task_here(&self, connector: &str, task: u32) -> bool {
-        self.runs_here(&task_unit(connector, task))
+        self.runs_here(Unit::task(connector, task))
     }
 
     /// The plugins this worker offers.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::status::{ConnectorStatus, State, TaskStatus};
-use super::{task_unit, Entry, Herder, HerderError};
+use super::{Entry, Herder, HerderError};
 use crate::secrets;
 use crate::store::{Statuses, StoredConnector};
 
@@ -73,16 +73,15 @@ impl Herder {
         self.connectors.lock().await.keys().cloned().collect()
     }
 
-    /// The units of the group's placement the connectors need: each
-    /// connector's (with its task 0) and each further task's.
-    pub async fn units(&self) -> Vec<String> {
+    /// The units of the group's placement the connectors need, as
+    /// (connector, task): each connector's (with its task 0) and each
+    /// further task's.
+    pub async fn units(&self) -> Vec<(String, u32)> {
         let connectors = self.connectors.lock().await;
         let mut units = Vec::with_capacity(connectors.len());
         for (name, entry) in connectors.iter() {
-            units.push(name.clone());
-            units.extend(
-                (1..entry.task_configs.len() as u32).map(|i| task_unit(name, i).into_owned()),
-            );
+            let tasks = (entry.task_configs.len() as u32).max(1);
+            units.extend((0..tasks).map(|task| (name.clone(), task)));
         }
         units
     }

@@ -17,7 +17,7 @@ use serde_json::{json, Value as Json};
 
 use super::log::{LogRecord, SchemaLog};
 use super::Registry;
-use crate::herder::Placement;
+use crate::herder::{Placement, Unit};
 use crate::store::kafka::{KafkaLog, KafkaStatusStore};
 
 /// The name the group places the registry's writer by.
@@ -123,7 +123,7 @@ impl GroupWriter {
     /// Announces this worker as the writer if the group made it so; call
     /// after each change of assignment.
     pub fn announce(&self) {
-        if self.placement.owns(REGISTRY_UNIT) {
+        if self.placement.owns(Unit::connector(REGISTRY_UNIT)) {
             tracing::info!(url = %self.url, "this worker writes the group's schema registry");
             self.status
                 .publish_raw(WRITER_KEY, Some(json!({ "url": self.url })));
@@ -133,7 +133,7 @@ impl GroupWriter {
 
 impl WriterRole for GroupWriter {
     fn writer(&self) -> Writer {
-        if self.placement.owns(REGISTRY_UNIT) {
+        if self.placement.owns(Unit::connector(REGISTRY_UNIT)) {
             return Writer::Here;
         }
         match self

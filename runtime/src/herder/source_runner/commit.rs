@@ -77,7 +77,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             tokio::select! {
                 joined = &mut storing => break joined,
                 () = tokio::time::sleep(FENCE_CHECK) => {
-                    if !self.fenced && !self.deps.placement.owns(&self.spec.unit()) {
+                    if !self.fenced && !self.deps.placement.owns(self.spec.unit()) {
                         self.fenced = true;
                         self.offsets.restore(entries);
                         return Err(ConnectorError::retriable(FENCED));
@@ -115,7 +115,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 () = tokio::time::sleep(FENCE_CHECK) => {
                     // The next owner's producer fences this one whatever
                     // happens to the commit; stop waiting for it.
-                    if !self.fenced && !self.deps.placement.owns(&self.spec.unit()) {
+                    if !self.fenced && !self.deps.placement.owns(self.spec.unit()) {
                         self.fenced = true;
                         return Err(ConnectorError::retriable(FENCED));
                     }

@@ -23,7 +23,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 tokio::select! {
                     outcome = &mut delivery => break Some(outcome),
                     () = tokio::time::sleep(FENCE_CHECK) => {
-                        if !self.fenced && !self.deps.placement.owns(&self.spec.unit()) {
+                        if !self.fenced && !self.deps.placement.owns(self.spec.unit()) {
                             front.delivery = Some(delivery);
                             self.in_flight.push_front(front);
                             self.fenced = true;

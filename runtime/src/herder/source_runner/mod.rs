@@ -79,8 +79,8 @@ pub struct SourceTaskSpec {
 
 impl SourceTaskSpec {
     /// The unit of the group's placement this task belongs to.
-    pub fn unit(&self) -> std::borrow::Cow<'_, str> {
-        super::task_unit(&self.connector, self.task_id)
+    pub fn unit(&self) -> super::Unit<'_> {
+        super::Unit::task(&self.connector, self.task_id)
     }
 }
 
@@ -130,7 +130,7 @@ async fn run_once(
     metrics: &Arc<TaskMetrics>,
     control: &mut watch::Receiver<Control>,
 ) -> Result<(), ConnectorError> {
-    if !deps.placement.owns(&spec.unit()) {
+    if !deps.placement.owns(spec.unit()) {
         return Err(ConnectorError::retriable(FENCED));
     }
     let overrides = crate::kafka::overrides::overrides(

@@ -123,7 +123,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             };
             tokio::select! {
                 emitted = end.records.recv() => match emitted {
-                    Some(_) if !self.deps.placement.owns(&self.spec.unit()) => {
+                    Some(_) if !self.deps.placement.owns(self.spec.unit()) => {
                         // Fenced: the batch is not sent, so the stored
                         // offset stays before it for whoever runs next;
                         // what was acknowledged is stored in `salvage`.

@@ -14,7 +14,7 @@ use sluice_connector_api::{
 use super::pipeline::progress_json;
 use super::*;
 use crate::herder::record_sink::memory::{Answer, MemorySink};
-use crate::herder::Placement;
+use crate::herder::{Placement, Unit};
 use crate::kafka::TopicCreator;
 use crate::store::{MemoryStatusStore, OffsetStore, StateDirOffsetStore, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -470,7 +470,7 @@ async fn a_broker_that_never_answers_stores_nothing_unacknowledged() {
 struct Share(std::sync::atomic::AtomicBool);
 
 impl Placement for Share {
-    fn owns(&self, _: &str) -> bool {
+    fn owns(&self, _: Unit<'_>) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 
