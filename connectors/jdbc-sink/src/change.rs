@@ -179,9 +179,11 @@ pub fn interpret<'r>(config: &SinkConfig, record: &'r SinkRecord) -> Result<Chan
             in_write_zone(&config.write_zone, cell);
         }
     }
-    row.retain(|c| {
-        key.iter().any(|k| k.name == c.name) || config.keeps_field(&record.topic, &c.name)
-    });
+    if config.filters_fields() {
+        row.retain(|c| {
+            key.iter().any(|k| k.name == c.name) || config.keeps_field(&record.topic, &c.name)
+        });
+    }
     for k in &key {
         if !row.iter().any(|c| c.name == k.name) {
             row.push(k.clone());

@@ -224,6 +224,12 @@ impl SinkConfig {
         Ok(())
     }
 
+    /// Whether some value fields are left out (`field.include.list` or
+    /// `field.exclude.list` set).
+    pub fn filters_fields(&self) -> bool {
+        !self.include_fields.is_empty() || !self.exclude_fields.is_empty()
+    }
+
     /// Whether value field `field` of `topic` is written.
     pub fn keeps_field(&self, topic: &str, field: &str) -> bool {
         let named = |list: &[String]| {

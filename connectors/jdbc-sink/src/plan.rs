@@ -121,10 +121,10 @@ impl<'r> Pending<'r> {
     fn new(table: String, expected: usize) -> Self {
         Self {
             table,
-            // Sized up front: growing it rehashed every key once more
-            // (callgrind, `scripts/bench-sink`). Capped, because a batch
-            // of many tables would reserve the whole batch for each.
-            slot_of_key: HashMap::with_capacity(expected.min(1024)),
+            // Sized up front to the table's changes in the batch: growing
+            // it rehashed every key once more, a quarter of what planning
+            // cost (callgrind, `scripts/bench-sink`).
+            slot_of_key: HashMap::with_capacity(expected),
             last: Vec::new(),
             unkeyed: Vec::new(),
         }
@@ -148,15 +148,62 @@ impl<'r> Pending<'r> {
     }
 }
 
+/// The position of `table` in `tables` (first-seen order), added if new.
+/// A batch mostly holds one table's changes in runs, so the previous
+/// change's table (`current`) is tried first.
+fn table_slot<T>(
+    tables: &mut Vec<T>,
+    current: usize,
+    table: &str,
+    name: impl Fn(&T) -> &str,
+    new: impl FnOnce() -> T,
+) -> usize {
+    if tables.get(current).is_some_and(|t| name(t) == table) {
+        return current;
+    }
+    match tables.iter().position(|t| name(t) == table) {
+        Some(i) => i,
+        None => {
+            tables.push(new());
+            tables.len() - 1
+        }
+    }
+}
+
+/// How many keyed changes each table has in `changes`, in first-seen
+/// order: the room each table's key map needs.
+fn changes_per_table(changes: &[Change<'_>]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut current = 0;
+    for change in changes {
+        let (Change::Upsert { table, .. } | Change::Delete { table, .. }) = change else {
+            continue;
+        };
+        current = table_slot(
+            &mut counts,
+            current,
+            table,
+            |(t, _)| t,
+            || (table.clone(), 0),
+        );
+        counts[current].1 += 1;
+    }
+    counts
+}
+
 /// The steps for `changes`, in record order.
 pub fn plan(changes: Vec<Change<'_>>) -> Vec<Step<'_>> {
     let mut steps = Vec::new();
-    // Tables in first-seen order; a batch mostly holds one table's
-    // changes in runs, so the previous change's table is tried first.
+    let counts = changes_per_table(&changes);
+    let expected = |table: &str| {
+        counts
+            .iter()
+            .find(|(t, _)| t == table)
+            .map_or(0, |(_, n)| *n)
+    };
     let mut pending: Vec<Pending<'_>> = Vec::new();
     let mut current = 0;
-    let total = changes.len();
-    for (seen, change) in changes.into_iter().enumerate() {
+    for change in changes {
         let (table, key, last) = match change {
             Change::Skip => continue,
             Change::Truncate { table } => {
@@ -167,15 +214,13 @@ pub fn plan(changes: Vec<Change<'_>>) -> Vec<Step<'_>> {
             Change::Upsert { table, key, row } => (table, key_text(&key), Last::Row(key, row)),
             Change::Delete { table, key } => (table, key_text(&key), Last::Delete(key)),
         };
-        if pending.get(current).is_none_or(|p| p.table != table) {
-            current = match pending.iter().position(|p| p.table == table) {
-                Some(i) => i,
-                None => {
-                    pending.push(Pending::new(table, total - seen));
-                    pending.len() - 1
-                }
-            };
-        }
+        current = table_slot(
+            &mut pending,
+            current,
+            &table,
+            |p| &p.table,
+            || Pending::new(table.clone(), expected(&table)),
+        );
         let p = &mut pending[current];
         match key {
             // One lookup, not a get and then an insert: hashing the key
