@@ -77,7 +77,8 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
     if key.is_empty() {
         return None;
     }
-    let mut out = String::new();
+    // Room for a key of a few short columns without growing.
+    let mut out = String::with_capacity(32);
     // Each part as `<length>:<text>`, so no two keys read the same. Not
     // through `to_string` or `write!`, nor a `String` per part: each cost
     // more than the rest of a one-column key (callgrind).
@@ -125,7 +126,7 @@ impl<'r> Pending<'r> {
             // it rehashed every key once more, a quarter of what planning
             // cost (callgrind, `scripts/bench-sink`).
             slot_of_key: HashMap::with_capacity(expected),
-            last: Vec::new(),
+            last: Vec::with_capacity(expected),
             unkeyed: Vec::new(),
         }
     }
@@ -133,7 +134,8 @@ impl<'r> Pending<'r> {
     fn into_writes(self) -> TableWrites<'r> {
         let mut writes = TableWrites {
             table: self.table,
-            ..TableWrites::default()
+            deletes: Vec::new(),
+            rows: Vec::with_capacity(self.last.len() + self.unkeyed.len()),
         };
         for last in self.last {
             match last {

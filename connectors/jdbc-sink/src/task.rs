@@ -61,10 +61,12 @@ impl SinkTask for JdbcSinkTask {
             return Err(ConnectorError::retriable("the sink task is not started"));
         };
         for chunk in records.chunks(config.batch_size) {
-            let changes = chunk
-                .iter()
-                .map(|r| interpret(config, r).map_err(ConnectorError::fatal))
-                .collect::<Result<Vec<_>, _>>()?;
+            // Sized up front: collecting a `Result` gives no size hint,
+            // so the vector grew and copied itself a dozen times a batch.
+            let mut changes = Vec::with_capacity(chunk.len());
+            for record in chunk {
+                changes.push(interpret(config, record).map_err(ConnectorError::fatal)?);
+            }
             // A target that stops answering (a half-open connection) must
             // not hang the task: the runner reconnects and applies again.
             tokio::time::timeout(APPLY_TIMEOUT, target.apply(&plan(changes), config))

@@ -336,21 +336,23 @@ impl<'a> Applier<'a> {
                 }
                 message.topic().clone_into(&mut last_topic);
             }
-            let unknown: Vec<(Arc<Decoder>, i32)> =
-                [(&self.key, message.key()), (&self.value, message.payload())]
-                    .into_iter()
-                    .filter_map(|(decoder, bytes)| {
-                        Some((Arc::clone(decoder), decoder.unknown_schema(bytes)?))
-                    })
-                    .collect();
-            let decoded = if unknown.is_empty() {
+            // An array, not a vector collected per record: this runs for
+            // every message and nearly always finds both schemas cached.
+            let unknown = [(&self.key, message.key()), (&self.value, message.payload())].map(
+                |(decoder, bytes)| {
+                    let id = decoder.unknown_schema(bytes)?;
+                    Some((Arc::clone(decoder), id))
+                },
+            );
+            let decoded = if unknown.iter().all(Option::is_none) {
                 self.decode(&message)
             } else {
                 // The first message of a new schema: the registry is asked
                 // off the async threads, which may also be serving the
                 // embedded registry being asked.
                 let message = message.detach();
-                self.fetch_schemas(unknown, &message).await?;
+                self.fetch_schemas(unknown.into_iter().flatten(), &message)
+                    .await?;
                 self.decode(&message)
             };
             let consumed = match decoded {
@@ -387,7 +389,7 @@ impl<'a> Applier<'a> {
     /// restarts from the committed offsets, nothing is set aside.
     async fn fetch_schemas(
         &self,
-        unknown: Vec<(Arc<Decoder>, i32)>,
+        unknown: impl Iterator<Item = (Arc<Decoder>, i32)>,
         message: &impl Message,
     ) -> Result<(), ConnectorError> {
         for (decoder, id) in unknown {
