@@ -161,6 +161,66 @@ pub fn read(
     read_node(model, &model.root, schema, projection, input)
 }
 
+/// What [`scalar`] made of a datum.
+enum Scalar<'n> {
+    /// The value, read.
+    Read(Value),
+    /// Not a scalar: the node to read it as (past the union's branch
+    /// index if there was one).
+    Other(&'n Node),
+}
+
+/// Reads a datum of `node` if it is a scalar the schema takes as one, or a
+/// union whose chosen branch is. Most of a change event's fields are such,
+/// and a recursive [`read_node`] call for each (and one more for its union)
+/// cost more than the reading (callgrind, `scripts/bench-sink`).
+#[inline(always)]
+fn scalar<'n>(node: &'n Node, schema: &Schema, input: &mut &[u8]) -> Result<Scalar<'n>, String> {
+    let node = match node {
+        Node::Union(branches) => {
+            let index = long(input)?;
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| branches.get(i))
+                .ok_or_else(|| format!("union branch {index} of {}", branches.len()))?
+        }
+        other => other,
+    };
+    Ok(Scalar::Read(match (node, &schema.kind) {
+        (Node::Null, _) => Value::Null,
+        (Node::Boolean, SchemaKind::Boolean) => match take(input, 1)? {
+            [0] => Value::Boolean(false),
+            [1] => Value::Boolean(true),
+            other => return Err(format!("a boolean byte {other:?}")),
+        },
+        (Node::Int, SchemaKind::Int8 | SchemaKind::Int16 | SchemaKind::Int32) => {
+            let n = long(input)?;
+            let n = i32::try_from(n).map_err(|_| format!("an int of {n}"))?;
+            match schema.kind {
+                SchemaKind::Int8 => Value::Int8(n as i8),
+                SchemaKind::Int16 => Value::Int16(n as i16),
+                _ => Value::Int32(n),
+            }
+        }
+        (Node::Long, SchemaKind::Int64) => Value::Int64(long(input)?),
+        (Node::Float, SchemaKind::Float32) => {
+            let raw = take(input, 4)?;
+            Value::Float32(f32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+        }
+        (Node::Double, SchemaKind::Float64) => {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(take(input, 8)?);
+            Value::Float64(f64::from_le_bytes(raw))
+        }
+        (Node::String, SchemaKind::String) => Value::String(text(input)?.into()),
+        (Node::Bytes, SchemaKind::Bytes) => {
+            let n = length(input)?;
+            Value::Bytes(take(input, n)?.to_vec())
+        }
+        _ => return Ok(Scalar::Other(node)),
+    }))
+}
+
 fn read_node(
     model: &AvroModel,
     node: &Node,
@@ -168,6 +228,10 @@ fn read_node(
     projection: &Projection,
     input: &mut &[u8],
 ) -> Result<Value, String> {
+    let node = match scalar(node, schema, input)? {
+        Scalar::Read(value) => return Ok(value),
+        Scalar::Other(node) => node,
+    };
     let named = match node {
         Node::Named(i) => Some(
             &model
@@ -186,40 +250,6 @@ fn read_node(
         )
     };
     Ok(match (node, named, &schema.kind) {
-        (Node::Union(branches), _, _) => {
-            let index = long(input)?;
-            let branch = usize::try_from(index)
-                .ok()
-                .and_then(|i| branches.get(i))
-                .ok_or_else(|| format!("union branch {index} of {}", branches.len()))?;
-            return read_node(model, branch, schema, projection, input);
-        }
-        (Node::Null, _, _) => Value::Null,
-        (Node::Boolean, _, SchemaKind::Boolean) => match take(input, 1)? {
-            [0] => Value::Boolean(false),
-            [1] => Value::Boolean(true),
-            other => return Err(format!("a boolean byte {other:?}")),
-        },
-        (Node::Int, _, SchemaKind::Int8 | SchemaKind::Int16 | SchemaKind::Int32) => {
-            let n = long(input)?;
-            let n = i32::try_from(n).map_err(|_| format!("an int of {n}"))?;
-            match schema.kind {
-                SchemaKind::Int8 => Value::Int8(n as i8),
-                SchemaKind::Int16 => Value::Int16(n as i16),
-                _ => Value::Int32(n),
-            }
-        }
-        (Node::Long, _, SchemaKind::Int64) => Value::Int64(long(input)?),
-        (Node::Float, _, SchemaKind::Float32) => {
-            let raw = take(input, 4)?;
-            Value::Float32(f32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
-        }
-        (Node::Double, _, SchemaKind::Float64) => {
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(take(input, 8)?);
-            Value::Float64(f64::from_le_bytes(raw))
-        }
-        (Node::String, _, SchemaKind::String) => Value::String(text(input)?.into()),
         (_, Some(NamedKind::Enum { symbols, .. }), SchemaKind::String) => {
             let index = long(input)?;
             let symbol = usize::try_from(index)
@@ -227,10 +257,6 @@ fn read_node(
                 .and_then(|i| symbols.get(i))
                 .ok_or_else(|| format!("enum symbol {index} of {}", symbols.len()))?;
             Value::String(symbol.clone().into())
-        }
-        (Node::Bytes, _, SchemaKind::Bytes) => {
-            let n = length(input)?;
-            Value::Bytes(take(input, n)?.to_vec())
         }
         (_, Some(NamedKind::Fixed { size }), SchemaKind::Bytes) => {
             let n = usize::try_from(*size).map_err(|_| format!("a fixed of {size} bytes"))?;
@@ -326,10 +352,12 @@ fn read_node(
                         continue;
                     }
                 };
-                values.push(
-                    read_node(model, &def.node, &f.schema, inner, input)
-                        .map_err(|e| format!("{}: {e}", f.name))?,
-                );
+                let value = match scalar(&def.node, &f.schema, input) {
+                    Ok(Scalar::Read(value)) => Ok(value),
+                    Ok(Scalar::Other(node)) => read_node(model, node, &f.schema, inner, input),
+                    Err(e) => Err(e),
+                };
+                values.push(value.map_err(|e| format!("{}: {e}", f.name))?);
             }
             Value::Struct(values)
         }
