@@ -288,8 +288,6 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Up to `batch_size` decoded records: waits for the first, then takes
-    /// what arrives within the linger time.
     /// Up to `batch_size` decoded records, and the newest offset per
     /// partition consumed (dead-lettered records included): waits for the
     /// first, then takes what arrives within the linger time.
