@@ -1453,3 +1453,69 @@ fn a_sink_resuming_inside_a_record_batch_applies_every_record_from_its_offset() 
     api.delete("/connectors/midbatch-src");
     api.delete("/connectors/midbatch-sink");
 }
+
+/// New rows go into a PostgreSQL target with a COPY straight into their
+/// table; rows the table already holds (here: the topic replayed over a
+/// replica whose rows were changed since) make that COPY fail, and the
+/// sink merges them instead — the replica ends equal to its source, the
+/// task never fails.
+#[test]
+fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = items_schemas(&pg, 60);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "straight-src", &source, &[]);
+    let topic = format!("{prefix}.{source}.items");
+    let sink = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "straight-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
+    let expected = state(&pg, &source_table);
+    let replica_equal = |what: &str| {
+        wait_for(what, Duration::from_secs(120), || {
+            let rows = pg
+                .try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
+                .ok()
+                .map(|_| state(&pg, &target_table))
+                .unwrap_or_default();
+            (rows == expected).then_some(())
+        })
+    };
+    replica_equal("the replica");
+    const FELL_BACK: &str = "the table holds some of these keys already";
+    assert!(
+        !worker.logs().contains(FELL_BACK),
+        "new rows load without a fallback:\n{}",
+        worker.logs()
+    );
+
+    // The replica drifts, and the topic is replayed over it: every
+    // snapshot record is a create of a key the table holds.
+    assert_eq!(api.put_empty("/connectors/straight-sink/stop").status, 204);
+    wait_for("the sink stopped", Duration::from_secs(30), || {
+        (api.get("/connectors/straight-sink/status").body["connector"]["state"] == "STOPPED")
+            .then_some(())
+    });
+    pg.exec(&format!("UPDATE {target_table} SET qty = -1"));
+    let reset = api.delete("/connectors/straight-sink/offsets");
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(
+        api.put_empty("/connectors/straight-sink/resume").status,
+        202
+    );
+    replica_equal("the replica overwritten by the replay");
+    assert!(
+        worker.logs().contains(FELL_BACK),
+        "the replay met the keys the table holds:\n{}",
+        worker.logs()
+    );
+    let status = api.get("/connectors/straight-sink/status").body;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    api.delete("/connectors/straight-src");
+    api.delete("/connectors/straight-sink");
+}

@@ -11,6 +11,7 @@ mod plan;
 mod postgres_target;
 mod read_fields;
 mod sql_value;
+mod straight_copy;
 mod table;
 mod table_format;
 mod task;

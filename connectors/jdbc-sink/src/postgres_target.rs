@@ -5,7 +5,11 @@
 //! CONFLICT DO UPDATE` for upserts, `UPDATE … FROM` for updates, `DELETE …
 //! WHERE (key) IN` for deletes. COPY is the server's fastest way in; the
 //! earlier text arrays cast inside `unnest` took ~35% longer server-side
-//! for the same rows.
+//! for the same rows. Rows to insert or upsert are first tried with a
+//! `COPY` straight into their table, inside a savepoint: new rows (a
+//! snapshot, an append-only table) skip the staging table and the merge,
+//! and a key the table already holds rolls that back to the merge
+//! (`straight_copy`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,6 +21,7 @@ use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
 use crate::copy_text::push_row;
 use crate::plan::{by_columns, Step, TableWrites};
+use crate::straight_copy::{StraightCopy, MOST_PER_TRANSACTION};
 use crate::table::{evolution, quote, split_name, stored_name, wanted_columns, TableInfo};
 
 const D: Dialect = Dialect::Postgres;
@@ -31,6 +36,8 @@ pub struct PostgresTarget {
     /// The session's staging tables (temporary, emptied at each commit),
     /// by the target table and columns they stage.
     stages: HashMap<StageKey, String>,
+    /// Which tables take new rows with a `COPY` straight into them.
+    straight: StraightCopy,
 }
 
 /// SQLSTATEs that say the target cannot write *now* (not that a record is
@@ -117,6 +124,7 @@ impl PostgresTarget {
             client,
             tables: HashMap::new(),
             stages: HashMap::new(),
+            straight: StraightCopy::default(),
         })
     }
 
@@ -236,6 +244,8 @@ impl PostgresTarget {
         // A staging table used twice in one transaction (its table written
         // on both sides of a truncate) is emptied before its second load.
         let mut loaded = HashSet::new();
+        self.straight.next_batch();
+        let mut straight_tries = 0;
         for step in steps {
             match step {
                 Step::Truncate(table) => {
@@ -267,6 +277,16 @@ impl PostgresTarget {
                         };
                         let rows: Vec<&Vec<Cell<'_>>> =
                             group.rows.iter().map(|(_, row)| row).collect();
+                        if config.insert_mode != InsertMode::Update
+                            && straight_tries < MOST_PER_TRANSACTION
+                            && self.straight.may_try(&qualified)
+                        {
+                            straight_tries += 1;
+                            match copy_straight(&tx, &qualified, &group.names, &rows).await? {
+                                Straight::Loaded => continue,
+                                Straight::KeysHeld => self.straight.failed(&qualified),
+                            }
+                        }
                         let key = (qualified.clone(), group.names);
                         load(&self.stages, &tx, &key, &rows, &mut loaded).await?;
                         tx.batch_execute(&sql)
@@ -280,6 +300,94 @@ impl PostgresTarget {
             .await
             .map_err(|e| classify("committing the target transaction", e))
     }
+}
+
+/// The savepoint a straight `COPY` rolls back to.
+const STRAIGHT: &str = "sluice_straight_copy";
+
+/// What a `COPY` straight into a table came to.
+enum Straight {
+    /// The rows are in.
+    Loaded,
+    /// The table holds some of their keys already: rolled back, for the
+    /// merge to write.
+    KeysHeld,
+}
+
+/// SQLSTATE unique_violation: a key the table holds.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Loads `rows` with one `COPY` straight into `qualified`, inside a
+/// savepoint to roll back to if the table holds some of their keys. Any
+/// other failure fails the batch, as the merge's would.
+async fn copy_straight(
+    tx: &Transaction<'_>,
+    qualified: &str,
+    names: &[String],
+    rows: &[&Vec<Cell<'_>>],
+) -> Result<Straight, ConnectorError> {
+    let context = format!("loading rows into {qualified}");
+    tx.batch_execute(&format!("SAVEPOINT {STRAIGHT}"))
+        .await
+        .map_err(|e| classify(&context, e))?;
+    let columns: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
+    let copy = format!("COPY {qualified} ({}) FROM STDIN", columns.join(", "));
+    match send_copy(tx, &copy, rows).await {
+        Ok(()) => Ok(Straight::Loaded),
+        Err(Sent::Refused(e)) if e.code().map(|c| c.code()) == Some(UNIQUE_VIOLATION) => {
+            tracing::info!(table = %qualified, cause = %e, "the table holds some of these keys already: they are merged through a staging table, and so are the table's next batches for a while");
+            tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {STRAIGHT}"))
+                .await
+                .map_err(|e| classify(&context, e))?;
+            Ok(Straight::KeysHeld)
+        }
+        Err(e) => Err(e.into_connector_error(&context)),
+    }
+}
+
+/// Why a `COPY` did not go through.
+enum Sent {
+    /// A value could not be written as COPY text.
+    Row(ConnectorError),
+    /// The server refused it, or the connection failed.
+    Refused(tokio_postgres::Error),
+}
+
+impl Sent {
+    fn into_connector_error(self, context: &str) -> ConnectorError {
+        match self {
+            Self::Row(e) => e,
+            Self::Refused(e) => classify(context, e),
+        }
+    }
+}
+
+/// Sends `rows` as the data of `copy` (a `COPY … FROM STDIN`).
+async fn send_copy<'r, R: AsRef<[Cell<'r>]>>(
+    tx: &Transaction<'_>,
+    copy: &str,
+    rows: &[R],
+) -> Result<(), Sent> {
+    let mut data = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        push_row(&mut data, row.as_ref()).map_err(Sent::Row)?;
+        if i == 0 {
+            // Rows of one table are about as wide as the first: room for
+            // all of them at once, rather than doubling (and copying) the
+            // buffer up to twice the batch.
+            data.reserve((data.len() + data.len() / 8) * (rows.len() - 1));
+        }
+    }
+    let sink = tx
+        .copy_in::<_, bytes::Bytes>(copy)
+        .await
+        .map_err(Sent::Refused)?;
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(data))
+        .await
+        .map_err(Sent::Refused)?;
+    sink.finish().await.map_err(Sent::Refused)?;
+    Ok(())
 }
 
 /// Loads `rows` into the staging table for `key` with one COPY and
@@ -297,27 +405,9 @@ async fn load<'r, R: AsRef<[Cell<'r>]>>(
             .await
             .map_err(|e| classify(&format!("emptying {stage}"), e))?;
     }
-    let mut data = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        push_row(&mut data, row.as_ref())?;
-        if i == 0 {
-            // Rows of one table are about as wide as the first: room for
-            // all of them at once, rather than doubling (and copying) the
-            // buffer up to twice the batch.
-            data.reserve((data.len() + data.len() / 8) * (rows.len() - 1));
-        }
-    }
-    let context = format!("loading rows for {}", key.0);
-    let copy = format!("COPY {stage} FROM STDIN");
-    let sink = tx
-        .copy_in::<_, bytes::Bytes>(&copy)
+    send_copy(tx, &format!("COPY {stage} FROM STDIN"), rows)
         .await
-        .map_err(|e| classify(&context, e))?;
-    futures_util::pin_mut!(sink);
-    sink.send(bytes::Bytes::from(data))
-        .await
-        .map_err(|e| classify(&context, e))?;
-    sink.finish().await.map_err(|e| classify(&context, e))?;
+        .map_err(|e| e.into_connector_error(&format!("loading rows for {}", key.0)))?;
     Ok(stage)
 }
 

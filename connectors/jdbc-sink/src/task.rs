@@ -20,7 +20,7 @@ const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A connected target database.
 enum Target {
-    Postgres(PostgresTarget),
+    Postgres(Box<PostgresTarget>),
     MySql(MySqlTarget),
 }
 
@@ -49,7 +49,9 @@ impl SinkTask for JdbcSinkTask {
     async fn start(&mut self, config: &ConnectorConfig) -> Result<(), ConnectorError> {
         let config = SinkConfig::parse(config)?;
         self.target = Some(match config.target.dialect {
-            Dialect::Postgres => Target::Postgres(PostgresTarget::connect(&config).await?),
+            Dialect::Postgres => {
+                Target::Postgres(Box::new(PostgresTarget::connect(&config).await?))
+            }
             Dialect::MySql => Target::MySql(MySqlTarget::connect(&config).await?),
         });
         self.config = Some(config);
