@@ -161,6 +161,22 @@ pub fn read(
     read_node(model, &model.root, schema, projection, input)
 }
 
+/// The node a datum of `node` is read as: for a union, the branch whose
+/// index comes next in the message; anything else as it is.
+#[inline(always)]
+pub(super) fn chosen<'n>(node: &'n Node, input: &mut &[u8]) -> Result<&'n Node, String> {
+    match node {
+        Node::Union(branches) => {
+            let index = long(input)?;
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| branches.get(i))
+                .ok_or_else(|| format!("union branch {index} of {}", branches.len()))
+        }
+        other => Ok(other),
+    }
+}
+
 /// What [`scalar`] made of a datum.
 enum Scalar<'n> {
     /// The value, read.
@@ -176,16 +192,7 @@ enum Scalar<'n> {
 /// cost more than the reading (callgrind, `scripts/bench-sink`).
 #[inline(always)]
 fn scalar<'n>(node: &'n Node, schema: &Schema, input: &mut &[u8]) -> Result<Scalar<'n>, String> {
-    let node = match node {
-        Node::Union(branches) => {
-            let index = long(input)?;
-            usize::try_from(index)
-                .ok()
-                .and_then(|i| branches.get(i))
-                .ok_or_else(|| format!("union branch {index} of {}", branches.len()))?
-        }
-        other => other,
-    };
+    let node = chosen(node, input)?;
     Ok(Scalar::Read(match (node, &schema.kind) {
         (Node::Null, _) => Value::Null,
         (Node::Boolean, SchemaKind::Boolean) => match take(input, 1)? {

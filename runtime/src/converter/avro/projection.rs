@@ -7,7 +7,7 @@
 
 use sluice_connector_api::{FieldSelection, Schema, SchemaKind};
 
-use super::datum::{block, length, long, min_width, skip_long, take};
+use super::datum::{block, chosen, length, min_width, skip_long, take};
 use crate::registry::avro_model::{AvroModel, NamedKind, Node};
 
 /// Which fields of a value to decode, resolved against its schema once.
@@ -65,16 +65,7 @@ pub fn skip(model: &AvroModel, node: &Node, input: &mut &[u8]) -> Result<(), Str
 /// each cost more than the stepping (callgrind, `scripts/bench-sink`).
 #[inline(always)]
 fn skip_primitive<'n>(node: &'n Node, input: &mut &[u8]) -> Result<Option<&'n Node>, String> {
-    let node = match node {
-        Node::Union(branches) => {
-            let index = long(input)?;
-            usize::try_from(index)
-                .ok()
-                .and_then(|i| branches.get(i))
-                .ok_or_else(|| format!("union branch {index} of {}", branches.len()))?
-        }
-        other => other,
-    };
+    let node = chosen(node, input)?;
     match node {
         Node::Null => {}
         Node::Boolean => {
@@ -127,14 +118,7 @@ fn skip_at(model: &AvroModel, node: &Node, input: &mut &[u8], depth: u32) -> Res
                 skip_at(model, values, input, depth + 1)?;
             }
         },
-        Node::Union(branches) => {
-            let index = long(input)?;
-            let branch = usize::try_from(index)
-                .ok()
-                .and_then(|i| branches.get(i))
-                .ok_or_else(|| format!("union branch {index} of {}", branches.len()))?;
-            skip_at(model, branch, input, depth + 1)?;
-        }
+        Node::Union(_) => skip_at(model, chosen(node, input)?, input, depth + 1)?,
         Node::Named(i) => match model.named.get(*i).map(|n| &n.kind) {
             Some(NamedKind::Record(fields)) => {
                 for field in fields {
