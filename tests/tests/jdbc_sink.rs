@@ -1001,39 +1001,63 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
     pg.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
 
+/// A PostgreSQL source of `rows` items and a sink `<name>-sink` writing them
+/// to a PostgreSQL target, started and awaited until the target equals the
+/// source. Returns the topic and the source and target tables.
+fn pg_replica(
+    env: &TestEnv,
+    pg: &Pg,
+    api: &Api,
+    name: &str,
+    rows: u32,
+) -> (String, String, String) {
+    let (source, target) = items_schemas(pg, rows);
+    let prefix = start_pg_source(api, pg, &format!("{name}-src"), &source, &[]);
+    let topic = format!("{prefix}.{source}.items");
+    let sink = sink_config(env, &Target::Postgres, &topic, &format!("{target}.items"));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": format!("{name}-sink"), "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
+    wait_replica(pg, &source_table, &target_table, "the replica");
+    (topic, source_table, target_table)
+}
+
+/// Waits until `target_table` holds what `source_table` holds.
+fn wait_replica(pg: &Pg, source_table: &str, target_table: &str, what: &str) {
+    let expected = state(pg, source_table);
+    wait_for(what, Duration::from_secs(120), || {
+        let rows = pg
+            .try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
+            .ok()
+            .map(|_| state(pg, target_table))
+            .unwrap_or_default();
+        (rows == expected).then_some(())
+    });
+}
+
+/// Stops connector `name` and waits until it says STOPPED.
+fn stop_and_wait(api: &Api, name: &str) {
+    assert_eq!(
+        api.put_empty(&format!("/connectors/{name}/stop")).status,
+        204
+    );
+    wait_for("the connector stopped", Duration::from_secs(30), || {
+        (api.get(&format!("/connectors/{name}/status")).body["connector"]["state"] == "STOPPED")
+            .then_some(())
+    });
+}
+
 #[test]
 fn a_sinks_offsets_are_its_consumer_groups_and_a_reset_replays_the_topic() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
-    let (source, target) = items_schemas(&pg, 40);
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = start_pg_source(&api, &pg, "replay-src", &source, &[]);
-    let topic = format!("{prefix}.{source}.items");
-    let sink = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "replay-sink", "config": sink}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
-    let expected = state(&pg, &source_table);
-    let replica_equal = |what: &str| {
-        wait_for(what, Duration::from_secs(120), || {
-            let rows = pg
-                .try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
-                .ok()
-                .map(|_| state(&pg, &target_table))
-                .unwrap_or_default();
-            (rows == expected).then_some(())
-        })
-    };
-    replica_equal("the replica");
-    assert_eq!(api.put_empty("/connectors/replay-sink/stop").status, 204);
-    wait_for("the sink stopped", Duration::from_secs(30), || {
-        (api.get("/connectors/replay-sink/status").body["connector"]["state"] == "STOPPED")
-            .then_some(())
-    });
+    let (topic, source_table, target_table) = pg_replica(&env, &pg, &api, "replay", 40);
+    stop_and_wait(&api, "replay-sink");
     // Connect 3.6's shape: the consumer group's committed offsets.
     let offsets = api.get("/connectors/replay-sink/offsets").body;
     assert_eq!(
@@ -1052,7 +1076,12 @@ fn a_sinks_offsets_are_its_consumer_groups_and_a_reset_replays_the_topic() {
     let moved = api.get("/connectors/replay-sink/offsets").body;
     assert_eq!(moved["offsets"][0]["offset"]["kafka_offset"], 0, "{moved}");
     assert_eq!(api.put_empty("/connectors/replay-sink/resume").status, 202);
-    replica_equal("the replica rebuilt from the topic");
+    wait_replica(
+        &pg,
+        &source_table,
+        &target_table,
+        "the replica rebuilt from the topic",
+    );
     // A sink offset must name a Kafka partition.
     assert_eq!(api.put_empty("/connectors/replay-sink/stop").status, 204);
     let bad = api.patch(
@@ -1463,30 +1492,9 @@ fn a_sink_resuming_inside_a_record_batch_applies_every_record_from_its_offset() 
 fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
-    let (source, target) = items_schemas(&pg, 60);
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = start_pg_source(&api, &pg, "straight-src", &source, &[]);
-    let topic = format!("{prefix}.{source}.items");
-    let sink = sink_config(&env, &Target::Postgres, &topic, &format!("{target}.items"));
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "straight-sink", "config": sink}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
-    let expected = state(&pg, &source_table);
-    let replica_equal = |what: &str| {
-        wait_for(what, Duration::from_secs(120), || {
-            let rows = pg
-                .try_exec(&format!("SELECT 1 FROM {target_table} LIMIT 1"))
-                .ok()
-                .map(|_| state(&pg, &target_table))
-                .unwrap_or_default();
-            (rows == expected).then_some(())
-        })
-    };
-    replica_equal("the replica");
+    let (_, source_table, target_table) = pg_replica(&env, &pg, &api, "straight", 60);
     const FELL_BACK: &str = "the table holds some of these keys already";
     assert!(
         !worker.logs().contains(FELL_BACK),
@@ -1496,11 +1504,7 @@ fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
 
     // The replica drifts, and the topic is replayed over it: every
     // snapshot record is a create of a key the table holds.
-    assert_eq!(api.put_empty("/connectors/straight-sink/stop").status, 204);
-    wait_for("the sink stopped", Duration::from_secs(30), || {
-        (api.get("/connectors/straight-sink/status").body["connector"]["state"] == "STOPPED")
-            .then_some(())
-    });
+    stop_and_wait(&api, "straight-sink");
     pg.exec(&format!("UPDATE {target_table} SET qty = -1"));
     let reset = api.delete("/connectors/straight-sink/offsets");
     assert_eq!(reset.status, 200, "{}", reset.text);
@@ -1508,7 +1512,12 @@ fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
         api.put_empty("/connectors/straight-sink/resume").status,
         202
     );
-    replica_equal("the replica overwritten by the replay");
+    wait_replica(
+        &pg,
+        &source_table,
+        &target_table,
+        "the replica overwritten by the replay",
+    );
     assert!(
         worker.logs().contains(FELL_BACK),
         "the replay met the keys the table holds:\n{}",
