@@ -1528,3 +1528,48 @@ fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
     api.delete("/connectors/straight-src");
     api.delete("/connectors/straight-sink");
 }
+
+/// A target table with no unique index on the sink's key cannot take
+/// upserts: the sink fails naming that, and writes nothing, rather than
+/// loading the rows with a COPY straight into the table (which needs no
+/// index) and then adding a second row for each key it updates.
+#[test]
+fn upserts_into_a_table_with_no_unique_key_fail_naming_it() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = items_schemas(&pg, 20);
+    pg.exec(&format!(
+        "CREATE TABLE {target}.items (id int, qty int NOT NULL, note text, price numeric(12,2), updated timestamptz)"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "nokey-src", &source, &[]);
+    let sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &format!("{prefix}.{source}.items"),
+        &format!("{target}.items"),
+    );
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "nokey-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let trace = wait_for(
+        "the sink to fail naming the missing unique key",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "nokey-sink");
+            (task["state"] == "FAILED")
+                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+        },
+    );
+    assert!(trace.contains("42P10"), "{trace}");
+    assert_eq!(
+        pg.exec(&format!("SELECT count(*) FROM {target}.items")),
+        "0",
+        "nothing written"
+    );
+    api.delete("/connectors/nokey-src");
+    api.delete("/connectors/nokey-sink");
+}

@@ -239,6 +239,7 @@ impl MySqlTarget {
         Ok(TableInfo {
             exists: !rows.is_empty(),
             columns: rows.into_iter().collect(),
+            unique_keys: Vec::new(),
         })
     }
 

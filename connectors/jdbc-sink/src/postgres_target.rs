@@ -148,12 +148,26 @@ impl PostgresTarget {
             .await
             .map_err(|e| classify("reading the target table's columns", e))?;
         let exists = !rows.is_empty();
+        // Unique indexes a duplicate is refused by at once: not deferred,
+        // not partial, on plain columns (what `ON CONFLICT` can use too).
+        let unique = self
+            .client
+            .query(
+                "SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_index i \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indimmediate \
+                 AND i.indpred IS NULL AND i.indexprs IS NULL GROUP BY i.indexrelid",
+                &[&qualified],
+            )
+            .await
+            .map_err(|e| classify("reading the target table's unique indexes", e))?;
         Ok(TableInfo {
             exists,
             columns: rows
                 .iter()
                 .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
                 .collect(),
+            unique_keys: unique.iter().map(|r| r.get::<_, Vec<String>>(0)).collect(),
         })
     }
 
@@ -277,7 +291,19 @@ impl PostgresTarget {
                         };
                         let rows: Vec<&Vec<Cell<'_>>> =
                             group.rows.iter().map(|(_, row)| row).collect();
-                        if config.insert_mode != InsertMode::Update
+                        // Straight in only where a COPY writes what the
+                        // merge would: a plain insert, or an upsert whose
+                        // key the table refuses to repeat (without such an
+                        // index the merge fails naming it, and a COPY would
+                        // add a second row for the key instead).
+                        let plain_insert = config.insert_mode == InsertMode::Insert
+                            || (config.insert_mode == InsertMode::Upsert && group.key.is_empty());
+                        let keyed_upsert = config.insert_mode == InsertMode::Upsert
+                            && self
+                                .tables
+                                .get(&qualified)
+                                .is_some_and(|info| info.refuses_repeated(&group.key));
+                        if (plain_insert || keyed_upsert)
                             && straight_tries < MOST_PER_TRANSACTION
                             && self.straight.may_try(&qualified)
                         {

@@ -4,10 +4,14 @@
 //! A merge (`INSERT … SELECT … ON CONFLICT`) took the server about twice
 //! as long as a `COPY` into the table itself (200,000 rows of the bench
 //! table: 754 ms against 389 ms), and most rows a sink meets in bulk are
-//! new: an initial snapshot, an append-only table. But a `COPY` of a key
-//! the table already holds fails the whole `COPY`, so a table where that
-//! happened (updates, a replay after a crash) goes back to the merge for
-//! a while rather than paying a failed `COPY` every batch.
+//! new: an initial snapshot, an append-only table. It is only tried where
+//! it writes what the merge would: a plain insert, or an upsert into a
+//! table with a unique index on the key that refuses a repeat at once
+//! (without one, a `COPY` would add a second row for a key where the merge
+//! fails naming the missing index). A `COPY` of a key the table already
+//! holds then fails the whole `COPY`, so a table where that happened
+//! (updates, a replay after a crash) goes back to the merge for a while
+//! rather than paying a failed `COPY` every batch.
 
 use std::collections::HashMap;
 

@@ -15,6 +15,21 @@ pub struct TableInfo {
     pub exists: bool,
     /// Columns by name.
     pub columns: HashMap<String, String>,
+    /// The column sets (names sorted) of the table's unique indexes that
+    /// are checked at once, whole and on plain columns: what a key must be
+    /// for a duplicate to be refused as it is written (read for
+    /// PostgreSQL only).
+    pub unique_keys: Vec<Vec<String>>,
+}
+
+impl TableInfo {
+    /// Whether a row repeating a key of the columns `key` is refused the
+    /// moment it is written.
+    pub fn refuses_repeated(&self, key: &[String]) -> bool {
+        let mut key = key.to_vec();
+        key.sort();
+        !key.is_empty() && self.unique_keys.contains(&key)
+    }
 }
 
 /// Splits `schema.table` (the schema part is optional).
