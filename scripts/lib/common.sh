@@ -62,6 +62,29 @@ bench_build() {
 reset_peak_rss() { echo 5 >"/proc/$1/clear_refs"; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
+# Starts scripts/lib/watch_offset.py on CONNECTOR's stored offset until
+# each CONDITION (a Python expression over the offset `o`) holds in turn,
+# and returns once it polls, so a phase's clock starts after the watcher
+# did; `offset_reached` then waits for it and sets REACHED_AT to when the
+# last condition held, REACHED_TIMES to when each did (not in a `$(...)`:
+# only this shell can wait for it). Uses the bench's REST and SLUICE_ENV_DIR.
+watch_offset() {
+  local connector="$1" ready="$SLUICE_ENV_DIR/watch-offset.ready"
+  shift
+  rm -f "$ready"
+  python3 "$SLUICE_ROOT/scripts/lib/watch_offset.py" "$REST" "$connector" "$ready" "$@" >"$SLUICE_ENV_DIR/watch-offset.out" &
+  WATCH_PID=$!
+  until [ -e "$ready" ]; do
+    kill -0 "$WATCH_PID" 2>/dev/null || die "the offset watcher for $connector ended before it polled"
+    sleep 0.01
+  done
+}
+offset_reached() {
+  wait "$WATCH_PID" || die "waiting for the offset of a bench connector failed (see above)"
+  mapfile -t REACHED_TIMES <"$SLUICE_ENV_DIR/watch-offset.out"
+  REACHED_AT="${REACHED_TIMES[-1]}"
+}
+
 # Stops a benchmark's worker: SIGTERM first, so a profiler wrapping it
 # (SLUICE_BENCH_WRAP, e.g. "valgrind --tool=callgrind") writes its output;
 # kill -9 only if it has not ended within 20 s.
