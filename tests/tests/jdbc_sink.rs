@@ -1573,3 +1573,177 @@ fn upserts_into_a_table_with_no_unique_key_fail_naming_it() {
     api.delete("/connectors/nokey-src");
     api.delete("/connectors/nokey-sink");
 }
+
+/// The MariaDB target loads new rows with `LOAD DATA LOCAL INFILE`, for
+/// which the server skips a key the table holds with a warning rather than
+/// an error. A replay of creates over a replica whose rows changed since
+/// must still overwrite them: the load is rolled back and the rows go
+/// through the upsert statements — the replica ends equal to its source,
+/// the task never fails.
+#[test]
+fn creates_replayed_over_rows_a_mariadb_target_holds_are_upserted_not_skipped() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let db = Maria::from_env(&env);
+    let (source, _) = items_schemas(&pg, 60);
+    let target = ident("mload");
+    db.exec(&format!("CREATE DATABASE {target}"));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "mload-src", &source, &[]);
+    let sink = sink_config(
+        &env,
+        &Target::MariaDb(&target),
+        &format!("{prefix}.{source}.items"),
+        "${source.table}",
+    );
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "mload-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let read = || {
+        (
+            pg_items(&pg, &format!("{source}.items")),
+            db.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
+                .map(|_| maria_items(&db, &format!("{target}.items")))
+                .unwrap_or_default(),
+        )
+    };
+    wait_equal(&api, "mload-sink", "the MariaDB replica", read);
+    const DECLINED: &str =
+        "the table holds some of these keys already, or a value needed converting";
+    assert!(
+        !worker.logs().contains(DECLINED),
+        "new rows load without a fallback:\n{}",
+        worker.logs()
+    );
+
+    stop_and_wait(&api, "mload-sink");
+    db.exec(&format!("UPDATE {target}.items SET qty = -1"));
+    let reset = api.delete("/connectors/mload-sink/offsets");
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(api.put_empty("/connectors/mload-sink/resume").status, 202);
+    wait_equal(
+        &api,
+        "mload-sink",
+        "the replica overwritten by the replay",
+        read,
+    );
+    assert!(
+        worker.logs().contains(DECLINED),
+        "the replay met the keys the table holds:\n{}",
+        worker.logs()
+    );
+    assert_eq!(status(&api, "mload-sink")["state"], "RUNNING");
+    api.delete("/connectors/mload-src");
+    api.delete("/connectors/mload-sink");
+}
+
+/// A value a MariaDB column cannot hold fails the sink naming it, as the
+/// statements always did, and nothing is written: `LOAD DATA LOCAL` would
+/// have cut it to fit with a warning.
+#[test]
+fn a_value_too_long_for_a_mariadb_column_fails_the_sink_and_is_never_cut() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let db = Maria::from_env(&env);
+    let (source, _) = items_schemas(&pg, 20);
+    let target = ident("mcut");
+    db.exec(&format!(
+        "CREATE DATABASE {target}; \
+         CREATE TABLE {target}.items (id int PRIMARY KEY, qty int NOT NULL, note varchar(4), price decimal(12,2), updated datetime(6))"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "mcut-src", &source, &[]);
+    let sink = sink_config(
+        &env,
+        &Target::MariaDb(&target),
+        &format!("{prefix}.{source}.items"),
+        "${source.table}",
+    );
+    let reply = api.post("/connectors", &json!({"name": "mcut-sink", "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let trace = wait_for(
+        "the sink to fail naming the value too long",
+        Duration::from_secs(60),
+        || {
+            let task = status(&api, "mcut-sink");
+            (task["state"] == "FAILED")
+                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+        },
+    );
+    assert!(trace.contains("Data too long for column 'note'"), "{trace}");
+    assert_eq!(
+        db.exec(&format!("SELECT count(*) FROM {target}.items")),
+        "0",
+        "nothing written, nothing cut"
+    );
+    api.delete("/connectors/mcut-src");
+    api.delete("/connectors/mcut-sink");
+}
+
+/// Turns the test MariaDB's `local_infile` off, and back on when dropped.
+struct LocalInfileOff<'a>(&'a Maria);
+
+impl<'a> LocalInfileOff<'a> {
+    fn new(db: &'a Maria) -> Self {
+        db.exec("SET GLOBAL local_infile = 0");
+        Self(db)
+    }
+}
+
+impl Drop for LocalInfileOff<'_> {
+    fn drop(&mut self) {
+        self.0.exec("SET GLOBAL local_infile = 1");
+    }
+}
+
+/// A MariaDB server that refuses `LOAD DATA LOCAL INFILE` (MySQL 8's
+/// default) gets the rows through statements, with one warning saying how
+/// to allow the faster load — never a failed sink. (Tests running at the
+/// same time meanwhile write with statements too, which they must bear.)
+#[test]
+fn a_mariadb_target_without_local_infile_takes_the_rows_as_statements() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let db = Maria::from_env(&env);
+    let (source, _) = items_schemas(&pg, 40);
+    let target = ident("mnoinfile");
+    db.exec(&format!("CREATE DATABASE {target}"));
+    let off = LocalInfileOff::new(&db);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "noinfile-src", &source, &[]);
+    let sink = sink_config(
+        &env,
+        &Target::MariaDb(&target),
+        &format!("{prefix}.{source}.items"),
+        "${source.table}",
+    );
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "noinfile-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_equal(&api, "noinfile-sink", "the MariaDB replica", || {
+        (
+            pg_items(&pg, &format!("{source}.items")),
+            db.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
+                .map(|_| maria_items(&db, &format!("{target}.items")))
+                .unwrap_or_default(),
+        )
+    });
+    drop(off);
+    assert!(
+        worker
+            .logs()
+            .contains("the target does not allow LOAD DATA LOCAL INFILE"),
+        "{}",
+        worker.logs()
+    );
+    assert_eq!(status(&api, "noinfile-sink")["state"], "RUNNING");
+    api.delete("/connectors/noinfile-src");
+    api.delete("/connectors/noinfile-sink");
+}

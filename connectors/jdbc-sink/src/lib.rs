@@ -6,6 +6,7 @@
 mod change;
 pub mod config;
 mod copy_text;
+mod mysql_load;
 mod mysql_target;
 mod plan;
 mod postgres_target;

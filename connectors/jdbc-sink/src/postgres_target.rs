@@ -396,7 +396,7 @@ async fn send_copy<'r, R: AsRef<[Cell<'r>]>>(
 ) -> Result<(), Sent> {
     let mut data = Vec::new();
     for (i, row) in rows.iter().enumerate() {
-        push_row(&mut data, row.as_ref()).map_err(Sent::Row)?;
+        push_row(&mut data, row.as_ref(), D).map_err(Sent::Row)?;
         if i == 0 {
             // Rows of one table are about as wide as the first: room for
             // all of them at once, rather than doubling (and copying) the

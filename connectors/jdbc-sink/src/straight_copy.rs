@@ -1,5 +1,6 @@
 //! When the PostgreSQL target loads rows with `COPY` straight into their
-//! table instead of through a staging table and a merge.
+//! table instead of through a staging table and a merge (and, with the
+//! same pause, when the MySQL target tries `LOAD DATA`: `mysql_load`).
 //!
 //! A merge (`INSERT … SELECT … ON CONFLICT`) took the server about twice
 //! as long as a `COPY` into the table itself (200,000 rows of the bench
