@@ -1574,6 +1574,50 @@ fn upserts_into_a_table_with_no_unique_key_fail_naming_it() {
     api.delete("/connectors/nokey-sink");
 }
 
+/// A PostgreSQL source `NAME-src` of an `items` table of `rows` rows and a
+/// JDBC sink `NAME-sink` writing it into a new MariaDB database, after
+/// `setup` ran there (`{db}` in it names the database); the source schema
+/// and the target database.
+fn pg_to_maria(
+    env: &TestEnv,
+    pg: &Pg,
+    db: &Maria,
+    api: &Api,
+    name: &str,
+    rows: u32,
+    setup: &str,
+) -> (String, String) {
+    let (source, _) = items_schemas(pg, rows);
+    let target = ident(name);
+    db.exec(&format!("CREATE DATABASE {target}"));
+    if !setup.is_empty() {
+        db.exec(&setup.replace("{db}", &target));
+    }
+    let prefix = start_pg_source(api, pg, &format!("{name}-src"), &source, &[]);
+    let sink = sink_config(
+        env,
+        &Target::MariaDb(&target),
+        &format!("{prefix}.{source}.items"),
+        "${source.table}",
+    );
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": format!("{name}-sink"), "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    (source, target)
+}
+
+/// The rows of the source's and of the MariaDB target's `items`.
+fn pg_and_maria_items(pg: &Pg, db: &Maria, source: &str, target: &str) -> (Rows, Rows) {
+    (
+        pg_items(pg, &format!("{source}.items")),
+        db.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
+            .map(|_| maria_items(db, &format!("{target}.items")))
+            .unwrap_or_default(),
+    )
+}
+
 /// The MariaDB target loads new rows with `LOAD DATA LOCAL INFILE`, for
 /// which the server skips a key the table holds with a warning rather than
 /// an error. A replay of creates over a replica whose rows changed since
@@ -1585,31 +1629,10 @@ fn creates_replayed_over_rows_a_mariadb_target_holds_are_upserted_not_skipped() 
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let db = Maria::from_env(&env);
-    let (source, _) = items_schemas(&pg, 60);
-    let target = ident("mload");
-    db.exec(&format!("CREATE DATABASE {target}"));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = start_pg_source(&api, &pg, "mload-src", &source, &[]);
-    let sink = sink_config(
-        &env,
-        &Target::MariaDb(&target),
-        &format!("{prefix}.{source}.items"),
-        "${source.table}",
-    );
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "mload-sink", "config": sink}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let read = || {
-        (
-            pg_items(&pg, &format!("{source}.items")),
-            db.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
-                .map(|_| maria_items(&db, &format!("{target}.items")))
-                .unwrap_or_default(),
-        )
-    };
+    let (source, target) = pg_to_maria(&env, &pg, &db, &api, "mload", 60, "");
+    let read = || pg_and_maria_items(&pg, &db, &source, &target);
     wait_equal(&api, "mload-sink", "the MariaDB replica", read);
     const DECLINED: &str =
         "the table holds some of these keys already, or a value needed converting";
@@ -1648,23 +1671,17 @@ fn a_value_too_long_for_a_mariadb_column_fails_the_sink_and_is_never_cut() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let db = Maria::from_env(&env);
-    let (source, _) = items_schemas(&pg, 20);
-    let target = ident("mcut");
-    db.exec(&format!(
-        "CREATE DATABASE {target}; \
-         CREATE TABLE {target}.items (id int PRIMARY KEY, qty int NOT NULL, note varchar(4), price decimal(12,2), updated datetime(6))"
-    ));
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = start_pg_source(&api, &pg, "mcut-src", &source, &[]);
-    let sink = sink_config(
+    let (_, target) = pg_to_maria(
         &env,
-        &Target::MariaDb(&target),
-        &format!("{prefix}.{source}.items"),
-        "${source.table}",
+        &pg,
+        &db,
+        &api,
+        "mcut",
+        20,
+        "CREATE TABLE {db}.items (id int PRIMARY KEY, qty int NOT NULL, note varchar(4), price decimal(12,2), updated datetime(6))",
     );
-    let reply = api.post("/connectors", &json!({"name": "mcut-sink", "config": sink}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
     let trace = wait_for(
         "the sink to fail naming the value too long",
         Duration::from_secs(60),
@@ -1709,31 +1726,12 @@ fn a_mariadb_target_without_local_infile_takes_the_rows_as_statements() {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let db = Maria::from_env(&env);
-    let (source, _) = items_schemas(&pg, 40);
-    let target = ident("mnoinfile");
-    db.exec(&format!("CREATE DATABASE {target}"));
     let off = LocalInfileOff::new(&db);
     let worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = start_pg_source(&api, &pg, "noinfile-src", &source, &[]);
-    let sink = sink_config(
-        &env,
-        &Target::MariaDb(&target),
-        &format!("{prefix}.{source}.items"),
-        "${source.table}",
-    );
-    let reply = api.post(
-        "/connectors",
-        &json!({"name": "noinfile-sink", "config": sink}),
-    );
-    assert_eq!(reply.status, 201, "{}", reply.text);
+    let (source, target) = pg_to_maria(&env, &pg, &db, &api, "noinfile", 40, "");
     wait_equal(&api, "noinfile-sink", "the MariaDB replica", || {
-        (
-            pg_items(&pg, &format!("{source}.items")),
-            db.try_exec(&format!("SELECT 1 FROM {target}.items LIMIT 1"))
-                .map(|_| maria_items(&db, &format!("{target}.items")))
-                .unwrap_or_default(),
-        )
+        pg_and_maria_items(&pg, &db, &source, &target)
     });
     drop(off);
     assert!(
