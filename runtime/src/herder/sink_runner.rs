@@ -35,6 +35,12 @@ use crate::transforms::{Chain, Record};
 const DEFAULT_BATCH: usize = 500;
 /// How long to wait for more records before handing over a partial batch.
 const LINGER: Duration = Duration::from_millis(100);
+/// Records decoded between two chances for the batch being applied to
+/// run: the next batch is collected in the same task as the apply, and
+/// messages the consumer has fetched already never make it wait, so
+/// without these the apply could not hand its statements to the target
+/// until the whole next batch was decoded.
+const DECODED_BETWEEN_YIELDS: usize = 256;
 
 /// Everything a runner needs to know about its sink task.
 pub struct SinkTaskSpec {
@@ -299,6 +305,9 @@ impl<'a> Applier<'a> {
         let mut taken = 0;
         let mut last_topic = String::new();
         while taken < self.batch_size {
+            if taken > 0 && taken % DECODED_BETWEEN_YIELDS == 0 {
+                tokio::task::yield_now().await;
+            }
             let wait = if taken == 0 {
                 Duration::from_secs(1)
             } else {
