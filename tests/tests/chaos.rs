@@ -3,7 +3,7 @@
 //! network namespace and fill its state disk) with the faults a one-minute
 //! run can recover from inside this test's limit (database restarts and the
 //! read-only target are left to the long run, `scripts/chaos --minutes
-//! 30`). It exits 0 only when both replicas equal their sources and no
+//! 30`). It exits 0 only when every replica equals its source and no
 //! topic skips an update of any key.
 
 use std::process::Command;

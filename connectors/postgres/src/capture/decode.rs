@@ -31,13 +31,20 @@ impl Capture {
             return Ok(None);
         }
         // Nullability and the primary key come from the catalog; the
-        // columns and types from the message, which matches the WAL.
+        // columns and types from the message, which matches the WAL. A
+        // catalog that cannot be read now (the server restarting, the
+        // connection cut) fails the stream, which reconnects and is sent
+        // the relation again: taking every column as nullable instead
+        // registered a schema the recovered one was incompatible with,
+        // and the task failed for good (scripts/chaos --seed 65536). A
+        // table dropped since gives no rows, and the message's columns.
+        let retriable = |e: catalog::CatalogError| ConnectorError::retriable(e.to_string());
         let live = catalog::columns(client, relation.oid)
             .await
-            .unwrap_or_default();
+            .map_err(retriable)?;
         let primary_key = catalog::primary_key(client, relation.oid)
             .await
-            .unwrap_or_default();
+            .map_err(retriable)?;
         let primary_key = if primary_key.is_empty() {
             relation
                 .columns
