@@ -684,14 +684,11 @@ fn bad_sink_configs_are_refused_naming_the_key() {
     // An unreachable target: the task fails with the fix, retrying.
     let reply = api.post("/connectors", &json!({"name": "down-sink", "config": base}));
     assert_eq!(reply.status, 201, "{}", reply.text);
-    let trace = wait_for(
+    let trace = wait_failed(
+        &api,
+        "down-sink",
         "the unreachable target to be reported",
         Duration::from_secs(60),
-        || {
-            let task = status(&api, "down-sink");
-            (task["state"] == "FAILED")
-                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
-        },
     );
     assert!(
         trace.contains("connection.url") && trace.contains("127.0.0.1:1"),
@@ -707,14 +704,11 @@ fn bad_sink_configs_are_refused_naming_the_key() {
         &json!({"name": "bad-consumer", "config": config}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
-    let trace = wait_for(
+    let trace = wait_failed(
+        &api,
+        "bad-consumer",
         "the refused consumer setting to be reported",
         Duration::from_secs(30),
-        || {
-            let task = status(&api, "bad-consumer");
-            (task["state"] == "FAILED")
-                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
-        },
     );
     assert!(
         trace.contains("fetch.max.bytes") && trace.contains("consumer.override"),
@@ -1555,14 +1549,11 @@ fn upserts_into_a_table_with_no_unique_key_fail_naming_it() {
         &json!({"name": "nokey-sink", "config": sink}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
-    let trace = wait_for(
+    let trace = wait_failed(
+        &api,
+        "nokey-sink",
         "the sink to fail naming the missing unique key",
         Duration::from_secs(60),
-        || {
-            let task = status(&api, "nokey-sink");
-            (task["state"] == "FAILED")
-                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
-        },
     );
     assert!(trace.contains("42P10"), "{trace}");
     assert_eq!(
@@ -1572,6 +1563,14 @@ fn upserts_into_a_table_with_no_unique_key_fail_naming_it() {
     );
     api.delete("/connectors/nokey-src");
     api.delete("/connectors/nokey-sink");
+}
+
+/// Waits until the task of connector `name` is FAILED; its trace.
+fn wait_failed(api: &Api, name: &str, what: &str, limit: Duration) -> String {
+    wait_for(what, limit, || {
+        let task = status(api, name);
+        (task["state"] == "FAILED").then(|| task["trace"].as_str().unwrap_or_default().to_owned())
+    })
 }
 
 /// A PostgreSQL source `NAME-src` of an `items` table of `rows` rows and a
@@ -1682,14 +1681,11 @@ fn a_value_too_long_for_a_mariadb_column_fails_the_sink_and_is_never_cut() {
         20,
         "CREATE TABLE {db}.items (id int PRIMARY KEY, qty int NOT NULL, note varchar(4), price decimal(12,2), updated datetime(6))",
     );
-    let trace = wait_for(
+    let trace = wait_failed(
+        &api,
+        "mcut-sink",
         "the sink to fail naming the value too long",
         Duration::from_secs(60),
-        || {
-            let task = status(&api, "mcut-sink");
-            (task["state"] == "FAILED")
-                .then(|| task["trace"].as_str().unwrap_or_default().to_owned())
-        },
     );
     assert!(trace.contains("Data too long for column 'note'"), "{trace}");
     assert_eq!(
