@@ -4,7 +4,9 @@
 //! message but counting it. A sink cannot read faster than this from the
 //! same broker.
 //!
-//! Usage: plain_consumer BOOTSTRAP TOPIC COUNT
+//! Usage: plain_consumer BOOTSTRAP TOPIC COUNT [KEY=VALUE ...]
+//! (the pairs override the consumer's settings, as a connector's
+//! `consumer.override.*` keys do)
 //! Prints: `records seconds`, from the first message to the COUNT-th.
 
 use std::collections::BTreeMap;
@@ -16,16 +18,23 @@ use sluice_runtime::kafka::{build_consumer, KafkaSettings, SluiceContext};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        return Err("usage: plain_consumer BOOTSTRAP TOPIC COUNT".into());
+    if args.len() < 4 {
+        return Err("usage: plain_consumer BOOTSTRAP TOPIC COUNT [KEY=VALUE ...]".into());
     }
     let (bootstrap, topic) = (&args[1], &args[2]);
     let count: u64 = args[3].parse()?;
+    let mut overrides = BTreeMap::new();
+    for pair in &args[4..] {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair}: an override is KEY=VALUE"))?;
+        overrides.insert(key.to_owned(), value.to_owned());
+    }
     let settings = KafkaSettings {
         bootstrap_servers: bootstrap.clone(),
         client_properties: BTreeMap::new(),
         producer_overrides: BTreeMap::new(),
-        consumer_overrides: BTreeMap::new(),
+        consumer_overrides: overrides,
         compression: "none".into(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
