@@ -65,6 +65,15 @@ pub trait SinkTask: Send {
     fn value_fields(&self) -> Option<Arc<dyn FieldSelector>> {
         None
     }
+
+    /// Whether this task reads record headers, asked once after `start`;
+    /// `true` (the default) when it may. When `false` the runtime may hand
+    /// over records with no headers instead of parsing them (only when no
+    /// transform runs before the task and no dead-letter topic copies
+    /// them).
+    fn reads_headers(&self) -> bool {
+        true
+    }
 }
 
 /// Chooses the fields of a value a sink task reads, per value schema.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sluice_connector_api::{ConnectorConfig, ConnectorError, FieldSelector, SinkRecord, SinkTask};
 
 use crate::change::interpret;
-use crate::config::{Dialect, SinkConfig};
+use crate::config::{Dialect, KeyMode, SinkConfig};
 use crate::mysql_target::MySqlTarget;
 use crate::plan::plan;
 use crate::plan::Step;
@@ -86,5 +86,12 @@ impl SinkTask for JdbcSinkTask {
     fn value_fields(&self) -> Option<Arc<dyn FieldSelector>> {
         let config = self.config.as_ref()?;
         Some(Arc::new(ReadFields::new(&config.table_format)))
+    }
+
+    fn reads_headers(&self) -> bool {
+        // Only a key taken from the headers reads them.
+        self.config
+            .as_ref()
+            .is_none_or(|config| config.key_mode == KeyMode::RecordHeader)
     }
 }
