@@ -265,7 +265,7 @@ impl Capture {
                     pos,
                     event: 0,
                     row: 0,
-                    gtids: setup::gtid_position(&mut conn, info.mariadb).await,
+                    gtids: setup::gtid_position(&mut conn, info.mariadb).await?,
                 }
             }
         };

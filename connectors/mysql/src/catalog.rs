@@ -66,6 +66,10 @@ type ColumnRow = (
     Option<String>,
 );
 
+/// MySQL's ER_UNKNOWN_TABLE: an `information_schema` table the server
+/// does not have.
+const ER_UNKNOWN_TABLE: u16 = 1109;
+
 /// The captured base tables, or only those of `only` (`database`, `table`)
 /// when given.
 pub async fn read_tables(
@@ -137,13 +141,21 @@ pub async fn read_tables(
     // MariaDB's JSON is LONGTEXT with a json_valid() check: find those
     // columns so they map to io.debezium.data.Json as on MySQL.
     if mariadb {
-        let checks: Vec<(String, String, String)> = conn
+        let checks: Vec<(String, String, String)> = match conn
             .query(
                 "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
                  WHERE CHECK_CLAUSE LIKE 'json_valid(%'",
             )
             .await
-            .unwrap_or_default();
+        {
+            Ok(checks) => checks,
+            // A server without the table (before MariaDB 10.2) has no JSON
+            // type either. Any other failure fails the read, as the reads
+            // above do: taken as "no checks", a JSON column would be
+            // registered as plain text, and the JSON schema refused later.
+            Err(mysql_async::Error::Server(e)) if e.code == ER_UNKNOWN_TABLE => Vec::new(),
+            Err(e) => return Err(e),
+        };
         for (db, table, clause) in checks {
             let column = clause
                 .trim_start_matches("json_valid(")

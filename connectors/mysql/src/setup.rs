@@ -316,20 +316,26 @@ pub async fn current_position(conn: &mut Conn) -> Result<(String, u64), Connecto
 }
 
 /// The executed GTID set (`@@gtid_binlog_pos` on MariaDB,
-/// `@@gtid_executed` on MySQL); empty when GTIDs are off.
-pub async fn gtid_position(conn: &mut Conn, mariadb: bool) -> String {
+/// `@@gtid_executed` on MySQL); empty when GTIDs are off. A failed read
+/// is an error (a connection lost, as a rule), not an empty set: the set
+/// goes into the offsets, where an empty one would silently drop the
+/// GTIDs a resume and a Debezium reading those offsets go by.
+pub async fn gtid_position(conn: &mut Conn, mariadb: bool) -> Result<String, ConnectorError> {
     let name = if mariadb {
         "gtid_binlog_pos"
     } else {
         "gtid_executed"
     };
-    conn.query_first::<Option<String>, _>(format!("SELECT @@GLOBAL.{name}"))
+    let set = conn
+        .query_first::<Option<String>, _>(format!("SELECT @@GLOBAL.{name}"))
         .await
-        .ok()
-        .flatten()
-        .flatten()
-        .unwrap_or_default()
-        .replace('\n', "")
+        .map_err(|e| {
+            classify(
+                &format!("reading the executed GTID set (@@GLOBAL.{name})"),
+                e,
+            )
+        })?;
+    Ok(set.flatten().unwrap_or_default().replace('\n', ""))
 }
 
 /// Waits a little between reconnect attempts, longer each time.

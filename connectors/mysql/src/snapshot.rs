@@ -69,7 +69,7 @@ pub async fn start(config: &MySqlConfig, info: &ServerInfo) -> Result<Started, C
                     readers.push(reader);
                 }
                 let (f, p) = setup::current_position(&mut control).await?;
-                let g = setup::gtid_position(&mut control, info.mariadb).await;
+                let g = setup::gtid_position(&mut control, info.mariadb).await?;
                 let t = read_tables(&mut control, &config.filters, None, info.mariadb)
                     .await
                     .map_err(|e| classify("reading the captured tables", e))?;
@@ -120,7 +120,7 @@ pub async fn start(config: &MySqlConfig, info: &ServerInfo) -> Result<Started, C
             };
             file = f;
             pos = p;
-            gtids = setup::gtid_position(&mut control, info.mariadb).await;
+            gtids = setup::gtid_position(&mut control, info.mariadb).await?;
             tables = read_tables(&mut reader, &config.filters, None, info.mariadb)
                 .await
                 .map_err(|e| classify("reading the captured tables", e))?;
