@@ -155,8 +155,8 @@ fn iso_utc_in_place(year: u64, month: u64, day: u64, in_day: u64, digits: u32) -
         text[20 + width] = b'Z';
         21 + width
     };
-    // ASCII by construction; checked anyway, as the cheaper of the checks.
-    std::str::from_utf8(&text[..end])
+    // ASCII by construction; checked anyway, as the cheapest of the checks.
+    crate::text::utf8(&text[..end])
         .map(str::to_owned)
         .unwrap_or_default()
 }

@@ -83,3 +83,13 @@ pub struct SinkRecord {
     /// Kafka headers.
     pub headers: Vec<(String, Vec<u8>)>,
 }
+
+impl SinkRecord {
+    /// Frees the record, its values the cheap way ([`Value::release`]):
+    /// for the runtime, once a batch is applied.
+    pub fn release(self) {
+        for value in [self.key, self.value].into_iter().flatten() {
+            value.release();
+        }
+    }
+}

@@ -9,6 +9,7 @@ use mysql_async::Value as MyValue;
 use sluice_connector_api::calendar::{
     days_from_civil, iso_utc_digits, parse_decimal, rescale, MICROS_PER_DAY,
 };
+use sluice_connector_api::text::utf8;
 use sluice_connector_api::{logical, Schema, Value};
 
 use crate::catalog::ColumnDef;
@@ -273,7 +274,7 @@ impl Kind {
     /// with `time_zone = '+00:00'`, so TIMESTAMP text is UTC). `None` when
     /// the text does not fit; zero dates give [`Read::Zero`].
     pub fn from_text(&self, raw: &[u8], mapping: Mapping) -> Read {
-        let text = || std::str::from_utf8(raw).ok();
+        let text = || utf8(raw).ok();
         let read = |v: Option<Value>| v.map_or(Read::Bad, Read::Value);
         match self {
             Self::Bool => match raw {
@@ -382,11 +383,9 @@ impl Kind {
                     Read::Value(signed_value(*bits, ((masked << shift) as i64) >> shift))
                 }
             }
-            (Self::Decimal { .. }, MyValue::Bytes(b)) => read(
-                std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|t| self.decimal_value(t, mapping)),
-            ),
+            (Self::Decimal { .. }, MyValue::Bytes(b)) => {
+                read(utf8(b).ok().and_then(|t| self.decimal_value(t, mapping)))
+            }
             (Self::Float, MyValue::Float(f)) => Read::Value(Value::Float32(*f)),
             (Self::Float, MyValue::Double(f)) => Read::Value(Value::Float32(*f as f32)),
             (Self::Double, MyValue::Double(f)) => Read::Value(Value::Float64(*f)),
@@ -541,7 +540,7 @@ fn decode_text(raw: &[u8], latin1: bool) -> String {
     }
     // The plain check first: the lossy reading's machinery costs more,
     // and is only needed for bytes that are not UTF-8.
-    match std::str::from_utf8(raw) {
+    match utf8(raw) {
         Ok(text) => text.to_owned(),
         Err(_) => String::from_utf8_lossy(raw).into_owned(),
     }

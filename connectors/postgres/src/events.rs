@@ -85,7 +85,7 @@ fn sequence(commit_lsn: Option<Lsn>, lsn: Lsn) -> String {
     }
     put(decimal(lsn.0, &mut [0; 20]));
     put(b"\"]");
-    std::str::from_utf8(&text[..at])
+    sluice_connector_api::text::utf8(&text[..at])
         .map(str::to_owned)
         .unwrap_or_default()
 }

@@ -636,6 +636,7 @@ impl Applier {
                 self.metrics
                     .records_produced
                     .fetch_add(count, Ordering::Relaxed);
+                records.into_iter().for_each(SinkRecord::release);
                 return Ok(());
             }
             Err(e) if e.is_retriable() || !self.errors.tolerate => {

@@ -120,7 +120,7 @@ pub(super) fn length(input: &mut &[u8]) -> Result<usize, String> {
 fn text(input: &mut &[u8]) -> Result<String, String> {
     let n = length(input)?;
     let raw = take(input, n)?;
-    std::str::from_utf8(raw)
+    sluice_connector_api::text::utf8(raw)
         .map(str::to_owned)
         .map_err(|e| format!("a string that is not UTF-8: {e}"))
 }

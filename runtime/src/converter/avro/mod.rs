@@ -243,10 +243,13 @@ impl AvroConverter {
                 message: "the Avro converter needs a schema; this connector emits schemaless records, use the JSON converter with schemas.enable=false".to_owned(),
             });
         };
-        let id = self
+        // Not `ok_or`: the error it builds is dropped on every success.
+        let Some(id) = self
             .cached_id(topic, schema)
             .or_else(|| self.id_by_text(topic, schema))
-            .ok_or(ConvertError::Unresolved)?;
+        else {
+            return Err(ConvertError::Unresolved);
+        };
         // A little beyond the recent sizes: records of one table vary a bit.
         let recent = self.recent_size.load(Ordering::Relaxed);
         let mut out = Vec::with_capacity(recent + recent / 8);

@@ -384,6 +384,10 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             }
         };
         let ticket = self.offsets.submit(record.partition, record.offset);
+        // Encoded and handed to the producer: the values are done with.
+        for value in [record.key, record.value].into_iter().flatten() {
+            value.release();
+        }
         self.in_flight.push_back(InFlight {
             ticket,
             delivery: Some(delivery),
