@@ -37,7 +37,7 @@ fn narrow_text(unscaled: i128, scale: u32) -> String {
         out.push('-');
     }
     // Only ASCII digits were written.
-    let written = std::str::from_utf8(written).unwrap_or("0");
+    let written = crate::text::utf8(written).unwrap_or("0");
     if written.len() > scale {
         let (whole, fraction) = written.split_at(written.len() - scale);
         out.push_str(whole);
@@ -92,10 +92,10 @@ fn wide_text(bytes: &[u8], scale: u32) -> String {
     if negative {
         out.push('-');
     }
-    out.push_str(std::str::from_utf8(&digits[..split]).unwrap_or("0"));
+    out.push_str(crate::text::utf8(&digits[..split]).unwrap_or("0"));
     if scale > 0 {
         out.push('.');
-        out.push_str(std::str::from_utf8(&digits[split..]).unwrap_or("0"));
+        out.push_str(crate::text::utf8(&digits[split..]).unwrap_or("0"));
     }
     out
 }
