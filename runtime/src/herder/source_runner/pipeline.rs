@@ -385,7 +385,10 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         };
         let ticket = self.offsets.submit(record.partition, record.offset);
         // Encoded and handed to the producer: the values are done with.
-        for value in [record.key, record.value].into_iter().flatten() {
+        if let Some(key) = record.key {
+            key.release();
+        }
+        if let Some(value) = record.value {
             value.release();
         }
         self.in_flight.push_back(InFlight {
