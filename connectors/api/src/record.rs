@@ -88,7 +88,10 @@ impl SinkRecord {
     /// Frees the record, its values the cheap way ([`Value::release`]):
     /// for the runtime, once a batch is applied.
     pub fn release(self) {
-        for value in [self.key, self.value].into_iter().flatten() {
+        if let Some(key) = self.key {
+            key.release();
+        }
+        if let Some(value) = self.value {
             value.release();
         }
     }
