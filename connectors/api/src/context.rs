@@ -181,6 +181,14 @@ impl SourceContext {
 }
 
 impl RuntimeEnd {
+    /// Takes the task's channel out, for a part of the runtime that reads
+    /// it on its own (the runner's conversion stage); `records` is left
+    /// empty and closed.
+    pub fn take_records(&mut self) -> mpsc::Receiver<Emitted> {
+        let (_, closed) = mpsc::channel(1);
+        std::mem::replace(&mut self.records, closed)
+    }
+
     /// Tells the task these offsets are stored.
     pub fn publish_durable(&self, offsets: Vec<(SourcePartition, SourceOffset)>) {
         self.durable.send_replace(Arc::new(offsets));

@@ -34,6 +34,7 @@ pub struct Record {
 
 /// What a source record carries besides its [`Record`]: where it was read,
 /// which must be stored even when a transform drops the record.
+#[derive(Debug)]
 pub struct SourcePosition {
     /// The input stream the record came from.
     pub partition: Arc<SourcePartition>,

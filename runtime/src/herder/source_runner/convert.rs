@@ -1,21 +1,73 @@
-//! A record's key and value encoded by the task's converters; a schema
-//! the registry does not know yet is resolved first, and a registry that
-//! is down is waited for with the record in hand.
+//! The conversion stage: the task's records through the transforms and
+//! the converters, on a tokio task of its own ahead of the producing
+//! loop, so that encoding one batch overlaps producing the one before
+//! (on one task the two took turns, and a source ran no faster than one
+//! core could do both). A schema the registry does not know yet is
+//! resolved first, and a registry that is down is waited for with the
+//! record in hand.
+//!
+//! The stage keeps the task's order: every record comes out in its turn,
+//! encoded, passed (nothing to send, its offset still moves in turn) or
+//! failed (the loop sends what precedes it, then fails the task), and a
+//! checkpoint comes out after the records emitted before it. It decides
+//! nothing about offsets: that stays with the producing loop.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_connector_api::{SourceRecord, Value};
+use sluice_connector_api::{Checkpoint, ConnectorError, Emitted, SourceRecord, TopicKind, Value};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
-use super::{set_status, EncodedRecord, Pipeline};
-use crate::converter::{ConvertError, Side};
-use crate::herder::record_sink::RecordSink;
+use super::{put_task_status, Control, SourceTaskSpec};
+use crate::converter::{self, ConvertError, Converter, Side};
 use crate::herder::status::{State, TaskStatus};
+use crate::herder::RunnerDeps;
+use crate::metrics::TaskMetrics;
+use crate::transforms::record::SourcePosition;
+use crate::transforms::{Chain, Record};
 
-/// A schema-history record as Debezium's own history producer writes it:
-/// no key, and the value's text as its UTF-8 bytes, whatever converters
-/// the connector's data topics use.
-pub(super) fn history_bytes(record: &SourceRecord) -> Result<EncodedRecord, (Side, ConvertError)> {
+/// Encoded key and value; `None` is a null key or a tombstone.
+pub(super) type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// What the stage hands the producing loop, in the task's order.
+#[derive(Debug)]
+pub(super) enum Staged {
+    /// One emitted batch, record by record.
+    Records(Vec<Prepared>),
+    /// An offset to store once everything before it is.
+    Checkpoint(Checkpoint),
+}
+
+/// One record after the transforms and the converters.
+#[derive(Debug)]
+pub(super) enum Prepared {
+    /// Ready to send: the record (its key and value given back once
+    /// encoded) and the encoded bytes.
+    Send {
+        /// Where it goes and the offset it reaches.
+        record: SourceRecord,
+        /// The encoded key.
+        key: Option<Vec<u8>>,
+        /// The encoded value.
+        value: Option<Vec<u8>>,
+    },
+    /// Nothing to send (a transform dropped it, or `errors.tolerance=all`
+    /// skipped it); its offset moves in turn with the records around it.
+    Pass(SourcePosition),
+    /// The task fails here, after the records before it are sent.
+    Fail(ConnectorError),
+}
+
+/// How many converted batches wait for the producing loop: one to
+/// produce from while the next is encoded.
+const STAGED_BATCHES: usize = 1;
+
+/// A schema-history record as Debezium's own history producer
+/// writes it: no key, and the value's text as its UTF-8 bytes, whatever
+/// converters the connector's data topics use.
+fn history_bytes(record: &SourceRecord) -> Result<EncodedRecord, (Side, ConvertError)> {
     match &record.value {
         Some(Value::String(text)) => Ok((None, Some(text.as_bytes().to_vec()))),
         other => Err((
@@ -28,12 +80,174 @@ pub(super) fn history_bytes(record: &SourceRecord) -> Result<EncodedRecord, (Sid
     }
 }
 
-impl<'a, S: RecordSink> Pipeline<'a, S> {
+/// The stage's own state: what it needs of the task, owned, since it runs
+/// apart from the loop that borrows the task's spec.
+pub(super) struct Converting {
+    connector: String,
+    task_id: u32,
+    deps: Arc<RunnerDeps>,
+    metrics: Arc<TaskMetrics>,
+    key_converter: Arc<dyn Converter>,
+    value_converter: Arc<dyn Converter>,
+    transforms: Chain,
+    tolerate_errors: bool,
+    /// Watched while waiting for the registry, to give up on stop.
+    control: watch::Receiver<Control>,
+}
+
+impl Converting {
+    /// The stage for `spec`'s converters and transforms; a bad setting of
+    /// either fails here, before the task starts.
+    pub(super) fn new(
+        spec: &SourceTaskSpec,
+        deps: &Arc<RunnerDeps>,
+        metrics: &Arc<TaskMetrics>,
+        control: watch::Receiver<Control>,
+    ) -> Result<Self, ConnectorError> {
+        let config = &spec.config.0;
+        let converter = |side| {
+            converter::build(side, config, &deps.converter_defaults).map_err(|e| {
+                ConnectorError::Config(sluice_connector_api::ConfigError::new(e.key, e.message))
+            })
+        };
+        Ok(Self {
+            connector: spec.connector.clone(),
+            task_id: spec.task_id,
+            deps: Arc::clone(deps),
+            metrics: Arc::clone(metrics),
+            key_converter: converter(Side::Key)?,
+            value_converter: converter(Side::Value)?,
+            transforms: Chain::from_config(&spec.config)
+                .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
+            tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
+            control,
+        })
+    }
+
+    /// Starts the stage on what the task emits. It ends when the task's
+    /// channel closes (the loop then sees its own close), after a failed
+    /// record, or once the loop stops listening; aborting it drops the
+    /// task's channel, which ends the task's waiting `emit`.
+    pub(super) fn spawn(
+        self,
+        input: mpsc::Receiver<Emitted>,
+    ) -> (mpsc::Receiver<Staged>, JoinHandle<()>) {
+        let (output, staged) = mpsc::channel(STAGED_BATCHES);
+        (staged, tokio::spawn(self.run(input, output)))
+    }
+
+    async fn run(mut self, mut input: mpsc::Receiver<Emitted>, output: mpsc::Sender<Staged>) {
+        loop {
+            let emitted = tokio::select! {
+                emitted = input.recv() => emitted,
+                () = output.closed() => return,
+            };
+            let (staged, failed) = match emitted {
+                None => return,
+                Some(Emitted::Checkpoint(checkpoint)) => (Staged::Checkpoint(checkpoint), false),
+                Some(Emitted::Records(batch)) => {
+                    self.metrics
+                        .records_polled
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let mut prepared = Vec::with_capacity(batch.len());
+                    let mut failed = false;
+                    for record in batch {
+                        let one = self.prepare(record).await;
+                        failed = matches!(one, Prepared::Fail(_));
+                        prepared.push(one);
+                        if failed {
+                            break;
+                        }
+                    }
+                    (Staged::Records(prepared), failed)
+                }
+            };
+            if output.send(staged).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    /// One record through the transforms and the converters.
+    async fn prepare(&mut self, record: SourceRecord) -> Prepared {
+        // Debezium writes its history with a producer of its own, which
+        // Connect's transforms and converters never see.
+        let history = record.topic_kind == TopicKind::SchemaHistory;
+        let mut record = if self.transforms.is_empty() || history {
+            record
+        } else {
+            match self.transform(record) {
+                Ok(record) => record,
+                Err(instead) => return instead,
+            }
+        };
+        let converted = if history {
+            history_bytes(&record)
+        } else {
+            self.convert(&record).await
+        };
+        match converted {
+            Ok((key, value)) => {
+                // Encoded: the values are done with.
+                if let Some(key) = record.key.take() {
+                    key.release();
+                }
+                if let Some(value) = record.value.take() {
+                    value.release();
+                }
+                Prepared::Send { record, key, value }
+            }
+            Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(connector = %self.connector, topic = %record.topic, error = %e, "record skipped (errors.tolerance=all)");
+                Prepared::Pass(SourcePosition {
+                    partition: record.partition,
+                    offset: record.offset,
+                })
+            }
+            Err((side, e)) => {
+                let side = match side {
+                    Side::Key => "key",
+                    Side::Value => "value",
+                };
+                let message = format!(
+                    "connector {} task {}: cannot convert the {side} of a record for topic {}: {e}",
+                    self.connector, self.task_id, record.topic
+                );
+                Prepared::Fail(if e.is_retriable() {
+                    ConnectorError::retriable(message)
+                } else {
+                    ConnectorError::fatal(message)
+                })
+            }
+        }
+    }
+}
+
+impl Converting {
+    /// Runs the configured transforms; what to hand on instead when the
+    /// record is not to be sent (dropped by a transform, or skipped after
+    /// a tolerated failure) or fails the task.
+    fn transform(&mut self, record: SourceRecord) -> Result<SourceRecord, Prepared> {
+        let (view, position) = Record::from_source(record);
+        let topic = view.topic.clone();
+        match self.transforms.apply(view) {
+            Ok(Some(out)) => Ok(out.into_source(position)),
+            Ok(None) => Err(Prepared::Pass(position)),
+            Err(e) if self.tolerate_errors => {
+                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(connector = %self.connector, topic = %topic, error = %e, "record skipped (errors.tolerance=all)");
+                Err(Prepared::Pass(position))
+            }
+            Err(e) => Err(Prepared::Fail(ConnectorError::fatal(format!(
+                "connector {} task {}: a record for topic {topic} failed in {e}; fix the transform's settings, or set errors.tolerance=all to skip such records",
+                self.connector, self.task_id
+            )))),
+        }
+    }
+
     /// Encodes key and value, resolving new schemas with the registry.
-    pub(super) async fn convert(
-        &self,
-        record: &SourceRecord,
-    ) -> Result<EncodedRecord, (Side, ConvertError)> {
+    async fn convert(&self, record: &SourceRecord) -> Result<EncodedRecord, (Side, ConvertError)> {
         let key = self
             .encode_side(Side::Key, record)
             .await
@@ -81,7 +295,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 // The registry is down: wait and retry with the record in
                 // hand, so nothing is dropped and nothing later overtakes it.
                 Err(e) if e.is_retriable() => {
-                    tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, topic = %record.topic, retry_in_ms = backoff.as_millis() as u64, error = %e, "waiting for the schema registry");
+                    tracing::warn!(connector = %self.connector, task = self.task_id, topic = %record.topic, retry_in_ms = backoff.as_millis() as u64, error = %e, "waiting for the schema registry");
                     // Still RUNNING (as Connect shows a task that retries),
                     // but saying what it waits for.
                     let mut status = TaskStatus::new(State::Running, &self.deps.worker_id);
@@ -89,7 +303,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                         "waiting for the schema registry: {e}\n(retrying every {} ms with the record in hand; nothing is skipped and no offset moves meanwhile)",
                         backoff.as_millis()
                     ));
-                    set_status(self.deps, self.spec, status);
+                    put_task_status(&self.deps, &self.connector, self.task_id, status);
                     let mut control = self.control.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}

@@ -1,6 +1,7 @@
 //! Runs one source task: the task pushes batches through its context;
-//! the runner converts and produces them, and stores an offset only once
-//! its record and everything before it are acknowledged by the broker
+//! the runner converts them on one tokio task and produces them on
+//! another, and stores an offset only once its record and everything
+//! before it are acknowledged by the broker
 //! (the rule lives in [`OffsetTracker`]); the task then learns which
 //! offsets are durable, so a database may release its log up to them.
 //!
@@ -9,8 +10,9 @@
 //! A crash repeats the unacknowledged tail, never skips it.
 //!
 //! This file starts and ends a run; the pipeline's parts are beside it:
-//! `pipeline` (the loop over the task's batches), `convert` (key and
-//! value through the converters and the registry), `delivery` (the
+//! `convert` (the stage ahead of the loop: transforms, then key and value
+//! through the converters and the registry, on a tokio task of its own),
+//! `pipeline` (the loop over the converted batches), `delivery` (the
 //! in-flight queue and its acknowledgements), `commit` (offsets stored, or
 //! a transaction committed, then published to the task as durable). The
 //! unit tests in `tests` run all of it against the in-memory record sink.
@@ -35,10 +37,8 @@ use super::record_sink::{KafkaRecordSink, RecordSink, TransactionError, Transact
 use super::status::{State, TaskStatus};
 use super::transactional_sink::KafkaTransactionalSink;
 use super::RunnerDeps;
-use crate::converter::Converter;
 use crate::kafka::TopicLayout;
 use crate::metrics::TaskMetrics;
-use crate::transforms::Chain;
 
 /// How often acknowledgements are collected while the task is quiet and
 /// records are in flight.
@@ -106,9 +106,14 @@ pub async fn run(spec: SourceTaskSpec, deps: Arc<RunnerDeps>, control: watch::Re
 }
 
 fn set_status(deps: &RunnerDeps, spec: &SourceTaskSpec, status: TaskStatus) {
-    deps.metrics
-        .set_state(&spec.connector, spec.task_id, status.state);
-    deps.status.put_task(&spec.connector, spec.task_id, status);
+    put_task_status(deps, &spec.connector, spec.task_id, status);
+}
+
+/// Reports task `task_id` of `connector` in `status`, to the status store
+/// and the metrics.
+fn put_task_status(deps: &RunnerDeps, connector: &str, task_id: u32, status: TaskStatus) {
+    deps.metrics.set_state(connector, task_id, status.state);
+    deps.status.put_task(connector, task_id, status);
 }
 
 /// How long a fenced task still waits for acknowledgements and for its
@@ -204,7 +209,9 @@ async fn run_once_into<S: RecordSink>(
     let context = context.with_topic_reader(Arc::new(
         crate::kafka::topic_reader::KafkaTopicReader::new(deps.kafka.clone()),
     ));
-    let mut pipeline = Pipeline::new(spec, deps, metrics, control.clone(), sink)?;
+    let converting = convert::Converting::new(spec, deps, metrics, control.clone())?;
+    let mut pipeline = Pipeline::new(spec, deps, metrics, sink)?;
+    let (mut staged, mut stage) = converting.spawn(end.take_records());
     let mut task = spec.plugin.create_task();
     let config = spec.config.clone();
     let mut running: RunningTask = tokio::spawn(async move {
@@ -212,13 +219,16 @@ async fn run_once_into<S: RecordSink>(
         (task, result)
     });
     tracing::info!(connector = %spec.connector, task = spec.task_id, "task started");
-    let driven = pipeline.drive(&mut end, control).await;
+    let driven = pipeline.drive(&mut end, &mut staged, control).await;
     if driven.is_err() {
         pipeline.salvage(&end).await;
     }
-    // Ask the task to end and stop taking its records.
+    // Ask the task to end and stop taking its records: the stage holds the
+    // task's channel, and ending it closes that.
     end.request_shutdown();
-    end.records.close();
+    staged.close();
+    stage.abort();
+    let _ = (&mut stage).await;
     let (task, task_result) = join_task(&mut running, deps.shutdown_timeout).await;
     let result = match (driven, task_result) {
         (Err(e), _) => Err(e),
@@ -270,9 +280,6 @@ async fn join_task(
     }
 }
 
-/// Encoded key and value; `None` is a null key or a tombstone.
-type EncodedRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
-
 /// A sent record waiting for its delivery report.
 struct InFlight<D> {
     ticket: Ticket,
@@ -287,10 +294,6 @@ struct Pipeline<'a, S: RecordSink> {
     deps: &'a Arc<RunnerDeps>,
     metrics: &'a Arc<TaskMetrics>,
     sink: &'a S,
-    key_converter: Arc<dyn Converter>,
-    value_converter: Arc<dyn Converter>,
-    transforms: Chain,
-    tolerate_errors: bool,
     layout: TopicLayout,
     /// Sent records in send order, retired from the front as their
     /// reports arrive.
@@ -304,8 +307,6 @@ struct Pipeline<'a, S: RecordSink> {
     /// differs from the one before (most runs of records share one).
     seen_topics: std::collections::HashSet<String>,
     last_topic: String,
-    /// Watched while waiting for the registry, to give up on stop.
-    control: watch::Receiver<Control>,
     /// Set when the worker lost this connector mid-stream: what follows
     /// waits only briefly on the broker.
     fenced: bool,

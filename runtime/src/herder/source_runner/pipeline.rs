@@ -1,5 +1,5 @@
-//! The pipeline's loop: batches taken from the task, transformed,
-//! converted and sent; pause, stop and failure handled; the status
+//! The pipeline's loop: converted batches taken from the conversion
+//! stage and sent; pause, stop and failure handled; the status
 //! reported with the task's progress.
 
 use std::collections::VecDeque;
@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_connector_api::{
-    Checkpoint, ConnectorError, Emitted, RuntimeEnd, SourceRecord, TaskProgress, TopicKind,
+    Checkpoint, ConnectorError, RuntimeEnd, SourceRecord, TaskProgress, TopicKind,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use super::convert::history_bytes;
+use super::convert::{Prepared, Staged};
 use super::{
     set_status, Control, Ended, InFlight, Pipeline, SourceTaskSpec, ACK_POLL, FENCED, FENCE_GRACE,
 };
-use crate::converter::{self, Side};
 use crate::herder::offset_tracker::OffsetTracker;
 use crate::herder::record_sink::{OutRecord, RecordSink, SendError};
 use crate::herder::status::{State, TaskStatus};
@@ -24,22 +23,14 @@ use crate::herder::RunnerDeps;
 use crate::kafka::TopicLayout;
 use crate::metrics::TaskMetrics;
 use crate::transforms::record::SourcePosition;
-use crate::transforms::{Chain, Record};
 
 impl<'a, S: RecordSink> Pipeline<'a, S> {
     pub(super) fn new(
         spec: &'a SourceTaskSpec,
         deps: &'a Arc<RunnerDeps>,
         metrics: &'a Arc<TaskMetrics>,
-        control: watch::Receiver<Control>,
         sink: &'a S,
     ) -> Result<Self, ConnectorError> {
-        let config = &spec.config.0;
-        let converter = |side| {
-            converter::build(side, config, &deps.converter_defaults).map_err(|e| {
-                ConnectorError::Config(sluice_connector_api::ConfigError::new(e.key, e.message))
-            })
-        };
         let layout_value = |key: &str, default: i32| -> Result<i32, ConnectorError> {
             Ok(spec.config.i64_or(key, i64::from(default))? as i32)
         };
@@ -48,11 +39,6 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             deps,
             metrics,
             sink,
-            key_converter: converter(Side::Key)?,
-            value_converter: converter(Side::Value)?,
-            transforms: Chain::from_config(&spec.config)
-                .map_err(|mut errors| ConnectorError::Config(errors.swap_remove(0)))?,
-            tolerate_errors: spec.config.get("errors.tolerance") == Some("all"),
             layout: TopicLayout::data(
                 layout_value(
                     "topic.creation.default.partitions",
@@ -70,7 +56,6 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             store_failing: None,
             seen_topics: Default::default(),
             last_topic: String::new(),
-            control,
             fenced: false,
             commit_each_batch: sink.transactions().is_some()
                 && spec.config.get("transaction.boundary").unwrap_or("poll") == "poll",
@@ -88,6 +73,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     pub(super) async fn drive(
         &mut self,
         end: &mut RuntimeEnd,
+        staged: &mut mpsc::Receiver<Staged>,
         control: &mut watch::Receiver<Control>,
     ) -> Result<Ended, ConnectorError> {
         self.report(State::Running, end);
@@ -122,7 +108,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 next_commit.min(ACK_POLL)
             };
             tokio::select! {
-                emitted = end.records.recv() => match emitted {
+                staged = staged.recv() => match staged {
                     Some(_) if !self.deps.placement.owns(self.spec.unit()) => {
                         // Fenced: the batch is not sent, so the stored
                         // offset stays before it for whoever runs next;
@@ -130,13 +116,16 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                         self.fenced = true;
                         return Err(ConnectorError::retriable(FENCED));
                     }
-                    Some(Emitted::Checkpoint(checkpoint)) => self.checkpoint(checkpoint, end).await?,
-                    Some(Emitted::Records(batch)) => {
-                        self.metrics
-                            .records_polled
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        for record in batch {
-                            self.send(record).await?;
+                    Some(Staged::Checkpoint(checkpoint)) => self.checkpoint(checkpoint, end).await?,
+                    Some(Staged::Records(batch)) => {
+                        for prepared in batch {
+                            match prepared {
+                                Prepared::Send { record, key, value } => {
+                                    self.send(record, key, value).await?;
+                                }
+                                Prepared::Pass(position) => self.pass(position),
+                                Prepared::Fail(e) => return Err(e),
+                            }
                         }
                         if self.commit_each_batch {
                             // Connect's transaction.boundary=poll: a batch
@@ -259,74 +248,16 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         });
     }
 
-    /// Runs the configured transforms; `None` when the record is not to be
-    /// sent (dropped by a transform, or skipped after a tolerated failure).
-    fn transform(&mut self, record: SourceRecord) -> Result<Option<SourceRecord>, ConnectorError> {
-        let (view, position) = Record::from_source(record);
-        let topic = view.topic.clone();
-        match self.transforms.apply(view) {
-            Ok(Some(out)) => Ok(Some(out.into_source(position))),
-            Ok(None) => {
-                self.pass(position);
-                Ok(None)
-            }
-            Err(e) if self.tolerate_errors => {
-                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(connector = %self.spec.connector, topic = %topic, error = %e, "record skipped (errors.tolerance=all)");
-                self.pass(position);
-                Ok(None)
-            }
-            Err(e) => Err(ConnectorError::fatal(format!(
-                "connector {} task {}: a record for topic {topic} failed in {e}; fix the transform's settings, or set errors.tolerance=all to skip such records",
-                self.spec.connector, self.spec.task_id
-            ))),
-        }
-    }
-
-    async fn send(&mut self, record: SourceRecord) -> Result<(), ConnectorError> {
-        // Debezium writes its history with a producer of its own, which
-        // Connect's transforms and converters never see.
+    /// Hands `record`, encoded as `key` and `value`, to the sink, and
+    /// books it as in flight; waits for acknowledgements while too many
+    /// are.
+    async fn send(
+        &mut self,
+        record: SourceRecord,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), ConnectorError> {
         let history = record.topic_kind == TopicKind::SchemaHistory;
-        let record = if self.transforms.is_empty() || history {
-            record
-        } else {
-            match self.transform(record)? {
-                Some(record) => record,
-                None => return Ok(()),
-            }
-        };
-        let converted = if history {
-            history_bytes(&record)
-        } else {
-            self.convert(&record).await
-        };
-        let (key, value) = match converted {
-            Ok(kv) => kv,
-            Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
-                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(connector = %self.spec.connector, topic = %record.topic, error = %e, "record skipped (errors.tolerance=all)");
-                self.pass(SourcePosition {
-                    partition: record.partition,
-                    offset: record.offset,
-                });
-                return Ok(());
-            }
-            Err((side, e)) => {
-                let side = match side {
-                    Side::Key => "key",
-                    Side::Value => "value",
-                };
-                let message = format!(
-                    "connector {} task {}: cannot convert the {side} of a record for topic {}: {e}",
-                    self.spec.connector, self.spec.task_id, record.topic
-                );
-                return Err(if e.is_retriable() {
-                    ConnectorError::retriable(message)
-                } else {
-                    ConnectorError::fatal(message)
-                });
-            }
-        };
         if record.topic != self.last_topic && !self.seen_topics.contains(&record.topic) {
             let layout = if history {
                 self.layout.schema_history()
@@ -384,13 +315,6 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             }
         };
         let ticket = self.offsets.submit(record.partition, record.offset);
-        // Encoded and handed to the producer: the values are done with.
-        if let Some(key) = record.key {
-            key.release();
-        }
-        if let Some(value) = record.value {
-            value.release();
-        }
         self.in_flight.push_back(InFlight {
             ticket,
             delivery: Some(delivery),

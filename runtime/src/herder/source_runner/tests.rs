@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Emits records `n` = stored + 1 ..= `count` (config key), three per
 /// batch, each with offset `{"n": n}`; panics at `panic.at` if set; stores
 /// a checkpoint `{"n": n}` (no record) after the batch holding
-/// `checkpoint.after`, and goes on only once it is stored.
+/// `checkpoint.after`, and goes on only once it is stored. Record
+/// `other.at` goes to topic `others` instead of `numbers`.
 struct Counter;
 
 struct CounterTask;
@@ -69,6 +70,7 @@ impl SourceTask for CounterTask {
         let count = config.i64_or("count", 0)? as u64;
         let panic_at = config.i64_or("panic.at", -1)?;
         let checkpoint_after = config.i64_or("checkpoint.after", -1)?;
+        let other_at = config.i64_or("other.at", -1)?;
         let partition = Arc::new(counter_partition());
         let first = context
             .offset(&partition)
@@ -85,7 +87,12 @@ impl SourceTask for CounterTask {
                 .map(|n| SourceRecord {
                     partition: Arc::clone(&partition),
                     offset: sluice_connector_api::offset::partition("n", *n).into(),
-                    topic: "numbers".into(),
+                    topic: if *n as i64 == other_at {
+                        "others"
+                    } else {
+                        "numbers"
+                    }
+                    .into(),
                     kafka_partition: None,
                     key_schema: None,
                     key: None,
@@ -257,6 +264,35 @@ async fn a_transform_failure_fails_the_task_naming_the_record_unless_tolerated()
         .await
         .expect("skipped, not failed");
     assert!(sink.values().is_empty());
+}
+
+/// Records are converted on a task of their own, ahead of the loop that
+/// sends them: one that fails in the middle of a batch still fails the
+/// run in its turn, after the records before it are sent and stored, and
+/// nothing converted after it is sent.
+#[tokio::test]
+async fn a_record_failing_mid_batch_fails_the_run_after_those_before_it() {
+    let harness = Harness::new(Duration::from_millis(10));
+    // Only record 5 (the middle of the batch 4, 5, 6) meets the transform.
+    let config = [
+        ("count", "9"),
+        ("other.at", "5"),
+        ("transforms", "pick"),
+        ("transforms.pick.type", "ExtractField$Value"),
+        ("transforms.pick.field", "id"),
+        ("transforms.pick.predicate", "isOther"),
+        ("predicates", "isOther"),
+        ("predicates.isOther.type", "TopicNameMatches"),
+        ("predicates.isOther.pattern", "others"),
+    ];
+    let sink = MemorySink::default();
+    let error = harness
+        .run(&config, &sink, |_| false)
+        .await
+        .expect_err("record 5 has no field id");
+    assert!(error.to_string().contains("others"), "{error}");
+    assert_eq!(numbers(&sink.values()), vec![1, 2, 3, 4]);
+    assert_eq!(harness.stored(), Some(4), "the offset stops before 5");
 }
 
 #[tokio::test]
