@@ -16,7 +16,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_connector_api::{Checkpoint, ConnectorError, Emitted, SourceRecord, TopicKind, Value};
+use sluice_connector_api::{
+    Checkpoint, ConnectorError, Emitted, SourceOffset, SourcePartition, SourceRecord, TopicKind,
+    Value,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -42,22 +45,41 @@ pub(super) enum Staged {
 
 /// One record after the transforms and the converters.
 #[derive(Debug)]
+// Sending is what nearly every record comes to; boxing it would add an
+// allocation per record to spare the rare passes and failures some bytes.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Prepared {
-    /// Ready to send: the record (its key and value given back once
-    /// encoded) and the encoded bytes.
-    Send {
-        /// Where it goes and the offset it reaches.
-        record: SourceRecord,
-        /// The encoded key.
-        key: Option<Vec<u8>>,
-        /// The encoded value.
-        value: Option<Vec<u8>>,
-    },
+    /// Ready to send.
+    Send(Encoded),
     /// Nothing to send (a transform dropped it, or `errors.tolerance=all`
     /// skipped it); its offset moves in turn with the records around it.
     Pass(SourcePosition),
     /// The task fails here, after the records before it are sent.
     Fail(ConnectorError),
+}
+
+/// A record as it goes to the broker: what the producing loop needs of
+/// it once its key and value are encoded.
+#[derive(Debug)]
+pub(super) struct Encoded {
+    /// The input stream the record came from.
+    pub partition: Arc<SourcePartition>,
+    /// The offset it reaches once acknowledged.
+    pub offset: SourceOffset,
+    /// The destination topic.
+    pub topic: String,
+    /// The destination partition; `None` hashes the key.
+    pub kafka_partition: Option<i32>,
+    /// The record timestamp, if the record carries one.
+    pub timestamp_ms: Option<i64>,
+    /// Kafka headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Which kind of topic `topic` is.
+    pub topic_kind: TopicKind,
+    /// The encoded key; `None` is a null key.
+    pub key: Option<Vec<u8>>,
+    /// The encoded value; `None` is a tombstone.
+    pub value: Option<Vec<u8>>,
 }
 
 /// How many converted batches wait for the producing loop: one to
@@ -173,7 +195,7 @@ impl Converting {
         // Debezium writes its history with a producer of its own, which
         // Connect's transforms and converters never see.
         let history = record.topic_kind == TopicKind::SchemaHistory;
-        let mut record = if self.transforms.is_empty() || history {
+        let record = if self.transforms.is_empty() || history {
             record
         } else {
             match self.transform(record) {
@@ -189,13 +211,23 @@ impl Converting {
         match converted {
             Ok((key, value)) => {
                 // Encoded: the values are done with.
-                if let Some(key) = record.key.take() {
+                if let Some(key) = record.key {
                     key.release();
                 }
-                if let Some(value) = record.value.take() {
+                if let Some(value) = record.value {
                     value.release();
                 }
-                Prepared::Send { record, key, value }
+                Prepared::Send(Encoded {
+                    partition: record.partition,
+                    offset: record.offset,
+                    topic: record.topic,
+                    kafka_partition: record.kafka_partition,
+                    timestamp_ms: record.timestamp_ms,
+                    headers: record.headers,
+                    topic_kind: record.topic_kind,
+                    key,
+                    value,
+                })
             }
             Err((_, e)) if self.tolerate_errors && e.is_record_error() => {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -228,6 +260,9 @@ impl Converting {
     /// Runs the configured transforms; what to hand on instead when the
     /// record is not to be sent (dropped by a transform, or skipped after
     /// a tolerated failure) or fails the task.
+    // The error side is what the stage hands on in the record's place,
+    // moved once; boxing it would allocate for every dropped record.
+    #[allow(clippy::result_large_err)]
     fn transform(&mut self, record: SourceRecord) -> Result<SourceRecord, Prepared> {
         let (view, position) = Record::from_source(record);
         let topic = view.topic.clone();

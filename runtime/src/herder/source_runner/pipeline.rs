@@ -7,12 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_connector_api::{
-    Checkpoint, ConnectorError, RuntimeEnd, SourceRecord, TaskProgress, TopicKind,
-};
+use sluice_connector_api::{Checkpoint, ConnectorError, RuntimeEnd, TaskProgress, TopicKind};
 use tokio::sync::{mpsc, watch};
 
-use super::convert::{Prepared, Staged};
+use super::convert::{Encoded, Prepared, Staged};
 use super::{
     set_status, Control, Ended, InFlight, Pipeline, SourceTaskSpec, ACK_POLL, FENCED, FENCE_GRACE,
 };
@@ -120,9 +118,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                     Some(Staged::Records(batch)) => {
                         for prepared in batch {
                             match prepared {
-                                Prepared::Send { record, key, value } => {
-                                    self.send(record, key, value).await?;
-                                }
+                                Prepared::Send(record) => self.send(record).await?,
                                 Prepared::Pass(position) => self.pass(position),
                                 Prepared::Fail(e) => return Err(e),
                             }
@@ -248,15 +244,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         });
     }
 
-    /// Hands `record`, encoded as `key` and `value`, to the sink, and
-    /// books it as in flight; waits for acknowledgements while too many
-    /// are.
-    async fn send(
-        &mut self,
-        record: SourceRecord,
-        key: Option<Vec<u8>>,
-        value: Option<Vec<u8>>,
-    ) -> Result<(), ConnectorError> {
+    /// Hands `record` to the sink and books it as in flight; waits for
+    /// acknowledgements while too many are.
+    async fn send(&mut self, record: Encoded) -> Result<(), ConnectorError> {
         let history = record.topic_kind == TopicKind::SchemaHistory;
         if record.topic != self.last_topic && !self.seen_topics.contains(&record.topic) {
             let layout = if history {
@@ -283,11 +273,12 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
         if record.topic != self.last_topic {
             self.last_topic.clone_from(&record.topic);
         }
-        let bytes = key.as_ref().map_or(0, Vec::len) + value.as_ref().map_or(0, Vec::len);
+        let bytes =
+            record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);
         let out = OutRecord {
             topic: &record.topic,
-            key: key.as_deref(),
-            value: value.as_deref(),
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
             partition: record.kafka_partition,
             timestamp_ms: record.timestamp_ms,
             headers: &record.headers,
