@@ -85,19 +85,24 @@ impl Worker {
         extra: &[&str],
     ) -> Self {
         let port = free_port();
+        // Offsets stored often, so tests wait little for them, unless the
+        // test asks for its own interval (clap takes a flag once).
+        let flush = if extra.contains(&"--offset-flush-interval-ms") {
+            &[][..]
+        } else {
+            &["--offset-flush-interval-ms", "200"][..]
+        };
+        let rest_listen = format!("{rest_host}:{port}");
         let mut args: Vec<OsString> = [
             "worker",
             "--bootstrap-servers",
             bootstrap,
             "--rest-listen",
-            &format!("{rest_host}:{port}"),
-            "--offset-flush-interval-ms",
-            "200",
-            "--topic-replication-factor",
-            "1",
-            "--state-dir",
+            &rest_listen,
         ]
         .iter()
+        .chain(flush)
+        .chain(&["--topic-replication-factor", "1", "--state-dir"])
         .map(OsString::from)
         .collect();
         args.push(state_dir.clone().into());

@@ -157,21 +157,30 @@ impl Capture {
         };
         let mut lead = self.snapshot_lead(tables, &position);
         let completed = serde_json::json!(true);
-        match lead
+        let start = match lead
             .iter_mut()
             .rev()
             .find(|r| Arc::ptr_eq(&r.partition, &self.ctx.partition))
         {
             Some(last) => {
                 last.offset.insert("snapshot_completed".into(), completed);
+                last.offset.clone()
             }
             None => {
                 let mut offset = offset::offset(&position, SnapshotMark::Snapshot { last: true });
                 offset.insert("snapshot_completed".into(), completed);
-                lead.push(self.ctx.heartbeat(offset, snapshot::now_us()));
+                lead.push(self.ctx.heartbeat(offset.clone(), snapshot::now_us()));
+                offset
             }
-        }
-        self.out.emit(lead).await
+        };
+        self.out.emit(lead).await?;
+        // Streaming begins once the starting position is stored. Carried
+        // by the records above alone, it was stored at the next offset
+        // flush, and a task stopped or killed before that started afresh
+        // at the binlog's end, skipping the changes made meanwhile.
+        self.out
+            .checkpoint(Arc::clone(&self.ctx.partition), start)
+            .await
     }
 
     /// The history record and schema-change events that open a snapshot.
