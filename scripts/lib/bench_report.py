@@ -55,7 +55,12 @@ def main(csv_path, svg_path):
     producer = next((r for r in rows if r["path"] == "datagen -> Kafka"), None)
     producer_rate = number(producer["tool_per_s"]) if producer else None
     lines = []
-    header = f"{'path':34}{'sluice/s':>10}  {'against':44}{'basis/s':>10}{'ratio':>7}{'goal':>7}  {'µs/event':>8}{'RSS MiB':>8}  note"
+    # CPU µs per event of the worker, the broker and the database server,
+    # and the cores the three kept busy at sluice's rate: the machine's two
+    # cores are shared, so a path whose cores are near 2 gains only from
+    # less CPU per event somewhere, not from more parallelism.
+    header = (f"{'path':34}{'sluice/s':>10}  {'against':44}{'basis/s':>10}{'ratio':>7}{'goal':>7}  "
+              f"{'worker':>7}{'broker':>7}{'db':>7}{'cores':>6}{'RSS MiB':>8}  note")
     lines.append(header)
     lines.append("-" * len(header))
     chart = []
@@ -67,14 +72,19 @@ def main(csv_path, svg_path):
         against = row["tool"] + (" / plain producer" if how == "tool|producer" and producer_rate else "")
         ratio = rate / basis if basis else None
         cpu = number(row["cpu_us_per_event"])
+        broker = number(row.get("broker_cpu_us_per_event"))
+        db = number(row.get("db_cpu_us_per_event"))
+        cores = (cpu + (broker or 0) + (db or 0)) * rate / 1e6 if cpu is not None else None
         rss = number(row["peak_rss_mib"])
         lines.append(
             f"{row['path']:34}{rate:10.0f}  {against[:44]:44}"
             f"{(f'{basis:10.0f}' if basis else ' ' * 10)}"
             f"{(f'{ratio:7.2f}' if ratio is not None else ' ' * 7)}"
             f"{(f'{goal:7.2f}' if goal else ' ' * 7)}  "
-            f"{(f'{cpu:8.2f}' if cpu is not None else ' ' * 8)}"
-            f"{(f'{rss:8.1f}' if rss is not None else ' ' * 8)}  {row['note']}"
+            + "".join(f"{v:7.2f}" if v is not None else " " * 7 for v in (cpu, broker, db))
+            + (f"{cores:6.2f}" if cores is not None else " " * 6)
+            + (f"{rss:8.1f}" if rss is not None else " " * 8)
+            + f"  {row['note']}"
         )
         if goal and ratio is not None:
             chart.append((row["path"], ratio, goal))

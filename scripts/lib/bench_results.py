@@ -14,14 +14,34 @@ FIELDS = [
     "tool_per_s",
     "ratio",
     "cpu_us_per_event",
+    "broker_cpu_us_per_event",
+    "db_cpu_us_per_event",
     "peak_rss_mib",
     "note",
 ]
 
 
-def record(path, sluice_per_s, tool="", tool_per_s=None, cpu_us=None, rss_mib=None, note=""):
+def cpu_split(text):
+    """The worker's, the broker's and the database's CPU µs per event from
+    common.sh's `cpu_us_per_event` ("worker,broker,db")."""
+    worker, broker, db = (float(x) for x in text.split(","))
+    return worker, broker, db
+
+
+def cpu_words(cpu, rate, db_name):
+    """One line on where a phase's CPU went, from `cpu_us_per_event`'s
+    text and the phase's events per second."""
+    worker, broker, db = cpu_split(cpu)
+    busy = (worker + broker + db) * rate / 1e6
+    return (f"CPU µs per event: worker {worker:.2f}, broker {broker:.2f}, {db_name} {db:.2f}"
+            f" = {busy:.2f} cores busy")
+
+
+def record(path, sluice_per_s, tool="", tool_per_s=None, cpu=None, rss_mib=None, note=""):
     """Appends one measured path: sluice's rate beside the tool doing the
-    same work in the same run, worker CPU per event, peak RSS."""
+    same work in the same run, CPU per event (`cpu_us_per_event`'s text:
+    the worker's, the broker's and the database server's), peak RSS."""
+    worker, broker, db = cpu_split(cpu) if cpu else (None, None, None)
     out = os.environ.get("SLUICE_BENCH_CSV")
     if not out:
         return
@@ -36,7 +56,7 @@ def record(path, sluice_per_s, tool="", tool_per_s=None, cpu_us=None, rss_mib=No
             tool,
             "" if tool_per_s is None else round(tool_per_s),
             "" if not tool_per_s else f"{sluice_per_s / tool_per_s:.3f}",
-            "" if cpu_us is None else f"{float(cpu_us):.2f}",
+            *("" if us is None else f"{us:.2f}" for us in (worker, broker, db)),
             "" if rss_mib is None else f"{float(rss_mib):.1f}",
             note,
         ])

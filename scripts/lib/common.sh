@@ -62,6 +62,30 @@ bench_build() {
 reset_peak_rss() { echo 5 >"/proc/$1/clear_refs"; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
+# Where a phase's CPU went: the clock ticks used so far by the bench's
+# worker ($WORKER_PID), the broker and the database server DB ("postgres",
+# "mariadb" or "none"), each with its children (a PostgreSQL backend per
+# connection). Two of these and the phase's event count make
+# `cpu_us_per_event`'s "worker,broker,db" microseconds per event: with the
+# rate, how many of the machine's cores the phase kept busy, and on what.
+phase_cpu_ticks() {
+  local db="-"
+  case "$1" in
+    postgres) db="$(head -1 "$SLUICE_ENV_DIR/postgres/data/postmaster.pid")" ;;
+    mariadb) db="$(head -1 "$SLUICE_ENV_DIR/mariadb/mariadb.pid")" ;;
+    none) ;;
+    *) die "phase_cpu_ticks: unknown database $1" ;;
+  esac
+  python3 "$SLUICE_ROOT/scripts/lib/cpu_ticks.py" "$WORKER_PID" "$(head -1 "$SLUICE_ENV_DIR/kafka/tansu.pid")" "$db"
+}
+cpu_us_per_event() { # "TICKS AT START" "TICKS AT END" EVENTS
+  python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import sys
+start, end, events, hz = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
+print(",".join(f"{(int(b) - int(a)) * 1e6 / hz / events:.3f}" for a, b in zip(start, end)))
+PY
+}
+
 # Starts scripts/lib/watch_offset.py on CONNECTOR's stored offset until
 # each CONDITION (a Python expression over the offset `o`) holds in turn,
 # and returns once it polls, so a phase's clock starts after the watcher

@@ -52,6 +52,24 @@ fn the_bench_command_measures_every_path_beside_its_native_tool() {
     };
     let (path, sluice, tool) = (column("path"), column("sluice_per_s"), column("tool_per_s"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // Where each source and sink phase's CPU went: the worker, the broker
+    // and the database server, in µs per event. Tiny phases round the
+    // smaller shares to 0, but the database is read in every one of them,
+    // so a server whose CPU was not found would show as 0 everywhere.
+    let (worker_cpu, broker_cpu, db_cpu) = (
+        column("cpu_us_per_event"),
+        column("broker_cpu_us_per_event"),
+        column("db_cpu_us_per_event"),
+    );
+    let mut db_total = 0.0;
+    for row in rows.iter().filter(|r| !r[worker_cpu].is_empty()) {
+        for at in [worker_cpu, broker_cpu, db_cpu] {
+            let us: f64 = row[at].parse().expect("CPU µs per event is a number");
+            assert!(us >= 0.0, "{}: {us}", row[path]);
+        }
+        db_total += row[db_cpu].parse::<f64>().unwrap_or_default();
+    }
+    assert!(db_total > 0.0, "no database CPU counted in:\n{csv}");
     for (name, has_tool) in PATHS {
         let row = rows
             .iter()
