@@ -33,6 +33,27 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Polls `check` every 100 ms until it returns `Ok`; panics after
+/// `timeout` naming `what` and the last `Err` it returned (what was seen
+/// instead), so a failure says how far things got.
+pub fn wait_until<T, E: std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen = match check() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

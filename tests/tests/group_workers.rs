@@ -14,8 +14,8 @@ use sluice_tests::env::TestEnv;
 use sluice_tests::group::{survivors, Group};
 use sluice_tests::kafka::{datagen_seqs, read_topic};
 use sluice_tests::netns::Netns;
-use sluice_tests::wait_for;
 use sluice_tests::worker::Worker;
+use sluice_tests::{wait_for, wait_until};
 
 const CONNECTORS: [&str; 6] = [
     "orders",
@@ -30,16 +30,39 @@ const RECORDS: i64 = 6_000;
 /// Where each connector's task runs, as `worker` reports it, once every
 /// task is RUNNING on one of `live`.
 fn placement(worker: &Worker, live: &[String]) -> Option<BTreeMap<String, String>> {
+    placement_seen(worker, live).ok()
+}
+
+/// [`placement`], or each connector's task state and worker as `worker`
+/// reports them while some task is not yet RUNNING on one of `live`.
+fn placement_seen(
+    worker: &Worker,
+    live: &[String],
+) -> Result<BTreeMap<String, String>, BTreeMap<String, String>> {
     let api = worker.api();
-    CONNECTORS
+    let seen: BTreeMap<String, (String, String)> = CONNECTORS
         .iter()
         .map(|name| {
             let status = api.get(&format!("/connectors/{name}/status")).body;
-            let task: &Value = status["tasks"].get(0)?;
-            let on = task["worker_id"].as_str()?.to_owned();
-            (task["state"] == "RUNNING" && live.contains(&on)).then(|| (name.to_string(), on))
+            let task = &status["tasks"][0];
+            let text = |v: &Value| v.as_str().unwrap_or("none").to_owned();
+            (
+                name.to_string(),
+                (text(&task["state"]), text(&task["worker_id"])),
+            )
         })
-        .collect()
+        .collect();
+    if seen
+        .values()
+        .all(|(state, on)| state == "RUNNING" && live.contains(on))
+    {
+        Ok(seen.into_iter().map(|(name, (_, on))| (name, on)).collect())
+    } else {
+        Err(seen
+            .into_iter()
+            .map(|(name, (state, on))| (name, format!("{state} on {on}")))
+            .collect())
+    }
 }
 
 fn worker_id(worker: &Worker) -> String {
@@ -124,18 +147,18 @@ fn a_rolling_restart_keeps_every_connector_running_once_and_loses_nothing() {
         let asked = if leaving == 0 { 1 } else { 0 };
         let stopped = Instant::now();
         workers[leaving].terminate();
-        let moved = wait_for(
+        let moved = wait_until(
             "the leaving worker's connectors running elsewhere",
             Duration::from_secs(60),
-            || placement(&workers[asked], &live),
+            || placement_seen(&workers[asked], &live),
         );
         handovers.push(stopped.elapsed());
         assert!(moved.values().all(|on| on != &ids[leaving]), "{moved:?}");
         workers[leaving].restart();
-        wait_for(
+        wait_until(
             "every connector RUNNING after the restart",
             Duration::from_secs(60),
-            || placement(&workers[asked], &ids),
+            || placement_seen(&workers[asked], &ids),
         );
     }
     eprintln!("handover times (SIGTERM to RUNNING elsewhere): {handovers:?}");
