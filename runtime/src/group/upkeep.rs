@@ -1,6 +1,8 @@
 //! What a worker of a group does every second besides running tasks:
 //! applies configs other workers wrote, publishes its share of the group
-//! (`sluice-worker-<id>` on the status topic), and rejoins when the group
+//! (`sluice-worker-<id>` on the status topic), republishes the statuses
+//! of what it runs where the status topic says otherwise (a handover's
+//! UNASSIGNED that landed after this worker's RUNNING), and rejoins when the group
 //! left a partition some connector needs without a live owner
 //! ([`OrphanWatch`]).
 
@@ -75,6 +77,7 @@ pub async fn run(
         if let Err(e) = herder.sync_configs().await {
             tracing::warn!(error = %e, "could not read the config topic; retrying");
         }
+        status.reassert_own();
         if shared.elapsed() >= SHARE_EVERY {
             shared = Instant::now();
             seq += 1;

@@ -39,6 +39,11 @@ impl MemoryStatusStore {
         self.with(|m| m.get(name).cloned().unwrap_or_default())
     }
 
+    /// Everything recorded, by connector.
+    pub fn all(&self) -> BTreeMap<String, Held> {
+        self.with(|m| m.clone())
+    }
+
     /// Forgets `part` of connector `name`; what it was, if recorded.
     pub fn take(&self, name: &str, part: StatusPart) -> Option<StatusPartValue> {
         self.with(|m| {

@@ -11,8 +11,16 @@
 //! go to the topic from a thread of their own, so a slow broker never
 //! holds up the task whose state changed; a status lost to a full queue
 //! or an outage is replaced by the next change.
+//!
+//! Every status record carries generation 0 (rdkafka does not tell a
+//! member its group generation), so the newest record under a key wins,
+//! and a worker handing a part over may write UNASSIGNED just after the
+//! next owner wrote RUNNING (`putSafe` checks, then writes). So each
+//! worker re-asserts, every tick of the group's upkeep, what it runs
+//! wherever the topic says otherwise ([`KafkaStatusStore::reassert_own`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +33,14 @@ use crate::store::{MemoryStatusStore, StatusPart, StatusStore, Statuses};
 
 /// Status records waiting for the writer thread.
 const QUEUE: usize = 1024;
+
+/// A job for the writer thread.
+enum Job {
+    /// Append a record.
+    Write(Write),
+    /// Republish this worker's statuses the topic shows otherwise.
+    Reassert,
+}
 
 /// A status record for the writer thread.
 struct Write {
@@ -86,20 +102,61 @@ impl Published {
                 return;
             }
         }
-        if let Err(e) = self
-            .log
-            .append(write.key.as_bytes(), write.value.as_deref())
-        {
-            tracing::warn!(key = write.key, error = %e, "could not publish a status");
+        self.append(&write.key, write.value.as_deref());
+    }
+
+    fn append(&self, key: &str, value: Option<&[u8]>) {
+        if let Err(e) = self.log.append(key.as_bytes(), value) {
+            tracing::warn!(key, error = %e, "could not publish a status");
+        }
+    }
+
+    /// Republishes each status in `mine` (what this worker runs) that the
+    /// topic's newest record under its key contradicts. `mine` is read
+    /// after the topic: a status changed since then has its own record
+    /// queued behind this job, so nothing newer is overwritten.
+    fn reassert(&self, mine: &MemoryStatusStore) {
+        let published = self.catch_up();
+        let mut stale = Vec::new();
+        for (name, held) in mine.all() {
+            let parts = held
+                .connector
+                .map(|c| (connector_key(&name), c))
+                .into_iter()
+                .chain(held.tasks.into_iter().map(|(id, t)| {
+                    let status = ConnectorStatus {
+                        state: t.state,
+                        worker_id: t.worker_id,
+                        trace: t.trace,
+                    };
+                    (task_key(&name, id), status)
+                }));
+            for (key, status) in parts {
+                if published.get(&key).and_then(decode).as_ref() != Some(&status) {
+                    stale.push((key, status));
+                }
+            }
+        }
+        drop(published);
+        for (key, status) in stale {
+            tracing::info!(
+                key,
+                state = status.state.as_str(),
+                "the status topic contradicts what this worker runs; republishing its status"
+            );
+            let value = encode(status.state, status.trace.as_deref(), &status.worker_id);
+            self.append(&key, Some(&value));
         }
     }
 }
 
 /// Statuses in memory, published to a Kafka status topic.
 pub struct KafkaStatusStore {
-    memory: MemoryStatusStore,
-    writes: SyncSender<Write>,
+    memory: Arc<MemoryStatusStore>,
+    jobs: SyncSender<Job>,
     published: Arc<Published>,
+    /// A re-assert is queued and not yet done (one at a time is enough).
+    reassert_queued: Arc<AtomicBool>,
 }
 
 fn encode(state: State, trace: Option<&str>, worker_id: &str) -> Vec<u8> {
@@ -140,24 +197,50 @@ fn task_key(name: &str, task: u32) -> String {
 impl KafkaStatusStore {
     /// A store publishing to `log` from a thread it starts.
     pub fn new(log: Arc<KafkaLog>) -> std::io::Result<Self> {
-        let (writes, queue) = sync_channel::<Write>(QUEUE);
+        let (jobs, queue) = sync_channel::<Job>(QUEUE);
         let published = Arc::new(Published {
             log,
             seen: Mutex::new(BTreeMap::new()),
         });
-        let writer = Arc::clone(&published);
+        let memory = Arc::new(MemoryStatusStore::default());
+        let reassert_queued = Arc::new(AtomicBool::new(false));
+        let (writer, mine, queued) = (
+            Arc::clone(&published),
+            Arc::clone(&memory),
+            Arc::clone(&reassert_queued),
+        );
         std::thread::Builder::new()
             .name("sluice-status".into())
             .spawn(move || {
-                for write in queue {
-                    writer.apply(write);
+                for job in queue {
+                    match job {
+                        Job::Write(write) => writer.apply(write),
+                        Job::Reassert => {
+                            queued.store(false, Ordering::Release);
+                            writer.reassert(&mine);
+                        }
+                    }
                 }
             })?;
         Ok(Self {
-            memory: MemoryStatusStore::default(),
-            writes,
+            memory,
+            jobs,
             published,
+            reassert_queued,
         })
+    }
+
+    /// Has the writer thread republish what this worker runs wherever the
+    /// topic's newest status says otherwise: another worker handing the
+    /// part over wrote UNASSIGNED after this one's RUNNING. Returns at
+    /// once; the group's upkeep calls it every tick.
+    pub fn reassert_own(&self) {
+        if self.reassert_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.jobs.try_send(Job::Reassert).is_err() {
+            self.reassert_queued.store(false, Ordering::Release);
+        }
     }
 
     /// Publishes a record of sluice's own under `key` (Connect reads past
@@ -196,11 +279,12 @@ impl KafkaStatusStore {
     }
 
     fn send(&self, write: Write) {
-        match self.writes.try_send(write) {
+        match self.jobs.try_send(Job::Write(write)) {
             Ok(()) => {}
-            Err(TrySendError::Full(write)) => {
+            Err(TrySendError::Full(Job::Write(write))) => {
                 tracing::warn!(key = write.key, "status queue full; status not published")
             }
+            Err(TrySendError::Full(Job::Reassert)) => {}
             Err(TrySendError::Disconnected(_)) => {}
         }
     }
@@ -245,17 +329,13 @@ fn merged(mine: Held, published: Held) -> Option<(ConnectorStatus, BTreeMap<u32,
 impl StatusStore for KafkaStatusStore {
     fn put_connector(&self, name: &str, status: ConnectorStatus) {
         let changed = self.memory.held(name).connector.as_ref() != Some(&status);
-        if changed {
-            self.publish(
-                connector_key(name),
-                Some(encode(
-                    status.state,
-                    status.trace.as_deref(),
-                    &status.worker_id,
-                )),
-            );
-        }
+        let value = encode(status.state, status.trace.as_deref(), &status.worker_id);
+        // Memory first, then the queue: a re-assert must never see an
+        // older status in memory than the records queued ahead of it.
         self.memory.put_connector(name, status);
+        if changed {
+            self.publish(connector_key(name), Some(value));
+        }
     }
 
     fn put_task(&self, name: &str, task: u32, status: TaskStatus) {
@@ -264,17 +344,11 @@ impl StatusStore for KafkaStatusStore {
                 && old.trace == status.trace
                 && old.worker_id == status.worker_id
         });
-        if !same {
-            self.publish(
-                task_key(name, task),
-                Some(encode(
-                    status.state,
-                    status.trace.as_deref(),
-                    &status.worker_id,
-                )),
-            );
-        }
+        let value = encode(status.state, status.trace.as_deref(), &status.worker_id);
         self.memory.put_task(name, task, status);
+        if !same {
+            self.publish(task_key(name, task), Some(value));
+        }
     }
 
     fn get(&self, name: &str) -> Option<Statuses> {
@@ -321,16 +395,16 @@ impl StatusStore for KafkaStatusStore {
             published_in(&seen, name).tasks.into_keys().collect();
         drop(seen);
         ids.extend(self.memory.held(name).tasks.into_keys());
+        self.memory.truncate_tasks(name, from);
         for task in ids.into_iter().filter(|t| *t >= from) {
             self.publish(task_key(name, task), None);
         }
-        self.memory.truncate_tasks(name, from);
     }
 
     fn remove(&self, name: &str) {
         self.truncate_tasks(name, 0);
-        self.publish(connector_key(name), None);
         self.memory.remove(name);
+        self.publish(connector_key(name), None);
     }
 }
 
@@ -416,6 +490,52 @@ mod tests {
         published_when(&b, &task_key("orders", 2), |s, w| {
             s == "UNASSIGNED" && w == "a:8083"
         });
+    }
+
+    /// The race `putSafe` leaves open: the old owner checked the topic,
+    /// then the new owner wrote RUNNING, then the old owner's UNASSIGNED
+    /// landed. The new owner's next re-assert puts its RUNNING back, and
+    /// leaves alone what the topic already shows right.
+    #[test]
+    fn a_late_unassigned_from_the_old_owner_is_overwritten_by_the_owner() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        let (old, new) = two_workers(&cluster);
+        let key = task_key("orders", 0);
+        new.put_task("orders", 0, TaskStatus::new(State::Running, "new:8083"));
+        published_when(&old, &key, |s, w| s == "RUNNING" && w == "new:8083");
+        // The old owner's give-up, its check already passed.
+        old.publish(
+            key.clone(),
+            Some(encode(State::Unassigned, None, "old:8083")),
+        );
+        published_when(&new, &key, |s, _| s == "UNASSIGNED");
+        new.reassert_own();
+        assert_eq!(
+            published_when(&old, &key, |s, _| s == "RUNNING"),
+            ("RUNNING".to_owned(), "new:8083".to_owned())
+        );
+        // Nothing contradicts it now: a re-assert writes nothing.
+        let settings = KafkaSettings::plain(cluster.bootstrap_servers());
+        let watcher = KafkaLog::open(&settings, "status").expect("log");
+        let before = watcher.read_to_end().expect("read").len();
+        new.reassert_own();
+        // A record queued behind the re-assert: once it is on the topic,
+        // whatever the re-assert wrote is too.
+        new.put_task("marker", 0, TaskStatus::new(State::Running, "new:8083"));
+        published_when(&new, &task_key("marker", 0), |s, _| s == "RUNNING");
+        let written: Vec<String> = watcher
+            .read_to_end()
+            .expect("read")
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key).into_owned())
+            .collect();
+        assert_eq!(before, 3, "RUNNING, UNASSIGNED, RUNNING");
+        // (The marker may be written twice: the re-assert can see it in
+        // memory before its own record reaches the topic.)
+        assert!(
+            written.contains(&task_key("marker", 0)) && !written.contains(&key),
+            "a status the topic already showed was rewritten: {written:?}"
+        );
     }
 
     /// Giving a part up runs with the connectors locked: a broker that
