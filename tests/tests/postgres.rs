@@ -908,6 +908,67 @@ fn a_worker_killed_inside_its_first_snapshot_takes_it_again_on_restart() {
     first_snapshot_cut_short(Cut::WorkerKilled);
 }
 
+/// A worker killed after its first snapshot reached Kafka, before the
+/// snapshot's end was stored, takes the snapshot again on restart. A row
+/// deleted meanwhile is in neither snapshot's reads, so its delete must
+/// still reach the topic, or a replica keeps the row the first snapshot
+/// gave it (the JDBC sink's kill -9 test caught a replica that did).
+#[test]
+fn a_snapshot_taken_again_after_a_kill_keeps_the_changes_made_meanwhile() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    // Offsets flushed once a minute: the snapshot's end is not stored
+    // before the kill.
+    let mut worker = Worker::start_with(&env, &["--offset-flush-interval-ms", "60000"]);
+    let (schema, slot) = (ident("again"), ident("slot"));
+    create_items(&pg, &schema, 5);
+    let prefix = ident("srv");
+    let mut config = pg.connector_config(&prefix, &schema, &slot);
+    config["slot.drop.on.stop"] = json!("false");
+    let table = format!("{schema}.items");
+    let topic = format!("{prefix}.{table}");
+    let reply = worker
+        .api()
+        .post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.len() >= 5
+    });
+    worker.kill9();
+    pg.exec(&format!(
+        "DELETE FROM {table} WHERE id = 1; UPDATE {table} SET qty = 42 WHERE id = 2"
+    ));
+    worker.restart();
+    // The log says so at once; the status's progress is reported with
+    // the offset flush, a minute away here.
+    wait_for("streaming again", Duration::from_secs(60), || {
+        (worker.logs().matches("streaming started").count() >= 2).then_some(())
+    });
+    pg.exec(&format!("INSERT INTO {table} (id, qty) VALUES (6, 6)"));
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.iter()
+            .any(|r| r.value["op"] == "c" && r.value["after"]["id"] == 6)
+    });
+    // Each key's events are in one partition, in order.
+    let last = |id: i64| {
+        records
+            .iter()
+            .filter(|r| r.key["id"] == id && !r.value.is_null())
+            .next_back()
+            .map(|r| r.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        last(1)["op"],
+        "d",
+        "the row deleted while the worker was down is still in the topic: {:?}",
+        last(1)
+    );
+    assert_eq!(last(2)["after"]["qty"], 42, "{:?}", last(2));
+    worker.api().delete(&format!("/connectors/{slot}"));
+    pg.drop_slot(&slot);
+}
+
 /// `snapshot.mode=when_needed` after the slot was lost: the new snapshot
 /// replaces the connector's stream offset, which no longer holds. A
 /// worker killed inside that snapshot must take it again on restart, not

@@ -16,8 +16,10 @@ use crate::replication::{Lsn, ReplicationConnection};
 use crate::setup::{self, query_error, SESSION_OPTIONS};
 
 impl Capture {
-    /// Creates the slot with an exported snapshot and reads every table in
-    /// that snapshot; the slot's consistent point.
+    /// Reads every table in one snapshot: that of a slot created with it,
+    /// or, when this connector's slot exists already (a snapshot taken
+    /// again), one taken now. Returns where the stream after it starts: the
+    /// new slot's consistent point, or the kept slot's position.
     pub(super) async fn snapshot(
         &self,
         client: &Client,
@@ -28,8 +30,8 @@ impl Capture {
     ) -> Result<Lsn, ConnectorError> {
         // Stored before the slot exists: a task killed from here on (a
         // lost machine, kill -9) finds at its next start that its snapshot
-        // began, and takes it again with a new slot, instead of refusing
-        // the slot it left as possibly another consumer's. It also stands
+        // began, and takes it again, instead of refusing the slot it left
+        // as possibly another consumer's. It also stands
         // in for a stream offset that no longer holds (snapshot.mode
         // always, or when_needed after the slot was lost).
         self.out
@@ -38,47 +40,44 @@ impl Capture {
                 crate::offset::snapshot_begun(now_micros()),
             )
             .await?;
-        let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
-            .await
-            .map_err(|e| wire("connecting for replication", e))?;
-        if slot_exists {
-            // Nothing was streamed from it yet (the snapshot never
-            // finished), so it is recreated at a point the new snapshot
-            // matches exactly.
-            tracing::info!(slot = %self.config.slot_name, "recreating the replication slot for a new snapshot");
-            conn.simple_query(&format!(
-                "DROP_REPLICATION_SLOT \"{}\"",
-                self.config.slot_name
-            ))
-            .await
-            .map_err(|e| wire("dropping the old replication slot", e))?;
-        }
-        // Marked before it is asked for: a task stopped while the server
-        // creates the slot (which waits for running transactions) may still
-        // leave one. A refusal unmarks it.
-        self.snapshot_slot.created();
-        let rows = conn
-            .simple_query(&format!(
-                "CREATE_REPLICATION_SLOT \"{}\" LOGICAL pgoutput EXPORT_SNAPSHOT",
-                self.config.slot_name
-            ))
-            .await
-            .map_err(|e| {
-                self.snapshot_slot.keep();
-                wire("creating the replication slot", e)
-            })?;
-        let row = rows
-            .first()
-            .ok_or_else(|| ConnectorError::fatal("CREATE_REPLICATION_SLOT returned no row"))?;
-        let consistent: Lsn = row
-            .get(1)
-            .cloned()
-            .flatten()
-            .unwrap_or_default()
-            .parse()
-            .map_err(ConnectorError::fatal)?;
-        let snapshot_name = row.get(2).cloned().flatten().unwrap_or_default();
-        // Every reader imports the snapshot before the walsender moves on:
+        let kept = if slot_exists {
+            self.kept_slot_position(client).await?
+        } else {
+            None
+        };
+        let (consistent, snapshot_name, exporter) = match kept {
+            Some(position) => {
+                // The slot stays, and the stream after this snapshot starts
+                // at its position: the earlier run may have sent part of a
+                // snapshot and of the changes since, so a row deleted
+                // meanwhile is downstream and in no read of this snapshot.
+                // Only the stream can bring its delete. The changes between
+                // the slot's position and this snapshot come again after
+                // it, which repeats, in order, what the reads already show.
+                tracing::info!(slot = %self.config.slot_name, from = %position, "taking the snapshot again; the stream after it starts at the slot's position");
+                let exporter = setup::connect(&self.config).await?;
+                let row = exporter
+                    .simple_query(
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot()",
+                    )
+                    .await
+                    .map_err(|e| query_error("exporting a snapshot", e))?
+                    .into_iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => {
+                            row.get(0).map(str::to_owned)
+                        }
+                        _ => None,
+                    })
+                    .ok_or_else(|| ConnectorError::fatal("pg_export_snapshot returned no row"))?;
+                (position, row, Exporter::Transaction(exporter))
+            }
+            None => {
+                let (consistent, name, conn) = self.new_slot(params, slot_exists).await?;
+                (consistent, name, Exporter::Slot(conn))
+            }
+        };
+        // Every reader imports the snapshot before the exporter moves on:
         // the exported snapshot lives only until its next command.
         let readers = self.config.common.snapshot_threads.max(1);
         let mut clients = Vec::with_capacity(readers);
@@ -92,7 +91,14 @@ impl Capture {
                 .map_err(|e| query_error("importing the slot's snapshot", e))?;
             clients.push(reader);
         }
-        conn.close().await;
+        match exporter {
+            Exporter::Slot(conn) => conn.close().await,
+            // The readers hold the snapshot now; a failed end only leaves
+            // the transaction to end with the connection.
+            Exporter::Transaction(client) => {
+                let _ = client.batch_execute("COMMIT").await;
+            }
+        }
         // Columns as of the consistent point, read inside the snapshot: a
         // DDL between the first catalog read and the slot's creation is in
         // neither the old column list nor the stream.
@@ -267,4 +273,88 @@ impl Capture {
         tracing::info!("snapshot finished");
         Ok(consistent)
     }
+
+    /// The position of this connector's slot, to take a snapshot again
+    /// and stream from there; `None` when the slot cannot stream any more
+    /// (PostgreSQL removed WAL it needs) and must be made anew.
+    async fn kept_slot_position(&self, client: &Client) -> Result<Option<Lsn>, ConnectorError> {
+        // wal_status is PostgreSQL 13's; read through jsonb so older
+        // servers answer too.
+        let row = client
+            .query_opt(
+                "SELECT s.confirmed_flush_lsn::text, to_jsonb(s) ->> 'wal_status' FROM pg_replication_slots s WHERE s.slot_name = $1",
+                &[&self.config.slot_name],
+            )
+            .await
+            .map_err(|e| query_error("reading the replication slot's position", e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (position, wal) = (
+            row.get::<_, Option<String>>(0),
+            row.get::<_, Option<String>>(1),
+        );
+        if wal.as_deref() == Some("lost") {
+            tracing::warn!(slot = %self.config.slot_name, "the replication slot lost WAL it needed: it is made anew for the snapshot, and changes made before the snapshot that were never sent are lost (raise max_slot_wal_keep_size)");
+            return Ok(None);
+        }
+        Ok(position.and_then(|p| p.parse().ok()))
+    }
+
+    /// Creates the slot (dropping a stale one of the same name first) with
+    /// an exported snapshot: its consistent point, the snapshot's name and
+    /// the replication connection that holds the snapshot.
+    async fn new_slot(
+        &self,
+        params: &crate::replication::ConnectParams,
+        slot_exists: bool,
+    ) -> Result<(Lsn, String, ReplicationConnection), ConnectorError> {
+        let mut conn = ReplicationConnection::connect(params, SESSION_OPTIONS)
+            .await
+            .map_err(|e| wire("connecting for replication", e))?;
+        if slot_exists {
+            // It can no longer stream (see kept_slot_position).
+            tracing::info!(slot = %self.config.slot_name, "recreating the replication slot for a new snapshot");
+            conn.simple_query(&format!(
+                "DROP_REPLICATION_SLOT \"{}\"",
+                self.config.slot_name
+            ))
+            .await
+            .map_err(|e| wire("dropping the old replication slot", e))?;
+        }
+        // Marked before it is asked for: a task stopped while the server
+        // creates the slot (which waits for running transactions) may still
+        // leave one. A refusal unmarks it.
+        self.snapshot_slot.created();
+        let rows = conn
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT \"{}\" LOGICAL pgoutput EXPORT_SNAPSHOT",
+                self.config.slot_name
+            ))
+            .await
+            .map_err(|e| {
+                self.snapshot_slot.keep();
+                wire("creating the replication slot", e)
+            })?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ConnectorError::fatal("CREATE_REPLICATION_SLOT returned no row"))?;
+        let consistent: Lsn = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .unwrap_or_default()
+            .parse()
+            .map_err(ConnectorError::fatal)?;
+        let snapshot_name = row.get(2).cloned().flatten().unwrap_or_default();
+        Ok((consistent, snapshot_name, conn))
+    }
+}
+
+/// What holds an exported snapshot until the readers have imported it.
+enum Exporter {
+    /// The replication connection that created the slot with it.
+    Slot(ReplicationConnection),
+    /// A connection whose open transaction exported its snapshot.
+    Transaction(Client),
 }
