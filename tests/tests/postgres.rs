@@ -953,8 +953,7 @@ fn a_snapshot_taken_again_after_a_kill_keeps_the_changes_made_meanwhile() {
     let last = |id: i64| {
         records
             .iter()
-            .filter(|r| r.key["id"] == id && !r.value.is_null())
-            .next_back()
+            .rfind(|r| r.key["id"] == id && !r.value.is_null())
             .map(|r| r.value.clone())
             .unwrap_or_default()
     };
