@@ -281,6 +281,65 @@ fn a_worker_killed_as_a_no_data_connector_begins_streaming_loses_no_change() {
     worker.api().delete("/connectors/my-nodata-kill");
 }
 
+/// A worker killed after its first snapshot reached Kafka, before the
+/// snapshot's end was stored, takes the snapshot again on restart. A row
+/// deleted meanwhile is in neither snapshot's reads, so its delete must
+/// still reach the topic, or a replica keeps the row the first snapshot
+/// gave it.
+#[test]
+fn a_snapshot_taken_again_after_a_kill_keeps_the_changes_made_meanwhile() {
+    let env = TestEnv::load();
+    let db = Maria::from_env(&env);
+    let database = ident("again");
+    create_items(&db, &database, 5);
+    // Offsets flushed once a minute: the snapshot's end is not stored
+    // before the kill.
+    let mut worker = Worker::start_with(&env, &["--offset-flush-interval-ms", "60000"]);
+    let prefix = ident("srv");
+    let mut config = db.connector_config(&prefix, &database, server_id());
+    config["include.schema.changes"] = json!("false");
+    let reply = worker.api().post(
+        "/connectors",
+        &json!({"name": "my-again", "config": config}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let topic = format!("{prefix}.{database}.items");
+    changes(&env, &topic, 5);
+    worker.kill9();
+    db.exec(&format!(
+        "DELETE FROM {database}.items WHERE id = 1; UPDATE {database}.items SET qty = 42 WHERE id = 2"
+    ));
+    worker.restart();
+    // The log says so at once; the status's progress is reported with
+    // the offset flush, a minute away here.
+    wait_for("streaming again", Duration::from_secs(60), || {
+        (worker.logs().matches("binlog streaming").count() >= 2).then_some(())
+    });
+    db.exec(&format!(
+        "INSERT INTO {database}.items (id, qty) VALUES (6, 6)"
+    ));
+    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
+        r.iter()
+            .any(|r| r.value["op"] == "c" && r.value["after"]["id"] == 6)
+    });
+    // Each key's events are in one partition, in order.
+    let last = |id: i64| {
+        records
+            .iter()
+            .rfind(|r| r.key["id"] == id && !r.value.is_null())
+            .map(|r| r.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        last(1)["op"],
+        "d",
+        "the row deleted while the worker was down is still in the topic: {:?}",
+        last(1)
+    );
+    assert_eq!(last(2)["after"]["qty"], 42, "{:?}", last(2));
+    worker.api().delete("/connectors/my-again");
+}
+
 #[test]
 fn kill_9_server_restart_and_binlog_rotation_lose_no_change() {
     let env = TestEnv::load();

@@ -77,8 +77,28 @@ impl Capture {
             }
             _ => {
                 // Snapshot.
-                let started = snapshot::start(config, &info).await?;
+                let mut started = snapshot::start(config, &info).await?;
+                if let Some(earlier) = self.replay_from().await? {
+                    // An earlier run sent part of a snapshot, or a stream,
+                    // from there: a row deleted since is downstream and in
+                    // no read of this snapshot, and only the binlog from
+                    // there brings its delete. The changes between come
+                    // again after the reads, repeating them in order.
+                    tracing::info!(file = %earlier.file, pos = earlier.pos, "taking the snapshot again; the stream after it starts where the earlier run stood");
+                    started.position.file = earlier.file.as_str().into();
+                    started.position.pos = earlier.pos;
+                    started.position.gtids = earlier.gtids.as_str().into();
+                }
                 let position = started.position.clone();
+                // Stored before any row is sent: a task stopped or killed
+                // inside the snapshot finds where it stood, and streams
+                // from there after taking it again.
+                self.out
+                    .checkpoint(
+                        Arc::clone(&self.ctx.partition),
+                        offset::offset(&position, SnapshotMark::Snapshot { last: false }),
+                    )
+                    .await?;
                 let model = Model::new(config, started.tables.clone());
                 let lead = self.snapshot_lead(&started.tables, &position);
                 let finished = snapshot::read(
@@ -136,6 +156,25 @@ impl Capture {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Where the stream after a snapshot taken again must start: where the
+    /// cut-short snapshot stood, or (`snapshot.mode=always`) where the
+    /// stream stopped — while the server still has that binlog file.
+    async fn replay_from(&self) -> Result<Option<Cursor>, ConnectorError> {
+        let earlier = match &self.resume {
+            Resume::SnapshotIncomplete(Some(at)) => at,
+            Resume::Stream(at) if self.config.snapshot_mode == SnapshotMode::Always => at,
+            _ => return Ok(None),
+        };
+        let mut conn = setup::connect(&self.config).await?;
+        let files = setup::binlog_files(&mut conn).await;
+        let _ = conn.disconnect().await;
+        if files?.contains(&earlier.file) {
+            return Ok(Some(earlier.clone()));
+        }
+        tracing::warn!(file = %earlier.file, "the binlog file where the earlier run stood is purged: the stream starts at the new snapshot's position, and a row deleted before it whose delete was never sent stays downstream");
+        Ok(None)
     }
 
     /// Emits what a schema-only snapshot gives (history, schema-change
@@ -240,8 +279,8 @@ impl Capture {
             (_, SnapshotMode::Always) => true,
             (Resume::Fresh, SnapshotMode::NoData) => false,
             (Resume::Fresh, _) => true,
-            (Resume::SnapshotIncomplete, SnapshotMode::NoData) => false,
-            (Resume::SnapshotIncomplete, _) => true,
+            (Resume::SnapshotIncomplete(_), SnapshotMode::NoData) => false,
+            (Resume::SnapshotIncomplete(_), _) => true,
             (Resume::Stream(_), _) => false,
         };
         setup::preflight(&mut conn, config, &info, &databases, wants_snapshot).await?;

@@ -100,8 +100,9 @@ impl sluice_connector_api::offset::Position for EventOffset {
 pub enum Resume {
     /// No offset: per `snapshot.mode`.
     Fresh,
-    /// A snapshot was cut short: take it again.
-    SnapshotIncomplete,
+    /// A snapshot was cut short: take it again, then stream from where
+    /// the cut-short one stood (when its offset says).
+    SnapshotIncomplete(Option<Cursor>),
     /// Stream from here.
     Stream(Cursor),
 }
@@ -124,7 +125,17 @@ pub fn resume_from(offset: Option<&SourceOffset>) -> Resume {
         .and_then(serde_json::Value::as_bool)
         == Some(true);
     if snapshot && !completed {
-        return Resume::SnapshotIncomplete;
+        let at = match (text("file"), number("pos")) {
+            (Some(file), Some(pos)) => Some(Cursor {
+                file,
+                pos,
+                event: 0,
+                row: 0,
+                gtids: text("gtids").unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        return Resume::SnapshotIncomplete(at);
     }
     match (text("file"), number("pos")) {
         (Some(file), Some(pos)) => Resume::Stream(Cursor {
@@ -162,7 +173,17 @@ mod tests {
             resume_from(Some(&stored(
                 json!({"file": "b.1", "pos": 4, "snapshot": true, "snapshot_completed": false})
             ))),
-            Resume::SnapshotIncomplete
+            Resume::SnapshotIncomplete(Some(Cursor {
+                file: "b.1".into(),
+                pos: 4,
+                event: 0,
+                row: 0,
+                gtids: String::new(),
+            }))
+        );
+        assert_eq!(
+            resume_from(Some(&stored(json!({"snapshot": true})))),
+            Resume::SnapshotIncomplete(None)
         );
         assert_eq!(
             resume_from(Some(&stored(
@@ -223,10 +244,17 @@ mod tests {
             Resume::Stream(Cursor {
                 event: 0,
                 row: 0,
-                ..cursor
+                ..cursor.clone()
             })
         );
         let cut_short = offset(&position, SnapshotMark::Snapshot { last: false });
-        assert_eq!(resume_from(Some(&cut_short)), Resume::SnapshotIncomplete);
+        assert_eq!(
+            resume_from(Some(&cut_short)),
+            Resume::SnapshotIncomplete(Some(Cursor {
+                event: 0,
+                row: 0,
+                ..cursor
+            }))
+        );
     }
 }
