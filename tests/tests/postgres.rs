@@ -939,8 +939,8 @@ fn a_snapshot_taken_again_after_a_kill_keeps_the_changes_made_meanwhile() {
         "DELETE FROM {table} WHERE id = 1; UPDATE {table} SET qty = 42 WHERE id = 2"
     ));
     worker.restart();
-    // The log says so at once; the status's progress is reported with
-    // the offset flush, a minute away here.
+    // The log counts starts: the status may still show the first run's
+    // `streaming` for a moment after the restart.
     wait_for("streaming again", Duration::from_secs(60), || {
         (worker.logs().matches("streaming started").count() >= 2).then_some(())
     });
@@ -1752,4 +1752,31 @@ fn a_working_task_retries_while_running_and_gives_up_when_told() {
     assert!(saw_retrying, "the retry showed in the RUNNING task's trace");
     api.delete(&format!("/connectors/{patient}"));
     api.delete(&format!("/connectors/{strict}"));
+}
+
+/// A user waiting for a snapshot to end watches the task's status: its
+/// phase says `streaming` once the stream starts, not at the next offset
+/// flush (a minute away here).
+#[test]
+fn the_status_shows_streaming_soon_after_the_snapshot_not_at_the_next_flush() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start_with(&env, &["--offset-flush-interval-ms", "60000"]);
+    let (schema, slot) = (ident("phase"), ident("slot"));
+    create_items(&pg, &schema, 3);
+    let config = pg.connector_config(&ident("srv"), &schema, &slot);
+    let api = worker.api();
+    let reply = api.post("/connectors", &json!({"name": slot, "config": config}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("the stream to start", Duration::from_secs(60), || {
+        worker.logs().contains("streaming started").then_some(())
+    });
+    wait_for(
+        "the status to show the streaming phase",
+        Duration::from_secs(15),
+        || {
+            let status = status(&api, &slot);
+            (status["progress"]["phase"] == "streaming").then_some(())
+        },
+    );
 }

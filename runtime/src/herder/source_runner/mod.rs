@@ -44,6 +44,11 @@ use crate::metrics::TaskMetrics;
 /// records are in flight.
 const ACK_POLL: Duration = Duration::from_millis(20);
 
+/// How often a running task's phase is compared with the one its status
+/// shows, so a change (snapshot → streaming) is reported within about
+/// this, not at the next offset flush (60 s apart, say, when tuned so).
+const PHASE_CHECK: Duration = Duration::from_secs(1);
+
 /// What the herder wants a task runner to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -314,6 +319,10 @@ struct Pipeline<'a, S: RecordSink> {
     commit_each_batch: bool,
     /// How often offsets are stored (or transactions committed).
     commit_interval: Duration,
+    /// The phase the task's status shows, and when it was last compared
+    /// with the task's own.
+    reported_phase: Option<&'static str>,
+    phase_checked: Instant,
 }
 
 #[cfg(test)]

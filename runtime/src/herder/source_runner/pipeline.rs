@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::convert::{Encoded, Prepared, Staged};
 use super::{
     set_status, Control, Ended, InFlight, Pipeline, SourceTaskSpec, ACK_POLL, FENCED, FENCE_GRACE,
+    PHASE_CHECK,
 };
 use crate::herder::offset_tracker::OffsetTracker;
 use crate::herder::record_sink::{OutRecord, RecordSink, SendError};
@@ -65,6 +66,8 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 ),
                 _ => deps.offset_flush_interval,
             },
+            reported_phase: None,
+            phase_checked: Instant::now(),
         })
     }
 
@@ -101,7 +104,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 .commit_interval
                 .saturating_sub(self.last_commit.elapsed());
             let wake = if self.in_flight.is_empty() {
-                next_commit
+                next_commit.min(PHASE_CHECK)
             } else {
                 next_commit.min(ACK_POLL)
             };
@@ -141,16 +144,33 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             self.drain_ready()?;
             if self.last_commit.elapsed() >= self.commit_interval {
                 self.periodic_commit(end).await?;
+            } else if self.phase_checked.elapsed() >= PHASE_CHECK {
+                self.report_new_phase(end);
             }
         }
     }
 
-    pub(super) fn report(&self, state: State, end: &RuntimeEnd) {
+    /// Reports the status again if the task's phase moved since the
+    /// status last showed it (a snapshot ended, say): a user watching
+    /// `GET /connectors/{name}/status` for `streaming` should not wait for
+    /// the next offset flush.
+    fn report_new_phase(&mut self, end: &RuntimeEnd) {
+        self.phase_checked = Instant::now();
+        let phase = end.progress().and_then(|p| p.phase);
+        if phase != self.reported_phase {
+            self.report(State::Running, end);
+        }
+    }
+
+    pub(super) fn report(&mut self, state: State, end: &RuntimeEnd) {
         let mut status = TaskStatus::new(state, &self.deps.worker_id);
         if state == State::Running {
             status.trace = self.store_failing.as_ref().map(|(_, why)| why.clone());
         }
-        status.progress = end.progress().map(|p| progress_json(&p));
+        let progress = end.progress();
+        self.reported_phase = progress.as_ref().and_then(|p| p.phase);
+        self.phase_checked = Instant::now();
+        status.progress = progress.map(|p| progress_json(&p));
         self.metrics.record_progress(status.progress.as_ref());
         set_status(self.deps, self.spec, status);
     }
