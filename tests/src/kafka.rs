@@ -29,6 +29,17 @@ pub struct Consumed {
     pub timestamp_ms: Option<i64>,
 }
 
+/// The newest value (tombstones skipped) among `records` whose key's `id`
+/// is `id`, or `Null` if none: each key's events are in one partition, in
+/// order, so that is the change a replica ends with.
+pub fn last_value_of_id(records: &[Consumed], id: i64) -> Value {
+    records
+        .iter()
+        .rfind(|r| r.key["id"] == id && !r.value.is_null())
+        .map(|r| r.value.clone())
+        .unwrap_or_default()
+}
+
 impl Consumed {
     /// The key as text (empty for no key), for keys that are not JSON.
     pub fn raw_key(&self) -> String {

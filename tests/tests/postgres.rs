@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sluice_tests::api::Api;
 use sluice_tests::connectors::{failure_trace, task_status as status};
 use sluice_tests::env::TestEnv;
-use sluice_tests::kafka::{read_topic, Consumed};
+use sluice_tests::kafka::{last_value_of_id, read_topic, Consumed};
 use sluice_tests::postgres::Pg;
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
@@ -949,14 +949,7 @@ fn a_snapshot_taken_again_after_a_kill_keeps_the_changes_made_meanwhile() {
         r.iter()
             .any(|r| r.value["op"] == "c" && r.value["after"]["id"] == 6)
     });
-    // Each key's events are in one partition, in order.
-    let last = |id: i64| {
-        records
-            .iter()
-            .rfind(|r| r.key["id"] == id && !r.value.is_null())
-            .map(|r| r.value.clone())
-            .unwrap_or_default()
-    };
+    let last = |id| last_value_of_id(&records, id);
     assert_eq!(
         last(1)["op"],
         "d",
