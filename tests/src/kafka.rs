@@ -40,6 +40,24 @@ pub fn last_value_of_id(records: &[Consumed], id: i64) -> Value {
         .unwrap_or_default()
 }
 
+/// Reads `topic` until the insert of row `marker` is in it (made after
+/// the worker came back), then checks the changes made while the worker
+/// was down end their keys: row 1 deleted, row 2 with `qty` 42.
+pub fn assert_changes_made_while_down_are_last(bootstrap: &str, topic: &str, marker: i64) {
+    let records = read_topic(bootstrap, topic, Duration::from_secs(60), |r| {
+        r.iter()
+            .any(|r| r.value["op"] == "c" && r.value["after"]["id"] == marker)
+    });
+    let last = |id| last_value_of_id(&records, id);
+    assert_eq!(
+        last(1)["op"],
+        "d",
+        "the row deleted while the worker was down is still in the topic: {:?}",
+        last(1)
+    );
+    assert_eq!(last(2)["after"]["qty"], 42, "{:?}", last(2));
+}
+
 impl Consumed {
     /// The key as text (empty for no key), for keys that are not JSON.
     pub fn raw_key(&self) -> String {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_tests::connectors::{failure_trace, task_status as status};
 use sluice_tests::env::TestEnv;
-use sluice_tests::kafka::{last_value_of_id, read_topic, Consumed};
+use sluice_tests::kafka::{assert_changes_made_while_down_are_last, read_topic, Consumed};
 use sluice_tests::mariadb::{Maria, ScratchServer};
 use sluice_tests::worker::Worker;
 use sluice_tests::{unique, wait_for};
@@ -318,18 +318,7 @@ fn a_snapshot_taken_again_after_a_kill_keeps_the_changes_made_meanwhile() {
     db.exec(&format!(
         "INSERT INTO {database}.items (id, qty) VALUES (6, 6)"
     ));
-    let records = read_topic(env.bootstrap(), &topic, Duration::from_secs(60), |r| {
-        r.iter()
-            .any(|r| r.value["op"] == "c" && r.value["after"]["id"] == 6)
-    });
-    let last = |id| last_value_of_id(&records, id);
-    assert_eq!(
-        last(1)["op"],
-        "d",
-        "the row deleted while the worker was down is still in the topic: {:?}",
-        last(1)
-    );
-    assert_eq!(last(2)["after"]["qty"], 42, "{:?}", last(2));
+    assert_changes_made_while_down_are_last(env.bootstrap(), &topic, 6);
     worker.api().delete("/connectors/my-again");
 }
 
