@@ -27,6 +27,17 @@ pub struct Batch {
     pub unit_done: bool,
 }
 
+/// How much a reader reads at once, and how much it hands on at once.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadSizes {
+    /// `snapshot.fetch.size`: rows per `FETCH` round trip.
+    pub fetch: usize,
+    /// `max.batch.size`: rows per [`Batch`]. A fetch larger than that is
+    /// handed on in pieces as it is decoded, so the decoded rows of a whole
+    /// fetch (10,240 by default) never wait in the queue at once.
+    pub batch: usize,
+}
+
 /// A piece of the snapshot one reader reads at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
@@ -93,7 +104,7 @@ pub async fn read_units(
     tables: Arc<Vec<Table>>,
     schemas: Arc<Vec<TableSchema>>,
     selects: Arc<SnapshotSelects>,
-    fetch_size: usize,
+    sizes: ReadSizes,
     mapping: Mapping,
     out: mpsc::Sender<Result<Batch, ConnectorError>>,
     progress: Arc<Mutex<Progress>>,
@@ -138,12 +149,14 @@ pub async fn read_units(
             .batch_execute(&format!("DECLARE {cursor} NO SCROLL CURSOR FOR {select}"))
             .await
             .map_err(|e| query_error(&what, e))?;
+        let piece = sizes.batch.clamp(1, sizes.fetch.max(1));
         loop {
             let messages = reader
-                .simple_query(&format!("FETCH {fetch_size} FROM {cursor}"))
+                .simple_query(&format!("FETCH {} FROM {cursor}", sizes.fetch))
                 .await
                 .map_err(|e| query_error(&format!("reading {name}"), e))?;
-            let mut rows = Vec::with_capacity(fetch_size);
+            let mut fetched = 0;
+            let mut rows = Vec::with_capacity(piece);
             for message in messages {
                 let SimpleQueryMessage::Row(row) = message else {
                     continue;
@@ -154,25 +167,18 @@ pub async fn read_units(
                         .row(&values, mapping)
                         .map_err(ConnectorError::fatal)?,
                 );
+                fetched += 1;
+                if rows.len() == piece {
+                    let full = std::mem::replace(&mut rows, Vec::with_capacity(piece));
+                    if !hand_on(&out, &progress, index, full, false).await {
+                        return Ok(());
+                    }
+                }
             }
-            let done = rows.len() < fetch_size;
-            if let Some(entry) = progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .tables
-                .get_mut(index)
-            {
-                entry.1 += rows.len() as u64;
-            }
-            if out
-                .send(Ok(Batch {
-                    table: index,
-                    rows,
-                    unit_done: done,
-                }))
-                .await
-                .is_err()
-            {
+            // The unit ends with a short fetch; its last piece says so,
+            // even when empty.
+            let done = fetched < sizes.fetch;
+            if !hand_on(&out, &progress, index, rows, done).await {
                 return Ok(());
             }
             if done {
@@ -186,6 +192,35 @@ pub async fn read_units(
     }
     let _ = reader.batch_execute("COMMIT").await;
     Ok(())
+}
+
+/// Counts `rows` in the table's progress and sends them on; false once
+/// nobody takes them (the snapshot ended early).
+async fn hand_on(
+    out: &mpsc::Sender<Result<Batch, ConnectorError>>,
+    progress: &Mutex<Progress>,
+    table: usize,
+    rows: Vec<Value>,
+    unit_done: bool,
+) -> bool {
+    if rows.is_empty() && !unit_done {
+        return true;
+    }
+    if let Some(entry) = progress
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .tables
+        .get_mut(table)
+    {
+        entry.1 += rows.len() as u64;
+    }
+    out.send(Ok(Batch {
+        table,
+        rows,
+        unit_done,
+    }))
+    .await
+    .is_ok()
 }
 
 #[cfg(test)]
