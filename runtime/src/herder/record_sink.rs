@@ -15,6 +15,7 @@ use rdkafka::producer::BaseRecord;
 use sluice_connector_api::{SourceOffset, SourcePartition};
 
 use crate::kafka::delivery::{Board, Ticket};
+use crate::kafka::topic_handles::{Plain, TopicHandles};
 use crate::kafka::{TopicCreator, TopicLayout};
 
 /// One encoded record, borrowed for the send.
@@ -110,6 +111,8 @@ pub struct KafkaRecordSink<'a> {
     topics: &'a TopicCreator,
     /// Where this task's delivery reports arrive.
     board: Arc<Board>,
+    /// The producer's handles on the topics this task writes.
+    handles: TopicHandles<'a>,
 }
 
 impl<'a> KafkaRecordSink<'a> {
@@ -119,6 +122,7 @@ impl<'a> KafkaRecordSink<'a> {
             producer,
             topics,
             board: Board::open(producer),
+            handles: TopicHandles::new(producer),
         }
     }
 }
@@ -132,7 +136,20 @@ impl RecordSink for KafkaRecordSink<'_> {
     }
 
     fn send(&self, record: OutRecord<'_>) -> Result<Ticket, SendError> {
-        produce(self.producer, &self.board, record)
+        if !record.headers.is_empty() {
+            // Headers are built by rust-rdkafka, which hides the native
+            // list from its callers: the named-topic send takes them.
+            return produce(self.producer, &self.board, record);
+        }
+        let plain = Plain {
+            key: record.key,
+            value: record.value,
+            partition: record.partition,
+            timestamp_ms: record.timestamp_ms,
+        };
+        self.board
+            .send_with(|opaque| self.handles.send(record.topic, plain, opaque))
+            .map_err(send_error)
     }
 }
 
@@ -169,13 +186,17 @@ pub fn produce(
     }
     match board.send(producer, out) {
         Ok(ticket) => Ok(ticket),
-        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-            Err(SendError::QueueFull)
-        }
-        Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
-            Err(SendError::TooLarge)
-        }
+        Err((KafkaError::MessageProduction(code), _)) => Err(send_error(code)),
         Err((e, _)) => Err(SendError::Failed(e.to_string())),
+    }
+}
+
+/// What a refusal of librdkafka's to take a record means for the sender.
+fn send_error(code: RDKafkaErrorCode) -> SendError {
+    match code {
+        RDKafkaErrorCode::QueueFull => SendError::QueueFull,
+        RDKafkaErrorCode::MessageSizeTooLarge => SendError::TooLarge,
+        other => SendError::Failed(KafkaError::MessageProduction(other).to_string()),
     }
 }
 

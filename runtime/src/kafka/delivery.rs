@@ -119,21 +119,32 @@ impl Board {
         producer: &Producer,
         record: Record<'r>,
     ) -> Result<Ticket, (KafkaError, Record<'r>)> {
+        self.send_with(|opaque| producer.send(record.delivery_opaque(opaque)))
+    }
+
+    /// Numbers a record on this board and has `hand_over` give it to the
+    /// producer with that number as its delivery opaque; the ticket
+    /// resolves with its delivery report. Nothing is numbered if
+    /// `hand_over` fails.
+    pub fn send_with<E>(
+        self: &Arc<Self>,
+        hand_over: impl FnOnce(usize) -> Result<(), E>,
+    ) -> Result<Ticket, E> {
         let seq = {
             let mut state = self.state();
             state.slots.push_back(Slot::Pending);
             state.first + state.slots.len() as u64 - 1
         };
         let opaque = (u64::from(self.id) << SEQ_BITS) | (seq & SEQ_MASK);
-        match producer.send(record.delivery_opaque(opaque as usize)) {
+        match hand_over(opaque as usize) {
             Ok(()) => Ok(Ticket {
                 board: Arc::clone(self),
                 seq,
                 done: false,
             }),
-            Err((e, record)) => {
+            Err(e) => {
                 self.state().slots.pop_back();
-                Err((e, record))
+                Err(e)
             }
         }
     }

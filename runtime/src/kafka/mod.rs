@@ -13,6 +13,7 @@ pub mod overrides;
 mod producer;
 mod reachability;
 pub mod security;
+pub mod topic_handles;
 pub mod topic_reader;
 mod topics;
 
