@@ -1401,6 +1401,58 @@ fn a_snapshot_select_override_leaves_old_rows_out() {
     api.delete(&format!("/connectors/{slot}"));
 }
 
+/// Text the snapshot reads through COPY's escapes (tabs, newlines, carriage
+/// returns, backslashes, the text `\N` beside a null and an empty text,
+/// bytes that are tabs and backslashes, arrays and JSON holding escapes,
+/// text beyond ASCII) comes out as the stream writes the same row.
+#[test]
+fn escaped_text_reads_the_same_in_the_snapshot_as_in_the_stream() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (schema, slot) = (ident("escapes"), ident("slot"));
+    let table = format!("{schema}.t");
+    pg.exec(&format!(
+        "CREATE SCHEMA {schema}; \
+         CREATE TABLE {table} (id int PRIMARY KEY, t text, n text, e text, z text, b bytea, \
+           a text[], j jsonb, u text); \
+         INSERT INTO {table} VALUES (1, E'tab\\there\\nnew\\rcr\\\\back', '\\N', '', NULL, \
+           '\\x095c0a00', ARRAY['a\"b', 'c\\d', 'e,f', NULL], '{{\"k\": \"v\\\"\\n\"}}', 'größe 🍎');"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let config = pg.connector_config(&prefix, &schema, &slot);
+    create_streaming(&api, &slot, &config);
+    pg.exec(&format!(
+        "INSERT INTO {table} SELECT 2, t, n, e, z, b, a, j, u FROM {table} WHERE id = 1"
+    ));
+    let records = read_topic(
+        env.bootstrap(),
+        &format!("{prefix}.{table}"),
+        Duration::from_secs(60),
+        |r| r.len() >= 2,
+    );
+    let after = |i: usize| {
+        let mut row = records[i].value["after"].clone();
+        row.as_object_mut().map(|r| r.remove("id"));
+        row
+    };
+    assert_eq!(
+        (&records[0].value["op"], &records[1].value["op"]),
+        (&json!("r"), &json!("c"))
+    );
+    let read = after(0);
+    assert_eq!(read["t"], "tab\there\nnew\rcr\\back", "{read}");
+    assert_eq!(read["n"], "\\N", "the text \\N is not a null: {read}");
+    assert_eq!(read["e"], "", "{read}");
+    assert_eq!(read["z"], Value::Null, "{read}");
+    assert_eq!(read["b"], "CVwKAA==", "bytes 09 5c 0a 00: {read}");
+    assert_eq!(read["a"], json!(["a\"b", "c\\d", "e,f", null]), "{read}");
+    assert_eq!(read["u"], "größe 🍎", "{read}");
+    assert_eq!(read, after(1), "the snapshot's row against the stream's");
+    api.delete(&format!("/connectors/{slot}"));
+}
+
 /// Creates a connector named after its slot capturing `schema` from now
 /// on (`no_data`) with `extra` settings, and waits until it streams; its
 /// topic prefix.

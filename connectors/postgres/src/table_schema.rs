@@ -236,10 +236,17 @@ impl TableSchema {
 
     /// The row struct from a full row of text values (`None` = NULL);
     /// `Err` names the column whose text does not fit its type.
-    pub fn row(&self, values: &[Option<&str>], mapping: Mapping) -> Result<Value, String> {
+    pub fn row<S: AsRef<str>>(
+        &self,
+        values: &[Option<S>],
+        mapping: Mapping,
+    ) -> Result<Value, String> {
         let mut out = Vec::with_capacity(self.columns.len());
         for column in &self.columns {
-            let text = values.get(column.position).copied().flatten();
+            let text = values
+                .get(column.position)
+                .and_then(Option::as_ref)
+                .map(AsRef::as_ref);
             let mut value = match text {
                 None if column.nullable => Value::Null,
                 None => fallback(&column.pg_type.schema(mapping)),

@@ -6,6 +6,7 @@
 //! emitter, so a slow broker slows reading.
 
 mod coordinator;
+mod copy_text;
 mod decode;
 pub(crate) mod readers;
 mod snapshot;

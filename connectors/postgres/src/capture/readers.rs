@@ -1,16 +1,21 @@
 //! Snapshot readers: connections inside the slot's exported snapshot,
 //! each taking work units (a whole table, or a range of a large table's
-//! pages) from a shared queue and reading them with a cursor,
-//! `snapshot.fetch.size` rows per round trip.
+//! pages) from a shared queue and streaming each with `COPY (SELECT …) TO
+//! STDOUT`, handing its rows on `max.batch.size` at a time as they are
+//! decoded. The server sends rows as fast as the reader takes them: no
+//! round trip per fetch, and tokio-postgres stops reading the socket while
+//! a reader waits on the queue, so a unit's rows never pile up in memory.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
 use sluice_connector_api::snapshot_select::SnapshotSelects;
 use sluice_connector_api::{ConnectorError, Value};
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
+use super::copy_text;
 use super::Progress;
 use crate::catalog::Table;
 use crate::setup::query_error;
@@ -25,17 +30,6 @@ pub struct Batch {
     pub rows: Vec<Value>,
     /// The work unit has no more rows.
     pub unit_done: bool,
-}
-
-/// How much a reader reads at once, and how much it hands on at once.
-#[derive(Debug, Clone, Copy)]
-pub struct ReadSizes {
-    /// `snapshot.fetch.size`: rows per `FETCH` round trip.
-    pub fetch: usize,
-    /// `max.batch.size`: rows per [`Batch`]. A fetch larger than that is
-    /// handed on in pieces as it is decoded, so the decoded rows of a whole
-    /// fetch (10,240 by default) never wait in the queue at once.
-    pub batch: usize,
 }
 
 /// A piece of the snapshot one reader reads at a time.
@@ -104,12 +98,11 @@ pub async fn read_units(
     tables: Arc<Vec<Table>>,
     schemas: Arc<Vec<TableSchema>>,
     selects: Arc<SnapshotSelects>,
-    sizes: ReadSizes,
+    batch_size: usize,
     mapping: Mapping,
     out: mpsc::Sender<Result<Batch, ConnectorError>>,
     progress: Arc<Mutex<Progress>>,
 ) -> Result<(), ConnectorError> {
-    let mut serial = 0usize;
     loop {
         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some(unit) = next else { break };
@@ -129,8 +122,6 @@ pub async fn read_units(
                 format!(" WHERE ctid >= '({start},0)'::tid AND ctid < '({end},0)'::tid")
             }
         };
-        serial += 1;
-        let cursor = format!("sluice_snapshot_{serial}");
         let (select, what) = match selects.select(&table.schema, &table.name, &columns) {
             Some(select) => (
                 select,
@@ -145,50 +136,35 @@ pub async fn read_units(
                 format!("reading {name}"),
             ),
         };
-        reader
-            .batch_execute(&format!("DECLARE {cursor} NO SCROLL CURSOR FOR {select}"))
+        let copy = format!(
+            "COPY ({}) TO STDOUT",
+            select.trim_end().trim_end_matches(';')
+        );
+        let stream = reader
+            .copy_out(copy.as_str())
             .await
             .map_err(|e| query_error(&what, e))?;
-        let piece = sizes.batch.clamp(1, sizes.fetch.max(1));
-        loop {
-            let messages = reader
-                .simple_query(&format!("FETCH {} FROM {cursor}", sizes.fetch))
-                .await
-                .map_err(|e| query_error(&format!("reading {name}"), e))?;
-            let mut fetched = 0;
-            let mut rows = Vec::with_capacity(piece);
-            for message in messages {
-                let SimpleQueryMessage::Row(row) = message else {
-                    continue;
-                };
-                let values: Vec<Option<&str>> = (0..row.len()).map(|i| row.get(i)).collect();
-                rows.push(
-                    schemas[index]
-                        .row(&values, mapping)
-                        .map_err(ConnectorError::fatal)?,
-                );
-                fetched += 1;
-                if rows.len() == piece {
-                    let full = std::mem::replace(&mut rows, Vec::with_capacity(piece));
-                    if !hand_on(&out, &progress, index, full, false).await {
-                        return Ok(());
-                    }
+        futures_util::pin_mut!(stream);
+        let piece = batch_size.max(1);
+        let mut rows = Vec::with_capacity(piece);
+        while let Some(line) = stream.next().await {
+            let line = line.map_err(|e| query_error(&format!("reading {name}"), e))?;
+            let mut fields = Vec::with_capacity(table.columns.len());
+            copy_text::split_row(&line, &mut fields)
+                .and_then(|()| schemas[index].row(&fields, mapping))
+                .map(|row| rows.push(row))
+                .map_err(|e| ConnectorError::fatal(format!("reading {name}: {e}")))?;
+            if rows.len() == piece {
+                let full = std::mem::replace(&mut rows, Vec::with_capacity(piece));
+                if !hand_on(&out, &progress, index, full, false).await {
+                    return Ok(());
                 }
             }
-            // The unit ends with a short fetch; its last piece says so,
-            // even when empty.
-            let done = fetched < sizes.fetch;
-            if !hand_on(&out, &progress, index, rows, done).await {
-                return Ok(());
-            }
-            if done {
-                break;
-            }
         }
-        reader
-            .batch_execute(&format!("CLOSE {cursor}"))
-            .await
-            .map_err(|e| query_error("closing the snapshot cursor", e))?;
+        // The unit's last piece says so, even when empty.
+        if !hand_on(&out, &progress, index, rows, true).await {
+            return Ok(());
+        }
     }
     let _ = reader.batch_execute("COMMIT").await;
     Ok(())

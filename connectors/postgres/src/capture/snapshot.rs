@@ -190,10 +190,7 @@ impl Capture {
                 Arc::clone(&shared_tables),
                 Arc::clone(&schemas),
                 Arc::clone(&self.config.snapshot_selects),
-                super::readers::ReadSizes {
-                    fetch: self.config.common.snapshot_fetch_size,
-                    batch: self.config.common.max_batch_size,
-                },
+                self.config.common.max_batch_size,
                 self.mapping(),
                 batches_tx.clone(),
                 Arc::clone(&self.progress),
