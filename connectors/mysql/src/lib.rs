@@ -25,6 +25,7 @@ mod table_schema;
 mod task;
 #[cfg(test)]
 mod test_binlog;
+mod text_row;
 pub mod types;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use crate::events::{self, EventContext, Op};
 use crate::offset::{BinlogPosition, SnapshotMark};
 use crate::setup::{self, classify, ServerInfo};
 use crate::table_schema::TableSchema;
+use crate::text_row;
 use crate::types::Mapping;
 
 /// A piece of snapshot work: a table, or a key range of one.
@@ -378,7 +379,6 @@ async fn read_units(
     tx: &Out,
     progress: &Arc<Mutex<Progress>>,
 ) -> Result<(), ConnectorError> {
-    use futures_util::StreamExt as _;
     loop {
         let unit = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
         let Some(unit) = unit else { break };
@@ -390,29 +390,28 @@ async fn read_units(
             .query_iter(sql)
             .await
             .map_err(|e| classify(&format!("reading {}", unit.table), e))?;
-        let mut stream = result
-            .stream::<mysql_async::Row>()
-            .await
-            .map_err(|e| classify(&format!("reading {}", unit.table), e))?
-            .ok_or_else(|| {
-                ConnectorError::retriable(format!("reading {}: no result set", unit.table))
-            })?;
+        if result.columns().is_none_or(|columns| columns.is_empty()) {
+            return Err(ConnectorError::retriable(format!(
+                "reading {}: no result set",
+                unit.table
+            )));
+        }
         let mut batch = Vec::with_capacity(fetch);
         let mut done = 0u64;
         let now = now_us();
-        while let Some(row) = stream.next().await {
-            let row = row.map_err(|e| classify(&format!("reading {}", unit.table), e))?;
-            let raw = row.unwrap_raw();
-            let cells: Vec<Option<&[u8]>> = raw
-                .iter()
-                .map(|v| match v {
-                    Some(mysql_async::Value::Bytes(b)) => Some(b.as_slice()),
-                    _ => None,
+        let columns = schema.def.columns.len();
+        loop {
+            let read = result
+                .next_raw_row(|packet| {
+                    let mut fields = Vec::with_capacity(columns);
+                    text_row::split(packet, &mut fields)?;
+                    schema.row_from_text(&fields)
                 })
-                .collect();
-            let after = schema
-                .row_from_text(&cells)
-                .map_err(ConnectorError::fatal)?;
+                .await
+                .map_err(|e| classify(&format!("reading {}", unit.table), e))?;
+            let Some(after) = read else { break };
+            let after =
+                after.map_err(|e| ConnectorError::fatal(format!("reading {}: {e}", unit.table)))?;
             batch.extend(events::change(
                 ctx,
                 schema,
@@ -432,7 +431,6 @@ async fn read_units(
                 bump(progress, &unit.table, fetch as u64);
             }
         }
-        drop(stream);
         drop(result);
         if !batch.is_empty() {
             let n = batch.len() as u64;

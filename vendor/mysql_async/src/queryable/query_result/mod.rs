@@ -190,6 +190,39 @@ where
         Ok(())
     }
 
+    /// sluice patch: see SLUICE-PATCH.md. Hands the next row's packet, as
+    /// the server sent it, to `read` and returns what `read` made of it;
+    /// `None` once the result set has no more rows (the next result set, if
+    /// any, is then pending, as after [`Self::next`]).
+    pub async fn next_raw_row<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        loop {
+            match self.conn.as_mut().use_pending_result()?.cloned() {
+                Some(PendingResult::Pending(meta)) => {
+                    if meta.columns().is_empty() {
+                        self.conn.as_mut().set_pending_result(None)?;
+                        self.next_set().await?;
+                        return Ok(None);
+                    }
+                    let packet = match self.conn.as_mut().read_packet().await {
+                        Ok(packet) => packet,
+                        Err(err) => {
+                            self.conn.as_mut().set_pending_result(None)?;
+                            return Err(err);
+                        }
+                    };
+                    if P::is_last_result_set_packet(self.conn.capabilities(), &packet) {
+                        self.conn.as_mut().set_pending_result(None)?;
+                        self.next_set().await?;
+                        return Ok(None);
+                    }
+                    return Ok(Some(read(&packet)));
+                }
+                Some(PendingResult::Taken(meta)) => self.skip_taken(meta).await?,
+                None => return Ok(None),
+            }
+        }
+    }
+
     #[doc(hidden)]
     pub async fn next(&mut self) -> Result<Option<Row>> {
         loop {
