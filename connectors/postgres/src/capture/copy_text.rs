@@ -23,14 +23,33 @@ pub fn split_row<'a>(line: &'a [u8], fields: &mut Vec<Option<Cow<'a, str>>>) -> 
     // Tabs and backslashes are ASCII and never inside a multi-byte
     // character, so the line is checked once and cut anywhere at them.
     let text = utf8(line).map_err(|e| format!("a COPY row that is not UTF-8: {e}"))?;
-    for field in text.split('\t') {
-        fields.push(match field {
-            "\\N" => None,
-            plain if !plain.contains('\\') => Some(Cow::Borrowed(plain)),
-            escaped => Some(Cow::Owned(unescape(escaped))),
-        });
+    // One pass over the bytes: `str::split` and a `contains` per field
+    // set up a character search for every field, about 700 instructions a
+    // row of five columns (callgrind, `scripts/bench-postgres`).
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, byte) in text.bytes().enumerate() {
+        match byte {
+            b'\t' => {
+                fields.push(field(&text[start..i], escaped));
+                start = i + 1;
+                escaped = false;
+            }
+            b'\\' => escaped = true,
+            _ => {}
+        }
     }
+    fields.push(field(&text[start..], escaped));
     Ok(())
+}
+
+/// One field's text: borrowed when it holds no escape, `None` for `\N`.
+fn field(text: &str, escaped: bool) -> Option<Cow<'_, str>> {
+    match (escaped, text) {
+        (false, plain) => Some(Cow::Borrowed(plain)),
+        (true, "\\N") => None,
+        (true, escaped) => Some(Cow::Owned(unescape(escaped))),
+    }
 }
 
 /// A field's text without COPY's escapes: `\b \f \n \r \t \v` are the
