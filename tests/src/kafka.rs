@@ -40,6 +40,22 @@ pub fn last_value_of_id(records: &[Consumed], id: i64) -> Value {
         .unwrap_or_default()
 }
 
+/// Reads `topic` until it holds a snapshot read and then a streamed insert
+/// of the same row values (a copy made under another id), checks they
+/// are those, and returns the two rows' `after` without their ids: what
+/// the snapshot read and what the stream wrote, to compare.
+pub fn snapshot_row_and_its_streamed_copy(bootstrap: &str, topic: &str) -> (Value, Value) {
+    let records = read_topic(bootstrap, topic, Duration::from_secs(60), |r| r.len() >= 2);
+    let ops = (&records[0].value["op"], &records[1].value["op"]);
+    assert_eq!(ops, (&Value::from("r"), &Value::from("c")), "{topic}");
+    let after = |i: usize| {
+        let mut row = records[i].value["after"].clone();
+        row.as_object_mut().map(|r| r.remove("id"));
+        row
+    };
+    (after(0), after(1))
+}
+
 /// Reads `topic` until the insert of row `marker` is in it (made after
 /// the worker came back), then checks the changes made while the worker
 /// was down end their keys: row 1 deleted, row 2 with `qty` 42.
