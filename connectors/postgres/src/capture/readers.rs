@@ -136,12 +136,8 @@ pub async fn read_units(
                 format!("reading {name}"),
             ),
         };
-        let copy = format!(
-            "COPY ({}) TO STDOUT",
-            select.trim_end().trim_end_matches(';')
-        );
         let stream = reader
-            .copy_out(copy.as_str())
+            .copy_out(copy_of(&select).as_str())
             .await
             .map_err(|e| query_error(&what, e))?;
         futures_util::pin_mut!(stream);
@@ -168,6 +164,14 @@ pub async fn read_units(
     }
     let _ = reader.batch_execute("COMMIT").await;
     Ok(())
+}
+
+/// `select` as the query of a `COPY … TO STDOUT`. A statement written to
+/// run on its own (an override may end with a semicolon, or a line
+/// comment) still reads as one query inside the parentheses.
+fn copy_of(select: &str) -> String {
+    let query = select.trim_end().trim_end_matches(';').trim_end();
+    format!("COPY ({query}\n) TO STDOUT")
 }
 
 /// Counts `rows` in the table's progress and sends them on; false once
@@ -215,6 +219,20 @@ mod tests {
         for pair in ranges.windows(2) {
             assert_eq!(pair[0].1, Some(pair[1].0), "no gap, no overlap");
         }
+    }
+
+    #[test]
+    fn a_statement_ending_in_a_semicolon_or_a_comment_is_one_copy_query() {
+        assert_eq!(
+            copy_of("SELECT a FROM t WHERE a > 7; \n"),
+            "COPY (SELECT a FROM t WHERE a > 7\n) TO STDOUT"
+        );
+        // The closing parenthesis on a line of its own: a trailing line
+        // comment cannot swallow it.
+        assert_eq!(
+            copy_of("SELECT a FROM t -- recent rows only"),
+            "COPY (SELECT a FROM t -- recent rows only\n) TO STDOUT"
+        );
     }
 
     #[test]
