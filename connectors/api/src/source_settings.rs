@@ -28,7 +28,7 @@ pub fn definition() -> ConfigDef {
         .define(key("column.exclude.list", ConfigType::List, "Regular expressions of <schema or database>.<table>.<column> not to emit.", GROUP_CAPTURE))
         .define(key("snapshot.include.collection.list", ConfigType::List, "Regular expressions of the captured tables the snapshot reads (all when unset); the others are streamed only.", GROUP_SNAPSHOT))
         .define(key("snapshot.max.threads", ConfigType::Int, "Readers sharing the snapshot (tables, and ranges of a large table, in parallel).", GROUP_SNAPSHOT).default("1").validator(bounds::threads))
-        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows read per round trip while snapshotting.", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
+        .define(key("snapshot.fetch.size", ConfigType::Int, "Rows read per round trip while snapshotting MySQL/MariaDB (a PostgreSQL snapshot streams each table with COPY: no round trips to size).", GROUP_SNAPSHOT).default("10240").validator(bounds::batch))
         .define(key("tombstones.on.delete", ConfigType::Boolean, "Follow each delete with a tombstone (null value) for compaction.", GROUP_EVENTS).default("true"))
         .define(key("heartbeat.interval.ms", ConfigType::Long, "Heartbeat records to __debezium-heartbeat.<prefix> (see topic.heartbeat.prefix); 0 disables.", GROUP_EVENTS).default("0"))
         .define(key("heartbeat.action.query", ConfigType::String, "SQL run at each heartbeat (e.g. an INSERT into a heartbeat table), so an idle database's position advances.", GROUP_EVENTS))
