@@ -1477,6 +1477,10 @@ fn a_sink_resuming_inside_a_record_batch_applies_every_record_from_its_offset() 
     api.delete("/connectors/midbatch-sink");
 }
 
+/// What the sink logs when a COPY straight into a PostgreSQL table met
+/// keys the table holds, and the rows go through the merge instead.
+const FELL_BACK: &str = "the table holds some of these keys already";
+
 /// New rows go into a PostgreSQL target with a COPY straight into their
 /// table; rows the table already holds (here: the topic replayed over a
 /// replica whose rows were changed since) make that COPY fail, and the
@@ -1489,7 +1493,6 @@ fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
     let worker = Worker::start(&env);
     let api = worker.api();
     let (_, source_table, target_table) = pg_replica(&env, &pg, &api, "straight", 60);
-    const FELL_BACK: &str = "the table holds some of these keys already";
     assert!(
         !worker.logs().contains(FELL_BACK),
         "new rows load without a fallback:\n{}",
@@ -1521,6 +1524,44 @@ fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
     api.delete("/connectors/straight-src");
     api.delete("/connectors/straight-sink");
+}
+
+/// A COPY straight into a PostgreSQL table is sent in parts (64 KiB) while
+/// the server loads it. One that meets a key the table holds fails on the
+/// server while later parts are still on the way; it is rolled back and
+/// merged all the same: the replica ends equal, the task never fails.
+#[test]
+fn a_straight_copy_sent_in_parts_that_meets_held_keys_is_merged() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let (_, source_table, target_table) = pg_replica(&env, &pg, &api, "parts", 20);
+    assert!(
+        !worker.logs().contains(FELL_BACK),
+        "new rows load without a fallback:\n{}",
+        worker.logs()
+    );
+    // 100,000 bytes of text a row: every batch of these updates is a COPY
+    // of two parts or more, and its first row's key is held.
+    pg.exec(&format!(
+        "UPDATE {source_table} SET note = repeat('wide ', 20000)"
+    ));
+    wait_replica(
+        &pg,
+        &source_table,
+        &target_table,
+        "the replica with the wide notes",
+    );
+    assert!(
+        worker.logs().contains(FELL_BACK),
+        "the updates met the keys the table holds:\n{}",
+        worker.logs()
+    );
+    let status = api.get("/connectors/parts-sink/status").body;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    api.delete("/connectors/parts-src");
+    api.delete("/connectors/parts-sink");
 }
 
 /// A target table with no unique index on the sink's key cannot take

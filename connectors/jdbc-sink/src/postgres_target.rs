@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::SinkExt;
 use sluice_connector_api::ConnectorError;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, CopyInSink, Statement, Transaction};
 
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
@@ -38,6 +38,10 @@ pub struct PostgresTarget {
     stages: HashMap<StageKey, String>,
     /// Which tables take new rows with a `COPY` straight into them.
     straight: StraightCopy,
+    /// The session's `COPY` statements, prepared once by their text: a
+    /// `COPY` named by its text is prepared again each time, a round trip
+    /// of its own in every batch.
+    copies: HashMap<String, Statement>,
 }
 
 /// SQLSTATEs that say the target cannot write *now* (not that a record is
@@ -125,6 +129,7 @@ impl PostgresTarget {
             tables: HashMap::new(),
             stages: HashMap::new(),
             straight: StraightCopy::default(),
+            copies: HashMap::new(),
         })
     }
 
@@ -232,6 +237,21 @@ impl PostgresTarget {
         Ok(())
     }
 
+    /// Prepares `copy` once for the session (a prepared statement lasts
+    /// as long as the connection), before a batch's transaction begins.
+    async fn prepare_copy(&mut self, copy: String) -> Result<(), ConnectorError> {
+        if self.copies.contains_key(&copy) {
+            return Ok(());
+        }
+        let statement = self
+            .client
+            .prepare(&copy)
+            .await
+            .map_err(|e| classify(&format!("preparing {copy}"), e))?;
+        self.copies.insert(copy, statement);
+        Ok(())
+    }
+
     /// Applies `steps` in one transaction.
     pub async fn apply(
         &mut self,
@@ -243,10 +263,19 @@ impl PostgresTarget {
                 self.prepare(writes, config).await?;
                 let qualified = Self::qualified(&writes.table, config);
                 if let Some(first) = writes.deletes.first() {
-                    self.stage(&qualified, &names_of(first, config)).await?;
+                    let names = names_of(first, config);
+                    self.stage(&qualified, &names).await?;
+                    self.prepare_copy(stage_copy(&self.stages, &qualified, &names)?)
+                        .await?;
                 }
                 for group in by_columns(writes, |n| stored_name(D, config.quote, n)) {
                     self.stage(&qualified, &group.names).await?;
+                    self.prepare_copy(stage_copy(&self.stages, &qualified, &group.names)?)
+                        .await?;
+                    if straight_is_merge(&self.tables, &qualified, &group.key, config) {
+                        self.prepare_copy(straight_copy(&qualified, &group.names))
+                            .await?;
+                    }
                 }
             }
         }
@@ -272,8 +301,15 @@ impl PostgresTarget {
                     let qualified = Self::qualified(&writes.table, config);
                     if let Some(first) = writes.deletes.first() {
                         let key = (qualified.clone(), names_of(first, config));
-                        let stage =
-                            load(&self.stages, &tx, &key, &writes.deletes, &mut loaded).await?;
+                        let stage = load(
+                            &self.stages,
+                            &self.copies,
+                            &tx,
+                            &key,
+                            &writes.deletes,
+                            &mut loaded,
+                        )
+                        .await?;
                         let sql = delete_sql(&qualified, &key.1, &stage);
                         tx.batch_execute(&sql)
                             .await
@@ -291,30 +327,20 @@ impl PostgresTarget {
                         };
                         let rows: Vec<&Vec<Cell<'_>>> =
                             group.rows.iter().map(|(_, row)| row).collect();
-                        // Straight in only where a COPY writes what the
-                        // merge would: a plain insert, or an upsert whose
-                        // key the table refuses to repeat (without such an
-                        // index the merge fails naming it, and a COPY would
-                        // add a second row for the key instead).
-                        let plain_insert = config.insert_mode == InsertMode::Insert
-                            || (config.insert_mode == InsertMode::Upsert && group.key.is_empty());
-                        let keyed_upsert = config.insert_mode == InsertMode::Upsert
-                            && self
-                                .tables
-                                .get(&qualified)
-                                .is_some_and(|info| info.refuses_repeated(&group.key));
-                        if (plain_insert || keyed_upsert)
+                        if straight_is_merge(&self.tables, &qualified, &group.key, config)
                             && straight_tries < MOST_PER_TRANSACTION
                             && self.straight.may_try(&qualified)
                         {
                             straight_tries += 1;
-                            match copy_straight(&tx, &qualified, &group.names, &rows).await? {
+                            let copy =
+                                prepared(&self.copies, &straight_copy(&qualified, &group.names))?;
+                            match copy_straight(&tx, &qualified, copy, &rows).await? {
                                 Straight::Loaded => continue,
                                 Straight::KeysHeld => self.straight.failed(&qualified),
                             }
                         }
                         let key = (qualified.clone(), group.names);
-                        load(&self.stages, &tx, &key, &rows, &mut loaded).await?;
+                        load(&self.stages, &self.copies, &tx, &key, &rows, &mut loaded).await?;
                         tx.batch_execute(&sql)
                             .await
                             .map_err(|e| classify(&format!("writing to {qualified}"), e))?;
@@ -325,6 +351,28 @@ impl PostgresTarget {
         tx.commit()
             .await
             .map_err(|e| classify("committing the target transaction", e))
+    }
+}
+
+/// Whether a `COPY` straight into `qualified` writes what the merge
+/// would: a plain insert, or an upsert whose key the table refuses to
+/// repeat (without such an index the merge fails naming it, and a `COPY`
+/// would add a second row for the key instead).
+fn straight_is_merge(
+    tables: &HashMap<String, TableInfo>,
+    qualified: &str,
+    key: &[String],
+    config: &SinkConfig,
+) -> bool {
+    match config.insert_mode {
+        InsertMode::Insert => true,
+        InsertMode::Upsert => {
+            key.is_empty()
+                || tables
+                    .get(qualified)
+                    .is_some_and(|info| info.refuses_repeated(key))
+        }
+        InsertMode::Update => false,
     }
 }
 
@@ -343,22 +391,27 @@ enum Straight {
 /// SQLSTATE unique_violation: a key the table holds.
 const UNIQUE_VIOLATION: &str = "23505";
 
-/// Loads `rows` with one `COPY` straight into `qualified`, inside a
+/// Loads `rows` with `copy` (a `COPY` straight into `qualified`), inside a
 /// savepoint to roll back to if the table holds some of their keys. Any
 /// other failure fails the batch, as the merge's would.
 async fn copy_straight(
     tx: &Transaction<'_>,
     qualified: &str,
-    names: &[String],
+    copy: &Statement,
     rows: &[&Vec<Cell<'_>>],
 ) -> Result<Straight, ConnectorError> {
     let context = format!("loading rows into {qualified}");
-    tx.batch_execute(&format!("SAVEPOINT {STRAIGHT}"))
-        .await
-        .map_err(|e| classify(&context, e))?;
-    let columns: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
-    let copy = format!("COPY {qualified} ({}) FROM STDIN", columns.join(", "));
-    match send_copy(tx, &copy, rows).await {
+    // The savepoint and the `COPY` go out together, one round trip for
+    // both: `join` polls the savepoint first, so it is sent first.
+    let savepoint = format!("SAVEPOINT {STRAIGHT}");
+    let (saved, started) =
+        futures_util::future::join(tx.batch_execute(&savepoint), tx.copy_in(copy)).await;
+    saved.map_err(|e| classify(&context, e))?;
+    let written = match started {
+        Ok(sink) => write_copy(sink, rows).await,
+        Err(e) => Err(Sent::Refused(e)),
+    };
+    match written {
         Ok(()) => Ok(Straight::Loaded),
         Err(Sent::Refused(e)) if e.code().map(|c| c.code()) == Some(UNIQUE_VIOLATION) => {
             tracing::info!(table = %qualified, cause = %e, "the table holds some of these keys already: they are merged through a staging table, and so are the table's next batches for a while");
@@ -388,30 +441,38 @@ impl Sent {
     }
 }
 
-/// Sends `rows` as the data of `copy` (a `COPY … FROM STDIN`).
-async fn send_copy<'r, R: AsRef<[Cell<'r>]>>(
-    tx: &Transaction<'_>,
-    copy: &str,
+/// How much COPY text is written before it is handed to the server. The
+/// server loads one part while the next is written (text written whole
+/// before the `COPY` began left the server idle meanwhile), and a batch
+/// of wide rows is never held as text all at once.
+const COPY_PART: usize = 64 * 1024;
+
+/// Writes `rows` as the data of a started `COPY … FROM STDIN`, in parts of
+/// about [`COPY_PART`] bytes, and ends it. A row that cannot be written
+/// drops the `COPY` unfinished, which fails it on the server, and the
+/// batch with it.
+async fn write_copy<'r, R: AsRef<[Cell<'r>]>>(
+    sink: CopyInSink<bytes::Bytes>,
     rows: &[R],
 ) -> Result<(), Sent> {
-    let mut data = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        push_row(&mut data, row.as_ref(), D).map_err(Sent::Row)?;
-        if i == 0 {
-            // Rows of one table are about as wide as the first: room for
-            // all of them at once, rather than doubling (and copying) the
-            // buffer up to twice the batch.
-            data.reserve((data.len() + data.len() / 8) * (rows.len() - 1));
+    futures_util::pin_mut!(sink);
+    // Room for the row that crosses the part's end.
+    let new_part = || Vec::with_capacity(COPY_PART + COPY_PART / 4);
+    let mut part = new_part();
+    for row in rows {
+        push_row(&mut part, row.as_ref(), D).map_err(Sent::Row)?;
+        if part.len() >= COPY_PART {
+            let full = std::mem::replace(&mut part, new_part());
+            sink.send(bytes::Bytes::from(full))
+                .await
+                .map_err(Sent::Refused)?;
         }
     }
-    let sink = tx
-        .copy_in::<_, bytes::Bytes>(copy)
-        .await
-        .map_err(Sent::Refused)?;
-    futures_util::pin_mut!(sink);
-    sink.send(bytes::Bytes::from(data))
-        .await
-        .map_err(Sent::Refused)?;
+    if !part.is_empty() {
+        sink.send(bytes::Bytes::from(part))
+            .await
+            .map_err(Sent::Refused)?;
+    }
     sink.finish().await.map_err(Sent::Refused)?;
     Ok(())
 }
@@ -420,6 +481,7 @@ async fn send_copy<'r, R: AsRef<[Cell<'r>]>>(
 /// returns its quoted name.
 async fn load<'r, R: AsRef<[Cell<'r>]>>(
     stages: &HashMap<StageKey, String>,
+    copies: &HashMap<String, Statement>,
     tx: &Transaction<'_>,
     key: &StageKey,
     rows: &[R],
@@ -431,10 +493,44 @@ async fn load<'r, R: AsRef<[Cell<'r>]>>(
             .await
             .map_err(|e| classify(&format!("emptying {stage}"), e))?;
     }
-    send_copy(tx, &format!("COPY {stage} FROM STDIN"), rows)
+    let context = format!("loading rows for {}", key.0);
+    let copy = prepared(copies, &format!("COPY {stage} FROM STDIN"))?;
+    let sink = tx.copy_in(copy).await.map_err(|e| classify(&context, e))?;
+    write_copy(sink, rows)
         .await
-        .map_err(|e| e.into_connector_error(&format!("loading rows for {}", key.0)))?;
+        .map_err(|e| e.into_connector_error(&context))?;
     Ok(stage)
+}
+
+/// The `COPY` that loads the staging table for `names` of `qualified`.
+fn stage_copy(
+    stages: &HashMap<StageKey, String>,
+    qualified: &str,
+    names: &[String],
+) -> Result<String, ConnectorError> {
+    Ok(format!(
+        "COPY {} FROM STDIN",
+        stage_name(stages, qualified, names)?
+    ))
+}
+
+/// The `COPY` that loads `names` of `qualified` straight into it.
+fn straight_copy(qualified: &str, names: &[String]) -> String {
+    let columns: Vec<String> = names.iter().map(|n| quote(D, n)).collect();
+    format!("COPY {qualified} ({}) FROM STDIN", columns.join(", "))
+}
+
+/// The prepared statement of `copy`, which [`PostgresTarget::prepare_copy`]
+/// made before the batch's transaction began.
+fn prepared<'c>(
+    copies: &'c HashMap<String, Statement>,
+    copy: &str,
+) -> Result<&'c Statement, ConnectorError> {
+    copies.get(copy).ok_or_else(|| {
+        ConnectorError::retriable(format!(
+            "{copy} was not prepared; the batch is applied again"
+        ))
+    })
 }
 
 /// The stored names of a key's columns.
