@@ -402,11 +402,7 @@ async fn read_units(
         let columns = schema.def.columns.len();
         loop {
             let read = result
-                .next_raw_row(|packet| {
-                    let mut fields = Vec::with_capacity(columns);
-                    text_row::split(packet, &mut fields)?;
-                    schema.row_from_text(&fields)
-                })
+                .next_raw_row(|packet| schema.row_from_text(&text_row::split(packet, columns)?))
                 .await
                 .map_err(|e| classify(&format!("reading {}", unit.table), e))?;
             let Some(after) = read else { break };

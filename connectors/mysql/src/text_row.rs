@@ -10,10 +10,11 @@
 /// The byte a NULL field is sent as.
 const NULL: u8 = 0xFB;
 
-/// Splits `packet` into `fields` (cleared first): `None` for a NULL, the
-/// field's bytes otherwise. A packet that ends inside a field is refused.
-pub fn split<'a>(mut packet: &'a [u8], fields: &mut Vec<Option<&'a [u8]>>) -> Result<(), String> {
-    fields.clear();
+/// The fields of a row's `packet`, room made for `columns` of them:
+/// `None` for a NULL, the field's bytes otherwise. A packet that ends
+/// inside a field is refused.
+pub fn split(mut packet: &[u8], columns: usize) -> Result<Vec<Option<&[u8]>>, String> {
+    let mut fields = Vec::with_capacity(columns);
     while let Some((&first, rest)) = packet.split_first() {
         if first == NULL {
             fields.push(None);
@@ -34,7 +35,7 @@ pub fn split<'a>(mut packet: &'a [u8], fields: &mut Vec<Option<&'a [u8]>>) -> Re
         fields.push(Some(field));
         packet = rest;
     }
-    Ok(())
+    Ok(fields)
 }
 
 /// A length-encoded integer whose first byte is `first`, and what follows.
@@ -60,9 +61,10 @@ mod tests {
     use super::*;
 
     fn fields(packet: &[u8]) -> Result<Vec<Option<Vec<u8>>>, String> {
-        let mut out = Vec::new();
-        split(packet, &mut out)?;
-        Ok(out.into_iter().map(|f| f.map(<[u8]>::to_vec)).collect())
+        Ok(split(packet, 3)?
+            .into_iter()
+            .map(|f| f.map(<[u8]>::to_vec))
+            .collect())
     }
 
     #[test]

@@ -14,11 +14,11 @@ use std::borrow::Cow;
 
 use sluice_connector_api::text::utf8;
 
-/// Splits one line of COPY text output (with or without its newline)
-/// into `fields`, cleared first: `None` for a null, the text otherwise,
-/// borrowed from `line` unless it held an escape.
-pub fn split_row<'a>(line: &'a [u8], fields: &mut Vec<Option<Cow<'a, str>>>) -> Result<(), String> {
-    fields.clear();
+/// The fields of one line of COPY text output (with or without its
+/// newline), room made for `columns` of them: `None` for a null, the text
+/// otherwise, borrowed from `line` unless it held an escape.
+pub fn split_row(line: &[u8], columns: usize) -> Result<Vec<Option<Cow<'_, str>>>, String> {
+    let mut fields = Vec::with_capacity(columns);
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     // Tabs and backslashes are ASCII and never inside a multi-byte
     // character, so the line is checked once and cut anywhere at them.
@@ -40,7 +40,7 @@ pub fn split_row<'a>(line: &'a [u8], fields: &mut Vec<Option<Cow<'a, str>>>) -> 
         }
     }
     fields.push(field(&text[start..], escaped));
-    Ok(())
+    Ok(fields)
 }
 
 /// One field's text: borrowed when it holds no escape, `None` for `\N`.
@@ -83,9 +83,11 @@ mod tests {
     use super::*;
 
     fn split(line: &[u8]) -> Vec<Option<String>> {
-        let mut fields = Vec::new();
-        split_row(line, &mut fields).expect("splits");
-        fields.into_iter().map(|f| f.map(Cow::into_owned)).collect()
+        split_row(line, 4)
+            .expect("splits")
+            .into_iter()
+            .map(|f| f.map(Cow::into_owned))
+            .collect()
     }
 
     #[test]
@@ -132,8 +134,7 @@ mod tests {
 
     #[test]
     fn a_row_that_is_not_utf8_is_refused() {
-        let mut fields = Vec::new();
-        let err = split_row(b"ok\t\xff\n", &mut fields).expect_err("refused");
+        let err = split_row(b"ok\t\xff\n", 2).expect_err("refused");
         assert!(err.contains("not UTF-8"), "{err}");
     }
 }

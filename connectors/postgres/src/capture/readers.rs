@@ -145,9 +145,8 @@ pub async fn read_units(
         let mut rows = Vec::with_capacity(piece);
         while let Some(line) = stream.next().await {
             let line = line.map_err(|e| query_error(&format!("reading {name}"), e))?;
-            let mut fields = Vec::with_capacity(table.columns.len());
-            copy_text::split_row(&line, &mut fields)
-                .and_then(|()| schemas[index].row(&fields, mapping))
+            copy_text::split_row(&line, table.columns.len())
+                .and_then(|fields| schemas[index].row(&fields, mapping))
                 .map(|row| rows.push(row))
                 .map_err(|e| ConnectorError::fatal(format!("reading {name}: {e}")))?;
             if rows.len() == piece {
