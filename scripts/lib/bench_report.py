@@ -5,15 +5,17 @@ benchmark scripts wrote (scripts/lib/bench_results.py).
 
 Ratios are sluice's rate over the basis the goal names: the native tool
 doing the same work in the same run, or for snapshots and the binlog
-stream the slower of that tool and a plain rdkafka producer (sluice cannot
-outrun the broker client it uses). Goals are issue 18's.
+stream the slower of that tool and a plain rdkafka producer of the same
+bytes (sluice cannot outrun the broker client it uses): the path's own
+records sent again, or where a path has none measured, the datagen-shaped
+records of scripts/bench-producer. Goals are issue 18's.
 """
 import csv
 import sys
 from html import escape
 
 # path: (basis, goal ratio). "tool" = the tool beside it; "tool|producer" =
-# the slower of the tool and the plain producer of the same run.
+# the slower of the tool and the plain producer of the same bytes.
 RATE_GOALS = {
     "PostgreSQL snapshot": ("tool|producer", 0.6),
     "PostgreSQL stream": ("tool", 0.95),
@@ -43,11 +45,15 @@ def load(path):
 
 
 def basis_of(row, producer_rate):
+    """The rate a path is measured against, and what that is."""
     tool = number(row["tool_per_s"])
     how, _ = RATE_GOALS.get(row["path"], ("tool", None))
-    if how == "tool|producer" and producer_rate and tool:
-        return min(tool, producer_rate)
-    return tool
+    own = number(row.get("producer_per_s"))
+    producer = own or producer_rate
+    if how == "tool|producer" and producer and tool:
+        which = "plain producer of its records" if own else "plain producer (datagen records)"
+        return min(tool, producer), f"{row['tool']} / {which}"
+    return tool, row["tool"]
 
 
 def main(csv_path, svg_path):
@@ -59,7 +65,7 @@ def main(csv_path, svg_path):
     # and the cores the three kept busy at sluice's rate: the machine's two
     # cores are shared, so a path whose cores are near 2 gains only from
     # less CPU per event somewhere, not from more parallelism.
-    header = (f"{'path':34}{'sluice/s':>10}  {'against':44}{'basis/s':>10}{'ratio':>7}{'goal':>7}  "
+    header = (f"{'path':34}{'sluice/s':>10}  {'against':56}{'basis/s':>10}{'ratio':>7}{'goal':>7}  "
               f"{'worker':>7}{'broker':>7}{'db':>7}{'cores':>6}{'RSS MiB':>8}  note")
     lines.append(header)
     lines.append("-" * len(header))
@@ -67,9 +73,8 @@ def main(csv_path, svg_path):
     misses = []
     for row in rows:
         rate = number(row["sluice_per_s"]) or 0.0
-        basis = basis_of(row, producer_rate)
-        how, goal = RATE_GOALS.get(row["path"], ("tool", None))
-        against = row["tool"] + (" / plain producer" if how == "tool|producer" and producer_rate else "")
+        basis, against = basis_of(row, producer_rate)
+        _, goal = RATE_GOALS.get(row["path"], ("tool", None))
         ratio = rate / basis if basis else None
         cpu = number(row["cpu_us_per_event"])
         broker = number(row.get("broker_cpu_us_per_event"))
@@ -77,7 +82,7 @@ def main(csv_path, svg_path):
         cores = (cpu + (broker or 0) + (db or 0)) * rate / 1e6 if cpu is not None else None
         rss = number(row["peak_rss_mib"])
         lines.append(
-            f"{row['path']:34}{rate:10.0f}  {against[:44]:44}"
+            f"{row['path']:34}{rate:10.0f}  {against[:56]:56}"
             f"{(f'{basis:10.0f}' if basis else ' ' * 10)}"
             f"{(f'{ratio:7.2f}' if ratio is not None else ' ' * 7)}"
             f"{(f'{goal:7.2f}' if goal else ' ' * 7)}  "

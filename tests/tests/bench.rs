@@ -82,6 +82,20 @@ fn the_bench_command_measures_every_path_beside_its_native_tool() {
             assert!(native > 0.0, "{name}: the tool's rate {native}");
         }
     }
+    // The snapshots and the binlog stream are measured against a plain
+    // producer of the records they wrote, sent again in the same run.
+    let producer = column("producer_per_s");
+    for name in [
+        "PostgreSQL snapshot",
+        "MariaDB snapshot",
+        "MariaDB binlog stream",
+    ] {
+        let row = rows.iter().find(|r| r[path] == name).expect("a row");
+        let rate: f64 = row[producer]
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: the plain producer's rate in:\n{csv}"));
+        assert!(rate > 0.0, "{name}: the plain producer's rate {rate}");
+    }
     let chart = std::fs::read_to_string(out.join("chart.svg")).expect("chart.svg");
     assert!(chart.starts_with("<svg") && chart.contains("JDBC sink -&gt; MariaDB"));
     let summary = std::fs::read_to_string(out.join("summary.txt")).expect("summary.txt");
