@@ -1515,15 +1515,7 @@ fn creates_replayed_over_rows_the_target_holds_are_merged_not_refused() {
         &target_table,
         "the replica overwritten by the replay",
     );
-    assert!(
-        worker.logs().contains(FELL_BACK),
-        "the replay met the keys the table holds:\n{}",
-        worker.logs()
-    );
-    let status = api.get("/connectors/straight-sink/status").body;
-    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
-    api.delete("/connectors/straight-src");
-    api.delete("/connectors/straight-sink");
+    merged_and_running(&worker, &api, "straight");
 }
 
 /// A COPY straight into a PostgreSQL table is sent in parts (64 KiB) while
@@ -1553,15 +1545,21 @@ fn a_straight_copy_sent_in_parts_that_meets_held_keys_is_merged() {
         &target_table,
         "the replica with the wide notes",
     );
+    merged_and_running(&worker, &api, "parts");
+}
+
+/// Checks that the `{name}-sink` of a [`pg_replica`] met keys its table
+/// held and merged them, and runs on; then deletes both connectors.
+fn merged_and_running(worker: &Worker, api: &Api, name: &str) {
     assert!(
         worker.logs().contains(FELL_BACK),
-        "the updates met the keys the table holds:\n{}",
+        "the COPY met the keys the table holds:\n{}",
         worker.logs()
     );
-    let status = api.get("/connectors/parts-sink/status").body;
+    let status = api.get(&format!("/connectors/{name}-sink/status")).body;
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
-    api.delete("/connectors/parts-src");
-    api.delete("/connectors/parts-sink");
+    api.delete(&format!("/connectors/{name}-src"));
+    api.delete(&format!("/connectors/{name}-sink"));
 }
 
 /// A target table with no unique index on the sink's key cannot take
