@@ -494,7 +494,7 @@ async fn load<'r, R: AsRef<[Cell<'r>]>>(
             .map_err(|e| classify(&format!("emptying {stage}"), e))?;
     }
     let context = format!("loading rows for {}", key.0);
-    let copy = prepared(copies, &format!("COPY {stage} FROM STDIN"))?;
+    let copy = prepared(copies, &stage_copy(stages, &key.0, &key.1)?)?;
     let sink = tx.copy_in(copy).await.map_err(|e| classify(&context, e))?;
     write_copy(sink, rows)
         .await
