@@ -32,12 +32,19 @@ const BACKLOG_BATCH: usize = 32;
 /// core and is what limits a backlog's drain: sampled during
 /// scripts/bench-postgres, it was switched out involuntarily 800-4,000
 /// times a second while sluice read and under 60 while pg_recvlogical
-/// did. Pausing 1 ms after each such batch (the socket holds far more
-/// than a millisecond of changes) took the drain from 0.86x and 0.75x of
-/// pg_recvlogical to 1.03x and 0.93x in alternated runs, with the
-/// worker's CPU per change from 4.5-4.8 to 3.7-3.9 µs; a quiet stream's
-/// latency is untouched, since its batches are single changes.
-const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
+/// did. A quiet stream's latency is untouched, since its batches are
+/// single changes. Measured with `scripts/bench-postgres 1000 1000000
+/// 1000 100`, builds alternated:
+/// - no pause: 0.75-0.86x of pg_recvlogical, worker 4.5-4.8 µs a change;
+/// - 1 ms: 0.86-0.97x (four runs), worker 3.3-3.8 µs, walsender 7.1-7.5
+///   µs a change against 6.3-6.9 for pg_recvlogical;
+/// - 3 ms: 0.89-1.09x (six runs, five of them 1.04 or more), worker
+///   2.4-3.2 µs, walsender 6.1-7.3 µs, as for pg_recvlogical;
+/// - 5 ms: 0.85x and 0.96x, the machine 1.17 cores busy against 1.4: the
+///   walsender waits for the socket to drain.
+///
+/// Commit -> consumer p99 at 99 commits/s was 14.3-15.6 ms in all.
+const BACKLOG_PAUSE: Duration = Duration::from_millis(3);
 
 /// The offset a heartbeat stores: just after the last fully emitted
 /// transaction, or, with none since the start, at the LSN already
