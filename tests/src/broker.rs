@@ -46,6 +46,16 @@ impl OwnBroker {
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
+
+    /// Sends `signal` to the broker: SIGSTOP leaves its connections open
+    /// and unanswered, as a broker stalled or cut off mid-request does,
+    /// until SIGCONT.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
 }
 
 impl Drop for OwnBroker {

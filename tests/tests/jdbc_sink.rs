@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_tests::api::Api;
+use sluice_tests::broker::OwnBroker;
 use sluice_tests::connectors::task_status as status;
 use sluice_tests::env::TestEnv;
 use sluice_tests::kafka::read_topic;
@@ -1779,4 +1780,109 @@ fn a_mariadb_target_without_local_infile_takes_the_rows_as_statements() {
     assert_eq!(status(&api, "noinfile-sink")["state"], "RUNNING");
     api.delete("/connectors/noinfile-src");
     api.delete("/connectors/noinfile-sink");
+}
+
+/// A sink's consumer-offset commit waits for the broker's answer; while
+/// the broker does not answer (stopped here mid-batch, as a broker cut off
+/// or stalled would be) the wait holds no worker thread: with the worker
+/// on one runtime thread, its REST API still answers. Once the broker
+/// wakes the commit lands, and every record is in the target.
+#[test]
+fn a_commit_waiting_on_a_stalled_broker_leaves_the_worker_answering() {
+    const RECORDS: i64 = 1_000;
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let broker = OwnBroker::start(&env, "127.0.0.1");
+    let worker = Worker::start_wrapped(
+        vec!["env".into(), "TOKIO_WORKER_THREADS=1".into()],
+        "127.0.0.1",
+        broker.bootstrap(),
+        &[],
+    );
+    let api = worker.api();
+    let (topic, target) = (unique("stall-topic"), ident("stall_dst"));
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "stall-gen", "config": {
+            "connector.class": "datagen", "topic": topic, "max.records": RECORDS,
+            "key.cardinality": RECORDS,
+        }}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for("datagen to finish", Duration::from_secs(60), || {
+        let offsets = api.get("/connectors/stall-gen/offsets").body;
+        (offsets["offsets"][0]["offset"]["seq"].as_i64() == Some(RECORDS - 1)).then_some(())
+    });
+    // The target's first write sleeps, long enough to stop the broker
+    // before the sink commits the batch and then its consumer offsets.
+    pg.exec(&format!(
+        "CREATE TABLE {target} (id bigint PRIMARY KEY, seq bigint NOT NULL, ts_ms timestamp NOT NULL, payload text NOT NULL); \
+         CREATE TABLE {target}_slept (at timestamptz); \
+         CREATE FUNCTION {target}_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM {target}_slept) THEN \
+             INSERT INTO {target}_slept VALUES (now()); PERFORM pg_sleep(4); \
+           END IF; RETURN NULL; END $$; \
+         CREATE TRIGGER slow AFTER INSERT ON {target} FOR EACH STATEMENT EXECUTE FUNCTION {target}_slow();"
+    ));
+    let mut sink = sink_config(&env, &Target::Postgres, &topic, &target);
+    sink["batch.size"] = json!(RECORDS.to_string());
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "stall-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    wait_for(
+        "the sink's first write to sleep",
+        Duration::from_secs(60),
+        || {
+            pg.rows(&format!(
+            "SELECT 1 AS sleeping FROM pg_stat_activity WHERE query LIKE 'COPY%{target}%' AND wait_event = 'PgSleep'"
+        ))
+        .first()
+        .cloned()
+        },
+    );
+    broker.signal(libc::SIGSTOP);
+    // The batch commits in the target; the consumer-offset commit that
+    // follows it gets no answer.
+    wait_for(
+        "the first batch in the target",
+        Duration::from_secs(30),
+        || {
+            let rows = pg.rows(&format!("SELECT count(*) AS n FROM {target}"));
+            (rows[0]["n"].as_i64() > Some(0)).then_some(())
+        },
+    );
+    let (answered, answer) = std::sync::mpsc::channel();
+    let asking = worker.api();
+    std::thread::spawn(move || {
+        let _ = answered.send(asking.try_get("/connectors/stall-sink/status"));
+    });
+    let reply = answer.recv_timeout(Duration::from_secs(10));
+    broker.signal(libc::SIGCONT);
+    match reply {
+        Ok(Some(reply)) => assert_eq!(reply.status, 200, "{}", reply.text),
+        Ok(None) => panic!("the REST API refused a status request while the broker was stopped"),
+        Err(_) => panic!(
+            "the REST API did not answer within 10 s while the sink waited on the stopped broker:\n{}",
+            worker.logs()
+        ),
+    }
+    wait_for(
+        "every record in the target",
+        Duration::from_secs(90),
+        || {
+            let rows = pg.rows(&format!("SELECT count(*) AS n FROM {target}"));
+            (rows[0]["n"].as_i64() == Some(RECORDS)).then_some(())
+        },
+    );
+    wait_for(
+        "the sink's offsets at the topic's end",
+        Duration::from_secs(60),
+        || {
+            let offsets = api.get("/connectors/stall-sink/offsets").body;
+            (offsets["offsets"][0]["offset"]["kafka_offset"].as_i64() == Some(RECORDS))
+                .then_some(())
+        },
+    );
 }

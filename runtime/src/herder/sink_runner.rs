@@ -349,7 +349,7 @@ impl Applier {
                 }
             };
             applied?;
-            self.commit(positions)?;
+            self.commit(positions).await?;
             next = match collected {
                 Some(batch) => Some(batch?),
                 None => {
@@ -823,10 +823,22 @@ impl Applier {
         Ok(())
     }
 
-    /// Commits the next offset to read for every partition in the batch.
-    fn commit(&self, positions: Positions) -> Result<(), ConnectorError> {
+    /// Commits the next offset to read for every partition in the batch,
+    /// on a blocking thread: the commit waits for the broker's answer (for
+    /// as long as the group coordinator cannot be reached, when the broker
+    /// is cut off), and a tokio worker held that long stalls every other
+    /// task and REST request scheduled on it.
+    async fn commit(self: &Arc<Self>, positions: Positions) -> Result<(), ConnectorError> {
+        let applier = Arc::clone(self);
+        tokio::task::spawn_blocking(move || applier.commit_now(&positions))
+            .await
+            .map_err(|e| ConnectorError::retriable(format!("committing consumer offsets: {e}")))?
+    }
+
+    /// [`Self::commit`], on the calling thread.
+    fn commit_now(&self, positions: &Positions) -> Result<(), ConnectorError> {
         let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in &positions {
+        for ((topic, partition), offset) in positions {
             list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
                 .map_err(|e| ConnectorError::retriable(format!("building the commit: {e}")))?;
         }
