@@ -56,11 +56,16 @@ pub fn build_consumer(
         // How long the broker may hold a fetch it has nothing for. Kafka
         // answers at once when it has records, so this only bounds an idle
         // fetch (50 small requests a second per idle task instead of 2).
-        // Tansu 0.6 also holds some fetches while it has records (seen
-        // timing scripts/bench-sink: ~130 ms stalls every ~30,000 records
-        // at librdkafka's default 500 ms, 1.3 s of a 3.6 s run); at 20 ms
-        // the sink ran 55k -> 123k rows/s into PostgreSQL. A connector can
-        // set consumer.override.fetch.wait.max.ms.
+        // Tansu 0.6 holds every fetch this long, records or not: its fetch
+        // service sleeps out the rest of the wait after reading
+        // (tansu-storage 0.6.0, src/service/fetch.rs), so against it a
+        // consumer reads one fetch.max.bytes answer per wait. At
+        // librdkafka's default 500 ms the sink ran 55k rows/s into
+        // PostgreSQL, at 20 ms 123k. Lower still helps only against Tansu:
+        // scripts/bench-sink 500000's plain consumer read 373-391k
+        // records/s at 20 ms and 559-566k at 5 ms, the sinks 6-13 % faster
+        // (two alternated runs each). A connector can set
+        // consumer.override.fetch.wait.max.ms.
         .set("fetch.wait.max.ms", "20")
         .set("fetch.max.bytes", "524288")
         .set("message.max.bytes", "524288")
