@@ -105,3 +105,86 @@ fn the_bench_command_measures_every_path_beside_its_native_tool() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `scripts/bench --repeat N`'s merge: each path's row is its median run
+/// whole (ranked by the ratio the report computes, against the path's own
+/// plain producer where it is the slower basis), peak RSS the highest of
+/// any run, and the note names the spread; the report reads the result.
+#[test]
+fn repeated_runs_merge_into_each_paths_median_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(sluice_tests::unique("bench-median"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let header = "path,sluice_per_s,tool,tool_per_s,ratio,producer_per_s,cpu_us_per_event,broker_cpu_us_per_event,db_cpu_us_per_event,peak_rss_mib,note";
+    // (snapshot rate, its producer's rate, worker µs, RSS, p99 ms) per run:
+    // by ratio over the slower basis (the producer) the runs rank 0.5
+    // (run 1), 0.8 (run 2), 0.6 (run 3), so run 3 is the median.
+    let runs = [
+        (500_000, 1_000_000, "2.10", "59.0", "18.50"),
+        (400_000, 500_000, "2.90", "63.5", "25.00"),
+        (660_000, 1_100_000, "2.40", "58.0", "16.00"),
+    ];
+    let mut files = Vec::new();
+    for (i, (rate, producer, cpu, rss, p99)) in runs.iter().enumerate() {
+        let file = dir.join(format!("{i}.csv"));
+        std::fs::write(
+            &file,
+            format!(
+                "{header}\n\
+                 PostgreSQL snapshot,{rate},COPY ... TO STDOUT,2000000,,{producer},{cpu},0.10,0.40,{rss},\n\
+                 PostgreSQL commit -> consumer,990,,,,,,,,,\"p50 12.0 ms, p99 {p99} ms; broker alone p50 11.0 ms, p99 17.00 ms\"\n"
+            ),
+        )
+        .expect("a run's CSV");
+        files.push(file);
+    }
+    let merged = dir.join("results.csv");
+    let run = Command::new(sluice_tests::process::python())
+        .arg(root.join("scripts/lib/bench_median.py"))
+        .arg(&merged)
+        .args(&files)
+        .output()
+        .expect("running bench_median.py");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let csv = std::fs::read_to_string(&merged).expect("merged CSV");
+    let snapshot = csv
+        .lines()
+        .find(|l| l.starts_with("PostgreSQL snapshot,"))
+        .unwrap_or_else(|| panic!("no snapshot row in:\n{csv}"));
+    let cells: Vec<&str> = snapshot.split(',').collect();
+    assert_eq!(cells[1], "660000", "the median run's rate: {snapshot}");
+    assert_eq!(
+        cells[6], "2.40",
+        "the median run's CPU, not another run's: {snapshot}"
+    );
+    assert_eq!(
+        cells[9], "63.5",
+        "the highest peak RSS of any run: {snapshot}"
+    );
+    assert!(
+        snapshot.contains("3 runs, median shown; ratio 0.50-0.80"),
+        "{snapshot}"
+    );
+    let latency = csv
+        .lines()
+        .find(|l| l.starts_with("PostgreSQL commit -> consumer,"))
+        .unwrap_or_else(|| panic!("no latency row in:\n{csv}"));
+    assert!(
+        latency.contains("p99 18.50 ms") && latency.contains("p99 ms 16.00-25.00"),
+        "the median p99 run, with the spread: {latency}"
+    );
+    let report = Command::new(sluice_tests::process::python())
+        .arg(root.join("scripts/lib/bench_report.py"))
+        .arg(&merged)
+        .arg(dir.join("chart.svg"))
+        .output()
+        .expect("running bench_report.py");
+    let table = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{table}");
+    assert!(table.contains("   0.60   0.60"), "ratio and goal: {table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
