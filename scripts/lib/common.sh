@@ -56,6 +56,29 @@ bench_build() {
   SLUICE="${SLUICE_BIN:-$BENCH_TARGET/sluice}"
 }
 
+# Refuses to start a bench worker on a REST port something already
+# answers on: a worker left running by an earlier, interrupted run (or one
+# whose wrapper, SLUICE_BENCH_WRAP, was killed without it) would answer
+# this run's readiness check and offset polls in place of the new worker,
+# which exits unable to listen, and the bench would time the wrong one.
+require_free_port() { # port
+  if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/"; then
+    die "port $1 already answers HTTP: a worker left from an earlier run? ('ss -ltnp sport = :$1' names the process; stop it and run again)"
+  fi
+}
+
+# Waits until the worker started as pid $1 answers on $REST, and fails
+# naming its log's end if it exited instead (a port in use, a bad flag).
+wait_for_worker() { # pid log
+  for _ in $(seq 1 120); do
+    curl -sf "$REST/health" >/dev/null && break
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.25
+  done
+  kill -0 "$1" 2>/dev/null || die "the bench's worker exited at start; the end of $2: $(tail -5 "$2")"
+  curl -sf "$REST/health" >/dev/null || die "the bench's worker did not answer on $REST within 30 s; see $2"
+}
+
 # A phase's peak RSS, exactly: the kernel's high-water mark (VmHWM) of the
 # worker, restarted when the phase starts (Linux's clear_refs 5). Sampling
 # RSS every 100 ms, as the benches did, missed peaks shorter than that.
