@@ -588,4 +588,12 @@ pub mod bounds {
     pub fn batch(raw: &str) -> Result<(), String> {
         between(raw, MAX_BATCH)
     }
+
+    /// A byte count: 0 (none) or more.
+    pub fn bytes(raw: &str) -> Result<(), String> {
+        match raw.trim().parse::<i64>() {
+            Ok(v) if v >= 0 => Ok(()),
+            _ => Err("must be a whole number of bytes, 0 or more (0: no byte bound)".into()),
+        }
+    }
 }

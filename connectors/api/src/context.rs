@@ -9,12 +9,16 @@
 //! began before it creates its replication slot).
 //!
 //! [`source_context`] makes both ends: the [`SourceContext`] the task owns
-//! and the [`RuntimeEnd`] the runtime reads from.
+//! and the [`RuntimeEnd`] the runtime reads from. The channel between them
+//! holds a number of batches (`max.queue.size`) and, when
+//! `max.queue.size.in.bytes` is set, at most that many bytes of records
+//! ([`SourceRecord::footprint`]), as Debezium's queue does.
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::batch::Batch;
 use crate::error::ConnectorError;
 use crate::offset::{SourceOffset, SourcePartition};
 use crate::record::SourceRecord;
@@ -92,11 +96,34 @@ pub struct Checkpoint {
     pub stored: oneshot::Sender<()>,
 }
 
+/// What waits in the channel: an emitted batch or checkpoint, with the
+/// bytes of the queue's byte bound it holds until the runtime takes it.
+struct Queued {
+    emitted: Emitted,
+    _room: Option<OwnedSemaphorePermit>,
+}
+
+/// The runtime's side of the channel: what the task emitted, in order.
+pub struct TaskRecords(mpsc::Receiver<Queued>);
+
+impl TaskRecords {
+    /// The next batch or checkpoint; `None` once the task ended. Taking a
+    /// batch frees its bytes in the queue's byte bound.
+    pub async fn recv(&mut self) -> Option<Emitted> {
+        self.0.recv().await.map(|queued| queued.emitted)
+    }
+
+    /// Stops taking: the task's next `emit` fails.
+    pub fn close(&mut self) {
+        self.0.close();
+    }
+}
+
 /// The runtime's end of the contract.
 pub struct RuntimeEnd {
     /// Batches and checkpoints the task emitted, in order. Closed when the
     /// task ended.
-    pub records: mpsc::Receiver<Emitted>,
+    pub records: TaskRecords,
     durable: watch::Sender<DurableOffsets>,
     shutdown: watch::Sender<bool>,
     progress: Arc<Mutex<Option<ProgressReader>>>,
@@ -108,7 +135,25 @@ pub fn source_context(
     offsets: Vec<(SourcePartition, SourceOffset)>,
     capacity: usize,
 ) -> (SourceContext, RuntimeEnd) {
+    bounded_source_context(offsets, capacity, 0)
+}
+
+/// As [`source_context`], with room for at most `max_bytes` bytes of
+/// records (`max.queue.size.in.bytes`; 0 for no byte bound). A batch
+/// larger than the whole bound waits for the queue to empty and then goes
+/// alone.
+pub fn bounded_source_context(
+    offsets: Vec<(SourcePartition, SourceOffset)>,
+    capacity: usize,
+    max_bytes: usize,
+) -> (SourceContext, RuntimeEnd) {
     let (records_tx, records) = mpsc::channel(capacity.max(1));
+    // Permits are taken many at a time as a u32.
+    let room_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX);
+    let room = (room_bytes > 0).then(|| RoomInBytes {
+        free: Arc::new(Semaphore::new(room_bytes as usize)),
+        total: room_bytes,
+    });
     let (durable_tx, durable) = watch::channel(DurableOffsets::default());
     let (shutdown_tx, shutdown) = watch::channel(false);
     let progress = Arc::new(Mutex::new(None));
@@ -117,6 +162,7 @@ pub fn source_context(
             offsets,
             emitter: Emitter {
                 records: records_tx,
+                room,
             },
             durable,
             shutdown: Shutdown(shutdown),
@@ -124,7 +170,7 @@ pub fn source_context(
             topics: None,
         },
         RuntimeEnd {
-            records,
+            records: TaskRecords(records),
             durable: durable_tx,
             shutdown: shutdown_tx,
             progress,
@@ -184,9 +230,9 @@ impl RuntimeEnd {
     /// Takes the task's channel out, for a part of the runtime that reads
     /// it on its own (the runner's conversion stage); `records` is left
     /// empty and closed.
-    pub fn take_records(&mut self) -> mpsc::Receiver<Emitted> {
+    pub fn take_records(&mut self) -> TaskRecords {
         let (_, closed) = mpsc::channel(1);
-        std::mem::replace(&mut self.records, closed)
+        std::mem::replace(&mut self.records, TaskRecords(closed))
     }
 
     /// Tells the task these offsets are stored.
@@ -213,7 +259,15 @@ impl RuntimeEnd {
 /// Sends batches to the runtime; waits while the runtime is behind.
 #[derive(Clone)]
 pub struct Emitter {
-    records: mpsc::Sender<Emitted>,
+    records: mpsc::Sender<Queued>,
+    room: Option<RoomInBytes>,
+}
+
+/// The queue's byte bound: one permit per byte of the records waiting.
+#[derive(Clone)]
+struct RoomInBytes {
+    free: Arc<Semaphore>,
+    total: u32,
 }
 
 impl Emitter {
@@ -224,8 +278,20 @@ impl Emitter {
         if batch.is_empty() {
             return Ok(());
         }
+        let room = match &self.room {
+            None => None,
+            Some(room) => {
+                let bytes: usize = batch.iter().map(SourceRecord::footprint).sum();
+                let wanted = u32::try_from(bytes).unwrap_or(u32::MAX).min(room.total);
+                let taken = Arc::clone(&room.free).acquire_many_owned(wanted).await;
+                Some(taken.map_err(|_| stopped_taking())?)
+            }
+        };
         self.records
-            .send(Emitted::Records(batch))
+            .send(Queued {
+                emitted: Emitted::Records(batch),
+                _room: room,
+            })
             .await
             .map_err(|_| stopped_taking())
     }
@@ -242,11 +308,14 @@ impl Emitter {
     ) -> Result<(), ConnectorError> {
         let (stored, answer) = oneshot::channel();
         self.records
-            .send(Emitted::Checkpoint(Checkpoint {
-                partition,
-                offset,
-                stored,
-            }))
+            .send(Queued {
+                emitted: Emitted::Checkpoint(Checkpoint {
+                    partition,
+                    offset,
+                    stored,
+                }),
+                _room: None,
+            })
             .await
             .map_err(|_| stopped_taking())?;
         answer.await.map_err(|_| {
@@ -262,6 +331,11 @@ impl Emitter {
     pub async fn emit_from(&self, batch: &mut Vec<SourceRecord>) -> Result<(), ConnectorError> {
         let next = Vec::with_capacity(batch.len());
         self.emit(std::mem::replace(batch, next)).await
+    }
+
+    /// Hands over what `batch` holds, as [`Emitter::emit_from`].
+    pub async fn emit_batch(&self, batch: &mut Batch) -> Result<(), ConnectorError> {
+        self.emit(batch.take()).await
     }
 
     /// Whether the runtime stopped taking records.
@@ -345,6 +419,63 @@ mod tests {
         assert!(batch.capacity() >= 5, "{}", batch.capacity());
         let sent = records_of(end.records.recv().await.expect("a batch"));
         assert_eq!(sent.len(), 5);
+    }
+
+    /// With `max.queue.size.in.bytes` set, a batch waits while the
+    /// records queued before it hold the bytes it needs, however many
+    /// batches would fit; a batch larger than the whole bound goes alone
+    /// once the queue is empty.
+    #[tokio::test]
+    async fn a_byte_bound_holds_batches_back_until_the_runtime_takes_records() {
+        let wide = |n: u64, bytes: usize| SourceRecord {
+            value: Some(crate::value::Value::Bytes(vec![0; bytes])),
+            ..record(n)
+        };
+        let (context, mut end) = bounded_source_context(Vec::new(), 100, 10_000);
+        let emitter = context.emitter();
+        emitter.emit(vec![wide(1, 6_000)]).await.expect("room");
+        let second = tokio::spawn({
+            let emitter = emitter.clone();
+            async move { emitter.emit(vec![wide(2, 6_000)]).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !second.is_finished(),
+            "12,000 bytes queued past a 10,000 bound"
+        );
+        assert_eq!(
+            records_of(end.records.recv().await.expect("first")).len(),
+            1
+        );
+        second
+            .await
+            .expect("joined")
+            .expect("sent once the first was taken");
+        let oversized = tokio::spawn({
+            let emitter = emitter.clone();
+            async move { emitter.emit(vec![wide(3, 50_000)]).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!oversized.is_finished(), "went while the second was queued");
+        assert_eq!(
+            records_of(end.records.recv().await.expect("second")).len(),
+            1
+        );
+        oversized
+            .await
+            .expect("joined")
+            .expect("alone in an empty queue");
+        let third = records_of(end.records.recv().await.expect("third"));
+        assert_eq!(third[0].offset["n"], 3);
+        // Without a byte bound the same batches all fit at once.
+        let (context, _end) = source_context(Vec::new(), 100);
+        for n in 0..3 {
+            context
+                .emitter()
+                .emit(vec![wide(n, 50_000)])
+                .await
+                .expect("room");
+        }
     }
 
     fn records_of(emitted: Emitted) -> Vec<SourceRecord> {

@@ -6,6 +6,7 @@
 //! the offset types a source uses to resume. This crate depends on no other
 //! crate of the workspace, so connectors never reach into the runtime.
 
+pub mod batch;
 pub mod calendar;
 pub mod column_mapping;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod debezium;
 pub mod decimal;
 pub mod error;
 pub mod filters;
+pub mod footprint;
 pub mod logical;
 pub mod modes;
 pub mod offset;
@@ -32,10 +34,12 @@ pub mod topic_naming;
 pub mod transaction;
 pub mod value;
 
+pub use batch::{Batch, BatchLimit};
 pub use config::{ConfigDef, ConfigKey, ConfigType, ConfigValue, ConnectorConfig, Importance};
 pub use context::{
-    source_context, Checkpoint, DurableOffsets, Emitted, Emitter, ProgressReader, RuntimeEnd,
-    Shutdown, SourceContext, TableProgress, TaskProgress, TopicReader,
+    bounded_source_context, source_context, Checkpoint, DurableOffsets, Emitted, Emitter,
+    ProgressReader, RuntimeEnd, Shutdown, SourceContext, TableProgress, TaskProgress, TaskRecords,
+    TopicReader,
 };
 pub use error::{ConfigError, ConnectorError};
 pub use offset::{SourceOffset, SourcePartition};

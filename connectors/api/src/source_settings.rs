@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::batch::BatchLimit;
 use crate::config::{bounds, Settings};
 use crate::modes::{BinaryMode, DecimalMode, FailureHandling};
 use crate::{ConfigDef, ConfigError, ConfigKey, ConfigType, ConnectorConfig};
@@ -39,6 +40,7 @@ pub fn definition() -> ConfigDef {
         .define(key("provide.transaction.metadata", ConfigType::Boolean, "Fill each event's transaction block and write BEGIN / END events (with event counts per table) to <topic.prefix>.transaction (see topic.transaction).", GROUP_EVENTS).default("false"))
         .define(key("max.batch.size", ConfigType::Int, "Most events per poll.", GROUP_EVENTS).default("2048").validator(bounds::batch))
         .define(key("max.queue.size", ConfigType::Int, "Most events buffered ahead of the runtime (in batches of max.batch.size).", GROUP_EVENTS).default("8192").validator(bounds::batch))
+        .define(key("max.queue.size.in.bytes", ConfigType::Long, "Most bytes of events buffered ahead of the runtime, as well as max.queue.size; 0 for no byte bound. Batches of wide rows close at 8 MiB (or at this bound, when smaller) whatever max.batch.size allows.", GROUP_EVENTS).default("0").validator(bounds::bytes))
         .define(key("skipped.operations", ConfigType::List, "Operations not emitted: c, u, d, t; none emits all. Default t (truncates), as Debezium.", GROUP_EVENTS).default("t"))
 }
 
@@ -60,6 +62,18 @@ pub fn queued_batches(config: &ConnectorConfig) -> usize {
         (Ok(queue), Ok(batch)) => queue.div_ceil(batch).saturating_sub(1).max(1),
         _ => 3,
     }
+}
+
+/// `max.queue.size.in.bytes`: the most bytes of events waiting between a
+/// source task and the runtime, 0 for no byte bound (a config that does
+/// not parse gets none; its connector refuses it when it starts anyway).
+pub fn queue_bytes(config: &ConnectorConfig) -> usize {
+    definition()
+        .read(config)
+        .long("max.queue.size.in.bytes")
+        .ok()
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .unwrap_or(0)
 }
 
 /// The shared keys, read.
@@ -89,6 +103,8 @@ pub struct SourceSettings {
     pub transaction_metadata: bool,
     /// `max.batch.size`
     pub max_batch_size: usize,
+    /// `max.queue.size.in.bytes`; 0 for no byte bound.
+    pub max_queue_bytes: usize,
     /// `skipped.operations` as operation letters (`c`, `u`, `d`, `t`).
     pub skipped_operations: Vec<char>,
 }
@@ -112,6 +128,8 @@ impl SourceSettings {
             ),
             transaction_metadata: settings.boolean("provide.transaction.metadata")?,
             max_batch_size: settings.count("max.batch.size")?,
+            max_queue_bytes: usize::try_from(settings.long("max.queue.size.in.bytes")?)
+                .unwrap_or(0),
             skipped_operations: settings
                 .list("skipped.operations")?
                 .iter()
@@ -119,6 +137,14 @@ impl SourceSettings {
                 .filter_map(|op| op.chars().next())
                 .collect(),
         })
+    }
+}
+
+impl SourceSettings {
+    /// When a batch of events is handed over: at `max.batch.size` events
+    /// or at a byte bound (see [`BatchLimit`]).
+    pub fn batch_limit(&self) -> BatchLimit {
+        BatchLimit::new(self.max_batch_size, self.max_queue_bytes)
     }
 }
 

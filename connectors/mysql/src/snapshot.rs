@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use sluice_connector_api::{ConnectorError, SourceRecord, Value};
+use sluice_connector_api::{Batch, BatchLimit, ConnectorError, SourceRecord, Value};
 use tokio::sync::mpsc;
 
 use crate::capture::Progress;
@@ -296,11 +296,16 @@ pub async fn read(
         let ctx = ctx.clone();
         let position = position.clone();
         let progress = Arc::clone(progress);
-        let fetch = config
-            .common
-            .snapshot_fetch_size
-            .min(config.common.max_batch_size)
-            .max(1);
+        // A round trip's rows, no more than a batch (and fewer when they
+        // are wide).
+        let fetch = BatchLimit {
+            records: config
+                .common
+                .snapshot_fetch_size
+                .min(config.common.max_batch_size)
+                .max(1),
+            ..config.common.batch_limit()
+        };
         let selects = Arc::clone(&config.snapshot_selects);
         workers.push(tokio::spawn(async move {
             let result = read_units(
@@ -375,7 +380,7 @@ async fn read_units(
     ctx: &EventContext,
     position: &BinlogPosition,
     selects: &SnapshotSelects,
-    fetch: usize,
+    fetch: BatchLimit,
     tx: &Out,
     progress: &Arc<Mutex<Progress>>,
 ) -> Result<(), ConnectorError> {
@@ -396,7 +401,7 @@ async fn read_units(
                 unit.table
             )));
         }
-        let mut batch = Vec::with_capacity(fetch);
+        let mut batch = Batch::holding(Vec::with_capacity(fetch.records), fetch);
         let mut done = 0u64;
         let now = now_us();
         let columns = schema.def.columns.len();
@@ -419,19 +424,20 @@ async fn read_units(
                 (0, sluice_connector_api::Value::Null, None),
                 now,
             ));
-            if batch.len() >= fetch {
-                done += batch.len() as u64;
-                tx.send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(fetch))))
+            if batch.is_full() {
+                let n = batch.len() as u64;
+                done += n;
+                tx.send(Ok(batch.take()))
                     .await
                     .map_err(|_| ConnectorError::retriable("the task stopped"))?;
-                bump(progress, &unit.table, fetch as u64);
+                bump(progress, &unit.table, n);
             }
         }
         drop(result);
         if !batch.is_empty() {
             let n = batch.len() as u64;
             done += n;
-            tx.send(Ok(batch))
+            tx.send(Ok(batch.take()))
                 .await
                 .map_err(|_| ConnectorError::retriable("the task stopped"))?;
             bump(progress, &unit.table, n);

@@ -14,7 +14,7 @@ use mysql_async::BinlogStreamRequest;
 
 use crate::binlog_guard;
 use sluice_connector_api::transaction::OpenTransaction;
-use sluice_connector_api::{ConnectorError, SourceRecord};
+use sluice_connector_api::{Batch, ConnectorError, SourceRecord};
 
 use crate::capture::Progress;
 use crate::catalog::{read_tables, table_id, Tables};
@@ -210,15 +210,15 @@ impl Streamer<'_> {
         }
     }
 
-    async fn send(&self, batch: &mut Vec<SourceRecord>) -> Result<(), ConnectorError> {
-        self.out.emit_from(batch).await
+    async fn send(&self, batch: &mut Batch) -> Result<(), ConnectorError> {
+        self.out.emit_batch(batch).await
     }
 
     /// Sends `batch` to the task; the cursor then moves to `staged`, the
     /// resume point just after the batch's last record.
     async fn hand_over(
         &mut self,
-        batch: &mut Vec<SourceRecord>,
+        batch: &mut Batch,
         staged: &Cursor,
     ) -> Result<(), ConnectorError> {
         self.send(batch).await?;
@@ -227,7 +227,7 @@ impl Streamer<'_> {
     }
 
     /// The END event of the group's transaction, when its BEGIN went out.
-    fn end_transaction(&self, group: &Option<Group>, batch: &mut Vec<SourceRecord>) {
+    fn end_transaction(&self, group: &Option<Group>, batch: &mut Batch) {
         let end = group
             .as_ref()
             .and_then(|g| g.transaction.as_ref())
@@ -271,7 +271,7 @@ impl Streamer<'_> {
         let record = self
             .ctx
             .heartbeat(offset::offset(&position, SnapshotMark::Streaming), now_us());
-        self.send(&mut vec![record]).await
+        self.out.emit(vec![record]).await
     }
 
     /// Re-reads one table from `information_schema`.
@@ -546,7 +546,7 @@ impl Streamer<'_> {
         let mut file = self.cursor.file.clone();
         let mut gtids = GtidSet::parse(&self.cursor.gtids);
         let mut group: Option<Group> = None;
-        let mut batch: Vec<SourceRecord> = Vec::new();
+        let mut batch = Batch::new(self.config.common.batch_limit());
         // Where a reconnect would resume once `batch` is handed over; the
         // cursor itself moves only with what was handed over, so an error
         // that drops `batch` never leaves it past records no one sent.
@@ -867,7 +867,7 @@ impl Streamer<'_> {
                         staged.row = r + 1;
                         staged.gtids.clear();
                         staged.gtids.push_str(&position.gtids);
-                        if batch.len() >= self.config.common.max_batch_size {
+                        if batch.is_full() {
                             self.hand_over(&mut batch, &staged).await?;
                         }
                     }

@@ -35,7 +35,6 @@ const FATES: &[(&str, Fate)] = &[
     ("event.deserialization.failure.handling.mode", Fate::DefaultOnly("fail", "use event.processing.failure.handling.mode (fail, warn, skip)")),
     // Tuning of the Java implementation, with no meaning here.
     ("poll.interval.ms", Fate::NoEffect("the runtime is pushed records as they are read; there is no poll loop to pace")),
-    ("max.queue.size.in.bytes", Fate::NoEffect("the runtime's channel is bounded by batches")),
     ("query.fetch.size", Fate::NoEffect("snapshot.fetch.size sizes the snapshot's round trips")),
     ("slot.max.retries", Fate::NoEffect("the slot is retried with the task's restarts (errors.max.retries, errors.retry.timeout)")),
     ("slot.retry.delay.ms", Fate::NoEffect("the slot is retried with the task's restarts, waiting up to errors.retry.delay.max.ms")),

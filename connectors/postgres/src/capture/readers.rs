@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use sluice_connector_api::snapshot_select::SnapshotSelects;
-use sluice_connector_api::{ConnectorError, Value};
+use sluice_connector_api::{BatchLimit, ConnectorError, Value};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
@@ -98,7 +98,7 @@ pub async fn read_units(
     tables: Arc<Vec<Table>>,
     schemas: Arc<Vec<TableSchema>>,
     selects: Arc<SnapshotSelects>,
-    batch_size: usize,
+    limit: BatchLimit,
     mapping: Mapping,
     out: mpsc::Sender<Result<Batch, ConnectorError>>,
     progress: Arc<Mutex<Progress>>,
@@ -141,15 +141,19 @@ pub async fn read_units(
             .await
             .map_err(|e| query_error(&what, e))?;
         futures_util::pin_mut!(stream);
-        let piece = batch_size.max(1);
+        // Pieces of max.batch.size rows, fewer when they are wide.
+        let piece = limit.records;
         let mut rows = Vec::with_capacity(piece);
+        let mut bytes = 0;
         while let Some(line) = stream.next().await {
             let line = line.map_err(|e| query_error(&format!("reading {name}"), e))?;
-            copy_text::split_row(&line, table.columns.len())
+            let row = copy_text::split_row(&line, table.columns.len())
                 .and_then(|fields| schemas[index].row(&fields, mapping))
-                .map(|row| rows.push(row))
                 .map_err(|e| ConnectorError::fatal(format!("reading {name}: {e}")))?;
-            if rows.len() == piece {
+            bytes += row.footprint();
+            rows.push(row);
+            if limit.reached(rows.len(), bytes) {
+                bytes = 0;
                 let full = std::mem::replace(&mut rows, Vec::with_capacity(piece));
                 if !hand_on(&out, &progress, index, full, false).await {
                     return Ok(());

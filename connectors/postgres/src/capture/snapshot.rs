@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sluice_connector_api::{ConnectorError, Value};
+use sluice_connector_api::{Batch, ConnectorError, Value};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
@@ -190,7 +190,7 @@ impl Capture {
                 Arc::clone(&shared_tables),
                 Arc::clone(&schemas),
                 Arc::clone(&self.config.snapshot_selects),
-                self.config.common.max_batch_size,
+                self.config.common.batch_limit(),
                 self.mapping(),
                 batches_tx.clone(),
                 Arc::clone(&self.progress),
@@ -221,9 +221,10 @@ impl Capture {
         // the newest finished table's last row waits to become "last".
         let mut held: Vec<Option<Value>> = vec![None; tables.len()];
         let mut ended: Option<(usize, Value)> = None;
+        let limit = self.config.common.batch_limit();
         while let Some(batch) = batches.recv().await {
             let batch = batch?;
-            let mut out = Vec::with_capacity(batch.rows.len());
+            let mut out = Batch::holding(Vec::with_capacity(batch.rows.len()), limit);
             for value in batch.rows {
                 if let Some(previous) = held[batch.table].replace(value) {
                     let marker = if std::mem::take(&mut first) {
@@ -235,10 +236,11 @@ impl Capture {
                     };
                     started[batch.table] = true;
                     out.extend(emit(batch.table, previous, marker, false));
-                    // Hand over in max.batch.size pieces: a fetch of many
-                    // rows never sits whole in the queue as events.
-                    if out.len() >= self.config.common.max_batch_size {
-                        self.out.emit_from(&mut out).await?;
+                    // Hand over in max.batch.size pieces (fewer rows when
+                    // they are wide): a fetch of many rows never sits
+                    // whole in the queue as events.
+                    if out.is_full() {
+                        self.out.emit_batch(&mut out).await?;
                     }
                 }
             }
@@ -258,7 +260,7 @@ impl Capture {
                     }
                 }
             }
-            self.send(out).await?;
+            self.send(out.take()).await?;
         }
         for worker in workers {
             worker.await.map_err(|e| {

@@ -229,6 +229,9 @@ impl Capture {
         // never adds latency) or the batch is full.
         let mut pending: Vec<SourceRecord> = Vec::new();
         let mut pending_lsn = Lsn(0);
+        // What `pending` weighs, counted up to `counted` records.
+        let limit = self.config.common.batch_limit();
+        let (mut counted, mut pending_bytes) = (0, 0);
         // Processing time for `ts_ms`, read when the loop waits for the
         // socket and every 256 changes in a burst rather than per change.
         let mut now_us = now_micros();
@@ -259,10 +262,15 @@ impl Capture {
                 now_us = now_micros();
                 since_clock = 0;
             }
+            pending_bytes += pending[counted..]
+                .iter()
+                .map(SourceRecord::footprint)
+                .sum::<usize>();
+            counted = pending.len();
             if !pending.is_empty()
-                && (!conn.has_buffered_message()
-                    || pending.len() >= self.config.common.max_batch_size)
+                && (!conn.has_buffered_message() || limit.reached(pending.len(), pending_bytes))
             {
+                (counted, pending_bytes) = (0, 0);
                 self.progress.lock().unwrap_or_else(|e| e.into_inner()).lsn = pending_lsn;
                 let backlog = !conn.has_buffered_message() && pending.len() >= BACKLOG_BATCH;
                 self.out.emit_from(&mut pending).await?;

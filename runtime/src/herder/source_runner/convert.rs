@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_connector_api::{
-    Checkpoint, ConnectorError, Emitted, SourceOffset, SourcePartition, SourceRecord, TopicKind,
-    Value,
+    Checkpoint, ConnectorError, Emitted, SourceOffset, SourcePartition, SourceRecord, TaskRecords,
+    TopicKind, Value,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -150,15 +150,12 @@ impl Converting {
     /// channel closes (the loop then sees its own close), after a failed
     /// record, or once the loop stops listening; aborting it drops the
     /// task's channel, which ends the task's waiting `emit`.
-    pub(super) fn spawn(
-        self,
-        input: mpsc::Receiver<Emitted>,
-    ) -> (mpsc::Receiver<Staged>, JoinHandle<()>) {
+    pub(super) fn spawn(self, input: TaskRecords) -> (mpsc::Receiver<Staged>, JoinHandle<()>) {
         let (output, staged) = mpsc::channel(STAGED_BATCHES);
         (staged, tokio::spawn(self.run(input, output)))
     }
 
-    async fn run(mut self, mut input: mpsc::Receiver<Emitted>, output: mpsc::Sender<Staged>) {
+    async fn run(mut self, mut input: TaskRecords, output: mpsc::Sender<Staged>) {
         loop {
             let emitted = tokio::select! {
                 emitted = input.recv() => emitted,

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_connector_api::{
-    source_context, ConnectorConfig, ConnectorError, SourceConnector, SourceTask, StopReason,
+    bounded_source_context, ConnectorConfig, ConnectorError, SourceConnector, SourceTask,
+    StopReason,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -210,7 +211,8 @@ async fn run_once_into<S: RecordSink>(
         .get(&spec.connector)
         .map_err(|e| ConnectorError::retriable(format!("reading stored offsets: {e}")))?;
     let queued = sluice_connector_api::source_settings::queued_batches(&spec.config);
-    let (context, mut end) = source_context(stored, queued);
+    let queue_bytes = sluice_connector_api::source_settings::queue_bytes(&spec.config);
+    let (context, mut end) = bounded_source_context(stored, queued, queue_bytes);
     let context = context.with_topic_reader(Arc::new(
         crate::kafka::topic_reader::KafkaTopicReader::new(deps.kafka.clone()),
     ));

@@ -1,0 +1,122 @@
+//! About how many bytes of memory a record holds: what the byte bounds on
+//! records waiting between a source and the broker count (a batch closes
+//! at [`BATCH_BYTES`]; `max.queue.size.in.bytes` bounds the task's queue).
+//!
+//! An estimate, as Debezium's is: the record's own size, its topic and
+//! headers, and every value's size with its owned text and bytes. Text
+//! shared between records (table names, a transaction's statement) is not
+//! counted, since one copy serves many records.
+
+use std::mem::size_of;
+
+use crate::record::SourceRecord;
+use crate::text::Text;
+use crate::value::Value;
+
+/// The most bytes a batch of records gathers before it is handed over,
+/// whatever `max.batch.size` allows: 2,048 rows of a few hundred bytes
+/// weigh a few MiB, but of 1 MiB rows, 2 GiB — held once as the batch
+/// being filled, once per batch queued, once as it is converted. A batch of
+/// 8 MiB still carries thousands of ordinary rows, so this bound only
+/// closes batches of wide rows early.
+pub const BATCH_BYTES: usize = 8 << 20;
+
+impl SourceRecord {
+    /// About how many bytes this record holds (see the module comment).
+    pub fn footprint(&self) -> usize {
+        size_of::<Self>()
+            + self.topic.len()
+            + self.key.as_ref().map_or(0, Value::footprint)
+            + self.value.as_ref().map_or(0, Value::footprint)
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| size_of::<(String, Vec<u8>)>() + name.len() + value.len())
+                .sum::<usize>()
+    }
+}
+
+impl Value {
+    /// About how many bytes this value holds, itself included.
+    pub fn footprint(&self) -> usize {
+        size_of::<Self>() + self.held()
+    }
+
+    /// The bytes this value holds outside itself.
+    fn held(&self) -> usize {
+        match self {
+            Self::String(Text::Owned(text)) => text.len(),
+            Self::Bytes(bytes) => bytes.len(),
+            Self::Struct(members) | Self::Array(members) => {
+                members.len() * size_of::<Self>() + members.iter().map(Self::held).sum::<usize>()
+            }
+            Self::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| k.footprint() + v.footprint())
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn record(value: Value) -> SourceRecord {
+        SourceRecord {
+            partition: Arc::new(crate::offset::partition("p", "x")),
+            offset: crate::offset::SourceOffset::default(),
+            topic: "t".into(),
+            kafka_partition: None,
+            key_schema: None,
+            key: None,
+            value_schema: None,
+            value: Some(value),
+            timestamp_ms: None,
+            headers: Vec::new(),
+            topic_kind: Default::default(),
+        }
+    }
+
+    /// A row's owned text and bytes count in full, nested ones too; text
+    /// shared with other records does not.
+    #[test]
+    fn owned_text_and_bytes_count_shared_text_does_not() {
+        let narrow = record(Value::Struct(vec![Value::Int64(1), Value::Null]));
+        let wide = record(Value::Struct(vec![
+            Value::Int64(1),
+            Value::Struct(vec![Value::String("x".repeat(100_000).into())]),
+        ]));
+        let bytes = record(Value::Struct(vec![
+            Value::Int64(1),
+            Value::Bytes(vec![0; 50_000]),
+        ]));
+        let shared = record(Value::Struct(vec![
+            Value::Int64(1),
+            Value::String(Text::Shared(Arc::from("y".repeat(100_000)))),
+        ]));
+        let base = narrow.footprint();
+        assert!(base > size_of::<SourceRecord>(), "{base}");
+        assert!(wide.footprint() >= base + 100_000, "{}", wide.footprint());
+        assert!(wide.footprint() < base + 100_200, "{}", wide.footprint());
+        assert!(bytes.footprint() >= base + 50_000);
+        assert!(shared.footprint() < base + 100, "{}", shared.footprint());
+    }
+
+    /// Headers and map entries are part of what a record holds.
+    #[test]
+    fn headers_and_maps_count() {
+        let mut with_header = record(Value::Null);
+        let plain = with_header.footprint();
+        with_header.headers.push(("h".into(), vec![0; 1000]));
+        assert!(with_header.footprint() >= plain + 1001);
+        let map = record(Value::Map(vec![(
+            Value::String("k".into()),
+            Value::Bytes(vec![0; 2000]),
+        )]));
+        assert!(map.footprint() >= plain + 2001);
+    }
+}
