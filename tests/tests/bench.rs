@@ -188,3 +188,49 @@ fn repeated_runs_merge_into_each_paths_median_run() {
     assert!(table.contains("   0.60   0.60"), "ratio and goal: {table}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `scripts/bench-wide-rows` on a few small rows with the debug build:
+/// every phase runs end to end against its own servers and is reported
+/// with a rate and the worker's peak RSS (the numbers are not asserted).
+#[test]
+fn the_wide_row_bench_reports_every_phase() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = Command::new(root.join("scripts/bench-wide-rows"))
+        .args(["40", "65536"])
+        .current_dir(&root)
+        .env("SLUICE_BENCH_PROFILE", "debug")
+        .output()
+        .expect("running scripts/bench-wide-rows");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "scripts/bench-wide-rows failed ({}):\n{stdout}\n{}",
+        run.status,
+        &stderr[stderr.len().saturating_sub(4000)..]
+    );
+    assert!(stdout.contains("40 rows of 65536 bytes"), "{stdout}");
+    for (path, native) in [
+        ("PostgreSQL snapshot", true),
+        ("PostgreSQL stream", false),
+        ("MariaDB snapshot", true),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(path))
+            .unwrap_or_else(|| panic!("no {path} line in:\n{stdout}"));
+        let cells: Vec<&str> = line[path.len()..].split_whitespace().collect();
+        let number = |cell: &str| cell.replace(',', "").parse::<f64>().ok();
+        assert_eq!(cells.len(), 4, "{line}");
+        assert!(number(cells[0]).is_some_and(|r| r > 0.0), "a rate: {line}");
+        assert_eq!(
+            number(cells[1]).is_some(),
+            native,
+            "the native tool's rate: {line}"
+        );
+        assert!(
+            number(cells[3]).is_some_and(|m| m > 0.0),
+            "peak RSS: {line}"
+        );
+    }
+}
