@@ -21,6 +21,13 @@ use crate::value::Value;
 /// closes batches of wide rows early.
 pub const BATCH_BYTES: usize = 8 << 20;
 
+/// About what a change event holds besides its row's values: the record,
+/// its envelope and its source block. Sources that read rows add it to
+/// the footprint of the row instead of weighing each event whole, which
+/// visits every member of its source block and cost about 500
+/// instructions an event (callgrind, `scripts/bench-mysql`).
+pub const EVENT_OVERHEAD: usize = 1024;
+
 impl SourceRecord {
     /// About how many bytes this record holds (see the module comment).
     pub fn footprint(&self) -> usize {
@@ -39,24 +46,47 @@ impl SourceRecord {
 impl Value {
     /// About how many bytes this value holds, itself included.
     pub fn footprint(&self) -> usize {
-        size_of::<Self>() + self.held()
-    }
-
-    /// The bytes this value holds outside itself.
-    fn held(&self) -> usize {
-        match self {
-            Self::String(Text::Owned(text)) => text.len(),
-            Self::Bytes(bytes) => bytes.len(),
-            Self::Struct(members) | Self::Array(members) => {
-                members.len() * size_of::<Self>() + members.iter().map(Self::held).sum::<usize>()
+        size_of::<Self>()
+            + match self {
+                Self::Struct(members) | Self::Array(members) => held(members),
+                Self::Map(entries) => held_in_map(entries),
+                leaf => held_by_leaf(leaf),
             }
-            Self::Map(entries) => entries
-                .iter()
-                .map(|(k, v)| k.footprint() + v.footprint())
-                .sum(),
-            _ => 0,
-        }
     }
+}
+
+/// What a leaf holds outside itself: its owned text or bytes.
+#[inline(always)]
+fn held_by_leaf(value: &Value) -> usize {
+    match value {
+        Value::String(Text::Owned(text)) => text.len(),
+        Value::Bytes(bytes) => bytes.len(),
+        _ => 0,
+    }
+}
+
+/// What the members of a struct or array hold, their slots included. A
+/// loop with the leaves inline: this runs for every record a source
+/// emits, and a call per member (30-odd in a change event, most of them
+/// scalars or shared text) cost about 500 instructions an event
+/// (callgrind, `scripts/bench-mysql`).
+fn held(members: &[Value]) -> usize {
+    let mut total = std::mem::size_of_val(members);
+    for member in members {
+        total += match member {
+            Value::Struct(inner) | Value::Array(inner) => held(inner),
+            Value::Map(entries) => held_in_map(entries),
+            leaf => held_by_leaf(leaf),
+        };
+    }
+    total
+}
+
+fn held_in_map(entries: &[(Value, Value)]) -> usize {
+    entries
+        .iter()
+        .map(|(k, v)| k.footprint() + v.footprint())
+        .sum()
 }
 
 #[cfg(test)]

@@ -413,17 +413,21 @@ async fn read_units(
             let Some(after) = read else { break };
             let after =
                 after.map_err(|e| ConnectorError::fatal(format!("reading {}: {e}", unit.table)))?;
-            batch.extend(events::change(
-                ctx,
-                schema,
-                Op::Read,
-                None,
-                Some(after),
-                position,
-                ("true", SnapshotMark::Snapshot { last: false }),
-                (0, sluice_connector_api::Value::Null, None),
-                now,
-            ));
+            let row_bytes = after.footprint();
+            batch.extend_row(
+                events::change(
+                    ctx,
+                    schema,
+                    Op::Read,
+                    None,
+                    Some(after),
+                    position,
+                    ("true", SnapshotMark::Snapshot { last: false }),
+                    (0, sluice_connector_api::Value::Null, None),
+                    now,
+                ),
+                row_bytes,
+            );
             if batch.is_full() {
                 let n = batch.len() as u64;
                 done += n;

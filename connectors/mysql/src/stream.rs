@@ -14,7 +14,7 @@ use mysql_async::BinlogStreamRequest;
 
 use crate::binlog_guard;
 use sluice_connector_api::transaction::OpenTransaction;
-use sluice_connector_api::{Batch, ConnectorError, SourceRecord};
+use sluice_connector_api::{Batch, ConnectorError, SourceRecord, Value};
 
 use crate::capture::Progress;
 use crate::catalog::{read_tables, table_id, Tables};
@@ -848,17 +848,22 @@ impl Streamer<'_> {
                         {
                             continue;
                         }
-                        batch.extend(events::change(
-                            self.ctx,
-                            &schema,
-                            op,
-                            before,
-                            after,
-                            &position,
-                            ("false", SnapshotMark::Streaming),
-                            (r, block, query.as_deref()),
-                            now,
-                        ));
+                        let row_bytes = before.as_ref().map_or(0, Value::footprint)
+                            + after.as_ref().map_or(0, Value::footprint);
+                        batch.extend_row(
+                            events::change(
+                                self.ctx,
+                                &schema,
+                                op,
+                                before,
+                                after,
+                                &position,
+                                ("false", SnapshotMark::Streaming),
+                                (r, block, query.as_deref()),
+                                now,
+                            ),
+                            row_bytes,
+                        );
                         // In place: a new cursor per row cost two
                         // allocations, two copies and two frees an event.
                         staged.file.clone_from(&file);

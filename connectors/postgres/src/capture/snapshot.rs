@@ -235,7 +235,8 @@ impl Capture {
                         "true"
                     };
                     started[batch.table] = true;
-                    out.extend(emit(batch.table, previous, marker, false));
+                    let row_bytes = previous.footprint();
+                    out.extend_row(emit(batch.table, previous, marker, false), row_bytes);
                     // Hand over in max.batch.size pieces (fewer rows when
                     // they are wide): a fetch of many rows never sits
                     // whole in the queue as events.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use sluice_connector_api::footprint::EVENT_OVERHEAD;
 use sluice_connector_api::transaction::OpenTransaction;
 use sluice_connector_api::{ConnectorError, SourceOffset, SourceRecord};
 use tokio_postgres::Client;
@@ -229,9 +230,11 @@ impl Capture {
         // never adds latency) or the batch is full.
         let mut pending: Vec<SourceRecord> = Vec::new();
         let mut pending_lsn = Lsn(0);
-        // What `pending` weighs, counted up to `counted` records.
+        // What `pending` weighs: the pgoutput messages its changes came
+        // from (a row's text, about what its values hold) and an event's
+        // overhead per record; weighing each event whole cost more.
         let limit = self.config.common.batch_limit();
-        let (mut counted, mut pending_bytes) = (0, 0);
+        let mut read_bytes = 0;
         // Processing time for `ts_ms`, read when the loop waits for the
         // socket and every 256 changes in a burst rather than per change.
         let mut now_us = now_micros();
@@ -262,15 +265,15 @@ impl Capture {
                 now_us = now_micros();
                 since_clock = 0;
             }
-            pending_bytes += pending[counted..]
-                .iter()
-                .map(SourceRecord::footprint)
-                .sum::<usize>();
-            counted = pending.len();
+            if pending.is_empty() {
+                // Messages that made no event (filtered tables, BEGIN).
+                read_bytes = 0;
+            }
+            let pending_bytes = read_bytes + pending.len() * EVENT_OVERHEAD;
             if !pending.is_empty()
                 && (!conn.has_buffered_message() || limit.reached(pending.len(), pending_bytes))
             {
-                (counted, pending_bytes) = (0, 0);
+                read_bytes = 0;
                 self.progress.lock().unwrap_or_else(|e| e.into_inner()).lsn = pending_lsn;
                 let backlog = !conn.has_buffered_message() && pending.len() >= BACKLOG_BATCH;
                 self.out.emit_from(&mut pending).await?;
@@ -302,6 +305,7 @@ impl Capture {
                     }
                 }
                 Some(StreamMessage::XLogData { start, data, .. }) => {
+                    read_bytes += data.len();
                     let decoded = pgoutput::decode(data, false)
                         .map_err(|e| ConnectorError::fatal(e.to_string()))?;
                     match decoded {
