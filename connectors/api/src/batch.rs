@@ -129,25 +129,11 @@ impl Extend<SourceRecord> for Batch {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::value::Value;
 
     fn row(text_bytes: usize) -> SourceRecord {
-        SourceRecord {
-            partition: Arc::new(crate::offset::partition("p", "x")),
-            offset: crate::offset::SourceOffset::default(),
-            topic: "t".into(),
-            kafka_partition: None,
-            key_schema: None,
-            key: None,
-            value_schema: None,
-            value: Some(Value::String("x".repeat(text_bytes).into())),
-            timestamp_ms: None,
-            headers: Vec::new(),
-            topic_kind: Default::default(),
-        }
+        SourceRecord::holding(Value::String("x".repeat(text_bytes).into()))
     }
 
     /// Narrow rows fill a batch at max.batch.size; wide rows at the byte

@@ -96,19 +96,7 @@ mod tests {
     use super::*;
 
     fn record(value: Value) -> SourceRecord {
-        SourceRecord {
-            partition: Arc::new(crate::offset::partition("p", "x")),
-            offset: crate::offset::SourceOffset::default(),
-            topic: "t".into(),
-            kafka_partition: None,
-            key_schema: None,
-            key: None,
-            value_schema: None,
-            value: Some(value),
-            timestamp_ms: None,
-            headers: Vec::new(),
-            topic_kind: Default::default(),
-        }
+        SourceRecord::holding(value)
     }
 
     /// A row's owned text and bytes count in full, nested ones too; text

@@ -96,3 +96,24 @@ impl SinkRecord {
         }
     }
 }
+
+#[cfg(test)]
+impl SourceRecord {
+    /// A record holding `value` on topic `t`, with no key, schema or
+    /// offset: for the unit tests of what handles records.
+    pub(crate) fn holding(value: Value) -> Self {
+        Self {
+            partition: Arc::new(crate::offset::partition("p", "x")),
+            offset: crate::offset::SourceOffset::default(),
+            topic: "t".into(),
+            kafka_partition: None,
+            key_schema: None,
+            key: None,
+            value_schema: None,
+            value: Some(value),
+            timestamp_ms: None,
+            headers: Vec::new(),
+            topic_kind: TopicKind::Data,
+        }
+    }
+}
