@@ -48,15 +48,14 @@ pub struct Batch {
 impl Batch {
     /// An empty batch that fills at `limit`.
     pub fn new(limit: BatchLimit) -> Self {
-        Self::holding(Vec::new(), limit)
+        Self::with_capacity(0, limit)
     }
 
-    /// A batch already holding `records`.
-    pub fn holding(records: Vec<SourceRecord>, limit: BatchLimit) -> Self {
-        let bytes = records.iter().map(SourceRecord::footprint).sum();
+    /// An empty batch with room for `records` records.
+    pub fn with_capacity(records: usize, limit: BatchLimit) -> Self {
         Self {
-            records,
-            bytes,
+            records: Vec::with_capacity(records),
+            bytes: 0,
             limit,
         }
     }
@@ -185,7 +184,8 @@ mod tests {
     /// Taking the records empties the batch and its byte count.
     #[test]
     fn taking_starts_the_count_again() {
-        let mut batch = Batch::holding(vec![row(5000), row(5000)], BatchLimit::new(10, 8000));
+        let mut batch = Batch::new(BatchLimit::new(10, 8000));
+        batch.extend([row(5000), row(5000)]);
         assert!(batch.is_full());
         assert_eq!(batch.take().len(), 2);
         assert!(batch.is_empty() && !batch.is_full());

@@ -401,7 +401,7 @@ async fn read_units(
                 unit.table
             )));
         }
-        let mut batch = Batch::holding(Vec::with_capacity(fetch.records), fetch);
+        let mut batch = Batch::with_capacity(fetch.records, fetch);
         let mut done = 0u64;
         let now = now_us();
         let columns = schema.def.columns.len();

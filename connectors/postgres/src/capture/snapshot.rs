@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sluice_connector_api::{Batch, ConnectorError, Value};
+use sluice_connector_api::{ConnectorError, Value};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
@@ -221,10 +221,12 @@ impl Capture {
         // the newest finished table's last row waits to become "last".
         let mut held: Vec<Option<Value>> = vec![None; tables.len()];
         let mut ended: Option<(usize, Value)> = None;
-        let limit = self.config.common.batch_limit();
         while let Some(batch) = batches.recv().await {
             let batch = batch?;
-            let mut out = Batch::holding(Vec::with_capacity(batch.rows.len()), limit);
+            // One reader's piece as events: the readers close pieces by the
+            // batch limit, bytes included, so the rows are weighed there
+            // and not again here.
+            let mut out = Vec::with_capacity(batch.rows.len());
             for value in batch.rows {
                 if let Some(previous) = held[batch.table].replace(value) {
                     let marker = if std::mem::take(&mut first) {
@@ -235,13 +237,11 @@ impl Capture {
                         "true"
                     };
                     started[batch.table] = true;
-                    let row_bytes = previous.footprint();
-                    out.extend_row(emit(batch.table, previous, marker, false), row_bytes);
-                    // Hand over in max.batch.size pieces (fewer rows when
-                    // they are wide): a fetch of many rows never sits
-                    // whole in the queue as events.
-                    if out.is_full() {
-                        self.out.emit_batch(&mut out).await?;
+                    out.extend(emit(batch.table, previous, marker, false));
+                    // Hand over in max.batch.size pieces: a fetch of many
+                    // rows never sits whole in the queue as events.
+                    if out.len() >= self.config.common.max_batch_size {
+                        self.out.emit_from(&mut out).await?;
                     }
                 }
             }
@@ -261,7 +261,7 @@ impl Capture {
                     }
                 }
             }
-            self.send(out.take()).await?;
+            self.send(out).await?;
         }
         for worker in workers {
             worker.await.map_err(|e| {
