@@ -61,6 +61,8 @@ fn held_by_leaf(value: &Value) -> usize {
     match value {
         Value::String(Text::Owned(text)) => text.len(),
         Value::Bytes(bytes) => bytes.len(),
+        // One copy serves many records, as shared text does.
+        Value::Shared(_) => 0,
         _ => 0,
     }
 }

@@ -3,7 +3,7 @@
 /// A value. Struct values are positional: the n-th entry belongs to the
 /// n-th field of the struct schema, which keeps records compact and makes
 /// encoding a walk over two parallel lists.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Value {
     /// The absent value of an optional schema.
     Null,
@@ -31,6 +31,36 @@ pub enum Value {
     Map(Vec<(Value, Value)>),
     /// The field values of a struct, in schema order.
     Struct(Vec<Value>),
+    /// A value many records hold alike (a snapshot's `source` block, the
+    /// same for every row of a table): one copy serves them all, and a
+    /// converter may write it once. It reads as the value it holds; code
+    /// that changes values (transforms) gets them plain, see
+    /// [`Value::unshare`].
+    Shared(std::sync::Arc<Value>),
+}
+
+impl PartialEq for Value {
+    /// Values are equal when what they hold is, shared or not.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Shared(a), Self::Shared(b)) if std::sync::Arc::ptr_eq(a, b) => true,
+            (Self::Shared(a), b) => **a == *b,
+            (a, Self::Shared(b)) => *a == **b,
+            (Self::Null, Self::Null) => true,
+            (Self::Boolean(a), Self::Boolean(b)) => a == b,
+            (Self::Int8(a), Self::Int8(b)) => a == b,
+            (Self::Int16(a), Self::Int16(b)) => a == b,
+            (Self::Int32(a), Self::Int32(b)) => a == b,
+            (Self::Int64(a), Self::Int64(b)) => a == b,
+            (Self::Float32(a), Self::Float32(b)) => a == b,
+            (Self::Float64(a), Self::Float64(b)) => a == b,
+            (Self::String(a), Self::String(b)) => a == b,
+            (Self::Bytes(a), Self::Bytes(b)) => a == b,
+            (Self::Array(a), Self::Array(b)) | (Self::Struct(a), Self::Struct(b)) => a == b,
+            (Self::Map(a), Self::Map(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Value {
@@ -62,6 +92,35 @@ impl Value {
         Some(i128::from_be_bytes(buf))
     }
 
+    /// The value itself, or what it shares: what readers that do not
+    /// care whether a value is shared look at.
+    pub fn plain(&self) -> &Self {
+        match self {
+            Self::Shared(inner) => inner,
+            other => other,
+        }
+    }
+
+    /// Replaces every shared value inside this one with a copy of its
+    /// own, so code that matches and changes values (a transform) meets
+    /// only plain ones. Costs a copy of each shared value, so it is only
+    /// done where values are changed.
+    pub fn unshare(&mut self) {
+        match self {
+            Self::Shared(inner) => {
+                let mut own = Self::clone(inner);
+                own.unshare();
+                *self = own;
+            }
+            Self::Struct(members) | Self::Array(members) => members.iter_mut().for_each(Self::unshare),
+            Self::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.unshare();
+                v.unshare();
+            }),
+            _ => {}
+        }
+    }
+
     /// Whether this is [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Self::Null)
@@ -88,6 +147,7 @@ fn release_all(members: Vec<Value>) {
             Value::String(text) => drop(text),
             Value::Bytes(bytes) => drop(bytes),
             Value::Map(entries) => drop(entries),
+            Value::Shared(shared) => drop(shared),
             // Owns nothing: there is nothing to free.
             scalar @ (Value::Null
             | Value::Boolean(_)

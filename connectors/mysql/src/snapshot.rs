@@ -16,8 +16,8 @@ use sluice_connector_api::snapshot_select::SnapshotSelects;
 
 use crate::catalog::{quote_ident, read_tables, TableDef, Tables};
 use crate::config::{LockingMode, MySqlConfig};
-use crate::events::{self, EventContext, Op};
-use crate::offset::{BinlogPosition, SnapshotMark};
+use crate::events::{self, EventContext};
+use crate::offset::BinlogPosition;
 use crate::setup::{self, classify, ServerInfo};
 use crate::table_schema::TableSchema;
 use crate::text_row;
@@ -361,12 +361,16 @@ pub async fn read(
     Ok(Finished { rows: total })
 }
 
-/// Sets `source.snapshot` of a change event.
+/// Sets `source.snapshot` of a change event, in a `source` block of its
+/// own (the other rows of its table share theirs).
 fn set_marker(record: &mut SourceRecord, marker: &str) {
     if let Some(Value::Struct(envelope)) = record.value.as_mut() {
-        if let Some(Value::Struct(source)) = envelope.get_mut(2) {
-            if let Some(slot) = source.get_mut(4) {
-                *slot = Value::String(marker.into());
+        if let Some(source) = envelope.get_mut(2) {
+            source.unshare();
+            if let Value::Struct(source) = source {
+                if let Some(slot) = source.get_mut(4) {
+                    *slot = Value::String(marker.into());
+                }
             }
         }
     }
@@ -405,6 +409,7 @@ async fn read_units(
         let mut done = 0u64;
         let now = now_us();
         let columns = schema.def.columns.len();
+        let rows = events::SnapshotRows::new(ctx, schema, position);
         loop {
             let read = result
                 .next_raw_row(|packet| schema.row_from_text(&text_row::split(packet, columns)?))
@@ -414,20 +419,7 @@ async fn read_units(
             let after =
                 after.map_err(|e| ConnectorError::fatal(format!("reading {}: {e}", unit.table)))?;
             let row_bytes = after.footprint();
-            batch.extend_row(
-                events::change(
-                    ctx,
-                    schema,
-                    Op::Read,
-                    None,
-                    Some(after),
-                    position,
-                    ("true", SnapshotMark::Snapshot { last: false }),
-                    (0, sluice_connector_api::Value::Null, None),
-                    now,
-                ),
-                row_bytes,
-            );
+            batch.extend_row([rows.read(ctx, schema, after, now)], row_bytes);
             if batch.is_full() {
                 let n = batch.len() as u64;
                 done += n;

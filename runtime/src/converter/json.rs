@@ -277,6 +277,7 @@ fn write_value(
     options: JsonOptions,
 ) -> Result<(), Mismatch> {
     match (&schema.kind, value) {
+        (_, Value::Shared(shared)) => return write_value(out, schema, shared, options),
         (_, Value::Null) => match &schema.default {
             Some(default) if options.replace_null_with_default && !default.is_null() => {
                 return write_value(out, schema, default, options)
@@ -384,6 +385,7 @@ fn write_schemaless(out: &mut Vec<u8>, value: &Value) {
         Value::Float64(v) => write_float(out, *v),
         Value::String(v) => write_text(out, v),
         Value::Bytes(v) => write_bytes(out, v),
+        Value::Shared(shared) => write_schemaless(out, shared),
         Value::Array(vs) | Value::Struct(vs) => {
             out.push(b'[');
             for (i, v) in vs.iter().enumerate() {

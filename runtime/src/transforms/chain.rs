@@ -97,6 +97,12 @@ impl Chain {
 
     /// Applies every step in order; `None` when a step dropped the record.
     pub fn apply(&self, mut record: Record) -> Result<Option<Record>, TransformError> {
+        // Transforms match and change values in place: they get them
+        // plain, never one shared with other records.
+        if !self.steps.is_empty() {
+            record.key.iter_mut().for_each(sluice_connector_api::Value::unshare);
+            record.value.iter_mut().for_each(sluice_connector_api::Value::unshare);
+        }
         for step in &self.steps {
             if let Some(guard) = &step.guard {
                 if guard.predicate.test(&record) == guard.negate {

@@ -137,6 +137,7 @@ pub fn describe(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Map(_) => "a map",
         Value::Struct(_) => "a struct",
+        Value::Shared(shared) => describe(shared),
     }
 }
 
@@ -169,6 +170,7 @@ pub fn text_of(value: &Value) -> String {
             let parts: Vec<String> = values.iter().map(text_of).collect();
             format!("Struct{{{}}}", parts.join(","))
         }
+        Value::Shared(shared) => text_of(shared),
     }
 }
 

@@ -199,7 +199,17 @@ impl Capture {
         drop(batches_tx);
         let ctx = self.event_context();
         let started_us = now_micros();
+        // Most rows are plain `true` ones, which share their table's
+        // source block and offset.
+        let plain_rows: Vec<events::SnapshotRows> = schemas
+            .iter()
+            .map(|schema| events::SnapshotRows::new(&ctx, schema, consistent, started_us))
+            .collect();
         let emit = |table: usize, value: Value, marker: &'static str, last: bool| {
+            if marker == "true" && !last {
+                let read = plain_rows[table].read(&ctx, &schemas[table], value, now_micros());
+                return sluice_connector_api::debezium::change_records(read, false);
+            }
             events::change(
                 &ctx,
                 &schemas[table],

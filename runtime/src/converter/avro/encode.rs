@@ -218,6 +218,7 @@ fn bare(
                 member(out, &field.schema, v, nulls).map_err(|e| within(e, &field.name))?;
             }
         }
+        (_, Value::Shared(shared)) => return bare(out, schema, shared, nulls),
         _ => return Err(mismatch(schema, value)),
     }
     Ok(())
