@@ -102,7 +102,7 @@ mod tests {
     }
 
     /// A row's owned text and bytes count in full, nested ones too; text
-    /// shared with other records does not.
+    /// and values shared with other records do not.
     #[test]
     fn owned_text_and_bytes_count_shared_text_does_not() {
         let narrow = record(Value::Struct(vec![Value::Int64(1), Value::Null]));
@@ -124,6 +124,15 @@ mod tests {
         assert!(wide.footprint() < base + 100_200, "{}", wide.footprint());
         assert!(bytes.footprint() >= base + 50_000);
         assert!(shared.footprint() < base + 100, "{}", shared.footprint());
+        let shared_block = record(Value::Struct(vec![
+            Value::Int64(1),
+            Value::Shared(Arc::new(Value::Bytes(vec![0; 50_000]))),
+        ]));
+        assert!(
+            shared_block.footprint() < base + 100,
+            "{}",
+            shared_block.footprint()
+        );
     }
 
     /// Headers and map entries are part of what a record holds.

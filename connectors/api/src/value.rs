@@ -112,7 +112,9 @@ impl Value {
                 own.unshare();
                 *self = own;
             }
-            Self::Struct(members) | Self::Array(members) => members.iter_mut().for_each(Self::unshare),
+            Self::Struct(members) | Self::Array(members) => {
+                members.iter_mut().for_each(Self::unshare)
+            }
             Self::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
                 k.unshare();
                 v.unshare();
@@ -194,6 +196,33 @@ impl From<&str> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_value_compares_as_what_it_holds_and_unshares_into_a_copy() {
+        use std::sync::Arc;
+        let block = Value::Struct(vec![Value::from("inventory"), Value::Int64(7)]);
+        let shared = Arc::new(block.clone());
+        let held = Value::Shared(Arc::clone(&shared));
+        assert_eq!(held, block);
+        assert_eq!(block, held);
+        assert_eq!(held.plain(), &block);
+        assert_ne!(
+            held,
+            Value::Struct(vec![Value::from("inventory"), Value::Int64(8)])
+        );
+        // Nested, as a source block sits in an envelope.
+        let mut event = Value::Struct(vec![Value::Null, held, Value::from("r")]);
+        event.unshare();
+        assert!(
+            matches!(&event, Value::Struct(members) if matches!(members[1], Value::Struct(_))),
+            "{event:?}"
+        );
+        assert_eq!(
+            event,
+            Value::Struct(vec![Value::Null, block, Value::from("r")])
+        );
+        assert_eq!(Arc::strong_count(&shared), 1, "the copy holds no share");
+    }
 
     #[test]
     fn decimal_bytes_are_minimal_twos_complement() {

@@ -537,3 +537,62 @@ fn document(schema: &Schema, value: &Value) -> serde_json::Value {
 pub fn tables_from_history(offset: &SourceOffset) -> Option<Tables> {
     serde_json::from_value(offset.get("tables")?.clone()).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table_schema::tests_support::items;
+
+    /// A snapshot row built from its table's shared parts is the event
+    /// built whole: same envelope, same source block, same offset.
+    #[test]
+    fn a_snapshot_row_with_shared_parts_is_the_event_built_whole() {
+        let ctx = EventContext::new(
+            &TopicNaming::with_prefix("shop"),
+            true,
+            false,
+            crate::flavor::Flavor::MariaDb,
+        );
+        let table = items();
+        let position = BinlogPosition {
+            file: Arc::from("mariadb-bin.000003"),
+            pos: 1_234,
+            event: 0,
+            row: 0,
+            gtids: Arc::from("0-1-42"),
+            gtid: None,
+            server_id: 1,
+            ts_sec: 1_764_000_000,
+        };
+        let row = || Value::Struct(vec![Value::Int32(7), Value::from("seven")]);
+        let whole: Vec<SourceRecord> = change(
+            &ctx,
+            &table,
+            Op::Read,
+            None,
+            Some(row()),
+            &position,
+            ("true", SnapshotMark::Snapshot { last: false }),
+            (0, Value::Null, None),
+            5_000,
+        )
+        .collect();
+        let rows = SnapshotRows::new(&ctx, &table, &position);
+        let shared = [
+            rows.read(&ctx, &table, row(), 5_000),
+            rows.read(&ctx, &table, row(), 5_000),
+        ];
+        assert_eq!(whole.len(), 1, "a read has no tombstone");
+        for event in &shared {
+            assert_eq!(event.topic, whole[0].topic);
+            assert_eq!(event.key, whole[0].key);
+            assert_eq!(event.value, whole[0].value);
+            assert_eq!(event.offset, whole[0].offset);
+            assert_eq!(event.value_schema, whole[0].value_schema);
+        }
+        assert!(
+            matches!(&shared[0].value, Some(Value::Struct(e)) if matches!(e[2], Value::Shared(_))),
+            "the source block is shared"
+        );
+    }
+}

@@ -99,15 +99,11 @@ mod tests {
     use mysql_async::binlog::events::{EventData, RowsEventData};
     use mysql_async::binlog::BinlogVersion;
     use mysql_common::binlog::EventStreamReader;
-    use sluice_connector_api::filters::Filters;
     use sluice_connector_api::Value;
 
     use super::*;
-    use crate::catalog::{ColumnDef, TableDef};
-    use crate::config::{BigintUnsignedMode, BinaryMode, DecimalMode, TimePrecision};
     use crate::table_schema::TableSchema;
     use crate::test_binlog::{event, table_map_body as table_map_body_of, TABLE_ID};
-    use crate::types::Mapping;
 
     const GTID: u8 = 33;
     const QUERY: u8 = 2;
@@ -216,38 +212,7 @@ mod tests {
     }
 
     fn schema() -> TableSchema {
-        let column = |name: &str, data_type: &str, column_type: &str, nullable| ColumnDef {
-            name: name.into(),
-            data_type: data_type.into(),
-            column_type: column_type.into(),
-            nullable,
-            default: None,
-            charset: (data_type == "varchar").then(|| "utf8mb4".into()),
-        };
-        let def = TableDef {
-            database: "inventory".into(),
-            name: "items".into(),
-            columns: vec![
-                column("id", "int", "int(11)", false),
-                column("name", "varchar", "varchar(40)", true),
-            ],
-            primary_key: vec!["id".into()],
-        };
-        let mapping = Mapping {
-            decimal: DecimalMode::Precise,
-            time: TimePrecision::Adaptive,
-            bigint_unsigned: BigintUnsignedMode::Long,
-            binary: BinaryMode::Bytes,
-        };
-        TableSchema::build(
-            &sluice_connector_api::topic_naming::TopicNaming::with_prefix("shop"),
-            &def,
-            &Filters::default(),
-            &crate::boolean_columns::BooleanColumns::default(),
-            crate::flavor::Flavor::MySql,
-            mapping,
-            &sluice_connector_api::column_mapping::ColumnMappers::default(),
-        )
+        crate::table_schema::tests_support::items()
     }
 
     #[test]

@@ -283,3 +283,51 @@ impl TableSchema {
         ))
     }
 }
+
+/// A table's schemas for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use sluice_connector_api::filters::Filters;
+
+    use super::TableSchema;
+    use crate::catalog::{ColumnDef, TableDef};
+    use crate::config::{BigintUnsignedMode, BinaryMode, DecimalMode, TimePrecision};
+    use crate::types::Mapping;
+
+    /// `inventory.items (id int primary key, name varchar(40))` under the
+    /// prefix `shop`.
+    pub fn items() -> TableSchema {
+        let column = |name: &str, data_type: &str, column_type: &str, nullable| ColumnDef {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable,
+            default: None,
+            charset: (data_type == "varchar").then(|| "utf8mb4".into()),
+        };
+        let def = TableDef {
+            database: "inventory".into(),
+            name: "items".into(),
+            columns: vec![
+                column("id", "int", "int(11)", false),
+                column("name", "varchar", "varchar(40)", true),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        let mapping = Mapping {
+            decimal: DecimalMode::Precise,
+            time: TimePrecision::Adaptive,
+            bigint_unsigned: BigintUnsignedMode::Long,
+            binary: BinaryMode::Bytes,
+        };
+        TableSchema::build(
+            &sluice_connector_api::topic_naming::TopicNaming::with_prefix("shop"),
+            &def,
+            &Filters::default(),
+            &crate::boolean_columns::BooleanColumns::default(),
+            crate::flavor::Flavor::MySql,
+            mapping,
+            &sluice_connector_api::column_mapping::ColumnMappers::default(),
+        )
+    }
+}

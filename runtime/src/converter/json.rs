@@ -520,6 +520,19 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_value_is_written_as_the_value_it_holds() {
+        let shared = Value::Shared(Arc::new(row()));
+        for schemas in [true, false] {
+            let converter = JsonConverter::new(schemas, JsonOptions::default());
+            let write = |value: &Value| converter.encode("t", Some(&schema()), Some(value));
+            assert_eq!(
+                write(&shared).expect("shared"),
+                write(&row()).expect("plain")
+            );
+        }
+    }
+
+    #[test]
     fn schemas_disabled_writes_the_bare_payload_and_null_is_a_tombstone() {
         let converter = JsonConverter::new(false, JsonOptions::default());
         let bytes = converter

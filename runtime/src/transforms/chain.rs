@@ -100,8 +100,14 @@ impl Chain {
         // Transforms match and change values in place: they get them
         // plain, never one shared with other records.
         if !self.steps.is_empty() {
-            record.key.iter_mut().for_each(sluice_connector_api::Value::unshare);
-            record.value.iter_mut().for_each(sluice_connector_api::Value::unshare);
+            record
+                .key
+                .iter_mut()
+                .for_each(sluice_connector_api::Value::unshare);
+            record
+                .value
+                .iter_mut()
+                .for_each(sluice_connector_api::Value::unshare);
         }
         for step in &self.steps {
             if let Some(guard) = &step.guard {
@@ -183,6 +189,46 @@ mod tests {
             values[3],
             sluice_connector_api::Value::String("customers".into())
         );
+    }
+
+    /// A snapshot row's `source` block is shared with its table's other
+    /// rows; a transform reading it (here `add.fields`) finds it as if it
+    /// were the row's own, and the other rows' copy is left alone.
+    #[test]
+    fn transforms_read_a_shared_source_block_as_a_plain_one() {
+        use crate::transforms::record::tests_support::envelope_with;
+        use sluice_connector_api::{Field, Schema, Value};
+        let source_schema = Schema::structure(
+            "io.debezium.connector.mysql.Source",
+            vec![Field::new("table", Schema::string())],
+        );
+        let block = std::sync::Arc::new(Value::Struct(vec![Value::from("customers")]));
+        let mut record = row_record(1, "a", "b");
+        record.value_schema = Some(envelope_with(vec![
+            Field::new("source", source_schema),
+            Field::new("op", Schema::string()),
+        ]));
+        record.value = Some(Value::Struct(vec![
+            Value::Null,
+            crate::transforms::record::tests_support::row(1, "a", "b"),
+            Value::Shared(std::sync::Arc::clone(&block)),
+            Value::from("r"),
+        ]));
+        let chain = Chain::from_config(&config(&[
+            ("transforms", "unwrap"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+            ("transforms.unwrap.add.fields", "table"),
+        ]))
+        .unwrap();
+        let out = chain.apply(record).unwrap().unwrap();
+        let Some(Value::Struct(values)) = out.value else {
+            panic!("{:?}", out.value)
+        };
+        assert_eq!(values.last(), Some(&Value::from("customers")));
+        assert_eq!(std::sync::Arc::strong_count(&block), 1);
     }
 
     #[test]

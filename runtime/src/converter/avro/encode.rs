@@ -295,6 +295,36 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_member_is_written_as_the_value_it_holds() {
+        // A snapshot's source block: one copy shared by every row, inside
+        // an optional field as an envelope's blocks are.
+        let block = Schema::structure(
+            "t.Source",
+            vec![
+                Field::new("db", Schema::string()),
+                Field::new("pos", Schema::int64()),
+                Field::new("query", Schema::string().optional()),
+            ],
+        );
+        let schema = Schema::structure(
+            "t.Envelope",
+            vec![
+                Field::new("source", block.optional()),
+                Field::new("op", Schema::string()),
+            ],
+        );
+        let source = Value::Struct(vec![Value::from("inventory"), Value::Int64(4), Value::Null]);
+        let written = |source: Value| {
+            let mut out = Vec::new();
+            let event = Value::Struct(vec![source, Value::from("r")]);
+            encode(&mut out, &schema, &event, NullsWithDefault::WriteNull).expect("encodes");
+            out
+        };
+        let shared = Value::Shared(std::sync::Arc::new(source.clone()));
+        assert_eq!(written(shared), written(source));
+    }
+
+    #[test]
     fn values_past_the_buffer_s_room_grow_it() {
         // Every write reserves its own room: from an empty buffer, a text
         // longer than any varint and extreme longs read back whole.
