@@ -345,6 +345,85 @@ fn event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table_schema::ColumnSpec;
+    use crate::types::{Mapping, PgType};
+
+    /// `public.items (id int4 primary key, name text)` under the prefix
+    /// `shop`.
+    fn items() -> TableSchema {
+        let column = |name: &str, type_name: &str| ColumnSpec {
+            name: name.into(),
+            pg_type: PgType::Base {
+                name: type_name.into(),
+                modifier: -1,
+            },
+            nullable: name != "id",
+            default: None,
+            included: true,
+        };
+        TableSchema::build(
+            &TopicNaming::with_prefix("shop"),
+            "public",
+            "items",
+            &[column("id", "int4"), column("name", "text")],
+            &["id".to_owned()],
+            Mapping {
+                decimal: sluice_connector_api::modes::DecimalMode::Precise,
+                time: crate::config::TimePrecision::Adaptive,
+                binary: sluice_connector_api::modes::BinaryMode::Bytes,
+                interval_text: false,
+                hstore_map: false,
+                money_digits: 2,
+            },
+            &sluice_connector_api::column_mapping::ColumnMappers::default(),
+        )
+    }
+
+    /// A plain `true` snapshot row built from its table's shared parts is
+    /// the event built whole: same envelope, source block and offset.
+    #[test]
+    fn a_snapshot_row_with_shared_parts_is_the_event_built_whole() {
+        let ctx = EventContext::new(&TopicNaming::with_prefix("shop"), "inventory", true, false);
+        let table = items();
+        let row = || Value::Struct(vec![Value::Int32(7), Value::from("seven")]);
+        let (lsn, started_us, now_us) = (
+            Lsn(24_023_128),
+            1_764_000_000_000_000,
+            1_764_000_000_500_000,
+        );
+        let whole: Vec<SourceRecord> = change(
+            &ctx,
+            &table,
+            Op::Read,
+            None,
+            Some(row()),
+            &Position::Snapshot {
+                lsn,
+                marker: "true",
+                last: false,
+            },
+            (started_us, now_us),
+            Value::Null,
+        )
+        .collect();
+        let rows = SnapshotRows::new(&ctx, &table, lsn, started_us);
+        let shared = [
+            rows.read(&ctx, &table, row(), now_us),
+            rows.read(&ctx, &table, row(), now_us),
+        ];
+        assert_eq!(whole.len(), 1, "a read has no tombstone");
+        for event in &shared {
+            assert_eq!(event.topic, whole[0].topic);
+            assert_eq!(event.key, whole[0].key);
+            assert_eq!(event.value, whole[0].value);
+            assert_eq!(event.offset, whole[0].offset);
+            assert_eq!(event.value_schema, whole[0].value_schema);
+        }
+        assert!(
+            matches!(&shared[0].value, Some(Value::Struct(e)) if matches!(e[2], Value::Shared(_))),
+            "the source block is shared"
+        );
+    }
 
     #[test]
     fn the_sequence_is_debeziums_json_array_of_lsn_strings() {
