@@ -293,6 +293,111 @@ pub fn tombstone(record: &SourceRecord) -> SourceRecord {
     }
 }
 
+/// Where a table's change events go and the schemas they carry.
+#[derive(Debug, Clone, Copy)]
+pub struct TableTopic<'a> {
+    /// The table's topic.
+    pub topic: &'a str,
+    /// The key schema; `None` for a table without a key.
+    pub key_schema: Option<&'a Arc<Schema>>,
+    /// The envelope's schema (`<topic>.Envelope`).
+    pub envelope: &'a Arc<Schema>,
+}
+
+/// A captured table as its change events need it: each connector's table
+/// schemas implement it, so the events are built in one place.
+pub trait EventTable {
+    /// The table's topic and schemas.
+    fn topic(&self) -> TableTopic<'_>;
+
+    /// Where the key's columns are in a row image, in key order; empty
+    /// for a table without a key.
+    fn key_columns(&self) -> &[usize];
+}
+
+/// The key struct of a row image: its `key_columns`' values. `None` for a
+/// table without a key or an image that is not a struct.
+pub fn key_of(row: &Value, key_columns: &[usize]) -> Option<Value> {
+    let Value::Struct(values) = row else {
+        return None;
+    };
+    if key_columns.is_empty() {
+        return None;
+    }
+    key_columns
+        .iter()
+        .map(|i| values.get(*i).cloned())
+        .collect::<Option<Vec<Value>>>()
+        .map(Value::Struct)
+}
+
+/// One row change of `table` as its event: the envelope of `before` and
+/// `after` with its `source` and transaction blocks (`blocks`), keyed by
+/// the after image, else the before image.
+pub fn row_event(
+    (partition, offset): (&Arc<SourcePartition>, SourceOffset),
+    table: &impl EventTable,
+    (op, before, after): (&str, Option<Value>, Option<Value>),
+    (source, transaction): (Value, Value),
+    now_us: i64,
+) -> SourceRecord {
+    let key = after
+        .as_ref()
+        .or(before.as_ref())
+        .and_then(|row| key_of(row, table.key_columns()));
+    let topic = table.topic();
+    SourceRecord {
+        partition: Arc::clone(partition),
+        offset,
+        topic: topic.topic.to_owned(),
+        kafka_partition: None,
+        key_schema: topic.key_schema.cloned(),
+        key,
+        value_schema: Some(Arc::clone(topic.envelope)),
+        value: Some(envelope(before, after, source, transaction, op, now_us)),
+        timestamp_ms: None,
+        headers: Vec::new(),
+        topic_kind: TopicKind::Data,
+    }
+}
+
+/// What the read events of a snapshot's rows of one table have alike:
+/// their `source` block and offset, built once for the table rather than
+/// per row. The block is about a third of what a queued event holds, and
+/// a shared one is written to Avro once (see [`Value::Shared`]).
+#[derive(Debug)]
+pub struct SharedReadParts {
+    source: Arc<Value>,
+    offset: SourceOffset,
+}
+
+impl SharedReadParts {
+    /// The parts every row shares: its `source` block and its offset.
+    pub fn new(source: Value, offset: SourceOffset) -> Self {
+        Self {
+            source: Arc::new(source),
+            offset,
+        }
+    }
+
+    /// The read event of one row of `table` (`after`), with these parts.
+    pub fn read(
+        &self,
+        partition: &Arc<SourcePartition>,
+        table: &impl EventTable,
+        after: Value,
+        now_us: i64,
+    ) -> SourceRecord {
+        row_event(
+            (partition, self.offset.clone()),
+            table,
+            (Op::Read.code(), None, Some(after)),
+            (Value::Shared(Arc::clone(&self.source)), Value::Null),
+            now_us,
+        )
+    }
+}
+
 /// What one row change becomes: its event, then its tombstone when one is
 /// wanted. An iterator rather than a list, so the common case (one event)
 /// allocates nothing to hand it over.

@@ -11,7 +11,7 @@ use crate::value::Value;
 /// The runtime converts key and value, sends them to `topic`, and stores
 /// `offset` for `partition` only once this record and every record before
 /// it from the same task have been acknowledged by the broker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceRecord {
     /// The input stream this record came from (shared between records).
     pub partition: Arc<SourcePartition>,

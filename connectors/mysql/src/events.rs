@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
-use sluice_connector_api::debezium::{snapshot_text, SourceNames};
+use sluice_connector_api::debezium::{snapshot_text, SharedReadParts, SourceNames};
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{
     debezium, Field, Schema, SchemaKind, SourceOffset, SourcePartition, SourceRecord, Text,
@@ -140,90 +140,37 @@ pub fn change(
         position.ts_sec.saturating_mul(1000),
         query,
     );
-    let record = event(
-        ctx,
+    let record = debezium::row_event(
+        (&ctx.partition, offset(position, mark)),
         table,
-        (op, before, after),
+        (op.code(), before, after),
         (source, transaction),
-        offset(position, mark),
         now_us,
     );
     debezium::change_records(record, op == Op::Delete && ctx.tombstones)
 }
 
-/// What every row a snapshot reads of one table has alike: its `source`
-/// block and its offset, built once for the table rather than per row
-/// (the block is 17 values, about a third of what a queued event holds).
-pub struct SnapshotRows {
-    source: Arc<Value>,
-    offset: SourceOffset,
-}
-
-impl SnapshotRows {
-    /// The shared parts of `table`'s rows, read at `position`.
-    pub fn new(ctx: &EventContext, table: &TableSchema, position: &BinlogPosition) -> Self {
-        let source = source_block(
-            ctx,
-            &table.names.0,
-            Some(&table.names.1),
-            "true",
-            position,
-            0,
-            position.ts_sec.saturating_mul(1000),
-            None,
-        );
-        Self {
-            source: Arc::new(source),
-            offset: offset(position, SnapshotMark::Snapshot { last: false }),
-        }
-    }
-
-    /// The read event of one row of the table.
-    pub fn read(
-        &self,
-        ctx: &EventContext,
-        table: &TableSchema,
-        after: Value,
-        now_us: i64,
-    ) -> SourceRecord {
-        event(
-            ctx,
-            table,
-            (Op::Read, None, Some(after)),
-            (Value::Shared(Arc::clone(&self.source)), Value::Null),
-            self.offset.clone(),
-            now_us,
-        )
-    }
-}
-
-/// A change event of `table` with its `source` and transaction blocks.
-fn event(
+/// What the read events of one table's snapshot rows share, read at
+/// `position`.
+pub fn snapshot_parts(
     ctx: &EventContext,
     table: &TableSchema,
-    (op, before, after): (Op, Option<Value>, Option<Value>),
-    (source, transaction): (Value, Value),
-    offset: SourceOffset,
-    now_us: i64,
-) -> SourceRecord {
-    let key = after
-        .as_ref()
-        .or(before.as_ref())
-        .and_then(|row| table.key_of(row));
-    let envelope = debezium::envelope(before, after, source, transaction, op.code(), now_us);
-    SourceRecord {
-        partition: Arc::clone(&ctx.partition),
-        offset,
-        topic: table.topic.clone(),
-        kafka_partition: None,
-        key_schema: table.key_schema.clone(),
-        key,
-        value_schema: Some(Arc::clone(&table.envelope)),
-        value: Some(envelope),
-        timestamp_ms: None,
-        headers: Vec::new(),
-        topic_kind: TopicKind::Data,
-    }
+    position: &BinlogPosition,
+) -> SharedReadParts {
+    let source = source_block(
+        ctx,
+        &table.names.0,
+        Some(&table.names.1),
+        "true",
+        position,
+        0,
+        position.ts_sec.saturating_mul(1000),
+        None,
+    );
+    SharedReadParts::new(
+        source,
+        offset(position, SnapshotMark::Snapshot { last: false }),
+    )
 }
 
 fn schema_change_schemas(flavor: crate::flavor::Flavor) -> &'static (Arc<Schema>, Arc<Schema>) {
@@ -577,19 +524,13 @@ mod tests {
             5_000,
         )
         .collect();
-        let rows = SnapshotRows::new(&ctx, &table, &position);
+        let parts = snapshot_parts(&ctx, &table, &position);
         let shared = [
-            rows.read(&ctx, &table, row(), 5_000),
-            rows.read(&ctx, &table, row(), 5_000),
+            parts.read(&ctx.partition, &table, row(), 5_000),
+            parts.read(&ctx.partition, &table, row(), 5_000),
         ];
-        assert_eq!(whole.len(), 1, "a read has no tombstone");
-        for event in &shared {
-            assert_eq!(event.topic, whole[0].topic);
-            assert_eq!(event.key, whole[0].key);
-            assert_eq!(event.value, whole[0].value);
-            assert_eq!(event.offset, whole[0].offset);
-            assert_eq!(event.value_schema, whole[0].value_schema);
-        }
+        assert_eq!(whole, shared[..1], "a read has no tombstone");
+        assert_eq!(shared[0], shared[1]);
         assert!(
             matches!(&shared[0].value, Some(Value::Struct(e)) if matches!(e[2], Value::Shared(_))),
             "the source block is shared"

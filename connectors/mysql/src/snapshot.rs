@@ -409,7 +409,7 @@ async fn read_units(
         let mut done = 0u64;
         let now = now_us();
         let columns = schema.def.columns.len();
-        let rows = events::SnapshotRows::new(ctx, schema, position);
+        let shared = events::snapshot_parts(ctx, schema, position);
         loop {
             let read = result
                 .next_raw_row(|packet| schema.row_from_text(&text_row::split(packet, columns)?))
@@ -419,7 +419,10 @@ async fn read_units(
             let after =
                 after.map_err(|e| ConnectorError::fatal(format!("reading {}: {e}", unit.table)))?;
             let row_bytes = after.footprint();
-            batch.extend_row([rows.read(ctx, schema, after, now)], row_bytes);
+            batch.extend_row(
+                [shared.read(&ctx.partition, schema.as_ref(), after, now)],
+                row_bytes,
+            );
             if batch.is_full() {
                 let n = batch.len() as u64;
                 done += n;

@@ -269,18 +269,19 @@ impl TableSchema {
         }
         Ok(Value::Struct(out))
     }
+}
 
-    /// The key struct picked out of a row struct.
-    pub fn key_of(&self, row: &Value) -> Option<Value> {
-        let Value::Struct(values) = row else {
-            return None;
-        };
-        if self.key.is_empty() {
-            return None;
+impl debezium::EventTable for TableSchema {
+    fn topic(&self) -> debezium::TableTopic<'_> {
+        debezium::TableTopic {
+            topic: &self.topic,
+            key_schema: self.key_schema.as_ref(),
+            envelope: &self.envelope,
         }
-        Some(Value::Struct(
-            self.key.iter().map(|i| values[*i].clone()).collect(),
-        ))
+    }
+
+    fn key_columns(&self) -> &[usize] {
+        &self.key
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sluice_connector_api::debezium::{snapshot_text, SourceNames};
+use sluice_connector_api::debezium::{snapshot_text, SharedReadParts, SourceNames};
 use sluice_connector_api::topic_naming::TopicNaming;
 use sluice_connector_api::{SourceOffset, SourcePartition, SourceRecord, Text, TopicKind, Value};
 
@@ -244,102 +244,39 @@ pub fn change(
         xid,
         commit_time_us,
     );
-    let record = event(
-        ctx,
+    let record = sluice_connector_api::debezium::row_event(
+        (&ctx.partition, offset(position, commit_time_us)),
         table,
-        (op, before, after),
+        (op.code(), before, after),
         (source, transaction),
-        offset(position, commit_time_us),
         now_us,
     );
     sluice_connector_api::debezium::change_records(record, op == Op::Delete && ctx.tombstones)
 }
 
-/// What the snapshot's rows of one table marked plain `true` (all but
-/// the first and last of a table) have alike: their `source` block and
-/// offset, built once for the table rather than per row (the block is 14
-/// values and a `sequence` text, about a third of a queued event).
-pub struct SnapshotRows {
-    source: Arc<Value>,
-    offset: SourceOffset,
-}
-
-impl SnapshotRows {
-    /// The shared parts of `table`'s rows, read at the slot's consistent
-    /// point `lsn` by a snapshot that began at `started_us`.
-    pub fn new(ctx: &EventContext, table: &TableSchema, lsn: Lsn, started_us: i64) -> Self {
-        let position = Position::Snapshot {
-            lsn,
-            marker: "true",
-            last: false,
-        };
-        let source = source_block(
-            ctx,
-            (&table.schema, &table.table),
-            "true",
-            (lsn, None),
-            None,
-            started_us,
-        );
-        Self {
-            source: Arc::new(source),
-            offset: offset(&position, started_us),
-        }
-    }
-
-    /// The read event of one row of the table.
-    pub fn read(
-        &self,
-        ctx: &EventContext,
-        table: &TableSchema,
-        after: Value,
-        now_us: i64,
-    ) -> SourceRecord {
-        event(
-            ctx,
-            table,
-            (Op::Read, None, Some(after)),
-            (Value::Shared(Arc::clone(&self.source)), Value::Null),
-            self.offset.clone(),
-            now_us,
-        )
-    }
-}
-
-/// A change event of `table` with its `source` and transaction blocks.
-fn event(
+/// What the read events of one table's snapshot rows marked plain `true`
+/// (all but the first and last of a table) share, read at the slot's
+/// consistent point `lsn` by a snapshot that began at `started_us`.
+pub fn snapshot_parts(
     ctx: &EventContext,
     table: &TableSchema,
-    (op, before, after): (Op, Option<Value>, Option<Value>),
-    (source, transaction): (Value, Value),
-    offset: SourceOffset,
-    now_us: i64,
-) -> SourceRecord {
-    let key = after
-        .as_ref()
-        .or(before.as_ref())
-        .and_then(|row| table.key_of(row));
-    let envelope = sluice_connector_api::debezium::envelope(
-        before,
-        after,
-        source,
-        transaction,
-        op.code(),
-        now_us,
+    lsn: Lsn,
+    started_us: i64,
+) -> SharedReadParts {
+    let position = Position::Snapshot {
+        lsn,
+        marker: "true",
+        last: false,
+    };
+    let source = source_block(
+        ctx,
+        (&table.schema, &table.table),
+        "true",
+        (lsn, None),
+        None,
+        started_us,
     );
-    SourceRecord {
-        partition: Arc::clone(&ctx.partition),
-        offset,
-        topic: table.topic.clone(),
-        kafka_partition: None,
-        key_schema: table.key_schema.clone(),
-        key,
-        value_schema: Some(Arc::clone(&table.envelope)),
-        value: Some(envelope),
-        timestamp_ms: None,
-        headers: Vec::new(),
-        topic_kind: TopicKind::Data,
-    }
+    SharedReadParts::new(source, offset(&position, started_us))
 }
 
 #[cfg(test)]
@@ -406,19 +343,13 @@ mod tests {
             Value::Null,
         )
         .collect();
-        let rows = SnapshotRows::new(&ctx, &table, lsn, started_us);
+        let parts = snapshot_parts(&ctx, &table, lsn, started_us);
         let shared = [
-            rows.read(&ctx, &table, row(), now_us),
-            rows.read(&ctx, &table, row(), now_us),
+            parts.read(&ctx.partition, &table, row(), now_us),
+            parts.read(&ctx.partition, &table, row(), now_us),
         ];
-        assert_eq!(whole.len(), 1, "a read has no tombstone");
-        for event in &shared {
-            assert_eq!(event.topic, whole[0].topic);
-            assert_eq!(event.key, whole[0].key);
-            assert_eq!(event.value, whole[0].value);
-            assert_eq!(event.offset, whole[0].offset);
-            assert_eq!(event.value_schema, whole[0].value_schema);
-        }
+        assert_eq!(whole, shared[..1], "a read has no tombstone");
+        assert_eq!(shared[0], shared[1]);
         assert!(
             matches!(&shared[0].value, Some(Value::Struct(e)) if matches!(e[2], Value::Shared(_))),
             "the source block is shared"

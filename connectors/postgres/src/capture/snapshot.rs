@@ -201,13 +201,13 @@ impl Capture {
         let started_us = now_micros();
         // Most rows are plain `true` ones, which share their table's
         // source block and offset.
-        let plain_rows: Vec<events::SnapshotRows> = schemas
+        let shared: Vec<_> = schemas
             .iter()
-            .map(|schema| events::SnapshotRows::new(&ctx, schema, consistent, started_us))
+            .map(|schema| events::snapshot_parts(&ctx, schema, consistent, started_us))
             .collect();
         let emit = |table: usize, value: Value, marker: &'static str, last: bool| {
             if marker == "true" && !last {
-                let read = plain_rows[table].read(&ctx, &schemas[table], value, now_micros());
+                let read = shared[table].read(&ctx.partition, &schemas[table], value, now_micros());
                 return sluice_connector_api::debezium::change_records(read, false);
             }
             events::change(
