@@ -143,7 +143,7 @@ pub fn change(
     let record = debezium::row_event(
         (&ctx.partition, offset(position, mark)),
         table,
-        (op.code(), before, after),
+        (op, before, after),
         (source, transaction),
         now_us,
     );

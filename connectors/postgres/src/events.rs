@@ -247,7 +247,7 @@ pub fn change(
     let record = sluice_connector_api::debezium::row_event(
         (&ctx.partition, offset(position, commit_time_us)),
         table,
-        (op.code(), before, after),
+        (op, before, after),
         (source, transaction),
         now_us,
     );
