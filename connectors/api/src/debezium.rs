@@ -83,7 +83,7 @@ const SNAPSHOT_VALUES: [&str; 7] = [
 /// process rather than one per event.
 pub fn snapshot_text(value: &str) -> Text {
     static SHARED: OnceLock<Vec<Arc<str>>> = OnceLock::new();
-    shared_among(&SHARED, &SNAPSHOT_VALUES, value)
+    among(made_once(&SHARED, &SNAPSHOT_VALUES), value)
 }
 
 /// The envelope's `op` codes: [`Op`]'s, and `m` for a logical message.
@@ -92,22 +92,23 @@ const OP_CODES: [&str; 6] = ["r", "c", "u", "d", "t", "m"];
 /// [`OP_CODES`] as shared text, made once.
 fn shared_op_codes() -> &'static [Arc<str>] {
     static SHARED: OnceLock<Vec<Arc<str>>> = OnceLock::new();
-    SHARED.get_or_init(|| OP_CODES.iter().map(|code| Arc::from(*code)).collect())
+    made_once(&SHARED, &OP_CODES)
 }
 
 /// An envelope's `op` as shared text (see [`snapshot_text`]).
 pub fn op_text(op: &str) -> Text {
-    shared_op_codes()
-        .iter()
-        .find(|code| code.as_ref() == op)
-        .map_or_else(|| Text::from(op), Text::from)
+    among(shared_op_codes(), op)
 }
 
-/// `value` as the shared text of one of `values` (made once, in `cache`),
-/// or as text of its own when it is none of them.
-fn shared_among(cache: &OnceLock<Vec<Arc<str>>>, values: &[&str], value: &str) -> Text {
-    cache
-        .get_or_init(|| values.iter().map(|v| Arc::from(*v)).collect())
+/// `values` as shared text, made once in `cache`.
+fn made_once<'c>(cache: &'c OnceLock<Vec<Arc<str>>>, values: &[&str]) -> &'c [Arc<str>] {
+    cache.get_or_init(|| values.iter().map(|v| Arc::from(*v)).collect())
+}
+
+/// `value` as the shared text of one of `shared`, or as text of its own
+/// when it is none of them.
+fn among(shared: &[Arc<str>], value: &str) -> Text {
+    shared
         .iter()
         .find(|s| s.as_ref() == value)
         .map_or_else(|| Text::from(value), Text::from)

@@ -92,15 +92,6 @@ impl Value {
         Some(i128::from_be_bytes(buf))
     }
 
-    /// The value itself, or what it shares: what readers that do not
-    /// care whether a value is shared look at.
-    pub fn plain(&self) -> &Self {
-        match self {
-            Self::Shared(inner) => inner,
-            other => other,
-        }
-    }
-
     /// Replaces every shared value inside this one with a copy of its
     /// own, so code that matches and changes values (a transform) meets
     /// only plain ones. Costs a copy of each shared value, so it is only
@@ -205,7 +196,6 @@ mod tests {
         let held = Value::Shared(Arc::clone(&shared));
         assert_eq!(held, block);
         assert_eq!(block, held);
-        assert_eq!(held.plain(), &block);
         assert_ne!(
             held,
             Value::Struct(vec![Value::from("inventory"), Value::Int64(8)])
