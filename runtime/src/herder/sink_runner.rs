@@ -392,8 +392,8 @@ impl Applier {
                         tokio::select! {
                             batch = &mut collecting => break Some(batch?),
                             _ = stop.wait_for(|c| c.is_stop()) => break None,
-                            // A failed commit is reported while the source
-                            // is idle, not once its next record comes.
+                            // A failed commit is reported while no records
+                            // come, not once the next one does.
                             landed = landed(committing), if committing.is_some() => landed?,
                         }
                     }
