@@ -939,3 +939,48 @@ fn note(positions: &mut Positions, record: &SinkRecord) {
         .or_insert(record.kafka_offset);
     *entry = (*entry).max(record.kafka_offset);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing_commit() -> Committing {
+        tokio::task::spawn_blocking(|| Err(ConnectorError::retriable("the coordinator is gone")))
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_is_reported_once_and_leaves_none_under_way() {
+        let mut committing = Some(failing_commit());
+        let error = landed(&mut committing)
+            .await
+            .expect_err("the commit's failure");
+        assert!(error.is_retriable());
+        assert!(
+            error.to_string().contains("the coordinator is gone"),
+            "{error}"
+        );
+        assert!(committing.is_none(), "reported once");
+        // With none under way it never ends: a `select!` branch that only
+        // ever reports a failure, never an empty success.
+        let idle = tokio::time::timeout(Duration::from_millis(50), landed(&mut committing)).await;
+        assert!(idle.is_err(), "ended with nothing under way: {idle:?}");
+    }
+
+    #[tokio::test]
+    async fn settling_waits_for_the_commit_and_gives_its_outcome() {
+        assert!(settle(None).await.is_ok(), "nothing under way");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let commit = tokio::task::spawn_blocking(move || {
+            // A commit that lands only once released.
+            held.recv()
+                .map_err(|e| ConnectorError::retriable(e.to_string()))
+        });
+        let settling = tokio::spawn(settle(Some(commit)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!settling.is_finished(), "settled before the commit landed");
+        release.send(()).expect("the commit waits");
+        settling.await.expect("joined").expect("the commit landed");
+        let failed = settle(Some(failing_commit())).await;
+        assert!(failed.is_err(), "a failed commit settles as failed");
+    }
+}
