@@ -46,7 +46,10 @@ pub use offset::{SourceOffset, SourcePartition};
 pub use plugin::{PluginInfo, PluginKind};
 pub use record::{SinkRecord, SourceRecord, TopicKind};
 pub use schema::{Field, Schema, SchemaKind};
-pub use sink::{FieldSelection, FieldSelector, SinkConnector, SinkTask};
+pub use sink::{
+    BatchPreparer, FieldSelection, FieldSelector, PreparedBatch, SinkConnector, SinkTask,
+    Unprepared,
+};
 pub use source::{SourceConnector, SourceTask, StopReason, TopicSchemas};
 pub use text::Text;
 pub use value::Value;

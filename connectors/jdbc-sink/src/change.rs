@@ -334,7 +334,7 @@ fn key_cells<'r>(
 const _: () = assert!(std::mem::size_of::<Cell<'static>>() <= 80);
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use sluice_connector_api::{ConnectorConfig, Field};
 
     use super::*;
@@ -351,7 +351,7 @@ mod tests {
         .optional()
     }
 
-    fn envelope(op: &str, before: Value, after: Value) -> (Arc<Schema>, Value) {
+    pub(crate) fn envelope(op: &str, before: Value, after: Value) -> (Arc<Schema>, Value) {
         let source = Schema::structure(
             "io.debezium.connector.postgresql.Source",
             vec![
@@ -382,7 +382,7 @@ mod tests {
         (Arc::new(schema), value)
     }
 
-    fn item(id: i32, name: &str) -> Value {
+    pub(crate) fn item(id: i32, name: &str) -> Value {
         Value::Struct(vec![
             Value::Int32(id),
             Value::String(name.into()),
@@ -390,7 +390,7 @@ mod tests {
         ])
     }
 
-    fn record(value: Option<(Arc<Schema>, Value)>, key: i32) -> SinkRecord {
+    pub(crate) fn record(value: Option<(Arc<Schema>, Value)>, key: i32) -> SinkRecord {
         let key_schema = Arc::new(Schema::structure(
             "srv.inv.items.Key",
             vec![Field::new("id", Schema::int32())],
@@ -408,7 +408,7 @@ mod tests {
         }
     }
 
-    fn config(extra: &[(&str, &str)]) -> SinkConfig {
+    pub(crate) fn config(extra: &[(&str, &str)]) -> SinkConfig {
         let base = [
             ("connection.url", "jdbc:postgresql://h/db"),
             ("connection.username", "u"),
