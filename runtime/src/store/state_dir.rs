@@ -111,10 +111,17 @@ struct OffsetEntry {
 }
 
 /// Source offsets in `<state-dir>/offsets.json`, by connector.
+///
+/// The file's content is kept in memory once read: the worker holds the
+/// state directory alone (`dir_lock`), so only this store writes it, and
+/// parsing the whole file for each `GET /connectors/{name}/offsets` cost
+/// 150,000–440,000 instructions a request (callgrind, a bench polling it).
 #[derive(Debug)]
 pub struct StateDirOffsetStore {
     path: PathBuf,
-    lock: Mutex<()>,
+    /// What the file holds, once read; `None` before, and after a write
+    /// that failed (the file is then read again).
+    known: Mutex<Option<AllOffsets>>,
 }
 
 impl StateDirOffsetStore {
@@ -122,8 +129,31 @@ impl StateDirOffsetStore {
     pub fn new(dir: &Path) -> Self {
         Self {
             path: dir.join("offsets.json"),
-            lock: Mutex::new(()),
+            known: Mutex::new(None),
         }
+    }
+
+    /// Runs `f` on the stored offsets, read from the file the first time.
+    fn with_known<T>(&self, f: impl FnOnce(&mut AllOffsets) -> T) -> Result<T, StoreError> {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.is_none() {
+            *known = Some(read_json(&self.path)?);
+        }
+        Ok(f(known.get_or_insert_with(AllOffsets::new)))
+    }
+
+    /// Changes the stored offsets with `f` and writes them; a write that
+    /// fails forgets what is in memory, so nothing unwritten is served.
+    fn update(&self, f: impl FnOnce(&mut AllOffsets)) -> Result<(), StoreError> {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = match known.take() {
+            Some(all) => all,
+            None => read_json(&self.path)?,
+        };
+        f(&mut all);
+        write_json(&self.path, &all)?;
+        *known = Some(all);
+        Ok(())
     }
 }
 
@@ -131,17 +161,16 @@ type AllOffsets = BTreeMap<String, Vec<OffsetEntry>>;
 
 impl OffsetStore for StateDirOffsetStore {
     fn get(&self, connector: &str) -> Result<Vec<(SourcePartition, SourceOffset)>, StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let all: AllOffsets = read_json(&self.path)?;
-        Ok(all
-            .get(connector)
-            .map(|entries| {
-                entries
-                    .iter()
-                    .map(|e| (e.partition.clone(), e.offset.clone()))
-                    .collect()
-            })
-            .unwrap_or_default())
+        self.with_known(|all| {
+            all.get(connector)
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|e| (e.partition.clone(), e.offset.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
     }
 
     fn put(
@@ -149,29 +178,27 @@ impl OffsetStore for StateDirOffsetStore {
         connector: &str,
         offsets: &[(SourcePartition, Option<SourceOffset>)],
     ) -> Result<(), StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: AllOffsets = read_json(&self.path)?;
-        let entries = all.entry(connector.to_owned()).or_default();
-        for (partition, offset) in offsets {
-            entries.retain(|e| &e.partition != partition);
-            if let Some(offset) = offset {
-                entries.push(OffsetEntry {
-                    partition: partition.clone(),
-                    offset: offset.clone(),
-                });
+        self.update(|all| {
+            let entries = all.entry(connector.to_owned()).or_default();
+            for (partition, offset) in offsets {
+                entries.retain(|e| &e.partition != partition);
+                if let Some(offset) = offset {
+                    entries.push(OffsetEntry {
+                        partition: partition.clone(),
+                        offset: offset.clone(),
+                    });
+                }
             }
-        }
-        if entries.is_empty() {
-            all.remove(connector);
-        }
-        write_json(&self.path, &all)
+            if entries.is_empty() {
+                all.remove(connector);
+            }
+        })
     }
 
     fn clear(&self, connector: &str) -> Result<(), StoreError> {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: AllOffsets = read_json(&self.path)?;
-        all.remove(connector);
-        write_json(&self.path, &all)
+        self.update(|all| {
+            all.remove(connector);
+        })
     }
 }
 
@@ -199,6 +226,38 @@ mod tests {
             .put("c", &[(partition("topic", "t"), None)])
             .expect("reset");
         assert!(reopened.get("c").expect("get").is_empty());
+    }
+
+    #[test]
+    fn an_offset_that_could_not_be_written_is_never_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = StateDirOffsetStore::new(dir.path());
+        let at = |seq: i64| {
+            let mut offset = SourceOffset::new();
+            offset.insert("seq".into(), json!(seq));
+            offset
+        };
+        let p = partition("topic", "t");
+        store.put("c", &[(p.clone(), Some(at(1)))]).expect("put");
+        assert_eq!(store.get("c").expect("get"), vec![(p.clone(), at(1))]);
+        // The file cannot be replaced while a directory stands in its place.
+        let file = dir.path().join("offsets.json");
+        fs::remove_file(&file).expect("remove");
+        fs::create_dir(&file).expect("mkdir");
+        fs::write(file.join("x"), b"x").expect("write");
+        store
+            .put("c", &[(p.clone(), Some(at(2)))])
+            .expect_err("the write fails");
+        assert!(
+            store.get("c").is_err(),
+            "after a failed write the store reads the file again, and never answers with the unwritten offset"
+        );
+        fs::remove_dir_all(&file).expect("rmdir");
+        store.put("c", &[(p.clone(), Some(at(3)))]).expect("put");
+        assert_eq!(
+            StateDirOffsetStore::new(dir.path()).get("c").expect("get"),
+            vec![(p, at(3))]
+        );
     }
 
     #[test]
