@@ -6,7 +6,7 @@
 
 use sluice_connector_api::{BatchPreparer, PreparedBatch, SinkRecord};
 
-use crate::change::interpret;
+use crate::change::{interpret_with, Layouts};
 use crate::config::SinkConfig;
 use crate::plan::{plan, Step};
 
@@ -17,6 +17,7 @@ pub type Plans<'r> = Result<Vec<Vec<Step<'r>>>, String>;
 /// Reads `records` into the steps of their target transactions, one per
 /// `batch.size` of them.
 pub fn plans<'r>(config: &SinkConfig, records: &'r [SinkRecord]) -> Plans<'r> {
+    let mut layouts = Layouts::default();
     records
         .chunks(config.batch_size)
         .map(|chunk| {
@@ -24,7 +25,7 @@ pub fn plans<'r>(config: &SinkConfig, records: &'r [SinkRecord]) -> Plans<'r> {
             // so the vector grew and copied itself a dozen times a batch.
             let mut changes = Vec::with_capacity(chunk.len());
             for record in chunk {
-                changes.push(interpret(config, record)?);
+                changes.push(interpret_with(config, &mut layouts, record)?);
             }
             Ok(plan(changes))
         })

@@ -78,14 +78,46 @@ impl TableFormat {
     /// `source`; `None` when the format names a source field the record
     /// does not carry as text.
     pub fn render(&self, topic: &str, source: Option<(&Schema, &Value)>) -> Option<String> {
+        match source {
+            None => self.render_indexed(topic, None),
+            Some((schema, value)) => {
+                self.render_indexed(topic, Some((&self.source_indices(schema), value)))
+            }
+        }
+    }
+
+    /// Where a source block of schema `source` holds each source field
+    /// the format names, in the format's order (for
+    /// [`Self::render_indexed`]); `None` for a field it lacks.
+    pub fn source_indices(&self, source: &Schema) -> Vec<Option<usize>> {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Source(name) => Some(source.field(name).map(|(index, _)| index)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// [`Self::render`] with the source fields found beforehand by
+    /// [`Self::source_indices`]: a batch's records mostly share one
+    /// schema, and finding a field by name for every record cost more
+    /// than the rest of the rendering.
+    pub fn render_indexed(
+        &self,
+        topic: &str,
+        source: Option<(&[Option<usize>], &Value)>,
+    ) -> Option<String> {
         let mut out = String::with_capacity(self.text.len() + 16);
+        let mut sources = 0;
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Topic => out.extend(topic.chars().map(|c| if c == '.' { '_' } else { c })),
-                Part::Source(name) => {
-                    let (schema, value) = source?;
-                    let (index, _) = schema.field(name)?;
+                Part::Source(_) => {
+                    let (indices, value) = source?;
+                    let index = (*indices.get(sources)?)?;
+                    sources += 1;
                     match value {
                         Value::Struct(values) => match values.get(index)? {
                             Value::String(text) => out.push_str(text),
