@@ -46,10 +46,7 @@ pub use offset::{SourceOffset, SourcePartition};
 pub use plugin::{PluginInfo, PluginKind};
 pub use record::{SinkRecord, SourceRecord, TopicKind};
 pub use schema::{Field, Schema, SchemaKind};
-pub use sink::{
-    BatchPreparer, FieldSelection, FieldSelector, PreparedBatch, SinkConnector, SinkTask,
-    Unprepared,
-};
+pub use sink::{FieldSelection, FieldSelector, SinkConnector, SinkTask};
 pub use source::{SourceConnector, SourceTask, StopReason, TopicSchemas};
 pub use text::Text;
 pub use value::Value;

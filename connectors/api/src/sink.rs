@@ -74,60 +74,6 @@ pub trait SinkTask: Send {
     fn reads_headers(&self) -> bool {
         true
     }
-
-    /// What works on a batch before it meets the target, asked once after
-    /// `start`; `None` (the default) when nothing does. The runtime then
-    /// prepares the next batch while this task applies the current one,
-    /// and hands it to [`Self::put_prepared`].
-    fn preparer(&self) -> Option<Arc<dyn BatchPreparer>> {
-        None
-    }
-
-    /// [`Self::put`] for a batch the runtime holds as a [`PreparedBatch`]:
-    /// one [`Self::preparer`] made, or [`Unprepared`] records. A task that
-    /// does not find its own preparation in it applies the records.
-    async fn put_prepared(&mut self, batch: &dyn PreparedBatch) -> Result<(), ConnectorError> {
-        self.put(batch.records()).await
-    }
-}
-
-/// The work a sink task can do on a batch without its target (reading
-/// the records into the statements they ask for, say), split from `put` so
-/// the runtime can do it for the next batch while the current one is
-/// applied: the target then waits for the task only for the writing.
-pub trait BatchPreparer: Send + Sync {
-    /// Takes `records` (in partition order) and what the task makes of
-    /// them. A record the task cannot read is not an error here: `put`
-    /// meets it again and says why, so the runtime's error handling sees
-    /// the same failure either way.
-    fn prepare(&self, records: Vec<SinkRecord>) -> Box<dyn PreparedBatch>;
-}
-
-/// A batch of records as the runtime hands it to
-/// [`SinkTask::put_prepared`], with whatever its task's [`BatchPreparer`]
-/// made of them (the task finds its own type through [`std::any::Any`]).
-pub trait PreparedBatch: std::any::Any + Send + Sync {
-    /// The records, in partition order.
-    fn records(&self) -> &[SinkRecord];
-
-    /// The records back: to free them, or to apply them one at a time
-    /// when the batch was refused.
-    fn into_records(self: Box<Self>) -> Vec<SinkRecord>;
-}
-
-/// Records nobody prepared: what the runtime hands over when the task has
-/// no [`BatchPreparer`].
-#[derive(Debug, Default)]
-pub struct Unprepared(pub Vec<SinkRecord>);
-
-impl PreparedBatch for Unprepared {
-    fn records(&self) -> &[SinkRecord] {
-        &self.0
-    }
-
-    fn into_records(self: Box<Self>) -> Vec<SinkRecord> {
-        self.0
-    }
 }
 
 /// Chooses the fields of a value a sink task reads, per value schema.

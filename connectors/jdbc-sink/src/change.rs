@@ -380,7 +380,7 @@ fn key_cells<'r>(
 const _: () = assert!(std::mem::size_of::<Cell<'static>>() <= 80);
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use sluice_connector_api::{ConnectorConfig, Field};
 
     use super::*;
@@ -397,7 +397,7 @@ pub(crate) mod tests {
         .optional()
     }
 
-    pub(crate) fn envelope(op: &str, before: Value, after: Value) -> (Arc<Schema>, Value) {
+    fn envelope(op: &str, before: Value, after: Value) -> (Arc<Schema>, Value) {
         let source = Schema::structure(
             "io.debezium.connector.postgresql.Source",
             vec![
@@ -428,7 +428,7 @@ pub(crate) mod tests {
         (Arc::new(schema), value)
     }
 
-    pub(crate) fn item(id: i32, name: &str) -> Value {
+    fn item(id: i32, name: &str) -> Value {
         Value::Struct(vec![
             Value::Int32(id),
             Value::String(name.into()),
@@ -436,7 +436,7 @@ pub(crate) mod tests {
         ])
     }
 
-    pub(crate) fn record(value: Option<(Arc<Schema>, Value)>, key: i32) -> SinkRecord {
+    fn record(value: Option<(Arc<Schema>, Value)>, key: i32) -> SinkRecord {
         let key_schema = Arc::new(Schema::structure(
             "srv.inv.items.Key",
             vec![Field::new("id", Schema::int32())],
@@ -454,7 +454,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn config(extra: &[(&str, &str)]) -> SinkConfig {
+    fn config(extra: &[(&str, &str)]) -> SinkConfig {
         let base = [
             ("connection.url", "jdbc:postgresql://h/db"),
             ("connection.username", "u"),

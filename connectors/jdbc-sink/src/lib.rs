@@ -10,7 +10,6 @@ mod mysql_load;
 mod mysql_target;
 mod plan;
 mod postgres_target;
-mod prepared;
 mod read_fields;
 mod sql_value;
 mod straight_copy;

@@ -1,20 +1,17 @@
-//! One sink task: turns a batch of records into changes, plans them
-//! (`prepared`, ahead of time when the runtime asks), and applies them to
-//! the target in one transaction.
+//! One sink task: turns a batch of records into changes, plans them, and
+//! applies them to the target in one transaction.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sluice_connector_api::{
-    BatchPreparer, ConnectorConfig, ConnectorError, FieldSelector, PreparedBatch, SinkRecord,
-    SinkTask,
-};
+use sluice_connector_api::{ConnectorConfig, ConnectorError, FieldSelector, SinkRecord, SinkTask};
 
+use crate::change::{interpret_with, Layouts};
 use crate::config::{Dialect, KeyMode, SinkConfig};
 use crate::mysql_target::MySqlTarget;
+use crate::plan::plan;
 use crate::plan::Step;
 use crate::postgres_target::PostgresTarget;
-use crate::prepared::{plans, PlannedBatch, Planner, Plans};
 use crate::read_fields::ReadFields;
 
 /// Longest a batch may take at the target before the connection is
@@ -47,31 +44,6 @@ pub struct JdbcSinkTask {
     target: Option<Target>,
 }
 
-impl JdbcSinkTask {
-    /// Applies `plans`, one target transaction each.
-    async fn apply(&mut self, plans: &Plans<'_>) -> Result<(), ConnectorError> {
-        let (Some(config), Some(target)) = (&self.config, self.target.as_mut()) else {
-            return Err(ConnectorError::retriable("the sink task is not started"));
-        };
-        let plans = plans
-            .as_ref()
-            .map_err(|e| ConnectorError::fatal(e.clone()))?;
-        for steps in plans {
-            // A target that stops answering (a half-open connection) must
-            // not hang the task: the runner reconnects and applies again.
-            tokio::time::timeout(APPLY_TIMEOUT, target.apply(steps, config))
-                .await
-                .map_err(|_| {
-                    ConnectorError::retriable(format!(
-                        "the target did not finish a batch within {} s; reconnecting",
-                        APPLY_TIMEOUT.as_secs()
-                    ))
-                })??;
-        }
-        Ok(())
-    }
-}
-
 #[async_trait]
 impl SinkTask for JdbcSinkTask {
     async fn start(&mut self, config: &ConnectorConfig) -> Result<(), ConnectorError> {
@@ -87,24 +59,31 @@ impl SinkTask for JdbcSinkTask {
     }
 
     async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectorError> {
-        let Some(config) = &self.config else {
+        let (Some(config), Some(target)) = (&self.config, self.target.as_mut()) else {
             return Err(ConnectorError::retriable("the sink task is not started"));
         };
-        let plans = plans(config, records);
-        self.apply(&plans).await
-    }
-
-    async fn put_prepared(&mut self, batch: &dyn PreparedBatch) -> Result<(), ConnectorError> {
-        let as_any: &dyn std::any::Any = batch;
-        match as_any.downcast_ref::<PlannedBatch>() {
-            Some(planned) => self.apply(planned.plans()).await,
-            None => self.put(batch.records()).await,
+        let mut layouts = Layouts::default();
+        for chunk in records.chunks(config.batch_size) {
+            // Sized up front: collecting a `Result` gives no size hint,
+            // so the vector grew and copied itself a dozen times a batch.
+            let mut changes = Vec::with_capacity(chunk.len());
+            for record in chunk {
+                changes.push(
+                    interpret_with(config, &mut layouts, record).map_err(ConnectorError::fatal)?,
+                );
+            }
+            // A target that stops answering (a half-open connection) must
+            // not hang the task: the runner reconnects and applies again.
+            tokio::time::timeout(APPLY_TIMEOUT, target.apply(&plan(changes), config))
+                .await
+                .map_err(|_| {
+                    ConnectorError::retriable(format!(
+                        "the target did not finish a batch within {} s; reconnecting",
+                        APPLY_TIMEOUT.as_secs()
+                    ))
+                })??;
         }
-    }
-
-    fn preparer(&self) -> Option<Arc<dyn BatchPreparer>> {
-        let config = self.config.clone()?;
-        Some(Arc::new(Planner(config)))
+        Ok(())
     }
 
     fn value_fields(&self) -> Option<Arc<dyn FieldSelector>> {

@@ -19,9 +19,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use sluice_connector_api::{
-    BatchPreparer, ConnectorError, PreparedBatch, SinkConnector, SinkRecord, SinkTask, Unprepared,
-};
+use sluice_connector_api::{ConnectorError, SinkConnector, SinkRecord, SinkTask};
 use tokio::sync::watch;
 
 use super::error_policy::{ErrorPolicy, Skipped};
@@ -106,7 +104,6 @@ async fn run_once(
     if !task.reads_headers() {
         applier.skip_headers();
     }
-    applier.preparer = task.preparer();
     let result = Arc::new(applier).drive(task.as_mut(), control).await;
     task.stop().await;
     tracing::info!(connector = %spec.connector, task = spec.task_id, ok = result.is_ok(), "sink task stopped");
@@ -146,34 +143,22 @@ struct Consumed {
 /// A batch of decoded records and the newest offset per partition read.
 type Collected = (Vec<Consumed>, Positions);
 
-/// A batch read and ready to apply.
-struct Batch {
-    /// The records, as the task's [`BatchPreparer`] prepared them (or
-    /// [`Unprepared`]).
-    records: Box<dyn PreparedBatch>,
-    /// Each record's key and value bytes as read, for the dead-letter
-    /// queue.
-    raw: Vec<Raw>,
-    /// The newest offset per partition read, set-aside records included.
-    positions: Positions,
-}
-
 /// The next batch, read by a task of its own while the runner applies the
 /// current one. Dropped unfinished (the apply failed, the task is told to
 /// stop) it is cancelled, as it was when read inside the runner's own
 /// task: nothing more is consumed or sent to the dead-letter topic for a
 /// batch that is never applied.
-struct Reading(tokio::task::JoinHandle<Result<Batch, ConnectorError>>);
+struct Reading(tokio::task::JoinHandle<Result<Collected, ConnectorError>>);
 
 impl Reading {
     fn start(applier: &Arc<Applier>) -> Self {
         let applier = Arc::clone(applier);
-        Self(tokio::spawn(async move { applier.read().await }))
+        Self(tokio::spawn(async move { applier.collect().await }))
     }
 }
 
 impl std::future::Future for Reading {
-    type Output = Result<Batch, ConnectorError>;
+    type Output = Result<Collected, ConnectorError>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -220,8 +205,6 @@ struct Applier {
     /// Whether records are handed over with the headers they were read
     /// with (see [`Self::skip_headers`]).
     read_headers: bool,
-    /// The task's [`SinkTask::preparer`], run on each batch as it is read.
-    preparer: Option<Arc<dyn BatchPreparer>>,
 }
 
 impl Applier {
@@ -285,7 +268,6 @@ impl Applier {
             seen_topics: Default::default(),
             last_batch: AtomicUsize::new(0),
             read_headers: true,
-            preparer: None,
         })
     }
 
@@ -352,18 +334,14 @@ impl Applier {
                 }
                 Control::Run => {}
             }
-            let Batch {
-                records,
-                raw,
-                positions,
-            } = match next.take() {
-                Some(batch) => batch,
+            let (batch, positions) = match next.take() {
+                Some(collected) => collected,
                 None => {
                     // A commit under way is reported before a wait of
                     // unknown length.
                     settle(committing.take()).await?;
                     tokio::select! {
-                        batch = self.read() => batch?,
+                        batch = self.collect() => batch?,
                         _ = control.wait_for(|c| c.is_stop()) => continue,
                     }
                 }
@@ -373,15 +351,14 @@ impl Applier {
             }
             self.metrics
                 .records_polled
-                .fetch_add(records.records().len() as u64, Ordering::Relaxed);
-            // The next batch is read, decoded and prepared while this one
-            // is applied, by a task of its own so the two run on both
-            // cores (the worker's threads, the target and the broker
-            // shared them at about 1.1 cores of 2 while one task took
-            // turns); the offsets move only after the apply, and a failed
-            // apply drops the next batch uncommitted (read again on
-            // restart).
-            let applying = self.apply(task, records, raw, control);
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            // The next batch is read and decoded while this one is
+            // applied, by a task of its own so the two run on both cores
+            // (the worker's threads, the target and the broker shared
+            // them at about 1.1 cores of 2 while one task took turns);
+            // the offsets move only after the apply, and a failed apply
+            // drops the next batch uncommitted (read again on restart).
+            let applying = self.apply(task, batch, control);
             let mut collecting = Reading::start(self);
             tokio::pin!(applying);
             let mut collected = None;
@@ -423,28 +400,6 @@ impl Applier {
                 }
             };
         }
-    }
-
-    /// The next batch: [`Self::collect`]ed, then prepared by the task's
-    /// preparer — here, in the reading task, so the target does not wait
-    /// for that work while the task applies the batch before it.
-    async fn read(&self) -> Result<Batch, ConnectorError> {
-        let (consumed, positions) = self.collect().await?;
-        // The records go to the task; the raw bytes stay for the
-        // dead-letter queue.
-        let (records, raw): (Vec<SinkRecord>, Vec<Raw>) = consumed
-            .into_iter()
-            .map(|c| (c.record, (c.key_bytes, c.value_bytes)))
-            .unzip();
-        let records = match &self.preparer {
-            Some(preparer) if !records.is_empty() => preparer.prepare(records),
-            _ => Box::new(Unprepared(records)),
-        };
-        Ok(Batch {
-            records,
-            raw,
-            positions,
-        })
     }
 
     /// Up to `batch_size` decoded records, and the newest offset per
@@ -706,20 +661,25 @@ impl Applier {
     async fn apply(
         &self,
         task: &mut dyn SinkTask,
-        batch: Box<dyn PreparedBatch>,
-        raw: Vec<Raw>,
+        batch: Vec<Consumed>,
         control: &watch::Receiver<Control>,
     ) -> Result<(), ConnectorError> {
-        let count = batch.records().len() as u64;
-        if count == 0 {
+        if batch.is_empty() {
             return Ok(());
         }
-        match self.put_retrying(task, batch.as_ref(), control).await {
+        // The records go to the task by reference; the raw bytes stay for
+        // the dead-letter queue.
+        let (records, raw): (Vec<SinkRecord>, Vec<Raw>) = batch
+            .into_iter()
+            .map(|c| (c.record, (c.key_bytes, c.value_bytes)))
+            .unzip();
+        let count = records.len() as u64;
+        match self.put_retrying(task, &records, control).await {
             Ok(()) => {
                 self.metrics
                     .records_produced
                     .fetch_add(count, Ordering::Relaxed);
-                release_aside(batch.into_records());
+                release_aside(records);
                 return Ok(());
             }
             Err(e) if e.is_retriable() || !self.errors.tolerate => {
@@ -737,9 +697,11 @@ impl Applier {
                 tracing::warn!(connector = %self.spec.connector, error = %e, "batch refused; retrying record by record (errors.tolerance=all)");
             }
         }
-        for (record, (key, value)) in batch.into_records().into_iter().zip(&raw) {
-            let one = Unprepared(vec![record]);
-            match self.put_retrying(task, &one, control).await {
+        for (record, (key, value)) in records.iter().zip(&raw) {
+            match self
+                .put_retrying(task, std::slice::from_ref(record), control)
+                .await
+            {
                 Ok(()) => {
                     self.metrics
                         .records_produced
@@ -748,7 +710,7 @@ impl Applier {
                 Err(e) if e.is_retriable() => return Err(e),
                 Err(e) => {
                     self.dead_letter(
-                        &one.0[0],
+                        record,
                         (key.as_deref(), value.as_deref()),
                         "TASK_PUT",
                         &e.to_string(),
@@ -768,12 +730,12 @@ impl Applier {
     async fn put_retrying(
         &self,
         task: &mut dyn SinkTask,
-        batch: &dyn PreparedBatch,
+        records: &[SinkRecord],
         control: &watch::Receiver<Control>,
     ) -> Result<(), ConnectorError> {
         let mut failures: u32 = 0;
         loop {
-            let error = match task.put_prepared(batch).await {
+            let error = match task.put(records).await {
                 Ok(()) => {
                     if failures > 0 {
                         set_status(&self.deps, &self.spec, State::Running);
