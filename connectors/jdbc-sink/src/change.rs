@@ -95,7 +95,7 @@ fn no_source(format: &TableFormat, record: &SinkRecord) -> String {
     )
 }
 
-/// Where an envelope schema keeps the fields [`interpret`] reads.
+/// Where an envelope schema keeps the fields [`interpret_with`] reads.
 #[derive(Debug)]
 struct Envelope {
     op: usize,

@@ -9,7 +9,7 @@ use sluice_connector_api::{FieldSelection, FieldSelector, Schema};
 use crate::change::is_envelope;
 use crate::table_format::TableFormat;
 
-/// What [`interpret`](crate::change::interpret) reads of a value.
+/// What [`interpret_with`](crate::change::interpret_with) reads of a value.
 #[derive(Debug)]
 pub struct ReadFields {
     /// Source-block fields the table name is made of.

@@ -134,12 +134,13 @@ impl StateDirOffsetStore {
     }
 
     /// Runs `f` on the stored offsets, read from the file the first time.
-    fn with_known<T>(&self, f: impl FnOnce(&mut AllOffsets) -> T) -> Result<T, StoreError> {
+    fn with_known<T>(&self, f: impl FnOnce(&AllOffsets) -> T) -> Result<T, StoreError> {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.is_none() {
-            *known = Some(read_json(&self.path)?);
-        }
-        Ok(f(known.get_or_insert_with(AllOffsets::new)))
+        let all = match &mut *known {
+            Some(all) => all,
+            None => known.insert(read_json(&self.path)?),
+        };
+        Ok(f(all))
     }
 
     /// Changes the stored offsets with `f` and writes them; a write that
