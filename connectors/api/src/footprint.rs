@@ -63,6 +63,11 @@ fn held_by_leaf(value: &Value) -> usize {
         Value::Bytes(bytes) => bytes.len(),
         // One copy serves many records, as shared text does.
         Value::Shared(_) => 0,
+        // The shared struct as above; the members replaced are this one's.
+        Value::Patched(_, patches) => patches
+            .iter()
+            .map(|(_, member)| size_of::<usize>() + member.footprint())
+            .sum(),
         _ => 0,
     }
 }
@@ -133,6 +138,23 @@ mod tests {
             "{}",
             shared_block.footprint()
         );
+        // A shared block with a member of its own: that member counts.
+        let patched = |member: Value| {
+            record(Value::Struct(vec![
+                Value::Int64(1),
+                Value::patched(
+                    Arc::new(Value::Struct(vec![
+                        Value::Bytes(vec![0; 50_000]),
+                        Value::Null,
+                    ])),
+                    vec![(1, member)],
+                ),
+            ]))
+        };
+        let small = patched(Value::Int32(3)).footprint();
+        assert!(small < base + 200, "{small}");
+        let big = patched(Value::String("z".repeat(20_000).into())).footprint();
+        assert!(big >= small + 20_000, "{big} against {small}");
     }
 
     /// Headers and map entries are part of what a record holds.

@@ -37,6 +37,14 @@ pub enum Value {
     /// that changes values (transforms) gets them plain, see
     /// [`Value::unshare`].
     Shared(std::sync::Arc<Value>),
+    /// A shared struct with some of its members replaced for this value,
+    /// by position, in ascending order: a stream's `source` block, alike
+    /// for every row of a binlog rows event but for its `row`. It reads as
+    /// the struct with the replacements; a converter may copy the shared
+    /// members' bytes. Built by [`Value::patched`], which keeps that shape;
+    /// code that changes values (transforms) gets them plain, see
+    /// [`Value::unshare`].
+    Patched(std::sync::Arc<Value>, Box<[(usize, Value)]>),
 }
 
 impl PartialEq for Value {
@@ -46,6 +54,8 @@ impl PartialEq for Value {
             (Self::Shared(a), Self::Shared(b)) if std::sync::Arc::ptr_eq(a, b) => true,
             (Self::Shared(a), b) => **a == *b,
             (a, Self::Shared(b)) => *a == **b,
+            (Self::Patched(..), b) => self.plain().as_ref() == b,
+            (a, Self::Patched(..)) => a == other.plain().as_ref(),
             (Self::Null, Self::Null) => true,
             (Self::Boolean(a), Self::Boolean(b)) => a == b,
             (Self::Int8(a), Self::Int8(b)) => a == b,
@@ -103,6 +113,11 @@ impl Value {
                 own.unshare();
                 *self = own;
             }
+            Self::Patched(..) => {
+                let mut own = self.plain().into_owned();
+                own.unshare();
+                *self = own;
+            }
             Self::Struct(members) | Self::Array(members) => {
                 members.iter_mut().for_each(Self::unshare)
             }
@@ -112,6 +127,49 @@ impl Value {
             }),
             _ => {}
         }
+    }
+
+    /// A [`Value::Patched`]: `base` with the members at the positions of
+    /// `patches` replaced. When `base` is not a struct, or the positions
+    /// are not ascending within it, the struct is built plain instead, so
+    /// a patched value always has the shape converters rely on.
+    pub fn patched(base: std::sync::Arc<Value>, patches: Vec<(usize, Value)>) -> Self {
+        let fits = match base.as_ref() {
+            Self::Struct(members) => {
+                patches.windows(2).all(|w| w[0].0 < w[1].0)
+                    && patches.last().is_none_or(|(at, _)| *at < members.len())
+            }
+            _ => false,
+        };
+        if fits {
+            return Self::Patched(base, patches.into_boxed_slice());
+        }
+        let mut plain = Self::clone(&base);
+        if let Self::Struct(members) = &mut plain {
+            for (at, value) in patches {
+                if let Some(member) = members.get_mut(at) {
+                    *member = value;
+                }
+            }
+        }
+        plain
+    }
+
+    /// This value with a [`Value::Patched`] at its top made a plain
+    /// struct (a copy); any other value as it is.
+    pub fn plain(&self) -> std::borrow::Cow<'_, Value> {
+        let Self::Patched(base, patches) = self else {
+            return std::borrow::Cow::Borrowed(self);
+        };
+        let mut own = Self::clone(base);
+        if let Self::Struct(members) = &mut own {
+            for (at, value) in patches.iter() {
+                if let Some(member) = members.get_mut(*at) {
+                    *member = value.clone();
+                }
+            }
+        }
+        std::borrow::Cow::Owned(own)
     }
 
     /// Whether this is [`Value::Null`].
@@ -141,6 +199,7 @@ fn release_all(members: Vec<Value>) {
             Value::Bytes(bytes) => drop(bytes),
             Value::Map(entries) => drop(entries),
             Value::Shared(shared) => drop(shared),
+            Value::Patched(base, patches) => drop((base, patches)),
             // Owns nothing: there is nothing to free.
             scalar @ (Value::Null
             | Value::Boolean(_)
@@ -189,6 +248,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_patched_value_reads_as_its_struct_with_the_members_replaced() {
+        use std::sync::Arc;
+        let base = Arc::new(Value::Struct(vec![
+            Value::from("inventory"),
+            Value::Int64(7),
+            Value::Int32(0),
+        ]));
+        let plain = |row| {
+            Value::Struct(vec![
+                Value::from("inventory"),
+                Value::Int64(7),
+                Value::Int32(row),
+            ])
+        };
+        let patched = Value::patched(Arc::clone(&base), vec![(2, Value::Int32(3))]);
+        assert!(matches!(patched, Value::Patched(..)));
+        assert_eq!(patched, plain(3));
+        assert_eq!(plain(3), patched);
+        assert_ne!(patched, plain(0), "the replaced member counts");
+        assert_eq!(*base, plain(0), "the shared struct is left alone");
+        // Nested, as a source block sits in an envelope.
+        let mut event = Value::Struct(vec![Value::Null, patched, Value::from("c")]);
+        event.unshare();
+        assert!(
+            matches!(&event, Value::Struct(members) if matches!(members[1], Value::Struct(_))),
+            "{event:?}"
+        );
+        assert_eq!(
+            event,
+            Value::Struct(vec![Value::Null, plain(3), Value::from("c")])
+        );
+        assert_eq!(Arc::strong_count(&base), 1, "the copy holds no share");
+        // Positions out of order or past the end, or a base that is no
+        // struct: built plain, never a patched value converters misread.
+        let unordered = Value::patched(
+            Arc::clone(&base),
+            vec![(2, Value::Int32(1)), (0, Value::from("crm"))],
+        );
+        assert!(matches!(unordered, Value::Struct(_)), "{unordered:?}");
+        assert_eq!(
+            unordered,
+            Value::Struct(vec![Value::from("crm"), Value::Int64(7), Value::Int32(1)])
+        );
+        let past = Value::patched(Arc::clone(&base), vec![(3, Value::Int32(1))]);
+        assert!(matches!(past, Value::Struct(_)), "{past:?}");
+        assert_eq!(past, plain(0));
+        let scalar = Value::patched(Arc::new(Value::Int64(1)), vec![(0, Value::Int64(2))]);
+        assert_eq!(scalar, Value::Int64(1));
+    }
+
+    #[test]
     fn a_shared_value_compares_as_what_it_holds_and_unshares_into_a_copy() {
         use std::sync::Arc;
         let block = Value::Struct(vec![Value::from("inventory"), Value::Int64(7)]);
@@ -234,8 +344,12 @@ mod tests {
             Value::Struct(vec![text(), Value::Null, Value::Bytes(vec![1, 2])]),
             Value::Array(vec![text(), Value::Float64(0.5)]),
             Value::Map(vec![(text(), Value::Boolean(true))]),
+            Value::patched(
+                Arc::new(Value::Struct(vec![text(), Value::Null])),
+                vec![(1, text())],
+            ),
         ]);
-        assert_eq!(Arc::strong_count(&shared), 5);
+        assert_eq!(Arc::strong_count(&shared), 7);
         tree.release();
         assert_eq!(Arc::strong_count(&shared), 1);
         text().release();

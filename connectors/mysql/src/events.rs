@@ -89,6 +89,7 @@ fn source_block(
     query: Option<&str>,
 ) -> Value {
     let names = &ctx.names;
+    // In the order of `source_schema`; `SOURCE_ROW` is `row`'s place.
     Value::Struct(vec![
         Value::String(names.version.clone()),
         Value::String(names.connector.clone()),
@@ -111,6 +112,61 @@ fn source_block(
         Value::Null,
         query.map_or(Value::Null, |q| Value::String(q.into())),
     ])
+}
+
+/// Where `row` sits in the `source` block: the one member of it that
+/// differs between the rows of a rows event.
+const SOURCE_ROW: usize = 14;
+
+/// The `source` block every row of one rows event of `table` shares,
+/// read at `position` (with `query` under `include.query`): each row's
+/// event ([`row_change`]) holds it with its own `row`, so the block is
+/// built and converted once per rows event rather than per row.
+pub fn rows_event_source(
+    ctx: &EventContext,
+    table: &TableSchema,
+    position: &BinlogPosition,
+    query: Option<&str>,
+) -> Arc<Value> {
+    Arc::new(source_block(
+        ctx,
+        &table.names.0,
+        Some(&table.names.1),
+        "false",
+        position,
+        0,
+        position.ts_sec.saturating_mul(1000),
+        query,
+    ))
+}
+
+/// The change event of row `row` of a rows event (plus its tombstone after
+/// a delete, when enabled), whose `source` block is `source` (from
+/// [`rows_event_source`]) with this `row`; `transaction` its transaction
+/// block (null without `provide.transaction.metadata`).
+#[allow(clippy::too_many_arguments)]
+pub fn row_change(
+    ctx: &EventContext,
+    table: &TableSchema,
+    op: Op,
+    (before, after): (Option<Value>, Option<Value>),
+    position: &BinlogPosition,
+    (source, row): (&Arc<Value>, u64),
+    transaction: Value,
+    now_us: i64,
+) -> debezium::ChangeRecords {
+    let source = Value::patched(
+        Arc::clone(source),
+        vec![(SOURCE_ROW, Value::Int32(row as i32))],
+    );
+    let record = debezium::row_event(
+        (&ctx.partition, offset(position, SnapshotMark::Streaming)),
+        table,
+        (op, before, after),
+        (source, transaction),
+        now_us,
+    );
+    debezium::change_records(record, op == Op::Delete && ctx.tombstones)
 }
 
 /// A change event (plus its tombstone after a delete, when enabled).
@@ -534,6 +590,75 @@ mod tests {
         assert!(
             matches!(&shared[0].value, Some(Value::Struct(e)) if matches!(e[2], Value::Shared(_))),
             "the source block is shared"
+        );
+    }
+
+    /// The rows of a rows event built around one shared source block are
+    /// the events built whole, each with its own `row`: inserts, and a
+    /// delete with its tombstone and the statement (`include.query`).
+    #[test]
+    fn rows_sharing_their_rows_event_s_source_block_are_the_events_built_whole() {
+        let ctx = EventContext::new(
+            &TopicNaming::with_prefix("shop"),
+            true,
+            false,
+            crate::flavor::Flavor::MySql,
+        );
+        let table = items();
+        let position = BinlogPosition {
+            file: Arc::from("mysql-bin.000007"),
+            pos: 4_096,
+            event: 2,
+            row: 0,
+            gtids: Arc::from("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"),
+            gtid: Some(Arc::from("3e11fa47-71ca-11e1-9e33-c80aa9429562:6")),
+            server_id: 223_344,
+            ts_sec: 1_764_000_000,
+        };
+        let row = |id| Value::Struct(vec![Value::Int32(id), Value::from("seven")]);
+        for (op, query) in [(Op::Create, None), (Op::Delete, Some("DELETE FROM items"))] {
+            let source = rows_event_source(&ctx, &table, &position, query);
+            for r in [0u64, 1, 300] {
+                let (before, after) = match op {
+                    Op::Delete => (Some(row(r as i32)), None),
+                    _ => (None, Some(row(r as i32))),
+                };
+                let mut at = position.clone();
+                at.row = r + 1;
+                let whole: Vec<SourceRecord> = change(
+                    &ctx,
+                    &table,
+                    op,
+                    before.clone(),
+                    after.clone(),
+                    &at,
+                    ("false", SnapshotMark::Streaming),
+                    (r, Value::Null, query),
+                    5_000,
+                )
+                .collect();
+                let shared: Vec<SourceRecord> = row_change(
+                    &ctx,
+                    &table,
+                    op,
+                    (before, after),
+                    &at,
+                    (&source, r),
+                    Value::Null,
+                    5_000,
+                )
+                .collect();
+                assert_eq!(whole.len(), if op == Op::Delete { 2 } else { 1 });
+                assert_eq!(whole, shared, "{op:?} row {r}");
+                assert!(
+                    matches!(&shared[0].value, Some(Value::Struct(e)) if matches!(e[2], Value::Patched(..))),
+                    "the source block is shared"
+                );
+            }
+        }
+        assert_eq!(
+            source_schema(ctx.flavor).field("row").map(|(at, _)| at),
+            Some(SOURCE_ROW)
         );
     }
 }

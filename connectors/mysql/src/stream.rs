@@ -789,6 +789,8 @@ impl Streamer<'_> {
                         )));
                     }
                     let most_rows = binlog_guard::most_rows(&rows) as u64;
+                    let source =
+                        events::rows_event_source(self.ctx, &schema, &position, query.as_deref());
                     let images = RowImages::new(&rows, tme).map_err(|e| {
                         ConnectorError::fatal(format!(
                             "cannot read the rows event of {id} at {file}:{start}: {e}"
@@ -851,15 +853,14 @@ impl Streamer<'_> {
                         let row_bytes = before.as_ref().map_or(0, Value::footprint)
                             + after.as_ref().map_or(0, Value::footprint);
                         batch.extend_row(
-                            events::change(
+                            events::row_change(
                                 self.ctx,
                                 &schema,
                                 op,
-                                before,
-                                after,
+                                (before, after),
                                 &position,
-                                ("false", SnapshotMark::Streaming),
-                                (r, block, query.as_deref()),
+                                (&source, r),
+                                block,
                                 now,
                             ),
                             row_bytes,

@@ -278,6 +278,7 @@ fn write_value(
 ) -> Result<(), Mismatch> {
     match (&schema.kind, value) {
         (_, Value::Shared(shared)) => return write_value(out, schema, shared, options),
+        (_, Value::Patched(..)) => return write_value(out, schema, &value.plain(), options),
         (_, Value::Null) => match &schema.default {
             Some(default) if options.replace_null_with_default && !default.is_null() => {
                 return write_value(out, schema, default, options)
@@ -386,6 +387,7 @@ fn write_schemaless(out: &mut Vec<u8>, value: &Value) {
         Value::String(v) => write_text(out, v),
         Value::Bytes(v) => write_bytes(out, v),
         Value::Shared(shared) => write_schemaless(out, shared),
+        Value::Patched(..) => write_schemaless(out, &value.plain()),
         Value::Array(vs) | Value::Struct(vs) => {
             out.push(b'[');
             for (i, v) in vs.iter().enumerate() {

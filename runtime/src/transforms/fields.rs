@@ -136,7 +136,7 @@ pub fn describe(value: &Value) -> &'static str {
         Value::Bytes(_) => "bytes",
         Value::Array(_) => "an array",
         Value::Map(_) => "a map",
-        Value::Struct(_) => "a struct",
+        Value::Struct(_) | Value::Patched(..) => "a struct",
         Value::Shared(shared) => describe(shared),
     }
 }
@@ -171,6 +171,7 @@ pub fn text_of(value: &Value) -> String {
             format!("Struct{{{}}}", parts.join(","))
         }
         Value::Shared(shared) => text_of(shared),
+        Value::Patched(..) => text_of(&value.plain()),
     }
 }
 

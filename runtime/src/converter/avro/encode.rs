@@ -222,6 +222,9 @@ fn bare(
             }
         }
         (_, Value::Shared(shared)) => return write_shared(out, schema, shared, nulls),
+        (SchemaKind::Struct(fields), Value::Patched(base, patches)) => {
+            return write_patched(out, (schema, fields), base, patches, nulls)
+        }
         _ => return Err(mismatch(schema, value)),
     }
     Ok(())
@@ -279,6 +282,97 @@ fn write_shared(
         bytes,
     }));
     Ok(())
+}
+
+/// The shared struct of a [`Value::Patched`] written last: its bytes and
+/// where each member's bytes end in them.
+struct WrittenBase {
+    value: Arc<Value>,
+    /// The address of the schema it was written under.
+    schema: usize,
+    nulls: NullsWithDefault,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl WrittenBase {
+    /// Where member `index`'s bytes begin (the end, past the last one).
+    fn start(&self, index: usize) -> usize {
+        match index.checked_sub(1) {
+            None => 0,
+            Some(before) => self.ends.get(before).copied().unwrap_or(self.bytes.len()),
+        }
+    }
+}
+
+thread_local! {
+    /// A binlog stream's rows events share one `source` block but for its
+    /// `row`: the block's bytes are kept here, and each event copies them
+    /// around its own members instead of walking all 17 (about 1,400
+    /// instructions an event, callgrind, `scripts/bench-mysql`). Kept as
+    /// [`LAST_SHARED`] is, for the same reasons.
+    static LAST_BASE: RefCell<Option<WrittenBase>> = const { RefCell::new(None) };
+}
+
+/// Writes a [`Value::Patched`] struct: its shared members as the bytes
+/// written for them last time (when it is the same value under the same
+/// schema, else written now and remembered), its own members in between.
+fn write_patched(
+    out: &mut Vec<u8>,
+    (schema, fields): (&Schema, &[sluice_connector_api::Field]),
+    base: &Arc<Value>,
+    patches: &[(usize, Value)],
+    nulls: NullsWithDefault,
+) -> Result<(), ConvertError> {
+    let Value::Struct(members) = base.as_ref() else {
+        return Err(mismatch(schema, base));
+    };
+    if members.len() != fields.len() {
+        return Err(mismatch(schema, base));
+    }
+    let address = std::ptr::from_ref(schema) as usize;
+    // Taken out while in use: a member written below may be patched too.
+    let cached = LAST_BASE.take().filter(|last| {
+        Arc::ptr_eq(&last.value, base) && last.schema == address && last.nulls == nulls
+    });
+    let written = match cached {
+        Some(written) => written,
+        None => {
+            let mut bytes = Vec::new();
+            let mut ends = Vec::with_capacity(fields.len());
+            for (field, member) in fields.iter().zip(members) {
+                self::member(&mut bytes, &field.schema, member, nulls)
+                    .map_err(|e| within(e, &field.name))?;
+                ends.push(bytes.len());
+            }
+            WrittenBase {
+                value: Arc::clone(base),
+                schema: address,
+                nulls,
+                bytes,
+                ends,
+            }
+        }
+    };
+    let mut from = 0;
+    let mut result = Ok(());
+    for (at, value) in patches {
+        let Some(field) = fields.get(*at).filter(|_| *at >= from) else {
+            result = Err(mismatch(schema, base));
+            break;
+        };
+        out.extend_from_slice(&written.bytes[written.start(from)..written.start(*at)]);
+        if let Err(e) = member(out, &field.schema, value, nulls) {
+            result = Err(within(e, &field.name));
+            break;
+        }
+        from = at + 1;
+    }
+    if result.is_ok() {
+        out.extend_from_slice(&written.bytes[written.start(from)..]);
+    }
+    LAST_BASE.set(Some(written));
+    result
 }
 
 #[cfg(test)]
@@ -430,6 +524,99 @@ mod tests {
             written(&defaulted, block(4), WriteNull),
             "the case above tells the two apart"
         );
+    }
+
+    /// A stream's source block, shared by the rows of a rows event but
+    /// for its `row`, is written as the block with that row's members:
+    /// whichever members are replaced, with the shared bytes kept from one
+    /// event to the next, and not mistaken for another block or schema.
+    #[test]
+    fn a_patched_member_is_written_as_the_struct_it_reads_as() {
+        use std::sync::Arc;
+        use NullsWithDefault::{WriteDefault, WriteNull};
+        let block = |db: &str, pos, query: Value| {
+            Value::Struct(vec![Value::from(db), Value::Int64(pos), query])
+        };
+        let base = Arc::new(block("inventory", 4, Value::Null));
+        let plain = envelope(None);
+        let cases: Vec<(Vec<(usize, Value)>, Value)> = vec![
+            (vec![], block("inventory", 4, Value::Null)),
+            (
+                vec![(1, Value::Int64(300))],
+                block("inventory", 300, Value::Null),
+            ),
+            (vec![(0, Value::from("crm"))], block("crm", 4, Value::Null)),
+            (
+                vec![(2, Value::from("INSERT INTO t VALUES (1)"))],
+                block("inventory", 4, Value::from("INSERT INTO t VALUES (1)")),
+            ),
+            (
+                vec![(0, Value::from("a")), (2, Value::from("q"))],
+                block("a", 4, Value::from("q")),
+            ),
+            (
+                vec![
+                    (0, Value::from("")),
+                    (1, Value::Int64(-1)),
+                    (2, Value::Null),
+                ],
+                block("", -1, Value::Null),
+            ),
+        ];
+        // Twice over: the second pass copies the bytes kept by the first.
+        for _ in 0..2 {
+            for (patches, expected) in &cases {
+                let patched = Value::patched(Arc::clone(&base), patches.clone());
+                assert!(matches!(patched, Value::Patched(..)), "{patched:?}");
+                assert_eq!(
+                    written(&plain, patched, WriteNull),
+                    written(&plain, expected.clone(), WriteNull),
+                    "{patches:?}"
+                );
+            }
+        }
+        // Another base with the same members in turn with this one, the
+        // same base under another schema, and nulls written otherwise.
+        let other = Arc::new(block("inventory", 5, Value::Null));
+        for (shared, pos) in [(&other, 5), (&base, 4), (&other, 5), (&base, 4)] {
+            let patched = Value::patched(Arc::clone(shared), vec![(0, Value::from("x"))]);
+            assert_eq!(
+                written(&plain, patched, WriteNull),
+                written(&plain, block("x", pos, Value::Null), WriteNull)
+            );
+        }
+        let defaulted = envelope(Some("none"));
+        for nulls in [WriteNull, WriteDefault, WriteNull] {
+            let patched = Value::patched(Arc::clone(&base), vec![(1, Value::Int64(9))]);
+            assert_eq!(
+                written(&defaulted, patched, nulls),
+                written(&defaulted, block("inventory", 9, Value::Null), nulls),
+                "{nulls:?}"
+            );
+        }
+    }
+
+    /// A replaced member of the wrong type is named as a plain one is.
+    #[test]
+    fn a_patched_member_of_the_wrong_type_is_named() {
+        let base = std::sync::Arc::new(Value::Struct(vec![
+            Value::from("inventory"),
+            Value::Int64(4),
+            Value::Null,
+        ]));
+        let patched = Value::patched(base, vec![(1, Value::from("four"))]);
+        let event = Value::Struct(vec![patched, Value::from("r")]);
+        let error = encode(
+            &mut Vec::new(),
+            &envelope(None),
+            &event,
+            NullsWithDefault::WriteNull,
+        )
+        .expect_err("a string where a long goes");
+        let ConvertError::Mismatch { path, .. } = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(path, "source.pos");
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl MaskField {
         let kind = schema.map(|s| &s.kind);
         Ok(match (value, replacement) {
             (Value::Shared(shared), _) => return self.mask(schema, shared),
+            (Value::Patched(..), _) => return self.mask(schema, &value.plain()),
             (Value::String(_), r) => Value::String(r.unwrap_or("").into()),
             (Value::Boolean(_), None) => Value::Boolean(false),
             (Value::Boolean(_), Some(r)) => Value::Boolean(r.parse().map_err(|_| bad("boolean"))?),
