@@ -213,6 +213,118 @@ pub fn logical_message(
     }
 }
 
+/// Where `sequence` and `lsn` sit in the `source` block: the members of
+/// it that differ between the changes of one table in one transaction.
+const SOURCE_SEQUENCE: usize = 6;
+const SOURCE_LSN: usize = 12;
+
+/// The `source` blocks of a stream's changes. Every change of one table
+/// in one transaction has the same block but for its `sequence` and
+/// `lsn`, so the block is built (and converted) once and each change holds
+/// it with its own two (see [`Value::Patched`]).
+#[derive(Debug, Default)]
+pub struct StreamSources {
+    last: Option<(SourceKey, Arc<Value>)>,
+}
+
+/// What the shared part of a stream change's `source` block is made of.
+#[derive(Debug, PartialEq)]
+struct SourceKey {
+    schema: Text,
+    table: Text,
+    commit_lsn: Lsn,
+    xid: u32,
+    commit_time_us: i64,
+}
+
+impl StreamSources {
+    /// The `source` block of a change at `lsn` of `table`, in the
+    /// transaction `xid` committed at `commit_lsn` and `commit_time_us`.
+    fn block(
+        &mut self,
+        ctx: &EventContext,
+        table: &TableSchema,
+        (lsn, commit_lsn, xid): (Lsn, Lsn, u32),
+        commit_time_us: i64,
+    ) -> Value {
+        let key = SourceKey {
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            commit_lsn,
+            xid,
+            commit_time_us,
+        };
+        let base = match &self.last {
+            Some((last, base)) if *last == key => Arc::clone(base),
+            _ => {
+                let base = Arc::new(source_block(
+                    ctx,
+                    (&table.schema, &table.table),
+                    "false",
+                    (commit_lsn, Some(commit_lsn)),
+                    Some(xid),
+                    commit_time_us,
+                ));
+                self.last = Some((key, Arc::clone(&base)));
+                base
+            }
+        };
+        Value::patched(
+            base,
+            vec![
+                (
+                    SOURCE_SEQUENCE,
+                    Value::String(sequence(Some(commit_lsn), lsn).into()),
+                ),
+                (SOURCE_LSN, Value::Int64(lsn.0 as i64)),
+            ],
+        )
+    }
+}
+
+/// A streamed change event (plus its tombstone after a delete, when
+/// enabled), as [`change`] builds it, with its `source` block from
+/// `sources`. A snapshot row's position builds it whole.
+#[allow(clippy::too_many_arguments)]
+pub fn stream_change(
+    ctx: &EventContext,
+    sources: &mut StreamSources,
+    table: &TableSchema,
+    op: Op,
+    (before, after): (Option<Value>, Option<Value>),
+    position: &Position,
+    (commit_time_us, now_us): (i64, i64),
+    transaction: Value,
+) -> sluice_connector_api::debezium::ChangeRecords {
+    let Position::Stream {
+        lsn,
+        commit_lsn,
+        xid,
+        ..
+    } = position
+    else {
+        return change(
+            ctx,
+            table,
+            op,
+            before,
+            after,
+            position,
+            (commit_time_us, now_us),
+            transaction,
+        );
+    };
+    let source = sources.block(ctx, table, (*lsn, *commit_lsn, *xid), commit_time_us);
+    let record = sluice_connector_api::debezium::row_event(
+        (&ctx.partition, offset(position, commit_time_us)),
+        table,
+        (op, before, after),
+        (source, transaction),
+        now_us,
+    );
+    sluice_connector_api::debezium::change_records(record, op == Op::Delete && ctx.tombstones)
+}
+
 /// A change event (plus its tombstone after a delete, when enabled);
 /// `transaction` is its transaction block (null without
 /// `provide.transaction.metadata`).
@@ -288,6 +400,12 @@ mod tests {
     /// `public.items (id int4 primary key, name text)` under the prefix
     /// `shop`.
     fn items() -> TableSchema {
+        table("items")
+    }
+
+    /// `public.<name> (id int4 primary key, name text)` under the prefix
+    /// `shop`.
+    fn table(name: &str) -> TableSchema {
         let column = |name: &str, type_name: &str| ColumnSpec {
             name: name.into(),
             pg_type: PgType::Base {
@@ -301,7 +419,7 @@ mod tests {
         TableSchema::build(
             &TopicNaming::with_prefix("shop"),
             "public",
-            "items",
+            name,
             &[column("id", "int4"), column("name", "text")],
             &["id".to_owned()],
             Mapping {
@@ -314,6 +432,126 @@ mod tests {
             },
             &sluice_connector_api::column_mapping::ColumnMappers::default(),
         )
+    }
+
+    /// Streamed changes built around a source block shared by their
+    /// table and transaction are the events built whole, each with its
+    /// own `sequence` and `lsn`: across tables and transactions taking
+    /// turns, for every kind of change, and a snapshot row besides.
+    #[test]
+    fn streamed_changes_sharing_a_source_block_are_the_events_built_whole() {
+        let ctx = EventContext::new(&TopicNaming::with_prefix("shop"), "inventory", true, false);
+        let (items, orders) = (items(), table("orders"));
+        let row = |id| Value::Struct(vec![Value::Int32(id), Value::from("seven")]);
+        let mut sources = StreamSources::default();
+        let stream = |lsn, commit_lsn, xid, tx_seq| Position::Stream {
+            lsn: Lsn(lsn),
+            commit_lsn: Lsn(commit_lsn),
+            tx_seq,
+            xid,
+        };
+        let changes = [
+            (
+                &items,
+                Op::Create,
+                stream(900, 1_000, 10, 1),
+                1_764_000_000_000_000,
+            ),
+            (
+                &items,
+                Op::Update,
+                stream(910, 1_000, 10, 2),
+                1_764_000_000_000_000,
+            ),
+            (
+                &orders,
+                Op::Delete,
+                stream(920, 1_000, 10, 3),
+                1_764_000_000_000_000,
+            ),
+            (
+                &items,
+                Op::Create,
+                stream(930, 1_000, 10, 4),
+                1_764_000_000_000_000,
+            ),
+            (
+                &items,
+                Op::Truncate,
+                stream(940, 1_000, 10, 5),
+                1_764_000_000_000_000,
+            ),
+            (
+                &items,
+                Op::Create,
+                stream(1_500, 2_000, 11, 1),
+                1_764_000_001_000_000,
+            ),
+            (
+                &items,
+                Op::Create,
+                stream(2_500, 3_000, 11, 1),
+                1_764_000_001_000_000,
+            ),
+            (
+                &items,
+                Op::Create,
+                stream(3_500, 4_000, 12, 1),
+                1_764_000_002_000_000,
+            ),
+            (
+                &items,
+                Op::Read,
+                Position::Snapshot {
+                    lsn: Lsn(5_000),
+                    marker: "last",
+                    last: true,
+                },
+                1_764_000_003_000_000,
+            ),
+        ];
+        for (n, (table, op, position, commit_us)) in changes.iter().enumerate() {
+            let (before, after) = match op {
+                Op::Create | Op::Read => (None, Some(row(n as i32))),
+                Op::Update => (Some(row(0)), Some(row(n as i32))),
+                Op::Delete => (Some(row(n as i32)), None),
+                Op::Truncate => (None, None),
+            };
+            let whole: Vec<SourceRecord> = change(
+                &ctx,
+                table,
+                *op,
+                before.clone(),
+                after.clone(),
+                position,
+                (*commit_us, 7),
+                Value::Null,
+            )
+            .collect();
+            let shared: Vec<SourceRecord> = stream_change(
+                &ctx,
+                &mut sources,
+                table,
+                *op,
+                (before, after),
+                position,
+                (*commit_us, 7),
+                Value::Null,
+            )
+            .collect();
+            assert_eq!(whole, shared, "change {n}");
+            let patched = matches!(
+                &shared[0].value,
+                Some(Value::Struct(e)) if matches!(e[2], Value::Patched(..))
+            );
+            assert_eq!(patched, *op != Op::Read, "change {n}");
+        }
+        let source = crate::table_schema::source_schema();
+        assert_eq!(
+            source.field("sequence").map(|(at, _)| at),
+            Some(SOURCE_SEQUENCE)
+        );
+        assert_eq!(source.field("lsn").map(|(at, _)| at), Some(SOURCE_LSN));
     }
 
     /// A plain `true` snapshot row built from its table's shared parts is

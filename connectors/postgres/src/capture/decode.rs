@@ -138,7 +138,11 @@ impl Capture {
         change: Message,
         position: &Position,
         (commit_us, now): (i64, i64),
-        (transaction, out): (&mut Option<OpenTransaction>, &mut Vec<SourceRecord>),
+        (transaction, sources, out): (
+            &mut Option<OpenTransaction>,
+            &mut events::StreamSources,
+            &mut Vec<SourceRecord>,
+        ),
     ) -> Result<(), ConnectorError> {
         let mapping = self.mapping();
         // Each emitted change is counted in its transaction's metadata.
@@ -172,12 +176,12 @@ impl Capture {
                         Ok(after) => after,
                         Err(problem) => return undecodable(problem),
                     };
-                    out.extend(events::change(
+                    out.extend(events::stream_change(
                         ctx,
+                        sources,
                         schema,
                         Op::Create,
-                        None,
-                        Some(after),
+                        (None, Some(after)),
                         position,
                         (commit_us, now),
                         block(schema),
@@ -208,12 +212,12 @@ impl Capture {
                     if self.config.common.skip_unchanged && before.as_ref() == Some(&after) {
                         return Ok(());
                     }
-                    out.extend(events::change(
+                    out.extend(events::stream_change(
                         ctx,
+                        sources,
                         schema,
                         Op::Update,
-                        before,
-                        Some(after),
+                        (before, Some(after)),
                         position,
                         (commit_us, now),
                         block(schema),
@@ -229,12 +233,12 @@ impl Capture {
                         Ok(before) => before,
                         Err(problem) => return undecodable(problem),
                     };
-                    out.extend(events::change(
+                    out.extend(events::stream_change(
                         ctx,
+                        sources,
                         schema,
                         Op::Delete,
-                        Some(before),
-                        None,
+                        (Some(before), None),
                         position,
                         (commit_us, now),
                         block(schema),
@@ -249,12 +253,12 @@ impl Capture {
                 }
                 for oid in oids {
                     if let Some(schema) = lookup(oid)? {
-                        let records = events::change(
+                        let records = events::stream_change(
                             ctx,
+                            sources,
                             schema,
                             Op::Truncate,
-                            None,
-                            None,
+                            (None, None),
                             position,
                             (commit_us, now),
                             block(schema),

@@ -213,6 +213,7 @@ impl Capture {
         // The transaction whose metadata is being counted
         // (provide.transaction.metadata).
         let mut open: Option<OpenTransaction> = None;
+        let mut sources = events::StreamSources::default();
         let mut relations: HashMap<u32, Option<TableSchema>> = HashMap::new();
         let mut flushed_sent = Lsn(0);
         let mut last_status = Instant::now();
@@ -383,7 +384,7 @@ impl Capture {
                                 change,
                                 &position,
                                 (commit_us, now_us),
-                                (&mut open, &mut pending),
+                                (&mut open, &mut sources, &mut pending),
                             )?;
                             // BEGIN goes out before the transaction's first
                             // emitted change (none for a filtered one).
