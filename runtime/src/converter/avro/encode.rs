@@ -296,12 +296,61 @@ struct WrittenBase {
 }
 
 impl WrittenBase {
+    /// `members` of `base` written under `fields` of the schema at
+    /// `schema`, with where each ends.
+    fn of(
+        (schema, fields): (usize, &[sluice_connector_api::Field]),
+        (base, members): (&Arc<Value>, &[Value]),
+        nulls: NullsWithDefault,
+    ) -> Result<Self, ConvertError> {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(fields.len());
+        for (field, value) in fields.iter().zip(members) {
+            member(&mut bytes, &field.schema, value, nulls).map_err(|e| within(e, &field.name))?;
+            ends.push(bytes.len());
+        }
+        Ok(Self {
+            value: Arc::clone(base),
+            schema,
+            nulls,
+            bytes,
+            ends,
+        })
+    }
+
+    /// Whether these are the bytes of `base` under the schema at `schema`.
+    fn holds(&self, base: &Arc<Value>, schema: usize, nulls: NullsWithDefault) -> bool {
+        Arc::ptr_eq(&self.value, base) && self.schema == schema && self.nulls == nulls
+    }
+
     /// Where member `index`'s bytes begin (the end, past the last one).
     fn start(&self, index: usize) -> usize {
         match index.checked_sub(1) {
             None => 0,
             Some(before) => self.ends.get(before).copied().unwrap_or(self.bytes.len()),
         }
+    }
+
+    /// Appends these bytes with `patches` written in place of the members
+    /// they replace; false when a patch is out of order or of range.
+    fn write_around(
+        &self,
+        out: &mut Vec<u8>,
+        fields: &[sluice_connector_api::Field],
+        patches: &[(usize, Value)],
+        nulls: NullsWithDefault,
+    ) -> Result<bool, ConvertError> {
+        let mut from = 0;
+        for (at, value) in patches {
+            let Some(field) = fields.get(*at).filter(|_| *at >= from) else {
+                return Ok(false);
+            };
+            out.extend_from_slice(&self.bytes[self.start(from)..self.start(*at)]);
+            member(out, &field.schema, value, nulls).map_err(|e| within(e, &field.name))?;
+            from = at + 1;
+        }
+        out.extend_from_slice(&self.bytes[self.start(from)..]);
+        Ok(true)
     }
 }
 
@@ -331,48 +380,30 @@ fn write_patched(
         return Err(mismatch(schema, base));
     }
     let address = std::ptr::from_ref(schema) as usize;
-    // Taken out while in use: a member written below may be patched too.
-    let cached = LAST_BASE.take().filter(|last| {
-        Arc::ptr_eq(&last.value, base) && last.schema == address && last.nulls == nulls
-    });
-    let written = match cached {
-        Some(written) => written,
-        None => {
-            let mut bytes = Vec::new();
-            let mut ends = Vec::with_capacity(fields.len());
-            for (field, member) in fields.iter().zip(members) {
-                self::member(&mut bytes, &field.schema, member, nulls)
-                    .map_err(|e| within(e, &field.name))?;
-                ends.push(bytes.len());
-            }
-            WrittenBase {
-                value: Arc::clone(base),
-                schema: address,
-                nulls,
-                bytes,
-                ends,
-            }
-        }
-    };
-    let mut from = 0;
-    let mut result = Ok(());
-    for (at, value) in patches {
-        let Some(field) = fields.get(*at).filter(|_| *at >= from) else {
-            result = Err(mismatch(schema, base));
-            break;
+    let begun = out.len();
+    let written = LAST_BASE.with(|cell| {
+        // Busy only when this value is a member of one being written.
+        let Ok(mut last) = cell.try_borrow_mut() else {
+            return Ok(false);
         };
-        out.extend_from_slice(&written.bytes[written.start(from)..written.start(*at)]);
-        if let Err(e) = member(out, &field.schema, value, nulls) {
-            result = Err(within(e, &field.name));
-            break;
+        if !last.as_ref().is_some_and(|w| w.holds(base, address, nulls)) {
+            *last = Some(WrittenBase::of((address, fields), (base, members), nulls)?);
         }
-        from = at + 1;
+        match last.as_ref() {
+            Some(written) => written.write_around(out, fields, patches, nulls),
+            None => Ok(false),
+        }
+    })?;
+    if written {
+        return Ok(());
     }
-    if result.is_ok() {
-        out.extend_from_slice(&written.bytes[written.start(from)..]);
-    }
-    LAST_BASE.set(Some(written));
-    result
+    // Member by member, as a plain struct would be (patches not in the
+    // order `Value::patched` keeps are applied as it would apply them).
+    out.truncate(begun);
+    let plain = Value::patched(Arc::clone(base), patches.to_vec())
+        .plain()
+        .into_owned();
+    bare(out, schema, &plain, nulls)
 }
 
 #[cfg(test)]
@@ -594,6 +625,58 @@ mod tests {
                 "{nulls:?}"
             );
         }
+    }
+
+    /// Patches put in the variant directly, out of order or past the
+    /// end, or a patched value inside another: written as the struct they
+    /// read as, not as the bytes kept.
+    #[test]
+    fn a_patched_value_built_by_hand_is_written_as_it_reads() {
+        use std::sync::Arc;
+        let base = Arc::new(Value::Struct(vec![
+            Value::from("inventory"),
+            Value::Int64(4),
+            Value::Null,
+        ]));
+        let plain = envelope(None);
+        for patches in [
+            vec![(2, Value::from("q")), (0, Value::from("crm"))],
+            vec![(1, Value::Int64(5)), (7, Value::Int64(6))],
+        ] {
+            let by_hand = Value::Patched(Arc::clone(&base), patches.clone().into_boxed_slice());
+            let expected = by_hand.plain().into_owned();
+            assert_eq!(
+                written(&plain, by_hand, NullsWithDefault::WriteNull),
+                written(&plain, expected, NullsWithDefault::WriteNull),
+                "{patches:?}"
+            );
+        }
+        let block = Schema::structure(
+            "t.Outer",
+            vec![
+                Field::new("inner", envelope(None)),
+                Field::new("n", Schema::int64()),
+            ],
+        );
+        let inner = Value::Struct(vec![
+            Value::patched(Arc::clone(&base), vec![(1, Value::Int64(8))]),
+            Value::from("r"),
+        ]);
+        let outer = Value::patched(
+            Arc::new(Value::Struct(vec![inner.clone(), Value::Int64(1)])),
+            vec![(0, inner), (1, Value::Int64(2))],
+        );
+        let mut out = Vec::new();
+        encode(&mut out, &block, &outer, NullsWithDefault::WriteNull).expect("encodes");
+        let mut expected = Vec::new();
+        encode(
+            &mut expected,
+            &block,
+            &outer.plain(),
+            NullsWithDefault::WriteNull,
+        )
+        .expect("encodes");
+        assert_eq!(out, expected);
     }
 
     /// A replaced member of the wrong type is named as a plain one is.
