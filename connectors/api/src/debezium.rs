@@ -286,7 +286,7 @@ pub fn heartbeat(
     SourceRecord {
         partition: Arc::clone(partition),
         offset,
-        topic: topic.to_owned(),
+        topic: topic.into(),
         kafka_partition: None,
         key_schema: Some(Arc::clone(key_schema)),
         key: Some(Value::Struct(vec![Value::String(server.into())])),
@@ -319,8 +319,8 @@ pub fn tombstone(record: &SourceRecord) -> SourceRecord {
 /// Where a table's change events go and the schemas they carry.
 #[derive(Debug, Clone, Copy)]
 pub struct TableTopic<'a> {
-    /// The table's topic.
-    pub topic: &'a str,
+    /// The table's topic, shared by its events.
+    pub topic: &'a crate::Text,
     /// The key schema; `None` for a table without a key.
     pub key_schema: Option<&'a Arc<Schema>>,
     /// The envelope's schema (`<topic>.Envelope`).
@@ -372,7 +372,7 @@ pub fn row_event(
     SourceRecord {
         partition: Arc::clone(partition),
         offset,
-        topic: topic.topic.to_owned(),
+        topic: topic.topic.clone(),
         kafka_partition: None,
         key_schema: topic.key_schema.cloned(),
         key,

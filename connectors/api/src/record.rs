@@ -17,8 +17,8 @@ pub struct SourceRecord {
     pub partition: Arc<SourcePartition>,
     /// The position to resume after once this record is durable.
     pub offset: SourceOffset,
-    /// The destination topic.
-    pub topic: String,
+    /// The destination topic (shared by a table's records).
+    pub topic: crate::Text,
     /// The destination Kafka partition; `None` lets the producer hash the key.
     pub kafka_partition: Option<i32>,
     /// The key schema; `None` with a `None` key gives a null key.
@@ -64,8 +64,8 @@ pub enum TopicKind {
 /// One record delivered to a sink task, decoded by the runtime's converter.
 #[derive(Debug, Clone)]
 pub struct SinkRecord {
-    /// The topic it was read from.
-    pub topic: String,
+    /// The topic it was read from (shared by the records of a batch).
+    pub topic: crate::Text,
     /// The Kafka partition it was read from.
     pub kafka_partition: i32,
     /// Its Kafka offset.

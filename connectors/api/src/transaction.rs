@@ -136,7 +136,7 @@ impl OpenTransaction {
         SourceRecord {
             partition: Arc::clone(partition),
             offset: SourceOffset::new(),
-            topic: topic.to_owned(),
+            topic: topic.into(),
             kafka_partition: None,
             key_schema: Some(key_schema()),
             key: Some(Value::Struct(vec![Value::String(self.id.clone().into())])),

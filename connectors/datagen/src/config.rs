@@ -5,8 +5,8 @@ use sluice_connector_api::{ConfigDef, ConfigError, ConfigKey, ConfigType, Connec
 /// Parsed datagen settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatagenConfig {
-    /// The topic records go to.
-    pub topic: String,
+    /// The topic records go to (shared text: every record carries it).
+    pub topic: sluice_connector_api::Text,
     /// Records per second; 0 means as fast as the runtime takes them.
     pub rate_per_sec: f64,
     /// Keys cycle through `0..key_cardinality`.
@@ -129,7 +129,7 @@ impl DatagenConfig {
                 .map_err(|_| ConfigError::new(key, "must not be negative"))
         };
         Ok(Self {
-            topic: settings.required("topic")?,
+            topic: std::sync::Arc::<str>::from(settings.required("topic")?).into(),
             rate_per_sec: settings.double("rate.per.sec")?,
             key_cardinality: settings.long("key.cardinality")?,
             max_records: settings.long("max.records")?,

@@ -59,7 +59,7 @@ impl SourceConnector for DatagenConnector {
     ) -> Result<Vec<TopicSchemas>, ConnectorError> {
         let config = DatagenConfig::parse(config)?;
         Ok(vec![TopicSchemas {
-            topic: config.topic.clone(),
+            topic: config.topic.to_string(),
             key: Some(Arc::new(task::key_schema())),
             value: Some(Arc::new(task::value_schema(&config))),
         }])

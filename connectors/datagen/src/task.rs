@@ -137,7 +137,7 @@ impl State {
 impl State {
     /// The state for `config`, resuming after the stored sequence number.
     fn resume(config: DatagenConfig, context: &SourceContext) -> Self {
-        let partition = partition("topic", config.topic.clone());
+        let partition = partition("topic", config.topic.as_str());
         let next_seq = context
             .offset(&partition)
             .and_then(stored_seq)

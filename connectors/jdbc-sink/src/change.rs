@@ -290,7 +290,7 @@ fn key_cells<'r>(
             Cell {
                 name: Cow::Borrowed("__connect_topic"),
                 schema: Cow::Owned(Arc::new(Schema::string())),
-                value: Cow::Owned(Value::String(record.topic.clone().into())),
+                value: Cow::Owned(Value::String(record.topic.clone())),
             },
             Cell {
                 name: Cow::Borrowed("__connect_partition"),

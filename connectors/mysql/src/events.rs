@@ -439,7 +439,7 @@ pub fn schema_change(
     SourceRecord {
         partition: Arc::clone(&ctx.partition),
         offset: offset(position, mark),
-        topic: ctx.server.clone(),
+        topic: ctx.server.as_str().into(),
         kafka_partition: Some(0),
         key_schema: Some(Arc::clone(key_schema)),
         key: Some(Value::Struct(vec![Value::String(database.into())])),
@@ -487,7 +487,7 @@ pub fn history(
     SourceRecord {
         partition: Arc::clone(&ctx.history_partition),
         offset,
-        topic: topic.to_owned(),
+        topic: topic.into(),
         kafka_partition: Some(0),
         key_schema: None,
         key: None,

@@ -111,7 +111,7 @@ impl SourceConnector for MySqlConnector {
         Ok(snapshot::build_schemas(&config, &tables)
             .into_values()
             .map(|schema| TopicSchemas {
-                topic: schema.topic.clone(),
+                topic: schema.topic.to_string(),
                 key: schema.key_schema.clone(),
                 value: Some(Arc::clone(&schema.envelope)),
             })

@@ -32,8 +32,8 @@ pub struct EmittedColumn {
 /// Schemas and column layout of one table at one schema version.
 #[derive(Debug, Clone)]
 pub struct TableSchema {
-    /// `<prefix>.<database>.<table>`.
-    pub topic: String,
+    /// `<prefix>.<database>.<table>` (shared text: every event carries it).
+    pub topic: Text,
     /// The table's definition these schemas were built from.
     pub def: TableDef,
     /// Emitted columns in table order.
@@ -204,7 +204,7 @@ impl TableSchema {
             source_schema(flavor),
         );
         Self {
-            topic,
+            topic: Text::from(std::sync::Arc::<str>::from(topic)),
             def: def.clone(),
             columns,
             key,

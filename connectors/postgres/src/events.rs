@@ -201,7 +201,7 @@ pub fn logical_message(
     SourceRecord {
         partition: Arc::clone(&ctx.partition),
         offset: offset(position, commit_time_us),
-        topic: ctx.topics.message(),
+        topic: ctx.topics.message().into(),
         kafka_partition: None,
         key_schema: Some(Arc::clone(key_schema)),
         key: Some(Value::Struct(vec![Value::String(prefix.into())])),

@@ -103,7 +103,7 @@ impl SourceConnector for PostgresConnector {
             )
             .await?;
             out.push(TopicSchemas {
-                topic: schema.topic.clone(),
+                topic: schema.topic.to_string(),
                 key: schema.key_schema.clone(),
                 value: Some(Arc::clone(&schema.envelope)),
             });

@@ -53,8 +53,8 @@ fn fallback(schema: &Schema) -> Value {
 /// Everything needed to turn a table's rows into events.
 #[derive(Debug, Clone)]
 pub struct TableSchema {
-    /// `<prefix>.<schema>.<table>`.
-    pub topic: String,
+    /// `<prefix>.<schema>.<table>` (shared text: every event carries it).
+    pub topic: Text,
     /// Schema name (shared text: every event's `source` block carries it).
     pub schema: Text,
     /// Table name (shared text, as `schema`).
@@ -224,7 +224,7 @@ impl TableSchema {
             source_schema(),
         );
         Self {
-            topic,
+            topic: Text::from(std::sync::Arc::<str>::from(topic)),
             schema: Text::from(Arc::<str>::from(schema)),
             table: Text::from(Arc::<str>::from(table)),
             columns: emitted,

@@ -19,7 +19,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use sluice_connector_api::{ConnectorError, SinkConnector, SinkRecord, SinkTask};
+use sluice_connector_api::{ConnectorError, SinkConnector, SinkRecord, SinkTask, Text};
 use tokio::sync::watch;
 
 use super::error_policy::{ErrorPolicy, Skipped};
@@ -411,7 +411,8 @@ impl Applier {
         let mut positions = Positions::new();
         let deadline = Instant::now() + LINGER;
         let mut taken = 0;
-        let mut last_topic = String::new();
+        // Shared by the batch's records of one topic: one copy of its name.
+        let mut last_topic = Text::default();
         while taken < self.batch_size {
             if taken > 0 && taken % DECODED_BETWEEN_YIELDS == 0 {
                 tokio::task::yield_now().await;
@@ -445,14 +446,14 @@ impl Applier {
             // Read once: librdkafka gives the name as C text, measured and
             // checked as UTF-8 on every call.
             let topic = message.topic();
-            if last_topic != topic {
+            if *last_topic != *topic {
                 let mut seen = self.seen_topics.lock().unwrap_or_else(|e| e.into_inner());
                 if !seen.contains(topic) {
                     // Connect lists the topics a sink reads, too.
                     self.deps.note_topic(&self.spec.connector, topic);
                     seen.insert(topic.to_owned());
                 }
-                topic.clone_into(&mut last_topic);
+                last_topic = Text::from(Arc::<str>::from(topic));
             }
             // An array, not a vector collected per record: this runs for
             // every message and nearly always finds both schemas cached.
@@ -572,7 +573,7 @@ impl Applier {
     /// `message` (of `topic`) decoded, or why not: the record at fault
     /// (with the converter stage that failed), or a registry that cannot
     /// be reached.
-    fn decode(&self, message: &impl Message, topic: &str) -> Result<Consumed, Rejected> {
+    fn decode(&self, message: &impl Message, topic: &Text) -> Result<Consumed, Rejected> {
         let headers = self
             .read_headers
             .then(|| message.headers())
@@ -590,7 +591,7 @@ impl Applier {
             .unwrap_or_default();
         let mut consumed = Consumed {
             record: SinkRecord {
-                topic: topic.to_owned(),
+                topic: topic.clone(),
                 kafka_partition: message.partition(),
                 kafka_offset: message.offset(),
                 key_schema: None,
@@ -930,8 +931,9 @@ fn release_aside(records: Vec<SinkRecord>) {
     }));
 }
 
-/// The newest consumed offset per topic partition.
-type Positions = BTreeMap<(String, i32), i64>;
+/// The newest consumed offset per topic partition (the topic's text
+/// shared with the records: a key is noted for every record).
+type Positions = BTreeMap<(Text, i32), i64>;
 
 fn note(positions: &mut Positions, record: &SinkRecord) {
     let entry = positions

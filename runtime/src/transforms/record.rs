@@ -13,7 +13,7 @@ use sluice_connector_api::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// The topic it goes to (source) or came from (sink).
-    pub topic: String,
+    pub topic: sluice_connector_api::Text,
     /// The Kafka partition, if fixed.
     pub kafka_partition: Option<i32>,
     /// The Kafka offset (sink records only), for `InsertField`'s `offset.field`.
@@ -132,7 +132,7 @@ pub mod tests_support {
     /// A record on `topic` with no key and no value.
     pub fn record_on(topic: &str) -> Record {
         Record {
-            topic: topic.to_owned(),
+            topic: topic.into(),
             kafka_partition: None,
             kafka_offset: None,
             key_schema: None,

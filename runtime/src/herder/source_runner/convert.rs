@@ -67,7 +67,7 @@ pub(super) struct Encoded {
     /// The offset it reaches once acknowledged.
     pub offset: SourceOffset,
     /// The destination topic.
-    pub topic: String,
+    pub topic: sluice_connector_api::Text,
     /// The destination partition; `None` hashes the key.
     pub kafka_partition: Option<i32>,
     /// The record timestamp, if the record carries one.

@@ -268,7 +268,7 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
     /// acknowledgements while too many are.
     async fn send(&mut self, record: Encoded) -> Result<(), ConnectorError> {
         let history = record.topic_kind == TopicKind::SchemaHistory;
-        if record.topic != self.last_topic && !self.seen_topics.contains(&record.topic) {
+        if *record.topic != *self.last_topic && !self.seen_topics.contains(record.topic.as_str()) {
             let layout = if history {
                 self.layout.schema_history()
             } else {
@@ -288,10 +288,10 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 // history producer is not.
                 self.deps.note_topic(&self.spec.connector, &record.topic);
             }
-            self.seen_topics.insert(record.topic.clone());
+            self.seen_topics.insert(record.topic.to_string());
         }
-        if record.topic != self.last_topic {
-            self.last_topic.clone_from(&record.topic);
+        if *record.topic != *self.last_topic {
+            record.topic.as_str().clone_into(&mut self.last_topic);
         }
         let bytes =
             record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len);

@@ -76,7 +76,7 @@ impl InsertField {
 
     fn value_of(&self, insert: &Insert, record: &Record) -> Result<Value, Failure> {
         let value = match &insert.what {
-            Source::Topic => Some(Value::String(record.topic.clone().into())),
+            Source::Topic => Some(Value::String(record.topic.clone())),
             Source::Partition => record.kafka_partition.map(Value::Int32),
             Source::Offset => record.kafka_offset.map(Value::Int64),
             Source::Timestamp => record.timestamp_ms.map(Value::Int64),

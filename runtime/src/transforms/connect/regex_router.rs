@@ -62,7 +62,8 @@ impl Transform for RegexRouter {
             record.topic = self
                 .regex
                 .replace(&record.topic, self.replacement.as_str())
-                .into_owned();
+                .into_owned()
+                .into();
         }
         Ok(Some(record))
     }

@@ -40,7 +40,8 @@ impl Transform for TimestampRouter {
         record.topic = self
             .topic_format
             .replace("${topic}", &record.topic)
-            .replace("${timestamp}", &format_millis(&self.pattern, ts));
+            .replace("${timestamp}", &format_millis(&self.pattern, ts))
+            .into();
         Ok(Some(record))
     }
 }

@@ -83,7 +83,7 @@ impl Transform for ByLogicalTableRouter {
             .topic_regex
             .replace(&record.topic, self.topic_replacement.as_str())
             .into_owned();
-        let physical = std::mem::replace(&mut record.topic, logical.clone());
+        let physical = std::mem::replace(&mut record.topic, logical.as_str().into());
         if let (Some(schema), Some(key)) = (record.key_schema.take(), record.key.take()) {
             let mut values = fields::struct_values(&schema, &key)?.to_vec();
             let key_schema = self.keys.get_or(&schema, |s| {

@@ -198,7 +198,7 @@ impl Transform for EventRouter {
             })
         };
         let (_, routed) = required(&self.route_by, "route.by.field")?;
-        record.topic = self.topic_for(&text_of(&routed));
+        record.topic = self.topic_for(&text_of(&routed)).into();
         let (_, id) = required(&self.id, "table.field.event.id")?;
         record
             .headers

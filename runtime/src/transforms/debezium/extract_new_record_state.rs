@@ -284,7 +284,7 @@ impl Transform for ExtractNewRecordState {
             })?;
             match &out[i] {
                 Value::Null => {}
-                other => record.topic = fields::text_of(other),
+                other => record.topic = fields::text_of(other).into(),
             }
         }
         self.add_headers_to(&mut record, &envelope, &values);
