@@ -144,15 +144,7 @@ impl Value {
         if fits {
             return Self::Patched(base, patches.into_boxed_slice());
         }
-        let mut plain = Self::clone(&base);
-        if let Self::Struct(members) = &mut plain {
-            for (at, value) in patches {
-                if let Some(member) = members.get_mut(at) {
-                    *member = value;
-                }
-            }
-        }
-        plain
+        replaced(&base, patches)
     }
 
     /// This value with a [`Value::Patched`] at its top made a plain
@@ -161,15 +153,7 @@ impl Value {
         let Self::Patched(base, patches) = self else {
             return std::borrow::Cow::Borrowed(self);
         };
-        let mut own = Self::clone(base);
-        if let Self::Struct(members) = &mut own {
-            for (at, value) in patches.iter() {
-                if let Some(member) = members.get_mut(*at) {
-                    *member = value.clone();
-                }
-            }
-        }
-        std::borrow::Cow::Owned(own)
+        std::borrow::Cow::Owned(replaced(base, patches.iter().cloned()))
     }
 
     /// Whether this is [`Value::Null`].
@@ -188,6 +172,21 @@ impl Value {
             other => drop(other),
         }
     }
+}
+
+/// A copy of `base` with the struct members at the positions of `patches`
+/// replaced (positions past its end, or a `base` that is no struct, left
+/// as they are).
+fn replaced(base: &Value, patches: impl IntoIterator<Item = (usize, Value)>) -> Value {
+    let mut own = base.clone();
+    if let Value::Struct(members) = &mut own {
+        for (at, value) in patches {
+            if let Some(member) = members.get_mut(at) {
+                *member = value;
+            }
+        }
+    }
+    own
 }
 
 /// Frees `members` and what they hold, without a call per scalar.

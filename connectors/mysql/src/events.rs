@@ -159,14 +159,14 @@ pub fn row_change(
         Arc::clone(source),
         vec![(SOURCE_ROW, Value::Int32(row as i32))],
     );
-    let record = debezium::row_event(
-        (&ctx.partition, offset(position, SnapshotMark::Streaming)),
+    event_with(
+        ctx,
         table,
         (op, before, after),
+        offset(position, SnapshotMark::Streaming),
         (source, transaction),
         now_us,
-    );
-    debezium::change_records(record, op == Op::Delete && ctx.tombstones)
+    )
 }
 
 /// A change event (plus its tombstone after a delete, when enabled).
@@ -196,8 +196,28 @@ pub fn change(
         position.ts_sec.saturating_mul(1000),
         query,
     );
+    event_with(
+        ctx,
+        table,
+        (op, before, after),
+        offset(position, mark),
+        (source, transaction),
+        now_us,
+    )
+}
+
+/// The change event with its `source` and `transaction` blocks, resuming
+/// after `offset`, and its tombstone after a delete when enabled.
+fn event_with(
+    ctx: &EventContext,
+    table: &TableSchema,
+    (op, before, after): (Op, Option<Value>, Option<Value>),
+    offset: SourceOffset,
+    (source, transaction): (Value, Value),
+    now_us: i64,
+) -> debezium::ChangeRecords {
     let record = debezium::row_event(
-        (&ctx.partition, offset(position, mark)),
+        (&ctx.partition, offset),
         table,
         (op, before, after),
         (source, transaction),

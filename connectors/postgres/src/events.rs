@@ -315,14 +315,14 @@ pub fn stream_change(
         );
     };
     let source = sources.block(ctx, table, (*lsn, *commit_lsn, *xid), commit_time_us);
-    let record = sluice_connector_api::debezium::row_event(
-        (&ctx.partition, offset(position, commit_time_us)),
+    event_with(
+        ctx,
         table,
         (op, before, after),
+        position,
+        (commit_time_us, now_us),
         (source, transaction),
-        now_us,
-    );
-    sluice_connector_api::debezium::change_records(record, op == Op::Delete && ctx.tombstones)
+    )
 }
 
 /// A change event (plus its tombstone after a delete, when enabled);
@@ -356,6 +356,26 @@ pub fn change(
         xid,
         commit_time_us,
     );
+    event_with(
+        ctx,
+        table,
+        (op, before, after),
+        position,
+        (commit_time_us, now_us),
+        (source, transaction),
+    )
+}
+
+/// The change event at `position` with its `source` and `transaction`
+/// blocks, and its tombstone after a delete when enabled.
+fn event_with(
+    ctx: &EventContext,
+    table: &TableSchema,
+    (op, before, after): (Op, Option<Value>, Option<Value>),
+    position: &Position,
+    (commit_time_us, now_us): (i64, i64),
+    (source, transaction): (Value, Value),
+) -> sluice_connector_api::debezium::ChangeRecords {
     let record = sluice_connector_api::debezium::row_event(
         (&ctx.partition, offset(position, commit_time_us)),
         table,
