@@ -470,66 +470,35 @@ mod tests {
             tx_seq,
             xid,
         };
-        let changes = [
-            (
-                &items,
-                Op::Create,
-                stream(900, 1_000, 10, 1),
-                1_764_000_000_000_000,
-            ),
-            (
-                &items,
-                Op::Update,
-                stream(910, 1_000, 10, 2),
-                1_764_000_000_000_000,
-            ),
-            (
-                &orders,
-                Op::Delete,
-                stream(920, 1_000, 10, 3),
-                1_764_000_000_000_000,
-            ),
-            (
-                &items,
-                Op::Create,
-                stream(930, 1_000, 10, 4),
-                1_764_000_000_000_000,
-            ),
-            (
-                &items,
-                Op::Truncate,
-                stream(940, 1_000, 10, 5),
-                1_764_000_000_000_000,
-            ),
-            (
-                &items,
-                Op::Create,
-                stream(1_500, 2_000, 11, 1),
-                1_764_000_001_000_000,
-            ),
-            (
-                &items,
-                Op::Create,
-                stream(2_500, 3_000, 11, 1),
-                1_764_000_001_000_000,
-            ),
-            (
-                &items,
-                Op::Create,
-                stream(3_500, 4_000, 12, 1),
-                1_764_000_002_000_000,
-            ),
-            (
-                &items,
-                Op::Read,
-                Position::Snapshot {
-                    lsn: Lsn(5_000),
-                    marker: "last",
-                    last: true,
-                },
-                1_764_000_003_000_000,
-            ),
+        // (table, op, lsn, commit lsn, xid, position in the transaction,
+        // commit time): three transactions, two tables taking turns.
+        const T: i64 = 1_764_000_000_000_000;
+        let streamed = [
+            (&items, Op::Create, 900, 1_000, 10, 1, T),
+            (&items, Op::Update, 910, 1_000, 10, 2, T),
+            (&orders, Op::Delete, 920, 1_000, 10, 3, T),
+            (&items, Op::Create, 930, 1_000, 10, 4, T),
+            (&items, Op::Truncate, 940, 1_000, 10, 5, T),
+            (&items, Op::Create, 1_500, 2_000, 11, 1, T + 1_000_000),
+            (&items, Op::Create, 2_500, 3_000, 11, 1, T + 1_000_000),
+            (&items, Op::Create, 3_500, 4_000, 12, 1, T + 2_000_000),
         ];
+        let mut changes: Vec<_> = streamed
+            .iter()
+            .map(|&(table, op, lsn, commit, xid, seq, at)| {
+                (table, op, stream(lsn, commit, xid, seq), at)
+            })
+            .collect();
+        changes.push((
+            &items,
+            Op::Read,
+            Position::Snapshot {
+                lsn: Lsn(5_000),
+                marker: "last",
+                last: true,
+            },
+            T + 3_000_000,
+        ));
         for (n, (table, op, position, commit_us)) in changes.iter().enumerate() {
             let (before, after) = match op {
                 Op::Create | Op::Read => (None, Some(row(n as i32))),
