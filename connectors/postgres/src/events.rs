@@ -228,7 +228,7 @@ pub struct StreamSources {
 }
 
 /// What the shared part of a stream change's `source` block is made of.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct SourceKey {
     schema: Text,
     table: Text,
@@ -247,16 +247,14 @@ impl StreamSources {
         (lsn, commit_lsn, xid): (Lsn, Lsn, u32),
         commit_time_us: i64,
     ) -> Value {
-        let key = SourceKey {
-            schema: table.schema.clone(),
-            table: table.table.clone(),
-            commit_lsn,
-            xid,
-            commit_time_us,
-        };
-        let base = match &self.last {
-            Some((last, base)) if *last == key => Arc::clone(base),
-            _ => {
+        let reused = self.last.as_ref().filter(|(last, _)| {
+            (last.commit_lsn, last.xid, last.commit_time_us) == (commit_lsn, xid, commit_time_us)
+                && last.schema == table.schema
+                && last.table == table.table
+        });
+        let base = match reused {
+            Some((_, base)) => Arc::clone(base),
+            None => {
                 let base = Arc::new(source_block(
                     ctx,
                     (&table.schema, &table.table),
@@ -265,6 +263,15 @@ impl StreamSources {
                     Some(xid),
                     commit_time_us,
                 ));
+                // The names are cloned only for a new block: every change
+                // of the block's table and transaction is compared above.
+                let key = SourceKey {
+                    schema: table.schema.clone(),
+                    table: table.table.clone(),
+                    commit_lsn,
+                    xid,
+                    commit_time_us,
+                };
                 self.last = Some((key, Arc::clone(&base)));
                 base
             }
