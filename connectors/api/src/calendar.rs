@@ -161,6 +161,78 @@ fn iso_utc_in_place(year: u64, month: u64, day: u64, in_day: u64, digits: u32) -
         .unwrap_or_default()
 }
 
+/// [`iso_utc_digits`] of a UTC timestamp a database sent as text,
+/// `YYYY-MM-DD HH:MM:SS[.f]` with at most six fraction digits, made by
+/// moving its characters rather than parsing it to a number and printing
+/// that back (the round trip cost ~1,300 instructions a value under
+/// callgrind: PostgreSQL's `timestamptz`, MySQL's `TIMESTAMP`, in every
+/// snapshot row). `digits` 1..=6 gives exactly that many fraction digits
+/// (cut or padded with zeros, as the round trip truncates); 0 keeps the
+/// fraction as sent when it is already trimmed. `None` for anything the
+/// round trip would read differently — year 0, a month, day or time of
+/// day out of range, an untrimmed fraction for 0, another layout — which
+/// callers send down their general path.
+pub fn iso_utc_from_text(text: &[u8], digits: i32) -> Option<String> {
+    let (clock, fraction) = (text.get(..19)?, &text[19..]);
+    let number = |from: usize, to: usize| {
+        clock[from..to].iter().try_fold(0u32, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let separators = clock[4] == b'-'
+        && clock[7] == b'-'
+        && clock[10] == b' '
+        && clock[13] == b':'
+        && clock[16] == b':';
+    let in_range =
+        |field: Option<u32>, low: u32, high: u32| field.is_some_and(|n| (low..=high).contains(&n));
+    if !separators
+        || !in_range(number(0, 4), 1, 9999)
+        || !in_range(number(5, 7), 1, 12)
+        || !in_range(number(8, 10), 1, 31)
+        || !in_range(number(11, 13), 0, 23)
+        || !in_range(number(14, 16), 0, 59)
+        || !in_range(number(17, 19), 0, 59)
+    {
+        return None;
+    }
+    let fraction = match fraction {
+        [] => fraction,
+        [b'.', digits @ ..]
+            if (1..=6).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) =>
+        {
+            digits
+        }
+        _ => return None,
+    };
+    // A negative precision is refused by the general path too.
+    let digits = usize::try_from(digits).ok()?;
+    let mut iso = Vec::with_capacity(28);
+    iso.extend_from_slice(&clock[..10]);
+    iso.push(b'T');
+    iso.extend_from_slice(&clock[11..]);
+    match digits {
+        width @ 1..=6 => {
+            iso.push(b'.');
+            let kept = &fraction[..fraction.len().min(width)];
+            iso.extend_from_slice(kept);
+            iso.resize(iso.len() + width - kept.len(), b'0');
+        }
+        // As many as needed: the fraction as sent, if it has no trailing
+        // zeros to trim (and a fraction of zeros is dropped).
+        _ => match fraction.last() {
+            None => {}
+            Some(b'0') => return None,
+            Some(_) => {
+                iso.push(b'.');
+                iso.extend_from_slice(fraction);
+            }
+        },
+    }
+    iso.push(b'Z');
+    String::from_utf8(iso).ok()
+}
+
 /// Writes the last `into.len()` decimal digits of `n`, zero-padded.
 fn put_digits(into: &mut [u8], n: u64) {
     let mut rest = n;
@@ -191,27 +263,43 @@ fn iso_utc_general(year: i64, month: i64, day: i64, in_day: i64, digits: u32) ->
 
 /// A decimal's unscaled integer and scale, e.g. "-12.340" → (-12340, 3).
 pub fn parse_decimal(text: &str) -> Option<(i128, u32)> {
-    let (negative, whole, fraction) = decimal_parts(text)?;
-    let unscaled = if whole.len() + fraction.len() <= 18 {
-        // 18 digits fit a u64 whatever they are: no overflow checks, and
-        // no 128-bit arithmetic per digit (~770 instructions a value by
-        // callgrind, `scripts/bench-mysql`, with it).
-        let mut unscaled: u64 = 0;
-        for &b in whole.as_bytes().iter().chain(fraction.as_bytes()) {
-            let digit = b.wrapping_sub(b'0');
-            if digit > 9 {
-                return None;
-            }
-            unscaled = unscaled * 10 + u64::from(digit);
-        }
-        i128::from(unscaled)
-    } else {
-        unscaled_of(whole, fraction)?
+    let (negative, body) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        all => (false, all),
     };
-    Some((
-        if negative { -unscaled } else { unscaled },
-        fraction.len() as u32,
-    ))
+    if body.len() > 19 {
+        let (negative, whole, fraction) = decimal_parts(text)?;
+        let unscaled = unscaled_of(whole, fraction)?;
+        return Some((
+            if negative { -unscaled } else { unscaled },
+            fraction.len() as u32,
+        ));
+    }
+    // At most 19 digits fit a u64 whatever they are: one pass, no
+    // overflow checks, no 128-bit arithmetic per digit (splitting the
+    // text first and chaining its parts cost ~320 instructions a value
+    // under callgrind, `scripts/bench-mysql`; 128-bit checked digits
+    // ~770).
+    let mut unscaled: u64 = 0;
+    let mut point = None;
+    for (at, &b) in body.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            unscaled = unscaled * 10 + u64::from(digit);
+        } else if b == b'.' && point.is_none() {
+            point = Some(at);
+        } else {
+            return None;
+        }
+    }
+    let scale = point.map_or(0, |at| body.len() - at - 1);
+    if body.len() == usize::from(point.is_some()) {
+        // No digits at all: "", "-", ".".
+        return None;
+    }
+    let unscaled = i128::from(unscaled);
+    Some((if negative { -unscaled } else { unscaled }, scale as u32))
 }
 
 /// A decimal's sign, whole digits and fraction digits; `None` when it has
@@ -345,6 +433,11 @@ mod tests {
             " 1",
             "999999999999999999",
             "-999999999999999999.5",
+            "9999999999999999999",
+            "-9999999999999999999.",
+            "99999999999999999999",
+            "18446744073709551616",
+            "1844674407370955161.6",
             "1234567890.12345678",
             "99999999999999999999999999999999999999",
             "170141183460469231731687303715884105728",
@@ -407,5 +500,95 @@ mod tests {
         }
         assert_eq!(clock(86_400_000_000), "24:00:00", "PostgreSQL's 24:00");
         assert_eq!(clock(3_723_000_050), "01:02:03.00005");
+    }
+
+    /// A timestamp as a database sends it in a UTC session: the date and
+    /// time of day, and `sent` fraction digits (None: trimmed, as
+    /// PostgreSQL sends them).
+    fn sent_as_text(micros: i64, sent: Option<usize>) -> String {
+        let (year, month, day, in_day) = civil(micros);
+        let (seconds, fraction) = (in_day / 1_000_000, in_day % 1_000_000);
+        let mut text = format!(
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+            seconds / 3600,
+            (seconds / 60) % 60,
+            seconds % 60
+        );
+        let six = format!("{fraction:06}");
+        match sent {
+            Some(0) => {}
+            Some(n) => text.push_str(&format!(".{}", &six[..n])),
+            None if fraction == 0 => {}
+            None => text.push_str(&format!(".{}", six.trim_end_matches('0'))),
+        }
+        text
+    }
+
+    #[test]
+    fn timestamps_sent_as_text_are_moved_into_what_parsing_them_writes() {
+        // Years 1 to 9999, every fraction width sent, every width asked.
+        let (first, last) = (
+            days_from_civil(1, 1, 1) * MICROS_PER_DAY,
+            days_from_civil(9999, 12, 31) * MICROS_PER_DAY + MICROS_PER_DAY - 1,
+        );
+        let mut micros = first;
+        let mut step: i64 = 1;
+        let mut moved = 0;
+        while micros <= last {
+            for sent in [None, Some(0), Some(1), Some(3), Some(6)] {
+                let text = sent_as_text(micros, sent);
+                // What the text says, to the digits it carries.
+                let carried = match sent {
+                    Some(n) => {
+                        let unit = 10i64.pow(6 - n as u32);
+                        micros - micros.rem_euclid(unit)
+                    }
+                    None => micros,
+                };
+                for digits in 0..=6 {
+                    match iso_utc_from_text(text.as_bytes(), digits) {
+                        Some(iso) => {
+                            moved += 1;
+                            assert_eq!(
+                                iso,
+                                iso_utc_digits(carried, digits as u32),
+                                "{text:?} at {digits} digits"
+                            );
+                        }
+                        // Only an untrimmed fraction asked to be trimmed
+                        // goes the general way.
+                        None => assert!(
+                            digits == 0 && text.ends_with('0') && text.contains('.'),
+                            "{text:?} at {digits} digits was not moved"
+                        ),
+                    }
+                }
+            }
+            micros = micros.saturating_add(step * 7_919);
+            step = step.saturating_mul(3) % 1_000_000_007 + 1;
+        }
+        assert!(moved > 10_000, "only {moved} texts moved");
+        for (text, digits) in [
+            ("0000-01-01 00:00:00", 0),
+            ("0000-00-00 00:00:00", 6),
+            ("2024-00-10 00:00:00", 0),
+            ("2024-13-10 00:00:00", 0),
+            ("2024-01-00 00:00:00", 0),
+            ("2024-01-32 00:00:00", 0),
+            ("2024-01-10 24:00:00", 0),
+            ("2024-01-10 10:60:00", 0),
+            ("2024-01-10 10:00:60", 0),
+            ("2024-01-10T10:00:00", 0),
+            ("2024-01-10 10:00:00.", 6),
+            ("2024-01-10 10:00:00.1234567", 6),
+            ("2024-01-10 10:00:00.12a", 6),
+            ("2024-01-10 10:00:00.50", 0),
+            ("2024-01-10 10:00:00", -1),
+            ("12024-01-10 10:00:00", 0),
+            ("2024-1-10 10:00:00", 0),
+            ("2024-01-10 10:00", 0),
+        ] {
+            assert_eq!(iso_utc_from_text(text.as_bytes(), digits), None, "{text:?}");
+        }
     }
 }

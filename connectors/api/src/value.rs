@@ -77,18 +77,17 @@ impl Value {
     /// The bytes of a decimal whose unscaled value is `unscaled`: the
     /// shortest big-endian two's-complement form, as Connect writes it.
     pub fn decimal(unscaled: i128) -> Self {
-        let bytes = unscaled.to_be_bytes();
-        // Drop leading bytes that only repeat the sign bit.
-        let mut start = 0;
-        while start < bytes.len() - 1 {
-            let (b, next) = (bytes[start], bytes[start + 1]);
-            let redundant = (b == 0x00 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0);
-            if !redundant {
-                break;
-            }
-            start += 1;
-        }
-        Self::Bytes(bytes[start..].to_vec())
+        // Leading bytes that only repeat the sign bit are dropped: as many
+        // whole bytes as the sign repeats, keeping one sign bit. Counted,
+        // not looked for byte by byte: this runs for every decimal of
+        // every row.
+        let repeated = if unscaled < 0 {
+            unscaled.leading_ones()
+        } else {
+            unscaled.leading_zeros()
+        };
+        let start = (repeated.saturating_sub(1) / 8).min(15) as usize;
+        Self::Bytes(unscaled.to_be_bytes()[start..].to_vec())
     }
 
     /// The unscaled integer of decimal bytes, if they fit in 128 bits.
@@ -371,6 +370,31 @@ mod tests {
                 unreachable!("decimal always yields bytes")
             };
             assert_eq!(Value::decimal_unscaled(&b), Some(n));
+        }
+    }
+
+    #[test]
+    fn decimal_bytes_are_the_shortest_two_s_complement() {
+        // The shortest form, found byte by byte.
+        let shortest = |n: i128| {
+            let bytes = n.to_be_bytes();
+            let mut start = 0;
+            while start < 15 {
+                let (b, next) = (bytes[start], bytes[start + 1]);
+                if !((b == 0x00 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0)) {
+                    break;
+                }
+                start += 1;
+            }
+            bytes[start..].to_vec()
+        };
+        let mut cases = vec![i128::MIN, i128::MAX, 0, -1];
+        for bit in 0..127 {
+            let p = 1i128 << bit;
+            cases.extend([p, p - 1, p + 1, -p, -p - 1, -p + 1]);
+        }
+        for n in cases {
+            assert_eq!(Value::decimal(n), Value::Bytes(shortest(n)), "{n}");
         }
     }
 }

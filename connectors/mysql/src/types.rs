@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::Value as MyValue;
 use sluice_connector_api::calendar::{
-    days_from_civil, iso_utc_digits, parse_decimal, rescale, MICROS_PER_DAY,
+    days_from_civil, iso_utc_digits, iso_utc_from_text, parse_decimal, rescale, MICROS_PER_DAY,
 };
 use sluice_connector_api::text::utf8;
 use sluice_connector_api::{logical, Schema, Value};
@@ -324,11 +324,18 @@ impl Kind {
                 Some(None) => Read::Zero,
                 None => Read::Bad,
             },
-            Self::Timestamp { fsp } => match text().and_then(parse_datetime) {
-                Some(Some(us)) => Read::Value(Value::String(iso_utc_digits(us, *fsp).into())),
-                Some(None) => Read::Zero,
-                None => Read::Bad,
-            },
+            Self::Timestamp { fsp } => {
+                // The session is in UTC, and the server writes exactly the
+                // column's fraction digits: moved, not parsed and printed.
+                if let Some(iso) = iso_utc_from_text(raw, i32::try_from(*fsp).unwrap_or(-1)) {
+                    return Read::Value(Value::String(iso.into()));
+                }
+                match text().and_then(parse_datetime) {
+                    Some(Some(us)) => Read::Value(Value::String(iso_utc_digits(us, *fsp).into())),
+                    Some(None) => Read::Zero,
+                    None => Read::Bad,
+                }
+            }
             Self::Year => read(text().and_then(|t| t.parse().ok()).map(Value::Int32)),
             Self::Json => Read::Value(Value::String(decode_text(raw, false).into())),
             Self::Enum(_) | Self::Set(_) => {

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use sluice_connector_api::calendar::{
-    clock, days_from_civil, iso_utc_digits, parse_decimal, rescale, MICROS_PER_DAY,
+    clock, days_from_civil, iso_utc_digits, iso_utc_from_text, parse_decimal, rescale,
+    MICROS_PER_DAY,
 };
 use sluice_connector_api::{logical, Schema, SchemaKind, Value};
 
@@ -252,16 +253,19 @@ fn base_value(name: &str, modifier: i32, text: &str, mapping: Mapping) -> Option
         "float8" => Value::Float64(parse_float(text)?),
         "bool" => Value::Boolean(text == "t" || text == "true"),
         "numeric" | "money" => {
-            let digits: String = if name == "money" {
+            // Copied only to drop a money value's currency sign and
+            // separators: a numeric's text is read where it lies.
+            let digits: std::borrow::Cow<'_, str> = if name == "money" {
                 text.chars()
                     .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
-                    .collect()
+                    .collect::<String>()
+                    .into()
             } else {
-                text.to_owned()
+                text.into()
             };
             match mapping.decimal {
                 DecimalMode::Double => Value::Float64(parse_float(&digits)?),
-                DecimalMode::String => Value::String(digits.into()),
+                DecimalMode::String => Value::String(digits.as_ref().into()),
                 DecimalMode::Precise => {
                     let (unscaled, scale) = parse_decimal(&digits)?;
                     match (name, numeric_precision(modifier)) {
@@ -607,65 +611,11 @@ fn zoned_timestamp(text: &str, digits: i32) -> Option<String> {
 }
 
 /// [`zoned_timestamp`] of the text the connector's UTC sessions send for
-/// years 1 to 9999, `YYYY-MM-DD HH:MM:SS[.f]+00` (the fraction at most six
-/// digits, trailing zeros trimmed): the same ISO text made by moving its
-/// characters, not by parsing it to a number and printing that back,
-/// which cost ~1,300 instructions a value (callgrind, `scripts/bench-postgres`
-/// snapshot: a tenth of the row's conversion). `None` for anything else
-/// (another offset, BC, a five-digit year), which the general path takes.
+/// years 1 to 9999, `YYYY-MM-DD HH:MM:SS[.f]+00`, by moving its characters
+/// ([`iso_utc_from_text`]); `None` for anything else (another offset, BC,
+/// a five-digit year), which the general path takes.
 fn zoned_timestamp_utc(text: &str, digits: i32) -> Option<String> {
-    let body = text.as_bytes().strip_suffix(b"+00")?;
-    let (clock, fraction) = (body.get(..19)?, &body[19..]);
-    let digit = |i: usize| clock[i].is_ascii_digit();
-    let laid_out = (0..4).all(digit)
-        && clock[4] == b'-'
-        && digit(5)
-        && digit(6)
-        && clock[7] == b'-'
-        && digit(8)
-        && digit(9)
-        && clock[10] == b' '
-        && digit(11)
-        && digit(12)
-        && clock[13] == b':'
-        && digit(14)
-        && digit(15)
-        && clock[16] == b':'
-        && digit(17)
-        && digit(18)
-        && &clock[..4] != b"0000";
-    let fraction = match fraction {
-        [] => fraction,
-        [b'.', digits @ ..] if (1..=6).contains(&digits.len()) => digits,
-        _ => return None,
-    };
-    // A negative precision is refused by the general path too.
-    let digits = usize::try_from(digits).ok()?;
-    if !laid_out || !fraction.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut iso = Vec::with_capacity(28);
-    iso.extend_from_slice(&clock[..10]);
-    iso.push(b'T');
-    iso.extend_from_slice(&clock[11..]);
-    match digits {
-        // Exactly that many digits: cut (as the general path truncates)
-        // or padded with zeros.
-        width @ 1..=6 => {
-            iso.push(b'.');
-            let kept = &fraction[..fraction.len().min(width)];
-            iso.extend_from_slice(kept);
-            iso.resize(iso.len() + width - kept.len(), b'0');
-        }
-        // Trimmed, as PostgreSQL sent it.
-        _ if !fraction.is_empty() => {
-            iso.push(b'.');
-            iso.extend_from_slice(fraction);
-        }
-        _ => {}
-    }
-    iso.push(b'Z');
-    String::from_utf8(iso).ok()
+    iso_utc_from_text(text.as_bytes().strip_suffix(b"+00")?, digits)
 }
 
 /// Debezium's ZonedTime: `HH:MM:SS[.f]Z` in UTC.
