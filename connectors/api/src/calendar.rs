@@ -173,26 +173,25 @@ fn iso_utc_in_place(year: u64, month: u64, day: u64, in_day: u64, digits: u32) -
 /// day out of range, an untrimmed fraction for 0, another layout — which
 /// callers send down their general path.
 pub fn iso_utc_from_text(text: &[u8], digits: i32) -> Option<String> {
-    let (clock, fraction) = (text.get(..19)?, &text[19..]);
-    let number = |from: usize, to: usize| {
-        clock[from..to].iter().try_fold(0u32, |n, b| {
-            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
-        })
-    };
-    let separators = clock[4] == b'-'
+    let (clock, fraction) = text.split_first_chunk::<19>()?;
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    let laid_out = DIGITS.iter().all(|&i| clock[i].is_ascii_digit())
+        && clock[4] == b'-'
         && clock[7] == b'-'
         && clock[10] == b' '
         && clock[13] == b':'
         && clock[16] == b':';
-    let in_range =
-        |field: Option<u32>, low: u32, high: u32| field.is_some_and(|n| (low..=high).contains(&n));
-    if !separators
-        || !in_range(number(0, 4), 1, 9999)
-        || !in_range(number(5, 7), 1, 12)
-        || !in_range(number(8, 10), 1, 31)
-        || !in_range(number(11, 13), 0, 23)
-        || !in_range(number(14, 16), 0, 59)
-        || !in_range(number(17, 19), 0, 59)
+    if !laid_out {
+        return None;
+    }
+    let two = |i: usize| u32::from(clock[i] - b'0') * 10 + u32::from(clock[i + 1] - b'0');
+    let (year, month, day) = (two(0) * 100 + two(2), two(5), two(8));
+    if year == 0
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || two(11) > 23
+        || two(14) > 59
+        || two(17) > 59
     {
         return None;
     }
@@ -207,30 +206,29 @@ pub fn iso_utc_from_text(text: &[u8], digits: i32) -> Option<String> {
     };
     // A negative precision is refused by the general path too.
     let digits = usize::try_from(digits).ok()?;
-    let mut iso = Vec::with_capacity(28);
-    iso.extend_from_slice(&clock[..10]);
-    iso.push(b'T');
-    iso.extend_from_slice(&clock[11..]);
-    match digits {
+    // Written on the stack and copied once into the string.
+    let mut iso = *b"0000-00-00T00:00:00.000000Z";
+    iso[..19].copy_from_slice(clock);
+    iso[10] = b'T';
+    let end = match digits {
         width @ 1..=6 => {
-            iso.push(b'.');
-            let kept = &fraction[..fraction.len().min(width)];
-            iso.extend_from_slice(kept);
-            iso.resize(iso.len() + width - kept.len(), b'0');
+            let kept = fraction.len().min(width);
+            iso[20..20 + kept].copy_from_slice(&fraction[..kept]);
+            20 + width
         }
         // As many as needed: the fraction as sent, if it has no trailing
-        // zeros to trim (and a fraction of zeros is dropped).
+        // zeros to trim.
         _ => match fraction.last() {
-            None => {}
+            None => 19,
             Some(b'0') => return None,
             Some(_) => {
-                iso.push(b'.');
-                iso.extend_from_slice(fraction);
+                iso[20..20 + fraction.len()].copy_from_slice(fraction);
+                20 + fraction.len()
             }
         },
-    }
-    iso.push(b'Z');
-    String::from_utf8(iso).ok()
+    };
+    iso[end] = b'Z';
+    crate::text::utf8(&iso[..=end]).ok().map(str::to_owned)
 }
 
 /// Writes the last `into.len()` decimal digits of `n`, zero-padded.
