@@ -12,6 +12,7 @@ pub mod encode;
 mod number_hash;
 pub mod projection;
 pub mod read;
+mod recent_ids;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -126,6 +127,8 @@ pub struct AvroConverter {
     /// About the largest recent message, so the next one's buffer is
     /// allocated once instead of growing (and copying): see [`recent_size`].
     recent_size: AtomicUsize,
+    /// This converter in each thread's [`recent_ids`].
+    owner: u64,
 }
 
 impl AvroConverter {
@@ -137,14 +140,22 @@ impl AvroConverter {
             ids: Mutex::new(IdCache::default()),
             ids_by_text: Mutex::new(HashMap::new()),
             recent_size: AtomicUsize::new(64),
+            owner: recent_ids::new_owner(),
         }
     }
 
     fn cached_id(&self, topic: &str, schema: &Arc<Schema>) -> Option<i32> {
+        if let Some(id) = recent_ids::find(self.owner, topic, schema) {
+            return Some(id);
+        }
         let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        ids.get(&(Arc::as_ptr(schema) as usize))
+        let id = ids
+            .get(&(Arc::as_ptr(schema) as usize))
             .and_then(|(_, resolved)| resolved.iter().find(|r| r.topic == topic))
-            .map(|r| r.id)
+            .map(|r| r.id)?;
+        drop(ids);
+        recent_ids::keep(self.owner, topic, schema, id);
+        Some(id)
     }
 
     fn remember(&self, topic: &str, schema: &Arc<Schema>, id: i32) {
