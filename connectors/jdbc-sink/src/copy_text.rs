@@ -135,7 +135,9 @@ mod tests {
     fn every_framing_byte_is_found_wherever_it_lies() {
         let plain = "abcdefghijklmnopqrstuvwxyzé€ 0123456789~!@#$%^&*()_+{}|:<>?";
         for len in 0..plain.len() {
-            let Some(text) = plain.get(..len) else { continue };
+            let Some(text) = plain.get(..len) else {
+                continue;
+            };
             assert!(!may_need_escapes(text.as_bytes()), "{text:?}");
             for at in 0..=len {
                 for framing in [b'\\', b'\t', b'\n', b'\r'] {
