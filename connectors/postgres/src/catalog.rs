@@ -177,10 +177,7 @@ impl TypeCache {
                 .await
                 .map_err(err("types"))?;
             let Some(row) = row else {
-                break PgType::Base {
-                    name: "unknown".into(),
-                    modifier: current_modifier,
-                };
+                break PgType::base("unknown", current_modifier);
             };
             let (name, kind, base, base_modifier, element, category): (
                 String,
@@ -218,10 +215,7 @@ impl TypeCache {
                     .map_err(err("enum labels"))?;
                 break PgType::Enum(labels.iter().map(|r| r.get(0)).collect());
             }
-            break PgType::Base {
-                name,
-                modifier: current_modifier,
-            };
+            break PgType::base(name, current_modifier);
         };
         self.known.insert((oid, modifier), resolved.clone());
         Ok(resolved)

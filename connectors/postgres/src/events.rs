@@ -435,10 +435,7 @@ mod tests {
     fn table(name: &str) -> TableSchema {
         let column = |name: &str, type_name: &str| ColumnSpec {
             name: name.into(),
-            pg_type: PgType::Base {
-                name: type_name.into(),
-                modifier: -1,
-            },
+            pg_type: PgType::base(type_name, -1),
             nullable: name != "id",
             default: None,
             included: true,
