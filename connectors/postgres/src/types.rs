@@ -34,10 +34,10 @@ pub enum PgType {
 
 /// The base types whose text the value reader turns into something other
 /// than a string, resolved from the type's name once, when the catalog is
-/// read: matching the name as text for every value tried its ~30 names one
-/// after another, a length check and a comparison each (~55-70
-/// instructions a value under callgrind, `scripts/bench-postgres`
-/// snapshot; the most for text columns, which matched none).
+/// read, instead of matching the name as text for every value (about 60
+/// instructions a row of `scripts/bench-postgres`'s five-column snapshot
+/// table under callgrind: less than hoped, the compiler's string match
+/// being a length switch first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BaseKind {
     /// `int2`.
