@@ -3,57 +3,102 @@
 
 /// A two's-complement big-endian unscaled integer with `scale` as decimal text.
 pub fn decimal_text(bytes: &[u8], scale: u32) -> String {
-    match crate::Value::decimal_unscaled(bytes) {
-        Some(unscaled) => narrow_text(unscaled, scale),
+    match DecimalText::of(bytes, scale) {
+        Some(text) => text.as_str().to_owned(),
         None => wide_text(bytes, scale),
     }
 }
 
-/// [`decimal_text`] of an unscaled value that fits 128 bits (every column
-/// of up to 38 digits): the digits by machine division, in place. The
-/// byte-wise long division of [`wide_text`] cost about 1,000 instructions
-/// per value, a tenth of a sink's work per row of the bench table
-/// (callgrind, `scripts/bench-sink`).
-fn narrow_text(unscaled: i128, scale: u32) -> String {
-    // 39 digits at most, plus the zeros a scale may need in front.
-    let mut digits = [0u8; 40];
-    let mut start = digits.len();
-    let mut magnitude = unscaled.unsigned_abs();
-    while magnitude > u128::from(u64::MAX) {
-        start -= 1;
-        digits[start] = b'0' + (magnitude % 10) as u8;
-        magnitude /= 10;
+/// The largest scale [`DecimalText`] writes: a 38-digit column's, and a
+/// little more.
+const MOST_STACK_SCALE: u32 = 40;
+
+/// [`decimal_text`] written on the stack, for an unscaled value that fits
+/// 128 bits (every column of up to 38 digits) and a scale of at most 40:
+/// a sink copies it straight into the statement or `COPY` text it builds,
+/// where a `String` per value (allocated, copied, freed) cost about half
+/// of turning the bench table's `numeric` into text (callgrind,
+/// `scripts/bench-sink`).
+#[derive(Clone, Copy)]
+pub struct DecimalText {
+    text: [u8; 48],
+    len: u8,
+}
+
+impl DecimalText {
+    /// The text of `bytes` at `scale`; `None` for a wider value or a
+    /// larger scale, which [`decimal_text`] writes by long division.
+    pub fn of(bytes: &[u8], scale: u32) -> Option<Self> {
+        if scale > MOST_STACK_SCALE {
+            return None;
+        }
+        Some(Self::narrow(crate::Value::decimal_unscaled(bytes)?, scale))
     }
-    let mut small = magnitude as u64;
-    while small > 0 {
-        start -= 1;
-        digits[start] = b'0' + (small % 10) as u8;
-        small /= 10;
-    }
-    let written = &digits[start..];
-    let scale = scale as usize;
-    let mut out = String::with_capacity(written.len().max(scale + 1) + 2);
-    if unscaled < 0 {
-        out.push('-');
-    }
-    // Only ASCII digits were written.
-    let written = crate::text::utf8(written).unwrap_or("0");
-    if written.len() > scale {
+
+    /// The digits by machine division, in place. The byte-wise long
+    /// division of [`wide_text`] cost about 1,000 instructions per value,
+    /// a tenth of a sink's work per row of the bench table (callgrind,
+    /// `scripts/bench-sink`).
+    fn narrow(unscaled: i128, scale: u32) -> Self {
+        // 39 digits at most, and zeros in front up to `scale + 1` digits:
+        // 41 at most, filled from the end.
+        let mut digits = [b'0'; 41];
+        let mut start = digits.len();
+        let mut magnitude = unscaled.unsigned_abs();
+        while magnitude > u128::from(u64::MAX) {
+            start -= 1;
+            digits[start] = b'0' + (magnitude % 10) as u8;
+            magnitude /= 10;
+        }
+        let mut small = magnitude as u64;
+        while small > 0 {
+            start -= 1;
+            digits[start] = b'0' + (small % 10) as u8;
+            small /= 10;
+        }
+        let scale = scale as usize;
+        // At least one digit before the point ("0.05", "0").
+        start = start.min(digits.len() - scale - 1);
+        let written = &digits[start..];
         let (whole, fraction) = written.split_at(written.len() - scale);
-        out.push_str(whole);
-        if scale > 0 {
-            out.push('.');
-            out.push_str(fraction);
+        let mut out = Self {
+            text: [0; 48],
+            len: 0,
+        };
+        if unscaled < 0 {
+            out.push(b"-");
         }
-    } else {
-        out.push('0');
+        out.push(whole);
         if scale > 0 {
-            out.push('.');
-            out.extend(std::iter::repeat_n('0', scale - written.len()));
-            out.push_str(written);
+            out.push(b".");
+            out.push(fraction);
         }
+        out
     }
-    out
+
+    fn push(&mut self, bytes: &[u8]) {
+        let at = usize::from(self.len);
+        self.text[at..at + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len() as u8;
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, a sign and a point were written.
+        crate::text::utf8(&self.text[..usize::from(self.len)]).unwrap_or("0")
+    }
+}
+
+impl std::fmt::Debug for DecimalText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for DecimalText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 /// [`decimal_text`] of any width, by long division over the bytes.
@@ -133,13 +178,19 @@ mod tests {
             let crate::Value::Bytes(bytes) = crate::Value::decimal(n) else {
                 unreachable!("decimal always yields bytes")
             };
-            for scale in [0, 1, 2, 5, 20, 38, 45] {
+            for scale in [0, 1, 2, 5, 20, 38, 39, 40, 41, 45] {
+                let wide = wide_text(&bytes, scale);
                 assert_eq!(
-                    narrow_text(n, scale),
-                    wide_text(&bytes, scale),
+                    DecimalText::narrow(n, scale.min(MOST_STACK_SCALE)).as_str(),
+                    wide_text(&bytes, scale.min(MOST_STACK_SCALE)),
                     "{n} at scale {scale}"
                 );
-                assert_eq!(decimal_text(&bytes, scale), wide_text(&bytes, scale));
+                assert_eq!(
+                    DecimalText::of(&bytes, scale).map(|t| t.as_str().to_owned()),
+                    (scale <= MOST_STACK_SCALE).then(|| wide.clone()),
+                    "{n} at scale {scale}"
+                );
+                assert_eq!(decimal_text(&bytes, scale), wide);
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sluice_connector_api::{ConnectorError, Schema, SchemaKind, SinkRecord, Value};
 
 use crate::config::{KeyMode, SinkConfig};
-use crate::table_format::TableFormat;
+use crate::table_format::{LastTable, TableFormat};
 use crate::time_zone::WriteZone;
 
 /// One column value with its schema, borrowed from the record it came
@@ -38,13 +38,27 @@ impl Cell<'_> {
     }
 }
 
+/// Whether two cells' column names are the same: cells read from one
+/// schema borrow their names from it, the same text at the same address,
+/// told apart without comparing bytes (a byte comparison per cell and row
+/// was a measurable part of planning; callgrind, `scripts/bench-sink`).
+pub fn same_name(x: &str, y: &str) -> bool {
+    std::ptr::eq(x, y) || x == y
+}
+
+/// A target table's name as a change carries it: one text shared by the
+/// batch's changes to that table, rendered once (see
+/// [`TableFormat::render_reusing`]).
+pub type TableName = Arc<str>;
+
 /// The change one record makes, borrowing from the record.
 #[derive(Debug, Clone)]
 pub enum Change<'r> {
     /// Write the row (insert, upsert or update per `insert.mode`).
     Upsert {
-        /// Target table name (unquoted, possibly `schema.table`).
-        table: String,
+        /// Target table name (unquoted, possibly `schema.table`), shared
+        /// by the changes of a batch that go to it.
+        table: TableName,
         /// Key columns (also in `row`).
         key: Vec<Cell<'r>>,
         /// Every column written.
@@ -53,14 +67,14 @@ pub enum Change<'r> {
     /// Delete the row with this key.
     Delete {
         /// Target table.
-        table: String,
+        table: TableName,
         /// Key columns.
         key: Vec<Cell<'r>>,
     },
     /// Empty the table.
     Truncate {
         /// Target table.
-        table: String,
+        table: TableName,
     },
     /// Nothing to do (deletes or truncates disabled, messages, ...).
     Skip,
@@ -122,7 +136,11 @@ impl Envelope {
     }
 }
 
-/// The envelope layout of the last value schema [`interpret_with`] met:
+/// What [`interpret_with`] keeps from one record to the next of a batch:
+/// the envelope layout of the last value schema it met, and the table it
+/// named last.
+///
+/// The layout: found by name for every record
 /// found by name for every record (whether it is an envelope, then `op`,
 /// `source`, `after` and the source fields `table.name.format` names), the
 /// fields took about a third of reading a record into its change
@@ -133,15 +151,21 @@ pub struct Layouts {
     /// The schema (held, so its address cannot be reused by another) and
     /// its layout.
     last: Option<(Arc<Schema>, Option<Envelope>)>,
+    /// The table named last, with what named it.
+    table: LastTable,
 }
 
-impl Layouts {
-    fn of(&mut self, schema: &Arc<Schema>, format: &TableFormat) -> Option<&Envelope> {
-        if !matches!(&self.last, Some((last, _)) if Arc::ptr_eq(last, schema)) {
-            self.last = Some((Arc::clone(schema), Envelope::of(schema, format)));
-        }
-        self.last.as_ref().and_then(|(_, layout)| layout.as_ref())
+/// The envelope layout of `schema`, kept in `last` (a field of
+/// [`Layouts`], borrowed alone so its table can be named meanwhile).
+fn envelope_of<'l>(
+    last: &'l mut Option<(Arc<Schema>, Option<Envelope>)>,
+    schema: &Arc<Schema>,
+    format: &TableFormat,
+) -> Option<&'l Envelope> {
+    if !matches!(last, Some((kept, _)) if Arc::ptr_eq(kept, schema)) {
+        *last = Some((Arc::clone(schema), Envelope::of(schema, format)));
     }
+    last.as_ref().and_then(|(_, layout)| layout.as_ref())
 }
 
 /// The change `record` asks for, with the envelope layouts of the records
@@ -155,7 +179,10 @@ pub fn interpret_with<'r>(
         // A tombstone: the delete itself came before it.
         // Under a format naming source fields the table is unknown, and
         // the delete event just before the tombstone already removed the row.
-        return match config.table_format.render(&record.topic, None) {
+        return match config
+            .table_format
+            .render_reusing(&mut layouts.table, &record.topic, None)
+        {
             Some(table) if config.delete_enabled => Ok(Change::Delete {
                 table,
                 key: key_cells(config, record, &[])?,
@@ -170,7 +197,7 @@ pub fn interpret_with<'r>(
         ));
     };
     let (row_schema, row_value, table) =
-        if let Some(envelope) = layouts.of(schema, &config.table_format) {
+        if let Some(envelope) = envelope_of(&mut layouts.last, schema, &config.table_format) {
             let at = |index: usize| match (schema.fields().get(index), value) {
                 (Some(f), Value::Struct(values)) => values.get(index).map(|v| (&f.schema, v)),
                 _ => None,
@@ -185,7 +212,7 @@ pub fn interpret_with<'r>(
                 .map(|(_, v)| (envelope.table_fields.as_slice(), v));
             let table = config
                 .table_format
-                .render_indexed(&record.topic, source)
+                .render_reusing(&mut layouts.table, &record.topic, source)
                 .ok_or_else(|| no_source(&config.table_format, record))?;
             match op {
                 "c" | "r" | "u" => {}
@@ -205,7 +232,7 @@ pub fn interpret_with<'r>(
         } else {
             let table = config
                 .table_format
-                .render(&record.topic, None)
+                .render_reusing(&mut layouts.table, &record.topic, None)
                 .ok_or_else(|| no_source(&config.table_format, record))?;
             (schema.as_ref(), value, table)
         };
@@ -227,11 +254,12 @@ pub fn interpret_with<'r>(
     }
     if config.filters_fields() {
         row.retain(|c| {
-            key.iter().any(|k| k.name == c.name) || config.keeps_field(&record.topic, &c.name)
+            key.iter().any(|k| same_name(&k.name, &c.name))
+                || config.keeps_field(&record.topic, &c.name)
         });
     }
     for k in &key {
-        if !row.iter().any(|c| c.name == k.name) {
+        if !row.iter().any(|c| same_name(&c.name, &k.name)) {
             row.push(k.clone());
         }
     }
@@ -487,13 +515,13 @@ mod tests {
         let Change::Upsert { table, key, row } = up else {
             panic!("{up:?}")
         };
-        assert_eq!(table, "inv_items");
+        assert_eq!(&*table, "inv_items");
         assert_eq!(names(&key), ["id"]);
         assert_eq!(names(&row), ["id", "name"], "secret is excluded");
         let r = record(Some(envelope("d", item(7, "a"), Value::Null)), 7);
         let del = interpret(&c, &r).expect("delete");
         assert!(
-            matches!(del, Change::Delete { ref table, .. } if table == "inv_items"),
+            matches!(del, Change::Delete { ref table, .. } if &**table == "inv_items"),
             "{del:?}"
         );
         let r = record(Some(envelope("t", Value::Null, Value::Null)), 7);
@@ -538,8 +566,8 @@ mod tests {
             .iter()
             .map(
                 |r| match interpret_with(&c, &mut layouts, r).expect("readable") {
-                    Change::Upsert { table, .. } => (table, "upsert"),
-                    Change::Delete { table, .. } => (table, "delete"),
+                    Change::Upsert { table, .. } => (table.to_string(), "upsert"),
+                    Change::Delete { table, .. } => (table.to_string(), "delete"),
                     other => panic!("{other:?}"),
                 },
             )
@@ -591,7 +619,7 @@ mod tests {
         let Change::Upsert { table, key, .. } = up else {
             panic!()
         };
-        assert_eq!((table.as_str(), key.len()), ("srv_inv_items", 0));
+        assert_eq!((&*table, key.len()), ("srv_inv_items", 0));
         // kafka: coordinates as key columns.
         let c = config(&[("primary.key.mode", "kafka"), ("insert.mode", "upsert")]);
         let r = record(Some(envelope("r", Value::Null, item(1, "a"))), 1);

@@ -81,6 +81,8 @@ fn push_cell(out: &mut Vec<u8>, cell: &Cell<'_>, dialect: Dialect) -> Result<boo
     match direct(&cell.schema, &cell.value, dialect) {
         Some(Direct::Text(text)) => escaped(out, text),
         Some(Direct::Int(n)) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        // Digits, a sign and a point: nothing to escape.
+        Some(Direct::Decimal(d)) => out.extend_from_slice(d.as_str().as_bytes()),
         None => match cell.param(dialect)? {
             Param::Null => out.extend_from_slice(b"\\N"),
             Param::Text(text) => escaped(out, &text),

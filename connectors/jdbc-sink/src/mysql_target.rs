@@ -113,6 +113,7 @@ fn push_tuple<'a>(
         match direct(&cell.schema, &cell.value, D) {
             Some(Direct::Text(text)) => push_text_literal(out, text),
             Some(Direct::Int(n)) => out.push_str(itoa::Buffer::new().format(n)),
+            Some(Direct::Decimal(d)) => push_text_literal(out, d.as_str()),
             None => push_literal(out, cell.param(D)?),
         }
     }
@@ -266,7 +267,7 @@ impl MySqlTarget {
     ) -> Result<(), ConnectorError> {
         let qualified = Self::qualified(&writes.table);
         let (wanted, key) = wanted_columns(writes, D, config.quote);
-        if let Some(info) = self.tables.get(&writes.table) {
+        if let Some(info) = self.tables.get(&*writes.table) {
             if wanted.iter().all(|(n, _)| info.columns.contains_key(n)) {
                 return Ok(());
             }
@@ -290,7 +291,7 @@ impl MySqlTarget {
                 .map_err(|e| classify(&format!("running {sql}"), e))?;
         }
         let info = self.describe(&writes.table).await?;
-        self.tables.insert(writes.table.clone(), info);
+        self.tables.insert(writes.table.to_string(), info);
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use crate::change::{Cell, Change};
+use crate::change::{same_name, Cell, Change, TableName};
 use crate::config::Dialect;
 use crate::sql_value::{direct, param, Direct};
 
@@ -34,9 +34,6 @@ pub fn by_columns<'a, 'r>(
     stored: impl Fn(&str) -> String,
 ) -> Vec<ColumnGroup<'a, 'r>> {
     let mut groups: Vec<(&[Cell<'r>], ColumnGroup<'a, 'r>)> = Vec::new();
-    // Rows of one schema borrow their names from it: the same text at
-    // the same address, told apart without comparing bytes.
-    let same_name = |x: &str, y: &str| std::ptr::eq(x, y) || x == y;
     let same = |a: &[Cell<'_>], b: &[Cell<'_>]| {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_name(&x.name, &y.name))
     };
@@ -60,7 +57,7 @@ pub fn by_columns<'a, 'r>(
 #[derive(Debug, Default)]
 pub struct TableWrites<'r> {
     /// Target table.
-    pub table: String,
+    pub table: TableName,
     /// Keys to delete.
     pub deletes: Vec<Vec<Cell<'r>>>,
     /// Rows to write, with their keys.
@@ -71,7 +68,7 @@ pub struct TableWrites<'r> {
 #[derive(Debug)]
 pub enum Step<'r> {
     /// Empty a table.
-    Truncate(String),
+    Truncate(TableName),
     /// Write and delete rows of a table.
     Write(TableWrites<'r>),
 }
@@ -94,6 +91,7 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
         match direct(&cell.schema, &cell.value, Dialect::Postgres) {
             Some(Direct::Text(text)) => part(&mut out, text),
             Some(Direct::Int(n)) => part(&mut out, itoa::Buffer::new().format(n)),
+            Some(Direct::Decimal(d)) => part(&mut out, d.as_str()),
             None => match param(&cell.schema, &cell.value, Dialect::Postgres)
                 .ok()?
                 .into_text()
@@ -114,7 +112,7 @@ enum Last<'r> {
 /// One table's changes since the last truncate: the last change per key
 /// in the order keys were first seen, and the rows without a key.
 struct Pending<'r> {
-    table: String,
+    table: TableName,
     slot_of_key: HashMap<String, usize>,
     last: Vec<Last<'r>>,
     unkeyed: Vec<Vec<Cell<'r>>>,
@@ -122,7 +120,7 @@ struct Pending<'r> {
 
 impl<'r> Pending<'r> {
     /// A table's changes, with room for `expected` keys.
-    fn new(table: String, expected: usize) -> Self {
+    fn new(table: TableName, expected: usize) -> Self {
         Self {
             table,
             // Sized up front to the table's changes in the batch: growing
@@ -153,20 +151,29 @@ impl<'r> Pending<'r> {
     }
 }
 
+/// Whether two changes name the same table: mostly the very same shared
+/// text, told apart without comparing it.
+fn same_table(a: &TableName, b: &TableName) -> bool {
+    std::sync::Arc::ptr_eq(a, b) || a == b
+}
+
 /// The position of `table` in `tables` (first-seen order), added if new.
 /// A batch mostly holds one table's changes in runs, so the previous
 /// change's table (`current`) is tried first.
 fn table_slot<T>(
     tables: &mut Vec<T>,
     current: usize,
-    table: &str,
-    name: impl Fn(&T) -> &str,
+    table: &TableName,
+    name: impl Fn(&T) -> &TableName,
     new: impl FnOnce() -> T,
 ) -> usize {
-    if tables.get(current).is_some_and(|t| name(t) == table) {
+    if tables
+        .get(current)
+        .is_some_and(|t| same_table(name(t), table))
+    {
         return current;
     }
-    match tables.iter().position(|t| name(t) == table) {
+    match tables.iter().position(|t| same_table(name(t), table)) {
         Some(i) => i,
         None => {
             tables.push(new());
@@ -177,8 +184,8 @@ fn table_slot<T>(
 
 /// How many keyed changes each table has in `changes`, in first-seen
 /// order: the room each table's key map needs.
-fn changes_per_table(changes: &[Change<'_>]) -> Vec<(String, usize)> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
+fn changes_per_table(changes: &[Change<'_>]) -> Vec<(TableName, usize)> {
+    let mut counts: Vec<(TableName, usize)> = Vec::new();
     let mut current = 0;
     for change in changes {
         let (Change::Upsert { table, .. } | Change::Delete { table, .. }) = change else {
@@ -200,10 +207,10 @@ fn changes_per_table(changes: &[Change<'_>]) -> Vec<(String, usize)> {
 pub fn plan(changes: Vec<Change<'_>>) -> Vec<Step<'_>> {
     let mut steps = Vec::new();
     let counts = changes_per_table(&changes);
-    let expected = |table: &str| {
+    let expected = |table: &TableName| {
         counts
             .iter()
-            .find(|(t, _)| t == table)
+            .find(|(t, _)| same_table(t, table))
             .map_or(0, |(_, n)| *n)
     };
     let mut pending: Vec<Pending<'_>> = Vec::new();
@@ -294,7 +301,7 @@ mod tests {
         assert_eq!(first.rows.len(), 1);
         assert_eq!(*first.rows[0].1[1].value, Value::Int32(11));
         assert_eq!(first.deletes.len(), 1);
-        assert!(matches!(&steps[1], Step::Truncate(t) if t == "t"));
+        assert!(matches!(&steps[1], Step::Truncate(t) if &**t == "t"));
         let Step::Write(last) = &steps[2] else {
             panic!("{steps:?}")
         };
@@ -319,7 +326,7 @@ mod tests {
             .iter()
             .map(|step| match step {
                 Step::Write(w) => (
-                    w.table.as_str(),
+                    &*w.table,
                     w.rows
                         .iter()
                         .map(|(_, row)| {

@@ -3,7 +3,7 @@
 //! its Debezium / Connect logical name.
 
 use sluice_connector_api::calendar::{civil, clock, MICROS_PER_DAY};
-use sluice_connector_api::decimal::decimal_text;
+use sluice_connector_api::decimal::{decimal_text, DecimalText};
 use sluice_connector_api::logical::*;
 use sluice_connector_api::{Schema, SchemaKind, Value};
 
@@ -136,6 +136,8 @@ pub enum Direct<'v> {
     Text(&'v str),
     /// A plain integer.
     Int(i64),
+    /// A `Decimal` that fits 128 bits, as its text.
+    Decimal(DecimalText),
 }
 
 /// `value` as [`Direct`] when [`param`] would give its text unchanged (a
@@ -152,8 +154,20 @@ pub fn direct<'v>(schema: &Schema, value: &'v Value, dialect: Dialect) -> Option
         }
         // Named integers are dates, times and durations.
         _ if name.is_empty() => int_of(value).map(Direct::Int),
+        Value::Bytes(b) if name == DECIMAL => {
+            DecimalText::of(b, decimal_scale(schema)).map(Direct::Decimal)
+        }
         _ => None,
     }
+}
+
+/// The scale a `Decimal` column's schema gives (0 when it gives none).
+fn decimal_scale(schema: &Schema) -> u32 {
+    schema
+        .parameters
+        .get(DECIMAL_SCALE)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The parameter for `value` of a field with `schema`.
@@ -164,14 +178,7 @@ pub fn param(schema: &Schema, value: &Value, dialect: Dialect) -> Result<Param, 
     let name = schema.name.as_deref().unwrap_or_default();
     let int = int_of(value);
     let text = match (name, value) {
-        (DECIMAL, Value::Bytes(b)) => decimal_text(
-            b,
-            schema
-                .parameters
-                .get(DECIMAL_SCALE)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-        ),
+        (DECIMAL, Value::Bytes(b)) => decimal_text(b, decimal_scale(schema)),
         (VARIABLE_SCALE_DECIMAL, Value::Struct(parts)) => match parts.as_slice() {
             [Value::Int32(scale), Value::Bytes(b)] => decimal_text(b, (*scale).max(0) as u32),
             _ => return Err("a VariableScaleDecimal needs scale and value".into()),
@@ -400,6 +407,12 @@ mod tests {
             (Schema::string(), Value::String("it's\ttab".into())),
             (Schema::boolean(), Value::Boolean(true)),
             (Schema::float64(), Value::Float64(-1.5)),
+            (logical::decimal(2, Some(12)), Value::decimal(-123_456)),
+            (logical::decimal(0, None), Value::decimal(i128::MIN)),
+            (logical::decimal(40, None), Value::decimal(7)),
+            // Wider than 128 bits, or a scale past 40: through `param`.
+            (logical::decimal(2, None), Value::Bytes(vec![1; 20])),
+            (logical::decimal(41, None), Value::decimal(7)),
         ];
         let mut direct_ones = 0;
         for dialect in [Dialect::Postgres, Dialect::MySql] {
@@ -411,6 +424,7 @@ mod tests {
                 let text = match written {
                     Direct::Text(t) => t.to_owned(),
                     Direct::Int(n) => n.to_string(),
+                    Direct::Decimal(d) => d.as_str().to_owned(),
                 };
                 assert_eq!(
                     Param::Text(text),
@@ -419,14 +433,15 @@ mod tests {
                 );
             }
         }
-        // Four plain integers and four texts in each dialect, but for the
-        // two zoned timestamps going into MySQL.
-        assert_eq!(direct_ones, 8 + 6);
+        // Four plain integers, four texts and three decimals in each
+        // dialect, but for the two zoned timestamps going into MySQL.
+        assert_eq!(direct_ones, 8 + 6 + 6);
     }
 
     use std::sync::Arc;
 
     use super::*;
+    use sluice_connector_api::logical;
 
     #[test]
     fn temporal_values_render_per_dialect() {

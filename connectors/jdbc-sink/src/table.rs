@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::change::Cell;
+use crate::change::{same_name, Cell};
 use crate::config::Dialect;
 use crate::plan::TableWrites;
 use crate::sql_value::column_type;
@@ -109,7 +109,7 @@ pub fn wanted_columns<'a, 'r>(
         // Rows of one table mostly carry the same columns: only a row
         // whose column names differ from the one before can add any.
         let same = previous.is_some_and(|p| {
-            p.len() == row.len() && p.iter().zip(row).all(|(a, b)| a.name == b.name)
+            p.len() == row.len() && p.iter().zip(row).all(|(a, b)| same_name(&a.name, &b.name))
         });
         previous = Some(row);
         if same && !key.is_empty() {
