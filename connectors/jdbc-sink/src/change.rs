@@ -140,12 +140,12 @@ impl Envelope {
 /// the envelope layout of the last value schema it met, and the table it
 /// named last.
 ///
-/// The layout: found by name for every record
-/// found by name for every record (whether it is an envelope, then `op`,
-/// `source`, `after` and the source fields `table.name.format` names), the
-/// fields took about a third of reading a record into its change
-/// (callgrind, `scripts/bench-sink`), and a batch's records mostly share
-/// one schema.
+/// The layout: found by name for every record (whether it is an
+/// envelope, then `op`, `source`, `after` and the source fields
+/// `table.name.format` names), the fields took about a third of reading a
+/// record into its change (callgrind, `scripts/bench-sink`), and a
+/// batch's records mostly share one schema. The table: see
+/// [`TableFormat::render_reusing`].
 #[derive(Debug, Default)]
 pub struct Layouts {
     /// The schema (held, so its address cannot be reused by another) and
