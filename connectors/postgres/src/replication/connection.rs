@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use crate::tls::{NegotiateError, Stream, Tls};
 
 use super::lsn::Lsn;
+use super::read_pacing::ReadPacing;
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -111,6 +112,7 @@ pub struct ReplicationConnection {
     read: BytesMut,
     write: BytesMut,
     address: String,
+    pacing: ReadPacing,
 }
 
 fn cstr(body: &mut Bytes) -> Result<String, WireError> {
@@ -175,6 +177,7 @@ impl ReplicationConnection {
             read: BytesMut::with_capacity(128 * 1024),
             write: BytesMut::with_capacity(1024),
             address,
+            pacing: ReadPacing::default(),
         };
         let startup = [
             ("user", params.user.as_str()),
@@ -302,6 +305,9 @@ impl ReplicationConnection {
                 }
                 self.read.reserve(len + 1 - self.read.len());
             }
+            if let Some(pause) = self.pacing.pause() {
+                tokio::time::sleep(pause).await;
+            }
             let read = self
                 .stream
                 .read_buf(&mut self.read)
@@ -316,6 +322,7 @@ impl ReplicationConnection {
                     ),
                 ));
             }
+            self.pacing.read(read);
         }
     }
 
