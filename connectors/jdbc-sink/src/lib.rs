@@ -8,6 +8,7 @@ pub mod config;
 mod copy_text;
 mod mysql_load;
 mod mysql_target;
+mod pipelined_transaction;
 mod plan;
 mod postgres_target;
 mod read_fields;

@@ -15,11 +15,12 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::SinkExt;
 use sluice_connector_api::ConnectorError;
-use tokio_postgres::{Client, CopyInSink, Statement, Transaction};
+use tokio_postgres::{Client, CopyInSink, Statement};
 
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
 use crate::copy_text::push_row;
+use crate::pipelined_transaction::PipelinedTransaction;
 use crate::plan::{by_columns, Step, TableWrites};
 use crate::straight_copy::{StraightCopy, MOST_PER_TRANSACTION};
 use crate::table::{evolution, quote, split_name, stored_name, wanted_columns, TableInfo};
@@ -42,6 +43,11 @@ pub struct PostgresTarget {
     /// `COPY` named by its text is prepared again each time, a round trip
     /// of its own in every batch.
     copies: HashMap<String, Statement>,
+    /// Whether a batch's transaction may still be open: one that failed,
+    /// or was dropped unfinished, is rolled back before anything else is
+    /// sent (its `BEGIN` travelled with its first statement, and nothing
+    /// rolls it back on drop; see `pipelined_transaction`).
+    unfinished: bool,
 }
 
 /// SQLSTATEs that say the target cannot write *now* (not that a record is
@@ -130,6 +136,7 @@ impl PostgresTarget {
             stages: HashMap::new(),
             straight: StraightCopy::default(),
             copies: HashMap::new(),
+            unfinished: false,
         })
     }
 
@@ -252,13 +259,22 @@ impl PostgresTarget {
         Ok(())
     }
 
-    /// Applies `steps` in one transaction.
+    /// Applies `steps` in one transaction, and frees them while the
+    /// commit is under way.
     pub async fn apply(
         &mut self,
-        steps: &[Step<'_>],
+        steps: Vec<Step<'_>>,
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
-        for step in steps {
+        if self.unfinished {
+            // No transaction open only draws a warning.
+            self.client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(|e| classify("rolling back an unfinished batch", e))?;
+            self.unfinished = false;
+        }
+        for step in &steps {
             if let Step::Write(writes) = step {
                 self.prepare(writes, config).await?;
                 let qualified = Self::qualified(&writes.table, config);
@@ -279,17 +295,14 @@ impl PostgresTarget {
                 }
             }
         }
-        let tx = self
-            .client
-            .transaction()
-            .await
-            .map_err(|e| classify("starting the target transaction", e))?;
+        self.unfinished = true;
+        let tx = PipelinedTransaction::new(&self.client);
         // A staging table used twice in one transaction (its table written
         // on both sides of a truncate) is emptied before its second load.
         let mut loaded = HashSet::new();
         self.straight.next_batch();
         let mut straight_tries = 0;
-        for step in steps {
+        for step in &steps {
             match step {
                 Step::Truncate(table) => {
                     let sql = format!("TRUNCATE TABLE {}", Self::qualified(table, config));
@@ -348,9 +361,17 @@ impl PostgresTarget {
                 }
             }
         }
-        tx.commit()
-            .await
-            .map_err(|e| classify("committing the target transaction", e))
+        // The steps' rows and keys (a few hundred instructions a row to
+        // free) are freed while the server flushes the commit, not before
+        // the next batch: `join` polls the commit first, so it is sent
+        // first.
+        let (committed, ()) = futures_util::future::join(tx.commit(), async move {
+            drop(steps);
+        })
+        .await;
+        committed.map_err(|e| classify("committing the target transaction", e))?;
+        self.unfinished = false;
+        Ok(())
     }
 }
 
@@ -395,7 +416,7 @@ const UNIQUE_VIOLATION: &str = "23505";
 /// savepoint to roll back to if the table holds some of their keys. Any
 /// other failure fails the batch, as the merge's would.
 async fn copy_straight(
-    tx: &Transaction<'_>,
+    tx: &PipelinedTransaction<'_>,
     qualified: &str,
     copy: &Statement,
     rows: &[&Vec<Cell<'_>>],
@@ -482,7 +503,7 @@ async fn write_copy<'r, R: AsRef<[Cell<'r>]>>(
 async fn load<'r, R: AsRef<[Cell<'r>]>>(
     stages: &HashMap<StageKey, String>,
     copies: &HashMap<String, Statement>,
-    tx: &Transaction<'_>,
+    tx: &PipelinedTransaction<'_>,
     key: &StageKey,
     rows: &[R],
     loaded: &mut HashSet<String>,

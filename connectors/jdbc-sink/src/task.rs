@@ -27,12 +27,12 @@ enum Target {
 impl Target {
     async fn apply(
         &mut self,
-        steps: &[Step<'_>],
+        steps: Vec<Step<'_>>,
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
         match self {
             Self::Postgres(t) => t.apply(steps, config).await,
-            Self::MySql(t) => t.apply(steps, config).await,
+            Self::MySql(t) => t.apply(&steps, config).await,
         }
     }
 }
@@ -74,7 +74,7 @@ impl SinkTask for JdbcSinkTask {
             }
             // A target that stops answering (a half-open connection) must
             // not hang the task: the runner reconnects and applies again.
-            tokio::time::timeout(APPLY_TIMEOUT, target.apply(&plan(changes), config))
+            tokio::time::timeout(APPLY_TIMEOUT, target.apply(plan(changes), config))
                 .await
                 .map_err(|_| {
                     ConnectorError::retriable(format!(
