@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use crate::tls::{NegotiateError, Stream, Tls};
 
 use super::lsn::Lsn;
-use super::read_pacing::ReadPacing;
+use super::read_pacing::{ReadPacing, READ_BUFFER};
 
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -174,7 +174,7 @@ impl ReplicationConnection {
             })?;
         let mut conn = Self {
             stream,
-            read: BytesMut::with_capacity(128 * 1024),
+            read: BytesMut::with_capacity(READ_BUFFER),
             write: BytesMut::with_capacity(1024),
             address,
             pacing: ReadPacing::default(),

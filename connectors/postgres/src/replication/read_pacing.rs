@@ -24,6 +24,19 @@ use std::time::Duration;
 /// rate a walsender sends (~130,000 a second here) is ~15 KiB.
 pub const PAUSE: Duration = Duration::from_millis(1);
 
+/// How much one read of the socket may take. A busy stream is read once
+/// per pause, and the capture loop pauses after each batch too (its
+/// `BACKLOG_PAUSE`), so this bounds how fast a backlog drains: in
+/// `scripts/bench-postgres`'s stream every read came back full, ~117
+/// times a second (~15 MB/s), while the walsender's socket held 3–4 MB
+/// waiting. Larger reads drained no faster, and PostgreSQL's CPU per
+/// change rose, and sluice's with it (three alternated pairs of runs
+/// each: 1 MiB 113,000–134,000 changes a second, PostgreSQL 7.0–8.6 µs a
+/// change, against 128,000–129,000 and 6.3–6.4 µs at 128 KiB, and 11 MiB
+/// more peak RSS; 256 KiB 100,000–128,000 and 7.6–9.6 µs, against
+/// 116,000–127,000 and 6.6–7.5 µs).
+pub const READ_BUFFER: usize = 128 * 1024;
+
 /// A read of at least this many bytes marks the stream as busy: data was
 /// waiting, so the next read may wait for more. Below it (a commit now
 /// and then, keepalives) every read happens at once.
