@@ -14,6 +14,7 @@ FIELDS = [
     "tool_per_s",
     "ratio",
     "producer_per_s",
+    "producer_cpu_us_per_event",
     "cpu_us_per_event",
     "broker_cpu_us_per_event",
     "db_cpu_us_per_event",
@@ -39,12 +40,13 @@ def cpu_words(cpu, rate, db_name):
 
 
 def record(path, sluice_per_s, tool="", tool_per_s=None, cpu=None, rss_mib=None, note="",
-           producer_per_s=None):
+           producer_per_s=None, producer_cpu_us=None):
     """Appends one measured path: sluice's rate beside the tool doing the
     same work in the same run, CPU per event (`cpu_us_per_event`'s text:
     the worker's, the broker's and the database server's), peak RSS, and
-    the rate of a plain producer sending the path's own records again
-    (runtime/examples/plain_producer.rs --same-as), where measured."""
+    the rate and CPU µs per record of a plain producer sending the path's
+    own records again (runtime/examples/plain_producer.rs --same-as), where
+    measured: what producing those bytes costs any librdkafka client."""
     worker, broker, db = cpu_split(cpu) if cpu else (None, None, None)
     out = os.environ.get("SLUICE_BENCH_CSV")
     if not out:
@@ -61,6 +63,7 @@ def record(path, sluice_per_s, tool="", tool_per_s=None, cpu=None, rss_mib=None,
             "" if tool_per_s is None else round(tool_per_s),
             "" if not tool_per_s else f"{sluice_per_s / tool_per_s:.3f}",
             "" if producer_per_s is None else round(producer_per_s),
+            "" if producer_cpu_us is None else f"{producer_cpu_us:.2f}",
             *("" if us is None else f"{us:.2f}" for us in (worker, broker, db)),
             "" if rss_mib is None else f"{float(rss_mib):.1f}",
             note,

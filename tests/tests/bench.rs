@@ -83,8 +83,12 @@ fn the_bench_command_measures_every_path_beside_its_native_tool() {
         }
     }
     // The snapshots and the binlog stream are measured against a plain
-    // producer of the records they wrote, sent again in the same run.
-    let producer = column("producer_per_s");
+    // producer of the records they wrote, sent again in the same run, and
+    // what that producer spent per record is beside the worker's CPU.
+    let (producer, producer_cpu) = (
+        column("producer_per_s"),
+        column("producer_cpu_us_per_event"),
+    );
     for name in [
         "PostgreSQL snapshot",
         "MariaDB snapshot",
@@ -95,6 +99,13 @@ fn the_bench_command_measures_every_path_beside_its_native_tool() {
             .parse()
             .unwrap_or_else(|_| panic!("{name}: the plain producer's rate in:\n{csv}"));
         assert!(rate > 0.0, "{name}: the plain producer's rate {rate}");
+        let us: f64 = row[producer_cpu]
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: the plain producer's CPU in:\n{csv}"));
+        assert!(
+            us > 0.0,
+            "{name}: the plain producer's CPU µs per record {us}"
+        );
     }
     let chart = std::fs::read_to_string(out.join("chart.svg")).expect("chart.svg");
     assert!(chart.starts_with("<svg") && chart.contains("JDBC sink -&gt; MariaDB"));
