@@ -166,14 +166,30 @@ fn repeated_runs_merge_into_each_paths_median_run() {
         .lines()
         .find(|l| l.starts_with("PostgreSQL snapshot,"))
         .unwrap_or_else(|| panic!("no snapshot row in:\n{csv}"));
+    // The merged CSV has the columns the bench writes today (the runs'
+    // older header lacks some), so cells are found by the merged header.
+    let header: Vec<&str> = csv.lines().next().expect("a header").split(',').collect();
     let cells: Vec<&str> = snapshot.split(',').collect();
-    assert_eq!(cells[1], "660000", "the median run's rate: {snapshot}");
+    let cell = |name: &str| {
+        let at = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("column {name} in {header:?}"));
+        cells[at]
+    };
     assert_eq!(
-        cells[6], "2.40",
+        cell("sluice_per_s"),
+        "660000",
+        "the median run's rate: {snapshot}"
+    );
+    assert_eq!(
+        cell("cpu_us_per_event"),
+        "2.40",
         "the median run's CPU, not another run's: {snapshot}"
     );
     assert_eq!(
-        cells[9], "63.5",
+        cell("peak_rss_mib"),
+        "63.5",
         "the highest peak RSS of any run: {snapshot}"
     );
     assert!(
