@@ -11,6 +11,7 @@ records sent again, or where a path has none measured, the datagen-shaped
 records of scripts/bench-producer. Goals are issue 18's.
 """
 import csv
+import os
 import sys
 from html import escape
 
@@ -33,6 +34,41 @@ PEERS = [
     ("PostgreSQL stream", "Conduit, 110 MB", 48_000),
     ("MariaDB binlog stream", "Debezium MySQL, 4 vCPU, 2.2 GB", 134_000),
 ]
+
+
+def machine_cores():
+    """The cores of the machine the bench ran on: this one's, unless
+    SLUICE_BENCH_CORES names another's (a report made from a CSV that was
+    measured elsewhere)."""
+    given = os.environ.get("SLUICE_BENCH_CORES")
+    return int(given) if given else os.cpu_count() or 1
+
+
+def cpu_budget(needed_rate, cores, busy, worker, plain, broker, db):
+    """What a missed rate goal leaves for sluice's own work: at
+    `needed_rate` events a second, `cores` give each event so many µs of
+    CPU in all; the database server, the broker and (where measured) the
+    Kafka client itself, as a plain producer of the same records spends,
+    take their share at the CPU per event they spend now. The rest is the
+    most sluice's own work (the worker's CPU beyond the client's) may cost
+    for the goal to be met with every core busy: an upper bound, since a
+    machine shared by busy processes that wait on each other never keeps
+    every core busy. `busy` is the cores the path kept busy."""
+    total = cores * 1e6 / needed_rate
+    client = plain or 0.0
+    others = (db or 0.0) + (broker or 0.0) + client
+    left = total - others
+    own = worker - client
+    who = "sluice's own work (the worker beyond its Kafka client)" if plain else "the worker"
+    parts = [f"the database {db or 0:.2f}", f"the broker {broker or 0:.2f}"]
+    if plain:
+        parts.append(f"the Kafka client (a plain producer of its records) {plain:.2f}")
+    line = (f"at the goal's {needed_rate:,.0f}/s, {cores} cores give {total:.2f} µs an event; "
+            f"{', '.join(parts)} leave {left:.2f} µs for {who}, which takes {own:.2f} now")
+    if left < own:
+        return line + f": {own - left:.2f} µs too much even with every core busy"
+    return line + (f"; {busy:.2f} of the {cores} cores were busy, so the goal needs the idle ones "
+                   "kept busy (or less CPU an event)")
 
 
 def number(text):
@@ -60,6 +96,7 @@ def main(csv_path, svg_path):
     rows = load(csv_path)
     producer = next((r for r in rows if r["path"] == "datagen -> Kafka"), None)
     producer_rate = number(producer["tool_per_s"]) if producer else None
+    cores_here = machine_cores()
     lines = []
     # CPU µs per event of the worker, the broker and the database server,
     # and the cores the three kept busy at sluice's rate: the machine's two
@@ -99,6 +136,8 @@ def main(csv_path, svg_path):
             chart.append((row["path"], ratio, goal))
             if ratio < goal:
                 misses.append(f"{row['path']}: {ratio:.2f}x of {against} (goal {goal}x)")
+                if cpu is not None:
+                    misses.append("  " + cpu_budget(goal * basis, cores_here, cores, cpu, plain, broker, db))
         if cpu is not None and cpu > CPU_GOAL_US and not row["path"].startswith("JDBC"):
             floor = f"; a plain producer of its records: {plain:.2f}" if plain is not None else ""
             misses.append(f"{row['path']}: {cpu:.2f} µs worker CPU per event (goal {CPU_GOAL_US}{floor})")

@@ -216,6 +216,57 @@ fn repeated_runs_merge_into_each_paths_median_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A missed rate goal is followed by what it leaves for sluice's own work:
+/// the CPU per event the machine's cores give at the goal's rate, less
+/// the database's, the broker's and (where measured) the Kafka client's
+/// own, against what sluice spends now; a path short of CPU says by how
+/// much, one that is not says it left cores idle.
+#[test]
+fn a_missed_rate_goal_shows_the_cpu_it_leaves_for_sluice() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(sluice_tests::unique("bench-budget"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let csv = dir.join("results.csv");
+    // Snapshot: goal 0.6 of the producer's 1,000,000/s = 600,000/s; two
+    // cores give 3.33 µs an event, less 0.5 + 0.1 + 0.9 leaves 1.83 for
+    // sluice's own work, which takes 2.4 - 0.9 = 1.5.
+    // Sink: goal 0.5 of 400,000/s = 200,000/s; 10 µs an event, less
+    // 2.0 + 0.5 leaves 7.5 for the worker, which takes 8.0.
+    std::fs::write(
+        &csv,
+        "path,sluice_per_s,tool,tool_per_s,ratio,producer_per_s,producer_cpu_us_per_event,cpu_us_per_event,broker_cpu_us_per_event,db_cpu_us_per_event,peak_rss_mib,note\n\
+         MariaDB snapshot,500000,mariadb SELECT,2000000,,1000000,0.90,2.40,0.10,0.50,50.0,\n\
+         JDBC sink -> PostgreSQL,100000,COPY FROM,400000,,,,8.00,0.50,2.00,50.0,\n",
+    )
+    .expect("a CSV");
+    let report = Command::new(sluice_tests::process::python())
+        .arg(root.join("scripts/lib/bench_report.py"))
+        .arg(&csv)
+        .arg(dir.join("chart.svg"))
+        .env("SLUICE_BENCH_CORES", "2")
+        .output()
+        .expect("running bench_report.py");
+    let table = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{table}");
+    assert!(
+        table.contains(
+            "at the goal's 600,000/s, 2 cores give 3.33 µs an event; the database 0.50, the broker 0.10, \
+             the Kafka client (a plain producer of its records) 0.90 leave 1.83 µs for sluice's own work \
+             (the worker beyond its Kafka client), which takes 1.50 now; 1.50 of the 2 cores were busy, \
+             so the goal needs the idle ones kept busy"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "at the goal's 200,000/s, 2 cores give 10.00 µs an event; the database 2.00, the broker 0.50 \
+             leave 7.50 µs for the worker, which takes 8.00 now: 0.50 µs too much even with every core busy"
+        ),
+        "{table}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `scripts/bench-wide-rows` on a few small rows with the debug build:
 /// every phase runs end to end against its own servers and is reported
 /// with a rate and the worker's peak RSS (the numbers are not asserted).
