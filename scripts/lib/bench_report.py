@@ -41,7 +41,12 @@ def machine_cores():
     SLUICE_BENCH_CORES names another's (a report made from a CSV that was
     measured elsewhere)."""
     given = os.environ.get("SLUICE_BENCH_CORES")
-    return int(given) if given else os.cpu_count() or 1
+    if not given:
+        return os.cpu_count() or 1
+    if not given.isdigit() or int(given) < 1:
+        sys.exit(f"SLUICE_BENCH_CORES must be the bench machine's number of cores, "
+                 f"a whole number of 1 or more (got {given!r})")
+    return int(given)
 
 
 def cpu_budget(needed_rate, cores, busy, worker, plain, broker, db):

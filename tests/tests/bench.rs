@@ -264,6 +264,20 @@ fn a_missed_rate_goal_shows_the_cpu_it_leaves_for_sluice() {
         ),
         "{table}"
     );
+    // A core count that is none is refused, naming the setting.
+    let refused = Command::new(sluice_tests::process::python())
+        .arg(root.join("scripts/lib/bench_report.py"))
+        .arg(&csv)
+        .arg(dir.join("chart.svg"))
+        .env("SLUICE_BENCH_CORES", "two")
+        .output()
+        .expect("running bench_report.py");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{why}");
+    assert!(
+        why.contains("SLUICE_BENCH_CORES must be the bench machine's number of cores"),
+        "{why}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
