@@ -239,13 +239,17 @@ fn a_missed_rate_goal_shows_the_cpu_it_leaves_for_sluice() {
          JDBC sink -> PostgreSQL,100000,COPY FROM,400000,,,,8.00,0.50,2.00,50.0,\n",
     )
     .expect("a CSV");
-    let report = Command::new(sluice_tests::process::python())
-        .arg(root.join("scripts/lib/bench_report.py"))
-        .arg(&csv)
-        .arg(dir.join("chart.svg"))
-        .env("SLUICE_BENCH_CORES", "2")
-        .output()
-        .expect("running bench_report.py");
+    // The report of that CSV on a machine of `cores` cores.
+    let report_with = |cores: &str| {
+        Command::new(sluice_tests::process::python())
+            .arg(root.join("scripts/lib/bench_report.py"))
+            .arg(&csv)
+            .arg(dir.join("chart.svg"))
+            .env("SLUICE_BENCH_CORES", cores)
+            .output()
+            .expect("running bench_report.py")
+    };
+    let report = report_with("2");
     let table = String::from_utf8_lossy(&report.stdout);
     assert!(report.status.success(), "{table}");
     assert!(
@@ -265,13 +269,7 @@ fn a_missed_rate_goal_shows_the_cpu_it_leaves_for_sluice() {
         "{table}"
     );
     // A core count that is none is refused, naming the setting.
-    let refused = Command::new(sluice_tests::process::python())
-        .arg(root.join("scripts/lib/bench_report.py"))
-        .arg(&csv)
-        .arg(dir.join("chart.svg"))
-        .env("SLUICE_BENCH_CORES", "two")
-        .output()
-        .expect("running bench_report.py");
+    let refused = report_with("two");
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "{why}");
     assert!(
