@@ -31,6 +31,31 @@ pub struct TaskMetrics {
     pub last_commit_ms: AtomicI64,
     /// Snapshot progress per table: (table, rows read, estimated rows).
     pub snapshot: Mutex<Vec<(String, u64, i64)>>,
+    /// Source: nanoseconds the task spent handing records over, nearly
+    /// all of it waiting for the runtime to take them (the source's
+    /// context adds to it directly).
+    pub emit_nanos: Arc<AtomicU64>,
+    /// Source: nanoseconds the producing loop waited for the broker (its
+    /// queue full, or the most records in flight).
+    pub broker_wait_nanos: AtomicU64,
+    /// Sink: nanoseconds spent applying batches to the target.
+    pub put_nanos: AtomicU64,
+    /// Sink: batches applied to the target.
+    pub puts: AtomicU64,
+    /// Sink: nanoseconds spent between batches waiting for the next one to
+    /// be read and decoded.
+    pub next_batch_wait_nanos: AtomicU64,
+}
+
+/// Adds the time since `start` to `nanos`.
+pub fn add_elapsed(nanos: &AtomicU64, start: std::time::Instant) {
+    let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    nanos.fetch_add(elapsed, Ordering::Relaxed);
+}
+
+/// `nanos` as seconds, for a `_seconds_total` series.
+fn seconds(nanos: &AtomicU64) -> f64 {
+    nanos.load(Ordering::Relaxed) as f64 / 1e9
 }
 
 impl TaskMetrics {
@@ -104,55 +129,85 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut out = String::new();
-        type Getter = fn(&TaskMetrics) -> i64;
-        let series: [(&str, &str, &str, Getter); 8] = [
+        type Getter = fn(&TaskMetrics) -> f64;
+        let series: [(&str, &str, &str, Getter); 13] = [
             (
                 "sluice_source_records_polled_total",
                 "counter",
                 "Records returned by source tasks.",
-                |m| m.records_polled.load(Ordering::Relaxed) as i64,
+                |m| m.records_polled.load(Ordering::Relaxed) as f64,
             ),
             (
                 "sluice_source_records_produced_total",
                 "counter",
                 "Records acknowledged by the broker.",
-                |m| m.records_produced.load(Ordering::Relaxed) as i64,
+                |m| m.records_produced.load(Ordering::Relaxed) as f64,
             ),
             (
                 "sluice_source_bytes_produced_total",
                 "counter",
                 "Key and value bytes acknowledged by the broker.",
-                |m| m.bytes_produced.load(Ordering::Relaxed) as i64,
+                |m| m.bytes_produced.load(Ordering::Relaxed) as f64,
             ),
             (
                 "sluice_task_errors_total",
                 "counter",
                 "Records skipped by errors.tolerance=all and task failures.",
-                |m| m.errors.load(Ordering::Relaxed) as i64,
+                |m| m.errors.load(Ordering::Relaxed) as f64,
             ),
             (
                 "sluice_source_records_in_flight",
                 "gauge",
                 "Records sent and not yet acknowledged.",
-                |m| m.in_flight.load(Ordering::Relaxed),
+                |m| m.in_flight.load(Ordering::Relaxed) as f64,
             ),
             (
                 "sluice_offset_commit_lag_records",
                 "gauge",
                 "Records acknowledged whose offsets are not yet stored.",
-                |m| m.uncommitted.load(Ordering::Relaxed),
+                |m| m.uncommitted.load(Ordering::Relaxed) as f64,
             ),
             (
                 "sluice_offset_commits_total",
                 "counter",
                 "Offset commits.",
-                |m| m.offset_commits.load(Ordering::Relaxed) as i64,
+                |m| m.offset_commits.load(Ordering::Relaxed) as f64,
             ),
             (
                 "sluice_offset_last_commit_timestamp_ms",
                 "gauge",
                 "Unix time of the last offset commit in ms.",
-                |m| m.last_commit_ms.load(Ordering::Relaxed),
+                |m| m.last_commit_ms.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "sluice_source_emit_seconds_total",
+                "counter",
+                "Seconds source tasks spent handing records to the runtime, nearly all of it waiting for room: the share of its time a task was held back by conversion or the broker.",
+                |m| seconds(&m.emit_nanos),
+            ),
+            (
+                "sluice_source_broker_wait_seconds_total",
+                "counter",
+                "Seconds the runtime waited for the broker before sending more of a source task's records (the producer's queue full, or the most records in flight).",
+                |m| seconds(&m.broker_wait_nanos),
+            ),
+            (
+                "sluice_sink_put_seconds_total",
+                "counter",
+                "Seconds sink tasks spent applying batches to their target (Kafka Connect's put-batch time, summed).",
+                |m| seconds(&m.put_nanos),
+            ),
+            (
+                "sluice_sink_put_batches_total",
+                "counter",
+                "Batches sink tasks applied to their target.",
+                |m| m.puts.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "sluice_sink_next_batch_wait_seconds_total",
+                "counter",
+                "Seconds sink tasks waited between batches for the next one to be read from the broker and decoded.",
+                |m| seconds(&m.next_batch_wait_nanos),
             ),
         ];
         for (name, kind, help, get) in series {
@@ -252,5 +307,31 @@ mod tests {
         assert!(
             text.contains("sluice_task_state{connector=\"orders\",task=\"0\",state=\"FAILED\"} 0")
         );
+    }
+
+    #[test]
+    fn stage_times_are_rendered_in_seconds() {
+        let metrics = Metrics::default();
+        let task = metrics.task("sink", 1);
+        task.put_nanos.fetch_add(2_500_000_000, Ordering::Relaxed);
+        task.puts.fetch_add(4, Ordering::Relaxed);
+        task.emit_nanos.fetch_add(1_000_000, Ordering::Relaxed);
+        task.last_commit_ms
+            .store(1_765_000_000_123, Ordering::Relaxed);
+        let text = metrics.render();
+        for line in [
+            "sluice_sink_put_seconds_total{connector=\"sink\",task=\"1\"} 2.5",
+            "sluice_sink_put_batches_total{connector=\"sink\",task=\"1\"} 4",
+            "sluice_source_emit_seconds_total{connector=\"sink\",task=\"1\"} 0.001",
+            "sluice_sink_next_batch_wait_seconds_total{connector=\"sink\",task=\"1\"} 0",
+            // Whole numbers stay whole, however large.
+            "sluice_offset_last_commit_timestamp_ms{connector=\"sink\",task=\"1\"} 1765000000123",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        let started = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        add_elapsed(&task.broker_wait_nanos, started);
+        assert!(task.broker_wait_nanos.load(Ordering::Relaxed) >= 20_000_000);
     }
 }

@@ -14,7 +14,9 @@
 //! `max.queue.size.in.bytes` is set, at most that many bytes of records
 //! ([`SourceRecord::footprint`]), as Debezium's queue does.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
@@ -163,6 +165,7 @@ pub fn bounded_source_context(
             emitter: Emitter {
                 records: records_tx,
                 room,
+                waited: Arc::default(),
             },
             durable,
             shutdown: Shutdown(shutdown),
@@ -220,6 +223,20 @@ impl SourceContext {
         }
     }
 
+    /// Adds the time the task spends handing records over (waiting for
+    /// room, nearly all of it) to `nanos` from now on, instead of to a
+    /// counter of its own: the runtime's, which outlives a restart.
+    pub fn count_emit_time_in(mut self, nanos: Arc<AtomicU64>) -> Self {
+        self.emitter.waited = nanos;
+        self
+    }
+
+    /// The time the task has spent handing records over so far, nearly
+    /// all of it waiting for the runtime to take them.
+    pub fn emit_time(&self) -> Duration {
+        Duration::from_nanos(self.emitter.waited.load(Ordering::Relaxed))
+    }
+
     /// Installs how the runtime reads this task's progress.
     pub fn report_progress(&self, reader: ProgressReader) {
         *self.progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
@@ -261,6 +278,9 @@ impl RuntimeEnd {
 pub struct Emitter {
     records: mpsc::Sender<Queued>,
     room: Option<RoomInBytes>,
+    /// Nanoseconds spent in `emit`, most of it waiting for room: how
+    /// much of its time the task was held back by the runtime.
+    waited: Arc<AtomicU64>,
 }
 
 /// The queue's byte bound: one permit per byte of the records waiting.
@@ -278,6 +298,15 @@ impl Emitter {
         if batch.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
+        let sent = self.hand_over(batch).await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.waited.fetch_add(nanos, Ordering::Relaxed);
+        sent
+    }
+
+    /// [`Emitter::emit`] of a batch that is not empty, untimed.
+    async fn hand_over(&self, batch: Vec<SourceRecord>) -> Result<(), ConnectorError> {
         let room = match &self.room {
             None => None,
             Some(room) => {
@@ -408,6 +437,35 @@ mod tests {
             .await
             .expect_err("runtime gone");
         assert!(error.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn the_time_a_task_waits_for_room_is_counted_where_the_runtime_says() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let (context, mut end) = source_context(Vec::new(), 1);
+        let context = context.count_emit_time_in(Arc::clone(&counter));
+        let emitter = context.emitter();
+        emitter.emit(vec![record(1)]).await.expect("room for one");
+        let before_waiting = context.emit_time();
+        // Full: the second waits until the runtime takes the first, 100 ms on.
+        let second = tokio::spawn({
+            let emitter = emitter.clone();
+            async move { emitter.emit(vec![record(2)]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(end.records.recv().await);
+        second.await.expect("joined").expect("sent after room");
+        let waited = context.emit_time() - before_waiting;
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert_eq!(
+            Duration::from_nanos(counter.load(Ordering::Relaxed)),
+            context.emit_time(),
+            "counted in the runtime's counter"
+        );
+        // An empty batch is not handed over, and takes no time.
+        let now = context.emit_time();
+        emitter.emit(Vec::new()).await.expect("nothing to send");
+        assert_eq!(context.emit_time(), now);
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ use super::status::{State, TaskStatus};
 use super::RunnerDeps;
 use crate::converter::{self, Decoder, Side};
 use crate::kafka::build_consumer;
-use crate::metrics::TaskMetrics;
+use crate::metrics::{add_elapsed, TaskMetrics};
 use crate::transforms::{Chain, Record};
 
 mod read_ahead;
@@ -300,11 +300,14 @@ impl Applier {
             let reader = Arc::clone(&reader);
             async move { reader.collect().await }
         });
+        let mut waiting_since = None;
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {
                 Control::Stop | Control::Handover => return Ok(()),
                 Control::Pause => {
+                    // A pause is not time spent waiting for records.
+                    waiting_since = None;
                     // Everything handed over is committed once this is.
                     settle(committing.take()).await?;
                     set_status(&self.deps, &self.spec, State::Paused);
@@ -314,6 +317,9 @@ impl Applier {
                 }
                 Control::Run => {}
             }
+            // Counted from the first look for this batch: a commit that
+            // lands meanwhile goes round the loop without ending the wait.
+            let since = *waiting_since.get_or_insert_with(Instant::now);
             let (batch, positions) = tokio::select! {
                 batch = batches.next() => batch?,
                 _ = control.wait_for(|c| c.is_stop()) => continue,
@@ -324,12 +330,15 @@ impl Applier {
                     continue;
                 }
             };
+            add_elapsed(&self.metrics.next_batch_wait_nanos, since);
+            waiting_since = None;
             if positions.is_empty() {
                 continue;
             }
             self.metrics
                 .records_polled
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let applying_since = Instant::now();
             let applying = self.apply(task, batch, control);
             tokio::pin!(applying);
             // The previous batch's commit, had it failed meanwhile: the
@@ -341,6 +350,8 @@ impl Applier {
                     landed = landed(committing), if committing.is_some() => commit_failed = landed.err(),
                 }
             };
+            add_elapsed(&self.metrics.put_nanos, applying_since);
+            self.metrics.puts.fetch_add(1, Ordering::Relaxed);
             if let Some(failed) = commit_failed {
                 return Err(failed);
             }

@@ -213,9 +213,11 @@ async fn run_once_into<S: RecordSink>(
     let queued = sluice_connector_api::source_settings::queued_batches(&spec.config);
     let queue_bytes = sluice_connector_api::source_settings::queue_bytes(&spec.config);
     let (context, mut end) = bounded_source_context(stored, queued, queue_bytes);
-    let context = context.with_topic_reader(Arc::new(
-        crate::kafka::topic_reader::KafkaTopicReader::new(deps.kafka.clone()),
-    ));
+    let context = context
+        .with_topic_reader(Arc::new(crate::kafka::topic_reader::KafkaTopicReader::new(
+            deps.kafka.clone(),
+        )))
+        .count_emit_time_in(Arc::clone(&metrics.emit_nanos));
     let converting = convert::Converting::new(spec, deps, metrics, control.clone())?;
     let mut pipeline = Pipeline::new(spec, deps, metrics, sink)?;
     let (mut staged, mut stage) = converting.spawn(end.take_records());

@@ -20,7 +20,7 @@ use crate::herder::record_sink::{OutRecord, RecordSink, SendError};
 use crate::herder::status::{State, TaskStatus};
 use crate::herder::RunnerDeps;
 use crate::kafka::TopicLayout;
-use crate::metrics::TaskMetrics;
+use crate::metrics::{add_elapsed, TaskMetrics};
 use crate::transforms::record::SourcePosition;
 
 impl<'a, S: RecordSink> Pipeline<'a, S> {
@@ -303,10 +303,12 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             timestamp_ms: record.timestamp_ms,
             headers: &record.headers,
         };
+        let mut full_since = None;
         let delivery = loop {
             match self.sink.send(out) {
                 Ok(delivery) => break delivery,
                 Err(SendError::QueueFull) => {
+                    full_since.get_or_insert_with(Instant::now);
                     if !self.retire_front().await? {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
@@ -325,6 +327,9 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
                 }
             }
         };
+        if let Some(since) = full_since {
+            add_elapsed(&self.metrics.broker_wait_nanos, since);
+        }
         let ticket = self.offsets.submit(record.partition, record.offset);
         self.in_flight.push_back(InFlight {
             ticket,
@@ -332,8 +337,12 @@ impl<'a, S: RecordSink> Pipeline<'a, S> {
             bytes,
         });
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        while self.in_flight.len() >= self.deps.max_in_flight {
-            self.retire_front().await?;
+        if self.in_flight.len() >= self.deps.max_in_flight {
+            let since = Instant::now();
+            while self.in_flight.len() >= self.deps.max_in_flight {
+                self.retire_front().await?;
+            }
+            add_elapsed(&self.metrics.broker_wait_nanos, since);
         }
         Ok(())
     }
