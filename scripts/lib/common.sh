@@ -109,6 +109,12 @@ print(",".join(f"{(int(b) - int(a)) * 1e6 / hz / events:.3f}" for a, b in zip(st
 PY
 }
 
+# Where a phase's connector spent its time, as words for the phase's note
+# (scripts/lib/stage_shares.py): `stage_shares CONNECTOR SECONDS [AT_START]`
+# once the phase is done, AT_START from `stage_shares CONNECTOR --now`
+# for a connector that existed before the phase. Uses the bench's REST.
+stage_shares() { python3 "$SLUICE_ROOT/scripts/lib/stage_shares.py" "$REST" "$@"; }
+
 # Starts scripts/lib/watch_offset.py on CONNECTOR's stored offset until
 # each CONDITION (a Python expression over the offset `o`) holds in turn,
 # and returns once it polls, so a phase's clock starts after the watcher

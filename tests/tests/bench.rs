@@ -107,6 +107,30 @@ fn the_bench_command_measures_every_path_beside_its_native_tool() {
             "{name}: the plain producer's CPU µs per record {us}"
         );
     }
+    // Each phase's note says where its connector's time went, read from
+    // the worker's /metrics: a sink applying or waiting for batches, a
+    // source held back by the runtime or not.
+    for (name, words) in [
+        ("PostgreSQL snapshot", "source held back by the runtime "),
+        ("PostgreSQL stream", "source held back by the runtime "),
+        ("MariaDB snapshot", "source held back by the runtime "),
+        ("MariaDB binlog stream", "source held back by the runtime "),
+        ("JDBC sink -> PostgreSQL", "applying "),
+        ("JDBC sink -> MariaDB", "applying "),
+    ] {
+        let line = rows
+            .iter()
+            .find(|r| r[path] == name)
+            .expect("a row")
+            .join(",");
+        let share = line
+            .split(words)
+            .nth(1)
+            .and_then(|rest| rest.split('%').next())
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("{name}: no '{words}N%' in {line}"));
+        assert!(share <= 100, "{name}: {share}% of the phase in {line}");
+    }
     let chart = std::fs::read_to_string(out.join("chart.svg")).expect("chart.svg");
     assert!(chart.starts_with("<svg") && chart.contains("JDBC sink -&gt; MariaDB"));
     let summary = std::fs::read_to_string(out.join("summary.txt")).expect("summary.txt");

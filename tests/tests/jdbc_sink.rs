@@ -242,6 +242,16 @@ type Rows = Vec<[String; 4]>;
 
 const ITEMS_COLUMNS: &str = "id, qty, note, price";
 
+/// The value of `name` for task 0 of `connector` in /metrics text.
+fn metric(metrics: &str, name: &str, connector: &str) -> f64 {
+    let prefix = format!("{name}{{connector=\"{connector}\",task=\"0\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} for {connector} in:\n{metrics}"))
+}
+
 fn pg_items(pg: &Pg, table: &str) -> Rows {
     pg.rows(&format!(
         "SELECT id::text, qty::text, coalesce(note, 'NULL') AS note, coalesce(price::text, 'NULL') AS price FROM {table} t ORDER BY t.id"
@@ -427,6 +437,19 @@ fn postgres_source_to_a_mariadb_target() {
             )
         },
     );
+    // Where each task's time went is in /metrics: the sink applied
+    // batches for some of it, and the source handed its records over.
+    let metrics = api.get("/metrics").text;
+    assert!(metric(&metrics, "sluice_sink_put_batches_total", "maria-sink") >= 1.0);
+    assert!(metric(&metrics, "sluice_sink_put_seconds_total", "maria-sink") > 0.0);
+    assert!(
+        metric(
+            &metrics,
+            "sluice_sink_next_batch_wait_seconds_total",
+            "maria-sink"
+        ) > 0.0
+    );
+    assert!(metric(&metrics, "sluice_source_emit_seconds_total", "pg-src") > 0.0);
     api.delete("/connectors/pg-src");
     api.delete("/connectors/maria-sink");
     let (source_url, target_url) = (pg_url(&env), maria_url(&env, &target));

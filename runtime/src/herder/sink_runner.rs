@@ -318,7 +318,8 @@ impl Applier {
                 Control::Run => {}
             }
             // Counted from the first look for this batch: a commit that
-            // lands meanwhile goes round the loop without ending the wait.
+            // lands meanwhile, or an empty read, goes round the loop
+            // without ending the wait.
             let since = *waiting_since.get_or_insert_with(Instant::now);
             let (batch, positions) = tokio::select! {
                 batch = batches.next() => batch?,
@@ -330,11 +331,13 @@ impl Applier {
                     continue;
                 }
             };
-            add_elapsed(&self.metrics.next_batch_wait_nanos, since);
-            waiting_since = None;
             if positions.is_empty() {
                 continue;
             }
+            // Counted once records came: a quiet topic's empty reads are
+            // one wait, ended by the batch that finally holds records.
+            add_elapsed(&self.metrics.next_batch_wait_nanos, since);
+            waiting_since = None;
             self.metrics
                 .records_polled
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);

@@ -56,7 +56,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         method: "GET",
         path: "/metrics",
         query: "",
-        summary: "Prometheus text: records polled and produced, bytes, records awaiting their offset commit, snapshot progress, task states and errors.",
+        summary: "Prometheus text: records polled and produced, bytes, records awaiting their offset commit, snapshot progress, task states and errors, and where a task's time goes (a source held back by the runtime, the runtime waiting for the broker; a sink applying batches or waiting for the next one).",
         route: || get(super::metrics),
     },
     Endpoint {
