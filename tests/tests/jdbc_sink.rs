@@ -1019,6 +1019,78 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
     pg.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"));
 }
 
+/// A PostgreSQL target commits a batch while the sink already works on
+/// the next one, and the runtime commits the batch's offsets only once
+/// that commit has landed. A commit that fails then (here a deferred
+/// check the target runs at `COMMIT`, failing once as a serialization
+/// failure would) is a failure of an earlier batch than the one being
+/// applied: the rows of both are applied again from the committed
+/// offsets, none is skipped.
+#[test]
+fn a_commit_that_fails_after_its_batch_was_handed_over_loses_no_row() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = items_schemas(&pg, 1000);
+    let seq = format!("{target}.checked");
+    pg.exec(&format!(
+        "CREATE TABLE {target}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2), \
+           updated timestamptz NOT NULL); \
+         CREATE SEQUENCE {seq}; \
+         CREATE FUNCTION {target}.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF nextval('{seq}') = 330 THEN \
+             PERFORM pg_sleep(1); \
+             RAISE EXCEPTION 'injected commit failure' USING ERRCODE = '40001'; \
+           END IF; RETURN NULL; END $$; \
+         CREATE CONSTRAINT TRIGGER fail_once AFTER INSERT OR UPDATE ON {target}.items \
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {target}.fail_once();"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    // Names of their own: a consumer group a killed worker left behind
+    // would hold the sink back until its session expires.
+    let (source_name, sink_name) = (unique("late-commit-src"), unique("late-commit-sink"));
+    let prefix = start_pg_source(&api, &pg, &source_name, &source, &[]);
+    // The whole snapshot is in the topic first, and the failing commit
+    // takes a second: the next batch is put while it is under way.
+    wait_for("the source to stream", Duration::from_secs(60), || {
+        (status(&api, &source_name)["progress"]["phase"] == "streaming").then_some(())
+    });
+    let mut sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &format!("{prefix}.{source}.items"),
+        &format!("{target}.items"),
+    );
+    // Many batches.
+    sink["batch.size"] = json!("50");
+    let reply = api.post("/connectors", &json!({"name": sink_name, "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
+    wait_replica(
+        &pg,
+        &source_table,
+        &target_table,
+        "every row, the batch whose commit failed included",
+    );
+    assert!(
+        worker.logs().contains("injected commit failure"),
+        "the commit failed once:\n{}",
+        worker.logs()
+    );
+    let checked: i64 = pg
+        .exec(&format!("SELECT last_value FROM {seq}"))
+        .parse()
+        .expect("a count");
+    assert!(
+        checked > 1000,
+        "rows were applied again after the failure: {checked}"
+    );
+    let status = api.get(&format!("/connectors/{sink_name}/status")).body;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    api.delete(&format!("/connectors/{source_name}"));
+    api.delete(&format!("/connectors/{sink_name}"));
+}
+
 /// A PostgreSQL source of `rows` items and a sink `<name>-sink` writing them
 /// to a PostgreSQL target, started and awaited until the target equals the
 /// source. Returns the topic and the source and target tables.

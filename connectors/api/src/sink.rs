@@ -42,18 +42,31 @@ pub type TopicOffsets = BTreeMap<(String, i32), i64>;
 
 /// A running sink task.
 ///
-/// The runtime commits consumer offsets only up to what `put` has made
-/// durable in the target, so a crash replays, never skips.
+/// The runtime commits consumer offsets only up to what the task has made
+/// durable in the target, so a crash replays, never skips. A batch is
+/// durable once the `put` after it, or a [`SinkTask::flush`], returns
+/// `Ok`: `put` may return while its batch's last work (a commit) is still
+/// under way at the target, so the next batch is prepared meanwhile.
 #[async_trait]
 pub trait SinkTask: Send {
     /// Connects to the target.
     async fn start(&mut self, config: &ConnectorConfig) -> Result<(), ConnectorError>;
 
-    /// Applies `records` (in partition order) durably to the target, in one
-    /// target transaction where the target has them. The runtime keeps the
-    /// records, so after a retriable error it can hand the same ones over
-    /// again.
+    /// Applies `records` (in partition order) to the target, in one target
+    /// transaction where the target has them, after making every earlier
+    /// batch durable. It may return before its own batch is durable; an
+    /// error then may be an earlier batch's, and the runtime applies
+    /// everything not durable again from the committed offsets. The
+    /// runtime keeps the records, so after a retriable error with no
+    /// earlier batch outstanding it can hand the same ones over again.
     async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectorError>;
+
+    /// Makes every batch handed to `put` durable, or says why it is not.
+    /// Cancel-safe: dropped before it returns, it can be called again.
+    /// The default has nothing outstanding: its `put` waits for its batch.
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 
     /// Releases connections. Called once, also after a failure.
     async fn stop(&mut self) {}

@@ -3,6 +3,7 @@
 //! sink configuration keys — upserts by primary key, deletes, truncates,
 //! and tables and columns created under `schema.evolution=basic`.
 
+mod batch_tail;
 mod change;
 pub mod config;
 mod copy_text;

@@ -14,10 +14,11 @@
 //! takes 76–83 % of the bench's PostgreSQL phase
 //! (`sluice_sink_put_seconds_total`), the server's own work most of it.
 //!
-//! A transaction dropped before its commit is not rolled back here (that
-//! would need a round trip, and `Drop` cannot wait for one): the target
-//! remembers that one may be open and rolls it back before its next
-//! batch ([`super::postgres_target`]).
+//! The transaction is committed by the batch's tail ([`super::batch_tail`]),
+//! when [`PipelinedTransaction::has_begun`]. One dropped before its commit
+//! is not rolled back here (that would need a round trip, and `Drop`
+//! cannot wait for one): the target remembers that one may be open and
+//! rolls it back before its next batch ([`super::postgres_target`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -79,12 +80,8 @@ impl<'c> PipelinedTransaction<'c> {
         }
     }
 
-    /// Commits what was sent; a transaction that sent nothing has nothing
-    /// to commit and costs no round trip.
-    pub async fn commit(self) -> Result<(), Error> {
-        if self.takes_begin() {
-            return Ok(());
-        }
-        self.client.batch_execute("COMMIT").await
+    /// Whether anything was sent, so there is a transaction to end.
+    pub fn has_begun(&self) -> bool {
+        !self.begin_pending.load(Ordering::Relaxed)
     }
 }

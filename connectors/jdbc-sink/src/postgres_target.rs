@@ -12,11 +12,13 @@
 //! (`straight_copy`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures_util::SinkExt;
 use sluice_connector_api::ConnectorError;
 use tokio_postgres::{Client, CopyInSink, Statement};
 
+use crate::batch_tail::{self, SentCopy, Tail};
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
 use crate::copy_text::push_row;
@@ -32,7 +34,8 @@ type StageKey = (String, Vec<String>);
 
 /// A PostgreSQL connection with what it learned of its tables.
 pub struct PostgresTarget {
-    client: Client,
+    /// Shared with the tail of the last batch (`batch_tail`).
+    client: Arc<Client>,
     tables: HashMap<String, TableInfo>,
     /// The session's staging tables (temporary, emptied at each commit),
     /// by the target table and columns they stage.
@@ -48,6 +51,8 @@ pub struct PostgresTarget {
     /// sent (its `BEGIN` travelled with its first statement, and nothing
     /// rolls it back on drop; see `pipelined_transaction`).
     unfinished: bool,
+    /// The last batch's tail, its commit included, under way.
+    tail: Option<Tail>,
 }
 
 /// SQLSTATEs that say the target cannot write *now* (not that a record is
@@ -66,7 +71,7 @@ const TRANSIENT_CLASSES: [&str; 5] = ["08", "40", "53", "57", "58"];
 /// A PostgreSQL error as a connector error: what the target cannot do now
 /// retries with the same records (never dead-lettered); data and schema
 /// errors do not.
-fn classify(context: &str, e: tokio_postgres::Error) -> ConnectorError {
+pub(crate) fn classify(context: &str, e: tokio_postgres::Error) -> ConnectorError {
     let retriable = match e.code() {
         None => true,
         Some(code) => {
@@ -131,12 +136,13 @@ impl PostgresTarget {
             }
         });
         Ok(Self {
-            client,
+            client: Arc::new(client),
             tables: HashMap::new(),
             stages: HashMap::new(),
             straight: StraightCopy::default(),
             copies: HashMap::new(),
             unfinished: false,
+            tail: None,
         })
     }
 
@@ -259,13 +265,34 @@ impl PostgresTarget {
         Ok(())
     }
 
-    /// Applies `steps` in one transaction, and frees them while the
-    /// commit is under way.
+    /// Waits for the last batch's tail: once this returns `Ok`, every
+    /// batch applied is committed. Cancel-safe.
+    pub async fn settle(&mut self) -> Result<(), ConnectorError> {
+        let Some(tail) = self.tail.as_mut() else {
+            return Ok(());
+        };
+        let ended = tail.await;
+        self.tail = None;
+        let held = ended.map_err(|e| {
+            ConnectorError::retriable(format!("the end of the last batch did not finish: {e}"))
+        })??;
+        if let Some(table) = held {
+            self.straight.failed(&table);
+        }
+        self.unfinished = false;
+        Ok(())
+    }
+
+    /// Applies `steps` in one transaction, once the last batch is
+    /// committed; returns with the transaction's end (the last straight
+    /// `COPY`'s answer and the commit) under way, for [`Self::settle`] or
+    /// the next batch to wait for.
     pub async fn apply(
         &mut self,
         steps: Vec<Step<'_>>,
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
+        self.settle().await?;
         if self.unfinished {
             // No transaction open only draws a warning.
             self.client
@@ -302,7 +329,10 @@ impl PostgresTarget {
         let mut loaded = HashSet::new();
         self.straight.next_batch();
         let mut straight_tries = 0;
-        for step in &steps {
+        // The batch's last straight `COPY`, ended by its tail.
+        let mut last_copy = None;
+        let last_step = steps.len().saturating_sub(1);
+        for (index, step) in steps.iter().enumerate() {
             match step {
                 Step::Truncate(table) => {
                     let sql = format!("TRUNCATE TABLE {}", Self::qualified(table, config));
@@ -328,7 +358,9 @@ impl PostgresTarget {
                             .await
                             .map_err(|e| classify(&format!("deleting from {qualified}"), e))?;
                     }
-                    for group in by_columns(writes, |n| stored_name(D, config.quote, n)) {
+                    let groups = by_columns(writes, |n| stored_name(D, config.quote, n));
+                    let last_group = groups.len().saturating_sub(1);
+                    for (number, group) in groups.into_iter().enumerate() {
                         let Some(sql) = merge_sql(
                             &qualified,
                             &group.names,
@@ -347,9 +379,33 @@ impl PostgresTarget {
                             straight_tries += 1;
                             let copy =
                                 prepared(&self.copies, &straight_copy(&qualified, &group.names))?;
-                            match copy_straight(&tx, &qualified, copy, &rows).await? {
-                                Straight::Loaded => continue,
+                            match send_straight(&tx, &qualified, copy, &rows).await? {
                                 Straight::KeysHeld => self.straight.failed(&qualified),
+                                Straight::Sent((sink, parts)) => {
+                                    if index == last_step && number == last_group {
+                                        let stage =
+                                            stage_name(&self.stages, &qualified, &group.names)?;
+                                        let stage_copy = prepared(
+                                            &self.copies,
+                                            &stage_copy(&self.stages, &qualified, &group.names)?,
+                                        )?
+                                        .clone();
+                                        last_copy = Some(SentCopy {
+                                            sink,
+                                            parts,
+                                            stage_loaded: loaded.contains(&stage),
+                                            stage,
+                                            stage_copy,
+                                            merge: sql,
+                                            qualified,
+                                        });
+                                        break;
+                                    }
+                                    match end_straight(&tx, &qualified, sink).await? {
+                                        Straight::Sent(()) => continue,
+                                        Straight::KeysHeld => self.straight.failed(&qualified),
+                                    }
+                                }
                             }
                         }
                         let key = (qualified.clone(), group.names);
@@ -361,16 +417,11 @@ impl PostgresTarget {
                 }
             }
         }
-        // The steps' rows and keys (a few hundred instructions a row to
-        // free) are freed while the server flushes the commit, not before
-        // the next batch: `join` polls the commit first, so it is sent
-        // first.
-        let (committed, ()) = futures_util::future::join(tx.commit(), async move {
-            drop(steps);
-        })
-        .await;
-        committed.map_err(|e| classify("committing the target transaction", e))?;
-        self.unfinished = false;
+        if tx.has_begun() {
+            self.tail = Some(batch_tail::spawn(Arc::clone(&self.client), last_copy));
+        } else {
+            self.unfinished = false;
+        }
         Ok(())
     }
 }
@@ -398,12 +449,12 @@ fn straight_is_merge(
 }
 
 /// The savepoint a straight `COPY` rolls back to.
-const STRAIGHT: &str = "sluice_straight_copy";
+pub(crate) const STRAIGHT: &str = "sluice_straight_copy";
 
 /// What a `COPY` straight into a table came to.
-enum Straight {
-    /// The rows are in.
-    Loaded,
+enum Straight<T> {
+    /// The rows went, with what is left to end it.
+    Sent(T),
     /// The table holds some of their keys already: rolled back, for the
     /// merge to write.
     KeysHeld,
@@ -412,15 +463,29 @@ enum Straight {
 /// SQLSTATE unique_violation: a key the table holds.
 const UNIQUE_VIOLATION: &str = "23505";
 
-/// Loads `rows` with `copy` (a `COPY` straight into `qualified`), inside a
+/// Whether `e` is a key the table holds already.
+pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code().map(|c| c.code()) == Some(UNIQUE_VIOLATION)
+}
+
+/// What the sink logs when a straight `COPY` met keys the table holds.
+pub(crate) const FELL_BACK: &str = "the table holds some of these keys already: they are merged through a staging table, and so are the table's next batches for a while";
+
+/// A straight `COPY`, its rows sent, and their text.
+type SentStraight = (
+    std::pin::Pin<Box<CopyInSink<bytes::Bytes>>>,
+    Vec<bytes::Bytes>,
+);
+
+/// Sends `rows` with `copy` (a `COPY` straight into `qualified`), inside a
 /// savepoint to roll back to if the table holds some of their keys. Any
 /// other failure fails the batch, as the merge's would.
-async fn copy_straight(
+async fn send_straight(
     tx: &PipelinedTransaction<'_>,
     qualified: &str,
     copy: &Statement,
     rows: &[&Vec<Cell<'_>>],
-) -> Result<Straight, ConnectorError> {
+) -> Result<Straight<SentStraight>, ConnectorError> {
     let context = format!("loading rows into {qualified}");
     // The savepoint and the `COPY` go out together, one round trip for
     // both: `join` polls the savepoint first, so it is sent first.
@@ -428,21 +493,50 @@ async fn copy_straight(
     let (saved, started) =
         futures_util::future::join(tx.batch_execute(&savepoint), tx.copy_in(copy)).await;
     saved.map_err(|e| classify(&context, e))?;
-    let written = match started {
-        Ok(sink) => write_copy(sink, rows).await,
+    let sent = match started {
+        Ok(sink) => {
+            let mut sink = Box::pin(sink);
+            send_copy(&mut sink, rows).await.map(|parts| (sink, parts))
+        }
         Err(e) => Err(Sent::Refused(e)),
     };
-    match written {
-        Ok(()) => Ok(Straight::Loaded),
-        Err(Sent::Refused(e)) if e.code().map(|c| c.code()) == Some(UNIQUE_VIOLATION) => {
-            tracing::info!(table = %qualified, cause = %e, "the table holds some of these keys already: they are merged through a staging table, and so are the table's next batches for a while");
-            tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {STRAIGHT}"))
-                .await
-                .map_err(|e| classify(&context, e))?;
+    match sent {
+        Ok(sent) => Ok(Straight::Sent(sent)),
+        Err(Sent::Refused(e)) if is_unique_violation(&e) => {
+            roll_back_straight(tx, qualified, &e).await?;
             Ok(Straight::KeysHeld)
         }
         Err(e) => Err(e.into_connector_error(&context)),
     }
+}
+
+/// Ends a straight `COPY` whose rows are sent, rolling it back to its
+/// savepoint if the table holds some of their keys.
+async fn end_straight(
+    tx: &PipelinedTransaction<'_>,
+    qualified: &str,
+    mut sink: std::pin::Pin<Box<CopyInSink<bytes::Bytes>>>,
+) -> Result<Straight<()>, ConnectorError> {
+    match sink.as_mut().finish().await {
+        Ok(_) => Ok(Straight::Sent(())),
+        Err(e) if is_unique_violation(&e) => {
+            roll_back_straight(tx, qualified, &e).await?;
+            Ok(Straight::KeysHeld)
+        }
+        Err(e) => Err(classify(&format!("loading rows into {qualified}"), e)),
+    }
+}
+
+/// Rolls a straight `COPY` that met held keys back to its savepoint.
+async fn roll_back_straight(
+    tx: &PipelinedTransaction<'_>,
+    qualified: &str,
+    cause: &tokio_postgres::Error,
+) -> Result<(), ConnectorError> {
+    tracing::info!(table = %qualified, cause = %cause, "{FELL_BACK}");
+    tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {STRAIGHT}"))
+        .await
+        .map_err(|e| classify(&format!("loading rows into {qualified}"), e))
 }
 
 /// Why a `COPY` did not go through.
@@ -476,26 +570,36 @@ async fn write_copy<'r, R: AsRef<[Cell<'r>]>>(
     sink: CopyInSink<bytes::Bytes>,
     rows: &[R],
 ) -> Result<(), Sent> {
-    futures_util::pin_mut!(sink);
+    let mut sink = Box::pin(sink);
+    send_copy(&mut sink, rows).await?;
+    sink.as_mut().finish().await.map_err(Sent::Refused)?;
+    Ok(())
+}
+
+/// Sends `rows` as the data of a started `COPY … FROM STDIN`, in parts of
+/// about [`COPY_PART`] bytes, without ending it; returns the parts sent.
+async fn send_copy<'r, R: AsRef<[Cell<'r>]>>(
+    sink: &mut std::pin::Pin<Box<CopyInSink<bytes::Bytes>>>,
+    rows: &[R],
+) -> Result<Vec<bytes::Bytes>, Sent> {
     // Room for the row that crosses the part's end.
     let new_part = || Vec::with_capacity(COPY_PART + COPY_PART / 4);
     let mut part = new_part();
+    let mut parts = Vec::new();
     for row in rows {
         push_row(&mut part, row.as_ref(), D).map_err(Sent::Row)?;
         if part.len() >= COPY_PART {
-            let full = std::mem::replace(&mut part, new_part());
-            sink.send(bytes::Bytes::from(full))
-                .await
-                .map_err(Sent::Refused)?;
+            let full = bytes::Bytes::from(std::mem::replace(&mut part, new_part()));
+            parts.push(full.clone());
+            sink.send(full).await.map_err(Sent::Refused)?;
         }
     }
     if !part.is_empty() {
-        sink.send(bytes::Bytes::from(part))
-            .await
-            .map_err(Sent::Refused)?;
+        let last = bytes::Bytes::from(part);
+        parts.push(last.clone());
+        sink.send(last).await.map_err(Sent::Refused)?;
     }
-    sink.finish().await.map_err(Sent::Refused)?;
-    Ok(())
+    Ok(parts)
 }
 
 /// Loads `rows` into the staging table for `key` with one COPY and

@@ -18,6 +18,22 @@ use crate::read_fields::ReadFields;
 /// given up and the batch applied again on a new one.
 const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Runs `work` at the target, failing it (retriable) if the target stops
+/// answering: a half-open connection must not hang the task, the runner
+/// reconnects and applies again.
+async fn within_apply_timeout(
+    work: impl std::future::Future<Output = Result<(), ConnectorError>>,
+) -> Result<(), ConnectorError> {
+    tokio::time::timeout(APPLY_TIMEOUT, work)
+        .await
+        .map_err(|_| {
+            ConnectorError::retriable(format!(
+                "the target did not finish a batch within {} s; reconnecting",
+                APPLY_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
 /// A connected target database.
 enum Target {
     Postgres(Box<PostgresTarget>),
@@ -72,18 +88,17 @@ impl SinkTask for JdbcSinkTask {
                     interpret_with(config, &mut layouts, record).map_err(ConnectorError::fatal)?,
                 );
             }
-            // A target that stops answering (a half-open connection) must
-            // not hang the task: the runner reconnects and applies again.
-            tokio::time::timeout(APPLY_TIMEOUT, target.apply(plan(changes), config))
-                .await
-                .map_err(|_| {
-                    ConnectorError::retriable(format!(
-                        "the target did not finish a batch within {} s; reconnecting",
-                        APPLY_TIMEOUT.as_secs()
-                    ))
-                })??;
+            within_apply_timeout(target.apply(plan(changes), config)).await?;
         }
         Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectorError> {
+        match self.target.as_mut() {
+            Some(Target::Postgres(target)) => within_apply_timeout(target.settle()).await,
+            // A MySQL batch is committed before its `put` returns.
+            Some(Target::MySql(_)) | None => Ok(()),
+        }
     }
 
     fn value_fields(&self) -> Option<Arc<dyn FieldSelector>> {

@@ -277,9 +277,44 @@ impl Applier {
         control: &mut watch::Receiver<Control>,
     ) -> Result<(), ConnectorError> {
         let mut committing = None;
-        let driven = self.drive_batches(task, control, &mut committing).await;
+        let mut unconfirmed = None;
+        let driven = self
+            .drive_batches(task, control, &mut committing, &mut unconfirmed)
+            .await;
+        // A clean end (stop, hand-over) commits the last batch's offsets
+        // once the task makes it durable; a failure leaves them to be read
+        // again.
+        let confirmed = match (&driven, unconfirmed) {
+            (Ok(()), Some(positions)) => self.confirm(task, &mut committing, positions).await,
+            _ => Ok(()),
+        };
         let settled = settle(committing).await;
-        driven.and(settled)
+        driven.and(confirmed).and(settled)
+    }
+
+    /// Makes every batch put durable (`SinkTask::flush`), then starts
+    /// committing `positions`, theirs.
+    async fn confirm(
+        self: &Arc<Self>,
+        task: &mut dyn SinkTask,
+        committing: &mut Option<Committing>,
+        positions: Positions,
+    ) -> Result<(), ConnectorError> {
+        task.flush().await?;
+        self.commit_after(committing, positions).await
+    }
+
+    /// Starts committing `positions`, of durable batches, once the commit
+    /// under way has landed: each waits for the one before, so they land
+    /// in order.
+    async fn commit_after(
+        self: &Arc<Self>,
+        committing: &mut Option<Committing>,
+        positions: Positions,
+    ) -> Result<(), ConnectorError> {
+        settle(committing.take()).await?;
+        *committing = Some(self.start_commit(positions));
+        Ok(())
     }
 
     async fn drive_batches(
@@ -287,6 +322,7 @@ impl Applier {
         task: &mut dyn SinkTask,
         control: &mut watch::Receiver<Control>,
         committing: &mut Option<Committing>,
+        unconfirmed: &mut Option<Positions>,
     ) -> Result<(), ConnectorError> {
         set_status(&self.deps, &self.spec, State::Running);
         // The next batches are read and decoded while one is applied, by
@@ -309,6 +345,9 @@ impl Applier {
                     // A pause is not time spent waiting for records.
                     waiting_since = None;
                     // Everything handed over is committed once this is.
+                    if let Some(positions) = unconfirmed.take() {
+                        self.confirm(task, committing, positions).await?;
+                    }
                     settle(committing.take()).await?;
                     set_status(&self.deps, &self.spec, State::Paused);
                     let _ = control.wait_for(|c| *c != Control::Pause).await;
@@ -321,8 +360,8 @@ impl Applier {
             // lands meanwhile, or an empty read, goes round the loop
             // without ending the wait.
             let since = *waiting_since.get_or_insert_with(Instant::now);
-            let (batch, positions) = tokio::select! {
-                batch = batches.next() => batch?,
+            let next = tokio::select! {
+                batch = batches.next() => Some(batch?),
                 _ = control.wait_for(|c| c.is_stop()) => continue,
                 // A failed commit is reported while no records come, not
                 // once the next ones do.
@@ -330,6 +369,18 @@ impl Applier {
                     landed?;
                     continue;
                 }
+                // The last batch put is durable before the next one comes:
+                // its offsets need not wait for it.
+                flushed = task.flush(), if unconfirmed.is_some() => {
+                    flushed?;
+                    None
+                }
+            };
+            let Some((batch, positions)) = next else {
+                if let Some(durable) = unconfirmed.take() {
+                    self.commit_after(committing, durable).await?;
+                }
+                continue;
             };
             if positions.is_empty() {
                 continue;
@@ -342,7 +393,8 @@ impl Applier {
                 .records_polled
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
             let applying_since = Instant::now();
-            let applying = self.apply(task, batch, control);
+            let handed_over = !batch.is_empty();
+            let applying = self.apply(task, batch, control, unconfirmed.is_some());
             tokio::pin!(applying);
             // The previous batch's commit, had it failed meanwhile: the
             // apply is not cut short for it.
@@ -359,14 +411,24 @@ impl Applier {
                 return Err(failed);
             }
             applied?;
-            // The batch's rows are durable in the target: its offsets are
-            // committed while the next batch is applied (each commit waits
-            // for the one before, so they land in order). A crash before
-            // a commit lands replays rows the target already holds, which
-            // sinks make harmless; the commit took ~0.7 ms of the ~16 ms
-            // a batch of 5,000 took in scripts/bench-sink.
-            settle(committing.take()).await?;
-            *committing = Some(self.start_commit(positions));
+            // A `put` that returned made every batch before it durable:
+            // their offsets are committed while this batch ends at the
+            // target and the next is applied. This batch's wait for the
+            // next `put` or a flush. A crash before a commit lands replays
+            // rows the target already holds, which sinks make harmless;
+            // the commit took ~0.7 ms of the ~16 ms a batch of 5,000 took
+            // in scripts/bench-sink.
+            if handed_over {
+                if let Some(durable) = unconfirmed.take() {
+                    self.commit_after(committing, durable).await?;
+                }
+            }
+            // A batch all dead-lettered was not put: its offsets join the
+            // batch still to be confirmed.
+            match unconfirmed {
+                Some(waiting) => waiting.extend(positions),
+                None => *unconfirmed = Some(positions),
+            }
         }
     }
 
@@ -627,11 +689,17 @@ impl Applier {
     /// Hands the batch to the task. Under `errors.tolerance=all`, a batch the
     /// target refuses for a non-retriable reason is retried record by record
     /// so only the records at fault go to the dead-letter queue.
+    ///
+    /// With `earlier_outstanding` (a batch put before and not yet durable)
+    /// a failure is not retried in place: it may be the earlier batch's,
+    /// whose records are gone, so the task restarts from the committed
+    /// offsets.
     async fn apply(
         &self,
         task: &mut dyn SinkTask,
         batch: Vec<Consumed>,
         control: &watch::Receiver<Control>,
+        earlier_outstanding: bool,
     ) -> Result<(), ConnectorError> {
         if batch.is_empty() {
             return Ok(());
@@ -643,7 +711,10 @@ impl Applier {
             .map(|c| (c.record, (c.key_bytes, c.value_bytes)))
             .unzip();
         let count = records.len() as u64;
-        match self.put_retrying(task, &records, control).await {
+        match self
+            .put_retrying(task, &records, control, !earlier_outstanding)
+            .await
+        {
             Ok(()) => {
                 self.metrics
                     .records_produced
@@ -668,7 +739,7 @@ impl Applier {
         }
         for (record, (key, value)) in records.iter().zip(&raw) {
             match self
-                .put_retrying(task, std::slice::from_ref(record), control)
+                .put_retrying(task, std::slice::from_ref(record), control, true)
                 .await
             {
                 Ok(()) => {
@@ -696,22 +767,32 @@ impl Applier {
     /// the consumer and its position stay as they are, so nothing is
     /// skipped and the group is not disturbed. Gives up (retriable) only
     /// when told to stop.
+    ///
+    /// Under `errors.tolerance=all` the batch is also made durable
+    /// (`SinkTask::flush`) before this returns, so a failure found only
+    /// then is still this batch's, with its records at hand to try one by
+    /// one. Without `in_place`, a failure is returned at once.
     async fn put_retrying(
         &self,
         task: &mut dyn SinkTask,
         records: &[SinkRecord],
         control: &watch::Receiver<Control>,
+        in_place: bool,
     ) -> Result<(), ConnectorError> {
         let mut failures: u32 = 0;
         loop {
-            let error = match task.put(records).await {
+            let mut applied = task.put(records).await;
+            if applied.is_ok() && self.errors.tolerate {
+                applied = task.flush().await;
+            }
+            let error = match applied {
                 Ok(()) => {
                     if failures > 0 {
                         set_status(&self.deps, &self.spec, State::Running);
                     }
                     return Ok(());
                 }
-                Err(e) if !e.is_retriable() => return Err(e),
+                Err(e) if !e.is_retriable() || !in_place => return Err(e),
                 Err(e) => e,
             };
             let backoff =
