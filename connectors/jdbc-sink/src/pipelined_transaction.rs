@@ -10,9 +10,9 @@
 //! the commit), which counts on a target across a network. On loopback
 //! the wait was 0.4–1.3 ms of the ~17 ms a batch of 5,000 rows took in
 //! `scripts/bench-sink`, and the sink's rate did not move beyond the
-//! machine's noise. The apply paces the sink there, not decoding: it
-//! takes 76–83 % of the bench's PostgreSQL phase
-//! (`sluice_sink_put_seconds_total`), the server's own work most of it.
+//! machine's noise. The server's own work took most of a batch's apply
+//! there; the last two waits now overlap the next batch's preparation
+//! ([`super::batch_tail`]).
 //!
 //! The transaction is committed by the batch's tail ([`super::batch_tail`]),
 //! when [`PipelinedTransaction::has_begun`]. One dropped before its commit
