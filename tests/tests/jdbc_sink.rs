@@ -1024,10 +1024,28 @@ fn a_transient_target_error_is_retried_never_dead_lettered() {
 /// that commit has landed. A commit that fails then (here a deferred
 /// check the target runs at `COMMIT`, failing once as a serialization
 /// failure would) is a failure of an earlier batch than the one being
-/// applied: the rows of both are applied again from the committed
-/// offsets, none is skipped.
+/// applied: the rows of both are applied again, none is skipped. They are
+/// retried in place, as any transient target error is, so a sink that
+/// allows the task no restart (`errors.max.retries=0`) keeps running.
 #[test]
 fn a_commit_that_fails_after_its_batch_was_handed_over_loses_no_row() {
+    // Row 330 of 1,000 is in a middle batch: the failure is met by the
+    // next batch's `put`.
+    commit_fails_once_at_row(330);
+}
+
+/// As above, when the batch whose commit fails is the last one: the
+/// failure is met while the sink waits for more records, by the flush
+/// that would let its offsets be committed.
+#[test]
+fn a_last_batch_whose_commit_fails_is_applied_again() {
+    commit_fails_once_at_row(1000);
+}
+
+/// 1,000 rows through a sink in batches of 50 to a PostgreSQL target
+/// whose deferred check fails, once, the `COMMIT` of the transaction that
+/// checks row number `at`; asserts the target ends equal to the source.
+fn commit_fails_once_at_row(at: u32) {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let (source, target) = items_schemas(&pg, 1000);
@@ -1037,7 +1055,7 @@ fn a_commit_that_fails_after_its_batch_was_handed_over_loses_no_row() {
            updated timestamptz NOT NULL); \
          CREATE SEQUENCE {seq}; \
          CREATE FUNCTION {target}.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-           IF nextval('{seq}') = 330 THEN \
+           IF nextval('{seq}') = {at} THEN \
              PERFORM pg_sleep(1); \
              RAISE EXCEPTION 'injected commit failure' USING ERRCODE = '40001'; \
            END IF; RETURN NULL; END $$; \
@@ -1063,6 +1081,7 @@ fn a_commit_that_fails_after_its_batch_was_handed_over_loses_no_row() {
     );
     // Many batches.
     sink["batch.size"] = json!("50");
+    sink["errors.max.retries"] = json!("0");
     let reply = api.post("/connectors", &json!({"name": sink_name, "config": sink}));
     assert_eq!(reply.status, 201, "{}", reply.text);
     let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));

@@ -55,10 +55,10 @@ pub trait SinkTask: Send {
     /// Applies `records` (in partition order) to the target, in one target
     /// transaction where the target has them, after making every earlier
     /// batch durable. It may return before its own batch is durable; an
-    /// error then may be an earlier batch's, and the runtime applies
-    /// everything not durable again from the committed offsets. The
-    /// runtime keeps the records, so after a retriable error with no
-    /// earlier batch outstanding it can hand the same ones over again.
+    /// error then may be an earlier batch's. The runtime keeps the records
+    /// of every batch not yet durable, so after a retriable error it
+    /// restarts the task (`stop`, `start`) and hands them over again, the
+    /// earlier batch first.
     async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectorError>;
 
     /// Makes every batch handed to `put` durable, or says why it is not.

@@ -32,7 +32,9 @@ use crate::metrics::{add_elapsed, TaskMetrics};
 use crate::transforms::{Chain, Record};
 
 mod read_ahead;
+mod unconfirmed;
 use read_ahead::ReadAhead;
+use unconfirmed::Unconfirmed;
 
 /// Most records handed to the task in one `put` unless `batch.size` says.
 const DEFAULT_BATCH: usize = 500;
@@ -285,23 +287,28 @@ impl Applier {
         // once the task makes it durable; a failure leaves them to be read
         // again.
         let confirmed = match (&driven, unconfirmed) {
-            (Ok(()), Some(positions)) => self.confirm(task, &mut committing, positions).await,
+            (Ok(()), Some(batch)) => self.confirm(task, &mut committing, batch, control).await,
             _ => Ok(()),
         };
         let settled = settle(committing).await;
         driven.and(confirmed).and(settled)
     }
 
-    /// Makes every batch put durable (`SinkTask::flush`), then starts
-    /// committing `positions`, theirs.
+    /// Makes every batch put durable (`SinkTask::flush`, putting `batch`
+    /// again after a transient failure), then starts committing its
+    /// offsets.
     async fn confirm(
         self: &Arc<Self>,
         task: &mut dyn SinkTask,
         committing: &mut Option<Committing>,
-        positions: Positions,
+        batch: Unconfirmed,
+        control: &watch::Receiver<Control>,
     ) -> Result<(), ConnectorError> {
-        task.flush().await?;
-        self.commit_after(committing, positions).await
+        while let Err(e) = task.flush().await {
+            self.put_retrying(task, &[], batch.records(), control, Some(e))
+                .await?;
+        }
+        self.commit_after(committing, batch.confirmed()).await
     }
 
     /// Starts committing `positions`, of durable batches, once the commit
@@ -322,7 +329,7 @@ impl Applier {
         task: &mut dyn SinkTask,
         control: &mut watch::Receiver<Control>,
         committing: &mut Option<Committing>,
-        unconfirmed: &mut Option<Positions>,
+        unconfirmed: &mut Option<Unconfirmed>,
     ) -> Result<(), ConnectorError> {
         set_status(&self.deps, &self.spec, State::Running);
         // The next batches are read and decoded while one is applied, by
@@ -345,8 +352,8 @@ impl Applier {
                     // A pause is not time spent waiting for records.
                     waiting_since = None;
                     // Everything handed over is committed once this is.
-                    if let Some(positions) = unconfirmed.take() {
-                        self.confirm(task, committing, positions).await?;
+                    if let Some(batch) = unconfirmed.take() {
+                        self.confirm(task, committing, batch, control).await?;
                     }
                     settle(committing.take()).await?;
                     set_status(&self.deps, &self.spec, State::Paused);
@@ -361,26 +368,38 @@ impl Applier {
             // without ending the wait.
             let since = *waiting_since.get_or_insert_with(Instant::now);
             let next = tokio::select! {
-                batch = batches.next() => Some(batch?),
-                _ = control.wait_for(|c| c.is_stop()) => continue,
+                // Looked at first, so a batch durable once `put` returned
+                // (a target that commits in `put`, or any under
+                // `errors.tolerance=all`) has its offsets committed and
+                // its records freed before the next batch is taken.
+                biased;
+                // The last batch put is durable before the next one comes:
+                // its offsets need not wait for it.
+                flushed = task.flush(), if unconfirmed.is_some() => Err(flushed),
                 // A failed commit is reported while no records come, not
                 // once the next ones do.
                 landed = landed(committing), if committing.is_some() => {
                     landed?;
                     continue;
                 }
-                // The last batch put is durable before the next one comes:
-                // its offsets need not wait for it.
-                flushed = task.flush(), if unconfirmed.is_some() => {
-                    flushed?;
-                    None
-                }
+                batch = batches.next() => Ok(batch?),
+                _ = control.wait_for(|c| c.is_stop()) => continue,
             };
-            let Some((batch, positions)) = next else {
-                if let Some(durable) = unconfirmed.take() {
-                    self.commit_after(committing, durable).await?;
+            let (batch, positions) = match next {
+                Ok(batch) => batch,
+                Err(Ok(())) => {
+                    if let Some(durable) = unconfirmed.take() {
+                        self.commit_after(committing, durable.confirmed()).await?;
+                    }
+                    continue;
                 }
-                continue;
+                // Put again on a restarted task, it waits to be durable.
+                Err(Err(e)) => {
+                    let earlier = unconfirmed::earlier(unconfirmed);
+                    self.put_retrying(task, &[], earlier, control, Some(e))
+                        .await?;
+                    continue;
+                }
             };
             if positions.is_empty() {
                 continue;
@@ -393,16 +412,17 @@ impl Applier {
                 .records_polled
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
             let applying_since = Instant::now();
-            let handed_over = !batch.is_empty();
-            let applying = self.apply(task, batch, control, unconfirmed.is_some());
-            tokio::pin!(applying);
             // The previous batch's commit, had it failed meanwhile: the
             // apply is not cut short for it.
             let mut commit_failed = None;
-            let applied = loop {
-                tokio::select! {
-                    applied = &mut applying => break applied,
-                    landed = landed(committing), if committing.is_some() => commit_failed = landed.err(),
+            let applied = {
+                let applying = self.apply(task, batch, control, unconfirmed::earlier(unconfirmed));
+                tokio::pin!(applying);
+                loop {
+                    tokio::select! {
+                        applied = &mut applying => break applied,
+                        landed = landed(committing), if committing.is_some() => commit_failed = landed.err(),
+                    }
                 }
             };
             add_elapsed(&self.metrics.put_nanos, applying_since);
@@ -410,7 +430,16 @@ impl Applier {
             if let Some(failed) = commit_failed {
                 return Err(failed);
             }
-            applied?;
+            let put = applied?;
+            // A batch all dead-lettered was not put: its offsets join the
+            // batch still to be confirmed, or are committed.
+            if put.is_empty() {
+                match unconfirmed {
+                    Some(waiting) => waiting.extend(positions),
+                    None => self.commit_after(committing, positions).await?,
+                }
+                continue;
+            }
             // A `put` that returned made every batch before it durable:
             // their offsets are committed while this batch ends at the
             // target and the next is applied. This batch's wait for the
@@ -418,16 +447,8 @@ impl Applier {
             // rows the target already holds, which sinks make harmless;
             // the commit took ~0.7 ms of the ~16 ms a batch of 5,000 took
             // in scripts/bench-sink.
-            if handed_over {
-                if let Some(durable) = unconfirmed.take() {
-                    self.commit_after(committing, durable).await?;
-                }
-            }
-            // A batch all dead-lettered was not put: its offsets join the
-            // batch still to be confirmed.
-            match unconfirmed {
-                Some(waiting) => waiting.extend(positions),
-                None => *unconfirmed = Some(positions),
+            if let Some(durable) = unconfirmed.replace(Unconfirmed::new(positions, put)) {
+                self.commit_after(committing, durable.confirmed()).await?;
             }
         }
     }
@@ -690,19 +711,19 @@ impl Applier {
     /// target refuses for a non-retriable reason is retried record by record
     /// so only the records at fault go to the dead-letter queue.
     ///
-    /// With `earlier_outstanding` (a batch put before and not yet durable)
-    /// a failure is not retried in place: it may be the earlier batch's,
-    /// whose records are gone, so the task restarts from the committed
-    /// offsets.
+    ///
+    /// `earlier` is the batch put before and not yet durable: a transient
+    /// failure may be its, so a restarted task gets it again first.
+    /// Returns the records put, to be kept until they are durable.
     async fn apply(
         &self,
         task: &mut dyn SinkTask,
         batch: Vec<Consumed>,
         control: &watch::Receiver<Control>,
-        earlier_outstanding: bool,
-    ) -> Result<(), ConnectorError> {
+        earlier: &[SinkRecord],
+    ) -> Result<Vec<SinkRecord>, ConnectorError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // The records go to the task by reference; the raw bytes stay for
         // the dead-letter queue.
@@ -712,15 +733,14 @@ impl Applier {
             .unzip();
         let count = records.len() as u64;
         match self
-            .put_retrying(task, &records, control, !earlier_outstanding)
+            .put_retrying(task, earlier, &records, control, None)
             .await
         {
             Ok(()) => {
                 self.metrics
                     .records_produced
                     .fetch_add(count, Ordering::Relaxed);
-                release_aside(records);
-                return Ok(());
+                return Ok(records);
             }
             Err(e) if e.is_retriable() || !self.errors.tolerate => {
                 let message = format!(
@@ -737,9 +757,11 @@ impl Applier {
                 tracing::warn!(connector = %self.spec.connector, error = %e, "batch refused; retrying record by record (errors.tolerance=all)");
             }
         }
+        // Under `errors.tolerance=all` every batch is durable once put
+        // (see `put_retrying`), so there is no earlier one to put again.
         for (record, (key, value)) in records.iter().zip(&raw) {
             match self
-                .put_retrying(task, std::slice::from_ref(record), control, true)
+                .put_retrying(task, &[], std::slice::from_ref(record), control, None)
                 .await
             {
                 Ok(()) => {
@@ -759,7 +781,7 @@ impl Applier {
                 }
             }
         }
-        Ok(())
+        Ok(records)
     }
 
     /// `put`, and after a retriable failure (target restarting, connection
@@ -768,31 +790,36 @@ impl Applier {
     /// skipped and the group is not disturbed. Gives up (retriable) only
     /// when told to stop.
     ///
+    /// `earlier`, put before and not yet durable, goes first on every
+    /// restarted task: the failure may have been its. `failed` is a
+    /// failure met already (a `flush`), to begin with a restart.
+    ///
     /// Under `errors.tolerance=all` the batch is also made durable
     /// (`SinkTask::flush`) before this returns, so a failure found only
     /// then is still this batch's, with its records at hand to try one by
-    /// one. Without `in_place`, a failure is returned at once.
+    /// one.
     async fn put_retrying(
         &self,
         task: &mut dyn SinkTask,
+        earlier: &[SinkRecord],
         records: &[SinkRecord],
         control: &watch::Receiver<Control>,
-        in_place: bool,
+        failed: Option<ConnectorError>,
     ) -> Result<(), ConnectorError> {
         let mut failures: u32 = 0;
+        let mut outcome = match failed {
+            Some(e) => Err(e),
+            None => self.put_after(task, &[], records).await,
+        };
         loop {
-            let mut applied = task.put(records).await;
-            if applied.is_ok() && self.errors.tolerate {
-                applied = task.flush().await;
-            }
-            let error = match applied {
+            let error = match outcome {
                 Ok(()) => {
                     if failures > 0 {
                         set_status(&self.deps, &self.spec, State::Running);
                     }
                     return Ok(());
                 }
-                Err(e) if !e.is_retriable() || !in_place => return Err(e),
+                Err(e) if !e.is_retriable() => return Err(e),
                 Err(e) => e,
             };
             let backoff =
@@ -821,13 +848,33 @@ impl Applier {
                 return Err(error);
             }
             task.stop().await;
-            if let Err(e) = task.start(&self.spec.config).await {
-                if !e.is_retriable() {
-                    return Err(e);
+            outcome = match task.start(&self.spec.config).await {
+                Ok(()) => self.put_after(task, earlier, records).await,
+                Err(e) if !e.is_retriable() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(connector = %self.spec.connector, error = %e, "restarting the sink task failed; retrying");
+                    Err(e)
                 }
-                tracing::warn!(connector = %self.spec.connector, error = %e, "restarting the sink task failed; retrying");
-            }
+            };
         }
+    }
+
+    /// One `put` of `records` after `earlier` (when a restarted task gets
+    /// a batch again), made durable at once under `errors.tolerance=all`.
+    async fn put_after(
+        &self,
+        task: &mut dyn SinkTask,
+        earlier: &[SinkRecord],
+        records: &[SinkRecord],
+    ) -> Result<(), ConnectorError> {
+        if !earlier.is_empty() {
+            task.put(earlier).await?;
+        }
+        task.put(records).await?;
+        if self.errors.tolerate {
+            task.flush().await?;
+        }
+        Ok(())
     }
 
     /// Sends a record that cannot be handled to the dead-letter queue (or
