@@ -55,10 +55,11 @@ pub trait SinkTask: Send {
     /// Applies `records` (in partition order) to the target, in one target
     /// transaction where the target has them, after making every earlier
     /// batch durable. It may return before its own batch is durable; an
-    /// error then may be an earlier batch's. The runtime keeps the records
-    /// of every batch not yet durable, so after a retriable error it
-    /// restarts the task (`stop`, `start`) and hands them over again, the
-    /// earlier batch first.
+    /// error then may be an earlier batch's. After a retriable error the
+    /// runtime restarts the task (`stop`, `start`) and hands over again
+    /// every record not known durable: the same batch when no earlier one
+    /// was outstanding, else every record from the earlier batch's first,
+    /// read again from the broker.
     async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectorError>;
 
     /// Makes every batch handed to `put` durable, or says why it is not.

@@ -9,7 +9,6 @@
 //! headers when `errors.deadletterqueue.context.headers.enable`, as Kafka
 //! Connect does) — delivered before the offset moves past them.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,15 +30,18 @@ use crate::kafka::build_consumer;
 use crate::metrics::{add_elapsed, TaskMetrics};
 use crate::transforms::{Chain, Record};
 
+mod positions;
 mod read_ahead;
-mod unconfirmed;
+use positions::Positions;
 use read_ahead::ReadAhead;
-use unconfirmed::Unconfirmed;
 
 /// Most records handed to the task in one `put` unless `batch.size` says.
 const DEFAULT_BATCH: usize = 500;
 /// How long to wait for more records before handing over a partial batch.
 const LINGER: Duration = Duration::from_millis(100);
+/// How long librdkafka may take to move the consumer back (it waits for
+/// its fetcher to take the new position).
+const SEEK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Batches read and decoded ahead of the one being applied (see
 /// [`read_ahead`]). Two let either stage run ahead when the other is slow
 /// for a moment, but hold one more decoded batch: in six alternated runs
@@ -287,28 +289,23 @@ impl Applier {
         // once the task makes it durable; a failure leaves them to be read
         // again.
         let confirmed = match (&driven, unconfirmed) {
-            (Ok(()), Some(batch)) => self.confirm(task, &mut committing, batch, control).await,
+            (Ok(()), Some(positions)) => self.confirm(task, &mut committing, positions).await,
             _ => Ok(()),
         };
         let settled = settle(committing).await;
         driven.and(confirmed).and(settled)
     }
 
-    /// Makes every batch put durable (`SinkTask::flush`, putting `batch`
-    /// again after a transient failure), then starts committing its
-    /// offsets.
+    /// Makes every batch put durable (`SinkTask::flush`), then starts
+    /// committing `positions`, theirs.
     async fn confirm(
         self: &Arc<Self>,
         task: &mut dyn SinkTask,
         committing: &mut Option<Committing>,
-        batch: Unconfirmed,
-        control: &watch::Receiver<Control>,
+        positions: Positions,
     ) -> Result<(), ConnectorError> {
-        while let Err(e) = task.flush().await {
-            self.put_retrying(task, &[], batch.records(), control, Some(e))
-                .await?;
-        }
-        self.commit_after(committing, batch.confirmed()).await
+        task.flush().await?;
+        self.commit_after(committing, positions).await
     }
 
     /// Starts committing `positions`, of durable batches, once the commit
@@ -329,7 +326,7 @@ impl Applier {
         task: &mut dyn SinkTask,
         control: &mut watch::Receiver<Control>,
         committing: &mut Option<Committing>,
-        unconfirmed: &mut Option<Unconfirmed>,
+        unconfirmed: &mut Option<Positions>,
     ) -> Result<(), ConnectorError> {
         set_status(&self.deps, &self.spec, State::Running);
         // The next batches are read and decoded while one is applied, by
@@ -338,11 +335,7 @@ impl Applier {
         // cores of 2 while one task took turns); the offsets move only
         // after the apply, and a failed apply drops what was read ahead
         // uncommitted (read again on restart).
-        let reader = Arc::clone(self);
-        let mut batches = ReadAhead::start(READ_AHEAD_BATCHES, move || {
-            let reader = Arc::clone(&reader);
-            async move { reader.collect().await }
-        });
+        let mut batches = self.read_ahead();
         let mut waiting_since = None;
         loop {
             let wanted = *control.borrow_and_update();
@@ -352,8 +345,8 @@ impl Applier {
                     // A pause is not time spent waiting for records.
                     waiting_since = None;
                     // Everything handed over is committed once this is.
-                    if let Some(batch) = unconfirmed.take() {
-                        self.confirm(task, committing, batch, control).await?;
+                    if let Some(positions) = unconfirmed.take() {
+                        self.confirm(task, committing, positions).await?;
                     }
                     settle(committing.take()).await?;
                     set_status(&self.deps, &self.spec, State::Paused);
@@ -387,17 +380,17 @@ impl Applier {
             };
             let (batch, positions) = match next {
                 Ok(batch) => batch,
-                Err(Ok(())) => {
-                    if let Some(durable) = unconfirmed.take() {
-                        self.commit_after(committing, durable.confirmed()).await?;
-                    }
-                    continue;
-                }
-                // Put again on a restarted task, it waits to be durable.
-                Err(Err(e)) => {
-                    let earlier = unconfirmed::earlier(unconfirmed);
-                    self.put_retrying(task, &[], earlier, control, Some(e))
-                        .await?;
+                Err(flushed) => {
+                    let Some(put) = unconfirmed.take() else {
+                        continue;
+                    };
+                    batches = match flushed {
+                        Ok(()) => {
+                            self.commit_after(committing, put).await?;
+                            continue;
+                        }
+                        Err(e) => self.read_again(task, control, batches, put, e).await?,
+                    };
                     continue;
                 }
             };
@@ -416,7 +409,7 @@ impl Applier {
             // apply is not cut short for it.
             let mut commit_failed = None;
             let applied = {
-                let applying = self.apply(task, batch, control, unconfirmed::earlier(unconfirmed));
+                let applying = self.apply(task, batch, control, unconfirmed.is_some());
                 tokio::pin!(applying);
                 loop {
                     tokio::select! {
@@ -430,10 +423,21 @@ impl Applier {
             if let Some(failed) = commit_failed {
                 return Err(failed);
             }
-            let put = applied?;
+            let handed_over = match applied {
+                Ok(handed_over) => handed_over,
+                // The failure may be the earlier batch's, whose records
+                // are gone: both are read again.
+                Err(e) if e.is_retriable() && unconfirmed.is_some() => {
+                    let mut from = unconfirmed.take().unwrap_or_default();
+                    from.extend(positions);
+                    batches = self.read_again(task, control, batches, from, e).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             // A batch all dead-lettered was not put: its offsets join the
             // batch still to be confirmed, or are committed.
-            if put.is_empty() {
+            if !handed_over {
                 match unconfirmed {
                     Some(waiting) => waiting.extend(positions),
                     None => self.commit_after(committing, positions).await?,
@@ -447,10 +451,72 @@ impl Applier {
             // rows the target already holds, which sinks make harmless;
             // the commit took ~0.7 ms of the ~16 ms a batch of 5,000 took
             // in scripts/bench-sink.
-            if let Some(durable) = unconfirmed.replace(Unconfirmed::new(positions, put)) {
-                self.commit_after(committing, durable.confirmed()).await?;
+            if let Some(durable) = unconfirmed.replace(positions) {
+                self.commit_after(committing, durable).await?;
             }
         }
+    }
+
+    /// Reads and decodes the next batches ahead, on a task of their own.
+    fn read_ahead(self: &Arc<Self>) -> ReadAhead<Collected> {
+        let reader = Arc::clone(self);
+        ReadAhead::start(READ_AHEAD_BATCHES, move || {
+            let reader = Arc::clone(&reader);
+            async move { reader.collect().await }
+        })
+    }
+
+    /// After `error`, a retriable failure while a batch put earlier was
+    /// not yet durable: stops reading ahead, restarts the task (after the
+    /// backoff) and sends the consumer back to the first offsets of
+    /// `from`, the batches not durable, then reads on from there. This is
+    /// Kafka Connect's rewind to the last committed offsets, without
+    /// leaving the consumer group: the failure does not count against
+    /// `errors.max.retries`, as a transient target error never does.
+    async fn read_again(
+        self: &Arc<Self>,
+        task: &mut dyn SinkTask,
+        control: &watch::Receiver<Control>,
+        batches: ReadAhead<Collected>,
+        from: Positions,
+        error: ConnectorError,
+    ) -> Result<ReadAhead<Collected>, ConnectorError> {
+        // A read under way would take records past the rewind.
+        batches.stop().await;
+        let offsets = from
+            .first_offsets()
+            .map(|(topic, partition, offset)| format!("{topic}[{partition}]@{offset}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.restart_after(
+            task,
+            control,
+            error,
+            0,
+            &format!("the records from {offsets}, not yet durable in the target, are read and applied again"),
+        )
+        .await?;
+        let applier = Arc::clone(self);
+        tokio::task::spawn_blocking(move || applier.seek(&from))
+            .await
+            .map_err(|e| ConnectorError::retriable(format!("moving the consumer back: {e}")))??;
+        set_status(&self.deps, &self.spec, State::Running);
+        Ok(self.read_ahead())
+    }
+
+    /// Sends the consumer back to the first offset of each partition in
+    /// `from`. Blocking: librdkafka waits for its fetcher to take it.
+    fn seek(&self, from: &Positions) -> Result<(), ConnectorError> {
+        for (topic, partition, offset) in from.first_offsets() {
+            self.consumer
+                .seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT)
+                .map_err(|e| {
+                    ConnectorError::retriable(format!(
+                        "moving the consumer back to {topic}[{partition}]@{offset} to read records again: {e}"
+                    ))
+                })?;
+        }
+        Ok(())
     }
 
     /// Up to `batch_size` decoded records, and the newest offset per
@@ -459,7 +525,7 @@ impl Applier {
     async fn collect(&self) -> Result<Collected, ConnectorError> {
         let expected = self.last_batch.load(Ordering::Relaxed);
         let mut batch = Vec::with_capacity(expected.clamp(1, self.batch_size));
-        let mut positions = Positions::new();
+        let mut positions = Positions::default();
         let deadline = Instant::now() + LINGER;
         let mut taken = 0;
         // Shared by the batch's records of one topic: one copy of its name.
@@ -535,11 +601,11 @@ impl Applier {
                     );
                     self.dead_letter(&consumed.record, raw, stage, &cause)
                         .await?;
-                    note(&mut positions, &consumed.record);
+                    positions.note(&consumed.record);
                     continue;
                 }
             };
-            note(&mut positions, &consumed.record);
+            positions.note(&consumed.record);
             let consumed = if self.transforms.is_empty() {
                 consumed
             } else {
@@ -711,19 +777,19 @@ impl Applier {
     /// target refuses for a non-retriable reason is retried record by record
     /// so only the records at fault go to the dead-letter queue.
     ///
-    ///
-    /// `earlier` is the batch put before and not yet durable: a transient
-    /// failure may be its, so a restarted task gets it again first.
-    /// Returns the records put, to be kept until they are durable.
+    /// With `earlier_outstanding` (a batch put before and not yet durable)
+    /// a failure is not retried in place: it may be the earlier batch's,
+    /// whose records are gone, so the runner reads both again. Returns
+    /// whether records were handed to the task.
     async fn apply(
         &self,
         task: &mut dyn SinkTask,
         batch: Vec<Consumed>,
         control: &watch::Receiver<Control>,
-        earlier: &[SinkRecord],
-    ) -> Result<Vec<SinkRecord>, ConnectorError> {
+        earlier_outstanding: bool,
+    ) -> Result<bool, ConnectorError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(false);
         }
         // The records go to the task by reference; the raw bytes stay for
         // the dead-letter queue.
@@ -733,14 +799,15 @@ impl Applier {
             .unzip();
         let count = records.len() as u64;
         match self
-            .put_retrying(task, earlier, &records, control, None)
+            .put_retrying(task, &records, control, !earlier_outstanding)
             .await
         {
             Ok(()) => {
                 self.metrics
                     .records_produced
                     .fetch_add(count, Ordering::Relaxed);
-                return Ok(records);
+                release_aside(records);
+                return Ok(true);
             }
             Err(e) if e.is_retriable() || !self.errors.tolerate => {
                 let message = format!(
@@ -757,11 +824,9 @@ impl Applier {
                 tracing::warn!(connector = %self.spec.connector, error = %e, "batch refused; retrying record by record (errors.tolerance=all)");
             }
         }
-        // Under `errors.tolerance=all` every batch is durable once put
-        // (see `put_retrying`), so there is no earlier one to put again.
         for (record, (key, value)) in records.iter().zip(&raw) {
             match self
-                .put_retrying(task, &[], std::slice::from_ref(record), control, None)
+                .put_retrying(task, std::slice::from_ref(record), control, true)
                 .await
             {
                 Ok(()) => {
@@ -781,7 +846,7 @@ impl Applier {
                 }
             }
         }
-        Ok(records)
+        Ok(true)
     }
 
     /// `put`, and after a retriable failure (target restarting, connection
@@ -790,91 +855,91 @@ impl Applier {
     /// skipped and the group is not disturbed. Gives up (retriable) only
     /// when told to stop.
     ///
-    /// `earlier`, put before and not yet durable, goes first on every
-    /// restarted task: the failure may have been its. `failed` is a
-    /// failure met already (a `flush`), to begin with a restart.
-    ///
     /// Under `errors.tolerance=all` the batch is also made durable
     /// (`SinkTask::flush`) before this returns, so a failure found only
     /// then is still this batch's, with its records at hand to try one by
-    /// one.
+    /// one. Without `in_place`, a failure is returned at once.
     async fn put_retrying(
         &self,
         task: &mut dyn SinkTask,
-        earlier: &[SinkRecord],
         records: &[SinkRecord],
         control: &watch::Receiver<Control>,
-        failed: Option<ConnectorError>,
+        in_place: bool,
     ) -> Result<(), ConnectorError> {
         let mut failures: u32 = 0;
-        let mut outcome = match failed {
-            Some(e) => Err(e),
-            None => self.put_after(task, &[], records).await,
-        };
         loop {
-            let error = match outcome {
+            let mut applied = task.put(records).await;
+            if applied.is_ok() && self.errors.tolerate {
+                applied = task.flush().await;
+            }
+            let error = match applied {
                 Ok(()) => {
                     if failures > 0 {
                         set_status(&self.deps, &self.spec, State::Running);
                     }
                     return Ok(());
                 }
-                Err(e) if !e.is_retriable() => return Err(e),
+                Err(e) if !e.is_retriable() || !in_place => return Err(e),
                 Err(e) => e,
             };
-            let backoff =
-                Duration::from_millis(500u64 << failures.min(7)).min(Duration::from_secs(60));
+            self.restart_after(
+                task,
+                control,
+                error,
+                failures,
+                "the same records are applied again; the consumer position has not moved",
+            )
+            .await?;
             failures = failures.saturating_add(1);
-            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %error, "applying failed; retrying the same records");
-            let status = TaskStatus::failed(
-                &self.deps.worker_id,
-                format!(
-                    "{error}\n(retriable: the same records are applied again in {} ms; the consumer position has not moved)",
-                    backoff.as_millis()
-                ),
-            );
-            self.deps
-                .metrics
-                .set_state(&self.spec.connector, self.spec.task_id, status.state);
-            self.deps
-                .status
-                .put_task(&self.spec.connector, self.spec.task_id, status);
-            let mut watching = control.clone();
-            if tokio::time::timeout(backoff, watching.wait_for(|c| c.is_stop()))
-                .await
-                .is_ok()
-            {
-                return Err(error);
-            }
-            task.stop().await;
-            outcome = match task.start(&self.spec.config).await {
-                Ok(()) => self.put_after(task, earlier, records).await,
-                Err(e) if !e.is_retriable() => return Err(e),
-                Err(e) => {
-                    tracing::warn!(connector = %self.spec.connector, error = %e, "restarting the sink task failed; retrying");
-                    Err(e)
-                }
-            };
         }
     }
 
-    /// One `put` of `records` after `earlier` (when a restarted task gets
-    /// a batch again), made durable at once under `errors.tolerance=all`.
-    async fn put_after(
+    /// After the retriable `error` (the `failures`-th in a row): reports
+    /// it (the task FAILED, with the cause and `then`, what happens next),
+    /// waits out the backoff and restarts the task. Returns the error if
+    /// told to stop meanwhile, or the task's if it cannot start for a
+    /// reason retrying does not cure; a start that fails for now is left
+    /// to the next `put`, which fails and retries in turn.
+    async fn restart_after(
         &self,
         task: &mut dyn SinkTask,
-        earlier: &[SinkRecord],
-        records: &[SinkRecord],
+        control: &watch::Receiver<Control>,
+        error: ConnectorError,
+        failures: u32,
+        then: &str,
     ) -> Result<(), ConnectorError> {
-        if !earlier.is_empty() {
-            task.put(earlier).await?;
+        let backoff = Duration::from_millis(500u64 << failures.min(7)).min(Duration::from_secs(60));
+        self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(connector = %self.spec.connector, task = self.spec.task_id, error = %error, "applying failed; retrying: {then}");
+        let status = TaskStatus::failed(
+            &self.deps.worker_id,
+            format!(
+                "{error}\n(retriable: {then}, in {} ms)",
+                backoff.as_millis()
+            ),
+        );
+        self.deps
+            .metrics
+            .set_state(&self.spec.connector, self.spec.task_id, status.state);
+        self.deps
+            .status
+            .put_task(&self.spec.connector, self.spec.task_id, status);
+        let mut watching = control.clone();
+        if tokio::time::timeout(backoff, watching.wait_for(|c| c.is_stop()))
+            .await
+            .is_ok()
+        {
+            return Err(error);
         }
-        task.put(records).await?;
-        if self.errors.tolerate {
-            task.flush().await?;
+        task.stop().await;
+        match task.start(&self.spec.config).await {
+            Ok(()) => Ok(()),
+            Err(e) if !e.is_retriable() => Err(e),
+            Err(e) => {
+                tracing::warn!(connector = %self.spec.connector, error = %e, "restarting the sink task failed; retrying");
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Sends a record that cannot be handled to the dead-letter queue (or
@@ -973,8 +1038,8 @@ impl Applier {
     /// [`Self::start_commit`], on the calling thread.
     fn commit_now(&self, positions: &Positions) -> Result<(), ConnectorError> {
         let mut list = TopicPartitionList::new();
-        for ((topic, partition), offset) in positions {
-            list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+        for (topic, partition, next) in positions.next_offsets() {
+            list.add_partition_offset(topic, partition, Offset::Offset(next))
                 .map_err(|e| ConnectorError::retriable(format!("building the commit: {e}")))?;
         }
         self.consumer
@@ -1025,17 +1090,6 @@ fn release_aside(records: Vec<SinkRecord>) {
     drop(tokio::task::spawn_blocking(move || {
         records.into_iter().for_each(SinkRecord::release);
     }));
-}
-
-/// The newest consumed offset per topic partition (the topic's text
-/// shared with the records: a key is noted for every record).
-type Positions = BTreeMap<(Text, i32), i64>;
-
-fn note(positions: &mut Positions, record: &SinkRecord) {
-    let entry = positions
-        .entry((record.topic.clone(), record.kafka_partition))
-        .or_insert(record.kafka_offset);
-    *entry = (*entry).max(record.kafka_offset);
 }
 
 #[cfg(test)]

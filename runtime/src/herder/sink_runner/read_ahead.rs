@@ -70,6 +70,17 @@ impl<T: Send + 'static> ReadAhead<T> {
     }
 }
 
+impl<T> ReadAhead<T> {
+    /// Stops reading and waits until no read is under way: whatever the
+    /// reader took from the consumer is dropped with it, and it takes
+    /// nothing more.
+    pub(super) async fn stop(mut self) {
+        self.reader.abort();
+        // Cancelled or ended: either way no read is under way any more.
+        let _ = (&mut self.reader).await;
+    }
+}
+
 impl<T> Drop for ReadAhead<T> {
     fn drop(&mut self) {
         self.reader.abort();
