@@ -15,14 +15,19 @@ pub(super) struct Positions(BTreeMap<(Text, i32), (i64, i64)>);
 impl Positions {
     /// Notes that `record` was read.
     pub(super) fn note(&mut self, record: &SinkRecord) {
-        let offset = record.kafka_offset;
+        let key = (record.topic.clone(), record.kafka_partition);
+        self.widen(key, record.kafka_offset, record.kafka_offset);
+    }
+
+    /// Makes the partition's span reach from `first` to `last` too.
+    fn widen(&mut self, key: (Text, i32), first: i64, last: i64) {
         self.0
-            .entry((record.topic.clone(), record.kafka_partition))
-            .and_modify(|(first, last)| {
-                *first = (*first).min(offset);
-                *last = (*last).max(offset);
+            .entry(key)
+            .and_modify(|(f, l)| {
+                *f = (*f).min(first);
+                *l = (*l).max(last);
             })
-            .or_insert((offset, offset));
+            .or_insert((first, last));
     }
 
     /// Whether no record was read.
@@ -34,13 +39,7 @@ impl Positions {
     /// the first offset either read to the last.
     pub(super) fn extend(&mut self, other: Positions) {
         for (key, (first, last)) in other.0 {
-            self.0
-                .entry(key)
-                .and_modify(|(f, l)| {
-                    *f = (*f).min(first);
-                    *l = (*l).max(last);
-                })
-                .or_insert((first, last));
+            self.widen(key, first, last);
         }
     }
 
