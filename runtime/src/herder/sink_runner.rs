@@ -156,7 +156,7 @@ struct Consumed {
     value_bytes: Option<Vec<u8>>,
 }
 
-/// A batch of decoded records and the newest offset per partition read.
+/// A batch of decoded records and the offsets read per partition.
 type Collected = (Vec<Consumed>, Positions);
 
 /// The consume side of one running sink task, shared by the runner (which
@@ -363,8 +363,8 @@ impl Applier {
             let next = tokio::select! {
                 // Looked at first, so a batch durable once `put` returned
                 // (a target that commits in `put`, or any under
-                // `errors.tolerance=all`) has its offsets committed and
-                // its records freed before the next batch is taken.
+                // `errors.tolerance=all`) has its offsets committed before
+                // the next batch is taken.
                 biased;
                 // The last batch put is durable before the next one comes:
                 // its offsets need not wait for it.
@@ -380,17 +380,15 @@ impl Applier {
             };
             let (batch, positions) = match next {
                 Ok(batch) => batch,
-                Err(flushed) => {
-                    let Some(put) = unconfirmed.take() else {
-                        continue;
-                    };
-                    batches = match flushed {
-                        Ok(()) => {
-                            self.commit_after(committing, put).await?;
-                            continue;
-                        }
-                        Err(e) => self.read_again(task, control, batches, put, e).await?,
-                    };
+                Err(Ok(())) => {
+                    if let Some(durable) = unconfirmed.take() {
+                        self.commit_after(committing, durable).await?;
+                    }
+                    continue;
+                }
+                Err(Err(e)) => {
+                    let from = unconfirmed.take().unwrap_or_default();
+                    batches = self.read_again(task, control, batches, from, e).await?;
                     continue;
                 }
             };
@@ -519,8 +517,8 @@ impl Applier {
         Ok(())
     }
 
-    /// Up to `batch_size` decoded records, and the newest offset per
-    /// partition consumed (dead-lettered records included): waits for the
+    /// Up to `batch_size` decoded records, and the offsets consumed per
+    /// partition (dead-lettered records included): waits for the
     /// first, then takes what arrives within the linger time.
     async fn collect(&self) -> Result<Collected, ConnectorError> {
         let expected = self.last_batch.load(Ordering::Relaxed);
