@@ -1042,72 +1042,223 @@ fn a_last_batch_whose_commit_fails_is_applied_again() {
     commit_fails_once_at_row(1000);
 }
 
+/// A `COMMIT` that fails for good (a deferred check no retry passes) is
+/// not retried as a transient failure would be: met while the sink waits
+/// for more records, it fails the task, with the target's error in its
+/// trace, as it does when met by the next batch's `put`.
+#[test]
+fn a_last_batch_whose_commit_fails_for_good_fails_the_task() {
+    let late = LateCommit::start(
+        "IF NEW.id = 1000 THEN \
+           RAISE EXCEPTION 'injected check failure' USING ERRCODE = '23514'; \
+         END IF;",
+        "",
+        &[],
+    );
+    let api = late.worker.api();
+    let trace = wait_for("the task to fail", Duration::from_secs(60), || {
+        let status = api
+            .get(&format!("/connectors/{}/status", late.sink_name))
+            .body;
+        let task = &status["tasks"][0];
+        let trace = task["trace"].as_str().unwrap_or_default().to_owned();
+        (task["state"] == "FAILED" && !trace.contains("retriable")).then_some(trace)
+    });
+    assert!(trace.contains("injected check failure"), "{trace}");
+    let target_rows: i64 = late
+        .pg
+        .exec(&format!("SELECT count(*) FROM {}", late.target_table))
+        .parse()
+        .expect("a count");
+    assert!(
+        target_rows < 1000,
+        "row 1000 was never committed: {target_rows}"
+    );
+    late.delete();
+}
+
+/// A batch whose `COMMIT` fails while the sink is being paused (the pause
+/// waits for what was put to be durable) is read and applied again, as
+/// when the failure is met while running: the task pauses, not fails, even
+/// with `errors.max.retries=0`, and after the resume the target holds
+/// every row. The pause is requested while the commit before that batch
+/// is held up, so it is seen just after the failing batch is put.
+#[test]
+fn a_commit_that_fails_while_pausing_loses_no_row_and_pauses() {
+    // The 300th row checked holds its transaction's commit up for three
+    // seconds; the first row another transaction checks afterwards fails
+    // that one's commit, once.
+    let late = LateCommit::start(
+        "IF n = 300 THEN \
+           INSERT INTO {target}.slow VALUES (txid_current()); \
+           PERFORM nextval('{target}.sleeping'); \
+           PERFORM pg_sleep(3); \
+         ELSIF n > 300 \
+           AND NOT EXISTS (SELECT 1 FROM {target}.slow WHERE xid = txid_current()) \
+           AND nextval('{target}.failed') = 1 THEN \
+           RAISE EXCEPTION 'injected commit failure' USING ERRCODE = '40001'; \
+         END IF;",
+        "CREATE TABLE {target}.slow (xid bigint); CREATE SEQUENCE {target}.failed; \
+         CREATE SEQUENCE {target}.sleeping;",
+        &[("errors.max.retries", "0")],
+    );
+    let api = late.worker.api();
+    // A sequence, not a table: other sessions see it move at once.
+    let sleeping = format!("SELECT is_called FROM {}.sleeping", late.target);
+    wait_for("the held-up commit", Duration::from_secs(60), || {
+        (late.pg.exec(&sleeping) == "t").then_some(())
+    });
+    let pause = api.put_empty(&format!("/connectors/{}/pause", late.sink_name));
+    assert_eq!(pause.status, 202, "{}", pause.text);
+    wait_for("the task to pause", Duration::from_secs(60), || {
+        let status = api
+            .get(&format!("/connectors/{}/status", late.sink_name))
+            .body;
+        let state = &status["tasks"][0]["state"];
+        assert_ne!(
+            status["tasks"][0]["trace"]
+                .as_str()
+                .map(|t| t.contains("gave up")),
+            Some(true),
+            "{status}"
+        );
+        (state == "PAUSED").then_some(())
+    });
+    assert!(
+        late.worker.logs().contains("injected commit failure"),
+        "the commit failed while pausing:\n{}",
+        late.worker.logs()
+    );
+    let resume = api.put_empty(&format!("/connectors/{}/resume", late.sink_name));
+    assert_eq!(resume.status, 202, "{}", resume.text);
+    late.assert_replica_after_failure();
+    late.delete();
+}
+
 /// 1,000 rows through a sink in batches of 50 to a PostgreSQL target
 /// whose deferred check fails, once, the `COMMIT` of the transaction that
 /// checks row number `at`; asserts the target ends equal to the source.
 fn commit_fails_once_at_row(at: u32) {
-    let env = TestEnv::load();
-    let pg = Pg::from_env(&env);
-    let (source, target) = items_schemas(&pg, 1000);
-    let seq = format!("{target}.checked");
-    pg.exec(&format!(
-        "CREATE TABLE {target}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2), \
-           updated timestamptz NOT NULL); \
-         CREATE SEQUENCE {seq}; \
-         CREATE FUNCTION {target}.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-           IF nextval('{seq}') = {at} THEN \
-             PERFORM pg_sleep(1); \
-             RAISE EXCEPTION 'injected commit failure' USING ERRCODE = '40001'; \
-           END IF; RETURN NULL; END $$; \
-         CREATE CONSTRAINT TRIGGER fail_once AFTER INSERT OR UPDATE ON {target}.items \
-           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {target}.fail_once();"
-    ));
-    let worker = Worker::start(&env);
-    let api = worker.api();
-    // Names of their own: a consumer group a killed worker left behind
-    // would hold the sink back until its session expires.
-    let (source_name, sink_name) = (unique("late-commit-src"), unique("late-commit-sink"));
-    let prefix = start_pg_source(&api, &pg, &source_name, &source, &[]);
-    // The whole snapshot is in the topic first, and the failing commit
-    // takes a second: the next batch is put while it is under way.
-    wait_for("the source to stream", Duration::from_secs(60), || {
-        (status(&api, &source_name)["progress"]["phase"] == "streaming").then_some(())
-    });
-    let mut sink = sink_config(
-        &env,
-        &Target::Postgres,
-        &format!("{prefix}.{source}.items"),
-        &format!("{target}.items"),
+    let late = LateCommit::start(
+        &format!(
+            "IF n = {at} THEN \
+               PERFORM pg_sleep(1); \
+               RAISE EXCEPTION 'injected commit failure' USING ERRCODE = '40001'; \
+             END IF;"
+        ),
+        "",
+        &[("errors.max.retries", "0")],
     );
-    // Many batches.
-    sink["batch.size"] = json!("50");
-    sink["errors.max.retries"] = json!("0");
-    let reply = api.post("/connectors", &json!({"name": sink_name, "config": sink}));
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    let (source_table, target_table) = (format!("{source}.items"), format!("{target}.items"));
-    wait_replica(
-        &pg,
-        &source_table,
-        &target_table,
-        "every row, the batch whose commit failed included",
-    );
-    assert!(
-        worker.logs().contains("injected commit failure"),
-        "the commit failed once:\n{}",
-        worker.logs()
-    );
-    let checked: i64 = pg
-        .exec(&format!("SELECT last_value FROM {seq}"))
-        .parse()
-        .expect("a count");
-    assert!(
-        checked > 1000,
-        "rows were applied again after the failure: {checked}"
-    );
-    let status = api.get(&format!("/connectors/{sink_name}/status")).body;
-    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
-    api.delete(&format!("/connectors/{source_name}"));
-    api.delete(&format!("/connectors/{sink_name}"));
+    late.assert_replica_after_failure();
+    late.delete();
+}
+
+/// A sink of 1,000 PostgreSQL source rows (the whole snapshot in the topic
+/// first, batches of 50) to a target table whose deferred check runs
+/// `check` at each row's `COMMIT`: PL/pgSQL statements where `n` is the
+/// number of rows checked so far and `{target}` the target schema;
+/// `setup` (SQL, `{target}` too) runs first.
+struct LateCommit {
+    pg: Pg,
+    worker: Worker,
+    source_name: String,
+    sink_name: String,
+    source_table: String,
+    target_table: String,
+    /// The target schema.
+    target: String,
+    /// Counts the rows checked.
+    checked: String,
+}
+
+impl LateCommit {
+    fn start(check: &str, setup: &str, config: &[(&str, &str)]) -> Self {
+        let env = TestEnv::load();
+        let pg = Pg::from_env(&env);
+        let (source, target) = items_schemas(&pg, 1000);
+        let checked = format!("{target}.checked");
+        let check = check.replace("{target}", &target);
+        let setup = setup.replace("{target}", &target);
+        pg.exec(&format!(
+            "CREATE TABLE {target}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2), \
+               updated timestamptz NOT NULL); \
+             CREATE SEQUENCE {checked}; {setup} \
+             CREATE FUNCTION {target}.check_late() RETURNS trigger LANGUAGE plpgsql AS $$ \
+               DECLARE n bigint := nextval('{checked}'); BEGIN {check} RETURN NULL; END $$; \
+             CREATE CONSTRAINT TRIGGER check_late AFTER INSERT OR UPDATE ON {target}.items \
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {target}.check_late();"
+        ));
+        let worker = Worker::start(&env);
+        let api = worker.api();
+        // Names of their own: a consumer group a killed worker left behind
+        // would hold the sink back until its session expires.
+        let (source_name, sink_name) = (unique("late-commit-src"), unique("late-commit-sink"));
+        let prefix = start_pg_source(&api, &pg, &source_name, &source, &[]);
+        // The whole snapshot is in the topic first, so batches follow each
+        // other at once: the next is put while a commit is under way.
+        wait_for("the source to stream", Duration::from_secs(60), || {
+            (status(&api, &source_name)["progress"]["phase"] == "streaming").then_some(())
+        });
+        let mut sink = sink_config(
+            &env,
+            &Target::Postgres,
+            &format!("{prefix}.{source}.items"),
+            &format!("{target}.items"),
+        );
+        // Many batches.
+        sink["batch.size"] = json!("50");
+        for (key, value) in config {
+            sink[*key] = json!(value);
+        }
+        let reply = api.post("/connectors", &json!({"name": sink_name, "config": sink}));
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        Self {
+            pg,
+            worker,
+            source_name,
+            sink_name,
+            source_table: format!("{source}.items"),
+            target_table: format!("{target}.items"),
+            target,
+            checked,
+        }
+    }
+
+    /// Asserts the target ends equal to the source, the commit failed
+    /// once and rows were applied again, and the task is RUNNING.
+    fn assert_replica_after_failure(&self) {
+        wait_replica(
+            &self.pg,
+            &self.source_table,
+            &self.target_table,
+            "every row, the batch whose commit failed included",
+        );
+        assert!(
+            self.worker.logs().contains("injected commit failure"),
+            "the commit failed once:\n{}",
+            self.worker.logs()
+        );
+        let checked: i64 = self
+            .pg
+            .exec(&format!("SELECT last_value FROM {}", self.checked))
+            .parse()
+            .expect("a count");
+        assert!(
+            checked > 1000,
+            "rows were applied again after the failure: {checked}"
+        );
+        let api = self.worker.api();
+        let status = api
+            .get(&format!("/connectors/{}/status", self.sink_name))
+            .body;
+        assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    }
+
+    fn delete(&self) {
+        let api = self.worker.api();
+        api.delete(&format!("/connectors/{}", self.source_name));
+        api.delete(&format!("/connectors/{}", self.sink_name));
+    }
 }
 
 /// A PostgreSQL source of `rows` items and a sink `<name>-sink` writing them

@@ -63,6 +63,8 @@ pub trait SinkTask: Send {
     async fn put(&mut self, records: &[SinkRecord]) -> Result<(), ConnectorError>;
 
     /// Makes every batch handed to `put` durable, or says why it is not.
+    /// After a retriable error the runtime reads every record not known
+    /// durable again, as after `put`'s; after another the task fails.
     /// Cancel-safe: dropped before it returns, it can be called again.
     /// The default has nothing outstanding: its `put` waits for its batch.
     async fn flush(&mut self) -> Result<(), ConnectorError> {

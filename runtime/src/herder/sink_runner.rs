@@ -344,9 +344,20 @@ impl Applier {
                 Control::Pause => {
                     // A pause is not time spent waiting for records.
                     waiting_since = None;
-                    // Everything handed over is committed once this is.
+                    // Everything handed over is committed once this is;
+                    // what the target could not make durable is read
+                    // again (the loop then pauses with nothing put).
                     if let Some(positions) = unconfirmed.take() {
-                        self.confirm(task, committing, positions).await?;
+                        match task.flush().await {
+                            Ok(()) => self.commit_after(committing, positions).await?,
+                            Err(e) if e.is_retriable() => {
+                                batches = self
+                                    .read_again(task, control, batches, positions, e)
+                                    .await?;
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                     settle(committing.take()).await?;
                     set_status(&self.deps, &self.spec, State::Paused);
@@ -386,11 +397,14 @@ impl Applier {
                     }
                     continue;
                 }
-                Err(Err(e)) => {
+                Err(Err(e)) if e.is_retriable() => {
                     let from = unconfirmed.take().unwrap_or_default();
                     batches = self.read_again(task, control, batches, from, e).await?;
                     continue;
                 }
+                // Retrying cannot make it durable: the task fails, as
+                // when the next `put` meets it.
+                Err(Err(e)) => return Err(e),
             };
             if positions.is_empty() {
                 continue;
