@@ -180,6 +180,8 @@ struct Applier {
     /// Whether records are handed over with the headers they were read
     /// with (see [`Self::skip_headers`]).
     read_headers: bool,
+    /// Applied batches, freed by the reader (see [`Spent`]).
+    spent: Spent,
 }
 
 impl Applier {
@@ -243,6 +245,7 @@ impl Applier {
             seen_topics: Default::default(),
             last_batch: AtomicUsize::new(0),
             read_headers: true,
+            spent: Spent::default(),
         })
     }
 
@@ -473,6 +476,8 @@ impl Applier {
     fn read_ahead(self: &Arc<Self>) -> ReadAhead<Collected> {
         let reader = Arc::clone(self);
         ReadAhead::start(READ_AHEAD_BATCHES, move || {
+            // On the reader's task, before it allocates the next batch.
+            reader.spent.free();
             let reader = Arc::clone(&reader);
             async move { reader.collect().await }
         })
@@ -818,7 +823,7 @@ impl Applier {
                 self.metrics
                     .records_produced
                     .fetch_add(count, Ordering::Relaxed);
-                release_aside(records);
+                self.spent.give(records);
                 return Ok(true);
             }
             Err(e) if e.is_retriable() || !self.errors.tolerate => {
@@ -1093,15 +1098,34 @@ async fn landed(committing: &mut Option<Committing>) -> Result<(), ConnectorErro
     outcome.map_err(|e| ConnectorError::retriable(format!("committing consumer offsets: {e}")))?
 }
 
-/// Frees an applied batch's records on a blocking thread, off the path
-/// from this batch's apply to the next one's: freeing 5,000 decoded
-/// change events took the runner about 1.9 ms a batch (12 % of the
-/// PostgreSQL target's apply, timed in `scripts/bench-sink`), while the
-/// target and the next batch waited.
-fn release_aside(records: Vec<SinkRecord>) {
-    drop(tokio::task::spawn_blocking(move || {
-        records.into_iter().for_each(SinkRecord::release);
-    }));
+/// Applied batches' records, handed back to be freed by the task that
+/// read (and allocated) them, before it reads the next batch: off the
+/// path from one batch's apply to the next one's, and in the thread whose
+/// allocator heap holds them. Freed by the runner, 5,000 decoded change
+/// events took it about 1.9 ms a batch (12 % of the PostgreSQL target's
+/// apply, timed in `scripts/bench-sink`); freed on a blocking thread,
+/// every free crossed threads, which mimalloc makes the owning thread
+/// collect again: about 1,000 instructions a record of the ~15,600 the
+/// worker spent (callgrind, `scripts/bench-sink 100000`).
+#[derive(Default)]
+struct Spent(std::sync::Mutex<Vec<Vec<SinkRecord>>>);
+
+impl Spent {
+    /// Hands an applied batch's records over to be freed.
+    fn give(&self, records: Vec<SinkRecord>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(records);
+    }
+
+    /// Frees every batch handed over so far.
+    fn free(&self) {
+        let batches = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for records in batches {
+            records.into_iter().for_each(SinkRecord::release);
+        }
+    }
 }
 
 #[cfg(test)]
