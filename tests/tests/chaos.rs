@@ -21,7 +21,7 @@ fn chaos_with_a_fixed_seed_loses_no_change() {
                 "--seed",
                 "200",
                 "--faults",
-                "kill9,stall,walsender,sink-restart,sink-pause,target-kill,cut-postgres,cut-mariadb,cut-kafka,disk-full",
+                "kill9,stall,walsender,sink-restart,target-kill,cut-postgres,cut-mariadb,cut-kafka,disk-full",
                 // Inside the test runner's limit, so a failure shows its
                 // diagnosis instead of a timeout.
                 "--converge-seconds",
