@@ -348,19 +348,13 @@ impl Applier {
                     // A pause is not time spent waiting for records.
                     waiting_since = None;
                     // Everything handed over is committed once this is;
-                    // what the target could not make durable is read
-                    // again (the loop then pauses with nothing put).
-                    if let Some(positions) = unconfirmed.take() {
-                        match task.flush().await {
-                            Ok(()) => self.commit_after(committing, positions).await?,
-                            Err(e) if e.is_retriable() => {
-                                batches = self
-                                    .read_again(task, control, batches, positions, e)
-                                    .await?;
-                                continue;
-                            }
-                            Err(e) => return Err(e),
-                        }
+                    // the loop then pauses with nothing put.
+                    if let Some(put) = unconfirmed.take() {
+                        let flushed = task.flush().await;
+                        batches = self
+                            .after_flush(task, control, committing, batches, put, flushed)
+                            .await?;
+                        continue;
                     }
                     settle(committing.take()).await?;
                     set_status(&self.deps, &self.spec, State::Paused);
@@ -394,20 +388,14 @@ impl Applier {
             };
             let (batch, positions) = match next {
                 Ok(batch) => batch,
-                Err(Ok(())) => {
-                    if let Some(durable) = unconfirmed.take() {
-                        self.commit_after(committing, durable).await?;
+                Err(flushed) => {
+                    if let Some(put) = unconfirmed.take() {
+                        batches = self
+                            .after_flush(task, control, committing, batches, put, flushed)
+                            .await?;
                     }
                     continue;
                 }
-                Err(Err(e)) if e.is_retriable() => {
-                    let from = unconfirmed.take().unwrap_or_default();
-                    batches = self.read_again(task, control, batches, from, e).await?;
-                    continue;
-                }
-                // Retrying cannot make it durable: the task fails, as
-                // when the next `put` meets it.
-                Err(Err(e)) => return Err(e),
             };
             if positions.is_empty() {
                 continue;
@@ -469,6 +457,29 @@ impl Applier {
             if let Some(durable) = unconfirmed.replace(positions) {
                 self.commit_after(committing, durable).await?;
             }
+        }
+    }
+
+    /// Acts on what `flush` said of the batches put since the last
+    /// commit (`put`): durable, their offsets are committed; a retriable
+    /// failure reads them again; any other fails the task, as when the
+    /// next `put` meets it. Returns the read-ahead to go on with.
+    async fn after_flush(
+        self: &Arc<Self>,
+        task: &mut dyn SinkTask,
+        control: &watch::Receiver<Control>,
+        committing: &mut Option<Committing>,
+        batches: ReadAhead<Collected>,
+        put: Positions,
+        flushed: Result<(), ConnectorError>,
+    ) -> Result<ReadAhead<Collected>, ConnectorError> {
+        match flushed {
+            Ok(()) => {
+                self.commit_after(committing, put).await?;
+                Ok(batches)
+            }
+            Err(e) if e.is_retriable() => self.read_again(task, control, batches, put, e).await,
+            Err(e) => Err(e),
         }
     }
 
