@@ -18,10 +18,17 @@ fn chaos_with_a_fixed_seed_loses_no_change() {
             .args([
                 "--seconds",
                 "60",
+                // Seed 300 draws, with this list, sink-pause, two walsender
+                // kills, a target kill, cut-mariadb, a sink restart, kill9
+                // and cut-kafka: 102 s alone, 7 of the list's 10 faults.
+                // (Seed 200 drew cut-kafka and cut-mariadb only, and once
+                // ran past nextest's limit in the full suite, unexplained:
+                // it passed alone, through nextest, and beside a looping
+                // benchmark.)
                 "--seed",
-                "200",
+                "300",
                 "--faults",
-                "kill9,stall,walsender,sink-restart,target-kill,cut-postgres,cut-mariadb,cut-kafka,disk-full",
+                "kill9,stall,walsender,sink-restart,sink-pause,target-kill,cut-postgres,cut-mariadb,cut-kafka,disk-full",
                 // Inside the test runner's limit, so a failure shows its
                 // diagnosis instead of a timeout.
                 "--converge-seconds",
