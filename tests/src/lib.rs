@@ -13,6 +13,7 @@ pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod registry;
+pub mod script;
 pub mod verify;
 pub mod worker;
 

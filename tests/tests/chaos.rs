@@ -7,14 +7,21 @@
 //! topic skips an update of any key.
 
 use std::process::Command;
+use std::time::Duration;
 
 use sluice_tests::process::free_port;
+use sluice_tests::script::run_echoed;
+
+/// Inside nextest's 300 s (`.config/nextest.toml`) with time for the
+/// script's clean-up: an overrun then fails with the script's output.
+const DEADLINE: Duration = Duration::from_secs(270);
 
 #[test]
 fn chaos_with_a_fixed_seed_loses_no_change() {
     let env_dir = tempfile::tempdir().expect("env dir");
-    let output =
-        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/chaos"))
+    let mut chaos =
+        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/chaos"));
+    chaos
             .args([
                 "--seconds",
                 "60",
@@ -41,11 +48,10 @@ fn chaos_with_a_fixed_seed_loses_no_change() {
             // Not the default network, so a user's own run can go on.
             .env("SLUICE_CHAOS_NET", "10.79")
             .env_remove("SLUICE_CHAOS_ENV_DIR")
-            .env("SLUICE_BIN", sluice_tests::worker::sluice_bin())
-            .output()
-            .expect("scripts/chaos runs");
-    let text = sluice_tests::process::output_text(&output);
-    assert!(output.status.success(), "{text}");
+            .env("SLUICE_BIN", sluice_tests::worker::sluice_bin());
+    let ran = run_echoed(chaos, DEADLINE);
+    let text = &ran.text;
+    assert!(ran.success(), "{text}");
     assert!(text.contains("no change lost"), "{text}");
     assert!(text.contains("faults injected"), "{text}");
     // As root every fault can be injected; say so if some could not.
