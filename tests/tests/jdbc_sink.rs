@@ -2002,6 +2002,63 @@ fn a_value_too_long_for_a_mariadb_column_fails_the_sink_and_is_never_cut() {
     api.delete("/connectors/mcut-sink");
 }
 
+/// A MariaDB target's batch of new rows ends (its load, the statements
+/// if the load is declined, the commit) after `put` returns. Under
+/// `errors.tolerance=all` a row the target refuses must still be found in
+/// its own batch and dead-lettered alone: the other rows of that batch and
+/// the batches after it land, and the task keeps running.
+#[test]
+fn rows_a_mariadb_target_refuses_go_to_the_dead_letter_topic_and_the_rest_land() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let db = Maria::from_env(&env);
+    let (source, _) = items_schemas(&pg, 40);
+    let target = ident("mdlq");
+    db.exec(&format!(
+        "CREATE DATABASE {target}; CREATE TABLE {target}.items (id int PRIMARY KEY, \
+         qty int NOT NULL CHECK (qty >= 0), note text, price decimal(12,2), updated datetime(6))"
+    ));
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = start_pg_source(&api, &pg, "mdlq-src", &source, &[]);
+    let topic = format!("{prefix}.{source}.items");
+    let dlq = ident("mdlq_dead");
+    let mut sink = sink_config(&env, &Target::MariaDb(&target), &topic, "${source.table}");
+    sink["errors.tolerance"] = json!("all");
+    sink["errors.deadletterqueue.topic.name"] = json!(dlq);
+    sink["errors.deadletterqueue.context.headers.enable"] = json!("true");
+    let reply = api.post("/connectors", &json!({"name": "mdlq-sink", "config": sink}));
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let read = || pg_and_maria_items(&pg, &db, &source, &target);
+    wait_equal(&api, "mdlq-sink", "the snapshot at the target", read);
+    // Two rows the target's CHECK refuses, then new rows after them.
+    pg.exec(&format!(
+        "UPDATE {source}.items SET qty = -5 WHERE id IN (3, 4); \
+         INSERT INTO {source}.items SELECT g, g % 100, 'note ' || g, g * 1.25 FROM generate_series(41, 60) g;"
+    ));
+    let refused = |rows: Rows| -> Rows {
+        rows.into_iter()
+            .filter(|r| r[0] != "3" && r[0] != "4")
+            .collect()
+    };
+    wait_equal(&api, "mdlq-sink", "every row but the refused ones", || {
+        let (source_rows, target_rows) = read();
+        (refused(source_rows), refused(target_rows))
+    });
+    let dead =
+        sluice_tests::kafka::read_topic(env.bootstrap(), &dlq, Duration::from_secs(30), |r| {
+            r.len() >= 2
+        });
+    assert_eq!(dead.len(), 2, "two refused records in {dlq}");
+    let held = db.exec(&format!(
+        "SELECT qty FROM {target}.items WHERE id IN (3, 4) ORDER BY id"
+    ));
+    assert_eq!(held, "3\n4", "the refused rows keep what the target had");
+    assert_eq!(status(&api, "mdlq-sink")["state"], "RUNNING");
+    api.delete("/connectors/mdlq-src");
+    api.delete("/connectors/mdlq-sink");
+}
+
 /// Turns the test MariaDB's `local_infile` off, and back on when dropped.
 struct LocalInfileOff<'a>(&'a Maria);
 

@@ -8,6 +8,7 @@ mod change;
 pub mod config;
 mod copy_text;
 mod mysql_load;
+mod mysql_tail;
 mod mysql_target;
 mod pipelined_transaction;
 mod plan;

@@ -103,6 +103,37 @@ pub enum Load {
     Disabled(String),
 }
 
+/// The `LOAD DATA` text of `rows`; `None` when a row holds raw bytes
+/// (never loaded this way).
+pub fn rows_text(rows: &[&Vec<Cell<'_>>]) -> Result<Option<Vec<u8>>, ConnectorError> {
+    let mut data = Vec::new();
+    for row in rows {
+        if !push_row(&mut data, row, D)? {
+            return Ok(None);
+        }
+    }
+    Ok(Some(data))
+}
+
+/// What a connection (or a transaction on one) says of its last
+/// statement: rows affected and warnings raised.
+pub trait StatementCounts {
+    /// Rows the last statement affected, and the warnings it raised.
+    fn counts(&self) -> (u64, u16);
+}
+
+impl StatementCounts for mysql_async::Conn {
+    fn counts(&self) -> (u64, u16) {
+        (self.affected_rows(), self.get_warnings())
+    }
+}
+
+impl StatementCounts for Transaction<'_> {
+    fn counts(&self) -> (u64, u16) {
+        (self.affected_rows(), self.get_warnings())
+    }
+}
+
 /// Loads `rows` (of columns `names`, stored names) into `qualified` inside
 /// a savepoint of `tx`; anything short of every row taken without a
 /// warning is rolled back. Other failures fail the batch, as the
@@ -114,12 +145,22 @@ pub async fn load(
     names: &[String],
     rows: &[&Vec<Cell<'_>>],
 ) -> Result<Load, ConnectorError> {
-    let mut data = Vec::new();
-    for row in rows {
-        if !push_row(&mut data, row, D)? {
-            return Ok(Load::Binary);
-        }
-    }
+    let Some(data) = rows_text(rows)? else {
+        return Ok(Load::Binary);
+    };
+    load_text(tx, staged, qualified, names, data, rows.len() as u64).await
+}
+
+/// [`load`] of rows already written as `data` (`expected` of them), on a
+/// connection inside a transaction.
+pub async fn load_text<Q: Queryable + StatementCounts>(
+    tx: &mut Q,
+    staged: &StagedRows,
+    qualified: &str,
+    names: &[String],
+    data: Vec<u8>,
+    expected: u64,
+) -> Result<Load, ConnectorError> {
     let context = format!("loading rows into {qualified}");
     let fail = |e: mysql_async::Error| crate::mysql_target::classify(&context, e);
     tx.query_drop(format!("SAVEPOINT {SAVEPOINT}"))
@@ -136,8 +177,8 @@ pub async fn load(
     staged.stage(data);
     let outcome = match tx.query_drop(&sql).await {
         Ok(()) => {
-            let (taken, warnings) = (tx.affected_rows(), tx.get_warnings());
-            if taken == rows.len() as u64 && warnings == 0 {
+            let (taken, warnings) = tx.counts();
+            if taken == expected && warnings == 0 {
                 return Ok(Load::Loaded);
             }
             Load::Declined { taken, warnings }

@@ -9,7 +9,9 @@
 //! `DELETE FROM` so they stay inside it. New rows are first tried with
 //! `LOAD DATA LOCAL INFILE` (`mysql_load`), which the server takes in
 //! about half the time, and go through the statements when the server
-//! skips or changes any of them.
+//! skips or changes any of them. A batch that is only one table's new
+//! rows is loaded and committed by a tail (`mysql_tail`) while the next
+//! batch is prepared.
 
 use std::collections::HashMap;
 
@@ -20,6 +22,7 @@ use sluice_connector_api::ConnectorError;
 use crate::change::Cell;
 use crate::config::{Dialect, InsertMode, SinkConfig};
 use crate::mysql_load::{self, Load, StagedRows};
+use crate::mysql_tail::{self, Outcome, Tail};
 use crate::plan::{by_columns, ColumnGroup, Step, TableWrites};
 use crate::sql_value::{direct, Direct, Param};
 use crate::straight_copy::StraightCopy;
@@ -30,10 +33,17 @@ const D: Dialect = Dialect::MySql;
 const MAX_VALUES: usize = 30_000;
 /// Room left in `max_allowed_packet` for the packet's own framing.
 const PACKET_HEADROOM: usize = 64 * 1024;
+/// Logged when the server skipped or changed rows of a load.
+const DECLINED: &str = "the table holds some of these keys already, or a value needed converting: written with statements, as are the table's next batches for a while";
+/// Logged when the server refuses `LOCAL INFILE`.
+const LOAD_DISABLED: &str = "the target does not allow LOAD DATA LOCAL INFILE: rows are written with statements (SET GLOBAL local_infile = ON on the server lets the sink load new rows in about half the server time)";
 
 /// A MySQL / MariaDB connection with what it learned of its tables.
 pub struct MySqlTarget {
-    conn: Conn,
+    /// The connection; away with the last batch's tail while it runs.
+    conn: Option<Conn>,
+    /// The last batch's tail (`mysql_tail`), its commit included.
+    tail: Option<Tail>,
     tables: HashMap<String, TableInfo>,
     /// Statements are cut at about this many bytes.
     statement_budget: usize,
@@ -226,7 +236,8 @@ impl MySqlTarget {
             .and_then(|p| usize::try_from(p).ok())
             .unwrap_or(4 << 20);
         Ok(Self {
-            conn,
+            conn: Some(conn),
+            tail: None,
             tables: HashMap::new(),
             statement_budget: packet.saturating_sub(PACKET_HEADROOM).max(1024),
             staged,
@@ -245,7 +256,7 @@ impl MySqlTarget {
     async fn describe(&mut self, name: &str) -> Result<TableInfo, ConnectorError> {
         let (db, table) = split_name(name);
         let rows: Vec<(String, String)> = self
-            .conn
+            .conn()?
             .exec(
                 "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
@@ -285,7 +296,7 @@ impl MySqlTarget {
         .map_err(ConnectorError::fatal)?;
         for sql in &statements {
             tracing::info!(table = %qualified, %sql, "evolving the target table");
-            self.conn
+            self.conn()?
                 .query_drop(sql)
                 .await
                 .map_err(|e| classify(&format!("running {sql}"), e))?;
@@ -295,25 +306,138 @@ impl MySqlTarget {
         Ok(())
     }
 
-    /// Applies `steps` in one transaction.
+    /// The connection, once the last tail has given it back ([`Self::settle`]).
+    fn conn(&mut self) -> Result<&mut Conn, ConnectorError> {
+        self.conn.as_mut().ok_or_else(|| {
+            ConnectorError::retriable(
+                "the target connection was lost with the end of the last batch",
+            )
+        })
+    }
+
+    /// Waits for the last batch's tail: once this returns `Ok`, every
+    /// batch applied is committed. Cancel-safe (the runner drops it when
+    /// the next batch comes first): the tail is awaited in place.
+    pub async fn settle(&mut self) -> Result<(), ConnectorError> {
+        let Some(tail) = self.tail.as_mut() else {
+            return Ok(());
+        };
+        let ended = tail.await;
+        self.tail = None;
+        let (conn, outcome) = ended.map_err(|e| {
+            ConnectorError::retriable(format!("the end of the last batch did not finish: {e}"))
+        })?;
+        self.conn = Some(conn);
+        match outcome? {
+            Outcome::Loaded => {}
+            Outcome::Declined {
+                qualified,
+                taken,
+                warnings,
+                sent,
+            } => {
+                tracing::info!(table = %qualified, rows = sent, taken, warnings, "{DECLINED}");
+                self.straight.failed(&qualified);
+            }
+            Outcome::Disabled(why) => {
+                tracing::warn!(cause = %why, "{LOAD_DISABLED}");
+                self.load_refused = Some(why);
+            }
+        }
+        Ok(())
+    }
+
+    /// A batch that is one table's new rows (or upserts), of columns the
+    /// table has, ready for a tail: its `LOAD DATA` text and the
+    /// statements written instead if the load is declined. `None` for any
+    /// other batch, which `apply` writes in place.
+    fn tail_rows(
+        &self,
+        steps: &[Step<'_>],
+        config: &SinkConfig,
+    ) -> Result<Option<mysql_tail::Rows>, ConnectorError> {
+        let [Step::Write(writes)] = steps else {
+            return Ok(None);
+        };
+        let qualified = Self::qualified(&writes.table);
+        let known = self.tables.get(&*writes.table).is_some_and(|info| {
+            let (wanted, _) = wanted_columns(writes, D, config.quote);
+            wanted.iter().all(|(n, _)| info.columns.contains_key(n))
+        });
+        if !known
+            || !writes.deletes.is_empty()
+            || config.insert_mode == InsertMode::Update
+            || self.load_refused.is_some()
+            || !self.straight.may_try(&qualified)
+        {
+            return Ok(None);
+        }
+        let mut groups = by_columns(writes, |n| stored_name(D, config.quote, n));
+        if groups.len() != 1 {
+            return Ok(None);
+        }
+        let group = groups.remove(0);
+        let rows: Vec<&Vec<Cell<'_>>> = group.rows.iter().map(|(_, row)| row).collect();
+        let Some(text) = mysql_load::rows_text(&rows)? else {
+            return Ok(None);
+        };
+        let count = rows.len() as u64;
+        let names = group.names.clone();
+        let statements = group_statements(&qualified, group, config, self.statement_budget)?;
+        Ok(Some(mysql_tail::Rows {
+            qualified,
+            names,
+            text,
+            count,
+            statements,
+        }))
+    }
+
+    /// Applies `steps` in one transaction, once the last batch is
+    /// committed. A batch of one table's new rows returns with its load
+    /// and commit under way (`mysql_tail`), for [`Self::settle`] or the
+    /// next batch to wait for; any other is committed before this returns.
     pub async fn apply(
         &mut self,
         steps: &[Step<'_>],
         config: &SinkConfig,
     ) -> Result<(), ConnectorError> {
+        // Written out while the last batch's tail is still at the server.
+        let tail_rows = self.tail_rows(steps, config)?;
+        self.settle().await?;
+        // What that tail found may keep the table to statements now.
+        let tail_rows = tail_rows
+            .filter(|rows| self.load_refused.is_none() && self.straight.may_try(&rows.qualified));
+        if let Some(rows) = tail_rows {
+            // Its table was known before the last tail ended; a tail never
+            // changes a table's columns, so it still is.
+            self.straight.next_batch();
+            let conn = self.conn.take().ok_or_else(|| {
+                ConnectorError::retriable(
+                    "the target connection was lost with the end of the last batch",
+                )
+            })?;
+            self.tail = Some(mysql_tail::spawn(conn, self.staged.clone(), rows));
+            return Ok(());
+        }
         for step in steps {
             if let Step::Write(writes) = step {
                 self.prepare(writes, config).await?;
             }
         }
         let Self {
-            conn,
+            conn: Some(conn),
             statement_budget,
             staged,
             straight,
             load_refused,
             ..
-        } = self;
+        } = self
+        else {
+            return Err(ConnectorError::retriable(
+                "the target connection was lost with the end of the last batch",
+            ));
+        };
         let budget = *statement_budget;
         let mut tx = conn
             .start_transaction(TxOpts::default())
@@ -348,11 +472,11 @@ impl MySqlTarget {
                                 Load::Loaded => continue,
                                 Load::Binary => {}
                                 Load::Declined { taken, warnings } => {
-                                    tracing::info!(table = %qualified, rows = rows.len(), taken, warnings, "the table holds some of these keys already, or a value needed converting: written with statements, as are the table's next batches for a while");
+                                    tracing::info!(table = %qualified, rows = rows.len(), taken, warnings, "{DECLINED}");
                                     straight.failed(&qualified);
                                 }
                                 Load::Disabled(why) => {
-                                    tracing::warn!(table = %qualified, cause = %why, "the target does not allow LOAD DATA LOCAL INFILE: rows are written with statements (SET GLOBAL local_infile = ON on the server lets the sink load new rows in about half the server time)");
+                                    tracing::warn!(table = %qualified, cause = %why, "{LOAD_DISABLED}");
                                     *load_refused = Some(why);
                                 }
                             }

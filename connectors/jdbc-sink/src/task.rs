@@ -96,8 +96,8 @@ impl SinkTask for JdbcSinkTask {
     async fn flush(&mut self) -> Result<(), ConnectorError> {
         match self.target.as_mut() {
             Some(Target::Postgres(target)) => within_apply_timeout(target.settle()).await,
-            // A MySQL batch is committed before its `put` returns.
-            Some(Target::MySql(_)) | None => Ok(()),
+            Some(Target::MySql(target)) => within_apply_timeout(target.settle()).await,
+            None => Ok(()),
         }
     }
 
