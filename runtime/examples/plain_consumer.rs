@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::Message;
-use sluice_runtime::kafka::{build_consumer, KafkaSettings, SluiceContext};
+use sluice_runtime::kafka::{build_consumer, KafkaSettings, SinkConsumer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The stream consumer starts its poller on the runtime it is made in.
     let _inside = runtime.enter();
     let group = format!("plain-consumer-{}", std::process::id());
-    let consumer: StreamConsumer<SluiceContext> =
+    let consumer: SinkConsumer =
         build_consumer(&settings, &group, "plain-consumer", &BTreeMap::new())?;
     consumer.subscribe(&[topic.as_str()])?;
     let (read, seconds) = runtime.block_on(async {

@@ -534,10 +534,31 @@ fn mariadb_source_to_a_postgres_target() {
 
 #[test]
 fn kill_9_of_the_worker_and_a_target_restart_lose_nothing() {
+    converges_after_kills("crash", 1, 150, |env| env.script("restart-mariadb"));
+}
+
+/// Six kill -9s of the worker in a row, each before the sink's consumer
+/// group has settled, leave the group with members that never come back.
+/// Tansu 0.6 drops them without starting a new generation and keeps
+/// handing out the assignment that gave their partitions to them: the
+/// sink task sat RUNNING with nothing to read, and the target never
+/// caught up. The task must notice, rejoin the group, and converge.
+#[test]
+fn a_worker_killed_six_times_in_a_row_still_brings_the_target_level() {
+    converges_after_kills("kills", 6, 400, |_| {});
+}
+
+/// A PostgreSQL source and a MariaDB sink on one worker, killed with
+/// SIGKILL `kills` times (each ~1 s after the last start) while random
+/// writes run (updates of ids below `span`, see [`Pg::random_writes`]),
+/// then `after` (a target restart); the target must end equal to the
+/// source.
+fn converges_after_kills(name: &str, kills: usize, span: i64, after: impl FnOnce(&TestEnv)) {
     let env = TestEnv::load();
     let pg = Pg::from_env(&env);
     let db = Maria::from_env(&env);
-    let (source, target) = (ident("csrc"), ident("cdst"));
+    let (source, target) = (ident(&format!("{name}_src")), ident(&format!("{name}_dst")));
+    let (source_name, sink_name) = (format!("{name}-src"), format!("{name}-sink"));
     pg.exec(&format!(
         "CREATE SCHEMA {source}; \
          CREATE TABLE {source}.items (id int PRIMARY KEY, qty int NOT NULL, note text, price numeric(12,2)); \
@@ -546,7 +567,7 @@ fn kill_9_of_the_worker_and_a_target_restart_lose_nothing() {
     db.exec(&format!("CREATE DATABASE {target}"));
     let mut worker = Worker::start(&env);
     let api = worker.api();
-    let prefix = start_pg_source(&api, &pg, "crash-src", &source, &[]);
+    let prefix = start_pg_source(&api, &pg, &source_name, &source, &[]);
     let mut sink = sink_config(
         &env,
         &Target::MariaDb(&target),
@@ -556,29 +577,31 @@ fn kill_9_of_the_worker_and_a_target_restart_lose_nothing() {
     // Small batches, so the crash lands between commits.
     sink["batch.size"] = json!("20");
     assert_eq!(
-        api.post(
-            "/connectors",
-            &json!({"name": "crash-sink", "config": sink})
-        )
-        .status,
+        api.post("/connectors", &json!({"name": sink_name, "config": sink}))
+            .status,
         201
     );
     let writer = {
         let (pg, source) = (pg.clone(), source.clone());
-        std::thread::spawn(move || pg.random_writes(&source, 300, 100_000, 150))
+        std::thread::spawn(move || pg.random_writes(&source, 300, 100_000, span))
     };
-    std::thread::sleep(Duration::from_millis(1500));
-    worker.kill9();
-    std::thread::sleep(Duration::from_millis(500));
-    worker.restart();
+    for kill in 0..kills {
+        // The first lets the snapshot start; the rest land before the
+        // restarted worker's group has settled.
+        let running = if kill == 0 { 1500 } else { 900 };
+        std::thread::sleep(Duration::from_millis(running));
+        worker.kill9();
+        std::thread::sleep(Duration::from_millis(300));
+        worker.restart();
+    }
     std::thread::sleep(Duration::from_millis(1000));
-    env.script("restart-mariadb");
+    after(&env);
     writer.join().expect("writer thread");
     let source_table = format!("{source}.items");
     let target_table = format!("{target}.items");
     wait_equal(
         &api,
-        "crash-sink",
+        &sink_name,
         "the target to converge after the crash",
         || {
             (
@@ -589,9 +612,9 @@ fn kill_9_of_the_worker_and_a_target_restart_lose_nothing() {
             )
         },
     );
-    assert_eq!(status(&api, "crash-sink")["state"], "RUNNING");
-    api.delete("/connectors/crash-src");
-    api.delete("/connectors/crash-sink");
+    assert_eq!(status(&api, &sink_name)["state"], "RUNNING");
+    api.delete(&format!("/connectors/{source_name}"));
+    api.delete(&format!("/connectors/{sink_name}"));
     assert_verified(
         &pg_url(&env),
         &maria_url(&env, &target),

@@ -263,7 +263,7 @@ impl Herder {
             stop_task(handle).await;
         }
         tracing::info!(connector = %name, task, "task restarting");
-        let handle = self.spawn_task(&entry.stored, index, &entry.task_configs[index]);
+        let handle = self.spawn_task(&entry.stored, index, &entry.task_configs);
         if let Some(slot) = entry.tasks.get_mut(index) {
             *slot = handle;
         }

@@ -71,11 +71,11 @@ impl Herder {
                 }
                 continue;
             }
-            for (id, config) in entry.task_configs.iter().enumerate() {
+            for id in 0..entry.task_configs.len() {
                 let taken_over = entry.tasks.get(id).is_some_and(Option::is_none)
                     && self.runs_task_here(&name, id as u32);
                 if taken_over {
-                    entry.tasks[id] = self.spawn_task(&entry.stored, id, config);
+                    entry.tasks[id] = self.spawn_task(&entry.stored, id, &entry.task_configs);
                 }
             }
         }
@@ -178,13 +178,10 @@ impl Herder {
         }
         // Every worker knows the task configs, for GET .../tasks.
         entry.task_configs = configs.unwrap_or_default();
-        entry.tasks = entry
-            .task_configs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
+        entry.tasks = (0..entry.task_configs.len())
+            .map(|i| {
                 self.runs_task_here(&name, i as u32)
-                    .then(|| self.spawn_task(&entry.stored, i, c))
+                    .then(|| self.spawn_task(&entry.stored, i, &entry.task_configs))
                     .flatten()
             })
             .collect();
@@ -220,13 +217,16 @@ impl Herder {
             .collect())
     }
 
+    /// Starts task `index` of the connector whose task configs are
+    /// `configs`, if its plugin is installed here.
     pub(super) fn spawn_task(
         &self,
         stored: &StoredConnector,
         index: usize,
-        config: &ConnectorConfig,
+        configs: &[ConnectorConfig],
     ) -> Option<TaskHandle> {
         let task_id = index as u32;
+        let config = configs.get(index)?;
         let plugin = stored
             .config
             .get("connector.class")
@@ -264,6 +264,7 @@ impl Herder {
                 let spec = sink_runner::SinkTaskSpec {
                     connector: stored.name.clone(),
                     task_id,
+                    tasks: configs.len() as u32,
                     config: config.clone(),
                     plugin: sink,
                 };

@@ -30,8 +30,10 @@ use crate::kafka::build_consumer;
 use crate::metrics::{add_elapsed, TaskMetrics};
 use crate::transforms::{Chain, Record};
 
+mod assignment_check;
 mod positions;
 mod read_ahead;
+use assignment_check::AssignmentCheck;
 use positions::Positions;
 use read_ahead::ReadAhead;
 
@@ -39,6 +41,8 @@ use read_ahead::ReadAhead;
 const DEFAULT_BATCH: usize = 500;
 /// How long to wait for more records before handing over a partial batch.
 const LINGER: Duration = Duration::from_millis(100);
+/// How long a count of a topic's partitions may wait for the broker.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long librdkafka may take to move the consumer back (it waits for
 /// its fetcher to take the new position).
 const SEEK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,6 +68,8 @@ pub struct SinkTaskSpec {
     pub connector: String,
     /// The task number.
     pub task_id: u32,
+    /// How many tasks the connector runs, on all workers.
+    pub tasks: u32,
     /// The task's configuration with secrets resolved.
     pub config: sluice_connector_api::ConnectorConfig,
     /// The plugin that makes the task.
@@ -166,6 +172,12 @@ struct Applier {
     deps: Arc<RunnerDeps>,
     metrics: Arc<TaskMetrics>,
     consumer: crate::kafka::SinkConsumer,
+    /// The consumer group's id.
+    group: String,
+    /// The topics subscribed by name; `None` for `topics.regex`.
+    topics: Option<Vec<String>>,
+    /// The consumer's session timeout.
+    session_timeout: Duration,
     key: Arc<Decoder>,
     value: Arc<Decoder>,
     /// `errors.*`: tolerance, dead-letter topic, logging.
@@ -214,10 +226,12 @@ impl Applier {
                 ))
             })?;
         let topics = config.list("topics");
-        let subscription: Vec<String> = match config.get("topics.regex") {
+        let (subscription, by_regex): (Vec<String>, bool) = match config.get("topics.regex") {
             // librdkafka treats a leading ^ as a regular expression.
-            Some(regex) if topics.is_empty() => vec![format!("^{}", regex.trim_start_matches('^'))],
-            _ => topics,
+            Some(regex) if topics.is_empty() => {
+                (vec![format!("^{}", regex.trim_start_matches('^'))], true)
+            }
+            _ => (topics, false),
         };
         if subscription.is_empty() {
             return Err(ConnectorError::Config(
@@ -236,6 +250,9 @@ impl Applier {
             deps: Arc::clone(deps),
             metrics: Arc::clone(metrics),
             consumer,
+            group,
+            topics: (!by_regex).then_some(subscription),
+            session_timeout: crate::kafka::session_timeout(&deps.kafka, &overrides),
             key: Arc::new(decoder(Side::Key)?),
             value: Arc::new(decoder(Side::Value)?),
             errors: ErrorPolicy::from_config(config)?,
@@ -340,6 +357,8 @@ impl Applier {
         // uncommitted (read again on restart).
         let mut batches = self.read_ahead();
         let mut waiting_since = None;
+        let mut assignment =
+            AssignmentCheck::new(self.session_timeout, self.spec.tasks.max(1) as usize);
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {
@@ -398,6 +417,10 @@ impl Applier {
                 }
             };
             if positions.is_empty() {
+                // Nothing to read: perhaps nothing to read from.
+                if unconfirmed.is_none() {
+                    self.check_assignment(&mut assignment).await?;
+                }
                 continue;
             }
             // Counted once records came: a quiet topic's empty reads are
@@ -458,6 +481,66 @@ impl Applier {
                 self.commit_after(committing, durable).await?;
             }
         }
+    }
+
+    /// Fails the task (retriable, so it restarts and rejoins the group)
+    /// when the group has settled on giving it fewer partitions than its
+    /// share (see [`assignment_check`]).
+    async fn check_assignment(
+        self: &Arc<Self>,
+        check: &mut AssignmentCheck,
+    ) -> Result<(), ConnectorError> {
+        let Some(settled) = self.consumer.context().settled() else {
+            return Ok(());
+        };
+        if self.topics.is_none() || !check.due(settled, Instant::now()) {
+            return Ok(());
+        }
+        let this = Arc::clone(self);
+        // librdkafka's metadata request blocks its caller.
+        let Ok(Some(partitions)) =
+            tokio::task::spawn_blocking(move || this.partitions_per_topic()).await
+        else {
+            return Ok(());
+        };
+        let Some(expected) = check.short(settled, &partitions) else {
+            return Ok(());
+        };
+        Err(ConnectorError::retriable(format!(
+            "the consumer group {} has given this task {} partition(s) since it last settled {} s ago, \
+             but each of the connector's {} task(s) should hold at least {expected} of its topics' {}: \
+             the rest went to members that are gone (a broker that drops a lapsed member without a \
+             new generation, as Tansu 0.6 does after a worker is killed) or to another consumer using \
+             the same group id; restarting the task to join the group again",
+            self.group,
+            settled.partitions,
+            settled.since.elapsed().as_secs(),
+            self.spec.tasks.max(1),
+            partitions.iter().sum::<usize>(),
+        )))
+    }
+
+    /// How many partitions each subscribed topic has (none for a topic
+    /// not created yet); `None` if the broker did not say.
+    fn partitions_per_topic(&self) -> Option<Vec<usize>> {
+        let topics = self.topics.as_ref()?;
+        topics
+            .iter()
+            .map(|topic| {
+                let metadata = self
+                    .consumer
+                    .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+                    .ok()?;
+                Some(
+                    metadata
+                        .topics()
+                        .iter()
+                        .filter(|t| t.name() == topic && t.error().is_none())
+                        .map(|t| t.partitions().len())
+                        .sum(),
+                )
+            })
+            .collect()
     }
 
     /// Acts on what `flush` said of the batches put since the last

@@ -3,15 +3,35 @@
 //! hand after the target has made a batch durable.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
 
-use super::{KafkaSettings, SluiceContext};
+use super::sink_context::SinkContext;
+use super::KafkaSettings;
 
 /// A sink task's consumer.
-pub type SinkConsumer = StreamConsumer<SluiceContext>;
+pub type SinkConsumer = StreamConsumer<SinkContext>;
+
+/// The consumer setting for how long the group waits for a silent member.
+const SESSION_TIMEOUT: &str = "session.timeout.ms";
+/// Its default: a task whose worker died is noticed in seconds, so its
+/// replacement is not kept waiting in the group's rebalance.
+const SESSION_TIMEOUT_MS: u64 = 10_000;
+
+/// The session timeout a consumer built with `overrides` has.
+pub fn session_timeout(settings: &KafkaSettings, overrides: &BTreeMap<String, String>) -> Duration {
+    let set = overrides
+        .get(SESSION_TIMEOUT)
+        .or_else(|| settings.consumer_overrides.get(SESSION_TIMEOUT))
+        .or_else(|| settings.client_properties.get(SESSION_TIMEOUT));
+    let ms = set
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(SESSION_TIMEOUT_MS);
+    Duration::from_millis(ms)
+}
 
 /// A consumer in `group` for `settings`.
 pub fn build_consumer(
@@ -77,9 +97,7 @@ pub fn build_consumer(
         .set("fetch.max.bytes", "524288")
         .set("message.max.bytes", "524288")
         .set("max.partition.fetch.bytes", "524288")
-        // A task whose worker died is noticed in seconds, so its
-        // replacement is not kept waiting in the group's rebalance.
-        .set("session.timeout.ms", "10000")
+        .set(SESSION_TIMEOUT, SESSION_TIMEOUT_MS.to_string())
         .set("max.poll.interval.ms", "60000");
     for (key, value) in settings
         .client_properties
@@ -93,5 +111,5 @@ pub fn build_consumer(
     config
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
-    config.create_with_context(SluiceContext)
+    config.create_with_context(SinkContext::default())
 }

@@ -13,13 +13,15 @@ pub mod overrides;
 mod producer;
 mod reachability;
 pub mod security;
+mod sink_context;
 pub mod topic_handles;
 pub mod topic_reader;
 mod topics;
 
 pub(crate) use client_context::answers_token_refresh;
 pub use client_context::SluiceContext;
-pub use consumer::{build_consumer, SinkConsumer};
+pub use consumer::{build_consumer, session_timeout, SinkConsumer};
 pub use producer::{build_producer, build_transactional_producer, KafkaSettings, Producer};
 pub use reachability::{cluster_id, BrokerError};
+pub use sink_context::{Settled, SinkContext};
 pub use topics::{TopicCreator, TopicLayout};
