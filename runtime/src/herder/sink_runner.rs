@@ -33,7 +33,7 @@ use crate::transforms::{Chain, Record};
 mod assignment_check;
 mod positions;
 mod read_ahead;
-use assignment_check::AssignmentCheck;
+use assignment_check::{AssignmentCheck, Look};
 use positions::Positions;
 use read_ahead::ReadAhead;
 
@@ -176,8 +176,8 @@ struct Applier {
     group: String,
     /// The topics subscribed by name; `None` for `topics.regex`.
     topics: Option<Vec<String>>,
-    /// The consumer's session timeout.
-    session_timeout: Duration,
+    /// The consumer's session and rebalance timeouts.
+    timeouts: crate::kafka::GroupTimeouts,
     key: Arc<Decoder>,
     value: Arc<Decoder>,
     /// `errors.*`: tolerance, dead-letter topic, logging.
@@ -252,7 +252,7 @@ impl Applier {
             consumer,
             group,
             topics: (!by_regex).then_some(subscription),
-            session_timeout: crate::kafka::session_timeout(&deps.kafka, &overrides),
+            timeouts: crate::kafka::GroupTimeouts::of(&deps.kafka, &overrides),
             key: Arc::new(decoder(Side::Key)?),
             value: Arc::new(decoder(Side::Value)?),
             errors: ErrorPolicy::from_config(config)?,
@@ -357,8 +357,7 @@ impl Applier {
         // uncommitted (read again on restart).
         let mut batches = self.read_ahead();
         let mut waiting_since = None;
-        let mut assignment =
-            AssignmentCheck::new(self.session_timeout, self.spec.tasks.max(1) as usize);
+        let mut assignment = AssignmentCheck::new(self.timeouts, self.spec.tasks.max(1) as usize);
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {
@@ -485,15 +484,27 @@ impl Applier {
 
     /// Fails the task (retriable, so it restarts and rejoins the group)
     /// when the group has settled on giving it fewer partitions than its
-    /// share (see [`assignment_check`]).
+    /// share, or has kept it out longer than any rebalance lasts (see
+    /// [`assignment_check`]).
     async fn check_assignment(
         self: &Arc<Self>,
         check: &mut AssignmentCheck,
     ) -> Result<(), ConnectorError> {
-        let Some(settled) = self.consumer.context().settled() else {
-            return Ok(());
+        let (since, held) = match check.look(self.consumer.context().membership(), Instant::now()) {
+            Look::Nothing => return Ok(()),
+            Look::Stuck(lasted) => {
+                return Err(ConnectorError::retriable(format!(
+                    "the consumer group {} has given this task no assignment for {} s, longer than \
+                     a rebalance may last (max.poll.interval.ms and a session timeout): the broker \
+                     is unreachable, or its group never finishes rebalancing (Tansu 0.6 keeps naming \
+                     a departed member as leader); restarting the task to join the group again",
+                    self.group,
+                    lasted.as_secs(),
+                )))
+            }
+            Look::Count { since, partitions } => (since, partitions),
         };
-        if self.topics.is_none() || !check.due(settled, Instant::now()) {
+        if self.topics.is_none() {
             return Ok(());
         }
         let this = Arc::clone(self);
@@ -503,18 +514,17 @@ impl Applier {
         else {
             return Ok(());
         };
-        let Some(expected) = check.short(settled, &partitions) else {
+        let Some(expected) = check.short(since, held, &partitions) else {
             return Ok(());
         };
         Err(ConnectorError::retriable(format!(
-            "the consumer group {} has given this task {} partition(s) since it last settled {} s ago, \
+            "the consumer group {} has given this task {held} partition(s) since it last settled {} s ago, \
              but each of the connector's {} task(s) should hold at least {expected} of its topics' {}: \
              the rest went to members that are gone (a broker that drops a lapsed member without a \
              new generation, as Tansu 0.6 does after a worker is killed) or to another consumer using \
              the same group id; restarting the task to join the group again",
             self.group,
-            settled.partitions,
-            settled.since.elapsed().as_secs(),
+            since.elapsed().as_secs(),
             self.spec.tasks.max(1),
             partitions.iter().sum::<usize>(),
         )))

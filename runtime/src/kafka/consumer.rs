@@ -20,17 +20,36 @@ const SESSION_TIMEOUT: &str = "session.timeout.ms";
 /// Its default: a task whose worker died is noticed in seconds, so its
 /// replacement is not kept waiting in the group's rebalance.
 const SESSION_TIMEOUT_MS: u64 = 10_000;
+/// The consumer setting for how long a member may take between two reads,
+/// which is also how long a rebalance waits for members to rejoin.
+const MAX_POLL_INTERVAL: &str = "max.poll.interval.ms";
+/// Its default.
+const MAX_POLL_INTERVAL_MS: u64 = 60_000;
 
-/// The session timeout a consumer built with `overrides` has.
-pub fn session_timeout(settings: &KafkaSettings, overrides: &BTreeMap<String, String>) -> Duration {
-    let set = overrides
-        .get(SESSION_TIMEOUT)
-        .or_else(|| settings.consumer_overrides.get(SESSION_TIMEOUT))
-        .or_else(|| settings.client_properties.get(SESSION_TIMEOUT));
-    let ms = set
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(SESSION_TIMEOUT_MS);
-    Duration::from_millis(ms)
+/// The group timings of a sink consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupTimeouts {
+    /// `session.timeout.ms`.
+    pub session: Duration,
+    /// `max.poll.interval.ms`: the longest a rebalance waits for a member.
+    pub rebalance: Duration,
+}
+
+impl GroupTimeouts {
+    /// The timings of a consumer built with `overrides`.
+    pub fn of(settings: &KafkaSettings, overrides: &BTreeMap<String, String>) -> Self {
+        let ms = |key: &str, default: u64| {
+            let set = overrides
+                .get(key)
+                .or_else(|| settings.consumer_overrides.get(key))
+                .or_else(|| settings.client_properties.get(key));
+            Duration::from_millis(set.and_then(|v| v.trim().parse().ok()).unwrap_or(default))
+        };
+        Self {
+            session: ms(SESSION_TIMEOUT, SESSION_TIMEOUT_MS),
+            rebalance: ms(MAX_POLL_INTERVAL, MAX_POLL_INTERVAL_MS),
+        }
+    }
 }
 
 /// A consumer in `group` for `settings`.
@@ -98,7 +117,7 @@ pub fn build_consumer(
         .set("message.max.bytes", "524288")
         .set("max.partition.fetch.bytes", "524288")
         .set(SESSION_TIMEOUT, SESSION_TIMEOUT_MS.to_string())
-        .set("max.poll.interval.ms", "60000");
+        .set(MAX_POLL_INTERVAL, MAX_POLL_INTERVAL_MS.to_string());
     for (key, value) in settings
         .client_properties
         .iter()

@@ -20,8 +20,8 @@ mod topics;
 
 pub(crate) use client_context::answers_token_refresh;
 pub use client_context::SluiceContext;
-pub use consumer::{build_consumer, session_timeout, SinkConsumer};
+pub use consumer::{build_consumer, GroupTimeouts, SinkConsumer};
 pub use producer::{build_producer, build_transactional_producer, KafkaSettings, Producer};
 pub use reachability::{cluster_id, BrokerError};
-pub use sink_context::{Settled, SinkContext};
+pub use sink_context::{Membership, SinkContext};
 pub use topics::{TopicCreator, TopicLayout};

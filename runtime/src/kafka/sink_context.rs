@@ -1,8 +1,8 @@
 //! The context of a sink task's consumer. Besides answering librdkafka's
-//! token refreshes, it notes when the consumer group last settled and how
-//! many partitions it gave the task then, so the runner can tell a group
-//! that leaves the task short for good (see
-//! `herder::sink_runner::assignment_check`).
+//! token refreshes, it notes where the task stands in its consumer group:
+//! rebalancing since when, or settled since when on how many partitions.
+//! The runner uses it to tell a group that leaves the task short, or never
+//! lets it in, for good (see `herder::sink_runner::assignment_check`).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -10,30 +10,58 @@ use std::time::Instant;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
 
-/// The group's last settled assignment of this consumer.
+/// Where a sink consumer stands in its group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settled {
-    /// When the rebalance that gave it ended.
-    pub since: Instant,
-    /// How many partitions the consumer holds since.
-    pub partitions: usize,
+pub enum Membership {
+    /// Joining, or rebalancing, since the instant given: no assignment.
+    Rebalancing {
+        /// Since when.
+        since: Instant,
+    },
+    /// The group settled on an assignment.
+    Settled {
+        /// When the rebalance that gave it ended.
+        since: Instant,
+        /// How many partitions the consumer holds since.
+        partitions: usize,
+    },
 }
 
 /// A sink consumer's context: see the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SinkContext {
-    /// `None` until the first assignment and while a rebalance is under way.
-    settled: Mutex<Option<Settled>>,
+    membership: Mutex<Membership>,
+}
+
+impl Default for SinkContext {
+    fn default() -> Self {
+        Self {
+            membership: Mutex::new(Membership::Rebalancing {
+                since: Instant::now(),
+            }),
+        }
+    }
 }
 
 impl SinkContext {
-    /// The assignment the group last settled on, if it is not rebalancing.
-    pub fn settled(&self) -> Option<Settled> {
-        *self.settled.lock().unwrap_or_else(|e| e.into_inner())
+    /// Where the consumer stands in its group now.
+    pub fn membership(&self) -> Membership {
+        *self.membership.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set(&self, settled: Option<Settled>) {
-        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = settled;
+    fn set(&self, membership: Membership) {
+        *self.membership.lock().unwrap_or_else(|e| e.into_inner()) = membership;
+    }
+
+    /// A rebalance began, unless one is under way already: it counts
+    /// from its start, however many errors it meets.
+    fn rebalancing(&self) {
+        let mut membership = self.membership.lock().unwrap_or_else(|e| e.into_inner());
+        if let Membership::Settled { .. } = *membership {
+            *membership = Membership::Rebalancing {
+                since: Instant::now(),
+            };
+        }
     }
 }
 
@@ -44,7 +72,7 @@ impl ClientContext for SinkContext {
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(_) = rebalance {
-            self.set(None);
+            self.rebalancing();
         }
     }
 
@@ -56,13 +84,13 @@ impl ConsumerContext for SinkContext {
                 let partitions = consumer
                     .assignment()
                     .map_or_else(|_| given.count(), |all| all.count());
-                self.set(Some(Settled {
+                self.set(Membership::Settled {
                     since: Instant::now(),
                     partitions,
-                }));
+                });
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(_) => self.set(None),
+            Rebalance::Error(_) => self.rebalancing(),
         }
     }
 }

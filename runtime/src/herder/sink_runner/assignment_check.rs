@@ -1,5 +1,5 @@
-//! Noticing a consumer group that leaves a sink task short of partitions
-//! for good.
+//! Noticing a consumer group that leaves a sink task short of partitions,
+//! or never lets it in, for good.
 //!
 //! A settled group gives each of a connector's `T` tasks at least the sum
 //! of ⌊p/T⌋ over its topics (`p` partitions each): the range assignor
@@ -7,21 +7,24 @@
 //! balance the whole. A task that holds fewer two session timeouts after
 //! the group last settled is not waiting for a rebalance: the rest went
 //! to members that are gone, or to a consumer outside the connector that
-//! shares its group.
+//! shares its group. And a rebalance ends within the rebalance timeout
+//! (`max.poll.interval.ms`), members that did not rejoin left out; one
+//! that lasts a session timeout longer never will.
 //!
-//! Kafka never leaves a group that way. Tansu 0.6 does: it drops a member
-//! whose session lapsed without starting a new generation, and answers
-//! the survivors' rejoin with the assignment it stored before
-//! (tansu-broker 0.6.0, src/coordinator/group/administrator.rs:
-//! `missed_heartbeat` and `sync` of a formed group). Six kill -9s of a
-//! worker in a row left its sink RUNNING with nothing to read and the
-//! target behind for good. The runner then restarts the task: its
-//! consumer leaves the group, which does start a new generation, and
-//! joins it again.
+//! Kafka never leaves a group either way. Tansu 0.6 does both
+//! (tansu-broker 0.6.0, src/coordinator/group/administrator.rs): a
+//! heartbeat drops a lapsed member of a formed group without a new
+//! generation, and the survivors' rejoin is answered with the assignment
+//! stored before; and a member that joins a formed group whose leader was
+//! dropped that way is told that leader's name for ever. Six kill -9s of
+//! a worker in a row left its sink RUNNING with nothing to read and the
+//! target behind for good. The runner then restarts the task: its consumer
+//! leaves the group, which does start a new generation with no stale
+//! leader, and joins it again.
 
 use std::time::{Duration, Instant};
 
-use crate::kafka::Settled;
+use crate::kafka::{GroupTimeouts, Membership};
 
 /// The fewest partitions a settled, balanced group gives each of `tasks`
 /// members, for topics of `partitions` partitions each.
@@ -33,11 +36,31 @@ pub(super) fn fewest(partitions: &[usize], tasks: usize) -> usize {
 /// Shortest time between two counts of the topics' partitions.
 const RECOUNT_AFTER: Duration = Duration::from_secs(5);
 
-/// When to count a task's topics' partitions, and what the count says.
+/// What a look at the task's membership calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Look {
+    /// Nothing to do now.
+    Nothing,
+    /// Count the topics' partitions and judge the assignment settled
+    /// `since` on `partitions` with [`AssignmentCheck::short`].
+    Count {
+        /// When the group settled.
+        since: Instant,
+        /// How many partitions it gave the task.
+        partitions: usize,
+    },
+    /// The group has been rebalancing this long, longer than any
+    /// rebalance lasts.
+    Stuck(Duration),
+}
+
+/// When to look at a task's group, and what to make of it.
 #[derive(Debug)]
 pub(super) struct AssignmentCheck {
     /// How long after the group settled an assignment is taken as final.
     grace: Duration,
+    /// How long a rebalance may last.
+    longest_rebalance: Duration,
     /// How many tasks the connector runs.
     tasks: usize,
     /// The settled assignment already found in order.
@@ -47,39 +70,58 @@ pub(super) struct AssignmentCheck {
 }
 
 impl AssignmentCheck {
-    /// A check for one of `tasks` tasks whose consumer has
-    /// `session_timeout`.
-    pub(super) fn new(session_timeout: Duration, tasks: usize) -> Self {
+    /// A check for one of `tasks` tasks whose consumer has `timeouts`.
+    pub(super) fn new(timeouts: GroupTimeouts, tasks: usize) -> Self {
         Self {
-            grace: session_timeout * 2,
+            grace: timeouts.session * 2,
+            longest_rebalance: timeouts.rebalance + timeouts.session,
             tasks,
             checked: None,
             counted: None,
         }
     }
 
-    /// Whether the topics' partitions should be counted now: the group
-    /// settled on `settled` a grace ago, nobody checked that assignment
-    /// yet, and no count was made a moment ago.
-    pub(super) fn due(&mut self, settled: Settled, now: Instant) -> bool {
-        let due = now.saturating_duration_since(settled.since) >= self.grace
-            && self.checked != Some(settled.since)
-            && self
-                .counted
-                .is_none_or(|at| now.saturating_duration_since(at) >= RECOUNT_AFTER);
-        if due {
-            self.counted = Some(now);
+    /// What `membership` calls for at `now`: a count of the topics'
+    /// partitions once the group has settled a grace ago (once per
+    /// assignment found in order, not again within [`RECOUNT_AFTER`]), or
+    /// a restart after a rebalance longer than any.
+    pub(super) fn look(&mut self, membership: Membership, now: Instant) -> Look {
+        match membership {
+            Membership::Rebalancing { since } => {
+                let lasted = now.saturating_duration_since(since);
+                if lasted > self.longest_rebalance {
+                    Look::Stuck(lasted)
+                } else {
+                    Look::Nothing
+                }
+            }
+            Membership::Settled { since, partitions } => {
+                let due = now.saturating_duration_since(since) >= self.grace
+                    && self.checked != Some(since)
+                    && self
+                        .counted
+                        .is_none_or(|at| now.saturating_duration_since(at) >= RECOUNT_AFTER);
+                if !due {
+                    return Look::Nothing;
+                }
+                self.counted = Some(now);
+                Look::Count { since, partitions }
+            }
         }
-        due
     }
 
-    /// Given the count of each topic's partitions, how many `settled`
-    /// should hold at least, if it holds fewer. An assignment in order is
-    /// not checked again.
-    pub(super) fn short(&mut self, settled: Settled, partitions: &[usize]) -> Option<usize> {
+    /// Given the count of each topic's partitions, how many the
+    /// assignment settled `since` on `held` partitions should have at
+    /// least, if it has fewer. One in order is not counted again.
+    pub(super) fn short(
+        &mut self,
+        since: Instant,
+        held: usize,
+        partitions: &[usize],
+    ) -> Option<usize> {
         let expected = fewest(partitions, self.tasks);
-        if settled.partitions >= expected {
-            self.checked = Some(settled.since);
+        if held >= expected {
+            self.checked = Some(since);
             return None;
         }
         Some(expected)
@@ -90,10 +132,17 @@ impl AssignmentCheck {
 mod tests {
     use super::*;
 
-    const SESSION: Duration = Duration::from_secs(10);
+    const TIMEOUTS: GroupTimeouts = GroupTimeouts {
+        session: Duration::from_secs(10),
+        rebalance: Duration::from_secs(60),
+    };
 
-    fn settled(since: Instant, partitions: usize) -> Settled {
-        Settled { since, partitions }
+    fn settled(since: Instant, partitions: usize) -> Membership {
+        Membership::Settled { since, partitions }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
     }
 
     #[test]
@@ -111,38 +160,64 @@ mod tests {
     #[test]
     fn an_assignment_is_judged_only_after_two_session_timeouts() {
         let start = Instant::now();
-        let mut check = AssignmentCheck::new(SESSION, 1);
-        let empty = settled(start, 0);
-        assert!(!check.due(empty, start + Duration::from_secs(19)));
-        assert!(check.due(empty, start + Duration::from_secs(20)));
-        assert_eq!(check.short(empty, &[1]), Some(1));
+        let mut check = AssignmentCheck::new(TIMEOUTS, 1);
+        assert_eq!(
+            check.look(settled(start, 0), start + secs(19)),
+            Look::Nothing
+        );
+        assert_eq!(
+            check.look(settled(start, 0), start + secs(20)),
+            Look::Count {
+                since: start,
+                partitions: 0
+            }
+        );
+        assert_eq!(check.short(start, 0, &[1]), Some(1));
     }
 
     #[test]
     fn a_short_assignment_is_counted_again_after_a_pause_not_at_every_look() {
         let start = Instant::now();
-        let mut check = AssignmentCheck::new(SESSION, 1);
-        let empty = settled(start, 0);
-        let first = start + Duration::from_secs(20);
-        assert!(check.due(empty, first));
+        let mut check = AssignmentCheck::new(TIMEOUTS, 1);
+        let first = start + secs(20);
+        assert_ne!(check.look(settled(start, 0), first), Look::Nothing);
         // The count failed (no answer from the broker): not straight again.
-        assert!(!check.due(empty, first + Duration::from_secs(1)));
-        assert!(check.due(empty, first + RECOUNT_AFTER));
+        assert_eq!(
+            check.look(settled(start, 0), first + secs(1)),
+            Look::Nothing
+        );
+        assert_ne!(
+            check.look(settled(start, 0), first + RECOUNT_AFTER),
+            Look::Nothing
+        );
     }
 
     #[test]
     fn an_assignment_in_order_is_not_counted_again_until_the_next_rebalance() {
         let start = Instant::now();
-        let mut check = AssignmentCheck::new(SESSION, 2);
-        let fair = settled(start, 2);
-        let later = start + Duration::from_secs(30);
-        assert!(check.due(fair, later));
-        assert_eq!(check.short(fair, &[4]), None);
-        assert!(!check.due(fair, later + Duration::from_secs(600)));
+        let mut check = AssignmentCheck::new(TIMEOUTS, 2);
+        let later = start + secs(30);
+        assert_ne!(check.look(settled(start, 2), later), Look::Nothing);
+        assert_eq!(check.short(start, 2, &[4]), None);
+        assert_eq!(
+            check.look(settled(start, 2), later + secs(600)),
+            Look::Nothing
+        );
         // The next rebalance gives this task one of the four.
-        let next = settled(later, 1);
-        let judged = later + Duration::from_secs(20);
-        assert!(check.due(next, judged));
-        assert_eq!(check.short(next, &[4]), Some(2));
+        let judged = later + secs(20);
+        assert_ne!(check.look(settled(later, 1), judged), Look::Nothing);
+        assert_eq!(check.short(later, 1, &[4]), Some(2));
+    }
+
+    #[test]
+    fn a_rebalance_longer_than_the_rebalance_timeout_and_a_session_is_stuck() {
+        let start = Instant::now();
+        let mut check = AssignmentCheck::new(TIMEOUTS, 1);
+        let rebalancing = Membership::Rebalancing { since: start };
+        assert_eq!(check.look(rebalancing, start + secs(70)), Look::Nothing);
+        assert_eq!(
+            check.look(rebalancing, start + secs(71)),
+            Look::Stuck(secs(71))
+        );
     }
 }
