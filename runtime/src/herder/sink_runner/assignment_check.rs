@@ -35,6 +35,11 @@ pub(super) fn fewest(partitions: &[usize], tasks: usize) -> usize {
 
 /// Shortest time between two counts of the topics' partitions.
 const RECOUNT_AFTER: Duration = Duration::from_secs(5);
+/// Looks further apart than this are not one watch: the runner looks
+/// after each empty read (one a second while there is nothing to read),
+/// so a longer gap means it was busy or paused, and the consumer perhaps
+/// not polled, which makes a group rebalance with no fault of its own.
+const WATCH_GAP: Duration = Duration::from_secs(5);
 
 /// What a look at the task's membership calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +72,10 @@ pub(super) struct AssignmentCheck {
     checked: Option<Instant>,
     /// The last count (which may have failed).
     counted: Option<Instant>,
+    /// The last look.
+    looked: Option<Instant>,
+    /// The rebalance being watched (its start) and when the watch began.
+    watching: Option<(Instant, Instant)>,
 }
 
 impl AssignmentCheck {
@@ -78,17 +87,33 @@ impl AssignmentCheck {
             tasks,
             checked: None,
             counted: None,
+            looked: None,
+            watching: None,
         }
     }
 
     /// What `membership` calls for at `now`: a count of the topics'
     /// partitions once the group has settled a grace ago (once per
     /// assignment found in order, not again within [`RECOUNT_AFTER`]), or
-    /// a restart after a rebalance longer than any.
+    /// a restart after watching one rebalance, look after look, for
+    /// longer than any lasts.
     pub(super) fn look(&mut self, membership: Membership, now: Instant) -> Look {
+        let gap = self
+            .looked
+            .replace(now)
+            .map(|at| now.saturating_duration_since(at));
+        if gap.is_some_and(|gap| gap > WATCH_GAP) {
+            // What the consumer learnt meanwhile comes with its next poll.
+            self.watching = None;
+            return Look::Nothing;
+        }
         match membership {
             Membership::Rebalancing { since } => {
-                let lasted = now.saturating_duration_since(since);
+                let began = match self.watching {
+                    Some((watched, began)) if watched == since => began,
+                    _ => self.watching.insert((since, now.max(since))).1,
+                };
+                let lasted = now.saturating_duration_since(began);
                 if lasted > self.longest_rebalance {
                     Look::Stuck(lasted)
                 } else {
@@ -180,6 +205,10 @@ mod tests {
         let start = Instant::now();
         let mut check = AssignmentCheck::new(TIMEOUTS, 1);
         let first = start + secs(20);
+        assert_eq!(
+            check.look(settled(start, 0), first - secs(1)),
+            Look::Nothing
+        );
         assert_ne!(check.look(settled(start, 0), first), Look::Nothing);
         // The count failed (no answer from the broker): not straight again.
         assert_eq!(
@@ -199,24 +228,57 @@ mod tests {
         let later = start + secs(30);
         assert_ne!(check.look(settled(start, 2), later), Look::Nothing);
         assert_eq!(check.short(start, 2, &[4]), None);
-        assert_eq!(
-            check.look(settled(start, 2), later + secs(600)),
-            Look::Nothing
-        );
+        for second in 1..=600 {
+            assert_eq!(
+                check.look(settled(start, 2), later + secs(second)),
+                Look::Nothing
+            );
+        }
         // The next rebalance gives this task one of the four.
+        let later = later + secs(600);
+        for second in 1..20 {
+            assert_eq!(
+                check.look(settled(later, 1), later + secs(second)),
+                Look::Nothing
+            );
+        }
         let judged = later + secs(20);
         assert_ne!(check.look(settled(later, 1), judged), Look::Nothing);
         assert_eq!(check.short(later, 1, &[4]), Some(2));
     }
 
     #[test]
-    fn a_rebalance_longer_than_the_rebalance_timeout_and_a_session_is_stuck() {
+    fn a_rebalance_watched_longer_than_the_rebalance_timeout_and_a_session_is_stuck() {
         let start = Instant::now();
         let mut check = AssignmentCheck::new(TIMEOUTS, 1);
         let rebalancing = Membership::Rebalancing { since: start };
-        assert_eq!(check.look(rebalancing, start + secs(70)), Look::Nothing);
+        for second in 0..=70 {
+            assert_eq!(check.look(rebalancing, start + secs(second)), Look::Nothing);
+        }
         assert_eq!(
             check.look(rebalancing, start + secs(71)),
+            Look::Stuck(secs(71))
+        );
+    }
+
+    #[test]
+    fn a_rebalance_is_timed_from_the_first_look_of_an_unbroken_watch() {
+        let start = Instant::now();
+        let mut check = AssignmentCheck::new(TIMEOUTS, 1);
+        // The consumer was not polled for two minutes (a pause, a long
+        // write): the group rebalanced meanwhile without its fault.
+        let rebalancing = Membership::Rebalancing { since: start };
+        assert_eq!(check.look(rebalancing, start), Look::Nothing);
+        let resumed = start + secs(120);
+        assert_eq!(check.look(rebalancing, resumed), Look::Nothing);
+        assert_eq!(check.look(rebalancing, resumed + secs(1)), Look::Nothing);
+        // Another gap starts the watch again, from the look after it.
+        let later = resumed + secs(60);
+        for second in 0..=71 {
+            assert_eq!(check.look(rebalancing, later + secs(second)), Look::Nothing);
+        }
+        assert_eq!(
+            check.look(rebalancing, later + secs(72)),
             Look::Stuck(secs(71))
         );
     }
