@@ -548,6 +548,46 @@ fn a_worker_killed_six_times_in_a_row_still_brings_the_target_level() {
     converges_after_kills("kills", 6, 400, |_| {});
 }
 
+/// A sink created before its topic exists joins no consumer group
+/// (librdkafka waits for a topic to subscribe to): that is no rebalance
+/// stuck for good, and the task must not be restarted for it. With the
+/// group timings shortened, 25 s is past the longest rebalance (10 s
+/// max.poll.interval.ms and a 6 s session).
+#[test]
+fn a_sink_waiting_for_its_topic_to_exist_is_left_waiting() {
+    let env = TestEnv::load();
+    let pg = Pg::from_env(&env);
+    let (source, target) = items_schemas(&pg, 20);
+    let worker = Worker::start(&env);
+    let api = worker.api();
+    let prefix = ident("srv");
+    let mut sink = sink_config(
+        &env,
+        &Target::Postgres,
+        &format!("{prefix}.{source}.items"),
+        &format!("{target}.${{source.table}}"),
+    );
+    sink["consumer.override.max.poll.interval.ms"] = json!("10000");
+    sink["consumer.override.session.timeout.ms"] = json!("6000");
+    let reply = api.post(
+        "/connectors",
+        &json!({"name": "early-sink", "config": sink}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    std::thread::sleep(Duration::from_secs(25));
+    let task = status(&api, "early-sink");
+    assert_eq!(task["state"], "RUNNING", "{task}");
+    assert!(task.get("trace").is_none(), "{task}");
+    assert!(!worker.logs().contains("task failed"), "{}", worker.logs());
+    start_pg_source_as(&api, &pg, "early-src", &source, &prefix, &[]);
+    let (from, to) = (format!("{source}.items"), format!("{target}.items"));
+    wait_for("the rows to land", Duration::from_secs(60), || {
+        let landed = pg.try_exec(&format!("SELECT 1 FROM {to} LIMIT 1")).is_ok()
+            && state(&pg, &from) == state(&pg, &to);
+        landed.then_some(())
+    });
+}
+
 /// A PostgreSQL source and a MariaDB sink on one worker, killed with
 /// SIGKILL `kills` times (each ~1 s after the last start) while random
 /// writes run (updates of ids below `span`, see [`Pg::random_writes`]),

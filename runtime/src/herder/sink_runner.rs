@@ -493,25 +493,31 @@ impl Applier {
         let (since, held) = match check.look(self.consumer.context().membership(), Instant::now()) {
             Look::Nothing => return Ok(()),
             Look::Stuck(lasted) => {
+                let partitions: usize = self
+                    .count_partitions()
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .sum();
+                // No partition yet (or no answer): nothing to join, not a
+                // group that keeps the task out.
+                if partitions == 0 {
+                    check.watch_again();
+                    return Ok(());
+                }
                 return Err(ConnectorError::retriable(format!(
-                    "the consumer group {} has given this task no assignment for {} s, longer than \
-                     a rebalance may last (max.poll.interval.ms and a session timeout): the broker \
-                     is unreachable, or its group never finishes rebalancing (Tansu 0.6 keeps naming \
-                     a departed member as leader); restarting the task to join the group again",
+                    "the consumer group {} has kept this task rebalancing for {} s while its topics \
+                     have {partitions} partition(s), longer than a rebalance may last \
+                     (max.poll.interval.ms and a session timeout): the group never finishes \
+                     rebalancing (Tansu 0.6 keeps naming a departed member as leader); restarting \
+                     the task to join the group again",
                     self.group,
                     lasted.as_secs(),
-                )))
+                )));
             }
             Look::Count { since, partitions } => (since, partitions),
         };
-        if self.topics.is_none() {
-            return Ok(());
-        }
-        let this = Arc::clone(self);
-        // librdkafka's metadata request blocks its caller.
-        let Ok(Some(partitions)) =
-            tokio::task::spawn_blocking(move || this.partitions_per_topic()).await
-        else {
+        let Some(partitions) = self.count_partitions().await else {
             return Ok(());
         };
         let Some(expected) = check.short(since, held, &partitions) else {
@@ -531,7 +537,19 @@ impl Applier {
     }
 
     /// How many partitions each subscribed topic has (none for a topic
-    /// not created yet); `None` if the broker did not say.
+    /// not created yet); `None` for `topics.regex` or if the broker did
+    /// not say.
+    async fn count_partitions(self: &Arc<Self>) -> Option<Vec<usize>> {
+        self.topics.as_ref()?;
+        let this = Arc::clone(self);
+        // librdkafka's metadata request blocks its caller.
+        tokio::task::spawn_blocking(move || this.partitions_per_topic())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// [`Self::count_partitions`], blocking.
     fn partitions_per_topic(&self) -> Option<Vec<usize>> {
         let topics = self.topics.as_ref()?;
         topics

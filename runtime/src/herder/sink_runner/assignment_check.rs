@@ -9,7 +9,9 @@
 //! to members that are gone, or to a consumer outside the connector that
 //! shares its group. And a rebalance ends within the rebalance timeout
 //! (`max.poll.interval.ms`), members that did not rejoin left out; one
-//! that lasts a session timeout longer never will.
+//! that lasts a session timeout longer, while the task's topics have
+//! partitions to give (librdkafka joins no group while none of them
+//! exists), never will.
 //!
 //! Kafka never leaves a group either way. Tansu 0.6 does both
 //! (tansu-broker 0.6.0, src/coordinator/group/administrator.rs): a
@@ -135,6 +137,13 @@ impl AssignmentCheck {
         }
     }
 
+    /// Watches the rebalance under way afresh: a [`Look::Stuck`] that
+    /// turned out to have nothing to join (its topics have no partition
+    /// yet, and librdkafka joins no group for none).
+    pub(super) fn watch_again(&mut self) {
+        self.watching = None;
+    }
+
     /// Given the count of each topic's partitions, how many the
     /// assignment settled `since` on `held` partitions should have at
     /// least, if it has fewer. One in order is not counted again.
@@ -257,6 +266,27 @@ mod tests {
         }
         assert_eq!(
             check.look(rebalancing, start + secs(71)),
+            Look::Stuck(secs(71))
+        );
+    }
+
+    #[test]
+    fn a_stuck_rebalance_with_nothing_to_join_is_watched_afresh() {
+        let start = Instant::now();
+        let mut check = AssignmentCheck::new(TIMEOUTS, 1);
+        let waiting = Membership::Rebalancing { since: start };
+        for second in 0..=70 {
+            assert_eq!(check.look(waiting, start + secs(second)), Look::Nothing);
+        }
+        assert_eq!(check.look(waiting, start + secs(71)), Look::Stuck(secs(71)));
+        // The topic does not exist yet: not stuck, and not asked again at
+        // every look.
+        check.watch_again();
+        for second in 72..=142 {
+            assert_eq!(check.look(waiting, start + secs(second)), Look::Nothing);
+        }
+        assert_eq!(
+            check.look(waiting, start + secs(143)),
             Look::Stuck(secs(71))
         );
     }
