@@ -237,54 +237,44 @@ mod tests {
         let later = start + secs(30);
         assert_ne!(check.look(settled(start, 2), later), Look::Nothing);
         assert_eq!(check.short(start, 2, &[4]), None);
-        for second in 1..=600 {
-            assert_eq!(
-                check.look(settled(start, 2), later + secs(second)),
-                Look::Nothing
-            );
-        }
+        quiet(&mut check, settled(start, 2), later, 1..=600);
         // The next rebalance gives this task one of the four.
         let later = later + secs(600);
-        for second in 1..20 {
-            assert_eq!(
-                check.look(settled(later, 1), later + secs(second)),
-                Look::Nothing
-            );
-        }
+        quiet(&mut check, settled(later, 1), later, 1..=19);
         let judged = later + secs(20);
         assert_ne!(check.look(settled(later, 1), judged), Look::Nothing);
         assert_eq!(check.short(later, 1, &[4]), Some(2));
     }
 
-    #[test]
-    fn a_rebalance_watched_longer_than_the_rebalance_timeout_and_a_session_is_stuck() {
-        let start = Instant::now();
-        let mut check = AssignmentCheck::new(TIMEOUTS, 1);
-        let rebalancing = Membership::Rebalancing { since: start };
-        for second in 0..=70 {
-            assert_eq!(check.look(rebalancing, start + secs(second)), Look::Nothing);
+    /// Looks once a second at `start` plus each of `seconds`, each
+    /// calling for nothing.
+    fn quiet(
+        check: &mut AssignmentCheck,
+        membership: Membership,
+        start: Instant,
+        seconds: std::ops::RangeInclusive<u64>,
+    ) {
+        for second in seconds {
+            assert_eq!(
+                check.look(membership, start + secs(second)),
+                Look::Nothing,
+                "at {second} s"
+            );
         }
-        assert_eq!(
-            check.look(rebalancing, start + secs(71)),
-            Look::Stuck(secs(71))
-        );
     }
 
     #[test]
-    fn a_stuck_rebalance_with_nothing_to_join_is_watched_afresh() {
+    fn a_rebalance_watched_past_the_limit_is_stuck_unless_there_was_nothing_to_join() {
         let start = Instant::now();
         let mut check = AssignmentCheck::new(TIMEOUTS, 1);
         let waiting = Membership::Rebalancing { since: start };
-        for second in 0..=70 {
-            assert_eq!(check.look(waiting, start + secs(second)), Look::Nothing);
-        }
+        // The rebalance timeout and a session: 70 s.
+        quiet(&mut check, waiting, start, 0..=70);
         assert_eq!(check.look(waiting, start + secs(71)), Look::Stuck(secs(71)));
         // The topic does not exist yet: not stuck, and not asked again at
         // every look.
         check.watch_again();
-        for second in 72..=142 {
-            assert_eq!(check.look(waiting, start + secs(second)), Look::Nothing);
-        }
+        quiet(&mut check, waiting, start, 72..=142);
         assert_eq!(
             check.look(waiting, start + secs(143)),
             Look::Stuck(secs(71))
@@ -304,9 +294,7 @@ mod tests {
         assert_eq!(check.look(rebalancing, resumed + secs(1)), Look::Nothing);
         // Another gap starts the watch again, from the look after it.
         let later = resumed + secs(60);
-        for second in 0..=71 {
-            assert_eq!(check.look(rebalancing, later + secs(second)), Look::Nothing);
-        }
+        quiet(&mut check, rebalancing, later, 0..=71);
         assert_eq!(
             check.look(rebalancing, later + secs(72)),
             Look::Stuck(secs(71))
