@@ -176,8 +176,6 @@ struct Applier {
     group: String,
     /// The topics subscribed by name; `None` for `topics.regex`.
     topics: Option<Vec<String>>,
-    /// The consumer's session and rebalance timeouts.
-    timeouts: crate::kafka::GroupTimeouts,
     key: Arc<Decoder>,
     value: Arc<Decoder>,
     /// `errors.*`: tolerance, dead-letter topic, logging.
@@ -252,7 +250,6 @@ impl Applier {
             consumer,
             group,
             topics: (!by_regex).then_some(subscription),
-            timeouts: crate::kafka::GroupTimeouts::of(&deps.kafka, &overrides),
             key: Arc::new(decoder(Side::Key)?),
             value: Arc::new(decoder(Side::Value)?),
             errors: ErrorPolicy::from_config(config)?,
@@ -357,7 +354,10 @@ impl Applier {
         // uncommitted (read again on restart).
         let mut batches = self.read_ahead();
         let mut waiting_since = None;
-        let mut assignment = AssignmentCheck::new(self.timeouts, self.spec.tasks.max(1) as usize);
+        let mut assignment = AssignmentCheck::new(
+            self.consumer.context().timeouts(),
+            self.spec.tasks.max(1) as usize,
+        );
         loop {
             let wanted = *control.borrow_and_update();
             match wanted {

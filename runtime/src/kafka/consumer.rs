@@ -36,14 +36,12 @@ pub struct GroupTimeouts {
 }
 
 impl GroupTimeouts {
-    /// The timings of a consumer built with `overrides`.
-    pub fn of(settings: &KafkaSettings, overrides: &BTreeMap<String, String>) -> Self {
+    /// The timings `config` sets (librdkafka's defaults where it sets
+    /// none, as sluice always sets both).
+    fn of(config: &ClientConfig) -> Self {
         let ms = |key: &str, default: u64| {
-            let set = overrides
-                .get(key)
-                .or_else(|| settings.consumer_overrides.get(key))
-                .or_else(|| settings.client_properties.get(key));
-            Duration::from_millis(set.and_then(|v| v.trim().parse().ok()).unwrap_or(default))
+            let set = config.get(key).and_then(|v| v.trim().parse().ok());
+            Duration::from_millis(set.unwrap_or(default))
         };
         Self {
             session: ms(SESSION_TIMEOUT, SESSION_TIMEOUT_MS),
@@ -130,5 +128,8 @@ pub fn build_consumer(
     config
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
-    config.create_with_context(SinkContext::default())
+    // Read back once every setting is in: the connector's and the worker's
+    // settings win over sluice's, as librdkafka takes the last one set.
+    let timeouts = GroupTimeouts::of(&config);
+    config.create_with_context(SinkContext::new(timeouts))
 }

@@ -1,6 +1,7 @@
 //! The context of a sink task's consumer. Besides answering librdkafka's
 //! token refreshes, it notes where the task stands in its consumer group:
-//! rebalancing since when, or settled since when on how many partitions.
+//! rebalancing since when, or settled since when on how many partitions;
+//! and the group timings the consumer was built with.
 //! The runner uses it to tell a group that leaves the task short, or never
 //! lets it in, for good (see `herder::sink_runner::assignment_check`).
 
@@ -9,6 +10,8 @@ use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
+
+use super::GroupTimeouts;
 
 /// Where a sink consumer stands in its group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,19 +34,25 @@ pub enum Membership {
 #[derive(Debug)]
 pub struct SinkContext {
     membership: Mutex<Membership>,
+    timeouts: GroupTimeouts,
 }
 
-impl Default for SinkContext {
-    fn default() -> Self {
+impl SinkContext {
+    /// The context of a consumer built with `timeouts`, joining its group.
+    pub fn new(timeouts: GroupTimeouts) -> Self {
         Self {
             membership: Mutex::new(Membership::Rebalancing {
                 since: Instant::now(),
             }),
+            timeouts,
         }
     }
-}
 
-impl SinkContext {
+    /// The group timings the consumer was built with.
+    pub fn timeouts(&self) -> GroupTimeouts {
+        self.timeouts
+    }
+
     /// Where the consumer stands in its group now.
     pub fn membership(&self) -> Membership {
         *self.membership.lock().unwrap_or_else(|e| e.into_inner())
