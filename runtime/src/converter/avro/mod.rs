@@ -10,6 +10,7 @@ pub mod datum;
 pub mod decode;
 pub mod encode;
 mod number_hash;
+pub mod plan;
 pub mod projection;
 pub mod read;
 mod recent_ids;

@@ -11,8 +11,8 @@ use serde_json::{Map, Value as Json};
 use sluice_connector_api::logical::{DATE, DECIMAL, DECIMAL_SCALE, TIME, TIMESTAMP};
 use sluice_connector_api::{Field, FieldSelector, Schema, SchemaKind, Value};
 
-use super::datum;
 use super::number_hash::NumberHashing;
+use super::plan::Plan;
 use super::projection::Projection;
 use crate::converter::ConvertError;
 use crate::registry::client::RegistryClient;
@@ -23,7 +23,9 @@ use crate::registry::AvroModel;
 struct Writer {
     model: AvroModel,
     connect: Arc<Schema>,
-    projection: Projection,
+    /// How each datum is read: the model met with `connect` and the
+    /// fields decoded.
+    plan: Plan,
 }
 
 /// Decodes framed Avro into schemas and values, caching writer schemas.
@@ -71,13 +73,10 @@ impl AvroReader {
             }
         };
         let writer = self.writer(id)?;
-        let value = datum::read(
-            &writer.model,
-            &writer.connect,
-            &writer.projection,
-            &mut &bytes[5..],
-        )
-        .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
+        let value = writer
+            .plan
+            .read(&writer.model, &mut &bytes[5..])
+            .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
         Ok((writer.connect.clone(), value))
     }
 
@@ -128,10 +127,11 @@ impl AvroReader {
             .map_or(Projection::All, |selection| {
                 Projection::of(&connect, &selection)
             });
+        let plan = Plan::new(&model, &connect, &projection);
         let writer = Arc::new(Writer {
             model,
             connect,
-            projection,
+            plan,
         });
         self.writers
             .lock()
