@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::converter::avro::plan::Plan;
 use crate::converter::avro::projection::{Projection, ALL};
 use crate::converter::avro::{datum, read::to_connect};
 use crate::registry::avro_model::AvroModel;
@@ -41,12 +42,15 @@ const WRITER_SCHEMA: &str = r#"{"type":"record","name":"Envelope","namespace":"f
 ]}"#;
 
 /// Reads Confluent-framed Avro bodies (after the 5-byte header) the way
-/// the sink's AvroConverter does, against one fixed writer schema.
+/// the sink's AvroConverter does, against one fixed writer schema: with
+/// its reading plans, checked against the datum reader they stand for.
 pub struct SinkAvroReader {
     model: AvroModel,
     schema: sluice_connector_api::Schema,
     /// Steps over every field but `op`, as for a sink that reads only it.
     only_op: Projection,
+    /// The plans the sink reads by: the whole value, and only `op`.
+    plans: [Plan; 2],
 }
 
 impl SinkAvroReader {
@@ -57,18 +61,38 @@ impl SinkAvroReader {
         let schema = to_connect(&json, &mut HashMap::new()).expect("the fuzz writer schema maps");
         let model = AvroModel::from_json(&json).expect("the fuzz writer schema models");
         let only_op = Projection::of(&schema, &FieldSelection::default().whole("op"));
+        let plans = [
+            Plan::new(&model, &schema, &ALL),
+            Plan::new(&model, &schema, &only_op),
+        ];
         Self {
             model,
             schema,
             only_op,
+            plans,
         }
     }
 
-    /// Reads one message body, whole and stepping over fields; errors are
-    /// expected, panics are bugs.
+    /// Reads one message body, whole and stepping over fields, as the
+    /// sink does and as the datum reader does; errors are expected,
+    /// panics are bugs, and so is any difference between the two readings
+    /// (it panics, naming both).
     pub fn read(&self, body: &[u8]) {
-        let _ = datum::read(&self.model, &self.schema, &ALL, &mut &body[..]);
-        let _ = datum::read(&self.model, &self.schema, &self.only_op, &mut &body[..]);
+        for (plan, projection) in self.plans.iter().zip([&ALL, &self.only_op]) {
+            let (mut planned_rest, mut read_rest) = (body, body);
+            let planned = plan.read(&self.model, &mut planned_rest);
+            let read = datum::read(&self.model, &self.schema, projection, &mut read_rest);
+            // Where a failed reading stopped does not matter.
+            let same_rest = read.is_err() || planned_rest.len() == read_rest.len();
+            // As text: a NaN read from the bytes equals no value.
+            let (planned, read) = (format!("{planned:?}"), format!("{read:?}"));
+            assert!(
+                planned == read && same_rest,
+                "the plan read {planned} ({} bytes left), the datum reader {read} ({} left)",
+                planned_rest.len(),
+                read_rest.len()
+            );
+        }
     }
 }
 
@@ -105,6 +129,7 @@ mod tests {
             let mut body = &bytes[..];
             datum::read(&reader.model, &reader.schema, &ALL, &mut body).expect("a valid seed");
             assert!(body.is_empty(), "bytes left after a seed");
+            reader.read(&bytes);
             seen += 1;
         }
         assert_eq!(seen, 3);

@@ -370,47 +370,25 @@ fn run(step: &Step, model: &AvroModel, input: &mut &[u8]) -> Result<Value, Strin
         Step::Fixed(n) => Value::Bytes(take(input, *n)?.to_vec()),
         Step::Array { items, width } => {
             let mut values = Vec::new();
-            loop {
-                let count = block(input, *width)?;
-                if count == 0 {
-                    break Value::Array(values);
-                }
-                values.reserve(count);
-                for i in 0..count {
-                    let value = run(items, model, input).map_err(|e| format!("[{i}]: {e}"))?;
-                    values.push(value);
-                }
-            }
+            blocks(input, *width, &mut values, |input, i| {
+                run(items, model, input).map_err(|e| format!("[{i}]: {e}"))
+            })?;
+            Value::Array(values)
         }
         Step::Entries { key, value, width } => {
             let mut entries = Vec::new();
-            loop {
-                let count = block(input, *width)?;
-                if count == 0 {
-                    break Value::Map(entries);
-                }
-                entries.reserve(count);
-                for _ in 0..count {
-                    let k = run(key, model, input)?;
-                    let v = run(value, model, input)?;
-                    entries.push((k, v));
-                }
-            }
+            blocks(input, *width, &mut entries, |input, _| {
+                Ok((run(key, model, input)?, run(value, model, input)?))
+            })?;
+            Value::Map(entries)
         }
         Step::Map { values, width } => {
             let mut entries = Vec::new();
-            loop {
-                let count = block(input, *width)?;
-                if count == 0 {
-                    break;
-                }
-                entries.reserve(count);
-                for _ in 0..count {
-                    let key = datum::text(input)?;
-                    let value = run(values, model, input).map_err(|e| format!("{key}: {e}"))?;
-                    entries.push((Value::String(key.into()), value));
-                }
-            }
+            blocks(input, *width, &mut entries, |input, _| {
+                let key = datum::text(input)?;
+                let value = run(values, model, input).map_err(|e| format!("{key}: {e}"))?;
+                Ok((Value::String(key.into()), value))
+            })?;
             // As the datum reader orders them: equal maps, equal values.
             entries.sort_by(|a, b| match (&a.0, &b.0) {
                 (Value::String(x), Value::String(y)) => x.cmp(y),
@@ -438,6 +416,26 @@ fn run(step: &Step, model: &AvroModel, input: &mut &[u8]) -> Result<Value, Strin
         | Step::String
         | Step::Bytes => return Err("a scalar step left unread".into()),
     })
+}
+
+/// Reads the blocks of an array or map into `out`, an item at a time
+/// (with its index in its block), until the empty block that ends them.
+fn blocks<T>(
+    input: &mut &[u8],
+    width: usize,
+    out: &mut Vec<T>,
+    mut item: impl FnMut(&mut &[u8], usize) -> Result<T, String>,
+) -> Result<(), String> {
+    loop {
+        let count = block(input, width)?;
+        if count == 0 {
+            return Ok(());
+        }
+        out.reserve(count);
+        for i in 0..count {
+            out.push(item(input, i)?);
+        }
+    }
 }
 
 /// Steps over one datum as `pass` says.
