@@ -47,6 +47,13 @@ pub enum Value {
     Patched(std::sync::Arc<Value>, Box<[(usize, Value)]>),
 }
 
+// Short text held in place (`Text::Inline`) keeps `Text` and `Value` at
+// the sizes and layout they had: a bigger value would make every record
+// bigger, and a tag packed into `Text` made every match on a value cost
+// more (see `text::Inline`).
+const _: () = assert!(std::mem::size_of::<crate::Text>() == 24);
+const _: () = assert!(std::mem::size_of::<Value>() == 32);
+
 impl PartialEq for Value {
     /// Values are equal when what they hold is, shared or not.
     fn eq(&self, other: &Self) -> bool {

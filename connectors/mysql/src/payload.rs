@@ -248,8 +248,8 @@ mod tests {
             .expect("a rows event of the table")
             .map(|pair| {
                 let (_, after) = pair.expect("row decodes");
-                let after = after.expect("an insert has an after image");
-                schema.row_from_binlog(&after).expect("row maps")
+                let mut after = after.expect("an insert has an after image");
+                schema.row_from_binlog(&mut after).expect("row maps")
             })
             .collect();
         assert_eq!(

@@ -778,7 +778,7 @@ impl Streamer<'_> {
                     let now = now_us();
                     let decode = |image: Option<crate::row_images::Image<'_>>| {
                         image
-                            .map(|values| schema.row_from_binlog(&values))
+                            .map(|mut values| schema.row_from_binlog(&mut values))
                             .transpose()
                     };
                     let position = self.position(&file, group_start, ts_sec, &gtids, gtid_text);

@@ -252,12 +252,14 @@ impl TableSchema {
         Ok(Value::Struct(out))
     }
 
-    /// The row struct from a binlog row image of every table column.
-    pub fn row_from_binlog(&self, values: &[Option<BinlogValue<'_>>]) -> Result<Value, String> {
+    /// The row struct from a binlog row image of every table column. The
+    /// image's values are taken (each slot left `None`): text moves into
+    /// the row rather than being copied.
+    pub fn row_from_binlog(&self, values: &mut [Option<BinlogValue<'_>>]) -> Result<Value, String> {
         let mut out = Vec::with_capacity(self.columns.len());
         for column in &self.columns {
-            let read = match values.get(column.position) {
-                Some(Some(v)) => column.kind.from_binlog(v, self.mapping),
+            let read = match values.get_mut(column.position).and_then(Option::take) {
+                Some(v) => column.kind.from_binlog(v, self.mapping),
                 _ => {
                     return Err(format!(
                         "column {}.{}.{} is missing from the row image; set binlog_row_image=FULL",

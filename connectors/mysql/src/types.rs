@@ -9,8 +9,8 @@ use mysql_async::Value as MyValue;
 use sluice_connector_api::calendar::{
     days_from_civil, iso_utc_digits, iso_utc_from_text, parse_decimal, rescale, MICROS_PER_DAY,
 };
-use sluice_connector_api::text::utf8;
-use sluice_connector_api::{logical, Schema, Value};
+use sluice_connector_api::text::{utf8, Inline};
+use sluice_connector_api::{logical, Schema, Text, Value};
 
 use crate::catalog::ColumnDef;
 use crate::config::{BigintUnsignedMode, BinaryMode, DecimalMode, MySqlConfig, TimePrecision};
@@ -302,7 +302,7 @@ impl Kind {
             Self::Float => read(text().and_then(|t| t.parse().ok()).map(Value::Float32)),
             Self::Double => read(text().and_then(|t| t.parse().ok()).map(Value::Float64)),
             // The session's character set is UTF-8: the server converts.
-            Self::Text { .. } => Read::Value(Value::String(decode_text(raw, false).into())),
+            Self::Text { .. } => Read::Value(Value::String(decode_text(raw, false))),
             Self::Binary { fixed: Some(n) } if raw.len() < *n as usize => {
                 let mut padded = raw.to_vec();
                 padded.resize(*n as usize, 0);
@@ -337,31 +337,38 @@ impl Kind {
                 }
             }
             Self::Year => read(text().and_then(|t| t.parse().ok()).map(Value::Int32)),
-            Self::Json => Read::Value(Value::String(decode_text(raw, false).into())),
-            Self::Enum(_) | Self::Set(_) => {
-                Read::Value(Value::String(decode_text(raw, false).into()))
-            }
+            Self::Json => Read::Value(Value::String(decode_text(raw, false))),
+            Self::Enum(_) | Self::Set(_) => Read::Value(Value::String(decode_text(raw, false))),
             Self::Bits(n) => Read::Value(bits_value(raw, *n)),
             Self::Geometry => read(geometry_value(raw)),
             Self::Point => read(point_value(raw)),
-            Self::Address(_) => Read::Value(Value::String(decode_text(raw, false).into())),
+            Self::Address(_) => Read::Value(Value::String(decode_text(raw, false))),
         }
     }
 
-    /// The value of this kind from a binlog row image.
-    pub fn from_binlog(&self, value: &BinlogValue<'_>, mapping: Mapping) -> Read {
+    /// The value of this kind from a binlog row image, taken by value so
+    /// that text keeps the bytes the image was read into rather than
+    /// being copied out of them.
+    pub fn from_binlog(&self, value: BinlogValue<'_>, mapping: Mapping) -> Read {
         let read = |v: Option<Value>| v.map_or(Read::Bad, Read::Value);
         let value = match value {
             BinlogValue::Value(v) => v,
             BinlogValue::Jsonb(j) => {
-                return match serde_json::Value::try_from(j.clone()) {
+                return match serde_json::Value::try_from(j) {
                     Ok(json) => Read::Value(Value::String(json.to_string().into())),
                     Err(_) => Read::Bad,
                 }
             }
             BinlogValue::JsonDiff(_) => return Read::PartialJson,
         };
-        match (self, value) {
+        let value = match (self, value) {
+            // Row images hold text in the column's own character set.
+            (Self::Text { latin1 }, MyValue::Bytes(b)) => {
+                return Read::Value(Value::String(owned_text(b, *latin1)))
+            }
+            (_, other) => other,
+        };
+        match (self, &value) {
             (_, MyValue::NULL) => Read::Null,
             (Self::Bool, MyValue::Int(v)) => Read::Value(Value::Boolean(*v != 0)),
             (Self::Bool, MyValue::UInt(v)) => Read::Value(Value::Boolean(*v != 0)),
@@ -373,7 +380,7 @@ impl Kind {
                 // (absent when minimal, misaligned on some servers): take
                 // the bits at the column's width and read them as the
                 // model's type says.
-                let raw = match value {
+                let raw = match &value {
                     MyValue::Int(v) => *v as u64,
                     MyValue::UInt(v) => *v,
                     _ => 0,
@@ -477,10 +484,6 @@ impl Kind {
             (Self::Address(address), MyValue::Bytes(b)) => {
                 read(address.text(b).map(|s| Value::String(s.into())))
             }
-            // Row images hold text in the column's own character set.
-            (Self::Text { latin1 }, MyValue::Bytes(b)) => {
-                Read::Value(Value::String(decode_text(b, *latin1).into()))
-            }
             // Text, binary, JSON text (MariaDB), geometry: the raw bytes are
             // what the text protocol would give.
             (_, MyValue::Bytes(b)) => self.from_text(b, mapping),
@@ -539,7 +542,22 @@ fn signed_value(bits: u32, v: i64) -> Value {
     }
 }
 
-fn decode_text(raw: &[u8], latin1: bool) -> String {
+/// [`decode_text`] of bytes the caller gives up: long UTF-8 text keeps
+/// them rather than being copied (short text is held in place anyway). A
+/// binlog text column's bytes were already copied once, out of the event
+/// into the row image; copying them again into the value cost an
+/// allocation, a copy and a free per text column per row.
+fn owned_text(raw: Vec<u8>, latin1: bool) -> Text {
+    if raw.len() <= Inline::MAX || (latin1 && !raw.is_ascii()) {
+        return decode_text(&raw, latin1);
+    }
+    match String::from_utf8(raw) {
+        Ok(text) => Text::Owned(text),
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned().into(),
+    }
+}
+
+fn decode_text(raw: &[u8], latin1: bool) -> Text {
     // ASCII reads the same in Latin-1 as in UTF-8, and is copied whole;
     // only other Latin-1 text is widened byte by byte.
     if latin1 && !raw.is_ascii() {
@@ -548,8 +566,8 @@ fn decode_text(raw: &[u8], latin1: bool) -> String {
     // The plain check first: the lossy reading's machinery costs more,
     // and is only needed for bytes that are not UTF-8.
     match utf8(raw) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        Ok(text) => Text::from(text),
+        Err(_) => String::from_utf8_lossy(raw).into_owned().into(),
     }
 }
 
@@ -944,7 +962,7 @@ mod tests {
     fn mariadb_addresses_read_from_the_binlog_as_a_client_sees_them() {
         let m = mapping();
         let binlog = |kind: &Kind, bytes: &[u8]| {
-            kind.from_binlog(&BinlogValue::Value(MyValue::Bytes(bytes.to_vec())), m)
+            kind.from_binlog(BinlogValue::Value(MyValue::Bytes(bytes.to_vec())), m)
         };
         let text = |s: &str| Read::Value(Value::String(s.into()));
         let uuid = Kind::of(&column("uuid", "uuid"));
@@ -1061,22 +1079,57 @@ mod tests {
         );
         assert_eq!(
             Kind::Text { latin1: true }
-                .from_binlog(&BinlogValue::Value(MyValue::Bytes(vec![0xe9])), m),
+                .from_binlog(BinlogValue::Value(MyValue::Bytes(vec![0xe9])), m),
             Read::Value(Value::String("é".into()))
         );
     }
 
     #[test]
+    fn binlog_text_reads_as_before_whether_held_in_place_or_moved() {
+        let m = mapping();
+        let long = "a note past what is held in place: łódź".as_bytes();
+        let cases = [
+            b"note 7".to_vec(),
+            long.to_vec(),
+            b"caf\xe9".to_vec(),
+            [&b"x".repeat(40)[..], b"\xe9"].concat(),
+            [long, b"\xff"].concat(),
+        ];
+        for latin1 in [false, true] {
+            for raw in &cases {
+                let read = Kind::Text { latin1 }.from_binlog(v(MyValue::Bytes(raw.clone())), m);
+                // What the binlog reader gave before it took the bytes.
+                let copied = decode_text(raw, latin1);
+                assert_eq!(
+                    read,
+                    Read::Value(Value::String(copied)),
+                    "{raw:?}, latin1 {latin1}"
+                );
+            }
+        }
+        let Read::Value(Value::String(moved)) =
+            Kind::Text { latin1: false }.from_binlog(v(MyValue::Bytes(long.to_vec())), m)
+        else {
+            panic!("text reads as text");
+        };
+        assert!(matches!(moved, Text::Owned(_)), "long text is owned");
+        assert_eq!(moved.as_bytes(), long);
+    }
+
+    fn v(value: MyValue) -> BinlogValue<'static> {
+        BinlogValue::Value(value)
+    }
+
+    #[test]
     fn binlog_values_decode() {
         let m = mapping();
-        let v = |x: MyValue| BinlogValue::Value(x);
         // A signed read of an unsigned column (minimal row metadata).
         assert_eq!(
             Kind::Int {
                 bits: 8,
                 unsigned: true
             }
-            .from_binlog(&v(MyValue::Int(-1)), m),
+            .from_binlog(v(MyValue::Int(-1)), m),
             Read::Value(Value::Int16(255))
         );
         assert_eq!(
@@ -1084,32 +1137,32 @@ mod tests {
                 bits: 32,
                 unsigned: true
             }
-            .from_binlog(&v(MyValue::Int(-1)), m),
+            .from_binlog(v(MyValue::Int(-1)), m),
             Read::Value(Value::Int64(4_294_967_295))
         );
         assert_eq!(
-            Kind::Enum(vec!["x".into(), "y".into()].into()).from_binlog(&v(MyValue::Int(2)), m),
+            Kind::Enum(vec!["x".into(), "y".into()].into()).from_binlog(v(MyValue::Int(2)), m),
             Read::Value(Value::String("y".into()))
         );
         assert_eq!(
             Kind::Set(vec!["a".into(), "b".into(), "c".into()].into())
-                .from_binlog(&v(MyValue::Bytes(vec![0b101])), m),
+                .from_binlog(v(MyValue::Bytes(vec![0b101])), m),
             Read::Value(Value::String("a,c".into()))
         );
         assert_eq!(
-            Kind::Timestamp { fsp: 6 }.from_binlog(&v(MyValue::Bytes(b"1.250000".to_vec())), m),
+            Kind::Timestamp { fsp: 6 }.from_binlog(v(MyValue::Bytes(b"1.250000".to_vec())), m),
             Read::Value(Value::String("1970-01-01T00:00:01.250000Z".into()))
         );
         assert_eq!(
-            Kind::Time.from_binlog(&v(MyValue::Time(true, 1, 2, 0, 0, 5)), m),
+            Kind::Time.from_binlog(v(MyValue::Time(true, 1, 2, 0, 0, 5)), m),
             Read::Value(Value::Int64(-(26 * 3600 * 1_000_000 + 5)))
         );
         assert_eq!(
-            Kind::DateTime { fsp: 0 }.from_binlog(&v(MyValue::Date(0, 0, 0, 0, 0, 0, 0)), m),
+            Kind::DateTime { fsp: 0 }.from_binlog(v(MyValue::Date(0, 0, 0, 0, 0, 0, 0)), m),
             Read::Zero
         );
         assert_eq!(
-            Kind::Year.from_binlog(&v(MyValue::Bytes(b"2024".to_vec())), m),
+            Kind::Year.from_binlog(v(MyValue::Bytes(b"2024".to_vec())), m),
             Read::Value(Value::Int32(2024))
         );
     }

@@ -9,7 +9,7 @@
 //! count is checked against what is left of the message before anything
 //! is allocated.
 
-use sluice_connector_api::{Schema, SchemaKind, Value};
+use sluice_connector_api::{Schema, SchemaKind, Text, Value};
 
 use super::projection::{skip, Projection, ALL};
 use crate::registry::avro_model::{AvroModel, NamedKind, Node};
@@ -124,11 +124,13 @@ pub(super) fn length(input: &mut &[u8]) -> Result<usize, String> {
 }
 
 /// A length-prefixed UTF-8 string.
-pub(super) fn text(input: &mut &[u8]) -> Result<String, String> {
+pub(super) fn text(input: &mut &[u8]) -> Result<Text, String> {
     let n = length(input)?;
     let raw = take(input, n)?;
+    // Straight from the message: short text is held in place, never
+    // allocated (`op`, codes, timestamps).
     sluice_connector_api::text::utf8(raw)
-        .map(str::to_owned)
+        .map(Text::from)
         .map_err(|e| format!("a string that is not UTF-8: {e}"))
 }
 
@@ -226,7 +228,7 @@ fn scalar<'n>(node: &'n Node, schema: &Schema, input: &mut &[u8]) -> Result<Scal
             raw.copy_from_slice(take(input, 8)?);
             Value::Float64(f64::from_le_bytes(raw))
         }
-        (Node::String, SchemaKind::String) => Value::String(text(input)?.into()),
+        (Node::String, SchemaKind::String) => Value::String(text(input)?),
         (Node::Bytes, SchemaKind::Bytes) => {
             let n = length(input)?;
             Value::Bytes(take(input, n)?.to_vec())
@@ -272,7 +274,7 @@ pub(super) fn read_node(
                 .ok()
                 .and_then(|i| symbols.get(i))
                 .ok_or_else(|| format!("enum symbol {index} of {}", symbols.len()))?;
-            Value::String(symbol.clone().into())
+            Value::String(symbol.as_str().into())
         }
         (_, Some(NamedKind::Fixed { size }), SchemaKind::Bytes) => {
             let n = usize::try_from(*size).map_err(|_| format!("a fixed of {size} bytes"))?;
@@ -334,7 +336,7 @@ pub(super) fn read_node(
                     let key = text(input)?;
                     let value = read_node(model, value_node, values, &ALL, input)
                         .map_err(|e| format!("{key}: {e}"))?;
-                    entries.push((Value::String(key.into()), value));
+                    entries.push((Value::String(key), value));
                 }
             }
             // Avro maps are unordered; a stable order makes equal maps

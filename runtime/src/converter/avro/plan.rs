@@ -306,7 +306,7 @@ fn leaf<'s>(step: &'s Step, input: &mut &[u8]) -> Result<Result<Value, &'s Step>
         Step::Null => Value::Null,
         Step::Int64 => Value::Int64(long(input)?),
         Step::Int32 => Value::Int32(int(input)?),
-        Step::String => Value::String(datum::text(input)?.into()),
+        Step::String => Value::String(datum::text(input)?),
         Step::Int16 => Value::Int16(int(input)? as i16),
         Step::Int8 => Value::Int8(int(input)? as i8),
         Step::Boolean => match take(input, 1)? {
@@ -365,7 +365,7 @@ fn run(step: &Step, model: &AvroModel, input: &mut &[u8]) -> Result<Value, Strin
                 .ok()
                 .and_then(|i| symbols.get(i))
                 .ok_or_else(|| format!("enum symbol {index} of {}", symbols.len()))?;
-            Value::String(symbol.clone().into())
+            Value::String(symbol.as_str().into())
         }
         Step::Fixed(n) => Value::Bytes(take(input, *n)?.to_vec()),
         Step::Array { items, width } => {
@@ -387,7 +387,7 @@ fn run(step: &Step, model: &AvroModel, input: &mut &[u8]) -> Result<Value, Strin
             blocks(input, *width, &mut entries, |input, _| {
                 let key = datum::text(input)?;
                 let value = run(values, model, input).map_err(|e| format!("{key}: {e}"))?;
-                Ok((Value::String(key.into()), value))
+                Ok((Value::String(key), value))
             })?;
             // As the datum reader orders them: equal maps, equal values.
             entries.sort_by(|a, b| match (&a.0, &b.0) {
