@@ -302,7 +302,13 @@ mod tests {
 
     #[test]
     fn short_text_is_held_in_place_and_reads_as_any_other() {
-        let at_most = "é".repeat(Inline::MAX / 2);
+        // Exactly the most held in place, two-byte characters included.
+        let at_most = format!(
+            "{}{}",
+            "é".repeat(Inline::MAX / 2),
+            "x".repeat(Inline::MAX % 2)
+        );
+        assert_eq!(at_most.len(), Inline::MAX);
         let longer = format!("{at_most}x");
         for text in ["", "c", "2024-01-01", &at_most] {
             for held in [Text::from(text), Text::from(text.to_owned())] {
