@@ -32,8 +32,8 @@ pub fn utf8(raw: &[u8]) -> Result<&str, std::str::Utf8Error> {
 /// form holds it.
 #[derive(Clone)]
 pub enum Text {
-    /// Text of this value alone, longer than [`Inline::MAX`] bytes (a
-    /// long column value).
+    /// Text of this value alone (a long column value, or text changed
+    /// through [`Text::make_mut`]).
     Owned(String),
     /// Text shared with other values (a table name in every event).
     Shared(Arc<str>),

@@ -127,8 +127,8 @@ pub(super) fn length(input: &mut &[u8]) -> Result<usize, String> {
 pub(super) fn text(input: &mut &[u8]) -> Result<Text, String> {
     let n = length(input)?;
     let raw = take(input, n)?;
-    // Straight from the message: short text is held in place, never
-    // allocated (`op`, codes, timestamps).
+    // Straight from the message: short text (`op`, codes, short names) is
+    // held in place, never allocated.
     sluice_connector_api::text::utf8(raw)
         .map(Text::from)
         .map_err(|e| format!("a string that is not UTF-8: {e}"))
