@@ -130,10 +130,7 @@ pub enum Decoder {
 impl Decoder {
     /// The schema and value of a message; `None` bytes are a tombstone.
     /// Blocking on the first message of a new Avro schema id.
-    pub fn decode(
-        &self,
-        bytes: Option<&[u8]>,
-    ) -> Result<(Option<Arc<Schema>>, Option<Value>), ConvertError> {
+    pub fn decode(&self, bytes: Option<&[u8]>) -> Result<Decoded, ConvertError> {
         let Some(bytes) = bytes else {
             return Ok((None, None));
         };
@@ -152,7 +149,24 @@ impl Decoder {
             }
         }
     }
+
+    /// [`Self::decode`] without blocking: `None` when the message's Avro
+    /// writer schema is not cached yet ([`Self::unknown_schema`] names
+    /// it, to [`fetch`](Self::fetch) off the async threads).
+    pub fn decode_cached(&self, bytes: Option<&[u8]>) -> Option<Result<Decoded, ConvertError>> {
+        match (self, bytes) {
+            (Self::Avro(reader), Some(bytes)) => Some(
+                reader
+                    .read_cached(bytes)?
+                    .map(|(schema, value)| (Some(schema), Some(value))),
+            ),
+            _ => Some(self.decode(bytes)),
+        }
+    }
 }
+
+/// A decoded message's schema and value; `None` for a tombstone.
+pub type Decoded = (Option<Arc<Schema>>, Option<Value>);
 
 impl Decoder {
     /// Decodes from now on only the fields `selector` chooses, where the

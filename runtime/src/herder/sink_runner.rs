@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -34,7 +35,7 @@ mod assignment_check;
 mod positions;
 mod read_ahead;
 use assignment_check::{AssignmentCheck, Look};
-use positions::Positions;
+use positions::{Noting, Positions};
 use read_ahead::ReadAhead;
 
 /// Most records handed to the task in one `put` unless `batch.size` says.
@@ -143,6 +144,20 @@ enum Rejected {
     Record(Box<Consumed>, Failure),
     /// The schema registry could not be reached: retried, never skipped.
     Unavailable(String),
+    /// A writer schema is not cached yet (only with [`Schemas::Cached`]):
+    /// fetch it, then decode again.
+    Unfetched,
+}
+
+/// Where [`Applier::decode`] finds the writer schemas it reads with.
+#[derive(Debug, Clone, Copy)]
+enum Schemas {
+    /// Only among those cached; a message of another is
+    /// [`Rejected::Unfetched`], nothing asked of the registry.
+    Cached,
+    /// After [`Applier::fetch_schemas`]: one still missing (the registry
+    /// refused it) is asked for again, blocking, to name the cause.
+    Fetched,
 }
 
 /// The retriable error for a registry outage met while decoding.
@@ -664,36 +679,49 @@ impl Applier {
     async fn collect(&self) -> Result<Collected, ConnectorError> {
         let expected = self.last_batch.load(Ordering::Relaxed);
         let mut batch = Vec::with_capacity(expected.clamp(1, self.batch_size));
-        let mut positions = Positions::default();
-        let deadline = Instant::now() + LINGER;
+        let mut positions = Noting::default();
+        let deadline = tokio::time::Instant::now() + LINGER;
         let mut taken = 0;
         // Shared by the batch's records of one topic: one copy of its name.
         let mut last_topic = Text::default();
+        // One stream for the batch: the consumer's `recv` makes one per
+        // message, and with it a waker slot taken and given back under a
+        // lock.
+        let mut messages = self.consumer.stream();
         while taken < self.batch_size {
             if taken > 0 && taken % DECODED_BETWEEN_YIELDS == 0 {
                 tokio::task::yield_now().await;
             }
-            let wait = if taken == 0 {
-                Duration::from_secs(1)
+            // A deadline, not a duration: no clock read per message.
+            let until = if taken == 0 {
+                tokio::time::Instant::now() + Duration::from_secs(1)
             } else {
-                deadline.saturating_duration_since(Instant::now())
+                deadline
             };
-            let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            let message = match tokio::time::timeout_at(until, messages.next()).await {
                 Err(_) => break,
+                Ok(None) => {
+                    return Err(ConnectorError::retriable(
+                        "the Kafka consumer's message stream ended; the task restarts from the committed offsets",
+                    ))
+                }
+                Ok(Some(message)) => message,
+            };
+            let message = match message {
                 // A topic not created yet (its source has not written):
                 // Connect waits for it too.
-                Ok(Err(KafkaError::MessageConsumption(
+                Err(KafkaError::MessageConsumption(
                     RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
-                ))) => {
+                )) => {
                     tracing::debug!(connector = %self.spec.connector, "a subscribed topic does not exist yet");
                     continue;
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     return Err(ConnectorError::retriable(format!(
                         "reading from the broker: {e}"
                     )))
                 }
-                Ok(Ok(m)) => m,
+                Ok(m) => m,
             };
             taken += 1;
             // Most batches hold one topic: the shared set is only consulted
@@ -711,28 +739,33 @@ impl Applier {
                 }
                 last_topic = Text::from(Arc::<str>::from(topic));
             }
-            // An array, not a vector collected per record: this runs for
-            // every message and nearly always finds both schemas cached.
-            let unknown = [(&self.key, message.key()), (&self.value, message.payload())].map(
-                |(decoder, bytes)| {
-                    let id = decoder.unknown_schema(bytes)?;
-                    Some((Arc::clone(decoder), id))
-                },
-            );
-            let decoded = if unknown.iter().all(Option::is_none) {
-                self.decode(&message, &last_topic)
-            } else {
+            // Decoded first, with the schemas cached: nearly every message
+            // finds both there, and looking them up before decoding
+            // looked each up twice.
+            let mut decoded = self.decode(&message, &last_topic, Schemas::Cached);
+            if matches!(decoded, Err(Rejected::Unfetched)) {
                 // The first message of a new schema: the registry is asked
                 // off the async threads, which may also be serving the
                 // embedded registry being asked.
+                let unknown: Vec<_> =
+                    [(&self.key, message.key()), (&self.value, message.payload())]
+                        .into_iter()
+                        .filter_map(|(decoder, bytes)| {
+                            Some((Arc::clone(decoder), decoder.unknown_schema(bytes)?))
+                        })
+                        .collect();
                 let message = message.detach();
-                self.fetch_schemas(unknown.into_iter().flatten(), &message)
-                    .await?;
-                self.decode(&message, &last_topic)
-            };
+                self.fetch_schemas(unknown.into_iter(), &message).await?;
+                decoded = self.decode(&message, &last_topic, Schemas::Fetched);
+            }
             let consumed = match decoded {
                 Ok(consumed) => consumed,
                 Err(Rejected::Unavailable(cause)) => return Err(unavailable(cause)),
+                Err(Rejected::Unfetched) => {
+                    return Err(ConnectorError::fatal(
+                        "a record's writer schema was still not fetched after fetching it; this is a bug in sluice, please report it",
+                    ))
+                }
                 Err(Rejected::Record(consumed, (stage, cause))) => {
                     let raw = (
                         consumed.key_bytes.as_deref(),
@@ -756,7 +789,7 @@ impl Applier {
             batch.push(consumed);
         }
         self.last_batch.store(batch.len(), Ordering::Relaxed);
-        Ok((batch, positions))
+        Ok((batch, positions.finish()))
     }
 
     /// Fetches the writer schemas `unknown` names, each on a blocking
@@ -829,7 +862,12 @@ impl Applier {
     /// `message` (of `topic`) decoded, or why not: the record at fault
     /// (with the converter stage that failed), or a registry that cannot
     /// be reached.
-    fn decode(&self, message: &impl Message, topic: &Text) -> Result<Consumed, Rejected> {
+    fn decode(
+        &self,
+        message: &impl Message,
+        topic: &Text,
+        schemas: Schemas,
+    ) -> Result<Consumed, Rejected> {
         let headers = self
             .read_headers
             .then(|| message.headers())
@@ -871,7 +909,14 @@ impl Applier {
         }
         let place =
             |r: &SinkRecord| format!("{}[{}]@{}", r.topic, r.kafka_partition, r.kafka_offset);
-        match self.key.decode(key) {
+        let read = |decoder: &Decoder, bytes| match schemas {
+            Schemas::Cached => match decoder.decode_cached(bytes) {
+                Some(decoded) => Ok(decoded),
+                None => Err(Rejected::Unfetched),
+            },
+            Schemas::Fetched => Ok(decoder.decode(bytes)),
+        };
+        match read(&self.key, key)? {
             Ok((schema, key)) => {
                 consumed.record.key_schema = schema;
                 consumed.record.key = key;
@@ -889,7 +934,7 @@ impl Applier {
                 ));
             }
         }
-        match self.value.decode(payload) {
+        match read(&self.value, payload)? {
             Ok((schema, value)) => {
                 consumed.record.value_schema = schema;
                 consumed.record.value = value;

@@ -60,39 +60,35 @@ impl AvroReader {
     /// The schema and value of a framed message. Blocking on the first
     /// message of each schema id (registry look-up).
     pub fn read(&self, bytes: &[u8]) -> Result<(Arc<Schema>, Value), ConvertError> {
-        let bad = |message: String| ConvertError::Mismatch {
-            path: "<message>".into(),
-            message,
+        let id = framed_id(bytes)?;
+        read_with(&*self.writer(id)?, id, bytes)
+    }
+
+    /// [`Self::read`] without asking the registry: `None` when the
+    /// message's writer schema is not cached yet (fetch it first). Nearly
+    /// every message is read here, with one look-up of its schema.
+    pub fn read_cached(&self, bytes: &[u8]) -> Option<Result<(Arc<Schema>, Value), ConvertError>> {
+        let id = match framed_id(bytes) {
+            Ok(id) => id,
+            Err(e) => return Some(Err(e)),
         };
-        let id = match bytes {
-            [0, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
-            _ => {
-                return Err(bad(
-                    "not in the Confluent Avro wire format (magic byte 0, 4-byte schema id); was it written by the JSON converter?".into(),
-                ))
-            }
-        };
-        let writer = self.writer(id)?;
-        let value = writer
-            .plan
-            .read(&writer.model, &mut &bytes[5..])
-            .map_err(|e| bad(format!("decoding with writer schema {id}: {e}")))?;
-        Ok((writer.connect.clone(), value))
+        let writer = self.cached(id)?;
+        Some(read_with(&writer, id, bytes))
     }
 
     /// The schema id of a framed message whose writer schema is not
     /// cached yet.
     pub fn unknown_schema(&self, bytes: &[u8]) -> Option<i32> {
-        let id = match bytes {
-            [0, a, b, c, d, ..] => i32::from_be_bytes([*a, *b, *c, *d]),
-            _ => return None,
-        };
-        let cached = self
-            .writers
+        let id = framed_id(bytes).ok()?;
+        self.cached(id).is_none().then_some(id)
+    }
+
+    fn cached(&self, id: i32) -> Option<Arc<Writer>> {
+        self.writers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&id);
-        (!cached).then_some(id)
+            .get(&id)
+            .cloned()
     }
 
     /// Fetches writer schema `id` into the cache. Blocking.
@@ -101,13 +97,8 @@ impl AvroReader {
     }
 
     fn writer(&self, id: i32) -> Result<Arc<Writer>, ConvertError> {
-        if let Some(w) = self
-            .writers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
-            return Ok(w.clone());
+        if let Some(writer) = self.cached(id) {
+            return Ok(writer);
         }
         let text = self.client.schema(id)?;
         let bad = |message: String| ConvertError::Mismatch {
@@ -139,6 +130,29 @@ impl AvroReader {
             .insert(id, writer.clone());
         Ok(writer)
     }
+}
+
+/// The writer schema id of a message in Confluent's wire format.
+fn framed_id(bytes: &[u8]) -> Result<i32, ConvertError> {
+    match bytes {
+        [0, a, b, c, d, ..] => Ok(i32::from_be_bytes([*a, *b, *c, *d])),
+        _ => Err(ConvertError::Mismatch {
+            path: "<message>".into(),
+            message: "not in the Confluent Avro wire format (magic byte 0, 4-byte schema id); was it written by the JSON converter?".into(),
+        }),
+    }
+}
+
+/// The datum after the frame of `bytes`, read with `writer` (schema `id`).
+fn read_with(writer: &Writer, id: i32, bytes: &[u8]) -> Result<(Arc<Schema>, Value), ConvertError> {
+    let value = writer
+        .plan
+        .read(&writer.model, &mut &bytes[5..])
+        .map_err(|e| ConvertError::Mismatch {
+            path: "<message>".into(),
+            message: format!("decoding with writer schema {id}: {e}"),
+        })?;
+    Ok((writer.connect.clone(), value))
 }
 
 /// A Connect schema from an Avro schema's JSON; `named` holds records
@@ -309,4 +323,75 @@ fn default_value(schema: &Schema, default: &Json) -> Option<Value> {
         (SchemaKind::Bytes, Json::String(s)) => Value::Bytes(s.chars().map(|c| c as u8).collect()),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::converter::avro::{encode::NullsWithDefault, AvroConverter, AvroSettings};
+    use crate::converter::{Side, SubjectStrategy};
+    use crate::registry::spawn_in_memory;
+
+    /// A message of a schema not cached is not read without the
+    /// registry (the sink fetches it off the async threads first); once
+    /// fetched, it reads as the blocking read does, registry or not.
+    #[test]
+    fn a_message_is_read_from_the_cache_only_once_its_schema_is_fetched() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let url = runtime
+            .block_on(spawn_in_memory())
+            .expect("in-memory registry");
+        let converter = AvroConverter::new(
+            AvroSettings {
+                side: Side::Value,
+                registry_url: url.clone(),
+                strategy: SubjectStrategy::TopicName,
+                auto_register: true,
+                nulls: NullsWithDefault::WriteDefault,
+                access: Default::default(),
+            },
+            RegistryClient::new(&url),
+        );
+        let schema = Arc::new(Schema::structure(
+            "t.Value",
+            vec![Field::new("id", Schema::int64())],
+        ));
+        converter.resolve("t", &schema).expect("registers");
+        let message = converter
+            .encode(
+                "t",
+                Some(&schema),
+                Some(&Value::Struct(vec![Value::Int64(7)])),
+            )
+            .expect("encodes")
+            .expect("bytes");
+
+        let reader = AvroReader::new(RegistryClient::new(&url));
+        assert!(reader.read_cached(&message).is_none(), "nothing cached yet");
+        let id = reader.unknown_schema(&message).expect("an unknown id");
+        reader.fetch(id).expect("fetched");
+        assert_eq!(reader.unknown_schema(&message), None);
+        runtime.shutdown_background();
+        let cached = reader
+            .read_cached(&message)
+            .expect("cached now")
+            .expect("read");
+        assert_eq!(cached.1, Value::Struct(vec![Value::Int64(7)]));
+        assert_eq!(cached.0.kind, schema.kind);
+        let blocking = reader.read(&message).expect("read without the registry");
+        assert_eq!((cached.0, cached.1), blocking);
+
+        // Bytes in another format fail the same way either way.
+        let other = br#"{"id":7}"#;
+        let cached = reader.read_cached(other).expect("no schema to fetch");
+        let (Err(cached), Err(blocking)) = (cached, reader.read(other)) else {
+            panic!("not Avro: both fail");
+        };
+        assert_eq!(cached.to_string(), blocking.to_string());
+        assert!(cached.to_string().contains("wire format"), "{cached}");
+    }
 }

@@ -12,13 +12,50 @@ use sluice_connector_api::{SinkRecord, Text};
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct Positions(BTreeMap<(Text, i32), (i64, i64)>);
 
-impl Positions {
+/// [`Positions`] being noted as records are read. A batch's records come
+/// in runs from one partition: a run is widened in place and entered in
+/// the map when it ends, so the map is searched (and the topic's text
+/// shared once more) per run instead of per record, which cost about 150
+/// instructions a record (callgrind, `scripts/bench-sink 200000`).
+#[derive(Debug, Default)]
+pub(super) struct Noting {
+    noted: Positions,
+    /// The partition of the run being read, and its first and last offsets.
+    run: Option<((Text, i32), (i64, i64))>,
+}
+
+impl Noting {
     /// Notes that `record` was read.
     pub(super) fn note(&mut self, record: &SinkRecord) {
-        let key = (record.topic.clone(), record.kafka_partition);
-        self.widen(key, record.kafka_offset, record.kafka_offset);
+        let offset = record.kafka_offset;
+        if let Some(((topic, partition), (first, last))) = &mut self.run {
+            if *partition == record.kafka_partition && *topic == record.topic {
+                *first = (*first).min(offset);
+                *last = (*last).max(offset);
+                return;
+            }
+        }
+        self.end_run();
+        self.run = Some((
+            (record.topic.clone(), record.kafka_partition),
+            (offset, offset),
+        ));
     }
 
+    fn end_run(&mut self) {
+        if let Some((key, (first, last))) = self.run.take() {
+            self.noted.widen(key, first, last);
+        }
+    }
+
+    /// Everything noted.
+    pub(super) fn finish(mut self) -> Positions {
+        self.end_run();
+        self.noted
+    }
+}
+
+impl Positions {
     /// Makes the partition's span reach from `first` to `last` too.
     fn widen(&mut self, key: (Text, i32), first: i64, last: i64) {
         self.0
@@ -65,7 +102,7 @@ mod tests {
     use super::*;
 
     fn read(records: &[(&str, i32, i64)]) -> Positions {
-        let mut positions = Positions::default();
+        let mut positions = Noting::default();
         for (topic, partition, offset) in records {
             positions.note(&SinkRecord {
                 topic: Text::from(*topic),
@@ -79,7 +116,7 @@ mod tests {
                 headers: Vec::new(),
             });
         }
-        positions
+        positions.finish()
     }
 
     #[test]
@@ -109,5 +146,37 @@ mod tests {
         );
         assert!(Positions::default().is_empty());
         assert!(!earlier.is_empty());
+    }
+
+    /// Runs broken by another topic with the same partition number, by
+    /// another partition, a partition coming back after others, offsets
+    /// out of order within a run: each partition spans what was read of
+    /// it, as noting record by record into the map gives.
+    #[test]
+    fn runs_note_what_each_record_would() {
+        let mut seed = 0x2545_f491_u64;
+        for length in 0..200 {
+            let records: Vec<(&str, i32, i64)> = (0..length)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let topic = ["a", "b", "a.longer.topic.name"][(seed % 3) as usize];
+                    (
+                        topic,
+                        ((seed >> 8) % 3) as i32,
+                        ((seed >> 16) % 1000) as i64,
+                    )
+                })
+                .collect();
+            let mut expected: BTreeMap<(Text, i32), (i64, i64)> = BTreeMap::new();
+            for (topic, partition, offset) in &records {
+                let span = expected
+                    .entry((Text::from(*topic), *partition))
+                    .or_insert((*offset, *offset));
+                *span = (span.0.min(*offset), span.1.max(*offset));
+            }
+            assert_eq!(read(&records), Positions(expected), "{records:?}");
+        }
     }
 }
