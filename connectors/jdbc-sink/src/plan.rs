@@ -104,6 +104,13 @@ fn key_text(key: &[Cell<'_>]) -> Option<String> {
     Some(out)
 }
 
+/// How the batch's key texts are hashed: seeded at random per process as
+/// std's SipHash is (record keys come from outside, so they must not be
+/// able to aim at one bucket), for a tenth of its instructions: SipHash
+/// took ~200 instructions a row of the sink's ~14,000, this ~20
+/// (callgrind, `scripts/bench-sink 200000`).
+type KeyHashing = foldhash::quality::RandomState;
+
 enum Last<'r> {
     Row(Vec<Cell<'r>>, Vec<Cell<'r>>),
     Delete(Vec<Cell<'r>>),
@@ -113,7 +120,7 @@ enum Last<'r> {
 /// in the order keys were first seen, and the rows without a key.
 struct Pending<'r> {
     table: TableName,
-    slot_of_key: HashMap<String, usize>,
+    slot_of_key: HashMap<String, usize, KeyHashing>,
     last: Vec<Last<'r>>,
     unkeyed: Vec<Vec<Cell<'r>>>,
 }
@@ -126,7 +133,7 @@ impl<'r> Pending<'r> {
             // Sized up front to the table's changes in the batch: growing
             // it rehashed every key once more, a quarter of what planning
             // cost (callgrind, `scripts/bench-sink`).
-            slot_of_key: HashMap::with_capacity(expected),
+            slot_of_key: HashMap::with_capacity_and_hasher(expected, KeyHashing::default()),
             last: Vec::with_capacity(expected),
             unkeyed: Vec::new(),
         }
