@@ -281,7 +281,7 @@ impl AvroConverter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -311,8 +311,10 @@ mod tests {
         ))
     }
 
-    #[test]
-    fn registry_is_asked_once_per_schema_not_per_record() {
+    /// A runtime serving an in-memory registry, the registry's URL, and a
+    /// value converter that registers schemas there.
+    pub(crate) fn value_converter_on_a_registry() -> (tokio::runtime::Runtime, String, AvroConverter)
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -332,6 +334,12 @@ mod tests {
             },
             RegistryClient::new(&url),
         );
+        (runtime, url, converter)
+    }
+
+    #[test]
+    fn registry_is_asked_once_per_schema_not_per_record() {
+        let (runtime, _, converter) = value_converter_on_a_registry();
         let schema = value_schema();
         let value = Value::Struct(vec![Value::Int64(7)]);
         assert!(matches!(

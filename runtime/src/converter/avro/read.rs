@@ -328,34 +328,14 @@ fn default_value(schema: &Schema, default: &Json) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::converter::avro::{encode::NullsWithDefault, AvroConverter, AvroSettings};
-    use crate::converter::{Side, SubjectStrategy};
-    use crate::registry::spawn_in_memory;
+    use crate::converter::avro::tests::value_converter_on_a_registry;
 
     /// A message of a schema not cached is not read without the
     /// registry (the sink fetches it off the async threads first); once
     /// fetched, it reads as the blocking read does, registry or not.
     #[test]
     fn a_message_is_read_from_the_cache_only_once_its_schema_is_fetched() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let url = runtime
-            .block_on(spawn_in_memory())
-            .expect("in-memory registry");
-        let converter = AvroConverter::new(
-            AvroSettings {
-                side: Side::Value,
-                registry_url: url.clone(),
-                strategy: SubjectStrategy::TopicName,
-                auto_register: true,
-                nulls: NullsWithDefault::WriteDefault,
-                access: Default::default(),
-            },
-            RegistryClient::new(&url),
-        );
+        let (runtime, url, converter) = value_converter_on_a_registry();
         let schema = Arc::new(Schema::structure(
             "t.Value",
             vec![Field::new("id", Schema::int64())],
