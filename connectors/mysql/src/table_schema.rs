@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use mysql_async::binlog::value::BinlogValue;
 use sluice_connector_api::column_mapping::{ColumnMapper, ColumnMappers, SourceColumn};
 use sluice_connector_api::filters::Filters;
 use sluice_connector_api::topic_naming::TopicNaming;
@@ -12,6 +11,7 @@ use sluice_connector_api::{debezium, logical, Field, Schema, SchemaKind, Text, V
 use crate::boolean_columns::BooleanColumns;
 use crate::catalog::{default_literal, ColumnDef, TableDef};
 use crate::flavor::Flavor;
+use crate::row_images::Cell;
 use crate::types::{Kind, Mapping, Read};
 
 /// A column that is emitted.
@@ -255,11 +255,11 @@ impl TableSchema {
     /// The row struct from a binlog row image of every table column. The
     /// image's values are taken (each slot left `None`): text moves into
     /// the row rather than being copied.
-    pub fn row_from_binlog(&self, values: &mut [Option<BinlogValue<'_>>]) -> Result<Value, String> {
+    pub fn row_from_binlog(&self, values: &mut [Option<Cell<'_>>]) -> Result<Value, String> {
         let mut out = Vec::with_capacity(self.columns.len());
         for column in &self.columns {
             let read = match values.get_mut(column.position).and_then(Option::take) {
-                Some(v) => column.kind.from_binlog(v, self.mapping),
+                Some(v) => column.kind.from_cell(v, self.mapping),
                 _ => {
                     return Err(format!(
                         "column {}.{}.{} is missing from the row image; set binlog_row_image=FULL",

@@ -14,6 +14,7 @@ use sluice_connector_api::{logical, Schema, Text, Value};
 
 use crate::catalog::ColumnDef;
 use crate::config::{BigintUnsignedMode, BinaryMode, DecimalMode, MySqlConfig, TimePrecision};
+use crate::row_images::Cell;
 
 /// The modes that change how values are represented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +344,19 @@ impl Kind {
             Self::Geometry => read(geometry_value(raw)),
             Self::Point => read(point_value(raw)),
             Self::Address(_) => Read::Value(Value::String(decode_text(raw, false))),
+        }
+    }
+
+    /// The value of this kind from a value of a binlog row image: text
+    /// straight from the event's bytes, anything else as
+    /// [`Kind::from_binlog`] reads mysql_common's value of it.
+    pub fn from_cell(&self, cell: Cell<'_>, mapping: Mapping) -> Read {
+        match (self, cell) {
+            (Self::Text { latin1 }, Cell::Bytes(b)) => {
+                Read::Value(Value::String(decode_text(b, *latin1)))
+            }
+            (_, Cell::Null) => Read::Null,
+            (_, cell) => self.from_binlog(cell.into_binlog(), mapping),
         }
     }
 
