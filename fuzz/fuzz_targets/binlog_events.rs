@@ -82,7 +82,7 @@ fn read_stream(data: &[u8]) {
                         let Ok((before, after)) = row else { break };
                         for image in [before, after].into_iter().flatten() {
                             for value in image.into_iter().flatten() {
-                                let _ = value.into_owned();
+                                let _ = value.into_binlog().into_owned();
                             }
                         }
                     }
