@@ -160,6 +160,28 @@ fn snapshot_then_stream_under_concurrent_writes_rebuilds_the_table() {
         big.iter().filter_map(|c| c.key["id"].as_i64()).collect();
     assert_eq!(ids.len(), 40000, "every row of the big table once");
     assert_eq!(big.len(), 40000, "and no row twice");
+    // Three readers shared the snapshot: markers as Debezium's, exactly one
+    // "first" and one "last" over both tables, and each table's rows
+    // bracketed by its own markers.
+    let mut markers = Vec::new();
+    for (table, reads) in [("items", reads.clone()), ("big", big.iter().collect())] {
+        let rows: Vec<&str> = reads
+            .iter()
+            .map(|c| c.value["source"]["snapshot"].as_str().unwrap_or_default())
+            .collect();
+        assert!(
+            rows[1..rows.len() - 1].iter().all(|m| *m == "true"),
+            "{table}: {:?}",
+            rows.iter().filter(|m| **m != "true").collect::<Vec<_>>()
+        );
+        markers.push(rows[0]);
+        markers.push(rows[rows.len() - 1]);
+    }
+    let count = |m: &str| markers.iter().filter(|x| **x == m).count();
+    assert_eq!(count("first"), 1, "{markers:?}");
+    assert_eq!(count("last"), 1, "{markers:?}");
+    assert_eq!(count("first_in_data_collection"), 1, "{markers:?}");
+    assert_eq!(count("last_in_data_collection"), 1, "{markers:?}");
     let event = &reads[0].value;
     assert_eq!(event["source"]["connector"], "mysql");
     assert_eq!(event["source"]["name"], prefix.as_str());

@@ -26,6 +26,7 @@ pub mod postgres_tls;
 pub mod record;
 pub mod schema;
 pub mod sink;
+pub mod snapshot_markers;
 pub mod snapshot_select;
 pub mod source;
 pub mod source_settings;

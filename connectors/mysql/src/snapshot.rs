@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use sluice_connector_api::snapshot_markers::{Marked, SnapshotMarkers};
 use sluice_connector_api::{Batch, BatchLimit, ConnectorError, SourceRecord, Value};
 use tokio::sync::mpsc;
 
@@ -27,6 +28,9 @@ use crate::types::Mapping;
 #[derive(Debug, Clone)]
 struct Unit {
     table: String,
+    /// The table's place among the snapshotted tables (and their
+    /// estimates), which the markers count units by.
+    index: usize,
     /// `WHERE` condition of a key range; `None` for the whole table.
     range: Option<String>,
 }
@@ -207,6 +211,7 @@ async fn plan(
                     };
                     units.push(Unit {
                         table: id.clone(),
+                        index: estimates.len() - 1,
                         range: Some(range),
                     });
                     from = to;
@@ -216,6 +221,7 @@ async fn plan(
         }
         units.push(Unit {
             table: id.clone(),
+            index: estimates.len() - 1,
             range: None,
         });
     }
@@ -246,13 +252,23 @@ pub struct Finished {
     pub rows: u64,
 }
 
+/// Rows of one unit a snapshot reader read, in read order.
+struct Piece {
+    /// The unit's table ([`Unit::index`]).
+    table: usize,
+    records: Vec<SourceRecord>,
+    /// Whether the unit was read to its end with these.
+    unit_done: bool,
+}
+
 /// What snapshot readers send the coordinator: rows or why they stopped.
-type Out = mpsc::Sender<Result<Vec<SourceRecord>, ConnectorError>>;
+type Out = mpsc::Sender<Result<Piece, ConnectorError>>;
 
 /// Reads every unit with the started readers, emitting `op=r` events
-/// through `out`. The snapshot's first event is marked `first` and its
-/// last `last`; the last carries `snapshot_completed`, so a restart before
-/// it is durable takes the snapshot again.
+/// through `out`, marked as Debezium marks them (`first`, `last`, each
+/// table's `first_in_data_collection` and `last_in_data_collection`; see
+/// [`SnapshotMarkers`]). The last carries `snapshot_completed`, so a
+/// restart before it is durable takes the snapshot again.
 pub async fn read(
     config: &MySqlConfig,
     ctx: &EventContext,
@@ -272,6 +288,10 @@ pub async fn read(
         return Err(ConnectorError::fatal("no snapshot reader"));
     };
     let (units, estimates) = plan(first, &tables, config, count).await?;
+    let mut units_per_table = vec![0; estimates.len()];
+    for unit in &units {
+        units_per_table[unit.index] += 1;
+    }
     {
         let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
         p.phase = "snapshot";
@@ -287,7 +307,7 @@ pub async fn read(
     // beyond what max.queue.size allows (~6 MiB at the peak of
     // scripts/bench-mysql's snapshot).
     let (rows_tx, mut rows_rx) =
-        mpsc::channel::<Result<Vec<SourceRecord>, ConnectorError>>(readers.len().max(1));
+        mpsc::channel::<Result<Piece, ConnectorError>>(readers.len().max(1));
     let mut workers = Vec::new();
     for reader in readers {
         let queue = Arc::clone(&queue);
@@ -318,22 +338,24 @@ pub async fn read(
         }));
     }
     drop(rows_tx);
-    // Hold back one record so the snapshot's last can be marked.
-    let mut held: Option<SourceRecord> = None;
-    let mut first_marked = false;
+    let mut markers = SnapshotMarkers::new(units_per_table);
     let mut total = 0u64;
     let mut pending = lead;
-    while let Some(batch) = rows_rx.recv().await {
-        let batch = batch?;
-        for mut record in batch {
-            if !first_marked {
-                set_marker(&mut record, "first");
-                first_marked = true;
-            }
-            total += 1;
-            if let Some(previous) = held.replace(record) {
-                pending.push(previous);
-            }
+    let marked = |done: Marked<SourceRecord>| {
+        let mut record = done.row;
+        if done.marker != "true" {
+            set_marker(&mut record, done.marker);
+        }
+        record
+    };
+    while let Some(piece) = rows_rx.recv().await {
+        let piece = piece?;
+        total += piece.records.len() as u64;
+        for record in piece.records {
+            pending.extend(markers.push(piece.table, record).map(marked));
+        }
+        if piece.unit_done {
+            pending.extend(markers.unit_done(piece.table).map(marked));
         }
         if !pending.is_empty() {
             out.emit_from(&mut pending).await?;
@@ -343,10 +365,11 @@ pub async fn read(
         let _ = w.await;
     }
     let completed = serde_json::json!(true);
-    if let Some(mut last) = held {
-        set_marker(&mut last, if total == 1 { "first" } else { "last" });
+    let rest = markers.finish();
+    let had_rows = !rest.is_empty();
+    pending.extend(rest.into_iter().map(marked));
+    if let Some(last) = pending.last_mut().filter(|_| had_rows) {
         last.offset.insert("snapshot_completed".into(), completed);
-        pending.push(last);
     } else if let Some(last) = pending
         .iter_mut()
         .rev()
@@ -426,21 +449,30 @@ async fn read_units(
             if batch.is_full() {
                 let n = batch.len() as u64;
                 done += n;
-                tx.send(Ok(batch.take()))
+                let piece = Piece {
+                    table: unit.index,
+                    records: batch.take(),
+                    unit_done: false,
+                };
+                tx.send(Ok(piece))
                     .await
                     .map_err(|_| ConnectorError::retriable("the task stopped"))?;
                 bump(progress, &unit.table, n);
             }
         }
         drop(result);
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            done += n;
-            tx.send(Ok(batch.take()))
-                .await
-                .map_err(|_| ConnectorError::retriable("the task stopped"))?;
-            bump(progress, &unit.table, n);
-        }
+        // Sent even when empty: the unit's end decides its table's markers.
+        let n = batch.len() as u64;
+        done += n;
+        let piece = Piece {
+            table: unit.index,
+            records: batch.take(),
+            unit_done: true,
+        };
+        tx.send(Ok(piece))
+            .await
+            .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+        bump(progress, &unit.table, n);
         tracing::debug!(table = %unit.table, rows = done, "snapshot unit read");
     }
     let _ = conn.query_drop("COMMIT").await;

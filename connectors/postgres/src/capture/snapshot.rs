@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use sluice_connector_api::snapshot_markers::SnapshotMarkers;
 use sluice_connector_api::{ConnectorError, Value};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
@@ -148,7 +149,7 @@ impl Capture {
             .collect();
         let tid_range_scans = sizes.first().is_some_and(|r| r.get::<_, i32>(1) >= 140_000);
         let units = super::readers::plan(&pages, clients.len(), tid_range_scans);
-        let mut units_left = super::readers::units_per_table(&units, tables.len());
+        let units_left = super::readers::units_per_table(&units, tables.len());
         clients.truncate(units.len().max(1));
         let readers = clients.len();
         tracing::info!(consistent_point = %consistent, tables = tables.len(), readers, units = units.len(), "snapshot started");
@@ -225,12 +226,9 @@ impl Capture {
                 Value::Null,
             )
         };
-        let mut first = true;
-        let mut started = vec![false; tables.len()];
         // Each table's newest row waits for the next (or the table's end);
         // the newest finished table's last row waits to become "last".
-        let mut held: Vec<Option<Value>> = vec![None; tables.len()];
-        let mut ended: Option<(usize, Value)> = None;
+        let mut markers = SnapshotMarkers::new(units_left);
         while let Some(batch) = batches.recv().await {
             let batch = batch?;
             // One reader's piece as events: the readers close pieces by the
@@ -238,16 +236,8 @@ impl Capture {
             // and not again here.
             let mut out = Vec::with_capacity(batch.rows.len());
             for value in batch.rows {
-                if let Some(previous) = held[batch.table].replace(value) {
-                    let marker = if std::mem::take(&mut first) {
-                        "first"
-                    } else if !started[batch.table] {
-                        "first_in_data_collection"
-                    } else {
-                        "true"
-                    };
-                    started[batch.table] = true;
-                    out.extend(emit(batch.table, previous, marker, false));
+                if let Some(done) = markers.push(batch.table, value) {
+                    out.extend(emit(done.table, done.row, done.marker, false));
                     // Hand over in max.batch.size pieces: a fetch of many
                     // rows never sits whole in the queue as events.
                     if out.len() >= self.config.common.max_batch_size {
@@ -255,20 +245,9 @@ impl Capture {
                     }
                 }
             }
-            let table_done = batch.unit_done && {
-                units_left[batch.table] = units_left[batch.table].saturating_sub(1);
-                units_left[batch.table] == 0
-            };
-            if table_done {
-                if let Some(last) = held[batch.table].take() {
-                    if let Some((table, value)) = ended.replace((batch.table, last)) {
-                        let marker = if std::mem::take(&mut first) {
-                            "first"
-                        } else {
-                            "last_in_data_collection"
-                        };
-                        out.extend(emit(table, value, marker, false));
-                    }
+            if batch.unit_done {
+                if let Some(done) = markers.unit_done(batch.table) {
+                    out.extend(emit(done.table, done.row, done.marker, false));
                 }
             }
             self.send(out).await?;
@@ -279,9 +258,13 @@ impl Capture {
             })??;
         }
         self.snapshot_slot.keep();
-        if let Some((table, value)) = ended {
-            self.send(emit(table, value, "last", true).collect())
-                .await?;
+        let mut out = Vec::new();
+        for done in markers.finish() {
+            let last = done.marker == "last";
+            out.extend(emit(done.table, done.row, done.marker, last));
+        }
+        if !out.is_empty() {
+            self.send(out).await?;
         }
         tracing::info!("snapshot finished");
         Ok(consistent)
