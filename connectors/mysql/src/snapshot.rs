@@ -349,16 +349,20 @@ pub async fn read(
         record
     };
     while let Some(piece) = rows_rx.recv().await {
-        let piece = piece?;
-        total += piece.records.len() as u64;
-        for record in piece.records {
-            pending.extend(markers.push(piece.table, record).map(marked));
-        }
-        if piece.unit_done {
-            pending.extend(markers.unit_done(piece.table).map(marked));
-        }
+        let Piece {
+            table,
+            mut records,
+            unit_done,
+        } = piece?;
+        total += records.len() as u64;
+        // The piece goes out as it came, behind the row held before it.
+        pending.extend(markers.push_all(table, &mut records, set_marker));
         if !pending.is_empty() {
             out.emit_from(&mut pending).await?;
+        }
+        out.emit(records).await?;
+        if unit_done {
+            pending.extend(markers.unit_done(table).map(marked));
         }
     }
     for w in workers {
