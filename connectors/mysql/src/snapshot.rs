@@ -451,37 +451,39 @@ async fn read_units(
                 row_bytes,
             );
             if batch.is_full() {
-                let n = batch.len() as u64;
-                done += n;
-                let piece = Piece {
-                    table: unit.index,
-                    records: batch.take(),
-                    unit_done: false,
-                };
-                tx.send(Ok(piece))
-                    .await
-                    .map_err(|_| ConnectorError::retriable("the task stopped"))?;
-                bump(progress, &unit.table, n);
+                done += send_piece(tx, progress, &unit, &mut batch, false).await?;
             }
         }
         drop(result);
         // Sent even when empty: the unit's end decides its table's markers.
-        let n = batch.len() as u64;
-        done += n;
-        let piece = Piece {
-            table: unit.index,
-            records: batch.take(),
-            unit_done: true,
-        };
-        tx.send(Ok(piece))
-            .await
-            .map_err(|_| ConnectorError::retriable("the task stopped"))?;
-        bump(progress, &unit.table, n);
+        done += send_piece(tx, progress, &unit, &mut batch, true).await?;
         tracing::debug!(table = %unit.table, rows = done, "snapshot unit read");
     }
     let _ = conn.query_drop("COMMIT").await;
     let _ = conn.disconnect().await;
     Ok(())
+}
+
+/// Sends what `batch` holds as a piece of `unit` and counts it in the
+/// progress; gives back how many rows it held.
+async fn send_piece(
+    tx: &Out,
+    progress: &Arc<Mutex<Progress>>,
+    unit: &Unit,
+    batch: &mut Batch,
+    unit_done: bool,
+) -> Result<u64, ConnectorError> {
+    let rows = batch.len() as u64;
+    let piece = Piece {
+        table: unit.index,
+        records: batch.take(),
+        unit_done,
+    };
+    tx.send(Ok(piece))
+        .await
+        .map_err(|_| ConnectorError::retriable("the task stopped"))?;
+    bump(progress, &unit.table, rows);
+    Ok(rows)
 }
 
 fn bump(progress: &Arc<Mutex<Progress>>, table: &str, rows: u64) {
