@@ -299,7 +299,6 @@ impl debezium::EventTable for TableSchema {
     }
 }
 
-/// A table's schemas for the crate's unit tests.
 /// `v` through the column's mapper (`column.mask.*`, `column.truncate.to.*`), if it has one.
 #[inline]
 fn mapped(column: &EmittedColumn, mut v: Value) -> Value {
@@ -309,6 +308,7 @@ fn mapped(column: &EmittedColumn, mut v: Value) -> Value {
     v
 }
 
+/// A table's schemas for the crate's unit tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
     use sluice_connector_api::filters::Filters;
